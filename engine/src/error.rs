@@ -1,0 +1,97 @@
+//! The engine's one error type. Every variant carries the data a caller
+//! needs to explain the problem, and belongs to one [`ErrorKind`], which the
+//! server maps to an HTTP status in exactly one place.
+
+use thiserror::Error;
+
+/// What kind of failure this is, independent of its details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The caller sent something invalid (400).
+    BadInput,
+    /// A named thing does not exist (404).
+    NotFound,
+    /// A configured limit was exceeded (400 for query limits, 413 for sizes).
+    LimitExceeded,
+    /// The query ran out of time (504).
+    Timeout,
+    /// A bug or an environment failure (500).
+    Internal,
+}
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error("{message}")]
+    InvalidParameter {
+        /// The request parameter (GET name or JSON path) that is wrong.
+        param: String,
+        message: String,
+    },
+    #[error("{message}")]
+    InvalidBatch {
+        /// Where in the ingest body, e.g. `series[3].points[7]`.
+        path: String,
+        message: String,
+    },
+    #[error("invalid pattern in '{param}': {source}")]
+    InvalidPattern {
+        param: String,
+        #[source]
+        source: crate::index::pattern::PatternError,
+    },
+    #[error("query matches {matched} metrics, over the limit of {limit} (cardinality_limit / --max-query-metrics)")]
+    TooManyMetrics { matched: u64, limit: u64 },
+    #[error("query asks for {requested} points, over the limit of {limit}")]
+    TooManyPoints { requested: u64, limit: u64 },
+    #[error("query timed out after {elapsed_ms} ms (timeout {timeout_ms} ms)")]
+    Timeout { timeout_ms: u64, elapsed_ms: u64 },
+    #[error("chart '{0}' not found")]
+    ChartNotFound(String),
+    #[error("no metrics were matched by the query")]
+    NothingMatched,
+    #[error("failed to build an Arrow segment for tier {tier}: {source}")]
+    Arrow {
+        tier: u8,
+        #[source]
+        source: arrow_schema::ArrowError,
+    },
+    #[error("engine state is unavailable: {0}")]
+    Poisoned(&'static str),
+}
+
+impl EngineError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::InvalidParameter { .. }
+            | EngineError::InvalidBatch { .. }
+            | EngineError::InvalidPattern { .. } => ErrorKind::BadInput,
+            EngineError::TooManyMetrics { .. } | EngineError::TooManyPoints { .. } => {
+                ErrorKind::LimitExceeded
+            }
+            EngineError::Timeout { .. } => ErrorKind::Timeout,
+            EngineError::ChartNotFound(_) | EngineError::NothingMatched => ErrorKind::NotFound,
+            EngineError::Arrow { .. } | EngineError::Poisoned(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// Where in the request the problem is, when known.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            EngineError::InvalidParameter { param, .. } | EngineError::InvalidPattern { param, .. } => {
+                Some(param)
+            }
+            EngineError::InvalidBatch { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
+    pub fn param(param: impl Into<String>, message: impl Into<String>) -> Self {
+        EngineError::InvalidParameter { param: param.into(), message: message.into() }
+    }
+
+    pub fn batch(path: impl Into<String>, message: impl Into<String>) -> Self {
+        EngineError::InvalidBatch { path: path.into(), message: message.into() }
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

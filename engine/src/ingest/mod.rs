@@ -1,0 +1,20 @@
+//! The one ingest API every front door uses (JSON endpoint, the local
+//! collector, the demo loader, fixtures). A batch is validated whole, then
+//! applied; a rejected batch changes nothing.
+
+mod batch;
+mod validate;
+
+pub use batch::{IngestBatch, NodeSpec, Point, SeriesSpec};
+pub use validate::validate;
+
+use serde::Serialize;
+
+/// What an accepted batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    /// Points written (gaps included).
+    pub accepted: u64,
+    /// Points older than the open head, refused.
+    pub rejected_late: u64,
+}

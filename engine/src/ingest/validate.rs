@@ -1,0 +1,100 @@
+//! Whole-batch validation: every problem is reported with the JSON path of
+//! the element at fault, before anything is applied.
+
+use super::IngestBatch;
+use crate::catalog::Catalog;
+use crate::error::{EngineError, Result};
+
+const MAX_NAME: usize = 256;
+/// Timestamps outside [1970, 2200) are refused: they are typos, not data.
+const MAX_T: i64 = 7_258_118_400;
+pub const MAX_UPDATE_EVERY: i64 = 86_400;
+
+fn name(path: String, field: &str, v: &str, required: bool) -> Result<()> {
+    if required && v.trim().is_empty() {
+        return Err(EngineError::batch(path, format!("'{field}' must not be empty")));
+    }
+    if v.len() > MAX_NAME {
+        return Err(EngineError::batch(path, format!("'{field}' is longer than {MAX_NAME} bytes")));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(EngineError::batch(path, format!("'{field}' contains control characters")));
+    }
+    Ok(())
+}
+
+/// Checks a batch against itself and the catalog (update_every may not
+/// change for an existing metric).
+pub fn validate(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Result<()> {
+    for (i, n) in batch.nodes.iter().enumerate() {
+        name(format!("nodes[{i}].id"), "id", &n.id, true)?;
+        if let Some(h) = &n.hostname {
+            name(format!("nodes[{i}].hostname"), "hostname", h, true)?;
+        }
+        for (k, v) in &n.labels {
+            name(format!("nodes[{i}].labels.{k}"), "label key", k, true)?;
+            name(format!("nodes[{i}].labels.{k}"), "label value", v, false)?;
+        }
+    }
+    for (i, s) in batch.series.iter().enumerate() {
+        let p = |f: &str| format!("series[{i}].{f}");
+        let node = s.node.as_deref().unwrap_or(default_node);
+        name(p("node"), "node", node, true)?;
+        name(p("context"), "context", &s.context, true)?;
+        name(p("dimension"), "dimension", &s.dimension, true)?;
+        if let Some(inst) = &s.instance {
+            name(p("instance"), "instance", inst, true)?;
+        }
+        for (f, v) in [("units", &s.units), ("title", &s.title)] {
+            if let Some(v) = v {
+                name(p(f), f, v, false)?;
+            }
+        }
+        if let Some(ct) = &s.chart_type {
+            if !matches!(ct.as_str(), "line" | "area" | "stacked" | "heatmap") {
+                return Err(EngineError::batch(p("chart_type"), format!("chart_type '{ct}' must be line, area, stacked or heatmap")));
+            }
+        }
+        for (k, v) in &s.labels {
+            name(p(&format!("labels.{k}")), "label key", k, true)?;
+            name(p(&format!("labels.{k}")), "label value", v, false)?;
+        }
+        let ue = s.update_every.unwrap_or(1);
+        if !(1..=MAX_UPDATE_EVERY).contains(&ue) {
+            return Err(EngineError::batch(p("update_every"), format!("update_every must be 1..={MAX_UPDATE_EVERY} seconds, got {ue}")));
+        }
+        let instance = s.instance.as_deref().unwrap_or(&s.context);
+        if let Some(m) = cat.registry.metric_id(node, instance, &s.dimension) {
+            let existing = cat.registry.metric(m).update_every;
+            if existing != ue {
+                return Err(EngineError::batch(
+                    p("update_every"),
+                    format!("metric {node}/{instance}/{} is collected every {existing}s, not {ue}s", s.dimension),
+                ));
+            }
+        }
+        for (j, pt) in s.points.iter().enumerate() {
+            if !(0..MAX_T).contains(&pt.t) {
+                return Err(EngineError::batch(format!("series[{i}].points[{j}]"), format!("timestamp {} is outside 1970..2200", pt.t)));
+            }
+            if pt.value.is_some_and(|v| !v.is_finite()) {
+                return Err(EngineError::batch(format!("series[{i}].points[{j}]"), "value must be a finite number or null"));
+            }
+        }
+    }
+    // Two series of one batch may not disagree on a new metric's update_every.
+    let mut seen = std::collections::HashMap::new();
+    for (i, s) in batch.series.iter().enumerate() {
+        let node = s.node.as_deref().unwrap_or(default_node);
+        let instance = s.instance.as_deref().unwrap_or(&s.context);
+        let ue = s.update_every.unwrap_or(1);
+        if let Some(&(prev, j)) = seen.get(&(node, instance, s.dimension.as_str())) {
+            if prev != ue {
+                return Err(EngineError::batch(format!("series[{i}].update_every"), format!("conflicts with series[{j}] ({prev}s vs {ue}s)")));
+            }
+        } else {
+            seen.insert((node, instance, s.dimension.as_str()), (ue, i));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! strata-engine: everything of strata that is not HTTP. Metadata and
+//! bitmap indexes (`model`, `catalog`, `index`), the tiered store
+//! (`storage`), the ingest API (`ingest`), the query path (`query`), and the
+//! deterministic demo/fixture generator (`demo`).
+//!
+//! Data flows one way: an [`ingest::IngestBatch`] is validated whole and
+//! applied through [`Engine::ingest`]; a [`query::request::QueryRequest`]
+//! parsed from GET parameters or a JSON body runs through [`Engine::query`]
+//! and yields a format-neutral [`query::result::QueryResult`].
+
+pub mod catalog;
+pub mod demo;
+pub mod engine;
+pub mod error;
+pub mod index;
+pub mod ingest;
+pub mod model;
+pub mod query;
+pub mod storage;
+
+pub use engine::{Clock, Engine, EngineConfig};
+pub use error::{EngineError, ErrorKind, Result};

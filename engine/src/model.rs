@@ -1,0 +1,308 @@
+//! Ids and names: nodes, contexts, instances, dimensions and the dense
+//! [`MetricId`] of every (node, instance, dimension) series. The registry
+//! only grows; ids are never reused, so a bitmap of MetricIds stays valid.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Dense id of one time series; every selection is a bitmap of these.
+pub type MetricId = u32;
+pub type NodeIdx = u32;
+pub type ContextIdx = u32;
+pub type InstanceIdx = u32;
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The id clients use in ingest (`node` field).
+    pub id: String,
+    pub hostname: String,
+    /// A stable UUID derived from the id: Netdata clients key nodes by it (`mg`).
+    pub machine_guid: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub id: String,
+    pub title: String,
+    pub units: String,
+    pub chart_type: String,
+    pub family: String,
+    pub priority: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub node: NodeIdx,
+    pub context: ContextIdx,
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// The instance's metrics in registration (priority) order.
+    pub metrics: Vec<MetricId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Metric {
+    pub instance: InstanceIdx,
+    pub dimension: String,
+    pub update_every: i64,
+    /// Order of the dimension inside its instance (Netdata's priority).
+    pub priority: u32,
+}
+
+/// Metadata describing a series, as ingest supplies it.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesMeta<'a> {
+    pub node: &'a str,
+    pub context: &'a str,
+    pub instance: &'a str,
+    pub dimension: &'a str,
+    pub units: Option<&'a str>,
+    pub title: Option<&'a str>,
+    pub chart_type: Option<&'a str>,
+    pub update_every: i64,
+    pub labels: Option<&'a BTreeMap<String, String>>,
+}
+
+/// All metadata, append-only. Lookups by name are hash maps; lookups by
+/// index are vectors.
+#[derive(Debug, Default)]
+pub struct Registry {
+    pub nodes: Vec<Node>,
+    pub contexts: Vec<Context>,
+    pub instances: Vec<Instance>,
+    pub metrics: Vec<Metric>,
+    node_by_id: HashMap<String, NodeIdx>,
+    context_by_id: HashMap<String, ContextIdx>,
+    instance_by_key: HashMap<(NodeIdx, String), InstanceIdx>,
+    metric_by_key: HashMap<(InstanceIdx, String), MetricId>,
+    /// Bumped on every metadata change; clients use it for cache invalidation.
+    pub generation: u64,
+}
+
+/// What changed when a series was registered, so indexes update incrementally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registered {
+    pub metric: MetricId,
+    pub new_metric: bool,
+    pub new_instance: bool,
+}
+
+impl Registry {
+    pub fn node_idx(&self, id: &str) -> Option<NodeIdx> {
+        self.node_by_id.get(id).copied()
+    }
+
+    pub fn context_idx(&self, id: &str) -> Option<ContextIdx> {
+        self.context_by_id.get(id).copied()
+    }
+
+    pub fn instance_idx(&self, node: &str, instance: &str) -> Option<InstanceIdx> {
+        let n = self.node_idx(node)?;
+        self.instance_by_key.get(&(n, instance.to_string())).copied()
+    }
+
+    pub fn metric_id(&self, node: &str, instance: &str, dimension: &str) -> Option<MetricId> {
+        let n = self.node_idx(node)?;
+        let i = self.instance_by_key.get(&(n, instance.to_string()))?;
+        self.metric_by_key.get(&(*i, dimension.to_string())).copied()
+    }
+
+    /// Creates or updates a node; returns its index.
+    pub fn upsert_node(
+        &mut self,
+        id: &str,
+        hostname: Option<&str>,
+        labels: Option<&BTreeMap<String, String>>,
+    ) -> NodeIdx {
+        if let Some(&idx) = self.node_by_id.get(id) {
+            let node = &mut self.nodes[idx as usize];
+            if let Some(h) = hostname {
+                if node.hostname != h {
+                    node.hostname = h.to_string();
+                    self.generation += 1;
+                }
+            }
+            if let Some(l) = labels {
+                if !l.is_empty() && &node.labels != l {
+                    node.labels = l.clone();
+                    self.generation += 1;
+                }
+            }
+            return idx;
+        }
+        let idx = self.nodes.len() as NodeIdx;
+        self.nodes.push(Node {
+            id: id.to_string(),
+            hostname: hostname.unwrap_or(id).to_string(),
+            machine_guid: machine_guid_for(id),
+            labels: labels.cloned().unwrap_or_default(),
+        });
+        self.node_by_id.insert(id.to_string(), idx);
+        self.generation += 1;
+        idx
+    }
+
+    fn upsert_context(&mut self, meta: &SeriesMeta<'_>) -> ContextIdx {
+        if let Some(&idx) = self.context_by_id.get(meta.context) {
+            let ctx = &mut self.contexts[idx as usize];
+            // Later metadata wins, as when a collector renames a chart.
+            for (slot, new) in [
+                (&mut ctx.units, meta.units),
+                (&mut ctx.title, meta.title),
+                (&mut ctx.chart_type, meta.chart_type),
+            ] {
+                if let Some(new) = new {
+                    if slot != new {
+                        *slot = new.to_string();
+                        self.generation += 1;
+                    }
+                }
+            }
+            return idx;
+        }
+        let idx = self.contexts.len() as ContextIdx;
+        let family = meta.context.split('.').next().unwrap_or(meta.context).to_string();
+        self.contexts.push(Context {
+            id: meta.context.to_string(),
+            title: meta.title.unwrap_or(meta.context).to_string(),
+            units: meta.units.unwrap_or("").to_string(),
+            chart_type: meta.chart_type.unwrap_or("line").to_string(),
+            family,
+            priority: 1000 + idx,
+        });
+        self.context_by_id.insert(meta.context.to_string(), idx);
+        self.generation += 1;
+        idx
+    }
+
+    /// Registers (or finds) the series described by `meta`.
+    pub fn register(&mut self, meta: &SeriesMeta<'_>) -> Registered {
+        let node = self.upsert_node(meta.node, None, None);
+        let context = self.upsert_context(meta);
+        let mut new_instance = false;
+        let instance = match self.instance_by_key.get(&(node, meta.instance.to_string())) {
+            Some(&i) => {
+                if let Some(l) = meta.labels {
+                    let inst = &mut self.instances[i as usize];
+                    if !l.is_empty() && &inst.labels != l {
+                        inst.labels = l.clone();
+                        self.generation += 1;
+                    }
+                }
+                i
+            }
+            None => {
+                let i = self.instances.len() as InstanceIdx;
+                self.instances.push(Instance {
+                    node,
+                    context,
+                    id: meta.instance.to_string(),
+                    name: meta.instance.to_string(),
+                    labels: meta.labels.cloned().unwrap_or_default(),
+                    metrics: Vec::new(),
+                });
+                self.instance_by_key.insert((node, meta.instance.to_string()), i);
+                self.generation += 1;
+                new_instance = true;
+                i
+            }
+        };
+        if let Some(&m) = self.metric_by_key.get(&(instance, meta.dimension.to_string())) {
+            return Registered { metric: m, new_metric: false, new_instance };
+        }
+        let id = self.metrics.len() as MetricId;
+        let dims = &mut self.instances[instance as usize].metrics;
+        let priority = dims.len() as u32;
+        dims.push(id);
+        self.metrics.push(Metric {
+            instance,
+            dimension: meta.dimension.to_string(),
+            update_every: meta.update_every,
+            priority,
+        });
+        self.metric_by_key.insert((instance, meta.dimension.to_string()), id);
+        self.generation += 1;
+        Registered { metric: id, new_metric: true, new_instance }
+    }
+
+    pub fn metric(&self, id: MetricId) -> &Metric {
+        &self.metrics[id as usize]
+    }
+
+    pub fn instance_of(&self, id: MetricId) -> &Instance {
+        &self.instances[self.metrics[id as usize].instance as usize]
+    }
+
+    pub fn node_of(&self, id: MetricId) -> &Node {
+        &self.nodes[self.instance_of(id).node as usize]
+    }
+
+    pub fn context_of(&self, id: MetricId) -> &Context {
+        &self.contexts[self.instance_of(id).context as usize]
+    }
+}
+
+/// A deterministic UUID-shaped id for a node: Netdata clients (and the
+/// Grafana plugin) key nodes by machine GUID, so it must be stable.
+pub fn machine_guid_for(node_id: &str) -> String {
+    let a = fnv1a64(node_id.as_bytes(), 0xcbf2_9ce4_8422_2325);
+    let b = fnv1a64(node_id.as_bytes(), 0x8422_2325_cbf2_9ce4);
+    let hex = format!("{a:016x}{b:016x}");
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+fn fnv1a64(bytes: &[u8], seed: u64) -> u64 {
+    let mut h = seed;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta<'a>(node: &'a str, inst: &'a str, dim: &'a str) -> SeriesMeta<'a> {
+        SeriesMeta {
+            node,
+            context: "system.cpu",
+            instance: inst,
+            dimension: dim,
+            update_every: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn register_is_idempotent_and_dense() {
+        let mut r = Registry::default();
+        let a = r.register(&meta("n1", "system.cpu", "user"));
+        let b = r.register(&meta("n1", "system.cpu", "system"));
+        let a2 = r.register(&meta("n1", "system.cpu", "user"));
+        let c = r.register(&meta("n2", "system.cpu", "user"));
+        assert_eq!((a.metric, b.metric, a2.metric, c.metric), (0, 1, 0, 2));
+        assert!(a.new_metric && !a2.new_metric && c.new_instance);
+        assert_eq!(r.metric(1).priority, 1);
+        assert_eq!(r.node_of(2).id, "n2");
+        assert_eq!(r.metric_id("n2", "system.cpu", "user"), Some(2));
+    }
+
+    #[test]
+    fn machine_guid_is_stable_and_uuid_shaped() {
+        let g = machine_guid_for("web-1");
+        assert_eq!(g, machine_guid_for("web-1"));
+        assert_ne!(g, machine_guid_for("web-2"));
+        assert_eq!(g.len(), 36);
+        assert_eq!(g.matches('-').count(), 4);
+    }
+}

@@ -1,0 +1,257 @@
+//! Cross-metric aggregation (spec 5): each metric's time-grouped buckets
+//! are folded into the accumulator of its group; a second pass folds the
+//! first pass's groups. Only the final pass divides averages (Netdata).
+
+use std::collections::HashMap;
+
+use crate::catalog::Catalog;
+use crate::model::MetricId;
+use crate::query::execute::{Buckets, PA_EMPTY, PA_PARTIAL, PA_RESET};
+use crate::query::request::{Aggregation, GroupByKey, GroupByPass};
+
+/// Identity of one output series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesKey {
+    pub id: String,
+    pub name: String,
+    pub units: String,
+    pub priority: u32,
+    /// Label values by key, for `group-by-labels`.
+    pub labels: Vec<(String, String)>,
+}
+
+/// Builds a metric's group id/name for one pass's keys, in Netdata's fixed
+/// component order: dimension, instance, labels, node, context, units.
+pub fn series_key(cat: &Catalog, m: MetricId, pass: &GroupByPass, percentage_units: bool) -> SeriesKey {
+    let reg = &cat.registry;
+    let metric = reg.metric(m);
+    let inst = reg.instance_of(m);
+    let node = reg.node_of(m);
+    let ctx = reg.context_of(m);
+    let units = if percentage_units { "%".to_string() } else { ctx.units.clone() };
+    let has = |k| pass.keys.contains(&k);
+    if has(GroupByKey::Selected) {
+        return SeriesKey { id: "selected".into(), name: "selected".into(), units, priority: metric.priority, labels: vec![] };
+    }
+    let (mut ids, mut names): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    if has(GroupByKey::Dimension) {
+        ids.push(metric.dimension.clone());
+        names.push(metric.dimension.clone());
+    }
+    if has(GroupByKey::Instance) || has(GroupByKey::PercentageOfInstance) {
+        if has(GroupByKey::Node) {
+            ids.push(inst.id.clone());
+            names.push(inst.name.clone());
+        } else {
+            ids.push(format!("{}@{}", inst.id, node.machine_guid));
+            names.push(format!("{}@{}", inst.name, node.hostname));
+        }
+    }
+    let mut labels = Vec::new();
+    if has(GroupByKey::Label) {
+        for k in &pass.labels {
+            let v = inst.labels.get(k).cloned().unwrap_or_else(|| "[unset]".to_string());
+            ids.push(v.clone());
+            names.push(v.clone());
+            labels.push((k.clone(), v));
+        }
+    }
+    if has(GroupByKey::Node) {
+        ids.push(node.machine_guid.clone());
+        names.push(node.hostname.clone());
+    }
+    if has(GroupByKey::Context) {
+        ids.push(ctx.id.clone());
+        names.push(ctx.id.clone());
+    }
+    if has(GroupByKey::Units) {
+        ids.push(units.clone());
+        names.push(units.clone());
+    }
+    SeriesKey { id: ids.join(","), name: names.join(","), units, priority: metric.priority, labels }
+}
+
+/// Per-group, per-point accumulators.
+#[derive(Debug, Clone)]
+pub struct Accumulator {
+    pub points: usize,
+    pub groups: usize,
+    pub agg: Aggregation,
+    /// groups x points, row-major.
+    pub value: Vec<f64>,
+    pub count: Vec<u32>,
+    pub arp_sum: Vec<f64>,
+    pub flags: Vec<u8>,
+}
+
+#[inline]
+fn combine(agg: Aggregation, acc: &mut f64, first: bool, v: f64) {
+    if first {
+        *acc = v;
+        return;
+    }
+    match agg {
+        Aggregation::Sum | Aggregation::Average | Aggregation::Percentage => *acc += v,
+        Aggregation::Min => *acc = acc.min(v),
+        Aggregation::Max => *acc = acc.max(v),
+        Aggregation::Extremes => {
+            if v.abs() > acc.abs() {
+                *acc = v
+            }
+        }
+    }
+}
+
+impl Accumulator {
+    pub fn new(groups: usize, points: usize, agg: Aggregation) -> Self {
+        let n = groups * points;
+        Accumulator {
+            points,
+            groups,
+            agg,
+            value: vec![0.0; n],
+            count: vec![0; n],
+            arp_sum: vec![0.0; n],
+            flags: vec![0; n],
+        }
+    }
+
+    /// Folds one contributor's buckets into group `g`.
+    pub fn add(&mut self, g: usize, b: &Buckets) {
+        let base = g * self.points;
+        for i in 0..self.points {
+            if b.flags[i] & PA_EMPTY != 0 {
+                continue;
+            }
+            let k = base + i;
+            combine(self.agg, &mut self.value[k], self.count[k] == 0, b.values[i]);
+            self.count[k] += 1;
+            self.arp_sum[k] += b.arp[i];
+            self.flags[k] |= b.flags[i] & (PA_RESET | PA_PARTIAL);
+        }
+    }
+
+    /// Merges another thread's accumulator over the same groups.
+    pub fn merge(&mut self, o: &Accumulator) {
+        for k in 0..self.value.len() {
+            if o.count[k] == 0 {
+                continue;
+            }
+            combine(self.agg, &mut self.value[k], self.count[k] == 0, o.value[k]);
+            self.count[k] += o.count[k];
+            self.arp_sum[k] += o.arp_sum[k];
+            self.flags[k] |= o.flags[k];
+        }
+    }
+
+    /// Group `g` as contributor buckets (undivided values) for the next pass,
+    /// stamping PARTIAL where fewer than `members` contributed.
+    pub fn group_buckets(&self, g: usize, members: u32, out: &mut Buckets) {
+        let base = g * self.points;
+        out.values.clear();
+        out.flags.clear();
+        out.arp.clear();
+        for i in 0..self.points {
+            let k = base + i;
+            let c = self.count[k];
+            out.values.push(self.value[k]);
+            out.arp.push(if c > 0 { self.arp_sum[k] / f64::from(c) } else { 0.0 });
+            out.flags.push(if c == 0 {
+                PA_EMPTY
+            } else if c != members {
+                self.flags[k] | PA_PARTIAL
+            } else {
+                self.flags[k]
+            });
+        }
+    }
+
+    /// Final values of group `g`: divides averages, flags empties.
+    pub fn finish(&self, g: usize, members: u32, out: &mut Buckets) {
+        self.group_buckets(g, members, out);
+        if self.agg == Aggregation::Average {
+            for i in 0..self.points {
+                let c = self.count[g * self.points + i];
+                if c > 0 {
+                    out.values[i] /= f64::from(c);
+                }
+            }
+        }
+    }
+}
+
+/// Assigns group indexes in order of first appearance.
+#[derive(Debug, Default)]
+pub struct GroupIndex {
+    pub keys: Vec<SeriesKey>,
+    /// Number of contributors mapped into each group.
+    pub members: Vec<u32>,
+    by_id: HashMap<String, usize>,
+}
+
+impl GroupIndex {
+    pub fn assign(&mut self, key: SeriesKey) -> usize {
+        if let Some(&g) = self.by_id.get(&key.id) {
+            self.members[g] += 1;
+            if key.priority < self.keys[g].priority {
+                self.keys[g].priority = key.priority;
+            }
+            return g;
+        }
+        let g = self.keys.len();
+        self.by_id.insert(key.id.clone(), g);
+        self.keys.push(key);
+        self.members.push(1);
+        g
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buckets(vals: &[Option<f64>]) -> Buckets {
+        Buckets {
+            values: vals.iter().map(|v| v.unwrap_or(0.0)).collect(),
+            flags: vals.iter().map(|v| if v.is_some() { 0 } else { PA_EMPTY }).collect(),
+            arp: vec![0.0; vals.len()],
+        }
+    }
+
+    #[test]
+    fn average_divides_by_non_empty_contributors_and_flags_partial() {
+        let mut acc = Accumulator::new(1, 3, Aggregation::Average);
+        acc.add(0, &buckets(&[Some(1.0), Some(2.0), None]));
+        acc.add(0, &buckets(&[Some(3.0), None, None]));
+        let mut out = Buckets::default();
+        acc.finish(0, 2, &mut out);
+        assert_eq!(out.values[..2], [2.0, 2.0]);
+        assert_eq!(out.flags, vec![0, PA_PARTIAL, PA_EMPTY]);
+    }
+
+    #[test]
+    fn min_max_are_signed_and_merge_matches_sequential() {
+        let a = buckets(&[Some(-3.0), Some(1.0)]);
+        let b = buckets(&[Some(2.0), Some(-7.0)]);
+        for (agg, want) in [(Aggregation::Min, [-3.0, -7.0]), (Aggregation::Max, [2.0, 1.0]), (Aggregation::Extremes, [-3.0, -7.0]), (Aggregation::Sum, [-1.0, -6.0])] {
+            let mut seq = Accumulator::new(1, 2, agg);
+            seq.add(0, &a);
+            seq.add(0, &b);
+            let mut p1 = Accumulator::new(1, 2, agg);
+            p1.add(0, &a);
+            let mut p2 = Accumulator::new(1, 2, agg);
+            p2.add(0, &b);
+            p1.merge(&p2);
+            assert_eq!(seq.value, p1.value);
+            assert_eq!(seq.value, want.to_vec(), "{agg:?}");
+        }
+    }
+}

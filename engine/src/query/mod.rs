@@ -1,0 +1,301 @@
+//! The query path: request -> selection -> window plan -> tier plan ->
+//! per-metric time grouping (parallel) -> group-by passes -> result.
+
+pub mod body;
+pub mod execute;
+pub mod group_by;
+pub mod kernels;
+pub mod params;
+pub mod request;
+pub mod result;
+pub mod select;
+pub mod summary;
+pub mod tiering;
+pub mod time_group;
+pub mod window;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::catalog::Catalog;
+use crate::error::{EngineError, Result};
+use crate::model::MetricId;
+use crate::query::execute::{Buckets, Executor, PointStats, TierUse, PA_EMPTY};
+use crate::query::group_by::{series_key, Accumulator, GroupIndex};
+use crate::query::kernels::KernelParams;
+use crate::query::request::QueryRequest;
+use crate::query::result::{QueryResult, Series, TierInfo};
+use crate::query::window::{Window, WindowInput};
+use crate::storage::{Store, TIERS};
+
+pub use request::ApiVersion;
+
+/// Engine-side limits on a query.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryLimits {
+    /// Most metrics one query may touch.
+    pub max_metrics: u64,
+    /// Worker threads for the per-metric loop.
+    pub threads: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            max_metrics: 200_000,
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        }
+    }
+}
+
+struct Deadline {
+    start: Instant,
+    timeout_ms: u64,
+}
+
+impl Deadline {
+    fn check(&self) -> Result<()> {
+        let elapsed = self.start.elapsed().as_millis() as u64;
+        if self.timeout_ms > 0 && elapsed > self.timeout_ms {
+            return Err(EngineError::Timeout { timeout_ms: self.timeout_ms, elapsed_ms: elapsed });
+        }
+        Ok(())
+    }
+}
+
+/// Runs a query against a consistent view of catalog and store.
+pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &QueryLimits) -> Result<QueryResult> {
+    let t0 = Instant::now();
+    let deadline = Deadline { start: t0, timeout_ms: req.timeout_ms };
+    let sel = select::select(cat, &req.scope, &req.selectors);
+    let limit = limits.max_metrics;
+    if sel.selected.len() > limit {
+        return Err(EngineError::TooManyMetrics { matched: sel.selected.len(), limit });
+    }
+    let metrics: Vec<MetricId> = sel.selected.iter().filter(|&m| store.update_every(m).is_some()).collect();
+    let ue = metrics.iter().filter_map(|&m| store.update_every(m)).min().unwrap_or(1);
+
+    // Retention of the selection, over every tier.
+    let (mut first, mut last) = (None::<i64>, None::<i64>);
+    for &m in &metrics {
+        for t in 0..TIERS {
+            if let Some(e) = store.extent(m, t) {
+                let res = store.resolution(m, t).unwrap_or(1);
+                first = Some(first.map_or(e.first - res + 1, |f: i64| f.min(e.first - res + 1)));
+                last = Some(last.map_or(e.last, |l: i64| l.max(e.last)));
+            }
+        }
+    }
+    // Tier 0's first point covers only its own second.
+    if let Some(e0) = metrics.iter().filter_map(|&m| store.extent(m, 0)).map(|e| e.first).min() {
+        first = Some(first.map_or(e0, |f| f.min(e0)));
+    }
+    let natural_ue = match req.tier {
+        Some(t) => store.config().resolution(t, ue),
+        None => ue,
+    };
+    let window = window::plan(&WindowInput {
+        after: req.after,
+        before: req.before,
+        points: req.points,
+        now,
+        db_first: first,
+        db_last: last,
+        update_every: natural_ue,
+        natural_points: req.options.natural_points,
+        virtual_points: req.options.virtual_points,
+        unaligned: req.options.unaligned,
+        resampling: req.time_resampling,
+    })?;
+    let tier = req.tier.unwrap_or_else(|| tiering::choose_tier(store, &metrics, ue, &window));
+
+    // Group assignment, in metric order (= first appearance).
+    let pass0 = &req.passes[0];
+    let pct_units = req.options.percentage;
+    let mut groups0 = GroupIndex::default();
+    let metric_group: Vec<usize> = metrics.iter().map(|&m| groups0.assign(series_key(cat, m, pass0, pct_units))).collect();
+    let prep_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    deadline.check()?;
+
+    let t1 = Instant::now();
+    let kp = KernelParams { points: window.points, group: window.group, resampling_divisor: window.resampling_divisor };
+    kernels::build(&req.time_group, &kp)?; // validate before spawning workers
+    let lo = window.after - window.granularity - 3600 * ue;
+    let hi = window.before + 3600 * ue;
+    let threads = limits.threads.clamp(1, 64).min(metrics.len().div_ceil(64).max(1));
+    let chunk = metrics.len().div_ceil(threads).max(1);
+    let pinned = req.tier.is_some();
+    let outcomes: Vec<Result<(Accumulator, TierUse, Vec<(MetricId, PointStats)>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = metrics
+            .chunks(chunk)
+            .zip(metric_group.chunks(chunk))
+            .map(|(ms, gs)| {
+                let deadline = &deadline;
+                let window = &window;
+                let kp = &kp;
+                let n_groups = groups0.len();
+                scope.spawn(move || -> Result<(Accumulator, TierUse, Vec<(MetricId, PointStats)>)> {
+                    let kernel = kernels::build(&req.time_group, kp)?;
+                    let mut ex = Executor::new(store, *window, req.time_group.method.field(), req.options.absolute, kernel);
+                    let mut acc = Accumulator::new(n_groups, window.points, pass0.aggregation);
+                    let mut tier_use = TierUse::default();
+                    let mut stats = Vec::with_capacity(ms.len());
+                    let mut buckets = Buckets::default();
+                    for (k, (&m, &g)) in ms.iter().zip(gs).enumerate() {
+                        if k % 256 == 255 {
+                            deadline.check()?;
+                        }
+                        let Some(mue) = store.update_every(m) else { continue };
+                        let parts = tiering::metric_parts(store, m, tier, pinned, lo, hi);
+                        let mut st = PointStats::default();
+                        ex.run_metric(m, mue, &parts, &mut buckets, &mut st, &mut tier_use);
+                        acc.add(g, &buckets);
+                        stats.push((m, st));
+                    }
+                    Ok((acc, tier_use, stats))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(EngineError::Poisoned("query worker panicked"))))
+            .collect()
+    });
+    let mut acc = Accumulator::new(groups0.len(), window.points, pass0.aggregation);
+    let mut tier_use = TierUse::default();
+    let mut stats: HashMap<MetricId, PointStats> = HashMap::with_capacity(metrics.len());
+    for o in outcomes {
+        let (a, t, s) = o?;
+        acc.merge(&a);
+        tier_use.merge(&t);
+        stats.extend(s);
+    }
+    deadline.check()?;
+
+    // Per-group raw statistics, and later passes.
+    let mut group_stats = vec![PointStats::default(); groups0.len()];
+    for (&m, &g) in metrics.iter().zip(&metric_group) {
+        if let Some(st) = stats.get(&m) {
+            group_stats[g].merge(st);
+        }
+    }
+    let mut series = Vec::new();
+    let mut scratch = Buckets::default();
+    let final_pass;
+    if req.passes.len() > 1 {
+        let pass1 = &req.passes[1];
+        final_pass = pass1;
+        // Map each pass-0 group to its pass-1 group via a representative metric.
+        let mut rep = vec![None; groups0.len()];
+        for (&m, &g) in metrics.iter().zip(&metric_group) {
+            rep[g].get_or_insert(m);
+        }
+        let mut groups1 = GroupIndex::default();
+        let map: Vec<usize> = rep
+            .iter()
+            .map(|m| groups1.assign(series_key(cat, m.unwrap_or(0), pass1, pct_units)))
+            .collect();
+        let mut acc1 = Accumulator::new(groups1.len(), window.points, pass1.aggregation);
+        let mut stats1 = vec![PointStats::default(); groups1.len()];
+        let mut aggregated1 = vec![0u32; groups1.len()];
+        for (g0, &g1) in map.iter().enumerate() {
+            acc.group_buckets(g0, groups0.members[g0], &mut scratch);
+            acc1.add(g1, &scratch);
+            stats1[g1].merge(&group_stats[g0]);
+            aggregated1[g1] += groups0.members[g0];
+        }
+        for (g, key) in groups1.keys.iter().enumerate() {
+            acc1.finish(g, groups1.members[g], &mut scratch);
+            series.push(Series {
+                key: key.clone(),
+                aggregated: aggregated1[g],
+                values: scratch.values.clone(),
+                flags: scratch.flags.clone(),
+                arp: scratch.arp.clone(),
+                db_stats: stats1[g],
+            });
+        }
+    } else {
+        final_pass = pass0;
+        for (g, key) in groups0.keys.iter().enumerate() {
+            acc.finish(g, groups0.members[g], &mut scratch);
+            series.push(Series {
+                key: key.clone(),
+                aggregated: groups0.members[g],
+                values: scratch.values.clone(),
+                flags: scratch.flags.clone(),
+                arp: scratch.arp.clone(),
+                db_stats: group_stats[g],
+            });
+        }
+    }
+    if req.options.nonzero && series.iter().any(|s| !all_zero(s)) {
+        series.retain(|s| !all_zero(s));
+    }
+    let query_ms = t1.elapsed().as_secs_f64() * 1000.0;
+
+    let excluded = sel.excluded();
+    let summary = summary::build(cat, &sel.selected, &excluded, &stats);
+    let reg = &cat.registry;
+    let mut db_units: Vec<String> = Vec::new();
+    let mut titles: Vec<&str> = Vec::new();
+    let mut chart_type = "line".to_string();
+    for c in &summary.contexts {
+        if let Some(ci) = reg.context_idx(&c.id) {
+            let ctx = &reg.contexts[ci as usize];
+            if !db_units.contains(&ctx.units) {
+                db_units.push(ctx.units.clone());
+            }
+            if titles.is_empty() {
+                chart_type = ctx.chart_type.clone();
+            }
+            titles.push(&ctx.title);
+        }
+    }
+    let title = match titles.len() {
+        0 => String::new(),
+        1 => titles[0].to_string(),
+        _ => format!("Chart for contexts: {}", summary.contexts.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ")),
+    };
+    let units = if req.options.percentage { "%".to_string() } else { db_units.first().cloned().unwrap_or_default() };
+    let tiers = std::array::from_fn(|t| {
+        let (mut f, mut l) = (None::<i64>, None::<i64>);
+        for &m in &metrics {
+            if let Some(e) = store.extent(m, t) {
+                f = Some(f.map_or(e.first, |x| x.min(e.first)));
+                l = Some(l.map_or(e.last, |x| x.max(e.last)));
+            }
+        }
+        TierInfo { tier: t, update_every: store.config().resolution(t, ue), first_entry: f, last_entry: l }
+    });
+    Ok(QueryResult {
+        request: req.clone(),
+        window,
+        series,
+        grouped_by: final_pass.keys.clone(),
+        group_by_labels: final_pass.labels.clone(),
+        summary,
+        tier_use,
+        tiers,
+        update_every: ue,
+        first_entry: first,
+        last_entry: last,
+        db_units,
+        title,
+        units,
+        chart_type,
+        generation: reg.generation,
+        prep_ms,
+        query_ms,
+        chosen_tier: tier,
+    })
+}
+
+fn all_zero(s: &Series) -> bool {
+    s.values.iter().zip(&s.flags).all(|(v, f)| f & PA_EMPTY != 0 || *v == 0.0)
+}
+
+/// A window for a query with no data at all (empty responses still carry one).
+pub fn empty_window() -> Window {
+    Window { after: 0, before: 0, points: 0, granularity: 1, group: 1, view_every: 1, resampling_divisor: 1.0, relative: false }
+}

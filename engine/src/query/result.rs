@@ -1,0 +1,121 @@
+//! What a query answers, independent of the output format.
+
+use crate::query::execute::{PointStats, TierUse};
+use crate::query::group_by::SeriesKey;
+use crate::query::request::{GroupByKey, QueryRequest};
+use crate::query::window::Window;
+use crate::storage::TIERS;
+
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub key: SeriesKey,
+    /// Number of source metrics merged into this series.
+    pub aggregated: u32,
+    pub values: Vec<f64>,
+    /// `pa` bits per point (EMPTY, RESET, PARTIAL).
+    pub flags: Vec<u8>,
+    pub arp: Vec<f64>,
+    /// Over the raw db points of the member metrics.
+    pub db_stats: PointStats,
+}
+
+/// Selected / excluded / queried / failed counters (`sl`, `ex`, `qr`, `fl`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub selected: u64,
+    pub excluded: u64,
+    pub queried: u64,
+    pub failed: u64,
+}
+
+impl Counts {
+    pub fn is_zero(&self) -> bool {
+        *self == Counts::default()
+    }
+}
+
+/// One item of a `summary` list.
+#[derive(Debug, Clone, Default)]
+pub struct Item {
+    pub id: String,
+    /// Display name when it differs from the id.
+    pub name: Option<String>,
+    /// Index into `summary.nodes` (instances and nodes).
+    pub node_index: Option<usize>,
+    pub machine_guid: Option<String>,
+    pub instances: Counts,
+    pub dimensions: Counts,
+    pub stats: PointStats,
+    pub priority: u32,
+    /// Label values (labels only).
+    pub values: Vec<Item>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub nodes: Vec<Item>,
+    pub contexts: Vec<Item>,
+    pub instances: Vec<Item>,
+    pub dimensions: Vec<Item>,
+    pub labels: Vec<Item>,
+    /// Query-wide stats, the denominator of contribution percentages.
+    pub total: PointStats,
+    /// Σ|sum| over queried metrics, the denominator of `con`.
+    pub abs_sum: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TierInfo {
+    pub tier: usize,
+    pub update_every: i64,
+    pub first_entry: Option<i64>,
+    pub last_entry: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub request: QueryRequest,
+    pub window: Window,
+    pub series: Vec<Series>,
+    /// Keys of the final pass (for `view.dimensions.grouped_by`).
+    pub grouped_by: Vec<GroupByKey>,
+    pub group_by_labels: Vec<String>,
+    pub summary: Summary,
+    pub tier_use: TierUse,
+    pub tiers: [TierInfo; TIERS],
+    pub update_every: i64,
+    pub first_entry: Option<i64>,
+    pub last_entry: Option<i64>,
+    /// Distinct context units (db.units).
+    pub db_units: Vec<String>,
+    pub title: String,
+    pub units: String,
+    pub chart_type: String,
+    /// Metadata generation (for `versions`).
+    pub generation: u64,
+    pub prep_ms: f64,
+    pub query_ms: f64,
+    /// The tier the planner chose (before per-metric fallbacks).
+    pub chosen_tier: usize,
+}
+
+impl QueryResult {
+    /// Min and max over all non-empty returned values.
+    pub fn view_min_max(&self) -> (f64, f64) {
+        let mut min = f64::INFINITY;
+        let mut max = f64::NEG_INFINITY;
+        for s in &self.series {
+            for (v, f) in s.values.iter().zip(&s.flags) {
+                if f & crate::query::execute::PA_EMPTY == 0 {
+                    min = min.min(*v);
+                    max = max.max(*v);
+                }
+            }
+        }
+        if min > max {
+            (0.0, 0.0)
+        } else {
+            (min, max)
+        }
+    }
+}

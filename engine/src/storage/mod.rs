@@ -1,0 +1,14 @@
+//! Tiered storage: tier 0 raw per update_every slot, tiers 1-2 aggregates
+//! (sum/min/max/count/anomaly_count). Open spans are the head; closed spans
+//! are sealed into immutable Arrow record batches.
+
+pub mod bits;
+pub mod open_span;
+pub mod row;
+pub mod segment;
+pub mod store;
+pub mod tier;
+
+pub use row::{AggPoint, RowData, Run};
+pub use store::{Extent, Store, WriteOutcome};
+pub use tier::{StorageConfig, TierSpec, TIERS};

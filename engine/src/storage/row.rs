@@ -1,0 +1,128 @@
+//! One metric's points inside one span, as the query path reads them. Open
+//! (head) spans and sealed Arrow segments both hand out this view, borrowed
+//! from their buffers without copying.
+
+use super::bits::BitSlice;
+
+/// A tier-k aggregate point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AggPoint {
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub count: u32,
+    pub anomaly_count: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum RowData<'a> {
+    /// Tier 0: one value per slot; `valid == None` means every slot holds a value.
+    Raw {
+        values: &'a [f64],
+        valid: Option<BitSlice<'a>>,
+        anomaly: Option<BitSlice<'a>>,
+    },
+    /// Tiers 1-2: aggregates; a point with `count == 0` is a gap.
+    Agg {
+        sum: &'a [f64],
+        min: &'a [f64],
+        max: &'a [f64],
+        count: &'a [u32],
+        anomaly_count: &'a [u32],
+    },
+}
+
+/// Consecutive points of one metric: point `i` ends at `first_end + i * res`
+/// and covers `(end - res, end]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'a> {
+    pub first_end: i64,
+    pub res: i64,
+    pub len: usize,
+    pub data: RowData<'a>,
+}
+
+impl<'a> Run<'a> {
+    pub fn end_of(&self, i: usize) -> i64 {
+        self.first_end + i as i64 * self.res
+    }
+
+    pub fn last_end(&self) -> i64 {
+        self.end_of(self.len.saturating_sub(1))
+    }
+
+    /// Points `from..to` of this run.
+    pub fn slice(&self, from: usize, to: usize) -> Run<'a> {
+        let data = match self.data {
+            RowData::Raw { values, valid, anomaly } => RowData::Raw {
+                values: &values[from..to],
+                valid: valid.map(|v| v.advance(from)),
+                anomaly: anomaly.map(|a| a.advance(from)),
+            },
+            RowData::Agg { sum, min, max, count, anomaly_count } => RowData::Agg {
+                sum: &sum[from..to],
+                min: &min[from..to],
+                max: &max[from..to],
+                count: &count[from..to],
+                anomaly_count: &anomaly_count[from..to],
+            },
+        };
+        Run { first_end: self.end_of(from), res: self.res, len: to - from, data }
+    }
+
+    /// Restricts the run to points whose end is in `(from_excl, to_incl]`.
+    pub fn clip(&self, from_excl: i64, to_incl: i64) -> Option<Run<'a>> {
+        let lo = if from_excl < self.first_end {
+            0
+        } else {
+            ((from_excl - self.first_end) / self.res + 1) as usize
+        };
+        if to_incl < self.first_end {
+            return None;
+        }
+        let hi = (((to_incl - self.first_end) / self.res + 1) as usize).min(self.len);
+        (lo < hi).then(|| self.slice(lo, hi))
+    }
+
+    /// Is point `i` a real sample (not a gap)?
+    #[inline]
+    pub fn is_valid(&self, i: usize) -> bool {
+        match self.data {
+            RowData::Raw { valid, .. } => valid.is_none_or(|v| v.get(i)),
+            RowData::Agg { count, .. } => count[i] > 0,
+        }
+    }
+
+    /// Number of raw samples behind point `i` and how many were anomalous.
+    #[inline]
+    pub fn counts(&self, i: usize) -> (u32, u32) {
+        match self.data {
+            RowData::Raw { anomaly, .. } => (1, u32::from(anomaly.is_some_and(|a| a.get(i)))),
+            RowData::Agg { count, anomaly_count, .. } => (count[i], anomaly_count[i]),
+        }
+    }
+
+    /// Aggregate view of point `i` (tier 0 points are aggregates of one sample).
+    #[inline]
+    pub fn agg(&self, i: usize) -> AggPoint {
+        match self.data {
+            RowData::Raw { values, anomaly, .. } => {
+                let v = values[i];
+                AggPoint {
+                    sum: v,
+                    min: v,
+                    max: v,
+                    count: 1,
+                    anomaly_count: u32::from(anomaly.is_some_and(|a| a.get(i))),
+                }
+            }
+            RowData::Agg { sum, min, max, count, anomaly_count } => AggPoint {
+                sum: sum[i],
+                min: min[i],
+                max: max[i],
+                count: count[i],
+                anomaly_count: anomaly_count[i],
+            },
+        }
+    }
+}

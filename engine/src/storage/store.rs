@@ -1,0 +1,305 @@
+//! The tiered store. Metrics are grouped by update_every; each group has,
+//! per tier, open spans (the head) and sealed Arrow segments. A raw sample
+//! lands in tier 0 and updates the open tier-1 and tier-2 points in O(1).
+//!
+//! Late data: the head of a group starts at the tier-0 span holding its
+//! newest sample; anything older is rejected (and counted by the caller).
+//! An open span is sealed once every sample it could hold is older than the
+//! head, so only open spans are ever modified.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::open_span::{OpenSpan, Replaced};
+use super::row::{AggPoint, Run};
+use super::segment::Segment;
+use super::tier::{span_start, window_end, StorageConfig, TIERS};
+use crate::error::Result;
+use crate::model::MetricId;
+
+#[derive(Debug, Default)]
+struct TierState {
+    open: BTreeMap<i64, OpenSpan>,
+    /// Sorted by start; spans never overlap within a tier of one group.
+    sealed: Vec<Arc<Segment>>,
+}
+
+#[derive(Debug)]
+struct Group {
+    ue: i64,
+    tiers: [TierState; TIERS],
+    /// Start of the newest tier-0 span: samples before it are late.
+    head_start: Option<i64>,
+    /// Newest sample time written (or backfilled) in this group.
+    newest: i64,
+}
+
+/// First and last point end times a metric has written into a tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    pub first: i64,
+    pub last: i64,
+}
+
+/// Outcome of writing one raw sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Written,
+    Late,
+}
+
+#[derive(Debug)]
+pub struct Store {
+    cfg: StorageConfig,
+    groups: BTreeMap<i64, Group>,
+    /// Per metric: update_every and per-tier extents.
+    metrics: Vec<Option<(i64, [Option<Extent>; TIERS])>>,
+}
+
+impl Store {
+    pub fn new(cfg: StorageConfig) -> Self {
+        Store { cfg, groups: BTreeMap::new(), metrics: Vec::new() }
+    }
+
+    pub fn config(&self) -> &StorageConfig {
+        &self.cfg
+    }
+
+    fn group(&mut self, ue: i64) -> &mut Group {
+        self.groups.entry(ue).or_insert_with(|| Group {
+            ue,
+            tiers: Default::default(),
+            head_start: None,
+            newest: i64::MIN,
+        })
+    }
+
+    /// The time before which samples of update_every `ue` are late.
+    pub fn late_before(&self, ue: i64) -> Option<i64> {
+        self.groups.get(&ue).and_then(|g| g.head_start)
+    }
+
+    /// Newest sample time of the group of `ue`.
+    pub fn newest(&self, ue: i64) -> Option<i64> {
+        self.groups.get(&ue).map(|g| g.newest).filter(|&n| n != i64::MIN)
+    }
+
+    fn note_extent(&mut self, m: MetricId, ue: i64, tier: usize, end: i64) {
+        let idx = m as usize;
+        if self.metrics.len() <= idx {
+            self.metrics.resize(idx + 1, None);
+        }
+        let entry = self.metrics[idx].get_or_insert((ue, [None; TIERS]));
+        let e = &mut entry.1[tier];
+        *e = Some(match *e {
+            None => Extent { first: end, last: end },
+            Some(x) => Extent { first: x.first.min(end), last: x.last.max(end) },
+        });
+    }
+
+    /// Writes one raw sample. `t` must already be slotted to `ue`.
+    /// Returns `Late` (and writes nothing) when `t` is before the head.
+    pub fn write(&mut self, m: MetricId, ue: i64, t: i64, value: Option<f64>, anomalous: bool) -> Result<WriteOutcome> {
+        let cfg = self.cfg;
+        let span0 = cfg.span_secs(0, ue);
+        let s0 = span_start(t, span0);
+        {
+            let g = self.group(ue);
+            if g.head_start.is_some_and(|h| t < h) {
+                return Ok(WriteOutcome::Late);
+            }
+            g.newest = g.newest.max(t);
+        }
+        if self.groups.get(&ue).and_then(|g| g.head_start).is_none_or(|h| s0 > h) {
+            self.advance(ue, s0)?;
+        }
+        let g = self.group(ue);
+        let replaced = g.tiers[0]
+            .open
+            .entry(s0)
+            .or_insert_with(|| OpenSpan::new(s0, ue, cfg.tiers[0].span_points, true))
+            .write_raw(m, t, value, anomalous);
+        if value.is_some() || replaced != Replaced::Nothing {
+            self.note_extent(m, ue, 0, t);
+        }
+        for tier in 1..TIERS {
+            let res = cfg.resolution(tier, ue);
+            let end = window_end(t, res);
+            let start = span_start(end, cfg.span_secs(tier, ue));
+            let points = cfg.tiers[tier].span_points;
+            match (replaced, value) {
+                (Replaced::Nothing, Some(v)) => {
+                    self.group(ue).tiers[tier]
+                        .open
+                        .entry(start)
+                        .or_insert_with(|| OpenSpan::new(start, res, points, false))
+                        .merge_agg(m, end, v, anomalous);
+                    self.note_extent(m, ue, tier, end);
+                }
+                (Replaced::Nothing, None) => {}
+                (Replaced::Value(_), _) => {
+                    // An overwrite cannot be undone in O(1) (min/max); rebuild this
+                    // one rollup point from tier 0. Overwrites are rare.
+                    let agg = self.aggregate_raw(m, ue, end - res, end);
+                    self.group(ue).tiers[tier]
+                        .open
+                        .entry(start)
+                        .or_insert_with(|| OpenSpan::new(start, res, points, false))
+                        .set_agg(m, end, agg);
+                }
+            }
+        }
+        Ok(WriteOutcome::Written)
+    }
+
+    /// Writes a whole aggregate point into tier 1 or 2 (history import).
+    /// Points before the head are refused like late samples.
+    pub fn write_rollup(&mut self, m: MetricId, ue: i64, tier: usize, end: i64, p: AggPoint) -> WriteOutcome {
+        let cfg = self.cfg;
+        let res = cfg.resolution(tier, ue);
+        let g = self.group(ue);
+        if g.head_start.is_some_and(|h| end - res < h) {
+            return WriteOutcome::Late;
+        }
+        g.newest = g.newest.max(end);
+        let start = span_start(end, cfg.span_secs(tier, ue));
+        g.tiers[tier]
+            .open
+            .entry(start)
+            .or_insert_with(|| OpenSpan::new(start, res, cfg.tiers[tier].span_points, false))
+            .set_agg(m, end, Some(p));
+        self.note_extent(m, ue, tier, end);
+        WriteOutcome::Written
+    }
+
+    /// Moves the head of group `ue` to `head` (never backwards), sealing
+    /// every open span whose samples are all older, and enforcing retention.
+    pub fn advance(&mut self, ue: i64, head: i64) -> Result<()> {
+        let cfg = self.cfg;
+        let g = self.group(ue);
+        if g.head_start.is_some_and(|h| h >= head) {
+            return Ok(());
+        }
+        g.head_start = Some(head);
+        let newest = g.newest.max(head);
+        for tier in 0..TIERS {
+            let res = cfg.resolution(tier, ue);
+            let span = cfg.span_secs(tier, ue);
+            let st = &mut g.tiers[tier];
+            // The last sample a span can hold ends at start + span - res.
+            let ready: Vec<i64> = st.open.keys().copied().filter(|&s| s + span - res < head).collect();
+            for s in ready {
+                if let Some(open) = st.open.remove(&s) {
+                    if open.rows() > 0 {
+                        st.sealed.push(Arc::new(Segment::seal(tier as u8, open)?));
+                    }
+                }
+            }
+            let keep_after = newest - cfg.tiers[tier].retention_secs;
+            st.sealed.retain(|seg| seg.end() > keep_after);
+        }
+        Ok(())
+    }
+
+    /// Seals everything that is complete at time `now` (used on shutdown paths
+    /// and by tests); equivalent to advancing the head to `now`'s tier-0 span.
+    pub fn seal_until(&mut self, ue: i64, now: i64) -> Result<()> {
+        let span0 = self.cfg.span_secs(0, ue);
+        self.advance(ue, span_start(now, span0))
+    }
+
+    /// Recomputes the aggregate of raw samples with end in `(from_excl, to_incl]`.
+    fn aggregate_raw(&self, m: MetricId, ue: i64, from_excl: i64, to_incl: i64) -> Option<AggPoint> {
+        let mut acc: Option<AggPoint> = None;
+        self.for_each_run(m, ue, 0, from_excl, to_incl, |run| {
+            for i in 0..run.len {
+                if !run.is_valid(i) {
+                    continue;
+                }
+                let p = run.agg(i);
+                acc = Some(match acc {
+                    None => p,
+                    Some(a) => AggPoint {
+                        sum: a.sum + p.sum,
+                        min: a.min.min(p.min),
+                        max: a.max.max(p.max),
+                        count: a.count + 1,
+                        anomaly_count: a.anomaly_count + p.anomaly_count,
+                    },
+                });
+            }
+        });
+        acc
+    }
+
+    /// Calls `f` with metric `m`'s runs in `tier`, clipped to point ends in
+    /// `(from_excl, to_incl]`, oldest first. Borrowed, never copied.
+    pub fn for_each_run<'a>(&'a self, m: MetricId, ue: i64, tier: usize, from_excl: i64, to_incl: i64, mut f: impl FnMut(Run<'a>)) {
+        let Some(g) = self.groups.get(&ue) else { return };
+        let st = &g.tiers[tier];
+        // Sealed segments are sorted by start; skip those ending before the range.
+        let first = st.sealed.partition_point(|s| s.end() - s.res <= from_excl);
+        for seg in &st.sealed[first..] {
+            if seg.start > to_incl {
+                break;
+            }
+            if let Some(run) = seg.run(m).and_then(|r| r.clip(from_excl, to_incl)) {
+                f(run);
+            }
+        }
+        for (_, open) in st.open.range(..=to_incl) {
+            if open.start + open.span_secs() - open.res <= from_excl {
+                continue;
+            }
+            if let Some(run) = open.run(m).and_then(|r| r.clip(from_excl, to_incl)) {
+                f(run);
+            }
+        }
+    }
+
+    /// update_every of a metric, if it has ever been written.
+    pub fn update_every(&self, m: MetricId) -> Option<i64> {
+        self.metrics.get(m as usize).and_then(|e| e.map(|(ue, _)| ue))
+    }
+
+    /// Point-end range metric `m` can answer from `tier`: starts at the
+    /// oldest retained data; for tiers above 0 ends at the last *complete*
+    /// point (the open one is still filling up and would read as a dip).
+    pub fn extent(&self, m: MetricId, tier: usize) -> Option<Extent> {
+        let (ue, ext) = self.metrics.get(m as usize).copied().flatten()?;
+        let e = ext[tier]?;
+        let g = self.groups.get(&ue)?;
+        let st = &g.tiers[tier];
+        let oldest_kept = st.sealed.first().map(|s| s.start).or_else(|| st.open.keys().next().copied());
+        let res = self.cfg.resolution(tier, ue);
+        let first = e.first.max(oldest_kept.unwrap_or(i64::MIN));
+        let last = if tier == 0 { e.last } else { e.last.min(g.newest.div_euclid(res) * res) };
+        (first <= last).then_some(Extent { first, last })
+    }
+
+    /// Resolution of `tier` for metric `m`.
+    pub fn resolution(&self, m: MetricId, tier: usize) -> Option<i64> {
+        self.update_every(m).map(|ue| self.cfg.resolution(tier, ue))
+    }
+
+    /// Sealed bytes and segment counts per tier, for `/health` and logs.
+    pub fn stats(&self) -> [(usize, usize, usize); TIERS] {
+        let mut out = [(0usize, 0usize, 0usize); TIERS];
+        for g in self.groups.values() {
+            for (t, st) in g.tiers.iter().enumerate() {
+                out[t].0 += st.sealed.len();
+                out[t].1 += st.open.len();
+                out[t].2 += st.sealed.iter().map(|s| s.memory_bytes()).sum::<usize>();
+            }
+        }
+        out
+    }
+
+    /// All update_every groups present.
+    pub fn groups(&self) -> impl Iterator<Item = i64> + '_ {
+        self.groups.values().map(|g| g.ue)
+    }
+}
+
+#[cfg(test)]
+mod tests;

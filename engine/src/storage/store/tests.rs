@@ -1,0 +1,149 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::storage::tier::{TierSpec, DAY};
+
+fn small_cfg() -> StorageConfig {
+    // Small spans so sealing happens often in tests.
+    StorageConfig {
+        tiers: [
+            TierSpec { factor: 1, span_points: 16, retention_secs: 10 * DAY },
+            TierSpec { factor: 60, span_points: 8, retention_secs: 10 * DAY },
+            TierSpec { factor: 3600, span_points: 8, retention_secs: 10 * DAY },
+        ],
+    }
+}
+
+fn collect(store: &Store, m: MetricId, tier: usize, from: i64, to: i64) -> Vec<(i64, AggPoint)> {
+    let mut out = Vec::new();
+    store.for_each_run(m, 1, tier, from, to, |run| {
+        for i in 0..run.len {
+            if run.is_valid(i) {
+                out.push((run.end_of(i), run.agg(i)));
+            }
+        }
+    });
+    out
+}
+
+#[test]
+fn late_samples_are_refused() {
+    let mut s = Store::new(small_cfg());
+    assert_eq!(s.write(0, 1, 100, Some(1.0), false).expect("w"), WriteOutcome::Written);
+    assert_eq!(s.write(0, 1, 200, Some(1.0), false).expect("w"), WriteOutcome::Written);
+    // Head is now the tier-0 span holding 200: [192, 208).
+    assert_eq!(s.late_before(1), Some(192));
+    assert_eq!(s.write(0, 1, 150, Some(1.0), false).expect("w"), WriteOutcome::Late);
+    assert_eq!(s.write(0, 1, 195, Some(1.0), false).expect("w"), WriteOutcome::Written);
+}
+
+#[test]
+fn sealed_and_open_spans_read_back_in_order() {
+    let mut s = Store::new(small_cfg());
+    for t in 0..100 {
+        let v = if t % 7 == 3 { None } else { Some(t as f64) };
+        s.write(0, 1, t, v, t % 11 == 0).expect("write");
+    }
+    let got = collect(&s, 0, 0, -1, 99);
+    let want: Vec<i64> = (0..100).filter(|t| t % 7 != 3).collect();
+    assert_eq!(got.iter().map(|(t, _)| *t).collect::<Vec<_>>(), want);
+    assert!(got.iter().all(|(t, p)| p.sum == *t as f64));
+    assert_eq!(collect(&s, 0, 0, 10, 20).len(), 9); // 11..=20 minus 17
+    let st = s.stats();
+    assert!(st[0].0 >= 5, "tier-0 spans sealed: {st:?}");
+}
+
+#[test]
+fn overwrite_rebuilds_the_rollup_point() {
+    let mut s = Store::new(StorageConfig::default());
+    for t in 1..=60 {
+        s.write(0, 1, t, Some(t as f64), false).expect("write");
+    }
+    s.write(0, 1, 60, Some(-5.0), false).expect("overwrite max");
+    s.write(0, 1, 1, None, false).expect("overwrite with gap");
+    let p = collect(&s, 0, 1, 0, 60)[0].1;
+    assert_eq!(p.count, 59);
+    assert_eq!(p.max, 59.0);
+    assert_eq!(p.min, -5.0);
+    assert_eq!(p.sum, (2..=59).sum::<i64>() as f64 - 5.0);
+}
+
+#[test]
+fn extent_of_higher_tiers_ends_at_the_last_complete_point() {
+    let mut s = Store::new(StorageConfig::default());
+    for t in 1..=150 {
+        s.write(0, 1, t, Some(1.0), false).expect("write");
+    }
+    assert_eq!(s.extent(0, 0), Some(Extent { first: 1, last: 150 }));
+    assert_eq!(s.extent(0, 1), Some(Extent { first: 60, last: 120 }));
+    assert_eq!(s.extent(0, 2), None);
+}
+
+#[test]
+fn retention_drops_old_sealed_spans() {
+    let mut cfg = small_cfg();
+    cfg.tiers[0].retention_secs = 32;
+    let mut s = Store::new(cfg);
+    for t in 0..200 {
+        s.write(0, 1, t, Some(1.0), false).expect("write");
+    }
+    let ext = s.extent(0, 0).expect("extent");
+    assert!(ext.first >= 200 - 32 - 16, "first {} should be recent", ext.first);
+    assert!(collect(&s, 0, 0, -1, 100).is_empty());
+}
+
+#[test]
+fn rollup_import_is_readable_and_refused_after_the_head() {
+    let mut s = Store::new(StorageConfig::default());
+    let p = AggPoint { sum: 120.0, min: 1.0, max: 3.0, count: 60, anomaly_count: 2 };
+    assert_eq!(s.write_rollup(0, 1, 1, 600, p), WriteOutcome::Written);
+    s.advance(1, 3600).expect("advance");
+    assert_eq!(s.write_rollup(0, 1, 1, 660, p), WriteOutcome::Late);
+    assert_eq!(collect(&s, 0, 1, 0, 3600), vec![(600, p)]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Tier-1 and tier-2 points equal a recomputation from tier 0, for
+    /// random data with gaps and overwrites, across span seals.
+    #[test]
+    fn rollups_equal_recomputation_from_tier0(
+        samples in prop::collection::vec((0i64..20_000, prop::option::weighted(0.8, -1e6f64..1e6), any::<bool>()), 1..400)
+    ) {
+        let mut sorted = samples.clone();
+        sorted.sort_by_key(|s| s.0);
+        let mut s = Store::new(StorageConfig::default());
+        for &(t, v, a) in &sorted {
+            prop_assert_eq!(s.write(0, 1, t, v, a).expect("write"), WriteOutcome::Written);
+        }
+        // Reference: last write per slot wins.
+        let mut last = std::collections::BTreeMap::new();
+        for &(t, v, a) in &sorted {
+            last.insert(t, (v, a));
+        }
+        for tier in 1..3 {
+            let res = s.config().resolution(tier, 1);
+            let mut want: std::collections::BTreeMap<i64, AggPoint> = Default::default();
+            for (&t, &(v, a)) in &last {
+                let Some(v) = v else { continue };
+                let e = window_end(t, res);
+                let p = want.entry(e).or_insert(AggPoint { sum: 0.0, min: v, max: v, count: 0, anomaly_count: 0 });
+                p.sum += v;
+                p.min = p.min.min(v);
+                p.max = p.max.max(v);
+                p.count += 1;
+                p.anomaly_count += u32::from(a);
+            }
+            let got = collect(&s, 0, tier, i64::MIN / 2, i64::MAX / 2);
+            prop_assert_eq!(got.len(), want.len());
+            for ((ge, gp), (we, wp)) in got.iter().zip(want.iter()) {
+                prop_assert_eq!(ge, we);
+                prop_assert_eq!(gp.count, wp.count);
+                prop_assert_eq!(gp.anomaly_count, wp.anomaly_count);
+                prop_assert_eq!(gp.min, wp.min);
+                prop_assert_eq!(gp.max, wp.max);
+                prop_assert!((gp.sum - wp.sum).abs() <= 1e-6 * wp.sum.abs().max(1.0));
+            }
+        }
+    }
+}
