@@ -1,1 +1,16 @@
-fn main(){}
+//! `strata`: the command-line entry point (`serve`, `query`, `ingest`,
+//! `gen-fixtures`). Exit codes: 0 ok, 2 bad usage, 1 runtime failure with a
+//! one-line reason on stderr.
+
+mod cli;
+mod collector;
+
+use clap::Parser;
+
+fn main() {
+    let args = cli::Cli::parse();
+    if let Err(e) = cli::run(args) {
+        eprintln!("strata: {e}");
+        std::process::exit(1);
+    }
+}

@@ -2,8 +2,8 @@
 //! consistent with each other. Every metadata change goes through here.
 
 use crate::index::Postings;
-use crate::model::{Registry, SeriesMeta};
 use crate::model::MetricId;
+use crate::model::{Registry, SeriesMeta};
 
 #[derive(Debug, Default)]
 pub struct Catalog {
@@ -14,10 +14,9 @@ pub struct Catalog {
 impl Catalog {
     /// Registers a series (creating node, context, instance as needed).
     pub fn register(&mut self, meta: &SeriesMeta<'_>) -> MetricId {
-        let inst_before = self
-            .registry
-            .instance_idx(meta.node, meta.instance)
-            .map(|i| (self.registry.instances[i as usize].labels.clone(), self.registry.instances[i as usize].metrics.len()));
+        let inst_before = self.registry.instance_idx(meta.node, meta.instance).map(|i| {
+            (self.registry.instances[i as usize].labels.clone(), self.registry.instances[i as usize].metrics.len())
+        });
         let r = self.registry.register(meta);
         let m = r.metric;
         let inst_idx = self.registry.metric(m).instance;

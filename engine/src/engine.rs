@@ -49,7 +49,11 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { storage: StorageConfig::default(), limits: QueryLimits::default(), default_node: "localhost".into() }
+        EngineConfig {
+            storage: StorageConfig::default(),
+            limits: QueryLimits::default(),
+            default_node: "localhost".into(),
+        }
     }
 }
 
@@ -95,7 +99,8 @@ impl Engine {
         for n in &batch.nodes {
             catalog.registry.upsert_node(&n.id, n.hostname.as_deref(), Some(&n.labels));
         }
-        let mut writes: Vec<(i64, u32, i64, Option<f64>, bool)> = Vec::with_capacity(batch.series.iter().map(|s| s.points.len()).sum());
+        let mut writes: Vec<(i64, u32, i64, Option<f64>, bool)> =
+            Vec::with_capacity(batch.series.iter().map(|s| s.points.len()).sum());
         for s in &batch.series {
             let ue = s.update_every.unwrap_or(1);
             let m = catalog.register(&SeriesMeta {

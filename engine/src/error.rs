@@ -65,9 +65,7 @@ impl EngineError {
             EngineError::InvalidParameter { .. }
             | EngineError::InvalidBatch { .. }
             | EngineError::InvalidPattern { .. } => ErrorKind::BadInput,
-            EngineError::TooManyMetrics { .. } | EngineError::TooManyPoints { .. } => {
-                ErrorKind::LimitExceeded
-            }
+            EngineError::TooManyMetrics { .. } | EngineError::TooManyPoints { .. } => ErrorKind::LimitExceeded,
             EngineError::Timeout { .. } => ErrorKind::Timeout,
             EngineError::ChartNotFound(_) | EngineError::NothingMatched => ErrorKind::NotFound,
             EngineError::Arrow { .. } | EngineError::Poisoned(_) => ErrorKind::Internal,
@@ -77,9 +75,7 @@ impl EngineError {
     /// Where in the request the problem is, when known.
     pub fn path(&self) -> Option<&str> {
         match self {
-            EngineError::InvalidParameter { param, .. } | EngineError::InvalidPattern { param, .. } => {
-                Some(param)
-            }
+            EngineError::InvalidParameter { param, .. } | EngineError::InvalidPattern { param, .. } => Some(param),
             EngineError::InvalidBatch { path, .. } => Some(path),
             _ => None,
         }

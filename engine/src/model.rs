@@ -147,11 +147,9 @@ impl Registry {
         if let Some(&idx) = self.context_by_id.get(meta.context) {
             let ctx = &mut self.contexts[idx as usize];
             // Later metadata wins, as when a collector renames a chart.
-            for (slot, new) in [
-                (&mut ctx.units, meta.units),
-                (&mut ctx.title, meta.title),
-                (&mut ctx.chart_type, meta.chart_type),
-            ] {
+            for (slot, new) in
+                [(&mut ctx.units, meta.units), (&mut ctx.title, meta.title), (&mut ctx.chart_type, meta.chart_type)]
+            {
                 if let Some(new) = new {
                     if slot != new {
                         *slot = new.to_string();
@@ -249,14 +247,7 @@ pub fn machine_guid_for(node_id: &str) -> String {
     let a = fnv1a64(node_id.as_bytes(), 0xcbf2_9ce4_8422_2325);
     let b = fnv1a64(node_id.as_bytes(), 0x8422_2325_cbf2_9ce4);
     let hex = format!("{a:016x}{b:016x}");
-    format!(
-        "{}-{}-4{}-8{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[13..16],
-        &hex[17..20],
-        &hex[20..32]
-    )
+    format!("{}-{}-4{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
 }
 
 fn fnv1a64(bytes: &[u8], seed: u64) -> u64 {

@@ -12,19 +12,11 @@ use std::collections::BTreeMap;
 
 use super::{Chart, Metric};
 
-static SYSTEM_CPU: Chart = Chart {
-    context: "system.cpu",
-    units: "percentage",
-    title: "Total CPU utilization",
-    chart_type: "stacked",
-};
+static SYSTEM_CPU: Chart =
+    Chart { context: "system.cpu", units: "percentage", title: "Total CPU utilization", chart_type: "stacked" };
 
-static CORE_CPU: Chart = Chart {
-    context: "cpu.cpu",
-    units: "percentage",
-    title: "Core utilization",
-    chart_type: "stacked",
-};
+static CORE_CPU: Chart =
+    Chart { context: "cpu.cpu", units: "percentage", title: "Core utilization", chart_type: "stacked" };
 
 // Indexes into `CpuTimes::jiffies`, in /proc/stat column order.
 const USER: usize = 0;
@@ -83,10 +75,7 @@ pub(crate) fn parse_stat(text: &str) -> Option<Vec<CpuTimes>> {
         }
         jiffies[USER] = jiffies[USER].saturating_sub(jiffies[GUEST]);
         jiffies[NICE] = jiffies[NICE].saturating_sub(jiffies[GUEST_NICE]);
-        cpus.push(CpuTimes {
-            name: name.to_string(),
-            jiffies,
-        });
+        cpus.push(CpuTimes { name: name.to_string(), jiffies });
     }
     cpus.iter().any(|c| c.name == "cpu").then_some(cpus)
 }
@@ -106,13 +95,7 @@ pub(crate) fn metrics(prev: &[CpuTimes], cur: &[CpuTimes]) -> Vec<Metric> {
             (&CORE_CPU, format!("cpu.{}", now.name), labels)
         };
         for (dimension, value) in percentages(before, now) {
-            out.push(Metric {
-                chart,
-                instance: instance.clone(),
-                labels: labels.clone(),
-                dimension,
-                value,
-            });
+            out.push(Metric { chart, instance: instance.clone(), labels: labels.clone(), dimension, value });
         }
     }
     out
@@ -122,17 +105,12 @@ pub(crate) fn metrics(prev: &[CpuTimes], cur: &[CpuTimes]) -> Vec<Metric> {
 /// counter that went backwards drops out of both its dimension and the total;
 /// an interval with no jiffies at all (same reading twice) yields nothing.
 fn percentages(before: &CpuTimes, now: &CpuTimes) -> Vec<(&'static str, f64)> {
-    let deltas: Vec<Option<u64>> = (0..10)
-        .map(|i| now.jiffies[i].checked_sub(before.jiffies[i]))
-        .collect();
+    let deltas: Vec<Option<u64>> = (0..10).map(|i| now.jiffies[i].checked_sub(before.jiffies[i])).collect();
     let total: u64 = deltas.iter().flatten().sum();
     if total == 0 {
         return Vec::new();
     }
-    DIMENSIONS
-        .iter()
-        .filter_map(|&(name, i)| deltas[i].map(|d| (name, d as f64 * 100.0 / total as f64)))
-        .collect()
+    DIMENSIONS.iter().filter_map(|&(name, i)| deltas[i].map(|d| (name, d as f64 * 100.0 / total as f64))).collect()
 }
 
 #[cfg(test)]
@@ -153,9 +131,7 @@ softirq 112498012 3 44474418 27 1356148 83049 0 136587 38392349 0 28055431
 ";
 
     fn value(ms: &[Metric], instance: &str, dimension: &str) -> Option<f64> {
-        ms.iter()
-            .find(|m| m.instance == instance && m.dimension == dimension)
-            .map(|m| m.value)
+        ms.iter().find(|m| m.instance == instance && m.dimension == dimension).map(|m| m.value)
     }
 
     #[test]

@@ -11,12 +11,7 @@ use std::collections::BTreeMap;
 
 use super::{negate, rate, Chart, Metric};
 
-static DISK_IO: Chart = Chart {
-    context: "disk.io",
-    units: "KiB/s",
-    title: "Disk I/O Bandwidth",
-    chart_type: "area",
-};
+static DISK_IO: Chart = Chart { context: "disk.io", units: "KiB/s", title: "Disk I/O Bandwidth", chart_type: "area" };
 
 /// Device families that are never a real disk; a name is skipped when it is
 /// one of these followed only by digits (`loop0`, `sr0`, `zram1`).
@@ -42,11 +37,7 @@ pub(crate) fn parse_diskstats(text: &str) -> Option<Vec<DiskCounters>> {
             continue;
         }
         let name = *words.get(2)?;
-        let stats: Vec<u64> = words[3..]
-            .iter()
-            .map(|w| w.parse())
-            .collect::<Result<_, _>>()
-            .ok()?;
+        let stats: Vec<u64> = words[3..].iter().map(|w| w.parse()).collect::<Result<_, _>>().ok()?;
         if stats.len() < 11 {
             return None;
         }
@@ -61,25 +52,13 @@ pub(crate) fn parse_diskstats(text: &str) -> Option<Vec<DiskCounters>> {
     let names: Vec<&str> = all.iter().map(|d| d.name.as_str()).collect();
     let keep: Vec<bool> = all
         .iter()
-        .map(|d| {
-            !is_skipped_family(&d.name)
-                && !is_partition(&d.name, &names)
-                && (d.reads > 0 || d.writes > 0)
-        })
+        .map(|d| !is_skipped_family(&d.name) && !is_partition(&d.name, &names) && (d.reads > 0 || d.writes > 0))
         .collect();
-    Some(
-        all.into_iter()
-            .zip(keep)
-            .filter_map(|(d, k)| k.then_some(d))
-            .collect(),
-    )
+    Some(all.into_iter().zip(keep).filter_map(|(d, k)| k.then_some(d)).collect())
 }
 
 fn is_skipped_family(name: &str) -> bool {
-    SKIPPED.iter().any(|family| {
-        name.strip_prefix(family)
-            .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit()))
-    })
+    SKIPPED.iter().any(|family| name.strip_prefix(family).is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit())))
 }
 
 /// A partition is another listed device's name plus a partition number, with
@@ -109,8 +88,7 @@ pub(crate) fn metrics(prev: &[DiskCounters], cur: &[DiskCounters], elapsed: i64)
         };
         let kib = |sectors: f64| sectors * 512.0 / 1024.0;
         let reads = rate(before.sectors_read, now.sectors_read, elapsed).map(kib);
-        let writes =
-            rate(before.sectors_written, now.sectors_written, elapsed).map(|r| negate(kib(r)));
+        let writes = rate(before.sectors_written, now.sectors_written, elapsed).map(|r| negate(kib(r)));
         for (dimension, value) in [("reads", reads), ("writes", writes)] {
             let Some(value) = value else { continue };
             out.push(Metric {
@@ -142,13 +120,7 @@ mod tests {
 ";
 
     fn disk(name: &str, sectors_read: u64, sectors_written: u64) -> DiskCounters {
-        DiskCounters {
-            name: name.to_string(),
-            reads: 1,
-            sectors_read,
-            writes: 1,
-            sectors_written,
-        }
+        DiskCounters { name: name.to_string(), reads: 1, sectors_read, writes: 1, sectors_written }
     }
 
     #[test]
@@ -170,15 +142,7 @@ mod tests {
 
     #[test]
     fn partition_naming_rule() {
-        let all = [
-            "sda",
-            "sda1",
-            "nvme0n1",
-            "nvme0n1p2",
-            "md1",
-            "md12",
-            "mmcblk0",
-        ];
+        let all = ["sda", "sda1", "nvme0n1", "nvme0n1p2", "md1", "md12", "mmcblk0"];
         assert!(is_partition("sda1", &all));
         assert!(is_partition("nvme0n1p2", &all));
         assert!(!is_partition("sda", &all));

@@ -6,12 +6,8 @@ use std::collections::BTreeMap;
 
 use super::{Chart, Metric};
 
-static SYSTEM_LOAD: Chart = Chart {
-    context: "system.load",
-    units: "load",
-    title: "System Load Average",
-    chart_type: "line",
-};
+static SYSTEM_LOAD: Chart =
+    Chart { context: "system.load", units: "load", title: "System Load Average", chart_type: "line" };
 
 /// The first three fields (1, 5 and 15 minute averages); `None` when any is
 /// missing, not a number, or not finite.

@@ -10,12 +10,7 @@ use std::collections::BTreeMap;
 
 use super::{Chart, Metric};
 
-static SYSTEM_RAM: Chart = Chart {
-    context: "system.ram",
-    units: "MiB",
-    title: "System RAM",
-    chart_type: "stacked",
-};
+static SYSTEM_RAM: Chart = Chart { context: "system.ram", units: "MiB", title: "System RAM", chart_type: "stacked" };
 
 /// The meminfo fields the chart needs, in KiB as the kernel prints them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,26 +47,17 @@ pub(crate) fn parse_meminfo(text: &str) -> Option<MemInfo> {
 /// The four dimensions, in MiB.
 pub(crate) fn metrics(mem: &MemInfo) -> Vec<Metric> {
     let cached = mem.cached.saturating_add(mem.sreclaimable);
-    let used = mem
-        .total
-        .saturating_sub(mem.free)
-        .saturating_sub(cached)
-        .saturating_sub(mem.buffers);
-    [
-        ("free", mem.free),
-        ("used", used),
-        ("cached", cached),
-        ("buffers", mem.buffers),
-    ]
-    .into_iter()
-    .map(|(dimension, kib)| Metric {
-        chart: &SYSTEM_RAM,
-        instance: "system.ram".to_string(),
-        labels: BTreeMap::new(),
-        dimension,
-        value: kib as f64 / 1024.0,
-    })
-    .collect()
+    let used = mem.total.saturating_sub(mem.free).saturating_sub(cached).saturating_sub(mem.buffers);
+    [("free", mem.free), ("used", used), ("cached", cached), ("buffers", mem.buffers)]
+        .into_iter()
+        .map(|(dimension, kib)| Metric {
+            chart: &SYSTEM_RAM,
+            instance: "system.ram".to_string(),
+            labels: BTreeMap::new(),
+            dimension,
+            value: kib as f64 / 1024.0,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -102,13 +88,7 @@ Hugepagesize:       2048 kB
         let mem = parse_meminfo(MEMINFO).expect("parses");
         assert_eq!(
             mem,
-            MemInfo {
-                total: 16_303_428,
-                free: 1_894_352,
-                buffers: 524_288,
-                cached: 6_815_744,
-                sreclaimable: 524_288,
-            }
+            MemInfo { total: 16_303_428, free: 1_894_352, buffers: 524_288, cached: 6_815_744, sreclaimable: 524_288 }
         );
     }
 
@@ -119,15 +99,7 @@ Hugepagesize:       2048 kB
         let got: Vec<(&str, f64)> = ms.iter().map(|m| (m.dimension, m.value)).collect();
         // cached = (6815744 + 524288) / 1024; used = total - free - cached - buffers.
         let used = (16_303_428.0 - 1_894_352.0 - 7_340_032.0 - 524_288.0) / 1024.0;
-        assert_eq!(
-            got,
-            [
-                ("free", 1_894_352.0 / 1024.0),
-                ("used", used),
-                ("cached", 7168.0),
-                ("buffers", 512.0),
-            ]
-        );
+        assert_eq!(got, [("free", 1_894_352.0 / 1024.0), ("used", used), ("cached", 7168.0), ("buffers", 512.0),]);
         let sum: f64 = ms.iter().map(|m| m.value).sum();
         assert!((sum - 16_303_428.0 / 1024.0).abs() < 1e-9);
         assert!(ms.iter().all(|m| m.instance == "system.ram"));

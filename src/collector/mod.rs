@@ -78,13 +78,7 @@ pub struct HostCollector {
 impl HostCollector {
     /// `proc_root` is normally `/proc`; tests point it at fake files.
     pub fn new(node_id: String, proc_root: PathBuf) -> Self {
-        HostCollector {
-            node_id,
-            proc_root,
-            cpu: None,
-            net: None,
-            disk: None,
-        }
+        HostCollector { node_id, proc_root, cpu: None, net: None, disk: None }
     }
 
     /// Reads every source once and returns the batch for time `now` (epoch
@@ -98,10 +92,7 @@ impl HostCollector {
             if let Some(prev) = &self.cpu {
                 metrics.extend(cpu::metrics(&prev.reading, &cur));
             }
-            self.cpu = Some(Previous {
-                at: now,
-                reading: cur,
-            });
+            self.cpu = Some(Previous { at: now, reading: cur });
         }
         if let Some(mem) = self.read("meminfo").and_then(|t| memory::parse_meminfo(&t)) {
             metrics.extend(memory::metrics(&mem));
@@ -113,22 +104,13 @@ impl HostCollector {
             if let Some(prev) = &self.net {
                 metrics.extend(net::metrics(&prev.reading, &cur, now - prev.at));
             }
-            self.net = Some(Previous {
-                at: now,
-                reading: cur,
-            });
+            self.net = Some(Previous { at: now, reading: cur });
         }
-        if let Some(cur) = self
-            .read("diskstats")
-            .and_then(|t| disk::parse_diskstats(&t))
-        {
+        if let Some(cur) = self.read("diskstats").and_then(|t| disk::parse_diskstats(&t)) {
             if let Some(prev) = &self.disk {
                 metrics.extend(disk::metrics(&prev.reading, &cur, now - prev.at));
             }
-            self.disk = Some(Previous {
-                at: now,
-                reading: cur,
-            });
+            self.disk = Some(Previous { at: now, reading: cur });
         }
 
         IngestBatch {

@@ -10,12 +10,7 @@ use std::collections::BTreeMap;
 
 use super::{negate, rate, Chart, Metric};
 
-static NET: Chart = Chart {
-    context: "net.net",
-    units: "kilobits/s",
-    title: "Bandwidth",
-    chart_type: "area",
-};
+static NET: Chart = Chart { context: "net.net", units: "kilobits/s", title: "Bandwidth", chart_type: "area" };
 
 /// One interface's cumulative byte counters.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,22 +32,14 @@ pub(crate) fn parse_net_dev(text: &str) -> Option<Vec<NetCounters>> {
             continue;
         };
         let iface = name.trim();
-        let fields: Vec<u64> = rest
-            .split_ascii_whitespace()
-            .map(str::parse)
-            .collect::<Result<_, _>>()
-            .ok()?;
+        let fields: Vec<u64> = rest.split_ascii_whitespace().map(str::parse).collect::<Result<_, _>>().ok()?;
         if iface.is_empty() || fields.len() < 16 {
             return None;
         }
         if iface == "lo" {
             continue;
         }
-        out.push(NetCounters {
-            iface: iface.to_string(),
-            rx_bytes: fields[0],
-            tx_bytes: fields[8],
-        });
+        out.push(NetCounters { iface: iface.to_string(), rx_bytes: fields[0], tx_bytes: fields[8] });
     }
     Some(out)
 }
@@ -93,11 +80,7 @@ Inter-|   Receive                                                |  Transmit
 ";
 
     fn counters(iface: &str, rx: u64, tx: u64) -> NetCounters {
-        NetCounters {
-            iface: iface.to_string(),
-            rx_bytes: rx,
-            tx_bytes: tx,
-        }
+        NetCounters { iface: iface.to_string(), rx_bytes: rx, tx_bytes: tx }
     }
 
     #[test]
@@ -116,10 +99,7 @@ Inter-|   Receive                                                |  Transmit
     #[test]
     fn rejects_truncated_or_garbage_lines() {
         assert_eq!(parse_net_dev("eth0: 1 2 3\n"), None);
-        assert_eq!(
-            parse_net_dev("eth0: 1 2 3 4 5 6 7 8 x 1 2 3 4 5 6 7\n"),
-            None
-        );
+        assert_eq!(parse_net_dev("eth0: 1 2 3 4 5 6 7 8 x 1 2 3 4 5 6 7\n"), None);
         assert_eq!(parse_net_dev(""), Some(Vec::new()));
     }
 
@@ -147,10 +127,7 @@ Inter-|   Receive                                                |  Transmit
         let before = [counters("eth0", 9000, 100)];
         let now = [counters("eth0", 10, 200), counters("wlan0", 1, 1)];
         let ms = metrics(&before, &now, 1);
-        let got: Vec<(&str, &str)> = ms
-            .iter()
-            .map(|m| (m.instance.as_str(), m.dimension))
-            .collect();
+        let got: Vec<(&str, &str)> = ms.iter().map(|m| (m.instance.as_str(), m.dimension)).collect();
         assert_eq!(got, [("net.eth0", "sent")]);
     }
 

@@ -20,11 +20,7 @@ pub(super) fn mangled(text: &str) -> Vec<String> {
         for r in ['x', '-', ':', ' ', '\n'] {
             out.push(format!("{}{}{}", &text[..i], r, &text[i + c.len_utf8()..]));
         }
-        out.push(format!(
-            "{}99999999999999999999999{}",
-            &text[..i],
-            &text[i..]
-        ));
+        out.push(format!("{}99999999999999999999999{}", &text[..i], &text[i..]));
     }
     out
 }
@@ -36,12 +32,7 @@ impl FakeProc {
     fn new(tag: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "strata-collector-{}-{}-{}",
-            std::process::id(),
-            tag,
-            n
-        ));
+        let dir = std::env::temp_dir().join(format!("strata-collector-{}-{}-{}", std::process::id(), tag, n));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("net")).expect("create fake proc");
         FakeProc(dir)
@@ -69,12 +60,7 @@ const NET_HEADER: &str = "Inter-|   Receive |  Transmit\n face |bytes packets|by
 
 fn stat(user: u64, system: u64, idle: u64, iowait: u64) -> String {
     let line = |name: &str| format!("{name} {user} 0 {system} {idle} {iowait} 0 0 0 0 0\n");
-    format!(
-        "{}{}{}intr 1 2 3\n",
-        line("cpu"),
-        line("cpu0"),
-        line("cpu1")
-    )
+    format!("{}{}{}intr 1 2 3\n", line("cpu"), line("cpu0"), line("cpu1"))
 }
 
 fn net_dev(lo: u64, rx: u64, tx: u64) -> String {
@@ -103,10 +89,7 @@ fn full_proc(tag: &str) -> FakeProc {
 }
 
 fn value(batch: &IngestBatch, instance: &str, dimension: &str) -> Option<f64> {
-    let s = batch
-        .series
-        .iter()
-        .find(|s| s.instance.as_deref() == Some(instance) && s.dimension == dimension)?;
+    let s = batch.series.iter().find(|s| s.instance.as_deref() == Some(instance) && s.dimension == dimension)?;
     s.points.first()?.value
 }
 
@@ -120,17 +103,11 @@ fn first_tick_has_no_rates_second_has_exact_ones() {
     let mut c = HostCollector::new("web-1".to_string(), p.0.clone());
 
     let first = c.collect(1000);
-    assert_eq!(
-        contexts(&first),
-        BTreeSet::from(["system.load", "system.ram"])
-    );
+    assert_eq!(contexts(&first), BTreeSet::from(["system.load", "system.ram"]));
     assert_eq!(first.nodes.len(), 1);
     assert_eq!(first.nodes[0].id, "web-1");
     assert_eq!(first.nodes[0].hostname.as_deref(), Some("web-1"));
-    assert_eq!(
-        first.nodes[0].labels.get("_os").map(String::as_str),
-        Some("linux")
-    );
+    assert_eq!(first.nodes[0].labels.get("_os").map(String::as_str), Some("linux"));
     // MiB: cached = Cached + SReclaimable; used = 8192 - 2048 - 3072 - 1024.
     assert_eq!(value(&first, "system.ram", "cached"), Some(3.0));
     assert_eq!(value(&first, "system.ram", "used"), Some(2.0));
@@ -162,11 +139,7 @@ fn first_tick_has_no_rates_second_has_exact_ones() {
         assert_eq!(s.points.len(), 1);
         assert_eq!(s.points[0].t, 1002);
     }
-    let core = second
-        .series
-        .iter()
-        .find(|s| s.instance.as_deref() == Some("cpu.cpu0"))
-        .expect("per-core series");
+    let core = second.series.iter().find(|s| s.instance.as_deref() == Some("cpu.cpu0")).expect("per-core series");
     assert_eq!(core.context, "cpu.cpu");
     assert_eq!(core.labels.get("cpu").map(String::as_str), Some("cpu0"));
 }
@@ -181,10 +154,7 @@ fn missing_or_broken_source_is_dropped_alone() {
     c.collect(10);
     p.write("stat", &stat(130, 110, 850, 10));
     let batch = c.collect(11);
-    assert_eq!(
-        contexts(&batch),
-        BTreeSet::from(["cpu.cpu", "system.cpu", "system.ram"])
-    );
+    assert_eq!(contexts(&batch), BTreeSet::from(["cpu.cpu", "system.cpu", "system.ram"]));
 
     // Everything missing: an empty batch that still names the node.
     let empty = HostCollector::new("n".to_string(), p.0.join("nope")).collect(12);

@@ -29,10 +29,7 @@ struct KeyRule {
 impl KeyRule {
     fn accepts(&self, value: Option<&str>) -> bool {
         if let Some(value) = value {
-            let hit = self
-                .tokens
-                .iter()
-                .find(|t| t.value.as_ref().is_none_or(|g| g.is_match(value)));
+            let hit = self.tokens.iter().find(|t| t.value.as_ref().is_none_or(|g| g.is_match(value)));
             if let Some(token) = hit {
                 return !token.negative;
             }
@@ -74,22 +71,15 @@ impl LabelFilter {
             let colon = word.body.iter().position(|&u| u == (':', false));
             let key_units = &word.body[..colon.unwrap_or(word.body.len())];
             if key_units.is_empty() {
-                return Err(PatternError::EmptyLabelKey {
-                    token: word.raw.to_owned(),
-                });
+                return Err(PatternError::EmptyLabelKey { token: word.raw.to_owned() });
             }
             // Keys are literal: a `*` in a key has no wildcard meaning.
             let key: String = key_units.iter().map(|&(c, _)| c).collect();
-            let token = LabelToken {
-                negative: word.negative,
-                value: colon.map(|at| Glob::compile(&word.body[at + 1..])),
-            };
+            let token =
+                LabelToken { negative: word.negative, value: colon.map(|at| Glob::compile(&word.body[at + 1..])) };
             match self.rules.iter_mut().find(|r| r.key == key) {
                 Some(rule) => rule.tokens.push(token),
-                None => self.rules.push(KeyRule {
-                    key,
-                    tokens: vec![token],
-                }),
+                None => self.rules.push(KeyRule { key, tokens: vec![token] }),
             }
         }
         Ok(())
@@ -114,10 +104,7 @@ impl LabelFilter {
 /// Renders GET-style, tokens grouped by key (equivalent to the parsed input).
 impl fmt::Display for LabelFilter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tokens = self
-            .rules
-            .iter()
-            .flat_map(|r| r.tokens.iter().map(move |t| (r.key.as_str(), t)));
+        let tokens = self.rules.iter().flat_map(|r| r.tokens.iter().map(move |t| (r.key.as_str(), t)));
         for (i, (key, token)) in tokens.enumerate() {
             if i > 0 {
                 f.write_str(",")?;
@@ -151,11 +138,7 @@ mod tests {
 
     #[test]
     fn empty_filter_passes_everything() {
-        for f in [
-            get(""),
-            get(",|,"),
-            LabelFilter::parse_list::<&str>(&[]).expect("ok"),
-        ] {
+        for f in [get(""), get(",|,"), LabelFilter::parse_list::<&str>(&[]).expect("ok")] {
             assert!(f.is_empty());
             assert!(passes(&f, &[]));
             assert!(passes(&f, &[("a", "b")]));
@@ -271,16 +254,8 @@ mod tests {
         let key = |t: &str| PatternError::EmptyLabelKey { token: t.into() };
         assert_eq!(get_err(":v"), key(":v"));
         assert_eq!(get_err("a:b,!:v"), key("!:v"));
-        assert_eq!(
-            get_err("a,!"),
-            PatternError::EmptyNegation { word_index: 1 }
-        );
-        assert_eq!(
-            get_err(r"a:b\"),
-            PatternError::TrailingEscape {
-                pattern: r"a:b\".into()
-            }
-        );
+        assert_eq!(get_err("a,!"), PatternError::EmptyNegation { word_index: 1 });
+        assert_eq!(get_err(r"a:b\"), PatternError::TrailingEscape { pattern: r"a:b\".into() });
         let err = LabelFilter::parse_list(&["a", "x|!"]).expect_err("lone !");
         assert_eq!(err, PatternError::EmptyNegation { word_index: 2 });
         assert!(key(":v").to_string().contains("empty key"));

@@ -28,14 +28,10 @@ pub enum PatternError {
 impl fmt::Display for PatternError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::EmptyNegation { word_index } => write!(
-                f,
-                "pattern word #{word_index} is a '!' with nothing after it"
-            ),
-            Self::TrailingEscape { pattern } => write!(
-                f,
-                "pattern '{pattern}' ends with a '\\' that escapes nothing"
-            ),
+            Self::EmptyNegation { word_index } => {
+                write!(f, "pattern word #{word_index} is a '!' with nothing after it")
+            }
+            Self::TrailingEscape { pattern } => write!(f, "pattern '{pattern}' ends with a '\\' that escapes nothing"),
             Self::EmptyLabelKey { token } => {
                 write!(f, "label filter '{token}' has an empty key before ':'")
             }
@@ -100,11 +96,7 @@ pub(crate) fn split_words(
         match next {
             Some((_, '\\')) => match chars.next() {
                 Some((_, c)) => body.push((c, true)),
-                None => {
-                    return Err(PatternError::TrailingEscape {
-                        pattern: s.to_owned(),
-                    })
-                }
+                None => return Err(PatternError::TrailingEscape { pattern: s.to_owned() }),
             },
             Some((_, c)) if !seps.contains(c) => body.push((c, false)),
             _ => {
@@ -118,11 +110,7 @@ pub(crate) fn split_words(
                     if negative {
                         units.remove(0);
                     }
-                    words.push(RawWord {
-                        raw: &s[start..end],
-                        negative,
-                        body: units,
-                    });
+                    words.push(RawWord { raw: &s[start..end], negative, body: units });
                 }
                 index += 1;
                 match next {
@@ -164,11 +152,7 @@ impl Glob {
         let mut rest = pieces.into_iter();
         let prefix = rest.next().unwrap_or_default();
         let middle = rest.filter(|p| !p.is_empty()).collect();
-        Self::Wild {
-            prefix,
-            middle,
-            suffix,
-        }
+        Self::Wild { prefix, middle, suffix }
     }
 
     /// True for `*` (and `**`, ...): matches every string.
@@ -180,11 +164,7 @@ impl Glob {
     pub fn is_match(&self, s: &str) -> bool {
         match self {
             Self::Exact(text) => s == text,
-            Self::Wild {
-                prefix,
-                middle,
-                suffix,
-            } => {
+            Self::Wild { prefix, middle, suffix } => {
                 if s.len() < prefix.len() + suffix.len()
                     || !s.starts_with(prefix.as_str())
                     || !s.ends_with(suffix.as_str())
@@ -209,11 +189,7 @@ impl Glob {
     fn map_text(&mut self, f: impl Fn(&str) -> String) {
         match self {
             Self::Exact(text) => *text = f(text),
-            Self::Wild {
-                prefix,
-                middle,
-                suffix,
-            } => {
+            Self::Wild { prefix, middle, suffix } => {
                 *prefix = f(prefix);
                 *suffix = f(suffix);
                 middle.iter_mut().for_each(|m| *m = f(m));
@@ -225,12 +201,7 @@ impl Glob {
 /// Writes `text` so that `Separators::Get` parsing yields it back literally.
 /// A leading `!` is escaped only where it would read as a negation; `:` only
 /// where it would split a label key.
-pub(crate) fn write_escaped(
-    f: &mut fmt::Formatter<'_>,
-    text: &str,
-    at_start: bool,
-    colon: bool,
-) -> fmt::Result {
+pub(crate) fn write_escaped(f: &mut fmt::Formatter<'_>, text: &str, at_start: bool, colon: bool) -> fmt::Result {
     for (i, c) in text.chars().enumerate() {
         let special = matches!(c, '*' | '\\') || (colon && c == ':') || Separators::Get.contains(c);
         if special || (c == '!' && at_start && i == 0) {
@@ -245,11 +216,7 @@ impl fmt::Display for Glob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Exact(text) => write_escaped(f, text, true, false),
-            Self::Wild {
-                prefix,
-                middle,
-                suffix,
-            } => {
+            Self::Wild { prefix, middle, suffix } => {
                 write_escaped(f, prefix, true, false)?;
                 for piece in middle {
                     f.write_str("*")?;
@@ -302,28 +269,13 @@ impl SimplePattern {
     }
 
     fn from_raw(raw: Vec<RawWord<'_>>) -> Self {
-        let words = raw
-            .into_iter()
-            .map(|w| Word {
-                negative: w.negative,
-                glob: Glob::compile(&w.body),
-            })
-            .collect();
-        Self {
-            words,
-            case_insensitive: false,
-        }
+        let words = raw.into_iter().map(|w| Word { negative: w.negative, glob: Glob::compile(&w.body) }).collect();
+        Self { words, case_insensitive: false }
     }
 
     /// The single word `*`.
     pub fn match_all() -> Self {
-        Self {
-            words: vec![Word {
-                negative: false,
-                glob: Glob::compile(&[('*', false)]),
-            }],
-            case_insensitive: false,
-        }
+        Self { words: vec![Word { negative: false, glob: Glob::compile(&[('*', false)]) }], case_insensitive: false }
     }
 
     /// Makes matching ignore case (full-text search). Not representable in
@@ -342,9 +294,7 @@ impl SimplePattern {
     /// pattern is empty or its first word is a positive `*` (first match wins,
     /// so later words can never reject anything).
     pub fn is_match_all(&self) -> bool {
-        self.words
-            .first()
-            .is_none_or(|w| !w.negative && w.glob.is_any())
+        self.words.first().is_none_or(|w| !w.negative && w.glob.is_any())
     }
 
     /// The empty pattern evaluates to `Positive` for every input.
@@ -352,18 +302,10 @@ impl SimplePattern {
         if self.words.is_empty() {
             return MatchResult::Positive;
         }
-        let s = if self.case_insensitive {
-            lowercase(s)
-        } else {
-            Cow::Borrowed(s)
-        };
+        let s = if self.case_insensitive { lowercase(s) } else { Cow::Borrowed(s) };
         for word in &self.words {
             if word.glob.is_match(&s) {
-                return if word.negative {
-                    MatchResult::Negative
-                } else {
-                    MatchResult::Positive
-                };
+                return if word.negative { MatchResult::Negative } else { MatchResult::Positive };
             }
         }
         MatchResult::NoMatch
@@ -377,10 +319,7 @@ impl SimplePattern {
     /// machine guid); the first candidate whose result is not NoMatch decides.
     /// No candidates, or none decisive, means not matched.
     pub fn matches_any<'a, I: IntoIterator<Item = &'a str>>(&self, candidates: I) -> bool {
-        candidates
-            .into_iter()
-            .map(|c| self.evaluate(c))
-            .find(|r| *r != MatchResult::NoMatch)
+        candidates.into_iter().map(|c| self.evaluate(c)).find(|r| *r != MatchResult::NoMatch)
             == Some(MatchResult::Positive)
     }
 

@@ -13,10 +13,7 @@ fn list(elems: &[&str]) -> SimplePattern {
 fn escape(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
-        if matches!(
-            c,
-            '*' | '\\' | '!' | ',' | '|' | '\t' | '\r' | '\n' | '\x0b' | '\x0c'
-        ) {
+        if matches!(c, '*' | '\\' | '!' | ',' | '|' | '\t' | '\r' | '\n' | '\x0b' | '\x0c') {
             out.push('\\');
         }
         out.push(c);
@@ -51,21 +48,13 @@ fn exact() {
 fn prefix_suffix_substring() {
     check(&get("foo*"), &["foo", "foobar"], &["fo", "xfoo"]);
     check(&get("*foo"), &["foo", "barfoo"], &["foox", "fo"]);
-    check(
-        &get("*foo*"),
-        &["foo", "xfoox", "afoo", "foob"],
-        &["fo", "f-oo"],
-    );
+    check(&get("*foo*"), &["foo", "xfoox", "afoo", "foob"], &["fo", "f-oo"]);
 }
 
 #[test]
 fn multi_piece() {
     let p = get("a*b*c");
-    check(
-        &p,
-        &["abc", "abXbc", "aXbYc", "abbc", "abcbc"],
-        &["acb", "ab", "bc", "abcX"],
-    );
+    check(&p, &["abc", "abXbc", "aXbYc", "abbc", "abcbc"], &["acb", "ab", "bc", "abcX"]);
     check(&get("*ab*ab*"), &["abab", "xabyabz"], &["aab", "ab"]);
     check(&get("ab*ba"), &["abba", "abXba"], &["aba", "ab", "ba"]);
     check(&get("a*a"), &["aa", "aXa"], &["a", ""]);
@@ -119,9 +108,7 @@ fn first_match_wins() {
 
 #[test]
 fn get_separators() {
-    for s in [
-        "a,b", "a|b", "a\tb", "a\rb", "a\nb", "a\x0bb", "a\x0cb", "a,,|b", ",a,b,",
-    ] {
+    for s in ["a,b", "a|b", "a\tb", "a\rb", "a\nb", "a\x0bb", "a\x0cb", "a,,|b", ",a,b,"] {
         let p = get(s);
         assert_eq!(p.words(), 2, "{s:?}");
         check(&p, &["a", "b"], &["a,b", "ab"]);
@@ -154,12 +141,7 @@ fn empty_pattern_and_star() {
         assert!(p.matches("anything"));
         assert_eq!(p.to_string(), "");
     }
-    for p in [
-        get("*"),
-        SimplePattern::match_all(),
-        SimplePattern::default(),
-        get("*,!x"),
-    ] {
+    for p in [get("*"), SimplePattern::match_all(), SimplePattern::default(), get("*,!x")] {
         assert!(p.is_match_all());
         check(&p, &["", "x", "*"], &[]);
     }
@@ -176,32 +158,19 @@ fn malformed() {
     assert_eq!(SimplePattern::parse_get("!"), Err(neg(0)));
     assert_eq!(SimplePattern::parse_get("a,!"), Err(neg(1)));
     assert_eq!(SimplePattern::parse_get("a,,!|b"), Err(neg(2)));
-    assert_eq!(
-        SimplePattern::parse_list(&["a|b", "c,!"]).map(|p| p.words()),
-        Ok(3)
-    );
+    assert_eq!(SimplePattern::parse_list(&["a|b", "c,!"]).map(|p| p.words()), Ok(3));
     assert_eq!(SimplePattern::parse_list(&["a|b", "c|!"]), Err(neg(3)));
     let trailing = SimplePattern::parse_get(r"ab\");
-    assert_eq!(
-        trailing,
-        Err(PatternError::TrailingEscape {
-            pattern: r"ab\".into()
-        })
-    );
+    assert_eq!(trailing, Err(PatternError::TrailingEscape { pattern: r"ab\".into() }));
     assert_eq!(
         SimplePattern::parse_list(&["ok", r"x|y\"]),
-        Err(PatternError::TrailingEscape {
-            pattern: r"x|y\".into()
-        })
+        Err(PatternError::TrailingEscape { pattern: r"x|y\".into() })
     );
     assert!(SimplePattern::parse_get(r"ab\\").is_ok());
     assert!(SimplePattern::parse_get(r"\!").is_ok());
     assert!(neg(1).to_string().contains("'!' with nothing after it"));
     let msg = trailing.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(
-        msg.contains(r"'ab\'") && msg.contains("escapes nothing"),
-        "{msg}"
-    );
+    assert!(msg.contains(r"'ab\'") && msg.contains("escapes nothing"), "{msg}");
 }
 
 #[test]
@@ -233,10 +202,7 @@ fn matches_any_candidate_order() {
 
 #[test]
 fn display_escapes() {
-    assert_eq!(
-        get(r"a\*b,!c*,\!d,e\|f\\").to_string(),
-        r"a\*b,!c*,\!d,e\|f\\"
-    );
+    assert_eq!(get(r"a\*b,!c*,\!d,e\|f\\").to_string(), r"a\*b,!c*,\!d,e\|f\\");
     assert_eq!(get("a!b").to_string(), "a!b");
     assert_eq!(list(&["x:y,z"]).to_string(), r"x:y\,z");
 }
@@ -261,11 +227,8 @@ fn arb_pattern_text() -> impl Strategy<Value = String> {
 }
 
 fn arb_subject() -> impl Strategy<Value = String> {
-    prop::collection::vec(
-        prop_oneof![Just('a'), Just('b'), Just('*'), Just('é')],
-        0..8,
-    )
-    .prop_map(|v| v.into_iter().collect())
+    prop::collection::vec(prop_oneof![Just('a'), Just('b'), Just('*'), Just('é')], 0..8)
+        .prop_map(|v| v.into_iter().collect())
 }
 
 proptest! {

@@ -49,12 +49,7 @@ impl Postings {
     }
 
     /// Re-points label postings of an instance's metrics after its labels changed.
-    pub fn relabel(
-        &mut self,
-        metrics: &[MetricId],
-        old: &BTreeMap<String, String>,
-        new: &BTreeMap<String, String>,
-    ) {
+    pub fn relabel(&mut self, metrics: &[MetricId], old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) {
         for (k, v) in old {
             if let Some(b) = self.by_label.get_mut(&format!("{k}:{v}")) {
                 for &m in metrics {

@@ -92,15 +92,11 @@ impl<'de> Deserialize<'de> for Point {
                 f.write_str("a point [epoch_seconds, value] or [epoch_seconds, value, anomalous]")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Point, A::Error> {
-                let t: f64 = seq
-                    .next_element()?
-                    .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                let t: f64 = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
                 if t.fract() != 0.0 || !t.is_finite() {
                     return Err(de::Error::custom("timestamp must be whole epoch seconds"));
                 }
-                let value: Option<f64> = seq
-                    .next_element()?
-                    .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+                let value: Option<f64> = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
                 let anomalous: bool = seq.next_element()?.unwrap_or(false);
                 if seq.next_element::<de::IgnoredAny>()?.is_some() {
                     return Err(de::Error::invalid_length(4, &self));

@@ -52,7 +52,10 @@ pub fn validate(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Resul
         }
         if let Some(ct) = &s.chart_type {
             if !matches!(ct.as_str(), "line" | "area" | "stacked" | "heatmap") {
-                return Err(EngineError::batch(p("chart_type"), format!("chart_type '{ct}' must be line, area, stacked or heatmap")));
+                return Err(EngineError::batch(
+                    p("chart_type"),
+                    format!("chart_type '{ct}' must be line, area, stacked or heatmap"),
+                ));
             }
         }
         for (k, v) in &s.labels {
@@ -61,7 +64,10 @@ pub fn validate(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Resul
         }
         let ue = s.update_every.unwrap_or(1);
         if !(1..=MAX_UPDATE_EVERY).contains(&ue) {
-            return Err(EngineError::batch(p("update_every"), format!("update_every must be 1..={MAX_UPDATE_EVERY} seconds, got {ue}")));
+            return Err(EngineError::batch(
+                p("update_every"),
+                format!("update_every must be 1..={MAX_UPDATE_EVERY} seconds, got {ue}"),
+            ));
         }
         let instance = s.instance.as_deref().unwrap_or(&s.context);
         if let Some(m) = cat.registry.metric_id(node, instance, &s.dimension) {
@@ -75,10 +81,16 @@ pub fn validate(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Resul
         }
         for (j, pt) in s.points.iter().enumerate() {
             if !(0..MAX_T).contains(&pt.t) {
-                return Err(EngineError::batch(format!("series[{i}].points[{j}]"), format!("timestamp {} is outside 1970..2200", pt.t)));
+                return Err(EngineError::batch(
+                    format!("series[{i}].points[{j}]"),
+                    format!("timestamp {} is outside 1970..2200", pt.t),
+                ));
             }
             if pt.value.is_some_and(|v| !v.is_finite()) {
-                return Err(EngineError::batch(format!("series[{i}].points[{j}]"), "value must be a finite number or null"));
+                return Err(EngineError::batch(
+                    format!("series[{i}].points[{j}]"),
+                    "value must be a finite number or null",
+                ));
             }
         }
     }
@@ -90,7 +102,10 @@ pub fn validate(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Resul
         let ue = s.update_every.unwrap_or(1);
         if let Some(&(prev, j)) = seen.get(&(node, instance, s.dimension.as_str())) {
             if prev != ue {
-                return Err(EngineError::batch(format!("series[{i}].update_every"), format!("conflicts with series[{j}] ({prev}s vs {ue}s)")));
+                return Err(EngineError::batch(
+                    format!("series[{i}].update_every"),
+                    format!("conflicts with series[{j}] ({prev}s vs {ue}s)"),
+                ));
             }
         } else {
             seen.insert((node, instance, s.dimension.as_str()), (ue, i));

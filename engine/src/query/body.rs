@@ -85,7 +85,8 @@ fn pattern(v: &Value, path: &str) -> Result<Option<SimplePattern>> {
     if items.is_empty() {
         return Ok(None);
     }
-    let p = SimplePattern::parse_list(&items).map_err(|source| EngineError::InvalidPattern { param: path.into(), source })?;
+    let p = SimplePattern::parse_list(&items)
+        .map_err(|source| EngineError::InvalidPattern { param: path.into(), source })?;
     Ok((!p.is_match_all()).then_some(p))
 }
 
@@ -95,7 +96,8 @@ fn label_filter(v: &Value, path: &str) -> Result<Option<LabelFilter>> {
     if items.is_empty() {
         return Ok(None);
     }
-    let f = LabelFilter::parse_list(&items).map_err(|source| EngineError::InvalidPattern { param: path.into(), source })?;
+    let f =
+        LabelFilter::parse_list(&items).map_err(|source| EngineError::InvalidPattern { param: path.into(), source })?;
     Ok((!f.is_empty()).then_some(f))
 }
 

@@ -31,7 +31,13 @@ pub fn series_key(cat: &Catalog, m: MetricId, pass: &GroupByPass, percentage_uni
     let units = if percentage_units { "%".to_string() } else { ctx.units.clone() };
     let has = |k| pass.keys.contains(&k);
     if has(GroupByKey::Selected) {
-        return SeriesKey { id: "selected".into(), name: "selected".into(), units, priority: metric.priority, labels: vec![] };
+        return SeriesKey {
+            id: "selected".into(),
+            name: "selected".into(),
+            units,
+            priority: metric.priority,
+            labels: vec![],
+        };
     }
     let (mut ids, mut names): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
     if has(GroupByKey::Dimension) {
@@ -241,7 +247,12 @@ mod tests {
     fn min_max_are_signed_and_merge_matches_sequential() {
         let a = buckets(&[Some(-3.0), Some(1.0)]);
         let b = buckets(&[Some(2.0), Some(-7.0)]);
-        for (agg, want) in [(Aggregation::Min, [-3.0, -7.0]), (Aggregation::Max, [2.0, 1.0]), (Aggregation::Extremes, [-3.0, -7.0]), (Aggregation::Sum, [-1.0, -6.0])] {
+        for (agg, want) in [
+            (Aggregation::Min, [-3.0, -7.0]),
+            (Aggregation::Max, [2.0, 1.0]),
+            (Aggregation::Extremes, [-3.0, -7.0]),
+            (Aggregation::Sum, [-1.0, -6.0]),
+        ] {
             let mut seq = Accumulator::new(1, 2, agg);
             seq.add(0, &a);
             seq.add(0, &b);

@@ -48,6 +48,9 @@ impl Default for QueryLimits {
     }
 }
 
+/// What one worker thread hands back.
+type WorkerOutput = (Accumulator, TierUse, Vec<(MetricId, PointStats)>);
+
 struct Deadline {
     start: Instant,
     timeout_ms: u64,
@@ -113,7 +116,8 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
     let pass0 = &req.passes[0];
     let pct_units = req.options.percentage;
     let mut groups0 = GroupIndex::default();
-    let metric_group: Vec<usize> = metrics.iter().map(|&m| groups0.assign(series_key(cat, m, pass0, pct_units))).collect();
+    let metric_group: Vec<usize> =
+        metrics.iter().map(|&m| groups0.assign(series_key(cat, m, pass0, pct_units))).collect();
     let prep_ms = t0.elapsed().as_secs_f64() * 1000.0;
     deadline.check()?;
 
@@ -125,7 +129,7 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
     let threads = limits.threads.clamp(1, 64).min(metrics.len().div_ceil(64).max(1));
     let chunk = metrics.len().div_ceil(threads).max(1);
     let pinned = req.tier.is_some();
-    let outcomes: Vec<Result<(Accumulator, TierUse, Vec<(MetricId, PointStats)>)>> = std::thread::scope(|scope| {
+    let outcomes: Vec<Result<WorkerOutput>> = std::thread::scope(|scope| {
         let handles: Vec<_> = metrics
             .chunks(chunk)
             .zip(metric_group.chunks(chunk))
@@ -134,9 +138,10 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
                 let window = &window;
                 let kp = &kp;
                 let n_groups = groups0.len();
-                scope.spawn(move || -> Result<(Accumulator, TierUse, Vec<(MetricId, PointStats)>)> {
+                scope.spawn(move || -> Result<WorkerOutput> {
                     let kernel = kernels::build(&req.time_group, kp)?;
-                    let mut ex = Executor::new(store, *window, req.time_group.method.field(), req.options.absolute, kernel);
+                    let mut ex =
+                        Executor::new(store, *window, req.time_group.method.field(), req.options.absolute, kernel);
                     let mut acc = Accumulator::new(n_groups, window.points, pass0.aggregation);
                     let mut tier_use = TierUse::default();
                     let mut stats = Vec::with_capacity(ms.len());
@@ -191,10 +196,8 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
             rep[g].get_or_insert(m);
         }
         let mut groups1 = GroupIndex::default();
-        let map: Vec<usize> = rep
-            .iter()
-            .map(|m| groups1.assign(series_key(cat, m.unwrap_or(0), pass1, pct_units)))
-            .collect();
+        let map: Vec<usize> =
+            rep.iter().map(|m| groups1.assign(series_key(cat, m.unwrap_or(0), pass1, pct_units))).collect();
         let mut acc1 = Accumulator::new(groups1.len(), window.points, pass1.aggregation);
         let mut stats1 = vec![PointStats::default(); groups1.len()];
         let mut aggregated1 = vec![0u32; groups1.len()];
@@ -255,7 +258,10 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
     let title = match titles.len() {
         0 => String::new(),
         1 => titles[0].to_string(),
-        _ => format!("Chart for contexts: {}", summary.contexts.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "Chart for contexts: {}",
+            summary.contexts.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ")
+        ),
     };
     let units = if req.options.percentage { "%".to_string() } else { db_units.first().cloned().unwrap_or_default() };
     let tiers = std::array::from_fn(|t| {
@@ -297,5 +303,14 @@ fn all_zero(s: &Series) -> bool {
 
 /// A window for a query with no data at all (empty responses still carry one).
 pub fn empty_window() -> Window {
-    Window { after: 0, before: 0, points: 0, granularity: 1, group: 1, view_every: 1, resampling_divisor: 1.0, relative: false }
+    Window {
+        after: 0,
+        before: 0,
+        points: 0,
+        granularity: 1,
+        group: 1,
+        view_every: 1,
+        resampling_divisor: 1.0,
+        relative: false,
+    }
 }

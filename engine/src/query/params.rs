@@ -15,7 +15,9 @@ pub const MAX_PASSES: usize = 2;
 pub(crate) fn parse_i64(param: &str, v: &str) -> Result<i64> {
     v.trim()
         .parse::<i64>()
-        .or_else(|_| v.trim().parse::<f64>().ok().filter(|f| f.is_finite() && f.fract() == 0.0).map(|f| f as i64).ok_or(()))
+        .or_else(|_| {
+            v.trim().parse::<f64>().ok().filter(|f| f.is_finite() && f.fract() == 0.0).map(|f| f as i64).ok_or(())
+        })
         .map_err(|_| EngineError::param(param, format!("'{param}' must be an integer, got '{v}'")))
 }
 
@@ -35,14 +37,19 @@ pub(crate) fn check_tier(param: &str, tier: i64) -> Result<usize> {
     if !(0..crate::storage::TIERS as i64).contains(&tier) {
         return Err(EngineError::param(
             param,
-            format!("'{param}' must be 0..{} (strata has {} tiers), got {tier}", crate::storage::TIERS - 1, crate::storage::TIERS),
+            format!(
+                "'{param}' must be 0..{} (strata has {} tiers), got {tier}",
+                crate::storage::TIERS - 1,
+                crate::storage::TIERS
+            ),
         ));
     }
     Ok(tier as usize)
 }
 
 pub(crate) fn pattern(param: &str, v: &str) -> Result<Option<SimplePattern>> {
-    let p = SimplePattern::parse_get(v).map_err(|source| EngineError::InvalidPattern { param: param.into(), source })?;
+    let p =
+        SimplePattern::parse_get(v).map_err(|source| EngineError::InvalidPattern { param: param.into(), source })?;
     Ok((!p.is_match_all()).then_some(p))
 }
 
@@ -69,13 +76,21 @@ pub(crate) fn group_by_keys(param: &str, words: &[&str]) -> Result<Vec<GroupByKe
 
 pub(crate) fn aggregation(param: &str, v: &str) -> Result<Aggregation> {
     Aggregation::parse(v.trim()).ok_or_else(|| {
-        EngineError::param(param, format!("unknown aggregation '{v}' (use average, sum, min, max, extremes, percentage)"))
+        EngineError::param(
+            param,
+            format!("unknown aggregation '{v}' (use average, sum, min, max, extremes, percentage)"),
+        )
     })
 }
 
 pub(crate) fn format(param: &str, v: &str) -> Result<Format> {
     Format::parse(v.trim()).ok_or_else(|| {
-        EngineError::param(param, format!("unknown format '{v}' (use json2, json, csv, tsv, ssv, ssvcomma, array, markdown, html, csvjsonarray)"))
+        EngineError::param(
+            param,
+            format!(
+                "unknown format '{v}' (use json2, json, csv, tsv, ssv, ssvcomma, array, markdown, html, csvjsonarray)"
+            ),
+        )
     })
 }
 
@@ -84,7 +99,7 @@ pub(crate) fn split_list(v: &str) -> Vec<&str> {
 }
 
 /// Which pass a possibly indexed parameter (`group_by[1]`) targets.
-fn indexed<'a>(name: &'a str, base: &str, next: &mut usize) -> Result<Option<usize>> {
+fn indexed(name: &str, base: &str, next: &mut usize) -> Result<Option<usize>> {
     if name == base {
         let i = *next;
         *next += 1;
@@ -238,7 +253,8 @@ mod tests {
 
     #[test]
     fn indexed_group_by_and_labels() {
-        let q = p(&[("group_by[0]", "dimension,node"), ("group_by_label[0]", "env"), ("time_group", "max")]).expect("ok");
+        let q =
+            p(&[("group_by[0]", "dimension,node"), ("group_by_label[0]", "env"), ("time_group", "max")]).expect("ok");
         assert_eq!(q.passes[0].keys, vec![GroupByKey::Dimension, GroupByKey::Node, GroupByKey::Label]);
         assert_eq!(q.passes[0].labels, vec!["env".to_string()]);
         assert_eq!(q.time_group.method, Method::Max);

@@ -206,8 +206,16 @@ impl Options {
             "rfc3339" => &mut self.rfc3339,
             "selected-tier" => &mut self.selected_tier,
             // Accepted for compatibility; they only affect badges and v1 extras.
-            "display-absolute" | "display_absolute" | "min2max" | "average" | "min" | "max"
-            | "cardinality-limit-all" | "mcp-info" | "showcustomvars" | "allow_past"
+            "display-absolute"
+            | "display_absolute"
+            | "min2max"
+            | "average"
+            | "min"
+            | "max"
+            | "cardinality-limit-all"
+            | "mcp-info"
+            | "showcustomvars"
+            | "allow_past"
             | "anomaly-rates" => return true,
             _ => return false,
         };
@@ -313,9 +321,10 @@ impl QueryRequest {
                 }
             }
         }
-        let percentage_grouping = self.passes.iter().any(|p| {
-            p.aggregation == Aggregation::Percentage || p.keys.contains(&GroupByKey::PercentageOfInstance)
-        });
+        let percentage_grouping = self
+            .passes
+            .iter()
+            .any(|p| p.aggregation == Aggregation::Percentage || p.keys.contains(&GroupByKey::PercentageOfInstance));
         if self.passes.iter().any(|p| !p.keys.contains(&GroupByKey::Dimension)) || self.options.percentage {
             self.options.absolute = true;
         }
@@ -330,8 +339,9 @@ impl QueryRequest {
     /// Hidden dimensions (in scope, not selected) are only needed for totals.
     pub fn needs_hidden(&self) -> bool {
         self.options.percentage
-            || self.passes.iter().any(|p| {
-                p.aggregation == Aggregation::Percentage || p.keys.contains(&GroupByKey::PercentageOfInstance)
-            })
+            || self
+                .passes
+                .iter()
+                .any(|p| p.aggregation == Aggregation::Percentage || p.keys.contains(&GroupByKey::PercentageOfInstance))
     }
 }

@@ -12,7 +12,12 @@ use crate::query::execute::PointStats;
 use crate::query::result::{Counts, Item, Summary};
 
 /// Builds the summary. `stats` holds the queried metrics' statistics.
-pub fn build(cat: &Catalog, selected: &RoaringBitmap, excluded: &RoaringBitmap, stats: &HashMap<MetricId, PointStats>) -> Summary {
+pub fn build(
+    cat: &Catalog,
+    selected: &RoaringBitmap,
+    excluded: &RoaringBitmap,
+    stats: &HashMap<MetricId, PointStats>,
+) -> Summary {
     let reg = &cat.registry;
     let mut s = Summary::default();
     let mut node_pos: HashMap<u32, usize> = HashMap::new();

@@ -10,7 +10,9 @@ use crate::storage::{Store, TIERS};
 /// otherwise the finest tier holding data.
 pub fn choose_tier(store: &Store, metrics: &[MetricId], ue: i64, w: &Window) -> usize {
     let has_data = |tier: usize| {
-        metrics.iter().any(|&m| store.extent(m, tier).is_some_and(|e| e.last > w.after - w.view_every && e.first <= w.before))
+        metrics
+            .iter()
+            .any(|&m| store.extent(m, tier).is_some_and(|e| e.last > w.after - w.view_every && e.first <= w.before))
     };
     let span = (w.before - w.after + w.granularity).max(1);
     let wanted = (w.points as i64 + 1) / 2;

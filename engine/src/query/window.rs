@@ -117,7 +117,7 @@ pub fn plan(inp: &WindowInput) -> Result<Window> {
         }
     }
     let available = ((duration + 1) / g).max(1) as u64;
-    points = points.min(available).min(MAX_POINTS).max(1);
+    points = points.min(available).clamp(1, MAX_POINTS);
     let mut n = (available / points).max(1);
     if available % points > points / 2 {
         n += 1;
@@ -130,7 +130,7 @@ pub fn plan(inp: &WindowInput) -> Result<Window> {
     if r > g {
         let rg = ((r + g - 1) / g) as u64;
         n = n.max(rg);
-        if n % rg != 0 {
+        if !n.is_multiple_of(rg) {
             n += rg - n % rg;
         }
         resampling_divisor = (n as f64 * g as f64) / r as f64;

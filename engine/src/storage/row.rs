@@ -17,19 +17,9 @@ pub struct AggPoint {
 #[derive(Debug, Clone, Copy)]
 pub enum RowData<'a> {
     /// Tier 0: one value per slot; `valid == None` means every slot holds a value.
-    Raw {
-        values: &'a [f64],
-        valid: Option<BitSlice<'a>>,
-        anomaly: Option<BitSlice<'a>>,
-    },
+    Raw { values: &'a [f64], valid: Option<BitSlice<'a>>, anomaly: Option<BitSlice<'a>> },
     /// Tiers 1-2: aggregates; a point with `count == 0` is a gap.
-    Agg {
-        sum: &'a [f64],
-        min: &'a [f64],
-        max: &'a [f64],
-        count: &'a [u32],
-        anomaly_count: &'a [u32],
-    },
+    Agg { sum: &'a [f64], min: &'a [f64], max: &'a [f64], count: &'a [u32], anomaly_count: &'a [u32] },
 }
 
 /// Consecutive points of one metric: point `i` ends at `first_end + i * res`
@@ -72,11 +62,7 @@ impl<'a> Run<'a> {
 
     /// Restricts the run to points whose end is in `(from_excl, to_incl]`.
     pub fn clip(&self, from_excl: i64, to_incl: i64) -> Option<Run<'a>> {
-        let lo = if from_excl < self.first_end {
-            0
-        } else {
-            ((from_excl - self.first_end) / self.res + 1) as usize
-        };
+        let lo = if from_excl < self.first_end { 0 } else { ((from_excl - self.first_end) / self.res + 1) as usize };
         if to_incl < self.first_end {
             return None;
         }
@@ -116,13 +102,9 @@ impl<'a> Run<'a> {
                     anomaly_count: u32::from(anomaly.is_some_and(|a| a.get(i))),
                 }
             }
-            RowData::Agg { sum, min, max, count, anomaly_count } => AggPoint {
-                sum: sum[i],
-                min: min[i],
-                max: max[i],
-                count: count[i],
-                anomaly_count: anomaly_count[i],
-            },
+            RowData::Agg { sum, min, max, count, anomaly_count } => {
+                AggPoint { sum: sum[i], min: min[i], max: max[i], count: count[i], anomaly_count: anomaly_count[i] }
+            }
         }
     }
 }

@@ -8,9 +8,7 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, UInt32Type};
-use arrow_array::{
-    Array, ArrayRef, BooleanArray, FixedSizeListArray, Float64Array, RecordBatch, UInt32Array,
-};
+use arrow_array::{Array, ArrayRef, BooleanArray, FixedSizeListArray, Float64Array, RecordBatch, UInt32Array};
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema};
 
@@ -31,20 +29,25 @@ pub struct Segment {
     cols: Columns,
 }
 
+#[derive(Debug)]
+struct AggColumns {
+    sum: Float64Array,
+    min: Float64Array,
+    max: Float64Array,
+    count: UInt32Array,
+    anomaly_count: UInt32Array,
+}
+
 /// Typed handles to the batch's child arrays (cheap Arc clones), so a row
 /// lookup is a slice, not a downcast.
 #[derive(Debug)]
 enum Columns {
     Raw { values: Float64Array, anomaly: BooleanArray },
-    Agg { sum: Float64Array, min: Float64Array, max: Float64Array, count: UInt32Array, anomaly_count: UInt32Array },
+    Agg(Box<AggColumns>),
 }
 
 fn list_field(name: &str, child: DataType, n: usize) -> Field {
-    Field::new(
-        name,
-        DataType::FixedSizeList(Arc::new(Field::new("item", child, true)), n as i32),
-        false,
-    )
+    Field::new(name, DataType::FixedSizeList(Arc::new(Field::new("item", child, true)), n as i32), false)
 }
 
 fn list_of(child: ArrayRef, n: usize) -> std::result::Result<ArrayRef, arrow_schema::ArrowError> {
@@ -117,12 +120,8 @@ impl Segment {
             .and_then(|c| c.as_primitive_opt::<UInt32Type>())
             .ok_or_else(|| bad("missing metric_id"))?;
         let rows = ids.values().iter().enumerate().map(|(r, &m)| (m, r as u32)).collect();
-        let list = |name: &str| {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_fixed_size_list_opt())
-                .ok_or_else(|| bad(name))
-        };
+        let list =
+            |name: &str| batch.column_by_name(name).and_then(|c| c.as_fixed_size_list_opt()).ok_or_else(|| bad(name));
         let f64s = |name: &str| -> Result<Float64Array> {
             list(name)?.values().as_primitive_opt::<Float64Type>().cloned().ok_or_else(|| bad(name))
         };
@@ -134,13 +133,13 @@ impl Segment {
             let anomaly = list("anomaly")?.values().as_boolean_opt().cloned().ok_or_else(|| bad("anomaly"))?;
             Columns::Raw { values: f64s("value")?, anomaly }
         } else {
-            Columns::Agg {
+            Columns::Agg(Box::new(AggColumns {
                 sum: f64s("sum")?,
                 min: f64s("min")?,
                 max: f64s("max")?,
                 count: u32s("count")?,
                 anomaly_count: u32s("anomaly_count")?,
-            }
+            }))
         };
         Ok(Segment { tier, start, res, points, batch, rows, cols })
     }
@@ -174,12 +173,12 @@ impl Segment {
                 valid: bits(values.nulls(), a),
                 anomaly: Some(BitSlice::new(anomaly.values().values(), anomaly.values().offset() + a)),
             },
-            Columns::Agg { sum, min, max, count, anomaly_count } => RowData::Agg {
-                sum: &sum.values()[a..b],
-                min: &min.values()[a..b],
-                max: &max.values()[a..b],
-                count: &count.values()[a..b],
-                anomaly_count: &anomaly_count.values()[a..b],
+            Columns::Agg(c) => RowData::Agg {
+                sum: &c.sum.values()[a..b],
+                min: &c.min.values()[a..b],
+                max: &c.max.values()[a..b],
+                count: &c.count.values()[a..b],
+                anomaly_count: &c.anomaly_count.values()[a..b],
             },
         };
         Some(Run { first_end: self.start, res: self.res, len: self.points, data })

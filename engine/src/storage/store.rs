@@ -234,7 +234,15 @@ impl Store {
 
     /// Calls `f` with metric `m`'s runs in `tier`, clipped to point ends in
     /// `(from_excl, to_incl]`, oldest first. Borrowed, never copied.
-    pub fn for_each_run<'a>(&'a self, m: MetricId, ue: i64, tier: usize, from_excl: i64, to_incl: i64, mut f: impl FnMut(Run<'a>)) {
+    pub fn for_each_run<'a>(
+        &'a self,
+        m: MetricId,
+        ue: i64,
+        tier: usize,
+        from_excl: i64,
+        to_incl: i64,
+        mut f: impl FnMut(Run<'a>),
+    ) {
         let Some(g) = self.groups.get(&ue) else { return };
         let st = &g.tiers[tier];
         // Sealed segments are sorted by start; skip those ending before the range.

@@ -52,18 +52,21 @@ fn tier0_buckets_hold_points_ending_inside() {
 #[test]
 fn empty_buckets_are_flagged() {
     let s = store_with(&[(3, Some(1.0)), (12, Some(2.0))]);
-    let (b, _, _) = run(&s, window(1, 3, 5), Field::Sum, Box::new(Sum::default()), &[Part { tier: 0, from: -10, to: 100 }]);
+    let (b, _, _) =
+        run(&s, window(1, 3, 5), Field::Sum, Box::new(Sum::default()), &[Part { tier: 0, from: -10, to: 100 }]);
     assert_eq!(b.flags, vec![0, PA_EMPTY, 0]);
     assert_eq!((b.values[0], b.values[2]), (1.0, 2.0));
 }
 
 #[test]
 fn tier1_average_equals_tier0_on_minute_aligned_buckets() {
-    let data: Vec<_> = (1..=600).map(|t| (t, if t % 13 == 0 { None } else { Some(((t * 7919) % 101) as f64) })).collect();
+    let data: Vec<_> =
+        (1..=600).map(|t| (t, if t % 13 == 0 { None } else { Some(((t * 7919) % 101) as f64) })).collect();
     let s = store_with(&data);
     let w = window(1, 5, 120);
     let (b0, st0, _) = run(&s, w, Field::Average, Box::new(Average::new(1.0)), &[Part { tier: 0, from: -10, to: 700 }]);
-    let (b1, st1, tu1) = run(&s, w, Field::Average, Box::new(Average::new(1.0)), &[Part { tier: 1, from: -10, to: 700 }]);
+    let (b1, st1, tu1) =
+        run(&s, w, Field::Average, Box::new(Average::new(1.0)), &[Part { tier: 1, from: -10, to: 700 }]);
     // Tier-1 averages are means of per-minute means: compare with that.
     for i in 0..5 {
         let lo = 1 + i as i64 * 120;

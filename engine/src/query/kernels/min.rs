@@ -35,11 +35,9 @@ mod tests {
     #[test]
     fn absolute_value_quirk() {
         let mut k = Min::default();
-        assert_eq!(run(&mut k, &[&[3.0, 1.0, 2.0], &[-5.0, -2.0, 4.0], &[2.0, -2.0], &[]]), vec![
-            Some(1.0),
-            Some(-2.0),
-            Some(2.0),
-            None
-        ]);
+        assert_eq!(
+            run(&mut k, &[&[3.0, 1.0, 2.0], &[-5.0, -2.0, 4.0], &[2.0, -2.0], &[]]),
+            vec![Some(1.0), Some(-2.0), Some(2.0), None]
+        );
     }
 }

@@ -1,0 +1,132 @@
+//! The server's error type and the one place errors become HTTP responses.
+//! Agent-style routes answer `{"error", "status", "path"?, "hint"?}`;
+//! Cloud-style routes (`/api/v2|v3/spaces/...`, `accounts/me`) answer
+//! Cloud's `{"errorCode", "errorMsgKey", "errorMessage"}` with the same status.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use strata_engine::{EngineError, ErrorKind};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Who are you? Missing, malformed, unknown or expired token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// You may not.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("request body is {size} bytes, over the limit of {limit} bytes")]
+    BodyTooLarge { size: u64, limit: u64 },
+    #[error("invalid JSON body: {message}")]
+    BadJson { path: Option<String>, message: String },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Engine(e) => match e.kind() {
+                ErrorKind::BadInput | ErrorKind::LimitExceeded => StatusCode::BAD_REQUEST,
+                ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadJson { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn path(&self) -> Option<&str> {
+        match self {
+            ApiError::Engine(e) => e.path(),
+            ApiError::BadJson { path, .. } => path.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn hint(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Unauthorized(_) => {
+                Some("send 'Authorization: Bearer <token>'; the admin token is in <data-dir>/admin.token")
+            }
+            ApiError::BodyTooLarge { .. } => Some("split the batch into smaller ones"),
+            _ => None,
+        }
+    }
+
+    fn msg_key(&self) -> &'static str {
+        match self.status() {
+            StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => "ErrBadRequest",
+            StatusCode::UNAUTHORIZED => "ErrUnauthorized",
+            StatusCode::FORBIDDEN => "ErrForbidden",
+            StatusCode::NOT_FOUND => "ErrNotFound",
+            StatusCode::GATEWAY_TIMEOUT => "ErrQueryTimeout",
+            _ => "ErrInternal",
+        }
+    }
+
+    /// The Cloud-shaped rendering of this error.
+    pub fn cloud(self) -> CloudError {
+        CloudError(self)
+    }
+}
+
+fn finish(status: StatusCode, body: serde_json::Value, unauthorized: bool) -> Response {
+    let mut resp = (status, axum::Json(body)).into_response();
+    if unauthorized {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"strata\""));
+    }
+    resp
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut body = json!({"error": self.to_string(), "status": status.as_u16()});
+        if let Some(p) = self.path() {
+            body["path"] = json!(p);
+        }
+        if let Some(h) = self.hint() {
+            body["hint"] = json!(h);
+        }
+        finish(status, body, status == StatusCode::UNAUTHORIZED)
+    }
+}
+
+/// An error on a Cloud-style route.
+#[derive(Debug)]
+pub struct CloudError(pub ApiError);
+
+impl<E: Into<ApiError>> From<E> for CloudError {
+    fn from(e: E) -> Self {
+        CloudError(e.into())
+    }
+}
+
+impl IntoResponse for CloudError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let code = format!("strata-{:08x}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let body = json!({"errorCode": code, "errorMsgKey": self.0.msg_key(), "errorMessage": self.0.to_string()});
+        finish(status, body, status == StatusCode::UNAUTHORIZED)
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,180 @@
+//! v1 output formats: `json` (optionally wrapped by `jsonwrap`), `csv`,
+//! `tsv`, `ssv`/`ssvcomma`, `array`, `csvjsonarray`, `markdown`, `html`.
+//! Column labels are series names, as v1 clients show them.
+
+use serde_json::{json, Map, Value};
+use strata_engine::query::execute::PA_EMPTY;
+use strata_engine::query::request::Format;
+use strata_engine::query::result::QueryResult;
+
+use super::{round7, row_order, time_value};
+
+fn cell(r: &QueryResult, s: usize, i: usize) -> Option<f64> {
+    let sr = &r.series[s];
+    if sr.flags[i] & PA_EMPTY != 0 {
+        r.request.options.null2zero.then_some(0.0)
+    } else {
+        Some(round7(sr.values[i]))
+    }
+}
+
+fn names(r: &QueryResult) -> Vec<&str> {
+    r.series.iter().map(|s| s.key.name.as_str()).collect()
+}
+
+/// Row total, for the single-value formats (`array`, `ssv`).
+fn row_total(r: &QueryResult, i: usize) -> f64 {
+    (0..r.series.len()).filter_map(|s| cell(r, s, i)).sum()
+}
+
+fn json_table(r: &QueryResult) -> Value {
+    let opts = &r.request.options;
+    let mut labels = vec!["time"];
+    labels.extend(names(r));
+    let rows: Vec<Value> = row_order(r.window.points, opts)
+        .map(|i| {
+            let t = time_value(r.window.bucket_end(i), opts);
+            if opts.objectrows {
+                let mut m = Map::new();
+                m.insert("time".into(), json!(t));
+                for (s, n) in names(r).into_iter().enumerate() {
+                    m.insert(n.into(), json!(cell(r, s, i)));
+                }
+                Value::Object(m)
+            } else {
+                let mut row = vec![json!(t)];
+                row.extend((0..r.series.len()).map(|s| json!(cell(r, s, i))));
+                Value::Array(row)
+            }
+        })
+        .collect();
+    json!({"labels": labels, "data": rows})
+}
+
+fn text_table(r: &QueryResult, sep: &str, eol: &str) -> String {
+    let opts = &r.request.options;
+    let mut out = String::new();
+    out.push_str("time");
+    for n in names(r) {
+        out.push_str(sep);
+        out.push_str(n);
+    }
+    out.push_str(eol);
+    for i in row_order(r.window.points, opts) {
+        out.push_str(&time_value(r.window.bucket_end(i), opts).to_string());
+        for s in 0..r.series.len() {
+            out.push_str(sep);
+            if let Some(v) = cell(r, s, i) {
+                out.push_str(&v.to_string());
+            } else {
+                out.push_str("null");
+            }
+        }
+        out.push_str(eol);
+    }
+    out
+}
+
+/// The payload in the requested format, plus its content type.
+pub fn payload(r: &QueryResult) -> (Value, &'static str, Option<String>) {
+    let opts = &r.request.options;
+    match r.request.format {
+        Format::Json | Format::Json2 => (json_table(r), "application/json", None),
+        Format::Array => {
+            let v: Vec<Value> = row_order(r.window.points, opts).map(|i| json!(round7(row_total(r, i)))).collect();
+            (Value::Array(v), "application/json", None)
+        }
+        Format::CsvJsonArray => {
+            let mut rows = vec![Value::Array(
+                std::iter::once(json!("time")).chain(names(r).into_iter().map(|n| json!(n))).collect(),
+            )];
+            for i in row_order(r.window.points, opts) {
+                let mut row = vec![json!(time_value(r.window.bucket_end(i), opts))];
+                row.extend((0..r.series.len()).map(|s| json!(cell(r, s, i))));
+                rows.push(Value::Array(row));
+            }
+            (Value::Array(rows), "application/json", None)
+        }
+        Format::Csv => (Value::Null, "text/csv; charset=utf-8", Some(text_table(r, ",", "\r\n"))),
+        Format::Tsv => (Value::Null, "text/tab-separated-values; charset=utf-8", Some(text_table(r, "\t", "\r\n"))),
+        Format::Markdown => (Value::Null, "text/markdown; charset=utf-8", Some(text_table(r, " | ", "\n"))),
+        Format::Html => {
+            let mut s = String::from("<table>\n");
+            for line in text_table(r, "</td><td>", "\n").lines() {
+                s.push_str(&format!("<tr><td>{line}</td></tr>\n"));
+            }
+            s.push_str("</table>\n");
+            (Value::Null, "text/html; charset=utf-8", Some(s))
+        }
+        Format::Ssv | Format::SsvComma => {
+            let sep = if r.request.format == Format::Ssv { " " } else { "," };
+            let v: Vec<String> =
+                row_order(r.window.points, opts).map(|i| round7(row_total(r, i)).to_string()).collect();
+            (Value::Null, "text/plain; charset=utf-8", Some(v.join(sep)))
+        }
+    }
+}
+
+/// The v1 `jsonwrap` envelope around `result`.
+pub fn wrap(r: &QueryResult, result: Value, chart_id: &str) -> Value {
+    let opts = &r.request.options;
+    let latest: Vec<Value> = r
+        .series
+        .iter()
+        .map(|s| {
+            (0..s.values.len())
+                .rev()
+                .find(|&i| s.flags[i] & PA_EMPTY == 0)
+                .map(|i| json!(round7(s.values[i])))
+                .unwrap_or(Value::Null)
+        })
+        .collect();
+    let (min, max) = r.view_min_max();
+    let mut m = Map::new();
+    m.insert("api".into(), json!(1));
+    m.insert("id".into(), json!(chart_id));
+    m.insert("name".into(), json!(chart_id));
+    m.insert("view_update_every".into(), json!(r.window.view_every));
+    m.insert("update_every".into(), json!(r.update_every));
+    m.insert("first_entry".into(), json!(r.first_entry));
+    m.insert("last_entry".into(), json!(r.last_entry));
+    m.insert("before".into(), json!(r.window.before));
+    m.insert("after".into(), json!(r.window.after));
+    m.insert("group".into(), json!(r.request.time_group.name));
+    let mut options = vec!["jsonwrap"];
+    if opts.unaligned {
+        options.push("unaligned");
+    }
+    if opts.flip {
+        options.push("flip");
+    }
+    m.insert("options".into(), json!(options.join(",")));
+    m.insert("dimension_names".into(), json!(names(r)));
+    m.insert("dimension_ids".into(), json!(r.series.iter().map(|s| s.key.id.as_str()).collect::<Vec<_>>()));
+    m.insert("functions".into(), json!([]));
+    m.insert("latest_values".into(), json!(latest));
+    m.insert("view_latest_values".into(), json!(latest));
+    m.insert("dimensions".into(), json!(r.series.len()));
+    m.insert("points".into(), json!(r.window.points));
+    m.insert("format".into(), json!(format_name(r.request.format)));
+    m.insert("db_points_per_tier".into(), json!(r.tier_use.points));
+    m.insert("result".into(), result);
+    m.insert("min".into(), json!(round7(min)));
+    m.insert("max".into(), json!(round7(max)));
+    Value::Object(m)
+}
+
+fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Json2 => "json2",
+        Format::Json => "json",
+        Format::Csv => "csv",
+        Format::Tsv => "tsv",
+        Format::Ssv => "ssv",
+        Format::SsvComma => "ssvcomma",
+        Format::Array => "array",
+        Format::Markdown => "markdown",
+        Format::Html => "html",
+        Format::CsvJsonArray => "csvjsonarray",
+    }
+}

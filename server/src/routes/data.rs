@@ -1,0 +1,99 @@
+//! Data queries: `GET /api/v1/data`, `GET /api/v2/data`, `GET|POST
+//! /api/v3/data` and the Cloud-style `POST
+//! /api/v3/spaces/{space}/rooms/{room}/data`. All parse into one
+//! `QueryRequest`, run on a blocking thread, and are formatted there.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use strata_engine::query::body::parse_body;
+use strata_engine::query::params::parse_params;
+use strata_engine::query::request::{ApiVersion, Format, QueryRequest};
+use strata_engine::EngineError;
+
+use super::body::{parse_json, read_capped};
+use crate::error::{ApiError, ApiResult, CloudError};
+use crate::format::{json2, v1};
+use crate::state::AppState;
+
+fn pairs(raw: Option<String>) -> ApiResult<Vec<(String, String)>> {
+    serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::BadRequest(format!("malformed query string: {e}")))
+}
+
+fn bytes_response(body: Vec<u8>, content_type: &'static str) -> Response {
+    let mut r = Body::from(body).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// Runs the query and renders it, off the async runtime.
+async fn run(st: AppState, req: QueryRequest, chart_id: String) -> ApiResult<Response> {
+    let started = Instant::now();
+    let engine = st.engine.clone();
+    let agent = st.agent.clone();
+    tokio::task::spawn_blocking(move || -> ApiResult<Response> {
+        let result = engine.query(&req)?;
+        if req.api == ApiVersion::V1 && result.series.is_empty() {
+            return Err(EngineError::NothingMatched.into());
+        }
+        let total_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let ser = |e: serde_json::Error| ApiError::Internal(format!("serialising the response: {e}"));
+        if req.format == Format::Json2 {
+            let a = json2::Agent { machine_guid: &agent.machine_guid, hostname: &agent.hostname, now: engine.now() };
+            return Ok(bytes_response(json2::write(&result, &a, total_ms).map_err(ser)?, "application/json"));
+        }
+        let (payload, ctype, text) = v1::payload(&result);
+        if req.options.jsonwrap {
+            let inner = text.map(Value::String).unwrap_or(payload);
+            let doc = v1::wrap(&result, inner, &chart_id);
+            return Ok(bytes_response(serde_json::to_vec(&doc).map_err(ser)?, "application/json"));
+        }
+        Ok(match text {
+            Some(t) => bytes_response(t.into_bytes(), ctype),
+            None => bytes_response(serde_json::to_vec(&payload).map_err(ser)?, ctype),
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("query task failed: {e}")))?
+}
+
+pub async fn get_v1(State(st): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let p = pairs(q)?;
+    let chart = p.iter().find(|(k, v)| (k == "chart" || k == "context") && !v.is_empty()).map(|(_, v)| v.clone());
+    let Some(chart) = chart else {
+        return Err(ApiError::BadRequest("No chart or context is given.".into()));
+    };
+    let req = parse_params(ApiVersion::V1, &p)?;
+    run(st, req, chart).await
+}
+
+pub async fn get_v2(State(st): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let req = parse_params(ApiVersion::V2, &pairs(q)?)?;
+    run(st, req, String::new()).await
+}
+
+pub async fn get_v3(State(st): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let req = parse_params(ApiVersion::V3, &pairs(q)?)?;
+    run(st, req, String::new()).await
+}
+
+async fn body_request(st: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<QueryRequest> {
+    let bytes = read_capped(headers, body, st.limits.query).await?;
+    let value: Value = parse_json(&bytes)?;
+    Ok(parse_body(ApiVersion::V3, &value)?)
+}
+
+pub async fn post_v3(State(st): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    let req = body_request(&st, &headers, body).await?;
+    run(st, req, String::new()).await
+}
+
+pub async fn post_room(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, CloudError> {
+    let req = body_request(&st, &headers, body).await?;
+    Ok(run(st, req, String::new()).await?)
+}

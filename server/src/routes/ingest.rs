@@ -1,0 +1,25 @@
+//! `POST /api/v1/ingest`: the JSON batch of `spec/cli-and-ingest.md`.
+//! Answers 200 only after the whole batch is applied; a bad batch is a 400
+//! naming the element at fault and changes nothing.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use strata_engine::ingest::{IngestBatch, IngestReport};
+
+use super::body::{parse_json, read_capped};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub async fn post_ingest(State(st): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Json<IngestReport>> {
+    let bytes = read_capped(&headers, body, st.limits.ingest).await?;
+    let engine = st.engine.clone();
+    let report = tokio::task::spawn_blocking(move || -> ApiResult<IngestReport> {
+        let batch: IngestBatch = parse_json(&bytes)?;
+        Ok(engine.ingest(&batch)?)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))??;
+    Ok(Json(report))
+}

@@ -1,0 +1,36 @@
+//! Shared server state handed to every handler.
+
+use std::sync::Arc;
+
+use strata_engine::Engine;
+
+use crate::auth::TokenStore;
+
+/// Size caps on request bodies.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub query: usize,
+    pub ingest: usize,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        BodyLimits { query: 8 << 20, ingest: 64 << 20 }
+    }
+}
+
+/// Who this server is, as Netdata clients expect an agent to say.
+#[derive(Debug, Clone)]
+pub struct AgentInfo {
+    pub hostname: String,
+    pub machine_guid: String,
+    pub version: &'static str,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub tokens: Arc<TokenStore>,
+    pub agent: Arc<AgentInfo>,
+    pub limits: BodyLimits,
+}

@@ -1,0 +1,84 @@
+//! `strata query` and `strata ingest`: thin HTTP clients of a running server.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Server URL.
+    #[arg(long, env = "STRATA_URL", default_value = "http://127.0.0.1:19999")]
+    pub url: String,
+    /// Bearer token; defaults to the admin token in --data-dir.
+    #[arg(long, env = "STRATA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Where to find admin.token when --token is not given.
+    #[arg(long, env = "STRATA_DATA_DIR", default_value = "./strata-data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Query body file (POST /api/v3/data), or - for stdin.
+    pub body: String,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Ingest batch file, or - for stdin.
+    pub file: String,
+}
+
+fn read_input(path: &str) -> Result<Vec<u8>, String> {
+    if path == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).map_err(|e| format!("reading stdin: {e}"))?;
+        Ok(buf)
+    } else {
+        std::fs::read(path).map_err(|e| format!("reading {path}: {e}"))
+    }
+}
+
+fn token(c: &ClientArgs) -> Result<String, String> {
+    if let Some(t) = &c.token {
+        return Ok(t.clone());
+    }
+    let p = c.data_dir.join("admin.token");
+    std::fs::read_to_string(&p)
+        .map(|t| t.trim().to_string())
+        .map_err(|e| format!("no --token given and cannot read {}: {e}", p.display()))
+}
+
+fn post(c: &ClientArgs, path: &str, body: Vec<u8>) -> Result<(), String> {
+    let url = format!("{}{path}", c.url.trim_end_matches('/'));
+    let tok = token(c)?;
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut resp = agent
+        .post(&url)
+        .header("Authorization", &format!("Bearer {tok}"))
+        .header("Content-Type", "application/json")
+        .send(&body[..])
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    let status = resp.status();
+    let text = resp.body_mut().read_to_string().map_err(|e| format!("reading response: {e}"))?;
+    println!("{text}");
+    if !status.is_success() {
+        return Err(format!("server answered {status}"));
+    }
+    Ok(())
+}
+
+pub fn query(a: QueryArgs) -> Result<(), String> {
+    let body = read_input(&a.body)?;
+    post(&a.client, "/api/v3/data", body)
+}
+
+pub fn ingest(a: IngestArgs) -> Result<(), String> {
+    let body = read_input(&a.file)?;
+    post(&a.client, "/api/v1/ingest", body)
+}

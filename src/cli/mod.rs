@@ -1,0 +1,42 @@
+//! Command-line definitions; every flag also reads `STRATA_<FLAG>`.
+
+mod client;
+mod fixtures;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about = "A time-series metrics engine that answers Netdata-style queries")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (demo history and live local metrics by default).
+    Serve(serve::ServeArgs),
+    /// Send a query body (JSON, POST /api/v3/data) and print the response.
+    Query(client::QueryArgs),
+    /// Post an ingest batch (JSON, POST /api/v1/ingest) and print the report.
+    Ingest(client::IngestArgs),
+    /// Write deterministic ingest batches (the demo generator) to a directory.
+    GenFixtures(fixtures::GenArgs),
+}
+
+pub fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve(a) => serve::run(a),
+        Command::Query(a) => client::query(a),
+        Command::Ingest(a) => client::ingest(a),
+        Command::GenFixtures(a) => fixtures::run(a),
+    }
+}
+
+/// The default data dir.
+pub fn default_data_dir() -> PathBuf {
+    PathBuf::from("./strata-data")
+}

@@ -1,0 +1,176 @@
+//! `strata serve`: the engine, the HTTP API, the local collector and (on a
+//! fresh data dir) the demo history.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+use strata_engine::demo::{self, DemoHistory, GenSpec};
+use strata_engine::model::machine_guid_for;
+use strata_engine::{Clock, Engine, EngineConfig};
+use strata_server::auth::TokenStore;
+use strata_server::{AgentInfo, AppState, BodyLimits};
+
+use crate::collector::{hostname, HostCollector};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, env = "STRATA_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory (tokens; storage files once persistence lands).
+    #[arg(long, env = "STRATA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Load the deterministic demo history (default on a fresh data dir).
+    #[arg(long, env = "STRATA_DEMO", conflicts_with = "no_demo")]
+    pub demo: bool,
+    /// Do not load the demo history.
+    #[arg(long, env = "STRATA_NO_DEMO")]
+    pub no_demo: bool,
+    /// Do not collect this host's own metrics.
+    #[arg(long, env = "STRATA_NO_COLLECTOR")]
+    pub no_collector: bool,
+    /// TOML config file; flags override it. Keys: listen, data_dir, demo, collector.
+    #[arg(long, env = "STRATA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Test-only: pin the engine's clock to this epoch second.
+    #[arg(long, env = "STRATA_TEST_NOW", hide = true)]
+    pub test_now: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    demo: Option<bool>,
+    collector: Option<bool>,
+}
+
+fn load_config(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading config {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+pub fn run(a: ServeArgs) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    let file = match &a.config {
+        Some(p) => load_config(p)?,
+        None => FileConfig::default(),
+    };
+    let listen = a.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 19999)));
+    let data_dir = a.data_dir.or(file.data_dir).unwrap_or_else(super::default_data_dir);
+    std::fs::create_dir_all(&data_dir).map_err(|e| format!("creating data dir {}: {e}", data_dir.display()))?;
+    // Storage is in memory until persistence lands, so every start is "fresh".
+    let fresh = !data_dir.join("tier0").exists();
+    let demo_on = if a.no_demo { false } else { a.demo || file.demo.unwrap_or(fresh) };
+    let collector_on = !a.no_collector && file.collector.unwrap_or(true);
+
+    let clock = match a.test_now {
+        Some(t) => Clock::Fixed(AtomicI64::new(t)),
+        None => Clock::System,
+    };
+    let host = hostname();
+    let engine = Arc::new(Engine::new(EngineConfig { default_node: host.clone(), ..EngineConfig::default() }, clock));
+    let (tokens, created) = TokenStore::open(&data_dir, engine.now()).map_err(|e| e.to_string())?;
+    if let Some(t) = created {
+        eprintln!("admin token (shown once, also saved to {}): {t}", data_dir.join("admin.token").display());
+    }
+    let demo_spec = GenSpec::DEMO;
+    if demo_on {
+        let started = std::time::Instant::now();
+        let (samples, rollups) =
+            demo::load(&engine, &demo_spec, &DemoHistory::default(), engine.now(), |m| tracing::info!("{m}"))
+                .map_err(|e| format!("loading demo data: {e}"))?;
+        tracing::info!(samples, rollups, secs = started.elapsed().as_secs_f64(), "demo history loaded");
+    }
+    let state = AppState {
+        engine: engine.clone(),
+        tokens: Arc::new(tokens),
+        agent: Arc::new(AgentInfo {
+            machine_guid: machine_guid_for(&host),
+            hostname: host.clone(),
+            version: env!("CARGO_PKG_VERSION"),
+        }),
+        limits: BodyLimits::default(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting runtime: {e}"))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("binding {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        if collector_on || demo_on {
+            tokio::spawn(live_feed(engine.clone(), collector_on.then(|| host.clone()), demo_on.then_some(demo_spec)));
+        }
+        tracing::info!("listening on http://{addr}");
+        strata_server::serve(listener, state, shutdown()).await.map_err(|e| format!("server: {e}"))
+    })
+}
+
+/// Once a second: the host's own metrics, and the demo nodes' next values.
+async fn live_feed(engine: Arc<Engine>, host: Option<String>, demo: Option<GenSpec>) {
+    let mut collector = host.map(|h| HostCollector::new(h, PathBuf::from("/proc")));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_demo = engine.now();
+    loop {
+        tick.tick().await;
+        let now = now_secs();
+        let mut batches = Vec::new();
+        if let Some(c) = collector.as_mut() {
+            batches.push(c.collect(now));
+        }
+        if let Some(spec) = demo {
+            let t = engine.now();
+            for s in (last_demo + 1)..=t {
+                batches.push(demo::tick(&spec, s));
+            }
+            last_demo = last_demo.max(t);
+        }
+        let e = engine.clone();
+        let res =
+            tokio::task::spawn_blocking(move || batches.iter().map(|b| e.ingest(b)).collect::<Result<Vec<_>, _>>())
+                .await;
+        match res {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "live metrics were not ingested"),
+            Err(e) => tracing::warn!(error = %e, "live metrics task failed"),
+        }
+    }
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
