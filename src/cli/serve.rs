@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// TOML config file; flags override it. Keys: listen, data_dir, demo, collector.
     #[arg(long, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
+    /// How many storage tiers to use (1 = per-second only, 3 = also per-minute and per-hour).
+    #[arg(long, env = "STRATA_STORAGE_TIERS", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub storage_tiers: u8,
     /// Test-only: pin the engine's clock to this epoch second.
     #[arg(long, env = "STRATA_TEST_NOW", hide = true)]
     pub test_now: Option<i64>,
@@ -83,7 +86,9 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         None => Clock::System,
     };
     let host = hostname();
-    let engine = Arc::new(Engine::new(EngineConfig { default_node: host.clone(), ..EngineConfig::default() }, clock));
+    let mut config = EngineConfig { default_node: host.clone(), ..EngineConfig::default() };
+    config.limits.tiers = usize::from(a.storage_tiers);
+    let engine = Arc::new(Engine::new(config, clock));
     let (tokens, created) = TokenStore::open(&data_dir, engine.now()).map_err(|e| e.to_string())?;
     if let Some(t) = created {
         eprintln!("admin token (shown once, also saved to {}): {t}", data_dir.join("admin.token").display());

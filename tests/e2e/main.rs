@@ -1,2 +1,10 @@
-#[test]
-fn t() {}
+//! End-to-end tests: a real `strata serve` per test, driven over HTTP and
+//! through the CLI. Expected values come from an independent reference
+//! model of the query semantics (`dataset.rs`).
+
+mod auth;
+mod cli;
+mod dataset;
+mod harness;
+mod ingest;
+mod queries;

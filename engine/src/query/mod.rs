@@ -37,6 +37,9 @@ pub struct QueryLimits {
     pub max_metrics: u64,
     /// Worker threads for the per-metric loop.
     pub threads: usize,
+    /// How many storage tiers queries may use (1..=3), like Netdata's
+    /// `storage tiers` setting.
+    pub tiers: usize,
 }
 
 impl Default for QueryLimits {
@@ -44,6 +47,7 @@ impl Default for QueryLimits {
         QueryLimits {
             max_metrics: 200_000,
             threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            tiers: TIERS,
         }
     }
 }
@@ -75,23 +79,31 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
     if sel.selected.len() > limit {
         return Err(EngineError::TooManyMetrics { matched: sel.selected.len(), limit });
     }
-    let metrics: Vec<MetricId> = sel.selected.iter().filter(|&m| store.update_every(m).is_some()).collect();
-    let ue = metrics.iter().filter_map(|&m| store.update_every(m)).min().unwrap_or(1);
-
-    // Retention of the selection, over every tier.
-    let (mut first, mut last) = (None::<i64>, None::<i64>);
-    for &m in &metrics {
-        for t in 0..TIERS {
+    let ntiers = limits.tiers.clamp(1, TIERS);
+    let retention = |m: MetricId| -> Option<(i64, i64)> {
+        let mut r: Option<(i64, i64)> = None;
+        for t in 0..ntiers {
             if let Some(e) = store.extent(m, t) {
-                let res = store.resolution(m, t).unwrap_or(1);
-                first = Some(first.map_or(e.first - res + 1, |f: i64| f.min(e.first - res + 1)));
-                last = Some(last.map_or(e.last, |l: i64| l.max(e.last)));
+                let res = if t == 0 { 1 } else { store.resolution(m, t).unwrap_or(1) };
+                let first = e.first - res + 1;
+                r = Some(r.map_or((first, e.last), |(f, l)| (f.min(first), l.max(e.last))));
             }
         }
-    }
-    // Tier 0's first point covers only its own second.
-    if let Some(e0) = metrics.iter().filter_map(|&m| store.extent(m, 0)).map(|e| e.first).min() {
-        first = Some(first.map_or(e0, |f| f.min(e0)));
+        r
+    };
+    let (qa, qb) = window::target_window(req.after, req.before, now);
+    let metrics: Vec<MetricId> = sel
+        .selected
+        .iter()
+        .filter(|&m| store.update_every(m).is_some() && retention(m).is_some_and(|(f, l)| f <= qb && l >= qa))
+        .collect();
+    let ue = metrics.iter().filter_map(|&m| store.update_every(m)).min().unwrap_or(1);
+
+    // Retention of the selection, over the tiers in use.
+    let (mut first, mut last) = (None::<i64>, None::<i64>);
+    for (f, l) in metrics.iter().filter_map(|&m| retention(m)) {
+        first = Some(first.map_or(f, |x: i64| x.min(f)));
+        last = Some(last.map_or(l, |x: i64| x.max(l)));
     }
     let natural_ue = match req.tier {
         Some(t) => store.config().resolution(t, ue),
@@ -110,7 +122,14 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
         unaligned: req.options.unaligned,
         resampling: req.time_resampling,
     })?;
-    let tier = req.tier.unwrap_or_else(|| tiering::choose_tier(store, &metrics, ue, &window));
+    if let Some(t) = req.tier.filter(|&t| t >= ntiers) {
+        return Err(EngineError::param(
+            "tier",
+            format!("tier {t} is not available: this server keeps {ntiers} tier(s)"),
+        ));
+    }
+    let needs_raw = req.time_group.method.needs_raw();
+    let tier = req.tier.unwrap_or_else(|| tiering::choose_tier(store, &metrics, ue, &window, ntiers, needs_raw));
 
     // Group assignment, in metric order (= first appearance).
     let pass0 = &req.passes[0];
@@ -129,6 +148,9 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
     let threads = limits.threads.clamp(1, 64).min(metrics.len().div_ceil(64).max(1));
     let chunk = metrics.len().div_ceil(threads).max(1);
     let pinned = req.tier.is_some();
+    // v2/v3 make samples absolute before grouping (spec 5.1); v1 (Netdata
+    // 1.37, the oracle) makes the grouped values absolute instead.
+    let sample_abs = req.options.absolute && req.api != ApiVersion::V1;
     let outcomes: Vec<Result<WorkerOutput>> = std::thread::scope(|scope| {
         let handles: Vec<_> = metrics
             .chunks(chunk)
@@ -140,8 +162,7 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
                 let n_groups = groups0.len();
                 scope.spawn(move || -> Result<WorkerOutput> {
                     let kernel = kernels::build(&req.time_group, kp)?;
-                    let mut ex =
-                        Executor::new(store, *window, req.time_group.method.field(), req.options.absolute, kernel);
+                    let mut ex = Executor::new(store, *window, req.time_group.method.field(), sample_abs, kernel);
                     let mut acc = Accumulator::new(n_groups, window.points, pass0.aggregation);
                     let mut tier_use = TierUse::default();
                     let mut stats = Vec::with_capacity(ms.len());
@@ -151,7 +172,7 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
                             deadline.check()?;
                         }
                         let Some(mue) = store.update_every(m) else { continue };
-                        let parts = tiering::metric_parts(store, m, tier, pinned, lo, hi);
+                        let parts = tiering::metric_parts(store, m, tier, pinned, ntiers, lo, hi);
                         let mut st = PointStats::default();
                         ex.run_metric(m, mue, &parts, &mut buckets, &mut st, &mut tier_use);
                         acc.add(g, &buckets);
@@ -232,6 +253,14 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
             });
         }
     }
+    if req.options.absolute && req.api == ApiVersion::V1 {
+        for s in &mut series {
+            s.values.iter_mut().for_each(|v| *v = v.abs());
+        }
+    }
+    if req.options.percentage {
+        to_percentages(&mut series, window.points);
+    }
     if req.options.nonzero && series.iter().any(|s| !all_zero(s)) {
         series.retain(|s| !all_zero(s));
     }
@@ -264,16 +293,18 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
         ),
     };
     let units = if req.options.percentage { "%".to_string() } else { db_units.first().cloned().unwrap_or_default() };
-    let tiers = std::array::from_fn(|t| {
-        let (mut f, mut l) = (None::<i64>, None::<i64>);
-        for &m in &metrics {
-            if let Some(e) = store.extent(m, t) {
-                f = Some(f.map_or(e.first, |x| x.min(e.first)));
-                l = Some(l.map_or(e.last, |x| x.max(e.last)));
+    let tiers: Vec<TierInfo> = (0..ntiers)
+        .map(|t| {
+            let (mut f, mut l) = (None::<i64>, None::<i64>);
+            for &m in &metrics {
+                if let Some(e) = store.extent(m, t) {
+                    f = Some(f.map_or(e.first, |x| x.min(e.first)));
+                    l = Some(l.map_or(e.last, |x| x.max(e.last)));
+                }
             }
-        }
-        TierInfo { tier: t, update_every: store.config().resolution(t, ue), first_entry: f, last_entry: l }
-    });
+            TierInfo { tier: t, update_every: store.config().resolution(t, ue), first_entry: f, last_entry: l }
+        })
+        .collect();
     Ok(QueryResult {
         request: req.clone(),
         window,
@@ -297,6 +328,18 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
     })
 }
 
+/// `options=percentage`: each value as a percentage of its row's total over
+/// the non-empty series (a zero total counts as 1, as Netdata does).
+fn to_percentages(series: &mut [Series], points: usize) {
+    for i in 0..points {
+        let total: f64 = series.iter().filter(|s| s.flags[i] & PA_EMPTY == 0).map(|s| s.values[i]).sum();
+        let total = if total == 0.0 { 1.0 } else { total };
+        for s in series.iter_mut() {
+            s.values[i] = s.values[i] * 100.0 / total;
+        }
+    }
+}
+
 fn all_zero(s: &Series) -> bool {
     s.values.iter().zip(&s.flags).all(|(v, f)| f & PA_EMPTY != 0 || *v == 0.0)
 }
@@ -310,7 +353,7 @@ pub fn empty_window() -> Window {
         granularity: 1,
         group: 1,
         view_every: 1,
-        resampling_divisor: 1.0,
+        resampling_divisor: None,
         relative: false,
     }
 }

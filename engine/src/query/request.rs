@@ -325,7 +325,10 @@ impl QueryRequest {
             .passes
             .iter()
             .any(|p| p.aggregation == Aggregation::Percentage || p.keys.contains(&GroupByKey::PercentageOfInstance));
-        if self.passes.iter().any(|p| !p.keys.contains(&GroupByKey::Dimension)) || self.options.percentage {
+        // v2/v3 make values absolute for non-dimension grouping and for
+        // percentages; v1 (Netdata 1.37, the oracle) keeps signs.
+        let grouped = self.passes.iter().any(|p| !p.keys.contains(&GroupByKey::Dimension));
+        if self.api != ApiVersion::V1 && (grouped || self.options.percentage) {
             self.options.absolute = true;
         }
         if percentage_grouping {

@@ -4,7 +4,6 @@ use crate::query::execute::{PointStats, TierUse};
 use crate::query::group_by::SeriesKey;
 use crate::query::request::{GroupByKey, QueryRequest};
 use crate::query::window::Window;
-use crate::storage::TIERS;
 
 #[derive(Debug, Clone)]
 pub struct Series {
@@ -82,7 +81,8 @@ pub struct QueryResult {
     pub group_by_labels: Vec<String>,
     pub summary: Summary,
     pub tier_use: TierUse,
-    pub tiers: [TierInfo; TIERS],
+    /// The tiers queries may use, finest first.
+    pub tiers: Vec<TierInfo>,
     pub update_every: i64,
     pub first_entry: Option<i64>,
     pub last_entry: Option<i64>,

@@ -43,8 +43,8 @@ pub struct Window {
     pub group: i64,
     /// V = N x G.
     pub view_every: i64,
-    /// For `average` with resampling: V / R (1 when not resampling).
-    pub resampling_divisor: f64,
+    /// For `average` with resampling: V / R (`None` when not resampling).
+    pub resampling_divisor: Option<f64>,
     /// Whether either endpoint was relative.
     pub relative: bool,
 }
@@ -57,6 +57,16 @@ impl Window {
 
 fn is_relative(v: i64) -> bool {
     v.abs() <= RELATIVE_MAX
+}
+
+/// The window a query targets before any data is looked at: relative
+/// values and zeros resolve against `now` (0 = now for `before`, -600 for
+/// `after`). Metrics whose retention does not overlap it are not queried
+/// (Netdata's query-target rule).
+pub fn target_window(after: i64, before: i64, now: i64) -> (i64, i64) {
+    let b = if before == 0 || is_relative(before) { now - before.abs() } else { before };
+    let a = if after == 0 || is_relative(after) { b - if after == 0 { 600 } else { after.abs() } + 1 } else { after };
+    (a.min(b), a.max(b))
 }
 
 /// Plans the window.
@@ -126,14 +136,14 @@ pub fn plan(inp: &WindowInput) -> Result<Window> {
     if (points * n) < steps as u64 {
         points = available.div_ceil(n).max(1);
     }
-    let mut resampling_divisor = 1.0;
+    let mut resampling_divisor = None;
     if r > g {
         let rg = ((r + g - 1) / g) as u64;
         n = n.max(rg);
         if !n.is_multiple_of(rg) {
             n += rg - n % rg;
         }
-        resampling_divisor = (n as f64 * g as f64) / r as f64;
+        resampling_divisor = Some((n as f64 * g as f64) / r as f64);
     }
     let v = n as i64 * g;
     if !inp.unaligned && before.rem_euclid(v) != 0 {
@@ -214,7 +224,7 @@ mod tests {
         i.resampling = 60;
         let w = plan(&i).expect("plan");
         assert_eq!(w.view_every % 60, 0);
-        assert!((w.resampling_divisor - w.view_every as f64 / 60.0).abs() < 1e-12);
+        assert_eq!(w.resampling_divisor, Some(w.view_every as f64 / 60.0));
     }
 
     #[test]

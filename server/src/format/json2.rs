@@ -57,8 +57,10 @@ impl Serialize for Row<'_> {
 impl Serialize for Rows<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let r = self.0;
-        let mut seq = s.serialize_seq(Some(r.window.points))?;
-        for i in row_order(r.window.points, &r.request.options) {
+        // Nothing matched: no rows at all, as Netdata answers.
+        let points = if r.series.is_empty() { 0 } else { r.window.points };
+        let mut seq = s.serialize_seq(Some(points))?;
+        for i in row_order(points, &r.request.options) {
             seq.serialize_element(&Row(r, i))?;
         }
         seq.end()

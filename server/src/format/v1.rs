@@ -51,6 +51,22 @@ fn json_table(r: &QueryResult) -> Value {
     json!({"labels": labels, "data": rows})
 }
 
+/// `YYYY-MM-DD HH:MM:SS` (UTC), the default time column of text formats.
+pub fn datetime(t: i64) -> String {
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
 fn text_table(r: &QueryResult, sep: &str, eol: &str) -> String {
     let opts = &r.request.options;
     let mut out = String::new();
@@ -61,7 +77,12 @@ fn text_table(r: &QueryResult, sep: &str, eol: &str) -> String {
     }
     out.push_str(eol);
     for i in row_order(r.window.points, opts) {
-        out.push_str(&time_value(r.window.bucket_end(i), opts).to_string());
+        let t = r.window.bucket_end(i);
+        if opts.seconds || opts.ms {
+            out.push_str(&time_value(t, opts).to_string());
+        } else {
+            out.push_str(&datetime(t));
+        }
         for s in 0..r.series.len() {
             out.push_str(sep);
             if let Some(v) = cell(r, s, i) {
@@ -176,5 +197,17 @@ fn format_name(f: Format) -> &'static str {
         Format::Markdown => "markdown",
         Format::Html => "html",
         Format::CsvJsonArray => "csvjsonarray",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::datetime;
+
+    #[test]
+    fn datetimes_are_utc_civil_times() {
+        assert_eq!(datetime(0), "1970-01-01 00:00:00");
+        assert_eq!(datetime(1_795_442_520), "2026-11-23 14:02:00");
+        assert_eq!(datetime(951_782_400), "2000-02-29 00:00:00");
     }
 }

@@ -11,7 +11,7 @@ fn window(after: i64, points: usize, v: i64) -> Window {
         granularity: 1,
         group: v,
         view_every: v,
-        resampling_divisor: 1.0,
+        resampling_divisor: None,
         relative: false,
     }
 }
@@ -38,7 +38,7 @@ fn tier0_buckets_hold_points_ending_inside() {
     let s = store_with(&data);
     let w = window(1, 4, 5); // buckets end 5, 10, 15, 20
     let parts = [Part { tier: 0, from: -100, to: 100 }];
-    let (b, st, tu) = run(&s, w, Field::Average, Box::new(Average::new(1.0)), &parts);
+    let (b, st, tu) = run(&s, w, Field::Average, Box::new(Average::new(None)), &parts);
     assert_eq!(b.values, vec![3.0, (6.0 + 8.0 + 9.0 + 10.0) / 4.0, 13.0, 18.0]);
     assert_eq!(b.flags, vec![0; 4]);
     // Anomalous samples are those at multiples of 10: one in bucket 2 of 4 samples.
@@ -64,9 +64,10 @@ fn tier1_average_equals_tier0_on_minute_aligned_buckets() {
         (1..=600).map(|t| (t, if t % 13 == 0 { None } else { Some(((t * 7919) % 101) as f64) })).collect();
     let s = store_with(&data);
     let w = window(1, 5, 120);
-    let (b0, st0, _) = run(&s, w, Field::Average, Box::new(Average::new(1.0)), &[Part { tier: 0, from: -10, to: 700 }]);
+    let (b0, st0, _) =
+        run(&s, w, Field::Average, Box::new(Average::new(None)), &[Part { tier: 0, from: -10, to: 700 }]);
     let (b1, st1, tu1) =
-        run(&s, w, Field::Average, Box::new(Average::new(1.0)), &[Part { tier: 1, from: -10, to: 700 }]);
+        run(&s, w, Field::Average, Box::new(Average::new(None)), &[Part { tier: 1, from: -10, to: 700 }]);
     // Tier-1 averages are means of per-minute means: compare with that.
     for i in 0..5 {
         let lo = 1 + i as i64 * 120;

@@ -3,13 +3,23 @@
 //! allocation per point, and is reset per metric; `flush` ends a bucket.
 
 mod average;
+mod countif;
+mod extremes;
+mod incremental_sum;
 mod max;
+mod median;
 mod min;
+mod ordered;
+mod percentile;
+mod smoothing;
+mod stddev;
 mod sum;
+mod trimmed_mean;
 
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::query::time_group::{Method, TimeGroup};
 use crate::storage::bits::BitSlice;
+use ordered::percent_option;
 
 pub use average::Average;
 pub use max::Max;
@@ -23,8 +33,8 @@ pub struct KernelParams {
     pub points: usize,
     /// db steps per bucket (N).
     pub group: i64,
-    /// V / R when resampling, else 1.
-    pub resampling_divisor: f64,
+    /// V / R when resampling (`time_resampling` / `gtime`), else `None`.
+    pub resampling_divisor: Option<f64>,
 }
 
 pub trait Kernel: Send {
@@ -51,17 +61,28 @@ pub trait Kernel: Send {
 
 /// Builds the kernel for a time group.
 pub fn build(tg: &TimeGroup, p: &KernelParams) -> Result<Box<dyn Kernel>> {
+    let opt = tg.options.as_deref();
     Ok(match tg.method {
         Method::Average => Box::new(Average::new(p.resampling_divisor)),
         Method::Min => Box::new(Min::default()),
         Method::Max => Box::new(Max::default()),
         Method::Sum => Box::new(Sum::default()),
-        _ => {
-            return Err(EngineError::param(
-                "time_group",
-                format!("time_group '{}' is not implemented yet (available: average, min, max, sum)", tg.name),
-            ))
+        Method::IncrementalSum => Box::new(incremental_sum::IncrementalSum::default()),
+        Method::Median => Box::new(median::Median::new(percent_option(opt, tg.default_param, 0.0, 50.0))),
+        Method::Percentile => Box::new(percentile::Percentile::new(percent_option(opt, tg.default_param, 0.0, 100.0))),
+        Method::TrimmedMean => {
+            Box::new(trimmed_mean::TrimmedMean::new(percent_option(opt, tg.default_param, 0.0, 50.0)))
         }
+        Method::Stddev => Box::new(stddev::Stddev::new(false)),
+        Method::Cv => Box::new(stddev::Stddev::new(true)),
+        Method::Ses => Box::new(smoothing::Ses::new(smoothing::alpha(p.points, p.group))),
+        Method::Des => Box::new(smoothing::Des::new(smoothing::alpha(p.points, p.group))),
+        Method::CountIf => {
+            let (cmp, target) = countif::parse_condition(opt)?;
+            Box::new(countif::CountIf::new(cmp, target))
+        }
+        Method::Extremes => Box::new(extremes::Extremes::default()),
+        Method::Latest => Box::new(extremes::Latest::default()),
     })
 }
 

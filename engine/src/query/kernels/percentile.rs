@@ -1,0 +1,84 @@
+//! `percentile` / `percentileNN`: Netdata's definition, kept for
+//! compatibility: the MEAN of the lowest p fraction of values (of the
+//! highest, walking down, when any value is negative), with its fractional
+//! extra slot. Values 1..100 at p = 0.95 give 48, not 95.
+
+use super::ordered::mean_of_ranks;
+use super::Kernel;
+
+#[derive(Debug, Clone)]
+pub struct Percentile {
+    p: f64,
+    values: Vec<f64>,
+}
+
+impl Percentile {
+    pub fn new(percent: f64) -> Self {
+        Percentile { p: percent / 100.0, values: Vec::new() }
+    }
+}
+
+/// Shared by percentile and trimmed mean: mean of `k` ranks from `start`,
+/// mirrored (walking down from the top) when any value is negative.
+pub(crate) fn netdata_ranks(v: &mut [f64], start: usize, k: usize, w: f64) -> f64 {
+    if v.iter().any(|&x| x < 0.0) {
+        v.iter_mut().for_each(|x| *x = -*x);
+        -mean_of_ranks(v, start, k, w)
+    } else {
+        mean_of_ranks(v, start, k, w)
+    }
+}
+
+impl Kernel for Percentile {
+    fn reset(&mut self) {
+        self.values.clear();
+    }
+
+    fn add(&mut self, v: f64) {
+        self.values.push(v);
+    }
+
+    fn flush(&mut self) -> Option<f64> {
+        let n = self.values.len();
+        let out = match n {
+            0 => None,
+            1 => Some(self.values[0]),
+            _ => {
+                let (min, max) =
+                    self.values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+                if min == max {
+                    Some(min)
+                } else {
+                    let exact = n as f64 * self.p;
+                    let k = (exact.floor() as usize).max(1);
+                    let w = (exact - k as f64).max(0.0);
+                    Some(netdata_ranks(&mut self.values, 0, k, w))
+                }
+            }
+        };
+        self.values.clear();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::run;
+    use super::*;
+
+    #[test]
+    fn mean_of_lowest_fraction() {
+        let vals: Vec<f64> = (1..=100).map(f64::from).collect();
+        let mut k = Percentile::new(95.0);
+        assert_eq!(run(&mut k, &[&vals]), vec![Some(48.0)]);
+        let mut k = Percentile::new(50.0);
+        assert_eq!(run(&mut k, &[&[3.0, 3.0], &[9.0]]), vec![Some(3.0), Some(9.0)]);
+    }
+
+    #[test]
+    fn negative_values_walk_from_the_top() {
+        // k = 2 largest of {-1, -2, -3, 5}: (5 + -1) / 2.
+        let mut k = Percentile::new(50.0);
+        assert_eq!(run(&mut k, &[&[-1.0, -2.0, -3.0, 5.0]]), vec![Some(2.0)]);
+    }
+}

@@ -1,0 +1,65 @@
+//! `trimmed-mean` / `trimmed-meanNN`: the mean of the middle `1 - 2p`
+//! fraction of values, with Netdata's fractional extra slot, mirrored when
+//! any value is negative.
+
+use super::percentile::netdata_ranks;
+use super::Kernel;
+
+#[derive(Debug, Clone)]
+pub struct TrimmedMean {
+    keep: f64,
+    values: Vec<f64>,
+}
+
+impl TrimmedMean {
+    pub fn new(trim_percent: f64) -> Self {
+        TrimmedMean { keep: 1.0 - 2.0 * trim_percent / 100.0, values: Vec::new() }
+    }
+}
+
+impl Kernel for TrimmedMean {
+    fn reset(&mut self) {
+        self.values.clear();
+    }
+
+    fn add(&mut self, v: f64) {
+        self.values.push(v);
+    }
+
+    fn flush(&mut self) -> Option<f64> {
+        let n = self.values.len();
+        let out = match n {
+            0 => None,
+            1 => Some(self.values[0]),
+            _ => {
+                let (min, max) =
+                    self.values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+                if min == max {
+                    Some(min)
+                } else {
+                    let exact = n as f64 * self.keep;
+                    let k = (exact.floor() as usize).clamp(1, n);
+                    let w = (exact - k as f64).max(0.0);
+                    Some(netdata_ranks(&mut self.values, (n - k) / 2, k, w))
+                }
+            }
+        };
+        self.values.clear();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::run;
+    use super::*;
+
+    #[test]
+    fn trims_both_ends() {
+        let vals: Vec<f64> = (1..=10).map(f64::from).collect();
+        let mut k = TrimmedMean::new(10.0); // keep 8: ranks 1..=8 -> 2..9
+        assert_eq!(run(&mut k, &[&vals]), vec![Some(5.5)]);
+        let mut k = TrimmedMean::new(0.0);
+        assert_eq!(run(&mut k, &[&vals]), vec![Some(5.5)]);
+    }
+}

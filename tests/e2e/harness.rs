@@ -1,0 +1,268 @@
+//! Starts a real `strata serve` on a free port with a fresh data dir, and
+//! talks to it over HTTP with the admin token.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The strata binary built by cargo for this test target.
+pub const BIN: &str = env!("CARGO_BIN_EXE_strata");
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh, unique directory under the system temp dir; removed on drop.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("strata-e2e-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("creating a temp dir for the test");
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Which bearer token to send.
+#[derive(Debug, Clone, Copy)]
+pub enum Auth<'a> {
+    Admin,
+    None,
+    /// Sent verbatim as the whole `Authorization` header value.
+    Header(&'a str),
+}
+
+/// An HTTP answer: status, selected headers and the raw body.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub www_authenticate: Option<String>,
+    pub content_type: Option<String>,
+    pub text: String,
+}
+
+impl Resp {
+    /// The body as JSON; panics (naming the body) when it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("response (status {}) is not JSON ({e}): {}", self.status, self.text))
+    }
+}
+
+pub struct Server {
+    child: Child,
+    dir: Option<TempDir>,
+    pub base: String,
+    pub token: String,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+    agent: ureq::Agent,
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
+impl Server {
+    /// `strata serve` on 127.0.0.1:0, no demo, no collector, the engine
+    /// clock pinned to `test_now` when given.
+    pub fn start(test_now: Option<i64>) -> Server {
+        Server::start_in(TempDir::new("serve"), test_now)
+    }
+
+    /// Like [`Server::start`] on an existing data dir (e.g. for a restart).
+    pub fn start_in(dir: TempDir, test_now: Option<i64>) -> Server {
+        let mut args: Vec<String> = [
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path.to_str().expect("temp dir path is UTF-8"),
+            "--no-demo",
+            "--no-collector",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if let Some(t) = test_now {
+            args.push("--test-now".into());
+            args.push(t.to_string());
+        }
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .env_remove("STRATA_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning strata serve");
+        let stderr = child.stderr.take().expect("child stderr is piped");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                let mut tx = Some(tx);
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(pos) = line.find("listening on http://") {
+                        let rest = &line[pos + "listening on ".len()..];
+                        let url: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(url);
+                        }
+                    }
+                    lines.lock().expect("stderr lines lock").push(line);
+                }
+            });
+        }
+        let base = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                let got = lines.lock().expect("stderr lines lock").join("\n");
+                panic!("strata serve did not report 'listening on' ({e:?}); stderr so far:\n{got}");
+            }
+        };
+        let token = std::fs::read_to_string(dir.path.join("admin.token"))
+            .expect("admin.token written on first start")
+            .trim()
+            .to_string();
+        assert!(!token.is_empty(), "admin.token is empty");
+        Server { child, dir: Some(dir), base, token, stderr: lines, agent: agent() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Everything the server wrote on stderr so far.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().expect("stderr lines lock").join("\n")
+    }
+
+    fn auth_value(&self, auth: Auth) -> Option<String> {
+        match auth {
+            Auth::Admin => Some(format!("Bearer {}", self.token)),
+            Auth::None => None,
+            Auth::Header(h) => Some(h.to_string()),
+        }
+    }
+
+    /// A raw request. `body` = None sends a GET, Some a POST.
+    pub fn request(&self, path: &str, auth: Auth, body: Option<&[u8]>) -> Resp {
+        let url = self.url(path);
+        let auth = self.auth_value(auth);
+        let res = match body {
+            None => {
+                let mut r = self.agent.get(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            Some(b) => {
+                let mut r = self.agent.post(&url).header("Content-Type", "application/json");
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.send(b)
+            }
+        };
+        let mut resp = res.unwrap_or_else(|e| panic!("HTTP request to {url} failed: {e}"));
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let www_authenticate = header("www-authenticate");
+        let content_type = header("content-type");
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(512 * 1024 * 1024)
+            .read_to_string()
+            .unwrap_or_else(|e| panic!("reading the body of {url}: {e}"));
+        Resp { status, www_authenticate, content_type, text }
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.post_json_auth(path, body, Auth::Admin)
+    }
+
+    pub fn post_json_auth(&self, path: &str, body: &Value, auth: Auth) -> (u16, Value) {
+        let bytes = serde_json::to_vec(body).expect("encoding a JSON body");
+        let r = self.request(path, auth, Some(&bytes));
+        (r.status, r.json())
+    }
+
+    pub fn post_raw(&self, path: &str, body: &[u8]) -> (u16, Value) {
+        let r = self.request(path, Auth::Admin, Some(body));
+        (r.status, r.json())
+    }
+
+    pub fn get(&self, path_and_query: &str) -> (u16, Value) {
+        self.get_auth(path_and_query, Auth::Admin)
+    }
+
+    pub fn get_auth(&self, path_and_query: &str, auth: Auth) -> (u16, Value) {
+        let r = self.request(path_and_query, auth, None);
+        (r.status, r.json())
+    }
+
+    /// POST /api/v1/ingest; panics unless 200; returns (accepted, rejected_late).
+    pub fn ingest_ok(&self, batch: &Value) -> (u64, u64) {
+        let (status, body) = self.post_json("/api/v1/ingest", batch);
+        assert_eq!(status, 200, "ingest failed: {body}");
+        let accepted = body["accepted"].as_u64().unwrap_or_else(|| panic!("no 'accepted' in {body}"));
+        let late = body["rejected_late"].as_u64().unwrap_or_else(|| panic!("no 'rejected_late' in {body}"));
+        (accepted, late)
+    }
+
+    /// POST /api/v3/data; panics unless 200.
+    pub fn query_ok(&self, body: &Value) -> Value {
+        let (status, resp) = self.post_json("/api/v3/data", body);
+        assert_eq!(status, 200, "query {body} failed: {resp}");
+        resp
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.dir.as_ref().expect("the server owns its data dir").path
+    }
+
+    /// Stops the server and hands back its data dir (kept on disk).
+    pub fn stop(mut self) -> TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dir.take().expect("the server owns its data dir")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Numbers as the server rounds them (7 decimals): relative 1e-6, absolute 1e-7.
+pub fn approx_eq(a: f64, b: f64) -> bool {
+    let diff = (a - b).abs();
+    diff <= 1e-7 || diff <= 1e-6 * a.abs().max(b.abs())
+}
