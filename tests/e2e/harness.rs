@@ -89,6 +89,11 @@ impl Server {
 
     /// Like [`Server::start`] on an existing data dir (e.g. for a restart).
     pub fn start_in(dir: TempDir, test_now: Option<i64>) -> Server {
+        Server::start_with(dir, test_now, &[])
+    }
+
+    /// Like [`Server::start_in`] with extra `serve` flags.
+    pub fn start_with(dir: TempDir, test_now: Option<i64>, extra: &[&str]) -> Server {
         let mut args: Vec<String> = [
             "serve",
             "--listen",
@@ -101,6 +106,7 @@ impl Server {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
         if let Some(t) = test_now {
             args.push("--test-now".into());
             args.push(t.to_string());

@@ -7,4 +7,5 @@ mod cli;
 mod dataset;
 mod harness;
 mod ingest;
+mod oracle;
 mod queries;
