@@ -146,10 +146,15 @@ fn bench_query(c: &mut Criterion) {
     let sum_auto = request(body(HISTORY, None, "selected", "sum", "average"));
     let dim_t0 = request(body(HISTORY, Some(0), "dimension", "average", "average"));
     let node_1h = request(body(3600, Some(0), "node", "max", "max"));
+    // Raw-needing time groups: the planner keeps them on tier 0 by itself.
+    let median = request(body(HISTORY, None, "selected", "sum", "median"));
+    let p95 = request(body(HISTORY, None, "selected", "sum", "percentile95"));
     check(&engine, "24h_300pts_selected_sum_tier0", &sum_t0, 1);
     check(&engine, "24h_300pts_selected_sum_auto", &sum_auto, 1);
     check(&engine, "24h_300pts_group_by_dimension_tier0", &dim_t0, dims);
     check(&engine, "1h_300pts_node_max_tier0", &node_1h, nodes);
+    check(&engine, "24h_300pts_selected_median_auto", &median, 1);
+    check(&engine, "24h_300pts_selected_percentile95_auto", &p95, 1);
 
     let mut g = c.benchmark_group("query");
     g.sample_size(10).measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
@@ -162,6 +167,8 @@ fn bench_query(c: &mut Criterion) {
     run("24h_300pts_selected_sum_auto", METRICS * 1440, &sum_auto);
     run("24h_300pts_group_by_dimension_tier0", tier0_samples, &dim_t0);
     run("1h_300pts_node_max_tier0", METRICS * 3600, &node_1h);
+    run("24h_300pts_selected_median_auto", tier0_samples, &median);
+    run("24h_300pts_selected_percentile95_auto", tier0_samples, &p95);
     g.finish();
 }
 

@@ -40,6 +40,15 @@ pub struct ServeArgs {
     /// How many storage tiers to use (1 = per-second only, 3 = also per-minute and per-hour).
     #[arg(long, env = "STRATA_STORAGE_TIERS", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=3))]
     pub storage_tiers: u8,
+    /// How long tier 0 (per-second) data is kept, e.g. 14d, 36h, 90m.
+    #[arg(long, env = "STRATA_RETENTION_TIER0", default_value = "14d", value_parser = parse_duration)]
+    pub retention_tier0: i64,
+    /// How long tier 1 (per-minute) data is kept.
+    #[arg(long, env = "STRATA_RETENTION_TIER1", default_value = "90d", value_parser = parse_duration)]
+    pub retention_tier1: i64,
+    /// How long tier 2 (per-hour) data is kept.
+    #[arg(long, env = "STRATA_RETENTION_TIER2", default_value = "730d", value_parser = parse_duration)]
+    pub retention_tier2: i64,
     /// Test-only: pin the engine's clock to this epoch second.
     #[arg(long, env = "STRATA_TEST_NOW", hide = true)]
     pub test_now: Option<i64>,
@@ -57,6 +66,23 @@ struct FileConfig {
 fn load_config(path: &Path) -> Result<FileConfig, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("reading config {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))
+}
+
+/// `14d`, `36h`, `90m`, `3600s` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'd')) => (&s[..i], 86_400),
+        Some((i, 'h')) => (&s[..i], 3600),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 's')) => (&s[..i], 1),
+        _ => (s, 1),
+    };
+    let n: i64 = num.trim().parse().map_err(|_| format!("'{s}' is not a duration (use e.g. 14d, 36h, 90m, 3600s)"))?;
+    if n <= 0 {
+        return Err(format!("'{s}' must be positive"));
+    }
+    n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too long"))
 }
 
 fn now_secs() -> i64 {
@@ -88,6 +114,9 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     let host = hostname();
     let mut config = EngineConfig { default_node: host.clone(), ..EngineConfig::default() };
     config.limits.tiers = usize::from(a.storage_tiers);
+    for (tier, secs) in [a.retention_tier0, a.retention_tier1, a.retention_tier2].into_iter().enumerate() {
+        config.storage.tiers[tier].retention_secs = secs;
+    }
     let engine = Arc::new(Engine::new(config, clock));
     let (tokens, created) = TokenStore::open(&data_dir, engine.now()).map_err(|e| e.to_string())?;
     if let Some(t) = created {
@@ -178,4 +207,19 @@ async fn shutdown() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("14d"), Ok(14 * 86_400));
+        assert_eq!(parse_duration("36h"), Ok(36 * 3600));
+        assert_eq!(parse_duration("90m"), Ok(5400));
+        assert_eq!(parse_duration("3600"), Ok(3600));
+        assert!(parse_duration("0d").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
 }

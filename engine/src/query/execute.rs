@@ -110,8 +110,12 @@ pub struct Executor<'s> {
 #[inline]
 fn field_value(run: &Run<'_>, i: usize, field: Field) -> f64 {
     match run.data {
-        RowData::Raw { values, .. } => values[i],
-        RowData::Agg { sum, min, max, count, .. } => match field {
+        RowData::Raw { values, anomaly, .. } => match field {
+            Field::AnomalyRate => 100.0 * f64::from(u8::from(anomaly.is_some_and(|a| a.get(i)))),
+            _ => values[i],
+        },
+        RowData::Agg { sum, min, max, count, anomaly_count, .. } => match field {
+            Field::AnomalyRate => 100.0 * f64::from(anomaly_count[i]) / f64::from(count[i]),
             Field::Average => sum[i] / f64::from(count[i]),
             Field::Min => min[i],
             Field::Max => max[i],
@@ -187,7 +191,11 @@ impl<'s> Executor<'s> {
     fn add_run(&mut self, c: &Run<'_>, field: Field, absolute: bool, stats: &mut PointStats) -> (u64, u64) {
         match c.data {
             RowData::Raw { values, valid, anomaly } => {
-                if absolute {
+                if field == Field::AnomalyRate {
+                    self.scratch.clear();
+                    self.scratch.extend((0..values.len()).map(|k| field_value(c, k, field)));
+                    self.kernel.add_slice(&self.scratch, valid);
+                } else if absolute {
                     self.scratch.clear();
                     self.scratch.extend(values.iter().map(|v| v.abs()));
                     self.kernel.add_slice(&self.scratch, valid);

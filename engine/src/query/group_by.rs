@@ -172,10 +172,41 @@ impl Accumulator {
         }
     }
 
-    /// Final values of group `g`: divides averages, flags empties.
-    pub fn finish(&self, g: usize, members: u32, out: &mut Buckets) {
+    /// Contributors per point of group `g`.
+    pub fn counts(&self, g: usize) -> &[u32] {
+        &self.count[g * self.points..(g + 1) * self.points]
+    }
+
+    /// The accumulated value of group `g` at point `i`, if anything contributed.
+    pub fn value_at(&self, g: usize, i: usize) -> Option<f64> {
+        let k = g * self.points + i;
+        (self.count[k] > 0).then(|| self.value[k])
+    }
+
+    /// Final values of a `percentage` group: 100 x selected / (selected +
+    /// hidden). No selected value -> 0; no hidden value -> 100; a zero sum -> 0.
+    pub fn finish_percentage(&self, g: usize, members: u32, hidden: &Accumulator, out: &mut Buckets) {
         self.group_buckets(g, members, out);
-        if self.agg == Aggregation::Average {
+        for i in 0..self.points {
+            let num = self.value_at(g, i);
+            let hid = hidden.value_at(g, i);
+            out.values[i] = match (num, hid) {
+                (None, None) => 0.0,
+                (None, Some(_)) => {
+                    out.flags[i] &= !PA_EMPTY;
+                    0.0
+                }
+                (Some(_), None) => 100.0,
+                (Some(n), Some(h)) if n + h == 0.0 => 0.0,
+                (Some(n), Some(h)) => 100.0 * n / (n + h),
+            };
+        }
+    }
+
+    /// Final values of group `g`: divides averages, flags empties.
+    pub fn finish(&self, g: usize, members: u32, divide: bool, out: &mut Buckets) {
+        self.group_buckets(g, members, out);
+        if divide && self.agg == Aggregation::Average {
             for i in 0..self.points {
                 let c = self.count[g * self.points + i];
                 if c > 0 {
@@ -215,6 +246,11 @@ impl GroupIndex {
         self.keys.len()
     }
 
+    /// The group with this id, without creating it.
+    pub fn find(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
@@ -238,7 +274,7 @@ mod tests {
         acc.add(0, &buckets(&[Some(1.0), Some(2.0), None]));
         acc.add(0, &buckets(&[Some(3.0), None, None]));
         let mut out = Buckets::default();
-        acc.finish(0, 2, &mut out);
+        acc.finish(0, 2, true, &mut out);
         assert_eq!(out.values[..2], [2.0, 2.0]);
         assert_eq!(out.flags, vec![0, PA_PARTIAL, PA_EMPTY]);
     }

@@ -2,29 +2,32 @@
 //! per-metric time grouping (parallel) -> group-by passes -> result.
 
 pub mod body;
+pub mod cardinality;
 pub mod execute;
 pub mod group_by;
 pub mod kernels;
 pub mod params;
 pub mod request;
 pub mod result;
+pub mod scan;
 pub mod select;
 pub mod summary;
 pub mod tiering;
 pub mod time_group;
 pub mod window;
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::catalog::Catalog;
 use crate::error::{EngineError, Result};
 use crate::model::MetricId;
-use crate::query::execute::{Buckets, Executor, PointStats, TierUse, PA_EMPTY};
+use crate::query::execute::{Buckets, PointStats, PA_EMPTY};
 use crate::query::group_by::{series_key, Accumulator, GroupIndex};
 use crate::query::kernels::KernelParams;
-use crate::query::request::QueryRequest;
+use crate::query::request::{Aggregation, QueryRequest};
 use crate::query::result::{QueryResult, Series, TierInfo};
+use crate::query::scan::{Deadline, Job, ScanOutput, ScanPlan};
+use crate::query::time_group::Method;
 use crate::query::window::{Window, WindowInput};
 use crate::storage::{Store, TIERS};
 
@@ -52,28 +55,11 @@ impl Default for QueryLimits {
     }
 }
 
-/// What one worker thread hands back.
-type WorkerOutput = (Accumulator, TierUse, Vec<(MetricId, PointStats)>);
-
-struct Deadline {
-    start: Instant,
-    timeout_ms: u64,
-}
-
-impl Deadline {
-    fn check(&self) -> Result<()> {
-        let elapsed = self.start.elapsed().as_millis() as u64;
-        if self.timeout_ms > 0 && elapsed > self.timeout_ms {
-            return Err(EngineError::Timeout { timeout_ms: self.timeout_ms, elapsed_ms: elapsed });
-        }
-        Ok(())
-    }
-}
-
 /// Runs a query against a consistent view of catalog and store.
 pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &QueryLimits) -> Result<QueryResult> {
     let t0 = Instant::now();
     let deadline = Deadline { start: t0, timeout_ms: req.timeout_ms };
+    deadline.check()?;
     let sel = select::select(cat, &req.scope, &req.selectors);
     let limit = limits.max_metrics;
     if sel.selected.len() > limit {
@@ -122,6 +108,9 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
         unaligned: req.options.unaligned,
         resampling: req.time_resampling,
     })?;
+    if req.passes.len() > 1 && req.passes.iter().any(|p| p.aggregation == Aggregation::Percentage) {
+        return Err(EngineError::param("aggregation", "percentage aggregation works in a single group-by pass"));
+    }
     if let Some(t) = req.tier.filter(|&t| t >= ntiers) {
         return Err(EngineError::param(
             "tier",
@@ -133,7 +122,11 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
 
     // Group assignment, in metric order (= first appearance).
     let pass0 = &req.passes[0];
-    let pct_units = req.options.percentage;
+    // These answers are percentages whatever the metric's units.
+    let pct_units = req.options.percentage
+        || req.options.anomaly_bit
+        || matches!(req.time_group.method, Method::Cv | Method::CountIf)
+        || pass0.aggregation == Aggregation::Percentage;
     let mut groups0 = GroupIndex::default();
     let metric_group: Vec<usize> =
         metrics.iter().map(|&m| groups0.assign(series_key(cat, m, pass0, pct_units))).collect();
@@ -143,60 +136,32 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
     let t1 = Instant::now();
     let kp = KernelParams { points: window.points, group: window.group, resampling_divisor: window.resampling_divisor };
     kernels::build(&req.time_group, &kp)?; // validate before spawning workers
-    let lo = window.after - window.granularity - 3600 * ue;
-    let hi = window.before + 3600 * ue;
-    let threads = limits.threads.clamp(1, 64).min(metrics.len().div_ceil(64).max(1));
-    let chunk = metrics.len().div_ceil(threads).max(1);
-    let pinned = req.tier.is_some();
-    // v2/v3 make samples absolute before grouping (spec 5.1); v1 (Netdata
-    // 1.37, the oracle) makes the grouped values absolute instead.
-    let sample_abs = req.options.absolute && req.api != ApiVersion::V1;
-    let outcomes: Vec<Result<WorkerOutput>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = metrics
-            .chunks(chunk)
-            .zip(metric_group.chunks(chunk))
-            .map(|(ms, gs)| {
-                let deadline = &deadline;
-                let window = &window;
-                let kp = &kp;
-                let n_groups = groups0.len();
-                scope.spawn(move || -> Result<WorkerOutput> {
-                    let kernel = kernels::build(&req.time_group, kp)?;
-                    let mut ex = Executor::new(store, *window, req.time_group.method.field(), sample_abs, kernel);
-                    let mut acc = Accumulator::new(n_groups, window.points, pass0.aggregation);
-                    let mut tier_use = TierUse::default();
-                    let mut stats = Vec::with_capacity(ms.len());
-                    let mut buckets = Buckets::default();
-                    for (k, (&m, &g)) in ms.iter().zip(gs).enumerate() {
-                        if k % 256 == 255 {
-                            deadline.check()?;
-                        }
-                        let Some(mue) = store.update_every(m) else { continue };
-                        let parts = tiering::metric_parts(store, m, tier, pinned, ntiers, lo, hi);
-                        let mut st = PointStats::default();
-                        ex.run_metric(m, mue, &parts, &mut buckets, &mut st, &mut tier_use);
-                        acc.add(g, &buckets);
-                        stats.push((m, st));
-                    }
-                    Ok((acc, tier_use, stats))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(EngineError::Poisoned("query worker panicked"))))
-            .collect()
-    });
-    let mut acc = Accumulator::new(groups0.len(), window.points, pass0.aggregation);
-    let mut tier_use = TierUse::default();
-    let mut stats: HashMap<MetricId, PointStats> = HashMap::with_capacity(metrics.len());
-    for o in outcomes {
-        let (a, t, s) = o?;
-        acc.merge(&a);
-        tier_use.merge(&t);
-        stats.extend(s);
+    let mut jobs: Vec<Job> =
+        metrics.iter().zip(&metric_group).map(|(&m, &g)| Job { metric: m, group: Some(g), hidden: false }).collect();
+    if req.needs_hidden() {
+        // In scope but not selected: only denominators of percentages.
+        for m in sel.excluded().iter().filter(|&m| retention(m).is_some_and(|(f, l)| f <= qb && l >= qa)) {
+            let group = groups0.find(&series_key(cat, m, pass0, pct_units).id);
+            jobs.push(Job { metric: m, group, hidden: true });
+        }
     }
-    deadline.check()?;
+    let plan = ScanPlan {
+        store,
+        window,
+        time_group: &req.time_group,
+        tier,
+        pinned: req.tier.is_some(),
+        tiers: ntiers,
+        // v2/v3 make samples absolute before grouping (spec 5.1); v1 (Netdata
+        // 1.37, the oracle) makes the grouped values absolute instead.
+        absolute: req.options.absolute && req.api != ApiVersion::V1,
+        groups: groups0.len(),
+        aggregation: pass0.aggregation,
+        threads: limits.threads,
+        deadline: &deadline,
+        anomaly_bit: req.options.anomaly_bit,
+    };
+    let ScanOutput { selected: acc, hidden, tier_use, stats } = plan.run(&jobs)?;
 
     // Per-group raw statistics, and later passes.
     let mut group_stats = vec![PointStats::default(); groups0.len()];
@@ -206,6 +171,9 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
         }
     }
     let mut series = Vec::new();
+    // `raw`: averages stay undivided, with contributor counts beside them,
+    // so a merger can combine answers exactly (spec 4.8).
+    let raw = req.options.raw;
     let mut scratch = Buckets::default();
     let final_pass;
     if req.passes.len() > 1 {
@@ -229,26 +197,32 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
             aggregated1[g1] += groups0.members[g0];
         }
         for (g, key) in groups1.keys.iter().enumerate() {
-            acc1.finish(g, groups1.members[g], &mut scratch);
+            acc1.finish(g, groups1.members[g], !raw, &mut scratch);
             series.push(Series {
                 key: key.clone(),
                 aggregated: aggregated1[g],
                 values: scratch.values.clone(),
                 flags: scratch.flags.clone(),
                 arp: scratch.arp.clone(),
+                counts: acc1.counts(g).to_vec(),
                 db_stats: stats1[g],
             });
         }
     } else {
         final_pass = pass0;
         for (g, key) in groups0.keys.iter().enumerate() {
-            acc.finish(g, groups0.members[g], &mut scratch);
+            if pass0.aggregation == Aggregation::Percentage {
+                acc.finish_percentage(g, groups0.members[g], &hidden, &mut scratch);
+            } else {
+                acc.finish(g, groups0.members[g], !raw, &mut scratch);
+            }
             series.push(Series {
                 key: key.clone(),
                 aggregated: groups0.members[g],
                 values: scratch.values.clone(),
                 flags: scratch.flags.clone(),
                 arp: scratch.arp.clone(),
+                counts: acc.counts(g).to_vec(),
                 db_stats: group_stats[g],
             });
         }
@@ -258,12 +232,23 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
             s.values.iter_mut().for_each(|v| *v = v.abs());
         }
     }
-    if req.options.percentage {
-        to_percentages(&mut series, window.points);
+    if req.options.percentage && !raw {
+        to_percentages(&mut series, window.points, &hidden);
     }
     if req.options.nonzero && series.iter().any(|s| !all_zero(s)) {
         series.retain(|s| !all_zero(s));
     }
+    // Never silent: say when a raw-needing time group ran over tier points.
+    let approximation = needs_raw
+        .then(|| (1..TIERS).filter(|&t| tier_use.points[t] > 0).collect::<Vec<_>>())
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            format!(
+                "'{}' over tier {:?} points uses each point's average, an approximation of the raw samples",
+                req.time_group.name, t
+            )
+        });
+    let folded = cardinality::fold(&mut series, req.cardinality_limit as usize, final_pass.aggregation);
     let query_ms = t1.elapsed().as_secs_f64() * 1000.0;
 
     let excluded = sel.excluded();
@@ -292,7 +277,7 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
             summary.contexts.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ")
         ),
     };
-    let units = if req.options.percentage { "%".to_string() } else { db_units.first().cloned().unwrap_or_default() };
+    let units = if pct_units { "%".to_string() } else { db_units.first().cloned().unwrap_or_default() };
     let tiers: Vec<TierInfo> = (0..ntiers)
         .map(|t| {
             let (mut f, mut l) = (None::<i64>, None::<i64>);
@@ -325,14 +310,19 @@ pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &
         prep_ms,
         query_ms,
         chosen_tier: tier,
+        folded,
+        approximation,
     })
 }
 
 /// `options=percentage`: each value as a percentage of its row's total over
 /// the non-empty series (a zero total counts as 1, as Netdata does).
-fn to_percentages(series: &mut [Series], points: usize) {
+fn to_percentages(series: &mut [Series], points: usize, hidden: &Accumulator) {
+    let total_group = hidden.groups - 1;
     for i in 0..points {
-        let total: f64 = series.iter().filter(|s| s.flags[i] & PA_EMPTY == 0).map(|s| s.values[i]).sum();
+        let hidden_total = hidden.value_at(total_group, i).unwrap_or(0.0);
+        let total: f64 =
+            series.iter().filter(|s| s.flags[i] & PA_EMPTY == 0).map(|s| s.values[i]).sum::<f64>() + hidden_total;
         let total = if total == 0.0 { 1.0 } else { total };
         for s in series.iter_mut() {
             s.values[i] = s.values[i] * 100.0 / total;
@@ -357,3 +347,8 @@ pub fn empty_window() -> Window {
         relative: false,
     }
 }
+
+#[cfg(test)]
+mod parser_props;
+#[cfg(test)]
+mod tests;

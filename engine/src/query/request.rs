@@ -174,6 +174,41 @@ pub struct Options {
 }
 
 impl Options {
+    /// The names of the flags that are set, in a stable order.
+    pub fn names(&self) -> Vec<&'static str> {
+        let flags = [
+            (self.jsonwrap, "jsonwrap"),
+            (self.minify, "minify"),
+            (self.debug, "debug"),
+            (self.nonzero, "nonzero"),
+            (self.null2zero, "null2zero"),
+            (self.absolute, "absolute"),
+            (self.percentage, "percentage"),
+            (self.flip, "flip"),
+            (self.unaligned, "unaligned"),
+            (self.seconds, "seconds"),
+            (self.ms, "ms"),
+            (self.natural_points, "natural-points"),
+            (self.virtual_points, "virtual-points"),
+            (self.anomaly_bit, "anomaly-bit"),
+            (self.raw, "raw"),
+            (self.match_ids, "match-ids"),
+            (self.match_names, "match-names"),
+            (self.objectrows, "objectrows"),
+            (self.google_json, "google_json"),
+            (self.all_dimensions, "all-dimensions"),
+            (self.group_by_labels, "group-by-labels"),
+            (self.label_quotes, "label-quotes"),
+            (self.minimal_stats, "minimal-stats"),
+            (self.long_json_keys, "long-json-keys"),
+            (self.jw_anomaly_rates, "jw-anomaly-rates"),
+            (self.details, "details"),
+            (self.rfc3339, "rfc3339"),
+            (self.selected_tier, "selected-tier"),
+        ];
+        flags.into_iter().filter(|(on, _)| *on).map(|(_, n)| n).collect()
+    }
+
     /// Sets the flag named `name`; false for unknown names.
     pub fn set(&mut self, name: &str) -> bool {
         let flag = match name {
@@ -296,6 +331,10 @@ impl QueryRequest {
                 if p.keys.contains(&exclusive) {
                     p.keys = vec![exclusive];
                 }
+            }
+            // Percentage of instance is instance grouping with a percentage.
+            if p.keys == [GroupByKey::PercentageOfInstance] {
+                p.aggregation = Aggregation::Percentage;
             }
             if p.keys.is_empty() {
                 p.keys.push(GroupByKey::Dimension);

@@ -14,6 +14,8 @@ pub struct Series {
     /// `pa` bits per point (EMPTY, RESET, PARTIAL).
     pub flags: Vec<u8>,
     pub arp: Vec<f64>,
+    /// Non-empty contributors per point (the `count` of `raw` answers).
+    pub counts: Vec<u32>,
     /// Over the raw db points of the member metrics.
     pub db_stats: PointStats,
 }
@@ -97,6 +99,11 @@ pub struct QueryResult {
     pub query_ms: f64,
     /// The tier the planner chose (before per-metric fallbacks).
     pub chosen_tier: usize,
+    /// Set when `cardinality_limit` folded series into "remaining".
+    pub folded: Option<crate::query::cardinality::Folded>,
+    /// Set when a time group that needs raw samples was answered from a
+    /// coarser tier (a pinned tier, or history tier 0 no longer holds).
+    pub approximation: Option<String>,
 }
 
 impl QueryResult {

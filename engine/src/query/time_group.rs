@@ -47,6 +47,8 @@ pub enum Field {
     Min,
     Max,
     Sum,
+    /// `options=anomaly-bit`: the point's anomaly rate (0..100) instead of its value.
+    AnomalyRate,
 }
 
 /// A time group with its parameter.

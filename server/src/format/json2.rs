@@ -25,14 +25,19 @@ struct Cell {
     value: Option<f64>,
     arp: f64,
     pa: u8,
+    /// Contributors, only in `raw` answers.
+    count: Option<u32>,
 }
 
 impl Serialize for Cell {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(3))?;
+        let mut seq = s.serialize_seq(Some(3 + usize::from(self.count.is_some())))?;
         seq.serialize_element(&self.value)?;
         seq.serialize_element(&round7(self.arp))?;
         seq.serialize_element(&self.pa)?;
+        if let Some(c) = self.count {
+            seq.serialize_element(&c)?;
+        }
         seq.end()
     }
 }
@@ -48,7 +53,8 @@ impl Serialize for Row<'_> {
         for sr in &r.series {
             let empty = sr.flags[i] & PA_EMPTY != 0;
             let value = if empty { opts.null2zero.then_some(0.0) } else { Some(round7(sr.values[i])) };
-            seq.serialize_element(&Cell { value, arp: sr.arp[i], pa: sr.flags[i] })?;
+            let count = opts.raw.then(|| sr.counts[i]);
+            seq.serialize_element(&Cell { value, arp: sr.arp[i], pa: sr.flags[i], count })?;
         }
         seq.end()
     }
@@ -77,6 +83,10 @@ struct ResultOut<'a> {
 #[derive(Serialize)]
 struct Doc<'a> {
     api: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     versions: Option<Value>,
     summary: Value,
@@ -251,6 +261,38 @@ fn view_stats(r: &QueryResult) -> Vec<PointStats> {
         .collect()
 }
 
+/// The parsed request in the POST-body shape (`debug`), so callers see
+/// exactly what strata understood.
+fn request_echo(q: &strata_engine::query::request::QueryRequest) -> Value {
+    fn pat<T: std::fmt::Display>(p: &Option<T>) -> Value {
+        p.as_ref().map(|p| json!(p.to_string())).unwrap_or(Value::Null)
+    }
+    let sel = |s: &strata_engine::query::request::Selectors| {
+        json!({"nodes": pat(&s.nodes), "contexts": pat(&s.contexts), "instances": pat(&s.instances),
+               "dimensions": pat(&s.dimensions), "labels": pat(&s.labels), "alerts": pat(&s.alerts)})
+    };
+    let passes: Vec<Value> = q
+        .passes
+        .iter()
+        .map(|p| {
+            json!({"group_by": p.keys.iter().map(|k| k.name()).collect::<Vec<_>>(),
+                   "group_by_label": p.labels, "aggregation": p.aggregation.name()})
+        })
+        .collect();
+    json!({
+        "format": format!("{:?}", q.format).to_lowercase(),
+        "options": q.options.names(),
+        "scope": sel(&q.scope),
+        "selectors": sel(&q.selectors),
+        "window": {"after": q.after, "before": q.before, "points": q.points, "tier": q.tier},
+        "aggregations": {
+            "time": {"time_group": q.time_group.name, "time_group_options": q.time_group.options, "time_resampling": q.time_resampling},
+            "metrics": passes,
+        },
+        "timeout": q.timeout_ms,
+    })
+}
+
 /// Writes the whole json2 document.
 pub fn write(r: &QueryResult, agent: &Agent<'_>, total_ms: f64) -> Result<Vec<u8>, serde_json::Error> {
     let opts = &r.request.options;
@@ -325,6 +367,12 @@ pub fn write(r: &QueryResult, agent: &Agent<'_>, total_ms: f64) -> Result<Vec<u8
         view.insert("time_group".into(), json!(r.request.time_group.name));
         view.insert("tier".into(), json!(r.chosen_tier));
     }
+    if let Some(f) = &r.folded {
+        view.insert("cardinality".into(), json!({"folded": f.folded, "cut": round7(f.cut)}));
+    }
+    if let Some(a) = &r.approximation {
+        view.insert("approximation".into(), json!(a));
+    }
     view.insert("units".into(), json!(r.units));
     view.insert("chart_type".into(), json!(r.chart_type));
     view.insert("dimensions".into(), Value::Object(dims));
@@ -333,6 +381,8 @@ pub fn write(r: &QueryResult, agent: &Agent<'_>, total_ms: f64) -> Result<Vec<u8
     let minimal = opts.minimal_stats;
     let doc = Doc {
         api,
+        id: opts.debug.then(|| format!("strata-query-{}", r.generation)),
+        request: opts.debug.then(|| request_echo(&r.request)),
         versions: (!minimal).then(|| {
             json!({
                 "routing_hard_hash": 1,
@@ -346,7 +396,11 @@ pub fn write(r: &QueryResult, agent: &Agent<'_>, total_ms: f64) -> Result<Vec<u8
         summary: summary(r, total_ms),
         totals: (!minimal).then(|| totals(r)),
         functions: (!minimal).then(|| json!([])),
-        result: ResultOut { labels, point: json!({"value": 0, "arp": 1, "pa": 2}), data: Rows(r) },
+        result: ResultOut {
+            labels,
+            point: if opts.raw { json!({"value": 0, "arp": 1, "pa": 2, "count": 3}) } else { json!({"value": 0, "arp": 1, "pa": 2}) },
+            data: Rows(r),
+        },
         db: json!({
             "tiers": r.tiers.len(),
             "update_every": r.update_every,

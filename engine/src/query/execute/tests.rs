@@ -100,3 +100,29 @@ fn wide_points_are_interpolated_at_bucket_ends() {
     // At 90 the minute (60, 120] is half done: 10 + (20 - 10) * 0.5 = 15.
     assert_eq!(b.values, vec![15.0, 20.0]);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+    /// On gap-free data, minute-aligned buckets give the same average and sum
+    /// from tier 1 as from tier 0.
+    #[test]
+    fn tier1_equals_tier0_on_minute_aligned_buckets(
+        vals in proptest::collection::vec(-1e4f64..1e4, 600),
+        minutes_per_bucket in 1i64..5,
+    ) {
+        let data: Vec<_> = vals.iter().enumerate().map(|(i, v)| (i as i64 + 1, Some(*v))).collect();
+        let s = store_with(&data);
+        let v = 60 * minutes_per_bucket;
+        let w = window(1, (600 / v) as usize, v);
+        let parts0 = [Part { tier: 0, from: -10, to: 700 }];
+        let parts1 = [Part { tier: 1, from: -10, to: 700 }];
+        for (field, mk) in [(Field::Average, 0), (Field::Sum, 1)] {
+            let k = || -> Box<dyn Kernel> { if mk == 0 { Box::new(Average::new(None)) } else { Box::new(Sum::default()) } };
+            let (b0, _, _) = run(&s, w, field, k(), &parts0);
+            let (b1, _, _) = run(&s, w, field, k(), &parts1);
+            for (a, b) in b0.values.iter().zip(&b1.values) {
+                proptest::prop_assert!((a - b).abs() <= 1e-6 * a.abs().max(1.0), "{field:?}: {a} vs {b}");
+            }
+        }
+    }
+}

@@ -104,6 +104,9 @@ pub(crate) fn sum_count(values: &[f64], valid: Option<BitSlice<'_>>) -> (f64, u6
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 pub(crate) mod test_util {
     use super::Kernel;
 

@@ -1,0 +1,178 @@
+//! Whole-query tests on a small engine: features that cross modules
+//! (percentages with hidden dimensions, cardinality folding, raw and
+//! anomaly-bit answers, timeouts, tier choice and approximation flags).
+
+use std::sync::atomic::AtomicI64;
+
+use serde_json::json;
+
+use crate::engine::{Clock, Engine, EngineConfig};
+use crate::ingest::{IngestBatch, Point, SeriesSpec};
+use crate::query::body::parse_body;
+use crate::query::execute::PA_EMPTY;
+use crate::query::request::ApiVersion;
+use crate::query::result::QueryResult;
+
+const T0: i64 = 1_700_000_400; // a multiple of 3600
+
+fn series(node: &str, inst: &str, dim: &str, f: impl Fn(i64) -> Option<f64>, n: i64) -> SeriesSpec {
+    SeriesSpec {
+        node: Some(node.into()),
+        context: "disk.space".into(),
+        instance: Some(inst.into()),
+        dimension: dim.into(),
+        units: Some("GiB".into()),
+        points: (1..=n).map(|k| Point { t: T0 + k, value: f(k), anomalous: k % 4 == 0 }).collect(),
+        ..Default::default()
+    }
+}
+
+/// Two filesystems on one node: `/` used 30 avail 70; `/data` used 10 avail 10.
+fn engine() -> Engine {
+    let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + 3601)));
+    let b = IngestBatch {
+        nodes: vec![],
+        series: vec![
+            series("n1", "disk_space./", "used", |_| Some(30.0), 600),
+            series("n1", "disk_space./", "avail", |_| Some(70.0), 600),
+            series("n1", "disk_space./data", "used", |_| Some(10.0), 600),
+            series("n1", "disk_space./data", "avail", |_| Some(10.0), 600),
+        ],
+    };
+    e.ingest(&b).expect("ingest");
+    e
+}
+
+fn q(e: &Engine, body: serde_json::Value) -> QueryResult {
+    let req = parse_body(ApiVersion::V3, &body).expect("valid body");
+    e.query(&req).expect("query")
+}
+
+fn window() -> serde_json::Value {
+    json!({"after": T0 + 1, "before": T0 + 600, "points": 2})
+}
+
+#[test]
+fn percentage_of_instance_uses_hidden_dimensions() {
+    let e = engine();
+    let r = q(
+        &e,
+        json!({"window": window(), "selectors": {"dimensions": ["used"]},
+        "aggregations": {"metrics": [{"group_by": ["percentage-of-instance"]}]}}),
+    );
+    let names: Vec<&str> = r.series.iter().map(|s| s.key.name.as_str()).collect();
+    assert_eq!(names, vec!["disk_space./@n1", "disk_space./data@n1"]);
+    assert_eq!(r.series[0].values, vec![30.0, 30.0]);
+    assert_eq!(r.series[1].values, vec![50.0, 50.0]);
+    assert_eq!(r.units, "%");
+}
+
+#[test]
+fn percentage_aggregation_and_option() {
+    let e = engine();
+    let r = q(
+        &e,
+        json!({"window": window(), "selectors": {"dimensions": ["used"]},
+        "aggregations": {"metrics": [{"group_by": ["node"], "aggregation": "percentage"}]}}),
+    );
+    assert_eq!(r.series[0].values, vec![40.0 * 100.0 / 120.0; 2]);
+    // The option: each row as % of the total over all dimensions, hidden included.
+    let r = q(&e, json!({"window": window(), "selectors": {"dimensions": ["used"]}, "options": ["percentage"]}));
+    assert_eq!(r.series.len(), 1);
+    // `used` is averaged over two instances (20) against a row total of 40 + 80 = 120... the
+    // hidden `avail` series contribute their per-instance values (70 + 10).
+    let v = r.series[0].values[0];
+    assert!((v - 20.0 * 100.0 / (20.0 + 80.0)).abs() < 1e-9, "{v}");
+}
+
+#[test]
+fn cardinality_limit_folds_the_smallest() {
+    let e = engine();
+    let r = q(
+        &e,
+        json!({"window": window(), "aggregations": {"metrics": [{"group_by": ["instance", "dimension"], "aggregation": "sum"}]}, "cardinality_limit": 2}),
+    );
+    assert_eq!(r.series.len(), 2);
+    assert_eq!(r.series[0].key.id, format!("avail,disk_space./@{}", crate::model::machine_guid_for("n1")));
+    assert_eq!(r.series[1].key.id, "remaining 3 dimensions");
+    assert_eq!(r.series[1].values, vec![50.0, 50.0]);
+    assert_eq!(r.folded.map(|f| f.folded), Some(3));
+}
+
+#[test]
+fn raw_keeps_sums_and_counts() {
+    let e = engine();
+    let r = q(
+        &e,
+        json!({"window": window(), "options": ["raw"], "aggregations": {"metrics": [{"group_by": ["dimension"], "aggregation": "avg"}]}}),
+    );
+    let used = r.series.iter().find(|s| s.key.id == "used").expect("used");
+    assert_eq!(used.values, vec![40.0, 40.0]);
+    assert_eq!(used.counts, vec![2, 2]);
+}
+
+#[test]
+fn anomaly_bit_answers_anomaly_rates() {
+    let e = engine();
+    let r = q(&e, json!({"window": window(), "options": ["anomaly-bit"], "selectors": {"dimensions": ["used"]}}));
+    // Every 4th sample is anomalous: 25% in each 300 s bucket.
+    assert_eq!(r.series[0].values, vec![25.0, 25.0]);
+    assert_eq!(r.series[0].arp, vec![25.0, 25.0]);
+}
+
+#[test]
+fn raw_needing_groups_use_tier0_and_pinned_coarse_tiers_are_flagged() {
+    let e = engine();
+    let r = q(&e, json!({"window": window(), "aggregations": {"time": {"time_group": "median"}}}));
+    assert_eq!(r.chosen_tier, 0);
+    assert!(r.approximation.is_none());
+    let r = q(
+        &e,
+        json!({"window": {"after": T0 + 1, "before": T0 + 600, "points": 2, "tier": 1},
+        "aggregations": {"time": {"time_group": "median"}}}),
+    );
+    assert!(r.approximation.as_deref().is_some_and(|a| a.contains("median")), "{:?}", r.approximation);
+    let r = q(&e, json!({"window": window()}));
+    assert_eq!(r.chosen_tier, 1, "average over 600 s / 2 points can use per-minute points");
+    assert!(r.approximation.is_none());
+}
+
+#[test]
+fn cv_and_countif_answer_percent_units() {
+    let e = engine();
+    for tg in ["cv", "countif"] {
+        let r = q(&e, json!({"window": window(), "aggregations": {"time": {"time_group": tg}}}));
+        assert_eq!(r.units, "%", "{tg}");
+        assert!(r.series.iter().all(|s| s.key.units == "%"));
+    }
+}
+
+#[test]
+fn timeouts_cancel_the_query() {
+    let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + 7201)));
+    let b = IngestBatch {
+        nodes: vec![],
+        series: (0..400).map(|i| series("n1", &format!("i{i}"), "d", |k| Some(k as f64), 3600)).collect(),
+    };
+    e.ingest(&b).expect("ingest");
+    let body = json!({"window": {"after": T0 + 1, "before": T0 + 3600, "points": 3600, "tier": 0},
+        "aggregations": {"time": {"time_group": "median"}}, "timeout": 1});
+    let req = parse_body(ApiVersion::V3, &body).expect("body");
+    let err = e.query(&req).expect_err("1 ms is not enough for 1.4 M samples through median");
+    assert_eq!(err.kind(), crate::error::ErrorKind::Timeout);
+}
+
+#[test]
+fn nothing_selected_is_an_empty_answer() {
+    let e = engine();
+    let r = q(&e, json!({"window": window(), "scope": {"contexts": ["no.such"]}}));
+    assert!(r.series.is_empty());
+    let r = q(&e, json!({"window": window(), "selectors": {"alerts": ["*cpu*"]}}));
+    assert!(r.series.is_empty());
+    let r =
+        q(&e, json!({"window": window(), "options": ["nonzero"], "aggregations": {"time": {"time_group": "stddev"}}}));
+    assert!(
+        r.series.iter().all(|s| s.flags.iter().all(|f| f & PA_EMPTY == 0)),
+        "constant data: stddev 0 kept when all are zero"
+    );
+}
