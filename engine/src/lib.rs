@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod model;
 pub mod query;
 pub mod storage;
+pub mod wal;
 
 pub use engine::{Clock, Engine, EngineConfig};
 pub use error::{EngineError, ErrorKind, Result};

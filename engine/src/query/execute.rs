@@ -164,8 +164,8 @@ impl<'s> Executor<'s> {
             while j < self.runs.len() && self.runs[j].1.first_end <= t {
                 let (tier, run) = self.runs[j];
                 if let Some(c) = run.clip(s, t) {
-                    let (n, a) = self.add_run(&c, field, absolute, stats);
-                    tiers.points[tier] += n;
+                    let (points, n, a) = self.add_run(&c, field, absolute, stats);
+                    tiers.points[tier] += points;
                     count += n;
                     anomalous += a;
                 }
@@ -187,8 +187,9 @@ impl<'s> Executor<'s> {
         }
     }
 
-    /// Adds a clipped run to the kernel; returns (samples, anomalous samples).
-    fn add_run(&mut self, c: &Run<'_>, field: Field, absolute: bool, stats: &mut PointStats) -> (u64, u64) {
+    /// Adds a clipped run to the kernel; returns (db points, raw samples behind
+    /// them, anomalous samples).
+    fn add_run(&mut self, c: &Run<'_>, field: Field, absolute: bool, stats: &mut PointStats) -> (u64, u64, u64) {
         match c.data {
             RowData::Raw { values, valid, anomaly } => {
                 if field == Field::AnomalyRate {
@@ -217,10 +218,10 @@ impl<'s> Executor<'s> {
                 st.count = n;
                 st.anomalous = an;
                 stats.merge(&st);
-                (n, an)
+                (n, n, an)
             }
             RowData::Agg { .. } => {
-                let (mut n, mut an) = (0u64, 0u64);
+                let (mut points, mut n, mut an) = (0u64, 0u64, 0u64);
                 for k in 0..c.len {
                     if !c.is_valid(k) {
                         continue;
@@ -235,10 +236,11 @@ impl<'s> Executor<'s> {
                         count: u64::from(p.count),
                         anomalous: u64::from(p.anomaly_count),
                     });
+                    points += 1;
                     n += u64::from(p.count);
                     an += u64::from(p.anomaly_count);
                 }
-                (n, an)
+                (points, n, an)
             }
         }
     }

@@ -6,6 +6,7 @@ pub mod bits;
 pub mod open_span;
 pub mod row;
 pub mod segment;
+pub mod segment_file;
 pub mod store;
 pub mod tier;
 

@@ -81,7 +81,7 @@ fn tier1_average_equals_tier0_on_minute_aligned_buckets() {
     }
     assert_eq!(st0.count, st1.count);
     assert!((st0.sum - st1.sum).abs() < 1e-6);
-    assert_eq!(tu1.points[1], st1.count);
+    assert_eq!(tu1.points[1], 10, "ten per-minute points served");
 }
 
 #[test]

@@ -1,0 +1,1 @@
+//! Sealed segments on disk (being written; see the durability issue).
