@@ -134,6 +134,12 @@ impl Engine {
     /// Runs a data query.
     pub fn query(&self, req: &QueryRequest) -> Result<QueryResult> {
         let st = self.read()?;
-        crate::query::run(&st.catalog, &st.store, req, self.now(), &self.config.limits)
+        crate::query::run(&st.catalog, &st.store, req, self.now(), &self.config.limits, None)
+    }
+
+    /// Like [`Engine::query`]; stops with `Cancelled` once `cancel` turns true.
+    pub fn query_cancellable(&self, req: &QueryRequest, cancel: &std::sync::atomic::AtomicBool) -> Result<QueryResult> {
+        let st = self.read()?;
+        crate::query::run(&st.catalog, &st.store, req, self.now(), &self.config.limits, Some(cancel))
     }
 }

@@ -15,6 +15,8 @@ pub enum ErrorKind {
     LimitExceeded,
     /// The query ran out of time (504).
     Timeout,
+    /// The caller went away or lost its rights mid-query.
+    Cancelled,
     /// A bug or an environment failure (500).
     Internal,
 }
@@ -45,6 +47,8 @@ pub enum EngineError {
     TooManyPoints { requested: u64, limit: u64 },
     #[error("query timed out after {elapsed_ms} ms (timeout {timeout_ms} ms)")]
     Timeout { timeout_ms: u64, elapsed_ms: u64 },
+    #[error("the query was cancelled")]
+    Cancelled,
     #[error("chart '{0}' not found")]
     ChartNotFound(String),
     #[error("no metrics were matched by the query")]
@@ -67,6 +71,7 @@ impl EngineError {
             | EngineError::InvalidPattern { .. } => ErrorKind::BadInput,
             EngineError::TooManyMetrics { .. } | EngineError::TooManyPoints { .. } => ErrorKind::LimitExceeded,
             EngineError::Timeout { .. } => ErrorKind::Timeout,
+            EngineError::Cancelled => ErrorKind::Cancelled,
             EngineError::ChartNotFound(_) | EngineError::NothingMatched => ErrorKind::NotFound,
             EngineError::Arrow { .. } | EngineError::Poisoned(_) => ErrorKind::Internal,
         }

@@ -27,6 +27,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("rate limit exceeded; retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -38,6 +40,7 @@ impl ApiError {
                 ErrorKind::BadInput | ErrorKind::LimitExceeded => StatusCode::BAD_REQUEST,
                 ErrorKind::NotFound => StatusCode::NOT_FOUND,
                 ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                ErrorKind::Cancelled => StatusCode::UNAUTHORIZED,
                 ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -45,6 +48,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadJson { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,6 +78,7 @@ impl ApiError {
             StatusCode::FORBIDDEN => "ErrForbidden",
             StatusCode::NOT_FOUND => "ErrNotFound",
             StatusCode::GATEWAY_TIMEOUT => "ErrQueryTimeout",
+            StatusCode::TOO_MANY_REQUESTS => "ErrTooManyRequests",
             _ => "ErrInternal",
         }
     }

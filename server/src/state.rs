@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use strata_engine::Engine;
 
-use crate::auth::TokenStore;
+use crate::auth::Auth;
 
 /// Size caps on request bodies.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +30,7 @@ pub struct AgentInfo {
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
-    pub tokens: Arc<TokenStore>,
+    pub auth: Arc<Auth>,
     pub agent: Arc<AgentInfo>,
     pub limits: BodyLimits,
 }

@@ -3,6 +3,7 @@
 mod client;
 mod fixtures;
 mod serve;
+mod token;
 
 use std::path::PathBuf;
 
@@ -23,6 +24,8 @@ pub enum Command {
     Query(client::QueryArgs),
     /// Post an ingest batch (JSON, POST /api/v1/ingest) and print the report.
     Ingest(client::IngestArgs),
+    /// Manage API tokens (through the API while the server runs, else on --data-dir).
+    Token(token::TokenArgs),
     /// Write deterministic ingest batches (the demo generator) to a directory.
     GenFixtures(fixtures::GenArgs),
 }
@@ -33,6 +36,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Query(a) => client::query(a),
         Command::Ingest(a) => client::ingest(a),
         Command::GenFixtures(a) => fixtures::run(a),
+        Command::Token(a) => token::run(a),
     }
 }
 

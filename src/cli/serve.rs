@@ -12,7 +12,7 @@ use serde::Deserialize;
 use strata_engine::demo::{self, DemoHistory, GenSpec};
 use strata_engine::model::machine_guid_for;
 use strata_engine::{Clock, Engine, EngineConfig};
-use strata_server::auth::TokenStore;
+use strata_server::auth::{Auth, TokenStore};
 use strata_server::{AgentInfo, AppState, BodyLimits};
 
 use crate::collector::{hostname, HostCollector};
@@ -49,6 +49,13 @@ pub struct ServeArgs {
     /// How long tier 2 (per-hour) data is kept.
     #[arg(long, env = "STRATA_RETENTION_TIER2", default_value = "730d", value_parser = parse_duration)]
     pub retention_tier2: i64,
+    /// Let requests without a token read data and metadata (a local,
+    /// agent-style setup). Never covers ingest or token management.
+    #[arg(long, env = "STRATA_ANONYMOUS_READ")]
+    pub anonymous_read: bool,
+    /// Requests per second and burst per token (tokens may carry their own).
+    #[arg(long, env = "STRATA_RATE_LIMIT", default_value = "50:100")]
+    pub rate_limit: strata_server::auth::store::RateLimit,
     /// Test-only: pin the engine's clock to this epoch second.
     #[arg(long, env = "STRATA_TEST_NOW", hide = true)]
     pub test_now: Option<i64>,
@@ -118,7 +125,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         config.storage.tiers[tier].retention_secs = secs;
     }
     let engine = Arc::new(Engine::new(config, clock));
-    let (tokens, created) = TokenStore::open(&data_dir, engine.now()).map_err(|e| e.to_string())?;
+    let (tokens, created) = TokenStore::open(&data_dir, now_secs()).map_err(|e| e.to_string())?;
     if let Some(t) = created {
         eprintln!("admin token (shown once, also saved to {}): {t}", data_dir.join("admin.token").display());
     }
@@ -132,7 +139,13 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     }
     let state = AppState {
         engine: engine.clone(),
-        tokens: Arc::new(tokens),
+        auth: Arc::new(Auth {
+            tokens,
+            limiter: Default::default(),
+            inflight: Default::default(),
+            anonymous_read: a.anonymous_read,
+            default_rate: a.rate_limit,
+        }),
         agent: Arc::new(AgentInfo {
             machine_guid: machine_guid_for(&host),
             hostname: host.clone(),

@@ -102,6 +102,9 @@ impl Server {
             dir.path.to_str().expect("temp dir path is UTF-8"),
             "--no-demo",
             "--no-collector",
+            // Tests fire hundreds of requests; rate limits have their own tests.
+            "--rate-limit",
+            "100000:100000",
         ]
         .iter()
         .map(|s| s.to_string())

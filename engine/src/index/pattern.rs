@@ -249,6 +249,16 @@ impl Default for SimplePattern {
 }
 
 impl SimplePattern {
+    /// The positive words without wildcards: the names a caller spelled out.
+    pub fn literals(&self) -> impl Iterator<Item = &str> {
+        self.words.iter().filter(|w| !w.negative).filter_map(|w| match &w.glob {
+            Glob::Exact(s) => Some(s.as_str()),
+            Glob::Wild { .. } => None,
+        })
+    }
+}
+
+impl SimplePattern {
     /// Parses a GET query parameter (separators `,` `|` `\t\r\n\x0b\x0c`).
     pub fn parse_get(s: &str) -> Result<Self, PatternError> {
         let (raw, _) = split_words(s, Separators::Get, 0)?;

@@ -16,6 +16,7 @@ pub mod tiering;
 pub mod time_group;
 pub mod window;
 
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use crate::catalog::Catalog;
@@ -56,11 +57,23 @@ impl Default for QueryLimits {
 }
 
 /// Runs a query against a consistent view of catalog and store.
-pub fn run(cat: &Catalog, store: &Store, req: &QueryRequest, now: i64, limits: &QueryLimits) -> Result<QueryResult> {
+pub fn run(
+    cat: &Catalog,
+    store: &Store,
+    req: &QueryRequest,
+    now: i64,
+    limits: &QueryLimits,
+    cancel: Option<&AtomicBool>,
+) -> Result<QueryResult> {
     let t0 = Instant::now();
-    let deadline = Deadline { start: t0, timeout_ms: req.timeout_ms };
+    let deadline = Deadline { start: t0, timeout_ms: req.timeout_ms, cancel };
     deadline.check()?;
-    let sel = select::select(cat, &req.scope, &req.selectors);
+    let mut sel = select::select(cat, &req.scope, &req.selectors);
+    if let Some(allowed) = &req.allowed_nodes {
+        let visible = select::nodes(cat, allowed);
+        sel.scope &= &visible;
+        sel.selected &= &visible;
+    }
     let limit = limits.max_metrics;
     if sel.selected.len() > limit {
         return Err(EngineError::TooManyMetrics { matched: sel.selected.len(), limit });

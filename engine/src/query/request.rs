@@ -284,6 +284,9 @@ pub struct QueryRequest {
     pub format: Format,
     pub timeout_ms: u64,
     pub cardinality_limit: u64,
+    /// Set by the server from the caller's token: only these nodes exist for
+    /// this query (hostname, machine GUID or node id).
+    pub allowed_nodes: Option<crate::index::SimplePattern>,
 }
 
 impl QueryRequest {
@@ -311,6 +314,7 @@ impl QueryRequest {
             format: if api == ApiVersion::V1 { Format::Json } else { Format::Json2 },
             timeout_ms: 0,
             cardinality_limit: 0,
+            allowed_nodes: None,
         }
     }
 

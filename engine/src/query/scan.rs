@@ -4,6 +4,7 @@
 //! feed only the denominators of percentages.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::error::{EngineError, Result};
@@ -17,14 +18,19 @@ use crate::query::time_group::TimeGroup;
 use crate::query::window::Window;
 use crate::storage::Store;
 
-/// Cancels work past the request's `timeout`.
-pub struct Deadline {
+/// Cancels work past the request's `timeout`, or when the caller's
+/// `cancel` flag turns true (its token was revoked, the client left).
+pub struct Deadline<'c> {
     pub start: Instant,
     pub timeout_ms: u64,
+    pub cancel: Option<&'c AtomicBool>,
 }
 
-impl Deadline {
+impl Deadline<'_> {
     pub fn check(&self) -> Result<()> {
+        if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(EngineError::Cancelled);
+        }
         let elapsed = self.start.elapsed().as_millis() as u64;
         if self.timeout_ms > 0 && elapsed > self.timeout_ms {
             return Err(EngineError::Timeout { timeout_ms: self.timeout_ms, elapsed_ms: elapsed });
@@ -54,7 +60,7 @@ pub struct ScanPlan<'a> {
     pub groups: usize,
     pub aggregation: Aggregation,
     pub threads: usize,
-    pub deadline: &'a Deadline,
+    pub deadline: &'a Deadline<'a>,
     /// Aggregate anomaly rates instead of values.
     pub anomaly_bit: bool,
 }
@@ -93,10 +99,9 @@ impl ScanPlan<'_> {
         // Margins: the previous point (interpolation) and the closing point of
         // the last bucket may lie one coarse point outside the window.
         let (lo, hi) = (w.after - w.granularity, w.before);
-        for (k, job) in jobs.iter().enumerate() {
-            if k % 256 == 255 {
-                self.deadline.check()?;
-            }
+        for job in jobs {
+            // Cheap (an atomic load and a clock read) next to a metric's scan.
+            self.deadline.check()?;
             let Some(ue) = self.store.update_every(job.metric) else { continue };
             let margin = self.store.config().resolution(crate::storage::TIERS - 1, ue);
             let parts = tiering::metric_parts(

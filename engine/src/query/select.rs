@@ -24,7 +24,8 @@ impl Selection {
     }
 }
 
-fn nodes(cat: &Catalog, p: &SimplePattern) -> RoaringBitmap {
+/// Metrics of the nodes matching `p` (hostname, machine GUID, node id).
+pub fn nodes(cat: &Catalog, p: &SimplePattern) -> RoaringBitmap {
     let mut out = RoaringBitmap::new();
     for (i, n) in cat.registry.nodes.iter().enumerate() {
         if p.matches_any([n.hostname.as_str(), n.machine_guid.as_str(), n.id.as_str()]) {

@@ -64,6 +64,12 @@ pub fn well_formed(token: &str) -> bool {
     checksum(body) == check
 }
 
+/// A recognisable but useless prefix for listings: `strata_ab12…`.
+pub fn masked(token: &str) -> String {
+    let head: String = token.chars().take(PREFIX.len() + 4).collect();
+    format!("{head}…")
+}
+
 /// SHA-256 of a token, the only form ever stored.
 pub fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()

@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde_json::Value;
 use strata_engine::query::body::parse_body;
 use strata_engine::query::params::parse_params;
@@ -16,6 +17,7 @@ use strata_engine::query::request::{ApiVersion, Format, QueryRequest};
 use strata_engine::EngineError;
 
 use super::body::{parse_json, read_capped};
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, CloudError};
 use crate::format::{json2, v1};
 use crate::state::AppState;
@@ -31,13 +33,32 @@ fn bytes_response(body: Vec<u8>, content_type: &'static str) -> Response {
     r
 }
 
-/// Runs the query and renders it, off the async runtime.
-async fn run(st: AppState, req: QueryRequest, chart_id: String) -> ApiResult<Response> {
+/// Applies the caller's node allowlist: the query sees only allowed nodes,
+/// and naming a node outside the list is a 403.
+fn restrict(req: &mut QueryRequest, me: &Principal) -> ApiResult<()> {
+    let Some(allow) = &me.allow else { return Ok(()) };
+    for p in [&req.scope.nodes, &req.selectors.nodes].into_iter().flatten() {
+        if let Some(n) = p.literals().find(|n| !allow.matches(n)) {
+            return Err(ApiError::Forbidden(format!("node '{n}' is outside this token's allowlist")));
+        }
+    }
+    req.allowed_nodes = Some(allow.clone());
+    Ok(())
+}
+
+/// Runs the query and renders it, off the async runtime. Revoking the
+/// caller's token ends it.
+async fn run(st: AppState, me: Principal, mut req: QueryRequest, chart_id: String) -> ApiResult<Response> {
+    restrict(&mut req, &me)?;
     let started = Instant::now();
     let engine = st.engine.clone();
     let agent = st.agent.clone();
+    let cancel = st.auth.inflight.register(&me.token_id);
     tokio::task::spawn_blocking(move || -> ApiResult<Response> {
-        let result = engine.query(&req)?;
+        let result = engine.query_cancellable(&req, &cancel).map_err(|e| match e {
+            EngineError::Cancelled => ApiError::Unauthorized("token was revoked during the query".into()),
+            e => e.into(),
+        })?;
         if req.api == ApiVersion::V1 && result.series.is_empty() {
             return Err(EngineError::NothingMatched.into());
         }
@@ -62,24 +83,36 @@ async fn run(st: AppState, req: QueryRequest, chart_id: String) -> ApiResult<Res
     .map_err(|e| ApiError::Internal(format!("query task failed: {e}")))?
 }
 
-pub async fn get_v1(State(st): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn get_v1(
+    State(st): State<AppState>,
+    Extension(me): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let p = pairs(q)?;
     let chart = p.iter().find(|(k, v)| (k == "chart" || k == "context") && !v.is_empty()).map(|(_, v)| v.clone());
     let Some(chart) = chart else {
         return Err(ApiError::BadRequest("No chart or context is given.".into()));
     };
     let req = parse_params(ApiVersion::V1, &p)?;
-    run(st, req, chart).await
+    run(st, me, req, chart).await
 }
 
-pub async fn get_v2(State(st): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn get_v2(
+    State(st): State<AppState>,
+    Extension(me): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let req = parse_params(ApiVersion::V2, &pairs(q)?)?;
-    run(st, req, String::new()).await
+    run(st, me, req, String::new()).await
 }
 
-pub async fn get_v3(State(st): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn get_v3(
+    State(st): State<AppState>,
+    Extension(me): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let req = parse_params(ApiVersion::V3, &pairs(q)?)?;
-    run(st, req, String::new()).await
+    run(st, me, req, String::new()).await
 }
 
 async fn body_request(st: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<QueryRequest> {
@@ -88,12 +121,22 @@ async fn body_request(st: &AppState, headers: &HeaderMap, body: Body) -> ApiResu
     Ok(parse_body(ApiVersion::V3, &value)?)
 }
 
-pub async fn post_v3(State(st): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn post_v3(
+    State(st): State<AppState>,
+    Extension(me): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let req = body_request(&st, &headers, body).await?;
-    run(st, req, String::new()).await
+    run(st, me, req, String::new()).await
 }
 
-pub async fn post_room(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, CloudError> {
+pub async fn post_room(
+    State(st): State<AppState>,
+    Extension(me): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, CloudError> {
     let req = body_request(&st, &headers, body).await?;
-    Ok(run(st, req, String::new()).await?)
+    Ok(run(st, me, req, String::new()).await?)
 }

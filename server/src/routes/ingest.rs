@@ -5,18 +5,34 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::Extension;
 use axum::Json;
 use strata_engine::ingest::{IngestBatch, IngestReport};
 
 use super::body::{parse_json, read_capped};
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-pub async fn post_ingest(State(st): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Json<IngestReport>> {
+pub async fn post_ingest(
+    State(st): State<AppState>,
+    Extension(me): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<IngestReport>> {
     let bytes = read_capped(&headers, body, st.limits.ingest).await?;
     let engine = st.engine.clone();
     let report = tokio::task::spawn_blocking(move || -> ApiResult<IngestReport> {
         let batch: IngestBatch = parse_json(&bytes)?;
+        if let Some(allow) = &me.allow {
+            // A token limited to some nodes may only write those nodes.
+            let default = engine.config().default_node.as_str();
+            let named = batch.nodes.iter().map(|n| n.id.as_str());
+            let used = batch.series.iter().map(|s| s.node.as_deref().unwrap_or(default));
+            if let Some(n) = named.chain(used).find(|n| !allow.matches(n)) {
+                return Err(ApiError::Forbidden(format!("node '{n}' is outside this token's allowlist")));
+            }
+        }
         Ok(engine.ingest(&batch)?)
     })
     .await

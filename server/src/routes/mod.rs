@@ -1,35 +1,93 @@
-//! Route table. Every `/api` route goes through the bearer-token layer;
-//! `/health` does not (load balancers and the CLI probe it).
+//! The route table: every route, its method, its handler and the scope it
+//! needs, in one place. The router is built from it, so no route can exist
+//! without a declared requirement (a test walks the table).
 
 mod body;
 mod data;
 mod health;
 mod ingest;
+mod tokens;
 
-use axum::extract::DefaultBodyLimit;
+use std::sync::Arc;
+
+use axum::http::Method;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 
-use crate::auth::require_token;
+use crate::auth::{enforce, Auth, Need, Resource, Verb};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/api/v1/data", get(data::get_v1))
-        .route("/api/v2/data", get(data::get_v2))
-        .route("/api/v3/data", get(data::get_v3).post(data::post_v3))
-        .route("/api/v3/spaces/{space}/rooms/{room}/data", post(data::post_room))
-        .route("/api/v1/ingest", post(ingest::post_ingest))
-        .fallback(unknown_api)
-        // Bodies are read with explicit caps (413 JSON), not axum's default.
-        .layer(DefaultBodyLimit::disable())
-        .route_layer(middleware::from_fn_with_state(state.tokens.clone(), require_token))
-        .with_state(state.clone());
-    Router::new().route("/health", get(health::health)).merge(api).with_state(state)
+/// One row of the table.
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub need: Need,
+    handler: fn() -> MethodRouter<AppState>,
 }
 
-async fn unknown_api(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound(format!("no such endpoint: {}", uri.path()))
+const READ_DATA: Need = Need::Scope(Resource::Data, Verb::Read);
+
+/// Every route strata serves.
+pub fn table() -> Vec<RouteSpec> {
+    fn r(method: Method, path: &'static str, need: Need, handler: fn() -> MethodRouter<AppState>) -> RouteSpec {
+        RouteSpec { method, path, need, handler }
+    }
+    vec![
+        r(Method::GET, "/health", Need::Public, || get(health::health)),
+        r(Method::GET, "/api/v1/data", READ_DATA, || get(data::get_v1)),
+        r(Method::GET, "/api/v2/data", READ_DATA, || get(data::get_v2)),
+        r(Method::GET, "/api/v3/data", READ_DATA, || get(data::get_v3)),
+        r(Method::POST, "/api/v3/data", READ_DATA, || post(data::post_v3)),
+        r(Method::POST, "/api/v3/spaces/{space}/rooms/{room}/data", READ_DATA, || post(data::post_room)),
+        r(Method::POST, "/api/v1/ingest", Need::Scope(Resource::Ingest, Verb::Write), || post(ingest::post_ingest)),
+        r(Method::POST, "/api/v1/tokens", Need::Scope(Resource::Tokens, Verb::Write), || post(tokens::create)),
+        r(Method::GET, "/api/v1/tokens", Need::Scope(Resource::Tokens, Verb::Read), || get(tokens::list)),
+        r(Method::GET, "/api/v1/tokens/{id}", Need::Scope(Resource::Tokens, Verb::Read), || get(tokens::get_one)),
+        r(Method::DELETE, "/api/v1/tokens/{id}", Need::Scope(Resource::Tokens, Verb::Delete), || {
+            delete(tokens::revoke)
+        }),
+        r(Method::GET, "/api/v1/whoami", Need::Authenticated, || get(tokens::whoami)),
+    ]
+}
+
+pub fn router(state: AppState) -> Router {
+    let auth: Arc<Auth> = state.auth.clone();
+    let mut router: Router<AppState> = Router::new();
+    for spec in table() {
+        let layer = middleware::from_fn_with_state((auth.clone(), spec.need), enforce);
+        router = router.route(spec.path, (spec.handler)().route_layer(layer));
+    }
+    router.fallback(unknown_api).with_state(state)
+}
+
+/// Unknown paths still need a token, so the API's shape is not probeable.
+async fn unknown_api(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+) -> ApiError {
+    match st.auth.authorize(Need::Authenticated, &req) {
+        Err(e) => e,
+        Ok(_) => ApiError::NotFound(format!("no such endpoint: {}", req.uri().path())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_declares_what_it_needs() {
+        let t = table();
+        assert!(t.len() >= 12);
+        for spec in &t {
+            let public = spec.need == Need::Public;
+            assert_eq!(public, spec.path == "/health", "{} {} is public: {public}", spec.method, spec.path);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for spec in &t {
+            assert!(seen.insert((spec.method.clone(), spec.path)), "duplicate route {} {}", spec.method, spec.path);
+        }
+    }
 }

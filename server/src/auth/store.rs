@@ -1,0 +1,422 @@
+//! The token store: records persisted in `<data-dir>/tokens/tokens.json`
+//! (written atomically: temp file, fsync, rename, fsync dir). Only the
+//! SHA-256 of a token is kept; the plaintext exists once, in the response
+//! that creates it (and, for the first admin token, in `admin.token`).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use serde::{Deserialize, Serialize};
+use strata_engine::index::SimplePattern;
+
+use super::scopes::{Resource, Scopes, Verb};
+use super::token;
+use crate::error::ApiError;
+
+/// Per-token request rate (token bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit { per_second: 50.0, burst: 100 }
+    }
+}
+
+impl std::str::FromStr for RateLimit {
+    type Err = String;
+    /// `PER_SECOND:BURST`, e.g. `50:100`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("'{s}' is not PER_SECOND:BURST (e.g. 50:100)");
+        let (a, b) = s.split_once(':').ok_or_else(bad)?;
+        let per_second: f64 = a.trim().parse().map_err(|_| bad())?;
+        let burst: u32 = b.trim().parse().map_err(|_| bad())?;
+        if !(per_second > 0.0) || burst == 0 {
+            return Err(bad());
+        }
+        Ok(RateLimit { per_second, burst })
+    }
+}
+
+/// A token as stored: never the plaintext.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    /// Hex SHA-256 of the token.
+    pub sha256: String,
+    /// Masked prefix for listings, e.g. `strata_ab12…`.
+    #[serde(default)]
+    pub prefix: String,
+    pub created_at: i64,
+    #[serde(default)]
+    pub created_by: Option<String>,
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    #[serde(default)]
+    pub last_used_at: Option<i64>,
+    #[serde(default)]
+    pub last_used_ip: Option<String>,
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// The first-start admin token: may do everything, no allowlist.
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// Who a request authenticated as.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub token_id: String,
+    pub name: String,
+    pub scopes: Scopes,
+    pub nodes: Vec<String>,
+    pub allow: Option<SimplePattern>,
+    pub admin: bool,
+    pub expires_at: Option<i64>,
+    /// The token's own limit; `None` uses the server default.
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl Principal {
+    pub fn allows(&self, r: Resource, v: Verb) -> bool {
+        self.admin || self.scopes.allows(r, v)
+    }
+
+    /// The unauthenticated reader of `--anonymous-read`.
+    pub fn anonymous() -> Principal {
+        Principal {
+            token_id: "anonymous".into(),
+            name: "anonymous".into(),
+            scopes: Scopes::parse(&["strata:data:read", "strata:metadata:read"]).unwrap_or_default(),
+            nodes: Vec::new(),
+            allow: None,
+            admin: false,
+            expires_at: None,
+            rate_limit: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot {action} {path}: {source}")]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("token file {path} is not valid: {source}")]
+    Corrupt { path: PathBuf, source: serde_json::Error },
+    #[error("the OS random number generator failed: {0}")]
+    Random(String),
+    #[error("token store lock poisoned")]
+    Poisoned,
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io { action, path: path.to_path_buf(), source }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync dir) with `mode`.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(mode);
+        }
+        let mut f = opts.open(&tmp).map_err(io("create", &tmp))?;
+        f.write_all(bytes).map_err(io("write", &tmp))?;
+        f.sync_all().map_err(io("fsync", &tmp))?;
+    }
+    fs::rename(&tmp, path).map_err(io("rename into", path))?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+struct Entry {
+    record: TokenRecord,
+    hash: [u8; 32],
+    scopes: Scopes,
+    allow: Option<SimplePattern>,
+}
+
+impl Entry {
+    fn new(record: TokenRecord) -> Option<Entry> {
+        let hash = unhex(&record.sha256)?;
+        let scopes = Scopes::parse(&record.scopes).ok()?;
+        let allow = (!record.nodes.is_empty()).then(|| SimplePattern::parse_list(&record.nodes).ok()).flatten();
+        Some(Entry { record, hash, scopes, allow })
+    }
+
+    fn principal(&self) -> Principal {
+        let r = &self.record;
+        Principal {
+            token_id: r.id.clone(),
+            name: r.name.clone(),
+            scopes: self.scopes.clone(),
+            nodes: r.nodes.clone(),
+            allow: self.allow.clone(),
+            admin: r.admin,
+            expires_at: r.expires_at,
+            rate_limit: r.rate_limit,
+        }
+    }
+}
+
+pub struct TokenStore {
+    path: PathBuf,
+    entries: RwLock<Vec<Entry>>,
+}
+
+impl std::fmt::Debug for TokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenStore").field("path", &self.path).finish()
+    }
+}
+
+/// What a new token should be.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    pub name: String,
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    #[serde(default)]
+    pub expires_in_days: Option<i64>,
+    #[serde(default)]
+    pub seconds_to_live: Option<i64>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(msg.into())
+}
+
+impl TokenStore {
+    /// Opens (or initialises) the store of a data dir. The first start
+    /// creates the admin token, writes it to `admin.token` (0600) and
+    /// returns its plaintext once.
+    pub fn open(data_dir: &Path, now: i64) -> Result<(TokenStore, Option<String>), StoreError> {
+        let dir = data_dir.join("tokens");
+        fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        let path = dir.join("tokens.json");
+        let mut records: Vec<TokenRecord> = match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { path: path.clone(), source })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io("read", &path)(e)),
+        };
+        let mut created = None;
+        if !records.iter().any(|r| r.admin) {
+            let admin_path = data_dir.join("admin.token");
+            let token = match fs::read_to_string(&admin_path) {
+                Ok(t) => t.trim().to_string(),
+                Err(_) => {
+                    let t = token::generate().map_err(|e| StoreError::Random(e.to_string()))?;
+                    write_atomic(&admin_path, format!("{t}\n").as_bytes(), 0o600)?;
+                    created = Some(t.clone());
+                    t
+                }
+            };
+            records.push(TokenRecord {
+                id: "admin".into(),
+                name: "admin".into(),
+                scopes: vec!["scope:all".into()],
+                nodes: Vec::new(),
+                sha256: hex(&token::hash(&token)),
+                prefix: token::masked(&token),
+                created_at: now,
+                created_by: None,
+                expires_at: None,
+                last_used_at: None,
+                last_used_ip: None,
+                revoked_at: None,
+                rate_limit: None,
+                admin: true,
+            });
+        }
+        let store = TokenStore { path, entries: RwLock::new(records.into_iter().filter_map(Entry::new).collect()) };
+        if created.is_some() {
+            store.persist()?;
+        }
+        Ok((store, created))
+    }
+
+    fn persist(&self) -> Result<(), StoreError> {
+        let entries = self.entries.read().map_err(|_| StoreError::Poisoned)?;
+        let records: Vec<&TokenRecord> = entries.iter().map(|e| &e.record).collect();
+        let json = serde_json::to_vec_pretty(&records)
+            .map_err(|source| StoreError::Corrupt { path: self.path.clone(), source })?;
+        write_atomic(&self.path, &json, 0o600)
+    }
+
+    /// Authenticates an `Authorization` header value; records last use.
+    pub fn authenticate(&self, header: Option<&str>, ip: Option<&str>, now: i64) -> Result<Principal, ApiError> {
+        let tok = parse_authorization(header)?;
+        let h = token::hash(tok);
+        let mut entries = self.entries.write().map_err(|_| ApiError::Internal("token store lock".into()))?;
+        // Compare against every record so timing does not reveal which matched.
+        let mut found = None;
+        for (i, e) in entries.iter().enumerate() {
+            if token::constant_time_eq(&e.hash, &h) {
+                found = Some(i);
+            }
+        }
+        let e = &mut entries[found.ok_or_else(|| ApiError::Unauthorized("unknown token".into()))?];
+        if e.record.revoked_at.is_some() {
+            return Err(ApiError::Unauthorized("token was revoked".into()));
+        }
+        if e.record.expires_at.is_some_and(|x| now >= x) {
+            return Err(ApiError::Unauthorized("token has expired".into()));
+        }
+        e.record.last_used_at = Some(now);
+        e.record.last_used_ip = ip.map(str::to_string);
+        Ok(e.principal())
+    }
+
+    /// Creates a token on behalf of `creator`; returns the record and the
+    /// plaintext (shown this once). Never more power than the creator.
+    pub fn create(&self, creator: &Principal, req: NewToken, now: i64) -> Result<(TokenRecord, String), ApiError> {
+        let name = req.name.trim();
+        if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+            return Err(bad("'name' must be 1 to 128 printable characters"));
+        }
+        let scopes = Scopes::parse(&req.scopes).map_err(|e| bad(e.to_string()))?;
+        if !creator.admin && !scopes.within(&creator.scopes) {
+            return Err(ApiError::Forbidden("a token cannot create a token with more power than itself".into()));
+        }
+        if req.nodes.len() > 1000 {
+            return Err(bad("'nodes' may list at most 1000 node ids or patterns"));
+        }
+        let allow = if req.nodes.is_empty() {
+            None
+        } else {
+            Some(SimplePattern::parse_list(&req.nodes).map_err(|e| bad(format!("'nodes': {e}")))?)
+        };
+        if let Some(parent) = &creator.allow {
+            // Narrower or equal: every listed node must be one the creator may see.
+            if req.nodes.is_empty() || !req.nodes.iter().all(|n| !n.contains('*') && parent.matches(n)) {
+                return Err(ApiError::Forbidden(
+                    "a token with a node allowlist can only create tokens for nodes on it".into(),
+                ));
+            }
+        }
+        let ttl = match (req.expires_in_days, req.seconds_to_live) {
+            (Some(_), Some(_)) => return Err(bad("give 'expires_in_days' or 'seconds_to_live', not both")),
+            (Some(d), None) if !(0..=3650).contains(&d) => {
+                return Err(bad("'expires_in_days' must be 0..3650 (0 = never)"))
+            }
+            (Some(0), None) | (None, None) => None,
+            (Some(d), None) => Some(d * 86_400),
+            (None, Some(s)) if s <= 0 || s > 3650 * 86_400 => {
+                return Err(bad("'seconds_to_live' must be 1..=315360000"))
+            }
+            (None, Some(s)) => Some(s),
+        };
+        let mut expires_at = ttl.map(|t| now + t);
+        if let Some(cx) = creator.expires_at {
+            expires_at = Some(expires_at.map_or(cx, |x| x.min(cx)));
+        }
+        if let Some(rl) = req.rate_limit {
+            if !(rl.per_second > 0.0 && rl.per_second <= 100_000.0) || rl.burst == 0 || rl.burst > 1_000_000 {
+                return Err(bad("'rate_limit' needs per_second in (0, 100000] and burst in 1..=1000000"));
+            }
+        }
+        let plaintext = token::generate().map_err(|e| ApiError::Internal(format!("random: {e}")))?;
+        let id = format!("tok_{}", &hex(&token::hash(&plaintext))[..16]);
+        let record = TokenRecord {
+            id,
+            name: name.to_string(),
+            scopes: scopes.names.clone(),
+            nodes: req.nodes,
+            sha256: hex(&token::hash(&plaintext)),
+            prefix: token::masked(&plaintext),
+            created_at: now,
+            created_by: Some(creator.token_id.clone()),
+            expires_at,
+            last_used_at: None,
+            last_used_ip: None,
+            revoked_at: None,
+            rate_limit: req.rate_limit,
+            admin: false,
+        };
+        let entry = Entry { record: record.clone(), hash: token::hash(&plaintext), scopes, allow };
+        self.entries.write().map_err(|_| ApiError::Internal("token store lock".into()))?.push(entry);
+        self.persist().map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok((record, plaintext))
+    }
+
+    pub fn list(&self) -> Vec<TokenRecord> {
+        self.entries.read().map(|e| e.iter().map(|x| x.record.clone()).collect()).unwrap_or_default()
+    }
+
+    pub fn get(&self, id: &str) -> Option<TokenRecord> {
+        self.entries.read().ok()?.iter().find(|e| e.record.id == id).map(|e| e.record.clone())
+    }
+
+    /// Revokes a token (idempotent). Returns the record, or None if unknown.
+    pub fn revoke(&self, id: &str, now: i64) -> Result<Option<TokenRecord>, ApiError> {
+        let rec = {
+            let mut entries = self.entries.write().map_err(|_| ApiError::Internal("token store lock".into()))?;
+            let Some(e) = entries.iter_mut().find(|e| e.record.id == id) else { return Ok(None) };
+            if e.record.admin {
+                return Err(ApiError::Forbidden("the admin token cannot be revoked through the API".into()));
+            }
+            e.record.revoked_at.get_or_insert(now);
+            e.record.clone()
+        };
+        self.persist().map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(Some(rec))
+    }
+}
+
+/// Parses `Authorization: Bearer <token>`; 401 for anything else.
+pub fn parse_authorization(header: Option<&str>) -> Result<&str, ApiError> {
+    let Some(h) = header else {
+        return Err(ApiError::Unauthorized("missing bearer token".into()));
+    };
+    let (scheme, rest) = h
+        .split_once(' ')
+        .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into()))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into()));
+    }
+    let tok = rest.trim();
+    if !token::well_formed(tok) {
+        return Err(ApiError::Unauthorized("malformed token (expected strata_ followed by 49 characters)".into()));
+    }
+    Ok(tok)
+}

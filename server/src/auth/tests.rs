@@ -1,0 +1,98 @@
+use std::fs;
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+
+use super::store::{parse_authorization, NewToken, TokenStore};
+use super::token;
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("strata-auth-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).expect("dir");
+    d
+}
+
+#[test]
+fn first_start_creates_admin_token_once() {
+    let d = tmpdir("first");
+    let (store, created) = TokenStore::open(&d, 1).expect("open");
+    let tok = created.expect("created on first start");
+    assert_eq!(fs::read_to_string(d.join("admin.token")).expect("file").trim(), tok);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(d.join("admin.token")).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(!fs::read_to_string(d.join("tokens/tokens.json")).expect("json").contains(&tok));
+    let p = store.authenticate(Some(&format!("Bearer {tok}")), None, 2).expect("auth");
+    assert!(p.admin);
+    let (again, created2) = TokenStore::open(&d, 2).expect("reopen");
+    assert!(created2.is_none());
+    assert!(again.authenticate(Some(&format!("Bearer {tok}")), None, 3).is_ok());
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn created_tokens_expire_revoke_and_survive_reopen() {
+    let d = tmpdir("create");
+    let (store, admin) = TokenStore::open(&d, 100).expect("open");
+    let admin = store.authenticate(Some(&format!("Bearer {}", admin.expect("admin"))), None, 100).expect("admin");
+    let req = NewToken {
+        name: "grafana".into(),
+        scopes: vec!["scope:grafana-plugin".into()],
+        seconds_to_live: Some(60),
+        ..Default::default()
+    };
+    let (rec, plain) = store.create(&admin, req, 100).expect("create");
+    assert_eq!(rec.expires_at, Some(160));
+    assert!(!fs::read_to_string(d.join("tokens/tokens.json")).expect("json").contains(&plain));
+    let h = format!("Bearer {plain}");
+    assert!(store.authenticate(Some(&h), Some("127.0.0.1"), 159).is_ok());
+    assert!(store.authenticate(Some(&h), None, 160).is_err(), "expired");
+    let (reopened, _) = TokenStore::open(&d, 101).expect("reopen");
+    assert!(reopened.authenticate(Some(&h), None, 120).is_ok());
+    reopened.revoke(&rec.id, 121).expect("revoke");
+    assert!(reopened.authenticate(Some(&h), None, 122).is_err(), "revoked");
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn no_token_creates_more_power_than_itself() {
+    let d = tmpdir("power");
+    let (store, admin) = TokenStore::open(&d, 1).expect("open");
+    let admin = store.authenticate(Some(&format!("Bearer {}", admin.expect("admin"))), None, 1).expect("admin");
+    let mk = |scopes: &[&str], nodes: &[&str]| NewToken {
+        name: "t".into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        nodes: nodes.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let (_, manager) = store.create(&admin, mk(&["strata:tokens:*", "viewer"], &["web-*"]), 1).expect("manager");
+    let manager = store.authenticate(Some(&format!("Bearer {manager}")), None, 1).expect("auth");
+    assert!(store.create(&manager, mk(&["viewer"], &["web-1"]), 1).is_ok());
+    assert!(store.create(&manager, mk(&["editor"], &["web-1"]), 1).is_err(), "more scopes");
+    assert!(store.create(&manager, mk(&["viewer"], &["db-1"]), 1).is_err(), "outside allowlist");
+    assert!(store.create(&manager, mk(&["viewer"], &[]), 1).is_err(), "dropping the allowlist");
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn authorization_header_shapes() {
+    let t = token::generate().expect("rng");
+    assert_eq!(parse_authorization(Some(&format!("Bearer {t}"))).expect("ok"), t);
+    assert_eq!(parse_authorization(Some(&format!("bearer  {t} "))).expect("ok"), t);
+    for bad in
+        [None, Some(""), Some("Bearer"), Some("Basic abc"), Some("Bearer strata_short"), Some(&*format!("Token {t}"))]
+    {
+        assert!(parse_authorization(bad).is_err(), "{bad:?}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn authorization_parser_never_panics(h in ".{0,80}") {
+        let _ = parse_authorization(Some(&h));
+    }
+}
