@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod format;
 pub mod routes;
+pub mod serve;
 pub mod state;
 
 pub use routes::router;
@@ -16,8 +17,8 @@ pub use state::{AgentInfo, AppState, BodyLimits};
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    timeouts: serve::Timeouts,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    serve::run(listener, router(state), timeouts, shutdown).await
 }

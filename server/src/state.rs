@@ -11,11 +11,20 @@ use crate::auth::Auth;
 pub struct BodyLimits {
     pub query: usize,
     pub ingest: usize,
+    /// The whole body must arrive within this.
+    pub read_timeout: std::time::Duration,
+    /// Every request must be answered within this (504 otherwise).
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for BodyLimits {
     fn default() -> Self {
-        BodyLimits { query: 8 << 20, ingest: 64 << 20 }
+        BodyLimits {
+            query: 8 << 20,
+            ingest: 64 << 20,
+            read_timeout: std::time::Duration::from_secs(60),
+            request_timeout: std::time::Duration::from_secs(120),
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use strata_engine::demo::{self, DemoHistory, GenSpec};
 use strata_engine::model::machine_guid_for;
 use strata_engine::{Clock, Engine, EngineConfig};
 use strata_server::auth::{Auth, TokenStore};
+use strata_server::serve::Timeouts;
 use strata_server::{AgentInfo, AppState, BodyLimits};
 
 use crate::collector::{hostname, HostCollector};
@@ -56,6 +57,15 @@ pub struct ServeArgs {
     /// Requests per second and burst per token (tokens may carry their own).
     #[arg(long, env = "STRATA_RATE_LIMIT", default_value = "50:100")]
     pub rate_limit: strata_server::auth::store::RateLimit,
+    /// A client must send its request headers within this (slow-loris guard).
+    #[arg(long, env = "STRATA_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_std_duration)]
+    pub header_timeout: Duration,
+    /// A request body must arrive within this (408 otherwise).
+    #[arg(long, env = "STRATA_BODY_TIMEOUT", default_value = "60s", value_parser = parse_std_duration)]
+    pub body_timeout: Duration,
+    /// Every request must be answered within this (504 otherwise).
+    #[arg(long, env = "STRATA_REQUEST_TIMEOUT", default_value = "120s", value_parser = parse_std_duration)]
+    pub request_timeout: Duration,
     /// Test-only: pin the engine's clock to this epoch second.
     #[arg(long, env = "STRATA_TEST_NOW", hide = true)]
     pub test_now: Option<i64>,
@@ -90,6 +100,10 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
         return Err(format!("'{s}' must be positive"));
     }
     n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too long"))
+}
+
+fn parse_std_duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map(|n| Duration::from_secs(n as u64))
 }
 
 fn now_secs() -> i64 {
@@ -151,8 +165,13 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             hostname: host.clone(),
             version: env!("CARGO_PKG_VERSION"),
         }),
-        limits: BodyLimits::default(),
+        limits: BodyLimits {
+            read_timeout: a.body_timeout,
+            request_timeout: a.request_timeout,
+            ..BodyLimits::default()
+        },
     };
+    let timeouts = Timeouts { header_read: a.header_timeout, body_read: a.body_timeout, request: a.request_timeout };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -164,7 +183,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             tokio::spawn(live_feed(engine.clone(), collector_on.then(|| host.clone()), demo_on.then_some(demo_spec)));
         }
         tracing::info!("listening on http://{addr}");
-        strata_server::serve(listener, state, shutdown()).await.map_err(|e| format!("server: {e}"))
+        strata_server::serve(listener, state, timeouts, shutdown()).await.map_err(|e| format!("server: {e}"))
     })
 }
 

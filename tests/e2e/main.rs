@@ -7,5 +7,6 @@ mod cli;
 mod dataset;
 mod harness;
 mod ingest;
+mod limits;
 mod oracle;
 mod queries;

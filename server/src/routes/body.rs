@@ -1,4 +1,5 @@
-//! Reading request bodies with a size cap that answers 413 as JSON.
+//! Reading request bodies: a size cap that answers 413 as JSON, and a time
+//! limit (408) so slow senders cannot hold a connection.
 
 use axum::body::{to_bytes, Body, Bytes};
 use axum::http::header::CONTENT_LENGTH;
@@ -6,7 +7,18 @@ use axum::http::HeaderMap;
 
 use crate::error::ApiError;
 
-pub async fn read_capped(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub async fn read_capped(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, ApiError> {
+    tokio::time::timeout(timeout, read_limited(headers, body, limit)).await.map_err(|_| {
+        ApiError::RequestTimeout(format!("the request body did not arrive within {} s", timeout.as_secs()))
+    })?
+}
+
+async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared {
         if n > limit as u64 {

@@ -116,7 +116,7 @@ pub async fn get_v3(
 }
 
 async fn body_request(st: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<QueryRequest> {
-    let bytes = read_capped(headers, body, st.limits.query).await?;
+    let bytes = read_capped(headers, body, st.limits.query, st.limits.read_timeout).await?;
     let value: Value = parse_json(&bytes)?;
     Ok(parse_body(ApiVersion::V3, &value)?)
 }

@@ -20,7 +20,7 @@ pub async fn post_ingest(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<IngestReport>> {
-    let bytes = read_capped(&headers, body, st.limits.ingest).await?;
+    let bytes = read_capped(&headers, body, st.limits.ingest, st.limits.read_timeout).await?;
     let engine = st.engine.clone();
     let report = tokio::task::spawn_blocking(move || -> ApiResult<IngestReport> {
         let batch: IngestBatch = parse_json(&bytes)?;

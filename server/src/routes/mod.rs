@@ -59,7 +59,17 @@ pub fn router(state: AppState) -> Router {
         let layer = middleware::from_fn_with_state((auth.clone(), spec.need), enforce);
         router = router.route(spec.path, (spec.handler)().route_layer(layer));
     }
-    router.fallback(unknown_api).with_state(state)
+    let limit = state.limits.request_timeout;
+    router
+        .fallback(unknown_api)
+        .layer(middleware::from_fn(move |req: axum::extract::Request, next: middleware::Next| async move {
+            use axum::response::IntoResponse;
+            match tokio::time::timeout(limit, next.run(req)).await {
+                Ok(resp) => resp,
+                Err(_) => ApiError::GatewayTimeout(limit.as_secs()).into_response(),
+            }
+        }))
+        .with_state(state)
 }
 
 /// Unknown paths still need a token, so the API's shape is not probeable.

@@ -37,7 +37,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let bytes = read_capped(&headers, body, 1 << 20).await?;
+    let bytes = read_capped(&headers, body, 1 << 20, st.limits.read_timeout).await?;
     let req: NewToken = parse_json(&bytes)?;
     let (rec, plaintext) = st.auth.tokens.create(&me, req, now_secs())?;
     tracing::info!(id = %rec.id, name = %rec.name, by = %me.token_id, "token created");
