@@ -1,0 +1,202 @@
+//! Reading the log back at open, and repairing it so that appends can resume:
+//! the log is cut at its first damaged or out-of-sequence record, because
+//! nothing after a gap can be applied in order.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::error::WalError;
+use super::record::{self, Damage, Header, SEGMENT_HEADER_LEN, SUPPORTED_VERSION};
+use super::segment::{self, SegmentFile};
+use super::{LogRecord, Lsn, RecoveryReport, Truncation};
+
+/// A sealed (no longer appended to) segment and the lsn of its last record.
+#[derive(Debug, Clone)]
+pub(super) struct Sealed {
+    pub file: SegmentFile,
+    pub last_lsn: Lsn,
+}
+
+/// The log as found on disk, after repair.
+pub(super) struct Recovered {
+    pub sealed: Vec<Sealed>,
+    /// The segment to keep appending to and its valid length; `None` when the
+    /// directory holds no segment yet.
+    pub active: Option<(SegmentFile, u64)>,
+    /// The lsn the next append gets.
+    pub next_lsn: Lsn,
+    pub records: Vec<LogRecord>,
+    pub report: RecoveryReport,
+}
+
+/// Reads every segment that can hold a record with lsn > `after`, returns
+/// those records, and cuts the log at the first damage.
+pub(super) fn recover(dir: &Path, after: Lsn) -> Result<Recovered, WalError> {
+    let segments = segment::list(dir)?;
+    refuse_other_versions(&segments)?;
+
+    // A segment whose successor starts at or before after + 1 holds only
+    // checkpointed records: it is not read (a damaged one must not cost the
+    // records after it), only remembered so `checkpoint` can delete it.
+    let first_needed = segments
+        .iter()
+        .zip(segments.iter().skip(1))
+        .take_while(|(_, next)| next.first_lsn <= after.saturating_add(1))
+        .count();
+    let mut sealed: Vec<Sealed> = segments
+        .windows(2)
+        .take(first_needed)
+        .map(|pair| Sealed { file: pair[0].clone(), last_lsn: pair[1].first_lsn - 1 })
+        .collect();
+
+    let mut recovered = Recovered {
+        sealed: Vec::new(),
+        active: None,
+        next_lsn: after.saturating_add(1),
+        records: Vec::new(),
+        report: RecoveryReport { records: 0, segments: 0, truncated: None },
+    };
+    let Some(first) = segments.get(first_needed) else {
+        return Ok(recovered);
+    };
+    if first.first_lsn > after.saturating_add(1) {
+        // Records after..first were deleted by a checkpoint beyond `after`:
+        // the caller passed a stale checkpoint lsn. Nothing here can be done
+        // about it but say so.
+        tracing::warn!(
+            after,
+            first_lsn = first.first_lsn,
+            "WAL starts after the given checkpoint lsn; records in between are gone"
+        );
+    }
+
+    let mut expected = first.first_lsn;
+    let mut active = None;
+    let mut previous = None;
+    for (i, seg) in segments.iter().enumerate().skip(first_needed) {
+        let later = &segments[i + 1..];
+        let (valid_len, damage) = if seg.first_lsn != expected {
+            // Only possible for a segment after the first one read: its name
+            // leaves a gap (or overlap) after the previous segment's records.
+            (0, Some(Damage::OutOfSequence { expected, found: seg.first_lsn }))
+        } else {
+            let buf = fs::read(&seg.path).map_err(|e| WalError::io("read", &seg.path, e))?;
+            recovered.report.segments += 1;
+            scan(&buf, &mut expected, after, &mut recovered)
+        };
+        match damage {
+            None if later.is_empty() => active = Some((seg.clone(), valid_len)),
+            None => {
+                sealed.push(Sealed { file: seg.clone(), last_lsn: expected - 1 });
+                previous = Some((seg.clone(), valid_len));
+            }
+            Some(damage) => {
+                let (truncation, keep) = repair(seg, valid_len, later, damage)?;
+                recovered.report.truncated = Some(truncation);
+                active = match keep {
+                    Some(len) => Some((seg.clone(), len)),
+                    // A misnamed segment was removed, which never happens to
+                    // the first one read: append to the clean one before it.
+                    None => {
+                        sealed.pop();
+                        previous.take()
+                    }
+                };
+                break;
+            }
+        }
+    }
+    recovered.sealed = sealed;
+    recovered.active = active;
+    recovered.next_lsn = expected;
+    Ok(recovered)
+}
+
+/// Refuses the whole log if any segment was written by another format
+/// version, before anything is repaired: repairing a log this build cannot
+/// read would destroy it.
+fn refuse_other_versions(segments: &[SegmentFile]) -> Result<(), WalError> {
+    use std::io::Read;
+    for seg in segments {
+        let mut head = Vec::with_capacity(SEGMENT_HEADER_LEN as usize);
+        let file = fs::File::open(&seg.path).map_err(|e| WalError::io("open", &seg.path, e))?;
+        file.take(SEGMENT_HEADER_LEN).read_to_end(&mut head).map_err(|e| WalError::io("read", &seg.path, e))?;
+        if let Header::OtherVersion(version) = record::check_header(&head) {
+            return Err(WalError::UnsupportedVersion {
+                segment: seg.path.clone(),
+                version,
+                supported: SUPPORTED_VERSION,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Decodes the records of one segment starting at lsn `*expected`, keeping
+/// those after `after`. Returns how many bytes are intact and, if it stopped
+/// early, why; `*expected` ends as the lsn after the last intact record.
+fn scan(buf: &[u8], expected: &mut Lsn, after: Lsn, out: &mut Recovered) -> (u64, Option<Damage>) {
+    if record::check_header(buf) != Header::Current {
+        return (0, Some(Damage::BadHeader));
+    }
+    let mut offset = SEGMENT_HEADER_LEN as usize;
+    loop {
+        match record::decode(&buf[offset..]) {
+            Ok(None) => return (offset as u64, None),
+            Ok(Some((rec, _))) if rec.lsn != *expected => {
+                return (offset as u64, Some(Damage::OutOfSequence { expected: *expected, found: rec.lsn }))
+            }
+            Ok(Some((rec, used))) => {
+                if rec.lsn > after {
+                    out.records.push((rec.lsn, rec.payload.to_vec()));
+                }
+                out.report.records += 1;
+                *expected += 1;
+                offset += used;
+            }
+            Err(damage) => return (offset as u64, Some(damage)),
+        }
+    }
+}
+
+/// Cuts `seg` at `valid_len` and removes every later segment: they can only
+/// exist after a crash in the middle of a rotation or after damage, and their
+/// records could not be applied after the gap anyway. Returns the report
+/// entry and the length the kept segment now has (`None` if it was removed).
+fn repair(
+    seg: &SegmentFile,
+    valid_len: u64,
+    later: &[SegmentFile],
+    damage: Damage,
+) -> Result<(Truncation, Option<u64>), WalError> {
+    let file_len = fs::metadata(&seg.path).map_err(|e| WalError::io("stat", &seg.path, e))?.len();
+    let misnamed = matches!(damage, Damage::OutOfSequence { .. }) && valid_len == 0;
+    let keep = if misnamed {
+        segment::remove(&seg.path)?;
+        None
+    } else {
+        // A damaged header is rewritten: the segment stays, empty, so its
+        // name still says which lsn comes next.
+        segment::truncate(&seg.path, valid_len)?;
+        Some(valid_len.max(SEGMENT_HEADER_LEN))
+    };
+    let mut dropped_bytes = file_len - valid_len.min(file_len);
+    let mut removed_segments: Vec<PathBuf> = Vec::new();
+    for next in later {
+        dropped_bytes += fs::metadata(&next.path).map(|m| m.len()).unwrap_or(0);
+        segment::remove(&next.path)?;
+        removed_segments.push(next.path.clone());
+    }
+    if misnamed || !removed_segments.is_empty() {
+        segment::sync_dir(seg.path.parent().unwrap_or(Path::new(".")))?;
+    }
+    tracing::warn!(
+        segment = %seg.path.display(),
+        offset = valid_len,
+        dropped_bytes,
+        reason = %damage,
+        removed_segments = ?removed_segments,
+        "WAL damaged: truncated at the last good record",
+    );
+    Ok((Truncation { segment: seg.path.clone(), offset: valid_len, dropped_bytes, removed_segments }, keep))
+}
