@@ -36,7 +36,7 @@ impl std::str::FromStr for RateLimit {
         let (a, b) = s.split_once(':').ok_or_else(bad)?;
         let per_second: f64 = a.trim().parse().map_err(|_| bad())?;
         let burst: u32 = b.trim().parse().map_err(|_| bad())?;
-        if !(per_second > 0.0) || burst == 0 {
+        if per_second.is_nan() || per_second <= 0.0 || burst == 0 {
             return Err(bad());
         }
         Ok(RateLimit { per_second, burst })
@@ -351,7 +351,7 @@ impl TokenStore {
             expires_at = Some(expires_at.map_or(cx, |x| x.min(cx)));
         }
         if let Some(rl) = req.rate_limit {
-            if !(rl.per_second > 0.0 && rl.per_second <= 100_000.0) || rl.burst == 0 || rl.burst > 1_000_000 {
+            if !(0.0..=100_000.0).contains(&rl.per_second) || rl.per_second == 0.0 || rl.burst == 0 || rl.burst > 1_000_000 {
                 return Err(bad("'rate_limit' needs per_second in (0, 100000] and burst in 1..=1000000"));
             }
         }
