@@ -35,3 +35,109 @@ impl Catalog {
         m
     }
 }
+
+/// The catalog as persisted at checkpoints. Metrics are listed in MetricId
+/// order, so registering them in order reproduces every id.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct CatalogSnapshot {
+    pub nodes: Vec<NodeSnap>,
+    pub metrics: Vec<MetricSnap>,
+    pub contexts: Vec<ContextSnap>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct NodeSnap {
+    pub id: String,
+    pub hostname: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ContextSnap {
+    pub id: String,
+    pub title: String,
+    pub units: String,
+    pub chart_type: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MetricSnap {
+    pub node: String,
+    pub context: String,
+    pub instance: String,
+    pub dimension: String,
+    pub update_every: i64,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+impl Catalog {
+    pub fn snapshot(&self) -> CatalogSnapshot {
+        let r = &self.registry;
+        CatalogSnapshot {
+            nodes: r.nodes.iter().map(|n| NodeSnap { id: n.id.clone(), hostname: n.hostname.clone(), labels: n.labels.clone() }).collect(),
+            contexts: r
+                .contexts
+                .iter()
+                .map(|c| ContextSnap { id: c.id.clone(), title: c.title.clone(), units: c.units.clone(), chart_type: c.chart_type.clone() })
+                .collect(),
+            metrics: (0..r.metrics.len() as MetricId)
+                .map(|m| {
+                    let inst = r.instance_of(m);
+                    MetricSnap {
+                        node: r.node_of(m).id.clone(),
+                        context: r.context_of(m).id.clone(),
+                        instance: inst.id.clone(),
+                        dimension: r.metric(m).dimension.clone(),
+                        update_every: r.metric(m).update_every,
+                        labels: inst.labels.clone(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Rebuilds a catalog with the same MetricIds.
+    pub fn restore(snap: &CatalogSnapshot) -> Catalog {
+        let mut c = Catalog::default();
+        for n in &snap.nodes {
+            c.registry.upsert_node(&n.id, Some(&n.hostname), Some(&n.labels));
+        }
+        let ctx: std::collections::HashMap<&str, &ContextSnap> = snap.contexts.iter().map(|x| (x.id.as_str(), x)).collect();
+        for m in &snap.metrics {
+            let cs = ctx.get(m.context.as_str());
+            c.register(&SeriesMeta {
+                node: &m.node,
+                context: &m.context,
+                instance: &m.instance,
+                dimension: &m.dimension,
+                units: cs.map(|x| x.units.as_str()),
+                title: cs.map(|x| x.title.as_str()),
+                chart_type: cs.map(|x| x.chart_type.as_str()),
+                update_every: m.update_every,
+                labels: Some(&m.labels),
+            });
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_restores_the_same_ids() {
+        let mut c = Catalog::default();
+        let labels: std::collections::BTreeMap<String, String> = [("device".to_string(), "sda".to_string())].into();
+        for (n, i, d) in [("a", "disk.sda", "reads"), ("b", "cpu", "user"), ("a", "disk.sda", "writes"), ("a", "cpu", "user")] {
+            c.register(&SeriesMeta { node: n, context: "ctx", instance: i, dimension: d, update_every: 1, labels: Some(&labels), ..Default::default() });
+        }
+        let r = Catalog::restore(&c.snapshot());
+        for m in 0..4 {
+            assert_eq!(r.registry.node_of(m).id, c.registry.node_of(m).id);
+            assert_eq!(r.registry.metric(m).dimension, c.registry.metric(m).dimension);
+            assert_eq!(r.registry.instance_of(m).labels, labels);
+        }
+        assert_eq!(r.postings.all.len(), 4);
+    }
+}

@@ -1,17 +1,22 @@
 //! The engine facade: one lock around catalog + store, the ingest entry
 //! point, the query entry point, and the clock.
 //!
-//! Durability: this store is in memory; an accepted batch is visible to the
-//! next query but does not survive a restart (the WAL is its own issue).
+//! Durability: with a data dir ([`Engine::open`]) every batch is written to
+//! the WAL before it is applied, and `ingest` returns only after the record
+//! is durable per the fsync policy; checkpoints move sealed spans to Arrow
+//! files and truncate the WAL (see `persist`). Without one
+//! ([`Engine::new`]) the store lives in memory only.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::borrow::Cow;
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::catalog::Catalog;
 use crate::error::{EngineError, Result};
 use crate::ingest::{validate, IngestBatch, IngestReport};
 use crate::model::SeriesMeta;
+use crate::persist::{Persist, PersistOptions, Recovery, WalRecord};
 use crate::query::request::QueryRequest;
 use crate::query::result::QueryResult;
 use crate::query::QueryLimits;
@@ -62,6 +67,9 @@ pub struct Engine {
     state: RwLock<State>,
     clock: Clock,
     config: EngineConfig,
+    persist: Option<Persist>,
+    /// Orders ingests: WAL order must equal apply order.
+    ingest_order: Mutex<()>,
 }
 
 impl Engine {
@@ -70,7 +78,57 @@ impl Engine {
             state: RwLock::new(State { catalog: Catalog::default(), store: Store::new(config.storage) }),
             clock,
             config,
+            persist: None,
+            ingest_order: Mutex::new(()),
         }
+    }
+
+    /// Opens a durable engine on a data dir: loads sealed spans and the last
+    /// snapshot, replays the WAL after it, and takes the dir's lock.
+    pub fn open(config: EngineConfig, clock: Clock, opts: &PersistOptions) -> Result<(Engine, Recovery)> {
+        let mut store = Store::new(config.storage);
+        let (persist, catalog, records, mut rec) = Persist::open(opts, &mut store)?;
+        let mut state = State { catalog, store };
+        let mut last = rec.snapshot_lsn;
+        for (lsn, bytes) in records {
+            last = lsn;
+            let applied = serde_json::from_slice::<WalRecord<'_>>(&bytes)
+                .map_err(|e| EngineError::batch("wal", format!("undecodable WAL record {lsn}: {e}")))
+                .and_then(|r| {
+                    validate(&r.batch, &state.catalog, &r.default_node)?;
+                    apply(&mut state, &r.batch, &r.default_node)
+                });
+            match applied {
+                Ok(_) => rec.replayed_records += 1,
+                Err(e) => {
+                    // It was refused the same way when it was first applied.
+                    rec.replay_errors += 1;
+                    tracing::warn!(lsn, error = %e, "WAL record not applied on replay");
+                }
+            }
+        }
+        if state.store.has_sealed_events() {
+            persist.checkpoint(&state.catalog, &mut state.store, last)?;
+        }
+        let engine = Engine { state: RwLock::new(state), clock, config, persist: Some(persist), ingest_order: Mutex::new(()) };
+        Ok((engine, rec))
+    }
+
+    /// Writes everything applied so far as a checkpoint (after bulk loads,
+    /// at shutdown). A no-op without a data dir.
+    pub fn checkpoint(&self) -> Result<()> {
+        let Some(p) = &self.persist else { return Ok(()) };
+        let _order = self.ingest_order.lock().map_err(|_| EngineError::Poisoned("ingest order"))?;
+        let mut st = self.write()?;
+        let State { catalog, store } = &mut *st;
+        p.checkpoint(catalog, store, p.wal.last_lsn())?;
+        p.wal.sync()?;
+        Ok(())
+    }
+
+    /// Bytes on disk per tier (sealed files), when durable.
+    pub fn disk_bytes(&self) -> Option<[u64; crate::storage::TIERS]> {
+        self.persist.as_ref().map(Persist::disk_bytes)
     }
 
     pub fn now(&self) -> i64 {
@@ -89,43 +147,27 @@ impl Engine {
         self.state.write().map_err(|_| EngineError::Poisoned("state lock"))
     }
 
-    /// Validates the whole batch, then applies it. Returns after the batch
-    /// is visible to queries. An invalid batch changes nothing.
+    /// Validates the whole batch, then applies it. With a data dir the batch
+    /// is in the WAL (durable per the fsync policy) before it is applied and
+    /// before this returns. An invalid batch changes nothing.
     pub fn ingest(&self, batch: &IngestBatch) -> Result<IngestReport> {
-        let mut st = self.write()?;
         let default_node = self.config.default_node.as_str();
-        validate(batch, &st.catalog, default_node)?;
-        let State { catalog, store } = &mut *st;
-        for n in &batch.nodes {
-            catalog.registry.upsert_node(&n.id, n.hostname.as_deref(), Some(&n.labels));
-        }
-        let mut writes: Vec<(i64, u32, i64, Option<f64>, bool)> =
-            Vec::with_capacity(batch.series.iter().map(|s| s.points.len()).sum());
-        for s in &batch.series {
-            let ue = s.update_every.unwrap_or(1);
-            let m = catalog.register(&SeriesMeta {
-                node: s.node.as_deref().unwrap_or(default_node),
-                context: &s.context,
-                instance: s.instance.as_deref().unwrap_or(&s.context),
-                dimension: &s.dimension,
-                units: s.units.as_deref(),
-                title: s.title.as_deref(),
-                chart_type: s.chart_type.as_deref(),
-                update_every: ue,
-                labels: Some(&s.labels),
-            });
-            for p in &s.points {
-                writes.push((p.t.div_euclid(ue) * ue, m, ue, p.value, p.anomalous));
+        let _order = self.ingest_order.lock().map_err(|_| EngineError::Poisoned("ingest order"))?;
+        validate(batch, &self.read()?.catalog, default_node)?;
+        let lsn = match &self.persist {
+            Some(p) => {
+                let rec = WalRecord { default_node: Cow::Borrowed(default_node), batch: Cow::Borrowed(batch) };
+                let bytes = serde_json::to_vec(&rec).map_err(|e| EngineError::batch("", format!("encoding the batch: {e}")))?;
+                Some(p.wal.append(&bytes)?)
             }
-        }
-        // Time order across series, so one batch covering several spans
-        // does not make its own earlier points late. Stable: last write wins.
-        writes.sort_by_key(|w| w.0);
-        let mut report = IngestReport::default();
-        for (t, m, ue, v, a) in writes {
-            match store.write(m, ue, t, v, a)? {
-                WriteOutcome::Written => report.accepted += 1,
-                WriteOutcome::Late => report.rejected_late += 1,
+            None => None,
+        };
+        let mut st = self.write()?;
+        let report = apply(&mut st, batch, default_node)?;
+        if let (Some(p), Some(lsn)) = (&self.persist, lsn) {
+            if st.store.has_sealed_events() {
+                let State { catalog, store } = &mut *st;
+                p.checkpoint(catalog, store, lsn)?;
             }
         }
         Ok(report)
@@ -142,4 +184,42 @@ impl Engine {
         let st = self.read()?;
         crate::query::run(&st.catalog, &st.store, req, self.now(), &self.config.limits, Some(cancel))
     }
+}
+
+/// Applies a validated batch to the state.
+fn apply(st: &mut State, batch: &IngestBatch, default_node: &str) -> Result<IngestReport> {
+    let State { catalog, store } = st;
+    for n in &batch.nodes {
+        catalog.registry.upsert_node(&n.id, n.hostname.as_deref(), Some(&n.labels));
+    }
+    let mut writes: Vec<(i64, u32, i64, Option<f64>, bool)> =
+        Vec::with_capacity(batch.series.iter().map(|s| s.points.len()).sum());
+    for s in &batch.series {
+        let ue = s.update_every.unwrap_or(1);
+        let m = catalog.register(&SeriesMeta {
+            node: s.node.as_deref().unwrap_or(default_node),
+            context: &s.context,
+            instance: s.instance.as_deref().unwrap_or(&s.context),
+            dimension: &s.dimension,
+            units: s.units.as_deref(),
+            title: s.title.as_deref(),
+            chart_type: s.chart_type.as_deref(),
+            update_every: ue,
+            labels: Some(&s.labels),
+        });
+        for p in &s.points {
+            writes.push((p.t.div_euclid(ue) * ue, m, ue, p.value, p.anomalous));
+        }
+    }
+    // Time order across series, so one batch covering several spans does
+    // not make its own earlier points late. Stable: last write wins.
+    writes.sort_by_key(|w| w.0);
+    let mut report = IngestReport::default();
+    for (t, m, ue, v, a) in writes {
+        match store.write(m, ue, t, v, a)? {
+            WriteOutcome::Written => report.accepted += 1,
+            WriteOutcome::Late => report.rejected_late += 1,
+        }
+    }
+    Ok(report)
 }

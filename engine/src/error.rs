@@ -61,6 +61,23 @@ pub enum EngineError {
     },
     #[error("engine state is unavailable: {0}")]
     Poisoned(&'static str),
+    #[error("cannot {what} {path}: {source}")]
+    Storage {
+        what: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("data dir {path} is in use by another strata process")]
+    DataDirLocked { path: std::path::PathBuf },
+    #[error("{path} says format version {found}; this strata reads version {supported} (upgrade strata)")]
+    UnsupportedVersion { path: std::path::PathBuf, found: String, supported: u32 },
+    #[error("snapshot {path} is unusable: {message}")]
+    Snapshot { path: std::path::PathBuf, message: String },
+    #[error(transparent)]
+    Wal(#[from] crate::wal::WalError),
+    #[error(transparent)]
+    SegmentFile(#[from] crate::storage::segment_file::SegmentFileError),
 }
 
 impl EngineError {
@@ -73,7 +90,14 @@ impl EngineError {
             EngineError::Timeout { .. } => ErrorKind::Timeout,
             EngineError::Cancelled => ErrorKind::Cancelled,
             EngineError::ChartNotFound(_) | EngineError::NothingMatched => ErrorKind::NotFound,
-            EngineError::Arrow { .. } | EngineError::Poisoned(_) => ErrorKind::Internal,
+            EngineError::Arrow { .. }
+            | EngineError::Poisoned(_)
+            | EngineError::Storage { .. }
+            | EngineError::DataDirLocked { .. }
+            | EngineError::UnsupportedVersion { .. }
+            | EngineError::Snapshot { .. }
+            | EngineError::Wal(_)
+            | EngineError::SegmentFile(_) => ErrorKind::Internal,
         }
     }
 

@@ -15,6 +15,7 @@ pub mod error;
 pub mod index;
 pub mod ingest;
 pub mod model;
+pub mod persist;
 pub mod query;
 pub mod storage;
 pub mod wal;

@@ -11,6 +11,9 @@ use clap::Args;
 use serde::Deserialize;
 use strata_engine::demo::{self, DemoHistory, GenSpec};
 use strata_engine::model::machine_guid_for;
+use strata_engine::persist::PersistOptions;
+use strata_engine::storage::segment_file::Compression;
+use strata_engine::wal::{SyncPolicy, WalOptions};
 use strata_engine::{Clock, Engine, EngineConfig};
 use strata_server::auth::{Auth, TokenStore};
 use strata_server::serve::Timeouts;
@@ -23,7 +26,7 @@ pub struct ServeArgs {
     /// Address to listen on (loopback by default).
     #[arg(long, env = "STRATA_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Data directory (tokens; storage files once persistence lands).
+    /// Data directory: WAL, tier files, snapshots, tokens (see the README).
     #[arg(long, env = "STRATA_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Load the deterministic demo history (default on a fresh data dir).
@@ -66,6 +69,13 @@ pub struct ServeArgs {
     /// Every request must be answered within this (504 otherwise).
     #[arg(long, env = "STRATA_REQUEST_TIMEOUT", default_value = "120s", value_parser = parse_std_duration)]
     pub request_timeout: Duration,
+    /// When an acknowledged batch is safe: `always` (fsync before the answer; loses
+    /// nothing) or `interval:<ms>` (fsync every ms; a power loss can lose that much).
+    #[arg(long, env = "STRATA_FSYNC", default_value = "always")]
+    pub fsync: SyncPolicy,
+    /// Compression of sealed tier files: none, lz4 or zstd (none reads zero-copy).
+    #[arg(long, env = "STRATA_COMPRESSION", default_value = "none")]
+    pub compression: Compression,
     /// Test-only: pin the engine's clock to this epoch second.
     #[arg(long, env = "STRATA_TEST_NOW", hide = true)]
     pub test_now: Option<i64>,
@@ -123,9 +133,6 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     let listen = a.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 19999)));
     let data_dir = a.data_dir.or(file.data_dir).unwrap_or_else(super::default_data_dir);
     std::fs::create_dir_all(&data_dir).map_err(|e| format!("creating data dir {}: {e}", data_dir.display()))?;
-    // Storage is in memory until persistence lands, so every start is "fresh".
-    let fresh = !data_dir.join("tier0").exists();
-    let demo_on = if a.no_demo { false } else { a.demo || file.demo.unwrap_or(fresh) };
     let collector_on = !a.no_collector && file.collector.unwrap_or(true);
 
     let clock = match a.test_now {
@@ -138,7 +145,25 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     for (tier, secs) in [a.retention_tier0, a.retention_tier1, a.retention_tier2].into_iter().enumerate() {
         config.storage.tiers[tier].retention_secs = secs;
     }
-    let engine = Arc::new(Engine::new(config, clock));
+    let opts = PersistOptions { dir: data_dir.clone(), wal: WalOptions { sync: a.fsync, ..WalOptions::default() }, compression: a.compression };
+    let started = std::time::Instant::now();
+    let (engine, rec) = Engine::open(config, clock, &opts).map_err(|e| e.to_string())?;
+    tracing::info!(
+        fresh = rec.fresh,
+        snapshot_lsn = rec.snapshot_lsn,
+        segments = rec.segments,
+        segment_bytes = rec.segment_bytes,
+        replayed = rec.replayed_records,
+        wal_truncated_bytes = rec.wal_truncated_bytes,
+        quarantined = rec.quarantined.len(),
+        secs = started.elapsed().as_secs_f64(),
+        "storage recovered"
+    );
+    for (path, reason) in &rec.quarantined {
+        tracing::error!(file = %path.display(), %reason, "segment quarantined");
+    }
+    let engine = Arc::new(engine);
+    let demo_on = if a.no_demo { false } else { a.demo || file.demo.unwrap_or(rec.fresh) };
     let (tokens, created) = TokenStore::open(&data_dir, now_secs()).map_err(|e| e.to_string())?;
     if let Some(t) = created {
         eprintln!("admin token (shown once, also saved to {}): {t}", data_dir.join("admin.token").display());
@@ -149,6 +174,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         let (samples, rollups) =
             demo::load(&engine, &demo_spec, &DemoHistory::default(), engine.now(), |m| tracing::info!("{m}"))
                 .map_err(|e| format!("loading demo data: {e}"))?;
+        engine.checkpoint().map_err(|e| format!("saving demo data: {e}"))?;
         tracing::info!(samples, rollups, secs = started.elapsed().as_secs_f64(), "demo history loaded");
     }
     let state = AppState {
@@ -176,7 +202,8 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("starting runtime: {e}"))?;
-    rt.block_on(async move {
+    let engine_for_exit = engine.clone();
+    let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("binding {listen}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         if collector_on || demo_on {
@@ -184,7 +211,12 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         }
         tracing::info!("listening on http://{addr}");
         strata_server::serve(listener, state, timeouts, shutdown()).await.map_err(|e| format!("server: {e}"))
-    })
+    });
+    // A clean stop leaves a checkpoint, so the next start replays nothing.
+    if let Err(e) = engine_for_exit.checkpoint() {
+        tracing::warn!(error = %e, "final checkpoint failed; the WAL still holds everything");
+    }
+    served
 }
 
 /// Once a second: the host's own metrics, and the demo nodes' next values.

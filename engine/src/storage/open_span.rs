@@ -8,13 +8,13 @@ use super::bits::{get_bit, set_bit, BitSlice};
 use super::row::{AggPoint, RowData, Run};
 use crate::model::MetricId;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum SpanBuffers {
     Raw { values: Vec<f64>, valid: Vec<u8>, anomaly: Vec<u8> },
     Agg { sum: Vec<f64>, min: Vec<f64>, max: Vec<f64>, count: Vec<u32>, anomaly_count: Vec<u32> },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct OpenSpan {
     pub start: i64,
     pub res: i64,

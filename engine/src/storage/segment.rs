@@ -148,6 +148,31 @@ impl Segment {
         self.res * self.points as i64
     }
 
+    /// The metrics with a row in this segment.
+    pub fn metric_ids(&self) -> Vec<MetricId> {
+        self.rows.keys().copied().collect()
+    }
+
+    /// An open span holding a copy of this segment's data (used to restore
+    /// a snapshotted head on recovery).
+    pub fn to_open(&self) -> OpenSpan {
+        let mut span = OpenSpan::new(self.start, self.res, self.points, self.tier == 0);
+        let mut ids = self.metric_ids();
+        ids.sort_unstable();
+        for m in ids {
+            let Some(run) = self.run(m) else { continue };
+            for i in (0..run.len).filter(|&i| run.is_valid(i)) {
+                let p = run.agg(i);
+                if self.tier == 0 {
+                    span.write_raw(m, run.end_of(i), Some(p.sum), p.anomaly_count > 0);
+                } else {
+                    span.set_agg(m, run.end_of(i), Some(p));
+                }
+            }
+        }
+        span
+    }
+
     pub fn end(&self) -> i64 {
         self.start + self.span_secs()
     }

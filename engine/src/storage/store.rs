@@ -48,17 +48,38 @@ pub enum WriteOutcome {
     Late,
 }
 
+/// A sealed segment the persistence layer has not written yet, or one
+/// retention dropped (whose file must go).
+#[derive(Debug, Clone)]
+pub struct SegmentEvent {
+    pub tier: usize,
+    pub update_every: i64,
+    pub segment: Arc<Segment>,
+}
+
+/// Where a group's head stands (persisted at checkpoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeadState {
+    pub update_every: i64,
+    pub head_start: Option<i64>,
+    pub newest: i64,
+}
+
 #[derive(Debug)]
 pub struct Store {
     cfg: StorageConfig,
     groups: BTreeMap<i64, Group>,
+    /// Sealed since the last `take_events`.
+    sealed_events: Vec<SegmentEvent>,
+    /// Dropped by retention since the last `take_events`.
+    dropped_events: Vec<SegmentEvent>,
     /// Per metric: update_every and per-tier extents.
     metrics: Vec<Option<(i64, [Option<Extent>; TIERS])>>,
 }
 
 impl Store {
     pub fn new(cfg: StorageConfig) -> Self {
-        Store { cfg, groups: BTreeMap::new(), metrics: Vec::new() }
+        Store { cfg, groups: BTreeMap::new(), sealed_events: Vec::new(), dropped_events: Vec::new(), metrics: Vec::new() }
     }
 
     pub fn config(&self) -> &StorageConfig {
@@ -176,7 +197,8 @@ impl Store {
     /// every open span whose samples are all older, and enforcing retention.
     pub fn advance(&mut self, ue: i64, head: i64) -> Result<()> {
         let cfg = self.cfg;
-        let g = self.group(ue);
+        self.group(ue);
+        let Some(g) = self.groups.get_mut(&ue) else { return Ok(()) };
         if g.head_start.is_some_and(|h| h >= head) {
             return Ok(());
         }
@@ -191,12 +213,16 @@ impl Store {
             for s in ready {
                 if let Some(open) = st.open.remove(&s) {
                     if open.rows() > 0 {
-                        st.sealed.push(Arc::new(Segment::seal(tier as u8, open)?));
+                        let seg = Arc::new(Segment::seal(tier as u8, open)?);
+                        st.sealed.push(seg.clone());
+                        self.sealed_events.push(SegmentEvent { tier, update_every: ue, segment: seg });
                     }
                 }
             }
             let keep_after = newest - cfg.tiers[tier].retention_secs;
-            st.sealed.retain(|seg| seg.end() > keep_after);
+            let (keep, drop): (Vec<_>, Vec<_>) = st.sealed.drain(..).partition(|seg| seg.end() > keep_after);
+            st.sealed = keep;
+            self.dropped_events.extend(drop.into_iter().map(|segment| SegmentEvent { tier, update_every: ue, segment }));
         }
         Ok(())
     }
@@ -301,6 +327,86 @@ impl Store {
             }
         }
         out
+    }
+
+    /// Segments sealed and dropped since the last call.
+    pub fn take_events(&mut self) -> (Vec<SegmentEvent>, Vec<SegmentEvent>) {
+        (std::mem::take(&mut self.sealed_events), std::mem::take(&mut self.dropped_events))
+    }
+
+    pub fn has_sealed_events(&self) -> bool {
+        !self.sealed_events.is_empty() || !self.dropped_events.is_empty()
+    }
+
+    /// Swaps a sealed segment for an equal one (e.g. its memory-mapped twin).
+    pub fn replace_sealed(&mut self, tier: usize, ue: i64, old: &Arc<Segment>, new: Arc<Segment>) {
+        if let Some(g) = self.groups.get_mut(&ue) {
+            if let Some(slot) = g.tiers[tier].sealed.iter_mut().find(|s| Arc::ptr_eq(s, old)) {
+                *slot = new;
+            }
+        }
+    }
+
+    fn note_run_extent(&mut self, tier: usize, ue: i64, seg_start: i64, res: i64, ids: &[MetricId], run_of: impl Fn(MetricId) -> Option<(usize, usize)>) {
+        for &m in ids {
+            if let Some((first, last)) = run_of(m) {
+                self.note_extent(m, ue, tier, seg_start + first as i64 * res);
+                self.note_extent(m, ue, tier, seg_start + last as i64 * res);
+            }
+        }
+    }
+
+    /// Adds a sealed segment read back from disk (recovery).
+    pub fn insert_sealed(&mut self, tier: usize, ue: i64, seg: Arc<Segment>) {
+        let ids = seg.metric_ids();
+        let valid_range = |m| {
+            let run = seg.run(m)?;
+            let first = (0..run.len).find(|&i| run.is_valid(i))?;
+            let last = (0..run.len).rev().find(|&i| run.is_valid(i))?;
+            Some((first, last))
+        };
+        self.note_run_extent(tier, ue, seg.start, seg.res, &ids, valid_range);
+        let g = self.group(ue);
+        g.newest = g.newest.max(seg.end() - seg.res);
+        let st = &mut g.tiers[tier];
+        let pos = st.sealed.partition_point(|s| s.start < seg.start);
+        st.sealed.insert(pos, seg);
+    }
+
+    /// Restores an open span from a snapshot (recovery).
+    pub fn restore_open(&mut self, tier: usize, ue: i64, span: OpenSpan) {
+        let ids: Vec<MetricId> = span.ids.clone();
+        let valid_range = |m| {
+            let run = span.run(m)?;
+            let first = (0..run.len).find(|&i| run.is_valid(i))?;
+            let last = (0..run.len).rev().find(|&i| run.is_valid(i))?;
+            Some((first, last))
+        };
+        self.note_run_extent(tier, ue, span.start, span.res, &ids, valid_range);
+        self.group(ue).tiers[tier].open.insert(span.start, span);
+    }
+
+    /// Every open span, for snapshots.
+    pub fn open_spans(&self) -> Vec<(usize, i64, &OpenSpan)> {
+        let mut out = Vec::new();
+        for g in self.groups.values() {
+            for (t, st) in g.tiers.iter().enumerate() {
+                out.extend(st.open.values().filter(|s| s.rows() > 0).map(|s| (t, g.ue, s)));
+            }
+        }
+        out
+    }
+
+    /// Head positions of every group (persisted with snapshots).
+    pub fn heads(&self) -> Vec<HeadState> {
+        self.groups.values().map(|g| HeadState { update_every: g.ue, head_start: g.head_start, newest: g.newest }).collect()
+    }
+
+    /// Restores a group's head (recovery).
+    pub fn set_head(&mut self, h: HeadState) {
+        let g = self.group(h.update_every);
+        g.head_start = h.head_start;
+        g.newest = g.newest.max(h.newest);
     }
 
     /// All update_every groups present.

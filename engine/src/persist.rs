@@ -1,0 +1,284 @@
+//! Durability: the data dir, checkpoints and recovery.
+//!
+//! Layout: `VERSION`, `LOCK` (exclusive while a server runs), `wal/`
+//! (every acknowledged batch, see `wal`), `tier0/`..`tier2/` (sealed spans
+//! as Arrow IPC files, read back memory-mapped), `snap/<lsn>/` (the open
+//! spans, the catalog and a manifest as of WAL position `lsn`),
+//! `quarantine/` (files that failed their checks), plus `tokens/` and
+//! `admin.token` owned by the server.
+//!
+//! A checkpoint runs between two applied batches, so the state it writes is
+//! exactly "every record up to lsn": new sealed files first, then the
+//! snapshot directory (written aside, renamed into place, manifest last),
+//! then files retention dropped, then the WAL is truncated up to lsn.
+//! Recovery loads the newest complete snapshot, the sealed files its
+//! manifest lists (others are leftovers of an interrupted checkpoint and
+//! are removed: the WAL still holds their data), and replays the WAL after
+//! the snapshot's lsn. Acknowledged batches are never lost: a batch is
+//! acknowledged only after its WAL record is durable (per the fsync policy).
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, CatalogSnapshot};
+use crate::error::{EngineError, Result};
+use crate::ingest::IngestBatch;
+use crate::storage::segment::Segment;
+use crate::storage::segment_file::{self, Compression};
+use crate::storage::store::HeadState;
+use crate::storage::{Store, TIERS};
+use crate::wal::{Lsn, Wal, WalOptions};
+
+/// On-disk format version this binary reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone)]
+pub struct PersistOptions {
+    pub dir: PathBuf,
+    pub wal: WalOptions,
+    pub compression: Compression,
+}
+
+/// What recovery found and did.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// True when the data dir held no data before this start.
+    pub fresh: bool,
+    pub snapshot_lsn: Lsn,
+    pub segments: usize,
+    pub segment_bytes: u64,
+    pub quarantined: Vec<(PathBuf, String)>,
+    pub replayed_records: u64,
+    pub replay_errors: u64,
+    pub wal_truncated_bytes: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    lsn: Lsn,
+    heads: Vec<HeadState>,
+    /// Sealed files (relative to the data dir) the snapshot relies on.
+    sealed: Vec<String>,
+}
+
+/// One WAL record: a batch and the node its series default to.
+#[derive(Serialize, Deserialize)]
+pub struct WalRecord<'a> {
+    pub default_node: std::borrow::Cow<'a, str>,
+    pub batch: std::borrow::Cow<'a, IngestBatch>,
+}
+
+pub struct Persist {
+    dir: PathBuf,
+    pub wal: Wal,
+    compression: Compression,
+    /// Sealed files by (tier, update_every, start).
+    files: Mutex<HashMap<(usize, i64, i64), PathBuf>>,
+    _lock: fs::File,
+}
+
+impl std::fmt::Debug for Persist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Persist").field("dir", &self.dir).finish()
+    }
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> EngineError + 'a {
+    move |source| EngineError::Storage { what, path: path.to_path_buf(), source }
+}
+
+fn fsync_dir(dir: &Path) {
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = fs::File::create(path).map_err(io("create", path))?;
+    f.write_all(bytes).map_err(io("write", path))?;
+    f.sync_all().map_err(io("fsync", path))
+}
+
+fn tier_dir(dir: &Path, tier: usize) -> PathBuf {
+    dir.join(format!("tier{tier}"))
+}
+
+fn rel(dir: &Path, p: &Path) -> String {
+    p.strip_prefix(dir).unwrap_or(p).to_string_lossy().into_owned()
+}
+
+/// Creates the layout, checks VERSION and takes the exclusive lock.
+fn prepare(dir: &Path) -> Result<(fs::File, bool)> {
+    fs::create_dir_all(dir).map_err(io("create", dir))?;
+    let lock_path = dir.join("LOCK");
+    let lock = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io("open", &lock_path))?;
+    if lock.try_lock().is_err() {
+        return Err(EngineError::DataDirLocked { path: dir.to_path_buf() });
+    }
+    let version_path = dir.join("VERSION");
+    let fresh = match fs::read_to_string(&version_path) {
+        Ok(v) => {
+            let found: u32 = v.trim().parse().unwrap_or(u32::MAX);
+            if found != FORMAT_VERSION {
+                return Err(EngineError::UnsupportedVersion { path: version_path, found: v.trim().to_string(), supported: FORMAT_VERSION });
+            }
+            false
+        }
+        Err(_) => {
+            write_file(&version_path, format!("{FORMAT_VERSION}\n").as_bytes())?;
+            true
+        }
+    };
+    for sub in ["wal", "tier0", "tier1", "tier2", "snap", "quarantine"] {
+        let p = dir.join(sub);
+        fs::create_dir_all(&p).map_err(io("create", &p))?;
+    }
+    fsync_dir(dir);
+    Ok((lock, fresh))
+}
+
+/// The newest complete snapshot directory, removing incomplete ones.
+fn latest_snapshot(snap_dir: &Path) -> Result<Option<(Lsn, PathBuf)>> {
+    let mut best: Option<(Lsn, PathBuf)> = None;
+    for e in fs::read_dir(snap_dir).map_err(io("read", snap_dir))?.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        match name.parse::<Lsn>() {
+            Ok(lsn) if path.join("manifest.json").exists() => {
+                if best.as_ref().is_none_or(|(b, _)| lsn > *b) {
+                    best = Some((lsn, path));
+                }
+            }
+            _ => {
+                tracing::warn!(path = %path.display(), "removing an incomplete snapshot");
+                let _ = fs::remove_dir_all(&path);
+            }
+        }
+    }
+    Ok(best)
+}
+
+impl Persist {
+    /// Opens the data dir and rebuilds catalog and store. Returns the WAL
+    /// records to replay (after the snapshot) with the recovery report.
+    pub fn open(opts: &PersistOptions, store: &mut Store) -> Result<(Persist, Catalog, Vec<(Lsn, Vec<u8>)>, Recovery)> {
+        let dir = &opts.dir;
+        let (lock, fresh) = prepare(dir)?;
+        let mut rec = Recovery { fresh, ..Default::default() };
+        let quarantine = dir.join("quarantine");
+        let mut catalog = Catalog::default();
+        let mut listed: BTreeSet<String> = BTreeSet::new();
+        let mut heads = Vec::new();
+        if let Some((lsn, sdir)) = latest_snapshot(&dir.join("snap"))? {
+            let m: Manifest = serde_json::from_slice(&fs::read(sdir.join("manifest.json")).map_err(io("read", &sdir))?)
+                .map_err(|e| EngineError::Snapshot { path: sdir.clone(), message: e.to_string() })?;
+            let c: CatalogSnapshot = serde_json::from_slice(&fs::read(sdir.join("catalog.json")).map_err(io("read", &sdir))?)
+                .map_err(|e| EngineError::Snapshot { path: sdir.clone(), message: e.to_string() })?;
+            catalog = Catalog::restore(&c);
+            rec.snapshot_lsn = lsn;
+            listed = m.sealed.into_iter().collect();
+            heads = m.heads;
+            let open = segment_file::load_dir(&sdir, &quarantine)?;
+            if !open.quarantined.is_empty() {
+                // A damaged snapshot cannot be trusted piecemeal.
+                return Err(EngineError::Snapshot { path: sdir, message: format!("{} open-span file(s) failed their checks", open.quarantined.len()) });
+            }
+            for (name, seg) in open.segments {
+                store.restore_open(usize::from(name.tier), name.update_every, seg.to_open());
+            }
+        }
+        let mut files = HashMap::new();
+        for tier in 0..TIERS {
+            let tdir = tier_dir(dir, tier);
+            let report = segment_file::load_dir(&tdir, &quarantine)?;
+            rec.quarantined.extend(report.quarantined);
+            for (name, seg) in report.segments {
+                let path = tdir.join(name.file_name());
+                if !listed.contains(&rel(dir, &path)) {
+                    // Written by a checkpoint that never completed: the WAL replay
+                    // below rebuilds its data.
+                    let _ = fs::remove_file(&path);
+                    continue;
+                }
+                rec.segments += 1;
+                rec.segment_bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                files.insert((tier, name.update_every, name.start), path);
+                store.insert_sealed(tier, name.update_every, Arc::new(seg));
+            }
+        }
+        for h in heads {
+            store.set_head(h);
+        }
+        let (wal, records, report) = Wal::open(&dir.join("wal"), opts.wal, rec.snapshot_lsn)?;
+        if let Some(t) = &report.truncated {
+            rec.wal_truncated_bytes = t.dropped_bytes;
+        }
+        let persist = Persist { dir: dir.clone(), wal, compression: opts.compression, files: Mutex::new(files), _lock: lock };
+        Ok((persist, catalog, records, rec))
+    }
+
+    /// Makes the state durable as of `lsn` (see the module docs).
+    pub fn checkpoint(&self, catalog: &Catalog, store: &mut Store, lsn: Lsn) -> Result<()> {
+        let (sealed, dropped) = store.take_events();
+        let mut files = self.files.lock().map_err(|_| EngineError::Poisoned("persist files"))?;
+        for ev in sealed {
+            let tdir = tier_dir(&self.dir, ev.tier);
+            let path = segment_file::write_segment(&tdir, &ev.segment, ev.update_every, self.compression)?;
+            let (_, mapped) = segment_file::open_segment(&path)?;
+            store.replace_sealed(ev.tier, ev.update_every, &ev.segment, Arc::new(mapped));
+            if let Some(old) = files.insert((ev.tier, ev.update_every, ev.segment.start), path.clone()) {
+                if old != path {
+                    let _ = fs::remove_file(old);
+                }
+            }
+        }
+        let dropped_paths: Vec<PathBuf> = dropped
+            .iter()
+            .filter_map(|ev| files.remove(&(ev.tier, ev.update_every, ev.segment.start)))
+            .collect();
+        let snap_root = self.dir.join("snap");
+        let tmp = snap_root.join(format!("tmp-{lsn}"));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
+        for (tier, ue, span) in store.open_spans() {
+            let seg = Segment::seal(tier as u8, span.clone())?;
+            segment_file::write_segment(&tmp, &seg, ue, Compression::None)?;
+        }
+        let cat = serde_json::to_vec(&catalog.snapshot()).map_err(|e| EngineError::Snapshot { path: tmp.clone(), message: e.to_string() })?;
+        write_file(&tmp.join("catalog.json"), &cat)?;
+        let manifest = Manifest { lsn, heads: store.heads(), sealed: files.values().map(|p| rel(&self.dir, p)).collect() };
+        let m = serde_json::to_vec(&manifest).map_err(|e| EngineError::Snapshot { path: tmp.clone(), message: e.to_string() })?;
+        write_file(&tmp.join("manifest.json"), &m)?;
+        fsync_dir(&tmp);
+        let done = snap_root.join(format!("{lsn:020}"));
+        let _ = fs::remove_dir_all(&done);
+        fs::rename(&tmp, &done).map_err(io("rename", &done))?;
+        fsync_dir(&snap_root);
+        for e in fs::read_dir(&snap_root).map_err(io("read", &snap_root))?.flatten() {
+            if e.path() != done {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+        for p in dropped_paths {
+            let _ = fs::remove_file(p);
+        }
+        self.wal.checkpoint(lsn)?;
+        Ok(())
+    }
+
+    /// Bytes of sealed files per tier.
+    pub fn disk_bytes(&self) -> [u64; TIERS] {
+        let mut out = [0u64; TIERS];
+        if let Ok(files) = self.files.lock() {
+            for ((tier, _, _), p) in files.iter() {
+                out[*tier] += fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            }
+        }
+        out
+    }
+}
