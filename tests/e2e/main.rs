@@ -5,6 +5,7 @@
 mod auth;
 mod cli;
 mod dataset;
+mod durability;
 mod harness;
 mod ingest;
 mod limits;
