@@ -74,11 +74,20 @@ impl Catalog {
     pub fn snapshot(&self) -> CatalogSnapshot {
         let r = &self.registry;
         CatalogSnapshot {
-            nodes: r.nodes.iter().map(|n| NodeSnap { id: n.id.clone(), hostname: n.hostname.clone(), labels: n.labels.clone() }).collect(),
+            nodes: r
+                .nodes
+                .iter()
+                .map(|n| NodeSnap { id: n.id.clone(), hostname: n.hostname.clone(), labels: n.labels.clone() })
+                .collect(),
             contexts: r
                 .contexts
                 .iter()
-                .map(|c| ContextSnap { id: c.id.clone(), title: c.title.clone(), units: c.units.clone(), chart_type: c.chart_type.clone() })
+                .map(|c| ContextSnap {
+                    id: c.id.clone(),
+                    title: c.title.clone(),
+                    units: c.units.clone(),
+                    chart_type: c.chart_type.clone(),
+                })
                 .collect(),
             metrics: (0..r.metrics.len() as MetricId)
                 .map(|m| {
@@ -102,7 +111,8 @@ impl Catalog {
         for n in &snap.nodes {
             c.registry.upsert_node(&n.id, Some(&n.hostname), Some(&n.labels));
         }
-        let ctx: std::collections::HashMap<&str, &ContextSnap> = snap.contexts.iter().map(|x| (x.id.as_str(), x)).collect();
+        let ctx: std::collections::HashMap<&str, &ContextSnap> =
+            snap.contexts.iter().map(|x| (x.id.as_str(), x)).collect();
         for m in &snap.metrics {
             let cs = ctx.get(m.context.as_str());
             c.register(&SeriesMeta {
@@ -129,8 +139,18 @@ mod tests {
     fn snapshot_restores_the_same_ids() {
         let mut c = Catalog::default();
         let labels: std::collections::BTreeMap<String, String> = [("device".to_string(), "sda".to_string())].into();
-        for (n, i, d) in [("a", "disk.sda", "reads"), ("b", "cpu", "user"), ("a", "disk.sda", "writes"), ("a", "cpu", "user")] {
-            c.register(&SeriesMeta { node: n, context: "ctx", instance: i, dimension: d, update_every: 1, labels: Some(&labels), ..Default::default() });
+        for (n, i, d) in
+            [("a", "disk.sda", "reads"), ("b", "cpu", "user"), ("a", "disk.sda", "writes"), ("a", "cpu", "user")]
+        {
+            c.register(&SeriesMeta {
+                node: n,
+                context: "ctx",
+                instance: i,
+                dimension: d,
+                update_every: 1,
+                labels: Some(&labels),
+                ..Default::default()
+            });
         }
         let r = Catalog::restore(&c.snapshot());
         for m in 0..4 {

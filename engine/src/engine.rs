@@ -7,8 +7,8 @@
 //! files and truncate the WAL (see `persist`). Without one
 //! ([`Engine::new`]) the store lives in memory only.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -110,7 +110,8 @@ impl Engine {
         if state.store.has_sealed_events() {
             persist.checkpoint(&state.catalog, &mut state.store, last)?;
         }
-        let engine = Engine { state: RwLock::new(state), clock, config, persist: Some(persist), ingest_order: Mutex::new(()) };
+        let engine =
+            Engine { state: RwLock::new(state), clock, config, persist: Some(persist), ingest_order: Mutex::new(()) };
         Ok((engine, rec))
     }
 
@@ -157,7 +158,8 @@ impl Engine {
         let lsn = match &self.persist {
             Some(p) => {
                 let rec = WalRecord { default_node: Cow::Borrowed(default_node), batch: Cow::Borrowed(batch) };
-                let bytes = serde_json::to_vec(&rec).map_err(|e| EngineError::batch("", format!("encoding the batch: {e}")))?;
+                let bytes =
+                    serde_json::to_vec(&rec).map_err(|e| EngineError::batch("", format!("encoding the batch: {e}")))?;
                 Some(p.wal.append(&bytes)?)
             }
             None => None,

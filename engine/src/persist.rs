@@ -41,6 +41,8 @@ pub struct PersistOptions {
     pub dir: PathBuf,
     pub wal: WalOptions,
     pub compression: Compression,
+    /// Per tier: the most bytes of sealed files to keep (oldest go first).
+    pub max_disk: [Option<u64>; TIERS],
 }
 
 /// What recovery found and did.
@@ -76,6 +78,7 @@ pub struct Persist {
     dir: PathBuf,
     pub wal: Wal,
     compression: Compression,
+    max_disk: [Option<u64>; TIERS],
     /// Sealed files by (tier, update_every, start).
     files: Mutex<HashMap<(usize, i64, i64), PathBuf>>,
     _lock: fs::File,
@@ -116,7 +119,12 @@ fn rel(dir: &Path, p: &Path) -> String {
 fn prepare(dir: &Path) -> Result<(fs::File, bool)> {
     fs::create_dir_all(dir).map_err(io("create", dir))?;
     let lock_path = dir.join("LOCK");
-    let lock = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io("open", &lock_path))?;
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io("open", &lock_path))?;
     if lock.try_lock().is_err() {
         return Err(EngineError::DataDirLocked { path: dir.to_path_buf() });
     }
@@ -125,7 +133,11 @@ fn prepare(dir: &Path) -> Result<(fs::File, bool)> {
         Ok(v) => {
             let found: u32 = v.trim().parse().unwrap_or(u32::MAX);
             if found != FORMAT_VERSION {
-                return Err(EngineError::UnsupportedVersion { path: version_path, found: v.trim().to_string(), supported: FORMAT_VERSION });
+                return Err(EngineError::UnsupportedVersion {
+                    path: version_path,
+                    found: v.trim().to_string(),
+                    supported: FORMAT_VERSION,
+                });
             }
             false
         }
@@ -177,8 +189,9 @@ impl Persist {
         if let Some((lsn, sdir)) = latest_snapshot(&dir.join("snap"))? {
             let m: Manifest = serde_json::from_slice(&fs::read(sdir.join("manifest.json")).map_err(io("read", &sdir))?)
                 .map_err(|e| EngineError::Snapshot { path: sdir.clone(), message: e.to_string() })?;
-            let c: CatalogSnapshot = serde_json::from_slice(&fs::read(sdir.join("catalog.json")).map_err(io("read", &sdir))?)
-                .map_err(|e| EngineError::Snapshot { path: sdir.clone(), message: e.to_string() })?;
+            let c: CatalogSnapshot =
+                serde_json::from_slice(&fs::read(sdir.join("catalog.json")).map_err(io("read", &sdir))?)
+                    .map_err(|e| EngineError::Snapshot { path: sdir.clone(), message: e.to_string() })?;
             catalog = Catalog::restore(&c);
             rec.snapshot_lsn = lsn;
             listed = m.sealed.into_iter().collect();
@@ -186,7 +199,10 @@ impl Persist {
             let open = segment_file::load_dir(&sdir, &quarantine)?;
             if !open.quarantined.is_empty() {
                 // A damaged snapshot cannot be trusted piecemeal.
-                return Err(EngineError::Snapshot { path: sdir, message: format!("{} open-span file(s) failed their checks", open.quarantined.len()) });
+                return Err(EngineError::Snapshot {
+                    path: sdir,
+                    message: format!("{} open-span file(s) failed their checks", open.quarantined.len()),
+                });
             }
             for (name, seg) in open.segments {
                 store.restore_open(usize::from(name.tier), name.update_every, seg.to_open());
@@ -218,7 +234,14 @@ impl Persist {
         if let Some(t) = &report.truncated {
             rec.wal_truncated_bytes = t.dropped_bytes;
         }
-        let persist = Persist { dir: dir.clone(), wal, compression: opts.compression, files: Mutex::new(files), _lock: lock };
+        let persist = Persist {
+            dir: dir.clone(),
+            wal,
+            compression: opts.compression,
+            max_disk: opts.max_disk,
+            files: Mutex::new(files),
+            _lock: lock,
+        };
         Ok((persist, catalog, records, rec))
     }
 
@@ -237,10 +260,29 @@ impl Persist {
                 }
             }
         }
-        let dropped_paths: Vec<PathBuf> = dropped
-            .iter()
-            .filter_map(|ev| files.remove(&(ev.tier, ev.update_every, ev.segment.start)))
-            .collect();
+        let mut dropped_paths: Vec<PathBuf> =
+            dropped.iter().filter_map(|ev| files.remove(&(ev.tier, ev.update_every, ev.segment.start))).collect();
+        // Size-based retention: the oldest spans of a tier over its budget go.
+        for tier in 0..TIERS {
+            let Some(max) = self.max_disk[tier] else { continue };
+            let mut sized: Vec<((usize, i64, i64), u64)> = files
+                .iter()
+                .filter(|((t, _, _), _)| *t == tier)
+                .map(|(k, p)| (*k, fs::metadata(p).map(|m| m.len()).unwrap_or(0)))
+                .collect();
+            sized.sort_by_key(|((_, _, start), _)| *start);
+            let mut total: u64 = sized.iter().map(|(_, n)| n).sum();
+            for (key, n) in sized {
+                if total <= max {
+                    break;
+                }
+                if let Some(p) = files.remove(&key) {
+                    store.drop_sealed(key.0, key.1, key.2);
+                    dropped_paths.push(p);
+                    total -= n;
+                }
+            }
+        }
         let snap_root = self.dir.join("snap");
         let tmp = snap_root.join(format!("tmp-{lsn}"));
         let _ = fs::remove_dir_all(&tmp);
@@ -249,10 +291,13 @@ impl Persist {
             let seg = Segment::seal(tier as u8, span.clone())?;
             segment_file::write_segment(&tmp, &seg, ue, Compression::None)?;
         }
-        let cat = serde_json::to_vec(&catalog.snapshot()).map_err(|e| EngineError::Snapshot { path: tmp.clone(), message: e.to_string() })?;
+        let cat = serde_json::to_vec(&catalog.snapshot())
+            .map_err(|e| EngineError::Snapshot { path: tmp.clone(), message: e.to_string() })?;
         write_file(&tmp.join("catalog.json"), &cat)?;
-        let manifest = Manifest { lsn, heads: store.heads(), sealed: files.values().map(|p| rel(&self.dir, p)).collect() };
-        let m = serde_json::to_vec(&manifest).map_err(|e| EngineError::Snapshot { path: tmp.clone(), message: e.to_string() })?;
+        let manifest =
+            Manifest { lsn, heads: store.heads(), sealed: files.values().map(|p| rel(&self.dir, p)).collect() };
+        let m = serde_json::to_vec(&manifest)
+            .map_err(|e| EngineError::Snapshot { path: tmp.clone(), message: e.to_string() })?;
         write_file(&tmp.join("manifest.json"), &m)?;
         fsync_dir(&tmp);
         let done = snap_root.join(format!("{lsn:020}"));

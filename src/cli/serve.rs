@@ -76,6 +76,15 @@ pub struct ServeArgs {
     /// Compression of sealed tier files: none, lz4 or zstd (none reads zero-copy).
     #[arg(long, env = "STRATA_COMPRESSION", default_value = "none")]
     pub compression: Compression,
+    /// Most disk bytes of sealed tier-0 files (e.g. 10GiB); the oldest spans go first.
+    #[arg(long, env = "STRATA_MAX_DISK_TIER0", value_parser = parse_size)]
+    pub max_disk_tier0: Option<u64>,
+    /// Most disk bytes of sealed tier-1 files.
+    #[arg(long, env = "STRATA_MAX_DISK_TIER1", value_parser = parse_size)]
+    pub max_disk_tier1: Option<u64>,
+    /// Most disk bytes of sealed tier-2 files.
+    #[arg(long, env = "STRATA_MAX_DISK_TIER2", value_parser = parse_size)]
+    pub max_disk_tier2: Option<u64>,
     /// Test-only: pin the engine's clock to this epoch second.
     #[arg(long, env = "STRATA_TEST_NOW", hide = true)]
     pub test_now: Option<i64>,
@@ -112,6 +121,27 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too long"))
 }
 
+/// `10GiB`, `500MiB`, `64KiB`, `2GB`, or plain bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let units: [(&str, u64); 8] = [
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+        ("TiB", 1 << 40),
+        ("GB", 1_000_000_000),
+        ("MB", 1_000_000),
+        ("KB", 1000),
+        ("B", 1),
+    ];
+    let (num, mult) = units.iter().find_map(|(u, m)| t.strip_suffix(u).map(|n| (n, *m))).unwrap_or((t, 1));
+    let n: f64 = num.trim().parse().map_err(|_| format!("'{s}' is not a size (use e.g. 10GiB, 500MiB)"))?;
+    if n.is_nan() || n <= 0.0 {
+        return Err(format!("'{s}' must be positive"));
+    }
+    Ok((n * mult as f64) as u64)
+}
+
 fn parse_std_duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).map(|n| Duration::from_secs(n as u64))
 }
@@ -145,7 +175,12 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     for (tier, secs) in [a.retention_tier0, a.retention_tier1, a.retention_tier2].into_iter().enumerate() {
         config.storage.tiers[tier].retention_secs = secs;
     }
-    let opts = PersistOptions { dir: data_dir.clone(), wal: WalOptions { sync: a.fsync, ..WalOptions::default() }, compression: a.compression };
+    let opts = PersistOptions {
+        dir: data_dir.clone(),
+        wal: WalOptions { sync: a.fsync, ..WalOptions::default() },
+        compression: a.compression,
+        max_disk: [a.max_disk_tier0, a.max_disk_tier1, a.max_disk_tier2],
+    };
     let started = std::time::Instant::now();
     let (engine, rec) = Engine::open(config, clock, &opts).map_err(|e| e.to_string())?;
     tracing::info!(
@@ -285,5 +320,9 @@ mod tests {
         assert_eq!(parse_duration("3600"), Ok(3600));
         assert!(parse_duration("0d").is_err());
         assert!(parse_duration("soon").is_err());
+        assert_eq!(super::parse_size("10GiB"), Ok(10 << 30));
+        assert_eq!(super::parse_size("1.5MiB"), Ok(1_572_864));
+        assert_eq!(super::parse_size("4096"), Ok(4096));
+        assert!(super::parse_size("lots").is_err());
     }
 }

@@ -231,3 +231,23 @@ fn a_torn_wal_tail_is_truncated_and_earlier_batches_survive() {
         assert_eq!(status, 200);
     }
 }
+
+#[test]
+fn disk_budget_drops_the_oldest_tier0_spans_and_queries_fall_through_to_tier1() {
+    let server = Server::start_with(TempDir::new("budget"), Some(NOW), &["--max-disk-tier0", "1B"]);
+    ingest_hours(&server, 3);
+    assert!(tier0_files(server.data_dir()).is_empty(), "every sealed tier-0 span is over the budget");
+    // The first hour now lives only in tier 1: an average still answers.
+    let body = json!({"scope": {"contexts": ["crash.test"]}, "selectors": {"dimensions": ["d2"]},
+        "window": {"after": T0 + 1, "before": T0 + 3600, "points": 6}});
+    let r = server.query_ok(&body);
+    let rows = r["result"]["data"].as_array().expect("rows");
+    assert_eq!(rows.len(), 6);
+    for row in rows {
+        let (t, v) = (row[0].as_i64().expect("t"), row[1][0].as_f64().expect("value from tier 1"));
+        // Mean of value(2, t) over the bucket (t - 600, t].
+        let want = value(2, t) - 299.5 * 0.5;
+        assert!((v - want).abs() < 1e-6, "{t}: {v} vs {want}");
+    }
+    assert!(r["db"]["per_tier"][1]["points"].as_u64().unwrap_or(0) > 0);
+}

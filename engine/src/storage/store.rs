@@ -79,7 +79,13 @@ pub struct Store {
 
 impl Store {
     pub fn new(cfg: StorageConfig) -> Self {
-        Store { cfg, groups: BTreeMap::new(), sealed_events: Vec::new(), dropped_events: Vec::new(), metrics: Vec::new() }
+        Store {
+            cfg,
+            groups: BTreeMap::new(),
+            sealed_events: Vec::new(),
+            dropped_events: Vec::new(),
+            metrics: Vec::new(),
+        }
     }
 
     pub fn config(&self) -> &StorageConfig {
@@ -222,7 +228,11 @@ impl Store {
             let keep_after = newest - cfg.tiers[tier].retention_secs;
             let (keep, drop): (Vec<_>, Vec<_>) = st.sealed.drain(..).partition(|seg| seg.end() > keep_after);
             st.sealed = keep;
-            self.dropped_events.extend(drop.into_iter().map(|segment| SegmentEvent { tier, update_every: ue, segment }));
+            self.dropped_events.extend(drop.into_iter().map(|segment| SegmentEvent {
+                tier,
+                update_every: ue,
+                segment,
+            }));
         }
         Ok(())
     }
@@ -347,7 +357,15 @@ impl Store {
         }
     }
 
-    fn note_run_extent(&mut self, tier: usize, ue: i64, seg_start: i64, res: i64, ids: &[MetricId], run_of: impl Fn(MetricId) -> Option<(usize, usize)>) {
+    fn note_run_extent(
+        &mut self,
+        tier: usize,
+        ue: i64,
+        seg_start: i64,
+        res: i64,
+        ids: &[MetricId],
+        run_of: impl Fn(MetricId) -> Option<(usize, usize)>,
+    ) {
         for &m in ids {
             if let Some((first, last)) = run_of(m) {
                 self.note_extent(m, ue, tier, seg_start + first as i64 * res);
@@ -371,6 +389,15 @@ impl Store {
         let st = &mut g.tiers[tier];
         let pos = st.sealed.partition_point(|s| s.start < seg.start);
         st.sealed.insert(pos, seg);
+    }
+
+    /// Drops a sealed segment (size-based retention); queries over its span
+    /// fall through to coarser tiers.
+    pub fn drop_sealed(&mut self, tier: usize, ue: i64, start: i64) -> bool {
+        let Some(g) = self.groups.get_mut(&ue) else { return false };
+        let before = g.tiers[tier].sealed.len();
+        g.tiers[tier].sealed.retain(|s| s.start != start);
+        g.tiers[tier].sealed.len() != before
     }
 
     /// Restores an open span from a snapshot (recovery).
@@ -399,7 +426,10 @@ impl Store {
 
     /// Head positions of every group (persisted with snapshots).
     pub fn heads(&self) -> Vec<HeadState> {
-        self.groups.values().map(|g| HeadState { update_every: g.ue, head_start: g.head_start, newest: g.newest }).collect()
+        self.groups
+            .values()
+            .map(|g| HeadState { update_every: g.ue, head_start: g.head_start, newest: g.newest })
+            .collect()
     }
 
     /// Restores a group's head (recovery).

@@ -351,7 +351,11 @@ impl TokenStore {
             expires_at = Some(expires_at.map_or(cx, |x| x.min(cx)));
         }
         if let Some(rl) = req.rate_limit {
-            if !(0.0..=100_000.0).contains(&rl.per_second) || rl.per_second == 0.0 || rl.burst == 0 || rl.burst > 1_000_000 {
+            if !(0.0..=100_000.0).contains(&rl.per_second)
+                || rl.per_second == 0.0
+                || rl.burst == 0
+                || rl.burst > 1_000_000
+            {
                 return Err(bad("'rate_limit' needs per_second in (0, 100000] and burst in 1..=1000000"));
             }
         }

@@ -13,10 +13,13 @@ pub async fn health(State(st): State<AppState>) -> ApiResult<Json<Value>> {
         let s = engine.read()?;
         (s.catalog.registry.metrics.len(), s.store.stats())
     };
+    let disk = engine.disk_bytes();
     let tiers: Vec<Value> = tiers
         .iter()
         .enumerate()
-        .map(|(t, (sealed, open, bytes))| json!({"tier": t, "sealed_spans": sealed, "open_spans": open, "sealed_bytes": bytes}))
+        .map(|(t, (sealed, open, _))| {
+            json!({"tier": t, "sealed_spans": sealed, "open_spans": open, "disk_bytes": disk.map(|d| d[t])})
+        })
         .collect();
     Ok(Json(
         json!({"status": "ok", "version": st.agent.version, "now": engine.now(), "metrics": metrics, "tiers": tiers}),
