@@ -31,7 +31,7 @@ use crate::storage::segment::Segment;
 use crate::storage::segment_file::{self, Compression};
 use crate::storage::store::HeadState;
 use crate::storage::{Store, TIERS};
-use crate::wal::{Lsn, Wal, WalOptions};
+use crate::wal::{LogRecord, Lsn, Wal, WalOptions};
 
 /// On-disk format version this binary reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -178,7 +178,7 @@ fn latest_snapshot(snap_dir: &Path) -> Result<Option<(Lsn, PathBuf)>> {
 impl Persist {
     /// Opens the data dir and rebuilds catalog and store. Returns the WAL
     /// records to replay (after the snapshot) with the recovery report.
-    pub fn open(opts: &PersistOptions, store: &mut Store) -> Result<(Persist, Catalog, Vec<(Lsn, Vec<u8>)>, Recovery)> {
+    pub fn open(opts: &PersistOptions, store: &mut Store) -> Result<(Persist, Catalog, Vec<LogRecord>, Recovery)> {
         let dir = &opts.dir;
         let (lock, fresh) = prepare(dir)?;
         let mut rec = Recovery { fresh, ..Default::default() };
