@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Timeout,
     /// The caller went away or lost its rights mid-query.
     Cancelled,
+    /// The caller may not see what it named (403).
+    Forbidden,
     /// A bug or an environment failure (500).
     Internal,
 }
@@ -49,6 +51,8 @@ pub enum EngineError {
     Timeout { timeout_ms: u64, elapsed_ms: u64 },
     #[error("the query was cancelled")]
     Cancelled,
+    #[error("{0}")]
+    Forbidden(String),
     #[error("chart '{0}' not found")]
     ChartNotFound(String),
     #[error("no metrics were matched by the query")]
@@ -89,6 +93,7 @@ impl EngineError {
             EngineError::TooManyMetrics { .. } | EngineError::TooManyPoints { .. } => ErrorKind::LimitExceeded,
             EngineError::Timeout { .. } => ErrorKind::Timeout,
             EngineError::Cancelled => ErrorKind::Cancelled,
+            EngineError::Forbidden(_) => ErrorKind::Forbidden,
             EngineError::ChartNotFound(_) | EngineError::NothingMatched => ErrorKind::NotFound,
             EngineError::Arrow { .. }
             | EngineError::Poisoned(_)

@@ -45,6 +45,7 @@ impl ApiError {
                 ErrorKind::NotFound => StatusCode::NOT_FOUND,
                 ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
                 ErrorKind::Cancelled => StatusCode::UNAUTHORIZED,
+                ErrorKind::Forbidden => StatusCode::FORBIDDEN,
                 ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,

@@ -11,3 +11,4 @@ mod ingest;
 mod limits;
 mod oracle;
 mod queries;
+mod tokens;

@@ -70,7 +70,12 @@ pub fn run(
     deadline.check()?;
     let mut sel = select::select(cat, &req.scope, &req.selectors);
     if let Some(allowed) = &req.allowed_nodes {
-        let visible = select::nodes(cat, allowed);
+        for s in [&req.scope, &req.selectors] {
+            if let Some(n) = select::named_outside(cat, s, allowed) {
+                return Err(EngineError::Forbidden(format!("node '{n}' is outside this token's allowlist")));
+            }
+        }
+        let visible = select::nodes_by_id(cat, allowed);
         sel.scope &= &visible;
         sel.selected &= &visible;
     }

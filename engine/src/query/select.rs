@@ -37,6 +37,29 @@ pub fn nodes(cat: &Catalog, p: &SimplePattern) -> RoaringBitmap {
     out
 }
 
+/// Metrics of the nodes whose id matches `p` (token allowlists name ids:
+/// a hostname is chosen by whoever ingests, so it cannot grant access).
+pub fn nodes_by_id(cat: &Catalog, p: &SimplePattern) -> RoaringBitmap {
+    let mut out = RoaringBitmap::new();
+    for (i, n) in cat.registry.nodes.iter().enumerate() {
+        if p.matches(&n.id) {
+            if let Some(b) = cat.postings.node(i as u32) {
+                out |= b;
+            }
+        }
+    }
+    out
+}
+
+/// A node name a request spells out that `allowed` (node ids) does not
+/// cover: neither an allowed id nor the hostname or GUID of an allowed node.
+/// Unknown names count as outside, so a 403 does not reveal what exists.
+pub fn named_outside<'a>(cat: &Catalog, s: &'a Selectors, allowed: &SimplePattern) -> Option<&'a str> {
+    let allowed_alias =
+        |l: &str| cat.registry.nodes.iter().any(|n| allowed.matches(&n.id) && (n.hostname == l || n.machine_guid == l));
+    s.nodes.iter().flat_map(|p| p.literals()).find(|l| !allowed.matches(l) && !allowed_alias(l))
+}
+
 fn contexts(cat: &Catalog, p: &SimplePattern) -> RoaringBitmap {
     let mut out = RoaringBitmap::new();
     for (i, c) in cat.registry.contexts.iter().enumerate() {

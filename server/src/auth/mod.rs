@@ -70,8 +70,9 @@ impl Auth {
         }
         let header = req.headers().get(AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
         let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+        let anonymous_ok = matches!(need, Need::Scope(Resource::Data | Resource::Metadata, Verb::Read));
         let principal = match header {
-            None if self.anonymous_read => Principal::anonymous(),
+            None if self.anonymous_read && anonymous_ok => Principal::anonymous(),
             _ => self.tokens.authenticate(header, ip.as_deref(), now_secs())?,
         };
         if let Need::Scope(r, v) = need {
