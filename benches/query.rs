@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
 use strata_engine::demo::{self, GenSpec};
-use strata_engine::model::SeriesMeta;
 use strata_engine::query::body::parse_body;
 use strata_engine::query::execute::PA_EMPTY;
 use strata_engine::query::request::QueryRequest;
@@ -49,22 +48,7 @@ fn load() -> Engine {
     assert_eq!(all.len() as u64, METRICS);
     let start = Instant::now();
     let mut st = engine.write().expect("state lock");
-    let ids: Vec<u32> = all
-        .iter()
-        .map(|s| {
-            st.catalog.register(&SeriesMeta {
-                node: &s.node,
-                context: s.context,
-                instance: &s.instance,
-                dimension: &s.dimension,
-                units: Some(s.units),
-                title: Some(s.title),
-                chart_type: Some(s.chart_type),
-                update_every: 1,
-                labels: Some(&s.labels),
-            })
-        })
-        .collect();
+    let ids = demo::register(&mut st.catalog, &all);
     let first = NOW - HISTORY + 1;
     let mut written = 0u64;
     for t in first..=NOW {

@@ -308,6 +308,25 @@ pub fn batches(spec: &GenSpec, from: i64, to: i64, chunk: i64) -> impl Iterator<
     })
 }
 
+/// Registers generated series (update_every 1); returns their MetricIds.
+pub fn register(catalog: &mut crate::catalog::Catalog, all: &[GenSeries]) -> Vec<u32> {
+    all.iter()
+        .map(|s| {
+            catalog.register(&SeriesMeta {
+                node: &s.node,
+                context: s.context,
+                instance: &s.instance,
+                dimension: &s.dimension,
+                units: Some(s.units),
+                title: Some(s.title),
+                chart_type: Some(s.chart_type),
+                update_every: 1,
+                labels: Some(&s.labels),
+            })
+        })
+        .collect()
+}
+
 /// How much history the demo loads into each tier.
 #[derive(Debug, Clone, Copy)]
 pub struct DemoHistory {
@@ -340,22 +359,7 @@ pub fn load(
     for n in node_specs(&all) {
         st.catalog.registry.upsert_node(&n.id, n.hostname.as_deref(), Some(&n.labels));
     }
-    let ids: Vec<u32> = all
-        .iter()
-        .map(|s| {
-            st.catalog.register(&SeriesMeta {
-                node: &s.node,
-                context: s.context,
-                instance: &s.instance,
-                dimension: &s.dimension,
-                units: Some(s.units),
-                title: Some(s.title),
-                chart_type: Some(s.chart_type),
-                update_every: 1,
-                labels: Some(&s.labels),
-            })
-        })
-        .collect();
+    let ids = register(&mut st.catalog, &all);
     let mut rollups = 0u64;
     for (tier, secs) in [(2usize, hist.tier2_secs), (1, hist.tier1_secs)] {
         progress(&format!("demo: tier {tier} history ({} days)", secs / 86_400));

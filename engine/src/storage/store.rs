@@ -377,13 +377,7 @@ impl Store {
     /// Adds a sealed segment read back from disk (recovery).
     pub fn insert_sealed(&mut self, tier: usize, ue: i64, seg: Arc<Segment>) {
         let ids = seg.metric_ids();
-        let valid_range = |m| {
-            let run = seg.run(m)?;
-            let first = (0..run.len).find(|&i| run.is_valid(i))?;
-            let last = (0..run.len).rev().find(|&i| run.is_valid(i))?;
-            Some((first, last))
-        };
-        self.note_run_extent(tier, ue, seg.start, seg.res, &ids, valid_range);
+        self.note_run_extent(tier, ue, seg.start, seg.res, &ids, |m| seg.run(m).and_then(|r| valid_range(&r)));
         let g = self.group(ue);
         g.newest = g.newest.max(seg.end() - seg.res);
         let st = &mut g.tiers[tier];
@@ -403,13 +397,7 @@ impl Store {
     /// Restores an open span from a snapshot (recovery).
     pub fn restore_open(&mut self, tier: usize, ue: i64, span: OpenSpan) {
         let ids: Vec<MetricId> = span.ids.clone();
-        let valid_range = |m| {
-            let run = span.run(m)?;
-            let first = (0..run.len).find(|&i| run.is_valid(i))?;
-            let last = (0..run.len).rev().find(|&i| run.is_valid(i))?;
-            Some((first, last))
-        };
-        self.note_run_extent(tier, ue, span.start, span.res, &ids, valid_range);
+        self.note_run_extent(tier, ue, span.start, span.res, &ids, |m| span.run(m).and_then(|r| valid_range(&r)));
         self.group(ue).tiers[tier].open.insert(span.start, span);
     }
 
@@ -443,6 +431,13 @@ impl Store {
     pub fn groups(&self) -> impl Iterator<Item = i64> + '_ {
         self.groups.values().map(|g| g.ue)
     }
+}
+
+/// Indexes of the first and last real points of a run.
+fn valid_range(run: &Run<'_>) -> Option<(usize, usize)> {
+    let first = (0..run.len).find(|&i| run.is_valid(i))?;
+    let last = (0..run.len).rev().find(|&i| run.is_valid(i))?;
+    Some((first, last))
 }
 
 #[cfg(test)]

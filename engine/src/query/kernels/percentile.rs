@@ -29,6 +29,29 @@ pub(crate) fn netdata_ranks(v: &mut [f64], start: usize, k: usize, w: f64) -> f6
     }
 }
 
+/// Netdata's "mean of a fraction" shared by percentile (the lowest
+/// `fraction`) and trimmed mean (the middle `fraction`, `centered`): one value
+/// is itself, equal values are that value, else the mean of `floor(n x
+/// fraction)` ranks plus the fractional extra slot.
+pub(crate) fn fraction_mean(v: &mut [f64], fraction: f64, centered: bool) -> Option<f64> {
+    let n = v.len();
+    match n {
+        0 => None,
+        1 => Some(v[0]),
+        _ => {
+            let (min, max) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+            if min == max {
+                return Some(min);
+            }
+            let exact = n as f64 * fraction;
+            let k = (exact.floor() as usize).clamp(1, n);
+            let w = (exact - k as f64).max(0.0);
+            let start = if centered { (n - k) / 2 } else { 0 };
+            Some(netdata_ranks(v, start, k, w))
+        }
+    }
+}
+
 impl Kernel for Percentile {
     fn reset(&mut self) {
         self.values.clear();
@@ -39,23 +62,7 @@ impl Kernel for Percentile {
     }
 
     fn flush(&mut self) -> Option<f64> {
-        let n = self.values.len();
-        let out = match n {
-            0 => None,
-            1 => Some(self.values[0]),
-            _ => {
-                let (min, max) =
-                    self.values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-                if min == max {
-                    Some(min)
-                } else {
-                    let exact = n as f64 * self.p;
-                    let k = (exact.floor() as usize).max(1);
-                    let w = (exact - k as f64).max(0.0);
-                    Some(netdata_ranks(&mut self.values, 0, k, w))
-                }
-            }
-        };
+        let out = fraction_mean(&mut self.values, self.p, false);
         self.values.clear();
         out
     }

@@ -2,7 +2,7 @@
 //! fraction of values, with Netdata's fractional extra slot, mirrored when
 //! any value is negative.
 
-use super::percentile::netdata_ranks;
+use super::percentile::fraction_mean;
 use super::Kernel;
 
 #[derive(Debug, Clone)]
@@ -27,23 +27,7 @@ impl Kernel for TrimmedMean {
     }
 
     fn flush(&mut self) -> Option<f64> {
-        let n = self.values.len();
-        let out = match n {
-            0 => None,
-            1 => Some(self.values[0]),
-            _ => {
-                let (min, max) =
-                    self.values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-                if min == max {
-                    Some(min)
-                } else {
-                    let exact = n as f64 * self.keep;
-                    let k = (exact.floor() as usize).clamp(1, n);
-                    let w = (exact - k as f64).max(0.0);
-                    Some(netdata_ranks(&mut self.values, (n - k) / 2, k, w))
-                }
-            }
-        };
+        let out = fraction_mean(&mut self.values, self.keep, true);
         self.values.clear();
         out
     }
