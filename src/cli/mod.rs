@@ -1,6 +1,7 @@
 //! Command-line definitions; every flag also reads `STRATA_<FLAG>`.
 
 mod client;
+mod export;
 mod fixtures;
 mod serve;
 mod token;
@@ -28,6 +29,8 @@ pub enum Command {
     Token(token::TokenArgs),
     /// Write deterministic ingest batches (the demo generator) to a directory.
     GenFixtures(fixtures::GenArgs),
+    /// Export one tier of a stopped server's data dir to Parquet or Arrow IPC (long format).
+    Export(export::ExportArgs),
 }
 
 pub fn run(cli: Cli) -> Result<(), String> {
@@ -37,6 +40,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Ingest(a) => client::ingest(a),
         Command::GenFixtures(a) => fixtures::run(a),
         Command::Token(a) => token::run(a),
+        Command::Export(a) => export::run(a),
     }
 }
 

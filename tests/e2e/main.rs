@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod dataset;
 mod durability;
+mod export;
 mod harness;
 mod ingest;
 mod limits;
