@@ -51,6 +51,7 @@ pub enum Auth<'a> {
 pub struct Resp {
     pub status: u16,
     pub www_authenticate: Option<String>,
+    pub retry_after: Option<String>,
     pub content_type: Option<String>,
     pub text: String,
 }
@@ -61,6 +62,62 @@ impl Resp {
         serde_json::from_str(&self.text)
             .unwrap_or_else(|e| panic!("response (status {}) is not JSON ({e}): {}", self.status, self.text))
     }
+
+    pub fn json_opt(&self) -> Option<Value> {
+        serde_json::from_str(&self.text).ok()
+    }
+
+    /// The body, cut short for failure messages.
+    pub fn snippet(&self) -> String {
+        let mut s: String = self.text.chars().take(300).collect();
+        if s.len() < self.text.len() {
+            s.push('…');
+        }
+        s
+    }
+}
+
+/// One request with any method; `authorization` is the whole header value
+/// (None = no header); a body is sent as JSON.
+pub fn call(
+    a: &ureq::Agent,
+    base: &str,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    body: Option<&[u8]>,
+) -> Resp {
+    let url = format!("{base}{path}");
+    let res = match method {
+        "GET" | "DELETE" => {
+            let mut r = if method == "GET" { a.get(&url) } else { a.delete(&url) };
+            if let Some(h) = authorization {
+                r = r.header("Authorization", h);
+            }
+            r.call()
+        }
+        "POST" => {
+            let mut r = a.post(&url).header("Content-Type", "application/json");
+            if let Some(h) = authorization {
+                r = r.header("Authorization", h);
+            }
+            r.send(body.unwrap_or_default())
+        }
+        other => panic!("unsupported method {other}"),
+    };
+    let mut resp = res.unwrap_or_else(|e| panic!("HTTP {method} {url} failed: {e}"));
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let www_authenticate = header("www-authenticate");
+    let retry_after = header("retry-after");
+    let content_type = header("content-type");
+    let status = resp.status().as_u16();
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(512 * 1024 * 1024)
+        .read_to_string()
+        .unwrap_or_else(|e| panic!("reading the body of {method} {url}: {e}"));
+    Resp { status, www_authenticate, retry_after, content_type, text }
 }
 
 pub struct Server {
@@ -179,36 +236,8 @@ impl Server {
 
     /// A raw request. `body` = None sends a GET, Some a POST.
     pub fn request(&self, path: &str, auth: Auth, body: Option<&[u8]>) -> Resp {
-        let url = self.url(path);
-        let auth = self.auth_value(auth);
-        let res = match body {
-            None => {
-                let mut r = self.agent.get(&url);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.call()
-            }
-            Some(b) => {
-                let mut r = self.agent.post(&url).header("Content-Type", "application/json");
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.send(b)
-            }
-        };
-        let mut resp = res.unwrap_or_else(|e| panic!("HTTP request to {url} failed: {e}"));
-        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let www_authenticate = header("www-authenticate");
-        let content_type = header("content-type");
-        let status = resp.status().as_u16();
-        let text = resp
-            .body_mut()
-            .with_config()
-            .limit(512 * 1024 * 1024)
-            .read_to_string()
-            .unwrap_or_else(|e| panic!("reading the body of {url}: {e}"));
-        Resp { status, www_authenticate, content_type, text }
+        let method = if body.is_some() { "POST" } else { "GET" };
+        call(&self.agent, &self.base, method, path, self.auth_value(auth).as_deref(), body)
     }
 
     pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {

@@ -19,67 +19,11 @@ use crate::harness::{agent, Server, TempDir, BIN};
 // ---------------------------------------------------------------------------
 // HTTP with any method, any Authorization header, and the headers we check.
 
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    www_authenticate: Option<String>,
-    retry_after: Option<String>,
-    text: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text)
-            .unwrap_or_else(|e| panic!("response (status {}) is not JSON ({e}): {}", self.status, self.text))
-    }
-
-    fn json_opt(&self) -> Option<Value> {
-        serde_json::from_str(&self.text).ok()
-    }
-
-    /// The body, cut short for failure messages.
-    fn snippet(&self) -> String {
-        let mut s: String = self.text.chars().take(300).collect();
-        if s.len() < self.text.len() {
-            s.push('…');
-        }
-        s
-    }
-}
+type Reply = crate::harness::Resp;
 
 /// One request; `authorization` is the whole header value (None = no header).
 fn call(base: &str, method: &str, path: &str, authorization: Option<&str>, body: Option<&[u8]>) -> Reply {
-    let url = format!("{base}{path}");
-    let a = agent();
-    let res = match method {
-        "GET" | "DELETE" => {
-            let mut r = if method == "GET" { a.get(&url) } else { a.delete(&url) };
-            if let Some(h) = authorization {
-                r = r.header("Authorization", h);
-            }
-            r.call()
-        }
-        "POST" => {
-            let mut r = a.post(&url).header("Content-Type", "application/json");
-            if let Some(h) = authorization {
-                r = r.header("Authorization", h);
-            }
-            r.send(body.unwrap_or_default())
-        }
-        other => panic!("unsupported method {other}"),
-    };
-    let mut resp = res.unwrap_or_else(|e| panic!("HTTP {method} {url} failed: {e}"));
-    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let www_authenticate = header("www-authenticate");
-    let retry_after = header("retry-after");
-    let status = resp.status().as_u16();
-    let text = resp
-        .body_mut()
-        .with_config()
-        .limit(512 * 1024 * 1024)
-        .read_to_string()
-        .unwrap_or_else(|e| panic!("reading the body of {method} {url}: {e}"));
-    Reply { status, www_authenticate, retry_after, text }
+    crate::harness::call(&agent(), base, method, path, authorization, body)
 }
 
 fn bearer(token: &str) -> String {
