@@ -289,7 +289,9 @@ impl Persist {
         fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
         for (tier, ue, span) in store.open_spans() {
             let seg = Segment::seal(tier as u8, span.clone())?;
-            segment_file::write_segment(&tmp, &seg, ue, Compression::None)?;
+            // Open spans are mostly still empty: LZ4 shrinks them several-fold, and
+            // they are read back into heap buffers anyway.
+            segment_file::write_segment(&tmp, &seg, ue, Compression::Lz4)?;
         }
         let cat = serde_json::to_vec(&catalog.snapshot())
             .map_err(|e| EngineError::Snapshot { path: tmp.clone(), message: e.to_string() })?;
