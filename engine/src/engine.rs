@@ -120,9 +120,13 @@ impl Engine {
     pub fn checkpoint(&self) -> Result<()> {
         let Some(p) = &self.persist else { return Ok(()) };
         let _order = self.ingest_order.lock().map_err(|_| EngineError::Poisoned("ingest order"))?;
-        let mut st = self.write()?;
-        let State { catalog, store } = &mut *st;
-        p.checkpoint(catalog, store, p.wal.last_lsn())?;
+        let plan = {
+            let mut st = self.write()?;
+            let State { catalog, store } = &mut *st;
+            p.plan(catalog, store, p.wal.last_lsn())?
+        };
+        let done = p.write(plan)?;
+        done.apply(&mut self.write()?.store);
         p.wal.sync()?;
         Ok(())
     }
@@ -164,13 +168,23 @@ impl Engine {
             }
             None => None,
         };
-        let mut st = self.write()?;
-        let report = apply(&mut st, batch, default_node)?;
-        if let (Some(p), Some(lsn)) = (&self.persist, lsn) {
-            if st.store.has_sealed_events() {
-                let State { catalog, store } = &mut *st;
-                p.checkpoint(catalog, store, lsn)?;
-            }
+        let (report, plan) = {
+            let mut st = self.write()?;
+            let report = apply(&mut st, batch, default_node)?;
+            let plan = match (&self.persist, lsn) {
+                (Some(p), Some(lsn)) if st.store.has_sealed_events() => {
+                    let State { catalog, store } = &mut *st;
+                    Some(p.plan(catalog, store, lsn)?)
+                }
+                _ => None,
+            };
+            (report, plan)
+        };
+        if let (Some(p), Some(plan)) = (&self.persist, plan) {
+            // Files are written without the state lock: queries keep running
+            // (ingest waits on `ingest_order`, which this call still holds).
+            let done = p.write(plan)?;
+            done.apply(&mut self.write()?.store);
         }
         Ok(report)
     }

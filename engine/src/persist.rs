@@ -29,7 +29,7 @@ use crate::error::{EngineError, Result};
 use crate::ingest::IngestBatch;
 use crate::storage::segment::Segment;
 use crate::storage::segment_file::{self, Compression};
-use crate::storage::store::HeadState;
+use crate::storage::store::{HeadState, SegmentEvent};
 use crate::storage::{Store, TIERS};
 use crate::wal::{LogRecord, Lsn, Wal, WalOptions};
 
@@ -65,6 +65,37 @@ struct Manifest {
     heads: Vec<HeadState>,
     /// Sealed files (relative to the data dir) the snapshot relies on.
     sealed: Vec<String>,
+}
+
+/// What a checkpoint writes, captured under the state lock.
+pub struct CheckpointPlan {
+    lsn: Lsn,
+    sealed: Vec<SegmentEvent>,
+    dropped: Vec<SegmentEvent>,
+    open: Vec<(i64, Segment)>,
+    catalog: CatalogSnapshot,
+    heads: Vec<HeadState>,
+}
+
+/// What the store must change once a checkpoint's files are written.
+#[derive(Default)]
+pub struct CheckpointDone {
+    /// Sealed segments and their memory-mapped twins.
+    mapped: Vec<(SegmentEvent, Arc<Segment>)>,
+    /// Spans dropped for the disk budget: (tier, update_every, start).
+    dropped: Vec<(usize, i64, i64)>,
+}
+
+impl CheckpointDone {
+    /// Swaps in the mapped segments (heap copies go) and drops spans over budget.
+    pub fn apply(self, store: &mut Store) {
+        for (ev, mapped) in self.mapped {
+            store.replace_sealed(ev.tier, ev.update_every, &ev.segment, mapped);
+        }
+        for (tier, ue, start) in self.dropped {
+            store.drop_sealed(tier, ue, start);
+        }
+    }
 }
 
 /// One WAL record: a batch and the node its series default to.
@@ -245,23 +276,37 @@ impl Persist {
         Ok((persist, catalog, records, rec))
     }
 
-    /// Makes the state durable as of `lsn` (see the module docs).
-    pub fn checkpoint(&self, catalog: &Catalog, store: &mut Store, lsn: Lsn) -> Result<()> {
+    /// First half of a checkpoint, under the state lock: takes what sealed
+    /// and copies the open spans and catalog. Cheap (memory copies only).
+    pub fn plan(&self, catalog: &Catalog, store: &mut Store, lsn: Lsn) -> Result<CheckpointPlan> {
         let (sealed, dropped) = store.take_events();
+        let open = store
+            .open_spans()
+            .into_iter()
+            .map(|(tier, ue, span)| Ok((ue, Segment::seal(tier as u8, span.clone())?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(CheckpointPlan { lsn, sealed, dropped, open, catalog: catalog.snapshot(), heads: store.heads() })
+    }
+
+    /// Second half, without the state lock (queries keep running; the
+    /// caller keeps ingest paused): writes the files, then truncates the WAL.
+    /// Returns what the store must swap or drop.
+    pub fn write(&self, plan: CheckpointPlan) -> Result<CheckpointDone> {
+        let mut done = CheckpointDone::default();
         let mut files = self.files.lock().map_err(|_| EngineError::Poisoned("persist files"))?;
-        for ev in sealed {
+        for ev in plan.sealed {
             let tdir = tier_dir(&self.dir, ev.tier);
             let path = segment_file::write_segment(&tdir, &ev.segment, ev.update_every, self.compression)?;
             let (_, mapped) = segment_file::open_segment(&path)?;
-            store.replace_sealed(ev.tier, ev.update_every, &ev.segment, Arc::new(mapped));
             if let Some(old) = files.insert((ev.tier, ev.update_every, ev.segment.start), path.clone()) {
                 if old != path {
                     let _ = fs::remove_file(old);
                 }
             }
+            done.mapped.push((ev, Arc::new(mapped)));
         }
         let mut dropped_paths: Vec<PathBuf> =
-            dropped.iter().filter_map(|ev| files.remove(&(ev.tier, ev.update_every, ev.segment.start))).collect();
+            plan.dropped.iter().filter_map(|ev| files.remove(&(ev.tier, ev.update_every, ev.segment.start))).collect();
         // Size-based retention: the oldest spans of a tier over its budget go.
         for tier in 0..TIERS {
             let Some(max) = self.max_disk[tier] else { continue };
@@ -277,37 +322,33 @@ impl Persist {
                     break;
                 }
                 if let Some(p) = files.remove(&key) {
-                    store.drop_sealed(key.0, key.1, key.2);
+                    done.dropped.push(key);
                     dropped_paths.push(p);
                     total -= n;
                 }
             }
         }
+        let lsn = plan.lsn;
         let snap_root = self.dir.join("snap");
         let tmp = snap_root.join(format!("tmp-{lsn}"));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
-        for (tier, ue, span) in store.open_spans() {
-            let seg = Segment::seal(tier as u8, span.clone())?;
+        for (ue, seg) in &plan.open {
             // Open spans are mostly still empty: LZ4 shrinks them several-fold, and
             // they are read back into heap buffers anyway.
-            segment_file::write_segment(&tmp, &seg, ue, Compression::Lz4)?;
+            segment_file::write_segment(&tmp, seg, *ue, Compression::Lz4)?;
         }
-        let cat = serde_json::to_vec(&catalog.snapshot())
-            .map_err(|e| EngineError::Snapshot { path: tmp.clone(), message: e.to_string() })?;
-        write_file(&tmp.join("catalog.json"), &cat)?;
-        let manifest =
-            Manifest { lsn, heads: store.heads(), sealed: files.values().map(|p| rel(&self.dir, p)).collect() };
-        let m = serde_json::to_vec(&manifest)
-            .map_err(|e| EngineError::Snapshot { path: tmp.clone(), message: e.to_string() })?;
-        write_file(&tmp.join("manifest.json"), &m)?;
+        let snap_err = |e: serde_json::Error| EngineError::Snapshot { path: tmp.clone(), message: e.to_string() };
+        write_file(&tmp.join("catalog.json"), &serde_json::to_vec(&plan.catalog).map_err(snap_err)?)?;
+        let manifest = Manifest { lsn, heads: plan.heads, sealed: files.values().map(|p| rel(&self.dir, p)).collect() };
+        write_file(&tmp.join("manifest.json"), &serde_json::to_vec(&manifest).map_err(snap_err)?)?;
         fsync_dir(&tmp);
-        let done = snap_root.join(format!("{lsn:020}"));
-        let _ = fs::remove_dir_all(&done);
-        fs::rename(&tmp, &done).map_err(io("rename", &done))?;
+        let done_dir = snap_root.join(format!("{lsn:020}"));
+        let _ = fs::remove_dir_all(&done_dir);
+        fs::rename(&tmp, &done_dir).map_err(io("rename", &done_dir))?;
         fsync_dir(&snap_root);
         for e in fs::read_dir(&snap_root).map_err(io("read", &snap_root))?.flatten() {
-            if e.path() != done {
+            if e.path() != done_dir {
                 let _ = fs::remove_dir_all(e.path());
             }
         }
@@ -315,6 +356,13 @@ impl Persist {
             let _ = fs::remove_file(p);
         }
         self.wal.checkpoint(lsn)?;
+        Ok(done)
+    }
+
+    /// A whole checkpoint in one go (recovery, shutdown, tests).
+    pub fn checkpoint(&self, catalog: &Catalog, store: &mut Store, lsn: Lsn) -> Result<()> {
+        let plan = self.plan(catalog, store, lsn)?;
+        self.write(plan)?.apply(store);
         Ok(())
     }
 
