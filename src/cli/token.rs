@@ -109,7 +109,24 @@ pub fn run(a: TokenArgs) -> Result<(), String> {
         };
         return print(&v);
     }
-    // No server: work on the data dir as its administrator.
+    // No server answered: work on the data dir as its administrator, holding
+    // the same lock a server holds, so a server we could not reach (wrong
+    // --url) is never edited underneath.
+    std::fs::create_dir_all(&a.data_dir).map_err(|e| format!("creating {}: {e}", a.data_dir.display()))?;
+    let lock_path = a.data_dir.join("LOCK");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("opening {}: {e}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        return Err(format!(
+            "a strata server is running on {} but did not answer at {}; pass its address with --url",
+            a.data_dir.display(),
+            a.url
+        ));
+    }
     let (store, _) = TokenStore::open(&a.data_dir, now_secs()).map_err(|e| e.to_string())?;
     let admin = store
         .authenticate(Some(&format!("Bearer {}", admin_token(&a)?)), None, now_secs())

@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::{json, Value};
 
 use crate::dataset::T0;
-use crate::harness::{TempDir, BIN};
+use crate::harness::{Server, TempDir, BIN};
 
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(BIN)
@@ -165,4 +165,19 @@ fn bad_usage_exits_2() {
         assert_eq!(o.status.code(), Some(2), "strata {args:?}: {}", describe(&o));
         assert!(!o.stderr.is_empty(), "strata {args:?} explains itself on stderr");
     }
+}
+
+#[test]
+fn token_cli_refuses_to_edit_the_data_dir_of_a_running_server_it_cannot_reach() {
+    let server = Server::start(None);
+    let dir = server.data_dir().to_str().expect("utf-8 path").to_string();
+    let url = dead_url();
+    let o = run(&["token", "--data-dir", &dir, "--url", &url, "create", "--name", "x", "--scopes", "viewer"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("did not answer"), "{}", describe(&o));
+    // Through the real address it works.
+    let o =
+        run(&["token", "--data-dir", &dir, "--url", &server.base, "create", "--name", "x", "--scopes", "viewer"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    assert!(stdout_json(&o)["token"].as_str().is_some_and(|t| t.starts_with("strata_")));
 }
