@@ -17,8 +17,8 @@ pub use state::{AgentInfo, AppState, BodyLimits};
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
-    timeouts: serve::Timeouts,
+    header_read: std::time::Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve::run(listener, router(state), timeouts, shutdown).await
+    serve::run(listener, router(state), header_read, shutdown).await
 }

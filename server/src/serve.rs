@@ -1,11 +1,10 @@
 //! The accept loop. axum's own `serve` has no header-read timeout, so
 //! connections are driven by hyper directly: a client that dribbles its
-//! headers (slow loris) is cut off after `header_read`, bodies must arrive
-//! within `body_read` (see `routes::body`), and every request must finish
-//! within `request` (504). On shutdown, in-flight requests get a grace period.
+//! headers (slow loris) is cut off after `header_read`. Body and request
+//! time limits live in `BodyLimits` (see `routes::body`, `routes::router`).
+//! On shutdown, in-flight requests get a grace period.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,30 +16,12 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-/// Connection and request time limits.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    pub header_read: Duration,
-    pub body_read: Duration,
-    pub request: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            header_read: Duration::from_secs(10),
-            body_read: Duration::from_secs(60),
-            request: Duration::from_secs(120),
-        }
-    }
-}
-
 /// Serves `app` until `shutdown` completes, then waits up to 10 s for
 /// in-flight connections.
 pub async fn run(
     listener: TcpListener,
     app: Router,
-    timeouts: Timeouts,
+    header_read: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let active = Arc::new(AtomicUsize::new(0));
@@ -67,7 +48,7 @@ pub async fn run(
         active.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             let mut b = hyper::server::conn::http1::Builder::new();
-            b.timer(TokioTimer::new()).header_read_timeout(timeouts.header_read);
+            b.timer(TokioTimer::new()).header_read_timeout(header_read);
             let conn = b.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -83,6 +64,3 @@ pub async fn run(
     }
     Ok(())
 }
-
-/// Peer address, for handlers that need it.
-pub type Peer = ConnectInfo<SocketAddr>;

@@ -16,7 +16,6 @@ use strata_engine::storage::segment_file::Compression;
 use strata_engine::wal::{SyncPolicy, WalOptions};
 use strata_engine::{Clock, Engine, EngineConfig};
 use strata_server::auth::{Auth, TokenStore};
-use strata_server::serve::Timeouts;
 use strata_server::{AgentInfo, AppState, BodyLimits};
 
 use crate::collector::{hostname, HostCollector};
@@ -232,7 +231,6 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             ..BodyLimits::default()
         },
     };
-    let timeouts = Timeouts { header_read: a.header_timeout, body_read: a.body_timeout, request: a.request_timeout };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -245,7 +243,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             tokio::spawn(live_feed(engine.clone(), collector_on.then(|| host.clone()), demo_on.then_some(demo_spec)));
         }
         tracing::info!("listening on http://{addr}");
-        strata_server::serve(listener, state, timeouts, shutdown()).await.map_err(|e| format!("server: {e}"))
+        strata_server::serve(listener, state, a.header_timeout, shutdown()).await.map_err(|e| format!("server: {e}"))
     });
     // A clean stop leaves a checkpoint, so the next start replays nothing.
     if let Err(e) = engine_for_exit.checkpoint() {

@@ -1,38 +1,14 @@
 //! The `strata` command line: gen-fixtures, ingest, query, exit codes.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::{json, Value};
 
 use crate::dataset::T0;
-use crate::harness::{Server, TempDir, BIN};
+use crate::harness::{describe, run_cli, Server, TempDir};
 
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_remove("STRATA_URL")
-        .env_remove("STRATA_TOKEN")
-        .env_remove("STRATA_DATA_DIR")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawning strata {args:?}: {e}"));
-    if let Some(input) = stdin {
-        let mut w = child.stdin.take().expect("piped stdin");
-        w.write_all(input).expect("writing stdin");
-    }
-    child.wait_with_output().expect("waiting for strata")
-}
-
-fn describe(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    run_cli(args, stdin)
 }
 
 fn stdout_json(o: &Output) -> Value {

@@ -251,3 +251,62 @@ fn disk_budget_drops_the_oldest_tier0_spans_and_queries_fall_through_to_tier1() 
     }
     assert!(r["db"]["per_tier"][1]["points"].as_u64().unwrap_or(0) > 0);
 }
+
+#[test]
+fn compressed_interval_synced_store_with_age_retention_survives_restart() {
+    let flags = ["--compression", "zstd", "--fsync", "interval:50", "--retention-tier0", "2h"];
+    let server = Server::start_with(TempDir::new("flags"), Some(NOW), &flags);
+    ingest_hours(&server, 4);
+    // Retention runs when a span seals: at the fourth hour, hour one is over
+    // 2 h old and goes; hours two and three stay as sealed zstd files.
+    assert_eq!(tier0_files(server.data_dir()).len(), 2, "{:?}", tier0_files(server.data_dir()));
+    let body = json!({"scope": {"contexts": ["crash.test"]}, "window": {"after": T0 + 3601, "before": T0 + 4 * 3600 - 1, "points": 20, "tier": 0}});
+    let before = server.query_ok(&body)["result"].clone();
+    let dir = server.stop();
+    let server = Server::start_with(dir, Some(NOW), &flags);
+    assert_eq!(server.query_ok(&body)["result"], before);
+    let old = stored(&server, 0, T0 + 1, T0 + 3000);
+    assert!(old.iter().all(|(_, v)| v.is_none()), "tier 0 no longer holds hour one");
+}
+
+#[test]
+fn serve_reads_a_toml_config_and_rejects_bad_flag_values() {
+    let dir = TempDir::new("config");
+    let cfg = dir.path.join("strata.toml");
+    std::fs::write(
+        &cfg,
+        format!("listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ndemo = false\ncollector = false\n", dir.path.join("data")),
+    )
+    .expect("write config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().expect("stderr")));
+    let listening = lines.by_ref().take(50).map_while(Result::ok).any(|l| l.contains("listening on http://127.0.0.1:"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(listening, "serve started from the config file");
+    assert!(dir.path.join("data").join("admin.token").exists(), "data_dir came from the config");
+
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\nplanet = \"mars\"\n").expect("write config");
+    let out = Command::new(env!("CARGO_BIN_EXE_strata")).args(["serve", "--config"]).arg(&cfg).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("planet"), "names the bad key");
+
+    for (flag, value) in [
+        ("--fsync", "sometimes"),
+        ("--compression", "brotli"),
+        ("--retention-tier0", "soon"),
+        ("--max-disk-tier0", "lots"),
+        ("--rate-limit", "fast"),
+        ("--storage-tiers", "4"),
+        ("--header-timeout", "0s"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_strata")).args(["serve", flag, value]).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(value), "{flag}: the error names the value");
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, TimestampMillisecondType, TimestampSecondType, UInt32Type};
@@ -12,7 +12,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::{DataType, TimeUnit};
 use serde_json::{json, Value};
 
-use crate::harness::{Server, TempDir, BIN};
+use crate::harness::{describe, run_cli, Server, TempDir};
 
 /// Hour-aligned, so the two hours of data cross one tier-0 span boundary.
 const T0: i64 = 1_700_000_000 - 1_700_000_000 % 3600;
@@ -75,27 +75,7 @@ fn stopped_data_dir(series: usize) -> TempDir {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("STRATA_DATA_DIR")
-        .env_remove("STRATA_TIER")
-        .env_remove("STRATA_FROM")
-        .env_remove("STRATA_TO")
-        .env_remove("STRATA_FORMAT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap_or_else(|e| panic!("running strata {args:?}: {e}"))
-}
-
-fn describe(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    run_cli(args, None)
 }
 
 /// `strata export` over `[from, to]`; panics unless it succeeds.

@@ -304,3 +304,36 @@ pub fn approx_eq(a: f64, b: f64) -> bool {
     let diff = (a - b).abs();
     diff <= 1e-7 || diff <= 1e-6 * a.abs().max(b.abs())
 }
+
+/// Runs the `strata` CLI with no `STRATA_*` variables from the caller's
+/// environment (they would change flag defaults), optional stdin.
+pub fn run_cli(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("STRATA_")) {
+        cmd.env_remove(k);
+    }
+    let mut child = cmd
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning strata {args:?}: {e}"));
+    if let Some(input) = stdin {
+        let mut w = child.stdin.take().expect("piped stdin");
+        w.write_all(input).expect("writing stdin");
+    }
+    child.wait_with_output().expect("waiting for strata")
+}
+
+/// Exit code, stdout and stderr of a CLI run, for failure messages.
+pub fn describe(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

@@ -29,7 +29,7 @@ use crate::query::request::{Aggregation, QueryRequest};
 use crate::query::result::{QueryResult, Series, TierInfo};
 use crate::query::scan::{Deadline, Job, ScanOutput, ScanPlan};
 use crate::query::time_group::Method;
-use crate::query::window::{Window, WindowInput};
+use crate::query::window::WindowInput;
 use crate::storage::{Store, TIERS};
 
 pub use request::ApiVersion;
@@ -350,20 +350,6 @@ fn to_percentages(series: &mut [Series], points: usize, hidden: &Accumulator) {
 
 fn all_zero(s: &Series) -> bool {
     s.values.iter().zip(&s.flags).all(|(v, f)| f & PA_EMPTY != 0 || *v == 0.0)
-}
-
-/// A window for a query with no data at all (empty responses still carry one).
-pub fn empty_window() -> Window {
-    Window {
-        after: 0,
-        before: 0,
-        points: 0,
-        granularity: 1,
-        group: 1,
-        view_every: 1,
-        resampling_divisor: None,
-        relative: false,
-    }
 }
 
 #[cfg(test)]

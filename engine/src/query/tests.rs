@@ -171,6 +171,9 @@ fn nothing_selected_is_an_empty_answer() {
     assert!(r.series.is_empty());
     let r =
         q(&e, json!({"window": window(), "options": ["nonzero"], "aggregations": {"time": {"time_group": "stddev"}}}));
+    // Constant data: every stddev is 0, and `nonzero` keeps all series when all are zero.
+    assert_eq!(r.series.len(), 2, "used and avail");
+    assert!(r.series.iter().all(|s| s.values.iter().all(|v| *v == 0.0)));
     assert!(
         r.series.iter().all(|s| s.flags.iter().all(|f| f & PA_EMPTY == 0)),
         "constant data: stddev 0 kept when all are zero"

@@ -25,11 +25,6 @@ impl<'a> BitSlice<'a> {
     pub fn advance(&self, start: usize) -> Self {
         BitSlice { bytes: self.bytes, offset: self.offset + start }
     }
-
-    /// Number of set bits among elements `0..len`.
-    pub fn count_ones(&self, len: usize) -> usize {
-        (0..len).filter(|&i| self.get(i)).count()
-    }
 }
 
 #[inline]
@@ -61,7 +56,6 @@ mod tests {
         assert!(s.get(0) && !s.get(3) && s.get(9) && s.get(17) && s.get(23));
         let t = s.advance(9);
         assert!(t.get(0) && t.get(8) && !t.get(1));
-        assert_eq!(s.count_ones(24), 4);
         assert!(get_bit(&b, 17));
     }
 }

@@ -181,10 +181,6 @@ impl Segment {
         self.rows.len()
     }
 
-    pub fn memory_bytes(&self) -> usize {
-        self.batch.get_array_memory_size()
-    }
-
     /// Metric `m`'s row, borrowed from the Arrow buffers.
     pub fn run(&self, m: MetricId) -> Option<Run<'_>> {
         let r = *self.rows.get(&m)? as usize;

@@ -106,11 +106,6 @@ impl Store {
         self.groups.get(&ue).and_then(|g| g.head_start)
     }
 
-    /// Newest sample time of the group of `ue`.
-    pub fn newest(&self, ue: i64) -> Option<i64> {
-        self.groups.get(&ue).map(|g| g.newest).filter(|&n| n != i64::MIN)
-    }
-
     fn note_extent(&mut self, m: MetricId, ue: i64, tier: usize, end: i64) {
         let idx = m as usize;
         if self.metrics.len() <= idx {
@@ -237,13 +232,6 @@ impl Store {
         Ok(())
     }
 
-    /// Seals everything that is complete at time `now` (used on shutdown paths
-    /// and by tests); equivalent to advancing the head to `now`'s tier-0 span.
-    pub fn seal_until(&mut self, ue: i64, now: i64) -> Result<()> {
-        let span0 = self.cfg.span_secs(0, ue);
-        self.advance(ue, span_start(now, span0))
-    }
-
     /// Recomputes the aggregate of raw samples with end in `(from_excl, to_incl]`.
     fn aggregate_raw(&self, m: MetricId, ue: i64, from_excl: i64, to_incl: i64) -> Option<AggPoint> {
         let mut acc: Option<AggPoint> = None;
@@ -326,14 +314,13 @@ impl Store {
         self.update_every(m).map(|ue| self.cfg.resolution(tier, ue))
     }
 
-    /// Sealed bytes and segment counts per tier, for `/health` and logs.
-    pub fn stats(&self) -> [(usize, usize, usize); TIERS] {
-        let mut out = [(0usize, 0usize, 0usize); TIERS];
+    /// Sealed and open span counts per tier, for `/health`.
+    pub fn stats(&self) -> [(usize, usize); TIERS] {
+        let mut out = [(0usize, 0usize); TIERS];
         for g in self.groups.values() {
             for (t, st) in g.tiers.iter().enumerate() {
                 out[t].0 += st.sealed.len();
                 out[t].1 += st.open.len();
-                out[t].2 += st.sealed.iter().map(|s| s.memory_bytes()).sum::<usize>();
             }
         }
         out
@@ -425,11 +412,6 @@ impl Store {
         let g = self.group(h.update_every);
         g.head_start = h.head_start;
         g.newest = g.newest.max(h.newest);
-    }
-
-    /// All update_every groups present.
-    pub fn groups(&self) -> impl Iterator<Item = i64> + '_ {
-        self.groups.values().map(|g| g.ue)
     }
 }
 

@@ -17,7 +17,7 @@ pub async fn health(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     let tiers: Vec<Value> = tiers
         .iter()
         .enumerate()
-        .map(|(t, (sealed, open, _))| {
+        .map(|(t, (sealed, open))| {
             json!({"tier": t, "sealed_spans": sealed, "open_spans": open, "disk_bytes": disk.map(|d| d[t])})
         })
         .collect();
