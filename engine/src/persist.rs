@@ -212,6 +212,7 @@ impl Persist {
     pub fn open(opts: &PersistOptions, store: &mut Store) -> Result<(Persist, Catalog, Vec<LogRecord>, Recovery)> {
         let dir = &opts.dir;
         let (lock, fresh) = prepare(dir)?;
+        store.track_events();
         let mut rec = Recovery { fresh, ..Default::default() };
         let quarantine = dir.join("quarantine");
         let mut catalog = Catalog::default();

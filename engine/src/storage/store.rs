@@ -73,6 +73,9 @@ pub struct Store {
     sealed_events: Vec<SegmentEvent>,
     /// Dropped by retention since the last `take_events`.
     dropped_events: Vec<SegmentEvent>,
+    /// Only a persistence layer drains the events; without one, queuing
+    /// them would keep every sealed and dropped segment alive forever.
+    track_events: bool,
     /// Per metric: update_every and per-tier extents.
     metrics: Vec<Option<(i64, [Option<Extent>; TIERS])>>,
 }
@@ -84,6 +87,7 @@ impl Store {
             groups: BTreeMap::new(),
             sealed_events: Vec::new(),
             dropped_events: Vec::new(),
+            track_events: false,
             metrics: Vec::new(),
         }
     }
@@ -216,18 +220,22 @@ impl Store {
                     if open.rows() > 0 {
                         let seg = Arc::new(Segment::seal(tier as u8, open)?);
                         st.sealed.push(seg.clone());
-                        self.sealed_events.push(SegmentEvent { tier, update_every: ue, segment: seg });
+                        if self.track_events {
+                            self.sealed_events.push(SegmentEvent { tier, update_every: ue, segment: seg });
+                        }
                     }
                 }
             }
             let keep_after = newest - cfg.tiers[tier].retention_secs;
             let (keep, drop): (Vec<_>, Vec<_>) = st.sealed.drain(..).partition(|seg| seg.end() > keep_after);
             st.sealed = keep;
-            self.dropped_events.extend(drop.into_iter().map(|segment| SegmentEvent {
-                tier,
-                update_every: ue,
-                segment,
-            }));
+            if self.track_events {
+                self.dropped_events.extend(drop.into_iter().map(|segment| SegmentEvent {
+                    tier,
+                    update_every: ue,
+                    segment,
+                }));
+            }
         }
         Ok(())
     }
@@ -324,6 +332,11 @@ impl Store {
             }
         }
         out
+    }
+
+    /// Starts queuing sealed and dropped segments for `take_events`.
+    pub fn track_events(&mut self) {
+        self.track_events = true;
     }
 
     /// Segments sealed and dropped since the last call.

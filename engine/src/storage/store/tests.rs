@@ -147,3 +147,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn without_persistence_sealed_and_dropped_segments_are_not_kept_alive() {
+    let mut cfg = small_cfg();
+    cfg.tiers[0].retention_secs = 32;
+    let mut s = Store::new(cfg);
+    for t in 0..200 {
+        s.write(0, 1, t, Some(1.0), false).expect("write");
+    }
+    assert!(!s.has_sealed_events(), "nobody drains events without persistence");
+    let mut t = Store::new(cfg);
+    t.track_events();
+    for k in 0..200 {
+        t.write(0, 1, k, Some(1.0), false).expect("write");
+    }
+    let (sealed, dropped) = t.take_events();
+    assert!(!sealed.is_empty() && !dropped.is_empty());
+}
