@@ -430,9 +430,15 @@ fn check_body(path: &Path, block: &Buffer, meta_len: usize, points: usize) -> Re
         let Some(bytes) = off.zip(len).and_then(|(o, l)| body.get(o..o.checked_add(l)?)) else {
             return Err(parse_err(path, "buffer lies outside the record batch body"));
         };
-        if let (Some(_), Some(prefix)) = (rb.compression(), bytes.get(..8)) {
+        if let (Some(codec), Some(prefix)) = (rb.compression(), bytes.get(..8)) {
             let declared = i64::from_le_bytes(prefix.try_into().map_err(|_| parse_err(path, "short prefix"))?);
-            if declared != -1 && !u64::try_from(declared).is_ok_and(|d| d <= max_len) {
+            // The row count and list size come from the same untrusted
+            // message, so `max_len` alone does not bound the allocation: no
+            // codec expands its input by more than `max_ratio`, whatever the
+            // header claims.
+            let max_ratio: u64 = if codec.codec() == CompressionType::ZSTD { 65_536 } else { 256 };
+            let payload = (bytes.len() as u64 - 8).saturating_mul(max_ratio).saturating_add(64);
+            if declared != -1 && !u64::try_from(declared).is_ok_and(|d| d <= max_len && d <= payload) {
                 return Err(parse_err(path, format!("buffer declares {declared} uncompressed bytes")));
             }
         }

@@ -397,7 +397,7 @@ fn quarantine_keeps_the_name_and_suffixes_collisions() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(std::env::var("SEGMENT_PROP_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128)))]
 
     #[test]
     fn random_bytes_never_panic_open(
@@ -420,10 +420,9 @@ proptest! {
     #[test]
     fn mutated_segment_with_fixed_crc_never_panics_open(
         flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..), 1..6),
-        compressed in any::<bool>(),
+        compression in prop_oneof![Just(Compression::None), Just(Compression::Lz4), Just(Compression::Zstd)],
     ) {
         let d = TestDir::new("prop-mutate");
-        let compression = if compressed { Compression::Lz4 } else { Compression::None };
         let good = write_segment(&d.0, &agg_segment(0), 1, compression).expect("write");
         let mut bytes = fs::read(&good).expect("read");
         fs::remove_file(&good).expect("rm");
@@ -446,5 +445,64 @@ proptest! {
             }
             Err(e) => prop_assert!(e.is_corruption(), "{}", e),
         }
+    }
+}
+
+/// A record batch message whose row count and compressed-length prefixes were
+/// forged together (the CRC recomputed): the declared sizes agree with each
+/// other, so only the codec's expansion bound stands between the header and a
+/// 100 GiB allocation that would abort the process.
+#[test]
+fn forged_row_count_and_length_prefix_are_refused_not_allocated() {
+    const FORGED_ROWS: i64 = 1 << 40;
+    const FORGED_LEN: i64 = 100 << 30;
+    let d = TestDir::new("forged");
+    for compression in [Compression::Lz4, Compression::Zstd] {
+        let good = write_segment(&d.0, &agg_segment(0), 1, compression).expect("write");
+        let mut bytes = fs::read(&good).expect("read");
+        fs::remove_file(&good).expect("rm");
+
+        let len = bytes.len();
+        let footer_len = read_footer_length(bytes[len - 10..].try_into().expect("trailer")).expect("footer length");
+        let footer = arrow_ipc::root_as_footer(&bytes[len - 10 - footer_len..len - 10]).expect("footer");
+        let block = footer.recordBatches().expect("blocks").get(0);
+        let (off, meta_len) = (block.offset() as usize, block.metaDataLength() as usize);
+        let message_at = off + 8; // continuation marker and length
+        let rows_of = |bytes: &[u8]| {
+            let message = arrow_ipc::root_as_message(&bytes[message_at..off + meta_len]).expect("message");
+            message.header_as_record_batch().expect("record batch").length()
+        };
+        assert_eq!(rows_of(&bytes), 2);
+        let at = (message_at..off + meta_len - 8)
+            .find(|&i| {
+                let mut probe = bytes.clone();
+                probe[i..i + 8].copy_from_slice(&FORGED_ROWS.to_le_bytes());
+                bytes[i..i + 8] == 2i64.to_le_bytes() && rows_of(&probe) == FORGED_ROWS
+            })
+            .expect("row count field");
+        bytes[at..at + 8].copy_from_slice(&FORGED_ROWS.to_le_bytes());
+
+        let message = arrow_ipc::root_as_message(&bytes[message_at..off + meta_len]).expect("message");
+        let buffers: Vec<(usize, usize)> = message
+            .header_as_record_batch()
+            .and_then(|rb| rb.buffers())
+            .expect("buffers")
+            .iter()
+            .map(|b| (off + meta_len + b.offset() as usize, b.length() as usize))
+            .collect();
+        let mut forged = 0;
+        for (at, len) in buffers {
+            if len >= 8 && bytes[at..at + 8] != (-1i64).to_le_bytes() {
+                bytes[at..at + 8].copy_from_slice(&FORGED_LEN.to_le_bytes());
+                forged += 1;
+            }
+        }
+        assert!(forged > 0, "{compression}: no compressed buffer to forge");
+
+        let path = put_with_crc(&d.0, SegmentName { tier: 1, update_every: 1, start: 0, res: 60, crc: 0 }, &bytes);
+        let err = open_segment(&path).expect_err("forged sizes must not decode");
+        assert!(err.is_corruption(), "{compression}: {err}");
+        assert!(err.to_string().contains("uncompressed bytes"), "{compression}: {err}");
+        fs::remove_file(&path).expect("rm forged");
     }
 }
