@@ -236,21 +236,45 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("starting runtime: {e}"))?;
     let engine_for_exit = engine.clone();
+    let auth = state.auth.clone();
+    let auth_for_exit = state.auth.clone();
     let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("binding {listen}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         if collector_on || demo_on {
             tokio::spawn(live_feed(engine.clone(), collector_on.then(|| host.clone()), demo_on.then_some(demo_spec)));
         }
+        tokio::spawn(flush_token_usage(auth));
         tracing::info!("listening on http://{addr}");
         strata_server::serve(listener, state, a.header_timeout, shutdown()).await.map_err(|e| format!("server: {e}"))
     });
+    if let Err(e) = auth_for_exit.tokens.flush_usage() {
+        tracing::warn!(error = %e, "tokens' last use was not saved");
+    }
     // A clean stop leaves a checkpoint, so the next start replays nothing.
     if let Err(e) = engine_for_exit.checkpoint() {
         tracing::warn!(error = %e, "final checkpoint failed; the WAL still holds everything");
     }
     served
 }
+
+/// Saves tokens' `last_used_*` every [`USAGE_FLUSH`] when they changed, so a
+/// crash loses at most that much of it (a clean stop saves it too).
+async fn flush_token_usage(auth: Arc<Auth>) {
+    let mut tick = tokio::time::interval(USAGE_FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let a = auth.clone();
+        match tokio::task::spawn_blocking(move || a.tokens.flush_usage()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "tokens' last use was not saved"),
+            Err(e) => tracing::warn!(error = %e, "token usage task failed"),
+        }
+    }
+}
+
+const USAGE_FLUSH: Duration = Duration::from_secs(30);
 
 /// Once a second: the host's own metrics, and the demo nodes' next values.
 async fn live_feed(engine: Arc<Engine>, host: Option<String>, demo: Option<GenSpec>) {

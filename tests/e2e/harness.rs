@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -288,6 +288,26 @@ impl Server {
     pub fn stop(mut self) -> TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.dir.take().expect("the server owns its data dir")
+    }
+}
+
+impl Server {
+    /// Stops the server the way an operator does (SIGTERM), waits for it to
+    /// exit on its own, and hands back its data dir.
+    pub fn stop_gracefully(mut self) -> TempDir {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the server") {
+                assert!(status.success(), "the server exited with {status} on SIGTERM:\n{}", self.stderr_text());
+                break;
+            }
+            assert!(Instant::now() < deadline, "the server did not stop within 30 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         self.dir.take().expect("the server owns its data dir")
     }
 }

@@ -802,6 +802,24 @@ fn tokens_survive_a_restart_and_only_their_hashes_are_stored() {
     assert_eq!(holding_admin, ["admin.token"], "only admin.token holds the admin plaintext");
 }
 
+#[test]
+fn tokens_last_use_survives_a_clean_stop() {
+    let s = Server::start(Some(NOW));
+    let used = mk(&s, "used", &["viewer"], &[]);
+    let idle = mk(&s, "idle", &["viewer"], &[]);
+    assert_eq!(req(&s, "GET", "/api/v1/whoami", &used.token, None).status, 200);
+    let before = admin(&s, "GET", &format!("/api/v1/tokens/{}", used.id), None).json();
+    assert_eq!(before["last_used_ip"], json!("127.0.0.1"), "recorded at once: {before}");
+    let at = before["last_used_at"].as_i64().unwrap_or_else(|| panic!("no last_used_at: {before}"));
+
+    let s = Server::start_in(s.stop_gracefully(), Some(NOW));
+    let after = admin(&s, "GET", &format!("/api/v1/tokens/{}", used.id), None).json();
+    assert_eq!(after["last_used_at"], json!(at), "last use kept across the restart: {after}");
+    assert_eq!(after["last_used_ip"], json!("127.0.0.1"), "{after}");
+    let never = admin(&s, "GET", &format!("/api/v1/tokens/{}", idle.id), None).json();
+    assert_eq!((&never["last_used_at"], &never["last_used_ip"]), (&Value::Null, &Value::Null), "{never}");
+}
+
 // ---------------------------------------------------------------------------
 // 6. Tokens never reach the log.
 

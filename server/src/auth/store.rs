@@ -6,6 +6,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
@@ -196,6 +197,11 @@ impl Entry {
 pub struct TokenStore {
     path: PathBuf,
     entries: RwLock<Vec<Entry>>,
+    /// `last_used_*` changed since the file was last written. Use is recorded
+    /// in memory on every request and written by [`TokenStore::flush_usage`]
+    /// (periodically and at shutdown), not per request: an fsync per API
+    /// call would cost more than the call.
+    usage_dirty: AtomicBool,
 }
 
 impl std::fmt::Debug for TokenStore {
@@ -268,11 +274,25 @@ impl TokenStore {
                 admin: true,
             });
         }
-        let store = TokenStore { path, entries: RwLock::new(records.into_iter().filter_map(Entry::new).collect()) };
+        let store = TokenStore {
+            path,
+            entries: RwLock::new(records.into_iter().filter_map(Entry::new).collect()),
+            usage_dirty: AtomicBool::new(false),
+        };
         if created.is_some() {
             store.persist()?;
         }
         Ok((store, created))
+    }
+
+    /// Writes the file if a token was used since the last write; returns
+    /// whether it wrote. On failure the usage stays pending for the next call.
+    pub fn flush_usage(&self) -> Result<bool, StoreError> {
+        if !self.usage_dirty.swap(false, Ordering::AcqRel) {
+            return Ok(false);
+        }
+        self.persist().inspect_err(|_| self.usage_dirty.store(true, Ordering::Release))?;
+        Ok(true)
     }
 
     fn persist(&self) -> Result<(), StoreError> {
@@ -302,8 +322,12 @@ impl TokenStore {
         if e.record.expires_at.is_some_and(|x| now >= x) {
             return Err(ApiError::Unauthorized("token has expired".into()));
         }
-        e.record.last_used_at = Some(now);
-        e.record.last_used_ip = ip.map(str::to_string);
+        let ip = ip.map(str::to_string);
+        if e.record.last_used_at != Some(now) || e.record.last_used_ip != ip {
+            e.record.last_used_at = Some(now);
+            e.record.last_used_ip = ip;
+            self.usage_dirty.store(true, Ordering::Release);
+        }
         Ok(e.principal())
     }
 

@@ -59,6 +59,26 @@ fn created_tokens_expire_revoke_and_survive_reopen() {
 }
 
 #[test]
+fn last_use_is_written_by_flush_not_per_request() {
+    let d = tmpdir("usage");
+    let (store, admin) = TokenStore::open(&d, 100).expect("open");
+    let h = format!("Bearer {}", admin.expect("admin"));
+    let last_used = |s: &TokenStore| s.get("admin").map(|r| (r.last_used_at, r.last_used_ip));
+    assert!(!store.flush_usage().expect("flush"), "nothing used yet");
+    store.authenticate(Some(&h), Some("10.0.0.7"), 150).expect("auth");
+    assert_eq!(last_used(&store), Some((Some(150), Some("10.0.0.7".into()))), "recorded in memory at once");
+    let (before_flush, _) = TokenStore::open(&d, 151).expect("reopen");
+    assert_eq!(last_used(&before_flush), Some((None, None)), "not written per request");
+    assert!(store.flush_usage().expect("flush"), "a use is pending");
+    assert!(!store.flush_usage().expect("flush"), "written once");
+    let (after_flush, _) = TokenStore::open(&d, 152).expect("reopen");
+    assert_eq!(last_used(&after_flush), Some((Some(150), Some("10.0.0.7".into()))), "survives a reopen");
+    store.authenticate(Some(&h), Some("10.0.0.7"), 150).expect("same second, same address");
+    assert!(!store.flush_usage().expect("flush"), "an unchanged use writes nothing");
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
 fn no_token_creates_more_power_than_itself() {
     let d = tmpdir("power");
     let (store, admin) = TokenStore::open(&d, 1).expect("open");
