@@ -137,7 +137,7 @@ fn dir_bytes(path: &Path) -> u64 {
 /// Prints the dir's size, per sample and per top-level entry.
 fn report_disk(label: &str, dir: &Path, samples: u64) {
     let total = dir_bytes(dir);
-    let parts: Vec<String> = ["wal", "tier0", "tier1", "tier2", "snap"]
+    let parts: Vec<String> = ["wal", "tier0", "tier1", "tier2", "meta"]
         .iter()
         .map(|sub| format!("{sub} {:.1} MiB", mib(dir_bytes(&dir.join(sub)))))
         .collect();

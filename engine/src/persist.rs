@@ -2,8 +2,9 @@
 //!
 //! Layout: `VERSION`, `LOCK` (exclusive while a server runs), `wal/`
 //! (every acknowledged batch, see `wal`), `tier0/`..`tier2/` (sealed spans
-//! as Arrow IPC files, read back memory-mapped), `snap/<lsn>/` (the open
-//! spans, the catalog and a manifest as of WAL position `lsn`),
+//! as Arrow IPC files, read back memory-mapped), `meta/<lsn>/` (the
+//! registry of nodes, contexts, instances, dimensions, labels and their
+//! MetricIds, the open spans and a manifest, all as of WAL position `lsn`),
 //! `quarantine/` (files that failed their checks), plus `tokens/` and
 //! `admin.token` owned by the server.
 //!
@@ -35,6 +36,9 @@ use crate::wal::{LogRecord, Lsn, Wal, WalOptions};
 
 /// On-disk format version this binary reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// Snapshots: the registry (catalog), open spans and manifest per checkpoint.
+const META_DIR: &str = "meta";
 
 #[derive(Debug, Clone)]
 pub struct PersistOptions {
@@ -177,7 +181,12 @@ fn prepare(dir: &Path) -> Result<(fs::File, bool)> {
             true
         }
     };
-    for sub in ["wal", "tier0", "tier1", "tier2", "snap", "quarantine"] {
+    // Data dirs of early builds kept the same snapshots in `snap/`.
+    let (old, meta) = (dir.join("snap"), dir.join(META_DIR));
+    if old.is_dir() && !meta.exists() {
+        fs::rename(&old, &meta).map_err(io("rename into meta/", &old))?;
+    }
+    for sub in ["wal", "tier0", "tier1", "tier2", META_DIR, "quarantine"] {
         let p = dir.join(sub);
         fs::create_dir_all(&p).map_err(io("create", &p))?;
     }
@@ -218,7 +227,7 @@ impl Persist {
         let mut catalog = Catalog::default();
         let mut listed: BTreeSet<String> = BTreeSet::new();
         let mut heads = Vec::new();
-        if let Some((lsn, sdir)) = latest_snapshot(&dir.join("snap"))? {
+        if let Some((lsn, sdir)) = latest_snapshot(&dir.join(META_DIR))? {
             let m: Manifest = serde_json::from_slice(&fs::read(sdir.join("manifest.json")).map_err(io("read", &sdir))?)
                 .map_err(|e| EngineError::Snapshot { path: sdir.clone(), message: e.to_string() })?;
             let c: CatalogSnapshot =
@@ -330,7 +339,7 @@ impl Persist {
             }
         }
         let lsn = plan.lsn;
-        let snap_root = self.dir.join("snap");
+        let snap_root = self.dir.join(META_DIR);
         let tmp = snap_root.join(format!("tmp-{lsn}"));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;

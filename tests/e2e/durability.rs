@@ -144,13 +144,25 @@ fn restart_preserves_query_answers_exactly() {
         json!({"window": {"after": T0 + 1, "before": T0 + 3 * 3600, "points": 7, "tier": 1}, "aggregations": {"time": {"time_group": "max"}}}),
         json!({"window": {"after": T0 + 1800, "before": T0 + 9000, "points": 100}, "aggregations": {"time": {"time_group": "median"}, "metrics": [{"group_by": ["selected"]}]}}),
     ];
-    let before: Vec<Value> = bodies.iter().map(|b| server.query_ok(b)["result"].clone()).collect();
-    let dir = server.stop();
+    let answers = |s: &Server| -> Vec<Value> { bodies.iter().map(|b| s.query_ok(b)["result"].clone()).collect() };
+    let before = answers(&server);
+
+    // Killed: the WAL tail after the last checkpoint is replayed.
+    let server = Server::start_with(server.stop(), Some(NOW), &[]);
+    assert_eq!(before, answers(&server), "after SIGKILL");
+
+    // Stopped cleanly: the final checkpoint leaves nothing to replay.
+    let server = Server::start_with(server.stop_gracefully(), Some(NOW), &[]);
+    assert_eq!(before, answers(&server), "after SIGTERM");
+    let log = server.stderr_text();
+    assert!(log.contains("storage recovered") && log.contains("replayed=0"), "{log}");
+
+    // A data dir of an early build (snapshots in snap/, not meta/) is moved over.
+    let dir = server.stop_gracefully();
+    std::fs::rename(dir.path.join("meta"), dir.path.join("snap")).expect("make an early-layout dir");
     let server = Server::start_with(dir, Some(NOW), &[]);
-    let after: Vec<Value> = bodies.iter().map(|b| server.query_ok(b)["result"].clone()).collect();
-    assert_eq!(before, after);
-    // And after a clean stop, nothing is left to replay.
-    assert!(server.stderr_text().contains("storage recovered"));
+    assert_eq!(before, answers(&server), "after moving snap/ to meta/");
+    assert!(server.data_dir().join("meta").is_dir() && !server.data_dir().join("snap").exists());
 }
 
 fn tier0_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
