@@ -3,6 +3,7 @@
 //! SHA-256 of a token is kept; the plaintext exists once, in the response
 //! that creates it (and, for the first admin token, in `admin.token`).
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -194,9 +195,51 @@ impl Entry {
     }
 }
 
+/// The records in memory, indexed by token hash.
+struct Entries {
+    list: Vec<Entry>,
+    by_hash: HashMap<[u8; 32], usize>,
+    /// Records this build cannot use (e.g. a scope it does not know): never
+    /// authenticate, but are written back unchanged rather than dropped.
+    unreadable: Vec<TokenRecord>,
+}
+
+impl Entries {
+    fn new(records: Vec<TokenRecord>) -> Entries {
+        let mut entries = Entries { list: Vec::new(), by_hash: HashMap::new(), unreadable: Vec::new() };
+        for r in records {
+            match Entry::new(r.clone()) {
+                Some(e) => entries.push(e),
+                None => {
+                    tracing::warn!(id = %r.id, "token record cannot be used by this version; kept as is");
+                    entries.unreadable.push(r);
+                }
+            }
+        }
+        entries
+    }
+
+    fn push(&mut self, e: Entry) {
+        self.by_hash.insert(e.hash, self.list.len());
+        self.list.push(e);
+    }
+
+    fn records(&self) -> impl Iterator<Item = &TokenRecord> {
+        self.list.iter().map(|e| &e.record).chain(&self.unreadable)
+    }
+
+    /// Never removed, so an index stays valid across lock releases.
+    fn find(&self, hash: &[u8; 32]) -> Option<usize> {
+        // Looking up by SHA-256 leaks, by timing, at most how a digest of the
+        // caller's own guess compares with a stored digest, which gives no
+        // way to a token; the constant-time check confirms the match.
+        self.by_hash.get(hash).copied().filter(|&i| token::constant_time_eq(&self.list[i].hash, hash))
+    }
+}
+
 pub struct TokenStore {
     path: PathBuf,
-    entries: RwLock<Vec<Entry>>,
+    entries: RwLock<Entries>,
     /// `last_used_*` changed since the file was last written. Use is recorded
     /// in memory on every request and written by [`TokenStore::flush_usage`]
     /// (periodically and at shutdown), not per request: an fsync per API
@@ -274,11 +317,8 @@ impl TokenStore {
                 admin: true,
             });
         }
-        let store = TokenStore {
-            path,
-            entries: RwLock::new(records.into_iter().filter_map(Entry::new).collect()),
-            usage_dirty: AtomicBool::new(false),
-        };
+        let store =
+            TokenStore { path, entries: RwLock::new(Entries::new(records)), usage_dirty: AtomicBool::new(false) };
         if created.is_some() {
             store.persist()?;
         }
@@ -297,7 +337,7 @@ impl TokenStore {
 
     fn persist(&self) -> Result<(), StoreError> {
         let entries = self.entries.read().map_err(|_| StoreError::Poisoned)?;
-        let records: Vec<&TokenRecord> = entries.iter().map(|e| &e.record).collect();
+        let records: Vec<&TokenRecord> = entries.records().collect();
         let json = serde_json::to_vec_pretty(&records)
             .map_err(|source| StoreError::Corrupt { path: self.path.clone(), source })?;
         write_atomic(&self.path, &json, 0o600)
@@ -307,28 +347,30 @@ impl TokenStore {
     pub fn authenticate(&self, header: Option<&str>, ip: Option<&str>, now: i64) -> Result<Principal, ApiError> {
         let tok = parse_authorization(header)?;
         let h = token::hash(tok);
-        let mut entries = self.entries.write().map_err(|_| ApiError::Internal("token store lock".into()))?;
-        // Compare against every record so timing does not reveal which matched.
-        let mut found = None;
-        for (i, e) in entries.iter().enumerate() {
-            if token::constant_time_eq(&e.hash, &h) {
-                found = Some(i);
+        let lock_err = || ApiError::Internal("token store lock".into());
+        let (i, principal) = {
+            let entries = self.entries.read().map_err(|_| lock_err())?;
+            let i = entries.find(&h).ok_or_else(|| ApiError::Unauthorized("unknown token".into()))?;
+            let e = &entries.list[i];
+            if e.record.revoked_at.is_some() {
+                return Err(ApiError::Unauthorized("token was revoked".into()));
             }
-        }
-        let e = &mut entries[found.ok_or_else(|| ApiError::Unauthorized("unknown token".into()))?];
-        if e.record.revoked_at.is_some() {
-            return Err(ApiError::Unauthorized("token was revoked".into()));
-        }
-        if e.record.expires_at.is_some_and(|x| now >= x) {
-            return Err(ApiError::Unauthorized("token has expired".into()));
-        }
-        let ip = ip.map(str::to_string);
-        if e.record.last_used_at != Some(now) || e.record.last_used_ip != ip {
-            e.record.last_used_at = Some(now);
-            e.record.last_used_ip = ip;
-            self.usage_dirty.store(true, Ordering::Release);
-        }
-        Ok(e.principal())
+            if e.record.expires_at.is_some_and(|x| now >= x) {
+                return Err(ApiError::Unauthorized("token has expired".into()));
+            }
+            if e.record.last_used_at == Some(now) && e.record.last_used_ip.as_deref() == ip {
+                return Ok(e.principal());
+            }
+            (i, e.principal())
+        };
+        // A token's use changes at most once a second per address: only then
+        // does a request take the write lock.
+        let mut entries = self.entries.write().map_err(|_| lock_err())?;
+        let r = &mut entries.list[i].record;
+        r.last_used_at = Some(now);
+        r.last_used_ip = ip.map(str::to_string);
+        self.usage_dirty.store(true, Ordering::Release);
+        Ok(principal)
     }
 
     /// Creates a token on behalf of `creator`; returns the record and the
@@ -408,18 +450,18 @@ impl TokenStore {
     }
 
     pub fn list(&self) -> Vec<TokenRecord> {
-        self.entries.read().map(|e| e.iter().map(|x| x.record.clone()).collect()).unwrap_or_default()
+        self.entries.read().map(|e| e.records().cloned().collect()).unwrap_or_default()
     }
 
     pub fn get(&self, id: &str) -> Option<TokenRecord> {
-        self.entries.read().ok()?.iter().find(|e| e.record.id == id).map(|e| e.record.clone())
+        self.entries.read().ok()?.records().find(|r| r.id == id).cloned()
     }
 
     /// Revokes a token (idempotent). Returns the record, or None if unknown.
     pub fn revoke(&self, id: &str, now: i64) -> Result<Option<TokenRecord>, ApiError> {
         let rec = {
             let mut entries = self.entries.write().map_err(|_| ApiError::Internal("token store lock".into()))?;
-            let Some(e) = entries.iter_mut().find(|e| e.record.id == id) else { return Ok(None) };
+            let Some(e) = entries.list.iter_mut().find(|e| e.record.id == id) else { return Ok(None) };
             if e.record.admin {
                 return Err(ApiError::Forbidden("the admin token cannot be revoked through the API".into()));
             }

@@ -79,6 +79,31 @@ fn last_use_is_written_by_flush_not_per_request() {
 }
 
 #[test]
+fn records_this_version_cannot_use_are_kept_not_dropped() {
+    let d = tmpdir("unreadable");
+    let (store, admin) = TokenStore::open(&d, 100).expect("open");
+    let admin = store.authenticate(Some(&format!("Bearer {}", admin.expect("admin"))), None, 100).expect("admin");
+    drop(store);
+    let path = d.join("tokens/tokens.json");
+    let mut records: serde_json::Value = serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
+    let future = serde_json::json!({
+        "id": "tok_future", "name": "from a newer strata", "scopes": ["strata:future:read"],
+        "sha256": "00".repeat(32), "created_at": 50
+    });
+    records.as_array_mut().expect("array").push(future);
+    fs::write(&path, serde_json::to_vec(&records).expect("encode")).expect("write");
+
+    let (store, _) = TokenStore::open(&d, 101).expect("reopen");
+    assert_eq!(store.get("tok_future").map(|r| r.name), Some("from a newer strata".into()), "listed");
+    let req = NewToken { name: "new".into(), scopes: vec!["viewer".into()], ..Default::default() };
+    store.create(&admin, req, 102).expect("create rewrites the file");
+    let (again, _) = TokenStore::open(&d, 103).expect("reopen");
+    let ids: Vec<String> = again.list().into_iter().map(|r| r.id).collect();
+    assert!(ids.contains(&"tok_future".to_string()) && ids.len() == 3, "{ids:?}");
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
 fn no_token_creates_more_power_than_itself() {
     let d = tmpdir("power");
     let (store, admin) = TokenStore::open(&d, 1).expect("open");
