@@ -2,15 +2,15 @@
 //! key × aggregation compared cell by cell with the reference model, plus
 //! two passes, tiers, selectors, the GET/room variants and bad queries.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
 use crate::dataset::{
-    compare, expected, guids, metrics, server_with_dataset, Agg, Cell, Expect, Key, Metric, TimeGroup, Window,
-    GAP_FREE_CPU_USER_N1, NOW, SDA_READS_N1, SPAN, T0,
+    self, compare, expected, guids, metrics, sample, server_with_dataset, Agg, Cell, Expect, Key, Metric, TimeGroup,
+    Window, GAP_FREE_CPU_USER_N1, NOW, SDA_READS_N1, SPAN, T0,
 };
-use crate::harness::{approx_eq, Server};
+use crate::harness::{approx_eq, Auth, Server};
 
 /// Windows (end offset from T0, bucket width, points), all aligned to V.
 const WINDOWS: [Window; 4] = [
@@ -314,6 +314,51 @@ fn selectors_narrow_to_one_metric_and_anomaly_rate_is_reported() {
 }
 
 #[test]
+fn instances_pinned_to_a_node_and_match_ids_or_names_restrict_the_forms() {
+    let s = server_with_dataset();
+    let guid = {
+        let r = s.query_ok(&json!({"scope": {"contexts": ["system.cpu"], "nodes": ["n1"]},
+                                   "window": {"after": T0 + 1, "before": T0 + 60, "points": 1}}));
+        r["summary"]["nodes"][0]["mg"].as_str().expect("n1's machine guid").to_string()
+    };
+    // How many system.cpu dimensions (2 per node) each selector reaches.
+    let reached = |instances: &str, options: &str| -> u64 {
+        let q = format!(
+            "/api/v3/data?contexts=system.cpu&instances={instances}&after={}&before={}&points=1&group_by=selected{options}",
+            T0 + 1,
+            T0 + 60
+        );
+        let (status, r) = s.get(&q);
+        assert_eq!(status, 200, "{q}: {r}");
+        r["summary"]["dimensions"]
+            .as_array()
+            .expect("dimensions")
+            .iter()
+            .map(|d| d["ds"]["sl"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let by_host = "system.cpu@host-1";
+    let by_guid = format!("system.cpu@{guid}");
+    let by_node_id = "system.cpu@n1";
+    for (sel, options, want) in [
+        ("system.cpu", "", 4),
+        (by_host, "", 2),
+        (&by_guid, "", 2),
+        (by_node_id, "", 2),
+        ("*@host-2", "", 2),
+        (by_host, "&options=match-ids", 0),
+        (&by_guid, "&options=match-ids", 2),
+        (by_node_id, "&options=match-ids", 2),
+        (by_host, "&options=match-names", 2),
+        (&by_guid, "&options=match-names", 0),
+        (by_node_id, "&options=match-names", 0),
+        (by_host, "&options=match-ids,match-names", 2),
+    ] {
+        assert_eq!(reached(sel, options), want, "instances={sel}{options}");
+    }
+}
+
+#[test]
 fn flip_option_returns_rows_oldest_first() {
     let s = server_with_dataset();
     let w = Window { end: 600, v: 60, points: 10 };
@@ -331,6 +376,103 @@ fn flip_option_returns_rows_oldest_first() {
     let mut rows: Vec<Value> = normal["result"]["data"].as_array().expect("rows").clone();
     rows.reverse();
     assert_eq!(json!(rows), flipped["result"]["data"], "same rows, reversed");
+}
+
+/// Keys of every object in `v`, at any depth.
+fn all_keys(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(m) => m.iter().for_each(|(k, x)| {
+            out.insert(k.clone());
+            all_keys(x, out);
+        }),
+        Value::Array(a) => a.iter().for_each(|x| all_keys(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn rfc3339_timestamps_and_long_json_keys_change_only_the_presentation() {
+    let s = server_with_dataset();
+    let w = Window { end: 600, v: 60, points: 10 };
+    let mut b = body(&["system.cpu"], &w, TimeGroup::Average, &[(Key::Node, Agg::Sum)]);
+    let plain = s.query_ok(&b);
+
+    b["options"] = json!(["rfc3339"]);
+    let text = s.query_ok(&b);
+    let stamps: Vec<&str> =
+        text["result"]["data"].as_array().expect("rows").iter().map(|r| r[0].as_str().expect("text time")).collect();
+    let mut ends = w.ends();
+    ends.reverse();
+    assert_eq!(stamps.len(), ends.len());
+    for (s, t) in stamps.iter().zip(&ends) {
+        // T0 = 2023-11-14 22:00:00 UTC.
+        let (h, m) = (22 + (t - T0) / 3600, (t - T0) % 3600 / 60);
+        let want = if h < 24 {
+            format!("2023-11-14T{h:02}:{m:02}:00Z")
+        } else {
+            format!("2023-11-15T{:02}:{m:02}:00Z", h - 24)
+        };
+        assert_eq!(*s, want, "epoch {t}");
+    }
+    let strip = |v: &Value| -> Vec<Value> {
+        v["result"]["data"].as_array().expect("rows").iter().map(|r| json!(r.as_array().expect("row")[1..])).collect()
+    };
+    assert_eq!(strip(&text), strip(&plain), "same values");
+    let qs = format!("chart=system.cpu&after={}&before={}&points=2&format=csv&options=rfc3339", T0 + 1, T0 + 120);
+    let csv = s.request(&format!("/api/v1/data?{qs}"), Auth::Admin, None);
+    assert_eq!(csv.status, 200, "{}", csv.text);
+    assert!(csv.text.lines().nth(1).is_some_and(|l| l.starts_with("2023-11-14T22:0")), "{}", csv.text);
+
+    b["options"] = json!(["long-json-keys"]);
+    let long = s.query_ok(&b);
+    let (mut short_keys, mut long_keys) = (BTreeSet::new(), BTreeSet::new());
+    all_keys(&plain, &mut short_keys);
+    all_keys(&long, &mut long_keys);
+    for k in ["sl", "qr", "ds", "sts", "mg", "nm", "arp", "con", "point"] {
+        assert!(short_keys.contains(k), "plain answers use the short key {k}");
+        assert!(!long_keys.contains(k), "long-json-keys still has {k}");
+    }
+    for k in ["selected", "queried", "dimensions", "statistics", "machine_guid", "hostname", "anomaly_rate_percent"] {
+        assert!(long_keys.contains(k), "long-json-keys lacks {k}");
+    }
+    assert_eq!(
+        long["result"]["point_schema"],
+        json!({"value": 0, "anomaly_rate_percent": 1, "point_annotations_bitmap": 2})
+    );
+    assert_eq!(long["result"]["data"], plain["result"]["data"], "rows unchanged");
+    assert_eq!(long["summary"]["nodes"][0]["hostname"], plain["summary"]["nodes"][0]["nm"]);
+}
+
+#[test]
+fn v1_label_quotes_and_jsonwrap_anomaly_rates() {
+    let s = server_with_dataset();
+    let (after, before) = (T0 + 1, T0 + 1200);
+    let q = format!("/api/v1/data?chart=disk.sda&nodes=n1&after={after}&before={before}&points=12&tier=0");
+    let csv = s.request(&format!("{q}&format=csv&options=label-quotes"), Auth::Admin, None);
+    assert_eq!(csv.status, 200, "{}", csv.text);
+    assert_eq!(csv.text.lines().next(), Some(r#""time","reads","writes""#), "{}", csv.text);
+    let plain = s.request(&format!("{q}&format=csv"), Auth::Admin, None);
+    assert_eq!(plain.text.lines().next(), Some("time,reads,writes"), "{}", plain.text);
+
+    let (status, r) = s.get(&format!("{q}&format=json&options=jsonwrap,jw-anomaly-rates"));
+    assert_eq!(status, 200, "{r}");
+    let ar = &r["anomaly_rates"];
+    assert_eq!(ar["labels"], r["result"]["labels"], "{r}");
+    let rows = ar["data"].as_array().expect("anomaly rate rows");
+    assert_eq!(rows.len(), 12, "{ar}");
+    let reads = metrics().into_iter().find(|m| m.idx == SDA_READS_N1).expect("sda reads n1");
+    let width = r["view_update_every"].as_i64().expect("view_update_every");
+    for (row, res) in rows.iter().zip(r["result"]["data"].as_array().expect("rows")) {
+        assert_eq!(row[0], res[0], "same timestamps");
+        let end = row[0].as_i64().expect("time") - T0;
+        let present: Vec<i64> = (end - width + 1..=end).filter(|&k| sample(&reads, k).is_some()).collect();
+        let anomalous = present.iter().filter(|&&k| dataset::anomalous(&reads, k)).count();
+        let want = 100.0 * anomalous as f64 / present.len() as f64;
+        assert!(approx_eq(row[1].as_f64().expect("reads rate"), want), "reads at {end}: {row}, want {want}");
+        assert_eq!(row[2], json!(0.0), "writes are never anomalous: {row}");
+    }
+    let (_, without) = s.get(&format!("{q}&format=json&options=jsonwrap"));
+    assert!(without.get("anomaly_rates").is_none(), "only on request");
 }
 
 #[test]

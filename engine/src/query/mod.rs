@@ -68,7 +68,8 @@ pub fn run(
     let t0 = Instant::now();
     let deadline = Deadline { start: t0, timeout_ms: req.timeout_ms, cancel };
     deadline.check()?;
-    let mut sel = select::select(cat, &req.scope, &req.selectors);
+    let matching = select::Matching::from_options(req.options.match_ids, req.options.match_names);
+    let mut sel = select::select(cat, &req.scope, &req.selectors, matching);
     if let Some(allowed) = &req.allowed_nodes {
         for s in [&req.scope, &req.selectors] {
             if let Some(n) = select::named_outside(cat, s, allowed) {

@@ -17,6 +17,26 @@ pub struct Selection {
     pub selected: RoaringBitmap,
 }
 
+/// Which instance identifiers a pattern is tried against (options
+/// `match-ids` / `match-names`; neither or both means both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Matching {
+    pub ids: bool,
+    pub names: bool,
+}
+
+impl Matching {
+    pub const BOTH: Matching = Matching { ids: true, names: true };
+
+    pub fn from_options(match_ids: bool, match_names: bool) -> Matching {
+        if match_ids == match_names {
+            Matching::BOTH
+        } else {
+            Matching { ids: match_ids, names: match_names }
+        }
+    }
+}
+
 impl Selection {
     /// In scope but filtered out by the selectors.
     pub fn excluded(&self) -> RoaringBitmap {
@@ -72,14 +92,33 @@ fn contexts(cat: &Catalog, p: &SimplePattern) -> RoaringBitmap {
     out
 }
 
-fn instances(cat: &Catalog, p: &SimplePattern) -> RoaringBitmap {
+/// Candidates in the API spec's order (2.3): id, name, id@guid, name@host,
+/// id@node-id. The `@` forms are built only when a pattern word has an `@`.
+fn instances(cat: &Catalog, p: &SimplePattern, m: Matching) -> RoaringBitmap {
     let mut out = RoaringBitmap::new();
+    let pinned = p.literals().any(|w| w.contains('@')) || p.words() > p.literals().count();
+    let mut cands: Vec<String> = Vec::with_capacity(5);
     for (i, inst) in cat.registry.instances.iter().enumerate() {
         let node = &cat.registry.nodes[inst.node as usize];
-        let by_guid = format!("{}@{}", inst.id, node.machine_guid);
-        let by_host = format!("{}@{}", inst.name, node.hostname);
-        let by_id = format!("{}@{}", inst.id, node.id);
-        if p.matches_any([inst.id.as_str(), inst.name.as_str(), &by_guid, &by_host, &by_id]) {
+        cands.clear();
+        if m.ids {
+            cands.push(inst.id.clone());
+        }
+        if m.names && (inst.name != inst.id || !m.ids) {
+            cands.push(inst.name.clone());
+        }
+        if pinned {
+            if m.ids {
+                cands.push(format!("{}@{}", inst.id, node.machine_guid));
+            }
+            if m.names {
+                cands.push(format!("{}@{}", inst.name, node.hostname));
+            }
+            if m.ids {
+                cands.push(format!("{}@{}", inst.id, node.id));
+            }
+        }
+        if p.matches_any(cands.iter().map(String::as_str)) {
             if let Some(b) = cat.postings.instance(i as u32) {
                 out |= b;
             }
@@ -111,7 +150,7 @@ fn labels(cat: &Catalog, f: &LabelFilter) -> RoaringBitmap {
 }
 
 /// Narrows `base` by every filter present in `s`.
-fn narrow(cat: &Catalog, base: &RoaringBitmap, s: &Selectors) -> RoaringBitmap {
+fn narrow(cat: &Catalog, base: &RoaringBitmap, s: &Selectors, m: Matching) -> RoaringBitmap {
     let mut out = base.clone();
     if let Some(p) = &s.nodes {
         out &= nodes(cat, p);
@@ -120,7 +159,7 @@ fn narrow(cat: &Catalog, base: &RoaringBitmap, s: &Selectors) -> RoaringBitmap {
         out &= contexts(cat, p);
     }
     if let Some(p) = &s.instances {
-        out &= instances(cat, p);
+        out &= instances(cat, p, m);
     }
     if let Some(p) = &s.dimensions {
         out &= dimensions(cat, p);
@@ -136,8 +175,8 @@ fn narrow(cat: &Catalog, base: &RoaringBitmap, s: &Selectors) -> RoaringBitmap {
 }
 
 /// Resolves scope and selectors.
-pub fn select(cat: &Catalog, scope: &Selectors, selectors: &Selectors) -> Selection {
-    let scope = narrow(cat, &cat.postings.all, scope);
-    let selected = narrow(cat, &scope, selectors);
+pub fn select(cat: &Catalog, scope: &Selectors, selectors: &Selectors, m: Matching) -> Selection {
+    let scope = narrow(cat, &cat.postings.all, scope, m);
+    let selected = narrow(cat, &scope, selectors, m);
     Selection { scope, selected }
 }

@@ -9,6 +9,7 @@ use strata_engine::query::execute::{PointStats, PA_EMPTY};
 use strata_engine::query::request::{ApiVersion, GroupByKey};
 use strata_engine::query::result::{Item, QueryResult};
 
+use super::long_keys::lengthen;
 use super::stats::{counts, put, sts};
 use super::{round7, row_order, time_value};
 
@@ -73,11 +74,22 @@ impl Serialize for Rows<'_> {
     }
 }
 
-#[derive(Serialize)]
 struct ResultOut<'a> {
     labels: Vec<&'a str>,
     point: Value,
     data: Rows<'a>,
+    long_keys: bool,
+}
+
+impl Serialize for ResultOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("labels", &self.labels)?;
+        m.serialize_entry(if self.long_keys { "point_schema" } else { "point" }, &self.point)?;
+        m.serialize_entry("data", &self.data)?;
+        m.end()
+    }
 }
 
 #[derive(Serialize)]
@@ -379,7 +391,7 @@ pub fn write(r: &QueryResult, agent: &Agent<'_>, total_ms: f64) -> Result<Vec<u8
     view.insert("min".into(), json!(round7(vmin)));
     view.insert("max".into(), json!(round7(vmax)));
     let minimal = opts.minimal_stats;
-    let doc = Doc {
+    let mut doc = Doc {
         api,
         id: opts.debug.then(|| format!("strata-query-{}", r.generation)),
         request: opts.debug.then(|| request_echo(&r.request)),
@@ -400,6 +412,7 @@ pub fn write(r: &QueryResult, agent: &Agent<'_>, total_ms: f64) -> Result<Vec<u8
             labels,
             point: if opts.raw { json!({"value": 0, "arp": 1, "pa": 2, "count": 3}) } else { json!({"value": 0, "arp": 1, "pa": 2}) },
             data: Rows(r),
+            long_keys: opts.long_json_keys,
         },
         db: json!({
             "tiers": r.tiers.len(),
@@ -422,5 +435,11 @@ pub fn write(r: &QueryResult, agent: &Agent<'_>, total_ms: f64) -> Result<Vec<u8
         }),
         timings: (!minimal).then(|| json!({"routing_ms": 0, "node_max_ms": 0, "total_ms": round7(total_ms)})),
     };
+    if opts.long_json_keys {
+        let Doc { summary, totals, result, db, view, agents, .. } = &mut doc;
+        for v in [summary, db, view, &mut result.point].into_iter().chain(totals.as_mut()).chain(agents.as_mut()) {
+            lengthen(v, "");
+        }
+    }
     serde_json::to_vec(&doc)
 }

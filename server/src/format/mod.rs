@@ -2,18 +2,73 @@
 //! (`json` with optional `jsonwrap`, `csv`, `tsv`, `ssv`, `array`, ...).
 
 pub mod json2;
+pub mod long_keys;
 pub mod stats;
 pub mod v1;
 
 use strata_engine::query::request::Options;
 
-/// A row timestamp as the options ask for it (seconds or milliseconds).
-pub fn time_value(t: i64, opts: &Options) -> i64 {
-    if opts.ms {
-        t * 1000
-    } else {
-        t
+/// A row timestamp as the options ask for it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stamp {
+    /// Epoch seconds, or milliseconds with `ms`.
+    Epoch(i64),
+    /// `rfc3339`: `2026-11-23T16:40:00Z` (`.000` added with `ms`).
+    Text(String),
+}
+
+impl serde::Serialize for Stamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Stamp::Epoch(t) => s.serialize_i64(*t),
+            Stamp::Text(t) => s.serialize_str(t),
+        }
     }
+}
+
+impl std::fmt::Display for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stamp::Epoch(t) => write!(f, "{t}"),
+            Stamp::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// A row timestamp as the options ask for it: `rfc3339` text, else epoch
+/// milliseconds with `ms`, else epoch seconds.
+pub fn time_value(t: i64, opts: &Options) -> Stamp {
+    if opts.rfc3339 {
+        let ((y, mo, d), (h, mi, s)) = civil(t);
+        let frac = if opts.ms { ".000" } else { "" };
+        Stamp::Text(format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}Z"))
+    } else if opts.ms {
+        Stamp::Epoch(t * 1000)
+    } else {
+        Stamp::Epoch(t)
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC), the default time column of text formats.
+pub fn datetime(t: i64) -> String {
+    let ((y, mo, d), (h, mi, s)) = civil(t);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+}
+
+/// UTC calendar date and time of epoch seconds `t`.
+fn civil(t: i64) -> ((i64, i64, i64), (i64, i64, i64)) {
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    ((y, m, d), (secs / 3600, secs % 3600 / 60, secs % 60))
 }
 
 /// Row indexes in output order: newest first unless `flip`.
@@ -36,5 +91,25 @@ pub fn round7(v: f64) -> f64 {
         0.0
     } else {
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_in_every_style() {
+        let t = 1_795_451_460; // 2026-11-23 16:31:00 UTC
+        let mut o = Options::default();
+        assert_eq!(time_value(t, &o), Stamp::Epoch(t));
+        o.ms = true;
+        assert_eq!(time_value(t, &o), Stamp::Epoch(t * 1000));
+        o.rfc3339 = true;
+        assert_eq!(time_value(t, &o).to_string(), "2026-11-23T16:31:00.000Z");
+        o.ms = false;
+        assert_eq!(serde_json::to_string(&time_value(t, &o)).expect("json"), "\"2026-11-23T16:31:00Z\"");
+        assert_eq!(datetime(t), "2026-11-23 16:31:00");
+        assert_eq!(datetime(-1), "1969-12-31 23:59:59");
     }
 }

@@ -7,7 +7,7 @@ use strata_engine::query::execute::PA_EMPTY;
 use strata_engine::query::request::Format;
 use strata_engine::query::result::QueryResult;
 
-use super::{round7, row_order, time_value};
+use super::{datetime, round7, row_order, time_value};
 
 fn cell(r: &QueryResult, s: usize, i: usize) -> Option<f64> {
     let sr = &r.series[s];
@@ -28,6 +28,12 @@ fn row_total(r: &QueryResult, i: usize) -> f64 {
 }
 
 fn json_table(r: &QueryResult) -> Value {
+    table_of(r, |s, i| json!(cell(r, s, i)))
+}
+
+/// `{labels, data}` with one row per point and `value(series, point)` cells
+/// (rows as objects with `objectrows`).
+fn table_of(r: &QueryResult, value: impl Fn(usize, usize) -> Value) -> Value {
     let opts = &r.request.options;
     let mut labels = vec!["time"];
     labels.extend(names(r));
@@ -38,12 +44,12 @@ fn json_table(r: &QueryResult) -> Value {
                 let mut m = Map::new();
                 m.insert("time".into(), json!(t));
                 for (s, n) in names(r).into_iter().enumerate() {
-                    m.insert(n.into(), json!(cell(r, s, i)));
+                    m.insert(n.into(), value(s, i));
                 }
                 Value::Object(m)
             } else {
                 let mut row = vec![json!(t)];
-                row.extend((0..r.series.len()).map(|s| json!(cell(r, s, i))));
+                row.extend((0..r.series.len()).map(|s| value(s, i)));
                 Value::Array(row)
             }
         })
@@ -51,34 +57,19 @@ fn json_table(r: &QueryResult) -> Value {
     json!({"labels": labels, "data": rows})
 }
 
-/// `YYYY-MM-DD HH:MM:SS` (UTC), the default time column of text formats.
-pub fn datetime(t: i64) -> String {
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", secs / 3600, secs % 3600 / 60, secs % 60)
-}
-
 fn text_table(r: &QueryResult, sep: &str, eol: &str) -> String {
     let opts = &r.request.options;
     let mut out = String::new();
-    out.push_str("time");
+    let q = if opts.label_quotes { "\"" } else { "" };
+    out.push_str(&format!("{q}time{q}"));
     for n in names(r) {
         out.push_str(sep);
-        out.push_str(n);
+        out.push_str(&format!("{q}{n}{q}"));
     }
     out.push_str(eol);
     for i in row_order(r.window.points, opts) {
         let t = r.window.bucket_end(i);
-        if opts.seconds || opts.ms {
+        if opts.seconds || opts.ms || opts.rfc3339 {
             out.push_str(&time_value(t, opts).to_string());
         } else {
             out.push_str(&datetime(t));
@@ -180,6 +171,9 @@ pub fn wrap(r: &QueryResult, result: Value, chart_id: &str) -> Value {
     m.insert("format".into(), json!(format_name(r.request.format)));
     m.insert("db_points_per_tier".into(), json!(r.tier_use.points));
     m.insert("result".into(), result);
+    if opts.jw_anomaly_rates {
+        m.insert("anomaly_rates".into(), table_of(r, |s, i| json!(round7(r.series[s].arp[i]))));
+    }
     m.insert("min".into(), json!(round7(min)));
     m.insert("max".into(), json!(round7(max)));
     Value::Object(m)
