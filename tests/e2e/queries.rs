@@ -444,6 +444,47 @@ fn rfc3339_timestamps_and_long_json_keys_change_only_the_presentation() {
 }
 
 #[test]
+fn details_lists_every_selected_metric_under_its_node_context_and_instance() {
+    let s = server_with_dataset();
+    let mut b = json!({
+        "scope": {"contexts": ["disk.io"]},
+        "selectors": {"dimensions": ["reads"]},
+        "window": {"after": T0 + 1, "before": T0 + 600, "points": 5},
+        "aggregations": {"metrics": [{"group_by": ["node"], "aggregation": "sum"}]},
+        "options": ["details"],
+    });
+    let r = s.query_ok(&b);
+    let nodes = r["detailed"]["nodes"].as_object().unwrap_or_else(|| panic!("no detailed.nodes: {r}"));
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    for (ni, (id, host)) in dataset::NODES.iter().enumerate() {
+        let guid = r["summary"]["nodes"][ni]["mg"].as_str().expect("mg");
+        let n = &nodes[guid];
+        assert_eq!((&n["nd"], &n["nm"], &n["ni"]), (&json!(id), &json!(host), &json!(ni)), "{n}");
+        let instances = n["contexts"]["disk.io"]["instances"].as_object().expect("instances");
+        assert_eq!(instances.keys().collect::<Vec<_>>(), ["disk.sda", "disk.sdb"], "{n}");
+        for (iid, inst) in instances {
+            assert_eq!(inst["ue"], json!(1));
+            let device = iid.trim_start_matches("disk.");
+            assert_eq!(inst["labels"], json!({"device": device}), "{inst}");
+            let dims = inst["dimensions"].as_object().expect("dimensions");
+            assert_eq!(dims.keys().collect::<Vec<_>>(), ["reads"], "only the selected dimension: {inst}");
+            let d = &dims["reads"];
+            assert_eq!((&d["nm"], &d["qr"], &d["as"]), (&json!("reads"), &json!(1), &json!(guid)), "{d}");
+            assert_eq!(d["fe"], json!(T0 + 1), "the first sample is k = 1: {d}");
+            assert_eq!(d["le"], json!(T0 + SPAN), "{d}");
+        }
+    }
+    b["options"] = json!(["details", "long-json-keys"]);
+    let long = s.query_ok(&b);
+    let n = long["detailed"]["nodes"].as_object().and_then(|m| m.values().next()).expect("a node");
+    assert!(n.get("hostname").is_some() && n.get("node_id").is_some(), "{n}");
+    let d = &n["contexts"]["disk.io"]["instances"]["disk.sda"]["dimensions"]["reads"];
+    assert_eq!(d["queried"], json!(1), "ids stay keys, fields get long names: {n}");
+    b["options"] = json!([]);
+    assert!(s.query_ok(&b).get("detailed").is_none(), "only on request");
+}
+
+#[test]
 fn v1_label_quotes_and_jsonwrap_anomaly_rates() {
     let s = server_with_dataset();
     let (after, before) = (T0 + 1, T0 + 1200);

@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod cardinality;
+pub mod detailed;
 pub mod execute;
 pub mod group_by;
 pub mod kernels;
@@ -16,6 +17,7 @@ pub mod tiering;
 pub mod time_group;
 pub mod window;
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -195,6 +197,8 @@ pub fn run(
     let raw = req.options.raw;
     let mut scratch = Buckets::default();
     let final_pass;
+    // Per queried metric, the id of the series it went into (`details`).
+    let mut grouped_as: Vec<String> = Vec::new();
     if req.passes.len() > 1 {
         let pass1 = &req.passes[1];
         final_pass = pass1;
@@ -206,6 +210,9 @@ pub fn run(
         let mut groups1 = GroupIndex::default();
         let map: Vec<usize> =
             rep.iter().map(|m| groups1.assign(series_key(cat, m.unwrap_or(0), pass1, pct_units))).collect();
+        if req.options.details {
+            grouped_as = metric_group.iter().map(|&g| groups1.keys[map[g]].id.clone()).collect();
+        }
         let mut acc1 = Accumulator::new(groups1.len(), window.points, pass1.aggregation);
         let mut stats1 = vec![PointStats::default(); groups1.len()];
         let mut aggregated1 = vec![0u32; groups1.len()];
@@ -229,6 +236,9 @@ pub fn run(
         }
     } else {
         final_pass = pass0;
+        if req.options.details {
+            grouped_as = metric_group.iter().map(|&g| groups0.keys[g].id.clone()).collect();
+        }
         for (g, key) in groups0.keys.iter().enumerate() {
             if pass0.aggregation == Aggregation::Percentage {
                 acc.finish_percentage(g, groups0.members[g], &hidden, &mut scratch);
@@ -272,6 +282,15 @@ pub fn run(
 
     let excluded = sel.excluded();
     let summary = summary::build(cat, &sel.selected, &excluded, &stats);
+    let detailed = req.options.details.then(|| {
+        let queried: HashMap<MetricId, String> = metrics.iter().copied().zip(grouped_as).collect();
+        let each = sel.selected.iter().map(|m| detailed::MetricDetail {
+            metric: m,
+            retention: retention(m),
+            grouped_as: queried.get(&m).cloned(),
+        });
+        detailed::build(cat, &summary, each)
+    });
     let reg = &cat.registry;
     let mut db_units: Vec<String> = Vec::new();
     let mut titles: Vec<&str> = Vec::new();
@@ -331,6 +350,7 @@ pub fn run(
         chosen_tier: tier,
         folded,
         approximation,
+        detailed,
     })
 }
 

@@ -104,6 +104,8 @@ pub struct QueryResult {
     /// Set when a time group that needs raw samples was answered from a
     /// coarser tier (a pinned tier, or history tier 0 no longer holds).
     pub approximation: Option<String>,
+    /// The `detailed` tree, with option `details`.
+    pub detailed: Option<crate::query::detailed::Detailed>,
 }
 
 impl QueryResult {

@@ -5,11 +5,12 @@
 use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
+use strata_engine::query::detailed::Detailed;
 use strata_engine::query::execute::{PointStats, PA_EMPTY};
 use strata_engine::query::request::{ApiVersion, GroupByKey};
 use strata_engine::query::result::{Item, QueryResult};
 
-use super::long_keys::lengthen;
+use super::long_keys::{lengthen, lengthen_detailed};
 use super::stats::{counts, put, sts};
 use super::{round7, row_order, time_value};
 
@@ -104,6 +105,8 @@ struct Doc<'a> {
     summary: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     totals: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detailed: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     functions: Option<Value>,
     result: ResultOut<'a>,
@@ -305,6 +308,42 @@ fn request_echo(q: &strata_engine::query::request::QueryRequest) -> Value {
     })
 }
 
+/// The `detailed` tree (API spec 4.6), objects keyed by ids.
+fn detailed(d: &Detailed) -> Value {
+    let mut nodes = Map::new();
+    for n in &d.nodes {
+        let mut contexts = Map::new();
+        for c in &n.contexts {
+            let mut instances = Map::new();
+            for i in &c.instances {
+                let mut dims = Map::new();
+                for x in &i.dimensions {
+                    let mut m = Map::new();
+                    m.insert("nm".into(), json!(x.name));
+                    m.insert("qr".into(), json!(u8::from(x.queried)));
+                    m.insert("fe".into(), json!(x.first_entry));
+                    m.insert("le".into(), json!(x.last_entry));
+                    if let Some(a) = &x.grouped_as {
+                        m.insert("as".into(), json!(a));
+                    }
+                    dims.insert(x.id.clone(), Value::Object(m));
+                }
+                let labels: Map<String, Value> = i.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+                instances.insert(
+                    i.id.clone(),
+                    json!({"nm": i.name, "ue": i.update_every, "labels": labels, "dimensions": dims}),
+                );
+            }
+            contexts.insert(c.id.clone(), json!({"instances": instances, "alerts": {}}));
+        }
+        nodes.insert(
+            n.machine_guid.clone(),
+            json!({"nd": n.node_id, "ni": n.node_index, "nm": n.hostname, "contexts": contexts}),
+        );
+    }
+    json!({ "nodes": nodes })
+}
+
 /// Writes the whole json2 document.
 pub fn write(r: &QueryResult, agent: &Agent<'_>, total_ms: f64) -> Result<Vec<u8>, serde_json::Error> {
     let opts = &r.request.options;
@@ -407,6 +446,7 @@ pub fn write(r: &QueryResult, agent: &Agent<'_>, total_ms: f64) -> Result<Vec<u8
         }),
         summary: summary(r, total_ms),
         totals: (!minimal).then(|| totals(r)),
+        detailed: r.detailed.as_ref().map(detailed),
         functions: (!minimal).then(|| json!([])),
         result: ResultOut {
             labels,
@@ -439,6 +479,9 @@ pub fn write(r: &QueryResult, agent: &Agent<'_>, total_ms: f64) -> Result<Vec<u8
         let Doc { summary, totals, result, db, view, agents, .. } = &mut doc;
         for v in [summary, db, view, &mut result.point].into_iter().chain(totals.as_mut()).chain(agents.as_mut()) {
             lengthen(v, "");
+        }
+        if let Some(d) = doc.detailed.as_mut() {
+            lengthen_detailed(d);
         }
     }
     serde_json::to_vec(&doc)

@@ -38,6 +38,9 @@ fn long_name(key: &str, parent: &str) -> Option<&'static str> {
         "pa" => "point_annotations_bitmap",
         "point" => "point_schema",
         "pri" => "priority",
+        "ue" => "update_every",
+        "fe" => "first_entry",
+        "le" => "last_entry",
         _ => return None,
     })
 }
@@ -45,14 +48,31 @@ fn long_name(key: &str, parent: &str) -> Option<&'static str> {
 /// Renames every short key in `v`, in place and in order. Objects under a
 /// `labels` key map label names (caller data) and keep their keys.
 pub fn lengthen(v: &mut Value, parent: &str) {
+    rename(v, parent, &["labels"]);
+}
+
+/// Like [`lengthen`] for the `detailed` tree, whose `nodes`, `contexts`,
+/// `instances`, `dimensions` and `alerts` objects are keyed by ids.
+pub fn lengthen_detailed(v: &mut Value) {
+    rename(v, "", &["labels", "nodes", "contexts", "instances", "dimensions", "alerts"]);
+}
+
+/// `id_maps`: keys whose object values are keyed by caller data; those keys
+/// are kept and each entry's value is renamed as a child of the map.
+fn rename(v: &mut Value, parent: &str, id_maps: &[&str]) {
     match v {
-        Value::Array(items) => items.iter_mut().for_each(|x| lengthen(x, parent)),
+        Value::Array(items) => items.iter_mut().for_each(|x| rename(x, parent, id_maps)),
         Value::Object(map) => {
             let old = std::mem::take(map);
             let mut out = Map::with_capacity(old.len());
             for (k, mut x) in old {
-                if !(k == "labels" && x.is_object()) {
-                    lengthen(&mut x, &k);
+                match &mut x {
+                    Value::Object(entries) if id_maps.contains(&k.as_str()) => {
+                        if k != "labels" {
+                            entries.values_mut().for_each(|e| rename(e, &k, id_maps));
+                        }
+                    }
+                    _ => rename(&mut x, &k, id_maps),
                 }
                 let name = long_name(&k, parent).map_or(k, str::to_string);
                 out.insert(name, x);
@@ -68,6 +88,22 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn detailed_keeps_id_keys() {
+        let mut v = json!({"nodes": {"g1": {"nd": "n1", "ni": 0, "nm": "web", "contexts": {"sl": {
+            "instances": {"nm": {"nm": "nm", "ue": 1, "labels": {"ds": "x"},
+                                 "dimensions": {"qr": {"nm": "qr", "qr": 1, "fe": 1, "le": 2, "as": "qr"}}}},
+            "alerts": {}}}}}});
+        lengthen_detailed(&mut v);
+        assert_eq!(
+            v,
+            json!({"nodes": {"g1": {"node_id": "n1", "nodes_array_index": 0, "hostname": "web", "contexts": {"sl": {
+                "instances": {"nm": {"name": "nm", "update_every": 1, "labels": {"ds": "x"},
+                                     "dimensions": {"qr": {"name": "qr", "queried": 1, "first_entry": 1, "last_entry": 2, "as": "qr"}}}},
+                "alerts": {}}}}}})
+        );
+    }
 
     #[test]
     fn renames_by_context_and_leaves_caller_keys_alone() {
