@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use strata_engine::demo::{self, GenSpec};
+use strata_engine::ingest::IngestBatch;
 use strata_engine::persist::{PersistOptions, Recovery};
 use strata_engine::storage::segment_file::{self, Compression};
 use strata_engine::storage::TIERS;
@@ -198,6 +199,60 @@ fn bench_ingest(c: &mut Criterion) {
             report_disk(&format!("ingest/{name}"), &dir.0, ingested);
         }
     }
+    group.finish();
+    bench_concurrent_ingest(c);
+}
+
+/// Four clients ingesting at once (one node each, 10,000 samples per batch,
+/// the same 100 s per round so nothing is late) with `fsync = always`: the
+/// batches share fsyncs (group commit), so the WAL does not cap throughput
+/// at one batch per fsync.
+fn bench_concurrent_ingest(c: &mut Criterion) {
+    const CLIENTS: usize = 4;
+    let spec = GenSpec { nodes: CLIENTS, metrics_per_node: 100, seed: 1 };
+    let mut group = c.benchmark_group("ingest");
+    group.throughput(Throughput::Elements(INGEST_BATCH_SAMPLES * CLIENTS as u64));
+    group.sample_size(10).warm_up_time(Duration::from_secs(3)).measurement_time(Duration::from_secs(15));
+    let name = "fsync_always_4_clients_x_10k";
+    let dir = TempDir::new(name);
+    let (engine, _) = open(&dir.0, SyncPolicy::Always, START);
+    let mut rounds = demo::batches(&spec, START, START + 1_000_000_000, INGEST_CHUNK_SECS).map(|b| {
+        let mut per_node: Vec<IngestBatch> = vec![IngestBatch::default(); CLIENTS];
+        per_node[0].nodes = b.nodes;
+        for s in b.series {
+            let node = s.node.as_deref().unwrap_or_default();
+            let i = node.trim_start_matches("node-").parse::<usize>().expect("node-NNNN") % CLIENTS;
+            per_node[i].series.push(s);
+        }
+        per_node
+    });
+    let (mut batches, fsyncs_before) = (0u64, engine.wal_fsyncs().unwrap_or(0));
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                let round = rounds.next().expect("the generator outlasts the bench");
+                let t = Instant::now();
+                std::thread::scope(|sc| {
+                    for batch in &round {
+                        let engine = &engine;
+                        sc.spawn(move || {
+                            let report = engine.ingest(batch).expect("ingest");
+                            assert_eq!(report.accepted, INGEST_BATCH_SAMPLES, "every sample accepted, none late");
+                        });
+                    }
+                });
+                timed += t.elapsed();
+                batches += CLIENTS as u64;
+            }
+            timed
+        })
+    });
+    let fsyncs = engine.wal_fsyncs().unwrap_or(0) - fsyncs_before;
+    eprintln!(
+        "ingest/{name}: {batches} batches acknowledged with {fsyncs} WAL fsyncs ({:.2} batches per fsync)",
+        batches as f64 / fsyncs.max(1) as f64
+    );
     group.finish();
 }
 

@@ -157,36 +157,58 @@ impl Engine {
     /// before this returns. An invalid batch changes nothing.
     pub fn ingest(&self, batch: &IngestBatch) -> Result<IngestReport> {
         let default_node = self.config.default_node.as_str();
-        let _order = self.ingest_order.lock().map_err(|_| EngineError::Poisoned("ingest order"))?;
-        validate(batch, &self.read()?.catalog, default_node)?;
-        let lsn = match &self.persist {
-            Some(p) => {
+        // Encoded before taking the order lock: it needs nothing but the batch.
+        let bytes = match &self.persist {
+            Some(_) => {
                 let rec = WalRecord { default_node: Cow::Borrowed(default_node), batch: Cow::Borrowed(batch) };
-                let bytes =
-                    serde_json::to_vec(&rec).map_err(|e| EngineError::batch("", format!("encoding the batch: {e}")))?;
-                Some(p.wal.append(&bytes)?)
+                Some(serde_json::to_vec(&rec).map_err(|e| EngineError::batch("", format!("encoding the batch: {e}")))?)
             }
             None => None,
         };
-        let (report, plan) = {
-            let mut st = self.write()?;
-            let report = apply(&mut st, batch, default_node)?;
-            let plan = match (&self.persist, lsn) {
-                (Some(p), Some(lsn)) if st.store.has_sealed_events() => {
-                    let State { catalog, store } = &mut *st;
-                    Some(p.plan(catalog, store, lsn)?)
-                }
+        let (report, lsn) = {
+            // WAL order must be apply order, so both happen under this lock;
+            // the fsync does not (below), which lets concurrent batches share
+            // one fsync (group commit) instead of queueing for one each.
+            let _order = self.ingest_order.lock().map_err(|_| EngineError::Poisoned("ingest order"))?;
+            validate(batch, &self.read()?.catalog, default_node)?;
+            let lsn = match (&self.persist, &bytes) {
+                (Some(p), Some(bytes)) => Some(p.wal.write(bytes)?),
                 _ => None,
             };
-            (report, plan)
+            let (report, plan) = {
+                let mut st = self.write()?;
+                let report = apply(&mut st, batch, default_node)?;
+                let plan = match (&self.persist, lsn) {
+                    (Some(p), Some(lsn)) if st.store.has_sealed_events() => {
+                        let State { catalog, store } = &mut *st;
+                        Some(p.plan(catalog, store, lsn)?)
+                    }
+                    _ => None,
+                };
+                (report, plan)
+            };
+            if let (Some(p), Some(plan)) = (&self.persist, plan) {
+                // Files are written without the state lock: queries keep
+                // running (ingest waits on `ingest_order`, still held here).
+                let done = p.write(plan)?;
+                done.apply(&mut self.write()?.store);
+            }
+            (report, lsn)
         };
-        if let (Some(p), Some(plan)) = (&self.persist, plan) {
-            // Files are written without the state lock: queries keep running
-            // (ingest waits on `ingest_order`, which this call still holds).
-            let done = p.write(plan)?;
-            done.apply(&mut self.write()?.store);
+        // Acknowledged only once durable. Until then queries may already see
+        // the batch; if the fsync fails the caller gets the error and the
+        // log refuses further writes (it is poisoned), so nothing later is
+        // acknowledged on top of a possibly lost record.
+        if let (Some(p), Some(lsn)) = (&self.persist, lsn) {
+            p.wal.wait_durable(lsn)?;
         }
         Ok(report)
+    }
+
+    /// Fsyncs of the write-ahead log since open (`None` in memory); fewer
+    /// than acknowledged batches when concurrent ingests share them.
+    pub fn wal_fsyncs(&self) -> Option<u64> {
+        self.persist.as_ref().map(|p| p.wal.fsyncs())
     }
 
     /// Runs a data query.
@@ -239,3 +261,7 @@ fn apply(st: &mut State, batch: &IngestBatch, default_node: &str) -> Result<Inge
     }
     Ok(report)
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

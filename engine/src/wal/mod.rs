@@ -1,8 +1,11 @@
 //! The write-ahead log: a segmented, append-only log of opaque byte records.
 //! The engine writes each ingest batch (and each metadata change) as one
-//! record before applying it, acknowledges the client after [`Wal::append`]
-//! returns, and once the applied state is durable elsewhere calls
+//! record with [`Wal::write`] before applying it (both under its ingest
+//! lock, so lsn order is apply order), acknowledges the client once
+//! [`Wal::wait_durable`] returns (outside that lock, so concurrent batches
+//! share an fsync), and once the applied state is durable elsewhere calls
 //! [`Wal::checkpoint`] to drop the records it no longer needs.
+//! [`Wal::append`] is both steps in one call.
 //!
 //! **When a record is safe.** Every record gets the next [`Lsn`] (1, 2, 3,
 //! ...; never reused, not even after a crash or a checkpoint). With
@@ -226,6 +229,17 @@ impl Wal {
     /// policy (Always: fsynced; Interval: written, fsynced by the background
     /// thread at most that long later). Concurrent callers are group-committed.
     pub fn append(&self, record: &[u8]) -> Result<Lsn, WalError> {
+        let lsn = self.write(record)?;
+        self.wait_durable(lsn)?;
+        Ok(lsn)
+    }
+
+    /// The first half of [`Wal::append`]: writes the record to the OS and
+    /// returns its lsn without waiting for an fsync. A caller that must keep
+    /// its own order (lsn order = apply order) writes under its lock, then
+    /// calls [`Wal::wait_durable`] after releasing it, so that concurrent
+    /// callers share one fsync instead of queueing behind each other's.
+    pub fn write(&self, record: &[u8]) -> Result<Lsn, WalError> {
         if record.len() > MAX_RECORD_BYTES {
             return Err(WalError::RecordTooLarge { len: record.len(), max: MAX_RECORD_BYTES });
         }
@@ -254,9 +268,17 @@ impl Wal {
             *buf = Vec::new();
         }
         st.last_lsn = lsn;
+        Ok(lsn)
+    }
+
+    /// Returns once record `lsn` is durable per the policy: fsynced under
+    /// `Always` (group-committed with concurrent waiters); at once under
+    /// `Interval`, whose thread fsyncs it at most that long later.
+    pub fn wait_durable(&self, lsn: Lsn) -> Result<(), WalError> {
+        let shared = &*self.shared;
         match shared.opts.sync {
-            SyncPolicy::Interval(_) => Ok(lsn),
-            SyncPolicy::Always => shared.wait_durable(st, lsn).map(|()| lsn),
+            SyncPolicy::Interval(_) => Ok(()),
+            SyncPolicy::Always => shared.wait_durable(shared.lock(), lsn),
         }
     }
 
