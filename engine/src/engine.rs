@@ -20,7 +20,7 @@ use crate::persist::{Persist, PersistOptions, Recovery, WalRecord};
 use crate::query::request::QueryRequest;
 use crate::query::result::QueryResult;
 use crate::query::QueryLimits;
-use crate::storage::{StorageConfig, Store, WriteOutcome};
+use crate::storage::{RawPoint, StorageConfig, Store};
 
 /// Where "now" comes from. Tests pin it to replay relative windows.
 #[derive(Debug)]
@@ -230,8 +230,8 @@ fn apply(st: &mut State, batch: &IngestBatch, default_node: &str) -> Result<Inge
     for n in &batch.nodes {
         catalog.registry.upsert_node(&n.id, n.hostname.as_deref(), Some(&n.labels));
     }
-    let mut writes: Vec<(i64, u32, i64, Option<f64>, bool)> =
-        Vec::with_capacity(batch.series.iter().map(|s| s.points.len()).sum());
+    let mut points: Vec<RawPoint> = Vec::with_capacity(batch.series.iter().map(|s| s.points.len()).sum());
+    let mut series = Vec::with_capacity(batch.series.len());
     for s in &batch.series {
         let ue = s.update_every.unwrap_or(1);
         let m = catalog.register(&SeriesMeta {
@@ -245,20 +245,16 @@ fn apply(st: &mut State, batch: &IngestBatch, default_node: &str) -> Result<Inge
             update_every: ue,
             labels: Some(&s.labels),
         });
-        for p in &s.points {
-            writes.push((p.t.div_euclid(ue) * ue, m, ue, p.value, p.anomalous));
-        }
+        let from = points.len();
+        points.extend(s.points.iter().map(|p| RawPoint {
+            t: p.t.div_euclid(ue) * ue,
+            value: p.value,
+            anomalous: p.anomalous,
+        }));
+        series.push((m, ue, from..points.len()));
     }
-    // Time order across series, so one batch covering several spans does
-    // not make its own earlier points late. Stable: last write wins.
-    writes.sort_by_key(|w| w.0);
-    let mut report = IngestReport::default();
-    for (t, m, ue, v, a) in writes {
-        match store.write(m, ue, t, v, a)? {
-            WriteOutcome::Written => report.accepted += 1,
-            WriteOutcome::Late => report.rejected_late += 1,
-        }
-    }
+    let o = store.write_batch(&points, &series)?;
+    let report = IngestReport { accepted: o.written, rejected_late: o.late };
     Ok(report)
 }
 

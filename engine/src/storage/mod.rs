@@ -11,5 +11,5 @@ pub mod store;
 pub mod tier;
 
 pub use row::{AggPoint, RowData, Run};
-pub use store::{Extent, Store, WriteOutcome};
+pub use store::{Extent, RawPoint, RunOutcome, Store, WriteOutcome};
 pub use tier::{StorageConfig, TierSpec, TIERS};

@@ -55,7 +55,8 @@ impl OpenSpan {
         self.ids.len()
     }
 
-    fn row_or_insert(&mut self, m: MetricId) -> usize {
+    /// The row of `m`, added (empty) if new. Stable while the span is open.
+    pub(crate) fn row_or_insert(&mut self, m: MetricId) -> usize {
         if let Some(&r) = self.rows.get(&m) {
             return r as usize;
         }
@@ -87,6 +88,11 @@ impl OpenSpan {
     /// Writes a raw sample (tier 0) ending at `end`; `None` is an explicit gap.
     pub fn write_raw(&mut self, m: MetricId, end: i64, value: Option<f64>, anomalous: bool) -> Replaced {
         let r = self.row_or_insert(m);
+        self.write_raw_at(r, end, value, anomalous)
+    }
+
+    /// [`OpenSpan::write_raw`] into a row from [`OpenSpan::row_or_insert`].
+    pub(crate) fn write_raw_at(&mut self, r: usize, end: i64, value: Option<f64>, anomalous: bool) -> Replaced {
         let i = r * self.points + self.index_of(end);
         let SpanBuffers::Raw { values, valid, anomaly } = &mut self.buf else {
             return Replaced::Nothing;
@@ -110,6 +116,11 @@ impl OpenSpan {
     /// Folds one raw sample into the aggregate point ending at `end`.
     pub fn merge_agg(&mut self, m: MetricId, end: i64, v: f64, anomalous: bool) {
         let r = self.row_or_insert(m);
+        self.merge_agg_at(r, end, v, anomalous);
+    }
+
+    /// [`OpenSpan::merge_agg`] into a row from [`OpenSpan::row_or_insert`].
+    pub(crate) fn merge_agg_at(&mut self, r: usize, end: i64, v: f64, anomalous: bool) {
         let i = r * self.points + self.index_of(end);
         let SpanBuffers::Agg { sum, min, max, count, anomaly_count } = &mut self.buf else {
             return;

@@ -8,6 +8,7 @@
 //! head, so only open spans are ever modified.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::open_span::{OpenSpan, Replaced};
@@ -46,6 +47,21 @@ pub struct Extent {
 pub enum WriteOutcome {
     Written,
     Late,
+}
+
+/// One raw sample of a run: slot time, value (`None` = explicit gap), anomaly bit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawPoint {
+    pub t: i64,
+    pub value: Option<f64>,
+    pub anomalous: bool,
+}
+
+/// Samples written and refused as late by [`Store::write_run`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOutcome {
+    pub written: u64,
+    pub late: u64,
 }
 
 /// A sealed segment the persistence layer has not written yet, or one
@@ -176,6 +192,126 @@ impl Store {
             }
         }
         Ok(WriteOutcome::Written)
+    }
+
+    /// Writes a batch: per series `(metric, update_every, range)` its slotted
+    /// samples `points[range]`, in series order. The same outcome as writing
+    /// every sample with [`Store::write`] in time order (stable, so the last
+    /// write to a slot wins), which keeps a batch covering several spans from
+    /// making its own earlier samples late; done as per-span runs of one
+    /// metric, sorted by span, so lookups happen per run, not per sample.
+    pub fn write_batch(&mut self, points: &[RawPoint], series: &[(MetricId, i64, Range<usize>)]) -> Result<RunOutcome> {
+        let mut runs: Vec<(i64, i64, MetricId, Range<usize>)> = Vec::with_capacity(series.len());
+        for (m, ue, range) in series {
+            let span0 = self.cfg.span_secs(0, *ue);
+            let mut from = range.start;
+            for i in range.clone() {
+                let s0 = span_start(points[i].t, span0);
+                if i + 1 == range.end || span_start(points[i + 1].t, span0) != s0 {
+                    runs.push((*ue, s0, *m, from..i + 1));
+                    from = i + 1;
+                }
+            }
+        }
+        // Stable: runs of one span keep their batch order.
+        runs.sort_by_key(|r| (r.0, r.1));
+        let mut total = RunOutcome::default();
+        for (ue, s0, m, range) in runs {
+            let o = self.write_run(m, ue, s0, &points[range])?;
+            total.written += o.written;
+            total.late += o.late;
+        }
+        Ok(total)
+    }
+
+    /// Writes the samples of one metric that fall in the tier-0 span starting
+    /// at `s0` (each `t` slotted to `ue`), in their order: the same result as
+    /// [`Store::write`] per sample, with each span and row looked up once per
+    /// run instead of once per sample and tier. A run before the head is
+    /// late as a whole (the head is a span start).
+    pub fn write_run(&mut self, m: MetricId, ue: i64, s0: i64, pts: &[RawPoint]) -> Result<RunOutcome> {
+        let Some(newest) = pts.iter().map(|p| p.t).max() else { return Ok(RunOutcome::default()) };
+        let cfg = self.cfg;
+        debug_assert!(pts.iter().all(|p| span_start(p.t, cfg.span_secs(0, ue)) == s0));
+        let head = {
+            let g = self.group(ue);
+            if g.head_start.is_some_and(|h| s0 < h) {
+                return Ok(RunOutcome { written: 0, late: pts.len() as u64 });
+            }
+            g.newest = g.newest.max(newest);
+            g.head_start
+        };
+        if head.is_none_or(|h| s0 > h) {
+            self.advance(ue, s0)?;
+        }
+
+        // Tier 0, remembering which slots held a value before.
+        let mut replaced = vec![false; pts.len()];
+        let mut extent: Option<(i64, i64)> = None;
+        {
+            let g = self.group(ue);
+            let span =
+                g.tiers[0].open.entry(s0).or_insert_with(|| OpenSpan::new(s0, ue, cfg.tiers[0].span_points, true));
+            let r = span.row_or_insert(m);
+            for (p, rep) in pts.iter().zip(&mut replaced) {
+                *rep = span.write_raw_at(r, p.t, p.value, p.anomalous) != Replaced::Nothing;
+                if p.value.is_some() || *rep {
+                    extent = Some(extent.map_or((p.t, p.t), |(a, b)| (a.min(p.t), b.max(p.t))));
+                }
+            }
+        }
+        if let Some((first, last)) = extent {
+            self.note_extent(m, ue, 0, first);
+            self.note_extent(m, ue, 0, last);
+        }
+
+        // Tiers 1 and 2: new values merge in O(1); a rollup point whose raw
+        // slot was overwritten is rebuilt from tier 0 afterwards (it replaces
+        // the point, so merges into it earlier in the run are not counted twice).
+        for tier in 1..TIERS {
+            let res = cfg.resolution(tier, ue);
+            let span_secs = cfg.span_secs(tier, ue);
+            let points = cfg.tiers[tier].span_points;
+            let mut extent: Option<(i64, i64)> = None;
+            let mut rebuild: Vec<i64> = Vec::new();
+            let open = &mut self.group(ue).tiers[tier].open;
+            let mut cur: Option<(i64, usize)> = None;
+            for (p, &rep) in pts.iter().zip(&replaced) {
+                let end = window_end(p.t, res);
+                if rep {
+                    if rebuild.last() != Some(&end) {
+                        rebuild.push(end);
+                    }
+                    continue;
+                }
+                let Some(v) = p.value else { continue };
+                let start = span_start(end, span_secs);
+                let span = open.entry(start).or_insert_with(|| OpenSpan::new(start, res, points, false));
+                let row = match cur {
+                    Some((s, r)) if s == start => r,
+                    _ => span.row_or_insert(m),
+                };
+                cur = Some((start, row));
+                span.merge_agg_at(row, end, v, p.anomalous);
+                extent = Some(extent.map_or((end, end), |(a, b)| (a.min(end), b.max(end))));
+            }
+            if let Some((first, last)) = extent {
+                self.note_extent(m, ue, tier, first);
+                self.note_extent(m, ue, tier, last);
+            }
+            rebuild.sort_unstable();
+            rebuild.dedup();
+            for end in rebuild {
+                let agg = self.aggregate_raw(m, ue, end - res, end);
+                let start = span_start(end, span_secs);
+                self.group(ue).tiers[tier]
+                    .open
+                    .entry(start)
+                    .or_insert_with(|| OpenSpan::new(start, res, points, false))
+                    .set_agg(m, end, agg);
+            }
+        }
+        Ok(RunOutcome { written: pts.len() as u64, late: 0 })
     }
 
     /// Writes a whole aggregate point into tier 1 or 2 (history import).

@@ -165,3 +165,65 @@ fn without_persistence_sealed_and_dropped_segments_are_not_kept_alive() {
     let (sealed, dropped) = t.take_events();
     assert!(!sealed.is_empty() && !dropped.is_empty());
 }
+
+/// A batch for the equivalence test: series of (metric, samples).
+type Batch = Vec<(MetricId, Vec<(i64, Option<f64>, bool)>)>;
+
+fn batch_strategy() -> impl Strategy<Value = Vec<Batch>> {
+    // Integer values keep sums exact whatever the order of additions.
+    let sample = (0i64..120, prop::option::weighted(0.8, (-1000i64..1000).prop_map(|v| v as f64)), any::<bool>());
+    let series = (0u32..4, prop::collection::vec(sample, 0..40));
+    // Later batches reach further in time, so heads move and spans seal.
+    prop::collection::vec(prop::collection::vec(series, 1..5), 1..8).prop_map(|batches| {
+        batches
+            .into_iter()
+            .enumerate()
+            .map(|(k, b)| {
+                b.into_iter()
+                    .map(|(m, pts)| (m, pts.into_iter().map(|(t, v, a)| (t + 40 * k as i64, v, a)).collect()))
+                    .collect()
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+    /// `write_batch` (per-span runs) leaves exactly the state, counts and
+    /// extents that writing each sample in time order leaves, late samples,
+    /// overwrites, gaps and seals included.
+    #[test]
+    fn write_batch_equals_per_sample_writes_in_time_order(batches in batch_strategy()) {
+        let mut cfg = small_cfg();
+        cfg.tiers[1].factor = 4;
+        cfg.tiers[2].factor = 16;
+        let (mut reference, mut runs) = (Store::new(cfg), Store::new(cfg));
+        for b in &batches {
+            let mut writes: Vec<(i64, MetricId, Option<f64>, bool)> =
+                b.iter().flat_map(|(m, pts)| pts.iter().map(move |&(t, v, a)| (t, *m, v, a))).collect();
+            writes.sort_by_key(|w| w.0);
+            let mut want = RunOutcome::default();
+            for (t, m, v, a) in writes {
+                match reference.write(m, 1, t, v, a).expect("write") {
+                    WriteOutcome::Written => want.written += 1,
+                    WriteOutcome::Late => want.late += 1,
+                }
+            }
+            let mut points = Vec::new();
+            let mut series = Vec::new();
+            for (m, pts) in b {
+                let from = points.len();
+                points.extend(pts.iter().map(|&(t, value, anomalous)| RawPoint { t, value, anomalous }));
+                series.push((*m, 1, from..points.len()));
+            }
+            prop_assert_eq!(runs.write_batch(&points, &series).expect("write_batch"), want);
+        }
+        for m in 0..4 {
+            for tier in 0..TIERS {
+                prop_assert_eq!(runs.extent(m, tier), reference.extent(m, tier), "extent m{} tier{}", m, tier);
+                let (got, want) = (collect(&runs, m, tier, -1, 1000), collect(&reference, m, tier, -1, 1000));
+                prop_assert_eq!(got, want, "m{} tier{}", m, tier);
+            }
+        }
+    }
+}
