@@ -14,7 +14,7 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::ingest::{IngestBatch, NodeSpec, Point, SeriesSpec};
 use crate::model::SeriesMeta;
-use crate::storage::{AggPoint, WriteOutcome};
+use crate::storage::{AggPoint, RawPoint, WriteOutcome};
 
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,12 +378,20 @@ pub fn load(
     st.store.advance(1, t0)?;
     progress(&format!("demo: tier 0 history ({} h, {} series)", (now - t0) / 3600, all.len()));
     let mut samples = 0u64;
-    for t in t0..=now {
+    // One tier-0 span at a time, every series as a run.
+    let (mut points, mut runs) = (Vec::new(), Vec::with_capacity(all.len()));
+    let mut a = t0;
+    while a <= now {
+        let b = (a + span0).min(now + 1);
+        points.clear();
+        runs.clear();
         for (s, &m) in all.iter().zip(&ids) {
-            if st.store.write(m, 1, t, Some(s.value(t)), s.anomalous(t))? == WriteOutcome::Written {
-                samples += 1;
-            }
+            let from = points.len();
+            points.extend((a..b).map(|t| RawPoint { t, value: Some(s.value(t)), anomalous: s.anomalous(t) }));
+            runs.push((m, 1, from..points.len()));
         }
+        samples += st.store.write_batch(&points, &runs)?.written;
+        a = b;
     }
     Ok((samples, rollups))
 }
