@@ -74,7 +74,9 @@ fn open(dir: &Path, sync: SyncPolicy, now: i64) -> (Engine, Recovery) {
         // No size budget: only time retention drops files.
         max_disk: [None; TIERS],
     };
-    Engine::open(EngineConfig::default(), Clock::Fixed(AtomicI64::new(now)), &opts).expect("open the data dir")
+    // The clock stays put while the benches write ever later data.
+    let config = EngineConfig { max_future_secs: None, ..EngineConfig::default() };
+    Engine::open(config, Clock::Fixed(AtomicI64::new(now)), &opts).expect("open the data dir")
 }
 
 /// Resident memory of this process in KiB, from /proc (Linux; zeros elsewhere).

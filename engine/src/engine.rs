@@ -44,12 +44,20 @@ pub struct State {
     pub store: Store,
 }
 
+/// Default bound on how far ahead of the clock a sample may be.
+pub const DEFAULT_MAX_FUTURE_SECS: i64 = 600;
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub storage: StorageConfig,
     pub limits: QueryLimits,
     /// Node id for series that name none (the local host).
     pub default_node: String,
+    /// Samples more than this many seconds ahead of the clock are refused
+    /// (`None`: no bound). The tier-0 head is shared by every series of one
+    /// `update_every`, so one far-future sample would move it and make
+    /// everybody's current samples late.
+    pub max_future_secs: Option<i64>,
 }
 
 impl Default for EngineConfig {
@@ -58,6 +66,7 @@ impl Default for EngineConfig {
             storage: StorageConfig::default(),
             limits: QueryLimits::default(),
             default_node: "localhost".into(),
+            max_future_secs: Some(DEFAULT_MAX_FUTURE_SECS),
         }
     }
 }
@@ -171,6 +180,9 @@ impl Engine {
             // one fsync (group commit) instead of queueing for one each.
             let _order = self.ingest_order.lock().map_err(|_| EngineError::Poisoned("ingest order"))?;
             validate(batch, &self.read()?.catalog, default_node)?;
+            if let Some(max) = self.config.max_future_secs {
+                reject_future(batch, self.now(), max)?;
+            }
             let lsn = match (&self.persist, &bytes) {
                 (Some(p), Some(bytes)) => Some(p.wal.write(bytes)?),
                 _ => None,
@@ -225,6 +237,24 @@ impl Engine {
 }
 
 /// Applies a validated batch to the state.
+/// A 400 naming the first sample more than `max` seconds after `now`. Only
+/// for new batches: replaying the WAL never re-checks against a later clock.
+fn reject_future(batch: &IngestBatch, now: i64, max: i64) -> Result<()> {
+    for (i, s) in batch.series.iter().enumerate() {
+        if let Some(j) = s.points.iter().position(|p| p.t > now.saturating_add(max)) {
+            let ahead = s.points[j].t - now;
+            return Err(EngineError::batch(
+                format!("series[{i}].points[{j}]"),
+                format!(
+                    "timestamp {} is {ahead} s ahead of the server clock; at most {max} s is accepted (--max-future)",
+                    s.points[j].t
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn apply(st: &mut State, batch: &IngestBatch, default_node: &str) -> Result<IngestReport> {
     let State { catalog, store } = st;
     for n in &batch.nodes {

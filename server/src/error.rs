@@ -27,6 +27,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{method} is not allowed on {path}; use {}", allow.join(" or "))]
+    MethodNotAllowed { method: String, path: String, allow: Vec<String> },
     #[error("{0}")]
     RequestTimeout(String),
     #[error("the request took longer than {0} s")]
@@ -53,6 +55,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadJson { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -84,6 +87,7 @@ impl ApiError {
             StatusCode::UNAUTHORIZED => "ErrUnauthorized",
             StatusCode::FORBIDDEN => "ErrForbidden",
             StatusCode::NOT_FOUND => "ErrNotFound",
+            StatusCode::METHOD_NOT_ALLOWED => "ErrMethodNotAllowed",
             StatusCode::GATEWAY_TIMEOUT => "ErrQueryTimeout",
             StatusCode::TOO_MANY_REQUESTS => "ErrTooManyRequests",
             _ => "ErrInternal",
@@ -96,10 +100,15 @@ impl ApiError {
     }
 }
 
-fn finish(status: StatusCode, body: serde_json::Value, unauthorized: bool) -> Response {
+fn finish(err: &ApiError, status: StatusCode, body: serde_json::Value) -> Response {
     let mut resp = (status, axum::Json(body)).into_response();
-    if unauthorized {
+    if status == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"strata\""));
+    }
+    if let ApiError::MethodNotAllowed { allow, .. } = err {
+        if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+            resp.headers_mut().insert(header::ALLOW, v);
+        }
     }
     resp
 }
@@ -117,7 +126,7 @@ impl IntoResponse for ApiError {
         if let Some(h) = self.hint() {
             body["hint"] = json!(h);
         }
-        finish(status, body, status == StatusCode::UNAUTHORIZED)
+        finish(&self, status, body)
     }
 }
 
@@ -137,7 +146,7 @@ impl IntoResponse for CloudError {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let code = format!("strata-{:08x}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let body = json!({"errorCode": code, "errorMsgKey": self.0.msg_key(), "errorMessage": self.0.to_string()});
-        finish(status, body, status == StatusCode::UNAUTHORIZED)
+        finish(&self.0, status, body)
     }
 }
 

@@ -52,6 +52,11 @@ pub struct ServeArgs {
     /// How long tier 2 (per-hour) data is kept.
     #[arg(long, env = "STRATA_RETENTION_TIER2", default_value = "730d", value_parser = parse_duration)]
     pub retention_tier2: i64,
+    /// Refuse ingested samples more than this far ahead of the server clock
+    /// (a 400 naming the point): one far-future sample would otherwise move
+    /// the tier-0 head and make every current sample late.
+    #[arg(long, env = "STRATA_MAX_FUTURE", default_value = "10m", value_parser = parse_duration)]
+    pub max_future: i64,
     /// Let requests without a token read data and metadata (a local,
     /// agent-style setup). Never covers ingest or token management.
     #[arg(long, env = "STRATA_ANONYMOUS_READ")]
@@ -169,7 +174,8 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         None => Clock::System,
     };
     let host = hostname();
-    let mut config = EngineConfig { default_node: host.clone(), ..EngineConfig::default() };
+    let mut config =
+        EngineConfig { default_node: host.clone(), max_future_secs: Some(a.max_future), ..EngineConfig::default() };
     config.limits.tiers = usize::from(a.storage_tiers);
     for (tier, secs) in [a.retention_tier0, a.retention_tier1, a.retention_tier2].into_iter().enumerate() {
         config.storage.tiers[tier].retention_secs = secs;

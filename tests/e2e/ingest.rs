@@ -113,6 +113,39 @@ fn late_points_older_than_the_head_span_are_counted_and_not_visible() {
 }
 
 #[test]
+fn far_future_points_are_refused_and_cannot_make_current_data_late() {
+    let now = T0 + 1810;
+    let s = Server::start(Some(now));
+    let (accepted, late) = s.ingest_ok(&json!({"series": [series("future.test", "x", points(1..=1800, 3.0))]}));
+    assert_eq!((accepted, late), (1800, 0));
+    // Another node's series, 2 years ahead: one bad point refuses its batch.
+    let far = T0 + 2 * 365 * 86_400;
+    let bad = json!({"series": [
+        {"node": "other", "context": "future.other", "dimension": "y", "points": [[now, 1.0]]},
+        {"node": "other", "context": "future.other", "dimension": "z", "points": [[now, 1.0], [far, 1.0]]},
+    ]});
+    let (status, body) = s.post_json("/api/v1/ingest", &bad);
+    assert_error(status, &body, 400, "a point two years ahead");
+    assert_eq!(body["path"], json!("series[1].points[1]"), "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("ahead of the server clock")), "{body}");
+    assert_nothing_stored(&s, "future.other");
+    // Everything older is still there and current points are not late.
+    assert_eq!(per_second(&s, "future.test", "x", 1799, 1800), Some(vec![Some(3.0), Some(3.0)]));
+    let (accepted, late) = s.ingest_ok(&json!({"series": [series("future.test", "x", points([1801], 4.0))]}));
+    assert_eq!((accepted, late), (1, 0));
+    // Within the bound (10 minutes by default) a point ahead is fine.
+    let (accepted, late) = s.ingest_ok(&json!({"series": [series("future.test", "x", points([1810 + 600], 5.0))]}));
+    assert_eq!((accepted, late), (1, 0));
+    let (status, body) =
+        s.post_json("/api/v1/ingest", &json!({"series": [series("future.test", "x", points([1810 + 601], 5.0))]}));
+    assert_error(status, &body, 400, "601 s ahead");
+    // --max-future widens it.
+    let wide = Server::start_with(crate::harness::TempDir::new("future"), Some(now), &["--max-future", "1h"]);
+    let (accepted, _) = wide.ingest_ok(&json!({"series": [series("future.test", "x", points([1810 + 3600], 5.0))]}));
+    assert_eq!(accepted, 1);
+}
+
+#[test]
 fn point_at_the_head_span_start_is_not_late() {
     let s = Server::start(Some(T0 + 5410));
     let (accepted, late) = s.ingest_ok(&json!({"series": [series("edge.test", "x", points(3000..=5400, 1.0))]}));

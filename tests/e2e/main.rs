@@ -7,6 +7,7 @@ mod cli;
 mod dataset;
 mod durability;
 mod export;
+mod fuzz;
 mod harness;
 mod ingest;
 mod limits;

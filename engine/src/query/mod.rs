@@ -70,6 +70,7 @@ pub fn run(
     let t0 = Instant::now();
     let deadline = Deadline { start: t0, timeout_ms: req.timeout_ms, cancel };
     deadline.check()?;
+    window::check_request_times(req.after, req.before, req.time_resampling)?;
     let matching = select::Matching::from_options(req.options.match_ids, req.options.match_names);
     let mut sel = select::select(cat, &req.scope, &req.selectors, matching);
     if let Some(allowed) = &req.allowed_nodes {

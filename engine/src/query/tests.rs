@@ -179,3 +179,61 @@ fn nothing_selected_is_an_empty_answer() {
         "constant data: stddev 0 kept when all are zero"
     );
 }
+
+/// Extreme but well-typed windows: the answer is rows or a 400-class error
+/// naming a parameter, never a panic or an overflow.
+mod extreme_windows {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::error::EngineError;
+
+    fn edge() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            Just(i64::MIN),
+            Just(i64::MAX),
+            Just(0i64),
+            Just(-1i64),
+            Just(10_000_000_001i64),
+            Just(-10_000_000_000i64),
+            (T0 - 100_000..T0 + 100_000),
+            (-1_000_000i64..1_000_000),
+            any::<i64>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn never_panic(after in edge(), before in edge(), points in 0u64..200_000, resampling in edge()) {
+            let e = engine();
+            let body = json!({
+                "scope": {"contexts": ["disk.space"]},
+                "window": {"after": after, "before": before, "points": points},
+                "aggregations": {"time": {"time_group": "average", "time_resampling": resampling}},
+            });
+            let Ok(req) = parse_body(ApiVersion::V3, &body) else { return Ok(()) };
+            match e.query(&req) {
+                Ok(_) | Err(EngineError::InvalidParameter { .. }) => {}
+                Err(other) => prop_assert!(false, "{other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_range_times_name_their_parameter() {
+        let e = engine();
+        for (window, resampling, name) in [
+            (json!({"after": i64::MIN}), 0, "after"),
+            (json!({"before": -9_223_372_036_854_775_807i64}), 0, "before"),
+            (json!({"after": -60}), i64::MAX, "time_resampling"),
+        ] {
+            let body = json!({"window": window, "aggregations": {"time": {"time_resampling": resampling}}});
+            let req = parse_body(ApiVersion::V3, &body).expect("well-typed body");
+            match e.query(&req) {
+                Err(EngineError::InvalidParameter { param, .. }) => assert_eq!(param, name, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+}

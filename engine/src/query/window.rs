@@ -56,7 +56,30 @@ impl Window {
 }
 
 fn is_relative(v: i64) -> bool {
-    v.abs() <= RELATIVE_MAX
+    v.unsigned_abs() <= RELATIVE_MAX as u64
+}
+
+/// Bounds on what a request may ask, checked before any arithmetic on them:
+/// `after`/`before` are epoch seconds or relative offsets, so nothing past
+/// year 2286 (10^10 s) means anything; `time_resampling` beyond ten years
+/// cannot fit a window either.
+pub fn check_request_times(after: i64, before: i64, resampling: i64) -> Result<()> {
+    const MAX_ABS: u64 = 10_000_000_000;
+    for (name, v) in [("after", after), ("before", before)] {
+        if v.unsigned_abs() > MAX_ABS {
+            return Err(EngineError::param(
+                name,
+                format!("{v} is out of range: give epoch seconds or a relative offset within ±{MAX_ABS}"),
+            ));
+        }
+    }
+    if !(0..=TEN_YEARS).contains(&resampling) {
+        return Err(EngineError::param(
+            "time_resampling",
+            format!("{resampling} is out of range: 0 to {TEN_YEARS} seconds"),
+        ));
+    }
+    Ok(())
 }
 
 /// The window a query targets before any data is looked at: relative

@@ -54,7 +54,8 @@ fn is_cloud_path(path: &str) -> bool {
     path.contains("/spaces") || path.ends_with("/accounts/me")
 }
 
-fn reject(e: ApiError, path: &str) -> Response {
+/// `e` in the error shape of `path`'s family (Cloud's on Cloud-style paths).
+pub(crate) fn reject(e: ApiError, path: &str) -> Response {
     if is_cloud_path(path) {
         e.cloud().into_response()
     } else {

@@ -8,7 +8,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 use strata_engine::index::SimplePattern;
@@ -245,6 +245,10 @@ pub struct TokenStore {
     /// (periodically and at shutdown), not per request: an fsync per API
     /// call would cost more than the call.
     usage_dirty: AtomicBool,
+    /// Held while the file is written: concurrent writers (a create and the
+    /// usage flush) would otherwise share the temp file, and an older
+    /// snapshot could be renamed over a newer one.
+    writing: Mutex<()>,
 }
 
 impl std::fmt::Debug for TokenStore {
@@ -317,8 +321,12 @@ impl TokenStore {
                 admin: true,
             });
         }
-        let store =
-            TokenStore { path, entries: RwLock::new(Entries::new(records)), usage_dirty: AtomicBool::new(false) };
+        let store = TokenStore {
+            path,
+            entries: RwLock::new(Entries::new(records)),
+            usage_dirty: AtomicBool::new(false),
+            writing: Mutex::new(()),
+        };
         if created.is_some() {
             store.persist()?;
         }
@@ -336,10 +344,13 @@ impl TokenStore {
     }
 
     fn persist(&self) -> Result<(), StoreError> {
-        let entries = self.entries.read().map_err(|_| StoreError::Poisoned)?;
-        let records: Vec<&TokenRecord> = entries.records().collect();
-        let json = serde_json::to_vec_pretty(&records)
-            .map_err(|source| StoreError::Corrupt { path: self.path.clone(), source })?;
+        let _writing = self.writing.lock().map_err(|_| StoreError::Poisoned)?;
+        let json = {
+            let entries = self.entries.read().map_err(|_| StoreError::Poisoned)?;
+            let records: Vec<&TokenRecord> = entries.records().collect();
+            serde_json::to_vec_pretty(&records)
+                .map_err(|source| StoreError::Corrupt { path: self.path.clone(), source })?
+        };
         write_atomic(&self.path, &json, 0o600)
     }
 

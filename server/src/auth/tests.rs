@@ -79,6 +79,31 @@ fn last_use_is_written_by_flush_not_per_request() {
 }
 
 #[test]
+fn concurrent_creates_and_usage_flushes_all_land_in_the_file() {
+    let d = tmpdir("concurrent");
+    let (store, admin) = TokenStore::open(&d, 100).expect("open");
+    let h = format!("Bearer {}", admin.expect("admin"));
+    let admin = store.authenticate(Some(&h), None, 100).expect("admin");
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (store, admin, h) = (&store, &admin, &h);
+            s.spawn(move || {
+                for i in 0..25 {
+                    let req =
+                        NewToken { name: format!("t{t}-{i}"), scopes: vec!["viewer".into()], ..Default::default() };
+                    store.create(admin, req, 101).expect("every create is written");
+                    store.authenticate(Some(h), Some(&format!("10.0.{t}.{i}")), 102).expect("auth");
+                    store.flush_usage().expect("every flush is written");
+                }
+            });
+        }
+    });
+    let (again, _) = TokenStore::open(&d, 103).expect("reopen");
+    assert_eq!(again.list().len(), 1 + 4 * 25, "the file holds every token");
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
 fn records_this_version_cannot_use_are_kept_not_dropped() {
     let d = tmpdir("unreadable");
     let (store, admin) = TokenStore::open(&d, 100).expect("open");

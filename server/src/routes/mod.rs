@@ -15,7 +15,9 @@ use axum::middleware;
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 
-use crate::auth::{enforce, Auth, Need, Resource, Verb};
+use axum::response::Response;
+
+use crate::auth::{enforce, reject, Auth, Need, Resource, Verb};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -61,6 +63,7 @@ pub fn router(state: AppState) -> Router {
     }
     let limit = state.limits.request_timeout;
     router
+        .method_not_allowed_fallback(wrong_method)
         .fallback(unknown_api)
         .layer(middleware::from_fn(move |req: axum::extract::Request, next: middleware::Next| async move {
             use axum::response::IntoResponse;
@@ -76,16 +79,62 @@ pub fn router(state: AppState) -> Router {
 async fn unknown_api(
     axum::extract::State(st): axum::extract::State<AppState>,
     req: axum::extract::Request,
-) -> ApiError {
-    match st.auth.authorize(Need::Authenticated, &req) {
+) -> Response {
+    let path = req.uri().path().to_string();
+    let e = match st.auth.authorize(Need::Authenticated, &req) {
         Err(e) => e,
-        Ok(_) => ApiError::NotFound(format!("no such endpoint: {}", req.uri().path())),
-    }
+        Ok(_) => ApiError::NotFound(format!("no such endpoint: {path}")),
+    };
+    reject(e, &path)
+}
+
+/// A known path with a method it does not serve: 405 with `Allow`, in JSON
+/// like every other error, and (like unknown paths) only for a valid token.
+async fn wrong_method(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+) -> Response {
+    let path = req.uri().path().to_string();
+    let e = match st.auth.authorize(Need::Authenticated, &req) {
+        Err(e) => e,
+        Ok(_) => ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            allow: allowed_methods(&path),
+            path: path.clone(),
+        },
+    };
+    reject(e, &path)
+}
+
+/// The methods the route table serves on `path` (`{x}` matches a segment).
+fn allowed_methods(path: &str) -> Vec<String> {
+    let matches = |template: &str| {
+        let (mut t, mut p) = (template.split('/'), path.split('/'));
+        loop {
+            match (t.next(), p.next()) {
+                (None, None) => return true,
+                (Some(a), Some(b)) if a == b || (a.starts_with('{') && !b.is_empty()) => {}
+                _ => return false,
+            }
+        }
+    };
+    let mut out: Vec<String> = table().iter().filter(|r| matches(r.path)).map(|r| r.method.to_string()).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allowed_methods_follow_the_table() {
+        assert_eq!(allowed_methods("/api/v3/data"), ["GET", "POST"]);
+        assert_eq!(allowed_methods("/api/v1/tokens/tok_1"), ["DELETE", "GET"]);
+        assert_eq!(allowed_methods("/api/v3/spaces/s/rooms/r/data"), ["POST"]);
+        assert!(allowed_methods("/api/v1/tokens/").is_empty());
+    }
 
     #[test]
     fn every_route_declares_what_it_needs() {
