@@ -52,6 +52,11 @@ pub struct ServeArgs {
     /// How long tier 2 (per-hour) data is kept.
     #[arg(long, env = "STRATA_RETENTION_TIER2", default_value = "730d", value_parser = parse_duration)]
     pub retention_tier2: i64,
+    /// How long the previous one-hour tier-0 span stays writable after newer
+    /// samples arrive, so batches from other clients that are a little behind
+    /// are written rather than counted late (0 = seal at once).
+    #[arg(long, env = "STRATA_LATE_GRACE", default_value = "5m", value_parser = parse_grace)]
+    pub late_grace: i64,
     /// Refuse ingested samples more than this far ahead of the server clock
     /// (a 400 naming the point): one far-future sample would otherwise move
     /// the tier-0 head and make every current sample late.
@@ -125,6 +130,15 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too long"))
 }
 
+/// Like [`parse_duration`], also `0`; at most one hour (one tier-0 span).
+fn parse_grace(s: &str) -> Result<i64, String> {
+    let secs = if s.trim() == "0" { 0 } else { parse_duration(s)? };
+    if secs > 3600 {
+        return Err(format!("'{s}' is longer than a tier-0 span (1h)"));
+    }
+    Ok(secs)
+}
+
 /// `10GiB`, `500MiB`, `64KiB`, `2GB`, or plain bytes.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -177,6 +191,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     let mut config =
         EngineConfig { default_node: host.clone(), max_future_secs: Some(a.max_future), ..EngineConfig::default() };
     config.limits.tiers = usize::from(a.storage_tiers);
+    config.storage.late_grace_secs = a.late_grace;
     for (tier, secs) in [a.retention_tier0, a.retention_tier1, a.retention_tier2].into_iter().enumerate() {
         config.storage.tiers[tier].retention_secs = secs;
     }

@@ -316,6 +316,8 @@ fn serve_reads_a_toml_config_and_rejects_bad_flag_values() {
         ("--rate-limit", "fast"),
         ("--storage-tiers", "4"),
         ("--header-timeout", "0s"),
+        ("--late-grace", "2h"),
+        ("--max-future", "0"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_strata")).args(["serve", flag, value]).output().expect("run");
         assert_eq!(out.status.code(), Some(2), "{flag} {value}: {}", String::from_utf8_lossy(&out.stderr));

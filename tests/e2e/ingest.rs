@@ -146,6 +146,30 @@ fn far_future_points_are_refused_and_cannot_make_current_data_late() {
 }
 
 #[test]
+fn another_clients_batch_just_behind_the_hour_boundary_still_lands() {
+    let s = Server::start(Some(T0 + 4000));
+    // Client A is already 30 s into the next hour (T0+3600 starts a span)...
+    let (accepted, late) = s.ingest_ok(&json!({"series": [series("grace.a", "x", points(3571..=3630, 1.0))]}));
+    assert_eq!((accepted, late), (60, 0));
+    // ...client B's batch for the last 30 s of the previous hour still lands.
+    let (accepted, late) = s.ingest_ok(&json!({"series": [series("grace.b", "x", points(3570..=3599, 2.0))]}));
+    assert_eq!((accepted, late), (30, 0), "within the 5 min grace period");
+    assert_eq!(per_second(&s, "grace.b", "x", 3598, 3599), Some(vec![Some(2.0), Some(2.0)]));
+    // Once the newest sample is 5 min into the new hour, the old one seals.
+    let (accepted, _) = s.ingest_ok(&json!({"series": [series("grace.a", "x", points([3900], 1.0))]}));
+    assert_eq!(accepted, 1);
+    let (accepted, late) = s.ingest_ok(&json!({"series": [series("grace.b", "x", points([3599], 9.0))]}));
+    assert_eq!((accepted, late), (0, 1), "after the grace period");
+    assert_eq!(per_second(&s, "grace.b", "x", 3599, 3599), Some(vec![Some(2.0)]), "the late point changed nothing");
+
+    // --late-grace 0 seals at once.
+    let strict = Server::start_with(crate::harness::TempDir::new("grace0"), Some(T0 + 4000), &["--late-grace", "0"]);
+    strict.ingest_ok(&json!({"series": [series("grace.a", "x", points(3571..=3630, 1.0))]}));
+    let (accepted, late) = strict.ingest_ok(&json!({"series": [series("grace.b", "x", points(3570..=3599, 2.0))]}));
+    assert_eq!((accepted, late), (0, 30));
+}
+
+#[test]
 fn point_at_the_head_span_start_is_not_late() {
     let s = Server::start(Some(T0 + 5410));
     let (accepted, late) = s.ingest_ok(&json!({"series": [series("edge.test", "x", points(3000..=5400, 1.0))]}));

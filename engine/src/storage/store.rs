@@ -145,15 +145,16 @@ impl Store {
         let cfg = self.cfg;
         let span0 = cfg.span_secs(0, ue);
         let s0 = span_start(t, span0);
-        {
+        let (head, keep_from) = {
             let g = self.group(ue);
             if g.head_start.is_some_and(|h| t < h) {
                 return Ok(WriteOutcome::Late);
             }
             g.newest = g.newest.max(t);
-        }
-        if self.groups.get(&ue).and_then(|g| g.head_start).is_none_or(|h| s0 > h) {
-            self.advance(ue, s0)?;
+            (g.head_start, cfg.head_for(g.newest, ue))
+        };
+        if head.is_none_or(|h| keep_from > h) {
+            self.advance(ue, keep_from)?;
         }
         let g = self.group(ue);
         let replaced = g.tiers[0]
@@ -233,16 +234,16 @@ impl Store {
         let Some(newest) = pts.iter().map(|p| p.t).max() else { return Ok(RunOutcome::default()) };
         let cfg = self.cfg;
         debug_assert!(pts.iter().all(|p| span_start(p.t, cfg.span_secs(0, ue)) == s0));
-        let head = {
+        let (head, keep_from) = {
             let g = self.group(ue);
             if g.head_start.is_some_and(|h| s0 < h) {
                 return Ok(RunOutcome { written: 0, late: pts.len() as u64 });
             }
             g.newest = g.newest.max(newest);
-            g.head_start
+            (g.head_start, cfg.head_for(g.newest, ue))
         };
-        if head.is_none_or(|h| s0 > h) {
-            self.advance(ue, s0)?;
+        if head.is_none_or(|h| keep_from > h) {
+            self.advance(ue, keep_from)?;
         }
 
         // Tier 0, remembering which slots held a value before.

@@ -18,7 +18,14 @@ pub struct TierSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StorageConfig {
     pub tiers: [TierSpec; TIERS],
+    /// How long a tier-0 span stays open after the newest sample has moved
+    /// past it, so samples that arrive a little late (another collector's
+    /// batch, network delay) are still written instead of refused.
+    pub late_grace_secs: i64,
 }
+
+/// Default [`StorageConfig::late_grace_secs`].
+pub const DEFAULT_LATE_GRACE_SECS: i64 = 300;
 
 pub const DAY: i64 = 86_400;
 
@@ -30,6 +37,7 @@ impl Default for StorageConfig {
                 TierSpec { factor: 60, span_points: 1440, retention_secs: 90 * DAY },
                 TierSpec { factor: 3600, span_points: 720, retention_secs: 730 * DAY },
             ],
+            late_grace_secs: DEFAULT_LATE_GRACE_SECS,
         }
     }
 }
@@ -43,6 +51,13 @@ impl StorageConfig {
     /// Length in seconds of one span of `tier` for update_every `ue`.
     pub fn span_secs(&self, tier: usize, ue: i64) -> i64 {
         self.resolution(tier, ue) * self.tiers[tier].span_points as i64
+    }
+
+    /// The oldest tier-0 span that must stay open once the newest sample of
+    /// update_every `ue` is at `newest`: everything before it is sealed, and
+    /// samples before its start are late.
+    pub fn head_for(&self, newest: i64, ue: i64) -> i64 {
+        span_start(newest.saturating_sub(self.late_grace_secs), self.span_secs(0, ue))
     }
 }
 

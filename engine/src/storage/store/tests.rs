@@ -11,6 +11,7 @@ fn small_cfg() -> StorageConfig {
             TierSpec { factor: 60, span_points: 8, retention_secs: 10 * DAY },
             TierSpec { factor: 3600, span_points: 8, retention_secs: 10 * DAY },
         ],
+        late_grace_secs: 0,
     }
 }
 
@@ -35,6 +36,26 @@ fn late_samples_are_refused() {
     assert_eq!(s.late_before(1), Some(192));
     assert_eq!(s.write(0, 1, 150, Some(1.0), false).expect("w"), WriteOutcome::Late);
     assert_eq!(s.write(0, 1, 195, Some(1.0), false).expect("w"), WriteOutcome::Written);
+}
+
+#[test]
+fn the_previous_span_stays_open_for_the_grace_period() {
+    let mut cfg = small_cfg();
+    cfg.late_grace_secs = 4;
+    let mut s = Store::new(cfg);
+    // Spans of 16 s. One client is already past the boundary at 32...
+    assert_eq!(s.write(0, 1, 33, Some(1.0), false).expect("w"), WriteOutcome::Written);
+    // ...another's samples just before it still land.
+    assert_eq!(s.write(1, 1, 31, Some(2.0), false).expect("w"), WriteOutcome::Written);
+    assert_eq!(s.late_before(1), Some(16), "span [16, 32) stays open until the newest passes 36");
+    assert_eq!(s.write(0, 1, 36, Some(1.0), false).expect("w"), WriteOutcome::Written);
+    assert_eq!(s.late_before(1), Some(32));
+    assert_eq!(s.write(1, 1, 31, Some(3.0), false).expect("w"), WriteOutcome::Late, "after the grace period");
+    assert_eq!(
+        collect(&s, 1, 0, 0, 40),
+        vec![(31, AggPoint { sum: 2.0, min: 2.0, max: 2.0, count: 1, anomaly_count: 0 })]
+    );
+    assert_eq!(s.stats()[0].0, 1, "[16, 32) sealed once the grace period passed: {:?}", s.stats());
 }
 
 #[test]
@@ -197,6 +218,7 @@ proptest! {
         let mut cfg = small_cfg();
         cfg.tiers[1].factor = 4;
         cfg.tiers[2].factor = 16;
+        cfg.late_grace_secs = 5;
         let (mut reference, mut runs) = (Store::new(cfg), Store::new(cfg));
         for b in &batches {
             let mut writes: Vec<(i64, MetricId, Option<f64>, bool)> =
