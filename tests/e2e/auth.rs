@@ -37,6 +37,10 @@ fn missing_token_is_401_with_www_authenticate_on_every_api_route() {
     for (path, body) in routes() {
         let r = s.request(path, Auth::None, body.as_deref());
         assert_401(&r, &format!("no token, {path}"));
+        if body.as_ref().is_some_and(|b| !b.is_empty()) {
+            // The body was not read: the connection cannot be reused.
+            assert_eq!(r.connection.as_deref(), Some("close"), "no token, {path}: {r:?}");
+        }
     }
     // The agent routes answer the agent error shape.
     let r = s.request("/api/v3/data?contexts=disk.io&points=1", Auth::None, None);

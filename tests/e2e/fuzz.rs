@@ -1336,6 +1336,7 @@ fn send(a: &ureq::Agent, base: &str, r: &Req) -> Result<Resp, String> {
     let www_authenticate = header("www-authenticate");
     let retry_after = header("retry-after");
     let content_type = header("content-type");
+    let connection = header("connection");
     let status = resp.status().as_u16();
     let bytes = resp
         .body_mut()
@@ -1344,7 +1345,7 @@ fn send(a: &ureq::Agent, base: &str, r: &Req) -> Result<Resp, String> {
         .read_to_vec()
         .map_err(|e| format!("status {status}, but reading the body failed: {e}"))?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    Ok(Resp { status, www_authenticate, retry_after, content_type, text })
+    Ok(Resp { status, www_authenticate, retry_after, content_type, connection, text })
 }
 
 /// ureq refuses to send an `Authorization` value that is not visible
@@ -1402,6 +1403,7 @@ fn send_raw(base: &str, r: &Req) -> Result<Resp, String> {
         www_authenticate: header("www-authenticate"),
         retry_after: header("retry-after"),
         content_type: header("content-type"),
+        connection: header("connection"),
         text: String::from_utf8_lossy(&rest).into_owned(),
     })
 }

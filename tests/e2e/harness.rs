@@ -53,6 +53,7 @@ pub struct Resp {
     pub www_authenticate: Option<String>,
     pub retry_after: Option<String>,
     pub content_type: Option<String>,
+    pub connection: Option<String>,
     pub text: String,
 }
 
@@ -110,6 +111,7 @@ pub fn call(
     let www_authenticate = header("www-authenticate");
     let retry_after = header("retry-after");
     let content_type = header("content-type");
+    let connection = header("connection");
     let status = resp.status().as_u16();
     let text = resp
         .body_mut()
@@ -117,7 +119,7 @@ pub fn call(
         .limit(512 * 1024 * 1024)
         .read_to_string()
         .unwrap_or_else(|e| panic!("reading the body of {method} {url}: {e}"));
-    Resp { status, www_authenticate, retry_after, content_type, text }
+    Resp { status, www_authenticate, retry_after, content_type, connection, text }
 }
 
 pub struct Server {

@@ -10,7 +10,7 @@ mod tokens;
 
 use std::sync::Arc;
 
-use axum::http::Method;
+use axum::http::{header, HeaderValue, Method};
 use axum::middleware;
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
@@ -67,12 +67,25 @@ pub fn router(state: AppState) -> Router {
         .fallback(unknown_api)
         .layer(middleware::from_fn(move |req: axum::extract::Request, next: middleware::Next| async move {
             use axum::response::IntoResponse;
-            match tokio::time::timeout(limit, next.run(req)).await {
+            let has_body = request_has_body(&req);
+            let mut resp = match tokio::time::timeout(limit, next.run(req)).await {
                 Ok(resp) => resp,
                 Err(_) => ApiError::GatewayTimeout(limit.as_secs()).into_response(),
+            };
+            // A refused request's body may be unread, so the connection
+            // cannot carry another request: say so instead of just closing.
+            if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
+                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
+            resp
         }))
         .with_state(state)
+}
+
+fn request_has_body(req: &axum::extract::Request) -> bool {
+    let h = req.headers();
+    h.contains_key(header::TRANSFER_ENCODING)
+        || h.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0")
 }
 
 /// Unknown paths still need a token, so the API's shape is not probeable.
