@@ -7,16 +7,15 @@
 //! files and truncate the WAL (see `persist`). Without one
 //! ([`Engine::new`]) the store lives in memory only.
 
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::catalog::Catalog;
 use crate::error::{EngineError, Result};
-use crate::ingest::{validate, IngestBatch, IngestReport};
+use crate::ingest::{codec, validate, IngestBatch, IngestReport};
 use crate::model::SeriesMeta;
-use crate::persist::{Persist, PersistOptions, Recovery, WalRecord};
+use crate::persist::{Persist, PersistOptions, Recovery};
 use crate::query::request::QueryRequest;
 use crate::query::result::QueryResult;
 use crate::query::QueryLimits;
@@ -101,11 +100,11 @@ impl Engine {
         let mut last = rec.snapshot_lsn;
         for (lsn, bytes) in records {
             last = lsn;
-            let applied = serde_json::from_slice::<WalRecord<'_>>(&bytes)
+            let applied = codec::decode(&bytes)
                 .map_err(|e| EngineError::batch("wal", format!("undecodable WAL record {lsn}: {e}")))
-                .and_then(|r| {
-                    validate(&r.batch, &state.catalog, &r.default_node)?;
-                    apply(&mut state, &r.batch, &r.default_node)
+                .and_then(|(default_node, batch)| {
+                    validate(&batch, &state.catalog, &default_node)?;
+                    apply(&mut state, &batch, &default_node)
                 });
             match applied {
                 Ok(_) => rec.replayed_records += 1,
@@ -167,13 +166,11 @@ impl Engine {
     pub fn ingest(&self, batch: &IngestBatch) -> Result<IngestReport> {
         let default_node = self.config.default_node.as_str();
         // Encoded before taking the order lock: it needs nothing but the batch.
-        let bytes = match &self.persist {
-            Some(_) => {
-                let rec = WalRecord { default_node: Cow::Borrowed(default_node), batch: Cow::Borrowed(batch) };
-                Some(serde_json::to_vec(&rec).map_err(|e| EngineError::batch("", format!("encoding the batch: {e}")))?)
-            }
-            None => None,
-        };
+        let bytes = self.persist.as_ref().map(|_| {
+            let mut out = Vec::new();
+            codec::encode(default_node, batch, &mut out);
+            out
+        });
         let (report, lsn) = {
             // WAL order must be apply order, so both happen under this lock;
             // the fsync does not (below), which lets concurrent batches share

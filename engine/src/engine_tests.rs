@@ -119,3 +119,21 @@ fn concurrent_acknowledged_batches_all_survive_a_restart_without_checkpoint() {
     assert_eq!(sums(&engine), want, "after replaying the WAL");
     assert_eq!(shared(&engine), last_writes, "the WAL replays in the order batches were applied");
 }
+
+#[test]
+fn wal_records_of_earlier_builds_json_still_replay() {
+    let dir = TempDir(std::env::temp_dir().join(format!("strata-engine-legacy-wal-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    let engine = open(&dir);
+    engine.ingest(&batch(0, 0)).expect("a binary record");
+    drop(engine);
+    {
+        // What builds before the binary codec appended for a batch.
+        let (wal, _, _) = crate::wal::Wal::open(&dir.0.join("wal"), WalOptions::default(), 0).expect("wal");
+        let legacy = json!({"default_node": "h", "batch": batch(1, 1)});
+        wal.append(&serde_json::to_vec(&legacy).expect("json")).expect("append");
+    }
+    let engine = open(&dir);
+    let want = |c: usize, k: i64| (T0 + k * SECS + 1..T0 + (k + 1) * SECS + 1).map(|t| value(c, t)).sum::<f64>();
+    assert_eq!(sums(&engine)[..2], [want(0, 0), want(1, 1)], "both records replayed");
+}

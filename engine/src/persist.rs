@@ -27,7 +27,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, CatalogSnapshot};
 use crate::error::{EngineError, Result};
-use crate::ingest::IngestBatch;
 use crate::storage::segment::Segment;
 use crate::storage::segment_file::{self, Compression};
 use crate::storage::store::{HeadState, SegmentEvent};
@@ -100,13 +99,6 @@ impl CheckpointDone {
             store.drop_sealed(tier, ue, start);
         }
     }
-}
-
-/// One WAL record: a batch and the node its series default to.
-#[derive(Serialize, Deserialize)]
-pub struct WalRecord<'a> {
-    pub default_node: std::borrow::Cow<'a, str>,
-    pub batch: std::borrow::Cow<'a, IngestBatch>,
 }
 
 pub struct Persist {

@@ -3,6 +3,7 @@
 //! applied; a rejected batch changes nothing.
 
 mod batch;
+pub mod codec;
 mod validate;
 
 pub use batch::{IngestBatch, NodeSpec, Point, SeriesSpec};
