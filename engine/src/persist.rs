@@ -34,7 +34,12 @@ use crate::storage::{Store, TIERS};
 use crate::wal::{LogRecord, Lsn, Wal, WalOptions};
 
 /// On-disk format version this binary reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: binary WAL records (version 1 wrote JSON, which still replays).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version this binary opens; it upgrades the dir to
+/// [`FORMAT_VERSION`] on open, so older binaries then refuse it rather than
+/// misread records they do not know.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// Snapshots: the registry (catalog), open spans and manifest per checkpoint.
 const META_DIR: &str = "meta";
@@ -159,12 +164,16 @@ fn prepare(dir: &Path) -> Result<(fs::File, bool)> {
     let fresh = match fs::read_to_string(&version_path) {
         Ok(v) => {
             let found: u32 = v.trim().parse().unwrap_or(u32::MAX);
-            if found != FORMAT_VERSION {
+            if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&found) {
                 return Err(EngineError::UnsupportedVersion {
                     path: version_path,
                     found: v.trim().to_string(),
                     supported: FORMAT_VERSION,
                 });
+            }
+            if found < FORMAT_VERSION {
+                write_file(&version_path, format!("{FORMAT_VERSION}\n").as_bytes())?;
+                tracing::info!(from = found, to = FORMAT_VERSION, "data dir format upgraded");
             }
             false
         }

@@ -157,12 +157,15 @@ fn restart_preserves_query_answers_exactly() {
     let log = server.stderr_text();
     assert!(log.contains("storage recovered") && log.contains("replayed=0"), "{log}");
 
-    // A data dir of an early build (snapshots in snap/, not meta/) is moved over.
+    // A data dir of an early build (format 1, snapshots in snap/) is upgraded.
     let dir = server.stop_gracefully();
     std::fs::rename(dir.path.join("meta"), dir.path.join("snap")).expect("make an early-layout dir");
+    std::fs::write(dir.path.join("VERSION"), "1\n").expect("write VERSION 1");
     let server = Server::start_with(dir, Some(NOW), &[]);
-    assert_eq!(before, answers(&server), "after moving snap/ to meta/");
+    assert_eq!(before, answers(&server), "after the upgrade");
     assert!(server.data_dir().join("meta").is_dir() && !server.data_dir().join("snap").exists());
+    let version = std::fs::read_to_string(server.data_dir().join("VERSION")).expect("VERSION");
+    assert_eq!(version.trim(), "2", "upgraded, so older builds refuse the dir");
 }
 
 fn tier0_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
