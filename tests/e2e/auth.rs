@@ -111,3 +111,25 @@ fn admin_token_file_is_0600_printed_once_and_kept_across_restarts() {
     let r = s2.request("/api/v3/data?contexts=disk.io&points=1", Auth::Admin, None);
     assert_eq!(r.status, 200, "the admin token still works after a restart: {}", r.text);
 }
+
+#[test]
+fn wrong_methods_are_json_405s_and_unknown_paths_404s_in_their_family_shape_after_auth() {
+    let s = Server::start(Some(NOW));
+    // POST on a GET-only route.
+    let r = s.request("/api/v1/whoami", Auth::Admin, Some(b"{}"));
+    assert_eq!(r.status, 405, "{r:?}");
+    assert_eq!(r.allow.as_deref(), Some("GET"), "{r:?}");
+    assert_eq!(r.json()["status"], json!(405));
+    assert!(r.json()["error"].as_str().is_some_and(|e| e.contains("POST") && e.contains("GET")), "{r:?}");
+    // Without a token the same request is a 401: the API cannot be probed.
+    assert_401(&s.request("/api/v1/whoami", Auth::None, Some(b"{}")), "POST /api/v1/whoami, no token");
+    // GET on the POST-only room route answers in Cloud's shape.
+    let r = s.request("/api/v3/spaces/s/rooms/r/data", Auth::Admin, None);
+    assert_eq!((r.status, r.allow.as_deref()), (405, Some("POST")), "{r:?}");
+    assert_eq!(r.json()["errorMsgKey"], json!("ErrMethodNotAllowed"), "{r:?}");
+    // Unknown paths: agent shape, and Cloud's shape under /spaces.
+    let r = s.request("/api/v3/nothing", Auth::Admin, None);
+    assert_eq!((r.status, r.json()["status"].clone()), (404, json!(404)), "{r:?}");
+    let r = s.request("/api/v3/spaces/s/rooms/r/nodes", Auth::Admin, None);
+    assert_eq!((r.status, r.json()["errorMsgKey"].clone()), (404, json!("ErrNotFound")), "{r:?}");
+}

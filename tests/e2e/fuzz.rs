@@ -1329,23 +1329,10 @@ fn send(a: &ureq::Agent, base: &str, r: &Req) -> Result<Resp, String> {
         Some(body) => b.body(body.clone()).map(|req| a.run(req)),
         None => b.body(()).map(|req| a.run(req)),
     };
-    let mut resp = result
+    let resp = result
         .map_err(|e| format!("TEST BUG: the request could not be built: {e}"))?
         .map_err(|e| format!("no answer: {e}"))?;
-    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let www_authenticate = header("www-authenticate");
-    let retry_after = header("retry-after");
-    let content_type = header("content-type");
-    let connection = header("connection");
-    let status = resp.status().as_u16();
-    let bytes = resp
-        .body_mut()
-        .with_config()
-        .limit(512 * 1024 * 1024)
-        .read_to_vec()
-        .map_err(|e| format!("status {status}, but reading the body failed: {e}"))?;
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    Ok(Resp { status, www_authenticate, retry_after, content_type, connection, text })
+    Resp::from_http(resp)
 }
 
 /// ureq refuses to send an `Authorization` value that is not visible
@@ -1404,6 +1391,7 @@ fn send_raw(base: &str, r: &Req) -> Result<Resp, String> {
         retry_after: header("retry-after"),
         content_type: header("content-type"),
         connection: header("connection"),
+        allow: header("allow"),
         text: String::from_utf8_lossy(&rest).into_owned(),
     })
 }

@@ -54,10 +54,27 @@ pub struct Resp {
     pub retry_after: Option<String>,
     pub content_type: Option<String>,
     pub connection: Option<String>,
+    pub allow: Option<String>,
     pub text: String,
 }
 
 impl Resp {
+    /// Status, the headers tests check, and the body (lossy UTF-8).
+    pub fn from_http(mut resp: ureq::http::Response<ureq::Body>) -> Result<Resp, String> {
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let (www_authenticate, retry_after) = (header("www-authenticate"), header("retry-after"));
+        let (content_type, connection, allow) = (header("content-type"), header("connection"), header("allow"));
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(512 * 1024 * 1024)
+            .read_to_vec()
+            .map_err(|e| format!("status {status}, but reading the body failed: {e}"))?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Ok(Resp { status, www_authenticate, retry_after, content_type, connection, allow, text })
+    }
+
     /// The body as JSON; panics (naming the body) when it is not JSON.
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.text)
@@ -106,20 +123,8 @@ pub fn call(
         }
         other => panic!("unsupported method {other}"),
     };
-    let mut resp = res.unwrap_or_else(|e| panic!("HTTP {method} {url} failed: {e}"));
-    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let www_authenticate = header("www-authenticate");
-    let retry_after = header("retry-after");
-    let content_type = header("content-type");
-    let connection = header("connection");
-    let status = resp.status().as_u16();
-    let text = resp
-        .body_mut()
-        .with_config()
-        .limit(512 * 1024 * 1024)
-        .read_to_string()
-        .unwrap_or_else(|e| panic!("reading the body of {method} {url}: {e}"));
-    Resp { status, www_authenticate, retry_after, content_type, connection, text }
+    let resp = res.unwrap_or_else(|e| panic!("HTTP {method} {url} failed: {e}"));
+    Resp::from_http(resp).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
 }
 
 pub struct Server {

@@ -93,32 +93,22 @@ fn contexts(cat: &Catalog, p: &SimplePattern) -> RoaringBitmap {
 }
 
 /// Candidates in the API spec's order (2.3): id, name, id@guid, name@host,
-/// id@node-id. The `@` forms are built only when a pattern word has an `@`.
+/// id@node-id. The `@` forms are built only when a pattern word could match
+/// one (it has an `@`, a wildcard or a negation); ids and names are borrowed.
 fn instances(cat: &Catalog, p: &SimplePattern, m: Matching) -> RoaringBitmap {
     let mut out = RoaringBitmap::new();
     let pinned = p.literals().any(|w| w.contains('@')) || p.words() > p.literals().count();
-    let mut cands: Vec<String> = Vec::with_capacity(5);
     for (i, inst) in cat.registry.instances.iter().enumerate() {
         let node = &cat.registry.nodes[inst.node as usize];
-        cands.clear();
-        if m.ids {
-            cands.push(inst.id.clone());
-        }
-        if m.names && (inst.name != inst.id || !m.ids) {
-            cands.push(inst.name.clone());
-        }
-        if pinned {
-            if m.ids {
-                cands.push(format!("{}@{}", inst.id, node.machine_guid));
-            }
-            if m.names {
-                cands.push(format!("{}@{}", inst.name, node.hostname));
-            }
-            if m.ids {
-                cands.push(format!("{}@{}", inst.id, node.id));
-            }
-        }
-        if p.matches_any(cands.iter().map(String::as_str)) {
+        let at = |on: bool, name: &str, host: &str| (pinned && on).then(|| format!("{name}@{host}"));
+        let (by_guid, by_host, by_id) = (
+            at(m.ids, &inst.id, &node.machine_guid),
+            at(m.names, &inst.name, &node.hostname),
+            at(m.ids, &inst.id, &node.id),
+        );
+        let name = (m.names && (inst.name != inst.id || !m.ids)).then_some(inst.name.as_str());
+        let cands = [m.ids.then_some(inst.id.as_str()), name, by_guid.as_deref(), by_host.as_deref(), by_id.as_deref()];
+        if p.matches_any(cands.into_iter().flatten()) {
             if let Some(b) = cat.postings.instance(i as u32) {
                 out |= b;
             }

@@ -139,60 +139,12 @@ impl Store {
         });
     }
 
-    /// Writes one raw sample. `t` must already be slotted to `ue`.
+    /// Writes one raw sample (a run of one). `t` must already be slotted to `ue`.
     /// Returns `Late` (and writes nothing) when `t` is before the head.
     pub fn write(&mut self, m: MetricId, ue: i64, t: i64, value: Option<f64>, anomalous: bool) -> Result<WriteOutcome> {
-        let cfg = self.cfg;
-        let span0 = cfg.span_secs(0, ue);
-        let s0 = span_start(t, span0);
-        let (head, keep_from) = {
-            let g = self.group(ue);
-            if g.head_start.is_some_and(|h| t < h) {
-                return Ok(WriteOutcome::Late);
-            }
-            g.newest = g.newest.max(t);
-            (g.head_start, cfg.head_for(g.newest, ue))
-        };
-        if head.is_none_or(|h| keep_from > h) {
-            self.advance(ue, keep_from)?;
-        }
-        let g = self.group(ue);
-        let replaced = g.tiers[0]
-            .open
-            .entry(s0)
-            .or_insert_with(|| OpenSpan::new(s0, ue, cfg.tiers[0].span_points, true))
-            .write_raw(m, t, value, anomalous);
-        if value.is_some() || replaced != Replaced::Nothing {
-            self.note_extent(m, ue, 0, t);
-        }
-        for tier in 1..TIERS {
-            let res = cfg.resolution(tier, ue);
-            let end = window_end(t, res);
-            let start = span_start(end, cfg.span_secs(tier, ue));
-            let points = cfg.tiers[tier].span_points;
-            match (replaced, value) {
-                (Replaced::Nothing, Some(v)) => {
-                    self.group(ue).tiers[tier]
-                        .open
-                        .entry(start)
-                        .or_insert_with(|| OpenSpan::new(start, res, points, false))
-                        .merge_agg(m, end, v, anomalous);
-                    self.note_extent(m, ue, tier, end);
-                }
-                (Replaced::Nothing, None) => {}
-                (Replaced::Value(_), _) => {
-                    // An overwrite cannot be undone in O(1) (min/max); rebuild this
-                    // one rollup point from tier 0. Overwrites are rare.
-                    let agg = self.aggregate_raw(m, ue, end - res, end);
-                    self.group(ue).tiers[tier]
-                        .open
-                        .entry(start)
-                        .or_insert_with(|| OpenSpan::new(start, res, points, false))
-                        .set_agg(m, end, agg);
-                }
-            }
-        }
-        Ok(WriteOutcome::Written)
+        let s0 = span_start(t, self.cfg.span_secs(0, ue));
+        let o = self.write_run(m, ue, s0, &[RawPoint { t, value, anomalous }])?;
+        Ok(if o.late > 0 { WriteOutcome::Late } else { WriteOutcome::Written })
     }
 
     /// Writes a batch: per series `(metric, update_every, range)` its slotted

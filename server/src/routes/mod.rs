@@ -89,34 +89,33 @@ fn request_has_body(req: &axum::extract::Request) -> bool {
 }
 
 /// Unknown paths still need a token, so the API's shape is not probeable.
-async fn unknown_api(
-    axum::extract::State(st): axum::extract::State<AppState>,
-    req: axum::extract::Request,
-) -> Response {
-    let path = req.uri().path().to_string();
-    let e = match st.auth.authorize(Need::Authenticated, &req) {
-        Err(e) => e,
-        Ok(_) => ApiError::NotFound(format!("no such endpoint: {path}")),
-    };
-    reject(e, &path)
+async fn unknown_api(st: axum::extract::State<AppState>, req: axum::extract::Request) -> Response {
+    refuse_after_auth(st, req, |_, path| ApiError::NotFound(format!("no such endpoint: {path}")))
 }
 
 /// A known path with a method it does not serve: 405 with `Allow`, in JSON
 /// like every other error, and (like unknown paths) only for a valid token.
-async fn wrong_method(
+async fn wrong_method(st: axum::extract::State<AppState>, req: axum::extract::Request) -> Response {
+    refuse_after_auth(st, req, |method, path| ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        allow: allowed_methods(path),
+        path: path.to_string(),
+    })
+}
+
+/// `error` for a valid token, the authentication error otherwise, in the
+/// error shape of the path's family.
+fn refuse_after_auth(
     axum::extract::State(st): axum::extract::State<AppState>,
     req: axum::extract::Request,
+    error: impl FnOnce(&Method, &str) -> ApiError,
 ) -> Response {
-    let path = req.uri().path().to_string();
+    let path = req.uri().path();
     let e = match st.auth.authorize(Need::Authenticated, &req) {
         Err(e) => e,
-        Ok(_) => ApiError::MethodNotAllowed {
-            method: req.method().to_string(),
-            allow: allowed_methods(&path),
-            path: path.clone(),
-        },
+        Ok(_) => error(req.method(), path),
     };
-    reject(e, &path)
+    reject(e, path)
 }
 
 /// The methods the route table serves on `path` (`{x}` matches a segment).
