@@ -17,8 +17,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
 use strata_engine::demo::{self, GenSpec};
 use strata_engine::query::body::parse_body;
-use strata_engine::query::execute::PA_EMPTY;
 use strata_engine::query::request::QueryRequest;
+use strata_engine::query::result::PA_EMPTY;
 use strata_engine::query::ApiVersion;
 use strata_engine::{Clock, Engine, EngineConfig};
 

@@ -2,10 +2,10 @@
 //! contribution are kept and the rest fold into one series named
 //! `remaining K dimensions` (Netdata's rule).
 
-use crate::query::execute::{PointStats, PA_EMPTY, PA_PARTIAL};
-use crate::query::group_by::SeriesKey;
+use crate::query::group::SeriesKey;
 use crate::query::request::Aggregation;
 use crate::query::result::Series;
+use crate::query::result::{PointStats, PA_EMPTY, PA_PARTIAL};
 
 /// What a fold did: how many series were folded and the largest folded contribution.
 #[derive(Debug, Clone, Copy, PartialEq)]

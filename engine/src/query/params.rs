@@ -214,6 +214,11 @@ pub fn parse_params(api: ApiVersion, pairs: &[(String, String)]) -> Result<Query
     if q.scope.contexts.is_none() {
         q.scope.contexts = q.selectors.contexts.clone();
     }
+    // A v1 query is about one chart: it is the whole universe (percentage
+    // totals, hidden dimensions, the summary), not a filter over the database.
+    if api == ApiVersion::V1 && q.scope.instances.is_none() {
+        q.scope.instances = q.selectors.instances.clone();
+    }
     if !passes.is_empty() {
         q.passes = passes;
     }
@@ -225,6 +230,15 @@ pub fn parse_params(api: ApiVersion, pairs: &[(String, String)]) -> Result<Query
 mod tests {
     use super::*;
     use crate::query::time_group::Method;
+
+    #[test]
+    fn v1_chart_is_the_scope() {
+        let q = parse_params(ApiVersion::V1, &[("chart".to_string(), "disk_space./".to_string())]).expect("v1");
+        assert_eq!(q.scope.instances, q.selectors.instances);
+        assert!(q.scope.instances.is_some());
+        let q = parse_params(ApiVersion::V2, &[("instances".to_string(), "x".to_string())]).expect("v2");
+        assert!(q.scope.instances.is_none(), "v2 instances filter inside the scope");
+    }
 
     fn p(s: &[(&str, &str)]) -> Result<QueryRequest> {
         let pairs: Vec<(String, String)> = s.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();

@@ -1,9 +1,84 @@
 //! What a query answers, independent of the output format.
 
-use crate::query::execute::{PointStats, TierUse};
-use crate::query::group_by::SeriesKey;
+use crate::query::group::SeriesKey;
 use crate::query::request::{GroupByKey, QueryRequest};
 use crate::query::window::Window;
+use crate::storage::TIERS;
+
+/// Point annotation bits (`pa`).
+pub const PA_EMPTY: u8 = 1;
+pub const PA_RESET: u8 = 2;
+pub const PA_PARTIAL: u8 = 4;
+
+/// Statistics over the raw samples behind the db points read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PointStats {
+    pub min: f64,
+    pub max: f64,
+    pub sum: f64,
+    pub count: u64,
+    pub anomalous: u64,
+}
+
+impl Default for PointStats {
+    fn default() -> Self {
+        PointStats { min: f64::INFINITY, max: f64::NEG_INFINITY, sum: 0.0, count: 0, anomalous: 0 }
+    }
+}
+
+impl PointStats {
+    pub fn merge(&mut self, o: &PointStats) {
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.sum += o.sum;
+        self.count += o.count;
+        self.anomalous += o.anomalous;
+    }
+
+    pub fn avg(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+
+    pub fn anomaly_rate(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.anomalous as f64 * 100.0 / self.count as f64
+        }
+    }
+}
+
+/// Which tier served how many metrics and db points.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TierUse {
+    pub queries: [u64; TIERS],
+    pub points: [u64; TIERS],
+}
+
+impl TierUse {
+    pub fn merge(&mut self, o: &TierUse) {
+        for t in 0..TIERS {
+            self.queries[t] += o.queries[t];
+            self.points[t] += o.points[t];
+        }
+    }
+}
+
+/// Set when some buckets were answered from rollup points that only
+/// approximate the raw samples (history tier 0 no longer holds, or a
+/// pinned rollup tier cut by the buckets).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approximation {
+    /// Tiers that served approximate data.
+    pub tiers: Vec<usize>,
+    /// How many buckets hold approximate data, and the ends of the first
+    /// and last of them.
+    pub buckets: usize,
+    pub first: i64,
+    pub last: i64,
+    /// Why, in words.
+    pub reason: String,
+}
 
 #[derive(Debug, Clone)]
 pub struct Series {
@@ -18,6 +93,27 @@ pub struct Series {
     pub counts: Vec<u32>,
     /// Over the raw db points of the member metrics.
     pub db_stats: PointStats,
+}
+
+impl Series {
+    /// A finished group's buckets as a series.
+    pub fn from_buckets(
+        key: SeriesKey,
+        aggregated: u32,
+        b: &crate::query::scan::Buckets,
+        counts: &[u32],
+        db_stats: PointStats,
+    ) -> Series {
+        Series {
+            key,
+            aggregated,
+            values: b.values.clone(),
+            flags: b.flags.clone(),
+            arp: b.arp.clone(),
+            counts: counts.to_vec(),
+            db_stats,
+        }
+    }
 }
 
 /// Selected / excluded / queried / failed counters (`sl`, `ex`, `qr`, `fl`).
@@ -97,13 +193,13 @@ pub struct QueryResult {
     pub generation: u64,
     pub prep_ms: f64,
     pub query_ms: f64,
-    /// The tier the planner chose (before per-metric fallbacks).
+    /// The pinned tier, or for automatic tiers the finest tier that
+    /// served data (`debug` shows it).
     pub chosen_tier: usize,
     /// Set when `cardinality_limit` folded series into "remaining".
     pub folded: Option<crate::query::cardinality::Folded>,
-    /// Set when a time group that needs raw samples was answered from a
-    /// coarser tier (a pinned tier, or history tier 0 no longer holds).
-    pub approximation: Option<String>,
+    /// Set when some buckets are approximate; absent when every value is exact.
+    pub approximation: Option<Approximation>,
     /// The `detailed` tree, with option `details`.
     pub detailed: Option<crate::query::detailed::Detailed>,
 }
@@ -115,7 +211,7 @@ impl QueryResult {
         let mut max = f64::NEG_INFINITY;
         for s in &self.series {
             for (v, f) in s.values.iter().zip(&s.flags) {
-                if f & crate::query::execute::PA_EMPTY == 0 {
+                if f & PA_EMPTY == 0 {
                     min = min.min(*v);
                     max = max.max(*v);
                 }

@@ -5,8 +5,9 @@
 use roaring::RoaringBitmap;
 
 use crate::catalog::Catalog;
+use crate::error::{EngineError, Result};
 use crate::index::{LabelFilter, SimplePattern};
-use crate::query::request::Selectors;
+use crate::query::request::{QueryRequest, Selectors};
 
 /// The outcome of selection.
 #[derive(Debug, Clone, Default)]
@@ -162,6 +163,25 @@ fn narrow(cat: &Catalog, base: &RoaringBitmap, s: &Selectors, m: Matching) -> Ro
         out.clear();
     }
     out
+}
+
+/// Stage 1 of the query path: the request's scope and selectors, narrowed
+/// to the caller's node allowlist. Naming a node outside the allowlist is
+/// `Forbidden`, so the answer never depends on what the caller cannot see.
+pub fn resolve(cat: &Catalog, req: &QueryRequest) -> Result<Selection> {
+    let matching = Matching::from_options(req.options.match_ids, req.options.match_names);
+    let mut sel = select(cat, &req.scope, &req.selectors, matching);
+    if let Some(allowed) = &req.allowed_nodes {
+        for s in [&req.scope, &req.selectors] {
+            if let Some(n) = named_outside(cat, s, allowed) {
+                return Err(EngineError::Forbidden(format!("node '{n}' is outside this token's allowlist")));
+            }
+        }
+        let visible = nodes_by_id(cat, allowed);
+        sel.scope &= &visible;
+        sel.selected &= &visible;
+    }
+    Ok(sel)
 }
 
 /// Resolves scope and selectors.

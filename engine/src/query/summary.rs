@@ -8,7 +8,7 @@ use roaring::RoaringBitmap;
 
 use crate::catalog::Catalog;
 use crate::model::MetricId;
-use crate::query::execute::PointStats;
+use crate::query::result::PointStats;
 use crate::query::result::{Counts, Item, Summary};
 
 /// Builds the summary. `stats` holds the queried metrics' statistics.

@@ -9,9 +9,9 @@ use serde_json::json;
 use crate::engine::{Clock, Engine, EngineConfig};
 use crate::ingest::{IngestBatch, Point, SeriesSpec};
 use crate::query::body::parse_body;
-use crate::query::execute::PA_EMPTY;
 use crate::query::request::ApiVersion;
 use crate::query::result::QueryResult;
+use crate::query::result::PA_EMPTY;
 
 const T0: i64 = 1_700_000_400; // a multiple of 3600
 
@@ -131,9 +131,11 @@ fn raw_needing_groups_use_tier0_and_pinned_coarse_tiers_are_flagged() {
         json!({"window": {"after": T0 + 1, "before": T0 + 600, "points": 2, "tier": 1},
         "aggregations": {"time": {"time_group": "median"}}}),
     );
-    assert!(r.approximation.as_deref().is_some_and(|a| a.contains("median")), "{:?}", r.approximation);
+    let a = r.approximation.as_ref().expect("median over pinned minutes is approximate");
+    assert_eq!((a.tiers.clone(), a.buckets), (vec![1], 2));
+    assert!(a.reason.contains("raw samples"), "{}", a.reason);
     let r = q(&e, json!({"window": window()}));
-    assert_eq!(r.chosen_tier, 1, "average over 600 s / 2 points can use per-minute points");
+    assert_eq!(r.chosen_tier, 1, "average over 600 s / 2 points takes whole minutes from tier 1");
     assert!(r.approximation.is_none());
 }
 
@@ -236,4 +238,26 @@ mod extreme_windows {
             }
         }
     }
+}
+
+#[test]
+fn v1_chart_percentage_totals_only_that_chart() {
+    let e = engine();
+    let pairs: Vec<(String, String)> = [
+        ("chart", "disk_space./"),
+        ("dimension", "used"),
+        ("after", &(T0 + 1).to_string()),
+        ("before", &(T0 + 600).to_string()),
+        ("points", "1"),
+        ("options", "percentage"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    let req = crate::query::params::parse_params(ApiVersion::V1, &pairs).expect("v1");
+    let r = e.query(&req).expect("query");
+    // 30 used of 30 + 70 on `/`; the other filesystem is not in the total.
+    assert_eq!(r.series.len(), 1);
+    assert_eq!(r.series[0].values, vec![30.0]);
+    assert_eq!(r.summary.instances.len(), 1, "the summary covers the chart only");
 }

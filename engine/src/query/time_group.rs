@@ -34,9 +34,12 @@ impl Method {
         }
     }
 
-    /// Higher tiers only approximate these: they need raw samples.
-    pub fn needs_raw(self) -> bool {
-        !matches!(self, Method::Average | Method::Min | Method::Max | Method::Sum)
+    /// Whether the method can take a rollup point (or a slice's summary)
+    /// as the aggregate of its samples, with the same answer as taking the
+    /// samples one by one ([`crate::query::kernels::Kernel::add_agg`]).
+    /// The others need raw values: higher tiers only approximate them.
+    pub fn merges_rollups(self) -> bool {
+        matches!(self, Method::Average | Method::Min | Method::Max | Method::Sum | Method::Extremes)
     }
 }
 

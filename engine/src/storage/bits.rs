@@ -25,6 +25,65 @@ impl<'a> BitSlice<'a> {
     pub fn advance(&self, start: usize) -> Self {
         BitSlice { bytes: self.bytes, offset: self.offset + start }
     }
+
+    /// Up to 64 bits from element `start` on (bit k of the result is
+    /// element `start + k`); bits past `n` are zero.
+    #[inline]
+    fn word(&self, start: usize, n: usize) -> u64 {
+        debug_assert!(n <= 64);
+        let b = self.offset + start;
+        let (byte, shift) = (b >> 3, b & 7);
+        // 9 bytes hold any 64 bits at a bit offset; read only what exists.
+        let mut buf = [0u8; 16];
+        let avail = self.bytes.len().saturating_sub(byte).min(9);
+        if avail > 0 {
+            buf[..avail].copy_from_slice(&self.bytes[byte..byte + avail]);
+        }
+        let w = (u128::from_le_bytes(buf) >> shift) as u64;
+        if n == 64 {
+            w
+        } else {
+            w & ((1u64 << n) - 1)
+        }
+    }
+
+    /// Elements `0..len` that are set.
+    pub fn count_ones(&self, len: usize) -> u64 {
+        let mut c = 0u64;
+        let mut i = 0;
+        while i < len {
+            let n = (len - i).min(64);
+            c += u64::from(self.word(i, n).count_ones());
+            i += n;
+        }
+        c
+    }
+
+    /// Elements `0..len` set in both bitmaps.
+    pub fn count_and(&self, other: &BitSlice<'_>, len: usize) -> u64 {
+        let mut c = 0u64;
+        let mut i = 0;
+        while i < len {
+            let n = (len - i).min(64);
+            c += u64::from((self.word(i, n) & other.word(i, n)).count_ones());
+            i += n;
+        }
+        c
+    }
+
+    /// Are elements `0..len` all set?
+    pub fn all_set(&self, len: usize) -> bool {
+        let mut i = 0;
+        while i < len {
+            let n = (len - i).min(64);
+            let full = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+            if self.word(i, n) != full {
+                return false;
+            }
+            i += n;
+        }
+        true
+    }
 }
 
 #[inline]
@@ -57,5 +116,24 @@ mod tests {
         let t = s.advance(9);
         assert!(t.get(0) && t.get(8) && !t.get(1));
         assert!(get_bit(&b, 17));
+    }
+
+    proptest::proptest! {
+        /// Word-wise counts equal bit-by-bit counts at any offset and length.
+        #[test]
+        fn counts_match_bit_by_bit(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+                                   other in proptest::collection::vec(proptest::prelude::any::<u8>(), 40),
+                                   offset in 0usize..64, len in 0usize..200) {
+            let total = bytes.len() * 8;
+            let offset = offset.min(total);
+            let len = len.min(total - offset);
+            let s = BitSlice::new(&bytes, offset);
+            let o = BitSlice::new(&other, 3);
+            let ones = (0..len).filter(|&i| s.get(i)).count() as u64;
+            let both = (0..len).filter(|&i| s.get(i) && o.get(i)).count() as u64;
+            proptest::prop_assert_eq!(s.count_ones(len), ones);
+            proptest::prop_assert_eq!(s.count_and(&o, len), both);
+            proptest::prop_assert_eq!(s.all_set(len), ones == len as u64);
+        }
     }
 }

@@ -33,6 +33,10 @@ struct Group {
     head_start: Option<i64>,
     /// Newest sample time written (or backfilled) in this group.
     newest: i64,
+    /// Rollup points ending at or before this may hold samples tier 0 does
+    /// not (tier 0 dropped them, or the rollups were imported): only there
+    /// can a rollup differ from the tier-0 samples of its interval.
+    rollup_only_until: Option<i64>,
 }
 
 /// First and last point end times a metric has written into a tier.
@@ -79,6 +83,13 @@ pub struct HeadState {
     pub update_every: i64,
     pub head_start: Option<i64>,
     pub newest: i64,
+    /// See [`Store::rollup_only_until`].
+    #[serde(default)]
+    pub rollup_only_until: Option<i64>,
+    /// False in snapshots written before `rollup_only_until` existed: the
+    /// store then derives it from what it holds ([`Store::derive_rollup_only`]).
+    #[serde(default)]
+    pub rollup_only_tracked: bool,
 }
 
 #[derive(Debug)]
@@ -118,6 +129,7 @@ impl Store {
             tiers: Default::default(),
             head_start: None,
             newest: i64::MIN,
+            rollup_only_until: None,
         })
     }
 
@@ -277,6 +289,7 @@ impl Store {
             return WriteOutcome::Late;
         }
         g.newest = g.newest.max(end);
+        g.rollup_only_until = Some(g.rollup_only_until.map_or(end, |r| r.max(end)));
         let start = span_start(end, cfg.span_secs(tier, ue));
         g.tiers[tier]
             .open
@@ -318,6 +331,11 @@ impl Store {
             let keep_after = newest - cfg.tiers[tier].retention_secs;
             let (keep, drop): (Vec<_>, Vec<_>) = st.sealed.drain(..).partition(|seg| seg.end() > keep_after);
             st.sealed = keep;
+            if tier == 0 {
+                if let Some(end) = drop.iter().map(|seg| seg.end()).max() {
+                    g.rollup_only_until = Some(g.rollup_only_until.map_or(end, |r| r.max(end)));
+                }
+            }
             if self.track_events {
                 self.dropped_events.extend(drop.into_iter().map(|segment| SegmentEvent {
                     tier,
@@ -391,19 +409,28 @@ impl Store {
         self.metrics.get(m as usize).and_then(|e| e.map(|(ue, _)| ue))
     }
 
-    /// Point-end range metric `m` can answer from `tier`: starts at the
-    /// oldest retained data; for tiers above 0 ends at the last *complete*
-    /// point (the open one is still filling up and would read as a dip).
+    /// End times of the first and last points metric `m` holds in `tier`,
+    /// the open (still filling) point included. After retention dropped
+    /// older spans, `first` is the first point still held, found by reading
+    /// the oldest span (a span start is not a sample time).
     pub fn extent(&self, m: MetricId, tier: usize) -> Option<Extent> {
         let (ue, ext) = self.metrics.get(m as usize).copied().flatten()?;
         let e = ext[tier]?;
         let g = self.groups.get(&ue)?;
         let st = &g.tiers[tier];
-        let oldest_kept = st.sealed.first().map(|s| s.start).or_else(|| st.open.keys().next().copied());
-        let res = self.cfg.resolution(tier, ue);
-        let first = e.first.max(oldest_kept.unwrap_or(i64::MIN));
-        let last = if tier == 0 { e.last } else { e.last.min(g.newest.div_euclid(res) * res) };
-        (first <= last).then_some(Extent { first, last })
+        let oldest_kept = st.sealed.first().map(|s| s.start).or_else(|| st.open.keys().next().copied())?;
+        let first = if e.first >= oldest_kept {
+            e.first
+        } else {
+            let mut found = None;
+            self.for_each_run(m, ue, tier, oldest_kept - 1, e.last, |run| {
+                if found.is_none() {
+                    found = (0..run.len).find(|&i| run.is_valid(i)).map(|i| run.end_of(i));
+                }
+            });
+            found?
+        };
+        (first <= e.last).then_some(Extent { first, last: e.last })
     }
 
     /// Resolution of `tier` for metric `m`.
@@ -479,7 +506,17 @@ impl Store {
     pub fn drop_sealed(&mut self, tier: usize, ue: i64, start: i64) -> bool {
         let Some(g) = self.groups.get_mut(&ue) else { return false };
         let before = g.tiers[tier].sealed.len();
-        g.tiers[tier].sealed.retain(|s| s.start != start);
+        let mut end = None;
+        g.tiers[tier].sealed.retain(|s| {
+            let keep = s.start != start;
+            if !keep {
+                end = Some(s.end());
+            }
+            keep
+        });
+        if let (0, Some(end)) = (tier, end) {
+            g.rollup_only_until = Some(g.rollup_only_until.map_or(end, |r| r.max(end)));
+        }
         g.tiers[tier].sealed.len() != before
     }
 
@@ -505,15 +542,55 @@ impl Store {
     pub fn heads(&self) -> Vec<HeadState> {
         self.groups
             .values()
-            .map(|g| HeadState { update_every: g.ue, head_start: g.head_start, newest: g.newest })
+            .map(|g| HeadState {
+                update_every: g.ue,
+                head_start: g.head_start,
+                newest: g.newest,
+                rollup_only_until: g.rollup_only_until,
+                rollup_only_tracked: true,
+            })
             .collect()
     }
 
-    /// Restores a group's head (recovery).
+    /// Restores a group's head (recovery), after its spans are loaded.
     pub fn set_head(&mut self, h: HeadState) {
         let g = self.group(h.update_every);
         g.head_start = h.head_start;
         g.newest = g.newest.max(h.newest);
+        g.rollup_only_until = h.rollup_only_until;
+        if !h.rollup_only_tracked {
+            self.derive_rollup_only(h.update_every);
+        }
+    }
+
+    /// For snapshots that did not track it: rollup spans that start before
+    /// tier 0's oldest span may hold samples tier 0 does not, so everything
+    /// up to that oldest span is treated as rollup-only (conservative: at
+    /// worst an exact answer there is flagged approximate).
+    pub fn derive_rollup_only(&mut self, ue: i64) {
+        let Some(g) = self.groups.get_mut(&ue) else { return };
+        let oldest = |st: &TierState| st.sealed.first().map(|s| s.start).or_else(|| st.open.keys().next().copied());
+        let Some(h0) = oldest(&g.tiers[0]) else { return };
+        if g.tiers[1..].iter().filter_map(oldest).any(|s| s < h0) {
+            g.rollup_only_until = Some(g.rollup_only_until.map_or(h0, |r| r.max(h0)));
+        }
+    }
+
+    /// Rollup points of update_every `ue` ending at or before this may
+    /// hold samples tier 0 does not have (it dropped them, or they were
+    /// imported); after it, every rollup point is exactly the aggregate of
+    /// the tier-0 samples in its interval. `None`: nowhere.
+    pub fn rollup_only_until(&self, ue: i64) -> Option<i64> {
+        self.groups.get(&ue).and_then(|g| g.rollup_only_until)
+    }
+
+    /// The earliest interval start `tier` of update_every `ue` still holds
+    /// points for: its points `(end - res, end]` with `end - res >= horizon`
+    /// are all retained. `None` when the tier holds nothing.
+    pub fn horizon(&self, ue: i64, tier: usize) -> Option<i64> {
+        let st = &self.groups.get(&ue)?.tiers[tier];
+        let oldest = st.sealed.first().map(|s| s.start).or_else(|| st.open.keys().next().copied())?;
+        Some(oldest - self.cfg.resolution(tier, ue))
     }
 }
 

@@ -6,9 +6,9 @@ use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use strata_engine::query::detailed::Detailed;
-use strata_engine::query::execute::{PointStats, PA_EMPTY};
 use strata_engine::query::request::{ApiVersion, GroupByKey};
 use strata_engine::query::result::{Item, QueryResult};
+use strata_engine::query::result::{PointStats, PA_EMPTY};
 
 use super::long_keys::{lengthen, lengthen_detailed};
 use super::stats::{counts, put, sts};
@@ -422,7 +422,7 @@ pub fn write(r: &QueryResult, agent: &Agent<'_>, total_ms: f64) -> Result<Vec<u8
         view.insert("cardinality".into(), json!({"folded": f.folded, "cut": round7(f.cut)}));
     }
     if let Some(a) = &r.approximation {
-        view.insert("approximation".into(), json!(a));
+        view.insert("approximate".into(), super::approximate_json(a));
     }
     view.insert("units".into(), json!(r.units));
     view.insert("chart_type".into(), json!(r.chart_type));

@@ -7,6 +7,15 @@ pub mod stats;
 pub mod v1;
 
 use strata_engine::query::request::Options;
+use strata_engine::query::result::Approximation;
+
+/// The `approximate` object (json2 `view.approximate`, v1 jsonwrap
+/// `approximate`): present only when some buckets came from rollup points
+/// that stand in for raw samples tier 0 no longer holds (or a pinned
+/// rollup tier the buckets cut).
+pub fn approximate_json(a: &Approximation) -> serde_json::Value {
+    serde_json::json!({"tiers": a.tiers, "buckets": a.buckets, "first": a.first, "last": a.last, "reason": a.reason})
+}
 
 /// A row timestamp as the options ask for it.
 #[derive(Debug, Clone, PartialEq)]

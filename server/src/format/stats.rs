@@ -2,8 +2,8 @@
 //! Netdata's short keys; zero counters are omitted.
 
 use serde_json::{json, Map, Value};
-use strata_engine::query::execute::PointStats;
 use strata_engine::query::result::Counts;
+use strata_engine::query::result::PointStats;
 
 use super::round7;
 

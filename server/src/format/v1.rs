@@ -3,9 +3,9 @@
 //! Column labels are series names, as v1 clients show them.
 
 use serde_json::{json, Map, Value};
-use strata_engine::query::execute::PA_EMPTY;
 use strata_engine::query::request::Format;
 use strata_engine::query::result::QueryResult;
+use strata_engine::query::result::PA_EMPTY;
 
 use super::{datetime, round7, row_order, time_value};
 
@@ -170,6 +170,9 @@ pub fn wrap(r: &QueryResult, result: Value, chart_id: &str) -> Value {
     m.insert("points".into(), json!(r.window.points));
     m.insert("format".into(), json!(format_name(r.request.format)));
     m.insert("db_points_per_tier".into(), json!(r.tier_use.points));
+    if let Some(a) = &r.approximation {
+        m.insert("approximate".into(), super::approximate_json(a));
+    }
     m.insert("result".into(), result);
     if opts.jw_anomaly_rates {
         m.insert("anomaly_rates".into(), table_of(r, |s, i| json!(round7(r.series[s].arp[i]))));

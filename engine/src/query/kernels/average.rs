@@ -3,6 +3,7 @@
 
 use super::{sum_count, Kernel};
 use crate::storage::bits::BitSlice;
+use crate::storage::AggPoint;
 
 #[derive(Debug, Clone)]
 pub struct Average {
@@ -34,6 +35,12 @@ impl Kernel for Average {
         let (s, c) = sum_count(values, valid);
         self.sum += s;
         self.count += c;
+    }
+
+    fn add_agg(&mut self, p: &AggPoint) -> bool {
+        self.sum += p.sum;
+        self.count += u64::from(p.count);
+        true
     }
 
     fn flush(&mut self) -> Option<f64> {

@@ -3,6 +3,7 @@
 //! negative; only zeros give 0.
 
 use super::Kernel;
+use crate::storage::AggPoint;
 
 #[derive(Debug, Clone, Default)]
 pub struct Extremes {
@@ -23,6 +24,13 @@ impl Kernel for Extremes {
         } else if v < 0.0 {
             self.min_neg = Some(self.min_neg.map_or(v, |m| m.min(v)));
         }
+    }
+
+    /// Only the largest and smallest values matter.
+    fn add_agg(&mut self, p: &AggPoint) -> bool {
+        self.add(p.min);
+        self.add(p.max);
+        true
     }
 
     fn flush(&mut self) -> Option<f64> {

@@ -3,6 +3,7 @@
 //! ordinary maximum.
 
 use super::Kernel;
+use crate::storage::AggPoint;
 
 #[derive(Debug, Clone, Default)]
 pub struct Max {
@@ -20,6 +21,19 @@ impl Kernel for Max {
             Some(b) if v.abs() <= b.abs() => {}
             _ => self.best = Some(v),
         }
+    }
+
+    /// The value farthest from zero is the min or the max, whichever has
+    /// the larger magnitude; only a tie of opposite signs needs the order.
+    fn add_agg(&mut self, p: &AggPoint) -> bool {
+        if p.max.abs() > p.min.abs() || p.min == p.max {
+            self.add(p.max);
+        } else if p.min.abs() > p.max.abs() {
+            self.add(p.min);
+        } else {
+            return false;
+        }
+        true
     }
 
     fn flush(&mut self) -> Option<f64> {

@@ -3,6 +3,7 @@
 //! non-negative data it is the ordinary minimum.
 
 use super::Kernel;
+use crate::storage::AggPoint;
 
 #[derive(Debug, Clone, Default)]
 pub struct Min {
@@ -20,6 +21,19 @@ impl Kernel for Min {
             Some(b) if v.abs() >= b.abs() => {}
             _ => self.best = Some(v),
         }
+    }
+
+    /// The value nearest zero is the min of non-negative values or the
+    /// max of non-positive ones; with both signs it could be any of them.
+    fn add_agg(&mut self, p: &AggPoint) -> bool {
+        if p.min >= 0.0 {
+            self.add(p.min);
+        } else if p.max <= 0.0 {
+            self.add(p.max);
+        } else {
+            return false;
+        }
+        true
     }
 
     fn flush(&mut self) -> Option<f64> {

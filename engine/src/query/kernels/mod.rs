@@ -19,6 +19,7 @@ mod trimmed_mean;
 use crate::error::Result;
 use crate::query::time_group::{Method, TimeGroup};
 use crate::storage::bits::BitSlice;
+use crate::storage::AggPoint;
 use ordered::percent_option;
 
 pub use average::Average;
@@ -54,6 +55,14 @@ pub trait Kernel: Send {
                 }
             }
         }
+    }
+    /// Takes `p` as the aggregate of `p.count` values, with the same
+    /// effect as adding those values one by one; returns false, changing
+    /// nothing, when the method cannot tell from an aggregate (the caller
+    /// then adds the values). Only methods that
+    /// [`Method::merges_rollups`] ever return true.
+    fn add_agg(&mut self, _p: &AggPoint) -> bool {
+        false
     }
     /// Ends the bucket: its value, or `None` when it saw nothing (EMPTY).
     fn flush(&mut self) -> Option<f64>;

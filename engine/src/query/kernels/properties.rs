@@ -65,3 +65,45 @@ proptest! {
         prop_assert!(close(got, Some(above)));
     }
 }
+
+/// The aggregate a rollup point or a slice summary would carry.
+fn agg_of(v: &[f64]) -> crate::storage::AggPoint {
+    crate::storage::AggPoint {
+        sum: v.iter().sum(),
+        min: v.iter().copied().fold(f64::INFINITY, f64::min),
+        max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        count: v.len() as u32,
+        anomaly_count: 0,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// `add_agg` of chunks (falling back to the values where it refuses)
+    /// answers what adding every value does, for the methods that merge
+    /// rollups; the others always refuse, so they never see an aggregate.
+    #[test]
+    fn add_agg_equals_adding_the_values(
+        chunks in prop::collection::vec(
+            prop::collection::vec(prop_oneof![-50i32..50, Just(0), Just(7), Just(-7)].prop_map(f64::from), 1..20),
+            0..8),
+        name in prop::sample::select(vec![
+            "average", "sum", "min", "max", "extremes", "median", "percentile", "stddev", "countif",
+            "incremental-sum", "ses", "des", "latest", "trimmed-mean", "cv",
+        ]),
+    ) {
+        let tg = TimeGroup::parse(name, "time_group").expect("known name");
+        let p = KernelParams { points: 1, group: 1, resampling_divisor: None };
+        let (mut by_agg, mut by_value) = (build(&tg, &p).expect("kernel"), build(&tg, &p).expect("kernel"));
+        for c in &chunks {
+            let merged = by_agg.add_agg(&agg_of(c));
+            prop_assert!(!merged || tg.method.merges_rollups(), "{} merged an aggregate", name);
+            if !merged {
+                c.iter().for_each(|&v| by_agg.add(v));
+            }
+            c.iter().for_each(|&v| by_value.add(v));
+        }
+        prop_assert!(close(by_agg.flush(), by_value.flush()), "{}", name);
+    }
+}

@@ -90,14 +90,15 @@ fn overwrite_rebuilds_the_rollup_point() {
 }
 
 #[test]
-fn extent_of_higher_tiers_ends_at_the_last_complete_point() {
+fn extent_of_higher_tiers_includes_the_open_point() {
     let mut s = Store::new(StorageConfig::default());
     for t in 1..=150 {
         s.write(0, 1, t, Some(1.0), false).expect("write");
     }
     assert_eq!(s.extent(0, 0), Some(Extent { first: 1, last: 150 }));
-    assert_eq!(s.extent(0, 1), Some(Extent { first: 60, last: 120 }));
-    assert_eq!(s.extent(0, 2), None);
+    // The minute (120, 180] is still filling; it holds samples 121..=150.
+    assert_eq!(s.extent(0, 1), Some(Extent { first: 60, last: 180 }));
+    assert_eq!(s.extent(0, 2), Some(Extent { first: 3600, last: 3600 }));
 }
 
 #[test]

@@ -1,7 +1,12 @@
-//! The parallel scan: metrics are split across worker threads; each thread
-//! time-groups its metrics and folds them into its own group accumulators,
-//! which are merged at the end. Hidden metrics (in scope, not selected)
-//! feed only the denominators of percentages.
+//! Stage 3 of the query path: the parallel scan of a [`QueryPlan`].
+//! Metrics are split across worker threads; each thread time-groups its
+//! metrics ([`metric`]) and folds them into its own group accumulators,
+//! which are merged at the end, so results do not depend on the thread
+//! count. Hidden metrics (in scope, not selected) feed only the
+//! denominators of percentages.
+
+pub mod metric;
+pub mod summarize;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,14 +14,15 @@ use std::time::Instant;
 
 use crate::error::{EngineError, Result};
 use crate::model::MetricId;
-use crate::query::execute::{Buckets, Executor, PointStats, TierUse};
-use crate::query::group_by::Accumulator;
-use crate::query::kernels::{self, KernelParams};
+use crate::query::group::Accumulator;
+use crate::query::kernels;
+use crate::query::plan::QueryPlan;
 use crate::query::request::Aggregation;
-use crate::query::tiering;
+use crate::query::result::{PointStats, TierUse};
 use crate::query::time_group::TimeGroup;
-use crate::query::window::Window;
-use crate::storage::Store;
+use crate::storage::{Store, TIERS};
+pub use metric::Buckets;
+use metric::{MetricOut, MetricScan};
 
 /// Cancels work past the request's `timeout`, or when the caller's
 /// `cancel` flag turns true (its token was revoked, the client left).
@@ -39,30 +45,26 @@ impl Deadline<'_> {
     }
 }
 
-/// One metric to scan and where its buckets go.
-#[derive(Debug, Clone, Copy)]
-pub struct Job {
-    pub metric: MetricId,
-    /// Output group, if any (a hidden metric may belong to none).
-    pub group: Option<usize>,
-    pub hidden: bool,
+/// Which buckets and tiers served approximate data.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApproxUse {
+    pub buckets: Vec<bool>,
+    pub tiers: [bool; TIERS],
 }
 
-/// How to scan.
-pub struct ScanPlan<'a> {
-    pub store: &'a Store,
-    pub window: Window,
-    pub time_group: &'a TimeGroup,
-    pub tier: usize,
-    pub pinned: bool,
-    pub tiers: usize,
-    pub absolute: bool,
-    pub groups: usize,
-    pub aggregation: Aggregation,
-    pub threads: usize,
-    pub deadline: &'a Deadline<'a>,
-    /// Aggregate anomaly rates instead of values.
-    pub anomaly_bit: bool,
+impl ApproxUse {
+    fn new(points: usize) -> Self {
+        ApproxUse { buckets: vec![false; points], tiers: [false; TIERS] }
+    }
+
+    fn merge(&mut self, o: &ApproxUse) {
+        self.buckets.iter_mut().zip(&o.buckets).for_each(|(a, b)| *a |= b);
+        self.tiers.iter_mut().zip(&o.tiers).for_each(|(a, b)| *a |= b);
+    }
+
+    pub fn any(&self) -> bool {
+        self.buckets.iter().any(|&b| b)
+    }
 }
 
 pub struct ScanOutput {
@@ -72,68 +74,75 @@ pub struct ScanOutput {
     pub tier_use: TierUse,
     /// Statistics of the selected metrics (hidden ones are not reported).
     pub stats: HashMap<MetricId, PointStats>,
+    pub approx: ApproxUse,
 }
 
-impl ScanPlan<'_> {
+/// Scans every job of `plan`.
+pub struct Scan<'a> {
+    pub store: &'a Store,
+    pub plan: &'a QueryPlan,
+    pub time_group: &'a TimeGroup,
+    pub aggregation: Aggregation,
+    pub threads: usize,
+    pub deadline: &'a Deadline<'a>,
+}
+
+impl Scan<'_> {
     fn empty(&self) -> ScanOutput {
+        let (groups, points) = (self.plan.groups.len(), self.plan.window.points);
         ScanOutput {
-            selected: Accumulator::new(self.groups, self.window.points, self.aggregation),
-            hidden: Accumulator::new(self.groups + 1, self.window.points, Aggregation::Sum),
+            selected: Accumulator::new(groups, points, self.aggregation),
+            hidden: Accumulator::new(groups + 1, points, Aggregation::Sum),
             tier_use: TierUse::default(),
             stats: HashMap::new(),
+            approx: ApproxUse::new(points),
         }
     }
 
-    fn scan_chunk(&self, jobs: &[Job]) -> Result<ScanOutput> {
-        let w = self.window;
-        let kp = KernelParams { points: w.points, group: w.group, resampling_divisor: w.resampling_divisor };
-        let kernel = kernels::build(self.time_group, &kp)?;
-        let field = if self.anomaly_bit {
-            crate::query::time_group::Field::AnomalyRate
-        } else {
-            self.time_group.method.field()
-        };
-        let mut ex = Executor::new(self.store, w, field, self.absolute, kernel);
+    fn scan_chunk(&self, jobs: &[crate::query::plan::Job]) -> Result<ScanOutput> {
+        let plan = self.plan;
+        let kernel = kernels::build(self.time_group, &plan.kernel)?;
+        let mut ex = MetricScan::new(self.store, plan.window, plan.field, plan.absolute, plan.anomaly_bit, kernel);
         let mut out = self.empty();
         let mut buckets = Buckets::default();
-        // Margins: the previous point (interpolation) and the closing point of
-        // the last bucket may lie one coarse point outside the window.
-        let (lo, hi) = (w.after - w.granularity, w.before);
+        let mut approx = ApproxUse::new(plan.window.points);
         for job in jobs {
             // Cheap (an atomic load and a clock read) next to a metric's scan.
             self.deadline.check()?;
-            let Some(ue) = self.store.update_every(job.metric) else { continue };
-            let margin = self.store.config().resolution(crate::storage::TIERS - 1, ue);
-            let parts = tiering::metric_parts(
-                self.store,
-                job.metric,
-                self.tier,
-                self.pinned,
-                self.tiers,
-                lo - margin,
-                hi + margin,
-            );
-            let mut st = PointStats::default();
+            let reads = plan.reads_for(self.store, job);
+            let mut stats = PointStats::default();
             let mut tier_use = TierUse::default();
-            ex.run_metric(job.metric, ue, &parts, &mut buckets, &mut st, &mut tier_use);
+            ex.run(
+                job,
+                &reads,
+                &mut MetricOut {
+                    buckets: &mut buckets,
+                    stats: &mut stats,
+                    tiers: &mut tier_use,
+                    approximate: &mut approx.buckets,
+                    approximate_tiers: &mut approx.tiers,
+                },
+            );
             if job.hidden {
                 if let Some(g) = job.group {
                     out.hidden.add(g, &buckets);
                 }
-                out.hidden.add(self.groups, &buckets);
+                out.hidden.add(plan.groups.len(), &buckets);
             } else {
                 if let Some(g) = job.group {
                     out.selected.add(g, &buckets);
                 }
                 out.tier_use.merge(&tier_use);
-                out.stats.insert(job.metric, st);
+                out.stats.insert(job.metric, stats);
             }
         }
+        out.approx = approx;
         Ok(out)
     }
 
     /// Scans every job; results are independent of the thread count.
-    pub fn run(&self, jobs: &[Job]) -> Result<ScanOutput> {
+    pub fn run(&self) -> Result<ScanOutput> {
+        let jobs = &self.plan.jobs;
         let threads = self.threads.clamp(1, 64).min(jobs.len().div_ceil(64).max(1));
         let chunk = jobs.len().div_ceil(threads).max(1);
         let parts: Vec<Result<ScanOutput>> = std::thread::scope(|scope| {
@@ -150,8 +159,12 @@ impl ScanPlan<'_> {
             out.hidden.merge(&p.hidden);
             out.tier_use.merge(&p.tier_use);
             out.stats.extend(p.stats);
+            out.approx.merge(&p.approx);
         }
         self.deadline.check()?;
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,223 @@
+//! The tier rule, bucket by bucket: which tier serves which part of each
+//! bucket `(s, e]`.
+//!
+//! Invariant (exact layouts): a rollup point `(a, b]` (tier 1: a minute,
+//! tier 2: an hour, of the metric's update_every) serves part of a bucket
+//! only when its whole interval lies inside the bucket, inside the span
+//! where every rollup point equals the tier-0 samples of its interval
+//! (after [`Coverage::exact_after`]), and inside what the tier retains.
+//! Tier 0 fills the ragged edges. The pieces of a bucket are disjoint,
+//! oldest first, and together cover exactly the bucket's part after
+//! `exact_after`, so a time group that merges points by their counts
+//! answers exactly what it answers over tier 0 alone.
+
+use crate::query::window::Window;
+use crate::storage::TIERS;
+
+/// Read the points of `tier` whose end lies in `(from, to]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    pub tier: u8,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// Per bucket, the pieces that serve it, oldest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Layout {
+    pieces: Vec<Piece>,
+    /// Bucket `i` is `pieces[offsets[i]..offsets[i + 1]]`.
+    offsets: Vec<u32>,
+}
+
+/// What the tiers of one update_every group hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Coverage {
+    /// Seconds per point, per tier.
+    pub res: [i64; TIERS],
+    /// Per tier, the earliest interval start it retains points for
+    /// (`None`: the tier holds nothing).
+    pub horizon: [Option<i64>; TIERS],
+    /// Tiers in use (1..=3).
+    pub tiers: usize,
+    /// Rollup points ending at or before this may hold samples tier 0 does
+    /// not; the exact layout covers only what comes after it.
+    pub exact_after: Option<i64>,
+}
+
+impl Layout {
+    /// The pieces of bucket `i`.
+    pub fn bucket(&self, i: usize) -> &[Piece] {
+        let (a, b) = (self.offsets[i] as usize, self.offsets[i + 1] as usize);
+        &self.pieces[a..b]
+    }
+
+    /// Buckets described.
+    pub fn buckets(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// Which tiers any piece reads.
+    pub fn tiers_read(&self) -> [bool; TIERS] {
+        let mut out = [false; TIERS];
+        for p in &self.pieces {
+            out[usize::from(p.tier)] = true;
+        }
+        out
+    }
+
+    fn build(w: &Window, mut each: impl FnMut(i64, i64, &mut Vec<Piece>)) -> Layout {
+        let mut pieces = Vec::with_capacity(w.points * 3);
+        let mut offsets = Vec::with_capacity(w.points + 1);
+        offsets.push(0);
+        for i in 0..w.points {
+            let e = w.bucket_end(i);
+            each(e - w.view_every, e, &mut pieces);
+            offsets.push(pieces.len() as u32);
+        }
+        Layout { pieces, offsets }
+    }
+
+    /// `tier: N` pinned: each bucket reads that tier's points ending in it.
+    pub fn pinned(w: &Window, tier: usize) -> Layout {
+        Layout::build(w, |s, e, out| out.push(Piece { tier: tier as u8, from: s, to: e }))
+    }
+
+    /// The exact layout: full rollup intervals where `rollups` allows them,
+    /// tier 0 for the rest, each bucket clipped to after `exact_after`.
+    pub fn exact(w: &Window, cov: &Coverage, rollups: bool) -> Layout {
+        let top = if rollups { cov.tiers.clamp(1, TIERS) - 1 } else { 0 };
+        Layout::build(w, |s, e, out| {
+            let lo = cov.exact_after.map_or(s, |r| s.max(r));
+            cover(lo, e, top, cov, out);
+        })
+    }
+}
+
+/// Covers `(lo, hi]` with the coarsest whole intervals of tiers `..=tier`,
+/// finer ones at the edges.
+fn cover(lo: i64, hi: i64, tier: usize, cov: &Coverage, out: &mut Vec<Piece>) {
+    if lo >= hi {
+        return;
+    }
+    if tier == 0 {
+        out.push(Piece { tier: 0, from: lo, to: hi });
+        return;
+    }
+    let res = cov.res[tier];
+    let Some(horizon) = cov.horizon[tier] else { return cover(lo, hi, tier - 1, cov, out) };
+    let a = ceil_to(lo.max(horizon), res);
+    let b = hi.div_euclid(res) * res;
+    if a >= b {
+        return cover(lo, hi, tier - 1, cov, out);
+    }
+    cover(lo, a, tier - 1, cov, out);
+    out.push(Piece { tier: tier as u8, from: a, to: b });
+    cover(b, hi, tier - 1, cov, out);
+}
+
+fn ceil_to(x: i64, res: i64) -> i64 {
+    x.div_euclid(res) * res + if x.rem_euclid(res) == 0 { 0 } else { res }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn window(before: i64, points: usize, v: i64) -> Window {
+        Window {
+            after: before - points as i64 * v + 1,
+            before,
+            points,
+            granularity: 1,
+            group: v,
+            view_every: v,
+            resampling_divisor: None,
+            relative: false,
+        }
+    }
+
+    fn cov(ue: i64) -> Coverage {
+        Coverage { res: [ue, 60 * ue, 3600 * ue], horizon: [Some(0); TIERS], tiers: 3, exact_after: None }
+    }
+
+    #[test]
+    fn ragged_edges_come_from_tier_0() {
+        // A 288 s bucket (3456, 3744]: tier 0 to 3480, whole minutes to 3720, tier 0 to 3744.
+        let l = Layout::exact(&window(3744, 1, 288), &cov(1), true);
+        let want = [
+            Piece { tier: 0, from: 3456, to: 3480 },
+            Piece { tier: 1, from: 3480, to: 3720 },
+            Piece { tier: 0, from: 3720, to: 3744 },
+        ];
+        assert_eq!(l.bucket(0), &want[..]);
+    }
+
+    #[test]
+    fn hours_inside_a_bucket_come_from_tier_2() {
+        // (3500, 14490]: minutes 3540..3600, hours 3600..14400, a minute, tier 0.
+        let w = window(4 * 3600 + 90, 1, 10_990);
+        let l = Layout::exact(&w, &cov(1), true);
+        let tiers: Vec<u8> = l.bucket(0).iter().map(|p| p.tier).collect();
+        assert_eq!(tiers, vec![0, 1, 2, 1, 0]);
+        assert_eq!(l.bucket(0)[2], Piece { tier: 2, from: 3600, to: 4 * 3600 });
+    }
+
+    #[test]
+    fn raw_groups_and_exact_after_clip() {
+        let w = window(3744, 2, 288);
+        let mut c = cov(1);
+        c.exact_after = Some(3500);
+        let l = Layout::exact(&w, &c, false);
+        assert!(l.bucket(0).is_empty(), "bucket (3168, 3456] lies before exact_after");
+        assert_eq!(l.bucket(1), &[Piece { tier: 0, from: 3500, to: 3744 }]);
+        assert!(Layout::pinned(&w, 1).bucket(1) == [Piece { tier: 1, from: 3456, to: 3744 }]);
+    }
+
+    proptest! {
+        /// Every bucket is covered exactly (no gap, no overlap, in order)
+        /// after `exact_after`; rollup pieces are whole, aligned intervals
+        /// within the tier's horizon.
+        #[test]
+        fn pieces_partition_each_bucket(
+            ue in prop::sample::select(vec![1i64, 2, 5, 10, 15]),
+            before in 0i64..400_000,
+            points in 1usize..40,
+            v in 1i64..20_000,
+            h1 in prop::option::of(-10_000i64..300_000),
+            h2 in prop::option::of(-10_000i64..300_000),
+            exact_after in prop::option::of(-10_000i64..300_000),
+            tiers in 1usize..=3,
+            rollups in any::<bool>(),
+        ) {
+            let w = window(before, points, v);
+            let c = Coverage {
+                res: [ue, 60 * ue, 3600 * ue],
+                horizon: [Some(i64::MIN / 4), h1, h2],
+                tiers,
+                exact_after,
+            };
+            let l = Layout::exact(&w, &c, rollups);
+            prop_assert_eq!(l.buckets(), points);
+            for i in 0..points {
+                let e = w.bucket_end(i);
+                let lo = exact_after.map_or(e - v, |r| (e - v).max(r));
+                let mut at = lo;
+                for p in l.bucket(i) {
+                    prop_assert_eq!(p.from, at, "contiguous");
+                    prop_assert!(p.from < p.to);
+                    let t = usize::from(p.tier);
+                    prop_assert!(t < tiers && (rollups || t == 0));
+                    if t > 0 {
+                        prop_assert_eq!(p.from.rem_euclid(c.res[t]), 0);
+                        prop_assert_eq!(p.to.rem_euclid(c.res[t]), 0);
+                        prop_assert!(c.horizon[t].is_some_and(|h| p.from >= h));
+                    }
+                    at = p.to;
+                }
+                prop_assert_eq!(at, lo.max(e), "ends at the bucket end");
+            }
+        }
+    }
+}

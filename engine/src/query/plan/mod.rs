@@ -1,0 +1,273 @@
+//! Stage 2 of the query path: from a [`Selection`] to a [`QueryPlan`] the
+//! scan executes. The window (buckets), which metrics are queried, their
+//! pass-0 groups, the limits, and the tier rule, all decided here, before
+//! any sample is read.
+//!
+//! The tier rule (`tier` not given):
+//! - While tier 0 holds a bucket's data, the answer equals the `tier: 0`
+//!   answer for every time group. Rollups are only a faster way to the
+//!   same number: a time group that merges points by their counts (see
+//!   [`Method::merges_rollups`]) takes a rollup point only when its whole
+//!   interval lies inside the bucket; tier 0 fills the ragged edges
+//!   ([`layout`]). Time groups that need raw values read tier 0 alone.
+//! - Only where rollups hold history tier 0 does not (it aged out, or it
+//!   was imported: before [`Store::rollup_only_until`]) does the answer
+//!   come from rollup points partly outside their bucket, Netdata-style
+//!   ([`aged`]), and the result says so ([`Approximation`]).
+//! - `tier: N` reads tier N alone, each bucket taking the points that end
+//!   in it.
+//!
+//! The property test beside this module (`plan/tests.rs`) checks the rule
+//! end to end: automatic answers equal `tier: 0` answers over random data
+//! and windows.
+
+pub mod aged;
+pub mod layout;
+pub mod retention;
+
+use std::collections::BTreeMap;
+
+use roaring::RoaringBitmap;
+
+use crate::catalog::Catalog;
+use crate::error::{EngineError, Result};
+use crate::model::MetricId;
+use crate::query::group::{series_key, GroupIndex};
+use crate::query::kernels::{self, KernelParams};
+use crate::query::request::{Aggregation, ApiVersion, QueryRequest};
+use crate::query::select::Selection;
+use crate::query::time_group::{Field, Method};
+use crate::query::window::{self, Window, WindowInput};
+use crate::query::QueryLimits;
+use crate::storage::{Store, TIERS};
+use layout::{Coverage, Layout};
+
+/// One metric to scan and where its buckets go.
+#[derive(Debug, Clone, Copy)]
+pub struct Job {
+    pub metric: MetricId,
+    pub update_every: i64,
+    /// Output group, if any (a hidden metric may belong to none).
+    pub group: Option<usize>,
+    /// In scope but not selected: feeds only percentage denominators.
+    pub hidden: bool,
+    /// Index of its layout in [`QueryPlan::layouts`].
+    pub layout: usize,
+}
+
+/// The layout of one update_every group.
+#[derive(Debug, Clone)]
+pub struct GroupLayout {
+    pub layout: Layout,
+    /// Before this, rollup-only history (see [`Store::rollup_only_until`]).
+    pub exact_after: Option<i64>,
+}
+
+/// What one metric's scan reads.
+pub struct MetricReads<'p> {
+    pub layout: &'p Layout,
+    /// Rollup-only history (approximate), oldest first, all before the
+    /// layout's pieces.
+    pub aged: Vec<aged::Part>,
+    /// Pinned to a rollup tier: answers are approximate where a bucket
+    /// cuts a rollup interval or the time group cannot merge points.
+    pub pinned_rollup: bool,
+}
+
+/// Everything the scan needs, decided before it starts.
+#[derive(Debug)]
+pub struct QueryPlan {
+    pub window: Window,
+    /// Smallest update_every of the queried metrics (tier 0).
+    pub update_every: i64,
+    /// Selected metrics whose data overlaps the window, in id order.
+    pub queried: Vec<MetricId>,
+    /// Pass-0 group of each queried metric.
+    pub metric_group: Vec<usize>,
+    pub groups: GroupIndex,
+    pub jobs: Vec<Job>,
+    /// `tier: N`, when pinned.
+    pub pinned: Option<usize>,
+    /// One per update_every among the jobs (one in all when pinned).
+    pub layouts: Vec<GroupLayout>,
+    /// The rollup tier for rollup-only history (automatic tiers only).
+    pub aged_tier: Option<usize>,
+    pub kernel: KernelParams,
+    /// Netdata's value of a rollup point for time groups that cannot merge points.
+    pub field: Field,
+    /// Values are made absolute before time grouping (v2/v3 rule).
+    pub absolute: bool,
+    /// Time-group anomaly rates instead of values.
+    pub anomaly_bit: bool,
+    /// Tiers in use (the server's `storage tiers`).
+    pub tiers: usize,
+    /// Sample-time retention of the queried metrics.
+    pub db_first: Option<i64>,
+    pub db_last: Option<i64>,
+    /// The answer is a percentage whatever the metrics' units.
+    pub pct_units: bool,
+}
+
+impl QueryPlan {
+    /// What metric `job` reads.
+    pub fn reads_for(&self, store: &Store, job: &Job) -> MetricReads<'_> {
+        let g = &self.layouts[job.layout];
+        let aged = match (self.aged_tier, g.exact_after) {
+            (Some(t), Some(r)) if self.window.after - self.window.granularity < r => {
+                let (lo, hi) = self.scan_range(store.config().resolution(TIERS - 1, job.update_every));
+                aged::parts(store, job.metric, t, self.tiers, lo, hi.min(r))
+            }
+            _ => Vec::new(),
+        };
+        MetricReads { layout: &g.layout, aged, pinned_rollup: self.pinned.is_some_and(|t| t > 0) }
+    }
+
+    /// Point ends the scan may touch: the window plus one point of `margin`
+    /// on each side (the previous point of an interpolation, the point
+    /// that closes the last bucket).
+    pub fn scan_range(&self, margin: i64) -> (i64, i64) {
+        let w = &self.window;
+        (w.after - w.granularity - margin, w.before + margin)
+    }
+}
+
+/// Builds the plan.
+pub fn build(
+    cat: &Catalog,
+    store: &Store,
+    req: &QueryRequest,
+    sel: &Selection,
+    now: i64,
+    limits: &QueryLimits,
+) -> Result<QueryPlan> {
+    let ntiers = limits.tiers.clamp(1, TIERS);
+    if let Some(t) = req.tier.filter(|&t| t >= ntiers) {
+        return Err(EngineError::param(
+            "tier",
+            format!("tier {t} is not available: this server keeps {ntiers} tier(s)"),
+        ));
+    }
+    if req.passes.len() > 1 && req.passes.iter().any(|p| p.aggregation == Aggregation::Percentage) {
+        return Err(EngineError::param("aggregation", "percentage aggregation works in a single group-by pass"));
+    }
+    let needs_hidden = req.needs_hidden();
+    let touched = if needs_hidden { sel.scope.len() } else { sel.selected.len() };
+    if touched > limits.max_metrics {
+        return Err(EngineError::TooManyMetrics { matched: touched, limit: limits.max_metrics });
+    }
+
+    // The query target: metrics whose data overlaps the window.
+    let (qa, qb) = window::target_window(req.after, req.before, now);
+    let in_window = |m: MetricId| {
+        store.update_every(m).is_some()
+            && retention::metric_range(store, m, ntiers).is_some_and(|(f, l)| f <= qb && l >= qa)
+    };
+    let queried: Vec<MetricId> = sel.selected.iter().filter(|&m| in_window(m)).collect();
+    let ue = queried.iter().filter_map(|&m| store.update_every(m)).min().unwrap_or(1);
+    let (mut db_first, mut db_last) = (None::<i64>, None::<i64>);
+    for (f, l) in queried.iter().filter_map(|&m| retention::metric_range(store, m, ntiers)) {
+        db_first = Some(db_first.map_or(f, |x| x.min(f)));
+        db_last = Some(db_last.map_or(l, |x| x.max(l)));
+    }
+    let natural_ue = match req.tier {
+        Some(t) => store.config().resolution(t, ue),
+        None => ue,
+    };
+    let window = window::plan(&WindowInput {
+        after: req.after,
+        before: req.before,
+        points: req.points,
+        now,
+        db_first,
+        db_last,
+        update_every: natural_ue,
+        natural_points: req.options.natural_points,
+        virtual_points: req.options.virtual_points,
+        unaligned: req.options.unaligned,
+        resampling: req.time_resampling,
+    })?;
+
+    // Group assignment, in metric order (= first appearance).
+    let pass0 = &req.passes[0];
+    let method = req.time_group.method;
+    let pct_units = req.options.percentage
+        || req.options.anomaly_bit
+        || matches!(method, Method::Cv | Method::CountIf)
+        || pass0.aggregation == Aggregation::Percentage;
+    let mut groups = GroupIndex::default();
+    let metric_group: Vec<usize> =
+        queried.iter().map(|&m| groups.assign(series_key(cat, m, pass0, pct_units))).collect();
+    let kernel =
+        KernelParams { points: window.points, group: window.group, resampling_divisor: window.resampling_divisor };
+    kernels::build(&req.time_group, &kernel)?; // bad options fail here, before any scan
+
+    // One layout per update_every (one in all when pinned).
+    let mut layouts: Vec<GroupLayout> = Vec::new();
+    let mut layout_of: BTreeMap<i64, usize> = BTreeMap::new();
+    let rollups = method.merges_rollups() && ntiers > 1;
+    let mut layout_for = |ue: i64| -> usize {
+        *layout_of.entry(if req.tier.is_some() { 0 } else { ue }).or_insert_with(|| {
+            layouts.push(match req.tier {
+                Some(tier) => GroupLayout { layout: Layout::pinned(&window, tier), exact_after: None },
+                None => {
+                    let cov = coverage(store, ue, ntiers);
+                    GroupLayout { layout: Layout::exact(&window, &cov, rollups), exact_after: cov.exact_after }
+                }
+            });
+            layouts.len() - 1
+        })
+    };
+    let mut job = |m: MetricId, group: Option<usize>, hidden: bool| {
+        let update_every = store.update_every(m).unwrap_or(1);
+        Job { metric: m, update_every, group, hidden, layout: layout_for(update_every) }
+    };
+    let mut jobs: Vec<Job> = queried.iter().zip(&metric_group).map(|(&m, &g)| job(m, Some(g), false)).collect();
+    if needs_hidden {
+        let hidden: RoaringBitmap = sel.excluded();
+        for m in hidden.iter().filter(|&m| in_window(m)) {
+            jobs.push(job(m, groups.find(&series_key(cat, m, pass0, pct_units).id), true));
+        }
+    }
+    // Rollup-only history the window reaches: before the latest `exact_after`.
+    let aged_until = layouts.iter().filter_map(|g| g.exact_after).max();
+    let aged_tier = aged_until.filter(|&r| window.after - window.granularity < r).and_then(|r| {
+        let lo = window.after - window.granularity - store.config().resolution(TIERS - 1, ue);
+        aged::choose_tier(store, &queried, &window, ntiers, lo, r)
+    });
+    Ok(QueryPlan {
+        window,
+        update_every: ue,
+        queried,
+        metric_group,
+        groups,
+        jobs,
+        pinned: req.tier,
+        layouts,
+        aged_tier,
+        kernel,
+        field: if req.options.anomaly_bit { Field::AnomalyRate } else { method.field() },
+        // v2/v3 make samples absolute before grouping (spec 5.1); v1 (Netdata
+        // 1.37, the oracle) makes the grouped values absolute instead.
+        absolute: req.options.absolute && req.api != ApiVersion::V1,
+        anomaly_bit: req.options.anomaly_bit,
+        tiers: ntiers,
+        db_first,
+        db_last,
+        pct_units,
+    })
+}
+
+/// What the tiers of update_every `ue` hold.
+fn coverage(store: &Store, ue: i64, tiers: usize) -> Coverage {
+    let cfg = store.config();
+    Coverage {
+        res: std::array::from_fn(|t| cfg.resolution(t, ue)),
+        horizon: std::array::from_fn(|t| if t < tiers { store.horizon(ue, t) } else { None }),
+        tiers,
+        // With tier 0 alone everything it holds is exact.
+        exact_after: if tiers > 1 { store.rollup_only_until(ue) } else { None },
+    }
+}
+
+#[cfg(test)]
+mod tests;

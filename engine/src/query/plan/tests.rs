@@ -1,0 +1,443 @@
+//! The tier rule, end to end through the engine: over random data (gaps,
+//! explicit nulls, overwrites, several update_every values, data crossing
+//! minute and hour boundaries, an open head) and random windows (buckets
+//! that rarely line up with minutes or hours, aligned or not, relative or
+//! absolute), every time group answers the same with automatic tiers as
+//! with `tier: 0`, and no answer is flagged approximate. Hand-computed
+//! cases pin the symptoms that motivated the rule.
+
+use std::sync::atomic::AtomicI64;
+
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+use crate::demo::mix;
+use crate::engine::{Clock, Engine, EngineConfig};
+use crate::ingest::{IngestBatch, Point, SeriesSpec};
+use crate::query::body::parse_body;
+use crate::query::params::parse_params;
+use crate::query::request::ApiVersion;
+use crate::query::result::{QueryResult, PA_EMPTY};
+use crate::storage::AggPoint;
+
+/// A tiny deterministic generator (proptest picks the seed).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = mix(self.0.wrapping_add(0x9E37_79B9_7F4A_7C15));
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + self.below((hi - lo + 1) as u64) as i64
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+}
+
+/// A random dataset in an engine; `now` is one second after the newest sample.
+struct Dataset {
+    engine: Engine,
+    first: i64,
+    last: i64,
+}
+
+fn dataset(seed: u64) -> Dataset {
+    let mut r = Rng(seed);
+    // A random start, so minute and hour boundaries fall anywhere in the data.
+    let base = 1_700_000_000 + r.range(0, 7_199);
+    let mut series = Vec::new();
+    let n = r.range(2, 4);
+    let mut last = base;
+    for k in 0..n {
+        let ue = [1, 1, 2, 5, 10, 15][r.below(6) as usize];
+        let start = (base + r.range(0, 1_800)).div_euclid(ue) * ue;
+        let len = r.range(600, 9_000) / ue;
+        let kind = r.below(4);
+        let mut points = Vec::new();
+        let mut gap_left = 0;
+        for i in 0..len {
+            let t = start + i * ue;
+            if gap_left > 0 {
+                gap_left -= 1;
+                continue;
+            }
+            if r.chance(0.002) {
+                gap_left = r.range(1, 400); // a collection outage
+                continue;
+            }
+            let x = (r.below(20_000) as f64) / 100.0;
+            let value = match kind {
+                0 => Some(x),               // positive, 2 decimals
+                1 => Some(x - 100.0),       // both signs
+                2 => Some(-(x + 1.0)),      // negative only
+                _ => Some((t % 97) as f64), // integers, ties
+            };
+            let value = if r.chance(0.01) { None } else { value };
+            points.push(Point { t, value, anomalous: r.chance(0.1) });
+            last = last.max(t);
+        }
+        series.push(SeriesSpec {
+            node: Some(format!("node{}", k % 2)),
+            context: "test.ctx".into(),
+            instance: Some(format!("inst{}", k % 3)),
+            dimension: format!("d{k}"),
+            update_every: Some(ue),
+            points,
+            ..Default::default()
+        });
+    }
+    let now = last + 1;
+    let engine = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(now)));
+    // In time order, a ten-minute slice of every series per batch: nothing is late.
+    let first = series.iter().filter_map(|s| s.points.first().map(|p| p.t)).min().unwrap_or(base);
+    let mut from = first;
+    while from <= last {
+        let to = from + 600;
+        let batch = IngestBatch {
+            nodes: vec![],
+            series: series
+                .iter()
+                .map(|s| SeriesSpec {
+                    points: s.points.iter().filter(|p| p.t >= from && p.t < to).cloned().collect(),
+                    ..s.clone()
+                })
+                .filter(|s| !s.points.is_empty())
+                .collect(),
+        };
+        engine.ingest(&batch).expect("ingest");
+        from = to;
+    }
+    // Overwrites in the open head (per update_every group): new values,
+    // and values turned into gaps.
+    let cfg = *engine.read().expect("lock").store.config();
+    let mut over = Vec::new();
+    for s in &series {
+        let ue = s.update_every.unwrap_or(1);
+        let newest = series
+            .iter()
+            .filter(|o| o.update_every == s.update_every)
+            .filter_map(|o| o.points.last())
+            .map(|p| p.t)
+            .max();
+        let head = cfg.head_for(newest.unwrap_or(last), ue).max(last - 1_200);
+        let mut points = Vec::new();
+        for p in s.points.iter().filter(|p| p.t >= head) {
+            if r.chance(0.05) {
+                let value = if r.chance(0.3) { None } else { Some((r.below(1000) as f64) - 300.0) };
+                points.push(Point { t: p.t, value, anomalous: r.chance(0.5) });
+            }
+        }
+        if !points.is_empty() {
+            over.push(SeriesSpec { points, ..s.clone() });
+        }
+    }
+    let overwrites = IngestBatch { nodes: vec![], series: over };
+    if !overwrites.series.is_empty() {
+        let rep = engine.ingest(&overwrites).expect("overwrite");
+        assert_eq!(rep.rejected_late, 0, "overwrites land in the head");
+    }
+    Dataset { engine, first, last }
+}
+
+const TIME_GROUPS: [(&str, Option<&str>); 18] = [
+    ("average", None),
+    ("sum", None),
+    ("min", None),
+    ("max", None),
+    ("extremes", None),
+    ("median", None),
+    ("trimmed-median", None),
+    ("percentile", Some("80")),
+    ("trimmed-mean", None),
+    ("stddev", None),
+    ("cv", None),
+    ("ses", None),
+    ("des", None),
+    ("incremental-sum", None),
+    ("countif", Some(">50")),
+    ("latest", None),
+    ("average", None),
+    ("sum", None),
+];
+
+/// A random query over the dataset: a v3 body, or v1 GET parameters.
+fn query(r: &mut Rng, d: &Dataset) -> (ApiVersion, Value) {
+    let span = d.last - d.first;
+    let (tg, opts) = TIME_GROUPS[r.below(TIME_GROUPS.len() as u64) as usize];
+    let relative = r.chance(0.3);
+    // Half the windows are long (wide buckets), half anything.
+    let dur = if r.chance(0.5) { r.range(span / 2, span + 600) } else { r.range(1, span + 600) };
+    let (after, before) = if relative {
+        (-dur, -r.range(0, 900))
+    } else {
+        let before = r.range(d.first + dur / 2, d.last + 300);
+        (before - dur, before)
+    };
+    // Few points make wide buckets (whole minutes and hours inside them).
+    let points = match r.below(10) {
+        0 => 0,
+        1..=5 => r.range(1, 24),
+        _ => r.range(1, 400),
+    };
+    let mut options = vec![];
+    for (o, p) in [("unaligned", 0.3), ("anomaly-bit", 0.1), ("percentage", 0.1), ("null2zero", 0.05)] {
+        if r.chance(p) {
+            options.push(o);
+        }
+    }
+    let group_by = ["dimension", "node", "instance", "selected"][r.below(4) as usize];
+    let aggregation = ["average", "sum", "min", "max"][r.below(4) as usize];
+    let resampling = if r.chance(0.15) { r.range(2, 900) } else { 0 };
+    if r.chance(0.25) {
+        // v1: natural points for relative windows, no absolute values.
+        let mut v = json!({"after": after, "before": before, "points": points, "group": tg,
+                           "options": options.join("|"), "context": "test.ctx"});
+        if let Some(o) = opts {
+            v["group_options"] = json!(o);
+        }
+        if resampling > 0 {
+            v["gtime"] = json!(resampling);
+        }
+        return (ApiVersion::V1, v);
+    }
+    let mut time = json!({"time_group": tg, "time_resampling": resampling});
+    if let Some(o) = opts {
+        time["time_group_options"] = json!(o);
+    }
+    let body = json!({
+        "scope": {"contexts": ["test.ctx"]},
+        "window": {"after": after, "before": before, "points": points},
+        "aggregations": {"metrics": [{"group_by": [group_by], "aggregation": aggregation}], "time": time},
+        "options": options,
+    });
+    (ApiVersion::V3, body)
+}
+
+fn run(d: &Dataset, api: ApiVersion, q: &Value, tier: Option<usize>) -> QueryResult {
+    let req = match api {
+        ApiVersion::V1 => {
+            let mut pairs: Vec<(String, String)> = q
+                .as_object()
+                .expect("object")
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                .collect();
+            if let Some(t) = tier {
+                pairs.push(("tier".into(), t.to_string()));
+            }
+            parse_params(api, &pairs)
+        }
+        _ => {
+            let mut body = q.clone();
+            if let Some(t) = tier {
+                body["window"]["tier"] = json!(t);
+            }
+            parse_body(api, &body)
+        }
+    }
+    .expect("a valid generated query");
+    d.engine.query(&req).expect("query runs")
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// Asserts two answers are the same: window, series, flags, values and
+/// anomaly rates (values within 1e-9 relative).
+fn assert_same(auto: &QueryResult, t0: &QueryResult, what: &str) -> std::result::Result<(), TestCaseError> {
+    prop_assert_eq!(auto.window, t0.window, "window: {}", what);
+    prop_assert_eq!(auto.series.len(), t0.series.len(), "series: {}", what);
+    for (a, b) in auto.series.iter().zip(&t0.series) {
+        prop_assert_eq!(&a.key.id, &b.key.id, "{}", what);
+        prop_assert_eq!(&a.flags, &b.flags, "flags of {}: {}", a.key.id, what);
+        for i in 0..a.values.len() {
+            if a.flags[i] & PA_EMPTY == 0 {
+                prop_assert!(
+                    close(a.values[i], b.values[i]),
+                    "{} point {}: auto {} vs tier0 {}: {}",
+                    a.key.id,
+                    i,
+                    a.values[i],
+                    b.values[i],
+                    what
+                );
+            }
+            prop_assert!(close(a.arp[i], b.arp[i]), "arp {} point {}: {}", a.key.id, i, what);
+        }
+        prop_assert_eq!(a.db_stats.count, b.db_stats.count, "{}", what);
+        prop_assert!(close(a.db_stats.sum, b.db_stats.sum), "{}", what);
+    }
+    prop_assert_eq!(auto.first_entry, t0.first_entry, "{}", what);
+    prop_assert_eq!(auto.last_entry, t0.last_entry, "{}", what);
+    Ok(())
+}
+
+/// Checks eight random queries on a random dataset; returns how many
+/// merge rollups and how many of those read rollup points.
+fn check_seed(seed: u64) -> std::result::Result<(u32, u32), TestCaseError> {
+    let d = dataset(seed);
+    let mut r = Rng(seed ^ 0x5EED);
+    let (mut mergeable, mut used) = (0, 0);
+    for _ in 0..8 {
+        let (api, q) = query(&mut r, &d);
+        let auto = run(&d, api, &q, None);
+        let t0 = run(&d, api, &q, Some(0));
+        let what = format!("{api:?} {q}");
+        assert_same(&auto, &t0, &what)?;
+        prop_assert!(auto.approximation.is_none(), "flagged approximate: {:?} for {}", auto.approximation, what);
+        if auto.request.time_group.method.merges_rollups() {
+            mergeable += 1;
+            used += u32::from(auto.tier_use.points[1] + auto.tier_use.points[2] > 0);
+        }
+    }
+    Ok((mergeable, used))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("STRATA_TIER_RULE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(40),
+        ..ProptestConfig::default()
+    })]
+
+    /// Automatic tiers equal `tier: 0` wherever tier 0 holds the data.
+    #[test]
+    fn automatic_tiers_answer_what_tier0_answers(seed in any::<u64>()) {
+        check_seed(seed)?;
+    }
+}
+
+/// The property above is only as strong as its queries: most of those
+/// whose time group merges rollups must really read rollup points.
+#[test]
+fn the_generated_queries_exercise_rollups() {
+    let (mut mergeable, mut used) = (0, 0);
+    for seed in 0..12 {
+        let (m, u) = check_seed(seed).expect("the rule holds");
+        mergeable += m;
+        used += u;
+    }
+    assert!(mergeable >= 20 && used * 2 >= mergeable, "{used} of {mergeable} mergeable queries read rollups");
+}
+
+// Hand-computed cases: the symptoms this rule fixes.
+
+const T0: i64 = 1_700_002_800; // a multiple of 3600
+
+fn linear_engine(hours: i64, f: impl Fn(i64) -> Option<f64>) -> Engine {
+    let now = T0 + hours * 3600 + 1;
+    let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(now)));
+    let points: Vec<Point> = (1..=hours * 3600).map(|k| Point { t: T0 + k, value: f(k), anomalous: false }).collect();
+    for chunk in points.chunks(3600) {
+        let b = IngestBatch {
+            nodes: vec![],
+            series: vec![SeriesSpec {
+                context: "lin".into(),
+                dimension: "v".into(),
+                points: chunk.to_vec(),
+                ..Default::default()
+            }],
+        };
+        e.ingest(&b).expect("ingest");
+    }
+    e
+}
+
+fn v3(e: &Engine, window: Value, tg: &str) -> QueryResult {
+    let body = json!({"scope": {"contexts": ["lin"]}, "window": window,
+                      "aggregations": {"time": {"time_group": tg}}});
+    e.query(&parse_body(ApiVersion::V3, &body).expect("body")).expect("query")
+}
+
+#[test]
+fn average_of_a_ramp_matches_tier0_in_a_mixed_bucket() {
+    // v(t) = t - T0 over two hours, 12 points of 600 s: the last bucket
+    // (T0 + 6600, T0 + 7200] averages 6601..=7200 = 6900.5 ... its samples'
+    // mean, with whole minutes from tier 1 and tier 2 nowhere.
+    let e = linear_engine(2, |k| Some(k as f64));
+    let w = json!({"after": T0 + 1, "before": T0 + 7200, "points": 12});
+    let auto = v3(&e, w.clone(), "average");
+    let mut w0 = w;
+    w0["tier"] = json!(0);
+    let t0 = v3(&e, w0, "average");
+    let last = auto.series[0].values[11];
+    assert_eq!(last, (6601..=7200).sum::<i64>() as f64 / 600.0);
+    assert_eq!(last, t0.series[0].values[11]);
+    assert!(auto.tier_use.points[1] > 0, "whole minutes came from tier 1");
+    assert!(auto.approximation.is_none());
+}
+
+#[test]
+fn grafana_buckets_of_80_seconds_are_exact_and_gaps_stay_null() {
+    // 6 h at 269 points: 81 s buckets, never a multiple of a minute; a
+    // 30-minute outage must read as nulls, as tier 0 has it.
+    let e =
+        linear_engine(6, |k| if (10_000..11_800).contains(&k) { None } else { Some(((k * 37) % 1000) as f64 / 10.0) });
+    let w = json!({"after": T0 + 1, "before": T0 + 6 * 3600, "points": 269});
+    for tg in ["average", "sum", "min", "max"] {
+        let auto = v3(&e, w.clone(), tg);
+        let mut w0 = w.clone();
+        w0["tier"] = json!(0);
+        let t0 = v3(&e, w0, tg);
+        assert_ne!(auto.window.view_every % 60, 0);
+        assert_eq!(auto.series[0].flags, t0.series[0].flags, "{tg}: the outage is null in both");
+        assert!(auto.series[0].flags.iter().filter(|f| *f & PA_EMPTY != 0).count() >= 20, "{tg}: the outage shows");
+        for (a, b) in auto.series[0].values.iter().zip(&t0.series[0].values) {
+            assert!(close(*a, *b), "{tg}: {a} vs {b}");
+        }
+        assert!(auto.tier_use.points[1] > 0 && auto.approximation.is_none(), "{tg}");
+    }
+}
+
+#[test]
+fn first_entry_is_the_first_sample_not_an_hour_boundary() {
+    let e = linear_engine(2, |k| if k < 1_000 { None } else { Some(1.0) });
+    let r = v3(&e, json!({"after": T0 - 3600, "before": T0 + 7200, "points": 10}), "average");
+    assert_eq!(r.first_entry, Some(T0 + 1_000));
+    assert_eq!(r.last_entry, Some(T0 + 7_200));
+    for t in &r.tiers {
+        assert_eq!((t.first_entry, t.last_entry), (Some(T0 + 1_000), Some(T0 + 7_200)), "tier {}", t.tier);
+    }
+}
+
+#[test]
+fn rollup_only_history_is_flagged_approximate() {
+    // Tier 1 holds an imported hour before tier 0 begins: that part of the
+    // answer can only be approximate and says so; the rest does not.
+    let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + 7_201)));
+    {
+        let mut st = e.write().expect("lock");
+        let st = &mut *st;
+        let m = st.catalog.register(&crate::model::SeriesMeta {
+            node: "localhost",
+            context: "lin",
+            instance: "lin",
+            dimension: "v",
+            units: None,
+            title: None,
+            chart_type: None,
+            update_every: 1,
+            labels: None,
+        });
+        for k in 1..=60 {
+            let p = AggPoint { sum: 600.0, min: 5.0, max: 15.0, count: 60, anomaly_count: 0 };
+            st.store.write_rollup(m, 1, 1, T0 + k * 60, p);
+        }
+        let pts: Vec<_> = (3_601..=7_200)
+            .map(|k| crate::storage::RawPoint { t: T0 + k, value: Some(1.0), anomalous: false })
+            .collect();
+        st.store.write_batch(&pts, &[(m, 1, 0..pts.len())]).expect("tier 0");
+    }
+    let r = v3(&e, json!({"after": T0 + 1, "before": T0 + 7_200, "points": 2}), "average");
+    let a = r.approximation.as_ref().expect("flagged");
+    assert_eq!((a.buckets, a.first, a.last, a.tiers.clone()), (1, T0 + 3_600, T0 + 3_600, vec![1]));
+    assert_eq!(r.series[0].values, vec![10.0, 1.0]);
+    // Only the recent hour: exact, not flagged.
+    let r = v3(&e, json!({"after": T0 + 3_601, "before": T0 + 7_200, "points": 4}), "average");
+    assert!(r.approximation.is_none(), "{:?}", r.approximation);
+}

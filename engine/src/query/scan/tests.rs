@@ -1,0 +1,186 @@
+use super::metric::{Buckets, MetricOut, MetricScan};
+use crate::query::kernels::{Average, Kernel, Max, Min, Sum};
+use crate::query::plan::layout::{Coverage, Layout};
+use crate::query::plan::{Job, MetricReads};
+use crate::query::result::{PointStats, TierUse, PA_EMPTY};
+use crate::query::time_group::Field;
+use crate::query::window::Window;
+use crate::storage::{StorageConfig, Store, TIERS};
+
+fn window(after: i64, points: usize, v: i64) -> Window {
+    Window {
+        after,
+        before: after + points as i64 * v - 1,
+        points,
+        granularity: 1,
+        group: v,
+        view_every: v,
+        resampling_divisor: None,
+        relative: false,
+    }
+}
+
+fn store_with(values: &[(i64, Option<f64>)]) -> Store {
+    let mut s = Store::new(StorageConfig::default());
+    for &(t, v) in values {
+        s.write(0, 1, t, v, t % 10 == 0).expect("write");
+    }
+    s
+}
+
+struct Out {
+    b: Buckets,
+    stats: PointStats,
+    tiers: TierUse,
+    approximate: Vec<bool>,
+}
+
+fn scan(store: &Store, w: Window, field: Field, k: Box<dyn Kernel>, layout: &Layout, pinned: bool) -> Out {
+    let mut ex = MetricScan::new(store, w, field, false, false, k);
+    let job = Job { metric: 0, update_every: 1, group: Some(0), hidden: false, layout: 0 };
+    let reads = MetricReads { layout, aged: Vec::new(), pinned_rollup: pinned };
+    let mut o = Out {
+        b: Buckets::default(),
+        stats: PointStats::default(),
+        tiers: TierUse::default(),
+        approximate: vec![false; w.points],
+    };
+    let mut approximate_tiers = [false; TIERS];
+    ex.run(
+        &job,
+        &reads,
+        &mut MetricOut {
+            buckets: &mut o.b,
+            stats: &mut o.stats,
+            tiers: &mut o.tiers,
+            approximate: &mut o.approximate,
+            approximate_tiers: &mut approximate_tiers,
+        },
+    );
+    o
+}
+
+fn pinned(store: &Store, w: Window, tier: usize, field: Field, k: Box<dyn Kernel>) -> Out {
+    scan(store, w, field, k, &Layout::pinned(&w, tier), tier > 0)
+}
+
+fn exact(store: &Store, w: Window, k: Box<dyn Kernel>) -> Out {
+    let cov = Coverage { res: [1, 60, 3600], horizon: [Some(-1); TIERS], tiers: 3, exact_after: None };
+    scan(store, w, Field::Average, k, &Layout::exact(&w, &cov, true), false)
+}
+
+#[test]
+fn tier0_buckets_hold_points_ending_inside() {
+    // Values t for t in 1..=20, gap at 7.
+    let data: Vec<_> = (1..=20).map(|t| (t, if t == 7 { None } else { Some(t as f64) })).collect();
+    let s = store_with(&data);
+    let o = pinned(&s, window(1, 4, 5), 0, Field::Average, Box::new(Average::new(None)));
+    assert_eq!(o.b.values, vec![3.0, (6.0 + 8.0 + 9.0 + 10.0) / 4.0, 13.0, 18.0]);
+    assert_eq!(o.b.flags, vec![0; 4]);
+    // Anomalous samples are those at multiples of 10: one in bucket 2 of 4 samples.
+    assert_eq!(o.b.arp[1], 25.0);
+    assert_eq!(o.stats.count, 19);
+    assert_eq!((o.stats.min, o.stats.max), (1.0, 20.0));
+    assert_eq!(o.tiers.points[0], 19);
+    assert_eq!(o.tiers.queries[0], 1);
+    assert!(o.approximate.iter().all(|a| !a));
+}
+
+#[test]
+fn empty_buckets_are_flagged() {
+    let s = store_with(&[(3, Some(1.0)), (12, Some(2.0))]);
+    let o = pinned(&s, window(1, 3, 5), 0, Field::Sum, Box::new(Sum::default()));
+    assert_eq!(o.b.flags, vec![0, PA_EMPTY, 0]);
+    assert_eq!((o.b.values[0], o.b.values[2]), (1.0, 2.0));
+}
+
+#[test]
+fn pinned_tier1_merges_minutes_by_count() {
+    // Minute 1 has 59 samples (one gap), minute 2 all 60: the count-weighted
+    // average over both minutes is tier 0's, not the mean of the two means.
+    let data: Vec<_> =
+        (1..=600).map(|t| (t, if t % 13 == 0 { None } else { Some(((t * 7919) % 101) as f64) })).collect();
+    let s = store_with(&data);
+    let w = window(1, 5, 120);
+    let o0 = pinned(&s, w, 0, Field::Average, Box::new(Average::new(None)));
+    let o1 = pinned(&s, w, 1, Field::Average, Box::new(Average::new(None)));
+    for i in 0..5 {
+        assert!((o0.b.values[i] - o1.b.values[i]).abs() < 1e-9, "bucket {i}");
+    }
+    assert_eq!(o0.stats.count, o1.stats.count);
+    assert!((o0.stats.sum - o1.stats.sum).abs() < 1e-6);
+    assert_eq!(o1.tiers.points[1], 10, "ten per-minute points served");
+    assert!(o1.approximate.iter().all(|a| !a), "minute-aligned buckets are exact");
+}
+
+#[test]
+fn pinned_tier1_reads_the_open_minute() {
+    // 150 samples: the third minute is still filling. Its samples count.
+    let data: Vec<_> = (1..=150).map(|t| (t, Some(t as f64))).collect();
+    let s = store_with(&data);
+    let w = window(1, 1, 180);
+    let o0 = pinned(&s, w, 0, Field::Average, Box::new(Average::new(None)));
+    let o1 = pinned(&s, w, 1, Field::Average, Box::new(Average::new(None)));
+    assert_eq!(o0.b.values, vec![75.5]);
+    assert_eq!(o1.b.values, o0.b.values);
+}
+
+#[test]
+fn wide_points_are_interpolated_at_bucket_ends() {
+    // Two complete minutes: values 10 and 20; ask for 30 s buckets on tier 1.
+    let mut data = Vec::new();
+    for t in 1..=60 {
+        data.push((t, Some(10.0)));
+    }
+    for t in 61..=120 {
+        data.push((t, Some(20.0)));
+    }
+    let s = store_with(&data);
+    let o = pinned(&s, window(61, 2, 30), 1, Field::Max, Box::new(Max::default()));
+    // At 90 the minute (60, 120] is half done: 10 + (20 - 10) * 0.5 = 15.
+    assert_eq!(o.b.values, vec![15.0, 20.0]);
+    assert_eq!(o.approximate, vec![true, true], "30 s buckets cut the minutes");
+}
+
+#[test]
+fn exact_min_over_both_signs_reads_the_samples() {
+    // A minute holding -5 and 3 and 1: the value nearest zero (1) is not in
+    // the minute's aggregate, so the exact layout reads tier 0 for it.
+    let mut data: Vec<_> = (1..=180).map(|t| (t, Some(50.0 + t as f64))).collect();
+    data[70] = (71, Some(-5.0));
+    data[80] = (81, Some(1.0));
+    let s = store_with(&data);
+    let w = window(11, 1, 160); // (10, 170]: tier 0 to 60, minute (60, 120], tier 0 to 170
+    let o = exact(&s, w, Box::new(Min::default()));
+    assert_eq!(o.b.values, vec![1.0]);
+    assert_eq!(o.tiers.points[1], 1, "the minute was read as one point");
+    let o0 = pinned(&s, w, 0, Field::Min, Box::new(Min::default()));
+    assert_eq!(o0.b.values, o.b.values);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+    /// The exact layout gives tier 0's answer for average and sum over
+    /// buckets of any width and offset.
+    #[test]
+    fn exact_layout_equals_tier0(
+        vals in proptest::collection::vec(proptest::option::weighted(0.9, -1e4f64..1e4), 900),
+        v in 1i64..400,
+        after in 1i64..200,
+    ) {
+        let data: Vec<_> = vals.iter().enumerate().map(|(i, v)| (i as i64 + 1, *v)).collect();
+        let s = store_with(&data);
+        let w = window(after, (700 / v).max(1) as usize, v);
+        for sum in [false, true] {
+            let k = || -> Box<dyn Kernel> { if sum { Box::new(Sum::default()) } else { Box::new(Average::new(None)) } };
+            let field = if sum { Field::Sum } else { Field::Average };
+            let a = pinned(&s, w, 0, field, k());
+            let b = exact(&s, w, k());
+            proptest::prop_assert_eq!(&a.b.flags, &b.b.flags);
+            for (x, y) in a.b.values.iter().zip(&b.b.values) {
+                proptest::prop_assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{}: {} vs {}", field as u8, x, y);
+            }
+            proptest::prop_assert_eq!(a.stats.count, b.stats.count);
+        }
+    }
+}
