@@ -173,6 +173,9 @@ impl Server {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if extra.contains(&"--demo") {
+            args.retain(|a| a != "--no-demo");
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         if let Some(t) = test_now {
             args.push("--test-now".into());

@@ -13,4 +13,5 @@ mod ingest;
 mod limits;
 mod oracle;
 mod queries;
+mod tiers;
 mod tokens;
