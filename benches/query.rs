@@ -20,6 +20,7 @@ use strata_engine::query::body::parse_body;
 use strata_engine::query::request::QueryRequest;
 use strata_engine::query::result::PA_EMPTY;
 use strata_engine::query::ApiVersion;
+use strata_engine::storage::RawPoint;
 use strata_engine::{Clock, Engine, EngineConfig};
 
 /// Last sample time; a multiple of 3600 so tier spans and 288 s buckets align.
@@ -39,7 +40,9 @@ fn rss() -> String {
 }
 
 /// Builds the engine: registers every series, then writes 24 h of samples
-/// in time order (outer loop over t) so nothing is rejected as late.
+/// one tier-0 span (an hour) at a time, every series as a run, in time
+/// order, so nothing is rejected as late (the same state as per-sample
+/// writes; `Store::write_batch` is proven equal to them).
 fn load() -> Engine {
     // The planner treats the current second as still collecting, so the
     // clock sits one second after the newest sample.
@@ -51,21 +54,32 @@ fn load() -> Engine {
     let ids = demo::register(&mut st.catalog, &all);
     let first = NOW - HISTORY + 1;
     let mut written = 0u64;
-    for t in first..=NOW {
+    let (mut points, mut runs) = (Vec::new(), Vec::with_capacity(all.len()));
+    let mut a = first;
+    while a <= NOW {
+        // Up to the next hour boundary: one span per batch.
+        let b = ((a / 3600) + 1) * 3600;
+        let b = b.min(NOW + 1);
+        points.clear();
+        runs.clear();
         for (s, &m) in all.iter().zip(&ids) {
-            let outcome = st.store.write(m, 1, t, Some(s.value(t)), s.anomalous(t)).expect("store write");
-            assert_eq!(outcome, strata_engine::storage::WriteOutcome::Written, "sample at {t} was late");
-            written += 1;
+            let from = points.len();
+            points.extend((a..b).map(|t| RawPoint { t, value: Some(s.value(t)), anomalous: s.anomalous(t) }));
+            runs.push((m, 1, from..points.len()));
         }
-        if (t - first + 1) % 14_400 == 0 {
+        let o = st.store.write_batch(&points, &runs).expect("store write");
+        assert_eq!(o.late, 0, "samples before {b} were late");
+        written += o.written;
+        if (b - first) % 14_400 == 0 {
             eprintln!(
                 "setup: {:>2} h of {} h written ({written} samples, {:.1} s, {})",
-                (t - first + 1) / 3600,
+                (b - first) / 3600,
                 HISTORY / 3600,
                 start.elapsed().as_secs_f64(),
                 rss()
             );
         }
+        a = b;
     }
     drop(st);
     let secs = start.elapsed().as_secs_f64();
@@ -109,11 +123,38 @@ fn check(engine: &Engine, name: &str, req: &QueryRequest, series: usize) {
         assert!(s.values.iter().all(|v| v.is_finite()), "{name}: finite values");
     }
     eprintln!(
-        "check: {name}: {} series x {} points, chosen tier {}, view_every {} s, first run {ms:.0} ms",
+        "check: {name}: {} series x {} points, chosen tier {}, view_every {} s, points per tier {:?}, first run {ms:.0} ms",
         r.series.len(),
         r.window.points,
         r.chosen_tier,
-        r.window.view_every
+        r.window.view_every,
+        r.tier_use.points
+    );
+}
+
+/// CPU seconds this process has used (user + system), from /proc (Linux).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is 14th, stime 15th overall.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// With `STRATA_BENCH_CPU=N`: each query N times, reporting CPU time per run
+/// (robust on a busy machine, where wall time is not).
+fn cpu_report(engine: &Engine, name: &str, req: &QueryRequest) {
+    let Some(n) = std::env::var("STRATA_BENCH_CPU").ok().and_then(|v| v.parse::<u32>().ok()) else { return };
+    let (c0, t0) = (cpu_secs(), Instant::now());
+    for _ in 0..n {
+        black_box(engine.query(req).expect("query"));
+    }
+    let (cpu, wall) = (cpu_secs() - c0, t0.elapsed().as_secs_f64());
+    eprintln!(
+        "cpu: {name}: {:.1} ms CPU per run ({:.1} ms wall), {n} runs",
+        cpu * 1e3 / f64::from(n),
+        wall * 1e3 / f64::from(n)
     );
 }
 
@@ -139,6 +180,23 @@ fn bench_query(c: &mut Criterion) {
     check(&engine, "1h_300pts_node_max_tier0", &node_1h, nodes);
     check(&engine, "24h_300pts_selected_median_auto", &median, 1);
     check(&engine, "24h_300pts_selected_percentile95_auto", &p95, 1);
+    if let Ok(only) = std::env::var("STRATA_BENCH_ONLY") {
+        // For profilers: loop one query for 20 s and stop.
+        let req = if only == "auto" { &sum_auto } else { &sum_t0 };
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(20) {
+            black_box(engine.query(req).expect("query"));
+        }
+        std::process::exit(0);
+    }
+    for (name, req) in [
+        ("24h_300pts_selected_sum_tier0", &sum_t0),
+        ("24h_300pts_selected_sum_auto", &sum_auto),
+        ("24h_300pts_group_by_dimension_tier0", &dim_t0),
+        ("1h_300pts_node_max_tier0", &node_1h),
+    ] {
+        cpu_report(&engine, name, req);
+    }
 
     let mut g = c.benchmark_group("query");
     g.sample_size(10).measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));

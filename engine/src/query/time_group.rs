@@ -41,6 +41,13 @@ impl Method {
     pub fn merges_rollups(self) -> bool {
         matches!(self, Method::Average | Method::Min | Method::Max | Method::Sum | Method::Extremes)
     }
+
+    /// Whether the method's answer depends only on the sum and count of a
+    /// bucket's values, so a part of a rollup point is the point minus the
+    /// rest of it.
+    pub fn sums_only(self) -> bool {
+        matches!(self, Method::Average | Method::Sum)
+    }
 }
 
 /// The value of a storage point a time group consumes.

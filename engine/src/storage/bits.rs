@@ -32,14 +32,24 @@ impl<'a> BitSlice<'a> {
     fn word(&self, start: usize, n: usize) -> u64 {
         debug_assert!(n <= 64);
         let b = self.offset + start;
-        let (byte, shift) = (b >> 3, b & 7);
-        // 9 bytes hold any 64 bits at a bit offset; read only what exists.
-        let mut buf = [0u8; 16];
-        let avail = self.bytes.len().saturating_sub(byte).min(9);
-        if avail > 0 {
-            buf[..avail].copy_from_slice(&self.bytes[byte..byte + avail]);
-        }
-        let w = (u128::from_le_bytes(buf) >> shift) as u64;
+        let (byte, shift) = (b >> 3, (b & 7) as u32);
+        let w = match self.bytes.get(byte..byte + 9) {
+            // The common case: nine whole bytes, two loads and shifts.
+            Some(nine) => {
+                let lo = u64::from_le_bytes([nine[0], nine[1], nine[2], nine[3], nine[4], nine[5], nine[6], nine[7]]);
+                // `<< 1 << (63 - shift)` is `<< (64 - shift)`, and 0 when shift is 0.
+                (lo >> shift) | (u64::from(nine[8]) << 1 << (63 - shift))
+            }
+            None => {
+                // Near the end: read only what exists.
+                let mut buf = [0u8; 16];
+                let avail = self.bytes.len().saturating_sub(byte).min(9);
+                if avail > 0 {
+                    buf[..avail].copy_from_slice(&self.bytes[byte..byte + avail]);
+                }
+                (u128::from_le_bytes(buf) >> shift) as u64
+            }
+        };
         if n == 64 {
             w
         } else {

@@ -4,6 +4,7 @@
 
 pub mod bits;
 pub mod open_span;
+pub mod prefetch;
 pub mod row;
 pub mod segment;
 pub mod segment_file;

@@ -61,12 +61,15 @@ impl<'a> Run<'a> {
     }
 
     /// Restricts the run to points whose end is in `(from_excl, to_incl]`.
+    #[inline]
     pub fn clip(&self, from_excl: i64, to_incl: i64) -> Option<Run<'a>> {
-        let lo = if from_excl < self.first_end { 0 } else { ((from_excl - self.first_end) / self.res + 1) as usize };
         if to_incl < self.first_end {
             return None;
         }
-        let hi = (((to_incl - self.first_end) / self.res + 1) as usize).min(self.len);
+        // Per-second runs are the hot case: no division there.
+        let steps = |d: i64| if self.res == 1 { d } else { d / self.res };
+        let lo = if from_excl < self.first_end { 0 } else { (steps(from_excl - self.first_end) + 1) as usize };
+        let hi = ((steps(to_incl - self.first_end) + 1) as usize).min(self.len);
         (lo < hi).then(|| self.slice(lo, hi))
     }
 

@@ -185,8 +185,9 @@ impl Segment {
     pub fn run(&self, m: MetricId) -> Option<Run<'_>> {
         let r = *self.rows.get(&m)? as usize;
         let (a, b) = (r * self.points, (r + 1) * self.points);
+        // A column without nulls needs no validity checks at all.
         fn bits(n: Option<&NullBuffer>, a: usize) -> Option<BitSlice<'_>> {
-            n.map(|n| BitSlice::new(n.inner().values(), n.inner().offset() + a))
+            n.filter(|n| n.null_count() > 0).map(|n| BitSlice::new(n.inner().values(), n.inner().offset() + a))
         }
         let data = match &self.cols {
             Columns::Raw { values, anomaly } => RowData::Raw {

@@ -11,15 +11,25 @@
 //! approximate. The point that reaches past the bucket end is
 //! interpolated at the end when it is wider than a second (Netdata's
 //! closing value).
+//!
+//! Speed: the exact layout reads tier 0 in short slices a bucket apart, so
+//! each metric's runs are unpacked once into typed views, slices are
+//! located by index arithmetic (no division at one-second resolution), and
+//! the slices of a bucket a few ahead are prefetched.
 
 use crate::query::kernels::Kernel;
+use crate::query::plan::layout::Piece;
 use crate::query::plan::{Job, MetricReads};
 use crate::query::result::{PointStats, TierUse, PA_EMPTY};
 use crate::query::time_group::Field;
 use crate::query::window::Window;
-use crate::storage::{AggPoint, RowData, Run, Store, TIERS};
+use crate::storage::bits::BitSlice;
+use crate::storage::{prefetch, AggPoint, RowData, Store, TIERS};
 
 use super::summarize::{absolute, absolute_point, anomaly_rates, summarize};
+
+/// Buckets between a prefetch and the read it prepares.
+const PREFETCH_AHEAD: usize = 3;
 
 /// One metric's time-grouped output (a reused scratch buffer).
 #[derive(Debug, Clone, Default)]
@@ -62,6 +72,30 @@ enum Mode {
     Aged,
 }
 
+/// One side of a rollup point cut by a bucket end.
+#[derive(Debug, Clone, Copy)]
+struct SplitSide {
+    /// The samples' aggregate (counts for the anomaly rate).
+    raw: AggPoint,
+    /// What the time group takes (absolute or anomaly values when asked).
+    values: AggPoint,
+}
+
+impl SplitSide {
+    fn new(raw: AggPoint, values: AggPoint) -> Self {
+        SplitSide { raw, values }
+    }
+}
+
+/// A rollup point cut by a bucket end: this bucket's right side and the
+/// next bucket's left side, which ends at `end`.
+#[derive(Debug, Clone, Copy)]
+struct Split {
+    right: SplitSide,
+    left: SplitSide,
+    end: i64,
+}
+
 #[derive(Debug, Default)]
 struct Bucket {
     start: i64,
@@ -72,34 +106,105 @@ struct Bucket {
     approximate: bool,
 }
 
-/// Reusable per-thread state.
-pub struct MetricScan<'s> {
-    store: &'s Store,
-    window: Window,
-    field: Field,
-    absolute: bool,
-    anomaly_bit: bool,
-    kernel: Box<dyn Kernel>,
-    runs: [Vec<Run<'s>>; TIERS],
-    cursor: [usize; TIERS],
-    scratch: Vec<f64>,
+/// A tier-0 run, unpacked once per metric.
+#[derive(Debug, Clone, Copy)]
+struct RawView<'a> {
+    first_end: i64,
+    res: i64,
+    values: &'a [f64],
+    valid: Option<BitSlice<'a>>,
+    anomaly: Option<BitSlice<'a>>,
 }
 
-/// Netdata's value of point `i` for a time group reading `field`.
+/// A rollup run, unpacked once per metric.
+#[derive(Debug, Clone, Copy)]
+struct AggView<'a> {
+    first_end: i64,
+    res: i64,
+    sum: &'a [f64],
+    min: &'a [f64],
+    max: &'a [f64],
+    count: &'a [u32],
+    anomaly_count: &'a [u32],
+}
+
+/// Points `lo..hi` of a run starting at `first_end` with `len` points of
+/// `res` seconds whose end lies in `(from, to]`.
 #[inline]
-fn field_value(run: &Run<'_>, i: usize, field: Field) -> f64 {
-    match run.data {
-        RowData::Raw { values, anomaly, .. } => match field {
-            Field::AnomalyRate => 100.0 * f64::from(u8::from(anomaly.is_some_and(|a| a.get(i)))),
-            _ => values[i],
-        },
-        RowData::Agg { sum, min, max, count, anomaly_count } => match field {
-            Field::AnomalyRate => 100.0 * f64::from(anomaly_count[i]) / f64::from(count[i]),
-            Field::Average => sum[i] / f64::from(count[i]),
-            Field::Min => min[i],
-            Field::Max => max[i],
-            Field::Sum => sum[i],
-        },
+fn index_range(first_end: i64, res: i64, len: usize, from: i64, to: i64) -> Option<(usize, usize)> {
+    if to < first_end {
+        return None;
+    }
+    // One-second runs are the hot case: no division there.
+    let steps = |d: i64| if res == 1 { d } else { d / res };
+    let lo = if from < first_end { 0 } else { (steps(from - first_end) + 1) as usize };
+    let hi = ((steps(to - first_end) + 1) as usize).min(len);
+    (lo < hi).then_some((lo, hi))
+}
+
+impl<'a> RawView<'a> {
+    fn last_end(&self) -> i64 {
+        self.first_end + (self.values.len() as i64 - 1) * self.res
+    }
+
+    fn is_valid(&self, i: usize) -> bool {
+        self.valid.is_none_or(|v| v.get(i))
+    }
+
+    /// Netdata's value of point `i`.
+    fn value(&self, i: usize, field: Field) -> f64 {
+        match field {
+            Field::AnomalyRate => 100.0 * f64::from(u8::from(self.anomaly.is_some_and(|a| a.get(i)))),
+            _ => self.values[i],
+        }
+    }
+}
+
+impl<'a> AggView<'a> {
+    fn last_end(&self) -> i64 {
+        self.first_end + (self.count.len() as i64 - 1) * self.res
+    }
+
+    fn point(&self, i: usize) -> AggPoint {
+        AggPoint {
+            sum: self.sum[i],
+            min: self.min[i],
+            max: self.max[i],
+            count: self.count[i],
+            anomaly_count: self.anomaly_count[i],
+        }
+    }
+
+    /// Points `lo..hi` (the non-empty ones) as one aggregate, and how many
+    /// there were.
+    #[inline]
+    fn combine(&self, lo: usize, hi: usize) -> (AggPoint, u64) {
+        let (mut sum, mut min, mut max) = (0.0, f64::INFINITY, f64::NEG_INFINITY);
+        let (mut count, mut anomalous, mut points) = (0u32, 0u32, 0u64);
+        for k in lo..hi {
+            let c = self.count[k];
+            let ok = c > 0;
+            // Empty points must not count, whatever their slots hold.
+            sum += if ok { self.sum[k] } else { 0.0 };
+            min = if ok && self.min[k] < min { self.min[k] } else { min };
+            max = if ok && self.max[k] > max { self.max[k] } else { max };
+            count += c;
+            anomalous += self.anomaly_count[k];
+            points += u64::from(ok);
+        }
+        (AggPoint { sum, min, max, count, anomaly_count: anomalous }, points)
+    }
+
+    /// Netdata's value of point `i` for a time group reading `field`.
+    fn value(&self, i: usize, field: Field) -> f64 {
+        let n = f64::from(self.count[i]);
+        match field {
+            Field::AnomalyRate => 100.0 * f64::from(self.anomaly_count[i]) / n,
+            Field::Average => self.sum[i] / n,
+            Field::Min => self.min[i],
+            Field::Max => self.max[i],
+            Field::Sum => self.sum[i],
+        }
     }
 }
 
@@ -107,25 +212,73 @@ fn stats_of(p: &AggPoint) -> PointStats {
     PointStats { min: p.min, max: p.max, sum: p.sum, count: u64::from(p.count), anomalous: u64::from(p.anomaly_count) }
 }
 
+/// How a scan turns samples into time-group input.
+#[derive(Debug, Clone, Copy)]
+pub struct Values {
+    /// Netdata's value of a rollup point, for time groups that cannot merge points.
+    pub field: Field,
+    /// Values are made absolute first (v2/v3 grouping rule).
+    pub absolute: bool,
+    /// Each sample stands for its anomaly bit (0 or 100).
+    pub anomaly_bit: bool,
+    /// The time group needs only sums and counts ([`crate::query::time_group::Method::sums_only`]).
+    pub sums_only: bool,
+}
+
+/// Reusable per-thread state.
+pub struct MetricScan<'s> {
+    store: &'s Store,
+    window: Window,
+    field: Field,
+    absolute: bool,
+    anomaly_bit: bool,
+    sums_only: bool,
+    kernel: Box<dyn Kernel>,
+    raw: Vec<RawView<'s>>,
+    /// Rollup runs per tier (index 0 unused).
+    agg: [Vec<AggView<'s>>; TIERS],
+    cursor: [usize; TIERS],
+    scratch: Vec<f64>,
+}
+
 impl<'s> MetricScan<'s> {
-    pub fn new(
-        store: &'s Store,
-        window: Window,
-        field: Field,
-        absolute: bool,
-        anomaly_bit: bool,
-        kernel: Box<dyn Kernel>,
-    ) -> Self {
+    pub fn new(store: &'s Store, window: Window, values: Values, kernel: Box<dyn Kernel>) -> Self {
         MetricScan {
             store,
             window,
-            field,
-            absolute,
-            anomaly_bit,
+            field: values.field,
+            absolute: values.absolute,
+            anomaly_bit: values.anomaly_bit,
+            sums_only: values.sums_only,
             kernel,
-            runs: Default::default(),
+            raw: Vec::new(),
+            agg: Default::default(),
             cursor: [0; TIERS],
             scratch: Vec::new(),
+        }
+    }
+
+    /// Unpacks the runs of the tiers `need` names.
+    fn load_runs(&mut self, job: &Job, need: [bool; TIERS]) {
+        let w = self.window;
+        let cfg = *self.store.config();
+        self.raw.clear();
+        self.agg.iter_mut().for_each(Vec::clear);
+        self.cursor = [0; TIERS];
+        let (raw, agg) = (&mut self.raw, &mut self.agg);
+        for (t, _) in need.iter().enumerate().filter(|(_, n)| **n) {
+            // One point of margin each side: the previous point of an
+            // interpolation, the point closing the last bucket.
+            let res = cfg.resolution(t, job.update_every);
+            let (lo, hi) = (w.after - w.granularity - 2 * res, w.before + res);
+            self.store.for_each_run(job.metric, job.update_every, t, lo, hi, |r| match r.data {
+                RowData::Raw { values, valid, anomaly } => {
+                    raw.push(RawView { first_end: r.first_end, res: r.res, values, valid, anomaly })
+                }
+                RowData::Agg { sum, min, max, count, anomaly_count } => {
+                    agg[t].push(AggView { first_end: r.first_end, res: r.res, sum, min, max, count, anomaly_count })
+                }
+            });
         }
     }
 
@@ -140,23 +293,20 @@ impl<'s> MetricScan<'s> {
         // An exact rollup piece falls back to tier 0 for points the time
         // group cannot merge, even where no tier-0 piece was planned.
         need[0] |= !reads.pinned_rollup && need[1..].iter().any(|&n| n);
-        let cfg = *self.store.config();
-        for (t, runs) in self.runs.iter_mut().enumerate() {
-            runs.clear();
-            self.cursor[t] = 0;
-            if need[t] {
-                // One point of margin each side: the previous point of an
-                // interpolation, the point closing the last bucket.
-                let res = cfg.resolution(t, job.update_every);
-                let (lo, hi) = (w.after - w.granularity - 2 * res, w.before + res);
-                self.store.for_each_run(job.metric, job.update_every, t, lo, hi, |r| runs.push(r));
-            }
-        }
+        self.load_runs(job, need);
         let points_before = out.tiers.points;
         let mode = if reads.pinned_rollup { Mode::Pinned } else { Mode::Exact };
         self.kernel.reset();
         let mut aged_at = 0;
+        for i in 0..w.points.min(PREFETCH_AHEAD) {
+            self.prefetch(reads.layout.bucket(i));
+        }
+        // The next bucket's left edge, already derived from a split minute.
+        let mut carried: Option<Split> = None;
         for i in 0..w.points {
+            if i + PREFETCH_AHEAD < w.points {
+                self.prefetch(reads.layout.bucket(i + PREFETCH_AHEAD));
+            }
             let e = w.bucket_end(i);
             let s = e - w.view_every;
             let mut b = Bucket { start: s, end: e, ..Default::default() };
@@ -166,9 +316,34 @@ impl<'s> MetricScan<'s> {
             for p in reads.aged[aged_at..].iter().take_while(|p| p.from < e) {
                 self.read(p.tier, p.from.max(s), p.to.min(e), Mode::Aged, &mut b, out);
             }
-            for p in reads.layout.bucket(i) {
+            let mut pieces = reads.layout.bucket(i);
+            if let Some(c) = carried.take() {
+                if pieces.first().is_some_and(|p| p.tier == 0 && p.to == c.end) {
+                    self.take_split(&c.left, &mut b);
+                    pieces = &pieces[1..];
+                }
+            }
+            // Pieces are read in time order (the run cursors only move on).
+            let (last, rest) = match pieces.split_last() {
+                Some((last, rest)) => (Some(last), rest),
+                None => (None, pieces),
+            };
+            for p in rest {
                 self.read(usize::from(p.tier), p.from, p.to, mode, &mut b, out);
             }
+            let split = match (last, mode == Mode::Exact && self.sums_only) {
+                (Some(last), true) if i + 1 < w.points => self.split_minute(last, reads.layout.bucket(i + 1), out),
+                _ => None,
+            };
+            match (&split, last) {
+                (Some(sp), _) => {
+                    self.take_split(&sp.right, &mut b);
+                    b.last_tier = Some(0);
+                }
+                (None, Some(p)) => self.read(usize::from(p.tier), p.from, p.to, mode, &mut b, out),
+                (None, None) => {}
+            }
+            carried = split;
             if let Some(t) = b.last_tier {
                 if let Some(v) = self.closing_value(t, e) {
                     self.kernel.add(if self.absolute { v.abs() } else { v });
@@ -192,35 +367,162 @@ impl<'s> MetricScan<'s> {
         }
     }
 
+    /// A bucket end cuts the rollup minute (or hour) `(a, c]` into this
+    /// bucket's last piece `(a, e]` and the next bucket's first `(e, c]`.
+    /// For a time group of sums and counts, one side is read from tier 0
+    /// and the other is the point minus it: the shorter read. The point
+    /// itself goes to the statistics (its min and max cover both sides).
+    fn split_minute(&mut self, last: &Piece, next: &[Piece], out: &mut MetricOut<'_>) -> Option<Split> {
+        let first = next.first()?;
+        if last.tier != 0 || first.tier != 0 || first.from != last.to {
+            return None;
+        }
+        let (a, e, c) = (last.from, last.to, first.to);
+        let (j, k) = self.agg_point(1, c)?;
+        let r = self.agg[1][j];
+        if r.first_end + k as i64 * r.res - r.res != a {
+            return None;
+        }
+        let p = r.point(k);
+        let q = if self.anomaly_bit {
+            anomaly_rates(&p)
+        } else if self.absolute {
+            absolute_point(&p)?
+        } else {
+            p
+        };
+        let empty = AggPoint { sum: 0.0, min: f64::NAN, max: f64::NAN, count: 0, anomaly_count: 0 };
+        if p.count == 0 {
+            return Some(Split { right: SplitSide::new(empty, empty), left: SplitSide::new(empty, empty), end: c });
+        }
+        out.stats.merge(&stats_of(&p));
+        out.tiers.points[1] += 1;
+        let read_right = e - a <= c - e;
+        let (from, to) = if read_right { (a, e) } else { (e, c) };
+        let raw = self.summarize_raw(from, to);
+        out.tiers.points[0] += u64::from(raw.count);
+        let t = if self.anomaly_bit {
+            anomaly_rates(&raw)
+        } else if self.absolute {
+            absolute_point(&raw).unwrap_or(raw)
+        } else {
+            raw
+        };
+        let minus = |whole: &AggPoint, part: &AggPoint| AggPoint {
+            sum: whole.sum - part.sum,
+            min: f64::NAN,
+            max: f64::NAN,
+            count: whole.count - part.count,
+            anomaly_count: whole.anomaly_count - part.anomaly_count,
+        };
+        let (read, derived) = (SplitSide::new(raw, t), SplitSide::new(minus(&p, &raw), minus(&q, &t)));
+        let (right, left) = if read_right { (read, derived) } else { (derived, read) };
+        Some(Split { right, left, end: c })
+    }
+
+    /// A side of a split minute: its samples to the bucket, its (possibly
+    /// transformed) aggregate to the time group.
+    fn take_split(&mut self, side: &SplitSide, b: &mut Bucket) {
+        if side.raw.count == 0 {
+            return;
+        }
+        b.count += u64::from(side.raw.count);
+        b.anomalous += u64::from(side.raw.anomaly_count);
+        self.kernel.add_agg(&side.values);
+    }
+
+    /// The aggregate of the tier-0 samples ending in `(from, to]`.
+    fn summarize_raw(&mut self, from: i64, to: i64) -> AggPoint {
+        let mut acc = AggPoint { sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY, count: 0, anomaly_count: 0 };
+        let mut j = self.cursor[0];
+        while j < self.raw.len() && self.raw[j].last_end() <= from {
+            j += 1;
+        }
+        self.cursor[0] = j;
+        while let Some(&r) = self.raw.get(j) {
+            if r.first_end > to {
+                break;
+            }
+            if let Some((lo, hi)) = index_range(r.first_end, r.res, r.values.len(), from, to) {
+                let p = summarize(&r.values[lo..hi], r.valid.map(|v| v.advance(lo)), r.anomaly.map(|a| a.advance(lo)));
+                acc = AggPoint {
+                    sum: acc.sum + p.sum,
+                    min: acc.min.min(p.min),
+                    max: acc.max.max(p.max),
+                    count: acc.count + p.count,
+                    anomaly_count: acc.anomaly_count + p.anomaly_count,
+                };
+            }
+            j += 1;
+        }
+        acc
+    }
+
+    /// The run and index of the `tier` point ending at `end`, if held.
+    fn agg_point(&self, tier: usize, end: i64) -> Option<(usize, usize)> {
+        let runs = &self.agg[tier];
+        let j = self.cursor[tier] + runs[self.cursor[tier].min(runs.len())..].partition_point(|r| r.last_end() < end);
+        let r = runs.get(j)?;
+        let d = end - r.first_end;
+        (d >= 0 && d % r.res == 0).then_some((j, (d / r.res) as usize)).filter(|&(_, k)| k < r.count.len())
+    }
+
+    /// Starts loading the tier-0 values `pieces` will read.
+    fn prefetch(&self, pieces: &[Piece]) {
+        for p in pieces.iter().filter(|p| p.tier == 0) {
+            for r in self.raw[self.cursor[0].min(self.raw.len())..].iter().take_while(|r| r.first_end <= p.to) {
+                if let Some((lo, hi)) = index_range(r.first_end, r.res, r.values.len(), p.from, p.to) {
+                    prefetch::slice(&r.values[lo..hi]);
+                }
+            }
+        }
+    }
+
     /// Feeds the points of `tier` ending in `(from, to]` to the time group.
     fn read(&mut self, tier: usize, from: i64, to: i64, mode: Mode, b: &mut Bucket, out: &mut MetricOut<'_>) {
         b.last_tier = Some(tier);
         if from >= to {
             return;
         }
-        let mut j = self.cursor[tier];
-        while j < self.runs[tier].len() && self.runs[tier][j].last_end() <= from {
+        if tier == 0 {
+            self.read_raw(from, to, Some((b, out)));
+        } else {
+            self.read_points(tier, from, to, mode, b, out);
+        }
+    }
+
+    /// Tier-0 values ending in `(from, to]`; `count` adds them to the bucket
+    /// and the statistics (not when they stand in for a rollup point that
+    /// was counted already).
+    fn read_raw(&mut self, from: i64, to: i64, mut count: Option<(&mut Bucket, &mut MetricOut<'_>)>) {
+        let mut j = self.cursor[0];
+        while j < self.raw.len() && self.raw[j].last_end() <= from {
             j += 1;
         }
-        self.cursor[tier] = j;
-        while let Some(&run) = self.runs[tier].get(j) {
-            if run.first_end > to {
+        self.cursor[0] = j;
+        while let Some(&r) = self.raw.get(j) {
+            if r.first_end > to {
                 break;
             }
-            if let Some(c) = run.clip(from, to) {
-                match c.data {
-                    RowData::Raw { .. } => self.take_raw(&c, Some((&mut *b, &mut *out))),
-                    RowData::Agg { .. } => self.take_points(tier, &c, mode, b, out),
-                }
+            if let Some((lo, hi)) = index_range(r.first_end, r.res, r.values.len(), from, to) {
+                let values = &r.values[lo..hi];
+                let valid = r.valid.map(|v| v.advance(lo));
+                let anomaly = r.anomaly.map(|a| a.advance(lo));
+                let counted = count.as_mut().map(|(b, out)| (&mut **b, &mut **out));
+                self.take_raw(values, valid, anomaly, counted);
             }
             j += 1;
         }
     }
 
-    /// A tier-0 slice; `count` adds it to the bucket and the statistics
-    /// (not when it stands in for a rollup point already counted).
-    fn take_raw(&mut self, c: &Run<'_>, count: Option<(&mut Bucket, &mut MetricOut<'_>)>) {
-        let RowData::Raw { values, valid, anomaly } = c.data else { return };
+    /// One tier-0 slice.
+    fn take_raw(
+        &mut self,
+        values: &[f64],
+        valid: Option<BitSlice<'_>>,
+        anomaly: Option<BitSlice<'_>>,
+        count: Option<(&mut Bucket, &mut MetricOut<'_>)>,
+    ) {
         let p = summarize(values, valid, anomaly);
         if p.count == 0 {
             return;
@@ -243,7 +545,8 @@ impl<'s> MetricScan<'s> {
         }
         if self.anomaly_bit {
             self.scratch.clear();
-            self.scratch.extend((0..values.len()).map(|k| field_value(c, k, Field::AnomalyRate)));
+            self.scratch
+                .extend((0..values.len()).map(|k| 100.0 * f64::from(u8::from(anomaly.is_some_and(|a| a.get(k))))));
             self.kernel.add_slice(&self.scratch, valid);
         } else if self.absolute {
             self.scratch.clear();
@@ -254,84 +557,134 @@ impl<'s> MetricScan<'s> {
         }
     }
 
-    /// Rollup points, each merged as the aggregate of its samples where the
-    /// time group can.
-    fn take_points(&mut self, tier: usize, c: &Run<'_>, mode: Mode, b: &mut Bucket, out: &mut MetricOut<'_>) {
-        let (mut read, mut approximate) = (false, false);
-        for k in 0..c.len {
-            if !c.is_valid(k) {
-                continue;
-            }
-            read = true;
-            let p = c.agg(k);
-            out.stats.merge(&stats_of(&p));
-            out.tiers.points[tier] += 1;
-            b.count += u64::from(p.count);
-            b.anomalous += u64::from(p.anomaly_count);
-            let q = if self.anomaly_bit {
-                Some(anomaly_rates(&p))
-            } else if self.absolute {
-                absolute_point(&p)
-            } else {
-                Some(p)
-            };
-            if q.is_some_and(|q| self.kernel.add_agg(&q)) {
-                continue;
-            }
-            if mode == Mode::Exact {
-                let end = c.end_of(k);
-                self.feed_tier0(end - c.res, end);
-            } else {
-                let v = field_value(c, k, self.field);
-                self.kernel.add(if self.absolute { v.abs() } else { v });
-                approximate = true;
-            }
+    /// Rollup points ending in `(from, to]`, each merged as the aggregate of
+    /// its samples where the time group can.
+    fn read_points(&mut self, tier: usize, from: i64, to: i64, mode: Mode, b: &mut Bucket, out: &mut MetricOut<'_>) {
+        let mut j = self.cursor[tier];
+        while j < self.agg[tier].len() && self.agg[tier][j].last_end() <= from {
+            j += 1;
         }
-        let cuts = b.start.rem_euclid(c.res) != 0 || b.end.rem_euclid(c.res) != 0;
-        if read && (approximate || mode == Mode::Aged || (mode == Mode::Pinned && cuts)) {
+        self.cursor[tier] = j;
+        let (mut read, mut approximate, mut unit) = (false, false, 1);
+        while let Some(&r) = self.agg[tier].get(j) {
+            if r.first_end > to {
+                break;
+            }
+            let Some((lo, hi)) = index_range(r.first_end, r.res, r.count.len(), from, to) else {
+                j += 1;
+                continue;
+            };
+            // The slice's points as one aggregate: the statistics and, where
+            // the time group merges it, the time group take it at once.
+            let (all, points) = r.combine(lo, hi);
+            if points > 0 {
+                read = true;
+                unit = r.res;
+                out.stats.merge(&stats_of(&all));
+                out.tiers.points[tier] += points;
+                b.count += u64::from(all.count);
+                b.anomalous += u64::from(all.anomaly_count);
+                if !self.transformed(&all).is_some_and(|q| self.kernel.add_agg(&q)) {
+                    approximate |= self.take_points_one_by_one(&r, lo, hi, mode);
+                }
+            }
+            j += 1;
+        }
+        let cuts = || b.start.rem_euclid(unit) != 0 || b.end.rem_euclid(unit) != 0;
+        if read && (approximate || mode == Mode::Aged || (mode == Mode::Pinned && cuts())) {
             b.approximate = true;
             out.approximate_tiers[tier] = true;
         }
     }
 
-    /// The tier-0 samples ending in `(from, to]`, to the time group only.
-    fn feed_tier0(&mut self, from: i64, to: i64) {
-        let at = self.runs[0].partition_point(|r| r.last_end() <= from);
-        for j in at..self.runs[0].len() {
-            let run = self.runs[0][j];
-            if run.first_end > to {
-                break;
+    /// What the time group takes of a rollup aggregate: anomaly rates with
+    /// `anomaly-bit`, absolute values with `absolute` (`None` when the
+    /// aggregate holds both signs).
+    fn transformed(&self, p: &AggPoint) -> Option<AggPoint> {
+        if self.anomaly_bit {
+            Some(anomaly_rates(p))
+        } else if self.absolute {
+            absolute_point(p)
+        } else {
+            Some(*p)
+        }
+    }
+
+    /// Points `lo..hi` of `r` to the time group one by one (already counted);
+    /// returns whether any stood in approximately for its samples.
+    fn take_points_one_by_one(&mut self, r: &AggView<'_>, lo: usize, hi: usize, mode: Mode) -> bool {
+        let mut approximate = false;
+        for k in (lo..hi).filter(|&k| r.count[k] > 0) {
+            let p = r.point(k);
+            if self.transformed(&p).is_some_and(|q| self.kernel.add_agg(&q)) {
+                continue;
             }
-            if let Some(c) = run.clip(from, to) {
-                self.take_raw(&c, None);
+            if mode == Mode::Exact {
+                let end = r.first_end + k as i64 * r.res;
+                self.read_raw(end - r.res, end, None);
+            } else {
+                let v = r.value(k, self.field);
+                self.kernel.add(if self.absolute { v.abs() } else { v });
+                approximate = true;
             }
         }
+        approximate
     }
 
     /// The value at bucket end `t` of a `tier` point that starts before `t`
     /// and ends after it (only wider-than-1s points can), linearly
     /// interpolated from the adjacent previous point when both are numbers.
     fn closing_value(&self, tier: usize, t: i64) -> Option<f64> {
-        let runs = &self.runs[tier];
-        let j = runs.partition_point(|r| r.last_end() <= t);
-        let run = runs.get(j)?;
-        let k = if run.first_end > t { 0 } else { ((t - run.first_end) / run.res + 1) as usize };
-        let end = run.end_of(k);
-        if run.res <= 1 || end - run.res >= t || !run.is_valid(k) {
-            return None;
-        }
-        let this = field_value(run, k, self.field);
-        let prev = if k > 0 {
-            run.is_valid(k - 1).then(|| field_value(run, k - 1, self.field))
+        // (first_end, res, len) of the run holding the point, its index, and
+        // Netdata's values of it and of its predecessor when adjacent.
+        let field = self.field;
+        let (res, end, this, prev) = if tier == 0 {
+            let runs = &self.raw;
+            let j = runs.partition_point(|r| r.last_end() <= t);
+            let r = runs.get(j)?;
+            if r.res <= 1 {
+                return None;
+            }
+            let k = if r.first_end > t { 0 } else { ((t - r.first_end) / r.res + 1) as usize };
+            let end = r.first_end + k as i64 * r.res;
+            if end - r.res >= t || !r.is_valid(k) {
+                return None;
+            }
+            let prev = if k > 0 {
+                r.is_valid(k - 1).then(|| r.value(k - 1, field))
+            } else {
+                j.checked_sub(1).and_then(|pj| {
+                    let p = &runs[pj];
+                    let pk = p.values.len() - 1;
+                    (p.last_end() == end - r.res && p.is_valid(pk)).then(|| p.value(pk, field))
+                })
+            };
+            (r.res, end, r.value(k, field), prev)
         } else {
-            j.checked_sub(1).and_then(|pj| {
-                let pr = &runs[pj];
-                let pk = pr.len - 1;
-                (pr.end_of(pk) == end - run.res && pr.is_valid(pk)).then(|| field_value(pr, pk, self.field))
-            })
+            let runs = &self.agg[tier];
+            let j = runs.partition_point(|r| r.last_end() <= t);
+            let r = runs.get(j)?;
+            if r.res <= 1 {
+                return None;
+            }
+            let k = if r.first_end > t { 0 } else { ((t - r.first_end) / r.res + 1) as usize };
+            let end = r.first_end + k as i64 * r.res;
+            if end - r.res >= t || r.count[k] == 0 {
+                return None;
+            }
+            let prev = if k > 0 {
+                (r.count[k - 1] > 0).then(|| r.value(k - 1, field))
+            } else {
+                j.checked_sub(1).and_then(|pj| {
+                    let p = &runs[pj];
+                    let pk = p.count.len() - 1;
+                    (p.last_end() == end - r.res && p.count[pk] > 0).then(|| p.value(pk, field))
+                })
+            };
+            (r.res, end, r.value(k, field), prev)
         };
         Some(match prev {
-            Some(p) => p + (this - p) * (1.0 - (end - t) as f64 / run.res as f64),
+            Some(p) => p + (this - p) * (1.0 - (end - t) as f64 / res as f64),
             None => this,
         })
     }

@@ -22,7 +22,7 @@ use crate::query::result::{PointStats, TierUse};
 use crate::query::time_group::TimeGroup;
 use crate::storage::{Store, TIERS};
 pub use metric::Buckets;
-use metric::{MetricOut, MetricScan};
+use metric::{MetricOut, MetricScan, Values};
 
 /// Cancels work past the request's `timeout`, or when the caller's
 /// `cancel` flag turns true (its token was revoked, the client left).
@@ -102,7 +102,13 @@ impl Scan<'_> {
     fn scan_chunk(&self, jobs: &[crate::query::plan::Job]) -> Result<ScanOutput> {
         let plan = self.plan;
         let kernel = kernels::build(self.time_group, &plan.kernel)?;
-        let mut ex = MetricScan::new(self.store, plan.window, plan.field, plan.absolute, plan.anomaly_bit, kernel);
+        let values = Values {
+            field: plan.field,
+            absolute: plan.absolute,
+            anomaly_bit: plan.anomaly_bit,
+            sums_only: self.time_group.method.sums_only(),
+        };
+        let mut ex = MetricScan::new(self.store, plan.window, values, kernel);
         let mut out = self.empty();
         let mut buckets = Buckets::default();
         let mut approx = ApproxUse::new(plan.window.points);

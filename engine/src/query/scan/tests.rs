@@ -1,4 +1,4 @@
-use super::metric::{Buckets, MetricOut, MetricScan};
+use super::metric::{Buckets, MetricOut, MetricScan, Values};
 use crate::query::kernels::{Average, Kernel, Max, Min, Sum};
 use crate::query::plan::layout::{Coverage, Layout};
 use crate::query::plan::{Job, MetricReads};
@@ -36,7 +36,8 @@ struct Out {
 }
 
 fn scan(store: &Store, w: Window, field: Field, k: Box<dyn Kernel>, layout: &Layout, pinned: bool) -> Out {
-    let mut ex = MetricScan::new(store, w, field, false, false, k);
+    let values = Values { field, absolute: false, anomaly_bit: false, sums_only: false };
+    let mut ex = MetricScan::new(store, w, values, k);
     let job = Job { metric: 0, update_every: 1, group: Some(0), hidden: false, layout: 0 };
     let reads = MetricReads { layout, aged: Vec::new(), pinned_rollup: pinned };
     let mut o = Out {
