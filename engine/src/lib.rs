@@ -13,6 +13,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod index;
+pub mod meta;
 pub mod ingest;
 pub mod model;
 pub mod persist;

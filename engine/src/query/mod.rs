@@ -83,6 +83,7 @@ pub fn run(
         sel.scope &= &visible;
         sel.selected &= &visible;
     }
+    select::narrow_to_room(cat, &mut sel, req.room.as_ref());
     let limit = limits.max_metrics;
     if sel.selected.len() > limit {
         return Err(EngineError::TooManyMetrics { matched: sel.selected.len(), limit });
