@@ -16,8 +16,32 @@ use crate::query::window::{check_request_times, target_window};
 
 /// Options the metadata endpoints understand (most only shape output).
 const META_OPTIONS: &[&str] = &[
-    "minify", "debug", "config", "instances", "values", "summary", "dimensions", "labels", "priorities", "titles",
-    "retention", "liveness", "family", "units", "rfc3339", "long-json-keys", "long-keys", "mcp", "deleted",
+    "minify",
+    "debug",
+    "config",
+    "instances",
+    "values",
+    "summary",
+    "dimensions",
+    "labels",
+    "priorities",
+    "titles",
+    "retention",
+    "liveness",
+    "family",
+    "units",
+    "rfc3339",
+    "long-json-keys",
+    "long-keys",
+    "mcp",
+    "deleted",
+    // v1 contexts
+    "full",
+    "charts",
+    "uuids",
+    "queue",
+    "flags",
+    "deepscan",
 ];
 
 /// A parsed metadata request.
@@ -61,7 +85,8 @@ impl MetaRequest {
 }
 
 fn pattern(param: &str, v: &str) -> Result<Option<SimplePattern>> {
-    let p = SimplePattern::parse_get(v).map_err(|source| EngineError::InvalidPattern { param: param.into(), source })?;
+    let p =
+        SimplePattern::parse_get(v).map_err(|source| EngineError::InvalidPattern { param: param.into(), source })?;
     Ok((!p.is_match_all()).then_some(p))
 }
 
@@ -90,10 +115,7 @@ fn selector(req: &mut MetaRequest, k: &str, v: &str) -> Result<bool> {
 fn options(req: &mut MetaRequest, k: &str, v: &str, extra_ok: impl Fn(&str) -> bool) -> Result<()> {
     for o in v.split([',', '|', ' ']).filter(|o| !o.is_empty()) {
         if !META_OPTIONS.contains(&o) && !extra_ok(o) {
-            return Err(EngineError::param(
-                k,
-                format!("unknown option '{o}' (use {})", META_OPTIONS.join(", ")),
-            ));
+            return Err(EngineError::param(k, format!("unknown option '{o}' (use {})", META_OPTIONS.join(", "))));
         }
         if !req.options.iter().any(|x| x == o) {
             req.options.push(o.to_string());
@@ -236,9 +258,13 @@ pub fn parse_allmetrics(pairs: &[(String, String)]) -> Result<AllMetricsRequest>
             "filter" => r.filter = pattern(k, v)?,
             "nodes" | "scope_nodes" => r.nodes = pattern(k, v)?,
             "prefix" => {
-                if !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || v.starts_with(|c: char| c.is_ascii_digit())
+                if !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    || v.starts_with(|c: char| c.is_ascii_digit())
                 {
-                    return Err(EngineError::param(k, format!("'{k}' must be a Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*), got '{v}'")));
+                    return Err(EngineError::param(
+                        k,
+                        format!("'{k}' must be a Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*), got '{v}'"),
+                    ));
                 }
                 r.prefix = v.clone();
             }
@@ -282,8 +308,13 @@ mod tests {
 
     #[test]
     fn meta_params() {
-        let r = parse_meta(&p(&[("scope_nodes", "web*"), ("contexts", "system.*"), ("after", "-60"), ("options", "titles,labels")]))
-            .expect("ok");
+        let r = parse_meta(&p(&[
+            ("scope_nodes", "web*"),
+            ("contexts", "system.*"),
+            ("after", "-60"),
+            ("options", "titles,labels"),
+        ]))
+        .expect("ok");
         assert!(r.scope.nodes.is_some() && r.selectors.contexts.is_some());
         assert_eq!(r.window(1000), Some((941, 1000)));
         assert!(r.option("labels"));
@@ -299,8 +330,13 @@ mod tests {
 
     #[test]
     fn weights_params() {
-        let (_, w) = parse_weights(&p(&[("method", "ks2"), ("highlight_after", "-60"), ("baseline_after", "-600"), ("options", "null2zero,nonzero")]))
-            .expect("ok");
+        let (_, w) = parse_weights(&p(&[
+            ("method", "ks2"),
+            ("highlight_after", "-60"),
+            ("baseline_after", "-600"),
+            ("options", "null2zero,nonzero"),
+        ]))
+        .expect("ok");
         assert_eq!((w.method, w.after, w.baseline_after), (Method::Ks2, -60, Some(-600)));
         assert_eq!(parse_weights(&p(&[("method", "magic")])).expect_err("method").path(), Some("method"));
         assert_eq!(parse_weights(&p(&[("points", "999999")])).expect_err("points").path(), Some("points"));
@@ -308,7 +344,8 @@ mod tests {
 
     #[test]
     fn allmetrics_params() {
-        let r = parse_allmetrics(&p(&[("format", "prometheus"), ("prefix", "strata"), ("timestamps", "no")])).expect("ok");
+        let r =
+            parse_allmetrics(&p(&[("format", "prometheus"), ("prefix", "strata"), ("timestamps", "no")])).expect("ok");
         assert_eq!((r.format, r.prefix.as_str(), r.timestamps), (AllMetricsFormat::Prometheus, "strata", false));
         for (q, param) in [
             (p(&[("format", "xml")]), "format"),
@@ -321,9 +358,31 @@ mod tests {
 
     fn pairs() -> impl Strategy<Value = Vec<(String, String)>> {
         let key = prop::sample::select(vec![
-            "after", "before", "q", "chart", "options", "nodes", "scope_nodes", "contexts", "labels", "dimensions",
-            "instances", "cardinality", "timeout", "method", "baseline_after", "baseline_before", "points", "format",
-            "filter", "prefix", "timestamps", "hideunits", "data", "time_group", "unknown",
+            "after",
+            "before",
+            "q",
+            "chart",
+            "options",
+            "nodes",
+            "scope_nodes",
+            "contexts",
+            "labels",
+            "dimensions",
+            "instances",
+            "cardinality",
+            "timeout",
+            "method",
+            "baseline_after",
+            "baseline_before",
+            "points",
+            "format",
+            "filter",
+            "prefix",
+            "timestamps",
+            "hideunits",
+            "data",
+            "time_group",
+            "unknown",
         ]);
         prop::collection::vec((key.prop_map(str::to_string), ".{0,16}"), 0..8)
     }

@@ -42,9 +42,9 @@ fn strings(v: &Value, path: &str) -> Result<Vec<String>> {
             .iter()
             .enumerate()
             .map(|(i, x)| {
-                x.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| EngineError::param(format!("{path}[{i}]"), format!("'{path}[{i}]' must be a string")))
+                x.as_str().map(str::to_string).ok_or_else(|| {
+                    EngineError::param(format!("{path}[{i}]"), format!("'{path}[{i}]' must be a string"))
+                })
             })
             .collect(),
         _ => Err(EngineError::param(path, format!("'{path}' must be a string or an array of strings"))),
@@ -56,7 +56,10 @@ impl RoomDef {
     pub fn from_json(v: &Value) -> Result<RoomDef> {
         let m = v.as_object().ok_or_else(|| EngineError::param("body", "a room is a JSON object"))?;
         if let Some(k) = m.keys().find(|k| !matches!(k.as_str(), "name" | "nodes" | "host_labels")) {
-            return Err(EngineError::param(k.as_str(), format!("unknown room field '{k}' (use name, nodes, host_labels)")));
+            return Err(EngineError::param(
+                k.as_str(),
+                format!("unknown room field '{k}' (use name, nodes, host_labels)"),
+            ));
         }
         let name = match m.get("name") {
             Some(Value::String(s)) => s.clone(),
@@ -133,7 +136,9 @@ pub fn slug(name: &str) -> String {
 impl RoomFilter {
     /// Does `node` belong to the room?
     pub fn has_node(&self, node: &Node) -> bool {
-        self.nodes.as_ref().is_none_or(|p| p.matches_any([node.hostname.as_str(), node.machine_guid.as_str(), node.id.as_str()]))
+        self.nodes
+            .as_ref()
+            .is_none_or(|p| p.matches_any([node.hostname.as_str(), node.machine_guid.as_str(), node.id.as_str()]))
             && self.host_labels.as_ref().is_none_or(|f| f.matches(|k| node.labels.get(k).map(String::as_str)))
     }
 
@@ -176,7 +181,8 @@ mod tests {
         assert!(r.has_node(&node("web-1", "w1", &[("env", "prod")])));
         assert!(!r.has_node(&node("web-2", "w2", &[("env", "dev")])));
         assert!(!r.has_node(&node("db-1", "d1", &[("env", "prod")])));
-        let by_host = RoomDef { name: "h".into(), nodes: vec!["w1".into()], host_labels: vec![] }.compile().expect("ok");
+        let by_host =
+            RoomDef { name: "h".into(), nodes: vec!["w1".into()], host_labels: vec![] }.compile().expect("ok");
         assert!(by_host.has_node(&node("web-1", "w1", &[])));
     }
 

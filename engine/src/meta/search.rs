@@ -57,7 +57,8 @@ pub fn compile(q: &str) -> Result<SimplePattern> {
     if words.is_empty() {
         return Err(EngineError::param("q", "'q' (the search string) is required and must not be empty"));
     }
-    let p = SimplePattern::parse_list(&words).map_err(|source| EngineError::InvalidPattern { param: "q".into(), source })?;
+    let p = SimplePattern::parse_list(&words)
+        .map_err(|source| EngineError::InvalidPattern { param: "q".into(), source })?;
     Ok(p.case_insensitive())
 }
 

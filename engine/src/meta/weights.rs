@@ -156,8 +156,13 @@ fn baseline_window(req: &WeightsRequest, (ha, hb): (i64, i64)) -> Result<(i64, i
 /// The finest tier whose data still reaches back to `from` (else the
 /// finest with any data) and its resolution.
 fn tier_for(store: &Store, m: MetricId, from: i64, tiers: usize) -> Option<(usize, i64)> {
-    let usable: Vec<usize> = (0..tiers.clamp(1, crate::storage::TIERS)).filter(|&t| store.extent(m, t).is_some()).collect();
-    let t = usable.iter().copied().find(|&t| store.extent(m, t).is_some_and(|e| e.first <= from)).or(usable.first().copied())?;
+    let usable: Vec<usize> =
+        (0..tiers.clamp(1, crate::storage::TIERS)).filter(|&t| store.extent(m, t).is_some()).collect();
+    let t = usable
+        .iter()
+        .copied()
+        .find(|&t| store.extent(m, t).is_some_and(|e| e.first <= from))
+        .or(usable.first().copied())?;
     Some((t, store.resolution(m, t)?))
 }
 
