@@ -158,13 +158,23 @@ impl Server {
 
     /// Like [`Server::start_in`] with extra `serve` flags.
     pub fn start_with(dir: TempDir, test_now: Option<i64>, extra: &[&str]) -> Server {
+        Server::launch(dir, test_now, extra, false)
+    }
+
+    /// `strata serve --demo` (three nodes of Netdata-like charts with
+    /// history in every tier, loaded relative to `test_now`) plus `extra`.
+    pub fn start_demo(dir: TempDir, test_now: i64, extra: &[&str]) -> Server {
+        Server::launch(dir, Some(test_now), extra, true)
+    }
+
+    fn launch(dir: TempDir, test_now: Option<i64>, extra: &[&str], demo: bool) -> Server {
         let mut args: Vec<String> = [
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--data-dir",
             dir.path.to_str().expect("temp dir path is UTF-8"),
-            "--no-demo",
+            if demo { "--demo" } else { "--no-demo" },
             "--no-collector",
             // Tests fire hundreds of requests; rate limits have their own tests.
             "--rate-limit",
@@ -195,7 +205,8 @@ impl Server {
                 let mut tx = Some(tx);
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
-                    if let Some(pos) = line.find("listening on http://") {
+                    // http:// or https:// (with --tls-cert).
+                    if let Some(pos) = line.find("listening on http") {
                         let rest = &line[pos + "listening on ".len()..];
                         let url: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
                         if let Some(tx) = tx.take() {
@@ -206,7 +217,8 @@ impl Server {
                 }
             });
         }
-        let base = match rx.recv_timeout(Duration::from_secs(30)) {
+        // The demo history takes ~20 s to load in a debug build.
+        let base = match rx.recv_timeout(Duration::from_secs(if demo { 180 } else { 30 })) {
             Ok(url) => url,
             Err(e) => {
                 let _ = child.kill();

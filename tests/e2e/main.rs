@@ -8,6 +8,7 @@ mod dataset;
 mod durability;
 mod export;
 mod fuzz;
+mod grafana;
 mod harness;
 mod ingest;
 mod limits;
