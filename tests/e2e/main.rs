@@ -12,6 +12,8 @@ mod grafana;
 mod harness;
 mod ingest;
 mod limits;
+mod meta;
 mod oracle;
 mod queries;
+mod tls;
 mod tokens;
