@@ -299,6 +299,18 @@ impl Server {
         resp
     }
 
+    /// The server's Cloud-style space id (`GET /api/v2/spaces`).
+    pub fn space_id(&self) -> String {
+        let (status, v) = self.get("/api/v2/spaces");
+        assert_eq!(status, 200, "spaces: {v}");
+        v[0]["id"].as_str().unwrap_or_else(|| panic!("no space id in {v}")).to_string()
+    }
+
+    /// The room data route of the `All nodes` room.
+    pub fn room_data_path(&self) -> String {
+        format!("/api/v3/spaces/{}/rooms/all-nodes/data", self.space_id())
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.dir.as_ref().expect("the server owns its data dir").path
     }

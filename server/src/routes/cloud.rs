@@ -105,8 +105,9 @@ pub async fn create_room(
     headers: HeaderMap,
     body: Body,
 ) -> CloudResult<(StatusCode, Json<Value>)> {
+    let bytes = read_capped(&headers, body, 64 << 10, st.limits.read_timeout).await;
     st.cloud.check_space(&space)?;
-    let bytes = read_capped(&headers, body, 64 << 10, st.limits.read_timeout).await?;
+    let bytes = bytes?;
     let value: Value = parse_json(&bytes)?;
     let def = RoomDef::from_json(&value)?;
     let room = st.cloud.add_room(def)?;
@@ -124,8 +125,11 @@ async fn room_request(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Room, strata_engine::meta::params::MetaRequest), ApiError> {
+    // The body is read first: answering before it is read would cut off a
+    // client still sending it.
+    let bytes = read_capped(headers, body, st.limits.query, st.limits.read_timeout).await;
     let room = st.cloud.room(space, room)?;
-    let bytes = read_capped(headers, body, st.limits.query, st.limits.read_timeout).await?;
+    let bytes = bytes?;
     let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) { json!({}) } else { parse_json(&bytes)? };
     Ok((room, parse_room_body(&value)?))
 }

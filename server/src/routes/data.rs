@@ -133,8 +133,11 @@ pub async fn post_room(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, CloudError> {
+    // The body is read first: answering before it is read would cut off a
+    // client still sending it.
+    let req = body_request(&st, &headers, body).await;
     let room = st.cloud.room(&space, &room)?;
-    let mut req = body_request(&st, &headers, body).await?;
+    let mut req = req?;
     req.room = room.filter;
     Ok(run(st, me, req, String::new()).await?)
 }
