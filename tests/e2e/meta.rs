@@ -100,17 +100,20 @@ fn ranked(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Samples (labels, value) by metric name.
+type Families = BTreeMap<String, Vec<(BTreeMap<String, String>, f64)>>;
+
 /// Checks Prometheus text exposition format: `# TYPE` before its samples,
 /// a family's samples together, names, labels, values and timestamps well
 /// formed. Returns samples by metric name.
-fn parse_prometheus(text: &str) -> BTreeMap<String, Vec<(BTreeMap<String, String>, f64)>> {
+fn parse_prometheus(text: &str) -> Families {
     let name_ok = |n: &str| {
         !n.is_empty()
             && n.chars()
                 .enumerate()
                 .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()))
     };
-    let mut out: BTreeMap<String, Vec<(BTreeMap<String, String>, f64)>> = BTreeMap::new();
+    let mut out = Families::new();
     let mut typed: BTreeSet<String> = BTreeSet::new();
     let mut current: Option<String> = None;
     for (ln, line) in text.lines().enumerate() {
@@ -203,7 +206,7 @@ fn meta_listings_search_and_inventory() {
         .as_array()
         .expect("nodes")
         .iter()
-        .map(|n| (n["nd"].as_str().unwrap(), n["nm"].as_str().unwrap()))
+        .map(|n| (n["nd"].as_str().expect("nd"), n["nm"].as_str().expect("nm")))
         .collect();
     assert_eq!(listed, [("n1", "host-1"), ("n2", "host-2")]);
     for n in nodes["nodes"].as_array().expect("nodes") {

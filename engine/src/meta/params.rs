@@ -270,10 +270,8 @@ pub fn parse_allmetrics(pairs: &[(String, String)]) -> Result<AllMetricsRequest>
             }
             "timestamps" => r.timestamps = yes_no(k, v)?,
             "hideunits" => r.hide_units = yes_no(k, v)?,
-            "data" | "source" | "data_source" => {
-                if !matches!(v.as_str(), "average" | "as-collected" | "as_collected") {
-                    return Err(EngineError::param(k, format!("'{k}' is average or as-collected, got '{v}'")));
-                }
+            "data" | "source" | "data_source" if !matches!(v.as_str(), "average" | "as-collected" | "as_collected") => {
+                return Err(EngineError::param(k, format!("'{k}' is average or as-collected, got '{v}'")));
             }
             _ => {}
         }

@@ -146,6 +146,9 @@ pub fn search_object(found: &Found, pos: &NodePositions) -> Value {
     Value::Object(out)
 }
 
+/// Weight sum and count per (ni, ci, ii); unused parts are `usize::MAX`.
+type Rollup = BTreeMap<(usize, usize, usize), (f64, u32)>;
+
 fn stats(s: &WindowStats) -> Value {
     let (min, max) = if s.count > 0 { (round7(s.min), round7(s.max)) } else { (0.0, 0.0) };
     json!([min, round7(s.avg()), max, round7(s.sum), s.count, s.anomalous])
@@ -167,8 +170,8 @@ pub fn weights_result(cat: &Catalog, w: &Weights) -> (Value, Value) {
     let mut dims: Vec<Value> = Vec::new();
     let mut dim_pos: BTreeMap<&str, usize> = BTreeMap::new();
     let mut rows: Vec<Value> = Vec::new();
-    // (sum, count) of weights per higher-level item, in first-seen order.
-    let mut up: [BTreeMap<(usize, usize, usize), (f64, u32)>; 3] = Default::default();
+    // (sum, count) of weights per instance, context and node.
+    let mut up: [Rollup; 3] = Default::default();
     for x in &w.weights {
         let metric = reg.metric(x.metric);
         let inst = &reg.instances[metric.instance as usize];
