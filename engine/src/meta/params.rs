@@ -7,10 +7,10 @@
 use serde_json::Value;
 
 use crate::error::{EngineError, Result};
-use crate::index::{LabelFilter, SimplePattern};
+use crate::index::SimplePattern;
 use crate::meta::weights::{Method, WeightsRequest};
 use crate::meta::MetaScope;
-use crate::query::params::{parse_i64, parse_u64};
+use crate::query::params::{labels, parse_i64, parse_u64, pattern};
 use crate::query::request::Selectors;
 use crate::query::window::{check_request_times, target_window};
 
@@ -82,17 +82,6 @@ impl MetaRequest {
             window: self.window(now),
         }
     }
-}
-
-fn pattern(param: &str, v: &str) -> Result<Option<SimplePattern>> {
-    let p =
-        SimplePattern::parse_get(v).map_err(|source| EngineError::InvalidPattern { param: param.into(), source })?;
-    Ok((!p.is_match_all()).then_some(p))
-}
-
-fn labels(param: &str, v: &str) -> Result<Option<LabelFilter>> {
-    let f = LabelFilter::parse_get(v).map_err(|source| EngineError::InvalidPattern { param: param.into(), source })?;
-    Ok((!f.is_empty()).then_some(f))
 }
 
 /// Applies one selector parameter; false when `k` is not one.

@@ -11,6 +11,7 @@ use crate::catalog::Catalog;
 use crate::error::{EngineError, Result};
 use crate::index::{LabelFilter, SimplePattern};
 use crate::model::Node;
+use crate::query::body::strings;
 
 /// Longest room name accepted.
 pub const MAX_NAME: usize = 100;
@@ -32,23 +33,6 @@ pub struct RoomDef {
 pub struct RoomFilter {
     pub nodes: Option<SimplePattern>,
     pub host_labels: Option<LabelFilter>,
-}
-
-fn strings(v: &Value, path: &str) -> Result<Vec<String>> {
-    match v {
-        Value::Null => Ok(Vec::new()),
-        Value::String(s) => Ok(vec![s.clone()]),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, x)| {
-                x.as_str().map(str::to_string).ok_or_else(|| {
-                    EngineError::param(format!("{path}[{i}]"), format!("'{path}[{i}]' must be a string"))
-                })
-            })
-            .collect(),
-        _ => Err(EngineError::param(path, format!("'{path}' must be a string or an array of strings"))),
-    }
 }
 
 impl RoomDef {

@@ -10,12 +10,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use serde_json::{json, Value};
-use strata_engine::meta::params::parse_room_body;
-use strata_engine::meta::{nodes, MetaScope, RoomDef};
+use strata_engine::engine::State as EngineState;
+use strata_engine::meta::params::{parse_room_body, MetaRequest};
+use strata_engine::meta::{nodes, MetaScope, RoomDef, Visible};
 use strata_engine::model::machine_guid_for;
 
 use super::body::{parse_json, read_capped};
-use super::meta::{blocking, contexts_doc, nodes_doc, scope_for};
+use super::meta::{blocking, contexts_doc, nodes_doc, scope_for, Ctx};
 use crate::auth::Principal;
 use crate::cloud::{Origin, Room, ALL_NODES};
 use crate::error::{ApiError, CloudError};
@@ -117,49 +118,46 @@ pub async fn create_room(
     Ok((StatusCode::CREATED, Json(room_json(room, *n))))
 }
 
-/// The room of the path and the request of the body (`{}` when empty).
-async fn room_request(
+/// Reads a room route's body (`{}` when empty), resolves the room, and runs
+/// `f` on a blocking thread over what the caller may see through the room.
+async fn room_listing(
     st: &AppState,
-    space: &str,
-    room: &str,
+    me: Principal,
+    (space, room): (String, String),
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Room, strata_engine::meta::params::MetaRequest), ApiError> {
+    f: impl FnOnce(&EngineState, &Ctx, &MetaRequest, &Visible) -> Value + Send + 'static,
+) -> CloudResult<Json<Value>> {
     // The body is read first: answering before it is read would cut off a
     // client still sending it.
     let bytes = read_capped(headers, body, st.limits.query, st.limits.read_timeout).await;
-    let room = st.cloud.room(space, room)?;
+    let room = st.cloud.room(&space, &room)?;
     let bytes = bytes?;
     let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) { json!({}) } else { parse_json(&bytes)? };
-    Ok((room, parse_room_body(&value)?))
+    let req = parse_room_body(&value)?;
+    Ok(blocking(st, move |state, ctx| {
+        let visible = scope_for(&req, &me, room.filter, ctx.now).visible(&state.catalog, &state.store, ctx.tiers);
+        Ok(Json(f(state, ctx, &req, &visible)))
+    })
+    .await?)
 }
 
 pub async fn room_nodes(
     State(st): State<AppState>,
     Extension(me): Extension<Principal>,
-    Path((space, room)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> CloudResult<Json<Value>> {
-    let (room, req) = room_request(&st, &space, &room, &headers, body).await?;
-    Ok(blocking(&st, move |state, ctx| {
-        let scope = scope_for(&req, &me, room.filter.clone(), ctx.now);
-        Ok(Json(nodes_doc(state, ctx, &scope, 0)))
-    })
-    .await?)
+    room_listing(&st, me, ids, &headers, body, |state, ctx, _, visible| nodes_doc(state, ctx, visible, 0)).await
 }
 
 pub async fn room_contexts(
     State(st): State<AppState>,
     Extension(me): Extension<Principal>,
-    Path((space, room)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> CloudResult<Json<Value>> {
-    let (room, req) = room_request(&st, &space, &room, &headers, body).await?;
-    Ok(blocking(&st, move |state, ctx| {
-        let scope = scope_for(&req, &me, room.filter.clone(), ctx.now);
-        Ok(Json(contexts_doc(state, ctx, &scope, &req)))
-    })
-    .await?)
+    room_listing(&st, me, ids, &headers, body, |state, ctx, req, visible| contexts_doc(state, ctx, visible, req)).await
 }

@@ -11,7 +11,7 @@ use axum::{Extension, Json};
 use serde_json::{json, Value};
 use strata_engine::engine::State as EngineState;
 use strata_engine::meta::params::{parse_meta, parse_weights, MetaRequest};
-use strata_engine::meta::{contexts, nodes, search, weights, MetaScope, RoomFilter};
+use strata_engine::meta::{contexts, nodes, search, weights, MetaScope, RoomFilter, Visible};
 
 use super::data::pairs;
 use crate::auth::Principal;
@@ -63,9 +63,8 @@ pub(super) fn scope_for(req: &MetaRequest, me: &Principal, room: Option<RoomFilt
 }
 
 /// `{api, nodes: [...full items], versions, agents, timings}`.
-pub(super) fn nodes_doc(state: &EngineState, ctx: &Ctx, scope: &MetaScope, limit: usize) -> Value {
-    let visible = scope.visible(&state.catalog, &state.store, ctx.tiers);
-    let mut list = nodes::list(&state.catalog, &state.store, &visible, ctx.tiers);
+pub(super) fn nodes_doc(state: &EngineState, ctx: &Ctx, visible: &Visible, limit: usize) -> Value {
+    let mut list = nodes::list(&state.catalog, &state.store, visible, ctx.tiers);
     if limit > 0 {
         list.truncate(limit);
     }
@@ -77,11 +76,10 @@ pub(super) fn nodes_doc(state: &EngineState, ctx: &Ctx, scope: &MetaScope, limit
 }
 
 /// `{api, nodes: [...brief], contexts: {...}, versions, agents, timings}`.
-pub(super) fn contexts_doc(state: &EngineState, ctx: &Ctx, scope: &MetaScope, req: &MetaRequest) -> Value {
+pub(super) fn contexts_doc(state: &EngineState, ctx: &Ctx, visible: &Visible, req: &MetaRequest) -> Value {
     let (cat, store) = (&state.catalog, &state.store);
-    let visible = scope.visible(cat, store, ctx.tiers);
-    let nodes = nodes::list(cat, store, &visible, ctx.tiers);
-    let list = contexts::list(cat, store, &visible, ctx.tiers);
+    let nodes = nodes::list(cat, store, visible, ctx.tiers);
+    let list = contexts::list(cat, store, visible, ctx.tiers);
     let fields = ContextFields {
         titles: true,
         dimensions: req.option("dimensions"),
@@ -98,16 +96,28 @@ pub(super) fn contexts_doc(state: &EngineState, ctx: &Ctx, scope: &MetaScope, re
     doc
 }
 
+/// Parses GET metadata parameters, then runs `f` on a blocking thread over
+/// the metrics the caller may see (scope, selectors, window, allowlist).
+pub(super) async fn listing<T: Send + 'static>(
+    st: &AppState,
+    me: Principal,
+    q: Option<String>,
+    f: impl FnOnce(&EngineState, &Ctx, &MetaRequest, &Visible) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    let req = parse_meta(&pairs(q)?)?;
+    blocking(st, move |state, ctx| {
+        let visible = scope_for(&req, &me, None, ctx.now).visible(&state.catalog, &state.store, ctx.tiers);
+        f(state, ctx, &req, &visible)
+    })
+    .await
+}
+
 pub async fn nodes_v2(
     State(st): State<AppState>,
     Extension(me): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let req = parse_meta(&pairs(q)?)?;
-    blocking(&st, move |state, ctx| {
-        Ok(Json(nodes_doc(state, ctx, &scope_for(&req, &me, None, ctx.now), req.cardinality)))
-    })
-    .await
+    listing(&st, me, q, |state, ctx, req, visible| Ok(Json(nodes_doc(state, ctx, visible, req.cardinality)))).await
 }
 
 pub async fn contexts_v2(
@@ -115,9 +125,7 @@ pub async fn contexts_v2(
     Extension(me): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let req = parse_meta(&pairs(q)?)?;
-    blocking(&st, move |state, ctx| Ok(Json(contexts_doc(state, ctx, &scope_for(&req, &me, None, ctx.now), &req))))
-        .await
+    listing(&st, me, q, |state, ctx, req, visible| Ok(Json(contexts_doc(state, ctx, visible, req)))).await
 }
 
 pub async fn q_v2(
@@ -125,17 +133,14 @@ pub async fn q_v2(
     Extension(me): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let req = parse_meta(&pairs(q)?)?;
-    let pattern = search::compile(req.q.as_deref().unwrap_or(""))?;
-    let text = req.q.clone().unwrap_or_default();
-    blocking(&st, move |state, ctx| {
+    listing(&st, me, q, |state, ctx, req, visible| {
+        let pattern = search::compile(req.q.as_deref().unwrap_or(""))?;
         let (cat, store) = (&state.catalog, &state.store);
-        let visible = scope_for(&req, &me, None, ctx.now).visible(cat, store, ctx.tiers);
-        let mut found = search::search(cat, &visible, &pattern);
+        let mut found = search::search(cat, visible, &pattern);
         if req.cardinality > 0 {
             found.hits.truncate(req.cardinality);
         }
-        let all = nodes::list(cat, store, &visible, ctx.tiers);
+        let all = nodes::list(cat, store, visible, ctx.tiers);
         let shown: Vec<_> = all
             .into_iter()
             .filter(|n| found.matched_nodes.contains(&n.index) || found.hits.iter().any(|h| h.nodes.contains(&n.index)))
@@ -152,7 +157,7 @@ pub async fn q_v2(
             .collect();
         let mut doc = json!({
             "api": 2,
-            "q": text,
+            "q": req.q,
             "nodes": briefs,
             "contexts": fmt::search_object(&found, &pos),
             "searches": {"strings": found.strings, "char": 0, "total": found.strings},

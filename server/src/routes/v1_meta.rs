@@ -10,12 +10,12 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Map, Value};
 use strata_engine::meta::instances::{self, InstanceInfo};
-use strata_engine::meta::params::{parse_allmetrics, parse_meta};
+use strata_engine::meta::params::parse_allmetrics;
 use strata_engine::meta::{contexts, latest, nodes, MetaScope};
 use strata_engine::EngineError;
 
 use super::data::pairs;
-use super::meta::{blocking, scope_for};
+use super::meta::{blocking, listing};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::format::allmetrics;
@@ -93,12 +93,10 @@ pub async fn charts(
     Extension(me): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let req = parse_meta(&pairs(q)?)?;
-    blocking(&st, move |state, ctx| {
+    listing(&st, me, q, |state, ctx, _, visible| {
         let (cat, store) = (&state.catalog, &state.store);
-        let visible = scope_for(&req, &me, None, ctx.now).visible(cat, store, ctx.tiers);
-        let list = instances::list(cat, store, &visible, ctx.tiers, None);
-        let hosts = nodes::list(cat, store, &visible, ctx.tiers);
+        let list = instances::list(cat, store, visible, ctx.tiers, None);
+        let hosts = nodes::list(cat, store, visible, ctx.tiers);
         let charts: Map<String, Value> = list.iter().map(|c| (c.id.clone(), chart_json(c))).collect();
         let agent = &ctx.st.agent;
         Ok(Json(json!({
@@ -128,15 +126,12 @@ pub async fn chart(
     Extension(me): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let req = parse_meta(&pairs(q)?)?;
-    let Some(id) = req.chart.clone() else {
-        return Err(ApiError::BadRequest("No chart id is given at the request.".into()));
-    };
-    blocking(&st, move |state, ctx| {
-        let (cat, store) = (&state.catalog, &state.store);
-        let visible = scope_for(&req, &me, None, ctx.now).visible(cat, store, ctx.tiers);
-        let list = instances::list(cat, store, &visible, ctx.tiers, Some(&id));
-        let c = list.first().ok_or_else(|| EngineError::ChartNotFound(id.clone()))?;
+    listing(&st, me, q, |state, ctx, req, visible| {
+        let Some(id) = req.chart.as_deref() else {
+            return Err(ApiError::BadRequest("No chart id is given at the request.".into()));
+        };
+        let list = instances::list(&state.catalog, &state.store, visible, ctx.tiers, Some(id));
+        let c = list.first().ok_or_else(|| EngineError::ChartNotFound(id.to_string()))?;
         Ok(Json(chart_json(c)))
     })
     .await
@@ -147,11 +142,8 @@ pub async fn contexts_v1(
     Extension(me): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let req = parse_meta(&pairs(q)?)?;
-    blocking(&st, move |state, ctx| {
-        let (cat, store) = (&state.catalog, &state.store);
-        let visible = scope_for(&req, &me, None, ctx.now).visible(cat, store, ctx.tiers);
-        let list = contexts::list(cat, store, &visible, ctx.tiers);
+    listing(&st, me, q, |state, ctx, req, visible| {
+        let list = contexts::list(&state.catalog, &state.store, visible, ctx.tiers);
         let full = req.option("full");
         let mut out = Map::new();
         for c in &list {
