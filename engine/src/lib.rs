@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod index;
 pub mod ingest;
+pub mod meta;
 pub mod model;
 pub mod persist;
 pub mod query;

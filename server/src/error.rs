@@ -27,6 +27,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// The thing to create exists already.
+    #[error("{0}")]
+    Conflict(String),
     #[error("{method} is not allowed on {path}; use {}", allow.join(" or "))]
     MethodNotAllowed { method: String, path: String, allow: Vec<String> },
     #[error("{0}")]
@@ -55,6 +58,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadJson { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -87,6 +91,7 @@ impl ApiError {
             StatusCode::UNAUTHORIZED => "ErrUnauthorized",
             StatusCode::FORBIDDEN => "ErrForbidden",
             StatusCode::NOT_FOUND => "ErrNotFound",
+            StatusCode::CONFLICT => "ErrConflict",
             StatusCode::METHOD_NOT_ALLOWED => "ErrMethodNotAllowed",
             StatusCode::GATEWAY_TIMEOUT => "ErrQueryTimeout",
             StatusCode::TOO_MANY_REQUESTS => "ErrTooManyRequests",

@@ -4,11 +4,13 @@
 //! `strata-engine`; this crate only parses, authorises and formats.
 
 pub mod auth;
+pub mod cloud;
 pub mod error;
 pub mod format;
 pub mod routes;
 pub mod serve;
 pub mod state;
+pub mod tls;
 
 pub use routes::router;
 pub use state::{AgentInfo, AppState, BodyLimits};
@@ -19,6 +21,7 @@ pub async fn serve(
     state: AppState,
     header_read: std::time::Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
-    serve::run(listener, router(state), header_read, shutdown).await
+    serve::run(listener, router(state), header_read, shutdown, tls).await
 }

@@ -2,7 +2,9 @@
 //! connections are driven by hyper directly: a client that dribbles its
 //! headers (slow loris) is cut off after `header_read`. Body and request
 //! time limits live in `BodyLimits` (see `routes::body`, `routes::router`).
-//! On shutdown, in-flight requests get a grace period.
+//! On shutdown, in-flight requests get a grace period. With a TLS acceptor
+//! every connection is a TLS handshake first (bounded by the same header
+//! timeout), then the same HTTP/1.1 service.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +25,7 @@ pub async fn run(
     app: Router,
     header_read: Duration,
     shutdown: impl Future<Output = ()>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
     let active = Arc::new(AtomicUsize::new(0));
     tokio::pin!(shutdown);
@@ -46,12 +49,15 @@ pub async fn run(
         });
         let active = active.clone();
         active.fetch_add(1, Ordering::Relaxed);
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let mut b = hyper::server::conn::http1::Builder::new();
-            b.timer(TokioTimer::new()).header_read_timeout(header_read);
-            let conn = b.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            match tls {
+                None => serve_conn(stream, svc, header_read, peer).await,
+                Some(acceptor) => match tokio::time::timeout(header_read, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => serve_conn(tls_stream, svc, header_read, peer).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                },
             }
             active.fetch_sub(1, Ordering::Relaxed);
         });
@@ -63,4 +69,23 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
+}
+
+/// Drives one HTTP/1.1 connection over `io` (plain TCP or TLS).
+async fn serve_conn<S, Svc>(io: S, svc: Svc, header_read: Duration, peer: std::net::SocketAddr)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    Svc: tower::Service<hyper::Request<hyper::body::Incoming>, Response = axum::response::Response>
+        + Clone
+        + Send
+        + 'static,
+    Svc::Future: Send + 'static,
+    Svc::Error: std::error::Error + Send + Sync + 'static,
+{
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(TokioTimer::new()).header_read_timeout(header_read);
+    let conn = b.serve_connection(TokioIo::new(io), TowerToHyperService::new(svc));
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
 }

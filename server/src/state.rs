@@ -42,4 +42,6 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub agent: Arc<AgentInfo>,
     pub limits: BodyLimits,
+    /// The Cloud-shaped space and its rooms.
+    pub cloud: Arc<crate::cloud::Cloud>,
 }

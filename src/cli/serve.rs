@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 use strata_engine::demo::{self, DemoHistory, GenSpec};
+use strata_engine::meta::RoomDef;
 use strata_engine::model::machine_guid_for;
 use strata_engine::persist::PersistOptions;
 use strata_engine::storage::segment_file::Compression;
@@ -37,7 +38,7 @@ pub struct ServeArgs {
     /// Do not collect this host's own metrics.
     #[arg(long, env = "STRATA_NO_COLLECTOR")]
     pub no_collector: bool,
-    /// TOML config file; flags override it. Keys: listen, data_dir, demo, collector.
+    /// TOML config file; flags override it. Keys: listen, data_dir, demo, collector, space_name, [[rooms]].
     #[arg(long, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
     /// How many storage tiers to use (1 = per-second only, 3 = also per-minute and per-hour).
@@ -94,6 +95,15 @@ pub struct ServeArgs {
     /// Most disk bytes of sealed tier-2 files.
     #[arg(long, env = "STRATA_MAX_DISK_TIER2", value_parser = parse_size)]
     pub max_disk_tier2: Option<u64>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "STRATA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "STRATA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Name of the Cloud-style space (what `GET /api/v2/spaces` calls it).
+    #[arg(long, env = "STRATA_SPACE_NAME")]
+    pub space_name: Option<String>,
     /// Test-only: pin the engine's clock to this epoch second.
     #[arg(long, env = "STRATA_TEST_NOW", hide = true)]
     pub test_now: Option<i64>,
@@ -106,6 +116,10 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     demo: Option<bool>,
     collector: Option<bool>,
+    space_name: Option<String>,
+    /// `[[rooms]]` tables: `name`, `nodes = [patterns]`, `host_labels = ["key:value"]`.
+    #[serde(default)]
+    rooms: Vec<RoomDef>,
 }
 
 fn load_config(path: &Path) -> Result<FileConfig, String> {
@@ -218,6 +232,13 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         tracing::error!(file = %path.display(), %reason, "segment quarantined");
     }
     let engine = Arc::new(engine);
+    let space_name = a.space_name.clone().or(file.space_name.clone()).unwrap_or_else(|| "strata".into());
+    let cloud = strata_server::cloud::Cloud::open(Some(&data_dir), &space_name, &file.rooms)?;
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(strata_server::tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let demo_on = if a.no_demo { false } else { a.demo || file.demo.unwrap_or(rec.fresh) };
     let (tokens, created) = TokenStore::open(&data_dir, now_secs()).map_err(|e| e.to_string())?;
     if let Some(t) = created {
@@ -251,6 +272,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             request_timeout: a.request_timeout,
             ..BodyLimits::default()
         },
+        cloud: Arc::new(cloud),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -266,8 +288,10 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             tokio::spawn(live_feed(engine.clone(), collector_on.then(|| host.clone()), demo_on.then_some(demo_spec)));
         }
         tokio::spawn(flush_token_usage(auth));
-        tracing::info!("listening on http://{addr}");
-        strata_server::serve(listener, state, a.header_timeout, shutdown()).await.map_err(|e| format!("server: {e}"))
+        tracing::info!("listening on {scheme}://{addr}");
+        strata_server::serve(listener, state, a.header_timeout, shutdown(), tls)
+            .await
+            .map_err(|e| format!("server: {e}"))
     });
     if let Err(e) = auth_for_exit.tokens.flush_usage() {
         tracing::warn!(error = %e, "tokens' last use was not saved");

@@ -76,8 +76,10 @@ fn unknown_token_is_401_and_admin_token_is_accepted() {
         }
     }
     // Nothing was ingested by the refused requests; the admin token works.
+    let room = format!("/spaces/{}/rooms/all-nodes/", s.space_id());
     for (path, body) in routes() {
-        let r = s.request(path, Auth::Admin, body.as_deref());
+        let path = path.replace("/spaces/s/rooms/r/", &room);
+        let r = s.request(&path, Auth::Admin, body.as_deref());
         assert_eq!(r.status, 200, "admin token on {path}: {}", r.text);
     }
 }
@@ -130,6 +132,9 @@ fn wrong_methods_are_json_405s_and_unknown_paths_404s_in_their_family_shape_afte
     // Unknown paths: agent shape, and Cloud's shape under /spaces.
     let r = s.request("/api/v3/nothing", Auth::Admin, None);
     assert_eq!((r.status, r.json()["status"].clone()), (404, json!(404)), "{r:?}");
-    let r = s.request("/api/v3/spaces/s/rooms/r/nodes", Auth::Admin, None);
+    let r = s.request("/api/v3/spaces/s/rooms/r/alerts", Auth::Admin, None);
+    assert_eq!((r.status, r.json()["errorMsgKey"].clone()), (404, json!("ErrNotFound")), "{r:?}");
+    // A known room route with an unknown space: 404, Cloud's shape.
+    let r = s.request("/api/v3/spaces/s/rooms/r/nodes", Auth::Admin, Some(b"{}"));
     assert_eq!((r.status, r.json()["errorMsgKey"].clone()), (404, json!("ErrNotFound")), "{r:?}");
 }

@@ -158,13 +158,23 @@ impl Server {
 
     /// Like [`Server::start_in`] with extra `serve` flags.
     pub fn start_with(dir: TempDir, test_now: Option<i64>, extra: &[&str]) -> Server {
+        Server::launch(dir, test_now, extra, false)
+    }
+
+    /// `strata serve --demo` (three nodes of Netdata-like charts with
+    /// history in every tier, loaded relative to `test_now`) plus `extra`.
+    pub fn start_demo(dir: TempDir, test_now: i64, extra: &[&str]) -> Server {
+        Server::launch(dir, Some(test_now), extra, true)
+    }
+
+    fn launch(dir: TempDir, test_now: Option<i64>, extra: &[&str], demo: bool) -> Server {
         let mut args: Vec<String> = [
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--data-dir",
             dir.path.to_str().expect("temp dir path is UTF-8"),
-            "--no-demo",
+            if demo { "--demo" } else { "--no-demo" },
             "--no-collector",
             // Tests fire hundreds of requests; rate limits have their own tests.
             "--rate-limit",
@@ -173,9 +183,6 @@ impl Server {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        if extra.contains(&"--demo") {
-            args.retain(|a| a != "--no-demo");
-        }
         args.extend(extra.iter().map(|s| s.to_string()));
         if let Some(t) = test_now {
             args.push("--test-now".into());
@@ -198,7 +205,8 @@ impl Server {
                 let mut tx = Some(tx);
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
-                    if let Some(pos) = line.find("listening on http://") {
+                    // http:// or https:// (with --tls-cert).
+                    if let Some(pos) = line.find("listening on http") {
                         let rest = &line[pos + "listening on ".len()..];
                         let url: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
                         if let Some(tx) = tx.take() {
@@ -209,7 +217,8 @@ impl Server {
                 }
             });
         }
-        let base = match rx.recv_timeout(Duration::from_secs(30)) {
+        // The demo history takes ~20 s to load in a debug build.
+        let base = match rx.recv_timeout(Duration::from_secs(if demo { 180 } else { 30 })) {
             Ok(url) => url,
             Err(e) => {
                 let _ = child.kill();
@@ -288,6 +297,18 @@ impl Server {
         let (status, resp) = self.post_json("/api/v3/data", body);
         assert_eq!(status, 200, "query {body} failed: {resp}");
         resp
+    }
+
+    /// The server's Cloud-style space id (`GET /api/v2/spaces`).
+    pub fn space_id(&self) -> String {
+        let (status, v) = self.get("/api/v2/spaces");
+        assert_eq!(status, 200, "spaces: {v}");
+        v[0]["id"].as_str().unwrap_or_else(|| panic!("no space id in {v}")).to_string()
+    }
+
+    /// The room data route of the `All nodes` room.
+    pub fn room_data_path(&self) -> String {
+        format!("/api/v3/spaces/{}/rooms/all-nodes/data", self.space_id())
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -519,6 +519,7 @@ fn v1_label_quotes_and_jsonwrap_anomaly_rates() {
 #[test]
 fn get_v2_get_v3_and_room_post_agree_with_post_v3() {
     let s = server_with_dataset();
+    let room = s.room_data_path();
     let w = Window { end: 3900, v: 60, points: 15 };
     let cases = [(Key::Node, Agg::Sum, TimeGroup::Average), (Key::Dimension, Agg::Max, TimeGroup::Min)];
     for (key, agg, tg) in cases {
@@ -545,7 +546,7 @@ fn get_v2_get_v3_and_room_post_agree_with_post_v3() {
             assert_eq!(r["result"]["labels"], post["result"]["labels"], "GET {path} labels");
             assert_eq!(r["result"]["data"], post["result"]["data"], "GET {path} data");
         }
-        let (status, r) = s.post_json("/api/v3/spaces/space-1/rooms/room-1/data", &b);
+        let (status, r) = s.post_json(&room, &b);
         assert_eq!(status, 200, "room POST: {r}");
         assert_eq!(r["result"]["labels"], post["result"]["labels"], "room labels");
         assert_eq!(r["result"]["data"], post["result"]["data"], "room data");
@@ -580,7 +581,7 @@ fn unknown_time_group_is_400_on_get_post_and_cloud_shaped_on_rooms() {
                    "aggregations": {"time": {"time_group": "avg2"}}});
     let (status, body) = s.post_json("/api/v3/data", &q);
     assert_json_error(status, &body, 400, "POST time_group avg2");
-    let (status, body) = s.post_json("/api/v3/spaces/s/rooms/r/data", &q);
+    let (status, body) = s.post_json(&s.room_data_path(), &q);
     assert_eq!(status, 400, "room POST avg2: {body}");
     for k in ["errorCode", "errorMsgKey", "errorMessage"] {
         assert!(body[k].as_str().is_some_and(|v| !v.is_empty()), "room error lacks {k}: {body}");

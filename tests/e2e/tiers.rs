@@ -145,7 +145,9 @@ fn automatic_tiers_answer_what_tier0_answers_over_http() {
 #[test]
 fn rollup_only_history_is_flagged_in_the_response() {
     // The demo imports rollups for history before its tier-0 hours.
-    let s = Server::start_with(TempDir::new("tiers-demo"), None, &["--demo"]);
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let s = Server::start_demo(TempDir::new("tiers-demo"), now, &[]);
     let day = json!({"scope": {"contexts": ["system.cpu"]}, "window": {"after": -2 * 86_400, "before": 0, "points": 48},
                      "aggregations": {"time": {"time_group": "average"}}});
     let r = s.query_ok(&day);

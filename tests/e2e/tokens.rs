@@ -214,11 +214,17 @@ enum Kind {
     GetOne,
     Delete,
     Whoami,
+    /// Metadata reads (listings narrow to the allowlist, never 403).
+    Meta,
+    /// `GET /api/v2/accounts/me`: any valid token.
+    Account,
+    /// `POST /api/v2/spaces/{space}/rooms`.
+    RoomCreate,
 }
 
 impl Kind {
     fn ok(self) -> u16 {
-        if self == Kind::Create {
+        if matches!(self, Kind::Create | Kind::RoomCreate) {
             201
         } else {
             200
@@ -240,22 +246,43 @@ const fn route(method: &'static str, path: &'static str, kind: Kind, need: &'sta
 }
 
 const DATA_READ: &str = "strata:data:read";
+const META_READ: &str = "strata:metadata:read";
 
-/// The server's route table, as the issue states it.
-static ROUTES: [Route; 12] = [
+/// The server's route table, as the issues state it. `{space}` is the
+/// server's space id; `{id}` a token id.
+static ROUTES: [Route; 27] = [
     route("GET", "/health", Kind::Health, ""),
     route("GET", "/api/v1/data", Kind::Data, DATA_READ),
     route("GET", "/api/v2/data", Kind::Data, DATA_READ),
     route("GET", "/api/v3/data", Kind::Data, DATA_READ),
     route("POST", "/api/v3/data", Kind::Data, DATA_READ),
-    route("POST", "/api/v3/spaces/s/rooms/r/data", Kind::Data, DATA_READ),
+    route("POST", "/api/v3/spaces/{space}/rooms/all-nodes/data", Kind::Data, DATA_READ),
     route("POST", "/api/v1/ingest", Kind::Ingest, "strata:ingest:write"),
     route("POST", "/api/v1/tokens", Kind::Create, "strata:tokens:write"),
     route("GET", "/api/v1/tokens", Kind::List, "strata:tokens:read"),
     route("GET", "/api/v1/tokens/{id}", Kind::GetOne, "strata:tokens:read"),
     route("DELETE", "/api/v1/tokens/{id}", Kind::Delete, "strata:tokens:delete"),
     route("GET", "/api/v1/whoami", Kind::Whoami, ""),
+    route("GET", "/api/v1/info", Kind::Meta, META_READ),
+    route("GET", "/api/v1/charts", Kind::Meta, META_READ),
+    route("GET", "/api/v1/chart?chart=disk.sda", Kind::Meta, META_READ),
+    route("GET", "/api/v1/contexts", Kind::Meta, META_READ),
+    route("GET", "/api/v1/allmetrics?format=json", Kind::Meta, DATA_READ),
+    route("GET", "/api/v2/nodes", Kind::Meta, META_READ),
+    route("GET", "/api/v2/contexts", Kind::Meta, META_READ),
+    route("GET", "/api/v2/q?q=disk", Kind::Meta, META_READ),
+    route("GET", "/api/v2/weights?method=volume", Kind::Meta, DATA_READ),
+    route("GET", "/api/v2/accounts/me", Kind::Account, ""),
+    route("GET", "/api/v2/spaces", Kind::Meta, META_READ),
+    route("GET", "/api/v2/spaces/{space}/rooms", Kind::Meta, META_READ),
+    route("POST", "/api/v2/spaces/{space}/rooms", Kind::RoomCreate, "strata:admin:write"),
+    route("POST", "/api/v3/spaces/{space}/rooms/all-nodes/nodes", Kind::Meta, META_READ),
+    route("POST", "/api/v3/spaces/{space}/rooms/all-nodes/contexts", Kind::Meta, META_READ),
 ];
+
+/// Routes the `scope:grafana-plugin` bundle must reach: everything the
+/// plugin calls (R1-R6) and the rest of the read API.
+const GRAFANA_ALLOWED: [&str; 2] = [DATA_READ, META_READ];
 
 /// Which nodes a request names.
 #[derive(Debug, Clone, Copy)]
@@ -277,8 +304,10 @@ const MX_AFTER: i64 = T0 + 1;
 const MX_BEFORE: i64 = T0 + 300;
 
 /// Path and body of `route` naming `naming`; `marker` makes side effects
-/// traceable, `target` is the token id of /api/v1/tokens/{id}.
-fn build(route: &Route, naming: Naming, marker: usize, target: &str) -> (String, Option<Vec<u8>>) {
+/// traceable, `target` is the token id of /api/v1/tokens/{id}, `space` the
+/// server's space id.
+fn build(route: &Route, naming: Naming, marker: usize, target: &str, space: &str) -> (String, Option<Vec<u8>>) {
+    let path = route.path.replace("{space}", space);
     match route.kind {
         Kind::Data if route.method == "GET" => {
             let key = if route.path == "/api/v1/data" { "context" } else { "contexts" };
@@ -298,7 +327,7 @@ fn build(route: &Route, naming: Naming, marker: usize, target: &str) -> (String,
                 Naming::Scope(n) => b["scope"]["nodes"] = json!([n]),
                 _ => {}
             }
-            (route.path.to_string(), Some(encode(&b)))
+            (path, Some(encode(&b)))
         }
         Kind::Ingest => {
             let (nodes, record): (&[&str], Option<&str>) = match naming {
@@ -325,7 +354,10 @@ fn build(route: &Route, naming: Naming, marker: usize, target: &str) -> (String,
             (route.path.to_string(), Some(encode(&b)))
         }
         Kind::GetOne | Kind::Delete => (route.path.replace("{id}", target), None),
-        Kind::Health | Kind::List | Kind::Whoami => (route.path.to_string(), None),
+        Kind::Health | Kind::List | Kind::Whoami | Kind::Account => (path, None),
+        Kind::Meta if route.method == "POST" => (path, Some(b"{}".to_vec())),
+        Kind::Meta => (path, None),
+        Kind::RoomCreate => (path, Some(encode(&json!({"name": format!("matrix-r{marker}"), "nodes": ["n1"]})))),
     }
 }
 
@@ -347,10 +379,10 @@ fn check_case(c: &Case, r: &Reply, path: &str) -> Result<(), String> {
         return Err(format!("401 without 'WWW-Authenticate: Bearer': {:?}", r.www_authenticate));
     }
     if r.status >= 400 {
-        error_shape(r, path.starts_with("/api/v3/spaces/"))?;
+        error_shape(r, path.contains("/spaces") || path.ends_with("/accounts/me"))?;
     }
     let Some(body) = r.json_opt() else { return Err(format!("{} body is not JSON: {}", r.status, r.snippet())) };
-    if r.status == 201 {
+    if r.status == 201 && c.route.kind == Kind::Create {
         let t = body["token"].as_str().unwrap_or_default();
         if !shaped_like_token(t) || !body["id"].is_string() {
             return Err(format!("201 body without a valid token and id: {body}"));
@@ -418,7 +450,7 @@ fn tokens_matrix_every_route_times_every_credential_gets_the_exact_status() {
         for (label, header) in &unauthenticated {
             add(label.to_string(), None, header.clone(), Naming::Nothing, denied(401));
         }
-        let scopeless = matches!(k, Kind::Health | Kind::Whoami);
+        let scopeless = matches!(k, Kind::Health | Kind::Whoami | Kind::Account);
         add("wrong scope".into(), Some(&wrong[route.need]), None, Naming::Nothing, if scopeless { 200 } else { 403 });
         if matches!(k, Kind::Create | Kind::List | Kind::GetOne | Kind::Delete) {
             add("wrong scope (scope:all bundle)".into(), Some(&bundle), None, Naming::Nothing, 403);
@@ -462,12 +494,25 @@ fn tokens_matrix_every_route_times_every_credential_gets_the_exact_status() {
         .collect();
     std::thread::sleep(Duration::from_millis(2100).saturating_sub(expiry_clock.elapsed()));
 
+    let space = admin(&s, "GET", "/api/v2/spaces", None).json()[0]["id"].as_str().expect("space id").to_string();
+    // The plugin's own token reaches exactly the read routes.
+    let grafana = mk(&s, "grafana", &["scope:grafana-plugin"], &[]);
+    let mut bad_grafana = Vec::new();
+    for route in &ROUTES {
+        let want = if route.need.is_empty() || GRAFANA_ALLOWED.contains(&route.need) { route.kind.ok() } else { 403 };
+        // Markers no case uses, so refused side effects stay invisible to the checks below.
+        let (path, body) = build(route, Naming::Nothing, usize::MAX, &probe.id, &space);
+        let r = call(&s.base, route.method, &path, Some(&bearer(&grafana.token)), body.as_deref());
+        if r.status != want {
+            bad_grafana.push(format!("{} {path}: {} (want {want}): {}", route.method, r.status, r.snippet()));
+        }
+    }
     let n = cases.len();
     eprintln!("token matrix: {n} cases");
     let mut bad = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let target = victims.get(&i).map_or(probe.id.as_str(), |v| v.id.as_str());
-        let (path, body) = build(c.route, c.naming, i, target);
+        let (path, body) = build(c.route, c.naming, i, target, &space);
         let r = call(&s.base, c.route.method, &path, c.authorization.as_deref(), body.as_deref());
         if let Err(e) = check_case(c, &r, &path) {
             bad.push(format!("#{i} {} {path} [{}]: {e}", c.route.method, c.label));
@@ -478,6 +523,8 @@ fn tokens_matrix_every_route_times_every_credential_gets_the_exact_status() {
     let listing = admin(&s, "GET", "/api/v1/tokens", None).json();
     let names: BTreeSet<&str> =
         listing["tokens"].as_array().expect("tokens list").iter().filter_map(|t| t["name"].as_str()).collect();
+    let room_list = admin(&s, "GET", &format!("/api/v2/spaces/{space}/rooms"), None).json();
+    let rooms: BTreeSet<&str> = room_list.as_array().expect("rooms").iter().filter_map(|r| r["id"].as_str()).collect();
     for (i, c) in cases.iter().enumerate() {
         let accepted = c.expect < 300;
         let what = format!("#{i} {} {} [{}]", c.route.method, c.route.path, c.label);
@@ -496,6 +543,12 @@ fn tokens_matrix_every_route_times_every_credential_gets_the_exact_status() {
                     bad.push(format!("{what}: token created = {exists}, expected {accepted}"));
                 }
             }
+            Kind::RoomCreate => {
+                let exists = rooms.contains(format!("matrix-r{i}").as_str());
+                if exists != accepted {
+                    bad.push(format!("{what}: room created = {exists}, expected {accepted}"));
+                }
+            }
             Kind::Delete => {
                 let v = &victims[&i];
                 let rec = admin(&s, "GET", &format!("/api/v1/tokens/{}", v.id), None).json();
@@ -512,6 +565,7 @@ fn tokens_matrix_every_route_times_every_credential_gets_the_exact_status() {
         }
     }
     assert!(bad.is_empty(), "{} of {n} token-matrix cases are wrong:\n{}", bad.len(), bad.join("\n"));
+    assert!(bad_grafana.is_empty(), "scope:grafana-plugin:\n{}", bad_grafana.join("\n"));
 }
 
 // ---------------------------------------------------------------------------
@@ -1142,7 +1196,7 @@ fn tokens_anonymous_read_reads_data_but_never_ingests_or_manages_tokens() {
         ("GET", format!("/api/v2/data?contexts=disk.io&{window}"), None, None, 200),
         ("GET", format!("/api/v1/data?context=disk.io&{window}"), None, None, 200),
         ("POST", "/api/v3/data".into(), Some(query.as_slice()), None, 200),
-        ("POST", "/api/v3/spaces/s/rooms/r/data".into(), Some(query.as_slice()), None, 200),
+        ("POST", s.room_data_path(), Some(query.as_slice()), None, 200),
         ("POST", "/api/v1/ingest".into(), Some(ingest.as_slice()), None, 401),
         ("POST", "/api/v1/tokens".into(), Some(new_token.as_slice()), None, 401),
         ("GET", "/api/v1/tokens".into(), None, None, 401),
@@ -1151,7 +1205,7 @@ fn tokens_anonymous_read_reads_data_but_never_ingests_or_manages_tokens() {
         ("GET", format!("/api/v3/data?contexts=disk.io&{window}"), None, Some(garbage.as_str()), 401),
         ("GET", format!("/api/v3/data?contexts=disk.io&{window}"), None, Some(typoed.as_str()), 401),
         ("POST", "/api/v3/data".into(), Some(query.as_slice()), Some(revoked_h.as_str()), 401),
-        ("POST", "/api/v3/spaces/s/rooms/r/data".into(), Some(query.as_slice()), Some(garbage.as_str()), 401),
+        ("POST", s.room_data_path(), Some(query.as_slice()), Some(garbage.as_str()), 401),
         ("POST", "/api/v3/data".into(), Some(query.as_slice()), Some(publisher_h.as_str()), 403),
     ];
     let mut bad = Vec::new();

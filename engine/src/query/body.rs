@@ -62,7 +62,7 @@ fn string<'a>(v: &'a Value, path: &str) -> Result<Option<&'a str>> {
 }
 
 /// An array of strings, or a single string (one element).
-fn strings(v: &Value, path: &str) -> Result<Vec<String>> {
+pub(crate) fn strings(v: &Value, path: &str) -> Result<Vec<String>> {
     match v {
         Value::Null => Ok(Vec::new()),
         Value::String(s) => Ok(vec![s.clone()]),

@@ -53,7 +53,7 @@ pub(crate) fn pattern(param: &str, v: &str) -> Result<Option<SimplePattern>> {
     Ok((!p.is_match_all()).then_some(p))
 }
 
-fn labels(param: &str, v: &str) -> Result<Option<LabelFilter>> {
+pub(crate) fn labels(param: &str, v: &str) -> Result<Option<LabelFilter>> {
     let f = LabelFilter::parse_get(v).map_err(|source| EngineError::InvalidPattern { param: param.into(), source })?;
     Ok((!f.is_empty()).then_some(f))
 }

@@ -287,6 +287,9 @@ pub struct QueryRequest {
     /// Set by the server from the caller's token: only these nodes exist for
     /// this query (hostname, machine GUID or node id).
     pub allowed_nodes: Option<crate::index::SimplePattern>,
+    /// Set by the server for queries made through a Cloud-style room: only
+    /// the room's nodes exist for this query.
+    pub room: Option<crate::meta::RoomFilter>,
 }
 
 impl QueryRequest {
@@ -315,6 +318,7 @@ impl QueryRequest {
             timeout_ms: 0,
             cardinality_limit: 0,
             allowed_nodes: None,
+            room: None,
         }
     }
 

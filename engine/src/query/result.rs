@@ -140,6 +140,8 @@ pub struct Item {
     /// Index into `summary.nodes` (instances and nodes).
     pub node_index: Option<usize>,
     pub machine_guid: Option<String>,
+    /// The node id (`nd`; nodes only).
+    pub node_id: Option<String>,
     pub instances: Counts,
     pub dimensions: Counts,
     pub stats: PointStats,

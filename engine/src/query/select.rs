@@ -81,6 +81,16 @@ pub fn named_outside<'a>(cat: &Catalog, s: &'a Selectors, allowed: &SimplePatter
     s.nodes.iter().flat_map(|p| p.literals()).find(|l| !allowed.matches(l) && !allowed_alias(l))
 }
 
+/// Narrows `sel` to the nodes of `room` (a query made through a room sees
+/// only them, in scope and selection alike).
+pub fn narrow_to_room(cat: &Catalog, sel: &mut Selection, room: Option<&crate::meta::RoomFilter>) {
+    if let Some(r) = room {
+        let members = r.metrics(cat);
+        sel.scope &= &members;
+        sel.selected &= &members;
+    }
+}
+
 fn contexts(cat: &Catalog, p: &SimplePattern) -> RoaringBitmap {
     let mut out = RoaringBitmap::new();
     for (i, c) in cat.registry.contexts.iter().enumerate() {
@@ -181,6 +191,7 @@ pub fn resolve(cat: &Catalog, req: &QueryRequest) -> Result<Selection> {
         sel.scope &= &visible;
         sel.selected &= &visible;
     }
+    narrow_to_room(cat, &mut sel, req.room.as_ref());
     Ok(sel)
 }
 

@@ -58,6 +58,7 @@ pub fn build(
                 id: node.machine_guid.clone(),
                 name: Some(node.hostname.clone()),
                 machine_guid: Some(node.machine_guid.clone()),
+                node_id: Some(node.id.clone()),
                 ..Default::default()
             });
             s.nodes.len() - 1

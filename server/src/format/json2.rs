@@ -136,6 +136,9 @@ fn summary(r: &QueryResult, total_ms: f64) -> Value {
         .map(|(ni, n)| {
             let mut m = Map::new();
             m.insert("mg".into(), json!(n.machine_guid));
+            if let Some(nd) = &n.node_id {
+                m.insert("nd".into(), json!(nd));
+            }
             m.insert("nm".into(), json!(n.name));
             m.insert("ni".into(), json!(ni));
             m.insert("st".into(), json!({"ai": 0, "code": 200, "msg": "", "ms": round7(total_ms)}));

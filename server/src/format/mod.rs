@@ -1,8 +1,10 @@
 //! Output formats for query results: `json2` (v2/v3), and the v1 family
 //! (`json` with optional `jsonwrap`, `csv`, `tsv`, `ssv`, `array`, ...).
 
+pub mod allmetrics;
 pub mod json2;
 pub mod long_keys;
+pub mod meta;
 pub mod stats;
 pub mod v1;
 

@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult, CloudError};
 use crate::format::{json2, v1};
 use crate::state::AppState;
 
-fn pairs(raw: Option<String>) -> ApiResult<Vec<(String, String)>> {
+pub(super) fn pairs(raw: Option<String>) -> ApiResult<Vec<(String, String)>> {
     serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::BadRequest(format!("malformed query string: {e}")))
 }
@@ -124,12 +124,20 @@ pub async fn post_v3(
     run(st, me, req, String::new()).await
 }
 
+/// The Cloud-style room data route: the room narrows the query to its
+/// nodes; an unknown space or room is a 404.
 pub async fn post_room(
     State(st): State<AppState>,
     Extension(me): Extension<Principal>,
+    axum::extract::Path((space, room)): axum::extract::Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, CloudError> {
-    let req = body_request(&st, &headers, body).await?;
+    // The body is read first: answering before it is read would cut off a
+    // client still sending it.
+    let req = body_request(&st, &headers, body).await;
+    let room = st.cloud.room(&space, &room)?;
+    let mut req = req?;
+    req.room = room.filter;
     Ok(run(st, me, req, String::new()).await?)
 }

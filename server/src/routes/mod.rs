@@ -3,10 +3,13 @@
 //! without a declared requirement (a test walks the table).
 
 mod body;
+mod cloud;
 mod data;
 mod health;
 mod ingest;
+mod meta;
 mod tokens;
+mod v1_meta;
 
 use std::sync::Arc;
 
@@ -30,6 +33,8 @@ pub struct RouteSpec {
 }
 
 const READ_DATA: Need = Need::Scope(Resource::Data, Verb::Read);
+const READ_META: Need = Need::Scope(Resource::Metadata, Verb::Read);
+const ADMIN: Need = Need::Scope(Resource::Admin, Verb::Write);
 
 /// Every route strata serves.
 pub fn table() -> Vec<RouteSpec> {
@@ -42,6 +47,21 @@ pub fn table() -> Vec<RouteSpec> {
         r(Method::GET, "/api/v2/data", READ_DATA, || get(data::get_v2)),
         r(Method::GET, "/api/v3/data", READ_DATA, || get(data::get_v3)),
         r(Method::POST, "/api/v3/data", READ_DATA, || post(data::post_v3)),
+        r(Method::GET, "/api/v1/info", READ_META, || get(v1_meta::info)),
+        r(Method::GET, "/api/v1/charts", READ_META, || get(v1_meta::charts)),
+        r(Method::GET, "/api/v1/chart", READ_META, || get(v1_meta::chart)),
+        r(Method::GET, "/api/v1/contexts", READ_META, || get(v1_meta::contexts_v1)),
+        r(Method::GET, "/api/v1/allmetrics", READ_DATA, || get(v1_meta::allmetrics_v1)),
+        r(Method::GET, "/api/v2/nodes", READ_META, || get(meta::nodes_v2)),
+        r(Method::GET, "/api/v2/contexts", READ_META, || get(meta::contexts_v2)),
+        r(Method::GET, "/api/v2/q", READ_META, || get(meta::q_v2)),
+        r(Method::GET, "/api/v2/weights", READ_DATA, || get(meta::weights_v2)),
+        r(Method::GET, "/api/v2/accounts/me", Need::Authenticated, || get(cloud::accounts_me)),
+        r(Method::GET, "/api/v2/spaces", READ_META, || get(cloud::spaces)),
+        r(Method::GET, "/api/v2/spaces/{space}/rooms", READ_META, || get(cloud::rooms)),
+        r(Method::POST, "/api/v2/spaces/{space}/rooms", ADMIN, || post(cloud::create_room)),
+        r(Method::POST, "/api/v3/spaces/{space}/rooms/{room}/nodes", READ_META, || post(cloud::room_nodes)),
+        r(Method::POST, "/api/v3/spaces/{space}/rooms/{room}/contexts", READ_META, || post(cloud::room_contexts)),
         r(Method::POST, "/api/v3/spaces/{space}/rooms/{room}/data", READ_DATA, || post(data::post_room)),
         r(Method::POST, "/api/v1/ingest", Need::Scope(Resource::Ingest, Verb::Write), || post(ingest::post_ingest)),
         r(Method::POST, "/api/v1/tokens", Need::Scope(Resource::Tokens, Verb::Write), || post(tokens::create)),
@@ -145,6 +165,7 @@ mod tests {
         assert_eq!(allowed_methods("/api/v3/data"), ["GET", "POST"]);
         assert_eq!(allowed_methods("/api/v1/tokens/tok_1"), ["DELETE", "GET"]);
         assert_eq!(allowed_methods("/api/v3/spaces/s/rooms/r/data"), ["POST"]);
+        assert_eq!(allowed_methods("/api/v2/spaces/s/rooms"), ["GET", "POST"]);
         assert!(allowed_methods("/api/v1/tokens/").is_empty());
     }
 

@@ -1,0 +1,150 @@
+//! `/api/v1/allmetrics` bodies: every visible metric's latest value as
+//! shell variables, JSON, or Prometheus text exposition format.
+//!
+//! Names follow Netdata's: shell `NETDATA_<CHART>_<DIM>="<value>"` upper
+//! case with other characters as `_`; Prometheus
+//! `<prefix>_<context>_<units>_average{chart, family, dimension, ...labels}`.
+//! strata holds several nodes: Prometheus samples carry an `instance` label
+//! (the hostname); in JSON and shell, when more than one node is listed,
+//! chart keys get `@<hostname>` (JSON) or a `<HOST>_` prefix (shell), so
+//! nothing collides. `nodes=` narrows to one node for Netdata's exact names.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::{json, Map, Value};
+use strata_engine::catalog::Catalog;
+use strata_engine::meta::latest::Latest;
+use strata_engine::meta::params::{AllMetricsFormat, AllMetricsRequest};
+
+use super::round7;
+
+/// `[^A-Za-z0-9_]` -> `_`.
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+}
+
+/// Units as a metric name part, as Netdata writes them (`KiB/s` -> `KiB_persec`).
+fn units_part(u: &str) -> String {
+    let u = u.replace("/s", "_persec").replace('%', "percent");
+    sanitize(&u)
+}
+
+/// A Prometheus label value, escaped.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Renders `latest` (visible metrics' newest values); returns body and content type.
+pub fn render(cat: &Catalog, latest: &[Latest], r: &AllMetricsRequest) -> (String, &'static str) {
+    let reg = &cat.registry;
+    let multi =
+        latest.iter().map(|l| reg.instance_of(l.metric).node).collect::<std::collections::BTreeSet<_>>().len() > 1;
+    let chart_key = |l: &Latest| {
+        let inst = reg.instance_of(l.metric);
+        if multi {
+            format!("{}@{}", inst.id, reg.nodes[inst.node as usize].hostname)
+        } else {
+            inst.id.clone()
+        }
+    };
+    match r.format {
+        AllMetricsFormat::Json => {
+            let mut charts: BTreeMap<String, Value> = BTreeMap::new();
+            for l in latest {
+                let inst = reg.instance_of(l.metric);
+                let ctx = reg.context_of(l.metric);
+                let dim = &reg.metric(l.metric).dimension;
+                let c = charts.entry(chart_key(l)).or_insert_with(|| {
+                    json!({"name": inst.name, "family": ctx.family, "context": ctx.id, "units": ctx.units,
+                           "hostname": reg.nodes[inst.node as usize].hostname, "last_updated": l.t, "dimensions": {}})
+                });
+                if c["last_updated"].as_i64().is_some_and(|t| t < l.t) {
+                    c["last_updated"] = json!(l.t);
+                }
+                c["dimensions"][dim] = json!({"name": dim, "value": round7(l.value)});
+            }
+            let obj: Map<String, Value> = charts.into_iter().collect();
+            (Value::Object(obj).to_string(), "application/json")
+        }
+        AllMetricsFormat::Shell => {
+            let mut out = String::new();
+            let mut totals: BTreeMap<String, (f64, String)> = BTreeMap::new();
+            for l in latest {
+                let inst = reg.instance_of(l.metric);
+                let ctx = reg.context_of(l.metric);
+                let host = if multi {
+                    format!("{}_", sanitize(&reg.nodes[inst.node as usize].hostname))
+                } else {
+                    String::new()
+                };
+                let chart = format!("{host}{}", sanitize(&inst.id)).to_uppercase();
+                let dim = sanitize(&reg.metric(l.metric).dimension).to_uppercase();
+                let _ = writeln!(out, "NETDATA_{chart}_{dim}=\"{:.0}\"      # {}", l.value, ctx.units);
+                let t = totals.entry(chart).or_insert((0.0, ctx.units.clone()));
+                t.0 += l.value;
+            }
+            for (chart, (sum, units)) in totals {
+                let _ = writeln!(out, "NETDATA_{chart}_VISIBLETOTAL=\"{sum:.0}\"      # {units}");
+            }
+            (out, "text/plain; charset=utf-8")
+        }
+        AllMetricsFormat::Prometheus | AllMetricsFormat::PrometheusAllHosts => {
+            // Samples of one metric name must be consecutive, after its TYPE line.
+            let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for l in latest {
+                let inst = reg.instance_of(l.metric);
+                let ctx = reg.context_of(l.metric);
+                let node = &reg.nodes[inst.node as usize];
+                let mut name = format!("{}_{}", r.prefix, sanitize(&ctx.id));
+                if !r.hide_units && !ctx.units.is_empty() {
+                    name.push('_');
+                    name.push_str(&units_part(&ctx.units));
+                }
+                name.push_str("_average");
+                let mut labels = format!(
+                    "chart=\"{}\",family=\"{}\",dimension=\"{}\",instance=\"{}\"",
+                    label_value(&inst.id),
+                    label_value(&ctx.family),
+                    label_value(&reg.metric(l.metric).dimension),
+                    label_value(&node.hostname)
+                );
+                for (k, v) in &inst.labels {
+                    let k = sanitize(k);
+                    if !matches!(k.as_str(), "chart" | "family" | "dimension" | "instance") && !k.starts_with("__") {
+                        let _ = write!(labels, ",{k}=\"{}\"", label_value(v));
+                    }
+                }
+                let value = round7(l.value);
+                let line = if r.timestamps {
+                    format!("{name}{{{labels}}} {value} {}", l.t * 1000)
+                } else {
+                    format!("{name}{{{labels}}} {value}")
+                };
+                by_name.entry(name).or_default().push(line);
+            }
+            let mut out = String::new();
+            for (name, lines) in by_name {
+                let _ = writeln!(out, "# TYPE {name} gauge");
+                for l in lines {
+                    out.push_str(&l);
+                    out.push('\n');
+                }
+            }
+            (out, "text/plain; version=0.0.4; charset=utf-8")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(units_part("KiB/s"), "KiB_persec");
+        assert_eq!(units_part("%"), "percent");
+        assert_eq!(sanitize("disk_space./mnt0"), "disk_space__mnt0");
+        assert_eq!(label_value("a\"b\\c"), "a\\\"b\\\\c");
+    }
+}

@@ -1,0 +1,203 @@
+//! Agent-style v1 metadata: `GET /api/v1/info`, `/api/v1/charts`,
+//! `/api/v1/chart?chart=ID`, `/api/v1/contexts` and `/api/v1/allmetrics`.
+//! v1 describes one host; strata holds several nodes, so the singular
+//! fields (`hostname`, `uid`) name this server and the listings cover every
+//! node the caller may see (narrow them with `nodes=` / `scope_nodes=`).
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::{json, Map, Value};
+use strata_engine::meta::instances::{self, InstanceInfo};
+use strata_engine::meta::params::parse_allmetrics;
+use strata_engine::meta::{contexts, latest, nodes, MetaScope};
+use strata_engine::EngineError;
+
+use super::data::pairs;
+use super::meta::{blocking, listing};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::format::allmetrics;
+use crate::state::AppState;
+
+fn chart_json(c: &InstanceInfo) -> Value {
+    let dims: Map<String, Value> = c.dimensions.iter().map(|d| (d.clone(), json!({ "name": d }))).collect();
+    let kind = c.id.split('.').next().unwrap_or(&c.id);
+    json!({
+        "id": c.id,
+        "name": c.name,
+        "type": kind,
+        "family": c.family,
+        "context": c.context,
+        "title": c.title,
+        "priority": c.priority,
+        "plugin": "",
+        "module": "",
+        "units": c.units,
+        "data_url": format!("/api/v1/data?chart={}", c.id),
+        "chart_type": c.chart_type,
+        "duration": match (c.span.first, c.span.last) { (Some(f), Some(l)) => l - f + 1, _ => 0 },
+        "first_entry": c.span.first,
+        "last_entry": c.span.last,
+        "update_every": c.span.update_every,
+        "dimensions": dims,
+        "chart_variables": {},
+        "green": null,
+        "red": null,
+        "alarms": {},
+        "chart_labels": c.labels,
+        "functions": [],
+    })
+}
+
+pub async fn info(State(st): State<AppState>, Extension(me): Extension<Principal>) -> ApiResult<Json<Value>> {
+    blocking(&st, move |state, ctx| {
+        let (cat, store) = (&state.catalog, &state.store);
+        let scope = MetaScope { allowed_nodes: me.allow.clone(), ..MetaScope::default() };
+        let visible = scope.visible(cat, store, ctx.tiers);
+        let list = nodes::list(cat, store, &visible, ctx.tiers);
+        let instances: usize = list.iter().map(|n| n.instances).sum();
+        let agent = &ctx.st.agent;
+        Ok(Json(json!({
+            "version": agent.version,
+            "uid": agent.machine_guid,
+            "hostname": agent.hostname,
+            "mirrored_hosts": list.iter().map(|n| n.hostname.clone()).collect::<Vec<_>>(),
+            "mirrored_hosts_status": list.iter().map(|n| json!({
+                "hostname": n.hostname, "hops": 0, "reachable": n.span.live(ctx.now),
+                "guid": n.machine_guid, "node_id": n.id, "claim_id": null,
+            })).collect::<Vec<_>>(),
+            "alarms": {"normal": 0, "warning": 0, "critical": 0},
+            "os_name": std::env::consts::OS,
+            "architecture": std::env::consts::ARCH,
+            "host_labels": {},
+            "collectors": [],
+            "cloud-enabled": false,
+            "agent-claimed": false,
+            "aclk-available": false,
+            "web-enabled": true,
+            "memory-mode": "dbengine",
+            "storage_tiers": ctx.tiers,
+            "charts-count": instances,
+            "metrics-count": visible.len(),
+            "nodes-count": list.len(),
+            "now": ctx.now,
+        })))
+    })
+    .await
+}
+
+pub async fn charts(
+    State(st): State<AppState>,
+    Extension(me): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Value>> {
+    listing(&st, me, q, |state, ctx, _, visible| {
+        let (cat, store) = (&state.catalog, &state.store);
+        let list = instances::list(cat, store, visible, ctx.tiers, None);
+        let hosts = nodes::list(cat, store, visible, ctx.tiers);
+        let charts: Map<String, Value> = list.iter().map(|c| (c.id.clone(), chart_json(c))).collect();
+        let agent = &ctx.st.agent;
+        Ok(Json(json!({
+            "hostname": agent.hostname,
+            "version": agent.version,
+            "release_channel": "stable",
+            "os": std::env::consts::OS,
+            "timezone": "UTC",
+            "update_every": list.iter().filter_map(|c| c.span.update_every).min().unwrap_or(1),
+            "history": 0,
+            "memory_mode": "dbengine",
+            "custom_info": "",
+            "charts": charts,
+            "charts_count": list.len(),
+            "dimensions_count": list.iter().map(|c| c.dimensions.len()).sum::<usize>(),
+            "alarms_count": 0,
+            "rrd_memory_bytes": 0,
+            "hosts_count": hosts.len(),
+            "hosts": hosts.iter().map(|h| json!({"hostname": h.hostname})).collect::<Vec<_>>(),
+        })))
+    })
+    .await
+}
+
+pub async fn chart(
+    State(st): State<AppState>,
+    Extension(me): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Value>> {
+    listing(&st, me, q, |state, ctx, req, visible| {
+        let Some(id) = req.chart.as_deref() else {
+            return Err(ApiError::BadRequest("No chart id is given at the request.".into()));
+        };
+        let list = instances::list(&state.catalog, &state.store, visible, ctx.tiers, Some(id));
+        let c = list.first().ok_or_else(|| EngineError::ChartNotFound(id.to_string()))?;
+        Ok(Json(chart_json(c)))
+    })
+    .await
+}
+
+pub async fn contexts_v1(
+    State(st): State<AppState>,
+    Extension(me): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Value>> {
+    listing(&st, me, q, |state, ctx, req, visible| {
+        let list = contexts::list(&state.catalog, &state.store, visible, ctx.tiers);
+        let full = req.option("full");
+        let mut out = Map::new();
+        for c in &list {
+            let mut m = Map::new();
+            m.insert("title".into(), json!(c.title));
+            m.insert("units".into(), json!(c.units));
+            m.insert("family".into(), json!(c.family));
+            m.insert("chart_type".into(), json!(c.chart_type));
+            m.insert("priority".into(), json!(c.priority));
+            m.insert("first_time_t".into(), json!(c.span.first));
+            m.insert("last_time_t".into(), json!(if c.span.live(ctx.now) { Some(0) } else { c.span.last }));
+            m.insert("collected".into(), json!(c.span.live(ctx.now)));
+            if full || req.option("charts") {
+                m.insert("charts".into(), json!(c.instances));
+            }
+            if full || req.option("dimensions") {
+                let d: Map<String, Value> = c.dimensions.iter().map(|d| (d.clone(), json!({ "name": d }))).collect();
+                m.insert("dimensions".into(), Value::Object(d));
+            }
+            if full || req.option("labels") {
+                m.insert("labels".into(), json!(c.labels));
+            }
+            out.insert(c.id.clone(), Value::Object(m));
+        }
+        let agent = &ctx.st.agent;
+        Ok(Json(json!({
+            "hostname": agent.hostname,
+            "machine_guid": agent.machine_guid,
+            "node_id": null,
+            "claim_id": null,
+            "host_labels": {},
+            "contexts": out,
+        })))
+    })
+    .await
+}
+
+pub async fn allmetrics_v1(
+    State(st): State<AppState>,
+    Extension(me): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let req = parse_allmetrics(&pairs(q)?)?;
+    let (body, ctype) = blocking(&st, move |state, ctx| {
+        let (cat, store) = (&state.catalog, &state.store);
+        let mut scope = MetaScope { allowed_nodes: me.allow.clone(), ..MetaScope::default() };
+        scope.scope.nodes = req.nodes.clone();
+        scope.scope.instances = req.filter.clone();
+        let visible = scope.visible(cat, store, ctx.tiers);
+        let values = latest::latest(store, &visible, ctx.tiers);
+        Ok(allmetrics::render(cat, &values, &req))
+    })
+    .await?;
+    let mut r = body.into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    Ok(r)
+}

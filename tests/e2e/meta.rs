@@ -1,0 +1,362 @@
+//! Metadata endpoints end to end on a small, fully known dataset: node and
+//! context listings, full-text search, weights (a planted anomaly ranks
+//! first by every method), allmetrics (the Prometheus output parses as the
+//! text exposition format), the v1 inventory endpoints, the node allowlist
+//! on all of them, and 4xx JSON errors for bad parameters.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+use crate::dataset::T0;
+use crate::harness::{Auth, Server};
+
+/// One hour of per-second samples: T0+1 ..= T0+SPAN.
+const SPAN: i64 = 3600;
+const NOW: i64 = T0 + SPAN + 10;
+/// The last five minutes: where the anomaly is planted.
+const HIGHLIGHT: (i64, i64) = (T0 + SPAN - 299, T0 + SPAN);
+
+/// (node, hostname, node labels).
+const NODES: [(&str, &str, &str); 2] = [("n1", "host-1", "prod"), ("n2", "host-2", "dev")];
+/// The metric carrying the planted anomaly.
+const PLANTED: (&str, &str, &str) = ("n2", "app.requests", "err");
+
+/// Deterministic noise in [-10, 10].
+fn noise(seed: u64, k: i64) -> f64 {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (k as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 29;
+    (x % 2001) as f64 / 100.0 - 10.0
+}
+
+fn batch() -> Value {
+    let mut series = Vec::new();
+    let mut seed = 0;
+    for (node, _, _) in NODES {
+        let net = if node == "n1" { "net.eth0" } else { "net.eth1" };
+        let device = &net[4..];
+        for (context, instance, dims, units, labels) in [
+            ("app.requests", "app.requests", &["ok", "err", "slow"][..], "requests/s", json!({"service": "api"})),
+            ("net.net", net, &["received", "sent"][..], "kilobits/s", json!({"device": device})),
+        ] {
+            for dim in dims {
+                seed += 1;
+                let planted = (node, context, *dim) == PLANTED;
+                let points: Vec<Value> = (1..=SPAN)
+                    .map(|k| {
+                        let t = T0 + k;
+                        let v = 100.0 + noise(seed, k);
+                        if planted && t >= HIGHLIGHT.0 {
+                            json!([t, v + 500.0, true])
+                        } else {
+                            json!([t, v])
+                        }
+                    })
+                    .collect();
+                series.push(json!({"node": node, "context": context, "instance": instance, "dimension": dim,
+                                   "units": units, "title": format!("{context} title"), "labels": labels,
+                                   "points": points}));
+            }
+        }
+    }
+    let nodes: Vec<Value> =
+        NODES.iter().map(|(id, host, env)| json!({"id": id, "hostname": host, "labels": {"env": env}})).collect();
+    json!({ "nodes": nodes, "series": series })
+}
+
+fn start() -> Server {
+    let s = Server::start(Some(NOW));
+    s.ingest_ok(&batch());
+    s
+}
+
+fn get_ok(s: &Server, path: &str) -> Value {
+    let (status, v) = s.get(path);
+    assert_eq!(status, 200, "{path}: {v}");
+    v
+}
+
+/// The dimension row names (`context/instance/dimension@node`) of a weights
+/// answer, heaviest first.
+fn ranked(v: &Value) -> Vec<String> {
+    let d = &v["dictionaries"];
+    v["result"]
+        .as_array()
+        .expect("result rows")
+        .iter()
+        .filter(|r| r[0] == json!(0))
+        .map(|r| {
+            let at = |k: &str, i: usize| d[k][r[i].as_u64().expect("index") as usize].clone();
+            format!(
+                "{}/{}/{}@{}",
+                at("contexts", 2)["id"].as_str().unwrap_or("?"),
+                at("instances", 3)["id"].as_str().unwrap_or("?"),
+                at("dimensions", 4)["id"].as_str().unwrap_or("?"),
+                at("nodes", 1)["nd"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect()
+}
+
+/// Samples (labels, value) by metric name.
+type Families = BTreeMap<String, Vec<(BTreeMap<String, String>, f64)>>;
+
+/// Checks Prometheus text exposition format: `# TYPE` before its samples,
+/// a family's samples together, names, labels, values and timestamps well
+/// formed. Returns samples by metric name.
+fn parse_prometheus(text: &str) -> Families {
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.chars()
+                .enumerate()
+                .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()))
+    };
+    let mut out = Families::new();
+    let mut typed: BTreeSet<String> = BTreeSet::new();
+    let mut current: Option<String> = None;
+    for (ln, line) in text.lines().enumerate() {
+        let ln = ln + 1;
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split(' ');
+            let name = parts.next().unwrap_or_default().to_string();
+            let kind = parts.next().unwrap_or_default();
+            assert!(name_ok(&name), "line {ln}: bad name in {line}");
+            assert!(["gauge", "counter", "untyped", "summary", "histogram"].contains(&kind), "line {ln}: {line}");
+            assert!(typed.insert(name.clone()), "line {ln}: second TYPE for {name}");
+            assert!(!out.contains_key(&name), "line {ln}: TYPE after samples of {name}");
+            current = Some(name);
+            continue;
+        }
+        assert!(!line.starts_with('#') || line.starts_with("# HELP "), "line {ln}: {line}");
+        if line.starts_with('#') {
+            continue;
+        }
+        let brace = line.find('{').unwrap_or_else(|| panic!("line {ln}: no labels: {line}"));
+        let name = &line[..brace];
+        assert!(name_ok(name), "line {ln}: bad metric name {name}");
+        assert_eq!(
+            current.as_deref(),
+            Some(name),
+            "line {ln}: {name} is not the current family (samples must follow their TYPE)"
+        );
+        let mut labels = BTreeMap::new();
+        let mut chars = line[brace + 1..].char_indices();
+        let rest_at;
+        loop {
+            let mut key = String::new();
+            let mut end = None;
+            for (i, c) in chars.by_ref() {
+                match c {
+                    '=' => break,
+                    '}' => {
+                        end = Some(i);
+                        break;
+                    }
+                    ',' if key.is_empty() => {}
+                    c => key.push(c),
+                }
+            }
+            if let Some(i) = end {
+                rest_at = brace + 1 + i + 1;
+                break;
+            }
+            assert!(name_ok(&key) && !key.contains(':'), "line {ln}: bad label name {key:?}");
+            assert_eq!(chars.next().map(|(_, c)| c), Some('"'), "line {ln}: label value must be quoted");
+            let mut value = String::new();
+            loop {
+                match chars.next().map(|(_, c)| c) {
+                    Some('\\') => match chars.next().map(|(_, c)| c) {
+                        Some('n') => value.push('\n'),
+                        Some(c @ ('\\' | '"')) => value.push(c),
+                        other => panic!("line {ln}: bad escape {other:?}"),
+                    },
+                    Some('"') => break,
+                    Some(c) => value.push(c),
+                    None => panic!("line {ln}: unterminated label value"),
+                }
+            }
+            assert!(labels.insert(key.clone(), value).is_none(), "line {ln}: label {key} twice");
+        }
+        let fields: Vec<&str> = line[rest_at..].split(' ').filter(|f| !f.is_empty()).collect();
+        assert!(matches!(fields.len(), 1 | 2), "line {ln}: value and optional timestamp: {line}");
+        let v: f64 = match fields[0] {
+            "NaN" => f64::NAN,
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            x => x.parse().unwrap_or_else(|_| panic!("line {ln}: bad value {x}")),
+        };
+        if let Some(ts) = fields.get(1) {
+            ts.parse::<i64>().unwrap_or_else(|_| panic!("line {ln}: bad timestamp {ts}"));
+        }
+        out.entry(name.to_string()).or_default().push((labels, v));
+    }
+    out
+}
+
+#[test]
+fn meta_listings_search_and_inventory() {
+    let s = start();
+    let nodes = get_ok(&s, "/api/v2/nodes");
+    let listed: Vec<(&str, &str)> = nodes["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| (n["nd"].as_str().expect("nd"), n["nm"].as_str().expect("nm")))
+        .collect();
+    assert_eq!(listed, [("n1", "host-1"), ("n2", "host-2")]);
+    for n in nodes["nodes"].as_array().expect("nodes") {
+        let mg = n["mg"].as_str().expect("mg");
+        assert_eq!((mg.len(), mg.matches('-').count()), (36, 4), "mg is a UUID: {mg}");
+        assert_eq!(n["state"], json!("reachable"), "{n}");
+    }
+    assert_eq!(get_ok(&s, "/api/v2/nodes?nodes=host-2")["nodes"].as_array().map(Vec::len), Some(1));
+
+    let ctx = get_ok(&s, "/api/v2/contexts?options=dimensions,labels");
+    let c = &ctx["contexts"]["app.requests"];
+    assert_eq!(c["units"], json!("requests/s"));
+    assert_eq!(c["dimensions"], json!(["ok", "err", "slow"]));
+    assert_eq!(c["first_entry"], json!(T0 + 1));
+    assert_eq!(c["live"], json!(true), "{c}");
+    assert_eq!(ctx["contexts"]["net.net"]["labels"]["device"], json!(["eth0", "eth1"]));
+    let before = get_ok(&s, &format!("/api/v2/contexts?after={}&before={}", T0 - 7200, T0 - 3600));
+    assert_eq!(before["contexts"], json!({}), "a window before the data lists nothing");
+    let capped = get_ok(&s, "/api/v2/contexts?cardinality=1");
+    assert_eq!(capped["contexts"]["__truncated__"]["remaining"], json!(1), "{capped}");
+
+    // Search: substrings, case-insensitive, over every kind of name.
+    let q = |text: &str| get_ok(&s, &format!("/api/v2/q?q={text}"));
+    let hits = q("ETH1");
+    assert_eq!(
+        hits["contexts"].as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["net.net".into()])
+    );
+    assert_eq!(hits["contexts"]["net.net"]["instances"], json!(["net.eth1"]));
+    assert_eq!(hits["contexts"]["net.net"]["matched"], json!(["instances", "labels"]));
+    assert_eq!(q("slo")["contexts"]["app.requests"]["dimensions"], json!(["slow"]));
+    assert_eq!(q("api")["contexts"]["app.requests"]["labels"]["service"], json!(["api"]));
+    let by_node = q("host-2");
+    assert_eq!(by_node["contexts"].as_object().map(|o| o.len()), Some(2), "a node name matches its contexts");
+    assert!(by_node["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .any(|n| n["nd"] == json!("n2") && n["matched"] == json!(true)));
+    assert_eq!(q("nothing-like-this")["contexts"], json!({}));
+    let (status, e) = s.get("/api/v2/q");
+    assert_eq!((status, e["path"].as_str()), (400, Some("q")), "{e}");
+
+    // v1 inventory.
+    let charts = get_ok(&s, "/api/v1/charts");
+    assert_eq!(
+        charts["charts"]["net.eth0"]["dimensions"],
+        json!({"received": {"name": "received"}, "sent": {"name": "sent"}})
+    );
+    assert_eq!(charts["charts"]["app.requests"]["data_url"], json!("/api/v1/data?chart=app.requests"));
+    assert_eq!(charts["hosts_count"], json!(2));
+    let chart = get_ok(&s, "/api/v1/chart?chart=net.eth1");
+    assert_eq!((chart["context"].clone(), chart["chart_labels"]["device"].clone()), (json!("net.net"), json!("eth1")));
+    assert_eq!(s.get("/api/v1/chart").0, 400);
+    let (status, e) = s.get("/api/v1/chart?chart=nope");
+    assert_eq!(status, 404, "{e}");
+    assert!(e["error"].as_str().is_some_and(|m| m.contains("nope")), "{e}");
+    let v1c = get_ok(&s, "/api/v1/contexts?options=full");
+    assert_eq!(v1c["contexts"]["app.requests"]["charts"], json!(["app.requests"]));
+    let info = get_ok(&s, "/api/v1/info");
+    assert_eq!(
+        (info["mirrored_hosts"].clone(), info["metrics-count"].clone()),
+        (json!(["host-1", "host-2"]), json!(10))
+    );
+
+    // A token allowed node n1 only sees n1 everywhere.
+    let (status, t) =
+        s.post_json("/api/v1/tokens", &json!({"name": "n1 only", "scopes": ["scope:grafana-plugin"], "nodes": ["n1"]}));
+    assert_eq!(status, 201, "{t}");
+    let h = format!("Bearer {}", t["token"].as_str().expect("token"));
+    for path in [
+        "/api/v2/nodes",
+        "/api/v2/contexts?options=labels",
+        "/api/v2/q?q=eth",
+        "/api/v1/charts",
+        "/api/v1/info",
+        "/api/v1/allmetrics?format=json",
+        "/api/v2/weights?method=value",
+    ] {
+        let r = s.request(path, Auth::Header(&h), None);
+        assert_eq!(r.status, 200, "{path}: {}", r.snippet());
+        assert!(!r.text.contains("host-2") && !r.text.contains("eth1"), "{path} shows node n2: {}", r.snippet());
+    }
+
+    // Bad parameters: a 400 naming them, in JSON.
+    for (path, param) in [
+        ("/api/v2/nodes?after=soon", "after"),
+        ("/api/v2/contexts?options=sparkles", "options"),
+        ("/api/v2/nodes?nodes=!", "nodes"),
+        ("/api/v2/weights?method=telepathy", "method"),
+        ("/api/v1/allmetrics?format=xml", "format"),
+        ("/api/v1/allmetrics?prefix=1up", "prefix"),
+    ] {
+        let (status, e) = s.get(path);
+        assert_eq!((status, e["path"].as_str()), (400, Some(param)), "{path}: {e}");
+    }
+}
+
+#[test]
+fn meta_weights_rank_a_planted_anomaly_first_and_allmetrics_parse() {
+    let s = start();
+    let (a, b) = HIGHLIGHT;
+    let want = format!("{}/app.requests/{}@{}", PLANTED.1, PLANTED.2, PLANTED.0);
+    for method in ["ks2", "volume", "anomaly-rate", "value"] {
+        let v = get_ok(&s, &format!("/api/v2/weights?method={method}&after={a}&before={b}"));
+        let order = ranked(&v);
+        assert_eq!(order.first(), Some(&want), "{method}: ranking {order:?}");
+        assert_eq!(v["request"]["method"], json!(method));
+        if method == "anomaly-rate" {
+            assert_eq!(order.len(), 1, "only the planted metric has anomalous samples: {order:?}");
+        } else {
+            assert_eq!(v["total_dimensions_count"], json!(10), "{v}");
+        }
+        if method == "ks2" {
+            let top = &v["result"][0];
+            assert!(top[5].as_f64().is_some_and(|w| w > 0.99), "planted ks2 weight {top}");
+            let second = v["result"][1][5].as_f64().unwrap_or(1.0);
+            assert!(second < 0.3, "the runner-up is far behind: {second}");
+            assert_eq!(v["request"]["baseline"], json!({"after": a - 1200, "before": a - 1}));
+        }
+    }
+    let scoped = get_ok(&s, &format!("/api/v2/weights?method=volume&after={a}&before={b}&contexts=net.net"));
+    assert!(ranked(&scoped).iter().all(|r| r.starts_with("net.net/")), "{:?}", ranked(&scoped));
+    let (status, e) = s.get(&format!("/api/v2/weights?method=ks2&after={}&before={}", b - 5, b));
+    assert_eq!(status, 400, "ks2 over 6 points: {e}");
+    assert!(e["error"].as_str().is_some_and(|m| m.contains("at least 15")), "{e}");
+
+    // allmetrics: Prometheus text that parses, with the newest values.
+    let r = s.request("/api/v1/allmetrics?format=prometheus", Auth::Admin, None);
+    assert_eq!(r.status, 200, "{}", r.snippet());
+    assert!(r.content_type.as_deref().is_some_and(|c| c.starts_with("text/plain")), "{:?}", r.content_type);
+    let fams = parse_prometheus(&r.text);
+    let req = &fams["netdata_app_requests_requests_persec_average"];
+    assert_eq!(req.len(), 6, "3 dimensions on 2 nodes");
+    let planted = req
+        .iter()
+        .find(|(l, _)| l["dimension"] == "err" && l["instance"] == "host-2")
+        .unwrap_or_else(|| panic!("no planted sample in {req:?}"));
+    assert!(planted.1 > 500.0, "latest value of the planted metric: {}", planted.1);
+    assert_eq!(planted.0["chart"], "app.requests");
+    assert_eq!(planted.0["service"], "api", "instance labels are carried");
+    let total: usize = fams.values().map(Vec::len).sum();
+    assert_eq!(total, 10);
+    let bare =
+        s.request("/api/v1/allmetrics?format=prometheus&timestamps=no&hideunits=yes&prefix=strata", Auth::Admin, None);
+    let fams = parse_prometheus(&bare.text);
+    assert!(fams.contains_key("strata_net_net_average"), "{:?}", fams.keys().collect::<Vec<_>>());
+    let json_all = get_ok(&s, "/api/v1/allmetrics?format=json&nodes=n1");
+    assert_eq!(json_all["app.requests"]["dimensions"]["ok"]["name"], json!("ok"), "{json_all}");
+    let shell = s.request("/api/v1/allmetrics?nodes=n2", Auth::Admin, None);
+    assert!(shell.text.lines().any(|l| l.starts_with("NETDATA_APP_REQUESTS_ERR=\"")), "{}", shell.snippet());
+    assert!(shell.text.contains("NETDATA_NET_ETH1_VISIBLETOTAL="), "{}", shell.snippet());
+}
