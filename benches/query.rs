@@ -81,6 +81,7 @@ fn load() -> Engine {
         }
         a = b;
     }
+    st.store.seal_pending().expect("seal");
     drop(st);
     let secs = start.elapsed().as_secs_f64();
     eprintln!(

@@ -393,6 +393,7 @@ pub fn load(
         samples += st.store.write_batch(&points, &runs)?.written;
         a = b;
     }
+    st.store.seal_pending()?;
     Ok((samples, rollups))
 }
 

@@ -1,5 +1,5 @@
-//! The engine facade: one lock around catalog + store, the ingest entry
-//! point, the query entry point, and the clock.
+//! The engine facade: the catalog and the store (each under its own
+//! lock), the ingest entry point, the query entry point, and the clock.
 //!
 //! Durability: with a data dir ([`Engine::open`]) every batch is written to
 //! the WAL before it is applied, and `ingest` returns only after the record
@@ -8,10 +8,11 @@
 //! ([`Engine::new`]) the store lives in memory only.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::catalog::Catalog;
+use crate::checkpointer::Checkpointer;
 use crate::error::{EngineError, Result};
 use crate::ingest::{codec, validate, IngestBatch, IngestReport};
 use crate::model::SeriesMeta;
@@ -19,7 +20,8 @@ use crate::persist::{Persist, PersistOptions, Recovery};
 use crate::query::request::QueryRequest;
 use crate::query::result::QueryResult;
 use crate::query::QueryLimits;
-use crate::storage::{RawPoint, StorageConfig, Store};
+use crate::storage::segment::Segment;
+use crate::storage::{RawPoint, SeriesRun, StorageConfig, Store};
 
 /// Where "now" comes from. Tests pin it to replay relative windows.
 #[derive(Debug)]
@@ -37,10 +39,18 @@ impl Clock {
     }
 }
 
-#[derive(Debug)]
-pub struct State {
-    pub catalog: Catalog,
-    pub store: Store,
+/// The engine's state for a reader: the catalog and the store, each under
+/// its read lock (taken in that order, as everywhere). Hold it briefly:
+/// writers wait for it.
+pub struct State<'a> {
+    pub catalog: RwLockReadGuard<'a, Catalog>,
+    pub store: RwLockReadGuard<'a, Store>,
+}
+
+/// The engine's state for a writer (bulk loads, tests), both write locks.
+pub struct StateMut<'a> {
+    pub catalog: RwLockWriteGuard<'a, Catalog>,
+    pub store: RwLockWriteGuard<'a, Store>,
 }
 
 /// Default bound on how far ahead of the clock a sample may be.
@@ -70,12 +80,32 @@ impl Default for EngineConfig {
     }
 }
 
+/// The engine.
+///
+/// Concurrency (what is locked, for how long, and why that is enough):
+/// - `catalog` and `store` are separate `RwLock`s, always taken in that
+///   order. Writers (ingest) hold a write lock only while applying one
+///   batch (registering its new series; writing its samples). Readers
+///   (queries, metadata) hold read locks only to resolve names and to take
+///   a [`crate::storage::StoreView`]: `Arc` clones of sealed segments and
+///   of the open blocks a query needs. The scan itself holds no lock, so
+///   readers never wait for writers' work and writers never wait for
+///   scans; blocks a scan holds are copied by the writer on its next write
+///   to them (copy-on-write).
+/// - `ingest_order` serializes ingests so WAL order is apply order; the
+///   fsync wait happens after it is released (group commit).
+/// - Closing an hour moves its spans aside under the write lock (O(1));
+///   laying them out as Arrow segments happens with no state lock held,
+///   and writing checkpoint files on a background thread
+///   ([`Checkpointer`]).
 #[derive(Debug)]
 pub struct Engine {
-    state: RwLock<State>,
+    catalog: RwLock<Catalog>,
+    store: Arc<RwLock<Store>>,
     clock: Clock,
     config: EngineConfig,
-    persist: Option<Persist>,
+    persist: Option<Arc<Persist>>,
+    checkpointer: Option<Checkpointer>,
     /// Orders ingests: WAL order must equal apply order.
     ingest_order: Mutex<()>,
 }
@@ -83,10 +113,12 @@ pub struct Engine {
 impl Engine {
     pub fn new(config: EngineConfig, clock: Clock) -> Self {
         Engine {
-            state: RwLock::new(State { catalog: Catalog::default(), store: Store::new(config.storage) }),
+            catalog: RwLock::new(Catalog::default()),
+            store: Arc::new(RwLock::new(Store::new(config.storage))),
             clock,
             config,
             persist: None,
+            checkpointer: None,
             ingest_order: Mutex::new(()),
         }
     }
@@ -95,16 +127,16 @@ impl Engine {
     /// snapshot, replays the WAL after it, and takes the dir's lock.
     pub fn open(config: EngineConfig, clock: Clock, opts: &PersistOptions) -> Result<(Engine, Recovery)> {
         let mut store = Store::new(config.storage);
-        let (persist, catalog, records, mut rec) = Persist::open(opts, &mut store)?;
-        let mut state = State { catalog, store };
+        let (persist, mut catalog, records, mut rec) = Persist::open(opts, &mut store)?;
         let mut last = rec.snapshot_lsn;
         for (lsn, bytes) in records {
             last = lsn;
             let applied = codec::decode(&bytes)
                 .map_err(|e| EngineError::batch("wal", format!("undecodable WAL record {lsn}: {e}")))
                 .and_then(|(default_node, batch)| {
-                    validate(&batch, &state.catalog, &default_node)?;
-                    apply(&mut state, &batch, &default_node)
+                    validate(&batch, &catalog, &default_node)?;
+                    let (points, series) = register(&mut catalog, &batch, &default_node);
+                    store.write_batch(&points, &series)
                 });
             match applied {
                 Ok(_) => rec.replayed_records += 1,
@@ -115,33 +147,50 @@ impl Engine {
                 }
             }
         }
-        if state.store.has_sealed_events() {
-            persist.checkpoint(&state.catalog, &mut state.store, last)?;
+        store.seal_pending()?;
+        if store.has_sealed_events() {
+            persist.checkpoint(&catalog, &mut store, last)?;
         }
-        let engine =
-            Engine { state: RwLock::new(state), clock, config, persist: Some(persist), ingest_order: Mutex::new(()) };
+        let persist = Arc::new(persist);
+        let store = Arc::new(RwLock::new(store));
+        let checkpointer = Checkpointer::start(persist.clone(), store.clone());
+        let engine = Engine {
+            catalog: RwLock::new(catalog),
+            store,
+            clock,
+            config,
+            persist: Some(persist),
+            checkpointer: Some(checkpointer),
+            ingest_order: Mutex::new(()),
+        };
         Ok((engine, rec))
     }
 
     /// Writes everything applied so far as a checkpoint (after bulk loads,
-    /// at shutdown). A no-op without a data dir.
+    /// at shutdown), after the queued background ones. A no-op without a
+    /// data dir.
     pub fn checkpoint(&self) -> Result<()> {
         let Some(p) = &self.persist else { return Ok(()) };
         let _order = self.ingest_order.lock().map_err(|_| EngineError::Poisoned("ingest order"))?;
-        let plan = {
-            let mut st = self.write()?;
-            let State { catalog, store } = &mut *st;
-            p.plan(catalog, store, p.wal.last_lsn())?
-        };
-        let done = p.write(plan)?;
-        done.apply(&mut self.write()?.store);
+        if let Some(c) = &self.checkpointer {
+            c.flush();
+        }
+        self.seal_closed()?;
+        let cat = self.catalog.read().map_err(|_| EngineError::Poisoned("catalog lock"))?;
+        let mut store = self.store.write().map_err(|_| EngineError::Poisoned("store lock"))?;
+        p.checkpoint(&cat, &mut store, p.wal.last_lsn())?;
         p.wal.sync()?;
         Ok(())
     }
 
+    /// Checkpoints queued or being written in the background.
+    pub fn pending_checkpoints(&self) -> u64 {
+        self.checkpointer.as_ref().map_or(0, Checkpointer::pending)
+    }
+
     /// Bytes on disk per tier (sealed files), when durable.
     pub fn disk_bytes(&self) -> Option<[u64; crate::storage::TIERS]> {
-        self.persist.as_ref().map(Persist::disk_bytes)
+        self.persist.as_deref().map(Persist::disk_bytes)
     }
 
     pub fn now(&self) -> i64 {
@@ -152,12 +201,29 @@ impl Engine {
         &self.config
     }
 
-    pub fn read(&self) -> Result<RwLockReadGuard<'_, State>> {
-        self.state.read().map_err(|_| EngineError::Poisoned("state lock"))
+    /// Both read locks (catalog, then store). Keep it short.
+    pub fn read(&self) -> Result<State<'_>> {
+        let catalog = self.catalog.read().map_err(|_| EngineError::Poisoned("catalog lock"))?;
+        let store = self.store.read().map_err(|_| EngineError::Poisoned("store lock"))?;
+        Ok(State { catalog, store })
     }
 
-    pub fn write(&self) -> Result<RwLockWriteGuard<'_, State>> {
-        self.state.write().map_err(|_| EngineError::Poisoned("state lock"))
+    /// Both write locks (catalog, then store), for bulk loads and tests.
+    pub fn write(&self) -> Result<StateMut<'_>> {
+        let catalog = self.catalog.write().map_err(|_| EngineError::Poisoned("catalog lock"))?;
+        let store = self.store.write().map_err(|_| EngineError::Poisoned("store lock"))?;
+        Ok(StateMut { catalog, store })
+    }
+
+    /// Lays out closed spans as segments with no state lock held while
+    /// doing it (the store's write lock only to swap each in).
+    fn seal_closed(&self) -> Result<()> {
+        let pending = self.store.read().map_err(|_| EngineError::Poisoned("store lock"))?.pending_seals();
+        for (tier, ue, span) in pending {
+            let seg = Arc::new(Segment::seal(tier as u8, &span)?);
+            self.store.write().map_err(|_| EngineError::Poisoned("store lock"))?.complete_seal(tier, ue, &span, seg);
+        }
+        Ok(())
     }
 
     /// Validates the whole batch, then applies it. With a data dir the batch
@@ -171,12 +237,13 @@ impl Engine {
             codec::encode(default_node, batch, &mut out);
             out
         });
+        let poisoned = |what| EngineError::Poisoned(what);
         let (report, lsn) = {
             // WAL order must be apply order, so both happen under this lock;
             // the fsync does not (below), which lets concurrent batches share
             // one fsync (group commit) instead of queueing for one each.
-            let _order = self.ingest_order.lock().map_err(|_| EngineError::Poisoned("ingest order"))?;
-            validate(batch, &self.read()?.catalog, default_node)?;
+            let _order = self.ingest_order.lock().map_err(|_| poisoned("ingest order"))?;
+            validate(batch, &*self.catalog.read().map_err(|_| poisoned("catalog lock"))?, default_node)?;
             if let Some(max) = self.config.max_future_secs {
                 reject_future(batch, self.now(), max)?;
             }
@@ -184,23 +251,19 @@ impl Engine {
                 (Some(p), Some(bytes)) => Some(p.wal.write(bytes)?),
                 _ => None,
             };
-            let (report, plan) = {
-                let mut st = self.write()?;
-                let report = apply(&mut st, batch, default_node)?;
-                let plan = match (&self.persist, lsn) {
-                    (Some(p), Some(lsn)) if st.store.has_sealed_events() => {
-                        let State { catalog, store } = &mut *st;
-                        Some(p.plan(catalog, store, lsn)?)
-                    }
-                    _ => None,
-                };
-                (report, plan)
+            let (points, series) = {
+                let mut cat = self.catalog.write().map_err(|_| poisoned("catalog lock"))?;
+                register(&mut cat, batch, default_node)
             };
-            if let (Some(p), Some(plan)) = (&self.persist, plan) {
-                // Files are written without the state lock: queries keep
-                // running (ingest waits on `ingest_order`, still held here).
-                let done = p.write(plan)?;
-                done.apply(&mut self.write()?.store);
+            let o = self.store.write().map_err(|_| poisoned("store lock"))?.write_batch(&points, &series)?;
+            let report = IngestReport { accepted: o.written, rejected_late: o.late };
+            self.seal_closed()?;
+            if let (Some(p), Some(c), Some(lsn)) = (&self.persist, &self.checkpointer, lsn) {
+                let cat = self.catalog.read().map_err(|_| poisoned("catalog lock"))?;
+                let mut store = self.store.write().map_err(|_| poisoned("store lock"))?;
+                if store.has_sealed_events() {
+                    c.submit(p.plan(&cat, &mut store, lsn));
+                }
             }
             (report, lsn)
         };
@@ -220,20 +283,30 @@ impl Engine {
         self.persist.as_ref().map(|p| p.wal.fsyncs())
     }
 
+    fn source(&self) -> crate::query::Source<'_> {
+        crate::query::Source { catalog: &self.catalog, store: &self.store }
+    }
+
     /// Runs a data query.
     pub fn query(&self, req: &QueryRequest) -> Result<QueryResult> {
-        let st = self.read()?;
-        crate::query::run(&st.catalog, &st.store, req, self.now(), &self.config.limits, None)
+        crate::query::run(self.source(), req, self.now(), &self.config.limits, None)
     }
 
     /// Like [`Engine::query`]; stops with `Cancelled` once `cancel` turns true.
     pub fn query_cancellable(&self, req: &QueryRequest, cancel: &std::sync::atomic::AtomicBool) -> Result<QueryResult> {
-        let st = self.read()?;
-        crate::query::run(&st.catalog, &st.store, req, self.now(), &self.config.limits, Some(cancel))
+        crate::query::run(self.source(), req, self.now(), &self.config.limits, Some(cancel))
     }
 }
 
-/// Applies a validated batch to the state.
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Queued checkpoints are written before the data dir's lock goes.
+        if let Some(c) = &self.checkpointer {
+            c.stop();
+        }
+    }
+}
+
 /// A 400 naming the first sample more than `max` seconds after `now`. Only
 /// for new batches: replaying the WAL never re-checks against a later clock.
 fn reject_future(batch: &IngestBatch, now: i64, max: i64) -> Result<()> {
@@ -252,8 +325,9 @@ fn reject_future(batch: &IngestBatch, now: i64, max: i64) -> Result<()> {
     Ok(())
 }
 
-fn apply(st: &mut State, batch: &IngestBatch, default_node: &str) -> Result<IngestReport> {
-    let State { catalog, store } = st;
+/// Registers a validated batch's series and nodes, and returns its samples
+/// slotted to their update_every, as runs per series for the store.
+fn register(catalog: &mut Catalog, batch: &IngestBatch, default_node: &str) -> (Vec<RawPoint>, Vec<SeriesRun>) {
     for n in &batch.nodes {
         catalog.registry.upsert_node(&n.id, n.hostname.as_deref(), Some(&n.labels));
     }
@@ -280,9 +354,7 @@ fn apply(st: &mut State, batch: &IngestBatch, default_node: &str) -> Result<Inge
         }));
         series.push((m, ue, from..points.len()));
     }
-    let o = store.write_batch(&points, &series)?;
-    let report = IngestReport { accepted: o.written, rejected_late: o.late };
-    Ok(report)
+    (points, series)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! and yields a format-neutral [`query::result::QueryResult`].
 
 pub mod catalog;
+pub mod checkpointer;
 pub mod demo;
 pub mod engine;
 pub mod error;

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, CatalogSnapshot};
 use crate::error::{EngineError, Result};
+use crate::storage::open_span::OpenSpan;
 use crate::storage::segment::Segment;
 use crate::storage::segment_file::{self, Compression};
 use crate::storage::store::{HeadState, SegmentEvent};
@@ -80,9 +81,23 @@ pub struct CheckpointPlan {
     lsn: Lsn,
     sealed: Vec<SegmentEvent>,
     dropped: Vec<SegmentEvent>,
-    open: Vec<(i64, Segment)>,
+    /// Open (and closed, not yet sealed) spans: copies of their block
+    /// tables, the blocks shared copy-on-write, laid out when written.
+    open: Vec<(usize, i64, OpenSpan)>,
     catalog: CatalogSnapshot,
     heads: Vec<HeadState>,
+}
+
+impl CheckpointPlan {
+    /// The WAL position this plan captures.
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    /// The sealed and dropped segments it was to write (after a failure).
+    pub fn into_events(self) -> (Vec<SegmentEvent>, Vec<SegmentEvent>) {
+        (self.sealed, self.dropped)
+    }
 }
 
 /// What the store must change once a checkpoint's files are written.
@@ -287,25 +302,26 @@ impl Persist {
         Ok((persist, catalog, records, rec))
     }
 
-    /// First half of a checkpoint, under the state lock: takes what sealed
-    /// and copies the open spans and catalog. Cheap (memory copies only).
-    pub fn plan(&self, catalog: &Catalog, store: &mut Store, lsn: Lsn) -> Result<CheckpointPlan> {
+    /// First half of a checkpoint, with ingest paused between two batches
+    /// (so the state is exactly "every record up to lsn") and the locks
+    /// held: takes what sealed and copies the catalog and the open spans'
+    /// block tables (their blocks are shared, not copied). Cheap.
+    pub fn plan(&self, catalog: &Catalog, store: &mut Store, lsn: Lsn) -> CheckpointPlan {
         let (sealed, dropped) = store.take_events();
-        let open = store
-            .open_spans()
-            .into_iter()
-            .map(|(tier, ue, span)| Ok((ue, Segment::seal(tier as u8, span.clone())?)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(CheckpointPlan { lsn, sealed, dropped, open, catalog: catalog.snapshot(), heads: store.heads() })
+        let open = store.open_spans().into_iter().map(|(tier, ue, span)| (tier, ue, span.clone())).collect();
+        CheckpointPlan { lsn, sealed, dropped, open, catalog: catalog.snapshot(), heads: store.heads() }
     }
 
-    /// Second half, without the state lock (queries keep running; the
-    /// caller keeps ingest paused): writes the files, then truncates the WAL.
-    /// Returns what the store must swap or drop.
-    pub fn write(&self, plan: CheckpointPlan) -> Result<CheckpointDone> {
+    /// Second half, with no lock and ingest running (it may run on a
+    /// background thread; checkpoints must be written in plan order): lays
+    /// out and writes the files, then truncates the WAL. Returns what the
+    /// store must swap or drop. On failure nothing was truncated: the
+    /// caller hands the plan's events back to the store
+    /// ([`CheckpointPlan::into_events`]) so a later checkpoint writes them.
+    pub fn write(&self, plan: &CheckpointPlan) -> Result<CheckpointDone> {
         let mut done = CheckpointDone::default();
         let mut files = self.files.lock().map_err(|_| EngineError::Poisoned("persist files"))?;
-        for ev in plan.sealed {
+        for ev in plan.sealed.iter().cloned() {
             let tdir = tier_dir(&self.dir, ev.tier);
             let path = segment_file::write_segment(&tdir, &ev.segment, ev.update_every, self.compression)?;
             let (_, mapped) = segment_file::open_segment(&path)?;
@@ -344,14 +360,16 @@ impl Persist {
         let tmp = snap_root.join(format!("tmp-{lsn}"));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
-        for (ue, seg) in &plan.open {
+        for (tier, ue, span) in &plan.open {
             // Open spans are mostly still empty: LZ4 shrinks them several-fold, and
             // they are read back into heap buffers anyway.
-            segment_file::write_segment(&tmp, seg, *ue, Compression::Lz4)?;
+            let seg = Segment::seal(*tier as u8, span)?;
+            segment_file::write_segment(&tmp, &seg, *ue, Compression::Lz4)?;
         }
         let snap_err = |e: serde_json::Error| EngineError::Snapshot { path: tmp.clone(), message: e.to_string() };
         write_file(&tmp.join("catalog.json"), &serde_json::to_vec(&plan.catalog).map_err(snap_err)?)?;
-        let manifest = Manifest { lsn, heads: plan.heads, sealed: files.values().map(|p| rel(&self.dir, p)).collect() };
+        let manifest =
+            Manifest { lsn, heads: plan.heads.clone(), sealed: files.values().map(|p| rel(&self.dir, p)).collect() };
         write_file(&tmp.join("manifest.json"), &serde_json::to_vec(&manifest).map_err(snap_err)?)?;
         fsync_dir(&tmp);
         let done_dir = snap_root.join(format!("{lsn:020}"));
@@ -372,9 +390,18 @@ impl Persist {
 
     /// A whole checkpoint in one go (recovery, shutdown, tests).
     pub fn checkpoint(&self, catalog: &Catalog, store: &mut Store, lsn: Lsn) -> Result<()> {
-        let plan = self.plan(catalog, store, lsn)?;
-        self.write(plan)?.apply(store);
-        Ok(())
+        let plan = self.plan(catalog, store, lsn);
+        match self.write(&plan) {
+            Ok(done) => {
+                done.apply(store);
+                Ok(())
+            }
+            Err(e) => {
+                let (sealed, dropped) = plan.into_events();
+                store.requeue_events(sealed, dropped);
+                Err(e)
+            }
+        }
     }
 
     /// Bytes of sealed files per tier.

@@ -14,7 +14,7 @@ use crate::query::result::{Approximation, QueryResult, Series, TierInfo, PA_EMPT
 use crate::query::scan::ScanOutput;
 use crate::query::select::Selection;
 use crate::query::{cardinality, detailed, summary};
-use crate::storage::{Store, TIERS};
+use crate::storage::{StoreView, TIERS};
 
 /// Timings measured by the earlier stages.
 pub struct Timings {
@@ -25,7 +25,7 @@ pub struct Timings {
 /// What the earlier stages decided, by reference.
 pub struct Inputs<'a> {
     pub cat: &'a Catalog,
-    pub store: &'a Store,
+    pub store: &'a StoreView,
     pub req: &'a QueryRequest,
     pub sel: &'a Selection,
     pub plan: &'a QueryPlan,
@@ -130,7 +130,7 @@ pub fn run(inp: Inputs<'_>, scan: ScanOutput, grouped: Grouped<'_>, timings: Tim
 }
 
 /// Which buckets are approximate, and why.
-fn approximation(store: &Store, plan: &QueryPlan, scan: &ScanOutput) -> Option<Approximation> {
+fn approximation(store: &StoreView, plan: &QueryPlan, scan: &ScanOutput) -> Option<Approximation> {
     let flagged: Vec<usize> = (0..plan.window.points).filter(|&i| scan.approx.buckets[i]).collect();
     let (&first, &last) = (flagged.first()?, flagged.last()?);
     let tiers: Vec<usize> = (0..TIERS).filter(|&t| scan.approx.tiers[t]).collect();

@@ -23,14 +23,15 @@ pub mod time_group;
 pub mod window;
 
 use std::sync::atomic::AtomicBool;
+use std::sync::RwLock;
 use std::time::Instant;
 
 use crate::catalog::Catalog;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::query::request::QueryRequest;
 use crate::query::result::QueryResult;
 use crate::query::scan::{Deadline, Scan};
-use crate::storage::{Store, TIERS};
+use crate::storage::{Store, StoreView, TIERS};
 
 pub use request::ApiVersion;
 
@@ -56,10 +57,24 @@ impl Default for QueryLimits {
     }
 }
 
-/// Runs a query against a consistent view of catalog and store.
+/// What a query reads: the catalog and the store, each behind its own lock.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    pub catalog: &'a RwLock<Catalog>,
+    pub store: &'a RwLock<Store>,
+}
+
+/// Runs a query.
+///
+/// Locking: selection and planning hold the catalog's read lock, and the
+/// store's only while the view is taken ([`StoreView`]: planning facts,
+/// sealed segment lists and the open blocks the scan needs, by `Arc`);
+/// the scan, the long part, holds no lock at all; grouping and the result
+/// take the catalog's read lock again for names. So ingest, which takes
+/// each write lock only to apply its batch, never waits for a scan, and a
+/// scan never waits for ingest.
 pub fn run(
-    cat: &Catalog,
-    store: &Store,
+    src: Source<'_>,
     req: &QueryRequest,
     now: i64,
     limits: &QueryLimits,
@@ -69,14 +84,27 @@ pub fn run(
     let deadline = Deadline { start: t0, timeout_ms: req.timeout_ms, cancel };
     deadline.check()?;
     window::check_request_times(req.after, req.before, req.time_resampling)?;
-    let sel = select::resolve(cat, req)?;
-    let plan = plan::build(cat, store, req, &sel, now, limits)?;
+    let (sel, plan, view) = {
+        let cat = src.catalog.read().map_err(|_| EngineError::Poisoned("catalog lock"))?;
+        let sel = select::resolve(&cat, req)?;
+        let store = src.store.read().map_err(|_| EngineError::Poisoned("store lock"))?;
+        let metrics = if req.needs_hidden() { &sel.scope } else { &sel.selected };
+        let mut view = StoreView::of(&store, metrics.iter());
+        let plan = plan::build(&cat, &view, req, &sel, now, limits)?;
+        let w = plan.window;
+        let cfg = *store.config();
+        view.attach_open(&store, |t, ue| {
+            let res = cfg.resolution(t, ue);
+            (w.after - w.granularity - 2 * res, w.before + res)
+        });
+        (sel, plan, view)
+    };
     let prep_ms = t0.elapsed().as_secs_f64() * 1000.0;
     deadline.check()?;
 
     let t1 = Instant::now();
     let scan = Scan {
-        store,
+        store: &view,
         plan: &plan,
         time_group: &req.time_group,
         aggregation: req.passes[0].aggregation,
@@ -84,9 +112,10 @@ pub fn run(
         deadline: &deadline,
     }
     .run()?;
-    let grouped = group::run(cat, req, &plan, &scan);
+    let cat = src.catalog.read().map_err(|_| EngineError::Poisoned("catalog lock"))?;
+    let grouped = group::run(&cat, req, &plan, &scan);
     let query_ms = t1.elapsed().as_secs_f64() * 1000.0;
-    let inputs = finish::Inputs { cat, store, req, sel: &sel, plan: &plan };
+    let inputs = finish::Inputs { cat: &cat, store: &view, req, sel: &sel, plan: &plan };
     Ok(finish::run(inputs, scan, grouped, finish::Timings { prep_ms, query_ms }))
 }
 

@@ -3,6 +3,7 @@
 //! are sealed into immutable Arrow record batches.
 
 pub mod bits;
+pub mod block;
 pub mod open_span;
 pub mod prefetch;
 pub mod row;
@@ -10,7 +11,9 @@ pub mod segment;
 pub mod segment_file;
 pub mod store;
 pub mod tier;
+pub mod view;
 
 pub use row::{AggPoint, RowData, Run};
-pub use store::{Extent, RawPoint, RunOutcome, Store, WriteOutcome};
+pub use store::{Extent, RawPoint, RunOutcome, SeriesRun, Store, WriteOutcome};
 pub use tier::{StorageConfig, TierSpec, TIERS};
+pub use view::StoreView;

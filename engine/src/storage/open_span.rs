@@ -1,17 +1,21 @@
-//! The open head: one span of one tier still being written, as plain
-//! columnar buffers laid out row-major (row = metric) so sealing hands the
-//! buffers to Arrow without copying.
+//! The open head: one span of one tier still being written. Each metric's
+//! points live in fixed-size blocks allocated when written ([`super::block`]),
+//! so a series that holds a handful of samples costs a block per tier, and
+//! readers share blocks copy-on-write instead of waiting for the writer.
+//! Sealing lays the blocks out densely for Arrow ([`OpenSpan::dense`]).
 
 use std::collections::HashMap;
 
 use super::bits::{get_bit, set_bit, BitSlice};
+use super::block::{block, block_mut, AggBlock, Blocks, RawBlock, AGG_BLOCK, RAW_BLOCK};
 use super::row::{AggPoint, RowData, Run};
 use crate::model::MetricId;
 
+/// The rows of a span: tier 0 holds raw samples, tiers 1-2 aggregates.
 #[derive(Debug, Clone)]
-pub(crate) enum SpanBuffers {
-    Raw { values: Vec<f64>, valid: Vec<u8>, anomaly: Vec<u8> },
-    Agg { sum: Vec<f64>, min: Vec<f64>, max: Vec<f64>, count: Vec<u32>, anomaly_count: Vec<u32> },
+pub(crate) enum SpanRows {
+    Raw(Vec<Blocks<RawBlock>>),
+    Agg(Vec<Blocks<AggBlock>>),
 }
 
 #[derive(Debug, Clone)]
@@ -20,8 +24,8 @@ pub struct OpenSpan {
     pub res: i64,
     pub points: usize,
     pub(crate) ids: Vec<MetricId>,
-    rows: HashMap<MetricId, u32>,
-    pub(crate) buf: SpanBuffers,
+    index: HashMap<MetricId, u32>,
+    pub(crate) rows: SpanRows,
 }
 
 /// What a raw write replaced, so rollups can be corrected.
@@ -31,20 +35,24 @@ pub enum Replaced {
     Value(f64),
 }
 
+/// A span's buffers laid out densely, row-major (row = metric), as Arrow
+/// takes them.
+pub(crate) enum Dense {
+    Raw { values: Vec<f64>, valid: Vec<u8>, anomaly: Vec<u8> },
+    Agg { sum: Vec<f64>, min: Vec<f64>, max: Vec<f64>, count: Vec<u32>, anomaly_count: Vec<u32> },
+}
+
+/// One metric's blocks in a span, shared with a reader.
+#[derive(Debug, Clone)]
+pub enum RowBlocks {
+    Raw(Blocks<RawBlock>),
+    Agg(Blocks<AggBlock>),
+}
+
 impl OpenSpan {
     pub fn new(start: i64, res: i64, points: usize, raw: bool) -> Self {
-        let buf = if raw {
-            SpanBuffers::Raw { values: Vec::new(), valid: Vec::new(), anomaly: Vec::new() }
-        } else {
-            SpanBuffers::Agg {
-                sum: Vec::new(),
-                min: Vec::new(),
-                max: Vec::new(),
-                count: Vec::new(),
-                anomaly_count: Vec::new(),
-            }
-        };
-        OpenSpan { start, res, points, ids: Vec::new(), rows: HashMap::new(), buf }
+        let rows = if raw { SpanRows::Raw(Vec::new()) } else { SpanRows::Agg(Vec::new()) };
+        OpenSpan { start, res, points, ids: Vec::new(), index: HashMap::new(), rows }
     }
 
     pub fn span_secs(&self) -> i64 {
@@ -55,33 +63,26 @@ impl OpenSpan {
         self.ids.len()
     }
 
-    /// The row of `m`, added (empty) if new. Stable while the span is open.
+    pub fn is_raw(&self) -> bool {
+        matches!(self.rows, SpanRows::Raw(_))
+    }
+
+    /// The row of `m`, added (empty, no block yet) if new. Stable while the span is open.
     pub(crate) fn row_or_insert(&mut self, m: MetricId) -> usize {
-        if let Some(&r) = self.rows.get(&m) {
+        if let Some(&r) = self.index.get(&m) {
             return r as usize;
         }
         let r = self.ids.len();
-        let n = self.points;
         self.ids.push(m);
-        self.rows.insert(m, r as u32);
-        match &mut self.buf {
-            SpanBuffers::Raw { values, valid, anomaly } => {
-                values.resize(values.len() + n, 0.0);
-                valid.resize(valid.len() + n / 8, 0);
-                anomaly.resize(anomaly.len() + n / 8, 0);
-            }
-            SpanBuffers::Agg { sum, min, max, count, anomaly_count } => {
-                sum.resize(sum.len() + n, 0.0);
-                min.resize(min.len() + n, 0.0);
-                max.resize(max.len() + n, 0.0);
-                count.resize(count.len() + n, 0);
-                anomaly_count.resize(anomaly_count.len() + n, 0);
-            }
+        self.index.insert(m, r as u32);
+        match &mut self.rows {
+            SpanRows::Raw(rows) => rows.push(Vec::new()),
+            SpanRows::Agg(rows) => rows.push(Vec::new()),
         }
         r
     }
 
-    fn index_of(&self, end: i64) -> usize {
+    fn slot(&self, end: i64) -> usize {
         ((end - self.start) / self.res) as usize
     }
 
@@ -93,21 +94,24 @@ impl OpenSpan {
 
     /// [`OpenSpan::write_raw`] into a row from [`OpenSpan::row_or_insert`].
     pub(crate) fn write_raw_at(&mut self, r: usize, end: i64, value: Option<f64>, anomalous: bool) -> Replaced {
-        let i = r * self.points + self.index_of(end);
-        let SpanBuffers::Raw { values, valid, anomaly } = &mut self.buf else {
-            return Replaced::Nothing;
-        };
-        let replaced = if get_bit(valid, i) { Replaced::Value(values[i]) } else { Replaced::Nothing };
+        let i = self.slot(end);
+        let SpanRows::Raw(rows) = &mut self.rows else { return Replaced::Nothing };
+        let (bi, k) = ((i / RAW_BLOCK) as u32, i % RAW_BLOCK);
+        if value.is_none() && block(&rows[r], bi).is_none() {
+            return Replaced::Nothing; // a gap where nothing was written: nothing to store
+        }
+        let b = block_mut(&mut rows[r], bi);
+        let replaced = if get_bit(&b.valid, k) { Replaced::Value(b.values[k]) } else { Replaced::Nothing };
         match value {
             Some(v) => {
-                values[i] = v;
-                set_bit(valid, i, true);
-                set_bit(anomaly, i, anomalous);
+                b.values[k] = v;
+                set_bit(&mut b.valid, k, true);
+                set_bit(&mut b.anomaly, k, anomalous);
             }
             None => {
-                values[i] = 0.0;
-                set_bit(valid, i, false);
-                set_bit(anomaly, i, false);
+                b.values[k] = 0.0;
+                set_bit(&mut b.valid, k, false);
+                set_bit(&mut b.anomaly, k, false);
             }
         }
         replaced
@@ -121,58 +125,187 @@ impl OpenSpan {
 
     /// [`OpenSpan::merge_agg`] into a row from [`OpenSpan::row_or_insert`].
     pub(crate) fn merge_agg_at(&mut self, r: usize, end: i64, v: f64, anomalous: bool) {
-        let i = r * self.points + self.index_of(end);
-        let SpanBuffers::Agg { sum, min, max, count, anomaly_count } = &mut self.buf else {
-            return;
-        };
-        if count[i] == 0 {
-            sum[i] = v;
-            min[i] = v;
-            max[i] = v;
+        let i = self.slot(end);
+        let SpanRows::Agg(rows) = &mut self.rows else { return };
+        let b = block_mut(&mut rows[r], (i / AGG_BLOCK) as u32);
+        let k = i % AGG_BLOCK;
+        if b.count[k] == 0 {
+            b.sum[k] = v;
+            b.min[k] = v;
+            b.max[k] = v;
         } else {
-            sum[i] += v;
-            min[i] = min[i].min(v);
-            max[i] = max[i].max(v);
+            b.sum[k] += v;
+            b.min[k] = b.min[k].min(v);
+            b.max[k] = b.max[k].max(v);
         }
-        count[i] += 1;
-        anomaly_count[i] += u32::from(anomalous);
+        b.count[k] += 1;
+        b.anomaly_count[k] += u32::from(anomalous);
     }
 
     /// Replaces the aggregate point ending at `end` (backfill, or a rollup
     /// recomputed after a raw slot was overwritten).
     pub fn set_agg(&mut self, m: MetricId, end: i64, p: Option<AggPoint>) {
         let r = self.row_or_insert(m);
-        let i = r * self.points + self.index_of(end);
-        let SpanBuffers::Agg { sum, min, max, count, anomaly_count } = &mut self.buf else {
+        let i = self.slot(end);
+        let SpanRows::Agg(rows) = &mut self.rows else { return };
+        let bi = (i / AGG_BLOCK) as u32;
+        if p.is_none() && block(&rows[r], bi).is_none() {
             return;
-        };
+        }
+        let b = block_mut(&mut rows[r], bi);
+        let k = i % AGG_BLOCK;
         let p = p.unwrap_or(AggPoint { sum: 0.0, min: 0.0, max: 0.0, count: 0, anomaly_count: 0 });
-        sum[i] = p.sum;
-        min[i] = p.min;
-        max[i] = p.max;
-        count[i] = p.count;
-        anomaly_count[i] = p.anomaly_count;
+        b.sum[k] = p.sum;
+        b.min[k] = p.min;
+        b.max[k] = p.max;
+        b.count[k] = p.count;
+        b.anomaly_count[k] = p.anomaly_count;
     }
 
-    /// The whole span row of metric `m`, if it has one.
-    pub fn run(&self, m: MetricId) -> Option<Run<'_>> {
-        let r = *self.rows.get(&m)? as usize;
-        let (a, b) = (r * self.points, (r + 1) * self.points);
-        let data = match &self.buf {
-            SpanBuffers::Raw { values, valid, anomaly } => RowData::Raw {
-                values: &values[a..b],
-                valid: Some(BitSlice::new(valid, a)),
-                anomaly: Some(BitSlice::new(anomaly, a)),
-            },
-            SpanBuffers::Agg { sum, min, max, count, anomaly_count } => RowData::Agg {
-                sum: &sum[a..b],
-                min: &min[a..b],
-                max: &max[a..b],
-                count: &count[a..b],
-                anomaly_count: &anomaly_count[a..b],
-            },
+    fn block_len(&self, bi: u32, per: usize) -> usize {
+        Geometry { start: self.start, res: self.res, points: self.points }.len(bi, per)
+    }
+
+    /// Metric `m`'s blocks whose points end in `(from_excl, to_incl]`,
+    /// shared (the reader keeps them as they are now).
+    pub fn share(&self, m: MetricId, from_excl: i64, to_incl: i64) -> Option<RowBlocks> {
+        let r = *self.index.get(&m)? as usize;
+        let per = if self.is_raw() { RAW_BLOCK } else { AGG_BLOCK } as i64;
+        let wanted = |bi: u32| {
+            let first = self.start + i64::from(bi) * per * self.res;
+            let last = first + (per - 1) * self.res;
+            last > from_excl && first <= to_incl
         };
-        Some(Run { first_end: self.start, res: self.res, len: self.points, data })
+        Some(match &self.rows {
+            SpanRows::Raw(rows) => RowBlocks::Raw(rows[r].iter().filter(|(bi, _)| wanted(*bi)).cloned().collect()),
+            SpanRows::Agg(rows) => RowBlocks::Agg(rows[r].iter().filter(|(bi, _)| wanted(*bi)).cloned().collect()),
+        })
+    }
+
+    /// Calls `f` with metric `m`'s runs (one per block), oldest first.
+    pub fn for_each_run<'a>(&'a self, m: MetricId, mut f: impl FnMut(Run<'a>)) {
+        let Some(&r) = self.index.get(&m) else { return };
+        let g = Geometry { start: self.start, res: self.res, points: self.points };
+        match &self.rows {
+            SpanRows::Raw(rows) => rows[r as usize].iter().for_each(|(bi, b)| f(g.raw_run(*bi, b))),
+            SpanRows::Agg(rows) => rows[r as usize].iter().for_each(|(bi, b)| f(g.agg_run(*bi, b))),
+        }
+    }
+
+    /// Whether metric `m` has a row here.
+    pub fn has(&self, m: MetricId) -> bool {
+        self.index.contains_key(&m)
+    }
+
+    /// The span's buffers laid out densely (row = metric, in `ids` order),
+    /// zeros and unset bits where no block exists.
+    pub(crate) fn dense(&self) -> Dense {
+        let (n, rows) = (self.points, self.ids.len());
+        match &self.rows {
+            SpanRows::Raw(all) => {
+                let mut values = vec![0.0; rows * n];
+                let mut valid = vec![0u8; (rows * n).div_ceil(8)];
+                let mut anomaly = vec![0u8; (rows * n).div_ceil(8)];
+                for (r, blocks) in all.iter().enumerate() {
+                    for (bi, b) in blocks {
+                        let at = r * n + *bi as usize * RAW_BLOCK;
+                        let len = self.block_len(*bi, RAW_BLOCK);
+                        values[at..at + len].copy_from_slice(&b.values[..len]);
+                        for k in 0..len {
+                            set_bit(&mut valid, at + k, get_bit(&b.valid, k));
+                            set_bit(&mut anomaly, at + k, get_bit(&b.anomaly, k));
+                        }
+                    }
+                }
+                Dense::Raw { values, valid, anomaly }
+            }
+            SpanRows::Agg(all) => {
+                let (mut sum, mut min, mut max) = (vec![0.0; rows * n], vec![0.0; rows * n], vec![0.0; rows * n]);
+                let (mut count, mut anomaly_count) = (vec![0u32; rows * n], vec![0u32; rows * n]);
+                for (r, blocks) in all.iter().enumerate() {
+                    for (bi, b) in blocks {
+                        let at = r * n + *bi as usize * AGG_BLOCK;
+                        let len = self.block_len(*bi, AGG_BLOCK);
+                        sum[at..at + len].copy_from_slice(&b.sum[..len]);
+                        min[at..at + len].copy_from_slice(&b.min[..len]);
+                        max[at..at + len].copy_from_slice(&b.max[..len]);
+                        count[at..at + len].copy_from_slice(&b.count[..len]);
+                        anomaly_count[at..at + len].copy_from_slice(&b.anomaly_count[..len]);
+                    }
+                }
+                Dense::Agg { sum, min, max, count, anomaly_count }
+            }
+        }
+    }
+
+    /// Bytes of point data this span holds (blocks), for memory accounting.
+    pub fn block_bytes(&self) -> usize {
+        match &self.rows {
+            SpanRows::Raw(r) => r.iter().map(Vec::len).sum::<usize>() * std::mem::size_of::<RawBlock>(),
+            SpanRows::Agg(r) => r.iter().map(Vec::len).sum::<usize>() * std::mem::size_of::<AggBlock>(),
+        }
+    }
+}
+
+/// Where a span's blocks sit in time.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    start: i64,
+    res: i64,
+    points: usize,
+}
+
+impl Geometry {
+    /// Points of block `bi` (the span's last block may be short).
+    fn len(&self, bi: u32, per: usize) -> usize {
+        per.min(self.points.saturating_sub(bi as usize * per))
+    }
+
+    fn first_end(&self, bi: u32, per: usize) -> i64 {
+        self.start + (bi as usize * per) as i64 * self.res
+    }
+
+    fn raw_run<'a>(&self, bi: u32, b: &'a RawBlock) -> Run<'a> {
+        let len = self.len(bi, RAW_BLOCK);
+        let data = RowData::Raw {
+            values: &b.values[..len],
+            valid: Some(BitSlice::new(&b.valid, 0)),
+            anomaly: Some(BitSlice::new(&b.anomaly, 0)),
+        };
+        Run { first_end: self.first_end(bi, RAW_BLOCK), res: self.res, len, data }
+    }
+
+    fn agg_run<'a>(&self, bi: u32, b: &'a AggBlock) -> Run<'a> {
+        let len = self.len(bi, AGG_BLOCK);
+        let data = RowData::Agg {
+            sum: &b.sum[..len],
+            min: &b.min[..len],
+            max: &b.max[..len],
+            count: &b.count[..len],
+            anomaly_count: &b.anomaly_count[..len],
+        };
+        Run { first_end: self.first_end(bi, AGG_BLOCK), res: self.res, len, data }
+    }
+}
+
+/// Reader-side: a metric's shared blocks of one open span, with the span's
+/// geometry, readable without any lock.
+#[derive(Debug, Clone)]
+pub struct SharedRow {
+    pub start: i64,
+    pub res: i64,
+    pub points: usize,
+    pub blocks: RowBlocks,
+}
+
+impl SharedRow {
+    /// Calls `f` with each block as a run, oldest first.
+    pub fn for_each_run<'a>(&'a self, mut f: impl FnMut(Run<'a>)) {
+        let g = Geometry { start: self.start, res: self.res, points: self.points };
+        match &self.blocks {
+            RowBlocks::Raw(blocks) => blocks.iter().for_each(|(bi, b)| f(g.raw_run(*bi, b))),
+            RowBlocks::Agg(blocks) => blocks.iter().for_each(|(bi, b)| f(g.agg_run(*bi, b))),
+        }
     }
 }
 
@@ -180,17 +313,27 @@ impl OpenSpan {
 mod tests {
     use super::*;
 
+    fn first_run(s: &OpenSpan, m: MetricId) -> Option<(i64, usize, AggPoint, bool)> {
+        let mut out = None;
+        s.for_each_run(m, |r| {
+            if out.is_none() {
+                out = Some((r.first_end, r.len, r.agg(0), r.is_valid(0)));
+            }
+        });
+        out
+    }
+
     #[test]
     fn raw_writes_report_replacements() {
         let mut s = OpenSpan::new(3600, 1, 3600, true);
         assert_eq!(s.write_raw(7, 3600, Some(1.5), false), Replaced::Nothing);
         assert_eq!(s.write_raw(7, 3600, Some(2.5), true), Replaced::Value(1.5));
         s.write_raw(7, 3602, None, false);
-        let run = s.run(7).expect("row");
-        assert!(run.is_valid(0) && !run.is_valid(1) && !run.is_valid(2));
-        assert_eq!(run.counts(0), (1, 1));
-        assert_eq!(run.agg(0).sum, 2.5);
-        assert!(s.run(8).is_none());
+        let mut seen = Vec::new();
+        s.for_each_run(7, |run| seen.extend((0..3).map(|i| (run.is_valid(i), run.counts(i)))));
+        assert_eq!(seen, vec![(true, (1, 1)), (false, (1, 0)), (false, (1, 0))]);
+        assert_eq!(first_run(&s, 7).map(|r| r.2.sum), Some(2.5));
+        assert!(first_run(&s, 8).is_none());
     }
 
     #[test]
@@ -199,8 +342,46 @@ mod tests {
         for (v, a) in [(3.0, false), (-1.0, true), (4.0, false)] {
             s.merge_agg(1, 60, v, a);
         }
-        let p = s.run(1).expect("row").agg(1);
-        assert_eq!(p, AggPoint { sum: 6.0, min: -1.0, max: 4.0, count: 3, anomaly_count: 1 });
-        assert!(!s.run(1).expect("row").is_valid(0));
+        let mut p = None;
+        s.for_each_run(1, |r| {
+            p = Some((r.agg(1), r.is_valid(0)));
+        });
+        assert_eq!(p, Some((AggPoint { sum: 6.0, min: -1.0, max: 4.0, count: 3, anomaly_count: 1 }, false)));
+    }
+
+    #[test]
+    fn memory_follows_the_data() {
+        let mut s = OpenSpan::new(0, 1, 3600, true);
+        s.write_raw(1, 3599, Some(1.0), false);
+        s.write_raw(2, 0, Some(1.0), false);
+        assert_eq!(s.block_bytes(), 2 * std::mem::size_of::<RawBlock>(), "one block per written series");
+        // A run of the last block holds the span's tail (3600 = 56 x 64 + 16).
+        let mut lens = Vec::new();
+        s.for_each_run(1, |r| lens.push((r.first_end, r.len)));
+        assert_eq!(lens, vec![(3584, 16)]);
+    }
+
+    #[test]
+    fn dense_layout_matches_the_blocks() {
+        let mut s = OpenSpan::new(100, 1, 16, true);
+        s.write_raw(5, 103, Some(7.0), true);
+        s.write_raw(9, 115, Some(-1.0), false);
+        let Dense::Raw { values, valid, anomaly } = s.dense() else { panic!("raw") };
+        assert_eq!(values.len(), 32);
+        assert_eq!((values[3], values[16 + 15]), (7.0, -1.0));
+        assert!(get_bit(&valid, 3) && get_bit(&anomaly, 3) && get_bit(&valid, 31) && !get_bit(&anomaly, 31));
+        assert!(!get_bit(&valid, 4));
+    }
+
+    #[test]
+    fn shared_rows_keep_their_version() {
+        let mut s = OpenSpan::new(0, 1, 3600, true);
+        s.write_raw(1, 10, Some(1.0), false);
+        let shared = SharedRow { start: 0, res: 1, points: 3600, blocks: s.share(1, -1, 3600).expect("row") };
+        s.write_raw(1, 10, Some(2.0), false);
+        let mut v = Vec::new();
+        shared.for_each_run(|r| v.push(r.agg(10).sum));
+        assert_eq!(v, vec![1.0], "the reader's block did not change");
+        assert_eq!(first_run(&s, 1).map(|r| r.0), Some(0));
     }
 }

@@ -13,7 +13,7 @@ use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema};
 
 use super::bits::BitSlice;
-use super::open_span::{OpenSpan, SpanBuffers};
+use super::open_span::{Dense, OpenSpan};
 use super::row::{RowData, Run};
 use crate::error::{EngineError, Result};
 use crate::model::MetricId;
@@ -76,22 +76,22 @@ pub fn schema_for(raw: bool, n: usize) -> Schema {
 }
 
 impl Segment {
-    /// Seals an open span. Buffers move into Arrow without copying.
-    pub fn seal(tier: u8, span: OpenSpan) -> Result<Segment> {
+    /// Seals an open span: its blocks laid out densely, as Arrow columns.
+    pub fn seal(tier: u8, span: &OpenSpan) -> Result<Segment> {
         let n = span.points;
         let len = span.ids.len() * n;
-        let ids = UInt32Array::from(span.ids);
+        let ids = UInt32Array::from(span.ids.clone());
         let arrow = |source| EngineError::Arrow { tier, source };
-        let raw = matches!(span.buf, SpanBuffers::Raw { .. });
+        let raw = span.is_raw();
         let mut columns: Vec<ArrayRef> = vec![Arc::new(ids)];
-        match span.buf {
-            SpanBuffers::Raw { values, valid, anomaly } => {
+        match span.dense() {
+            Dense::Raw { values, valid, anomaly } => {
                 let values = Float64Array::new(ScalarBuffer::from(values), Some(bitmap(valid, len)));
                 let anomaly = BooleanArray::new(BooleanBuffer::new(Buffer::from_vec(anomaly), 0, len), None);
                 columns.push(list_of(Arc::new(values), n).map_err(arrow)?);
                 columns.push(list_of(Arc::new(anomaly), n).map_err(arrow)?);
             }
-            SpanBuffers::Agg { sum, min, max, count, anomaly_count } => {
+            Dense::Agg { sum, min, max, count, anomaly_count } => {
                 let mut valid = vec![0u8; len.div_ceil(8)];
                 for (i, &c) in count.iter().enumerate() {
                     super::bits::set_bit(&mut valid, i, c > 0);
@@ -217,7 +217,7 @@ mod tests {
         s.write_raw(3, 7200, Some(1.0), false);
         s.write_raw(3, 7202, Some(3.0), true);
         s.write_raw(9, 7201, Some(-2.0), false);
-        let seg = Segment::seal(0, s).expect("seal");
+        let seg = Segment::seal(0, &s).expect("seal");
         assert_eq!(seg.batch.num_rows(), 2);
         assert_eq!(seg.batch.schema().field(1).name(), "value");
         let r = seg.run(3).expect("row 3");
@@ -232,7 +232,7 @@ mod tests {
     fn sealing_aggregates_marks_empty_points_null() {
         let mut s = OpenSpan::new(0, 60, 1440, false);
         s.merge_agg(1, 120, 5.0, true);
-        let seg = Segment::seal(1, s).expect("seal");
+        let seg = Segment::seal(1, &s).expect("seal");
         let sum = seg.batch.column_by_name("sum").expect("sum").as_fixed_size_list();
         assert_eq!(sum.values().null_count(), 1439);
         let r = seg.run(1).expect("row");

@@ -52,7 +52,7 @@ fn raw_segment(start: i64) -> Segment {
     }
     s.write_raw(9, start + 10, Some(f64::NAN), true);
     s.write_raw(9, start + 63, Some(-0.0), false);
-    Segment::seal(0, s).expect("seal raw")
+    Segment::seal(0, &s).expect("seal raw")
 }
 
 /// Tier 1, 16 one-minute points from 0: sums/min/max/counts with empty points.
@@ -64,7 +64,7 @@ fn agg_segment(start: i64) -> Segment {
         }
     }
     s.merge_agg(4, start + 15 * 60, 2.5, true);
-    Segment::seal(1, s).expect("seal agg")
+    Segment::seal(1, &s).expect("seal agg")
 }
 
 /// Every point of every row identical through `run`, bit for bit.
@@ -369,7 +369,7 @@ fn load_dir_sorts_by_update_every_then_start_and_tolerates_a_missing_dir() {
     for (ue, start) in [(5, 640), (1, 128), (5, 0), (1, 0)] {
         let mut s = OpenSpan::new(start, ue, 8, true);
         s.write_raw(1, start + ue, Some(start as f64), false);
-        write_segment(&d.0, &Segment::seal(0, s).expect("seal"), ue, Compression::None).expect("write");
+        write_segment(&d.0, &Segment::seal(0, &s).expect("seal"), ue, Compression::None).expect("write");
     }
     let report = load_dir(&d.0, &d.quarantine()).expect("load");
     let order: Vec<_> = report.segments.iter().map(|(n, _)| (n.update_every, n.start)).collect();

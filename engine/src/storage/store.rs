@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::open_span::{OpenSpan, Replaced};
+use super::open_span::{OpenSpan, Replaced, SharedRow};
 use super::row::{AggPoint, Run};
 use super::segment::Segment;
 use super::tier::{span_start, window_end, StorageConfig, TIERS};
@@ -21,8 +21,23 @@ use crate::model::MetricId;
 #[derive(Debug, Default)]
 struct TierState {
     open: BTreeMap<i64, OpenSpan>,
+    /// Closed spans not yet laid out as segments (older than `open`, newer
+    /// than `sealed`): readers read them as they read open spans.
+    sealing: Vec<Arc<OpenSpan>>,
     /// Sorted by start; spans never overlap within a tier of one group.
-    sealed: Vec<Arc<Segment>>,
+    /// Shared with readers' views, copied on change.
+    sealed: Arc<Vec<Arc<Segment>>>,
+}
+
+impl TierState {
+    /// Start of the oldest span this tier holds.
+    fn oldest_start(&self) -> Option<i64> {
+        self.sealed
+            .first()
+            .map(|s| s.start)
+            .or_else(|| self.sealing.first().map(|s| s.start))
+            .or_else(|| self.open.keys().next().copied())
+    }
 }
 
 #[derive(Debug)]
@@ -60,6 +75,10 @@ pub struct RawPoint {
     pub value: Option<f64>,
     pub anomalous: bool,
 }
+
+/// One series of a batch for [`Store::write_batch`]: its metric, its
+/// update_every, and the range of its samples in the batch's points.
+pub type SeriesRun = (MetricId, i64, Range<usize>);
 
 /// Samples written and refused as late by [`Store::write_run`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -165,7 +184,7 @@ impl Store {
     /// write to a slot wins), which keeps a batch covering several spans from
     /// making its own earlier samples late; done as per-span runs of one
     /// metric, sorted by span, so lookups happen per run, not per sample.
-    pub fn write_batch(&mut self, points: &[RawPoint], series: &[(MetricId, i64, Range<usize>)]) -> Result<RunOutcome> {
+    pub fn write_batch(&mut self, points: &[RawPoint], series: &[SeriesRun]) -> Result<RunOutcome> {
         let mut runs: Vec<(i64, i64, MetricId, Range<usize>)> = Vec::with_capacity(series.len());
         for (m, ue, range) in series {
             let span0 = self.cfg.span_secs(0, *ue);
@@ -316,33 +335,68 @@ impl Store {
             let span = cfg.span_secs(tier, ue);
             let st = &mut g.tiers[tier];
             // The last sample a span can hold ends at start + span - res.
+            // Closed spans wait in `sealing` until laid out as segments
+            // (`seal_pending`), off the writer's lock.
             let ready: Vec<i64> = st.open.keys().copied().filter(|&s| s + span - res < head).collect();
             for s in ready {
                 if let Some(open) = st.open.remove(&s) {
                     if open.rows() > 0 {
-                        let seg = Arc::new(Segment::seal(tier as u8, open)?);
-                        st.sealed.push(seg.clone());
-                        if self.track_events {
-                            self.sealed_events.push(SegmentEvent { tier, update_every: ue, segment: seg });
-                        }
+                        st.sealing.push(Arc::new(open));
                     }
                 }
             }
             let keep_after = newest - cfg.tiers[tier].retention_secs;
-            let (keep, drop): (Vec<_>, Vec<_>) = st.sealed.drain(..).partition(|seg| seg.end() > keep_after);
-            st.sealed = keep;
-            if tier == 0 {
-                if let Some(end) = drop.iter().map(|seg| seg.end()).max() {
-                    g.rollup_only_until = Some(g.rollup_only_until.map_or(end, |r| r.max(end)));
+            if st.sealed.iter().any(|seg| seg.end() <= keep_after) {
+                let (keep, drop): (Vec<_>, Vec<_>) = st.sealed.iter().cloned().partition(|seg| seg.end() > keep_after);
+                st.sealed = Arc::new(keep);
+                if tier == 0 {
+                    if let Some(end) = drop.iter().map(|seg| seg.end()).max() {
+                        g.rollup_only_until = Some(g.rollup_only_until.map_or(end, |r| r.max(end)));
+                    }
+                }
+                if self.track_events {
+                    self.dropped_events.extend(drop.into_iter().map(|segment| SegmentEvent {
+                        tier,
+                        update_every: ue,
+                        segment,
+                    }));
                 }
             }
-            if self.track_events {
-                self.dropped_events.extend(drop.into_iter().map(|segment| SegmentEvent {
-                    tier,
-                    update_every: ue,
-                    segment,
-                }));
+        }
+        Ok(())
+    }
+
+    /// Closed spans waiting to be laid out as segments.
+    pub fn pending_seals(&self) -> Vec<(usize, i64, Arc<OpenSpan>)> {
+        let mut out = Vec::new();
+        for g in self.groups.values() {
+            for (t, st) in g.tiers.iter().enumerate() {
+                out.extend(st.sealing.iter().map(|s| (t, g.ue, s.clone())));
             }
+        }
+        out
+    }
+
+    /// Replaces the closed span `span` with its segment `seg`.
+    pub fn complete_seal(&mut self, tier: usize, ue: i64, span: &Arc<OpenSpan>, seg: Arc<Segment>) {
+        let Some(g) = self.groups.get_mut(&ue) else { return };
+        let st = &mut g.tiers[tier];
+        let Some(at) = st.sealing.iter().position(|s| Arc::ptr_eq(s, span)) else { return };
+        st.sealing.remove(at);
+        let sealed = Arc::make_mut(&mut st.sealed);
+        let pos = sealed.partition_point(|s| s.start < seg.start);
+        sealed.insert(pos, seg.clone());
+        if self.track_events {
+            self.sealed_events.push(SegmentEvent { tier, update_every: ue, segment: seg });
+        }
+    }
+
+    /// Lays out every closed span as a segment, here and now (recovery,
+    /// bulk loads, tests; the engine does it off the lock).
+    pub fn seal_pending(&mut self) -> Result<()> {
+        for (tier, ue, span) in self.pending_seals() {
+            let seg = Arc::new(Segment::seal(tier as u8, &span)?);
+            self.complete_seal(tier, ue, &span, seg);
         }
         Ok(())
     }
@@ -384,22 +438,44 @@ impl Store {
     ) {
         let Some(g) = self.groups.get(&ue) else { return };
         let st = &g.tiers[tier];
-        // Sealed segments are sorted by start; skip those ending before the range.
-        let first = st.sealed.partition_point(|s| s.end() - s.res <= from_excl);
-        for seg in &st.sealed[first..] {
-            if seg.start > to_incl {
-                break;
-            }
-            if let Some(run) = seg.run(m).and_then(|r| r.clip(from_excl, to_incl)) {
-                f(run);
-            }
-        }
-        for (_, open) in st.open.range(..=to_incl) {
-            if open.start + open.span_secs() - open.res <= from_excl {
+        sealed_runs(&st.sealed, m, from_excl, to_incl, &mut f);
+        let spans = st.sealing.iter().map(|s| &**s).chain(st.open.range(..=to_incl).map(|(_, s)| s));
+        for span in spans {
+            if span.start > to_incl || span.start + span.span_secs() - span.res <= from_excl {
                 continue;
             }
-            if let Some(run) = open.run(m).and_then(|r| r.clip(from_excl, to_incl)) {
-                f(run);
+            span.for_each_run(m, |r| {
+                if let Some(run) = r.clip(from_excl, to_incl) {
+                    f(run);
+                }
+            });
+        }
+    }
+
+    /// The sealed segments of `tier` of update_every `ue`, shared.
+    pub fn sealed(&self, ue: i64, tier: usize) -> Arc<Vec<Arc<Segment>>> {
+        self.groups.get(&ue).map(|g| g.tiers[tier].sealed.clone()).unwrap_or_default()
+    }
+
+    /// Shares metric `m`'s blocks in the closed-unsealed and open spans of
+    /// `tier` whose points end in `(from_excl, to_incl]`, oldest span first.
+    pub fn share_open(
+        &self,
+        m: MetricId,
+        ue: i64,
+        tier: usize,
+        from_excl: i64,
+        to_incl: i64,
+        mut f: impl FnMut(SharedRow),
+    ) {
+        let Some(g) = self.groups.get(&ue) else { return };
+        let st = &g.tiers[tier];
+        for span in st.sealing.iter().map(|s| &**s).chain(st.open.range(..=to_incl).map(|(_, s)| s)) {
+            if span.start > to_incl || span.start + span.span_secs() - span.res <= from_excl {
+                continue;
+            }
+            if let Some(blocks) = span.share(m, from_excl, to_incl) {
+                f(SharedRow { start: span.start, res: span.res, points: span.points, blocks });
             }
         }
     }
@@ -417,8 +493,7 @@ impl Store {
         let (ue, ext) = self.metrics.get(m as usize).copied().flatten()?;
         let e = ext[tier]?;
         let g = self.groups.get(&ue)?;
-        let st = &g.tiers[tier];
-        let oldest_kept = st.sealed.first().map(|s| s.start).or_else(|| st.open.keys().next().copied())?;
+        let oldest_kept = g.tiers[tier].oldest_start()?;
         let first = if e.first >= oldest_kept {
             e.first
         } else {
@@ -444,7 +519,7 @@ impl Store {
         for g in self.groups.values() {
             for (t, st) in g.tiers.iter().enumerate() {
                 out[t].0 += st.sealed.len();
-                out[t].1 += st.open.len();
+                out[t].1 += st.open.len() + st.sealing.len();
             }
         }
         out
@@ -460,6 +535,12 @@ impl Store {
         (std::mem::take(&mut self.sealed_events), std::mem::take(&mut self.dropped_events))
     }
 
+    /// Puts back events a failed checkpoint took, so the next one writes them.
+    pub fn requeue_events(&mut self, sealed: Vec<SegmentEvent>, dropped: Vec<SegmentEvent>) {
+        self.sealed_events.splice(0..0, sealed);
+        self.dropped_events.splice(0..0, dropped);
+    }
+
     pub fn has_sealed_events(&self) -> bool {
         !self.sealed_events.is_empty() || !self.dropped_events.is_empty()
     }
@@ -467,8 +548,9 @@ impl Store {
     /// Swaps a sealed segment for an equal one (e.g. its memory-mapped twin).
     pub fn replace_sealed(&mut self, tier: usize, ue: i64, old: &Arc<Segment>, new: Arc<Segment>) {
         if let Some(g) = self.groups.get_mut(&ue) {
-            if let Some(slot) = g.tiers[tier].sealed.iter_mut().find(|s| Arc::ptr_eq(s, old)) {
-                *slot = new;
+            let st = &mut g.tiers[tier];
+            if let Some(at) = st.sealed.iter().position(|s| Arc::ptr_eq(s, old)) {
+                Arc::make_mut(&mut st.sealed)[at] = new;
             }
         }
     }
@@ -496,43 +578,48 @@ impl Store {
         self.note_run_extent(tier, ue, seg.start, seg.res, &ids, |m| seg.run(m).and_then(|r| valid_range(&r)));
         let g = self.group(ue);
         g.newest = g.newest.max(seg.end() - seg.res);
-        let st = &mut g.tiers[tier];
-        let pos = st.sealed.partition_point(|s| s.start < seg.start);
-        st.sealed.insert(pos, seg);
+        let sealed = Arc::make_mut(&mut g.tiers[tier].sealed);
+        let pos = sealed.partition_point(|s| s.start < seg.start);
+        sealed.insert(pos, seg);
     }
 
     /// Drops a sealed segment (size-based retention); queries over its span
     /// fall through to coarser tiers.
     pub fn drop_sealed(&mut self, tier: usize, ue: i64, start: i64) -> bool {
         let Some(g) = self.groups.get_mut(&ue) else { return false };
-        let before = g.tiers[tier].sealed.len();
-        let mut end = None;
-        g.tiers[tier].sealed.retain(|s| {
-            let keep = s.start != start;
-            if !keep {
-                end = Some(s.end());
-            }
-            keep
-        });
-        if let (0, Some(end)) = (tier, end) {
+        let Some(at) = g.tiers[tier].sealed.iter().position(|s| s.start == start) else { return false };
+        let end = Arc::make_mut(&mut g.tiers[tier].sealed).remove(at).end();
+        if tier == 0 {
             g.rollup_only_until = Some(g.rollup_only_until.map_or(end, |r| r.max(end)));
         }
-        g.tiers[tier].sealed.len() != before
+        true
     }
 
     /// Restores an open span from a snapshot (recovery).
     pub fn restore_open(&mut self, tier: usize, ue: i64, span: OpenSpan) {
-        let ids: Vec<MetricId> = span.ids.clone();
-        self.note_run_extent(tier, ue, span.start, span.res, &ids, |m| span.run(m).and_then(|r| valid_range(&r)));
+        for &m in &span.ids {
+            let mut ends: Option<(i64, i64)> = None;
+            span.for_each_run(m, |r| {
+                if let Some((a, b)) = valid_range(&r) {
+                    let (a, b) = (r.end_of(a), r.end_of(b));
+                    ends = Some(ends.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+                }
+            });
+            if let Some((first, last)) = ends {
+                self.note_extent(m, ue, tier, first);
+                self.note_extent(m, ue, tier, last);
+            }
+        }
         self.group(ue).tiers[tier].open.insert(span.start, span);
     }
 
-    /// Every open span, for snapshots.
+    /// Every open (or closed, not yet sealed) span, for snapshots.
     pub fn open_spans(&self) -> Vec<(usize, i64, &OpenSpan)> {
         let mut out = Vec::new();
         for g in self.groups.values() {
             for (t, st) in g.tiers.iter().enumerate() {
-                out.extend(st.open.values().filter(|s| s.rows() > 0).map(|s| (t, g.ue, s)));
+                let spans = st.sealing.iter().map(|s| &**s).chain(st.open.values());
+                out.extend(spans.filter(|s| s.rows() > 0).map(|s| (t, g.ue, s)));
             }
         }
         out
@@ -569,9 +656,8 @@ impl Store {
     /// worst an exact answer there is flagged approximate).
     pub fn derive_rollup_only(&mut self, ue: i64) {
         let Some(g) = self.groups.get_mut(&ue) else { return };
-        let oldest = |st: &TierState| st.sealed.first().map(|s| s.start).or_else(|| st.open.keys().next().copied());
-        let Some(h0) = oldest(&g.tiers[0]) else { return };
-        if g.tiers[1..].iter().filter_map(oldest).any(|s| s < h0) {
+        let Some(h0) = g.tiers[0].oldest_start() else { return };
+        if g.tiers[1..].iter().filter_map(TierState::oldest_start).any(|s| s < h0) {
             g.rollup_only_until = Some(g.rollup_only_until.map_or(h0, |r| r.max(h0)));
         }
     }
@@ -588,9 +674,29 @@ impl Store {
     /// points for: its points `(end - res, end]` with `end - res >= horizon`
     /// are all retained. `None` when the tier holds nothing.
     pub fn horizon(&self, ue: i64, tier: usize) -> Option<i64> {
-        let st = &self.groups.get(&ue)?.tiers[tier];
-        let oldest = st.sealed.first().map(|s| s.start).or_else(|| st.open.keys().next().copied())?;
+        let oldest = self.groups.get(&ue)?.tiers[tier].oldest_start()?;
         Some(oldest - self.cfg.resolution(tier, ue))
+    }
+}
+
+/// Metric `m`'s runs in the sealed segments `sealed` (sorted by start),
+/// clipped to point ends in `(from_excl, to_incl]`.
+pub(crate) fn sealed_runs<'a>(
+    sealed: &'a [Arc<Segment>],
+    m: MetricId,
+    from_excl: i64,
+    to_incl: i64,
+    f: &mut impl FnMut(Run<'a>),
+) {
+    // Skip the segments ending before the range.
+    let first = sealed.partition_point(|s| s.end() - s.res <= from_excl);
+    for seg in &sealed[first..] {
+        if seg.start > to_incl {
+            break;
+        }
+        if let Some(run) = seg.run(m).and_then(|r| r.clip(from_excl, to_incl)) {
+            f(run);
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 
 use crate::model::MetricId;
 use crate::query::window::Window;
-use crate::storage::{Store, TIERS};
+use crate::storage::{StoreView, TIERS};
 
 /// Read `tier` for point ends in `(from, to]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +19,14 @@ pub struct Part {
 
 /// The rollup tier (1..tiers) for the window, among those holding data in
 /// `(lo, hi]` (point ends), the rollup-only history.
-pub fn choose_tier(store: &Store, metrics: &[MetricId], w: &Window, tiers: usize, lo: i64, hi: i64) -> Option<usize> {
+pub fn choose_tier(
+    store: &StoreView,
+    metrics: &[MetricId],
+    w: &Window,
+    tiers: usize,
+    lo: i64,
+    hi: i64,
+) -> Option<usize> {
     let tiers = tiers.min(TIERS);
     let has_data =
         |tier: usize| metrics.iter().any(|&m| store.extent(m, tier).is_some_and(|e| e.last > lo && e.first <= hi));
@@ -35,7 +42,7 @@ pub fn choose_tier(store: &Store, metrics: &[MetricId], w: &Window, tiers: usize
 /// Which rollup tier serves which part of `(lo, hi]` (point ends) for
 /// metric `m`: the chosen tier where it holds data, then the nearest other
 /// tiers (coarser first) for what it does not, oldest part first.
-pub fn parts(store: &Store, m: MetricId, tier: usize, tiers: usize, lo: i64, hi: i64) -> Vec<Part> {
+pub fn parts(store: &StoreView, m: MetricId, tier: usize, tiers: usize, lo: i64, hi: i64) -> Vec<Part> {
     let tiers = tiers.min(TIERS);
     if tier == 0 || tier >= tiers {
         return Vec::new();
@@ -47,7 +54,7 @@ pub fn parts(store: &Store, m: MetricId, tier: usize, tiers: usize, lo: i64, hi:
     out
 }
 
-fn fill(store: &Store, m: MetricId, prefs: &[usize], lo: i64, hi: i64, out: &mut Vec<Part>) {
+fn fill(store: &StoreView, m: MetricId, prefs: &[usize], lo: i64, hi: i64, out: &mut Vec<Part>) {
     let Some((&tier, rest)) = prefs.split_first() else { return };
     if lo >= hi {
         return;

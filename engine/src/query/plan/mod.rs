@@ -39,7 +39,7 @@ use crate::query::select::Selection;
 use crate::query::time_group::{Field, Method};
 use crate::query::window::{self, Window, WindowInput};
 use crate::query::QueryLimits;
-use crate::storage::{Store, TIERS};
+use crate::storage::{StoreView, TIERS};
 use layout::{Coverage, Layout};
 
 /// One metric to scan and where its buckets go.
@@ -110,7 +110,7 @@ pub struct QueryPlan {
 
 impl QueryPlan {
     /// What metric `job` reads.
-    pub fn reads_for(&self, store: &Store, job: &Job) -> MetricReads<'_> {
+    pub fn reads_for(&self, store: &StoreView, job: &Job) -> MetricReads<'_> {
         let g = &self.layouts[job.layout];
         let aged = match (self.aged_tier, g.exact_after) {
             (Some(t), Some(r)) if self.window.after - self.window.granularity < r => {
@@ -134,7 +134,7 @@ impl QueryPlan {
 /// Builds the plan.
 pub fn build(
     cat: &Catalog,
-    store: &Store,
+    store: &StoreView,
     req: &QueryRequest,
     sel: &Selection,
     now: i64,
@@ -258,7 +258,7 @@ pub fn build(
 }
 
 /// What the tiers of update_every `ue` hold.
-fn coverage(store: &Store, ue: i64, tiers: usize) -> Coverage {
+fn coverage(store: &StoreView, ue: i64, tiers: usize) -> Coverage {
     let cfg = store.config();
     Coverage {
         res: std::array::from_fn(|t| cfg.resolution(t, ue)),

@@ -10,10 +10,10 @@
 //! second a point can hold, and its end).
 
 use crate::model::MetricId;
-use crate::storage::Store;
+use crate::storage::StoreView;
 
 /// First and last sample time metric `m` holds in `tier`.
-pub fn tier_range(store: &Store, m: MetricId, tier: usize) -> Option<(i64, i64)> {
+pub fn tier_range(store: &StoreView, m: MetricId, tier: usize) -> Option<(i64, i64)> {
     let e = store.extent(m, tier)?;
     if tier == 0 {
         return Some((e.first, e.last));
@@ -34,14 +34,22 @@ pub fn tier_range(store: &Store, m: MetricId, tier: usize) -> Option<(i64, i64)>
 }
 
 /// First and last sample time of `m` over tiers `0..tiers`.
-pub fn metric_range(store: &Store, m: MetricId, tiers: usize) -> Option<(i64, i64)> {
+pub fn metric_range(store: &StoreView, m: MetricId, tiers: usize) -> Option<(i64, i64)> {
     (0..tiers).filter_map(|t| tier_range(store, m, t)).reduce(|(f, l), (a, b)| (f.min(a), l.max(b)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{AggPoint, StorageConfig};
+    use crate::storage::{AggPoint, StorageConfig, Store};
+
+    fn tier_range(s: &Store, m: MetricId, tier: usize) -> Option<(i64, i64)> {
+        super::tier_range(&StoreView::of(s, [m]), m, tier)
+    }
+
+    fn metric_range(s: &Store, m: MetricId, tiers: usize) -> Option<(i64, i64)> {
+        super::metric_range(&StoreView::of(s, [m]), m, tiers)
+    }
 
     #[test]
     fn rollups_report_tier0_sample_times() {

@@ -412,7 +412,6 @@ fn rollup_only_history_is_flagged_approximate() {
     let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + 7_201)));
     {
         let mut st = e.write().expect("lock");
-        let st = &mut *st;
         let m = st.catalog.register(&crate::model::SeriesMeta {
             node: "localhost",
             context: "lin",

@@ -24,7 +24,7 @@ use crate::query::result::{PointStats, TierUse, PA_EMPTY};
 use crate::query::time_group::Field;
 use crate::query::window::Window;
 use crate::storage::bits::BitSlice;
-use crate::storage::{prefetch, AggPoint, RowData, Store, TIERS};
+use crate::storage::{prefetch, AggPoint, RowData, StoreView, TIERS};
 
 use super::summarize::{absolute, absolute_point, anomaly_rates, summarize};
 
@@ -227,7 +227,7 @@ pub struct Values {
 
 /// Reusable per-thread state.
 pub struct MetricScan<'s> {
-    store: &'s Store,
+    store: &'s StoreView,
     window: Window,
     field: Field,
     absolute: bool,
@@ -242,7 +242,7 @@ pub struct MetricScan<'s> {
 }
 
 impl<'s> MetricScan<'s> {
-    pub fn new(store: &'s Store, window: Window, values: Values, kernel: Box<dyn Kernel>) -> Self {
+    pub fn new(store: &'s StoreView, window: Window, values: Values, kernel: Box<dyn Kernel>) -> Self {
         MetricScan {
             store,
             window,

@@ -20,7 +20,7 @@ use crate::query::plan::QueryPlan;
 use crate::query::request::Aggregation;
 use crate::query::result::{PointStats, TierUse};
 use crate::query::time_group::TimeGroup;
-use crate::storage::{Store, TIERS};
+use crate::storage::{StoreView, TIERS};
 pub use metric::Buckets;
 use metric::{MetricOut, MetricScan, Values};
 
@@ -79,7 +79,7 @@ pub struct ScanOutput {
 
 /// Scans every job of `plan`.
 pub struct Scan<'a> {
-    pub store: &'a Store,
+    pub store: &'a StoreView,
     pub plan: &'a QueryPlan,
     pub time_group: &'a TimeGroup,
     pub aggregation: Aggregation,

@@ -5,7 +5,7 @@ use crate::query::plan::{Job, MetricReads};
 use crate::query::result::{PointStats, TierUse, PA_EMPTY};
 use crate::query::time_group::Field;
 use crate::query::window::Window;
-use crate::storage::{StorageConfig, Store, TIERS};
+use crate::storage::{StorageConfig, Store, StoreView, TIERS};
 
 fn window(after: i64, points: usize, v: i64) -> Window {
     Window {
@@ -37,7 +37,9 @@ struct Out {
 
 fn scan(store: &Store, w: Window, field: Field, k: Box<dyn Kernel>, layout: &Layout, pinned: bool) -> Out {
     let values = Values { field, absolute: false, anomaly_bit: false, sums_only: false };
-    let mut ex = MetricScan::new(store, w, values, k);
+    let mut view = StoreView::of(store, [0]);
+    view.attach_open(store, |_, _| (i64::MIN / 4, i64::MAX / 4));
+    let mut ex = MetricScan::new(&view, w, values, k);
     let job = Job { metric: 0, update_every: 1, group: Some(0), hidden: false, layout: 0 };
     let reads = MetricReads { layout, aged: Vec::new(), pinned_rollup: pinned };
     let mut o = Out {

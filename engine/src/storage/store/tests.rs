@@ -15,6 +15,13 @@ fn small_cfg() -> StorageConfig {
     }
 }
 
+/// A write as the engine does it: the batch, then closed spans sealed.
+fn put(s: &mut Store, m: MetricId, t: i64, v: Option<f64>, anomalous: bool) -> Result<WriteOutcome> {
+    let o = s.write(m, 1, t, v, anomalous)?;
+    s.seal_pending()?;
+    Ok(o)
+}
+
 fn collect(store: &Store, m: MetricId, tier: usize, from: i64, to: i64) -> Vec<(i64, AggPoint)> {
     let mut out = Vec::new();
     store.for_each_run(m, 1, tier, from, to, |run| {
@@ -44,13 +51,13 @@ fn the_previous_span_stays_open_for_the_grace_period() {
     cfg.late_grace_secs = 4;
     let mut s = Store::new(cfg);
     // Spans of 16 s. One client is already past the boundary at 32...
-    assert_eq!(s.write(0, 1, 33, Some(1.0), false).expect("w"), WriteOutcome::Written);
+    assert_eq!(put(&mut s, 0, 33, Some(1.0), false).expect("w"), WriteOutcome::Written);
     // ...another's samples just before it still land.
-    assert_eq!(s.write(1, 1, 31, Some(2.0), false).expect("w"), WriteOutcome::Written);
+    assert_eq!(put(&mut s, 1, 31, Some(2.0), false).expect("w"), WriteOutcome::Written);
     assert_eq!(s.late_before(1), Some(16), "span [16, 32) stays open until the newest passes 36");
-    assert_eq!(s.write(0, 1, 36, Some(1.0), false).expect("w"), WriteOutcome::Written);
+    assert_eq!(put(&mut s, 0, 36, Some(1.0), false).expect("w"), WriteOutcome::Written);
     assert_eq!(s.late_before(1), Some(32));
-    assert_eq!(s.write(1, 1, 31, Some(3.0), false).expect("w"), WriteOutcome::Late, "after the grace period");
+    assert_eq!(put(&mut s, 1, 31, Some(3.0), false).expect("w"), WriteOutcome::Late, "after the grace period");
     assert_eq!(
         collect(&s, 1, 0, 0, 40),
         vec![(31, AggPoint { sum: 2.0, min: 2.0, max: 2.0, count: 1, anomaly_count: 0 })]
@@ -63,7 +70,7 @@ fn sealed_and_open_spans_read_back_in_order() {
     let mut s = Store::new(small_cfg());
     for t in 0..100 {
         let v = if t % 7 == 3 { None } else { Some(t as f64) };
-        s.write(0, 1, t, v, t % 11 == 0).expect("write");
+        put(&mut s, 0, t, v, t % 11 == 0).expect("write");
     }
     let got = collect(&s, 0, 0, -1, 99);
     let want: Vec<i64> = (0..100).filter(|t| t % 7 != 3).collect();
@@ -107,7 +114,7 @@ fn retention_drops_old_sealed_spans() {
     cfg.tiers[0].retention_secs = 32;
     let mut s = Store::new(cfg);
     for t in 0..200 {
-        s.write(0, 1, t, Some(1.0), false).expect("write");
+        put(&mut s, 0, t, Some(1.0), false).expect("write");
     }
     let ext = s.extent(0, 0).expect("extent");
     assert!(ext.first >= 200 - 32 - 16, "first {} should be recent", ext.first);
@@ -176,13 +183,13 @@ fn without_persistence_sealed_and_dropped_segments_are_not_kept_alive() {
     cfg.tiers[0].retention_secs = 32;
     let mut s = Store::new(cfg);
     for t in 0..200 {
-        s.write(0, 1, t, Some(1.0), false).expect("write");
+        put(&mut s, 0, t, Some(1.0), false).expect("write");
     }
     assert!(!s.has_sealed_events(), "nobody drains events without persistence");
     let mut t = Store::new(cfg);
     t.track_events();
     for k in 0..200 {
-        t.write(0, 1, k, Some(1.0), false).expect("write");
+        put(&mut t, 0, k, Some(1.0), false).expect("write");
     }
     let (sealed, dropped) = t.take_events();
     assert!(!sealed.is_empty() && !dropped.is_empty());

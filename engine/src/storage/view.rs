@@ -1,0 +1,127 @@
+//! A query's consistent, lock-free view of the store.
+//!
+//! Built under the store's read lock in two short steps: [`StoreView::of`]
+//! copies what planning needs for the query's metrics (update_every,
+//! per-tier extents, each group's horizons and rollup-only boundary) and
+//! takes the sealed segment lists (`Arc` clones); [`StoreView::attach_open`]
+//! then shares the open-span blocks the scan will read (`Arc` clones of
+//! blocks, see `block`). Nothing is copied point by point, so the lock is
+//! held for a time proportional to the number of metrics and blocks, not
+//! to the data; afterwards the scan reads without any lock while writers
+//! go on (a writer copies a block only when it writes to one a view holds).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::open_span::SharedRow;
+use super::row::Run;
+use super::segment::Segment;
+use super::store::{sealed_runs, Extent, Store};
+use super::tier::{StorageConfig, TIERS};
+use crate::model::MetricId;
+
+#[derive(Debug, Clone)]
+struct GroupView {
+    sealed: [Arc<Vec<Arc<Segment>>>; TIERS],
+    horizon: [Option<i64>; TIERS],
+    rollup_only_until: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+struct MetricView {
+    ue: i64,
+    extents: [Option<Extent>; TIERS],
+    /// Shared blocks of closed-unsealed and open spans, oldest first.
+    open: [Vec<SharedRow>; TIERS],
+}
+
+/// See the module docs.
+#[derive(Debug, Clone)]
+pub struct StoreView {
+    cfg: StorageConfig,
+    groups: BTreeMap<i64, GroupView>,
+    metrics: HashMap<MetricId, MetricView>,
+}
+
+impl StoreView {
+    /// The planning facts of `metrics` (those ever written) and the sealed
+    /// segments of their groups.
+    pub fn of(store: &Store, metrics: impl IntoIterator<Item = MetricId>) -> StoreView {
+        let mut view = StoreView { cfg: *store.config(), groups: BTreeMap::new(), metrics: HashMap::new() };
+        for m in metrics {
+            let Some(ue) = store.update_every(m) else { continue };
+            view.groups.entry(ue).or_insert_with(|| GroupView {
+                sealed: std::array::from_fn(|t| store.sealed(ue, t)),
+                horizon: std::array::from_fn(|t| store.horizon(ue, t)),
+                rollup_only_until: store.rollup_only_until(ue),
+            });
+            let extents = std::array::from_fn(|t| store.extent(m, t));
+            view.metrics.insert(m, MetricView { ue, extents, open: Default::default() });
+        }
+        view
+    }
+
+    /// Shares the open-span blocks of every metric in the view whose points
+    /// end in `range(tier, update_every)`.
+    pub fn attach_open(&mut self, store: &Store, range: impl Fn(usize, i64) -> (i64, i64)) {
+        for (&m, mv) in self.metrics.iter_mut() {
+            for (t, rows) in mv.open.iter_mut().enumerate() {
+                let (from, to) = range(t, mv.ue);
+                rows.clear();
+                store.share_open(m, mv.ue, t, from, to, |row| rows.push(row));
+            }
+        }
+    }
+
+    pub fn config(&self) -> &StorageConfig {
+        &self.cfg
+    }
+
+    /// update_every of `m`, if it is in the view and was ever written.
+    pub fn update_every(&self, m: MetricId) -> Option<i64> {
+        self.metrics.get(&m).map(|v| v.ue)
+    }
+
+    /// Resolution of `tier` for metric `m`.
+    pub fn resolution(&self, m: MetricId, tier: usize) -> Option<i64> {
+        self.update_every(m).map(|ue| self.cfg.resolution(tier, ue))
+    }
+
+    /// See [`Store::extent`].
+    pub fn extent(&self, m: MetricId, tier: usize) -> Option<Extent> {
+        self.metrics.get(&m).and_then(|v| v.extents[tier])
+    }
+
+    /// See [`Store::horizon`].
+    pub fn horizon(&self, ue: i64, tier: usize) -> Option<i64> {
+        self.groups.get(&ue).and_then(|g| g.horizon[tier])
+    }
+
+    /// See [`Store::rollup_only_until`].
+    pub fn rollup_only_until(&self, ue: i64) -> Option<i64> {
+        self.groups.get(&ue).and_then(|g| g.rollup_only_until)
+    }
+
+    /// Metric `m`'s runs in `tier`, clipped to point ends in
+    /// `(from_excl, to_incl]`, oldest first; open blocks only as far as
+    /// [`StoreView::attach_open`] shared them.
+    pub fn for_each_run<'a>(
+        &'a self,
+        m: MetricId,
+        ue: i64,
+        tier: usize,
+        from_excl: i64,
+        to_incl: i64,
+        mut f: impl FnMut(Run<'a>),
+    ) {
+        let (Some(g), Some(mv)) = (self.groups.get(&ue), self.metrics.get(&m)) else { return };
+        sealed_runs(&g.sealed[tier], m, from_excl, to_incl, &mut f);
+        for row in &mv.open[tier] {
+            row.for_each_run(|r| {
+                if let Some(run) = r.clip(from_excl, to_incl) {
+                    f(run);
+                }
+            });
+        }
+    }
+}
