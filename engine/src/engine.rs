@@ -7,14 +7,14 @@
 //! files and truncate the WAL (see `persist`). Without one
 //! ([`Engine::new`]) the store lives in memory only.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::catalog::Catalog;
 use crate::checkpointer::Checkpointer;
 use crate::error::{EngineError, Result};
-use crate::ingest::{codec, validate, IngestBatch, IngestReport};
+use crate::ingest::{codec, new_series, validate, IngestBatch, IngestReport};
 use crate::model::SeriesMeta;
 use crate::persist::{Persist, PersistOptions, Recovery};
 use crate::query::request::QueryRequest;
@@ -67,7 +67,13 @@ pub struct EngineConfig {
     /// `update_every`, so one far-future sample would move it and make
     /// everybody's current samples late.
     pub max_future_secs: Option<i64>,
+    /// Most series the engine holds; a batch that would create more is
+    /// refused whole (`--max-series`).
+    pub max_series: u64,
 }
+
+/// Default [`EngineConfig::max_series`].
+pub const DEFAULT_MAX_SERIES: u64 = 2_000_000;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -76,6 +82,7 @@ impl Default for EngineConfig {
             limits: QueryLimits::default(),
             default_node: "localhost".into(),
             max_future_secs: Some(DEFAULT_MAX_FUTURE_SECS),
+            max_series: DEFAULT_MAX_SERIES,
         }
     }
 }
@@ -108,6 +115,24 @@ pub struct Engine {
     checkpointer: Option<Checkpointer>,
     /// Orders ingests: WAL order must equal apply order.
     ingest_order: Mutex<()>,
+    /// Queries running now (for `/health` and tests of cancellation).
+    running: AtomicUsize,
+}
+
+/// Counts a running query while alive.
+struct Running<'a>(&'a AtomicUsize);
+
+impl<'a> Running<'a> {
+    fn start(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        Running(n)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Engine {
@@ -120,6 +145,7 @@ impl Engine {
             persist: None,
             checkpointer: None,
             ingest_order: Mutex::new(()),
+            running: AtomicUsize::new(0),
         }
     }
 
@@ -162,6 +188,7 @@ impl Engine {
             persist: Some(persist),
             checkpointer: Some(checkpointer),
             ingest_order: Mutex::new(()),
+            running: AtomicUsize::new(0),
         };
         Ok((engine, rec))
     }
@@ -230,6 +257,13 @@ impl Engine {
     /// is in the WAL (durable per the fsync policy) before it is applied and
     /// before this returns. An invalid batch changes nothing.
     pub fn ingest(&self, batch: &IngestBatch) -> Result<IngestReport> {
+        self.ingest_with(batch, None)
+    }
+
+    /// Like [`Engine::ingest`]; a batch that would create more than
+    /// `new_series_allowed` series (the caller's allowance) is refused
+    /// whole, as is one that would pass `max_series`.
+    pub fn ingest_with(&self, batch: &IngestBatch, new_series_allowed: Option<u64>) -> Result<IngestReport> {
         let default_node = self.config.default_node.as_str();
         // Encoded before taking the order lock: it needs nothing but the batch.
         let bytes = self.persist.as_ref().map(|_| {
@@ -243,7 +277,30 @@ impl Engine {
             // the fsync does not (below), which lets concurrent batches share
             // one fsync (group commit) instead of queueing for one each.
             let _order = self.ingest_order.lock().map_err(|_| poisoned("ingest order"))?;
-            validate(batch, &*self.catalog.read().map_err(|_| poisoned("catalog lock"))?, default_node)?;
+            let new = {
+                let cat = self.catalog.read().map_err(|_| poisoned("catalog lock"))?;
+                validate(batch, &cat, default_node)?;
+                let new = new_series(batch, &cat, default_node);
+                let held = cat.registry.metrics.len() as u64;
+                let room = self.config.max_series.saturating_sub(held);
+                if new > room {
+                    return Err(EngineError::TooManySeries {
+                        new,
+                        allowed: room,
+                        limit_name: "--max-series",
+                        per_token: false,
+                    });
+                }
+                if let Some(allowed) = new_series_allowed.filter(|&a| new > a) {
+                    return Err(EngineError::TooManySeries {
+                        new,
+                        allowed,
+                        limit_name: "the token's hourly new-series limit",
+                        per_token: true,
+                    });
+                }
+                new
+            };
             if let Some(max) = self.config.max_future_secs {
                 reject_future(batch, self.now(), max)?;
             }
@@ -256,7 +313,7 @@ impl Engine {
                 register(&mut cat, batch, default_node)
             };
             let o = self.store.write().map_err(|_| poisoned("store lock"))?.write_batch(&points, &series)?;
-            let report = IngestReport { accepted: o.written, rejected_late: o.late };
+            let report = IngestReport { accepted: o.written, rejected_late: o.late, new_series: new };
             self.seal_closed()?;
             if let (Some(p), Some(c), Some(lsn)) = (&self.persist, &self.checkpointer, lsn) {
                 let cat = self.catalog.read().map_err(|_| poisoned("catalog lock"))?;
@@ -289,12 +346,20 @@ impl Engine {
 
     /// Runs a data query.
     pub fn query(&self, req: &QueryRequest) -> Result<QueryResult> {
+        let _running = Running::start(&self.running);
         crate::query::run(self.source(), req, self.now(), &self.config.limits, None)
     }
 
-    /// Like [`Engine::query`]; stops with `Cancelled` once `cancel` turns true.
+    /// Like [`Engine::query`]; stops with `Cancelled` once `cancel` turns
+    /// true (checked between metrics and every few thousand buckets).
     pub fn query_cancellable(&self, req: &QueryRequest, cancel: &std::sync::atomic::AtomicBool) -> Result<QueryResult> {
+        let _running = Running::start(&self.running);
         crate::query::run(self.source(), req, self.now(), &self.config.limits, Some(cancel))
+    }
+
+    /// Queries running now.
+    pub fn queries_running(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
     }
 }
 

@@ -47,6 +47,18 @@ pub enum EngineError {
     TooManyMetrics { matched: u64, limit: u64 },
     #[error("query asks for {requested} points, over the limit of {limit}")]
     TooManyPoints { requested: u64, limit: u64 },
+    #[error(
+        "query would need about {estimated_mib} MiB for its {groups} groups x {points} points (limit {limit_mib} MiB, --query-memory): ask for fewer points, group by fewer keys, or select fewer metrics"
+    )]
+    OverMemoryBudget { estimated_mib: u64, limit_mib: u64, groups: u64, points: u64 },
+    #[error("this batch would create {new} series, but {limit_name} allows only {allowed} more")]
+    TooManySeries {
+        new: u64,
+        allowed: u64,
+        /// `--max-series`, or the calling token's hourly allowance.
+        limit_name: &'static str,
+        per_token: bool,
+    },
     #[error("query timed out after {elapsed_ms} ms (timeout {timeout_ms} ms)")]
     Timeout { timeout_ms: u64, elapsed_ms: u64 },
     #[error("the query was cancelled")]
@@ -90,7 +102,10 @@ impl EngineError {
             EngineError::InvalidParameter { .. }
             | EngineError::InvalidBatch { .. }
             | EngineError::InvalidPattern { .. } => ErrorKind::BadInput,
-            EngineError::TooManyMetrics { .. } | EngineError::TooManyPoints { .. } => ErrorKind::LimitExceeded,
+            EngineError::TooManyMetrics { .. }
+            | EngineError::TooManyPoints { .. }
+            | EngineError::OverMemoryBudget { .. }
+            | EngineError::TooManySeries { .. } => ErrorKind::LimitExceeded,
             EngineError::Timeout { .. } => ErrorKind::Timeout,
             EngineError::Cancelled => ErrorKind::Cancelled,
             EngineError::Forbidden(_) => ErrorKind::Forbidden,

@@ -38,6 +38,9 @@ pub enum ApiError {
     GatewayTimeout(u64),
     #[error("rate limit exceeded; retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
+    /// Every query slot is busy and the queue is full: try again shortly.
+    #[error("the server is busy with other queries; retry in {retry_after} s")]
+    Overloaded { retry_after: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -45,6 +48,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
+            ApiError::Engine(EngineError::TooManySeries { per_token: true, .. }) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Engine(e) => match e.kind() {
                 ErrorKind::BadInput | ErrorKind::LimitExceeded => StatusCode::BAD_REQUEST,
                 ErrorKind::NotFound => StatusCode::NOT_FOUND,
@@ -61,6 +65,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -81,6 +86,12 @@ impl ApiError {
                 Some("send 'Authorization: Bearer <token>'; the admin token is in <data-dir>/admin.token")
             }
             ApiError::BodyTooLarge { .. } => Some("split the batch into smaller ones"),
+            ApiError::Engine(EngineError::TooManySeries { per_token: false, .. }) => {
+                Some("raise --max-series, or stop creating new series")
+            }
+            ApiError::Engine(EngineError::TooManySeries { per_token: true, .. }) => {
+                Some("the token's new-series allowance refills within the hour; ask an admin to raise it")
+            }
             _ => None,
         }
     }
@@ -95,6 +106,7 @@ impl ApiError {
             StatusCode::METHOD_NOT_ALLOWED => "ErrMethodNotAllowed",
             StatusCode::GATEWAY_TIMEOUT => "ErrQueryTimeout",
             StatusCode::TOO_MANY_REQUESTS => "ErrTooManyRequests",
+            StatusCode::SERVICE_UNAVAILABLE => "ErrServiceUnavailable",
             _ => "ErrInternal",
         }
     }
@@ -113,6 +125,11 @@ fn finish(err: &ApiError, status: StatusCode, body: serde_json::Value) -> Respon
     if let ApiError::MethodNotAllowed { allow, .. } = err {
         if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
             resp.headers_mut().insert(header::ALLOW, v);
+        }
+    }
+    if let ApiError::RateLimited { retry_after } | ApiError::Overloaded { retry_after } = err {
+        if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
     }
     resp

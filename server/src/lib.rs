@@ -3,6 +3,7 @@
 //! become HTTP responses (`error`). Storage and query semantics live in
 //! `strata-engine`; this crate only parses, authorises and formats.
 
+pub mod admission;
 pub mod auth;
 pub mod cloud;
 pub mod error;
@@ -15,13 +16,14 @@ pub mod tls;
 pub use routes::router;
 pub use state::{AgentInfo, AppState, BodyLimits};
 
+pub use serve::ServeOptions;
+
 /// Serves the API on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
-    header_read: std::time::Duration,
+    opts: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
-    serve::run(listener, router(state), header_read, shutdown, tls).await
+    serve::run(listener, router(state), opts, shutdown).await
 }

@@ -4,7 +4,9 @@
 //! time limits live in `BodyLimits` (see `routes::body`, `routes::router`).
 //! On shutdown, in-flight requests get a grace period. With a TLS acceptor
 //! every connection is a TLS handshake first (bounded by the same header
-//! timeout), then the same HTTP/1.1 service.
+//! timeout), then the same HTTP/1.1 service. Past `max_connections` open
+//! connections, a new one gets a JSON 503 with `Retry-After` and is closed,
+//! so a flood of clients cannot exhaust file descriptors or memory.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,15 +20,28 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+/// How connections are served.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// A client must send its headers within this (slow loris).
+    pub header_read: Duration,
+    /// Open connections at most; further ones get a 503.
+    pub max_connections: usize,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// The answer to a connection past `max_connections`.
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 64\r\n\r\n{\"error\":\"too many open connections; retry in 1 s\",\"status\":503}";
+
 /// Serves `app` until `shutdown` completes, then waits up to 10 s for
 /// in-flight connections.
 pub async fn run(
     listener: TcpListener,
     app: Router,
-    header_read: Duration,
+    opts: ServeOptions,
     shutdown: impl Future<Output = ()>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
+    let ServeOptions { header_read, max_connections, tls } = opts;
     let active = Arc::new(AtomicUsize::new(0));
     tokio::pin!(shutdown);
     loop {
@@ -43,6 +58,22 @@ pub async fn run(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        if active.load(Ordering::Relaxed) >= max_connections {
+            tokio::spawn(async move {
+                let write = async {
+                    let mut rest = TOO_MANY_CONNECTIONS;
+                    while !rest.is_empty() && stream.writable().await.is_ok() {
+                        match stream.try_write(rest) {
+                            Ok(n) => rest = &rest[n..],
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                            Err(_) => break,
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+            });
+            continue;
+        }
         let svc = app.clone().map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
             req

@@ -44,4 +44,6 @@ pub struct AppState {
     pub limits: BodyLimits,
     /// The Cloud-shaped space and its rooms.
     pub cloud: Arc<crate::cloud::Cloud>,
+    /// Query slots (503 past them).
+    pub admission: Arc<crate::admission::Admission>,
 }

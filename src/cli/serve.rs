@@ -16,8 +16,9 @@ use strata_engine::persist::PersistOptions;
 use strata_engine::storage::segment_file::Compression;
 use strata_engine::wal::{SyncPolicy, WalOptions};
 use strata_engine::{Clock, Engine, EngineConfig};
+use strata_server::admission::{Admission, AdmissionLimits};
 use strata_server::auth::{Auth, TokenStore};
-use strata_server::{AgentInfo, AppState, BodyLimits};
+use strata_server::{AgentInfo, AppState, BodyLimits, ServeOptions};
 
 use crate::collector::{hostname, HostCollector};
 
@@ -104,6 +105,30 @@ pub struct ServeArgs {
     /// Name of the Cloud-style space (what `GET /api/v2/spaces` calls it).
     #[arg(long, env = "STRATA_SPACE_NAME")]
     pub space_name: Option<String>,
+    /// Every query ends (504) after this, unless its own `timeout` is shorter; 0 = no limit.
+    #[arg(long, env = "STRATA_QUERY_TIMEOUT", default_value = "60s", value_parser = parse_duration_or_zero)]
+    pub query_timeout: i64,
+    /// Most memory one query may plan to use (estimated before it runs; over it, a 400).
+    #[arg(long, env = "STRATA_QUERY_MEMORY", default_value = "1GiB", value_parser = parse_size)]
+    pub query_memory: u64,
+    /// Queries running at once (default: 2 per core); more wait in a short queue, then get 503.
+    #[arg(long, env = "STRATA_MAX_QUERIES", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_queries: Option<u32>,
+    /// Queries that may wait for a slot (default: 4 per core); past that, 503 at once.
+    #[arg(long, env = "STRATA_QUERY_QUEUE", value_parser = clap::value_parser!(u32).range(0..=65536))]
+    pub query_queue: Option<u32>,
+    /// How long a queued query waits for a slot before its 503.
+    #[arg(long, env = "STRATA_QUERY_QUEUE_WAIT", default_value = "2s", value_parser = parse_std_duration)]
+    pub query_queue_wait: Duration,
+    /// Open connections at most; further ones get a 503.
+    #[arg(long, env = "STRATA_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    /// Most series the server holds; a batch that would create more is refused whole.
+    #[arg(long, env = "STRATA_MAX_SERIES", default_value_t = strata_engine::engine::DEFAULT_MAX_SERIES)]
+    pub max_series: u64,
+    /// New series a token may create per hour, for tokens without their own limit (default: unlimited).
+    #[arg(long, env = "STRATA_MAX_NEW_SERIES_PER_HOUR")]
+    pub max_new_series_per_hour: Option<u64>,
     /// Test-only: pin the engine's clock to this epoch second.
     #[arg(long, env = "STRATA_TEST_NOW", hide = true)]
     pub test_now: Option<i64>,
@@ -174,6 +199,15 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok((n * mult as f64) as u64)
 }
 
+/// Like [`parse_duration`], also `0` (no limit).
+fn parse_duration_or_zero(s: &str) -> Result<i64, String> {
+    if s.trim() == "0" {
+        Ok(0)
+    } else {
+        parse_duration(s)
+    }
+}
+
 fn parse_std_duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).map(|n| Duration::from_secs(n as u64))
 }
@@ -202,9 +236,15 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         None => Clock::System,
     };
     let host = hostname();
-    let mut config =
-        EngineConfig { default_node: host.clone(), max_future_secs: Some(a.max_future), ..EngineConfig::default() };
+    let mut config = EngineConfig {
+        default_node: host.clone(),
+        max_future_secs: Some(a.max_future),
+        max_series: a.max_series,
+        ..EngineConfig::default()
+    };
     config.limits.tiers = usize::from(a.storage_tiers);
+    config.limits.timeout_ms = a.query_timeout as u64 * 1000;
+    config.limits.max_memory_bytes = a.query_memory;
     config.storage.late_grace_secs = a.late_grace;
     for (tier, secs) in [a.retention_tier0, a.retention_tier1, a.retention_tier2].into_iter().enumerate() {
         config.storage.tiers[tier].retention_secs = secs;
@@ -261,6 +301,8 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             inflight: Default::default(),
             anonymous_read: a.anonymous_read,
             default_rate: a.rate_limit,
+            default_new_series: a.max_new_series_per_hour,
+            series_budget: Default::default(),
         }),
         agent: Arc::new(AgentInfo {
             machine_guid: machine_guid_for(&host),
@@ -273,6 +315,14 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             ..BodyLimits::default()
         },
         cloud: Arc::new(cloud),
+        admission: Arc::new(Admission::new({
+            let d = AdmissionLimits::default();
+            AdmissionLimits {
+                running: a.max_queries.map_or(d.running, |n| n as usize),
+                queued: a.query_queue.map_or(d.queued, |n| n as usize),
+                wait: a.query_queue_wait,
+            }
+        })),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -289,9 +339,8 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         }
         tokio::spawn(flush_token_usage(auth));
         tracing::info!("listening on {scheme}://{addr}");
-        strata_server::serve(listener, state, a.header_timeout, shutdown(), tls)
-            .await
-            .map_err(|e| format!("server: {e}"))
+        let opts = ServeOptions { header_read: a.header_timeout, max_connections: a.max_connections as usize, tls };
+        strata_server::serve(listener, state, opts, shutdown()).await.map_err(|e| format!("server: {e}"))
     });
     if let Err(e) = auth_for_exit.tokens.flush_usage() {
         tracing::warn!(error = %e, "tokens' last use was not saved");
@@ -322,6 +371,7 @@ async fn flush_token_usage(auth: Arc<Auth>) {
 const USAGE_FLUSH: Duration = Duration::from_secs(30);
 
 /// Once a second: the host's own metrics, and the demo nodes' next values.
+/// Reading /proc and ingesting both block, so both run on a blocking thread.
 async fn live_feed(engine: Arc<Engine>, host: Option<String>, demo: Option<GenSpec>) {
     let mut collector = host.map(|h| HostCollector::new(h, PathBuf::from("/proc")));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -331,9 +381,6 @@ async fn live_feed(engine: Arc<Engine>, host: Option<String>, demo: Option<GenSp
         tick.tick().await;
         let now = now_secs();
         let mut batches = Vec::new();
-        if let Some(c) = collector.as_mut() {
-            batches.push(c.collect(now));
-        }
         if let Some(spec) = demo {
             let t = engine.now();
             for s in (last_demo + 1)..=t {
@@ -342,12 +389,21 @@ async fn live_feed(engine: Arc<Engine>, host: Option<String>, demo: Option<GenSp
             last_demo = last_demo.max(t);
         }
         let e = engine.clone();
-        let res =
-            tokio::task::spawn_blocking(move || batches.iter().map(|b| e.ingest(b)).collect::<Result<Vec<_>, _>>())
-                .await;
+        let mut c = collector.take();
+        let res = tokio::task::spawn_blocking(move || {
+            if let Some(c) = c.as_mut() {
+                batches.push(c.collect(now));
+            }
+            (c, batches.iter().map(|b| e.ingest(b)).collect::<Result<Vec<_>, _>>())
+        })
+        .await;
         match res {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "live metrics were not ingested"),
+            Ok((c, r)) => {
+                collector = c;
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "live metrics were not ingested");
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "live metrics task failed"),
         }
     }

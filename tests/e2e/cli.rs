@@ -100,7 +100,7 @@ fn cli_ingest_without_token_uses_admin_token_from_data_dir() {
     let bytes = serde_json::to_vec(&batch).expect("encode");
     let o = run(&["ingest", "--url", &server.base, "--data-dir", &dd, "-"], Some(&bytes));
     assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
-    assert_eq!(stdout_json(&o), json!({"accepted": 1, "rejected_late": 0}));
+    assert_eq!(stdout_json(&o), json!({"accepted": 1, "rejected_late": 0, "new_series": 1}));
 }
 
 #[test]

@@ -311,6 +311,19 @@ impl Server {
         format!("/api/v3/spaces/{}/rooms/all-nodes/data", self.space_id())
     }
 
+    /// The server's resident memory in KiB: (VmRSS, RssAnon, RssFile).
+    pub fn rss_kib(&self) -> (u64, u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let field = |k: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(k))
+                .and_then(|l| l[k.len()..].split_whitespace().next().and_then(|v| v.parse().ok()))
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.dir.as_ref().expect("the server owns its data dir").path
     }

@@ -46,3 +46,38 @@ fn slow_bodies_get_408_json() {
     assert!(text.contains("\"status\":408"), "JSON error body: {text}");
     assert!(took < Duration::from_secs(4), "took {took:?}");
 }
+
+/// Memory follows the data: 200,000 new series with one sample each cost
+/// well under 4 KiB of RSS apiece (open spans allocate a block when a point
+/// lands, not a whole span per series).
+#[test]
+fn many_one_sample_series_cost_little_memory() {
+    let now = 1_763_900_000;
+    let s = Server::start(Some(now + 1));
+    let series = |from: usize, n: usize| -> serde_json::Value {
+        let list: Vec<serde_json::Value> = (from..from + n)
+            .map(|i| {
+                serde_json::json!({"node": format!("n{}", i % 100), "context": "card.test",
+                    "instance": format!("i{}", i / 8), "dimension": format!("d{}", i % 8), "points": [[now, i as f64]]})
+            })
+            .collect();
+        serde_json::json!({ "series": list })
+    };
+    s.ingest_ok(&series(0, 1000)); // warm-up: runtime, first spans
+    let (before, anon_before, _) = s.rss_kib();
+    const N: usize = 200_000;
+    for k in (1000..N).step_by(10_000) {
+        let (accepted, late) = s.ingest_ok(&series(k, 10_000.min(N - k)));
+        assert_eq!((accepted, late), (10_000.min(N - k) as u64, 0));
+    }
+    let (after, anon_after, _) = s.rss_kib();
+    let per_series = (after.saturating_sub(before)) as f64 * 1024.0 / (N - 1000) as f64;
+    eprintln!(
+        "cardinality: RSS {before} -> {after} KiB (anon {anon_before} -> {anon_after}), {per_series:.0} bytes per series"
+    );
+    assert!(after - before < 800 * 1024, "RSS grew {} MiB for {N} one-sample series", (after - before) / 1024);
+    assert!(per_series < 4096.0, "{per_series:.0} bytes per series");
+    let (status, body) = s.get("/health");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["metrics"], serde_json::json!(N));
+}

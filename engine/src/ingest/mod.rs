@@ -7,7 +7,7 @@ pub mod codec;
 mod validate;
 
 pub use batch::{IngestBatch, NodeSpec, Point, SeriesSpec};
-pub use validate::validate;
+pub use validate::{new_series, validate};
 
 use serde::Serialize;
 
@@ -18,4 +18,11 @@ pub struct IngestReport {
     pub accepted: u64,
     /// Points older than the open head, refused.
     pub rejected_late: u64,
+    /// Series this batch created.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub new_series: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

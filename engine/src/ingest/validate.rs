@@ -25,6 +25,20 @@ fn name(path: String, field: &str, v: &str, required: bool) -> Result<()> {
 
 /// Checks a batch against itself and the catalog (update_every may not
 /// change for an existing metric).
+/// How many distinct series of `batch` the catalog does not know yet.
+pub fn new_series(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    batch
+        .series
+        .iter()
+        .filter(|s| {
+            let node = s.node.as_deref().unwrap_or(default_node);
+            let inst = s.instance.as_deref().unwrap_or(&s.context);
+            cat.registry.metric_id(node, inst, &s.dimension).is_none() && seen.insert((node, inst, &s.dimension))
+        })
+        .count() as u64
+}
+
 pub fn validate(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Result<()> {
     for (i, n) in batch.nodes.iter().enumerate() {
         name(format!("nodes[{i}].id"), "id", &n.id, true)?;

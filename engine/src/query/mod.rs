@@ -45,7 +45,18 @@ pub struct QueryLimits {
     /// How many storage tiers queries may use (1..=3), like Netdata's
     /// `storage tiers` setting.
     pub tiers: usize,
+    /// Every query ends with a 504 after this (a request's own `timeout`
+    /// can only shorten it); 0 = no limit.
+    pub timeout_ms: u64,
+    /// Most memory a query may plan to use for its accumulators and
+    /// buffers (estimated before the scan; see [`plan::budget`]).
+    pub max_memory_bytes: u64,
 }
+
+/// Default [`QueryLimits::timeout_ms`]: 60 s.
+pub const DEFAULT_QUERY_TIMEOUT_MS: u64 = 60_000;
+/// Default [`QueryLimits::max_memory_bytes`]: 1 GiB.
+pub const DEFAULT_QUERY_MEMORY: u64 = 1 << 30;
 
 impl Default for QueryLimits {
     fn default() -> Self {
@@ -53,6 +64,19 @@ impl Default for QueryLimits {
             max_metrics: 200_000,
             threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             tiers: TIERS,
+            timeout_ms: DEFAULT_QUERY_TIMEOUT_MS,
+            max_memory_bytes: DEFAULT_QUERY_MEMORY,
+        }
+    }
+}
+
+impl QueryLimits {
+    /// The deadline of `req`: its own `timeout` when shorter than the limit.
+    pub fn timeout_for(&self, req: &QueryRequest) -> u64 {
+        match (req.timeout_ms, self.timeout_ms) {
+            (0, l) => l,
+            (r, 0) => r,
+            (r, l) => r.min(l),
         }
     }
 }
@@ -81,7 +105,7 @@ pub fn run(
     cancel: Option<&AtomicBool>,
 ) -> Result<QueryResult> {
     let t0 = Instant::now();
-    let deadline = Deadline { start: t0, timeout_ms: req.timeout_ms, cancel };
+    let deadline = Deadline { start: t0, timeout_ms: limits.timeout_for(req), cancel };
     deadline.check()?;
     window::check_request_times(req.after, req.before, req.time_resampling)?;
     let (sel, plan, view) = {

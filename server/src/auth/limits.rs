@@ -38,6 +38,43 @@ impl RateLimiter {
     }
 }
 
+/// New series each token created in the current clock hour, against its
+/// allowance. Checked per batch: two batches of one token racing each
+/// other can together pass the allowance by one batch.
+#[derive(Debug, Default)]
+pub struct SeriesBudget {
+    used: Mutex<HashMap<String, (i64, u64)>>,
+}
+
+impl SeriesBudget {
+    /// How many more series `id` may create this hour under `limit`.
+    pub fn remaining(&self, id: &str, limit: u64, now: i64) -> u64 {
+        let hour = now.div_euclid(3600);
+        let Ok(used) = self.used.lock() else { return limit };
+        match used.get(id) {
+            Some(&(h, n)) if h == hour => limit.saturating_sub(n),
+            _ => limit,
+        }
+    }
+
+    /// Records `n` series created by `id`.
+    pub fn spend(&self, id: &str, n: u64, now: i64) {
+        let hour = now.div_euclid(3600);
+        if let Ok(mut used) = self.used.lock() {
+            let e = used.entry(id.to_string()).or_insert((hour, 0));
+            if e.0 != hour {
+                *e = (hour, 0);
+            }
+            e.1 += n;
+        }
+    }
+
+    /// Seconds until the hour's allowance refills.
+    pub fn refill_in(now: i64) -> u64 {
+        (3600 - now.rem_euclid(3600)) as u64
+    }
+}
+
 /// Cancellation flags of each token's running queries and streams.
 #[derive(Debug, Default)]
 pub struct Inflight {
@@ -67,6 +104,18 @@ impl Inflight {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_budget_refills_each_hour() {
+        let b = SeriesBudget::default();
+        let t = 7200 + 100;
+        assert_eq!(b.remaining("a", 10, t), 10);
+        b.spend("a", 7, t);
+        assert_eq!(b.remaining("a", 10, t + 60), 3);
+        assert_eq!(b.remaining("b", 10, t), 10);
+        assert_eq!(b.remaining("a", 10, t + 3600), 10, "a new hour");
+        assert_eq!(SeriesBudget::refill_in(t), 3500);
+    }
 
     #[test]
     fn bucket_allows_burst_then_limits() {

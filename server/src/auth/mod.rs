@@ -18,7 +18,7 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-pub use limits::{Inflight, RateLimiter};
+pub use limits::{Inflight, RateLimiter, SeriesBudget};
 pub use scopes::{Resource, Scopes, Verb};
 pub use store::{NewToken, Principal, TokenRecord, TokenStore};
 
@@ -44,6 +44,10 @@ pub struct Auth {
     pub anonymous_read: bool,
     /// Limit for tokens that have none of their own.
     pub default_rate: store::RateLimit,
+    /// New series per token per hour, for tokens with no limit of their own
+    /// (`--max-new-series-per-hour`; `None`: unlimited).
+    pub default_new_series: Option<u64>,
+    pub series_budget: SeriesBudget,
 }
 
 pub fn now_secs() -> i64 {

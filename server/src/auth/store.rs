@@ -71,6 +71,10 @@ pub struct TokenRecord {
     pub revoked_at: Option<i64>,
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// Most new series this token may create per clock hour (`None`: the
+    /// server's `--max-new-series-per-hour`, if any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_series_per_hour: Option<u64>,
     /// The first-start admin token: may do everything, no allowlist.
     #[serde(default)]
     pub admin: bool,
@@ -88,6 +92,8 @@ pub struct Principal {
     pub expires_at: Option<i64>,
     /// The token's own limit; `None` uses the server default.
     pub rate_limit: Option<RateLimit>,
+    /// The token's own new-series allowance per hour; `None` uses the server default.
+    pub new_series_per_hour: Option<u64>,
 }
 
 impl Principal {
@@ -106,6 +112,7 @@ impl Principal {
             admin: false,
             expires_at: None,
             rate_limit: None,
+            new_series_per_hour: None,
         }
     }
 }
@@ -191,6 +198,7 @@ impl Entry {
             admin: r.admin,
             expires_at: r.expires_at,
             rate_limit: r.rate_limit,
+            new_series_per_hour: r.new_series_per_hour,
         }
     }
 }
@@ -271,6 +279,8 @@ pub struct NewToken {
     pub seconds_to_live: Option<i64>,
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    #[serde(default)]
+    pub new_series_per_hour: Option<u64>,
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -318,6 +328,7 @@ impl TokenStore {
                 last_used_ip: None,
                 revoked_at: None,
                 rate_limit: None,
+                new_series_per_hour: None,
                 admin: true,
             });
         }
@@ -452,6 +463,7 @@ impl TokenStore {
             last_used_ip: None,
             revoked_at: None,
             rate_limit: req.rate_limit,
+            new_series_per_hour: req.new_series_per_hour,
             admin: false,
         };
         let entry = Entry { record: record.clone(), hash: token::hash(&plaintext), scopes, allow };

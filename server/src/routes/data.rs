@@ -3,6 +3,8 @@
 //! /api/v3/spaces/{space}/rooms/{room}/data`. All parse into one
 //! `QueryRequest`, run on a blocking thread, and are formatted there.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -39,15 +41,31 @@ fn restrict(req: &mut QueryRequest, me: &Principal) {
     req.allowed_nodes = me.allow.clone();
 }
 
-/// Runs the query and renders it, off the async runtime. Revoking the
-/// caller's token ends it.
+/// Sets a query's cancel flag when dropped: when the request's future is
+/// dropped (the client went away, or the request timed out), the work on
+/// the blocking thread stops too, not just the response.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs the query and renders it, off the async runtime, in a query slot
+/// (503 when none is free). Revoking the caller's token, the client going
+/// away and the request timing out all end it.
 async fn run(st: AppState, me: Principal, mut req: QueryRequest, chart_id: String) -> ApiResult<Response> {
     restrict(&mut req, &me);
     let started = Instant::now();
+    let slot = st.admission.enter().await?;
     let engine = st.engine.clone();
     let agent = st.agent.clone();
     let cancel = st.auth.inflight.register(&me.token_id);
+    let _cancel_on_drop = CancelOnDrop(cancel.clone());
     tokio::task::spawn_blocking(move || -> ApiResult<Response> {
+        // Held until the work ends, even if the client left earlier.
+        let _slot = slot;
         let result = engine.query_cancellable(&req, &cancel).map_err(|e| match e {
             EngineError::Cancelled => ApiError::Unauthorized("token was revoked during the query".into()),
             e => e.into(),

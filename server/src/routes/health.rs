@@ -7,12 +7,18 @@ use serde_json::{json, Value};
 use crate::error::ApiResult;
 use crate::state::AppState;
 
+/// Never queued behind queries (no admission slot); the locks are read on
+/// a blocking thread, so a busy writer cannot stall the async runtime.
 pub async fn health(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     let engine = st.engine.clone();
-    let (metrics, tiers) = {
+    let (metrics, tiers) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
         let s = engine.read()?;
-        (s.catalog.registry.metrics.len(), s.store.stats())
-    };
+        Ok((s.catalog.registry.metrics.len(), s.store.stats()))
+    })
+    .await
+    .map_err(|e| crate::error::ApiError::Internal(format!("health task failed: {e}")))??;
+    let engine = st.engine.clone();
+    let (busy, waiting, refused) = st.admission.stats();
     let disk = engine.disk_bytes();
     let tiers: Vec<Value> = tiers
         .iter()
@@ -21,7 +27,19 @@ pub async fn health(State(st): State<AppState>) -> ApiResult<Json<Value>> {
             json!({"tier": t, "sealed_spans": sealed, "open_spans": open, "disk_bytes": disk.map(|d| d[t])})
         })
         .collect();
-    Ok(Json(
-        json!({"status": "ok", "version": st.agent.version, "now": engine.now(), "metrics": metrics, "tiers": tiers}),
-    ))
+    Ok(Json(json!({
+        "status": "ok",
+        "version": st.agent.version,
+        "now": engine.now(),
+        "metrics": metrics,
+        "tiers": tiers,
+        "queries": {
+            "running": engine.queries_running(),
+            "slots_busy": busy,
+            "slots": st.admission.limits().running,
+            "queued": waiting,
+            "refused": refused,
+        },
+        "checkpoints_pending": engine.pending_checkpoints(),
+    })))
 }

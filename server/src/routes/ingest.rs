@@ -8,6 +8,7 @@ use axum::http::HeaderMap;
 use axum::Extension;
 use axum::Json;
 use strata_engine::ingest::{IngestBatch, IngestReport};
+use strata_engine::EngineError;
 
 use super::body::{parse_json, read_capped};
 use crate::auth::Principal;
@@ -22,6 +23,7 @@ pub async fn post_ingest(
 ) -> ApiResult<Json<IngestReport>> {
     let bytes = read_capped(&headers, body, st.limits.ingest, st.limits.read_timeout).await?;
     let engine = st.engine.clone();
+    let auth = st.auth.clone();
     let report = tokio::task::spawn_blocking(move || -> ApiResult<IngestReport> {
         let batch: IngestBatch = parse_json(&bytes)?;
         if let Some(allow) = &me.allow {
@@ -33,7 +35,20 @@ pub async fn post_ingest(
                 return Err(ApiError::Forbidden(format!("node '{n}' is outside this token's allowlist")));
             }
         }
-        Ok(engine.ingest(&batch)?)
+        let now = engine.now();
+        let limit = me.new_series_per_hour.or(auth.default_new_series);
+        let allowed = limit.map(|l| auth.series_budget.remaining(&me.token_id, l, now));
+        let report = engine.ingest_with(&batch, allowed).map_err(|e| match e {
+            EngineError::TooManySeries { per_token: true, .. } => {
+                tracing::info!(token = %me.token_id, error = %e, "new-series allowance reached");
+                ApiError::Engine(e)
+            }
+            e => ApiError::Engine(e),
+        })?;
+        if limit.is_some() && report.new_series > 0 {
+            auth.series_budget.spend(&me.token_id, report.new_series, now);
+        }
+        Ok(report)
     })
     .await
     .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))??;

@@ -46,7 +46,9 @@ pub(super) async fn blocking<T: Send + 'static>(
 ) -> ApiResult<T> {
     let ctx =
         Ctx { now: st.engine.now(), tiers: st.engine.config().limits.tiers, started: Instant::now(), st: st.clone() };
+    let slot = st.admission.enter().await?;
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let guard = ctx.st.engine.read()?;
         f(&guard, &ctx)
     })

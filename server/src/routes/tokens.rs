@@ -27,6 +27,8 @@ fn public(r: &TokenRecord) -> Value {
         "last_used_at": r.last_used_at,
         "last_used_ip": r.last_used_ip,
         "revoked_at": r.revoked_at,
+        "rate_limit": r.rate_limit.map(|l| format!("{}:{}", l.per_second, l.burst)),
+        "new_series_per_hour": r.new_series_per_hour,
         "admin": r.admin,
     })
 }
@@ -39,7 +41,11 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let bytes = read_capped(&headers, body, 1 << 20, st.limits.read_timeout).await?;
     let req: NewToken = parse_json(&bytes)?;
-    let (rec, plaintext) = st.auth.tokens.create(&me, req, now_secs())?;
+    // Writing the token file fsyncs: off the async runtime.
+    let (auth, who) = (st.auth.clone(), me.clone());
+    let (rec, plaintext) = tokio::task::spawn_blocking(move || auth.tokens.create(&who, req, now_secs()))
+        .await
+        .map_err(|e| ApiError::Internal(format!("token task failed: {e}")))??;
     tracing::info!(id = %rec.id, name = %rec.name, by = %me.token_id, "token created");
     Ok((
         StatusCode::CREATED,
@@ -51,6 +57,7 @@ pub async fn create(
             "nodes": rec.nodes,
             "expires_at": rec.expires_at,
             "created_at": rec.created_at,
+            "new_series_per_hour": rec.new_series_per_hour,
         })),
     ))
 }
@@ -69,10 +76,10 @@ pub async fn revoke(
     Extension(me): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let rec = st
-        .auth
-        .tokens
-        .revoke(&id, now_secs())?
+    let (auth, tid) = (st.auth.clone(), id.clone());
+    let rec = tokio::task::spawn_blocking(move || auth.tokens.revoke(&tid, now_secs()))
+        .await
+        .map_err(|e| ApiError::Internal(format!("token task failed: {e}")))??
         .ok_or_else(|| ApiError::NotFound(format!("no token with id '{id}'")))?;
     let ended = st.auth.inflight.cancel(&id);
     tracing::info!(id = %id, by = %me.token_id, ended, "token revoked");

@@ -22,6 +22,7 @@
 //! and windows.
 
 pub mod aged;
+pub mod budget;
 pub mod layout;
 pub mod retention;
 
@@ -234,7 +235,7 @@ pub fn build(
         let lo = window.after - window.granularity - store.config().resolution(TIERS - 1, ue);
         aged::choose_tier(store, &queried, &window, ntiers, lo, r)
     });
-    Ok(QueryPlan {
+    let plan = QueryPlan {
         window,
         update_every: ue,
         queried,
@@ -254,7 +255,17 @@ pub fn build(
         db_first,
         db_last,
         pct_units,
-    })
+    };
+    let estimated = budget::estimate(&plan, method, budget::threads(&plan, limits.threads), req.passes.len());
+    if estimated > limits.max_memory_bytes {
+        return Err(EngineError::OverMemoryBudget {
+            estimated_mib: estimated.div_ceil(1 << 20),
+            limit_mib: limits.max_memory_bytes >> 20,
+            groups: plan.groups.len() as u64,
+            points: plan.window.points as u64,
+        });
+    }
+    Ok(plan)
 }
 
 /// What the tiers of update_every `ue` hold.

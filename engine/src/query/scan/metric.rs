@@ -30,6 +30,8 @@ use super::summarize::{absolute, absolute_point, anomaly_rates, summarize};
 
 /// Buckets between a prefetch and the read it prepares.
 const PREFETCH_AHEAD: usize = 3;
+/// Buckets between two checks of the query's deadline and cancellation.
+const STOP_CHECK_EVERY: usize = 4096;
 
 /// One metric's time-grouped output (a reused scratch buffer).
 #[derive(Debug, Clone, Default)]
@@ -282,8 +284,9 @@ impl<'s> MetricScan<'s> {
         }
     }
 
-    /// Time-groups `job`'s metric as `reads` lays out.
-    pub fn run(&mut self, job: &Job, reads: &MetricReads<'_>, out: &mut MetricOut<'_>) {
+    /// Time-groups `job`'s metric as `reads` lays out; gives up (leaving the
+    /// rest empty) when `stop` says so, checked every few thousand buckets.
+    pub fn run(&mut self, job: &Job, reads: &MetricReads<'_>, out: &mut MetricOut<'_>, stop: impl Fn() -> bool) {
         let w = self.window;
         out.buckets.reset(w.points);
         let mut need = reads.layout.tiers_read();
@@ -304,6 +307,9 @@ impl<'s> MetricScan<'s> {
         // The next bucket's left edge, already derived from a split minute.
         let mut carried: Option<Split> = None;
         for i in 0..w.points {
+            if i % STOP_CHECK_EVERY == STOP_CHECK_EVERY - 1 && stop() {
+                return;
+            }
             if i + PREFETCH_AHEAD < w.points {
                 self.prefetch(reads.layout.bucket(i + PREFETCH_AHEAD));
             }

@@ -128,6 +128,7 @@ impl Scan<'_> {
                     approximate: &mut approx.buckets,
                     approximate_tiers: &mut approx.tiers,
                 },
+                || self.deadline.check().is_err(),
             );
             if job.hidden {
                 if let Some(g) = job.group {
@@ -149,7 +150,7 @@ impl Scan<'_> {
     /// Scans every job; results are independent of the thread count.
     pub fn run(&self) -> Result<ScanOutput> {
         let jobs = &self.plan.jobs;
-        let threads = self.threads.clamp(1, 64).min(jobs.len().div_ceil(64).max(1));
+        let threads = crate::query::plan::budget::threads(self.plan, self.threads);
         let chunk = jobs.len().div_ceil(threads).max(1);
         let parts: Vec<Result<ScanOutput>> = std::thread::scope(|scope| {
             let handles: Vec<_> = jobs.chunks(chunk).map(|c| scope.spawn(move || self.scan_chunk(c))).collect();

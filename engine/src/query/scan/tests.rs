@@ -59,6 +59,7 @@ fn scan(store: &Store, w: Window, field: Field, k: Box<dyn Kernel>, layout: &Lay
             approximate: &mut o.approximate,
             approximate_tiers: &mut approximate_tiers,
         },
+        || false,
     );
     o
 }
