@@ -111,6 +111,9 @@ pub struct ServeArgs {
     /// Most memory one query may plan to use (estimated before it runs; over it, a 400).
     #[arg(long, env = "STRATA_QUERY_MEMORY", default_value = "1GiB", value_parser = parse_size)]
     pub query_memory: u64,
+    /// Most metrics one query may touch (selected, plus hidden ones of percentages); over it, a 400.
+    #[arg(long, env = "STRATA_MAX_QUERY_METRICS", default_value_t = 200_000)]
+    pub max_query_metrics: u64,
     /// Queries running at once (default: 2 per core); more wait in a short queue, then get 503.
     #[arg(long, env = "STRATA_MAX_QUERIES", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_queries: Option<u32>,
@@ -245,6 +248,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     config.limits.tiers = usize::from(a.storage_tiers);
     config.limits.timeout_ms = a.query_timeout as u64 * 1000;
     config.limits.max_memory_bytes = a.query_memory;
+    config.limits.max_metrics = a.max_query_metrics;
     config.storage.late_grace_secs = a.late_grace;
     for (tier, secs) in [a.retention_tier0, a.retention_tier1, a.retention_tier2].into_iter().enumerate() {
         config.storage.tiers[tier].retention_secs = secs;

@@ -11,6 +11,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// Held by tests that load the machine (load, memory): they run one at a
+/// time, so their timing and memory figures are theirs, not a neighbour's.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: Mutex<()> = Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The strata binary built by cargo for this test target.
 pub const BIN: &str = env!("CARGO_BIN_EXE_strata");
 

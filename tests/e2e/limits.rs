@@ -52,6 +52,7 @@ fn slow_bodies_get_408_json() {
 /// lands, not a whole span per series).
 #[test]
 fn many_one_sample_series_cost_little_memory() {
+    let _one_at_a_time = crate::harness::exclusive();
     let now = 1_763_900_000;
     let s = Server::start(Some(now + 1));
     let series = |from: usize, n: usize| -> serde_json::Value {

@@ -12,6 +12,7 @@ mod grafana;
 mod harness;
 mod ingest;
 mod limits;
+mod load;
 mod meta;
 mod oracle;
 mod queries;

@@ -5,7 +5,9 @@
 //! - the pass-0 accumulators, one per scan thread plus the merged one
 //!   (value, contributor count, anomaly sum and flags: 21 bytes a cell);
 //! - with hidden metrics (percentages), the same again for their sums;
-//! - a second group-by pass and the output series (another two copies);
+//! - a second group-by pass and the output series (another two copies),
+//!   and the response the server writes from them (about 24 bytes a cell
+//!   as JSON);
 //! - per thread, one metric's buckets (17 bytes a point) and, for time
 //!   groups that keep a bucket's raw values (median, percentiles, trimmed
 //!   means), a buffer of one bucket's samples.
@@ -28,7 +30,9 @@ pub fn estimate(plan: &QueryPlan, method: Method, threads: usize, passes: usize)
     let threads = threads.max(1) as u64;
     let hidden = plan.jobs.iter().any(|j| j.hidden);
     let grid = groups.saturating_mul(points).saturating_mul(CELL);
-    let mut copies = threads + 1 + 2; // per-thread + merged, output series, pass headroom
+    // Per-thread + merged, output series, pass headroom, and the response
+    // (its ~24 bytes a cell are a little over one more copy).
+    let mut copies = threads + 1 + 2 + 2;
     if hidden {
         copies += threads + 1;
     }
