@@ -66,7 +66,7 @@ pub fn post_all(
                             late.fetch_add(v["rejected_late"].as_u64().unwrap_or(0), Ordering::Relaxed);
                         }
                         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        if n % (bodies.len() / 10).max(1) == 0 {
+                        if n.is_multiple_of((bodies.len() / 10).max(1)) {
                             eprintln!("bench-peer: {label}: {n}/{} batches", bodies.len());
                         }
                     }

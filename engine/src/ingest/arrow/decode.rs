@@ -51,6 +51,15 @@ fn stream_err(e: impl std::fmt::Display) -> EngineError {
 /// Decodes a whole Arrow IPC stream (schema, optional dictionaries, record
 /// batches, optional end marker). Nothing is applied; see the module docs.
 pub fn decode_stream(bytes: &[u8]) -> Result<Decoded> {
+    // arrow-ipc 59 asserts (panics) on some malformed buffer layouts instead
+    // of returning an error; a damaged body must be a 400, not a crash.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_unguarded(bytes))).unwrap_or_else(|p| {
+        let why = p.downcast_ref::<String>().map(String::as_str).or_else(|| p.downcast_ref::<&str>().copied());
+        Err(stream_err(format!("damaged stream ({})", why.unwrap_or("the Arrow decoder gave up"))))
+    })
+}
+
+fn decode_unguarded(bytes: &[u8]) -> Result<Decoded> {
     let mut buf = Buffer::from(bytes);
     let mut decoder = StreamDecoder::new();
     let mut out = Builder::default();

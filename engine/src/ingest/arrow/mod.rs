@@ -24,7 +24,8 @@
 //! node metadata are not carried: send those in a JSON batch.
 //!
 //! Invariant: decoding never applies anything and never panics on any
-//! input; a bad stream is an [`EngineError::InvalidBatch`] whose path names
+//! input (arrow-ipc asserts on some damaged buffers, so decoding runs under
+//! `catch_unwind`; the panic hook may still log a line); a bad stream is an [`EngineError::InvalidBatch`] whose path names
 //! the column (`columns.ts`), the row (`rows[12].value`, counted across the
 //! stream's record batches) or the stream itself (`stream`).
 //!
