@@ -23,14 +23,15 @@ pub(crate) fn check_name(path: String, field: &str, v: &str, required: bool) -> 
     Ok(())
 }
 
-/// A point's own checks: a plausible time and a finite value (or a gap);
-/// errors name `time_path` or `value_path` (the same element in JSON).
-pub(crate) fn check_point(time_path: &str, value_path: &str, pt: &Point) -> Result<()> {
+/// A point's own checks: a plausible time and a finite value (or a gap).
+/// Errors name `time_path()` or `value_path()` (the same element in JSON);
+/// paths are built only on error, since this runs once per sample.
+pub(crate) fn check_point(time_path: impl Fn() -> String, value_path: impl Fn() -> String, pt: &Point) -> Result<()> {
     if !(0..MAX_T).contains(&pt.t) {
-        return Err(EngineError::batch(time_path, format!("timestamp {} is outside 1970..2200", pt.t)));
+        return Err(EngineError::batch(time_path(), format!("timestamp {} is outside 1970..2200", pt.t)));
     }
     if pt.value.is_some_and(|v| !v.is_finite()) {
-        return Err(EngineError::batch(value_path, "value must be a finite number or null"));
+        return Err(EngineError::batch(value_path(), "value must be a finite number or null"));
     }
     Ok(())
 }
@@ -92,8 +93,8 @@ pub fn validate(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Resul
             }
         }
         for (j, pt) in s.points.iter().enumerate() {
-            let path = format!("series[{i}].points[{j}]");
-            check_point(&path, &path, pt)?;
+            let path = || format!("series[{i}].points[{j}]");
+            check_point(path, path, pt)?;
         }
     }
     // Two series of one batch may not disagree on a new metric's update_every.

@@ -122,7 +122,14 @@ impl Report<'_> {
                     Some(s) if s > 0.0 => format!("{:.1}x", t.median.as_secs_f64() / s),
                     _ => "-".into(),
                 };
-                let ag = r.agreement.get(name).map_or("-".to_string(), Agreement::summary);
+                let ag = match r.agreement.get(name) {
+                    // strata's own row: (a-auto) checked against its (a) tier-0 answer.
+                    Some(a) if *name == "strata" => {
+                        format!("vs its own tier-0 answer (a) ('peer' = tier 0): {}", a.summary())
+                    }
+                    Some(a) => a.summary(),
+                    None => "-".to_string(),
+                };
                 let sps = rate(r.w.samples as f64 / t.median.as_secs_f64().max(1e-9));
                 let _ = writeln!(
                     o,

@@ -43,6 +43,16 @@ impl<'a> StrCol<'a> {
         }
     }
 
+    /// The dictionary key at `row` (`usize::MAX` for null); None when the
+    /// column is not dictionary-encoded. Equal keys mean equal strings.
+    pub fn key(&self, row: usize) -> Option<usize> {
+        match self {
+            StrCol::Dict { keys, key_nulls, .. } if key_nulls.is_null(row) => Some(usize::MAX),
+            StrCol::Dict { keys, .. } => keys.get(row).copied(),
+            _ => None,
+        }
+    }
+
     /// The value at `row`; None for null.
     pub fn get(&self, row: usize) -> Option<&'a str> {
         match self {
@@ -91,6 +101,14 @@ pub struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
+    /// The metric's identity at `row` as dictionary keys, when every name
+    /// column present is dictionary-encoded: rows with equal keys belong to
+    /// the same series, without comparing strings.
+    pub fn ident(&self, row: usize) -> Option<[usize; 4]> {
+        let opt = |c: &Option<StrCol>| c.as_ref().map_or(Some(usize::MAX), |c| c.key(row));
+        Some([opt(&self.node)?, self.context.key(row)?, opt(&self.instance)?, self.dimension.key(row)?])
+    }
+
     pub fn of(rb: &'a RecordBatch) -> Result<Self> {
         let schema = rb.schema_ref();
         for f in schema.fields() {

@@ -95,20 +95,32 @@ impl Builder {
         let c = Columns::of(rb)?;
         // The series of the previous row: consecutive rows usually share it.
         let mut current: Option<usize> = None;
+        let mut current_ident = None;
         for i in 0..rb.num_rows() {
             let row = self.rows + i as u64;
             let at = |col: &str| format!("rows[{row}].{col}");
+            let ident = c.ident(i);
+            if let (Some(k), Some(id)) = (current, ident) {
+                if current_ident == Some(id) {
+                    // Same dictionary keys as the previous row: same series, names already checked.
+                    let t = c.ts.get(i).ok_or_else(|| EngineError::batch(at("ts"), "'ts' must not be null"))?;
+                    let point = self.point(&c, i, t);
+                    check_point(|| at("ts"), || at("value"), &point)?;
+                    let ue = c.update_every.and_then(|a| (!a.is_null(i)).then(|| a.value(i)));
+                    self.push(k, point, ue, || at("update_every"))?;
+                    continue;
+                }
+            }
+            current_ident = ident;
             let null = |col: &str| EngineError::batch(at(col), format!("'{col}' must not be null"));
             let node = c.node.as_ref().and_then(|n| n.get(i));
             let context = c.context.get(i).ok_or_else(|| null("context"))?;
             let dimension = c.dimension.get(i).ok_or_else(|| null("dimension"))?;
             let instance = c.instance.as_ref().and_then(|n| n.get(i)).unwrap_or(context);
             let t = c.ts.get(i).ok_or_else(|| null("ts"))?;
-            let value = (!c.value.is_null(i)).then(|| c.value.value(i));
-            let anomalous = c.anomalous.is_some_and(|a| !a.is_null(i) && a.value(i));
             let ue = c.update_every.and_then(|a| (!a.is_null(i)).then(|| a.value(i)));
-            let point = Point { t, value, anomalous };
-            check_point(&at("ts"), &at("value"), &point)?;
+            let point = self.point(&c, i, t);
+            check_point(|| at("ts"), || at("value"), &point)?;
             let same = current.is_some_and(|k| {
                 let s = &self.batch.series[k];
                 s.dimension == dimension
@@ -121,17 +133,29 @@ impl Builder {
             } else {
                 self.series_for(&c, i, row, node, context, instance, dimension, ue)?
             };
-            let s = &mut self.batch.series[k];
-            if ue.is_some_and(|ue| Some(ue) != s.update_every) {
-                return Err(EngineError::batch(
-                    at("update_every"),
-                    format!("disagrees with this metric's first row ({}s)", s.update_every.unwrap_or(1)),
-                ));
-            }
-            s.points.push(point);
+            self.push(k, point, ue, || at("update_every"))?;
             current = Some(k);
         }
         self.rows += rb.num_rows() as u64;
+        Ok(())
+    }
+
+    fn point(&self, c: &Columns, i: usize, t: i64) -> Point {
+        let value = (!c.value.is_null(i)).then(|| c.value.value(i));
+        let anomalous = c.anomalous.is_some_and(|a| !a.is_null(i) && a.value(i));
+        Point { t, value, anomalous }
+    }
+
+    /// Appends a point to series `k`; a row may not change its update_every.
+    fn push(&mut self, k: usize, point: Point, ue: Option<i64>, path: impl Fn() -> String) -> Result<()> {
+        let s = &mut self.batch.series[k];
+        if ue.is_some_and(|ue| Some(ue) != s.update_every) {
+            return Err(EngineError::batch(
+                path(),
+                format!("disagrees with this metric's first row ({}s)", s.update_every.unwrap_or(1)),
+            ));
+        }
+        s.points.push(point);
         Ok(())
     }
 

@@ -227,3 +227,47 @@ proptest! {
         }
     }
 }
+
+#[test]
+#[ignore = "timing probe: cargo test --release -p strata-engine -- --ignored arrow_decode_speed --nocapture"]
+fn arrow_decode_speed() {
+    let spec = GenSpec { nodes: 10, metrics_per_node: 25, seed: 5 };
+    let b = batches(&spec, 1_700_000_000, 1_700_000_240, 240).next().expect("batch");
+    let bytes = encode_stream(&b).expect("encode");
+    let json = serde_json::to_vec(&b).expect("json");
+    let n: usize = b.series.iter().map(|s| s.points.len()).sum();
+    let t = std::time::Instant::now();
+    for _ in 0..20 {
+        std::hint::black_box(decode_stream(&bytes).expect("decode"));
+    }
+    let arrow = t.elapsed().as_secs_f64() / 20.0;
+    let t = std::time::Instant::now();
+    for _ in 0..20 {
+        std::hint::black_box(serde_json::from_slice::<IngestBatch>(&json).expect("json"));
+    }
+    let js = t.elapsed().as_secs_f64() / 20.0;
+    eprintln!(
+        "{n} rows: arrow {:.1} M rows/s ({} B), json {:.1} M rows/s ({} B)",
+        n as f64 / arrow / 1e6,
+        bytes.len(),
+        n as f64 / js / 1e6,
+        json.len()
+    );
+}
+
+#[test]
+#[ignore = "timing probe"]
+fn arrow_ipc_only_speed() {
+    let spec = GenSpec { nodes: 10, metrics_per_node: 25, seed: 5 };
+    let b = batches(&spec, 1_700_000_000, 1_700_000_240, 240).next().expect("batch");
+    let bytes = encode_stream(&b).expect("encode");
+    let t = std::time::Instant::now();
+    for _ in 0..20 {
+        let mut buf = arrow_buffer::Buffer::from(&bytes[..]);
+        let mut d = arrow_ipc::reader::StreamDecoder::new();
+        while !buf.is_empty() {
+            std::hint::black_box(d.decode(&mut buf).expect("decode"));
+        }
+    }
+    eprintln!("ipc only: {:.2} ms per 60k rows", t.elapsed().as_secs_f64() / 20.0 * 1e3);
+}
