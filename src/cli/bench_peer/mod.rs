@@ -20,6 +20,7 @@ mod memory;
 mod probe;
 mod query;
 mod report;
+mod setup;
 mod small;
 mod workloads;
 
@@ -29,11 +30,10 @@ use std::time::Duration;
 use clap::Args;
 
 use dataset::Dataset;
-use engines::{find_on_path, Proc};
-use load::LoadResult;
+use engines::find_on_path;
 use memory::Sampler;
 use query::{Kind, Target};
-use report::{EngineRow, Report, StrataDisk, WorkloadResult};
+use report::{Report, WorkloadResult};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -113,56 +113,6 @@ fn find_peers(no_peers: bool) -> Peers {
     Peers { vm, prometheus, missing }
 }
 
-fn strata_headers(p: &Proc, content_type: &'static str) -> (String, &'static str) {
-    (format!("Bearer {}", p.token.as_deref().unwrap_or_default()), content_type)
-}
-
-/// Loads the dataset into a fresh strata with one body format.
-fn load_strata(d: &Dataset, dir: &Path, mem: &Sampler, arrow: bool) -> Result<(Proc, LoadResult), String> {
-    let p = engines::start_strata(dir)?;
-    mem.watch("strata", p.pid());
-    let (label, ctype) = if arrow {
-        ("strata Arrow IPC", strata_engine::ingest::arrow::CONTENT_TYPE)
-    } else {
-        ("strata JSON", "application/json")
-    };
-    let bodies = load::encode_all(d, label, |a, b, s| {
-        let batch = d.strata_batch(a, b, s);
-        if arrow {
-            strata_engine::ingest::arrow::encode_stream(&batch).map_err(|e| e.to_string())
-        } else {
-            serde_json::to_vec(&batch).map_err(|e| e.to_string())
-        }
-    })?;
-    let (auth, ctype) = strata_headers(&p, ctype);
-    let headers = [("Authorization", auth.as_str()), ("Content-Type", ctype)];
-    let r = load::post_all(label, &format!("{}/api/v1/ingest", p.base), &headers, &bodies, d.samples())?;
-    eprintln!("bench-peer: {label}: {:.2} M samples/s", r.rate() / 1e6);
-    if r.rejected_late > 0 {
-        return Err(format!("{label}: strata refused {} samples as late; the load order is broken", r.rejected_late));
-    }
-    Ok((p, r))
-}
-
-/// Sealed tier-0 hours (distinct span starts in `tier0/`) and per-tier bytes.
-fn strata_disk(d: &Dataset, dir: &Path) -> StrataDisk {
-    let tiers = [0, 1, 2].map(|t| load::dir_bytes(&dir.join(format!("tier{t}"))));
-    let starts: std::collections::BTreeSet<String> = std::fs::read_dir(dir.join("tier0"))
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str()?.split('-').find(|p| p.starts_with('s')).map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let sealed = (starts.len() as u64 * 3600 * d.series as u64).max(1);
-    StrataDisk {
-        tier0_per_sample: tiers[0] as f64 / sealed as f64,
-        sealed_hours: starts.len(),
-        tiers,
-        other: load::dir_bytes(dir).saturating_sub(tiers.iter().sum()),
-    }
-}
-
 fn run_in(a: &BenchArgs, d: &Dataset, root: &Path) -> Result<String, String> {
     let peers = find_peers(a.no_peers);
     eprintln!("bench-peer: {} series x {} h = {} samples; temp dir {}", d.series, d.hours, d.samples(), root.display());
@@ -170,74 +120,20 @@ fn run_in(a: &BenchArgs, d: &Dataset, root: &Path) -> Result<String, String> {
     let bandwidth = probe::measure(512, 5);
     let mem = Sampler::start();
 
-    let (json_proc, json_load) = load_strata(d, &root.join("strata-json"), &mem, false)?;
-    drop(json_proc);
-    let _ = std::fs::remove_dir_all(root.join("strata-json"));
-    let strata_dir = root.join("strata");
-    let (p, arrow_load) = load_strata(d, &strata_dir, &mem, true)?;
-    p.stop_gracefully(Duration::from_secs(120))?;
-    let sdisk = strata_disk(d, &strata_dir);
-    let strata_bytes = load::dir_bytes(&strata_dir);
-    let strata = engines::start_strata(&strata_dir)?;
-    mem.watch("strata", strata.pid());
-    let mut rows = vec![EngineRow {
-        name: "strata",
-        loads: vec![("JSON over HTTP", json_load), ("Arrow IPC over HTTP", arrow_load)],
-        disk_bytes: strata_bytes,
-        disk_note: "(whole data dir after a clean stop)".into(),
-        small: None,
-    }];
-    let mut targets =
-        vec![Target { name: "strata", kind: Kind::Strata, base: strata.base.clone(), token: strata.token.clone() }];
+    let (strata, strata_row, sdisk) = setup::strata(d, root, &mem)?;
+    let mut targets = vec![Target::of(&strata, Kind::Strata)];
+    let mut rows = vec![strata_row];
     let mut procs = vec![strata];
-
     if let Some(bin) = &peers.vm {
-        let vm = engines::start_vm(bin, root)?;
-        mem.watch("VictoriaMetrics", vm.pid());
-        let bodies = load::encode_all(d, "VictoriaMetrics JSON lines", |a, b, s| Ok(d.vm_lines(a, b, s)))?;
-        let url = format!("{}/api/v1/import", vm.base);
-        let r = load::post_all("VictoriaMetrics import", &url, &[], &bodies, d.samples())?;
-        drop(bodies);
-        eprintln!("bench-peer: VictoriaMetrics import: {:.2} M samples/s; flushing and restarting", r.rate() / 1e6);
-        let agent = http::agent(Duration::from_secs(300));
-        http::send_ok(&agent, &format!("{}/internal/force_flush", vm.base), &[], None)?;
-        // A clean stop writes every in-memory part, as strata's does.
-        vm.stop_gracefully(Duration::from_secs(120))?;
-        let bytes = load::dir_bytes(&root.join("vm-data"));
-        let vm = engines::start_vm(bin, root)?;
-        mem.watch("VictoriaMetrics", vm.pid());
-        rows.push(EngineRow {
-            name: "VictoriaMetrics",
-            loads: vec![("JSON import over HTTP", r)],
-            disk_bytes: bytes,
-            disk_note: "(whole data dir after a clean stop)".into(),
-            small: None,
-        });
-        targets.push(Target {
-            name: "VictoriaMetrics",
-            kind: Kind::VictoriaMetrics,
-            base: vm.base.clone(),
-            token: None,
-        });
-        procs.push(vm);
+        let (p, row) = setup::victoria_metrics(d, bin, root, &mem)?;
+        targets.push(Target::of(&p, Kind::VictoriaMetrics));
+        rows.push(row);
+        procs.push(p);
     }
     if let Some((prom, promtool)) = &peers.prometheus {
-        let tsdb = root.join("prometheus-tsdb");
-        let r = load::backfill_prometheus(d, promtool, root, &tsdb, |pid| {
-            mem.watch("Prometheus (promtool backfill)", pid)
-        })?;
-        eprintln!("bench-peer: promtool backfill: {:.2} M samples/s", r.rate() / 1e6);
-        let bytes = load::dir_bytes(&tsdb);
-        let p = engines::start_prometheus(prom, root, &tsdb)?;
-        mem.watch("Prometheus", p.pid());
-        rows.push(EngineRow {
-            name: "Prometheus",
-            loads: vec![("promtool backfill (not HTTP)", r)],
-            disk_bytes: bytes,
-            disk_note: "(backfilled blocks)".into(),
-            small: None,
-        });
-        targets.push(Target { name: "Prometheus", kind: Kind::Prometheus, base: p.base.clone(), token: None });
+        let (p, row) = setup::prometheus(d, prom, promtool, root, &mem)?;
+        targets.push(Target::of(&p, Kind::Prometheus));
+        rows.push(row);
         procs.push(p);
     }
 

@@ -40,6 +40,10 @@ impl Timing {
 }
 
 impl Target {
+    pub fn of(p: &super::engines::Proc, kind: Kind) -> Target {
+        Target { name: p.name, kind, base: p.base.clone(), token: p.token.clone() }
+    }
+
     /// Prometheus 2.x range selectors are closed on both ends.
     fn closed(&self) -> bool {
         self.kind == Kind::Prometheus

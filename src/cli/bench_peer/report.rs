@@ -167,9 +167,7 @@ impl Report<'_> {
         let strata_json = self.load_rate("strata", "JSON over HTTP");
         for e in &self.engines {
             let disk = d.samples().max(1);
-            let peak = self.peaks.iter().filter(|(k, _)| k.starts_with(e.name)).fold(Peak::default(), |a, (_, p)| {
-                Peak { anon_kib: a.anon_kib.max(p.anon_kib), file_kib: a.file_kib.max(p.file_kib) }
-            });
+            let peak = self.peaks.get(e.name).copied().unwrap_or_default();
             for (i, (fmt, l)) in e.loads.iter().enumerate() {
                 let ratio = strata_json.map_or("-".into(), |s| format!("{:.2}x", s / l.rate().max(1e-9)));
                 let (disk_cell, mem) = if i == 0 {
@@ -286,7 +284,7 @@ impl Report<'_> {
             ">= 1 G samples/s per core",
             &|v| v >= 1e9,
         );
-        let anon = self.peaks.iter().filter(|(k, _)| k.starts_with("strata")).map(|(_, p)| p.anon_kib).max();
+        let anon = self.peaks.get("strata").map(|p| p.anon_kib);
         line(
             "peak-rss-anon",
             anon.map(|k| (k as f64 * 1.024e-3, format!("{:.0} MB", k as f64 * 1.024e-3))),
