@@ -3,7 +3,8 @@
 //! `RssFile` (mapped files, e.g. mmap'd segments, which the kernel can drop)
 //! separately. Peaks are per engine label across all of its processes
 //! (strata restarts, promtool then prometheus), each field on its own.
-//! A spike shorter than the period can be missed; `VmHWM` is not used
+//! A pid may be watched under several labels (an engine, and one phase of
+//! it). A spike shorter than the period can be missed; `VmHWM` is not used
 //! because it mixes the two kinds.
 
 use std::collections::BTreeMap;

@@ -21,6 +21,7 @@ fn row(name: &'static str, loads: Vec<(&'static str, LoadResult)>, disk_bytes: u
 fn load_strata(d: &Dataset, dir: &Path, mem: &Sampler, arrow: bool) -> Result<(Proc, LoadResult), String> {
     let p = engines::start_strata(dir)?;
     mem.watch("strata", p.pid());
+    mem.watch(if arrow { "strata (during the Arrow IPC load)" } else { "strata (during the JSON load)" }, p.pid());
     let (label, ctype) = if arrow {
         ("strata Arrow IPC", strata_engine::ingest::arrow::CONTENT_TYPE)
     } else {
@@ -77,6 +78,7 @@ pub fn strata(d: &Dataset, root: &Path, mem: &Sampler) -> Result<(Proc, EngineRo
     let row = row("strata", loads, load::dir_bytes(&dir), AFTER_CLEAN_STOP);
     let p = engines::start_strata(&dir)?;
     mem.watch("strata", p.pid());
+    mem.watch("strata (restarted, during the queries)", p.pid());
     Ok((p, row, disk))
 }
 
