@@ -13,6 +13,9 @@ const ABS: f64 = 5e-8;
 pub struct Agreement {
     pub buckets: usize,
     pub differing: usize,
+    /// Of those, buckets with a value on one side and none on the other.
+    pub presence: usize,
+    /// Largest relative difference where both sides have a value.
     pub max_rel: f64,
     /// The first difference, for the report.
     pub first: Option<String>,
@@ -30,9 +33,10 @@ impl Agreement {
             self.first.clone().unwrap_or_else(|| "no buckets to compare".into())
         } else {
             format!(
-                "{} of {} buckets differ (max rel {:.1e}; first: {})",
+                "{} of {} buckets differ ({} value vs empty; max rel {:.1e}; first: {})",
                 self.differing,
                 self.buckets,
+                self.presence,
                 self.max_rel,
                 self.first.as_deref().unwrap_or("?")
             )
@@ -77,7 +81,10 @@ pub fn compare(strata: &Answer, peer: &Answer) -> Agreement {
                         note(&mut ag, format!("'{name}' at {t}: strata {a}, peer {b}"));
                     }
                 }
-                (a, b) => note(&mut ag, format!("'{name}' at {t}: strata {a:?}, peer {b:?}")),
+                (a, b) => {
+                    ag.presence += 1;
+                    note(&mut ag, format!("'{name}' at {t}: strata {a:?}, peer {b:?}"));
+                }
             }
         }
     }
