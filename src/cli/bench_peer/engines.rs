@@ -22,17 +22,28 @@ pub fn install_interrupt_handler(root: &Path) {
     if let Ok(mut r) = ROOT.lock() {
         *r = Some(root.to_path_buf());
     }
-    std::thread::spawn(|| {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            return eprintln!("bench-peer: cannot watch for Ctrl-C ({e}); an interrupt may leave engines running")
+        }
+    };
+    // Registered here, before any child starts, so no signal can slip past.
+    let _guard = rt.enter();
+    let (term, int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    };
+    let (mut term, mut int) = match (term, int) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            return eprintln!("bench-peer: cannot watch for Ctrl-C ({e}); an interrupt may leave engines running")
+        }
+    };
+    drop(_guard);
+    std::thread::spawn(move || {
         rt.block_on(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let term = async {
-                match term.as_mut() {
-                    Some(t) => t.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term => {} }
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
         });
         eprintln!("bench-peer: interrupted; stopping the engines");
         for pid in LIVE.lock().map(|l| l.clone()).unwrap_or_default() {

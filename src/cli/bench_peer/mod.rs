@@ -38,22 +38,22 @@ use report::{Report, WorkloadResult};
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// 100 series x 6 h instead of 1,000 series x 24 h.
-    #[arg(long)]
+    #[arg(long, env = "STRATA_QUICK")]
     pub quick: bool,
     /// Series in the dataset (overrides --quick; for CI-sized runs).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, env = "STRATA_SERIES", value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub series: Option<u64>,
     /// Hours of per-second data (overrides --quick; at most 48).
-    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=48))]
+    #[arg(long, env = "STRATA_HOURS", value_parser = clap::value_parser!(i64).range(1..=48))]
     pub hours: Option<i64>,
     /// Timed runs per workload and engine (after one warm-up).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
+    #[arg(long, env = "STRATA_RUNS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub runs: u64,
     /// Seconds for each half of the small-query test.
-    #[arg(long, default_value_t = 3.0, value_parser = parse_secs)]
+    #[arg(long, env = "STRATA_SMALL_SECS", default_value_t = 3.0, value_parser = parse_secs)]
     pub small_secs: f64,
     /// Bench strata alone even when peers are installed.
-    #[arg(long)]
+    #[arg(long, env = "STRATA_NO_PEERS")]
     pub no_peers: bool,
 }
 
