@@ -187,19 +187,34 @@ pub fn start_strata(data: &Path) -> Result<Proc, String> {
 pub fn start_vm(bin: &Path, root: &Path) -> Result<Proc, String> {
     let data = root.join("vm-data");
     let port = free_port()?;
-    let child = Command::new(bin)
-        .arg(format!("-storageDataPath={}", data.display()))
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!("-storageDataPath={}", data.display()))
         .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
         .args(["-retentionPeriod=1y", "-search.latencyOffset=0s", "-search.disableCache"])
-        .args(["-search.maxQueryDuration=600s", "-search.maxSamplesPerQuery=10000000000", "-loggerLevel=ERROR"])
+        .args(["-search.maxQueryDuration=600s", "-search.maxSamplesPerQuery=10000000000", "-loggerLevel=ERROR"]);
+    spawn_peer(cmd, "VictoriaMetrics", root, port, data, "/health", Duration::from_secs(60))
+}
+
+/// Starts a peer logging into `root`, waits until `ready` answers 200.
+fn spawn_peer(
+    mut cmd: Command,
+    name: &'static str,
+    root: &Path,
+    port: u16,
+    data: PathBuf,
+    ready: &str,
+    limit: Duration,
+) -> Result<Proc, String> {
+    let log = name.to_lowercase();
+    let child = cmd
         .stdin(Stdio::null())
-        .stdout(log_file(root, "victoria-metrics")?)
-        .stderr(log_file(root, "victoria-metrics.err")?)
+        .stdout(log_file(root, &log)?)
+        .stderr(log_file(root, &format!("{log}.err"))?)
         .spawn()
-        .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+        .map_err(|e| format!("starting {name}: {e}"))?;
     let base = format!("http://127.0.0.1:{port}");
-    let mut p = Proc::register(child, "VictoriaMetrics", base.clone(), data, None);
-    wait_ready(&mut p, &format!("{base}/health"), Duration::from_secs(60))?;
+    let mut p = Proc::register(child, name, base.clone(), data, None);
+    wait_ready(&mut p, &format!("{base}{ready}"), limit)?;
     Ok(p)
 }
 
@@ -209,21 +224,13 @@ pub fn start_prometheus(bin: &Path, root: &Path, tsdb: &Path) -> Result<Proc, St
     let cfg = root.join("prometheus.yml");
     std::fs::write(&cfg, "global:\n  scrape_interval: 1h\n").map_err(|e| format!("writing {}: {e}", cfg.display()))?;
     let port = free_port()?;
-    let child = Command::new(bin)
-        .arg(format!("--config.file={}", cfg.display()))
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!("--config.file={}", cfg.display()))
         .arg(format!("--storage.tsdb.path={}", tsdb.display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .args(["--storage.tsdb.retention.time=3650d", "--query.max-samples=2000000000", "--query.timeout=10m"])
-        .args(["--log.level=error"])
-        .stdin(Stdio::null())
-        .stdout(log_file(root, "prometheus")?)
-        .stderr(log_file(root, "prometheus.err")?)
-        .spawn()
-        .map_err(|e| format!("starting {}: {e}", bin.display()))?;
-    let base = format!("http://127.0.0.1:{port}");
-    let mut p = Proc::register(child, "Prometheus", base.clone(), tsdb.to_path_buf(), None);
-    wait_ready(&mut p, &format!("{base}/-/ready"), Duration::from_secs(300))?;
-    Ok(p)
+        .args(["--log.level=error"]);
+    spawn_peer(cmd, "Prometheus", root, port, tsdb.to_path_buf(), "/-/ready", Duration::from_secs(300))
 }
 
 /// Runs a command to completion, registered like the engines, returning its
