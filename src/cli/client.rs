@@ -30,8 +30,35 @@ pub struct QueryArgs {
 pub struct IngestArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    /// Body format: a JSON batch or an Arrow IPC stream (long schema, see
+    /// the README). Default: arrow for files ending in .arrow or .arrows, else json.
+    #[arg(long, env = "STRATA_FORMAT", value_enum)]
+    pub format: Option<IngestFormat>,
     /// Ingest batch file, or - for stdin.
     pub file: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IngestFormat {
+    Json,
+    Arrow,
+}
+
+impl IngestFormat {
+    fn content_type(self) -> &'static str {
+        match self {
+            IngestFormat::Json => "application/json",
+            IngestFormat::Arrow => strata_engine::ingest::arrow::CONTENT_TYPE,
+        }
+    }
+
+    /// The format a file name implies.
+    fn of_path(path: &str) -> IngestFormat {
+        match std::path::Path::new(path).extension().and_then(|e| e.to_str()) {
+            Some("arrow" | "arrows") => IngestFormat::Arrow,
+            _ => IngestFormat::Json,
+        }
+    }
 }
 
 fn read_input(path: &str) -> Result<Vec<u8>, String> {
@@ -54,14 +81,14 @@ fn token(c: &ClientArgs) -> Result<String, String> {
         .map_err(|e| format!("no --token given and cannot read {}: {e}", p.display()))
 }
 
-fn post(c: &ClientArgs, path: &str, body: Vec<u8>) -> Result<(), String> {
+fn post(c: &ClientArgs, path: &str, content_type: &str, body: Vec<u8>) -> Result<(), String> {
     let url = format!("{}{path}", c.url.trim_end_matches('/'));
     let tok = token(c)?;
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let mut resp = agent
         .post(&url)
         .header("Authorization", &format!("Bearer {tok}"))
-        .header("Content-Type", "application/json")
+        .header("Content-Type", content_type)
         .send(&body[..])
         .map_err(|e| format!("POST {url}: {e}"))?;
     let status = resp.status();
@@ -75,10 +102,11 @@ fn post(c: &ClientArgs, path: &str, body: Vec<u8>) -> Result<(), String> {
 
 pub fn query(a: QueryArgs) -> Result<(), String> {
     let body = read_input(&a.body)?;
-    post(&a.client, "/api/v3/data", body)
+    post(&a.client, "/api/v3/data", "application/json", body)
 }
 
 pub fn ingest(a: IngestArgs) -> Result<(), String> {
     let body = read_input(&a.file)?;
-    post(&a.client, "/api/v1/ingest", body)
+    let format = a.format.unwrap_or_else(|| IngestFormat::of_path(&a.file));
+    post(&a.client, "/api/v1/ingest", format.content_type(), body)
 }

@@ -1,5 +1,6 @@
 //! Command-line definitions; every flag also reads `STRATA_<FLAG>`.
 
+mod bench_peer;
 mod client;
 mod export;
 mod fixtures;
@@ -31,6 +32,8 @@ pub enum Command {
     GenFixtures(fixtures::GenArgs),
     /// Export one tier of a stopped server's data dir to Parquet or Arrow IPC (long format).
     Export(export::ExportArgs),
+    /// Bench strata against VictoriaMetrics and Prometheus (when installed) on one dataset.
+    BenchPeer(bench_peer::BenchArgs),
 }
 
 pub fn run(cli: Cli) -> Result<(), String> {
@@ -41,6 +44,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::GenFixtures(a) => fixtures::run(a),
         Command::Token(a) => token::run(a),
         Command::Export(a) => export::run(a),
+        Command::BenchPeer(a) => bench_peer::run(a),
     }
 }
 

@@ -2,7 +2,9 @@
 //! through the CLI. Expected values come from an independent reference
 //! model of the query semantics (`dataset.rs`).
 
+mod arrow_ingest;
 mod auth;
+mod bench_peer;
 mod cli;
 mod dataset;
 mod durability;

@@ -1,7 +1,8 @@
-//! The one ingest API every front door uses (JSON endpoint, the local
+//! The one ingest API every front door uses (JSON and Arrow IPC endpoint, the local
 //! collector, the demo loader, fixtures). A batch is validated whole, then
 //! applied; a rejected batch changes nothing.
 
+pub mod arrow;
 mod batch;
 pub mod codec;
 mod validate;

@@ -1,7 +1,7 @@
 //! Whole-batch validation: every problem is reported with the JSON path of
 //! the element at fault, before anything is applied.
 
-use super::IngestBatch;
+use super::{IngestBatch, Point};
 use crate::catalog::Catalog;
 use crate::error::{EngineError, Result};
 
@@ -10,7 +10,7 @@ const MAX_NAME: usize = 256;
 const MAX_T: i64 = 7_258_118_400;
 pub const MAX_UPDATE_EVERY: i64 = 86_400;
 
-fn name(path: String, field: &str, v: &str, required: bool) -> Result<()> {
+pub(crate) fn check_name(path: String, field: &str, v: &str, required: bool) -> Result<()> {
     if required && v.trim().is_empty() {
         return Err(EngineError::batch(path, format!("'{field}' must not be empty")));
     }
@@ -19,6 +19,19 @@ fn name(path: String, field: &str, v: &str, required: bool) -> Result<()> {
     }
     if v.chars().any(char::is_control) {
         return Err(EngineError::batch(path, format!("'{field}' contains control characters")));
+    }
+    Ok(())
+}
+
+/// A point's own checks: a plausible time and a finite value (or a gap).
+/// Errors name `time_path()` or `value_path()` (the same element in JSON);
+/// paths are built only on error, since this runs once per sample.
+pub(crate) fn check_point(time_path: impl Fn() -> String, value_path: impl Fn() -> String, pt: &Point) -> Result<()> {
+    if !(0..MAX_T).contains(&pt.t) {
+        return Err(EngineError::batch(time_path(), format!("timestamp {} is outside 1970..2200", pt.t)));
+    }
+    if pt.value.is_some_and(|v| !v.is_finite()) {
+        return Err(EngineError::batch(value_path(), "value must be a finite number or null"));
     }
     Ok(())
 }
@@ -41,27 +54,27 @@ pub fn new_series(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> u64
 
 pub fn validate(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Result<()> {
     for (i, n) in batch.nodes.iter().enumerate() {
-        name(format!("nodes[{i}].id"), "id", &n.id, true)?;
+        check_name(format!("nodes[{i}].id"), "id", &n.id, true)?;
         if let Some(h) = &n.hostname {
-            name(format!("nodes[{i}].hostname"), "hostname", h, true)?;
+            check_name(format!("nodes[{i}].hostname"), "hostname", h, true)?;
         }
         for (k, v) in &n.labels {
-            name(format!("nodes[{i}].labels.{k}"), "label key", k, true)?;
-            name(format!("nodes[{i}].labels.{k}"), "label value", v, false)?;
+            check_name(format!("nodes[{i}].labels.{k}"), "label key", k, true)?;
+            check_name(format!("nodes[{i}].labels.{k}"), "label value", v, false)?;
         }
     }
     for (i, s) in batch.series.iter().enumerate() {
         let p = |f: &str| format!("series[{i}].{f}");
         let node = s.node.as_deref().unwrap_or(default_node);
-        name(p("node"), "node", node, true)?;
-        name(p("context"), "context", &s.context, true)?;
-        name(p("dimension"), "dimension", &s.dimension, true)?;
+        check_name(p("node"), "node", node, true)?;
+        check_name(p("context"), "context", &s.context, true)?;
+        check_name(p("dimension"), "dimension", &s.dimension, true)?;
         if let Some(inst) = &s.instance {
-            name(p("instance"), "instance", inst, true)?;
+            check_name(p("instance"), "instance", inst, true)?;
         }
         for (f, v) in [("units", &s.units), ("title", &s.title)] {
             if let Some(v) = v {
-                name(p(f), f, v, false)?;
+                check_name(p(f), f, v, false)?;
             }
         }
         if let Some(ct) = &s.chart_type {
@@ -73,8 +86,8 @@ pub fn validate(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Resul
             }
         }
         for (k, v) in &s.labels {
-            name(p(&format!("labels.{k}")), "label key", k, true)?;
-            name(p(&format!("labels.{k}")), "label value", v, false)?;
+            check_name(p(&format!("labels.{k}")), "label key", k, true)?;
+            check_name(p(&format!("labels.{k}")), "label value", v, false)?;
         }
         let ue = s.update_every.unwrap_or(1);
         if !(1..=MAX_UPDATE_EVERY).contains(&ue) {
@@ -94,18 +107,8 @@ pub fn validate(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Resul
             }
         }
         for (j, pt) in s.points.iter().enumerate() {
-            if !(0..MAX_T).contains(&pt.t) {
-                return Err(EngineError::batch(
-                    format!("series[{i}].points[{j}]"),
-                    format!("timestamp {} is outside 1970..2200", pt.t),
-                ));
-            }
-            if pt.value.is_some_and(|v| !v.is_finite()) {
-                return Err(EngineError::batch(
-                    format!("series[{i}].points[{j}]"),
-                    "value must be a finite number or null",
-                ));
-            }
+            let path = || format!("series[{i}].points[{j}]");
+            check_point(path, path, pt)?;
         }
     }
     // Two series of one batch may not disagree on a new metric's update_every.

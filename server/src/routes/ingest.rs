@@ -1,14 +1,16 @@
-//! `POST /api/v1/ingest`: the JSON batch of `spec/cli-and-ingest.md`.
-//! Answers 200 only after the whole batch is applied; a bad batch is a 400
-//! naming the element at fault and changes nothing.
+//! `POST /api/v1/ingest`: the JSON batch of `spec/cli-and-ingest.md`, or
+//! with `Content-Type: application/vnd.apache.arrow.stream` the same batch
+//! as an Arrow IPC stream (`strata_engine::ingest::arrow`). Answers 200 only
+//! after the whole batch is applied; a bad batch is a 400 naming the
+//! element (JSON path, or Arrow column/row) at fault and changes nothing.
 
 use axum::body::Body;
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderMap;
 use axum::Extension;
 use axum::Json;
-use strata_engine::ingest::{IngestBatch, IngestReport};
-use strata_engine::EngineError;
+use strata_engine::ingest::{arrow, IngestBatch, IngestReport};
 
 use super::body::{parse_json, read_capped};
 use crate::auth::Principal;
@@ -21,11 +23,20 @@ pub async fn post_ingest(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<IngestReport>> {
+    let is_arrow = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case(arrow::CONTENT_TYPE)));
     let bytes = read_capped(&headers, body, st.limits.ingest, st.limits.read_timeout).await?;
     let engine = st.engine.clone();
     let auth = st.auth.clone();
     let report = tokio::task::spawn_blocking(move || -> ApiResult<IngestReport> {
-        let batch: IngestBatch = parse_json(&bytes)?;
+        let (batch, rows) = if is_arrow {
+            let d = arrow::decode_stream(&bytes)?;
+            (d.batch, Some(d.rows))
+        } else {
+            (parse_json::<IngestBatch>(&bytes)?, None)
+        };
         if let Some(allow) = &me.allow {
             // A token limited to some nodes may only write those nodes.
             let default = engine.config().default_node.as_str();
@@ -38,12 +49,10 @@ pub async fn post_ingest(
         let now = engine.now();
         let limit = me.new_series_per_hour.or(auth.default_new_series);
         let allowed = limit.map(|l| auth.series_budget.remaining(&me.token_id, l, now));
-        let report = engine.ingest_with(&batch, allowed).map_err(|e| match e {
-            EngineError::TooManySeries { per_token: true, .. } => {
-                tracing::info!(token = %me.token_id, error = %e, "new-series allowance reached");
-                ApiError::Engine(e)
-            }
-            e => ApiError::Engine(e),
+        // Arrow errors found after decoding name the stream row, not a series.
+        let report = engine.ingest_with(&batch, allowed).map_err(|e| match &rows {
+            Some(r) => ApiError::from(r.locate(e)),
+            None => ApiError::from(e),
         })?;
         if limit.is_some() && report.new_series > 0 {
             auth.series_budget.spend(&me.token_id, report.new_series, now);

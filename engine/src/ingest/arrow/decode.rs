@@ -1,0 +1,228 @@
+//! Arrow IPC stream bytes -> [`IngestBatch`], checking every row.
+
+use std::collections::HashMap;
+
+use arrow_array::Array;
+use arrow_buffer::Buffer;
+use arrow_ipc::reader::StreamDecoder;
+
+use super::columns::Columns;
+use crate::error::{EngineError, Result};
+use crate::ingest::validate::{check_name, check_point, MAX_UPDATE_EVERY};
+use crate::ingest::{IngestBatch, Point, SeriesSpec};
+
+/// A decoded stream: the batch, and where its series came from.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub batch: IngestBatch,
+    pub rows: RowMap,
+}
+
+/// For each series of a decoded batch, the stream row that started it, so
+/// errors found later (by `Engine::ingest`) can name a row, not a series.
+#[derive(Debug, Default, Clone)]
+pub struct RowMap {
+    first_rows: Vec<u64>,
+}
+
+impl RowMap {
+    /// Rewrites a `series[i]...` error path of this batch to `rows[r]...`,
+    /// the first stream row of that series; other errors pass through.
+    pub fn locate(&self, e: EngineError) -> EngineError {
+        let EngineError::InvalidBatch { path, message } = e else { return e };
+        let row = path
+            .strip_prefix("series[")
+            .and_then(|rest| rest.split_once(']'))
+            .and_then(|(i, rest)| Some((self.first_rows.get(i.parse::<usize>().ok()?)?, rest)));
+        match row {
+            Some((r, rest)) => {
+                let rest = if rest.starts_with(".points[") { "" } else { rest };
+                EngineError::batch(format!("rows[{r}]{rest}"), message)
+            }
+            None => EngineError::InvalidBatch { path, message },
+        }
+    }
+}
+
+fn stream_err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::batch("stream", format!("not a valid Arrow IPC stream: {e}"))
+}
+
+/// Decodes a whole Arrow IPC stream (schema, optional dictionaries, record
+/// batches, optional end marker). Nothing is applied; see the module docs.
+pub fn decode_stream(bytes: &[u8]) -> Result<Decoded> {
+    // arrow-ipc 59 asserts (panics) on some malformed buffer layouts instead
+    // of returning an error; a damaged body must be a 400, not a crash.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_unguarded(bytes))).unwrap_or_else(|p| {
+        let why = p.downcast_ref::<String>().map(String::as_str).or_else(|| p.downcast_ref::<&str>().copied());
+        Err(stream_err(format!("damaged stream ({})", why.unwrap_or("the Arrow decoder gave up"))))
+    })
+}
+
+fn decode_unguarded(bytes: &[u8]) -> Result<Decoded> {
+    let mut buf = Buffer::from(bytes);
+    let mut decoder = StreamDecoder::new();
+    let mut out = Builder::default();
+    while !buf.is_empty() {
+        let before = buf.len();
+        match decoder.decode(&mut buf).map_err(stream_err)? {
+            Some(rb) => out.add(&rb)?,
+            // The decoder stops consuming after the end-of-stream marker.
+            None if buf.len() == before => {
+                return Err(stream_err(format!("{} bytes after the end-of-stream marker", buf.len())));
+            }
+            None => {}
+        }
+    }
+    decoder.finish().map_err(stream_err)?;
+    if decoder.schema().is_none() {
+        return Err(stream_err("the body is empty (no schema message)"));
+    }
+    Ok(Decoded { batch: out.batch, rows: RowMap { first_rows: out.first_rows } })
+}
+
+#[derive(Default)]
+struct Builder {
+    batch: IngestBatch,
+    first_rows: Vec<u64>,
+    /// (node, instance, dimension) -> index into batch.series; None node = default.
+    index: HashMap<(Option<String>, String, String), usize>,
+    rows: u64,
+}
+
+impl Builder {
+    fn add(&mut self, rb: &arrow_array::RecordBatch) -> Result<()> {
+        let c = Columns::of(rb)?;
+        // The series of the previous row: consecutive rows usually share it.
+        let mut current: Option<usize> = None;
+        let mut current_ident = None;
+        for i in 0..rb.num_rows() {
+            let row = self.rows + i as u64;
+            let at = |col: &str| format!("rows[{row}].{col}");
+            let ident = c.ident(i);
+            if let (Some(k), Some(id)) = (current, ident) {
+                if current_ident == Some(id) {
+                    // Same dictionary keys as the previous row: same series, names already checked.
+                    let t = c.ts.get(i).ok_or_else(|| EngineError::batch(at("ts"), "'ts' must not be null"))?;
+                    let point = self.point(&c, i, t);
+                    check_point(|| at("ts"), || at("value"), &point)?;
+                    let ue = c.update_every.and_then(|a| (!a.is_null(i)).then(|| a.value(i)));
+                    self.push(k, point, ue, || at("update_every"))?;
+                    continue;
+                }
+            }
+            current_ident = ident;
+            let null = |col: &str| EngineError::batch(at(col), format!("'{col}' must not be null"));
+            let node = c.node.as_ref().and_then(|n| n.get(i));
+            let context = c.context.get(i).ok_or_else(|| null("context"))?;
+            let dimension = c.dimension.get(i).ok_or_else(|| null("dimension"))?;
+            let instance = c.instance.as_ref().and_then(|n| n.get(i)).unwrap_or(context);
+            let t = c.ts.get(i).ok_or_else(|| null("ts"))?;
+            let ue = c.update_every.and_then(|a| (!a.is_null(i)).then(|| a.value(i)));
+            let point = self.point(&c, i, t);
+            check_point(|| at("ts"), || at("value"), &point)?;
+            let same = current.is_some_and(|k| {
+                let s = &self.batch.series[k];
+                s.dimension == dimension
+                    && s.instance.as_deref() == Some(instance)
+                    && s.node.as_deref() == node
+                    && s.context == context
+            });
+            let k = if same {
+                current.unwrap_or_default()
+            } else {
+                self.series_for(&c, i, row, node, context, instance, dimension, ue)?
+            };
+            self.push(k, point, ue, || at("update_every"))?;
+            current = Some(k);
+        }
+        self.rows += rb.num_rows() as u64;
+        Ok(())
+    }
+
+    fn point(&self, c: &Columns, i: usize, t: i64) -> Point {
+        let value = (!c.value.is_null(i)).then(|| c.value.value(i));
+        let anomalous = c.anomalous.is_some_and(|a| !a.is_null(i) && a.value(i));
+        Point { t, value, anomalous }
+    }
+
+    /// Appends a point to series `k`; a row may not change its update_every.
+    fn push(&mut self, k: usize, point: Point, ue: Option<i64>, path: impl Fn() -> String) -> Result<()> {
+        let s = &mut self.batch.series[k];
+        if ue.is_some_and(|ue| Some(ue) != s.update_every) {
+            return Err(EngineError::batch(
+                path(),
+                format!("disagrees with this metric's first row ({}s)", s.update_every.unwrap_or(1)),
+            ));
+        }
+        s.points.push(point);
+        Ok(())
+    }
+
+    /// The series for a metric, created (and its names checked) on first sight.
+    #[allow(clippy::too_many_arguments)]
+    fn series_for(
+        &mut self,
+        c: &Columns,
+        i: usize,
+        row: u64,
+        node: Option<&str>,
+        context: &str,
+        instance: &str,
+        dimension: &str,
+        ue: Option<i64>,
+    ) -> Result<usize> {
+        let key = (node.map(str::to_string), instance.to_string(), dimension.to_string());
+        if let Some(&k) = self.index.get(&key) {
+            if self.batch.series[k].context != context {
+                return Err(EngineError::batch(
+                    format!("rows[{row}].context"),
+                    format!("metric {instance}/{dimension} already has context '{}'", self.batch.series[k].context),
+                ));
+            }
+            return Ok(k);
+        }
+        let at = |col: &str| format!("rows[{row}].{col}");
+        let meta = |col: &Option<super::columns::StrCol>| col.as_ref().and_then(|a| a.get(i)).map(str::to_string);
+        for (col, v, required) in [
+            ("node", node, true),
+            ("context", Some(context), true),
+            ("instance", Some(instance), true),
+            ("dimension", Some(dimension), true),
+        ] {
+            if let Some(v) = v {
+                check_name(at(col), col, v, required)?;
+            }
+        }
+        let (units, title, chart_type) = (meta(&c.units), meta(&c.title), meta(&c.chart_type));
+        for (col, v) in [("units", &units), ("title", &title), ("chart_type", &chart_type)] {
+            if let Some(v) = v {
+                check_name(at(col), col, v, false)?;
+            }
+        }
+        if let Some(ue) = ue {
+            if !(1..=MAX_UPDATE_EVERY).contains(&ue) {
+                return Err(EngineError::batch(
+                    at("update_every"),
+                    format!("update_every must be 1..={MAX_UPDATE_EVERY} seconds, got {ue}"),
+                ));
+            }
+        }
+        self.batch.series.push(SeriesSpec {
+            node: key.0.clone(),
+            context: context.to_string(),
+            instance: Some(instance.to_string()),
+            dimension: dimension.to_string(),
+            units,
+            title,
+            chart_type,
+            update_every: ue,
+            labels: Default::default(),
+            points: Vec::new(),
+        });
+        self.first_rows.push(row);
+        let k = self.batch.series.len() - 1;
+        self.index.insert(key, k);
+        Ok(k)
+    }
+}

@@ -1,0 +1,267 @@
+//! Round trips, one named test per refusal, and property tests: random and
+//! damaged streams decode to Ok or a clear error, never a panic.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_ipc::writer::StreamWriter;
+use arrow_schema::{Field, Schema};
+use proptest::prelude::*;
+
+use super::{decode_stream, encode_stream};
+use crate::demo::{batches, GenSpec};
+use crate::error::EngineError;
+use crate::ingest::{IngestBatch, Point, SeriesSpec};
+
+/// What a batch looks like after a trip through Arrow: no node metadata,
+/// labels, units or titles; the instance spelled out.
+fn as_carried(b: &IngestBatch) -> IngestBatch {
+    IngestBatch {
+        nodes: Vec::new(),
+        series: b
+            .series
+            .iter()
+            .map(|s| SeriesSpec {
+                instance: Some(s.instance.clone().unwrap_or_else(|| s.context.clone())),
+                units: None,
+                title: None,
+                chart_type: None,
+                labels: Default::default(),
+                ..s.clone()
+            })
+            .collect(),
+    }
+}
+
+fn stream(cols: Vec<(&str, ArrayRef)>) -> Vec<u8> {
+    let fields: Vec<Field> = cols.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect();
+    let schema = Arc::new(Schema::new(fields));
+    let rb = RecordBatch::try_new(schema.clone(), cols.into_iter().map(|(_, a)| a).collect()).expect("batch");
+    let mut out = Vec::new();
+    let mut w = StreamWriter::try_new(&mut out, &schema).expect("writer");
+    w.write(&rb).expect("write");
+    w.finish().expect("finish");
+    drop(w);
+    out
+}
+
+fn strs(v: &[Option<&str>]) -> ArrayRef {
+    Arc::new(StringArray::from(v.to_vec()))
+}
+
+/// Two rows of a valid long-format stream, with one column replaced.
+fn two_rows(replace: Option<(&str, ArrayRef)>) -> Vec<u8> {
+    let mut cols: Vec<(&str, ArrayRef)> = vec![
+        ("context", strs(&[Some("system.cpu"), Some("system.cpu")])),
+        ("dimension", strs(&[Some("user"), Some("system")])),
+        ("ts", Arc::new(Int64Array::from(vec![1_700_000_000, 1_700_000_000]))),
+        ("value", Arc::new(Float64Array::from(vec![Some(1.5), None]))),
+    ];
+    if let Some((name, a)) = replace {
+        match cols.iter_mut().find(|(n, _)| *n == name) {
+            Some(c) => c.1 = a,
+            None => cols.push((name, a)),
+        }
+    }
+    stream(cols)
+}
+
+fn err_path(bytes: &[u8]) -> String {
+    match decode_stream(bytes) {
+        Err(EngineError::InvalidBatch { path, .. }) => path,
+        other => panic!("expected a batch error, got {other:?}"),
+    }
+}
+
+#[test]
+fn demo_batches_round_trip() {
+    let spec = GenSpec { nodes: 2, metrics_per_node: 7, seed: 5 };
+    for b in batches(&spec, 1_700_000_000, 1_700_000_300, 120) {
+        let bytes = encode_stream(&b).expect("encode");
+        let d = decode_stream(&bytes).expect("decode");
+        assert_eq!(d.batch, as_carried(&b));
+    }
+}
+
+#[test]
+fn minimal_stream_defaults_node_instance_and_keeps_gaps() {
+    let d = decode_stream(&two_rows(None)).expect("decode");
+    assert_eq!(d.batch.series.len(), 2);
+    let s = &d.batch.series[1];
+    assert_eq!((s.node.as_deref(), s.instance.as_deref()), (None, Some("system.cpu")));
+    assert_eq!(s.points, vec![Point::new(1_700_000_000, None)]);
+}
+
+#[test]
+fn rows_of_one_metric_merge_in_row_order_even_when_apart() {
+    let bytes = stream(vec![
+        ("context", strs(&[Some("c"), Some("c"), Some("c")])),
+        ("dimension", strs(&[Some("a"), Some("b"), Some("a")])),
+        ("ts", Arc::new(Int64Array::from(vec![10, 10, 11]))),
+        ("value", Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0]))),
+        ("anomalous", Arc::new(BooleanArray::from(vec![Some(false), None, Some(true)]))),
+    ]);
+    let d = decode_stream(&bytes).expect("decode");
+    assert_eq!(d.batch.series.len(), 2);
+    let pts = &d.batch.series[0].points;
+    assert_eq!(pts, &vec![Point::new(10, Some(1.0)), Point { t: 11, value: Some(3.0), anomalous: true }]);
+}
+
+#[test]
+fn a_missing_required_column_is_named() {
+    let bytes = stream(vec![("context", strs(&[Some("c")])), ("dimension", strs(&[Some("d")]))]);
+    assert_eq!(err_path(&bytes), "columns.ts");
+}
+
+#[test]
+fn an_unknown_column_is_refused() {
+    assert_eq!(err_path(&two_rows(Some(("valeu", strs(&[None, None]))))), "columns.valeu");
+}
+
+#[test]
+fn a_wrongly_typed_column_is_named() {
+    let ts: ArrayRef = Arc::new(Int32Array::from(vec![1, 2]));
+    assert_eq!(err_path(&two_rows(Some(("ts", ts)))), "columns.ts");
+    assert_eq!(err_path(&two_rows(Some(("value", strs(&[None, None]))))), "columns.value");
+}
+
+#[test]
+fn a_null_name_or_time_names_the_row() {
+    assert_eq!(err_path(&two_rows(Some(("dimension", strs(&[Some("u"), None]))))), "rows[1].dimension");
+    let ts: ArrayRef = Arc::new(Int64Array::from(vec![Some(1_700_000_000), None]));
+    assert_eq!(err_path(&two_rows(Some(("ts", ts)))), "rows[1].ts");
+}
+
+#[test]
+fn a_non_finite_value_or_far_time_names_the_row() {
+    let v: ArrayRef = Arc::new(Float64Array::from(vec![f64::NAN, 1.0]));
+    assert_eq!(err_path(&two_rows(Some(("value", v)))), "rows[0].value");
+    let ts: ArrayRef = Arc::new(Int64Array::from(vec![1_700_000_000, -5]));
+    assert_eq!(err_path(&two_rows(Some(("ts", ts)))), "rows[1].ts");
+}
+
+#[test]
+fn a_bad_name_or_update_every_names_the_row() {
+    assert_eq!(err_path(&two_rows(Some(("context", strs(&[Some("c"), Some("bad\u{7}")]))))), "rows[1].context");
+    let ue: ArrayRef = Arc::new(Int64Array::from(vec![0, 1]));
+    assert_eq!(err_path(&two_rows(Some(("update_every", ue)))), "rows[0].update_every");
+}
+
+#[test]
+fn garbage_empty_truncated_and_trailing_bodies_are_stream_errors() {
+    assert_eq!(err_path(b""), "stream");
+    assert_eq!(err_path(b"{\"series\": []}"), "stream");
+    let good = two_rows(None);
+    assert_eq!(err_path(&good[..good.len() / 2]), "stream");
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(b"junk");
+    assert_eq!(err_path(&trailing), "stream");
+}
+
+#[test]
+fn later_errors_are_located_at_a_row() {
+    let d = decode_stream(&two_rows(None)).expect("decode");
+    let e = d.rows.locate(EngineError::batch("series[1].update_every", "conflicts"));
+    assert_eq!(e.path(), Some("rows[1].update_every"));
+    let e = d.rows.locate(EngineError::batch("series[0].points[3]", "late"));
+    assert_eq!(e.path(), Some("rows[0]"));
+    assert_eq!(d.rows.locate(EngineError::batch("nodes[0].id", "x")).path(), Some("nodes[0].id"));
+}
+
+fn arb_batch() -> impl Strategy<Value = IngestBatch> {
+    let point = (0i64..4_000_000_000, proptest::option::of(-1e6f64..1e6), any::<bool>())
+        .prop_map(|(t, value, anomalous)| Point { t, value, anomalous });
+    let series = (
+        proptest::option::of("[a-z]{1,4}"),
+        "[a-z.]{1,6}",
+        "[a-z]{1,3}",
+        proptest::option::of(1i64..100),
+        proptest::collection::vec(point, 0..20),
+    )
+        .prop_map(|(node, context, dimension, update_every, points)| SeriesSpec {
+            node,
+            instance: Some(context.clone()),
+            context,
+            dimension,
+            update_every,
+            points,
+            ..Default::default()
+        });
+    proptest::collection::vec(series, 0..6).prop_map(|series| IngestBatch { nodes: Vec::new(), series })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = decode_stream(&bytes);
+    }
+
+    #[test]
+    fn damaged_streams_never_panic(b in arb_batch(), cuts in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6), cut in any::<usize>()) {
+        let mut bytes = encode_stream(&b).expect("encode");
+        for (at, x) in cuts {
+            let n = bytes.len();
+            bytes[at % n] ^= x;
+        }
+        let _ = decode_stream(&bytes);
+        let n = bytes.len();
+        let _ = decode_stream(&bytes[..cut % n]);
+    }
+
+    #[test]
+    fn valid_streams_decode_to_what_was_sent_or_a_clear_error(b in arb_batch()) {
+        let bytes = encode_stream(&b).expect("encode");
+        match decode_stream(&bytes) {
+            Ok(d) => {
+                // Rows of one metric merge, so compare the samples per metric.
+                let flat = |b: &IngestBatch| {
+                    let mut v: Vec<_> = b.series.iter().flat_map(|s| s.points.iter().map(move |p| (s.node.clone(), s.instance.clone(), s.dimension.clone(), p.t, p.value.map(f64::to_bits), p.anomalous))).collect();
+                    v.sort();
+                    v
+                };
+                prop_assert_eq!(flat(&d.batch), flat(&b));
+            }
+            Err(e) => prop_assert!(matches!(e, EngineError::InvalidBatch { .. }), "{e:?}"),
+        }
+    }
+}
+
+#[test]
+#[ignore = "timing probe: cargo test --release -p strata-engine -- --ignored arrow_decode_speed --nocapture"]
+fn arrow_decode_speed() {
+    let spec = GenSpec { nodes: 10, metrics_per_node: 25, seed: 5 };
+    let b = batches(&spec, 1_700_000_000, 1_700_000_240, 240).next().expect("batch");
+    let bytes = encode_stream(&b).expect("encode");
+    let json = serde_json::to_vec(&b).expect("json");
+    let n: usize = b.series.iter().map(|s| s.points.len()).sum();
+    let t = std::time::Instant::now();
+    for _ in 0..20 {
+        std::hint::black_box(decode_stream(&bytes).expect("decode"));
+    }
+    let arrow = t.elapsed().as_secs_f64() / 20.0;
+    // The IPC decoding alone (with arrow's validation), without building the batch.
+    let t = std::time::Instant::now();
+    for _ in 0..20 {
+        let mut buf = arrow_buffer::Buffer::from(&bytes[..]);
+        let mut d = arrow_ipc::reader::StreamDecoder::new();
+        while !buf.is_empty() {
+            std::hint::black_box(d.decode(&mut buf).expect("decode"));
+        }
+    }
+    let ipc = t.elapsed().as_secs_f64() / 20.0;
+    let t = std::time::Instant::now();
+    for _ in 0..20 {
+        std::hint::black_box(serde_json::from_slice::<IngestBatch>(&json).expect("json"));
+    }
+    let js = t.elapsed().as_secs_f64() / 20.0;
+    eprintln!(
+        "{n} rows: arrow {:.1} M rows/s ({} B; IPC decoding alone {:.1} M rows/s), json {:.1} M rows/s ({} B)",
+        n as f64 / arrow / 1e6,
+        bytes.len(),
+        n as f64 / ipc / 1e6,
+        n as f64 / js / 1e6,
+        json.len()
+    );
+}
