@@ -13,7 +13,7 @@ pub mod state;
 pub mod tls;
 
 pub use routes::router;
-pub use state::{AgentInfo, AppState, BodyLimits};
+pub use state::{AgentInfo, AppState, BodyLimits, McpConfig, StreamConfig};
 
 /// Serves the API on `listener` until `shutdown` completes.
 pub async fn serve(

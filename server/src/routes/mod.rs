@@ -8,6 +8,7 @@ mod data;
 mod health;
 mod ingest;
 mod meta;
+mod stream;
 mod tokens;
 mod v1_meta;
 
@@ -35,6 +36,7 @@ pub struct RouteSpec {
 const READ_DATA: Need = Need::Scope(Resource::Data, Verb::Read);
 const READ_META: Need = Need::Scope(Resource::Metadata, Verb::Read);
 const ADMIN: Need = Need::Scope(Resource::Admin, Verb::Write);
+const READ_STREAM: Need = Need::Scope(Resource::Stream, Verb::Read);
 
 /// Every route strata serves.
 pub fn table() -> Vec<RouteSpec> {
@@ -71,6 +73,8 @@ pub fn table() -> Vec<RouteSpec> {
             delete(tokens::revoke)
         }),
         r(Method::GET, "/api/v1/whoami", Need::Authenticated, || get(tokens::whoami)),
+        r(Method::GET, "/api/v1/ws/nodes", READ_STREAM, || get(stream::ws::nodes)),
+        r(Method::GET, "/api/v1/stream/nodes", READ_STREAM, || get(stream::sse::nodes)),
     ]
 }
 
