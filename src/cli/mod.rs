@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (demo history and live local metrics by default).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Send a query body (JSON, POST /api/v3/data) and print the response.
     Query(client::QueryArgs),
     /// Post an ingest batch (JSON, POST /api/v1/ingest) and print the report.
@@ -35,7 +35,7 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve(a) => serve::run(a),
+        Command::Serve(a) => serve::run(*a),
         Command::Query(a) => client::query(a),
         Command::Ingest(a) => client::ingest(a),
         Command::GenFixtures(a) => fixtures::run(a),

@@ -99,7 +99,16 @@ const fn m(
     aggregation: Aggregation,
     factor: f64,
 ) -> Mapping {
-    Mapping { metric, contexts, dimensions, aggregation, time_group: "average", factor, absolute: false, cumulative: false }
+    Mapping {
+        metric,
+        contexts,
+        dimensions,
+        aggregation,
+        time_group: "average",
+        factor,
+        absolute: false,
+        cumulative: false,
+    }
 }
 
 const MIB: f64 = 1_048_576.0;
@@ -151,7 +160,8 @@ pub fn request(map: &Mapping, period: Period, node_id: &str, now: i64) -> Result
     req.before = before;
     req.points = (period.secs() / period.step()) as u64;
     req.time_group = TimeGroup::parse(map.time_group, "metric")?;
-    req.passes = vec![GroupByPass { keys: vec![GroupByKey::Selected], labels: Vec::new(), aggregation: map.aggregation }];
+    req.passes =
+        vec![GroupByPass { keys: vec![GroupByKey::Selected], labels: Vec::new(), aggregation: map.aggregation }];
     req.options.absolute = map.absolute;
     req.finish();
     Ok(req)

@@ -50,8 +50,10 @@ pub async fn nodes(
             }
         }
     });
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|e| (Ok::<Event, Infallible>(e), rx))
-    });
+    let events =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|e| (Ok::<Event, Infallible>(e), rx)) },
+        );
     Ok(Sse::new(events).into_response())
 }

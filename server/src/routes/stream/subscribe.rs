@@ -87,7 +87,8 @@ pub fn from_message(text: &str, default_contexts: &SimplePattern) -> Result<Subs
     }
     let null = Value::Null;
     Ok(Subscription {
-        contexts: from_value("contexts", m.get("contexts").unwrap_or(&null))?.unwrap_or_else(|| default_contexts.clone()),
+        contexts: from_value("contexts", m.get("contexts").unwrap_or(&null))?
+            .unwrap_or_else(|| default_contexts.clone()),
         nodes: from_value("nodes", m.get("nodes").unwrap_or(&null))?,
     })
 }
@@ -114,8 +115,8 @@ mod tests {
         assert_eq!(p.ticks, Some(3));
         assert_eq!(q(&[]).expect("ok").sub, Subscription::default());
         assert!(q(&[("ticks", "-1")]).is_err());
-        let s = from_message(r#"{"type":"subscribe","contexts":["system.load"],"nodes":"db*"}"#, &defaults())
-            .expect("ok");
+        let s =
+            from_message(r#"{"type":"subscribe","contexts":["system.load"],"nodes":"db*"}"#, &defaults()).expect("ok");
         assert!(s.contexts.matches("system.load") && !s.contexts.matches("system.cpu"));
         assert!(from_message(r#"{"type":"subscribe"}"#, &defaults()).expect("ok").nodes.is_none());
         for bad in [r#"[]"#, r#"{"type":"x"}"#, r#"{"contexts":"a"}"#, r#"{"type":"subscribe","nodes":5}"#, "{"] {

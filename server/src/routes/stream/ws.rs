@@ -57,7 +57,11 @@ async fn close(sink: &mut SplitSink<WebSocket, Message>, end: &End) {
 }
 
 /// Sends queued messages until the queue closes or `stop` says why to end.
-async fn writer(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::Receiver<Message>, mut stop: oneshot::Receiver<End>) {
+async fn writer(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Message>,
+    mut stop: oneshot::Receiver<End>,
+) {
     loop {
         let msg = tokio::select! {
             biased;
