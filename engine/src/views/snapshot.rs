@@ -60,7 +60,8 @@ pub struct NodeSnapshot {
     pub id: String,
     pub hostname: String,
     pub machine_guid: String,
-    /// Newest sample of any of the node's metrics (epoch seconds).
+    /// Newest per-second (tier 0) sample of any of the node's metrics
+    /// (epoch seconds); `None` when only rollups remain.
     pub last_seen: Option<i64>,
     /// `now - last_seen`.
     pub age_s: Option<i64>,
@@ -99,10 +100,15 @@ pub fn snapshot(
             continue;
         }
         let Some(all) = cat.postings.node(i as u32) else { continue };
-        let span = Span::of(store, all.iter(), tiers);
-        if span.last.is_none() {
+        if Span::of(store, all.iter(), tiers).last.is_none() {
             continue;
         }
+        // The newest per-second sample: rollup points end at the end of their
+        // (still open) minute or hour, which says nothing about freshness.
+        let span = all.iter().fold(Span::default(), |s, m| {
+            let last = store.extent(m, 0).map(|e| e.last);
+            s.merge(Span { first: last, last, update_every: store.update_every(m) })
+        });
         let mut contexts: BTreeMap<String, ContextValues> = BTreeMap::new();
         for l in latest::latest(store, &(all & &in_contexts), tiers) {
             let inst = reg.instance_of(l.metric);

@@ -1,9 +1,9 @@
 //! `POST /mcp`: strata's MCP endpoint (spec mcp.md), a stateless,
 //! JSON-only, dual-era server over Streamable HTTP. The route needs any
 //! valid token (401 before the body is read); the tools check their own
-//! scopes. Then, in order: the `Origin` check (403), `/mcp`'s own per-token
-//! limits (10/s and 120/min, 429 with `Retry-After`), `Content-Type` (415)
-//! and `Accept` (406), the 8 MiB body cap (413, body not parsed), the
+//! scopes. Then, in order: the 8 MiB body cap (413, body not parsed), the
+//! `Origin` check (403), `/mcp`'s own per-token limits (10/s and 120/min,
+//! 429 with `Retry-After`), `Content-Type` (415) and `Accept` (406), the
 //! JSON-RPC envelope (`protocol`) and the method (`dispatch`). GET, DELETE
 //! and HEAD answer 405 with `Allow: POST` (the router's method fallback).
 //! No sessions, no SSE: every request gets one `application/json` answer,
@@ -76,13 +76,15 @@ pub async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(e) = admit(&st, &me, &headers) {
-        return refuse(e);
-    }
+    // The body is read first (within the cap): answering before it is read
+    // would cut off a client still sending it.
     let bytes = match read_capped(&headers, body, MAX_BODY, st.limits.read_timeout).await {
         Ok(b) => b,
         Err(e) => return refuse(e),
     };
+    if let Err(e) = admit(&st, &me, &headers) {
+        return refuse(e);
+    }
     match protocol::parse(&bytes, &headers) {
         Err(f) => (f.status, Json(f.body())).into_response(),
         Ok(protocol::Incoming::Notification { .. } | protocol::Incoming::Response) => {
