@@ -4,12 +4,15 @@
 meta.whoami and data.query, and checks the structured results.
 
 Usage: python mcp_client_smoke.py URL TOKEN CONTEXT
-(.ci/run starts `strata serve --demo` and runs this against it.)
+(tests/mcp_client_smoke.sh, run by .ci/run, installs the SDK into a
+virtual environment, starts `strata serve` and runs this against it.)
 """
 
 import asyncio
 import json
 import sys
+import time
+import urllib.request
 
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -39,9 +42,22 @@ async def session(url: str, token: str, context: str, mode: str) -> None:
               f"data.query {len(sc['rows'])} rows x {len(sc['series'])} series")
 
 
+def seed(base: str, token: str, context: str) -> None:
+    """Ten minutes of per-second samples of `context` ending now."""
+    now = int(time.time())
+    points = [[t, float(t % 60)] for t in range(now - 600, now + 1)]
+    batch = {"series": [{"node": "smoke", "context": context, "dimension": d, "points": points} for d in ("user", "system")]}
+    req = urllib.request.Request(base + "/api/v1/ingest", data=json.dumps(batch).encode(), method="POST",
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        assert r.status == 200, r.status
+
+
 async def main() -> None:
     url, token, context = sys.argv[1], sys.argv[2], sys.argv[3]
+    seed(url.rsplit("/mcp", 1)[0], token, context)
     await session(url, token, context, "legacy")
+    await asyncio.sleep(1.2)  # /mcp allows 10 requests per second per token
     await session(url, token, context, "auto")
 
 
