@@ -20,6 +20,7 @@ pub mod model;
 pub mod persist;
 pub mod query;
 pub mod storage;
+pub mod views;
 pub mod wal;
 
 pub use engine::{Clock, Engine, EngineConfig};

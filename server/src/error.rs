@@ -2,6 +2,9 @@
 //! Agent-style routes answer `{"error", "status", "path"?, "hint"?}`;
 //! Cloud-style routes (`/api/v2|v3/spaces/...`, `accounts/me`) answer
 //! Cloud's `{"errorCode", "errorMsgKey", "errorMessage"}` with the same status.
+//! The Nezha-style routes (`/api/v1/server...`) answer Nezha's envelope
+//! `{"success": false, "error"}`, and `/mcp` a JSON-RPC error object with
+//! `id: null` (MCP spec 1.9), both with the same status as everywhere else.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,6 +35,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("{method} is not allowed on {path}; use {}", allow.join(" or "))]
     MethodNotAllowed { method: String, path: String, allow: Vec<String> },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    NotAcceptable(String),
     #[error("{0}")]
     RequestTimeout(String),
     #[error("the request took longer than {0} s")]
@@ -67,6 +74,8 @@ impl ApiError {
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -168,6 +177,50 @@ impl IntoResponse for CloudError {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let code = format!("strata-{:08x}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let body = json!({"errorCode": code, "errorMsgKey": self.0.msg_key(), "errorMessage": self.0.to_string()});
+        finish(&self.0, status, body)
+    }
+}
+
+/// An error on a Nezha-style route: `{"success": false, "error": "..."}`.
+#[derive(Debug)]
+pub struct NezhaError(pub ApiError);
+
+impl<E: Into<ApiError>> From<E> for NezhaError {
+    fn from(e: E) -> Self {
+        NezhaError(e.into())
+    }
+}
+
+impl IntoResponse for NezhaError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        finish(&self.0, status, json!({"success": false, "error": self.0.to_string()}))
+    }
+}
+
+/// An error of `/mcp` that happens before a JSON-RPC request is read
+/// (authentication, size, rate, method): a JSON-RPC error with `id: null`.
+#[derive(Debug)]
+pub struct RpcError(pub ApiError);
+
+impl RpcError {
+    /// The JSON-RPC code for an HTTP-level failure (strata's choices in the
+    /// implementation-defined range -32000..-32019, spec 1.9).
+    pub fn code(&self) -> i64 {
+        match self.0.status() {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => -32001,
+            StatusCode::TOO_MANY_REQUESTS => -32000,
+            StatusCode::NOT_FOUND => -32601,
+            s if s.is_server_error() => -32603,
+            _ => -32600,
+        }
+    }
+}
+
+impl IntoResponse for RpcError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": self.code(), "message": self.0.to_string()}});
         finish(&self.0, status, body)
     }
 }

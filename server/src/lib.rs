@@ -14,7 +14,7 @@ pub mod state;
 pub mod tls;
 
 pub use routes::router;
-pub use state::{AgentInfo, AppState, BodyLimits};
+pub use state::{AgentInfo, AppState, BodyLimits, McpConfig, StreamConfig};
 
 pub use serve::ServeOptions;
 

@@ -4,14 +4,23 @@
 //! time limits live in `BodyLimits` (see `routes::body`, `routes::router`).
 //! On shutdown, in-flight requests get a grace period. With a TLS acceptor
 //! every connection is a TLS handshake first (bounded by the same header
-//! timeout), then the same HTTP/1.1 service. Past `max_connections` open
+//! timeout), then the same HTTP/1.1 service. Connections support HTTP
+//! upgrades (WebSocket streams), and every request carries a [`ConnKill`]
+//! with which its handler can cut its own connection (a stalled stream
+//! reader whose socket no longer drains). Past `max_connections` open
 //! connections, a new one gets a JSON 503 with `Retry-After` and is closed,
 //! so a flood of clients cannot exhaust file descriptors or memory.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -74,8 +83,11 @@ pub async fn run(
             });
             continue;
         }
+        let kill = ConnKill::default();
+        let conn_kill = kill.clone();
         let svc = app.clone().map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(conn_kill.clone());
             req
         });
         let active = active.clone();
@@ -83,9 +95,9 @@ pub async fn run(
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
-                None => serve_conn(stream, svc, header_read, peer).await,
+                None => serve_conn(Killable { io: stream, kill }, svc, header_read, peer).await,
                 Some(acceptor) => match tokio::time::timeout(header_read, acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => serve_conn(tls_stream, svc, header_read, peer).await,
+                    Ok(Ok(tls_stream)) => serve_conn(Killable { io: tls_stream, kill }, svc, header_read, peer).await,
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 },
@@ -115,8 +127,63 @@ where
 {
     let mut b = hyper::server::conn::http1::Builder::new();
     b.timer(TokioTimer::new()).header_read_timeout(header_read);
-    let conn = b.serve_connection(TokioIo::new(io), TowerToHyperService::new(svc));
+    let conn = b.serve_connection(TokioIo::new(io), TowerToHyperService::new(svc)).with_upgrades();
     if let Err(e) = conn.await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Cuts one connection: once [`ConnKill::kill`] is called, every write to
+/// it fails (also one already waiting for the peer), so hyper drops it.
+#[derive(Debug, Clone, Default)]
+pub struct ConnKill(Arc<KillState>);
+
+#[derive(Debug, Default)]
+struct KillState {
+    killed: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl ConnKill {
+    pub fn kill(&self) {
+        self.0.killed.store(true, Ordering::Release);
+        self.0.waker.wake();
+    }
+
+    fn check(&self, cx: &Context<'_>) -> io::Result<()> {
+        self.0.waker.register(cx.waker());
+        if self.0.killed.load(Ordering::Acquire) {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "connection cut by the server"));
+        }
+        Ok(())
+    }
+}
+
+/// A connection's IO with its [`ConnKill`].
+struct Killable<S> {
+    io: S,
+    kill: ConnKill,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Killable<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        self.kill.check(cx)?;
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Killable<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.kill.check(cx)?;
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.kill.check(cx)?;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

@@ -36,6 +36,43 @@ pub struct AgentInfo {
     pub version: &'static str,
 }
 
+/// Live streams (`/api/v1/ws/nodes`, `/api/v1/stream/nodes`).
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Contexts a subscriber gets when it names none (`--stream-contexts`).
+    pub contexts: strata_engine::index::SimplePattern,
+    /// Ticks a connection may have waiting to be written before it is
+    /// dropped as a slow consumer (the per-connection queue bound).
+    pub queue: usize,
+    /// Time between ticks.
+    pub interval: std::time::Duration,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            contexts: strata_engine::views::snapshot::default_contexts(),
+            queue: 4,
+            interval: std::time::Duration::from_secs(1),
+        }
+    }
+}
+
+/// The MCP endpoint's settings.
+#[derive(Debug, Clone)]
+pub struct McpConfig {
+    /// Browser origins allowed besides the server's own (`--mcp-allowed-origin`).
+    pub allowed_origins: Vec<String>,
+    /// A `tools/call` longer than this ends as a tool error (`--mcp-call-timeout`).
+    pub call_timeout: std::time::Duration,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        McpConfig { allowed_origins: Vec::new(), call_timeout: std::time::Duration::from_secs(10) }
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
@@ -46,4 +83,6 @@ pub struct AppState {
     pub cloud: Arc<crate::cloud::Cloud>,
     /// Query slots (503 past them).
     pub admission: Arc<crate::admission::Admission>,
+    pub stream: StreamConfig,
+    pub mcp: McpConfig,
 }

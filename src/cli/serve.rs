@@ -132,6 +132,19 @@ pub struct ServeArgs {
     /// New series a token may create per hour, for tokens without their own limit (default: unlimited).
     #[arg(long, env = "STRATA_MAX_NEW_SERIES_PER_HOUR")]
     pub max_new_series_per_hour: Option<u64>,
+    /// Contexts the live streams carry when a subscriber names none (a simple
+    /// pattern, words split on `,` or `|`).
+    #[arg(long, env = "STRATA_STREAM_CONTEXTS", default_value = "system.cpu,system.ram,system.load,net.net,disk.io")]
+    pub stream_contexts: String,
+    /// Ticks a stream connection may have unwritten before it is dropped as a slow consumer.
+    #[arg(long, env = "STRATA_STREAM_QUEUE", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub stream_queue: u16,
+    /// A browser origin allowed to call /mcp besides the server's own (repeatable), e.g. http://localhost:6274.
+    #[arg(long = "mcp-allowed-origin", env = "STRATA_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub mcp_allowed_origins: Vec<String>,
+    /// An MCP tool call longer than this ends as a tool error.
+    #[arg(long, env = "STRATA_MCP_CALL_TIMEOUT", default_value = "10s", value_parser = parse_std_duration)]
+    pub mcp_call_timeout: Duration,
     /// Test-only: pin the engine's clock to this epoch second.
     #[arg(long, env = "STRATA_TEST_NOW", hide = true)]
     pub test_now: Option<i64>,
@@ -288,6 +301,8 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     if let Some(t) = created {
         eprintln!("admin token (shown once, also saved to {}): {t}", data_dir.join("admin.token").display());
     }
+    let stream_contexts = strata_engine::index::SimplePattern::parse_get(&a.stream_contexts)
+        .map_err(|e| format!("--stream-contexts: {e}"))?;
     let demo_spec = GenSpec::DEMO;
     if demo_on {
         let started = std::time::Instant::now();
@@ -303,6 +318,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             tokens,
             limiter: Default::default(),
             inflight: Default::default(),
+            mcp_limiter: strata_server::auth::WindowLimiter::mcp(),
             anonymous_read: a.anonymous_read,
             default_rate: a.rate_limit,
             default_new_series: a.max_new_series_per_hour,
@@ -327,6 +343,15 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
                 wait: a.query_queue_wait,
             }
         })),
+        stream: strata_server::StreamConfig {
+            contexts: stream_contexts,
+            queue: usize::from(a.stream_queue),
+            ..Default::default()
+        },
+        mcp: strata_server::McpConfig {
+            allowed_origins: a.mcp_allowed_origins.clone(),
+            call_timeout: a.mcp_call_timeout,
+        },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -243,6 +243,11 @@ impl Server {
         Server { child, dir: Some(dir), base, token, stderr: lines, agent: agent() }
     }
 
+    /// The server's process id (memory checks read /proc/PID/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -108,10 +108,14 @@ fn complement(need: &str) -> Vec<String> {
 }
 
 /// `Ok` when a non-2xx answer has the right JSON error shape.
-fn error_shape(r: &Reply, cloud: bool) -> Result<(), String> {
+fn error_shape(r: &Reply, cloud: bool, path: &str) -> Result<(), String> {
     let Some(b) = r.json_opt() else { return Err(format!("error body is not JSON: {}", r.snippet())) };
     let nonempty = |k: &str| b[k].as_str().is_some_and(|s| !s.is_empty());
-    let ok = if cloud {
+    let ok = if path == "/mcp" {
+        b["jsonrpc"] == "2.0" && b["error"]["code"].is_i64()
+    } else if path.starts_with("/api/v1/server") {
+        b["success"] == json!(false) && nonempty("error")
+    } else if cloud {
         nonempty("errorCode") && nonempty("errorMsgKey") && nonempty("errorMessage")
     } else {
         nonempty("error") && b["status"] == json!(r.status)
@@ -220,6 +224,8 @@ enum Kind {
     Account,
     /// `POST /api/v2/spaces/{space}/rooms`.
     RoomCreate,
+    /// `POST /mcp` (a ping): any valid token.
+    Mcp,
 }
 
 impl Kind {
@@ -250,7 +256,7 @@ const META_READ: &str = "strata:metadata:read";
 
 /// The server's route table, as the issues state it. `{space}` is the
 /// server's space id; `{id}` a token id.
-static ROUTES: [Route; 27] = [
+static ROUTES: [Route; 31] = [
     route("GET", "/health", Kind::Health, ""),
     route("GET", "/api/v1/data", Kind::Data, DATA_READ),
     route("GET", "/api/v2/data", Kind::Data, DATA_READ),
@@ -278,6 +284,10 @@ static ROUTES: [Route; 27] = [
     route("POST", "/api/v2/spaces/{space}/rooms", Kind::RoomCreate, "strata:admin:write"),
     route("POST", "/api/v3/spaces/{space}/rooms/all-nodes/nodes", Kind::Meta, META_READ),
     route("POST", "/api/v3/spaces/{space}/rooms/all-nodes/contexts", Kind::Meta, META_READ),
+    route("GET", "/api/v1/server", Kind::Meta, META_READ),
+    route("GET", "/api/v1/server/1/metrics?metric=cpu", Kind::Meta, DATA_READ),
+    route("GET", "/api/v1/stream/nodes?ticks=1", Kind::Meta, "strata:stream:read"),
+    route("POST", "/mcp", Kind::Mcp, ""),
 ];
 
 /// Routes the `scope:grafana-plugin` bundle must reach: everything the
@@ -356,6 +366,7 @@ fn build(route: &Route, naming: Naming, marker: usize, target: &str, space: &str
         Kind::GetOne | Kind::Delete => (route.path.replace("{id}", target), None),
         Kind::Health | Kind::List | Kind::Whoami | Kind::Account => (path, None),
         Kind::Meta if route.method == "POST" => (path, Some(b"{}".to_vec())),
+        Kind::Mcp => (path, Some(encode(&json!({"jsonrpc": "2.0", "id": marker, "method": "ping"})))),
         Kind::Meta => (path, None),
         Kind::RoomCreate => (path, Some(encode(&json!({"name": format!("matrix-r{marker}"), "nodes": ["n1"]})))),
     }
@@ -379,7 +390,21 @@ fn check_case(c: &Case, r: &Reply, path: &str) -> Result<(), String> {
         return Err(format!("401 without 'WWW-Authenticate: Bearer': {:?}", r.www_authenticate));
     }
     if r.status >= 400 {
-        error_shape(r, path.contains("/spaces") || path.ends_with("/accounts/me"))?;
+        error_shape(
+            r,
+            path.contains("/spaces") || path.ends_with("/accounts/me"),
+            path.split('?').next().unwrap_or(path),
+        )?;
+    }
+    if r.status == 200 && r.content_type.as_deref().is_some_and(|c| c.starts_with("text/event-stream")) {
+        // A stream (`ticks=1`): one tick and the end; an allowlist shows only n1.
+        let events = r.text.matches("event: tick").count();
+        let other = r.text.contains("\"id\":\"n2\"");
+        return if events == 1 && !(c.label.contains("allowlist") && other) {
+            Ok(())
+        } else {
+            Err(format!("stream body: {}", r.snippet()))
+        };
     }
     let Some(body) = r.json_opt() else { return Err(format!("{} body is not JSON: {}", r.status, r.snippet())) };
     if r.status == 201 && c.route.kind == Kind::Create {
@@ -450,7 +475,7 @@ fn tokens_matrix_every_route_times_every_credential_gets_the_exact_status() {
         for (label, header) in &unauthenticated {
             add(label.to_string(), None, header.clone(), Naming::Nothing, denied(401));
         }
-        let scopeless = matches!(k, Kind::Health | Kind::Whoami | Kind::Account);
+        let scopeless = matches!(k, Kind::Health | Kind::Whoami | Kind::Account | Kind::Mcp);
         add("wrong scope".into(), Some(&wrong[route.need]), None, Naming::Nothing, if scopeless { 200 } else { 403 });
         if matches!(k, Kind::Create | Kind::List | Kind::GetOne | Kind::Delete) {
             add("wrong scope (scope:all bundle)".into(), Some(&bundle), None, Naming::Nothing, 403);
@@ -935,7 +960,7 @@ fn expect_status(bad: &mut Vec<String>, what: &str, r: &Reply, want: u16) {
     if r.status != want {
         bad.push(format!("{what}: expected {want}, got {}: {}", r.status, r.snippet()));
     } else if want >= 400 {
-        if let Err(e) = error_shape(r, false) {
+        if let Err(e) = error_shape(r, false, "") {
             bad.push(format!("{what}: {e}"));
         }
     }

@@ -1,10 +1,11 @@
-//! Per-token rate limits (token buckets) and the registry of a token's
-//! in-flight long work, so revocation can end it.
+//! Per-token rate limits (token buckets for the API, sliding windows for
+//! `/mcp`) and the registry of a token's in-flight long work (queries, MCP
+//! calls, live streams), so revocation can end it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::store::RateLimit;
 
@@ -75,6 +76,59 @@ impl SeriesBudget {
     }
 }
 
+/// Sliding-window limits keyed by token id: at most `n` requests in any
+/// window of its length, for each of its windows (MCP: 10 per second and
+/// 120 per minute). Exact, unlike a refilling bucket: the 121st request
+/// within a minute is refused. Memory per token is bounded by the largest
+/// `n` (older entries are dropped as they leave the longest window).
+#[derive(Debug)]
+pub struct WindowLimiter {
+    windows: Vec<(u32, Duration)>,
+    seen: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl WindowLimiter {
+    pub fn new(windows: &[(u32, Duration)]) -> WindowLimiter {
+        WindowLimiter { windows: windows.to_vec(), seen: Mutex::new(HashMap::new()) }
+    }
+
+    /// MCP's limits: 10 requests per second and 120 per minute per token.
+    pub fn mcp() -> WindowLimiter {
+        WindowLimiter::new(&[(10, Duration::from_secs(1)), (120, Duration::from_secs(60))])
+    }
+
+    /// The windows, for `meta.whoami`.
+    pub fn windows(&self) -> &[(u32, Duration)] {
+        &self.windows
+    }
+
+    /// Counts one request of `id`; `Err(seconds)` (rounded up) when it is over
+    /// a limit: the request is refused and not counted.
+    pub fn check(&self, id: &str) -> Result<(), u64> {
+        self.check_at(id, Instant::now())
+    }
+
+    fn check_at(&self, id: &str, now: Instant) -> Result<(), u64> {
+        let Ok(mut seen) = self.seen.lock() else { return Ok(()) };
+        let longest = self.windows.iter().map(|w| w.1).max().unwrap_or_default();
+        let q = seen.entry(id.to_string()).or_default();
+        while q.front().is_some_and(|&t| now.duration_since(t) >= longest) {
+            q.pop_front();
+        }
+        for &(n, len) in &self.windows {
+            let inside = q.iter().rev().take_while(|&&t| now.duration_since(t) < len).count();
+            if inside >= n as usize {
+                // The request that frees a slot is the n-th newest inside.
+                let oldest = q[q.len() - n as usize];
+                let wait = len.saturating_sub(now.duration_since(oldest));
+                return Err(wait.as_secs_f64().ceil().max(1.0) as u64);
+            }
+        }
+        q.push_back(now);
+        Ok(())
+    }
+}
+
 /// Cancellation flags of each token's running queries and streams.
 #[derive(Debug, Default)]
 pub struct Inflight {
@@ -124,6 +178,19 @@ mod tests {
         assert!((0..3).all(|_| r.check("a", lim).is_ok()));
         assert_eq!(r.check("a", lim), Err(1));
         assert!(r.check("b", lim).is_ok(), "other tokens are unaffected");
+    }
+
+    #[test]
+    fn windows_are_exact() {
+        let w = WindowLimiter::new(&[(3, Duration::from_secs(1)), (5, Duration::from_secs(60))]);
+        let t0 = Instant::now();
+        assert!((0..3).all(|_| w.check_at("a", t0).is_ok()));
+        assert_eq!(w.check_at("a", t0), Err(1), "4th in a second");
+        assert!(w.check_at("b", t0).is_ok(), "other tokens are unaffected");
+        let t1 = t0 + Duration::from_millis(1100);
+        assert!((0..2).all(|_| w.check_at("a", t1).is_ok()));
+        assert_eq!(w.check_at("a", t1), Err(59), "6th in a minute");
+        assert!(w.check_at("a", t0 + Duration::from_secs(61)).is_ok());
     }
 
     #[test]

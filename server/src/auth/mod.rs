@@ -18,7 +18,7 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-pub use limits::{Inflight, RateLimiter, SeriesBudget};
+pub use limits::{Inflight, RateLimiter, SeriesBudget, WindowLimiter};
 pub use scopes::{Resource, Scopes, Verb};
 pub use store::{NewToken, Principal, TokenRecord, TokenStore};
 
@@ -40,6 +40,8 @@ pub struct Auth {
     pub tokens: TokenStore,
     pub limiter: RateLimiter,
     pub inflight: Inflight,
+    /// `/mcp`'s own per-token limits (10/s, 120/min), on top of `limiter`.
+    pub mcp_limiter: WindowLimiter,
     /// `--anonymous-read`: requests without a token read data and metadata.
     pub anonymous_read: bool,
     /// Limit for tokens that have none of their own.
@@ -58,9 +60,14 @@ fn is_cloud_path(path: &str) -> bool {
     path.contains("/spaces") || path.ends_with("/accounts/me")
 }
 
-/// `e` in the error shape of `path`'s family (Cloud's on Cloud-style paths).
+/// `e` in the error shape of `path`'s family: Cloud's on Cloud-style
+/// paths, JSON-RPC on `/mcp`, Nezha's envelope on `/api/v1/server...`.
 pub(crate) fn reject(e: ApiError, path: &str) -> Response {
-    if is_cloud_path(path) {
+    if path == "/mcp" || path.starts_with("/mcp/") {
+        crate::error::RpcError(e).into_response()
+    } else if path == "/api/v1/server" || path.starts_with("/api/v1/server/") {
+        crate::error::NezhaError(e).into_response()
+    } else if is_cloud_path(path) {
         e.cloud().into_response()
     } else {
         e.into_response()

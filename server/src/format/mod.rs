@@ -66,6 +66,12 @@ pub fn datetime(t: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+pub fn rfc3339(t: i64) -> String {
+    let ((y, mo, d), (h, mi, s)) = civil(t);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
 /// UTC calendar date and time of epoch seconds `t`.
 fn civil(t: i64) -> ((i64, i64, i64), (i64, i64, i64)) {
     let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));

@@ -24,7 +24,7 @@ use crate::error::{ApiError, ApiResult, CloudError};
 use crate::format::{json2, v1};
 use crate::state::AppState;
 
-pub(super) fn pairs(raw: Option<String>) -> ApiResult<Vec<(String, String)>> {
+pub(crate) fn pairs(raw: Option<String>) -> ApiResult<Vec<(String, String)>> {
     serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::BadRequest(format!("malformed query string: {e}")))
 }

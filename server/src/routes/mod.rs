@@ -7,7 +7,10 @@ mod cloud;
 mod data;
 mod health;
 mod ingest;
+mod mcp;
 mod meta;
+mod nezha;
+mod stream;
 mod tokens;
 mod v1_meta;
 
@@ -35,6 +38,7 @@ pub struct RouteSpec {
 const READ_DATA: Need = Need::Scope(Resource::Data, Verb::Read);
 const READ_META: Need = Need::Scope(Resource::Metadata, Verb::Read);
 const ADMIN: Need = Need::Scope(Resource::Admin, Verb::Write);
+const READ_STREAM: Need = Need::Scope(Resource::Stream, Verb::Read);
 
 /// Every route strata serves.
 pub fn table() -> Vec<RouteSpec> {
@@ -71,6 +75,12 @@ pub fn table() -> Vec<RouteSpec> {
             delete(tokens::revoke)
         }),
         r(Method::GET, "/api/v1/whoami", Need::Authenticated, || get(tokens::whoami)),
+        // Any valid token; each tool checks strata:mcp:read and its data scope.
+        r(Method::POST, "/mcp", Need::Authenticated, || post(mcp::post)),
+        r(Method::GET, "/api/v1/server", READ_META, || get(nezha::list)),
+        r(Method::GET, "/api/v1/server/{id}/metrics", READ_DATA, || get(nezha::metrics)),
+        r(Method::GET, "/api/v1/ws/nodes", READ_STREAM, || get(stream::ws::nodes)),
+        r(Method::GET, "/api/v1/stream/nodes", READ_STREAM, || get(stream::sse::nodes)),
     ]
 }
 

@@ -1,0 +1,112 @@
+//! `POST /mcp`: strata's MCP endpoint (spec mcp.md), a stateless,
+//! JSON-only, dual-era server over Streamable HTTP. The route needs any
+//! valid token (401 before the body is read); the tools check their own
+//! scopes. Then, in order: the 8 MiB body cap (413, body not parsed), the
+//! `Origin` check (403), `/mcp`'s own per-token limits (10/s and 120/min,
+//! 429 with `Retry-After`), `Content-Type` (415) and `Accept` (406), the
+//! JSON-RPC envelope (`protocol`) and the method (`dispatch`). GET, DELETE
+//! and HEAD answer 405 with `Allow: POST` (the router's method fallback).
+//! No sessions, no SSE: every request gets one `application/json` answer,
+//! notifications and client responses 202 with no body.
+
+mod dispatch;
+pub mod protocol;
+pub mod schema;
+pub mod tools;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::{ACCEPT, CONTENT_TYPE, HOST, ORIGIN, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+
+use super::body::read_capped;
+use crate::auth::Principal;
+use crate::error::{ApiError, RpcError};
+use crate::state::AppState;
+
+/// Largest request body.
+pub const MAX_BODY: usize = 8 << 20;
+
+/// Is a browser `Origin` allowed: the server's own (as the `Host` header
+/// names it) or one configured with `--mcp-allowed-origin`.
+fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
+    let own = host.is_some_and(|h| origin == format!("http://{h}") || origin == format!("https://{h}"));
+    own || allowed.iter().any(|a| a.trim_end_matches('/') == origin)
+}
+
+fn refuse(e: ApiError) -> Response {
+    let retry = match &e {
+        ApiError::RateLimited { retry_after } => Some(*retry_after),
+        _ => None,
+    };
+    let mut r = RpcError(e).into_response();
+    if let Some(v) = retry.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+        r.headers_mut().insert(RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Checks everything before the JSON-RPC body is read.
+fn admit(st: &AppState, me: &Principal, h: &HeaderMap) -> Result<(), ApiError> {
+    let text = |name| h.get(name).map(|v: &HeaderValue| v.to_str().unwrap_or("\u{fffd}"));
+    if let Some(origin) = text(ORIGIN) {
+        if !origin_allowed(origin, text(HOST), &st.mcp.allowed_origins) {
+            return Err(ApiError::Forbidden(format!("origin '{origin}' is not allowed to call /mcp")));
+        }
+    }
+    st.auth.mcp_limiter.check(&me.token_id).map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    let ctype = text(CONTENT_TYPE).unwrap_or("");
+    if !ctype.to_ascii_lowercase().starts_with("application/json") {
+        return Err(ApiError::UnsupportedMediaType(format!("Content-Type must be application/json, got '{ctype}'")));
+    }
+    if let Some(accept) = text(ACCEPT) {
+        let a = accept.to_ascii_lowercase();
+        if !(a.contains("application/json") || a.contains("*/*") || a.contains("application/*")) {
+            return Err(ApiError::NotAcceptable("this server answers application/json only".into()));
+        }
+    }
+    Ok(())
+}
+
+pub async fn post(
+    State(st): State<AppState>,
+    Extension(me): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    // The body is read first (within the cap): answering before it is read
+    // would cut off a client still sending it.
+    let bytes = match read_capped(&headers, body, MAX_BODY, st.limits.read_timeout).await {
+        Ok(b) => b,
+        Err(e) => return refuse(e),
+    };
+    if let Err(e) = admit(&st, &me, &headers) {
+        return refuse(e);
+    }
+    match protocol::parse(&bytes, &headers) {
+        Err(f) => (f.status, Json(f.body())).into_response(),
+        Ok(protocol::Incoming::Notification { .. } | protocol::Incoming::Response) => {
+            StatusCode::ACCEPTED.into_response()
+        }
+        Ok(protocol::Incoming::Request(req)) => {
+            let (status, body) = dispatch::handle(&st, &me, req).await;
+            (status, Json(body)).into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        let allowed = vec!["http://localhost:6274".to_string()];
+        assert!(origin_allowed("http://127.0.0.1:19999", Some("127.0.0.1:19999"), &[]));
+        assert!(origin_allowed("http://localhost:6274", Some("127.0.0.1:19999"), &allowed));
+        assert!(!origin_allowed("http://evil.example", Some("127.0.0.1:19999"), &allowed));
+        assert!(!origin_allowed("null", None, &allowed));
+    }
+}

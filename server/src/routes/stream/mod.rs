@@ -1,0 +1,169 @@
+//! Live streams of node snapshots: `GET /api/v1/ws/nodes` (WebSocket) and
+//! `GET /api/v1/stream/nodes` (Server-Sent Events). Every tick (1 s) a
+//! connection gets, for each node its token may see, the node's online
+//! state and the latest values of the subscribed contexts
+//! (`strata_engine::views::snapshot`).
+//!
+//! Invariants:
+//! - Per connection at most `StreamConfig::queue` (default 4) ticks wait to
+//!   be written. When a tick finds the queue full the reader is too slow: the
+//!   stream ends with the reason `slow consumer` (WebSocket close 1013, SSE
+//!   `close` event where it still fits) and the connection is cut, so a
+//!   stalled reader costs at most that queue plus the socket's buffers.
+//! - The token's revocation (the same `Inflight` flag queries use) or expiry
+//!   ends the stream within [`CHECK`] (100 ms) plus one write: close 1008.
+//! - Each tick reads the engine under its read lock for one snapshot only
+//!   (on a blocking thread); nothing is held between ticks.
+
+pub mod sse;
+pub mod subscribe;
+pub mod ws;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use strata_engine::views::snapshot::{snapshot, Subscription};
+use tokio::time::{interval, Interval, MissedTickBehavior};
+
+use crate::auth::{now_secs, Principal};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How often a stream looks at its token.
+pub const CHECK: Duration = Duration::from_millis(100);
+
+/// Why a stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    Revoked,
+    Expired,
+    /// The queue of unwritten ticks was full.
+    SlowConsumer,
+    /// The client closed the connection.
+    ClientGone,
+    /// `ticks=N` reached.
+    Done,
+}
+
+impl End {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            End::Revoked => "token revoked",
+            End::Expired => "token expired",
+            End::SlowConsumer => "slow consumer: ticks were not read in time",
+            End::ClientGone => "client closed",
+            End::Done => "done",
+        }
+    }
+
+    /// The WebSocket close code (RFC 6455 / IANA registry).
+    pub fn ws_code(&self) -> u16 {
+        match self {
+            End::Revoked | End::Expired => 1008,
+            End::SlowConsumer => 1013,
+            End::ClientGone | End::Done => 1000,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        json!({"type": "close", "reason": self.reason(), "code": self.ws_code()}).to_string()
+    }
+}
+
+/// One subscriber: its token, its subscription, its clock.
+pub struct Session {
+    st: AppState,
+    me: Principal,
+    revoked: Arc<AtomicBool>,
+    pub sub: Subscription,
+    ticks: Option<u64>,
+    sent: u64,
+    tick: Interval,
+    check: Interval,
+}
+
+/// What the clock says.
+pub enum Beat {
+    Tick,
+    End(End),
+}
+
+impl Session {
+    pub fn new(st: AppState, me: Principal, sub: Subscription, ticks: Option<u64>) -> Session {
+        let revoked = st.auth.inflight.register(&me.token_id);
+        let mut tick = interval(st.stream.interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut check = interval(CHECK);
+        check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Session { st, me, revoked, sub, ticks, sent: 0, tick, check }
+    }
+
+    /// The token's state, `Some` when the stream must end.
+    fn dead(&self) -> Option<End> {
+        if self.revoked.load(Ordering::Relaxed) {
+            Some(End::Revoked)
+        } else if self.me.expires_at.is_some_and(|x| now_secs() >= x) {
+            Some(End::Expired)
+        } else {
+            None
+        }
+    }
+
+    /// Waits for the next tick, or for the token to die.
+    pub async fn beat(&mut self) -> Beat {
+        if self.ticks.is_some_and(|n| self.sent >= n) {
+            return Beat::End(End::Done);
+        }
+        loop {
+            if let Some(e) = self.dead() {
+                return Beat::End(e);
+            }
+            tokio::select! {
+                _ = self.tick.tick() => return Beat::Tick,
+                _ = self.check.tick() => {}
+            }
+        }
+    }
+
+    /// The next tick's JSON message.
+    pub async fn next_message(&mut self) -> Result<String, ApiError> {
+        self.sent += 1;
+        let (st, sub, allow, seq) = (self.st.clone(), self.sub.clone(), self.me.allow.clone(), self.sent);
+        let interval_ms = self.st.stream.interval.as_millis() as u64;
+        tokio::task::spawn_blocking(move || {
+            let now = st.engine.now();
+            let tiers = st.engine.config().limits.tiers;
+            let nodes = {
+                let guard = st.engine.read()?;
+                snapshot(&guard.catalog, &guard.store, &sub, allow.as_ref(), now, tiers)
+            };
+            let msg = json!({"type": "tick", "seq": seq, "t": now, "interval_ms": interval_ms, "nodes": nodes});
+            Ok(msg.to_string())
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("stream tick task failed: {e}")))?
+    }
+
+    pub fn queue(&self) -> usize {
+        self.st.stream.queue.max(1)
+    }
+
+    pub fn default_contexts(&self) -> &strata_engine::index::SimplePattern {
+        &self.st.stream.contexts
+    }
+
+    pub fn token_id(&self) -> &str {
+        &self.me.token_id
+    }
+}
+
+/// Puts `msg` on a connection's queue: `Err` says why the stream must end.
+pub fn push<T>(tx: &tokio::sync::mpsc::Sender<T>, msg: T) -> Result<(), End> {
+    use tokio::sync::mpsc::error::TrySendError;
+    tx.try_send(msg).map_err(|e| match e {
+        TrySendError::Full(_) => End::SlowConsumer,
+        TrySendError::Closed(_) => End::ClientGone,
+    })
+}

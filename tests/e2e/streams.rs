@@ -1,0 +1,435 @@
+//! Live streams end to end: real WebSocket (tungstenite) and SSE (a raw
+//! HTTP/1.1 client) readers against `strata serve` fed with live samples.
+//! Ticks carry the values just ingested; an allowlisted token sees only its
+//! nodes; `subscribe` narrows; revocation and expiry end a stream within a
+//! second; a stalled reader is dropped while another keeps its ticks and
+//! the server's memory stays bounded.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::Message;
+
+use crate::harness::{Auth, Server, TempDir};
+
+const NODES: [&str; 3] = ["n1", "n2", "n3"];
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64
+}
+
+/// The value every fed metric has at `t` (node, context, dimension known).
+fn value(node: usize, dim: usize, t: i64) -> f64 {
+    ((t % 1000) * 10 + node as i64 * 3 + dim as i64) as f64 / 4.0
+}
+
+const CHARTS: [(&str, &str, &[&str]); 5] = [
+    ("system.cpu", "system.cpu", &["user", "system"]),
+    ("system.load", "system.load", &["load1"]),
+    ("net.net", "net.eth0", &["received", "sent"]),
+    ("disk.io", "disk.sda", &["reads", "writes"]),
+    ("apps.cpu", "apps.cpu", &["nginx"]),
+];
+
+fn batch(t: i64) -> Value {
+    let mut series = Vec::new();
+    for (ni, node) in NODES.iter().enumerate() {
+        let mut d = 0;
+        for (ctx, inst, dims) in CHARTS {
+            for dim in dims {
+                series.push(json!({"node": node, "context": ctx, "instance": inst, "dimension": dim,
+                                   "units": "u", "points": [[t, value(ni, d, t)]]}));
+                d += 1;
+            }
+        }
+    }
+    json!({"nodes": NODES.iter().map(|n| json!({"id": n, "hostname": format!("host-{n}")})).collect::<Vec<_>>(), "series": series})
+}
+
+/// Ingests the current second every 300 ms until `stop`.
+fn feeder(s: &Server, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    let (base, token) = (s.base.clone(), s.token.clone());
+    std::thread::spawn(move || {
+        let agent = crate::harness::agent();
+        while !stop.load(Ordering::Relaxed) {
+            let body = serde_json::to_vec(&batch(now())).expect("json");
+            let r = crate::harness::call(
+                &agent,
+                &base,
+                "POST",
+                "/api/v1/ingest",
+                Some(&format!("Bearer {token}")),
+                Some(&body),
+            );
+            assert_eq!(r.status, 200, "feeding: {}", r.text);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    })
+}
+
+/// Checks that every value of a tick is what was fed at the instance's `t`.
+fn check_values(tick: &Value) -> usize {
+    let mut checked = 0;
+    for n in tick["nodes"].as_array().expect("nodes") {
+        let ni = NODES.iter().position(|x| n["id"] == json!(x)).unwrap_or_else(|| panic!("unknown node {n}"));
+        assert_eq!(n["online"], json!(true), "{n}");
+        let mut d = 0;
+        for (ctx, inst, dims) in CHARTS {
+            for dim in dims {
+                if let Some(iv) = n["contexts"][ctx]["instances"].get(inst) {
+                    let t = iv["t"].as_i64().expect("t");
+                    assert_eq!(iv["values"][dim].as_f64(), Some(value(ni, d, t)), "{} {ctx} {dim} at {t}", n["id"]);
+                    checked += 1;
+                }
+                d += 1;
+            }
+        }
+    }
+    checked
+}
+
+fn token(s: &Server, scopes: &[&str], nodes: &[&str], ttl: Option<i64>) -> (String, String) {
+    let mut b = json!({"name": format!("stream {scopes:?} {nodes:?}"), "scopes": scopes, "nodes": nodes});
+    if let Some(t) = ttl {
+        b["seconds_to_live"] = json!(t);
+    }
+    let (st, v) = s.post_json("/api/v1/tokens", &b);
+    assert_eq!(st, 201, "{v}");
+    (v["id"].as_str().expect("id").to_string(), v["token"].as_str().expect("token").to_string())
+}
+
+type Ws = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>;
+
+fn ws_connect(s: &Server, path: &str, token: &str) -> Result<Ws, tungstenite::Error> {
+    let url = format!("{}{path}", s.base.replacen("http", "ws", 1));
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut().insert("Authorization", format!("Bearer {token}").parse().expect("header"));
+    let (ws, _) = tungstenite::connect(req)?;
+    if let tungstenite::stream::MaybeTlsStream::Plain(t) = ws.get_ref() {
+        t.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    }
+    Ok(ws)
+}
+
+/// The next JSON text message, or the close frame (code, reason).
+fn ws_next(ws: &mut Ws) -> Result<Value, (u16, String)> {
+    loop {
+        match ws.read() {
+            Ok(Message::Text(t)) => return Ok(serde_json::from_str(t.as_str()).expect("json message")),
+            Ok(Message::Close(f)) => {
+                return Err(f.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string())))
+            }
+            Ok(_) => {}
+            Err(e) => return Err((0, e.to_string())),
+        }
+    }
+}
+
+/// A raw SSE reader.
+struct Sse {
+    r: BufReader<TcpStream>,
+}
+
+fn sse_connect(s: &Server, path: &str, token: &str) -> (u16, Sse) {
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut t = TcpStream::connect(&addr).expect("connect");
+    t.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    write!(
+        t,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .expect("write");
+    let mut r = BufReader::new(t);
+    let mut status_line = String::new();
+    r.read_line(&mut status_line).expect("status line");
+    let status: u16 = status_line.split(' ').nth(1).and_then(|x| x.parse().ok()).expect("status");
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).expect("header");
+        if h == "\r\n" {
+            break;
+        }
+    }
+    (status, Sse { r })
+}
+
+impl Sse {
+    /// The next event (name, JSON data); None at the end of the stream.
+    fn next(&mut self) -> Option<(String, Value)> {
+        let (mut event, mut data) = (String::new(), String::new());
+        loop {
+            let mut line = String::new();
+            match self.r.read_line(&mut line) {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+            let line = line.trim_end();
+            if line == "0" {
+                // The chunked body's last chunk: the response is over.
+                return None;
+            }
+            if let Some(e) = line.strip_prefix("event:") {
+                event = e.trim().to_string();
+            } else if let Some(d) = line.strip_prefix("data:") {
+                data.push_str(d.trim_start());
+            } else if line.is_empty() && !data.is_empty() {
+                return Some((event, serde_json::from_str(&data).expect("event data is JSON")));
+            }
+            // Chunk-size lines of the chunked body are skipped.
+        }
+    }
+}
+
+fn ids(tick: &Value) -> Vec<String> {
+    tick["nodes"].as_array().expect("nodes").iter().map(|n| n["id"].as_str().expect("id").to_string()).collect()
+}
+
+#[test]
+fn streams_carry_latest_values_to_ws_and_sse_respect_allowlists_and_end_on_revocation() {
+    let s = Server::start(None);
+    s.ingest_ok(&batch(now()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let feed = feeder(&s, stop.clone());
+
+    // Admin over WebSocket: three ticks a second apart, every value as fed.
+    let mut ws = ws_connect(&s, "/api/v1/ws/nodes", &s.token).expect("ws connect");
+    let mut seqs = Vec::new();
+    let started = Instant::now();
+    for _ in 0..3 {
+        let tick = ws_next(&mut ws).expect("tick");
+        assert_eq!(tick["type"], "tick");
+        assert_eq!(ids(&tick), NODES, "{tick}");
+        assert_eq!(check_values(&tick), 3 * 7, "default contexts carry cpu, load, net and disk: {tick}");
+        assert!(tick["nodes"][0]["contexts"].get("apps.cpu").is_none(), "apps.cpu is not a default context");
+        seqs.push(tick["seq"].as_u64().expect("seq"));
+    }
+    assert_eq!(seqs, [1, 2, 3]);
+    let three = started.elapsed();
+    assert!(three >= Duration::from_millis(1800) && three < Duration::from_secs(4), "3 ticks took {three:?}");
+    // subscribe narrows to n2's load.
+    ws.send(Message::Text(json!({"type": "subscribe", "contexts": "system.load", "nodes": ["n2"]}).to_string().into()))
+        .expect("send");
+    let mut narrowed = None;
+    for _ in 0..4 {
+        let m = ws_next(&mut ws).expect("message");
+        if m["type"] == "tick" && ids(&m) == ["n2"] {
+            narrowed = Some(m);
+            break;
+        }
+    }
+    let narrowed = narrowed.expect("a narrowed tick");
+    let ctxs: Vec<&String> = narrowed["nodes"][0]["contexts"].as_object().expect("contexts").keys().collect();
+    assert_eq!(ctxs, ["system.load"]);
+    ws.send(Message::Text("{\"type\":\"nope\"}".into())).expect("send");
+    let mut saw_error = false;
+    for _ in 0..3 {
+        if ws_next(&mut ws).expect("message")["type"] == "error" {
+            saw_error = true;
+            break;
+        }
+    }
+    assert!(saw_error, "a bad message is answered with an error, the stream goes on");
+
+    // SSE with query-string patterns.
+    let (status, mut sse) =
+        sse_connect(&s, "/api/v1/stream/nodes?contexts=system.cpu,apps.*&nodes=host-n1,n3", &s.token);
+    assert_eq!(status, 200);
+    let (event, tick) = sse.next().expect("an SSE tick");
+    assert_eq!(event, "tick");
+    assert_eq!(ids(&tick), ["n1", "n3"]);
+    assert!(check_values(&tick) >= 2 * 3);
+    let keys: Vec<&String> = tick["nodes"][0]["contexts"].as_object().expect("contexts").keys().collect();
+    assert_eq!(keys, ["apps.cpu", "system.cpu"]);
+
+    // ticks=N ends cleanly.
+    let (_, mut two) = sse_connect(&s, "/api/v1/stream/nodes?ticks=2", &s.token);
+    let events: Vec<String> = std::iter::from_fn(|| two.next()).map(|(e, _)| e).collect();
+    assert_eq!(events, ["tick", "tick", "close"]);
+
+    // An allowlisted token never sees other nodes.
+    let (_, only_n1) = token(&s, &["strata:stream:read"], &["n1"], None);
+    let mut ws1 = ws_connect(&s, "/api/v1/ws/nodes?contexts=*", &only_n1).expect("ws");
+    ws1.send(Message::Text(json!({"type": "subscribe", "nodes": "*", "contexts": "*"}).to_string().into()))
+        .expect("send");
+    let (_, mut sse1) = sse_connect(&s, "/api/v1/stream/nodes?nodes=*", &only_n1);
+    for _ in 0..3 {
+        let t = loop {
+            let m = ws_next(&mut ws1).expect("tick");
+            if m["type"] == "tick" {
+                break m;
+            }
+        };
+        assert_eq!(ids(&t), ["n1"], "{t}");
+        let (_, t2) = sse1.next().expect("sse tick");
+        assert_eq!(ids(&t2), ["n1"]);
+        assert!(!t.to_string().contains("host-n2") && !t2.to_string().contains("n3"));
+    }
+
+    // Scope: a data-only token may not stream.
+    let (_, data_only) = token(&s, &["strata:data:read"], &[], None);
+    let refused = ws_connect(&s, "/api/v1/ws/nodes", &data_only).expect_err("403");
+    assert!(matches!(&refused, tungstenite::Error::Http(r) if r.status() == 403), "{refused:?}");
+    assert_eq!(sse_connect(&s, "/api/v1/stream/nodes", &data_only).0, 403);
+    let plain = s.request("/api/v1/ws/nodes", Auth::Admin, None);
+    assert_eq!(plain.status, 400, "a plain GET is told to upgrade: {}", plain.text);
+    assert_eq!(s.request("/api/v1/stream/nodes?ticks=x", Auth::Admin, None).status, 400);
+    assert_eq!(s.request("/api/v1/stream/nodes?nodes=%21", Auth::Admin, None).status, 400);
+
+    // Revocation ends both streams within a second.
+    let (rid, rtok) = token(&s, &["strata:stream:read"], &[], None);
+    let mut wsr = ws_connect(&s, "/api/v1/ws/nodes", &rtok).expect("ws");
+    let (_, mut sser) = sse_connect(&s, "/api/v1/stream/nodes", &rtok);
+    ws_next(&mut wsr).expect("first tick");
+    sser.next().expect("first sse tick");
+    let revoked_at = Instant::now();
+    let r = s.request(&format!("/api/v1/tokens/{rid}"), Auth::Admin, None);
+    assert_eq!(r.status, 200);
+    let del = crate::harness::call(
+        &crate::harness::agent(),
+        &s.base,
+        "DELETE",
+        &format!("/api/v1/tokens/{rid}"),
+        Some(&format!("Bearer {}", s.token)),
+        None,
+    );
+    assert_eq!(del.status, 200, "{}", del.text);
+    let close = loop {
+        match ws_next(&mut wsr) {
+            Ok(_) => continue,
+            Err(c) => break c,
+        }
+    };
+    let ws_took = revoked_at.elapsed();
+    assert_eq!(close, (1008, "token revoked".to_string()));
+    let mut last = None;
+    while let Some(e) = sser.next() {
+        last = Some(e);
+    }
+    let sse_took = revoked_at.elapsed();
+    assert_eq!(last.map(|(e, d)| (e, d["reason"].clone())), Some(("close".into(), json!("token revoked"))));
+    assert!(ws_took < Duration::from_secs(1) && sse_took < Duration::from_secs(1), "ws {ws_took:?}, sse {sse_took:?}");
+    eprintln!("stream end after revocation: ws {ws_took:?}, sse {sse_took:?}");
+
+    // Expiry ends a stream too.
+    let (_, short) = token(&s, &["strata:stream:read"], &[], Some(2));
+    let born = Instant::now();
+    let mut wse = ws_connect(&s, "/api/v1/ws/nodes", &short).expect("ws");
+    let close = loop {
+        match ws_next(&mut wse) {
+            Ok(_) => continue,
+            Err(c) => break c,
+        }
+    };
+    assert_eq!(close, (1008, "token expired".to_string()));
+    assert!(born.elapsed() < Duration::from_millis(3200), "expired stream lasted {:?}", born.elapsed());
+    let _ = CloseCode::Normal;
+    stop.store(true, Ordering::Relaxed);
+    feed.join().expect("feeder");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Many metrics at `t`: ticks of `contexts=*` are about 450 KB.
+fn big_batch(t: i64) -> Vec<u8> {
+    let mut s = String::from("{\"series\":[");
+    for n in 0..100 {
+        for m in 0..150 {
+            if n + m > 0 {
+                s.push(',');
+            }
+            s.push_str(&format!(
+                "{{\"node\":\"big{n:03}\",\"context\":\"big.c{}\",\"instance\":\"big.i{}\",\"dimension\":\"dimension_{m:03}\",\"points\":[[{t},{}.5]]}}",
+                m % 10,
+                m % 30,
+                n * 1000 + m
+            ));
+        }
+    }
+    s.push_str("]}");
+    s.into_bytes()
+}
+
+#[test]
+fn streams_drop_a_stalled_reader_keep_others_ticking_and_memory_bounded() {
+    let s = Server::start_with(TempDir::new("stall"), None, &["--stream-queue", "2"]);
+    let load = |t: i64| {
+        let r = s.request("/api/v1/ingest", Auth::Admin, Some(&big_batch(t)));
+        assert_eq!(r.status, 200, "{}", r.snippet());
+    };
+    load(now());
+    let path = "/api/v1/stream/nodes?contexts=*";
+    // A healthy reader on the WebSocket, reading every tick on its own thread.
+    let mut good = ws_connect(&s, "/api/v1/ws/nodes?contexts=*", &s.token).expect("ws");
+    let first = ws_next(&mut good).expect("tick");
+    let tick_bytes = first.to_string().len();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_reader = stop.clone();
+    let reader = std::thread::spawn(move || {
+        let mut gaps = Vec::new();
+        let mut last = Instant::now();
+        while !stop_reader.load(Ordering::Relaxed) {
+            match ws_next(&mut good) {
+                Ok(_) => {
+                    gaps.push(last.elapsed());
+                    last = Instant::now();
+                }
+                Err(e) => panic!("the healthy reader was dropped: {e:?}"),
+            }
+        }
+        gaps
+    });
+    let rss_before = rss_kib(s.pid());
+    // Two stalled readers: they connect and never read.
+    let (status, stalled_sse) = sse_connect(&s, path, &s.token);
+    assert_eq!(status, 200);
+    let stalled_ws = ws_connect(&s, "/api/v1/ws/nodes?contexts=*", &s.token).expect("ws");
+    let mut peak = rss_before;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(25) {
+        std::thread::sleep(Duration::from_millis(500));
+        peak = peak.max(rss_kib(s.pid()));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let gaps = reader.join().expect("healthy reader");
+    // The stalled SSE reader: what the sockets held, then the end.
+    let mut r = stalled_sse.r;
+    r.get_ref().set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut buf = Vec::new();
+    let read = r.read_to_end(&mut buf);
+    let sse_ticks = String::from_utf8_lossy(&buf).matches("event: tick").count();
+    assert!(read.is_ok() || !buf.is_empty(), "{read:?}");
+    assert!(sse_ticks < 25, "the stalled SSE reader kept getting ticks: {sse_ticks}");
+    let mut ws = stalled_ws;
+    let mut ws_ticks = 0;
+    let end = loop {
+        match ws_next(&mut ws) {
+            Ok(_) => ws_ticks += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(ws_ticks < 25, "the stalled WebSocket reader kept getting ticks: {ws_ticks} ({end:?})");
+    let growth_mib = peak.saturating_sub(rss_before) / 1024;
+    eprintln!(
+        "stalled readers: tick {tick_bytes} B, sse got {sse_ticks} ticks, ws got {ws_ticks} then {end:?}; rss {} -> peak {} MiB (+{growth_mib}); healthy reader {} ticks, max gap {:?}",
+        rss_before / 1024,
+        peak / 1024,
+        gaps.len(),
+        gaps.iter().max()
+    );
+    assert!(gaps.len() >= 20, "the healthy reader got {} ticks in 25 s", gaps.len());
+    // The first gap includes the reader thread's start.
+    assert!(gaps.iter().skip(1).all(|g| *g < Duration::from_millis(2500)), "healthy reader gaps: {gaps:?}");
+    assert!(growth_mib < 64, "server RSS grew by {growth_mib} MiB with two stalled readers");
+}
