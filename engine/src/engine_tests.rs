@@ -137,3 +137,82 @@ fn wal_records_of_earlier_builds_json_still_replay() {
     let want = |c: usize, k: i64| (T0 + k * SECS + 1..T0 + (k + 1) * SECS + 1).map(|t| value(c, t)).sum::<f64>();
     assert_eq!(sums(&engine)[..2], [want(0, 0), want(1, 1)], "both records replayed");
 }
+
+/// Data dirs of format 2 hold tier-0 segments in the plain layout: they
+/// still read, answer exactly as the encoded ones did, and the upgraded
+/// dir (VERSION 3) seals new hours encoded.
+#[test]
+fn format_2_plain_segments_read_after_the_upgrade() {
+    use crate::storage::segment::{Layout, Segment};
+    use crate::storage::segment_file::{open_segment, write_segment};
+
+    let dir = TempDir(std::env::temp_dir().join(format!("strata-engine-format2-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    let opts = PersistOptions {
+        dir: dir.0.clone(),
+        wal: WalOptions::default(),
+        compression: Compression::None,
+        max_disk: [None; TIERS],
+    };
+    let open_at =
+        |now: i64| Engine::open(EngineConfig::default(), Clock::Fixed(AtomicI64::new(now)), &opts).expect("open").0;
+    let answers = |e: &Engine| -> Vec<Vec<f64>> {
+        ["average", "min", "median"]
+            .iter()
+            .map(|tg| {
+                let body = json!({
+                    "scope": {"contexts": ["test.concurrent"]},
+                    "window": {"after": T0 + 17, "before": T0 + 3583, "points": 13},
+                    "aggregations": {"time": {"time_group": tg}},
+                });
+                let r = e.query(&parse_body(ApiVersion::V3, &body).expect("body")).expect("query");
+                r.series.iter().flat_map(|s| s.values.clone()).collect()
+            })
+            .collect()
+    };
+    let engine = open_at(T0 + 2 * 3600 + 1);
+    // The first hour, then a minute past its late grace, which closes it.
+    for k in (0..60).chain([70]) {
+        engine.ingest(&batch(k as usize % 3, k)).expect("ingest");
+    }
+    engine.checkpoint().expect("checkpoint");
+    let want = answers(&engine);
+    drop(engine);
+
+    // Rewrite every tier-0 file as format 2 wrote it, and point the manifests at it.
+    let tier0 = dir.0.join("tier0");
+    let files: Vec<PathBuf> = std::fs::read_dir(&tier0).expect("tier0").flatten().map(|e| e.path()).collect();
+    assert!(!files.is_empty(), "the hour was sealed");
+    for old in files {
+        let (name, seg) = open_segment(&old).expect("open");
+        assert_eq!(seg.layout(), Layout::Encoded);
+        let plain = Segment::seal_plain(&seg.to_open()).expect("plain");
+        let new = write_segment(&tier0, &plain, name.update_every, Compression::None).expect("write");
+        for snap in std::fs::read_dir(dir.0.join("meta")).expect("meta").flatten() {
+            let manifest = snap.path().join("manifest.json");
+            if let Ok(text) = std::fs::read_to_string(&manifest) {
+                let file = |p: &PathBuf| p.file_name().and_then(|n| n.to_str()).expect("name").to_owned();
+                std::fs::write(&manifest, text.replace(&file(&old), &file(&new))).expect("manifest");
+            }
+        }
+        std::fs::remove_file(&old).expect("rm");
+        assert_eq!(open_segment(&new).expect("reopen").1.layout(), Layout::Raw);
+    }
+    std::fs::write(dir.0.join("VERSION"), "2\n").expect("VERSION");
+
+    let engine = open_at(T0 + 2 * 3600 + 1);
+    assert_eq!(answers(&engine), want, "plain segments answer as the encoded ones did");
+    assert_eq!(std::fs::read_to_string(dir.0.join("VERSION")).expect("VERSION").trim(), "3");
+    drop(engine);
+    let engine = open_at(T0 + 3 * 3600 + 1);
+    for k in (71..120).chain([130]) {
+        engine.ingest(&batch(0, k)).expect("ingest the next hour");
+    }
+    engine.checkpoint().expect("checkpoint");
+    let layouts: Vec<Layout> = std::fs::read_dir(&tier0)
+        .expect("tier0")
+        .flatten()
+        .map(|e| open_segment(&e.path()).expect("open").1.layout())
+        .collect();
+    assert!(layouts.contains(&Layout::Raw) && layouts.contains(&Layout::Encoded), "{layouts:?}");
+}

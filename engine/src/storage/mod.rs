@@ -4,6 +4,7 @@
 
 pub mod bits;
 pub mod block;
+pub mod codec;
 pub mod open_span;
 pub mod prefetch;
 pub mod row;

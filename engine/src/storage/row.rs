@@ -3,6 +3,7 @@
 //! from their buffers without copying.
 
 use super::bits::BitSlice;
+use super::codec::EncodedRow;
 
 /// A tier-k aggregate point.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -18,6 +19,8 @@ pub struct AggPoint {
 pub enum RowData<'a> {
     /// Tier 0: one value per slot; `valid == None` means every slot holds a value.
     Raw { values: &'a [f64], valid: Option<BitSlice<'a>>, anomaly: Option<BitSlice<'a>> },
+    /// Tier 0, sealed: codec-encoded values, validity and anomaly bits.
+    Encoded(EncodedRow<'a>),
     /// Tiers 1-2: aggregates; a point with `count == 0` is a gap.
     Agg { sum: &'a [f64], min: &'a [f64], max: &'a [f64], count: &'a [u32], anomaly_count: &'a [u32] },
 }
@@ -49,6 +52,7 @@ impl<'a> Run<'a> {
                 valid: valid.map(|v| v.advance(from)),
                 anomaly: anomaly.map(|a| a.advance(from)),
             },
+            RowData::Encoded(row) => RowData::Encoded(row.slice(from, to)),
             RowData::Agg { sum, min, max, count, anomaly_count } => RowData::Agg {
                 sum: &sum[from..to],
                 min: &min[from..to],
@@ -78,6 +82,7 @@ impl<'a> Run<'a> {
     pub fn is_valid(&self, i: usize) -> bool {
         match self.data {
             RowData::Raw { valid, .. } => valid.is_none_or(|v| v.get(i)),
+            RowData::Encoded(row) => row.is_valid(i),
             RowData::Agg { count, .. } => count[i] > 0,
         }
     }
@@ -87,6 +92,7 @@ impl<'a> Run<'a> {
     pub fn counts(&self, i: usize) -> (u32, u32) {
         match self.data {
             RowData::Raw { anomaly, .. } => (1, u32::from(anomaly.is_some_and(|a| a.get(i)))),
+            RowData::Encoded(row) => (1, u32::from(row.is_anomalous(i))),
             RowData::Agg { count, anomaly_count, .. } => (count[i], anomaly_count[i]),
         }
     }
@@ -104,6 +110,10 @@ impl<'a> Run<'a> {
                     count: 1,
                     anomaly_count: u32::from(anomaly.is_some_and(|a| a.get(i))),
                 }
+            }
+            RowData::Encoded(row) => {
+                let v = row.value(i);
+                AggPoint { sum: v, min: v, max: v, count: 1, anomaly_count: u32::from(row.is_anomalous(i)) }
             }
             RowData::Agg { sum, min, max, count, anomaly_count } => {
                 AggPoint { sum: sum[i], min: min[i], max: max[i], count: count[i], anomaly_count: anomaly_count[i] }

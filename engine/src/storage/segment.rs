@@ -1,18 +1,29 @@
-//! A sealed span: an immutable Arrow `RecordBatch`, one row per metric,
-//! fixed-size-list columns with null bitmaps for gaps. Tier 0 holds
-//! `value`/`anomaly`; tiers 1-2 hold `sum`/`min`/`max`/`count`/`anomaly_count`.
+//! A sealed span: an immutable Arrow `RecordBatch`, one row per metric.
 //! The batch is exactly what the persistence layer writes as Arrow IPC.
+//!
+//! Layouts ([`Layout`]):
+//! - tier 0, encoded (what sealing writes since data format 3): `metric_id`
+//!   and `encoded`, one [`codec`](super::codec) row per metric (values,
+//!   gaps and anomaly bits, lossless, about 11 bits a sample on typical
+//!   gauges), read in place from the mapped file; the points per row are
+//!   in the schema metadata (`strata.points`);
+//! - tier 0, plain (format 2 files, still read): fixed-size-list
+//!   `value`/`anomaly` columns with a null bitmap for gaps;
+//! - tiers 1-2: fixed-size-list `sum`/`min`/`max`/`count`/`anomaly_count`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, UInt32Type};
-use arrow_array::{Array, ArrayRef, BooleanArray, FixedSizeListArray, Float64Array, RecordBatch, UInt32Array};
-use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, FixedSizeListArray, Float64Array, LargeBinaryArray, RecordBatch, UInt32Array,
+};
+use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema};
 
-use super::bits::BitSlice;
+use super::bits::{get_bit, BitSlice};
+use super::codec::{self, EncodedRow};
 use super::open_span::{Dense, OpenSpan};
 use super::row::{RowData, Run};
 use crate::error::{EngineError, Result};
@@ -43,8 +54,23 @@ struct AggColumns {
 #[derive(Debug)]
 enum Columns {
     Raw { values: Float64Array, anomaly: BooleanArray },
+    Encoded(LargeBinaryArray),
     Agg(Box<AggColumns>),
 }
+
+/// How a segment's columns hold its points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Tier 0 as fixed-size lists of `f64` (format 2).
+    Raw,
+    /// Tier 0 as one codec row per metric (format 3).
+    Encoded,
+    /// Tiers 1-2.
+    Agg,
+}
+
+/// Schema metadata key of an encoded segment's points per row.
+pub const POINTS_KEY: &str = "strata.points";
 
 fn list_field(name: &str, child: DataType, n: usize) -> Field {
     Field::new(name, DataType::FixedSizeList(Arc::new(Field::new("item", child, true)), n as i32), false)
@@ -59,20 +85,46 @@ fn bitmap(bytes: Vec<u8>, len: usize) -> NullBuffer {
     NullBuffer::new(BooleanBuffer::new(Buffer::from_vec(bytes), 0, len))
 }
 
-/// The Arrow schema of a sealed span of `tier` with `n` points per row.
-pub fn schema_for(raw: bool, n: usize) -> Schema {
+/// The Arrow schema of a sealed span in `layout` with `n` points per row.
+pub fn schema_for(layout: Layout, n: usize) -> Schema {
     let mut fields = vec![Field::new("metric_id", DataType::UInt32, false)];
-    if raw {
-        fields.push(list_field("value", DataType::Float64, n));
-        fields.push(list_field("anomaly", DataType::Boolean, n));
-    } else {
-        for name in ["sum", "min", "max"] {
-            fields.push(list_field(name, DataType::Float64, n));
+    match layout {
+        Layout::Raw => {
+            fields.push(list_field("value", DataType::Float64, n));
+            fields.push(list_field("anomaly", DataType::Boolean, n));
         }
-        fields.push(list_field("count", DataType::UInt32, n));
-        fields.push(list_field("anomaly_count", DataType::UInt32, n));
+        Layout::Encoded => {
+            fields.push(Field::new("encoded", DataType::LargeBinary, false));
+            let meta = HashMap::from([(POINTS_KEY.to_owned(), n.to_string())]);
+            return Schema::new_with_metadata(fields, meta);
+        }
+        Layout::Agg => {
+            for name in ["sum", "min", "max"] {
+                fields.push(list_field(name, DataType::Float64, n));
+            }
+            fields.push(list_field("count", DataType::UInt32, n));
+            fields.push(list_field("anomaly_count", DataType::UInt32, n));
+        }
     }
     Schema::new(fields)
+}
+
+/// One codec row per metric of a dense tier-0 span (`n` points a row).
+fn encode_rows(values: &[f64], valid: &[u8], anomaly: &[u8], n: usize) -> LargeBinaryArray {
+    let rows = values.len().checked_div(n).unwrap_or(0);
+    let mut data = Vec::with_capacity(values.len() * 3 / 2 + 64 * rows);
+    let mut offsets = Vec::with_capacity(rows + 1);
+    offsets.push(0i64);
+    for r in 0..rows {
+        let at = r * n;
+        data.extend_from_slice(&codec::encode(
+            &values[at..at + n],
+            |i| get_bit(valid, at + i),
+            |i| get_bit(anomaly, at + i),
+        ));
+        offsets.push(data.len() as i64);
+    }
+    LargeBinaryArray::new(OffsetBuffer::new(ScalarBuffer::from(offsets)), Buffer::from_vec(data), None)
 }
 
 impl Segment {
@@ -82,14 +134,11 @@ impl Segment {
         let len = span.ids.len() * n;
         let ids = UInt32Array::from(span.ids.clone());
         let arrow = |source| EngineError::Arrow { tier, source };
-        let raw = span.is_raw();
+        let layout = if span.is_raw() { Layout::Encoded } else { Layout::Agg };
         let mut columns: Vec<ArrayRef> = vec![Arc::new(ids)];
         match span.dense() {
             Dense::Raw { values, valid, anomaly } => {
-                let values = Float64Array::new(ScalarBuffer::from(values), Some(bitmap(valid, len)));
-                let anomaly = BooleanArray::new(BooleanBuffer::new(Buffer::from_vec(anomaly), 0, len), None);
-                columns.push(list_of(Arc::new(values), n).map_err(arrow)?);
-                columns.push(list_of(Arc::new(anomaly), n).map_err(arrow)?);
+                columns.push(Arc::new(encode_rows(&values, &valid, &anomaly, n)));
             }
             Dense::Agg { sum, min, max, count, anomaly_count } => {
                 let mut valid = vec![0u8; len.div_ceil(8)];
@@ -105,8 +154,38 @@ impl Segment {
                 }
             }
         }
-        let batch = RecordBatch::try_new(Arc::new(schema_for(raw, n)), columns).map_err(arrow)?;
+        let batch = RecordBatch::try_new(Arc::new(schema_for(layout, n)), columns).map_err(arrow)?;
         Segment::from_batch(tier, span.start, span.res, batch)
+    }
+
+    /// Seals a tier-0 span in the plain layout of format 2 (for tests of
+    /// reading such files).
+    #[cfg(test)]
+    pub fn seal_plain(span: &OpenSpan) -> Result<Segment> {
+        let n = span.points;
+        let len = span.ids.len() * n;
+        let arrow = |source| EngineError::Arrow { tier: 0, source };
+        let Dense::Raw { values, valid, anomaly } = span.dense() else {
+            return Err(arrow(arrow_schema::ArrowError::SchemaError("not a tier-0 span".into())));
+        };
+        let values = Float64Array::new(ScalarBuffer::from(values), Some(bitmap(valid, len)));
+        let anomaly = BooleanArray::new(BooleanBuffer::new(Buffer::from_vec(anomaly), 0, len), None);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt32Array::from(span.ids.clone())),
+            list_of(Arc::new(values), n).map_err(arrow)?,
+            list_of(Arc::new(anomaly), n).map_err(arrow)?,
+        ];
+        let batch = RecordBatch::try_new(Arc::new(schema_for(Layout::Raw, n)), columns).map_err(arrow)?;
+        Segment::from_batch(0, span.start, span.res, batch)
+    }
+
+    /// The layout of this segment's columns.
+    pub fn layout(&self) -> Layout {
+        match self.cols {
+            Columns::Raw { .. } => Layout::Raw,
+            Columns::Encoded(_) => Layout::Encoded,
+            Columns::Agg(_) => Layout::Agg,
+        }
     }
 
     /// Wraps a batch with this module's schema (from `seal`, or read back from disk).
@@ -128,6 +207,26 @@ impl Segment {
         let u32s = |name: &str| -> Result<UInt32Array> {
             list(name)?.values().as_primitive_opt::<UInt32Type>().cloned().ok_or_else(|| bad(name))
         };
+        if tier == 0 {
+            if let Some(col) = batch.column_by_name("encoded") {
+                let rows_col = col.as_binary_opt::<i64>().cloned().ok_or_else(|| bad("encoded"))?;
+                let points = batch
+                    .schema_ref()
+                    .metadata()
+                    .get(POINTS_KEY)
+                    .and_then(|p| p.parse::<usize>().ok())
+                    .ok_or_else(|| bad("encoded rows without a point count"))?;
+                // Each row must be a codec row of exactly that many points;
+                // what its frames hold is checked as they are read.
+                if rows_col.null_count() > 0
+                    || (0..rows_col.len())
+                        .any(|r| EncodedRow::parse(rows_col.value(r)).is_none_or(|e| e.len() != points))
+                {
+                    return Err(bad("an encoded row does not parse"));
+                }
+                return Ok(Segment { tier, start, res, points, batch, rows, cols: Columns::Encoded(rows_col) });
+            }
+        }
         let points = list(if tier == 0 { "value" } else { "sum" })?.value_length() as usize;
         let cols = if tier == 0 {
             let anomaly = list("anomaly")?.values().as_boolean_opt().cloned().ok_or_else(|| bad("anomaly"))?;
@@ -190,6 +289,7 @@ impl Segment {
             n.filter(|n| n.null_count() > 0).map(|n| BitSlice::new(n.inner().values(), n.inner().offset() + a))
         }
         let data = match &self.cols {
+            Columns::Encoded(rows) => RowData::Encoded(EncodedRow::parse(rows.value(r))?),
             Columns::Raw { values, anomaly } => RowData::Raw {
                 values: &values.values()[a..b],
                 valid: bits(values.nulls(), a),
@@ -217,15 +317,18 @@ mod tests {
         s.write_raw(3, 7200, Some(1.0), false);
         s.write_raw(3, 7202, Some(3.0), true);
         s.write_raw(9, 7201, Some(-2.0), false);
+        for seg in [Segment::seal(0, &s).expect("seal"), Segment::seal_plain(&s).expect("seal plain")] {
+            assert_eq!(seg.batch.num_rows(), 2);
+            let r = seg.run(3).expect("row 3");
+            assert!(r.is_valid(0) && !r.is_valid(1) && r.is_valid(2));
+            assert_eq!(r.counts(2), (1, 1));
+            assert_eq!(r.agg(2).sum, 3.0);
+            assert_eq!(seg.run(9).expect("row 9").agg(1).sum, -2.0);
+            assert!(seg.run(4).is_none());
+            assert_eq!(seg.points, 3600);
+        }
         let seg = Segment::seal(0, &s).expect("seal");
-        assert_eq!(seg.batch.num_rows(), 2);
-        assert_eq!(seg.batch.schema().field(1).name(), "value");
-        let r = seg.run(3).expect("row 3");
-        assert!(r.is_valid(0) && !r.is_valid(1) && r.is_valid(2));
-        assert_eq!(r.counts(2), (1, 1));
-        assert_eq!(r.agg(2).sum, 3.0);
-        assert_eq!(seg.run(9).expect("row 9").agg(1).sum, -2.0);
-        assert!(seg.run(4).is_none());
+        assert_eq!((seg.layout(), seg.batch.schema().field(1).name().as_str()), (Layout::Encoded, "encoded"));
     }
 
     #[test]
