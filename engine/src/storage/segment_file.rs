@@ -401,11 +401,12 @@ fn check_schema(path: &Path, schema: &Schema, raw: bool) -> Result<(Layout, usiz
     }
     let (layout, points) = match schema.fields().get(1).map(|f| f.data_type()) {
         Some(DataType::FixedSizeList(_, n)) if *n > 0 => (if raw { Layout::Raw } else { Layout::Agg }, *n as usize),
-        Some(DataType::LargeBinary) if raw => {
+        Some(DataType::LargeBinary) => {
             let points = schema.metadata().get(POINTS_KEY).and_then(|p| p.parse::<usize>().ok());
-            (Layout::Encoded, points.filter(|&p| p > 0 && p <= u32::MAX as usize).unwrap_or(0))
+            let layout = if raw { Layout::Encoded } else { Layout::AggEncoded };
+            (layout, points.filter(|&p| p > 0 && p <= u32::MAX as usize).unwrap_or(0))
         }
-        _ => (if raw { Layout::Encoded } else { Layout::Agg }, 0),
+        _ => (if raw { Layout::Encoded } else { Layout::AggEncoded }, 0),
     };
     let expected = schema_for(layout, points);
     if points == 0 || *schema != expected {
@@ -422,7 +423,7 @@ fn max_row_bytes(layout: Layout, points: usize) -> u64 {
     let points = points as u64;
     match layout {
         Layout::Raw | Layout::Agg => points * 8,
-        Layout::Encoded => points * 9 + 64 * points.div_ceil(super::codec::FRAME as u64) + 64,
+        Layout::Encoded | Layout::AggEncoded => points * 9 + 64 * points.div_ceil(super::codec::FRAME as u64) + 64,
     }
 }
 

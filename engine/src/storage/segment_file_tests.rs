@@ -66,6 +66,15 @@ fn raw_span(start: i64) -> OpenSpan {
 
 /// Tier 1, 16 one-minute points from 0: sums/min/max/counts with empty points.
 fn agg_segment(start: i64) -> Segment {
+    Segment::seal(1, &agg_span(start)).expect("seal agg")
+}
+
+/// The same in format 2's plain layout.
+fn plain_agg_segment(start: i64) -> Segment {
+    Segment::seal_plain_agg(1, &agg_span(start)).expect("seal plain agg")
+}
+
+fn agg_span(start: i64) -> OpenSpan {
     let mut s = OpenSpan::new(start, 60, 16, false);
     for i in 0..16i64 {
         for k in 0..(i % 4) {
@@ -73,7 +82,7 @@ fn agg_segment(start: i64) -> Segment {
         }
     }
     s.merge_agg(4, start + 15 * 60, 2.5, true);
-    Segment::seal(1, &s).expect("seal agg")
+    s
 }
 
 /// Every point of every row identical through `run`, bit for bit.
@@ -126,6 +135,7 @@ fn round_trip_every_tier_and_compression() {
             (raw_segment(7200), &RAW_IDS, 1),
             (plain_raw_segment(3600), &RAW_IDS, 1),
             (agg_segment(86_400), &AGG_IDS, 1),
+            (plain_agg_segment(172_800), &AGG_IDS, 1),
         ] {
             let path = write_segment(&d.0, &seg, ue, compression).expect("write");
             let (name, back) = open_segment(&path).expect("open");
@@ -136,7 +146,7 @@ fn round_trip_every_tier_and_compression() {
         }
     }
     let left: Vec<_> = fs::read_dir(&d.0).expect("ls").map(|e| e.expect("entry").file_name()).collect();
-    assert_eq!(left.len(), 9, "no temp files left behind: {left:?}");
+    assert_eq!(left.len(), 12, "no temp files left behind: {left:?}");
 }
 
 #[test]
@@ -441,13 +451,14 @@ proptest! {
     fn mutated_segment_with_fixed_crc_never_panics_open(
         flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..), 1..6),
         compression in prop_oneof![Just(Compression::None), Just(Compression::Lz4), Just(Compression::Zstd)],
-        encoded in any::<bool>(),
+        kind in 0..3u8,
     ) {
         let d = TestDir::new("prop-mutate");
-        let (seg, name, points) = if encoded {
-            (raw_segment(0), raw_name(0), 64)
-        } else {
-            (agg_segment(0), SegmentName { tier: 1, update_every: 1, start: 0, res: 60, crc: 0 }, 16)
+        let agg_name = SegmentName { tier: 1, update_every: 1, start: 0, res: 60, crc: 0 };
+        let (seg, name, points) = match kind {
+            0 => (raw_segment(0), raw_name(0), 64),
+            1 => (agg_segment(0), agg_name, 16),
+            _ => (plain_agg_segment(0), agg_name, 16),
         };
         let good = write_segment(&d.0, &seg, 1, compression).expect("write");
         let mut bytes = fs::read(&good).expect("read");
@@ -484,7 +495,7 @@ fn forged_row_count_and_length_prefix_are_refused_not_allocated() {
     const FORGED_LEN: i64 = 100 << 30;
     let d = TestDir::new("forged");
     for compression in [Compression::Lz4, Compression::Zstd] {
-        let good = write_segment(&d.0, &agg_segment(0), 1, compression).expect("write");
+        let good = write_segment(&d.0, &plain_agg_segment(0), 1, compression).expect("write");
         let mut bytes = fs::read(&good).expect("read");
         fs::remove_file(&good).expect("rm");
 

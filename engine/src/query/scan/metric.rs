@@ -20,6 +20,8 @@
 //! without decoding, and values are decoded (into a reused buffer) only for
 //! time groups that need them one by one.
 
+use std::rc::Rc;
+
 use crate::query::kernels::Kernel;
 use crate::query::plan::layout::Piece;
 use crate::query::plan::{Job, MetricReads};
@@ -28,7 +30,7 @@ use crate::query::time_group::Field;
 use crate::query::window::Window;
 use crate::storage::bits::BitSlice;
 use crate::storage::codec::EncodedRow;
-use crate::storage::{prefetch, AggPoint, RowData, StoreView, TIERS};
+use crate::storage::{prefetch, AggColumnsBuf, AggPoint, RowData, StoreView, TIERS};
 
 use super::summarize::{absolute, absolute_point, anomaly_rates, summarize};
 
@@ -189,6 +191,35 @@ impl<'a> RawData<'a> {
     }
 }
 
+/// A rollup run of a metric: borrowed from the store, or decoded from a
+/// sealed (encoded) segment, once per metric and only over the range read.
+#[derive(Debug, Clone)]
+enum AggRun<'a> {
+    Borrowed(AggView<'a>),
+    Decoded { first_end: i64, res: i64, cols: Rc<AggColumnsBuf> },
+}
+
+impl AggRun<'_> {
+    fn view(&self) -> AggView<'_> {
+        match self {
+            AggRun::Borrowed(v) => *v,
+            AggRun::Decoded { first_end, res, cols } => AggView {
+                first_end: *first_end,
+                res: *res,
+                sum: &cols.sum,
+                min: &cols.min,
+                max: &cols.max,
+                count: &cols.count,
+                anomaly_count: &cols.anomaly_count,
+            },
+        }
+    }
+
+    fn last_end(&self) -> i64 {
+        self.view().last_end()
+    }
+}
+
 /// A rollup run, unpacked once per metric.
 #[derive(Debug, Clone, Copy)]
 struct AggView<'a> {
@@ -325,7 +356,7 @@ pub struct MetricScan<'s> {
     kernel: Box<dyn Kernel>,
     raw: Vec<RawView<'s>>,
     /// Rollup runs per tier (index 0 unused).
-    agg: [Vec<AggView<'s>>; TIERS],
+    agg: [Vec<AggRun<'s>>; TIERS],
     cursor: [usize; TIERS],
     scratch: Vec<f64>,
     /// Decoded values of an encoded slice.
@@ -373,8 +404,19 @@ impl<'s> MetricScan<'s> {
                 RowData::Encoded(row) => {
                     raw.push(RawView { first_end: r.first_end, res: r.res, len: r.len, data: RawData::Encoded(row) })
                 }
-                RowData::Agg { sum, min, max, count, anomaly_count } => {
-                    agg[t].push(AggView { first_end: r.first_end, res: r.res, sum, min, max, count, anomaly_count })
+                RowData::Agg { sum, min, max, count, anomaly_count } => agg[t].push(AggRun::Borrowed(AggView {
+                    first_end: r.first_end,
+                    res: r.res,
+                    sum,
+                    min,
+                    max,
+                    count,
+                    anomaly_count,
+                })),
+                RowData::AggEncoded(rows) => {
+                    let mut cols = AggColumnsBuf::default();
+                    rows.decode_into(&mut cols);
+                    agg[t].push(AggRun::Decoded { first_end: r.first_end, res: r.res, cols: Rc::new(cols) })
                 }
             });
         }
@@ -481,7 +523,8 @@ impl<'s> MetricScan<'s> {
         }
         let (a, e, c) = (last.from, last.to, first.to);
         let (j, k) = self.agg_point(1, c)?;
-        let r = self.agg[1][j];
+        let run = self.agg[1][j].clone();
+        let r = run.view();
         if r.first_end + k as i64 * r.res - r.res != a {
             return None;
         }
@@ -564,7 +607,7 @@ impl<'s> MetricScan<'s> {
     fn agg_point(&self, tier: usize, end: i64) -> Option<(usize, usize)> {
         let runs = &self.agg[tier];
         let j = self.cursor[tier] + runs[self.cursor[tier].min(runs.len())..].partition_point(|r| r.last_end() < end);
-        let r = runs.get(j)?;
+        let r = runs.get(j)?.view();
         let d = end - r.first_end;
         (d >= 0 && d % r.res == 0).then_some((j, (d / r.res) as usize)).filter(|&(_, k)| k < r.count.len())
     }
@@ -672,7 +715,8 @@ impl<'s> MetricScan<'s> {
         }
         self.cursor[tier] = j;
         let (mut read, mut approximate, mut unit) = (false, false, 1);
-        while let Some(&r) = self.agg[tier].get(j) {
+        while let Some(run) = self.agg[tier].get(j).cloned() {
+            let r = run.view();
             if r.first_end > to {
                 break;
             }
@@ -743,7 +787,8 @@ impl<'s> MetricScan<'s> {
     fn closing_value(&self, tier: usize, t: i64) -> Option<f64> {
         // Points end on multiples of their resolution: none straddles a
         // bucket end that is one (always so at one second).
-        let unit = if tier == 0 { self.raw.first().map(|r| r.res) } else { self.agg[tier].first().map(|r| r.res) };
+        let unit =
+            if tier == 0 { self.raw.first().map(|r| r.res) } else { self.agg[tier].first().map(|r| r.view().res) };
         if unit.is_none_or(|u| u <= 1 || t.rem_euclid(u) == 0) {
             return None;
         }
@@ -775,7 +820,7 @@ impl<'s> MetricScan<'s> {
         } else {
             let runs = &self.agg[tier];
             let j = runs.partition_point(|r| r.last_end() <= t);
-            let r = runs.get(j)?;
+            let r = runs.get(j)?.view();
             if r.res <= 1 {
                 return None;
             }
@@ -788,7 +833,7 @@ impl<'s> MetricScan<'s> {
                 (r.count[k - 1] > 0).then(|| r.value(k - 1, field))
             } else {
                 j.checked_sub(1).and_then(|pj| {
-                    let p = &runs[pj];
+                    let p = runs[pj].view();
                     let pk = p.count.len() - 1;
                     (p.last_end() == end - r.res && p.count[pk] > 0).then(|| p.value(pk, field))
                 })
