@@ -18,6 +18,7 @@
 //! not involved. Metrics without data in a window they need are skipped;
 //! weights of exactly 0 are dropped (Netdata's default `nonzero`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::error::{EngineError, Result};
@@ -248,8 +249,16 @@ pub fn view(store: &Store, visible: &Visible, req: &WeightsRequest, now: i64) ->
     Ok(view)
 }
 
-/// Ranks the visible metrics.
-pub fn run(store: &StoreView, visible: &Visible, req: &WeightsRequest, now: i64, tiers: usize) -> Result<Weights> {
+/// Ranks the visible metrics; gives up with [`EngineError::Cancelled`] once
+/// `cancel` turns true (checked per metric).
+pub fn run(
+    store: &StoreView,
+    visible: &Visible,
+    req: &WeightsRequest,
+    now: i64,
+    tiers: usize,
+    cancel: Option<&AtomicBool>,
+) -> Result<Weights> {
     let started = Instant::now();
     let (highlight, baseline) = windows(req, now)?;
     let earliest = baseline.map_or(highlight.0, |b| b.0.min(highlight.0));
@@ -258,6 +267,9 @@ pub fn run(store: &StoreView, visible: &Visible, req: &WeightsRequest, now: i64,
     let mut weights = Vec::new();
     let mut points = 0;
     for m in visible {
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(EngineError::Cancelled);
+        }
         if req.timeout_ms > 0 && started.elapsed().as_millis() as u64 > req.timeout_ms {
             let elapsed_ms = started.elapsed().as_millis() as u64;
             return Err(EngineError::Timeout { timeout_ms: req.timeout_ms, elapsed_ms });

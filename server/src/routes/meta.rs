@@ -197,7 +197,7 @@ pub async fn weights_v2(
             let view = weights::view(&state.store, &visible, &w, ctx.now)?;
             (visible, view)
         };
-        let ranked = weights::run(&view, &visible, &w, ctx.now, ctx.tiers)?;
+        let ranked = weights::run(&view, &visible, &w, ctx.now, ctx.tiers, None)?;
         let state = ctx.st.engine.read()?;
         let cat = &state.catalog;
         let (result, dictionaries) = fmt::weights_result(cat, &ranked);

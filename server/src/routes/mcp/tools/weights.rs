@@ -106,7 +106,7 @@ fn rank(cx: &Ctx, args: &Map<String, Value>) -> Result<Value, ToolError> {
     // The ranking runs on a view, without the locks, so ingest does not wait.
     let view = strata_engine::meta::weights::view(store, &visible, &req, cx.now)?;
     drop(guard);
-    let ranked = run(&view, &visible, &req, cx.now, tiers)?;
+    let ranked = run(&view, &visible, &req, cx.now, tiers, Some(&cx.cancel))?;
     let guard = cx.st.engine.read()?;
     let reg = &guard.catalog.registry;
     let mut seen: BTreeMap<String, ()> = BTreeMap::new();
