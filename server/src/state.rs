@@ -65,11 +65,15 @@ pub struct McpConfig {
     pub allowed_origins: Vec<String>,
     /// A `tools/call` longer than this ends as a tool error (`--mcp-call-timeout`).
     pub call_timeout: std::time::Duration,
+    /// The port when the server listens on a loopback address: `/mcp` then
+    /// takes only `Host: localhost|127.0.0.1|[::1]:<port>` (the second half
+    /// of the DNS-rebinding defence, with the `Origin` check).
+    pub loopback_port: Option<u16>,
 }
 
 impl Default for McpConfig {
     fn default() -> Self {
-        McpConfig { allowed_origins: Vec::new(), call_timeout: std::time::Duration::from_secs(10) }
+        McpConfig { allowed_origins: Vec::new(), call_timeout: std::time::Duration::from_secs(10), loopback_port: None }
     }
 }
 

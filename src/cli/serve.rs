@@ -319,6 +319,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             limiter: Default::default(),
             inflight: Default::default(),
             mcp_limiter: strata_server::auth::WindowLimiter::mcp(),
+            mcp_calls: Default::default(),
             anonymous_read: a.anonymous_read,
             default_rate: a.rate_limit,
             default_new_series: a.max_new_series_per_hour,
@@ -351,6 +352,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         mcp: strata_server::McpConfig {
             allowed_origins: a.mcp_allowed_origins.clone(),
             call_timeout: a.mcp_call_timeout,
+            loopback_port: None,
         },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -363,6 +365,8 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("binding {listen}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let mut state = state;
+        state.mcp.loopback_port = addr.ip().is_loopback().then_some(addr.port());
         if collector_on || demo_on {
             tokio::spawn(live_feed(engine.clone(), collector_on.then(|| host.clone()), demo_on.then_some(demo_spec)));
         }

@@ -3,7 +3,8 @@
 //! that need several requests or computed values: body cap (4), rate limits
 //! (5), the data table against `/api/v3/data` (23), series truncation (24),
 //! every tool's output against its `outputSchema` with a JSON Schema
-//! validator (14, 26) and revocation ending a running call (27).
+//! validator (14, 26), notifications/cancelled and revocation ending a
+//! running call (27), and the loopback `Host` check.
 
 use std::time::{Duration, Instant};
 
@@ -361,7 +362,8 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
     assert_eq!(call(&s, &paced, &ping).status, 429, "the 121st within a minute");
 
     // 27: revocation ends a running call with -32001; the next request is a 401.
-    // The call must still be running when the token goes: 400 series of four
+    // Before it, notifications/cancelled ends another running call. The calls
+    // must still be running when the token goes or the cancel comes: 400 series of four
     // hours every 2 s (their own update_every group, so the dataset's sealed
     // hours do not make them late), a median per bucket, and the revocation
     // only once /health shows the call running.
@@ -373,28 +375,36 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
             .collect();
         assert_eq!(s.ingest_ok(&json!({ "series": slow })), (400 * 600, 0));
     }
-    let (vid, victim) = mk(&s, "victim", &["scope:mcp"]);
-    let body = json!({"jsonrpc": "2.0", "id": 27, "method": "tools/call", "params": {"name": "data.query",
-        "arguments": {"contexts": ["slow.*"], "window": {"after": T0 - 14_399, "before": T0}, "points": 500,
-                      "max_series": 20, "time_group": "median"}}});
     let running = || s.get("/health").1["queries"]["running"].as_u64().unwrap_or(0);
     assert_eq!(running(), 0);
-    let (base, v2) = (s.base.clone(), victim.clone());
-    let started = Instant::now();
-    let runner = std::thread::spawn(move || {
-        let r = crate::harness::call(
-            &agent(),
-            &base,
-            "POST",
-            "/mcp",
-            Some(&format!("Bearer {v2}")),
-            Some(body.to_string().as_bytes()),
-        );
-        (r.status, r.text, Instant::now())
-    });
-    while running() == 0 && !runner.is_finished() && started.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(2));
-    }
+
+    // notifications/cancelled with the call's id (same token) ends it as a
+    // tool error; the token stays valid.
+    let (_, canceller) = mk(&s, "canceller", &["scope:mcp"]);
+    let (runner, started) = slow_call(&s, &canceller, 28);
+    let note =
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 28, "reason": "user"}});
+    let other = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 28}});
+    assert_eq!(call(&s, &t_all, &other).status, 202, "another token's cancel is accepted but touches nothing");
+    // Taken before the request: the call may answer before the 202 is read.
+    let cancelled_at = Instant::now();
+    assert_eq!(call(&s, &canceller, &note).status, 202);
+    let (status, text, ended) = runner.join().expect("runner");
+    let v: Value = serde_json::from_str(&text).expect("json");
+    eprintln!(
+        "mcp cancel: call ended {:?} after the notification: {status} {v}",
+        ended.saturating_duration_since(cancelled_at)
+    );
+    assert!(ended > cancelled_at, "the call ended before the cancel ({:?}): make it slower", started.elapsed());
+    assert_eq!(v["result"]["isError"], true, "{v}");
+    assert!(v["result"]["content"][0]["text"].as_str().unwrap_or("").contains("cancelled"), "{v}");
+    assert!(ended.duration_since(cancelled_at) < Duration::from_secs(1));
+    assert_eq!(running(), 0, "the cancelled call stopped");
+    assert_eq!(call(&s, &canceller, &ping).status, 200, "cancelling does not revoke");
+
+    let (vid, victim) = mk(&s, "victim", &["scope:mcp"]);
+    let (runner, started) = slow_call(&s, &victim, 27);
+    let revoked_at = Instant::now();
     let del = crate::harness::call(
         &agent(),
         &s.base,
@@ -403,7 +413,6 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
         Some(&format!("Bearer {}", s.token)),
         None,
     );
-    let revoked_at = Instant::now();
     assert_eq!(del.status, 200);
     let (status, text, ended) = runner.join().expect("runner");
     let v: Value = serde_json::from_str(&text).expect("json");
@@ -417,6 +426,49 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
     assert!(ended.duration_since(revoked_at) < Duration::from_secs(1));
     assert_eq!(running(), 0, "the revoked call stopped");
     assert_eq!(call(&s, &victim, &ping).status, 401);
+
+    // A name other than the loopback server's own (DNS rebinding) is a 403.
+    {
+        use std::io::{Read, Write};
+        let addr = s.base.trim_start_matches("http://").to_string();
+        let port = addr.rsplit(':').next().expect("port");
+        for (host, want) in [(format!("evil.example:{port}"), "403"), (format!("localhost:{port}"), "200")] {
+            let mut t = std::net::TcpStream::connect(&addr).expect("connect");
+            t.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+            let body = ping.to_string();
+            write!(t, "POST /mcp HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {t_all}\r\nContent-Type: application/json\r\nAccept: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+                .expect("write");
+            let mut head = String::new();
+            let _ = t.read_to_string(&mut head);
+            assert!(head.starts_with(&format!("HTTP/1.1 {want}")), "Host {host}: {head}");
+        }
+    }
+}
+
+/// Starts a data.query on a thread that runs for a while (400 series, four
+/// hours, a median per bucket) and returns once /health shows it running.
+fn slow_call(s: &Server, token: &str, id: i64) -> (std::thread::JoinHandle<(u16, String, Instant)>, Instant) {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "data.query",
+        "arguments": {"contexts": ["slow.*"], "window": {"after": T0 - 14_399, "before": T0}, "points": 500,
+                      "max_series": 20, "time_group": "median"}}});
+    let (base, tok) = (s.base.clone(), token.to_string());
+    let started = Instant::now();
+    let runner = std::thread::spawn(move || {
+        let r = crate::harness::call(
+            &agent(),
+            &base,
+            "POST",
+            "/mcp",
+            Some(&format!("Bearer {tok}")),
+            Some(body.to_string().as_bytes()),
+        );
+        (r.status, r.text, Instant::now())
+    });
+    let running = || s.get("/health").1["queries"]["running"].as_u64().unwrap_or(0);
+    while running() == 0 && !runner.is_finished() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    (runner, started)
 }
 
 fn crate_rfc3339(t: i64) -> String {

@@ -5,6 +5,7 @@
 //! (`routes::TABLE`); this module enforces it, plus per-token rate limits.
 
 pub mod limits;
+pub mod mcp_calls;
 pub mod scopes;
 pub mod store;
 pub mod token;
@@ -42,6 +43,8 @@ pub struct Auth {
     pub inflight: Inflight,
     /// `/mcp`'s own per-token limits (10/s, 120/min), on top of `limiter`.
     pub mcp_limiter: WindowLimiter,
+    /// `/mcp`'s in-flight `tools/call`s per token (at most 4; `notifications/cancelled`).
+    pub mcp_calls: Arc<mcp_calls::Calls>,
     /// `--anonymous-read`: requests without a token read data and metadata.
     pub anonymous_read: bool,
     /// Limit for tokens that have none of their own.

@@ -1,7 +1,9 @@
 //! One JSON-RPC request to its answer: the lifecycle methods of both eras
 //! (`initialize`, `ping`, `server/discover`), `tools/list` and
 //! `tools/call`. Tool calls run on a blocking thread with the token's
-//! revocation flag and the per-call time limit; revocation answers -32001.
+//! revocation flag and the per-call time limit, at most 4 per token at once
+//! ([`calls`]); revocation answers -32001, `notifications/cancelled` and a
+//! dropped connection stop the call the same way.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use serde_json::{json, Map, Value};
 use super::protocol::{Era, Request, RpcFailure, INTERNAL, INVALID_PARAMS, LEGACY, METHOD_NOT_FOUND, REVOKED};
 use super::schema::validate;
 use super::tools::{self, Ctx, ToolError, MAX_BYTES};
+use crate::auth::mcp_calls as calls;
 use crate::auth::Principal;
 use crate::state::AppState;
 
@@ -119,13 +122,21 @@ async fn call(st: &AppState, me: &Principal, req: &Request) -> Result<Value, Rpc
     } else if let Err(e) = validate(&(tool.input)(), &Value::Object(args.clone()), "") {
         Err(ToolError::Tool(e))
     } else {
+        // Revocation, a dropped connection and notifications/cancelled all
+        // set this one flag.
+        let cancel = st.auth.inflight.register(&me.token_id);
+        let _guard = CancelOnDrop(cancel.clone());
+        let Some(_place) = st.auth.mcp_calls.enter(&me.token_id, &req.id, &cancel, calls::WAIT).await else {
+            return Ok(tool_error(format!(
+                "too many concurrent calls: at most {} per token; wait for one to finish",
+                calls::PER_TOKEN
+            )));
+        };
         // Tools query: they take a query slot like data queries, held until the work ends.
         let slot = match st.admission.enter().await {
             Ok(slot) => slot,
             Err(busy) => return Ok(tool_error(format!("{busy}; retry shortly"))),
         };
-        let cancel = st.auth.inflight.register(&me.token_id);
-        let _guard = CancelOnDrop(cancel.clone());
         let cx = Ctx {
             st: st.clone(),
             me: me.clone(),
@@ -146,7 +157,13 @@ async fn call(st: &AppState, me: &Principal, req: &Request) -> Result<Value, Rpc
                 st.mcp.call_timeout.as_secs()
             ))),
             Ok(Err(e)) => Err(ToolError::Internal(format!("tool task failed: {e}"))),
-            Ok(Ok(r)) if cancel.load(Ordering::Relaxed) && r.is_err() => Err(ToolError::Revoked),
+            Ok(Ok(r)) if cancel.load(Ordering::Relaxed) && r.is_err() => {
+                if st.auth.tokens.get(&me.token_id).is_none_or(|r| r.revoked_at.is_some()) {
+                    Err(ToolError::Revoked)
+                } else {
+                    Err(ToolError::tool("the call was cancelled"))
+                }
+            }
             Ok(Ok(r)) => r,
         }
     };

@@ -2,7 +2,7 @@
 //! JSON-only, dual-era server over Streamable HTTP. The route needs any
 //! valid token (401 before the body is read); the tools check their own
 //! scopes. Then, in order: the 8 MiB body cap (413, body not parsed), the
-//! `Origin` check (403), `/mcp`'s own per-token limits (10/s and 120/min,
+//! `Host` check when bound to loopback and the `Origin` check (403), `/mcp`'s own per-token limits (10/s and 120/min,
 //! 429 with `Retry-After`), `Content-Type` (415) and `Accept` (406), the
 //! JSON-RPC envelope (`protocol`) and the method (`dispatch`). GET, DELETE
 //! and HEAD answer 405 with `Allow: POST` (the router's method fallback).
@@ -36,6 +36,15 @@ fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool 
     own || allowed.iter().any(|a| a.trim_end_matches('/') == origin)
 }
 
+/// Is `Host` one a loopback-bound server answers to: `localhost`,
+/// `127.0.0.1` or `[::1]` with its port (a rebinding attack names the
+/// attacker's host there). Any `Host` when not bound to loopback.
+fn host_allowed(host: Option<&str>, loopback_port: Option<u16>) -> bool {
+    let (Some(port), Some(host)) = (loopback_port, host) else { return true };
+    let name = host.strip_suffix(&format!(":{port}")).unwrap_or(if port == 80 { host } else { "" });
+    matches!(name.to_ascii_lowercase().as_str(), "localhost" | "127.0.0.1" | "[::1]")
+}
+
 fn refuse(e: ApiError) -> Response {
     let retry = match &e {
         ApiError::RateLimited { retry_after } => Some(*retry_after),
@@ -51,6 +60,12 @@ fn refuse(e: ApiError) -> Response {
 /// Checks everything before the JSON-RPC body is read.
 fn admit(st: &AppState, me: &Principal, h: &HeaderMap) -> Result<(), ApiError> {
     let text = |name| h.get(name).map(|v: &HeaderValue| v.to_str().unwrap_or("\u{fffd}"));
+    if !host_allowed(text(HOST), st.mcp.loopback_port) {
+        let host = text(HOST).unwrap_or("");
+        return Err(ApiError::Forbidden(format!(
+            "Host '{host}' is not this loopback server's name (localhost, 127.0.0.1 or [::1] with its port)"
+        )));
+    }
     if let Some(origin) = text(ORIGIN) {
         if !origin_allowed(origin, text(HOST), &st.mcp.allowed_origins) {
             return Err(ApiError::Forbidden(format!("origin '{origin}' is not allowed to call /mcp")));
@@ -87,9 +102,15 @@ pub async fn post(
     }
     match protocol::parse(&bytes, &headers) {
         Err(f) => (f.status, Json(f.body())).into_response(),
-        Ok(protocol::Incoming::Notification { .. } | protocol::Incoming::Response) => {
+        Ok(protocol::Incoming::Notification { method, params }) => {
+            if method == "notifications/cancelled" {
+                if let Some(id) = params.get("requestId") {
+                    st.auth.mcp_calls.cancel(&me.token_id, id);
+                }
+            }
             StatusCode::ACCEPTED.into_response()
         }
+        Ok(protocol::Incoming::Response) => StatusCode::ACCEPTED.into_response(),
         Ok(protocol::Incoming::Request(req)) => {
             let (status, body) = dispatch::handle(&st, &me, req).await;
             (status, Json(body)).into_response()
@@ -100,6 +121,19 @@ pub async fn post(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_on_loopback() {
+        assert!(host_allowed(Some("127.0.0.1:19999"), Some(19999)));
+        assert!(host_allowed(Some("LOCALHOST:19999"), Some(19999)));
+        assert!(host_allowed(Some("[::1]:19999"), Some(19999)));
+        assert!(host_allowed(Some("localhost"), Some(80)));
+        assert!(!host_allowed(Some("evil.example:19999"), Some(19999)), "a rebound name");
+        assert!(!host_allowed(Some("127.0.0.1:8080"), Some(19999)), "another port");
+        assert!(!host_allowed(Some("localhost"), Some(19999)), "no port when it is not 80");
+        assert!(host_allowed(Some("metrics.example:443"), None), "not bound to loopback");
+        assert!(host_allowed(None, Some(19999)));
+    }
 
     #[test]
     fn origins() {
