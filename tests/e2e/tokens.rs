@@ -226,12 +226,18 @@ enum Kind {
     RoomCreate,
     /// `POST /mcp` (a ping): any valid token.
     Mcp,
+    /// `GET /api/v1/ws/nodes` as a plain GET: past the auth layer, the
+    /// WebSocket handshake refuses the missing `Upgrade` with 400, so 401
+    /// and 403 can only come from auth (the stream tests do the handshake).
+    Ws,
 }
 
 impl Kind {
     fn ok(self) -> u16 {
         if matches!(self, Kind::Create | Kind::RoomCreate) {
             201
+        } else if self == Kind::Ws {
+            400
         } else {
             200
         }
@@ -256,7 +262,7 @@ const META_READ: &str = "strata:metadata:read";
 
 /// The server's route table, as the issues state it. `{space}` is the
 /// server's space id; `{id}` a token id.
-static ROUTES: [Route; 31] = [
+static ROUTES: [Route; 32] = [
     route("GET", "/health", Kind::Health, ""),
     route("GET", "/api/v1/data", Kind::Data, DATA_READ),
     route("GET", "/api/v2/data", Kind::Data, DATA_READ),
@@ -287,6 +293,7 @@ static ROUTES: [Route; 31] = [
     route("GET", "/api/v1/server", Kind::Meta, META_READ),
     route("GET", "/api/v1/server/1/metrics?metric=cpu", Kind::Meta, DATA_READ),
     route("GET", "/api/v1/stream/nodes?ticks=1", Kind::Meta, "strata:stream:read"),
+    route("GET", "/api/v1/ws/nodes", Kind::Ws, "strata:stream:read"),
     route("POST", "/mcp", Kind::Mcp, ""),
 ];
 
@@ -367,7 +374,7 @@ fn build(route: &Route, naming: Naming, marker: usize, target: &str, space: &str
         Kind::Health | Kind::List | Kind::Whoami | Kind::Account => (path, None),
         Kind::Meta if route.method == "POST" => (path, Some(b"{}".to_vec())),
         Kind::Mcp => (path, Some(encode(&json!({"jsonrpc": "2.0", "id": marker, "method": "ping"})))),
-        Kind::Meta => (path, None),
+        Kind::Meta | Kind::Ws => (path, None),
         Kind::RoomCreate => (path, Some(encode(&json!({"name": format!("matrix-r{marker}"), "nodes": ["n1"]})))),
     }
 }
