@@ -24,6 +24,8 @@ pub enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Send a query body (JSON, POST /api/v3/data) and print the response.
     Query(client::QueryArgs),
+    /// Run a SQL statement on a server (POST /api/v1/sql; the server needs `--features sql`).
+    Sql(client::SqlArgs),
     /// Post an ingest batch (JSON, POST /api/v1/ingest) and print the report.
     Ingest(client::IngestArgs),
     /// Manage API tokens (through the API while the server runs, else on --data-dir).
@@ -41,6 +43,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Serve(a) => serve::run(*a),
         Command::Query(a) => client::query(a),
         Command::Ingest(a) => client::ingest(a),
+        Command::Sql(a) => client::sql(a),
         Command::GenFixtures(a) => fixtures::run(a),
         Command::Token(a) => token::run(a),
         Command::Export(a) => export::run(a),

@@ -20,6 +20,7 @@ mod meta;
 mod nezha;
 mod oracle;
 mod queries;
+mod sql;
 mod streams;
 mod tiers;
 mod tls;
