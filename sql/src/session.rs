@@ -111,7 +111,11 @@ impl SqlEngine {
         let work = self.handle.spawn(async move {
             let opts = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
             let df = ctx.sql_with_options(&sql, opts).await.map_err(|e| match SqlError::from(e) {
-                SqlError::Invalid(m) if m.contains("not supported") && m.contains("SQLOptions") => {
+                SqlError::Invalid(m)
+                    if ["DDL not supported", "DML not supported", "Statement not supported"]
+                        .iter()
+                        .any(|p| m.contains(p)) =>
+                {
                     SqlError::NotAQuery(m)
                 }
                 e => e,

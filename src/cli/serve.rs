@@ -358,7 +358,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             allowed_origins: a.mcp_allowed_origins.clone(),
             call_timeout: a.mcp_call_timeout,
         },
-        sql: sql_engine(&engine, &a)?,
+        sql: sql_engine(&engine, a.query_timeout, a.sql_max_rows, a.sql_max_bytes)?,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -467,6 +467,34 @@ async fn shutdown() {
     tracing::info!("shutting down");
 }
 
+/// The SQL surface, in builds with `--features sql`.
+#[cfg(feature = "sql")]
+fn sql_engine(
+    engine: &Arc<Engine>,
+    query_timeout: i64,
+    max_rows: usize,
+    max_bytes: u64,
+) -> Result<Option<Arc<strata_server::state::SqlEngine>>, String> {
+    let timeout = match query_timeout {
+        0 => Duration::from_secs(86_400),
+        s => Duration::from_secs(s as u64),
+    };
+    let limits =
+        strata_sql::SqlLimits { max_rows, max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX), timeout };
+    let sql = strata_sql::SqlEngine::new(engine.clone(), limits).map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(sql)))
+}
+
+#[cfg(not(feature = "sql"))]
+fn sql_engine(
+    _engine: &Arc<Engine>,
+    _query_timeout: i64,
+    _max_rows: usize,
+    _max_bytes: u64,
+) -> Result<Option<Arc<strata_server::state::SqlEngine>>, String> {
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_duration;
@@ -484,21 +512,4 @@ mod tests {
         assert_eq!(super::parse_size("4096"), Ok(4096));
         assert!(super::parse_size("lots").is_err());
     }
-}
-
-/// The SQL surface, in builds with `--features sql`.
-#[cfg(feature = "sql")]
-fn sql_engine(engine: &Arc<Engine>, a: &ServeArgs) -> Result<Option<Arc<strata_server::state::SqlEngine>>, String> {
-    let timeout = match a.query_timeout {
-        0 => Duration::from_secs(86_400),
-        s => Duration::from_secs(s as u64),
-    };
-    let limits = strata_sql::SqlLimits { max_rows: a.sql_max_rows, max_bytes: a.sql_max_bytes as usize, timeout };
-    let sql = strata_sql::SqlEngine::new(engine.clone(), limits).map_err(|e| e.to_string())?;
-    Ok(Some(Arc::new(sql)))
-}
-
-#[cfg(not(feature = "sql"))]
-fn sql_engine(_engine: &Arc<Engine>, _a: &ServeArgs) -> Result<Option<Arc<strata_server::state::SqlEngine>>, String> {
-    Ok(None)
 }

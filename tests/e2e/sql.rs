@@ -3,6 +3,7 @@
 //! allowlist holds by every route, limits are named. Built with
 //! `--features sql`; without it the route says SQL is not built in.
 
+#[cfg(feature = "sql")]
 use serde_json::{json, Value};
 
 use crate::harness::{Auth, Server};

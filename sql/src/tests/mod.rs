@@ -32,7 +32,7 @@ fn value(m: usize, t: i64) -> Option<f64> {
     if x % 97 == 0 {
         return None;
     }
-    let v = ((x % 200) as f64 - if m % 2 == 0 { 20.0 } else { 100.0 }) / 4.0;
+    let v = ((x % 200) as f64 - if m.is_multiple_of(2) { 20.0 } else { 100.0 }) / 4.0;
     Some(if x % 13 == 0 { 3.0 } else { v })
 }
 
