@@ -26,6 +26,8 @@ pub mod pushdown;
 pub mod session;
 pub mod tables;
 
+/// The DataFusion this crate is built on (one version in the tree).
+pub use datafusion;
 pub use error::SqlError;
 pub use output::{encode, Format};
 pub use session::{SqlAnswer, SqlEngine, SqlLimits};
