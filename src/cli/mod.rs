@@ -3,6 +3,10 @@
 mod bench_peer;
 mod client;
 mod export;
+mod export_parquet;
+mod object_dest;
+#[cfg(feature = "sql")]
+mod object_s3;
 mod fixtures;
 mod serve;
 mod token;
@@ -34,6 +38,8 @@ pub enum Command {
     GenFixtures(fixtures::GenArgs),
     /// Export one tier of a stopped server's data dir to Parquet or Arrow IPC (long format).
     Export(export::ExportArgs),
+    /// Export sealed spans as long-format Parquet partitioned by date and hour, incrementally (server may run).
+    ExportParquet(export_parquet::ExportParquetArgs),
     /// Bench strata against VictoriaMetrics and Prometheus (when installed) on one dataset.
     BenchPeer(bench_peer::BenchArgs),
 }
@@ -47,6 +53,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::GenFixtures(a) => fixtures::run(a),
         Command::Token(a) => token::run(a),
         Command::Export(a) => export::run(a),
+        Command::ExportParquet(a) => export_parquet::run(a),
         Command::BenchPeer(a) => bench_peer::run(a),
     }
 }

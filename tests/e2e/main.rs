@@ -9,6 +9,7 @@ mod cli;
 mod dataset;
 mod durability;
 mod export;
+mod export_parquet;
 mod fuzz;
 mod grafana;
 mod harness;
