@@ -1,4 +1,6 @@
-//! Durable ingest and recovery: what the write-ahead log costs an
+//! Decoding ingest bodies, durable ingest and recovery. `ingest_decode/*`
+//! time turning one body of 60,000 samples into a batch, as an Arrow IPC
+//! stream and as JSON. The rest: what the write-ahead log costs an
 //! acknowledged batch, and how long a restart takes. `ingest/*` time
 //! `Engine::ingest` on a data dir for batches of 10,000 samples (100 demo
 //! series x 100 s), time advancing across iterations so nothing is late and
@@ -382,12 +384,32 @@ fn bench_recovery(c: &mut Criterion) {
     group.finish();
 }
 
+/// Decoding an ingest body, the first step of every ingest request: an
+/// Arrow IPC stream against the same batch as JSON (250 series × 240 s).
+fn bench_decode(c: &mut Criterion) {
+    use strata_engine::ingest::arrow::{decode_stream, encode_stream};
+    let spec = GenSpec { nodes: 10, metrics_per_node: 25, seed: 5 };
+    let Some(batch) = demo::batches(&spec, 1_700_000_000, 1_700_000_240, 240).next() else { return };
+    let arrow = encode_stream(&batch).expect("encode arrow");
+    let json = serde_json::to_vec(&batch).expect("encode json");
+    let samples: usize = batch.series.iter().map(|s| s.points.len()).sum();
+    eprintln!("decode: {samples} samples, {} B as Arrow IPC, {} B as JSON", arrow.len(), json.len());
+    let mut group = c.benchmark_group("ingest_decode");
+    group.throughput(Throughput::Elements(samples as u64));
+    group.bench_function("arrow_ipc", |b| b.iter(|| decode_stream(black_box(&arrow)).expect("decode")));
+    group.bench_function("json", |b| {
+        b.iter(|| serde_json::from_slice::<IngestBatch>(black_box(&json)).expect("decode"))
+    });
+    group.finish();
+}
+
 fn main() {
     if let Some(dir) = std::env::var_os(RSS_CHILD_ENV) {
         rss_child(Path::new(&dir));
         return;
     }
     let mut c = Criterion::default().configure_from_args();
+    bench_decode(&mut c);
     bench_ingest(&mut c);
     bench_recovery(&mut c);
     c.final_summary();

@@ -137,3 +137,163 @@ fn wal_records_of_earlier_builds_json_still_replay() {
     let want = |c: usize, k: i64| (T0 + k * SECS + 1..T0 + (k + 1) * SECS + 1).map(|t| value(c, t)).sum::<f64>();
     assert_eq!(sums(&engine)[..2], [want(0, 0), want(1, 1)], "both records replayed");
 }
+
+/// Data dirs of format 2 hold tier-0 segments in the plain layout: they
+/// still read, answer exactly as the encoded ones did, and the upgraded
+/// dir (VERSION 3) seals new hours encoded.
+#[test]
+fn format_2_plain_segments_read_after_the_upgrade() {
+    use crate::storage::segment::{Layout, Segment};
+    use crate::storage::segment_file::{open_segment, write_segment};
+
+    let dir = TempDir(std::env::temp_dir().join(format!("strata-engine-format2-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    let opts = PersistOptions {
+        dir: dir.0.clone(),
+        wal: WalOptions::default(),
+        compression: Compression::None,
+        max_disk: [None; TIERS],
+    };
+    let open_at =
+        |now: i64| Engine::open(EngineConfig::default(), Clock::Fixed(AtomicI64::new(now)), &opts).expect("open").0;
+    let answers = |e: &Engine| -> Vec<Vec<f64>> {
+        ["average", "min", "median"]
+            .iter()
+            .map(|tg| {
+                let body = json!({
+                    "scope": {"contexts": ["test.concurrent"]},
+                    "window": {"after": T0 + 17, "before": T0 + 3583, "points": 13},
+                    "aggregations": {"time": {"time_group": tg}},
+                });
+                let r = e.query(&parse_body(ApiVersion::V3, &body).expect("body")).expect("query");
+                r.series.iter().flat_map(|s| s.values.clone()).collect()
+            })
+            .collect()
+    };
+    let engine = open_at(T0 + 2 * 3600 + 1);
+    // The first hour, then a minute past its late grace, which closes it.
+    for k in (0..60).chain([70]) {
+        engine.ingest(&batch(k as usize % 3, k)).expect("ingest");
+    }
+    engine.checkpoint().expect("checkpoint");
+    let want = answers(&engine);
+    drop(engine);
+
+    // Rewrite every tier-0 file as format 2 wrote it, and point the manifests at it.
+    let tier0 = dir.0.join("tier0");
+    let files: Vec<PathBuf> = std::fs::read_dir(&tier0).expect("tier0").flatten().map(|e| e.path()).collect();
+    assert!(!files.is_empty(), "the hour was sealed");
+    for old in files {
+        let (name, seg) = open_segment(&old).expect("open");
+        assert_eq!(seg.layout(), Layout::Encoded);
+        let plain = Segment::seal_plain(&seg.to_open()).expect("plain");
+        let new = write_segment(&tier0, &plain, name.update_every, Compression::None).expect("write");
+        for snap in std::fs::read_dir(dir.0.join("meta")).expect("meta").flatten() {
+            let manifest = snap.path().join("manifest.json");
+            if let Ok(text) = std::fs::read_to_string(&manifest) {
+                let file = |p: &PathBuf| p.file_name().and_then(|n| n.to_str()).expect("name").to_owned();
+                std::fs::write(&manifest, text.replace(&file(&old), &file(&new))).expect("manifest");
+            }
+        }
+        std::fs::remove_file(&old).expect("rm");
+        assert_eq!(open_segment(&new).expect("reopen").1.layout(), Layout::Raw);
+    }
+    std::fs::write(dir.0.join("VERSION"), "2\n").expect("VERSION");
+
+    let engine = open_at(T0 + 2 * 3600 + 1);
+    assert_eq!(answers(&engine), want, "plain segments answer as the encoded ones did");
+    assert_eq!(std::fs::read_to_string(dir.0.join("VERSION")).expect("VERSION").trim(), "3");
+    drop(engine);
+    let engine = open_at(T0 + 3 * 3600 + 1);
+    for k in (71..120).chain([130]) {
+        engine.ingest(&batch(0, k)).expect("ingest the next hour");
+    }
+    engine.checkpoint().expect("checkpoint");
+    let layouts: Vec<Layout> = std::fs::read_dir(&tier0)
+        .expect("tier0")
+        .flatten()
+        .map(|e| open_segment(&e.path()).expect("open").1.layout())
+        .collect();
+    assert!(layouts.contains(&Layout::Raw) && layouts.contains(&Layout::Encoded), "{layouts:?}");
+}
+
+/// Sealing changes no answer: queries over a day answered from the open
+/// spans (plain values) and again after the day's tier-0 hours and tier-1
+/// day are sealed (codec rows) agree, to the last bit for rollups and
+/// within rounding for tier-0 sums (which the codec adds as integers).
+#[test]
+fn sealed_encoded_spans_answer_as_the_open_ones() {
+    let dir = TempDir(std::env::temp_dir().join(format!("strata-engine-sealed-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    let opts = PersistOptions {
+        dir: dir.0.clone(),
+        wal: WalOptions::default(),
+        compression: Compression::None,
+        max_disk: [None; TIERS],
+    };
+    const HOURS: i64 = 27;
+    let clock = Clock::Fixed(AtomicI64::new(T0 + (HOURS + 1) * 3600));
+    let engine = Engine::open(EngineConfig::default(), clock, &opts).expect("open").0;
+    let v = |t: i64| {
+        let x = 40.0 + 20.0 * ((t % 86_400) as f64 / 3000.0).sin() + ((t * 7919) % 13) as f64 * 0.37;
+        (x * 100.0).round() / 100.0
+    };
+    for h in 0..HOURS {
+        let from = T0 + h * 3600 + 1;
+        let spec = SeriesSpec {
+            node: Some("n".into()),
+            context: "test.sealed".into(),
+            dimension: "v".into(),
+            // A gap every 97 s and an anomaly every 61 s.
+            points: (from..from + 3600)
+                .filter(|t| t % 97 != 0)
+                .map(|t| Point { t, value: Some(v(t)), anomalous: t % 61 == 0 })
+                .collect(),
+            ..Default::default()
+        };
+        engine.ingest(&IngestBatch { nodes: vec![], series: vec![spec] }).expect("ingest");
+    }
+    let windows = [(T0 + 4000, T0 + 90_017, 37), (T0 + 3600, T0 + 3600 + 86_400, 24), (T0 + 5555, T0 + 6666, 111)];
+    let answers = |e: &Engine| -> Vec<(String, Vec<f64>)> {
+        let mut out = Vec::new();
+        for (after, before, points) in windows {
+            for tier in [None, Some(1), Some(0)] {
+                for tg in ["average", "sum", "min", "max", "median", "extremes"] {
+                    let mut body = json!({
+                        "scope": {"contexts": ["test.sealed"]},
+                        "window": {"after": after, "before": before, "points": points},
+                        "aggregations": {"time": {"time_group": tg}},
+                    });
+                    if tg == "median" {
+                        body["options"] = json!(["anomaly-bit"]);
+                    }
+                    if let Some(t) = tier {
+                        body["window"]["tier"] = json!(t);
+                    }
+                    let r = e.query(&parse_body(ApiVersion::V3, &body).expect("body")).expect("query");
+                    out.push((format!("{after}..{before} tier {tier:?} {tg}"), r.series[0].values.clone()));
+                }
+            }
+        }
+        out
+    };
+    let open = answers(&engine);
+    engine.checkpoint().expect("checkpoint seals the closed hours and the day");
+    let tier_files = |t: usize| std::fs::read_dir(dir.0.join(format!("tier{t}"))).map_or(0, |d| d.count());
+    assert!(tier_files(0) >= 24 && tier_files(1) >= 1, "{} {}", tier_files(0), tier_files(1));
+    let sealed = answers(&engine);
+    for ((what, a), (_, b)) in open.iter().zip(&sealed) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (x, y) in a.iter().zip(b) {
+            let close = (x - y).abs() <= 1e-12 * x.abs().max(1.0) || (x.is_nan() && y.is_nan());
+            assert!(close, "{what}: {x} open, {y} sealed");
+            if what.contains("Some(1)") {
+                assert_eq!(x.to_bits(), y.to_bits(), "{what}: rollups read back bit for bit");
+            }
+        }
+    }
+    drop(engine);
+    let clock = Clock::Fixed(AtomicI64::new(T0 + (HOURS + 1) * 3600));
+    let engine = Engine::open(EngineConfig::default(), clock, &opts).expect("reopen").0;
+    assert_eq!(answers(&engine), sealed, "read back from the mapped files");
+}

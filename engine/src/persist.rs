@@ -36,7 +36,9 @@ use crate::wal::{LogRecord, Lsn, Wal, WalOptions};
 
 /// On-disk format version this binary reads and writes.
 /// 2: binary WAL records (version 1 wrote JSON, which still replays).
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: sealed tier-0 segments hold codec rows (`storage::codec`); plain
+///    tier-0 segments of format 2 still read, and go with retention.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest version this binary opens; it upgrades the dir to
 /// [`FORMAT_VERSION`] on open, so older binaries then refuse it rather than
 /// misread records they do not know.

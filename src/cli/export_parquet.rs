@@ -38,6 +38,7 @@ use strata_engine::catalog::{Catalog, CatalogSnapshot};
 use strata_engine::model::MetricId;
 use strata_engine::storage::segment::Segment;
 use strata_engine::storage::segment_file::{open_segment, parse_name};
+use strata_engine::storage::RowData;
 
 use super::object_dest::Dest;
 
@@ -122,7 +123,8 @@ fn snapshot(data_dir: &Path) -> Result<(Vec<String>, Catalog), String> {
                 &std::fs::read(dir.join("manifest.json")).map_err(|e| format!("{}: {e}", dir.display()))?,
             )
             .map_err(|e| format!("{}: {e}", dir.display()))?;
-            let sealed = m["sealed"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect());
+            let sealed =
+                m["sealed"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect());
             let c: CatalogSnapshot = serde_json::from_slice(
                 &std::fs::read(dir.join("catalog.json")).map_err(|e| format!("{}: {e}", dir.display()))?,
             )
@@ -149,6 +151,7 @@ fn span_parquet(cat: &Catalog, seg: &Segment) -> Result<(Vec<u8>, u64, u64), Str
     });
     let (mut meta, mut ts, mut value, mut anomalous) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut metrics = 0u64;
+    let mut decoded = Vec::new();
     for m in ids {
         let Some(run) = seg.run(m) else { continue };
         let labels = serde_json::to_string(&reg.instance_of(m).labels).unwrap_or_default();
@@ -160,11 +163,16 @@ fn span_parquet(cat: &Catalog, seg: &Segment) -> Result<(Vec<u8>, u64, u64), Str
             labels,
         ];
         let before = ts.len();
+        // Codec rows decode whole (a per-point read would find its frame
+        // each time); plain rows are read in place.
+        decoded.clear();
+        if let RowData::Encoded(row) = run.data {
+            row.decode_into(&mut decoded);
+        }
         for i in (0..run.len).filter(|&i| run.is_valid(i)) {
-            let p = run.agg(i);
             ts.push(run.end_of(i) * 1000);
-            value.push(p.sum);
-            anomalous.push(p.anomaly_count > 0);
+            value.push(decoded.get(i).copied().unwrap_or_else(|| run.agg(i).sum));
+            anomalous.push(run.counts(i).1 > 0);
         }
         let n = ts.len() - before;
         if n > 0 {
@@ -173,7 +181,9 @@ fn span_parquet(cat: &Catalog, seg: &Segment) -> Result<(Vec<u8>, u64, u64), Str
         }
     }
     let text = |k: usize| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(meta.iter().flat_map(|(names, n)| std::iter::repeat_n(names[k].as_str(), *n))))
+        // from_iter_values needs an exact size: flat_map has no upper bound.
+        let v: Vec<&str> = meta.iter().flat_map(|(names, n)| std::iter::repeat_n(names[k].as_str(), *n)).collect();
+        Arc::new(StringArray::from_iter_values(v))
     };
     let rows = ts.len() as u64;
     let columns: Vec<ArrayRef> = vec![

@@ -4,10 +4,10 @@ mod bench_peer;
 mod client;
 mod export;
 mod export_parquet;
+mod fixtures;
 mod object_dest;
 #[cfg(feature = "sql")]
 mod object_s3;
-mod fixtures;
 mod serve;
 mod token;
 

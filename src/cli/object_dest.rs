@@ -17,7 +17,9 @@ impl Dest {
             #[cfg(feature = "sql")]
             return super::object_s3::S3Dest::new(rest).map(Dest::S3);
             #[cfg(not(feature = "sql"))]
-            return Err(format!("s3://{rest}: this strata was built without object storage; build it with --features sql"));
+            return Err(format!(
+                "s3://{rest}: this strata was built without object storage; build it with --features sql"
+            ));
         }
         if to.contains("://") {
             return Err(format!("{to}: give a directory or s3://bucket/prefix"));

@@ -57,7 +57,7 @@ fn duckdb_summary(venv: &Path, dir: &Path) -> String {
         venv,
         &format!(
             "import duckdb; r = duckdb.sql(\"SELECT count(*), round(sum(value), 3), count(DISTINCT node), min(date)::VARCHAR, min(hour), \
-             count(*) FILTER (WHERE labels LIKE '%rack%') FROM read_parquet('{glob}', hive_partitioning = true)\").fetchone(); \
+             count(*) FILTER (WHERE labels LIKE '%rack%') FROM read_parquet('{glob}', hive_partitioning = true)\").fetchall()[0]; \
              print(','.join(str(x) for x in r))"
         ),
     )
@@ -112,7 +112,9 @@ fn export_parquet_runs_beside_the_server_and_duckdb_reads_it() {
     let want = format!("{},{:.3},2,2025-11-23,15,{}", vals.len(), vals.iter().sum::<f64>(), vals.len());
     let py = venv("py-venv", "import duckdb, moto, boto3", &["duckdb==2.0.1", "moto[server]==5.2.5", "boto3"]);
     let got = duckdb_summary(&py, &out.path);
-    let norm = |s: &str| s.split(',').map(|x| x.parse::<f64>().map(|v| format!("{v:.3}")).unwrap_or(x.to_string())).collect::<Vec<_>>();
+    let norm = |s: &str| {
+        s.split(',').map(|x| x.parse::<f64>().map(|v| format!("{v:.3}")).unwrap_or(x.to_string())).collect::<Vec<_>>()
+    };
     assert_eq!(norm(&got), norm(&want), "DuckDB read {got}, want {want}");
 
     #[cfg(feature = "sql")]
@@ -126,7 +128,11 @@ fn listed(data_dir: &Path) -> bool {
         std::fs::read(d.path().join("manifest.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .is_some_and(|m| m["sealed"].as_array().is_some_and(|a| a.iter().any(|p| p.as_str().is_some_and(|p| p.starts_with("tier0")))))
+            .is_some_and(|m| {
+                m["sealed"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|p| p.as_str().is_some_and(|p| p.starts_with("tier0"))))
+            })
     })
 }
 
@@ -182,8 +188,12 @@ fn s3_round_trip(py: &Path, data_dir: &Path, want: &[String]) {
             down.path.display()
         ),
     );
-    assert!(keys.contains("strata/_strata_export.json") && keys.contains("strata/samples/date=2025-11-23/hour=15/"), "{keys}");
+    assert!(
+        keys.contains("strata/_strata_export.json") && keys.contains("strata/samples/date=2025-11-23/hour=15/"),
+        "{keys}"
+    );
     let got = duckdb_summary(py, &down.path);
-    let got: Vec<String> = got.split(',').map(|x| x.parse::<f64>().map(|v| format!("{v:.3}")).unwrap_or(x.to_string())).collect();
+    let got: Vec<String> =
+        got.split(',').map(|x| x.parse::<f64>().map(|v| format!("{v:.3}")).unwrap_or(x.to_string())).collect();
     assert_eq!(got, want);
 }

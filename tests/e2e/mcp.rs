@@ -361,15 +361,24 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
     assert_eq!(call(&s, &paced, &ping).status, 429, "the 121st within a minute");
 
     // 27: revocation ends a running call with -32001; the next request is a 401.
-    let slow: Vec<Value> = (0..400)
-        .map(|m| json!({"node": "n1", "context": format!("slow.c{}", m / 10), "dimension": format!("d{}", m % 10),
-                        "points": (0..24).map(|h| json!([T0 - 86_400 + 1 + h * 3600, (m + h) as f64])).collect::<Vec<_>>()}))
-        .collect();
-    s.ingest_ok(&json!({ "series": slow }));
+    // The call must still be running when the token goes: 400 series of four
+    // hours every 2 s (their own update_every group, so the dataset's sealed
+    // hours do not make them late), a median per bucket, and the revocation
+    // only once /health shows the call running.
+    for from in (T0 - 14_398..=T0).step_by(1200) {
+        let slow: Vec<Value> = (0..400)
+            .map(|m| json!({"node": "n1", "context": format!("slow.c{}", m / 10), "dimension": format!("d{}", m % 10),
+                            "update_every": 2,
+                            "points": (from..from + 1200).step_by(2).map(|t| json!([t, ((t * 7 + m) % 1000) as f64])).collect::<Vec<_>>()}))
+            .collect();
+        assert_eq!(s.ingest_ok(&json!({ "series": slow })), (400 * 600, 0));
+    }
     let (vid, victim) = mk(&s, "victim", &["scope:mcp"]);
     let body = json!({"jsonrpc": "2.0", "id": 27, "method": "tools/call", "params": {"name": "data.query",
-        "arguments": {"contexts": ["slow.*"], "window": {"after": T0 - 86_400 + 1, "before": T0 + 7200}, "points": 20,
-                      "time_group": "median"}}});
+        "arguments": {"contexts": ["slow.*"], "window": {"after": T0 - 14_399, "before": T0}, "points": 500,
+                      "max_series": 20, "time_group": "median"}}});
+    let running = || s.get("/health").1["queries"]["running"].as_u64().unwrap_or(0);
+    assert_eq!(running(), 0);
     let (base, v2) = (s.base.clone(), victim.clone());
     let started = Instant::now();
     let runner = std::thread::spawn(move || {
@@ -383,7 +392,9 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
         );
         (r.status, r.text, Instant::now())
     });
-    std::thread::sleep(Duration::from_millis(300));
+    while running() == 0 && !runner.is_finished() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
     let del = crate::harness::call(
         &agent(),
         &s.base,
@@ -401,10 +412,10 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
         ended.saturating_duration_since(revoked_at),
         started.elapsed()
     );
-    if ended > revoked_at {
-        assert_eq!(v["error"]["code"], -32001, "{v}");
-        assert!(ended.duration_since(revoked_at) < Duration::from_secs(1));
-    }
+    assert!(ended > revoked_at, "the call ended before the revocation ({:?}): make it slower", started.elapsed());
+    assert_eq!(v["error"]["code"], -32001, "{v}");
+    assert!(ended.duration_since(revoked_at) < Duration::from_secs(1));
+    assert_eq!(running(), 0, "the revoked call stopped");
     assert_eq!(call(&s, &victim, &ping).status, 401);
 }
 

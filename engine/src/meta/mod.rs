@@ -75,18 +75,12 @@ impl MetaScope {
     }
 }
 
-/// First and last point time metric `m` still has in the first `tiers`
-/// tiers (`None`: never written, or aged out everywhere).
+/// First and last sample time metric `m` still has in the first `tiers`
+/// tiers (`None`: never written, or aged out everywhere): the rule queries
+/// use ([`crate::query::plan::retention`]), so a rollup point still open
+/// reports its last sample, not its end in the future.
 pub fn retention(store: &Store, m: MetricId, tiers: usize) -> Option<(i64, i64)> {
-    let mut r: Option<(i64, i64)> = None;
-    for t in 0..tiers.clamp(1, crate::storage::TIERS) {
-        if let Some(e) = store.extent(m, t) {
-            let res = if t == 0 { 1 } else { store.resolution(m, t).unwrap_or(1) };
-            let first = e.first - res + 1;
-            r = Some(r.map_or((first, e.last), |(f, l)| (f.min(first), l.max(e.last))));
-        }
-    }
-    r
+    crate::query::plan::retention::metric_range(store, m, tiers.clamp(1, crate::storage::TIERS))
 }
 
 /// Retention of a set of metrics, and the smallest update_every among them.
@@ -123,5 +117,25 @@ impl Span {
     pub fn live(&self, now: i64) -> bool {
         let slack = (2 * self.update_every.unwrap_or(1)).max(10);
         self.last.is_some_and(|l| l >= now - slack)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StorageConfig;
+
+    /// Metadata reports sample times, as queries do: the minute and hour
+    /// still open end in the future, but hold samples only up to the last.
+    #[test]
+    fn retention_is_sample_times_in_every_tier() {
+        let mut s = Store::new(StorageConfig::default());
+        for t in 7_230..=7_290 {
+            s.write(0, 1, t, Some(1.0), false).expect("write");
+        }
+        for tiers in 1..=3 {
+            assert_eq!(retention(&s, 0, tiers), Some((7_230, 7_290)), "{tiers} tiers");
+        }
+        assert_eq!(retention(&s, 1, 3), None);
     }
 }

@@ -18,13 +18,14 @@
 //! not involved. Metrics without data in a window they need are skipped;
 //! weights of exactly 0 are dropped (Netdata's default `nonzero`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::error::{EngineError, Result};
 use crate::meta::Visible;
 use crate::model::MetricId;
 use crate::query::window::target_window;
-use crate::storage::Store;
+use crate::storage::{Store, StoreView};
 
 /// How to weigh a metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +156,7 @@ fn baseline_window(req: &WeightsRequest, (ha, hb): (i64, i64)) -> Result<(i64, i
 
 /// The finest tier whose data still reaches back to `from` (else the
 /// finest with any data) and its resolution.
-fn tier_for(store: &Store, m: MetricId, from: i64, tiers: usize) -> Option<(usize, i64)> {
+fn tier_for(store: &StoreView, m: MetricId, from: i64, tiers: usize) -> Option<(usize, i64)> {
     let usable: Vec<usize> =
         (0..tiers.clamp(1, crate::storage::TIERS)).filter(|&t| store.extent(m, t).is_some()).collect();
     let t = usable
@@ -168,7 +169,13 @@ fn tier_for(store: &Store, m: MetricId, from: i64, tiers: usize) -> Option<(usiz
 
 /// Reads `m` over `[a, b]`: stats, plus bucket averages of width `width`
 /// seconds when `width` is given.
-fn read(store: &Store, m: MetricId, tier: usize, (a, b): (i64, i64), width: Option<f64>) -> (WindowStats, Vec<f64>) {
+fn read(
+    store: &StoreView,
+    m: MetricId,
+    tier: usize,
+    (a, b): (i64, i64),
+    width: Option<f64>,
+) -> (WindowStats, Vec<f64>) {
     let Some(ue) = store.update_every(m) else { return (WindowStats::default(), Vec::new()) };
     let mut st = WindowStats::default();
     let nb = width.map_or(0, |w| (((b - a + 1) as f64 / w).ceil() as usize).max(1));
@@ -218,20 +225,51 @@ pub fn ks2(mut a: Vec<f64>, mut b: Vec<f64>) -> f64 {
     d
 }
 
-/// Ranks the visible metrics.
-pub fn run(store: &Store, visible: &Visible, req: &WeightsRequest, now: i64, tiers: usize) -> Result<Weights> {
-    let started = Instant::now();
+/// An absolute window `[after, before]`.
+type Span = (i64, i64);
+
+/// The highlight window and, when the method needs one, the baseline.
+fn windows(req: &WeightsRequest, now: i64) -> Result<(Span, Option<Span>)> {
     let highlight = target_window(req.after, req.before, now);
     if highlight.0 >= highlight.1 {
         return Err(EngineError::param("after", "Invalid selected time-range."));
     }
     let baseline = if req.method.needs_baseline() { Some(baseline_window(req, highlight)?) } else { None };
+    Ok((highlight, baseline))
+}
+
+/// The view [`run`] reads: the visible metrics' sealed spans and the open
+/// blocks over both windows. Taken under the store's read lock, which the
+/// ranking itself then does without.
+pub fn view(store: &Store, visible: &Visible, req: &WeightsRequest, now: i64) -> Result<StoreView> {
+    let (highlight, baseline) = windows(req, now)?;
+    let earliest = baseline.map_or(highlight.0, |b| b.0.min(highlight.0));
+    let mut view = StoreView::of(store, visible.iter());
+    view.attach_open(store, |_, _| (earliest - 1, highlight.1));
+    Ok(view)
+}
+
+/// Ranks the visible metrics; gives up with [`EngineError::Cancelled`] once
+/// `cancel` turns true (checked per metric).
+pub fn run(
+    store: &StoreView,
+    visible: &Visible,
+    req: &WeightsRequest,
+    now: i64,
+    tiers: usize,
+    cancel: Option<&AtomicBool>,
+) -> Result<Weights> {
+    let started = Instant::now();
+    let (highlight, baseline) = windows(req, now)?;
     let earliest = baseline.map_or(highlight.0, |b| b.0.min(highlight.0));
     let dur = (highlight.1 - highlight.0 + 1) as f64;
     let wanted = if req.points == 0 { DEFAULT_POINTS } else { req.points };
     let mut weights = Vec::new();
     let mut points = 0;
     for m in visible {
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(EngineError::Cancelled);
+        }
         if req.timeout_ms > 0 && started.elapsed().as_millis() as u64 > req.timeout_ms {
             let elapsed_ms = started.elapsed().as_millis() as u64;
             return Err(EngineError::Timeout { timeout_ms: req.timeout_ms, elapsed_ms });

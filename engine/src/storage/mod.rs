@@ -4,6 +4,7 @@
 
 pub mod bits;
 pub mod block;
+pub mod codec;
 pub mod open_span;
 pub mod prefetch;
 pub mod row;
@@ -13,7 +14,7 @@ pub mod store;
 pub mod tier;
 pub mod view;
 
-pub use row::{AggPoint, RowData, Run};
+pub use row::{AggColumnsBuf, AggPoint, AggRows, RowData, Run};
 pub use store::{Extent, RawPoint, RunOutcome, SeriesRun, Store, WriteOutcome};
 pub use tier::{StorageConfig, TierSpec, TIERS};
 pub use view::StoreView;

@@ -3,6 +3,7 @@
 //! from their buffers without copying.
 
 use super::bits::BitSlice;
+use super::codec::EncodedRow;
 
 /// A tier-k aggregate point.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -14,12 +15,87 @@ pub struct AggPoint {
     pub anomaly_count: u32,
 }
 
+// Runs are short-lived values on the stack, made once per metric and
+// segment: copying the five parsed rows of a rollup is cheaper than a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy)]
 pub enum RowData<'a> {
     /// Tier 0: one value per slot; `valid == None` means every slot holds a value.
     Raw { values: &'a [f64], valid: Option<BitSlice<'a>>, anomaly: Option<BitSlice<'a>> },
+    /// Tier 0, sealed: codec-encoded values, validity and anomaly bits.
+    Encoded(EncodedRow<'a>),
+    /// Tiers 1-2, sealed: one codec row per field.
+    AggEncoded(AggRows<'a>),
     /// Tiers 1-2: aggregates; a point with `count == 0` is a gap.
     Agg { sum: &'a [f64], min: &'a [f64], max: &'a [f64], count: &'a [u32], anomaly_count: &'a [u32] },
+}
+
+/// A sealed rollup row: each field as a codec row (counts as integral
+/// `f64`s; sums, minima and maxima valid where the count is not 0).
+#[derive(Debug, Clone, Copy)]
+pub struct AggRows<'a> {
+    pub sum: EncodedRow<'a>,
+    pub min: EncodedRow<'a>,
+    pub max: EncodedRow<'a>,
+    pub count: EncodedRow<'a>,
+    pub anomaly_count: EncodedRow<'a>,
+}
+
+impl<'a> AggRows<'a> {
+    /// Points `from..to`.
+    pub fn slice(&self, from: usize, to: usize) -> AggRows<'a> {
+        AggRows {
+            sum: self.sum.slice(from, to),
+            min: self.min.slice(from, to),
+            max: self.max.slice(from, to),
+            count: self.count.slice(from, to),
+            anomaly_count: self.anomaly_count.slice(from, to),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.count.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count.is_empty()
+    }
+
+    /// Point `i`.
+    pub fn point(&self, i: usize) -> AggPoint {
+        AggPoint {
+            sum: self.sum.value(i),
+            min: self.min.value(i),
+            max: self.max.value(i),
+            count: self.count.value(i) as u32,
+            anomaly_count: self.anomaly_count.value(i) as u32,
+        }
+    }
+
+    /// Appends every point's fields to `cols` (gaps hold 0).
+    pub fn decode_into(&self, cols: &mut AggColumnsBuf) {
+        self.sum.decode_into(&mut cols.sum);
+        self.min.decode_into(&mut cols.min);
+        self.max.decode_into(&mut cols.max);
+        let mut tmp = std::mem::take(&mut cols.tmp);
+        for (row, out) in [(&self.count, &mut cols.count), (&self.anomaly_count, &mut cols.anomaly_count)] {
+            tmp.clear();
+            row.decode_into(&mut tmp);
+            out.extend(tmp.iter().map(|&v| v as u32));
+        }
+        cols.tmp = tmp;
+    }
+}
+
+/// Decoded rollup columns.
+#[derive(Debug, Default, Clone)]
+pub struct AggColumnsBuf {
+    pub sum: Vec<f64>,
+    pub min: Vec<f64>,
+    pub max: Vec<f64>,
+    pub count: Vec<u32>,
+    pub anomaly_count: Vec<u32>,
+    tmp: Vec<f64>,
 }
 
 /// Consecutive points of one metric: point `i` ends at `first_end + i * res`
@@ -49,6 +125,8 @@ impl<'a> Run<'a> {
                 valid: valid.map(|v| v.advance(from)),
                 anomaly: anomaly.map(|a| a.advance(from)),
             },
+            RowData::Encoded(row) => RowData::Encoded(row.slice(from, to)),
+            RowData::AggEncoded(rows) => RowData::AggEncoded(rows.slice(from, to)),
             RowData::Agg { sum, min, max, count, anomaly_count } => RowData::Agg {
                 sum: &sum[from..to],
                 min: &min[from..to],
@@ -78,6 +156,8 @@ impl<'a> Run<'a> {
     pub fn is_valid(&self, i: usize) -> bool {
         match self.data {
             RowData::Raw { valid, .. } => valid.is_none_or(|v| v.get(i)),
+            RowData::Encoded(row) => row.is_valid(i),
+            RowData::AggEncoded(rows) => rows.count.value(i) > 0.0,
             RowData::Agg { count, .. } => count[i] > 0,
         }
     }
@@ -87,6 +167,8 @@ impl<'a> Run<'a> {
     pub fn counts(&self, i: usize) -> (u32, u32) {
         match self.data {
             RowData::Raw { anomaly, .. } => (1, u32::from(anomaly.is_some_and(|a| a.get(i)))),
+            RowData::Encoded(row) => (1, u32::from(row.is_anomalous(i))),
+            RowData::AggEncoded(rows) => (rows.count.value(i) as u32, rows.anomaly_count.value(i) as u32),
             RowData::Agg { count, anomaly_count, .. } => (count[i], anomaly_count[i]),
         }
     }
@@ -105,6 +187,11 @@ impl<'a> Run<'a> {
                     anomaly_count: u32::from(anomaly.is_some_and(|a| a.get(i))),
                 }
             }
+            RowData::Encoded(row) => {
+                let v = row.value(i);
+                AggPoint { sum: v, min: v, max: v, count: 1, anomaly_count: u32::from(row.is_anomalous(i)) }
+            }
+            RowData::AggEncoded(rows) => rows.point(i),
             RowData::Agg { sum, min, max, count, anomaly_count } => {
                 AggPoint { sum: sum[i], min: min[i], max: max[i], count: count[i], anomaly_count: anomaly_count[i] }
             }

@@ -6,7 +6,8 @@
 //! update_every, span start (epoch seconds, `>= 0`), resolution (seconds) and
 //! the CRC32C of every byte of the file. Names are canonical: [`parse_name`]
 //! accepts exactly what [`SegmentName::file_name`] produces. The point count
-//! is not in the name; it is the fixed-size-list length of the file's schema.
+//! is not in the name; it is the fixed-size-list length of the file's schema
+//! (or, for encoded tier-0 files, its `strata.points` metadata).
 //!
 //! **Durability.** [`write_segment`] returns after the file and its directory
 //! entry are fsynced: from then on the segment survives a crash. Before that
@@ -62,7 +63,7 @@ use arrow_schema::{ArrowError, DataType, Schema};
 use memmap2::Mmap;
 use thiserror::Error;
 
-use super::segment::{schema_for, Segment};
+use super::segment::{schema_for, Layout, Segment, POINTS_KEY};
 use super::tier::TIERS;
 
 const EXT: &str = "arrow";
@@ -366,7 +367,7 @@ fn decode_buffer(path: &Path, buf: &Buffer, raw: bool) -> Result<RecordBatch> {
         return Err(parse_err(path, "written with the other endianness"));
     }
     let schema = arrow_ipc::convert::fb_to_schema(fb_schema);
-    let points = check_schema(path, &schema, raw)?;
+    let (layout, points) = check_schema(path, &schema, raw)?;
     if footer.dictionaries().is_some_and(|d| !d.is_empty()) {
         return Err(parse_err(path, "segment files have no dictionaries"));
     }
@@ -385,34 +386,51 @@ fn decode_buffer(path: &Path, buf: &Buffer, raw: bool) -> Result<RecordBatch> {
             }
             _ => return Err(parse_err(path, "record batch block lies outside the file")),
         };
-    check_body(path, &data, meta_len, points)?;
+    check_body(path, &data, meta_len, max_row_bytes(layout, points))?;
     let decoder = FileDecoder::new(Arc::new(schema), footer.version());
     decoder.read_record_batch(block, &data).map_err(arrow)?.ok_or_else(|| parse_err(path, "empty record batch"))
 }
 
-/// The file's schema must be exactly what `Segment::seal` produces for its
-/// tier; returns the points per row.
-fn check_schema(path: &Path, schema: &Schema, raw: bool) -> Result<usize> {
+/// The file's schema must be exactly one that `Segment::seal` produces (or
+/// produced in format 2) for its tier; returns its layout and the points
+/// per row.
+fn check_schema(path: &Path, schema: &Schema, raw: bool) -> Result<(Layout, usize)> {
     fn describe(schema: &Schema) -> String {
         let fields = schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type()));
         fields.collect::<Vec<_>>().join(", ")
     }
-    let points = match schema.fields().get(1).map(|f| f.data_type()) {
-        Some(DataType::FixedSizeList(_, n)) if *n > 0 => *n as usize,
-        _ => 0,
+    let (layout, points) = match schema.fields().get(1).map(|f| f.data_type()) {
+        Some(DataType::FixedSizeList(_, n)) if *n > 0 => (if raw { Layout::Raw } else { Layout::Agg }, *n as usize),
+        Some(DataType::LargeBinary) => {
+            let points = schema.metadata().get(POINTS_KEY).and_then(|p| p.parse::<usize>().ok());
+            let layout = if raw { Layout::Encoded } else { Layout::AggEncoded };
+            (layout, points.filter(|&p| p > 0 && p <= u32::MAX as usize).unwrap_or(0))
+        }
+        _ => (if raw { Layout::Encoded } else { Layout::AggEncoded }, 0),
     };
-    let expected = schema_for(raw, points);
+    let expected = schema_for(layout, points);
     if points == 0 || *schema != expected {
         let detail = format!("expected [{}], found [{}]", describe(&expected), describe(schema));
         return Err(SegmentFileError::SchemaMismatch { path: path.to_owned(), detail });
     }
-    Ok(points)
+    Ok((layout, points))
+}
+
+/// The most bytes one row's buffer can take: 8 per point for plain
+/// columns; an encoded row is at most a raw `f64` per point plus its
+/// bitmaps and per-frame headers.
+fn max_row_bytes(layout: Layout, points: usize) -> u64 {
+    let points = points as u64;
+    match layout {
+        Layout::Raw | Layout::Agg => points * 8,
+        Layout::Encoded | Layout::AggEncoded => points * 9 + 64 * points.div_ceil(super::codec::FRAME as u64) + 64,
+    }
 }
 
 /// Bounds every buffer of the record batch message to its body and, when
 /// compressed, its declared uncompressed size to what the schema allows, so a
 /// forged length prefix cannot make the decoder allocate without limit.
-fn check_body(path: &Path, block: &Buffer, meta_len: usize, points: usize) -> Result<()> {
+fn check_body(path: &Path, block: &Buffer, meta_len: usize, row_bytes: u64) -> Result<()> {
     let (meta, body) = (&block[..meta_len], &block[meta_len..]);
     let skip = if meta[..4] == [0xff; 4] { 8 } else { 4 };
     let Ok(message) = arrow_ipc::root_as_message(&meta[skip..]) else {
@@ -423,7 +441,7 @@ fn check_body(path: &Path, block: &Buffer, meta_len: usize, points: usize) -> Re
     };
     let max_len = u64::try_from(rb.length())
         .ok()
-        .and_then(|rows| rows.checked_mul(points as u64)?.checked_mul(8)?.checked_add(64))
+        .and_then(|rows| rows.checked_mul(row_bytes)?.checked_add(64))
         .ok_or_else(|| parse_err(path, format!("invalid row count {}", rb.length())))?;
     for b in rb.buffers().into_iter().flatten() {
         let (off, len) = (usize::try_from(b.offset()).ok(), usize::try_from(b.length()).ok());

@@ -42,6 +42,15 @@ const AGG_IDS: [u32; 2] = [1, 4];
 
 /// Tier 0, 64 one-second points from 7200: values, explicit gaps, anomalies.
 fn raw_segment(start: i64) -> Segment {
+    Segment::seal(0, &raw_span(start)).expect("seal raw")
+}
+
+/// The same in format 2's plain layout.
+fn plain_raw_segment(start: i64) -> Segment {
+    Segment::seal_plain(&raw_span(start)).expect("seal plain")
+}
+
+fn raw_span(start: i64) -> OpenSpan {
     let mut s = OpenSpan::new(start, 1, 64, true);
     for i in 0..64 {
         let t = start + i;
@@ -52,11 +61,20 @@ fn raw_segment(start: i64) -> Segment {
     }
     s.write_raw(9, start + 10, Some(f64::NAN), true);
     s.write_raw(9, start + 63, Some(-0.0), false);
-    Segment::seal(0, &s).expect("seal raw")
+    s
 }
 
 /// Tier 1, 16 one-minute points from 0: sums/min/max/counts with empty points.
 fn agg_segment(start: i64) -> Segment {
+    Segment::seal(1, &agg_span(start)).expect("seal agg")
+}
+
+/// The same in format 2's plain layout.
+fn plain_agg_segment(start: i64) -> Segment {
+    Segment::seal_plain_agg(1, &agg_span(start)).expect("seal plain agg")
+}
+
+fn agg_span(start: i64) -> OpenSpan {
     let mut s = OpenSpan::new(start, 60, 16, false);
     for i in 0..16i64 {
         for k in 0..(i % 4) {
@@ -64,7 +82,7 @@ fn agg_segment(start: i64) -> Segment {
         }
     }
     s.merge_agg(4, start + 15 * 60, 2.5, true);
-    Segment::seal(1, &s).expect("seal agg")
+    s
 }
 
 /// Every point of every row identical through `run`, bit for bit.
@@ -113,7 +131,12 @@ fn is_arrow(e: &SegmentFileError) -> bool {
 fn round_trip_every_tier_and_compression() {
     let d = TestDir::new("roundtrip");
     for compression in [Compression::None, Compression::Lz4, Compression::Zstd] {
-        for (seg, ids, ue) in [(raw_segment(7200), &RAW_IDS, 1), (agg_segment(86_400), &AGG_IDS, 1)] {
+        for (seg, ids, ue) in [
+            (raw_segment(7200), &RAW_IDS, 1),
+            (plain_raw_segment(3600), &RAW_IDS, 1),
+            (agg_segment(86_400), &AGG_IDS, 1),
+            (plain_agg_segment(172_800), &AGG_IDS, 1),
+        ] {
             let path = write_segment(&d.0, &seg, ue, compression).expect("write");
             let (name, back) = open_segment(&path).expect("open");
             assert_eq!((name.tier, name.update_every, name.start, name.res), (seg.tier, ue, seg.start, seg.res));
@@ -123,17 +146,23 @@ fn round_trip_every_tier_and_compression() {
         }
     }
     let left: Vec<_> = fs::read_dir(&d.0).expect("ls").map(|e| e.expect("entry").file_name()).collect();
-    assert_eq!(left.len(), 6, "no temp files left behind: {left:?}");
+    assert_eq!(left.len(), 12, "no temp files left behind: {left:?}");
 }
 
 #[test]
 fn uncompressed_open_is_zero_copy_and_compressed_is_not() {
     let d = TestDir::new("zerocopy");
-    for (compression, mapped) in [(Compression::None, true), (Compression::Lz4, false), (Compression::Zstd, false)] {
-        let path = write_segment(&d.0, &raw_segment(0), 1, compression).expect("write");
+    let cases = [(Compression::None, true), (Compression::Lz4, false), (Compression::Zstd, false)];
+    for ((compression, mapped), plain) in cases.into_iter().flat_map(|c| [(c, false), (c, true)]) {
+        let seg = if plain { plain_raw_segment(0) } else { raw_segment(0) };
+        let path = write_segment(&d.0, &seg, 1, compression).expect("write");
         let (_, seg, range) = open_mapped(&path).expect("open");
-        let values = seg.batch.column_by_name("value").expect("value").as_fixed_size_list();
-        let ptr = values.values().as_primitive::<Float64Type>().values().as_ptr() as usize;
+        let ptr = if plain {
+            let values = seg.batch.column_by_name("value").expect("value").as_fixed_size_list();
+            values.values().as_primitive::<Float64Type>().values().as_ptr() as usize
+        } else {
+            seg.batch.column_by_name("encoded").expect("encoded").as_binary::<i64>().values().as_ptr() as usize
+        };
         assert_eq!(range.contains(&ptr), mapped, "{compression}: value buffer at {ptr:#x}, mapping {range:x?}");
         if mapped {
             // Arrow stores a buffer that does not shrink uncompressed, so only
@@ -325,7 +354,8 @@ fn extra_column_is_a_schema_mismatch() {
     fields.push(Field::new("extra", DataType::UInt32, false));
     let mut columns: Vec<ArrayRef> = seg.batch.columns().to_vec();
     columns.push(Arc::new(UInt32Array::from(vec![0, 1])));
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+    let schema = Schema::new_with_metadata(fields, seg.batch.schema().metadata().clone());
+    let batch = RecordBatch::try_new(Arc::new(schema), columns).expect("batch");
     let odd = Segment::from_batch(0, 0, 1, batch).expect("from_batch ignores extra columns");
     let path = write_segment(&d.0, &odd, 1, Compression::None).expect("write");
     match open_segment(&path) {
@@ -421,20 +451,27 @@ proptest! {
     fn mutated_segment_with_fixed_crc_never_panics_open(
         flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..), 1..6),
         compression in prop_oneof![Just(Compression::None), Just(Compression::Lz4), Just(Compression::Zstd)],
+        kind in 0..3u8,
     ) {
         let d = TestDir::new("prop-mutate");
-        let good = write_segment(&d.0, &agg_segment(0), 1, compression).expect("write");
+        let agg_name = SegmentName { tier: 1, update_every: 1, start: 0, res: 60, crc: 0 };
+        let (seg, name, points) = match kind {
+            0 => (raw_segment(0), raw_name(0), 64),
+            1 => (agg_segment(0), agg_name, 16),
+            _ => (plain_agg_segment(0), agg_name, 16),
+        };
+        let good = write_segment(&d.0, &seg, 1, compression).expect("write");
         let mut bytes = fs::read(&good).expect("read");
         fs::remove_file(&good).expect("rm");
         for (at, mask) in &flips {
             let i = at.index(bytes.len());
             bytes[i] ^= mask;
         }
-        let path = put_with_crc(&d.0, SegmentName { tier: 1, update_every: 1, start: 0, res: 60, crc: 0 }, &bytes);
+        let path = put_with_crc(&d.0, name, &bytes);
         match open_segment(&path) {
             Ok((_, seg)) => {
                 // Whatever decoded must also be safe to read.
-                prop_assert_eq!(seg.points, 16);
+                prop_assert_eq!(seg.points, points);
                 let ids = seg.batch.column(0).as_primitive::<arrow_array::types::UInt32Type>().clone();
                 for m in ids.values().iter() {
                     let run = seg.run(*m).expect("listed row");
@@ -458,7 +495,7 @@ fn forged_row_count_and_length_prefix_are_refused_not_allocated() {
     const FORGED_LEN: i64 = 100 << 30;
     let d = TestDir::new("forged");
     for compression in [Compression::Lz4, Compression::Zstd] {
-        let good = write_segment(&d.0, &agg_segment(0), 1, compression).expect("write");
+        let good = write_segment(&d.0, &plain_agg_segment(0), 1, compression).expect("write");
         let mut bytes = fs::read(&good).expect("read");
         fs::remove_file(&good).expect("rm");
 

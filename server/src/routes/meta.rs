@@ -44,13 +44,25 @@ pub(super) async fn blocking<T: Send + 'static>(
     st: &AppState,
     f: impl FnOnce(&EngineState, &Ctx) -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
+    blocking_unlocked(st, move |ctx| {
+        let guard = ctx.st.engine.read()?;
+        f(&guard, ctx)
+    })
+    .await
+}
+
+/// Runs `f` on a blocking thread (with a query slot), taking no lock: for
+/// jobs that read a [`strata_engine::storage::StoreView`] between locks.
+pub(super) async fn blocking_unlocked<T: Send + 'static>(
+    st: &AppState,
+    f: impl FnOnce(&Ctx) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
     let ctx =
         Ctx { now: st.engine.now(), tiers: st.engine.config().limits.tiers, started: Instant::now(), st: st.clone() };
     let slot = st.admission.enter().await?;
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        let guard = ctx.st.engine.read()?;
-        f(&guard, &ctx)
+        f(&ctx)
     })
     .await
     .map_err(|e| ApiError::Internal(format!("metadata task failed: {e}")))?
@@ -176,10 +188,18 @@ pub async fn weights_v2(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let (req, w) = parse_weights(&pairs(q)?)?;
-    blocking(&st, move |state, ctx| {
-        let (cat, store) = (&state.catalog, &state.store);
-        let visible = scope_for(&req, &me, None, ctx.now).visible(cat, store, ctx.tiers);
-        let ranked = weights::run(store, &visible, &w, ctx.now, ctx.tiers)?;
+    blocking_unlocked(&st, move |ctx| {
+        // The ranking reads every visible metric over both windows: it runs
+        // on a view, without the locks, so ingest does not wait for it.
+        let (visible, view) = {
+            let state = ctx.st.engine.read()?;
+            let visible = scope_for(&req, &me, None, ctx.now).visible(&state.catalog, &state.store, ctx.tiers);
+            let view = weights::view(&state.store, &visible, &w, ctx.now)?;
+            (visible, view)
+        };
+        let ranked = weights::run(&view, &visible, &w, ctx.now, ctx.tiers, None)?;
+        let state = ctx.st.engine.read()?;
+        let cat = &state.catalog;
         let (result, dictionaries) = fmt::weights_result(cat, &ranked);
         let stats = "[min, avg, max, sum, count, anomaly_count]";
         let mut doc = json!({

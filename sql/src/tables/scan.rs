@@ -1,10 +1,11 @@
 //! `SamplesExec`: the leaf plan node of the samples tables. Each partition
 //! walks its share of the metrics, one metric at a time in time order,
-//! and emits one batch per (metric, span): from a sealed segment the
-//! value, anomaly and rollup columns are zero-copy slices of the
-//! segment's Arrow arrays, `ts` is a slice of one array per span shape
-//! and the metadata columns are one-entry dictionaries over a shared
-//! zero keys buffer; only the open head (copy-on-write blocks) is copied.
+//! and emits one batch per (metric, span). Sealed segments hold codec rows
+//! (format 3): the slice a query reads is decoded once into Arrow arrays;
+//! plain segments of format 2 are zero-copy slices of their Arrow arrays.
+//! `ts` is a slice of one array per span shape and the metadata columns
+//! are one-entry dictionaries over a shared zero keys buffer; the open
+//! head (copy-on-write blocks) is copied.
 //! A row is a stored sample: slices with gaps are filtered (one copy),
 //! so `value` is never null and `count(*)` counts samples.
 //! No lock is held: everything comes from the plan-time [`StoreView`].
@@ -32,7 +33,8 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream,
 };
-use strata_engine::storage::segment::Segment;
+use strata_engine::storage::row::AggColumnsBuf;
+use strata_engine::storage::segment::{Layout, Segment};
 use strata_engine::storage::{RowData, Run, StoreView};
 
 use super::filters::{MetricNames, TimeRange};
@@ -212,10 +214,36 @@ fn nulls_from(bits: Option<strata_engine::storage::bits::BitSlice<'_>>, n: usize
     bits.map(|b| NullBuffer::new(BooleanBuffer::from_iter((0..n).map(|i| b.get(i)))))
 }
 
-/// A copy of an open run (the head is small and copy-on-write).
+/// A copy of a run: an open one (the head is small and copy-on-write) or
+/// the decoded range of an encoded sealed row.
 fn copy_run(run: &Run<'_>) -> Cols {
     let n = run.len;
     match run.data {
+        RowData::Encoded(row) => {
+            let mut values = Vec::with_capacity(n);
+            row.decode_into(&mut values);
+            let anomaly = match row.anomaly_bits() {
+                Some(b) => BooleanArray::from_iter((0..n).map(|i| Some(b.get(i)))),
+                None => BooleanArray::from(vec![false; n]),
+            };
+            Cols::Raw {
+                values: Arc::new(Float64Array::new(values.into(), nulls_from(row.valid_bits(), n))),
+                anomaly: Arc::new(anomaly),
+            }
+        }
+        RowData::AggEncoded(rows) => {
+            let mut c = AggColumnsBuf::default();
+            rows.decode_into(&mut c);
+            let nulls = Some(NullBuffer::new(BooleanBuffer::from_iter(c.count.iter().map(|&k| k > 0))));
+            let f = |v: Vec<f64>| -> ArrayRef { Arc::new(Float64Array::new(v.into(), nulls.clone())) };
+            Cols::Agg {
+                sum: f(c.sum),
+                min: f(c.min),
+                max: f(c.max),
+                count: Arc::new(UInt32Array::from(c.count)),
+                anomaly_count: Arc::new(UInt32Array::from(c.anomaly_count)),
+            }
+        }
         RowData::Raw { values, valid, anomaly } => {
             let anomaly = match anomaly {
                 Some(b) => BooleanArray::from_iter((0..n).map(|i| Some(b.get(i)))),
@@ -256,12 +284,16 @@ impl PartitionIter {
                 continue;
             }
             let (off, n) = (row * seg.points + a, b - a);
-            let cols = match data.tier {
-                Tier::Raw => Cols::Raw {
+            let cols = match (seg.layout(), data.tier) {
+                (Layout::Encoded | Layout::AggEncoded, _) => match seg.run(m) {
+                    Some(run) => copy_run(&run.slice(a, b)),
+                    None => continue,
+                },
+                (_, Tier::Raw) => Cols::Raw {
                     values: child(seg, "value")?.slice(off, n),
                     anomaly: child(seg, "anomaly")?.slice(off, n),
                 },
-                _ => Cols::Agg {
+                (_, _) => Cols::Agg {
                     sum: child(seg, "sum")?.slice(off, n),
                     min: child(seg, "min")?.slice(off, n),
                     max: child(seg, "max")?.slice(off, n),

@@ -10,10 +10,40 @@
 //! second a point can hold, and its end).
 
 use crate::model::MetricId;
-use crate::storage::StoreView;
+use crate::storage::{Extent, Store, StoreView};
+
+/// What these rules read of a metric's storage: the live store (metadata
+/// routes, under its lock) or a query's view of it.
+pub trait Holdings {
+    fn extent(&self, m: MetricId, tier: usize) -> Option<Extent>;
+    fn resolution(&self, m: MetricId, tier: usize) -> Option<i64>;
+    fn update_every(&self, m: MetricId) -> Option<i64>;
+    fn rollup_only_until(&self, ue: i64) -> Option<i64>;
+}
+
+macro_rules! holdings {
+    ($t:ty) => {
+        impl Holdings for $t {
+            fn extent(&self, m: MetricId, tier: usize) -> Option<Extent> {
+                <$t>::extent(self, m, tier)
+            }
+            fn resolution(&self, m: MetricId, tier: usize) -> Option<i64> {
+                <$t>::resolution(self, m, tier)
+            }
+            fn update_every(&self, m: MetricId) -> Option<i64> {
+                <$t>::update_every(self, m)
+            }
+            fn rollup_only_until(&self, ue: i64) -> Option<i64> {
+                <$t>::rollup_only_until(self, ue)
+            }
+        }
+    };
+}
+holdings!(Store);
+holdings!(StoreView);
 
 /// First and last sample time metric `m` holds in `tier`.
-pub fn tier_range(store: &StoreView, m: MetricId, tier: usize) -> Option<(i64, i64)> {
+pub fn tier_range(store: &impl Holdings, m: MetricId, tier: usize) -> Option<(i64, i64)> {
     let e = store.extent(m, tier)?;
     if tier == 0 {
         return Some((e.first, e.last));
@@ -34,7 +64,7 @@ pub fn tier_range(store: &StoreView, m: MetricId, tier: usize) -> Option<(i64, i
 }
 
 /// First and last sample time of `m` over tiers `0..tiers`.
-pub fn metric_range(store: &StoreView, m: MetricId, tiers: usize) -> Option<(i64, i64)> {
+pub fn metric_range(store: &impl Holdings, m: MetricId, tiers: usize) -> Option<(i64, i64)> {
     (0..tiers).filter_map(|t| tier_range(store, m, t)).reduce(|(f, l), (a, b)| (f.min(a), l.max(b)))
 }
 

@@ -15,7 +15,12 @@
 //! Speed: the exact layout reads tier 0 in short slices a bucket apart, so
 //! each metric's runs are unpacked once into typed views, slices are
 //! located by index arithmetic (no division at one-second resolution), and
-//! the slices of a bucket a few ahead are prefetched.
+//! the slices of a bucket a few ahead are prefetched. Sealed tier-0 rows
+//! are read encoded: sums, minima and maxima come from the packed integers
+//! without decoding, and values are decoded (into a reused buffer) only for
+//! time groups that need them one by one.
+
+use std::rc::Rc;
 
 use crate::query::kernels::Kernel;
 use crate::query::plan::layout::Piece;
@@ -24,7 +29,8 @@ use crate::query::result::{PointStats, TierUse, PA_EMPTY};
 use crate::query::time_group::Field;
 use crate::query::window::Window;
 use crate::storage::bits::BitSlice;
-use crate::storage::{prefetch, AggPoint, RowData, StoreView, TIERS};
+use crate::storage::codec::EncodedRow;
+use crate::storage::{prefetch, AggColumnsBuf, AggPoint, RowData, StoreView, TIERS};
 
 use super::summarize::{absolute, absolute_point, anomaly_rates, summarize};
 
@@ -113,9 +119,105 @@ struct Bucket {
 struct RawView<'a> {
     first_end: i64,
     res: i64,
-    values: &'a [f64],
-    valid: Option<BitSlice<'a>>,
-    anomaly: Option<BitSlice<'a>>,
+    len: usize,
+    data: RawData<'a>,
+}
+
+/// Tier-0 points: plain values (the head, format-2 segments) or a codec row.
+#[derive(Debug, Clone, Copy)]
+enum RawData<'a> {
+    Plain { values: &'a [f64], valid: Option<BitSlice<'a>>, anomaly: Option<BitSlice<'a>> },
+    Encoded(EncodedRow<'a>),
+}
+
+impl<'a> RawData<'a> {
+    /// Points `lo..hi`.
+    #[inline]
+    fn slice(&self, lo: usize, hi: usize) -> RawData<'a> {
+        match *self {
+            RawData::Plain { values, valid, anomaly } => RawData::Plain {
+                values: &values[lo..hi],
+                valid: valid.map(|v| v.advance(lo)),
+                anomaly: anomaly.map(|a| a.advance(lo)),
+            },
+            RawData::Encoded(row) => RawData::Encoded(row.slice(lo, hi)),
+        }
+    }
+
+    /// The aggregate of the valid points, in one pass.
+    #[inline]
+    fn summarize(&self) -> AggPoint {
+        match self {
+            RawData::Plain { values, valid, anomaly } => summarize(values, *valid, *anomaly),
+            RawData::Encoded(row) => row.summarize(),
+        }
+    }
+
+    fn valid(&self) -> Option<BitSlice<'a>> {
+        match self {
+            RawData::Plain { valid, .. } => *valid,
+            RawData::Encoded(row) => row.valid_bits(),
+        }
+    }
+
+    fn anomaly(&self) -> Option<BitSlice<'a>> {
+        match self {
+            RawData::Plain { anomaly, .. } => *anomaly,
+            RawData::Encoded(row) => row.anomaly_bits(),
+        }
+    }
+
+    /// The values (gaps hold anything), decoded into `buf` if need be.
+    fn values<'b>(&self, buf: &'b mut Vec<f64>) -> &'b [f64]
+    where
+        'a: 'b,
+    {
+        match self {
+            RawData::Plain { values, .. } => values,
+            RawData::Encoded(row) => {
+                buf.clear();
+                row.decode_into(buf);
+                buf
+            }
+        }
+    }
+
+    /// Starts loading what reading these points touches.
+    fn prefetch(&self) {
+        match self {
+            RawData::Plain { values, .. } => prefetch::slice(values),
+            RawData::Encoded(row) => prefetch::slice(row.frame_bytes()),
+        }
+    }
+}
+
+/// A rollup run of a metric: borrowed from the store, or decoded from a
+/// sealed (encoded) segment, once per metric and only over the range read.
+#[derive(Debug, Clone)]
+enum AggRun<'a> {
+    Borrowed(AggView<'a>),
+    Decoded { first_end: i64, res: i64, cols: Rc<AggColumnsBuf> },
+}
+
+impl AggRun<'_> {
+    fn view(&self) -> AggView<'_> {
+        match self {
+            AggRun::Borrowed(v) => *v,
+            AggRun::Decoded { first_end, res, cols } => AggView {
+                first_end: *first_end,
+                res: *res,
+                sum: &cols.sum,
+                min: &cols.min,
+                max: &cols.max,
+                count: &cols.count,
+                anomaly_count: &cols.anomaly_count,
+            },
+        }
+    }
+
+    fn last_end(&self) -> i64 {
+        self.view().last_end()
+    }
 }
 
 /// A rollup run, unpacked once per metric.
@@ -128,6 +230,14 @@ struct AggView<'a> {
     max: &'a [f64],
     count: &'a [u32],
     anomaly_count: &'a [u32],
+}
+
+/// Points in a tier-0 slice.
+fn p_len(data: &RawData<'_>) -> usize {
+    match data {
+        RawData::Plain { values, .. } => values.len(),
+        RawData::Encoded(row) => row.len(),
+    }
 }
 
 /// Points `lo..hi` of a run starting at `first_end` with `len` points of
@@ -146,18 +256,26 @@ fn index_range(first_end: i64, res: i64, len: usize, from: i64, to: i64) -> Opti
 
 impl<'a> RawView<'a> {
     fn last_end(&self) -> i64 {
-        self.first_end + (self.values.len() as i64 - 1) * self.res
+        self.first_end + (self.len as i64 - 1) * self.res
     }
 
     fn is_valid(&self, i: usize) -> bool {
-        self.valid.is_none_or(|v| v.get(i))
+        match &self.data {
+            RawData::Plain { valid, .. } => valid.is_none_or(|v| v.get(i)),
+            RawData::Encoded(row) => row.is_valid(i),
+        }
     }
 
     /// Netdata's value of point `i`.
     fn value(&self, i: usize, field: Field) -> f64 {
-        match field {
-            Field::AnomalyRate => 100.0 * f64::from(u8::from(self.anomaly.is_some_and(|a| a.get(i)))),
-            _ => self.values[i],
+        let anomalous = match &self.data {
+            RawData::Plain { anomaly, .. } => anomaly.is_some_and(|a| a.get(i)),
+            RawData::Encoded(row) => row.is_anomalous(i),
+        };
+        match (field, &self.data) {
+            (Field::AnomalyRate, _) => 100.0 * f64::from(u8::from(anomalous)),
+            (_, RawData::Plain { values, .. }) => values[i],
+            (_, RawData::Encoded(row)) => row.value(i),
         }
     }
 }
@@ -238,9 +356,11 @@ pub struct MetricScan<'s> {
     kernel: Box<dyn Kernel>,
     raw: Vec<RawView<'s>>,
     /// Rollup runs per tier (index 0 unused).
-    agg: [Vec<AggView<'s>>; TIERS],
+    agg: [Vec<AggRun<'s>>; TIERS],
     cursor: [usize; TIERS],
     scratch: Vec<f64>,
+    /// Decoded values of an encoded slice.
+    decoded: Vec<f64>,
 }
 
 impl<'s> MetricScan<'s> {
@@ -257,6 +377,7 @@ impl<'s> MetricScan<'s> {
             agg: Default::default(),
             cursor: [0; TIERS],
             scratch: Vec::new(),
+            decoded: Vec::new(),
         }
     }
 
@@ -274,11 +395,28 @@ impl<'s> MetricScan<'s> {
             let res = cfg.resolution(t, job.update_every);
             let (lo, hi) = (w.after - w.granularity - 2 * res, w.before + res);
             self.store.for_each_run(job.metric, job.update_every, t, lo, hi, |r| match r.data {
-                RowData::Raw { values, valid, anomaly } => {
-                    raw.push(RawView { first_end: r.first_end, res: r.res, values, valid, anomaly })
+                RowData::Raw { values, valid, anomaly } => raw.push(RawView {
+                    first_end: r.first_end,
+                    res: r.res,
+                    len: r.len,
+                    data: RawData::Plain { values, valid, anomaly },
+                }),
+                RowData::Encoded(row) => {
+                    raw.push(RawView { first_end: r.first_end, res: r.res, len: r.len, data: RawData::Encoded(row) })
                 }
-                RowData::Agg { sum, min, max, count, anomaly_count } => {
-                    agg[t].push(AggView { first_end: r.first_end, res: r.res, sum, min, max, count, anomaly_count })
+                RowData::Agg { sum, min, max, count, anomaly_count } => agg[t].push(AggRun::Borrowed(AggView {
+                    first_end: r.first_end,
+                    res: r.res,
+                    sum,
+                    min,
+                    max,
+                    count,
+                    anomaly_count,
+                })),
+                RowData::AggEncoded(rows) => {
+                    let mut cols = AggColumnsBuf::default();
+                    rows.decode_into(&mut cols);
+                    agg[t].push(AggRun::Decoded { first_end: r.first_end, res: r.res, cols: Rc::new(cols) })
                 }
             });
         }
@@ -385,7 +523,8 @@ impl<'s> MetricScan<'s> {
         }
         let (a, e, c) = (last.from, last.to, first.to);
         let (j, k) = self.agg_point(1, c)?;
-        let r = self.agg[1][j];
+        let run = self.agg[1][j].clone();
+        let r = run.view();
         if r.first_end + k as i64 * r.res - r.res != a {
             return None;
         }
@@ -449,8 +588,8 @@ impl<'s> MetricScan<'s> {
             if r.first_end > to {
                 break;
             }
-            if let Some((lo, hi)) = index_range(r.first_end, r.res, r.values.len(), from, to) {
-                let p = summarize(&r.values[lo..hi], r.valid.map(|v| v.advance(lo)), r.anomaly.map(|a| a.advance(lo)));
+            if let Some((lo, hi)) = index_range(r.first_end, r.res, r.len, from, to) {
+                let p = r.data.slice(lo, hi).summarize();
                 acc = AggPoint {
                     sum: acc.sum + p.sum,
                     min: acc.min.min(p.min),
@@ -468,7 +607,7 @@ impl<'s> MetricScan<'s> {
     fn agg_point(&self, tier: usize, end: i64) -> Option<(usize, usize)> {
         let runs = &self.agg[tier];
         let j = self.cursor[tier] + runs[self.cursor[tier].min(runs.len())..].partition_point(|r| r.last_end() < end);
-        let r = runs.get(j)?;
+        let r = runs.get(j)?.view();
         let d = end - r.first_end;
         (d >= 0 && d % r.res == 0).then_some((j, (d / r.res) as usize)).filter(|&(_, k)| k < r.count.len())
     }
@@ -477,8 +616,8 @@ impl<'s> MetricScan<'s> {
     fn prefetch(&self, pieces: &[Piece]) {
         for p in pieces.iter().filter(|p| p.tier == 0) {
             for r in self.raw[self.cursor[0].min(self.raw.len())..].iter().take_while(|r| r.first_end <= p.to) {
-                if let Some((lo, hi)) = index_range(r.first_end, r.res, r.values.len(), p.from, p.to) {
-                    prefetch::slice(&r.values[lo..hi]);
+                if let Some((lo, hi)) = index_range(r.first_end, r.res, r.len, p.from, p.to) {
+                    r.data.slice(lo, hi).prefetch();
                 }
             }
         }
@@ -510,29 +649,24 @@ impl<'s> MetricScan<'s> {
             if r.first_end > to {
                 break;
             }
-            if let Some((lo, hi)) = index_range(r.first_end, r.res, r.values.len(), from, to) {
-                let values = &r.values[lo..hi];
-                let valid = r.valid.map(|v| v.advance(lo));
-                let anomaly = r.anomaly.map(|a| a.advance(lo));
+            if let Some((lo, hi)) = index_range(r.first_end, r.res, r.len, from, to) {
                 let counted = count.as_mut().map(|(b, out)| (&mut **b, &mut **out));
-                self.take_raw(values, valid, anomaly, counted);
+                self.take_raw(r.data.slice(lo, hi), counted);
             }
             j += 1;
         }
     }
 
     /// One tier-0 slice.
-    fn take_raw(
-        &mut self,
-        values: &[f64],
-        valid: Option<BitSlice<'_>>,
-        anomaly: Option<BitSlice<'_>>,
-        count: Option<(&mut Bucket, &mut MetricOut<'_>)>,
-    ) {
-        let p = summarize(values, valid, anomaly);
+    fn take_raw(&mut self, data: RawData<'_>, count: Option<(&mut Bucket, &mut MetricOut<'_>)>) {
+        let p = data.summarize();
         if p.count == 0 {
             return;
         }
+        let (valid, anomaly) = (data.valid(), data.anomaly());
+        // Decoded at most once, and only when the values themselves are needed.
+        let mut decoded = std::mem::take(&mut self.decoded);
+        let mut is_decoded = false;
         if let Some((b, out)) = count {
             out.stats.merge(&stats_of(&p));
             out.tiers.points[0] += u64::from(p.count);
@@ -541,26 +675,35 @@ impl<'s> MetricScan<'s> {
         }
         let q = if self.anomaly_bit {
             anomaly_rates(&p)
+        } else if self.absolute && !(p.min >= 0.0 || p.max <= 0.0) {
+            is_decoded = true;
+            absolute(&p, data.values(&mut decoded), valid)
         } else if self.absolute {
-            absolute(&p, values, valid)
+            absolute(&p, &[], valid)
         } else {
             p
         };
-        if self.kernel.add_agg(&q) {
-            return;
+        if !self.kernel.add_agg(&q) {
+            if self.anomaly_bit {
+                self.scratch.clear();
+                self.scratch
+                    .extend((0..p_len(&data)).map(|k| 100.0 * f64::from(u8::from(anomaly.is_some_and(|a| a.get(k))))));
+                self.kernel.add_slice(&self.scratch, valid);
+            } else {
+                let values = match data {
+                    RawData::Encoded(_) if is_decoded => &decoded,
+                    _ => data.values(&mut decoded),
+                };
+                if self.absolute {
+                    self.scratch.clear();
+                    self.scratch.extend(values.iter().map(|v| v.abs()));
+                    self.kernel.add_slice(&self.scratch, valid);
+                } else {
+                    self.kernel.add_slice(values, valid);
+                }
+            }
         }
-        if self.anomaly_bit {
-            self.scratch.clear();
-            self.scratch
-                .extend((0..values.len()).map(|k| 100.0 * f64::from(u8::from(anomaly.is_some_and(|a| a.get(k))))));
-            self.kernel.add_slice(&self.scratch, valid);
-        } else if self.absolute {
-            self.scratch.clear();
-            self.scratch.extend(values.iter().map(|v| v.abs()));
-            self.kernel.add_slice(&self.scratch, valid);
-        } else {
-            self.kernel.add_slice(values, valid);
-        }
+        self.decoded = decoded;
     }
 
     /// Rollup points ending in `(from, to]`, each merged as the aggregate of
@@ -572,7 +715,8 @@ impl<'s> MetricScan<'s> {
         }
         self.cursor[tier] = j;
         let (mut read, mut approximate, mut unit) = (false, false, 1);
-        while let Some(&r) = self.agg[tier].get(j) {
+        while let Some(run) = self.agg[tier].get(j).cloned() {
+            let r = run.view();
             if r.first_end > to {
                 break;
             }
@@ -641,6 +785,13 @@ impl<'s> MetricScan<'s> {
     /// and ends after it (only wider-than-1s points can), linearly
     /// interpolated from the adjacent previous point when both are numbers.
     fn closing_value(&self, tier: usize, t: i64) -> Option<f64> {
+        // Points end on multiples of their resolution: none straddles a
+        // bucket end that is one (always so at one second).
+        let unit =
+            if tier == 0 { self.raw.first().map(|r| r.res) } else { self.agg[tier].first().map(|r| r.view().res) };
+        if unit.is_none_or(|u| u <= 1 || t.rem_euclid(u) == 0) {
+            return None;
+        }
         // (first_end, res, len) of the run holding the point, its index, and
         // Netdata's values of it and of its predecessor when adjacent.
         let field = self.field;
@@ -661,7 +812,7 @@ impl<'s> MetricScan<'s> {
             } else {
                 j.checked_sub(1).and_then(|pj| {
                     let p = &runs[pj];
-                    let pk = p.values.len() - 1;
+                    let pk = p.len - 1;
                     (p.last_end() == end - r.res && p.is_valid(pk)).then(|| p.value(pk, field))
                 })
             };
@@ -669,7 +820,7 @@ impl<'s> MetricScan<'s> {
         } else {
             let runs = &self.agg[tier];
             let j = runs.partition_point(|r| r.last_end() <= t);
-            let r = runs.get(j)?;
+            let r = runs.get(j)?.view();
             if r.res <= 1 {
                 return None;
             }
@@ -682,7 +833,7 @@ impl<'s> MetricScan<'s> {
                 (r.count[k - 1] > 0).then(|| r.value(k - 1, field))
             } else {
                 j.checked_sub(1).and_then(|pj| {
-                    let p = &runs[pj];
+                    let p = runs[pj].view();
                     let pk = p.count.len() - 1;
                     (p.last_end() == end - r.res && p.count[pk] > 0).then(|| p.value(pk, field))
                 })

@@ -103,8 +103,12 @@ fn rank(cx: &Ctx, args: &Map<String, Value>) -> Result<Value, ToolError> {
         cardinality_limit: 0,
         timeout_ms: cx.timeout_ms,
     };
-    let ranked = run(store, &visible, &req, cx.now, tiers)?;
-    let reg = &cat.registry;
+    // The ranking runs on a view, without the locks, so ingest does not wait.
+    let view = strata_engine::meta::weights::view(store, &visible, &req, cx.now)?;
+    drop(guard);
+    let ranked = run(&view, &visible, &req, cx.now, tiers, Some(&cx.cancel))?;
+    let guard = cx.st.engine.read()?;
+    let reg = &guard.catalog.registry;
     let mut seen: BTreeMap<String, ()> = BTreeMap::new();
     let mut results = Vec::new();
     for w in &ranked.weights {

@@ -1,0 +1,68 @@
+//! Decimal scaling (after ALP, "adaptive lossless floating point"): a
+//! value that is exactly `k / 10^e` for an integer `k` is stored as `k`.
+//! Exactness is checked bit for bit with the very operation the decoder
+//! uses, so a value comes back as the same `f64` or is not encoded this
+//! way at all (NaN, infinities, -0.0, and numbers that are not short
+//! decimals stay raw).
+
+/// Largest decimal exponent tried.
+pub const MAX_EXP: u32 = 12;
+
+const POW10: [f64; MAX_EXP as usize + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12];
+
+/// Integers beyond this lose exactness as `f64`.
+const LIMIT: f64 = (1u64 << 52) as f64;
+
+/// `k / 10^e`: how an encoded value is read back.
+#[inline]
+pub fn decode(k: i64, e: u32) -> f64 {
+    k as f64 / POW10[e as usize]
+}
+
+/// `k` with `decode(k, e)` bit-identical to `v`, if there is one.
+#[inline]
+pub fn encode(v: f64, e: u32) -> Option<i64> {
+    let x = v * POW10[e as usize];
+    if !x.is_finite() || x.abs() >= LIMIT {
+        return None;
+    }
+    let k = x.round() as i64;
+    (decode(k, e).to_bits() == v.to_bits()).then_some(k)
+}
+
+/// The smallest exponent that encodes every value, if one does.
+pub fn exponent(values: &[f64]) -> Option<u32> {
+    (0..=MAX_EXP).find(|&e| values.iter().all(|&v| encode(v, e).is_some()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn short_decimals_and_refusals() {
+        assert_eq!(exponent(&[12.34, 0.5, 100.0]), Some(2));
+        assert_eq!(exponent(&[1.0, -7.0]), Some(0));
+        assert_eq!(exponent(&[]), Some(0));
+        for odd in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, f64::MIN_POSITIVE / 4.0, 1.0 / 3.0] {
+            assert_eq!(exponent(&[odd]), None, "{odd:?}");
+        }
+    }
+
+    proptest! {
+        /// Whatever it accepts reads back bit for bit.
+        #[test]
+        fn accepted_values_round_trip(bits in any::<u64>(), k in -10_000_000i64..10_000_000, e in 0u32..=MAX_EXP) {
+            for v in [f64::from_bits(bits), decode(k, e)] {
+                for e in 0..=MAX_EXP {
+                    if let Some(k) = encode(v, e) {
+                        prop_assert_eq!(decode(k, e).to_bits(), v.to_bits());
+                    }
+                }
+            }
+            // Short decimals are found.
+            prop_assert!(exponent(&[decode(k, e)]).is_some_and(|x| x <= e));
+        }
+    }
+}

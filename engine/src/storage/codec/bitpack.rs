@@ -1,0 +1,180 @@
+//! Fixed-width bit packing (frame of reference): `n` unsigned integers of
+//! `width` bits each, LSB first, in a byte string padded so that any value
+//! can be read with one unaligned 8-byte load. Values are readable at
+//! random (no value depends on another), so a range is decoded without
+//! touching the rest of its frame.
+
+/// Bytes after the packed bits, so the last value's 8-byte load stays in bounds.
+pub const PAD: usize = 7;
+/// Widest value this packs (a 64-bit load at a bit offset of up to 7).
+pub const MAX_WIDTH: u32 = 56;
+
+/// Bytes that `n` values of `width` bits take, padding included.
+pub fn packed_len(n: usize, width: u32) -> usize {
+    // Width 0 reads nothing, so needs no padding either.
+    if width == 0 {
+        0
+    } else {
+        (n * width as usize).div_ceil(8) + PAD
+    }
+}
+
+/// Appends `values` (each below `2^width`) packed to `out`.
+pub fn pack(values: impl Iterator<Item = u64>, n: usize, width: u32, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.resize(start + packed_len(n, width), 0);
+    if width == 0 {
+        return;
+    }
+    let bytes = &mut out[start..];
+    let mut acc: u128 = 0;
+    let (mut bits, mut at) = (0u32, 0usize);
+    for v in values.take(n) {
+        acc |= u128::from(v) << bits;
+        bits += width;
+        while bits >= 8 {
+            bytes[at] = acc as u8;
+            acc >>= 8;
+            bits -= 8;
+            at += 1;
+        }
+    }
+    if bits > 0 {
+        bytes[at] = acc as u8;
+    }
+}
+
+/// A packed frame, read in place.
+#[derive(Debug, Clone, Copy)]
+pub struct Packed<'a> {
+    pub bytes: &'a [u8],
+    pub width: u32,
+}
+
+impl Packed<'_> {
+    /// Value `i`.
+    #[inline]
+    pub fn get(&self, i: usize) -> u64 {
+        if self.width == 0 {
+            return 0;
+        }
+        let bit = i * self.width as usize;
+        let at = bit >> 3;
+        let word = match self.bytes.get(at..at + 8) {
+            Some(b) => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            None => 0, // only a malformed frame lacks its padding
+        };
+        (word >> (bit & 7)) & ((1u64 << self.width) - 1)
+    }
+
+    /// Calls `f(i, value)` for each value `i` in `lo..hi`, in order.
+    #[inline]
+    pub fn for_each(&self, lo: usize, hi: usize, mut f: impl FnMut(usize, u64)) {
+        self.for_each_group(lo, hi, &mut f, |f, i, v| f(i, v), |f, i, g| (0..GROUP).for_each(|j| f(i + j, g[j])));
+    }
+
+    /// Calls `one(state, i, value)` for the values of `lo..hi` outside whole
+    /// groups of [`GROUP`] and `group(state, i, values)` for each whole
+    /// group starting at `i`, in order. Groups unpack with shifts and masks known
+    /// at compile time (one copy of the loop per width), which is what
+    /// makes decoding run at several values a nanosecond.
+    #[inline]
+    pub fn for_each_group<S>(
+        &self,
+        lo: usize,
+        hi: usize,
+        state: &mut S,
+        one: impl Fn(&mut S, usize, u64),
+        group: impl Fn(&mut S, usize, &[u64; GROUP]),
+    ) {
+        let (first, last) = (lo.div_ceil(GROUP), hi / GROUP);
+        if first >= last {
+            (lo..hi).for_each(|i| one(state, i, self.get(i)));
+            return;
+        }
+        (lo..first * GROUP).for_each(|i| one(state, i, self.get(i)));
+        let mut group = |i: usize, v: &[u64; GROUP]| group(state, i, v);
+        macro_rules! widths {
+            ($($w:literal)*) => {
+                match self.width {
+                    $($w => groups::<$w>(self.bytes, first..last, &mut group),)*
+                    _ => (first..last).for_each(|g| {
+                        let v: [u64; GROUP] = std::array::from_fn(|j| self.get(g * GROUP + j));
+                        group(g * GROUP, &v)
+                    }),
+                }
+            };
+        }
+        widths!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
+            33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56);
+        (last * GROUP..hi).for_each(|i| one(state, i, self.get(i)));
+    }
+}
+
+/// Values unpacked at a time: 8 values of `W` bits are exactly `W` bytes.
+pub const GROUP: usize = 8;
+
+/// Unpacks the groups `range` of a `W`-bit frame. Each group reads a window
+/// of `W + 7` bytes (the padding guarantees it exists for every whole
+/// group), checked once, so the eight loads inside need no checks.
+#[inline]
+fn groups<const W: usize>(bytes: &[u8], range: std::ops::Range<usize>, f: &mut impl FnMut(usize, &[u64; GROUP])) {
+    if W == 0 {
+        range.for_each(|g| f(g * GROUP, &[0; GROUP]));
+        return;
+    }
+    let mask = u64::MAX >> (64 - W);
+    for g in range {
+        let Some(win) = bytes.get(g * W..g * W + W + PAD) else {
+            return; // only a malformed frame lacks its padding
+        };
+        let v: [u64; GROUP] = std::array::from_fn(|j| {
+            let bit = j * W;
+            let at = bit / 8;
+            // at + 8 <= W + 7 for every j < 8 and W >= 1 (and W == 0 reads 0).
+            let word = match win.get(at..at + 8) {
+                Some(b) => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+                None => 0,
+            };
+            (word >> (bit % 8)) & mask
+        });
+        f(g * GROUP, &v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Every value reads back, alone and in any range.
+        #[test]
+        fn round_trips(width in 0u32..=MAX_WIDTH, raw in prop::collection::vec(any::<u64>(), 0..300), lo in 0usize..300, len in 0usize..300) {
+            let mask = if width == 0 { 0 } else { (1u64 << width) - 1 };
+            let values: Vec<u64> = raw.iter().map(|v| v & mask).collect();
+            let mut out = vec![0xAA]; // packing appends
+            pack(values.iter().copied(), values.len(), width, &mut out);
+            prop_assert_eq!(out.len(), 1 + packed_len(values.len(), width));
+            let p = Packed { bytes: &out[1..], width };
+            for (i, &v) in values.iter().enumerate() {
+                prop_assert_eq!(p.get(i), v);
+            }
+            let lo = lo.min(values.len());
+            let hi = (lo + len).min(values.len());
+            let mut seen = Vec::new();
+            p.for_each(lo, hi, |i, v| seen.push((i, v)));
+            let mut grouped = Vec::new();
+            p.for_each_group(
+                lo,
+                hi,
+                &mut grouped,
+                |out, i, v| out.push((i, v)),
+                |out, i, g| out.extend((0..GROUP).map(|j| (i + j, g[j]))),
+            );
+            prop_assert_eq!(&grouped, &seen);
+            let want: Vec<(usize, u64)> = (lo..hi).map(|i| (i, values[i])).collect();
+            prop_assert_eq!(seen, want);
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! The sealed tier-0 codec: one metric's row of a span (its values,
+//! validity and anomaly bits) as one byte string, lossless, read in place
+//! from the memory-mapped segment and at random (any range of points
+//! decodes without the rest of the row).
+//!
+//! Layout (little-endian):
+//! ```text
+//! version u8 = 1 | flags u8 (1: validity bits follow, else all valid;
+//!                            2: anomaly bits follow, else none)
+//! points u32 | frames u16
+//! [validity: ceil(points/8) bytes] [anomaly: ceil(points/8) bytes]
+//! frame offsets: u32 per frame, from the start of the frames
+//! frames, FRAME points each (the last may be shorter):
+//!   kind 0 (decimal): exponent u8, width u8, base (zigzag LEB128 i64),
+//!     then the points as `k - base` packed in `width` bits (bitpack);
+//!     value = k / 10^e
+//!   kind 1 (raw): the points as f64
+//! ```
+//! A frame is decimal when every valid value in it is exactly a short
+//! decimal (alp); gaps hold `base`. Sums, minima and maxima over a range of
+//! a decimal frame are taken on the integers and scaled once.
+
+mod alp;
+mod bitpack;
+
+use bitpack::{pack, packed_len, Packed, MAX_WIDTH};
+
+use super::bits::{get_bit, set_bit, BitSlice};
+use super::row::AggPoint;
+
+/// Points per frame: large enough that a frame's header and offset cost
+/// under 0.1 bits a point, small enough that a random read decodes at most
+/// a few KiB.
+pub const FRAME: usize = 1024;
+
+const VERSION: u8 = 1;
+const HAS_VALID: u8 = 1;
+const HAS_ANOMALY: u8 = 2;
+const DECIMAL: u8 = 0;
+const RAW: u8 = 1;
+/// Widest decimal offset: `k` stays within ±2^52, and a frame's sum of
+/// offsets fits a `u64` (`FRAME * 2^53 <= 2^63`).
+const MAX_DECIMAL_WIDTH: u32 = 53;
+
+/// Encodes one row of `values.len()` points; `valid(i)` / `anomalous(i)`
+/// give point `i`'s bits.
+pub fn encode(values: &[f64], valid: impl Fn(usize) -> bool, anomalous: impl Fn(usize) -> bool) -> Vec<u8> {
+    let n = values.len();
+    let all_valid = (0..n).all(&valid);
+    let any_anomaly = (0..n).any(|i| valid(i) && anomalous(i));
+    let nbytes = n.div_ceil(8);
+    let frames = n.div_ceil(FRAME);
+    let mut out = Vec::with_capacity(n * 2 + 64);
+    out.push(VERSION);
+    out.push(if all_valid { 0 } else { HAS_VALID } | if any_anomaly { HAS_ANOMALY } else { 0 });
+    out.extend_from_slice(&(n as u32).to_le_bytes());
+    out.extend_from_slice(&(frames as u16).to_le_bytes());
+    for (present, bit) in [(!all_valid, &valid as &dyn Fn(usize) -> bool), (any_anomaly, &anomalous)] {
+        if present {
+            let mut bits = vec![0u8; nbytes];
+            (0..n).filter(|&i| valid(i) && bit(i)).for_each(|i| set_bit(&mut bits, i, true));
+            out.extend_from_slice(&bits);
+        }
+    }
+    let dir = out.len();
+    out.resize(dir + 4 * frames, 0);
+    let body = out.len();
+    let mut scratch = Vec::with_capacity(FRAME);
+    for f in 0..frames {
+        let off = (out.len() - body) as u32;
+        out[dir + 4 * f..dir + 4 * f + 4].copy_from_slice(&off.to_le_bytes());
+        let (lo, hi) = (f * FRAME, ((f + 1) * FRAME).min(n));
+        scratch.clear();
+        scratch.extend((lo..hi).filter(|&i| valid(i)).map(|i| values[i]));
+        encode_frame(&values[lo..hi], |i| valid(lo + i), &scratch, &mut out);
+    }
+    out
+}
+
+fn encode_frame(values: &[f64], valid: impl Fn(usize) -> bool, present: &[f64], out: &mut Vec<u8>) {
+    let decimal = alp::exponent(present).and_then(|e| {
+        let ks: Vec<i64> = present.iter().filter_map(|&v| alp::encode(v, e)).collect();
+        let (min, max) = (ks.iter().min().copied().unwrap_or(0), ks.iter().max().copied().unwrap_or(0));
+        let width = 64 - (max.abs_diff(min)).leading_zeros();
+        (width <= MAX_DECIMAL_WIDTH.min(MAX_WIDTH)).then_some((e, min, width))
+    });
+    match decimal {
+        Some((e, base, width)) => {
+            out.push(DECIMAL);
+            out.push(e as u8);
+            out.push(width as u8);
+            put_varint(out, base);
+            let offsets = values.iter().enumerate().map(|(i, &v)| {
+                if valid(i) {
+                    alp::encode(v, e).map_or(0, |k| k.abs_diff(base))
+                } else {
+                    0
+                }
+            });
+            pack(offsets, values.len(), width, out);
+        }
+        None => {
+            out.push(RAW);
+            for (i, &v) in values.iter().enumerate() {
+                out.extend_from_slice(&(if valid(i) { v } else { 0.0 }).to_le_bytes());
+            }
+        }
+    }
+}
+
+/// One frame, ready to read.
+#[derive(Debug, Clone, Copy)]
+enum Frame<'a> {
+    Decimal { exp: u32, base: i64, packed: Packed<'a> },
+    Raw(&'a [u8]),
+}
+
+impl Frame<'_> {
+    #[inline]
+    fn value(&self, i: usize) -> f64 {
+        match self {
+            Frame::Decimal { exp, base, packed } => alp::decode(base.wrapping_add(packed.get(i) as i64), *exp),
+            Frame::Raw(b) => raw_at(b, i),
+        }
+    }
+}
+
+/// Sum, minimum and maximum of the packed values `a..b` (all valid). Each
+/// group of eight reduces as a tree (independent operations) before it
+/// joins the running totals, so the loop is bound by unpacking, not by one
+/// long chain of dependent adds and compares.
+#[inline]
+fn sum_min_max(packed: &Packed<'_>, a: usize, b: usize) -> (u64, u64, u64) {
+    let mut acc = (0u64, u64::MAX, 0u64);
+    packed.for_each_group(
+        a,
+        b,
+        &mut acc,
+        |(s, l, h), _, u| {
+            *s = s.wrapping_add(u);
+            *l = (*l).min(u);
+            *h = (*h).max(u);
+        },
+        |(s, l, h), _, g| {
+            let pair = |k: usize| (g[k].wrapping_add(g[k + 1]), g[k].min(g[k + 1]), g[k].max(g[k + 1]));
+            let (p0, p1, p2, p3) = (pair(0), pair(2), pair(4), pair(6));
+            let sum = p0.0.wrapping_add(p1.0).wrapping_add(p2.0.wrapping_add(p3.0));
+            *s = s.wrapping_add(sum);
+            *l = (*l).min(p0.1.min(p1.1).min(p2.1.min(p3.1)));
+            *h = (*h).max(p0.2.max(p1.2).max(p2.2.max(p3.2)));
+        },
+    );
+    acc
+}
+
+/// Appends `v` zigzag-encoded as LEB128 (small magnitudes, few bytes).
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push(z as u8 | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+/// Reads what [`put_varint`] wrote: the value and the bytes it took.
+fn get_varint(bytes: &[u8]) -> Option<(i64, usize)> {
+    let mut z = 0u64;
+    for (i, &b) in bytes.iter().take(10).enumerate() {
+        z |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Some(((z >> 1) as i64 ^ -((z & 1) as i64), i + 1));
+        }
+    }
+    None
+}
+
+#[inline]
+fn raw_at(bytes: &[u8], i: usize) -> f64 {
+    match bytes.get(i * 8..i * 8 + 8) {
+        Some(b) => f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+        None => 0.0,
+    }
+}
+
+/// An encoded row, or a range of its points (`start..start + len`), read
+/// in place. A malformed row reads as empty.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodedRow<'a> {
+    valid: Option<&'a [u8]>,
+    anomaly: Option<&'a [u8]>,
+    offsets: &'a [u8],
+    frames: &'a [u8],
+    points: usize,
+    start: usize,
+    len: usize,
+}
+
+impl<'a> EncodedRow<'a> {
+    /// Parses a row's header; `None` if it is not one.
+    pub fn parse(blob: &'a [u8]) -> Option<EncodedRow<'a>> {
+        let (&version, &flags) = (blob.first()?, blob.get(1)?);
+        if version != VERSION {
+            return None;
+        }
+        let points = u32::from_le_bytes(blob.get(2..6)?.try_into().ok()?) as usize;
+        let frames = usize::from(u16::from_le_bytes(blob.get(6..8)?.try_into().ok()?));
+        if frames != points.div_ceil(FRAME) {
+            return None;
+        }
+        let nbytes = points.div_ceil(8);
+        let mut at = 8;
+        let mut take = |present: bool, len: usize| -> Option<Option<&'a [u8]>> {
+            if !present {
+                return Some(None);
+            }
+            let s = blob.get(at..at + len)?;
+            at += len;
+            Some(Some(s))
+        };
+        let valid = take(flags & HAS_VALID != 0, nbytes)?;
+        let anomaly = take(flags & HAS_ANOMALY != 0, nbytes)?;
+        let offsets = take(true, 4 * frames)??;
+        let frames_bytes = blob.get(at..)?;
+        Some(EncodedRow { valid, anomaly, offsets, frames: frames_bytes, points, start: 0, len: points })
+    }
+
+    /// Points in this range.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Points `from..to` of this range.
+    pub fn slice(&self, from: usize, to: usize) -> EncodedRow<'a> {
+        let to = to.min(self.len);
+        EncodedRow { start: self.start + from.min(to), len: to - from.min(to), ..*self }
+    }
+
+    /// Validity bits of this range (`None`: all valid).
+    pub fn valid_bits(&self) -> Option<BitSlice<'a>> {
+        self.valid.map(|v| BitSlice::new(v, self.start))
+    }
+
+    /// Anomaly bits of this range (`None`: none anomalous).
+    pub fn anomaly_bits(&self) -> Option<BitSlice<'a>> {
+        self.anomaly.map(|a| BitSlice::new(a, self.start))
+    }
+
+    #[inline]
+    pub fn is_valid(&self, i: usize) -> bool {
+        self.valid.is_none_or(|v| get_bit(v, self.start + i))
+    }
+
+    #[inline]
+    pub fn is_anomalous(&self, i: usize) -> bool {
+        self.anomaly.is_some_and(|a| get_bit(a, self.start + i))
+    }
+
+    fn frame(&self, f: usize) -> Option<Frame<'a>> {
+        let off = u32::from_le_bytes(self.offsets.get(4 * f..4 * f + 4)?.try_into().ok()?) as usize;
+        let bytes = self.frames.get(off..)?;
+        let n = FRAME.min(self.points - f * FRAME);
+        match *bytes.first()? {
+            DECIMAL => {
+                let (exp, width) = (u32::from(*bytes.get(1)?), u32::from(*bytes.get(2)?));
+                if exp > alp::MAX_EXP || width > MAX_DECIMAL_WIDTH {
+                    return None;
+                }
+                let (base, used) = get_varint(bytes.get(3..)?)?;
+                let at = 3 + used;
+                let packed = bytes.get(at..at + packed_len(n, width))?;
+                Some(Frame::Decimal { exp, base, packed: Packed { bytes: packed, width } })
+            }
+            RAW => Some(Frame::Raw(bytes.get(1..1 + 8 * n)?)),
+            _ => None,
+        }
+    }
+
+    /// The value of point `i` of this range (0 for a gap).
+    pub fn value(&self, i: usize) -> f64 {
+        let p = self.start + i;
+        self.frame(p / FRAME).map_or(0.0, |fr| fr.value(p % FRAME))
+    }
+
+    /// Calls `f` with each frame-local piece of this range:
+    /// `(frame, first point in frame, end in frame, index in this range of the first)`.
+    fn pieces(&self, mut f: impl FnMut(Frame<'a>, usize, usize, usize)) {
+        let (mut p, end) = (self.start, self.start + self.len);
+        while p < end {
+            let fi = p / FRAME;
+            let (a, b) = (p - fi * FRAME, (end - fi * FRAME).min(FRAME));
+            if let Some(fr) = self.frame(fi) {
+                f(fr, a, b, p - self.start);
+            }
+            p = fi * FRAME + b;
+        }
+    }
+
+    /// The aggregate of the valid points of this range.
+    pub fn summarize(&self) -> AggPoint {
+        let mut acc = AggPoint { sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY, count: 0, anomaly_count: 0 };
+        let valid = self.valid.map(|v| BitSlice::new(v, self.start));
+        self.pieces(|fr, a, b, at| {
+            let bits = valid.map(|v| v.advance(at));
+            let dense = bits.is_none_or(|v| v.all_set(b - a));
+            let ok = |i: usize| dense || bits.is_some_and(|v| v.get(i - a));
+            match fr {
+                Frame::Decimal { exp, base, packed } => {
+                    let (mut sum, mut lo, mut hi, mut n) = (0u64, u64::MAX, 0u64, 0u32);
+                    if dense {
+                        // Independent lanes over whole groups vectorise.
+                        (sum, lo, hi) = sum_min_max(&packed, a, b);
+                        n = (b - a) as u32;
+                    } else {
+                        packed.for_each(a, b, |i, u| {
+                            if ok(i) {
+                                sum = sum.wrapping_add(u);
+                                lo = lo.min(u);
+                                hi = hi.max(u);
+                                n += 1;
+                            }
+                        });
+                    }
+                    if n > 0 {
+                        let total = base as i128 * i128::from(n) + i128::from(sum);
+                        acc.sum += total as f64 / 10f64.powi(exp as i32);
+                        acc.min = acc.min.min(alp::decode(base.wrapping_add(lo as i64), exp));
+                        acc.max = acc.max.max(alp::decode(base.wrapping_add(hi as i64), exp));
+                        acc.count += n;
+                    }
+                }
+                Frame::Raw(bytes) => {
+                    for i in (a..b).filter(|&i| ok(i)) {
+                        let v = raw_at(bytes, i);
+                        acc.sum += v;
+                        acc.min = acc.min.min(v);
+                        acc.max = acc.max.max(v);
+                        acc.count += 1;
+                    }
+                }
+            }
+        });
+        acc.anomaly_count = match (self.anomaly_bits(), self.valid_bits()) {
+            (None, _) => 0,
+            (Some(an), Some(v)) => an.count_and(&v, self.len) as u32,
+            (Some(an), None) => an.count_ones(self.len) as u32,
+        };
+        acc
+    }
+
+    /// Appends this range's values to `out` (0 for gaps).
+    pub fn decode_into(&self, out: &mut Vec<f64>) {
+        out.reserve(self.len);
+        self.pieces(|fr, a, b, _| match fr {
+            Frame::Decimal { exp, base, packed } => packed.for_each_group(
+                a,
+                b,
+                out,
+                |out, _, u| out.push(alp::decode(base.wrapping_add(u as i64), exp)),
+                |out, _, g| out.extend(g.iter().map(|&u| alp::decode(base.wrapping_add(u as i64), exp))),
+            ),
+            Frame::Raw(bytes) => out.extend((a..b).map(|i| raw_at(bytes, i))),
+        });
+    }
+
+    /// The bytes of the frames this range reads (to prefetch them).
+    pub fn frame_bytes(&self) -> &'a [u8] {
+        let offset = |f: usize| {
+            self.offsets
+                .get(4 * f..4 * f + 4)
+                .and_then(|b| b.try_into().ok())
+                .map_or(self.frames.len(), |b: [u8; 4]| u32::from_le_bytes(b) as usize)
+        };
+        let (first, last) = (self.start / FRAME, (self.start + self.len).div_ceil(FRAME));
+        let (a, b) = (offset(first).min(self.frames.len()), offset(last).min(self.frames.len()));
+        &self.frames[a..b.max(a)]
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,180 @@
+use super::*;
+use proptest::prelude::*;
+
+/// A row as plain data: (value, valid, anomalous) per point.
+fn encode_row(points: &[(f64, bool, bool)]) -> Vec<u8> {
+    let values: Vec<f64> = points.iter().map(|p| p.0).collect();
+    encode(&values, |i| points[i].1, |i| points[i].2)
+}
+
+/// Values worth trying: short decimals of several scales, the IEEE oddities
+/// and arbitrary bit patterns.
+fn value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        4 => (-100_000i64..100_000, 0u32..4).prop_map(|(k, e)| alp::decode(k, e)),
+        1 => prop::sample::select(vec![
+            f64::NAN,
+            -f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.0,
+            -0.0,
+            f64::MIN_POSITIVE,
+            f64::MIN_POSITIVE / 3.0,
+            -5e-324,
+            f64::MAX,
+            f64::MIN,
+            1.0 / 3.0,
+            (1u64 << 53) as f64,
+        ]),
+        1 => any::<u64>().prop_map(f64::from_bits),
+    ]
+}
+
+/// Rows whose frames are each mostly one kind, so both frame kinds and
+/// frame boundaries are exercised.
+fn row() -> impl Strategy<Value = Vec<(f64, bool, bool)>> {
+    let point = (value(), prop::bool::weighted(0.85), prop::bool::weighted(0.1));
+    let decimal_point = ((0i64..20_000).prop_map(|k| alp::decode(k, 2)), prop::bool::weighted(0.97), Just(false));
+    prop_oneof![prop::collection::vec(point, 0..1400), prop::collection::vec(decimal_point, 0..1400),]
+}
+
+fn same(a: f64, b: f64) -> bool {
+    a.to_bits() == b.to_bits()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Every valid point reads back bit for bit, alone, decoded in any range
+    /// and summarized; gaps and anomaly bits survive.
+    #[test]
+    fn round_trips_bit_for_bit(points in row(), from in 0usize..1500, len in 0usize..1500) {
+        let blob = encode_row(&points);
+        let r = EncodedRow::parse(&blob).expect("parses");
+        prop_assert_eq!(r.len(), points.len());
+        for (i, &(v, ok, an)) in points.iter().enumerate() {
+            prop_assert_eq!(r.is_valid(i), ok);
+            prop_assert_eq!(r.is_anomalous(i), ok && an);
+            if ok {
+                prop_assert!(same(r.value(i), v), "point {}: {:?} became {:?}", i, v, r.value(i));
+            }
+        }
+        let from = from.min(points.len());
+        let to = (from + len).min(points.len());
+        let s = r.slice(from, to);
+        let mut decoded = Vec::new();
+        s.decode_into(&mut decoded);
+        prop_assert_eq!(decoded.len(), to - from);
+        let kept: Vec<f64> = (from..to).filter(|&i| points[i].1).map(|i| points[i].0).collect();
+        for (k, i) in (from..to).enumerate() {
+            prop_assert_eq!(s.is_valid(k), points[i].1);
+            if points[i].1 {
+                prop_assert!(same(decoded[k], points[i].0));
+            }
+        }
+        let p = s.summarize();
+        prop_assert_eq!(p.count as usize, kept.len());
+        prop_assert_eq!(p.anomaly_count as usize, (from..to).filter(|&i| points[i].1 && points[i].2).count());
+        if kept.iter().all(|v| v.is_finite()) && !kept.is_empty() {
+            let plain: f64 = kept.iter().sum();
+            let scale = kept.iter().map(|v| v.abs()).sum::<f64>().max(1.0);
+            if scale.is_finite() {
+                prop_assert!((p.sum - plain).abs() <= 1e-12 * scale * kept.len() as f64, "{} vs {}", p.sum, plain);
+            }
+            prop_assert!(same(p.min, kept.iter().copied().fold(f64::INFINITY, f64::min)));
+            prop_assert!(same(p.max, kept.iter().copied().fold(f64::NEG_INFINITY, f64::max)));
+        }
+        // The bytes a range reads include every frame it touches.
+        let bytes = s.frame_bytes();
+        prop_assert!(to == from || !bytes.is_empty());
+    }
+
+    /// Truncated or scribbled rows never panic: they parse as nothing or
+    /// read as something, without reading out of bounds.
+    #[test]
+    fn malformed_rows_are_harmless(points in row(), cut in 0usize..20_000, flip in any::<(usize, u8)>()) {
+        let mut blob = encode_row(&points);
+        if !blob.is_empty() {
+            let at = flip.0 % blob.len();
+            blob[at] ^= flip.1;
+        }
+        blob.truncate(cut.min(blob.len()));
+        if let Some(r) = EncodedRow::parse(&blob) {
+            let mut out = Vec::new();
+            r.decode_into(&mut out);
+            let _ = r.summarize();
+            let _ = r.frame_bytes();
+            (0..r.len()).for_each(|i| {
+                let _ = (r.value(i), r.is_valid(i), r.is_anomalous(i));
+            });
+        }
+    }
+}
+
+/// A CPU-like gauge in hundredths (the benchmark's shape: a level, a
+/// slow wave and uniform noise of ±4) packs in about 11 bits a point.
+#[test]
+fn a_noisy_gauge_in_hundredths_takes_about_eleven_bits() {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut noise = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    };
+    let values: Vec<f64> = (0..3600)
+        .map(|t| {
+            let v = 40.0 + 5.0 * (std::f64::consts::TAU * t as f64 / 900.0).sin() + 8.0 * noise();
+            (v * 100.0).round() / 100.0
+        })
+        .collect();
+    let blob = encode(&values, |_| true, |_| false);
+    let bits = blob.len() as f64 * 8.0 / values.len() as f64;
+    assert!(bits < 11.5, "{bits:.2} bits a point");
+    eprintln!("noisy gauge: {bits:.2} bits a point");
+    let r = EncodedRow::parse(&blob).expect("parses");
+    assert!(values.iter().enumerate().all(|(i, &v)| same(r.value(i), v)));
+}
+
+proptest! {
+    #[test]
+    fn varints_round_trip(v in any::<i64>()) {
+        let mut out = vec![1];
+        put_varint(&mut out, v);
+        prop_assert_eq!(get_varint(&out[1..]), Some((v, out.len() - 1)));
+    }
+}
+
+#[test]
+fn frames_fall_back_to_raw_one_at_a_time() {
+    let mut values: Vec<f64> = (0..3 * FRAME).map(|i| i as f64 / 4.0).collect();
+    values[FRAME + 7] = f64::NAN;
+    let blob = encode(&values, |_| true, |_| false);
+    let r = EncodedRow::parse(&blob).expect("parses");
+    assert!(matches!(r.frame(0), Some(Frame::Decimal { .. })));
+    assert!(matches!(r.frame(1), Some(Frame::Raw(_))));
+    assert!(matches!(r.frame(2), Some(Frame::Decimal { .. })));
+    assert!(r.value(FRAME + 7).is_nan());
+    assert_eq!(r.value(2 * FRAME + 1), (2 * FRAME + 1) as f64 / 4.0);
+}
+
+#[test]
+fn a_constant_row_takes_no_bits_per_point() {
+    let blob = encode(&[60.0; 3600], |_| true, |_| false);
+    // Header, offsets and one frame header per 512 points: nothing per point.
+    assert_eq!(blob.len(), 8 + 3600usize.div_ceil(FRAME) * (4 + 3 + 1));
+    let p = EncodedRow::parse(&blob).expect("parses").slice(10, 70).summarize();
+    assert_eq!((p.sum, p.min, p.max, p.count), (3600.0, 60.0, 60.0, 60));
+}
+
+#[test]
+fn gaps_and_anomalies_only_cost_bitmaps_when_present() {
+    let dense = encode(&[1.5; 100], |_| true, |_| false);
+    let gappy = encode(&[1.5; 100], |i| i != 3, |i| i == 5);
+    assert_eq!(gappy.len(), dense.len() + 2 * 100usize.div_ceil(8));
+    let r = EncodedRow::parse(&gappy).expect("parses");
+    assert!(!r.is_valid(3) && r.is_anomalous(5) && !r.is_anomalous(4));
+    let p = r.summarize();
+    assert_eq!((p.count, p.anomaly_count, p.sum), (99, 1, 148.5));
+}
