@@ -10,87 +10,20 @@
 //! resident memory on stderr.
 
 use std::hint::black_box;
-use std::sync::atomic::AtomicI64;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
-use strata_engine::demo::{self, GenSpec};
+use strata_engine::demo;
 use strata_engine::query::body::parse_body;
 use strata_engine::query::request::QueryRequest;
 use strata_engine::query::result::PA_EMPTY;
 use strata_engine::query::ApiVersion;
-use strata_engine::storage::RawPoint;
-use strata_engine::{Clock, Engine, EngineConfig};
+use strata_engine::Engine;
 
-/// Last sample time; a multiple of 3600 so tier spans and 288 s buckets align.
-const NOW: i64 = 1_700_006_400;
-/// Seconds of history per metric.
-const HISTORY: i64 = 86_400;
-const SPEC: GenSpec = GenSpec { nodes: 10, metrics_per_node: 100, seed: 1 };
-const METRICS: u64 = 1_000;
-
-/// Resident and peak resident memory of this process, from /proc (Linux).
-fn rss() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |k: &str| {
-        status.lines().find(|l| l.starts_with(k)).map(|l| l[k.len()..].trim().to_string()).unwrap_or("?".into())
-    };
-    format!("RSS {}, peak {}", field("VmRSS:"), field("VmHWM:"))
-}
-
-/// Builds the engine: registers every series, then writes 24 h of samples
-/// one tier-0 span (an hour) at a time, every series as a run, in time
-/// order, so nothing is rejected as late (the same state as per-sample
-/// writes; `Store::write_batch` is proven equal to them).
-fn load() -> Engine {
-    // The planner treats the current second as still collecting, so the
-    // clock sits one second after the newest sample.
-    let engine = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(NOW + 1)));
-    let all = demo::series(&SPEC);
-    assert_eq!(all.len() as u64, METRICS);
-    let start = Instant::now();
-    let mut st = engine.write().expect("state lock");
-    let ids = demo::register(&mut st.catalog, &all);
-    let first = NOW - HISTORY + 1;
-    let mut written = 0u64;
-    let (mut points, mut runs) = (Vec::new(), Vec::with_capacity(all.len()));
-    let mut a = first;
-    while a <= NOW {
-        // Up to the next hour boundary: one span per batch.
-        let b = ((a / 3600) + 1) * 3600;
-        let b = b.min(NOW + 1);
-        points.clear();
-        runs.clear();
-        for (s, &m) in all.iter().zip(&ids) {
-            let from = points.len();
-            points.extend((a..b).map(|t| RawPoint { t, value: Some(s.value(t)), anomalous: s.anomalous(t) }));
-            runs.push((m, 1, from..points.len()));
-        }
-        let o = st.store.write_batch(&points, &runs).expect("store write");
-        assert_eq!(o.late, 0, "samples before {b} were late");
-        written += o.written;
-        if (b - first) % 14_400 == 0 {
-            eprintln!(
-                "setup: {:>2} h of {} h written ({written} samples, {:.1} s, {})",
-                (b - first) / 3600,
-                HISTORY / 3600,
-                start.elapsed().as_secs_f64(),
-                rss()
-            );
-        }
-        a = b;
-    }
-    st.store.seal_pending().expect("seal");
-    drop(st);
-    let secs = start.elapsed().as_secs_f64();
-    eprintln!(
-        "setup: {written} samples in {secs:.1} s ({:.1} M samples/s write), {}",
-        written as f64 / secs / 1e6,
-        rss()
-    );
-    engine
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::{cpu_secs, load, HISTORY, METRICS, NOW, SPEC};
 
 fn request(body: serde_json::Value) -> QueryRequest {
     parse_body(ApiVersion::V3, &body).expect("valid bench request")
@@ -131,16 +64,6 @@ fn check(engine: &Engine, name: &str, req: &QueryRequest, series: usize) {
         r.window.view_every,
         r.tier_use.points
     );
-}
-
-/// CPU seconds this process has used (user + system), from /proc (Linux).
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which is in parentheses): utime is 14th, stime 15th overall.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// With `STRATA_BENCH_CPU=N`: each query N times, reporting CPU time per run

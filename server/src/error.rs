@@ -52,6 +52,30 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// SQL errors in the API's categories: the statement and its limits are
+/// the caller's input (400), time is a 504 like every query's timeout.
+#[cfg(feature = "sql")]
+impl From<strata_sql::SqlError> for ApiError {
+    fn from(e: strata_sql::SqlError) -> Self {
+        use strata_sql::SqlError as S;
+        match e {
+            S::Invalid(_) | S::NotAQuery(_) | S::TooManyRows { .. } | S::TooManyBytes { .. } => {
+                ApiError::BadRequest(e.to_string())
+            }
+            S::Timeout { timeout_ms } => ApiError::Engine(EngineError::Timeout { timeout_ms, elapsed_ms: timeout_ms }),
+            S::Cancelled => ApiError::Unauthorized("the query was cancelled: its token was revoked".into()),
+            S::Engine { kind, message } => match kind {
+                ErrorKind::Forbidden => ApiError::Forbidden(message),
+                ErrorKind::Timeout => ApiError::GatewayTimeout(0),
+                ErrorKind::Cancelled => ApiError::Unauthorized(message),
+                ErrorKind::Internal => ApiError::Internal(message),
+                _ => ApiError::BadRequest(message),
+            },
+            S::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {

@@ -77,6 +77,15 @@ impl Default for McpConfig {
     }
 }
 
+/// The SQL surface (`--features sql`).
+#[cfg(feature = "sql")]
+pub use strata_sql::SqlEngine;
+
+/// Stands in for the SQL surface in builds without `--features sql`.
+#[cfg(not(feature = "sql"))]
+#[derive(Debug)]
+pub struct SqlEngine;
+
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
@@ -89,4 +98,6 @@ pub struct AppState {
     pub admission: Arc<crate::admission::Admission>,
     pub stream: StreamConfig,
     pub mcp: McpConfig,
+    /// `POST /api/v1/sql`; `None` without `--features sql`.
+    pub sql: Option<Arc<SqlEngine>>,
 }

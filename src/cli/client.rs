@@ -1,4 +1,4 @@
-//! `strata query` and `strata ingest`: thin HTTP clients of a running server.
+//! `strata query`, `strata sql` and `strata ingest`: thin HTTP clients of a running server.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -24,6 +24,17 @@ pub struct QueryArgs {
     pub client: ClientArgs,
     /// Query body file (POST /api/v3/data), or - for stdin.
     pub body: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Answer format (`POST /api/v1/sql`'s `format`).
+    #[arg(long, env = "STRATA_SQL_FORMAT", default_value = "csv", value_parser = ["csv", "json"])]
+    pub format: String,
+    /// The statement (`SELECT ...`), or - for stdin. Needs a server built with `--features sql`.
+    pub query: String,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +114,16 @@ fn post(c: &ClientArgs, path: &str, content_type: &str, body: Vec<u8>) -> Result
 pub fn query(a: QueryArgs) -> Result<(), String> {
     let body = read_input(&a.body)?;
     post(&a.client, "/api/v3/data", "application/json", body)
+}
+
+pub fn sql(a: SqlArgs) -> Result<(), String> {
+    let query = match a.query.as_str() {
+        "-" => String::from_utf8(read_input("-")?).map_err(|e| format!("stdin is not UTF-8: {e}"))?,
+        q => q.to_string(),
+    };
+    let body = serde_json::to_vec(&serde_json::json!({"query": query, "format": a.format}))
+        .map_err(|e| format!("encoding the request: {e}"))?;
+    post(&a.client, "/api/v1/sql", "application/json", body)
 }
 
 pub fn ingest(a: IngestArgs) -> Result<(), String> {

@@ -111,6 +111,12 @@ pub struct ServeArgs {
     /// Most memory one query may plan to use (estimated before it runs; over it, a 400).
     #[arg(long, env = "STRATA_QUERY_MEMORY", default_value = "1GiB", value_parser = parse_size)]
     pub query_memory: u64,
+    /// Most rows one SQL statement may return (`POST /api/v1/sql`, `--features sql`); over it, a 400.
+    #[arg(long, env = "STRATA_SQL_MAX_ROWS", default_value_t = 100_000)]
+    pub sql_max_rows: usize,
+    /// Most bytes one SQL answer may take once encoded; over it, a 400.
+    #[arg(long, env = "STRATA_SQL_MAX_BYTES", default_value = "64MiB", value_parser = parse_size)]
+    pub sql_max_bytes: u64,
     /// Most metrics one query may touch (selected, plus hidden ones of percentages); over it, a 400.
     #[arg(long, env = "STRATA_MAX_QUERY_METRICS", default_value_t = 200_000)]
     pub max_query_metrics: u64,
@@ -354,6 +360,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             call_timeout: a.mcp_call_timeout,
             loopback_port: None,
         },
+        sql: sql_engine(&engine, a.query_timeout, a.sql_max_rows, a.sql_max_bytes)?,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -462,6 +469,34 @@ async fn shutdown() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// The SQL surface, in builds with `--features sql`.
+#[cfg(feature = "sql")]
+fn sql_engine(
+    engine: &Arc<Engine>,
+    query_timeout: i64,
+    max_rows: usize,
+    max_bytes: u64,
+) -> Result<Option<Arc<strata_server::state::SqlEngine>>, String> {
+    let timeout = match query_timeout {
+        0 => Duration::from_secs(86_400),
+        s => Duration::from_secs(s as u64),
+    };
+    let limits =
+        strata_sql::SqlLimits { max_rows, max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX), timeout };
+    let sql = strata_sql::SqlEngine::new(engine.clone(), limits).map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(sql)))
+}
+
+#[cfg(not(feature = "sql"))]
+fn sql_engine(
+    _engine: &Arc<Engine>,
+    _query_timeout: i64,
+    _max_rows: usize,
+    _max_bytes: u64,
+) -> Result<Option<Arc<strata_server::state::SqlEngine>>, String> {
+    Ok(None)
 }
 
 #[cfg(test)]

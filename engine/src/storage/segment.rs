@@ -326,6 +326,11 @@ impl Segment {
         self.start + self.span_secs()
     }
 
+    /// The row of metric `m` in [`Segment::batch`] (its points are `row * points ..`).
+    pub fn row_index(&self, m: MetricId) -> Option<usize> {
+        self.rows.get(&m).map(|&r| r as usize)
+    }
+
     pub fn rows(&self) -> usize {
         self.rows.len()
     }

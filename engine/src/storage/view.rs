@@ -77,6 +77,11 @@ impl StoreView {
         &self.cfg
     }
 
+    /// The sealed segments of update_every `ue` in `tier` the view holds, oldest first.
+    pub fn sealed(&self, ue: i64, tier: usize) -> Option<&[Arc<Segment>]> {
+        self.groups.get(&ue).map(|g| g.sealed[tier].as_slice())
+    }
+
     /// update_every of `m`, if it is in the view and was ever written.
     pub fn update_every(&self, m: MetricId) -> Option<i64> {
         self.metrics.get(&m).map(|v| v.ue)

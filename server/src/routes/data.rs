@@ -44,7 +44,7 @@ fn restrict(req: &mut QueryRequest, me: &Principal) {
 /// Sets a query's cancel flag when dropped: when the request's future is
 /// dropped (the client went away, or the request timed out), the work on
 /// the blocking thread stops too, not just the response.
-struct CancelOnDrop(Arc<AtomicBool>);
+pub(crate) struct CancelOnDrop(pub(crate) Arc<AtomicBool>);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {

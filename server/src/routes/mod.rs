@@ -10,6 +10,7 @@ mod ingest;
 mod mcp;
 mod meta;
 mod nezha;
+mod sql;
 mod stream;
 mod tokens;
 mod v1_meta;
@@ -51,6 +52,7 @@ pub fn table() -> Vec<RouteSpec> {
         r(Method::GET, "/api/v2/data", READ_DATA, || get(data::get_v2)),
         r(Method::GET, "/api/v3/data", READ_DATA, || get(data::get_v3)),
         r(Method::POST, "/api/v3/data", READ_DATA, || post(data::post_v3)),
+        r(Method::POST, "/api/v1/sql", READ_DATA, || post(sql::post)),
         r(Method::GET, "/api/v1/info", READ_META, || get(v1_meta::info)),
         r(Method::GET, "/api/v1/charts", READ_META, || get(v1_meta::charts)),
         r(Method::GET, "/api/v1/chart", READ_META, || get(v1_meta::chart)),
