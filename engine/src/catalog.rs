@@ -49,6 +49,9 @@ pub struct CatalogSnapshot {
 pub struct NodeSnap {
     pub id: String,
     pub hostname: String,
+    /// Absent in snapshots written before ingest could set it (derived then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_guid: Option<String>,
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
@@ -77,7 +80,12 @@ impl Catalog {
             nodes: r
                 .nodes
                 .iter()
-                .map(|n| NodeSnap { id: n.id.clone(), hostname: n.hostname.clone(), labels: n.labels.clone() })
+                .map(|n| NodeSnap {
+                    id: n.id.clone(),
+                    hostname: n.hostname.clone(),
+                    machine_guid: Some(n.machine_guid.clone()),
+                    labels: n.labels.clone(),
+                })
                 .collect(),
             contexts: r
                 .contexts
@@ -109,7 +117,7 @@ impl Catalog {
     pub fn restore(snap: &CatalogSnapshot) -> Catalog {
         let mut c = Catalog::default();
         for n in &snap.nodes {
-            c.registry.upsert_node(&n.id, Some(&n.hostname), Some(&n.labels));
+            c.registry.upsert_node(&n.id, Some(&n.hostname), n.machine_guid.as_deref(), Some(&n.labels));
         }
         let ctx: std::collections::HashMap<&str, &ContextSnap> =
             snap.contexts.iter().map(|x| (x.id.as_str(), x)).collect();

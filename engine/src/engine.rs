@@ -394,7 +394,7 @@ fn reject_future(batch: &IngestBatch, now: i64, max: i64) -> Result<()> {
 /// slotted to their update_every, as runs per series for the store.
 fn register(catalog: &mut Catalog, batch: &IngestBatch, default_node: &str) -> (Vec<RawPoint>, Vec<SeriesRun>) {
     for n in &batch.nodes {
-        catalog.registry.upsert_node(&n.id, n.hostname.as_deref(), Some(&n.labels));
+        catalog.registry.upsert_node(&n.id, n.hostname.as_deref(), n.machine_guid.as_deref(), Some(&n.labels));
     }
     let mut points: Vec<RawPoint> = Vec::with_capacity(batch.series.iter().map(|s| s.points.len()).sum());
     let mut series = Vec::with_capacity(batch.series.len());

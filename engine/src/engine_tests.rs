@@ -138,6 +138,35 @@ fn wal_records_of_earlier_builds_json_still_replay() {
     assert_eq!(sums(&engine)[..2], [want(0, 0), want(1, 1)], "both records replayed");
 }
 
+/// A machine GUID given at ingest is the node's `mg` from then on: after
+/// a WAL replay and after a checkpoint; nodes without one keep the derived
+/// GUID.
+#[test]
+fn machine_guids_from_ingest_survive_restarts() {
+    const G: &str = "6f1c3c52-7d7e-4b0a-9c41-2f8e5d0a1b23";
+    let dir = TempDir(std::env::temp_dir().join(format!("strata-engine-guid-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    let mut b = batch(0, 0);
+    b.nodes =
+        vec![crate::ingest::NodeSpec { id: "client-0".into(), machine_guid: Some(G.into()), ..Default::default() }];
+    let guids = |e: &Engine| -> Vec<(String, String)> {
+        let st = e.read().expect("read");
+        st.catalog.registry.nodes.iter().map(|n| (n.id.clone(), n.machine_guid.clone())).collect()
+    };
+    let want =
+        vec![("client-0".to_string(), G.to_string()), ("shared".to_string(), crate::model::machine_guid_for("shared"))];
+    let engine = open(&dir);
+    engine.ingest(&b).expect("ingest");
+    assert_eq!(guids(&engine), want);
+    drop(engine);
+    let engine = open(&dir);
+    assert_eq!(guids(&engine), want, "after replaying the WAL");
+    engine.checkpoint().expect("checkpoint");
+    drop(engine);
+    let engine = open(&dir);
+    assert_eq!(guids(&engine), want, "after restoring the checkpoint");
+}
+
 /// Data dirs of format 2 hold tier-0 segments in the plain layout: they
 /// still read, answer exactly as the encoded ones did, and the upgraded
 /// dir (VERSION 3) seals new hours encoded.

@@ -15,7 +15,8 @@ pub struct Node {
     /// The id clients use in ingest (`node` field).
     pub id: String,
     pub hostname: String,
-    /// A stable UUID derived from the id: Netdata clients key nodes by it (`mg`).
+    /// Netdata clients key nodes by it (`mg`): the UUID ingest gave the
+    /// node, else a stable one derived from the id.
     pub machine_guid: String,
     pub labels: BTreeMap<String, String>,
 }
@@ -113,10 +114,17 @@ impl Registry {
         &mut self,
         id: &str,
         hostname: Option<&str>,
+        machine_guid: Option<&str>,
         labels: Option<&BTreeMap<String, String>>,
     ) -> NodeIdx {
         if let Some(&idx) = self.node_by_id.get(id) {
             let node = &mut self.nodes[idx as usize];
+            if let Some(g) = machine_guid {
+                if node.machine_guid != g {
+                    node.machine_guid = g.to_string();
+                    self.generation += 1;
+                }
+            }
             if let Some(h) = hostname {
                 if node.hostname != h {
                     node.hostname = h.to_string();
@@ -135,7 +143,7 @@ impl Registry {
         self.nodes.push(Node {
             id: id.to_string(),
             hostname: hostname.unwrap_or(id).to_string(),
-            machine_guid: machine_guid_for(id),
+            machine_guid: machine_guid.map_or_else(|| machine_guid_for(id), str::to_string),
             labels: labels.cloned().unwrap_or_default(),
         });
         self.node_by_id.insert(id.to_string(), idx);
@@ -176,7 +184,7 @@ impl Registry {
 
     /// Registers (or finds) the series described by `meta`.
     pub fn register(&mut self, meta: &SeriesMeta<'_>) -> Registered {
-        let node = self.upsert_node(meta.node, None, None);
+        let node = self.upsert_node(meta.node, None, None, None);
         let context = self.upsert_context(meta);
         let mut new_instance = false;
         let instance = match self.instance_by_key.get(&(node, meta.instance.to_string())) {

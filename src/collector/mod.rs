@@ -117,6 +117,7 @@ impl HostCollector {
             nodes: vec![NodeSpec {
                 id: self.node_id.clone(),
                 hostname: Some(self.node_id.clone()),
+                machine_guid: None,
                 labels: BTreeMap::from([("_os".to_string(), "linux".to_string())]),
             }],
             series: metrics.into_iter().map(|m| self.series(m, now)).collect(),

@@ -216,6 +216,20 @@ fn meta_listings_search_and_inventory() {
     }
     assert_eq!(get_ok(&s, "/api/v2/nodes?nodes=host-2")["nodes"].as_array().map(Vec::len), Some(1));
 
+    // A machine GUID given at ingest becomes the node's mg (and selects it);
+    // a malformed one or one another node holds is a 400 naming the field.
+    let g = "6f1c3c52-7d7e-4b0a-9c41-2f8e5d0a1b23";
+    s.ingest_ok(&json!({"nodes": [{"id": "n2", "machine_guid": g}]}));
+    let n2 = get_ok(&s, "/api/v2/nodes?nodes=n2")["nodes"][0].clone();
+    assert_eq!((n2["nd"].as_str(), n2["mg"].as_str()), (Some("n2"), Some(g)), "{n2}");
+    assert_eq!(get_ok(&s, &format!("/api/v2/nodes?nodes={g}"))["nodes"][0]["nd"], json!("n2"));
+    for (bad, why) in [("6F1C3C52-7D7E-4B0A-9C41-2F8E5D0A1B23", "UUID"), (g, "already belongs to node 'n2'")] {
+        let (status, v) = s.post_json("/api/v1/ingest", &json!({"nodes": [{"id": "n1", "machine_guid": bad}]}));
+        assert_eq!(status, 400, "{v}");
+        assert!(v.to_string().contains("nodes[0].machine_guid") && v.to_string().contains(why), "{v}");
+    }
+    assert_ne!(get_ok(&s, "/api/v2/nodes?nodes=n1")["nodes"][0]["mg"], json!(g), "nothing written");
+
     let ctx = get_ok(&s, "/api/v2/contexts?options=dimensions,labels");
     let c = &ctx["contexts"]["app.requests"];
     assert_eq!(c["units"], json!("requests/s"));

@@ -24,6 +24,10 @@ pub struct NodeSpec {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// The node's machine GUID (`mg`), a lowercase UUID; derived from `id`
+    /// when no batch ever gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_guid: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }

@@ -4,20 +4,25 @@
 //! still decode: a binary record starts with [`MAGIC`], which is never `{`.
 //!
 //! Layout (integers are LEB128 varints, `i64`s zigzag-encoded first):
-//! `MAGIC`, str default_node, nodes: n × (str id, opt str hostname, labels),
+//! `MAGIC`, str default_node, nodes: n × (str id, opt str hostname,
+//! opt str machine_guid, labels),
 //! series: n × (opt str node, str context, opt str instance, str dimension,
 //! opt str units, opt str title, opt str chart_type, opt i64 update_every,
 //! labels, points). Points: n, then per point the time as a delta from the
 //! previous one, a tag byte (bit 0: has a value, bit 1: anomalous) and the
 //! value's 8 little-endian bytes when present. `str` is a length and UTF-8
 //! bytes; `opt` is a 0/1 byte then the value; labels are n × (str, str).
+//! Records of the first binary layout ([`MAGIC_V1`]) have no machine_guid
+//! and still decode.
 
 use std::collections::BTreeMap;
 
 use super::batch::{IngestBatch, NodeSpec, Point, SeriesSpec};
 
 /// First bytes of a binary record.
-pub const MAGIC: &[u8; 4] = b"SWB1";
+pub const MAGIC: &[u8; 4] = b"SWB2";
+/// The first binary layout: nodes without machine_guid.
+pub const MAGIC_V1: &[u8; 4] = b"SWB1";
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum CodecError {
@@ -45,6 +50,7 @@ pub fn encode(default_node: &str, batch: &IngestBatch, out: &mut Vec<u8>) {
     for n in &batch.nodes {
         put_str(out, &n.id);
         put_opt_str(out, n.hostname.as_deref());
+        put_opt_str(out, n.machine_guid.as_deref());
         put_labels(out, &n.labels);
     }
     put_len(out, batch.series.len());
@@ -90,14 +96,18 @@ pub fn decode(bytes: &[u8]) -> Result<(String, IngestBatch), CodecError> {
         return Ok((r.default_node, r.batch));
     }
     let mut r = Reader { bytes, at: 0 };
-    if r.take(MAGIC.len())? != MAGIC {
-        return Err(CodecError::BadFlag { at: 0, byte: bytes.first().copied().unwrap_or(0) });
-    }
+    let v1 = match r.take(MAGIC.len())? {
+        m if m == MAGIC => false,
+        m if m == MAGIC_V1 => true,
+        _ => return Err(CodecError::BadFlag { at: 0, byte: bytes.first().copied().unwrap_or(0) }),
+    };
     let default_node = r.str()?;
     let n = r.len(3)?;
     let mut nodes = Vec::with_capacity(n);
     for _ in 0..n {
-        nodes.push(NodeSpec { id: r.str()?, hostname: r.opt_str()?, labels: r.labels()? });
+        let (id, hostname) = (r.str()?, r.opt_str()?);
+        let machine_guid = if v1 { None } else { r.opt_str()? };
+        nodes.push(NodeSpec { id, hostname, machine_guid, labels: r.labels()? });
     }
     let n = r.len(10)?;
     let mut series = Vec::with_capacity(n);
@@ -305,11 +315,8 @@ mod tests {
     }
 
     fn batch() -> impl Strategy<Value = IngestBatch> {
-        let node = (text(), prop::option::of(text()), labels()).prop_map(|(id, hostname, labels)| NodeSpec {
-            id,
-            hostname,
-            labels,
-        });
+        let node = (text(), prop::option::of(text()), prop::option::of(text()), labels())
+            .prop_map(|(id, hostname, machine_guid, labels)| NodeSpec { id, hostname, machine_guid, labels });
         (prop::collection::vec(node, 0..3), prop::collection::vec(series(), 0..4))
             .prop_map(|(nodes, series)| IngestBatch { nodes, series })
     }
@@ -359,6 +366,28 @@ mod tests {
         let (node, b) = decode(json).expect("legacy record");
         assert_eq!(node, "host-1");
         assert_eq!(b.series[0].points, vec![Point::new(10, Some(1.5)), Point { t: 11, value: None, anomalous: true }]);
+    }
+
+    /// A record of the first binary layout (as builds before machine_guid
+    /// wrote it, byte for byte) decodes with no machine_guid.
+    #[test]
+    fn first_binary_layout_still_decodes() {
+        let mut v1 = MAGIC_V1.to_vec();
+        put_str(&mut v1, "host-1");
+        put_len(&mut v1, 1);
+        put_str(&mut v1, "n1");
+        put_opt_str(&mut v1, Some("web-1"));
+        put_labels(&mut v1, &BTreeMap::from([("env".to_string(), "prod".to_string())]));
+        put_len(&mut v1, 0);
+        let (node, b) = decode(&v1).expect("v1 record");
+        assert_eq!(node, "host-1");
+        let n = &b.nodes[0];
+        assert_eq!((n.id.as_str(), n.hostname.as_deref(), n.machine_guid.as_deref()), ("n1", Some("web-1"), None));
+        assert_eq!(n.labels["env"], "prod");
+        // The same batch re-encoded is the current layout, one flag byte longer.
+        let mut v2 = Vec::new();
+        encode("host-1", &b, &mut v2);
+        assert_eq!((&v2[..4], v2.len()), (&MAGIC[..], v1.len() + 1));
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub fn validate(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Resul
         if let Some(h) = &n.hostname {
             check_name(format!("nodes[{i}].hostname"), "hostname", h, true)?;
         }
+        if let Some(g) = &n.machine_guid {
+            check_machine_guid(batch, cat, i, g)?;
+        }
         for (k, v) in &n.labels {
             check_name(format!("nodes[{i}].labels.{k}"), "label key", k, true)?;
             check_name(format!("nodes[{i}].labels.{k}"), "label value", v, false)?;
@@ -129,4 +132,72 @@ pub fn validate(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Resul
         }
     }
     Ok(())
+}
+
+/// A node's `machine_guid` is a lowercase UUID (`8-4-4-4-12` hex digits)
+/// that no other node holds, in the catalog or in the same batch: it is
+/// the key Netdata clients group nodes by.
+fn check_machine_guid(batch: &IngestBatch, cat: &Catalog, i: usize, g: &str) -> Result<()> {
+    let path = || format!("nodes[{i}].machine_guid");
+    let shaped = g.len() == 36
+        && g.bytes().enumerate().all(|(k, b)| {
+            if matches!(k, 8 | 13 | 18 | 23) {
+                b == b'-'
+            } else {
+                b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+            }
+        });
+    if !shaped {
+        return Err(EngineError::batch(
+            path(),
+            format!("'{g}' is not a lowercase UUID (like 6f1c3c52-7d7e-4b0a-9c41-2f8e5d0a1b23)"),
+        ));
+    }
+    let id = &batch.nodes[i].id;
+    let holder = cat.registry.nodes.iter().find(|n| n.machine_guid == g && &n.id != id).map(|n| n.id.as_str());
+    let in_batch =
+        batch.nodes[..i].iter().find(|n| n.machine_guid.as_deref() == Some(g) && &n.id != id).map(|n| n.id.as_str());
+    match holder.or(in_batch) {
+        Some(other) => Err(EngineError::batch(path(), format!("machine_guid {g} already belongs to node '{other}'"))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::NodeSpec;
+
+    fn node(id: &str, g: &str) -> NodeSpec {
+        NodeSpec { id: id.into(), machine_guid: Some(g.into()), ..Default::default() }
+    }
+
+    const G: &str = "6f1c3c52-7d7e-4b0a-9c41-2f8e5d0a1b23";
+
+    #[test]
+    fn machine_guids_are_lowercase_uuids_held_by_one_node() {
+        let mut cat = Catalog::default();
+        let ok = IngestBatch { nodes: vec![node("a", G)], series: vec![] };
+        assert!(validate(&ok, &cat, "h").is_ok());
+        for bad in [
+            "",
+            "6F1C3C52-7D7E-4B0A-9C41-2F8E5D0A1B23",
+            "6f1c3c527d7e4b0a9c412f8e5d0a1b23",
+            "6f1c3c52-7d7e-4b0a-9c41-2f8e5d0a1b2g",
+        ] {
+            let b = IngestBatch { nodes: vec![node("a", bad)], series: vec![] };
+            match validate(&b, &cat, "h") {
+                Err(EngineError::InvalidBatch { path, message }) => {
+                    assert!(path == "nodes[0].machine_guid" && message.contains("UUID"), "{path}: {message}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let twice = IngestBatch { nodes: vec![node("a", G), node("b", G)], series: vec![] };
+        assert!(validate(&twice, &cat, "h").expect_err("duplicate").to_string().contains("belongs to node 'a'"));
+        cat.registry.upsert_node("a", None, Some(G), None);
+        assert!(validate(&ok, &cat, "h").is_ok(), "a node may repeat its own guid");
+        let taken = IngestBatch { nodes: vec![node("b", G)], series: vec![] };
+        assert!(validate(&taken, &cat, "h").expect_err("taken").to_string().contains("belongs to node 'a'"));
+    }
 }

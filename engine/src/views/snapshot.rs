@@ -159,7 +159,12 @@ mod tests {
         let now = 1_800_000_000;
         let e = Engine::new(EngineConfig::default(), Clock::Fixed(now.into()));
         let batch = IngestBatch {
-            nodes: vec![NodeSpec { id: "a".into(), hostname: Some("host-a".into()), labels: Default::default() }],
+            nodes: vec![NodeSpec {
+                id: "a".into(),
+                hostname: Some("host-a".into()),
+                machine_guid: None,
+                labels: Default::default(),
+            }],
             series: vec![
                 series("a", "system.cpu", "system.cpu", "user", &[(now - 2, 1.0), (now - 1, 2.0)]),
                 series("a", "net.net", "net.eth0", "received", &[(now - 1, 5.0)]),
