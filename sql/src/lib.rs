@@ -29,6 +29,8 @@ pub mod tables;
 /// The DataFusion this crate is built on (one version in the tree).
 pub use datafusion;
 pub use error::SqlError;
+/// DataFusion's object store, with its S3 client (`export-parquet --to s3://`).
+pub use object_store;
 pub use output::{encode, Format};
 pub use session::{SqlAnswer, SqlEngine, SqlLimits};
 

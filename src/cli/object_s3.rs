@@ -4,9 +4,9 @@
 //! `AWS_DEFAULT_REGION`, and `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT`) for a
 //! server other than AWS (`http://` endpoints are allowed).
 
-use object_store::aws::AmazonS3Builder;
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use strata_sql::object_store::aws::AmazonS3Builder;
+use strata_sql::object_store::path::Path as ObjectPath;
+use strata_sql::object_store::{self, ObjectStore, ObjectStoreExt, PutPayload};
 
 pub struct S3Dest {
     store: Box<dyn ObjectStore>,
