@@ -22,7 +22,11 @@ pub struct AdmissionLimits {
 impl Default for AdmissionLimits {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        AdmissionLimits { running: cores * 2, queued: cores * 4, wait: Duration::from_secs(2) }
+        // A waiting query is a parked future (its parsed request, no
+        // buffers), and the wait bounds how long: a queue of a few dozen per
+        // core lets a dashboard's burst of panels wait its turn instead of
+        // getting 503s (bench-peer's 16 clients did, with 4 per core).
+        AdmissionLimits { running: cores * 2, queued: cores * 32, wait: Duration::from_secs(2) }
     }
 }
 

@@ -123,7 +123,7 @@ pub struct ServeArgs {
     /// Queries running at once (default: 2 per core); more wait in a short queue, then get 503.
     #[arg(long, env = "STRATA_MAX_QUERIES", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_queries: Option<u32>,
-    /// Queries that may wait for a slot (default: 4 per core); past that, 503 at once.
+    /// Queries that may wait for a slot (default: 32 per core); past that, 503 at once.
     #[arg(long, env = "STRATA_QUERY_QUEUE", value_parser = clap::value_parser!(u32).range(0..=65536))]
     pub query_queue: Option<u32>,
     /// How long a queued query waits for a slot before its 503.
