@@ -104,3 +104,26 @@ pub fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::execution::FunctionRegistry;
+
+    use super::*;
+
+    #[test]
+    fn both_sides_know_every_nd_function() -> datafusion::common::Result<()> {
+        let state = scheduler_session(SessionConfig::new())?;
+        let registry = executor_registry();
+        for f in strata_sql::functions::aggregates() {
+            for name in std::iter::once(f.name()).chain(f.aliases().iter().map(String::as_str)) {
+                assert!(state.udaf(name).is_ok(), "scheduler: {name}");
+                assert!(registry.udaf(name).is_ok(), "executor: {name}");
+            }
+        }
+        assert!(state.udf("nd_bucket").is_ok() && registry.udf("nd_bucket").is_ok());
+        // DataFusion's own functions stay.
+        assert!(state.udaf("sum").is_ok() && registry.udaf("sum").is_ok() && registry.udf("date_bin").is_ok());
+        Ok(())
+    }
+}
