@@ -1,8 +1,9 @@
 //! strata's SQL functions: Netdata's time groups as `nd_*` aggregate
 //! functions ([`aggregate`]) and the `nd_bucket` label function
 //! ([`bucket`]). They depend on DataFusion and on the engine's kernels only
-//! (no storage), so a Ballista executor or any `SessionContext` can
-//! register them with [`register`].
+//! (no storage), so any `SessionContext` or `SessionState` registers them
+//! with [`register`]; a Ballista executor's registry takes them from
+//! [`aggregates`] directly (it refuses `register_udaf`; see `ballista/`).
 
 pub mod aggregate;
 pub mod bucket;
@@ -19,7 +20,7 @@ pub fn aggregates() -> Vec<AggregateUDF> {
 }
 
 /// Registers the `nd_*` aggregates and `nd_bucket` on `registry` (a
-/// `SessionContext`, a `SessionState`, a Ballista executor's registry).
+/// `SessionContext` or `SessionState`).
 pub fn register(registry: &mut dyn FunctionRegistry) -> datafusion::error::Result<()> {
     for f in aggregates() {
         registry.register_udaf(std::sync::Arc::new(f))?;
