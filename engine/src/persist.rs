@@ -233,6 +233,36 @@ fn latest_snapshot(snap_dir: &Path) -> Result<Option<(Lsn, PathBuf)>> {
     Ok(best)
 }
 
+/// A snapshot's manifest and catalog.
+fn read_snapshot(sdir: &Path) -> Result<(Manifest, CatalogSnapshot)> {
+    let bad = |e: serde_json::Error| EngineError::Snapshot { path: sdir.to_path_buf(), message: e.to_string() };
+    let m: Manifest =
+        serde_json::from_slice(&fs::read(sdir.join("manifest.json")).map_err(io("read", sdir))?).map_err(bad)?;
+    let c: CatalogSnapshot =
+        serde_json::from_slice(&fs::read(sdir.join("catalog.json")).map_err(io("read", sdir))?).map_err(bad)?;
+    Ok((m, c))
+}
+
+/// The sealed files (relative to `dir`) and the catalog of the newest
+/// complete snapshot, read without changing the data dir: for readers
+/// beside a running server (`export-parquet`). `None` before the first
+/// checkpoint. A checkpoint may replace the snapshot while it is read;
+/// the caller retries on an error.
+pub fn read_newest_snapshot(dir: &Path) -> Result<Option<(Vec<String>, Catalog)>> {
+    let snap_dir = dir.join(META_DIR);
+    let newest = fs::read_dir(&snap_dir)
+        .map_err(io("read", &snap_dir))?
+        .flatten()
+        .filter_map(|e| {
+            let lsn = e.file_name().to_str()?.parse::<Lsn>().ok()?;
+            e.path().join("manifest.json").exists().then(|| (lsn, e.path()))
+        })
+        .max_by_key(|(lsn, _)| *lsn);
+    let Some((_, sdir)) = newest else { return Ok(None) };
+    let (m, c) = read_snapshot(&sdir)?;
+    Ok(Some((m.sealed, Catalog::restore(&c))))
+}
+
 impl Persist {
     /// Opens the data dir and rebuilds catalog and store. Returns the WAL
     /// records to replay (after the snapshot) with the recovery report.
@@ -246,11 +276,7 @@ impl Persist {
         let mut listed: BTreeSet<String> = BTreeSet::new();
         let mut heads = Vec::new();
         if let Some((lsn, sdir)) = latest_snapshot(&dir.join(META_DIR))? {
-            let m: Manifest = serde_json::from_slice(&fs::read(sdir.join("manifest.json")).map_err(io("read", &sdir))?)
-                .map_err(|e| EngineError::Snapshot { path: sdir.clone(), message: e.to_string() })?;
-            let c: CatalogSnapshot =
-                serde_json::from_slice(&fs::read(sdir.join("catalog.json")).map_err(io("read", &sdir))?)
-                    .map_err(|e| EngineError::Snapshot { path: sdir.clone(), message: e.to_string() })?;
+            let (m, c) = read_snapshot(&sdir)?;
             catalog = Catalog::restore(&c);
             rec.snapshot_lsn = lsn;
             listed = m.sealed.into_iter().collect();

@@ -34,8 +34,9 @@ use arrow_array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use strata_engine::catalog::{Catalog, CatalogSnapshot};
+use strata_engine::catalog::Catalog;
 use strata_engine::model::MetricId;
+use strata_engine::persist::read_newest_snapshot;
 use strata_engine::storage::segment::Segment;
 use strata_engine::storage::segment_file::{open_segment, parse_name};
 use strata_engine::storage::RowData;
@@ -107,33 +108,14 @@ pub fn object_path(ue: i64, start: i64) -> String {
 /// The newest complete snapshot: (sealed files, catalog). Retried when a
 /// checkpoint replaces it while it is read.
 fn snapshot(data_dir: &Path) -> Result<(Vec<String>, Catalog), String> {
-    let meta = data_dir.join("meta");
+    if !data_dir.join("meta").is_dir() {
+        return Err(format!("{} is not a strata data dir (no meta/)", data_dir.display()));
+    }
     let mut last_err = String::new();
     for _ in 0..5 {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&meta)
-            .map_err(|e| format!("{} is not a strata data dir ({e})", data_dir.display()))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.chars().all(|c| c.is_ascii_digit())))
-            .collect();
-        dirs.sort();
-        let Some(dir) = dirs.last() else { return Ok((Vec::new(), Catalog::default())) };
-        let read = || -> Result<(Vec<String>, Catalog), String> {
-            let m: serde_json::Value = serde_json::from_slice(
-                &std::fs::read(dir.join("manifest.json")).map_err(|e| format!("{}: {e}", dir.display()))?,
-            )
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-            let sealed =
-                m["sealed"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect());
-            let c: CatalogSnapshot = serde_json::from_slice(
-                &std::fs::read(dir.join("catalog.json")).map_err(|e| format!("{}: {e}", dir.display()))?,
-            )
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-            Ok((sealed.unwrap_or_default(), Catalog::restore(&c)))
-        };
-        match read() {
-            Ok(r) => return Ok(r),
-            Err(e) => last_err = e,
+        match read_newest_snapshot(data_dir) {
+            Ok(found) => return Ok(found.unwrap_or_default()),
+            Err(e) => last_err = e.to_string(),
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
