@@ -25,6 +25,15 @@ const SECS: i64 = 60;
 
 struct TempDir(PathBuf);
 
+impl TempDir {
+    /// An empty directory under the system temp dir, removed when dropped.
+    fn fresh(name: &str) -> TempDir {
+        let dir = TempDir(std::env::temp_dir().join(format!("strata-engine-{name}-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(&dir.0);
+        dir
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -85,8 +94,7 @@ fn sums(e: &Engine) -> Vec<f64> {
 
 #[test]
 fn concurrent_acknowledged_batches_all_survive_a_restart_without_checkpoint() {
-    let dir = TempDir(std::env::temp_dir().join(format!("strata-engine-concurrent-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
+    let dir = TempDir::fresh("concurrent");
     let engine = open(&dir);
     std::thread::scope(|s| {
         for client in 0..CLIENTS {
@@ -122,8 +130,7 @@ fn concurrent_acknowledged_batches_all_survive_a_restart_without_checkpoint() {
 
 #[test]
 fn wal_records_of_earlier_builds_json_still_replay() {
-    let dir = TempDir(std::env::temp_dir().join(format!("strata-engine-legacy-wal-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
+    let dir = TempDir::fresh("legacy-wal");
     let engine = open(&dir);
     engine.ingest(&batch(0, 0)).expect("a binary record");
     drop(engine);
@@ -144,8 +151,7 @@ fn wal_records_of_earlier_builds_json_still_replay() {
 #[test]
 fn machine_guids_from_ingest_survive_restarts() {
     const G: &str = "6f1c3c52-7d7e-4b0a-9c41-2f8e5d0a1b23";
-    let dir = TempDir(std::env::temp_dir().join(format!("strata-engine-guid-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
+    let dir = TempDir::fresh("guid");
     let mut b = batch(0, 0);
     b.nodes =
         vec![crate::ingest::NodeSpec { id: "client-0".into(), machine_guid: Some(G.into()), ..Default::default() }];
@@ -175,8 +181,7 @@ fn format_2_plain_segments_read_after_the_upgrade() {
     use crate::storage::segment::{Layout, Segment};
     use crate::storage::segment_file::{open_segment, write_segment};
 
-    let dir = TempDir(std::env::temp_dir().join(format!("strata-engine-format2-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
+    let dir = TempDir::fresh("format2");
     let opts = PersistOptions {
         dir: dir.0.clone(),
         wal: WalOptions::default(),
@@ -252,8 +257,7 @@ fn format_2_plain_segments_read_after_the_upgrade() {
 /// within rounding for tier-0 sums (which the codec adds as integers).
 #[test]
 fn sealed_encoded_spans_answer_as_the_open_ones() {
-    let dir = TempDir(std::env::temp_dir().join(format!("strata-engine-sealed-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
+    let dir = TempDir::fresh("sealed");
     let opts = PersistOptions {
         dir: dir.0.clone(),
         wal: WalOptions::default(),
