@@ -186,7 +186,7 @@ impl<'a> RawData<'a> {
     fn prefetch(&self) {
         match self {
             RawData::Plain { values, .. } => prefetch::slice(values),
-            RawData::Encoded(row) => prefetch::slice(row.frame_bytes()),
+            RawData::Encoded(row) => row.read_hint(prefetch::slice),
         }
     }
 }
@@ -357,6 +357,9 @@ pub struct MetricScan<'s> {
     raw: Vec<RawView<'s>>,
     /// Rollup runs per tier (index 0 unused).
     agg: [Vec<AggRun<'s>>; TIERS],
+    /// `(first_end, last_end)` of each rollup run, beside the runs so that
+    /// finding one does not touch them (open-span runs are 16-point blocks).
+    agg_ends: [Vec<(i64, i64)>; TIERS],
     cursor: [usize; TIERS],
     scratch: Vec<f64>,
     /// Decoded values of an encoded slice.
@@ -375,6 +378,7 @@ impl<'s> MetricScan<'s> {
             kernel,
             raw: Vec::new(),
             agg: Default::default(),
+            agg_ends: Default::default(),
             cursor: [0; TIERS],
             scratch: Vec::new(),
             decoded: Vec::new(),
@@ -387,6 +391,7 @@ impl<'s> MetricScan<'s> {
         let cfg = *self.store.config();
         self.raw.clear();
         self.agg.iter_mut().for_each(Vec::clear);
+        self.agg_ends.iter_mut().for_each(Vec::clear);
         self.cursor = [0; TIERS];
         let (raw, agg) = (&mut self.raw, &mut self.agg);
         for (t, _) in need.iter().enumerate().filter(|(_, n)| **n) {
@@ -419,6 +424,8 @@ impl<'s> MetricScan<'s> {
                     agg[t].push(AggRun::Decoded { first_end: r.first_end, res: r.res, cols: Rc::new(cols) })
                 }
             });
+            let ends = &mut self.agg_ends[t];
+            ends.extend(agg[t].iter().map(|r| (r.view().first_end, r.last_end())));
         }
     }
 
@@ -523,12 +530,13 @@ impl<'s> MetricScan<'s> {
         }
         let (a, e, c) = (last.from, last.to, first.to);
         let (j, k) = self.agg_point(1, c)?;
-        let run = self.agg[1][j].clone();
-        let r = run.view();
-        if r.first_end + k as i64 * r.res - r.res != a {
-            return None;
-        }
-        let p = r.point(k);
+        let p = {
+            let r = self.agg[1][j].view();
+            if r.first_end + k as i64 * r.res - r.res != a {
+                return None;
+            }
+            r.point(k)
+        };
         let q = if self.anomaly_bit {
             anomaly_rates(&p)
         } else if self.absolute {
@@ -603,22 +611,52 @@ impl<'s> MetricScan<'s> {
         acc
     }
 
-    /// The run and index of the `tier` point ending at `end`, if held.
-    fn agg_point(&self, tier: usize, end: i64) -> Option<(usize, usize)> {
-        let runs = &self.agg[tier];
-        let j = self.cursor[tier] + runs[self.cursor[tier].min(runs.len())..].partition_point(|r| r.last_end() < end);
-        let r = runs.get(j)?.view();
-        let d = end - r.first_end;
-        (d >= 0 && d % r.res == 0).then_some((j, (d / r.res) as usize)).filter(|&(_, k)| k < r.count.len())
+    /// The first rollup run of `tier` at or after the cursor whose last
+    /// point ends at or after `end` (the bucket loop moves forward, so this
+    /// is a step or two).
+    #[inline]
+    fn agg_run_at(&self, tier: usize, end: i64) -> usize {
+        let ends = &self.agg_ends[tier];
+        let mut j = self.cursor[tier];
+        while j < ends.len() && ends[j].1 < end {
+            j += 1;
+        }
+        j
     }
 
-    /// Starts loading the tier-0 values `pieces` will read.
+    /// The run and index of the `tier` point ending at `end`, if held.
+    fn agg_point(&self, tier: usize, end: i64) -> Option<(usize, usize)> {
+        let j = self.agg_run_at(tier, end);
+        let &(first_end, last_end) = self.agg_ends[tier].get(j)?;
+        let r = self.agg[tier][j].view();
+        let d = end - first_end;
+        (d >= 0 && end <= last_end && d % r.res == 0).then_some((j, (d / r.res) as usize))
+    }
+
+    /// Starts loading the points `pieces` will read.
     fn prefetch(&self, pieces: &[Piece]) {
-        for p in pieces.iter().filter(|p| p.tier == 0) {
-            for r in self.raw[self.cursor[0].min(self.raw.len())..].iter().take_while(|r| r.first_end <= p.to) {
-                if let Some((lo, hi)) = index_range(r.first_end, r.res, r.len, p.from, p.to) {
-                    r.data.slice(lo, hi).prefetch();
+        for p in pieces {
+            let tier = usize::from(p.tier);
+            if tier == 0 {
+                for r in self.raw[self.cursor[0].min(self.raw.len())..].iter().take_while(|r| r.first_end <= p.to) {
+                    if let Some((lo, hi)) = index_range(r.first_end, r.res, r.len, p.from, p.to) {
+                        r.data.slice(lo, hi).prefetch();
+                    }
                 }
+                continue;
+            }
+            let ends = &self.agg_ends[tier];
+            let mut j = self.agg_run_at(tier, p.from + 1);
+            while let Some(&(first_end, _)) = ends.get(j).filter(|e| e.0 <= p.to) {
+                let r = self.agg[tier][j].view();
+                if let Some((lo, hi)) = index_range(first_end, r.res, r.count.len(), p.from, p.to) {
+                    prefetch::slice(&r.sum[lo..hi]);
+                    prefetch::slice(&r.min[lo..hi]);
+                    prefetch::slice(&r.max[lo..hi]);
+                    prefetch::slice(&r.count[lo..hi]);
+                    prefetch::slice(&r.anomaly_count[lo..hi]);
+                }
+                j += 1;
             }
         }
     }
@@ -709,17 +747,12 @@ impl<'s> MetricScan<'s> {
     /// Rollup points ending in `(from, to]`, each merged as the aggregate of
     /// its samples where the time group can.
     fn read_points(&mut self, tier: usize, from: i64, to: i64, mode: Mode, b: &mut Bucket, out: &mut MetricOut<'_>) {
-        let mut j = self.cursor[tier];
-        while j < self.agg[tier].len() && self.agg[tier][j].last_end() <= from {
-            j += 1;
-        }
+        let mut j = self.agg_run_at(tier, from + 1);
         self.cursor[tier] = j;
         let (mut read, mut approximate, mut unit) = (false, false, 1);
-        while let Some(run) = self.agg[tier].get(j).cloned() {
+        while self.agg_ends[tier].get(j).is_some_and(|e| e.0 <= to) {
+            let run = self.agg[tier][j].clone();
             let r = run.view();
-            if r.first_end > to {
-                break;
-            }
             let Some((lo, hi)) = index_range(r.first_end, r.res, r.count.len(), from, to) else {
                 j += 1;
                 continue;

@@ -85,9 +85,16 @@ proptest! {
             prop_assert!(same(p.min, kept.iter().copied().fold(f64::INFINITY, f64::min)));
             prop_assert!(same(p.max, kept.iter().copied().fold(f64::NEG_INFINITY, f64::max)));
         }
-        // The bytes a range reads include every frame it touches.
-        let bytes = s.frame_bytes();
-        prop_assert!(to == from || !bytes.is_empty());
+        // A range hints at the frames it reads, from the first one's header.
+        let frames = s.frames.as_ptr_range();
+        let mut hints = Vec::new();
+        s.read_hint(|b| hints.push(b.as_ptr_range()));
+        prop_assert!(hints.iter().all(|h| frames.start <= h.start && h.end <= frames.end), "hints lie in the frames");
+        if to > from {
+            let fi = from / FRAME;
+            let header = u32::from_le_bytes(s.offsets[4 * fi..4 * fi + 4].try_into().unwrap()) as usize;
+            prop_assert_eq!(hints.first().map(|h| h.start), Some(frames.start.wrapping_add(header)));
+        }
     }
 
     /// Truncated or scribbled rows never panic: they parse as nothing or
@@ -104,7 +111,7 @@ proptest! {
             let mut out = Vec::new();
             r.decode_into(&mut out);
             let _ = r.summarize();
-            let _ = r.frame_bytes();
+            r.read_hint(|_| {});
             (0..r.len()).for_each(|i| {
                 let _ = (r.value(i), r.is_valid(i), r.is_anomalous(i));
             });
