@@ -344,6 +344,13 @@ impl Engine {
         crate::query::Source { catalog: &self.catalog, store: &self.store }
     }
 
+    /// What `req` would cost (see [`crate::query::cost`]); takes the
+    /// catalog's read lock for the selection only.
+    pub fn query_cost(&self, req: &QueryRequest) -> Result<crate::query::cost::QueryCost> {
+        let cat = self.catalog.read().map_err(|_| EngineError::Poisoned("catalog lock"))?;
+        crate::query::cost::estimate(&cat, req, self.now())
+    }
+
     /// Runs a data query.
     pub fn query(&self, req: &QueryRequest) -> Result<QueryResult> {
         let _running = Running::start(&self.running);

@@ -3,13 +3,31 @@
 //! 503 with `Retry-After` at once, so overload is a clear answer instead of
 //! an ever longer queue (and the memory that queue would hold). Health
 //! checks and ingest do not pass through here.
+//!
+//! Two classes share the slots. A heavy query (see [`Class::of`]) also
+//! needs one of `heavy` permits (half the slots by default), taken before
+//! its slot, so heavy queries can never hold every slot: a light query (a
+//! dashboard panel, a metadata call) finds a free slot or waits only
+//! behind other light ones. Heavy queries use every core for their scan,
+//! so running fewer at once costs them little throughput.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use strata_engine::query::cost::QueryCost;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use crate::error::ApiError;
+
+/// A query reading more samples than this (at one per second, no rollups)
+/// is heavy: about 15 ms of one core's scan at the speeds in
+/// benches/RESULTS.md.
+pub const HEAVY_SAMPLES: u64 = 10_000_000;
+/// A query producing more values than this (metrics × points, before
+/// grouping) is heavy: time groups and response rendering grow with it.
+pub const HEAVY_CELLS: u64 = 100_000;
 
 /// Limits of [`Admission`].
 #[derive(Debug, Clone, Copy)]
@@ -17,6 +35,8 @@ pub struct AdmissionLimits {
     pub running: usize,
     pub queued: usize,
     pub wait: Duration,
+    /// Heavy queries running at once (at most `running - 1`, at least 1).
+    pub heavy: usize,
 }
 
 impl Default for AdmissionLimits {
@@ -26,46 +46,79 @@ impl Default for AdmissionLimits {
         // buffers), and the wait bounds how long: a queue of a few dozen per
         // core lets a dashboard's burst of panels wait its turn instead of
         // getting 503s (bench-peer's 16 clients did, with 4 per core).
-        AdmissionLimits { running: cores * 2, queued: cores * 32, wait: Duration::from_secs(2) }
+        AdmissionLimits { running: cores * 2, queued: cores * 32, wait: Duration::from_secs(2), heavy: cores }
+    }
+}
+
+/// How a query is admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Light,
+    Heavy,
+}
+
+impl Class {
+    /// Heavy past [`HEAVY_SAMPLES`] samples or [`HEAVY_CELLS`] values.
+    pub fn of(cost: &QueryCost) -> Class {
+        if cost.samples() > HEAVY_SAMPLES || cost.cells() > HEAVY_CELLS {
+            Class::Heavy
+        } else {
+            Class::Light
+        }
     }
 }
 
 #[derive(Debug)]
 pub struct Admission {
     limits: AdmissionLimits,
-    slots: std::sync::Arc<Semaphore>,
+    slots: Arc<Semaphore>,
+    heavy: Arc<Semaphore>,
     waiting: AtomicUsize,
     refused: AtomicU64,
 }
 
-/// A query slot; freed when dropped.
+/// A query slot (and a heavy permit for a heavy query); freed when dropped.
 #[derive(Debug)]
-pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
+pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit, #[allow(dead_code)] Option<OwnedSemaphorePermit>);
 
 impl Admission {
     pub fn new(limits: AdmissionLimits) -> Self {
+        let running = limits.running.max(1);
+        // With one slot there is nothing to reserve: heavy ones take turns.
+        let heavy = limits.heavy.clamp(1, running.saturating_sub(1).max(1));
         Admission {
-            limits,
-            slots: std::sync::Arc::new(Semaphore::new(limits.running.max(1))),
+            limits: AdmissionLimits { running, heavy, ..limits },
+            slots: Arc::new(Semaphore::new(running)),
+            heavy: Arc::new(Semaphore::new(heavy)),
             waiting: AtomicUsize::new(0),
             refused: AtomicU64::new(0),
         }
     }
 
     /// A slot, or 503 when all are busy and the queue is full (or stays
-    /// busy for the whole wait).
-    pub async fn enter(&self) -> Result<Slot, ApiError> {
-        if let Ok(p) = self.slots.clone().try_acquire_owned() {
-            return Ok(Slot(p));
+    /// busy for the whole wait). A heavy query first takes a heavy permit;
+    /// both waits share the one deadline.
+    pub async fn enter(&self, class: Class) -> Result<Slot, ApiError> {
+        let until = Instant::now() + self.limits.wait;
+        let heavy = match class {
+            Class::Heavy => Some(self.take(&self.heavy, until).await?),
+            Class::Light => None,
+        };
+        Ok(Slot(self.take(&self.slots, until).await?, heavy))
+    }
+
+    async fn take(&self, sem: &Arc<Semaphore>, until: Instant) -> Result<OwnedSemaphorePermit, ApiError> {
+        if let Ok(p) = sem.clone().try_acquire_owned() {
+            return Ok(p);
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.limits.queued {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(self.refuse());
         }
-        let got = tokio::time::timeout(self.limits.wait, self.slots.clone().acquire_owned()).await;
+        let got = tokio::time::timeout_at(until, sem.clone().acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         match got {
-            Ok(Ok(p)) => Ok(Slot(p)),
+            Ok(Ok(p)) => Ok(p),
             _ => Err(self.refuse()),
         }
     }
@@ -75,15 +128,29 @@ impl Admission {
         ApiError::Overloaded { retry_after: 1 }
     }
 
-    /// (queries holding a slot, waiting for one, refused since start).
-    pub fn stats(&self) -> (usize, usize, u64) {
-        let busy = self.limits.running.max(1) - self.slots.available_permits();
-        (busy, self.waiting.load(Ordering::Relaxed), self.refused.load(Ordering::Relaxed))
+    /// Queries holding a slot, heavy ones among them, waiting for a slot or
+    /// permit, refused since start.
+    pub fn stats(&self) -> AdmissionStats {
+        AdmissionStats {
+            busy: self.limits.running - self.slots.available_permits(),
+            heavy_busy: self.limits.heavy - self.heavy.available_permits(),
+            waiting: self.waiting.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+        }
     }
 
     pub fn limits(&self) -> AdmissionLimits {
         self.limits
     }
+}
+
+/// See [`Admission::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmissionStats {
+    pub busy: usize,
+    pub heavy_busy: usize,
+    pub waiting: usize,
+    pub refused: u64,
 }
 
 #[cfg(test)]
@@ -96,20 +163,70 @@ mod tests {
             running: 1,
             queued: 1,
             wait: Duration::from_millis(200),
+            heavy: 1,
         }));
-        let held = a.enter().await.expect("first slot");
+        let held = a.enter(Class::Light).await.expect("first slot");
         let waiter = {
             let a = a.clone();
-            tokio::spawn(async move { a.enter().await.map(|_| ()) })
+            tokio::spawn(async move { a.enter(Class::Light).await.map(|_| ()) })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         let t = std::time::Instant::now();
-        let third = a.enter().await;
+        let third = a.enter(Class::Light).await;
         assert!(matches!(third, Err(ApiError::Overloaded { .. })), "queue full");
         assert!(t.elapsed() < Duration::from_millis(100), "refused without waiting");
         assert!(matches!(waiter.await, Ok(Err(ApiError::Overloaded { .. }))), "the waiter timed out");
         drop(held);
-        assert!(a.enter().await.is_ok(), "a freed slot is taken again");
-        assert_eq!(a.stats().2, 2);
+        assert!(a.enter(Class::Light).await.is_ok(), "a freed slot is taken again");
+        assert_eq!(a.stats().refused, 2);
+    }
+
+    #[tokio::test]
+    async fn heavy_queries_leave_slots_to_light_ones() {
+        let a = Arc::new(Admission::new(AdmissionLimits {
+            running: 3,
+            queued: 8,
+            wait: Duration::from_millis(300),
+            heavy: 2,
+        }));
+        let h1 = a.enter(Class::Heavy).await.expect("first heavy");
+        let h2 = a.enter(Class::Heavy).await.expect("second heavy");
+        assert_eq!(a.stats().heavy_busy, 2);
+        // A third heavy one waits for a heavy permit, not for the free slot...
+        let t = std::time::Instant::now();
+        assert!(matches!(a.enter(Class::Heavy).await, Err(ApiError::Overloaded { .. })));
+        assert!(t.elapsed() >= Duration::from_millis(250), "it waited its turn");
+        // ...which a light one takes at once.
+        let t = std::time::Instant::now();
+        let light = a.enter(Class::Light).await.expect("light slot");
+        assert!(t.elapsed() < Duration::from_millis(100), "no wait behind heavy queries");
+        assert_eq!(a.stats().busy, 3);
+        // A heavy permit freed: the next heavy one runs once a slot is free too.
+        drop(h1);
+        let waiter = {
+            let a = a.clone();
+            tokio::spawn(async move { a.enter(Class::Heavy).await.map(|_| ()) })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(light);
+        assert!(matches!(waiter.await, Ok(Ok(()))), "heavy permit, then the freed slot");
+        drop(h2);
+    }
+
+    #[test]
+    fn heavy_permits_never_take_every_slot() {
+        let limits = |running, heavy| AdmissionLimits { running, queued: 1, wait: Duration::ZERO, heavy };
+        assert_eq!(Admission::new(limits(4, 9)).limits().heavy, 3);
+        assert_eq!(Admission::new(limits(4, 0)).limits().heavy, 1);
+        assert_eq!(Admission::new(limits(1, 1)).limits().heavy, 1, "one slot: heavy ones take turns");
+    }
+
+    #[test]
+    fn class_follows_samples_and_cells() {
+        let c = |metrics, window_secs, points| Class::of(&QueryCost { metrics, window_secs, points });
+        assert_eq!(c(1, 86_400, 300), Class::Light, "one series, a day");
+        assert_eq!(c(100, 600, 60), Class::Light, "a dashboard panel");
+        assert_eq!(c(1_000, 86_400, 300), Class::Heavy, "86.4 M samples");
+        assert_eq!(c(200, 1_800, 1_800), Class::Heavy, "360,000 values");
     }
 }

@@ -123,6 +123,10 @@ pub struct ServeArgs {
     /// Queries running at once (default: 2 per core); more wait in a short queue, then get 503.
     #[arg(long, env = "STRATA_MAX_QUERIES", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_queries: Option<u32>,
+    /// Heavy queries (over 10 M samples or 100,000 values) running at once (default: half the
+    /// query slots, at most all but one): the other slots stay free for light queries.
+    #[arg(long, env = "STRATA_MAX_HEAVY_QUERIES", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_heavy_queries: Option<u32>,
     /// Queries that may wait for a slot (default: 32 per core); past that, 503 at once.
     #[arg(long, env = "STRATA_QUERY_QUEUE", value_parser = clap::value_parser!(u32).range(0..=65536))]
     pub query_queue: Option<u32>,
@@ -230,8 +234,15 @@ fn parse_duration_or_zero(s: &str) -> Result<i64, String> {
     }
 }
 
+/// A duration flag: `500ms`, or whole seconds and up as [`parse_duration`] reads them.
 fn parse_std_duration(s: &str) -> Result<Duration, String> {
-    parse_duration(s).map(|n| Duration::from_secs(n as u64))
+    match s.strip_suffix("ms") {
+        Some(n) => n
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| format!("'{s}' is not a duration (use e.g. 500ms, 90s, 2m)")),
+        None => parse_duration(s).map(|n| Duration::from_secs(n as u64)),
+    }
 }
 
 fn now_secs() -> i64 {
@@ -344,10 +355,12 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         cloud: Arc::new(cloud),
         admission: Arc::new(Admission::new({
             let d = AdmissionLimits::default();
+            let running = a.max_queries.map_or(d.running, |n| n as usize);
             AdmissionLimits {
-                running: a.max_queries.map_or(d.running, |n| n as usize),
+                running,
                 queued: a.query_queue.map_or(d.queued, |n| n as usize),
                 wait: a.query_queue_wait,
+                heavy: a.max_heavy_queries.map_or(running / 2, |n| n as usize),
             }
         })),
         stream: strata_server::StreamConfig {
@@ -501,7 +514,8 @@ fn sql_engine(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{parse_duration, parse_std_duration};
+    use std::time::Duration;
 
     #[test]
     fn durations() {
@@ -511,6 +525,9 @@ mod tests {
         assert_eq!(parse_duration("3600"), Ok(3600));
         assert!(parse_duration("0d").is_err());
         assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_std_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_std_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_std_duration("fastms").is_err());
         assert_eq!(super::parse_size("10GiB"), Ok(10 << 30));
         assert_eq!(super::parse_size("1.5MiB"), Ok(1_572_864));
         assert_eq!(super::parse_size("4096"), Ok(4096));

@@ -116,6 +116,48 @@ fn ingest_is_never_held_up_by_queries_or_seals() {
     assert!(health(&s)["tiers"][0]["sealed_spans"].as_u64().unwrap_or(0) >= 1, "the hour sealed during the test");
 }
 
+/// Heavy queries take at most `--max-heavy-queries` slots (half by
+/// default): with every heavy client refused or queued, a light query
+/// still finds a slot at once, even with a queue wait too short to outlast
+/// a heavy query.
+#[test]
+fn light_queries_do_not_wait_behind_heavy_ones() {
+    let _one_at_a_time = exclusive();
+    let s = loaded(&["--max-queries", "2", "--query-queue-wait", "100ms"], 200, 3600);
+    let h = health(&s);
+    assert_eq!((h["queries"]["slots"].as_u64(), h["queries"]["heavy_slots"].as_u64()), (Some(2), Some(1)));
+    let stop = AtomicBool::new(false);
+    let heavy: Mutex<BTreeMap<u16, u64>> = Mutex::default();
+    let light = std::thread::scope(|sc| {
+        for _ in 0..4 {
+            sc.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, _) = s.post_json("/api/v3/data", &slow_query(3600));
+                    if let Ok(mut h) = heavy.lock() {
+                        *h.entry(status).or_default() += 1;
+                    }
+                }
+            });
+        }
+        // Light queries only once a heavy one holds its permit.
+        let t = Instant::now();
+        while health(&s)["queries"]["heavy_busy"].as_u64() != Some(1) {
+            assert!(t.elapsed() < Duration::from_secs(20), "no heavy query started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let small = json!({"scope": {"contexts": ["load.ctx"]}, "selectors": {"dimensions": ["d1"]},
+                           "window": {"after": -600, "before": 0, "points": 60}});
+        let statuses: Vec<u16> = (0..20).map(|_| s.post_json("/api/v3/data", &small).0).collect();
+        stop.store(true, Ordering::Relaxed);
+        statuses
+    });
+    let heavy = heavy.into_inner().expect("heavy statuses");
+    eprintln!("load: light statuses {light:?}; heavy statuses {heavy:?}");
+    assert!(light.iter().all(|&st| st == 200), "light queries refused: {light:?}");
+    assert!(heavy.get(&503).copied().unwrap_or(0) > 0, "the heavy clients saturated their permit: {heavy:?}");
+    assert!(heavy.keys().all(|&st| st == 200 || st == 503), "{heavy:?}");
+}
+
 #[test]
 fn overdue_and_abandoned_queries_stop_working() {
     let _one_at_a_time = exclusive();

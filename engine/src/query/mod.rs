@@ -8,6 +8,7 @@
 
 pub mod body;
 pub mod cardinality;
+pub mod cost;
 pub mod detailed;
 pub mod finish;
 pub mod group;

@@ -261,3 +261,22 @@ fn v1_chart_percentage_totals_only_that_chart() {
     assert_eq!(r.series[0].values, vec![30.0]);
     assert_eq!(r.summary.instances.len(), 1, "the summary covers the chart only");
 }
+
+#[test]
+fn cost_counts_selected_metrics_window_and_points() {
+    let e = engine();
+    let cost = |body: serde_json::Value| {
+        let req = parse_body(ApiVersion::V3, &body).expect("valid body");
+        e.query_cost(&req).expect("cost")
+    };
+    let all = cost(json!({"window": window()}));
+    assert_eq!((all.metrics, all.window_secs, all.points), (4, 600, 2));
+    assert_eq!((all.samples(), all.cells()), (2400, 8));
+    let used = cost(json!({"window": {"after": -60, "before": 0}, "selectors": {"dimensions": ["used"]}}));
+    assert_eq!((used.metrics, used.window_secs, used.points), (2, 60, 60), "no points: one per second");
+    let pct = cost(json!({"window": window(), "selectors": {"dimensions": ["used"]}, "options": ["percentage"]}));
+    assert_eq!(pct.metrics, 4, "percentages read the hidden dimensions too");
+    let far =
+        parse_body(ApiVersion::V3, &json!({"window": {"after": i64::MIN + 1, "before": i64::MAX}})).expect("body");
+    assert!(e.query_cost(&far).is_err(), "out-of-range times are refused as the query refuses them");
+}

@@ -19,6 +19,7 @@ use strata_engine::query::request::{ApiVersion, Format, QueryRequest};
 use strata_engine::EngineError;
 
 use super::body::{parse_json, read_capped};
+use crate::admission::Class;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, CloudError};
 use crate::format::{json2, v1};
@@ -58,7 +59,15 @@ impl Drop for CancelOnDrop {
 async fn run(st: AppState, me: Principal, mut req: QueryRequest, chart_id: String) -> ApiResult<Response> {
     restrict(&mut req, &me);
     let started = Instant::now();
-    let slot = st.admission.enter().await?;
+    let engine = st.engine.clone();
+    // The estimate takes the catalog's read lock: off the async runtime.
+    let (req, cost) = tokio::task::spawn_blocking(move || {
+        let cost = engine.query_cost(&req);
+        (req, cost)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("query cost task failed: {e}")))?;
+    let slot = st.admission.enter(Class::of(&cost?)).await?;
     let engine = st.engine.clone();
     let agent = st.agent.clone();
     let cancel = st.auth.inflight.register(&me.token_id);

@@ -18,7 +18,7 @@ pub async fn health(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     .await
     .map_err(|e| crate::error::ApiError::Internal(format!("health task failed: {e}")))??;
     let engine = st.engine.clone();
-    let (busy, waiting, refused) = st.admission.stats();
+    let adm = st.admission.stats();
     let disk = engine.disk_bytes();
     let tiers: Vec<Value> = tiers
         .iter()
@@ -35,10 +35,12 @@ pub async fn health(State(st): State<AppState>) -> ApiResult<Json<Value>> {
         "tiers": tiers,
         "queries": {
             "running": engine.queries_running(),
-            "slots_busy": busy,
+            "slots_busy": adm.busy,
             "slots": st.admission.limits().running,
-            "queued": waiting,
-            "refused": refused,
+            "heavy_busy": adm.heavy_busy,
+            "heavy_slots": st.admission.limits().heavy,
+            "queued": adm.waiting,
+            "refused": adm.refused,
         },
         "checkpoints_pending": engine.pending_checkpoints(),
     })))

@@ -14,6 +14,7 @@ use strata_engine::meta::params::{parse_meta, parse_weights, MetaRequest};
 use strata_engine::meta::{contexts, nodes, search, weights, MetaScope, RoomFilter, Visible};
 
 use super::data::pairs;
+use crate::admission::Class;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::format::meta::{self as fmt, ContextFields};
@@ -59,7 +60,7 @@ pub(super) async fn blocking_unlocked<T: Send + 'static>(
 ) -> ApiResult<T> {
     let ctx =
         Ctx { now: st.engine.now(), tiers: st.engine.config().limits.tiers, started: Instant::now(), st: st.clone() };
-    let slot = st.admission.enter().await?;
+    let slot = st.admission.enter(Class::Light).await?;
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
         f(&ctx)

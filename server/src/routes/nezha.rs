@@ -17,6 +17,7 @@ use strata_engine::EngineError;
 
 use super::data::pairs;
 use super::meta::blocking;
+use crate::admission::Class;
 use crate::auth::Principal;
 use crate::error::{ApiError, NezhaError};
 use crate::format::rfc3339;
@@ -104,7 +105,8 @@ pub async fn metrics(
     })
     .await?;
     let engine = st.engine.clone();
-    let slot = st.admission.enter().await?;
+    // One node's few charts over a short period.
+    let slot = st.admission.enter(Class::Light).await?;
     let result = tokio::task::spawn_blocking(move || {
         let _slot = slot;
         engine.query_cancellable(&req, &cancel)

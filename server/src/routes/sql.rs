@@ -56,7 +56,8 @@ pub async fn post(
     let Some(sql) = st.sql.clone() else {
         return Err(ApiError::NotFound("SQL is not enabled on this server".into()));
     };
-    let slot = st.admission.enter().await?;
+    // A statement's cost is not known before DataFusion plans it.
+    let slot = st.admission.enter(crate::admission::Class::Heavy).await?;
     let cancel = st.auth.inflight.register(&me.token_id);
     let _cancel_on_drop = CancelOnDrop(cancel.clone());
     let answer = sql.run(query, me.allow.clone(), cancel).await?;

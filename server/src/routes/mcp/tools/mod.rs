@@ -16,6 +16,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 use strata_engine::{EngineError, ErrorKind};
 
+use crate::admission::Class;
 use crate::auth::{Principal, Resource, Verb};
 use crate::state::AppState;
 
@@ -88,6 +89,17 @@ pub struct Tool {
 }
 
 impl Tool {
+    /// How its call is admitted: `data.query` is capped at
+    /// [`MAX_CELLS`] values and the listings are small; `weights.rank`
+    /// compares up to [`MAX_WEIGHTS_METRICS`] metrics.
+    pub fn class(&self) -> Class {
+        if self.name.starts_with("weights.") {
+            Class::Heavy
+        } else {
+            Class::Light
+        }
+    }
+
     /// `None` when `me` may call it, else the reason.
     pub fn forbidden(&self, me: &Principal) -> Option<String> {
         let need = self.needs?;

@@ -1,0 +1,49 @@
+//! What a query will cost, known before it runs: for admission control,
+//! which keeps a few cheap queries from waiting behind many expensive ones.
+//!
+//! The estimate reads only the selection (the catalog), never the store,
+//! so it takes microseconds. It is an upper bound on the work: it counts
+//! one sample per second of the window for every metric in play (the
+//! finest resolution, no rollups) and one output cell per metric and
+//! point (no grouping), so a heavy query is never taken for a light one.
+
+use crate::catalog::Catalog;
+use crate::error::Result;
+use crate::query::request::QueryRequest;
+use crate::query::{select, window};
+
+/// The size of a query, from its selection and window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryCost {
+    /// Metrics the scan reads (the scope when percentages need hidden ones).
+    pub metrics: u64,
+    /// Seconds of data per metric.
+    pub window_secs: u64,
+    /// Output points per metric (the window's seconds when not given).
+    pub points: u64,
+}
+
+impl QueryCost {
+    /// Samples read, at most.
+    pub fn samples(&self) -> u64 {
+        self.metrics.saturating_mul(self.window_secs)
+    }
+
+    /// Time-grouped values produced, at most (before grouping).
+    pub fn cells(&self) -> u64 {
+        self.metrics.saturating_mul(self.points)
+    }
+}
+
+/// The cost of `req` at `now`; fails as the query itself would on
+/// out-of-range times or a bad selection (e.g. a node outside the token's
+/// allowlist).
+pub fn estimate(cat: &Catalog, req: &QueryRequest, now: i64) -> Result<QueryCost> {
+    window::check_request_times(req.after, req.before, req.time_resampling)?;
+    let sel = select::resolve(cat, req)?;
+    let metrics = if req.needs_hidden() { sel.scope.len() } else { sel.selected.len() };
+    let (a, b) = window::target_window(req.after, req.before, now);
+    let window_secs = b.saturating_sub(a).saturating_add(1).max(1) as u64;
+    let points = if req.points == 0 { window_secs } else { req.points.min(window_secs) };
+    Ok(QueryCost { metrics, window_secs, points })
+}
