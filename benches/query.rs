@@ -67,18 +67,26 @@ fn check(engine: &Engine, name: &str, req: &QueryRequest, series: usize) {
 }
 
 /// With `STRATA_BENCH_CPU=N`: each query N times, reporting CPU time per run
-/// (robust on a busy machine, where wall time is not).
+/// (robust on a busy machine, where wall time is not) and where the wall
+/// time goes: selection, plan and store view (`prep`), the scan and
+/// grouping (`scan`), and the rest (result, releasing the view).
 fn cpu_report(engine: &Engine, name: &str, req: &QueryRequest) {
     let Some(n) = std::env::var("STRATA_BENCH_CPU").ok().and_then(|v| v.parse::<u32>().ok()) else { return };
     let (c0, t0) = (cpu_secs(), Instant::now());
+    let (mut prep, mut scan) = (0.0, 0.0);
     for _ in 0..n {
-        black_box(engine.query(req).expect("query"));
+        let r = black_box(engine.query(req).expect("query"));
+        (prep, scan) = (prep + r.prep_ms, scan + r.query_ms);
     }
     let (cpu, wall) = (cpu_secs() - c0, t0.elapsed().as_secs_f64());
+    let per = |x: f64| x / f64::from(n);
     eprintln!(
-        "cpu: {name}: {:.1} ms CPU per run ({:.1} ms wall), {n} runs",
-        cpu * 1e3 / f64::from(n),
-        wall * 1e3 / f64::from(n)
+        "cpu: {name}: {:.1} ms CPU per run ({:.1} ms wall: prep {:.1}, scan {:.1}, rest {:.1}), {n} runs",
+        per(cpu * 1e3),
+        per(wall * 1e3),
+        per(prep),
+        per(scan),
+        per(wall * 1e3 - prep - scan)
     );
 }
 
