@@ -194,6 +194,8 @@ pub struct EncodedRow<'a> {
     points: usize,
     start: usize,
     len: usize,
+    /// Frame bytes per point, in 1/65536 (where a point lies, for prefetches).
+    bytes_per_point_q16: u32,
 }
 
 impl<'a> EncodedRow<'a> {
@@ -222,7 +224,17 @@ impl<'a> EncodedRow<'a> {
         let anomaly = take(flags & HAS_ANOMALY != 0, nbytes)?;
         let offsets = take(true, 4 * frames)??;
         let frames_bytes = blob.get(at..)?;
-        Some(EncodedRow { valid, anomaly, offsets, frames: frames_bytes, points, start: 0, len: points })
+        let bytes_per_point_q16 = ((frames_bytes.len() as u64) << 16) / points.max(1) as u64;
+        Some(EncodedRow {
+            valid,
+            anomaly,
+            offsets,
+            frames: frames_bytes,
+            points,
+            start: 0,
+            len: points,
+            bytes_per_point_q16: bytes_per_point_q16.min(u64::from(u32::MAX)) as u32,
+        })
     }
 
     /// Points in this range.
@@ -367,30 +379,25 @@ impl<'a> EncodedRow<'a> {
         });
     }
 
-    /// Calls `f` with the bytes this range most likely reads, for a
-    /// prefetch: per touched frame (the first two), its header and the
-    /// stretch at the range's share of the frame (a frame packs its points
-    /// at one width, so the share locates them). A few cache lines, not the
-    /// whole frame: a bucket edge reads a few dozen points of 1,024.
+    /// Calls `f` with the bytes this range most likely starts reading,
+    /// for a prefetch: its first frame's header, and the stretch at the
+    /// range's estimated place in the frames (frames pack their points at
+    /// about the row's average bytes per point). No division and no frame
+    /// parsing: it runs for every bucket edge.
+    #[inline]
     pub fn read_hint(&self, mut f: impl FnMut(&'a [u8])) {
-        let offset = |fi: usize| {
-            self.offsets
-                .get(4 * fi..4 * fi + 4)
-                .and_then(|b| b.try_into().ok())
-                .map_or(self.frames.len(), |b: [u8; 4]| u32::from_le_bytes(b) as usize)
-                .min(self.frames.len())
-        };
-        let end = self.start + self.len;
-        let (first, last) = (self.start / FRAME, end.div_ceil(FRAME));
-        for fi in first..last.min(first + 2) {
-            let (a, b) = (offset(fi), offset(fi + 1));
-            let n = FRAME.min(self.points.saturating_sub(fi * FRAME)).max(1);
-            let (lo, hi) = (self.start.max(fi * FRAME) - fi * FRAME, end.min(fi * FRAME + n) - fi * FRAME);
-            let size = b.saturating_sub(a);
-            f(&self.frames[a..(a + HEADER_HINT).min(b).max(a)]);
-            let (pa, pb) = ((a + size * lo / n).min(b), (a + (size * hi).div_ceil(n) + HEADER_HINT).min(b));
-            f(&self.frames[pa..pb.max(pa)]);
-        }
+        let n = self.frames.len();
+        let fi = self.start / FRAME;
+        let header = self
+            .offsets
+            .get(4 * fi..4 * fi + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(n, |b: [u8; 4]| u32::from_le_bytes(b) as usize)
+            .min(n);
+        f(&self.frames[header..(header + HEADER_HINT).min(n)]);
+        let scaled = |points: usize| ((points as u64 * u64::from(self.bytes_per_point_q16)) >> 16) as usize;
+        let at = (header + HEADER_HINT).max(scaled(self.start)).min(n);
+        f(&self.frames[at..(at + scaled(self.len) + HEADER_HINT).min(n)]);
     }
 }
 

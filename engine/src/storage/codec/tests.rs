@@ -92,7 +92,7 @@ proptest! {
         prop_assert!(hints.iter().all(|h| frames.start <= h.start && h.end <= frames.end), "hints lie in the frames");
         if to > from {
             let fi = from / FRAME;
-            let header = u32::from_le_bytes(s.offsets[4 * fi..4 * fi + 4].try_into().unwrap()) as usize;
+            let header = u32::from_le_bytes(s.offsets[4 * fi..4 * fi + 4].try_into().expect("four bytes")) as usize;
             prop_assert_eq!(hints.first().map(|h| h.start), Some(frames.start.wrapping_add(header)));
         }
     }
