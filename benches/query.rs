@@ -113,8 +113,12 @@ fn bench_query(c: &mut Criterion) {
     check(&engine, "24h_300pts_selected_median_auto", &median, 1);
     check(&engine, "24h_300pts_selected_percentile95_auto", &p95, 1);
     if let Ok(only) = std::env::var("STRATA_BENCH_ONLY") {
-        // For profilers: loop one query for 20 s and stop.
-        let req = if only == "auto" { &sum_auto } else { &sum_t0 };
+        // For profilers: loop one query (`auto`, `median`, else tier 0) for 20 s and stop.
+        let req = match only.as_str() {
+            "auto" => &sum_auto,
+            "median" => &median,
+            _ => &sum_t0,
+        };
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(20) {
             black_box(engine.query(req).expect("query"));

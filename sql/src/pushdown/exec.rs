@@ -123,12 +123,7 @@ impl Prepared {
         deadline: &Deadline<'_>,
     ) -> Result<Vec<(u32, Buckets)>> {
         let kernel = kernels::build(tg, &plan.kernel).map_err(engine_err)?;
-        let values = Values {
-            field: plan.field,
-            absolute: plan.absolute,
-            anomaly_bit: plan.anomaly_bit,
-            sums_only: tg.method.sums_only(),
-        };
+        let values = Values::of(plan, tg.method);
         let mut ex = MetricScan::new(&self.view, plan.window, values, kernel);
         let mut approx = vec![false; plan.window.points];
         let mut approx_tiers = [false; TIERS];

@@ -5,6 +5,7 @@
 
 use super::ordered::interpolated;
 use super::Kernel;
+use crate::storage::bits::BitSlice;
 
 #[derive(Debug, Clone)]
 pub struct Median {
@@ -27,6 +28,10 @@ impl Kernel for Median {
 
     fn add(&mut self, v: f64) {
         self.values.push(v);
+    }
+
+    fn add_slice(&mut self, values: &[f64], valid: Option<BitSlice<'_>>) {
+        super::extend_valid(&mut self.values, values, valid);
     }
 
     fn flush(&mut self) -> Option<f64> {

@@ -68,6 +68,15 @@ pub trait Kernel: Send {
     fn flush(&mut self) -> Option<f64>;
 }
 
+/// Appends the valid `values` to a kernel's buffer in one pass (the
+/// kernels that keep a bucket's values: one copy, not a call per value).
+pub(crate) fn extend_valid(buf: &mut Vec<f64>, values: &[f64], valid: Option<BitSlice<'_>>) {
+    match valid {
+        None => buf.extend_from_slice(values),
+        Some(bits) => buf.extend(values.iter().enumerate().filter(|&(i, _)| bits.get(i)).map(|(_, &v)| v)),
+    }
+}
+
 /// Builds the kernel for a time group.
 pub fn build(tg: &TimeGroup, p: &KernelParams) -> Result<Box<dyn Kernel>> {
     let opt = tg.options.as_deref();

@@ -5,6 +5,7 @@
 
 use super::ordered::mean_of_ranks;
 use super::Kernel;
+use crate::storage::bits::BitSlice;
 
 #[derive(Debug, Clone)]
 pub struct Percentile {
@@ -59,6 +60,10 @@ impl Kernel for Percentile {
 
     fn add(&mut self, v: f64) {
         self.values.push(v);
+    }
+
+    fn add_slice(&mut self, values: &[f64], valid: Option<BitSlice<'_>>) {
+        super::extend_valid(&mut self.values, values, valid);
     }
 
     fn flush(&mut self) -> Option<f64> {

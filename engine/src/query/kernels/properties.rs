@@ -107,3 +107,33 @@ proptest! {
         prop_assert!(close(by_agg.flush(), by_value.flush()), "{}", name);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// A slice with validity bits feeds a time group exactly what adding
+    /// its valid values one by one does, for every time group.
+    #[test]
+    fn add_slice_equals_adding_the_valid_values(
+        v in prop::collection::vec(-1e6f64..1e6, 0..200),
+        bits in prop::collection::vec(any::<u8>(), 26),
+        offset in 0usize..8,
+        masked in any::<bool>(),
+    ) {
+        use crate::storage::bits::BitSlice;
+        let valid = masked.then(|| BitSlice::new(&bits, offset));
+        let kept: Vec<f64> = (0..v.len()).filter(|&i| valid.is_none_or(|b| b.get(i))).map(|i| v[i]).collect();
+        for (name, opts) in [("median", None), ("trimmed-median", Some("10")), ("percentile", Some("95")),
+                             ("trimmed-mean", Some("5")), ("average", None), ("sum", None), ("stddev", None),
+                             ("min", None), ("max", None), ("cv", None)] {
+            let mut tg = TimeGroup::parse(name, "time_group").expect("known name");
+            tg.options = opts.map(str::to_string);
+            let p = KernelParams { points: 1, group: v.len().max(1) as i64, resampling_divisor: None };
+            let (mut a, mut b) = (build(&tg, &p).expect("kernel"), build(&tg, &p).expect("kernel"));
+            a.add_slice(&v, valid);
+            kept.iter().for_each(|&x| b.add(x));
+            let (x, y) = (a.flush(), b.flush());
+            prop_assert!(close(x, y), "{}: {:?} vs {:?}", name, x, y);
+        }
+    }
+}

@@ -4,6 +4,7 @@
 
 use super::percentile::fraction_mean;
 use super::Kernel;
+use crate::storage::bits::BitSlice;
 
 #[derive(Debug, Clone)]
 pub struct TrimmedMean {
@@ -24,6 +25,10 @@ impl Kernel for TrimmedMean {
 
     fn add(&mut self, v: f64) {
         self.values.push(v);
+    }
+
+    fn add_slice(&mut self, values: &[f64], valid: Option<BitSlice<'_>>) {
+        super::extend_valid(&mut self.values, values, valid);
     }
 
     fn flush(&mut self) -> Option<f64> {

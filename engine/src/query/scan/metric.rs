@@ -343,6 +343,22 @@ pub struct Values {
     pub anomaly_bit: bool,
     /// The time group needs only sums and counts ([`crate::query::time_group::Method::sums_only`]).
     pub sums_only: bool,
+    /// The time group takes values one by one, never aggregates
+    /// (not [`crate::query::time_group::Method::merges_rollups`]).
+    pub raw_values: bool,
+}
+
+impl Values {
+    /// What `plan`'s scan feeds a time group of `method`.
+    pub fn of(plan: &crate::query::plan::QueryPlan, method: crate::query::time_group::Method) -> Values {
+        Values {
+            field: plan.field,
+            absolute: plan.absolute,
+            anomaly_bit: plan.anomaly_bit,
+            sums_only: method.sums_only(),
+            raw_values: !method.merges_rollups(),
+        }
+    }
 }
 
 /// Reusable per-thread state.
@@ -353,6 +369,7 @@ pub struct MetricScan<'s> {
     absolute: bool,
     anomaly_bit: bool,
     sums_only: bool,
+    raw_values: bool,
     kernel: Box<dyn Kernel>,
     raw: Vec<RawView<'s>>,
     /// Rollup runs per tier (index 0 unused).
@@ -375,6 +392,7 @@ impl<'s> MetricScan<'s> {
             absolute: values.absolute,
             anomaly_bit: values.anomaly_bit,
             sums_only: values.sums_only,
+            raw_values: values.raw_values,
             kernel,
             raw: Vec::new(),
             agg: Default::default(),
@@ -683,6 +701,18 @@ impl<'s> MetricScan<'s> {
 
     /// One tier-0 slice.
     fn take_raw(&mut self, data: RawData<'_>, count: Option<(&mut Bucket, &mut MetricOut<'_>)>) {
+        // A time group of values (median, percentiles...) needs them all
+        // decoded anyway: decode once and summarise the plain values, as an
+        // open span's are, instead of a second pass over the packed ones.
+        if let (RawData::Encoded(row), true, false) = (data, self.raw_values, self.anomaly_bit) {
+            let mut decoded = std::mem::take(&mut self.decoded);
+            decoded.clear();
+            row.decode_into(&mut decoded);
+            let plain = RawData::Plain { values: &decoded, valid: row.valid_bits(), anomaly: row.anomaly_bits() };
+            self.take_raw(plain, count);
+            self.decoded = decoded;
+            return;
+        }
         let p = data.summarize();
         if p.count == 0 {
             return;

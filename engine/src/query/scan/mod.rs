@@ -102,12 +102,7 @@ impl Scan<'_> {
     fn scan_chunk(&self, jobs: &[crate::query::plan::Job]) -> Result<ScanOutput> {
         let plan = self.plan;
         let kernel = kernels::build(self.time_group, &plan.kernel)?;
-        let values = Values {
-            field: plan.field,
-            absolute: plan.absolute,
-            anomaly_bit: plan.anomaly_bit,
-            sums_only: self.time_group.method.sums_only(),
-        };
+        let values = Values::of(plan, self.time_group.method);
         let mut ex = MetricScan::new(self.store, plan.window, values, kernel);
         let mut out = self.empty();
         let mut buckets = Buckets::default();

@@ -36,7 +36,7 @@ struct Out {
 }
 
 fn scan(store: &Store, w: Window, field: Field, k: Box<dyn Kernel>, layout: &Layout, pinned: bool) -> Out {
-    let values = Values { field, absolute: false, anomaly_bit: false, sums_only: false };
+    let values = Values { field, absolute: false, anomaly_bit: false, sums_only: false, raw_values: false };
     let mut view = StoreView::of(store, [0]);
     view.attach_open(store, |_, _| (i64::MIN / 4, i64::MAX / 4));
     let mut ex = MetricScan::new(&view, w, values, k);
