@@ -351,6 +351,17 @@ impl Engine {
         crate::query::cost::estimate(&cat, req, self.now())
     }
 
+    /// [`Engine::query_cost`] if the catalog's read lock is free right now
+    /// (`None` while a writer holds or awaits it): never blocks, so an
+    /// async caller can try it before moving to a blocking thread.
+    pub fn try_query_cost(&self, req: &QueryRequest) -> Option<Result<crate::query::cost::QueryCost>> {
+        match self.catalog.try_read() {
+            Ok(cat) => Some(crate::query::cost::estimate(&cat, req, self.now())),
+            Err(std::sync::TryLockError::Poisoned(_)) => Some(Err(EngineError::Poisoned("catalog lock"))),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Runs a data query.
     pub fn query(&self, req: &QueryRequest) -> Result<QueryResult> {
         let _running = Running::start(&self.running);

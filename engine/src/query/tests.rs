@@ -279,4 +279,9 @@ fn cost_counts_selected_metrics_window_and_points() {
     let far =
         parse_body(ApiVersion::V3, &json!({"window": {"after": i64::MIN + 1, "before": i64::MAX}})).expect("body");
     assert!(e.query_cost(&far).is_err(), "out-of-range times are refused as the query refuses them");
+    let req = parse_body(ApiVersion::V3, &json!({"window": window()})).expect("body");
+    assert_eq!(e.try_query_cost(&req).map(|c| c.ok()), Some(Some(all)), "a free lock answers at once");
+    let writing = e.write().expect("write lock");
+    assert!(e.try_query_cost(&req).is_none(), "a held lock is not waited for");
+    drop(writing);
 }

@@ -59,14 +59,20 @@ impl Drop for CancelOnDrop {
 async fn run(st: AppState, me: Principal, mut req: QueryRequest, chart_id: String) -> ApiResult<Response> {
     restrict(&mut req, &me);
     let started = Instant::now();
-    let engine = st.engine.clone();
-    // The estimate takes the catalog's read lock: off the async runtime.
-    let (req, cost) = tokio::task::spawn_blocking(move || {
-        let cost = engine.query_cost(&req);
-        (req, cost)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("query cost task failed: {e}")))?;
+    // The estimate needs the catalog's read lock: taken here when it is
+    // free (a selection is microseconds), else on a blocking thread.
+    let (req, cost) = match st.engine.try_query_cost(&req) {
+        Some(cost) => (req, cost),
+        None => {
+            let engine = st.engine.clone();
+            tokio::task::spawn_blocking(move || {
+                let cost = engine.query_cost(&req);
+                (req, cost)
+            })
+            .await
+            .map_err(|e| ApiError::Internal(format!("query cost task failed: {e}")))?
+        }
+    };
     let slot = st.admission.enter(Class::of(&cost?)).await?;
     let engine = st.engine.clone();
     let agent = st.agent.clone();
