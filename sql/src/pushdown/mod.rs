@@ -20,7 +20,8 @@
 //! dimension), one group is `nd_bucket(V, ts)` with constant `V`, the ts
 //! range (if any) starts and ends on bucket edges, every metric's
 //! update_every divides `V`, tier 0 holds the whole window, and every
-//! aggregate is an `nd_*` function (or `avg`/`sum`) of `value` without
+//! aggregate is an `nd_*` function (or `avg`/`sum`) of `value` or of
+//! `abs(value)` (what the JSON API's v2/v3 grouping feeds its time groups) without
 //! DISTINCT, FILTER or ORDER BY. Anything else runs as plain DataFusion
 //! over the samples table with the same kernels, only slower.
 //!

@@ -66,8 +66,22 @@ fn int(e: &Expr) -> Option<i64> {
     }
 }
 
-/// The aggregates the engine can compute, by time group.
-fn time_group_of(e: &Expr) -> Option<TimeGroup> {
+/// Whether `e` is `value` (`Some(false)`) or `abs(value)` (`Some(true)`):
+/// the JSON API's signed and absolute (v2/v3 grouping) inputs.
+fn value_input(e: &Expr) -> Option<bool> {
+    match e {
+        Expr::Column(c) if c.name == "value" => Some(false),
+        Expr::ScalarFunction(f) if f.func.name() == "abs" => match f.args.as_slice() {
+            [Expr::Column(c)] if c.name == "value" => Some(true),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The aggregates the engine can compute: the time group, and whether it
+/// takes absolute values.
+fn time_group_of(e: &Expr) -> Option<(TimeGroup, bool)> {
     let e = match e {
         Expr::Alias(a) => a.expr.as_ref(),
         e => e,
@@ -77,9 +91,7 @@ fn time_group_of(e: &Expr) -> Option<TimeGroup> {
     if p.distinct || p.filter.is_some() || !p.order_by.is_empty() || p.null_treatment.is_some() {
         return None;
     }
-    if !matches!(p.args.first(), Some(Expr::Column(c)) if c.name == "value") {
-        return None;
-    }
+    let absolute = value_input(p.args.first()?)?;
     let func = match af.func.name() {
         "avg" if p.args.len() == 1 => NdFunction::Average,
         "sum" if p.args.len() == 1 => NdFunction::Sum,
@@ -93,7 +105,7 @@ fn time_group_of(e: &Expr) -> Option<TimeGroup> {
     if p.args.len() > 2 {
         return None;
     }
-    func.time_group(param).ok()
+    func.time_group(param).ok().map(|tg| (tg, absolute))
 }
 
 impl BucketPushdown {
@@ -145,7 +157,7 @@ impl BucketPushdown {
 
     /// Resolves the metrics and plans the window per time group, under
     /// the engine's read locks; `None` when the pushdown does not apply.
-    fn prepare(&self, filters: &[Expr], step: i64, groups: Vec<TimeGroup>) -> Result<Option<Prepared>> {
+    fn prepare(&self, filters: &[Expr], step: i64, groups: Vec<(TimeGroup, bool)>) -> Result<Option<Prepared>> {
         let engine = &self.src.engine;
         let limits = engine.config().limits;
         let mut range = time_range(filters);
@@ -179,8 +191,9 @@ impl BucketPushdown {
         let sel = Selection { scope: ids.clone(), selected: ids };
         let now = engine.now().max(range.to_incl + 2);
         let mut plans = Vec::new();
-        for tg in &groups {
+        for (tg, absolute) in &groups {
             let mut req = QueryRequest::new(ApiVersion::V3);
+            req.options.absolute = *absolute;
             req.after = range.from_excl + 1;
             req.before = range.to_incl;
             req.points = points as u64;
@@ -209,6 +222,7 @@ impl BucketPushdown {
             (w.after - w.granularity - 2 * res, w.before + res)
         });
         drop(st);
+        let groups = groups.into_iter().map(|(tg, _)| tg).collect();
         Ok(Some(Prepared::new(view, metrics, groups, plans, limits, self.src.cancel.clone())))
     }
 }

@@ -200,3 +200,40 @@ fn bad_arguments_are_planning_errors() {
         }
     }
 }
+
+/// `f(abs(value))` is pushed down too (the JSON API's v2/v3 input when it
+/// groups across dimensions) and equals DataFusion's own evaluation; the
+/// data has both signs, so it differs from `f(value)`.
+#[test]
+fn absolute_values_push_down_and_agree() {
+    let e = engine();
+    let sql = sql_engine(&e);
+    let (after_excl, before, step) = (T0, END - END % 60, 60);
+    for f in ["nd_average", "nd_median", "nd_max", "nd_percentile"] {
+        let q = |input: &str, extra: &str| {
+            format!(
+                "SELECT node, context, instance, dimension, nd_bucket({step}, ts) AS b, {f}({input}) AS v FROM samples \
+                 WHERE context = 't.c' AND ts > {} AND ts <= {}{extra} GROUP BY node, context, instance, dimension, b",
+                ts(after_excl),
+                ts(before)
+            )
+        };
+        let answer = |q: &str| {
+            let a = sql.run_blocking(q, None).unwrap_or_else(|e| panic!("{q}: {e}"));
+            let explain = sql.run_blocking(&format!("EXPLAIN {q}"), None).expect("explain");
+            let plan = rows(&explain.batches).into_iter().flatten().collect::<Vec<_>>().join("\n");
+            (keyed(&a.batches), plan.contains("StrataBucketsExec"))
+        };
+        let (pushed, was_pushed) = answer(&q("abs(value)", ""));
+        assert!(was_pushed, "{f}(abs(value)) was not pushed down");
+        let (plain, was_pushed) = answer(&q("abs(value)", " AND value IS NOT NULL"));
+        assert!(!was_pushed, "{f}: the IS NOT NULL filter keeps DataFusion's aggregation");
+        let (signed, _) = answer(&q("value", ""));
+        assert!(pushed.len() > 10 && pushed.len() == plain.len(), "{f}: {} vs {} buckets", pushed.len(), plain.len());
+        for (k, v) in &pushed {
+            let (Some(a), Some(b)) = (*v, plain.get(k).copied().flatten()) else { panic!("{f} {k:?}: {v:?}") };
+            assert!(close(a, b), "{f} {k:?}: pushed {a} vs plain {b}");
+        }
+        assert!(pushed != signed, "{f}: absolute answers differ from signed ones on this data");
+    }
+}
