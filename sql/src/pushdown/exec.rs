@@ -98,6 +98,11 @@ impl Prepared {
         for (plan, tg) in self.plans.iter().zip(&self.groups) {
             let threads = budget::threads(plan, self.limits.threads);
             let chunk = plan.jobs.len().div_ceil(threads).max(1);
+            if plan.jobs.len() <= chunk {
+                // One chunk runs on this thread (no thread for a small query).
+                out.push(self.scan(plan, tg, &plan.jobs, &deadline)?);
+                continue;
+            }
             let parts: Vec<Result<Vec<(u32, Buckets)>>> = std::thread::scope(|scope| {
                 let handles: Vec<_> =
                     plan.jobs.chunks(chunk).map(|jobs| scope.spawn(|| self.scan(plan, tg, jobs, &deadline))).collect();

@@ -147,6 +147,13 @@ impl Scan<'_> {
         let jobs = &self.plan.jobs;
         let threads = crate::query::plan::budget::threads(self.plan, self.threads);
         let chunk = jobs.len().div_ceil(threads).max(1);
+        // One chunk (up to 64 metrics) runs on the calling thread: a
+        // thread per small query costs more than its scan.
+        if jobs.len() <= chunk {
+            let out = self.scan_chunk(jobs)?;
+            self.deadline.check()?;
+            return Ok(out);
+        }
         let parts: Vec<Result<ScanOutput>> = std::thread::scope(|scope| {
             let handles: Vec<_> = jobs.chunks(chunk).map(|c| scope.spawn(move || self.scan_chunk(c))).collect();
             handles
