@@ -98,6 +98,41 @@ pub async fn executor(opts: ExecutorOptions) -> Result<()> {
     start_executor_process(Arc::new(config)).await
 }
 
+/// A binary's main after its flags are parsed (`Ok((help, options))`):
+/// `--help` prints `usage` (exit 0), a bad flag prints the error and
+/// `usage` (exit 2); otherwise it logs to stderr and runs `serve`, exiting
+/// 1 with `name: error` if that fails.
+pub async fn main_with<T, F>(
+    name: &str,
+    usage: &str,
+    parsed: std::result::Result<(bool, T), String>,
+    serve: impl FnOnce(T) -> F,
+) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = Result<()>>,
+{
+    use std::process::ExitCode;
+    let opts = match parsed {
+        Ok((false, opts)) => opts,
+        Ok((true, _)) => {
+            println!("{usage}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{e}\n{usage}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging();
+    match serve(opts).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Logs to stderr at `RUST_LOG` (default `info`).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -35,8 +35,9 @@ pub struct AdmissionLimits {
     pub running: usize,
     pub queued: usize,
     pub wait: Duration,
-    /// Heavy queries running at once (at most `running - 1`, at least 1).
-    pub heavy: usize,
+    /// Heavy queries running at once (`None`: half the slots); clamped to
+    /// at least 1 and at most `running - 1`.
+    pub heavy: Option<usize>,
 }
 
 impl Default for AdmissionLimits {
@@ -46,7 +47,7 @@ impl Default for AdmissionLimits {
         // buffers), and the wait bounds how long: a queue of a few dozen per
         // core lets a dashboard's burst of panels wait its turn instead of
         // getting 503s (bench-peer's 16 clients did, with 4 per core).
-        AdmissionLimits { running: cores * 2, queued: cores * 32, wait: Duration::from_secs(2), heavy: cores }
+        AdmissionLimits { running: cores * 2, queued: cores * 32, wait: Duration::from_secs(2), heavy: None }
     }
 }
 
@@ -85,9 +86,9 @@ impl Admission {
     pub fn new(limits: AdmissionLimits) -> Self {
         let running = limits.running.max(1);
         // With one slot there is nothing to reserve: heavy ones take turns.
-        let heavy = limits.heavy.clamp(1, running.saturating_sub(1).max(1));
+        let heavy = limits.heavy.unwrap_or(running / 2).clamp(1, running.saturating_sub(1).max(1));
         Admission {
-            limits: AdmissionLimits { running, heavy, ..limits },
+            limits: AdmissionLimits { running, heavy: Some(heavy), ..limits },
             slots: Arc::new(Semaphore::new(running)),
             heavy: Arc::new(Semaphore::new(heavy)),
             waiting: AtomicUsize::new(0),
@@ -133,7 +134,7 @@ impl Admission {
     pub fn stats(&self) -> AdmissionStats {
         AdmissionStats {
             busy: self.limits.running - self.slots.available_permits(),
-            heavy_busy: self.limits.heavy - self.heavy.available_permits(),
+            heavy_busy: self.heavy_slots() - self.heavy.available_permits(),
             waiting: self.waiting.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
         }
@@ -141,6 +142,11 @@ impl Admission {
 
     pub fn limits(&self) -> AdmissionLimits {
         self.limits
+    }
+
+    /// Heavy queries that may run at once.
+    pub fn heavy_slots(&self) -> usize {
+        self.limits.heavy.unwrap_or(1)
     }
 }
 
@@ -163,7 +169,7 @@ mod tests {
             running: 1,
             queued: 1,
             wait: Duration::from_millis(200),
-            heavy: 1,
+            heavy: Some(1),
         }));
         let held = a.enter(Class::Light).await.expect("first slot");
         let waiter = {
@@ -187,7 +193,7 @@ mod tests {
             running: 3,
             queued: 8,
             wait: Duration::from_millis(300),
-            heavy: 2,
+            heavy: Some(2),
         }));
         let h1 = a.enter(Class::Heavy).await.expect("first heavy");
         let h2 = a.enter(Class::Heavy).await.expect("second heavy");
@@ -215,10 +221,14 @@ mod tests {
 
     #[test]
     fn heavy_permits_never_take_every_slot() {
-        let limits = |running, heavy| AdmissionLimits { running, queued: 1, wait: Duration::ZERO, heavy };
-        assert_eq!(Admission::new(limits(4, 9)).limits().heavy, 3);
-        assert_eq!(Admission::new(limits(4, 0)).limits().heavy, 1);
-        assert_eq!(Admission::new(limits(1, 1)).limits().heavy, 1, "one slot: heavy ones take turns");
+        let slots = |running, heavy| {
+            Admission::new(AdmissionLimits { running, queued: 1, wait: Duration::ZERO, heavy }).heavy_slots()
+        };
+        assert_eq!(slots(4, Some(9)), 3);
+        assert_eq!(slots(4, Some(0)), 1);
+        assert_eq!(slots(8, None), 4, "half the slots by default");
+        assert_eq!(slots(1, Some(1)), 1, "one slot: heavy ones take turns");
+        assert_eq!(slots(1, None), 1);
     }
 
     #[test]

@@ -355,12 +355,11 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         cloud: Arc::new(cloud),
         admission: Arc::new(Admission::new({
             let d = AdmissionLimits::default();
-            let running = a.max_queries.map_or(d.running, |n| n as usize);
             AdmissionLimits {
-                running,
+                running: a.max_queries.map_or(d.running, |n| n as usize),
                 queued: a.query_queue.map_or(d.queued, |n| n as usize),
                 wait: a.query_queue_wait,
-                heavy: a.max_heavy_queries.map_or(running / 2, |n| n as usize),
+                heavy: a.max_heavy_queries.map(|n| n as usize),
             }
         })),
         stream: strata_server::StreamConfig {

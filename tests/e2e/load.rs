@@ -116,16 +116,29 @@ fn ingest_is_never_held_up_by_queries_or_seals() {
     assert!(health(&s)["tiers"][0]["sealed_spans"].as_u64().unwrap_or(0) >= 1, "the hour sealed during the test");
 }
 
-/// Heavy queries take at most `--max-heavy-queries` slots (half by
-/// default): with every heavy client refused or queued, a light query
-/// still finds a slot at once, even with a queue wait too short to outlast
-/// a heavy query.
+/// Heavy queries take at most `--max-heavy-queries` slots: with every
+/// heavy client refused or queued, a light query still finds a slot at
+/// once, even with a queue wait too short to outlast a heavy query. The
+/// default (half the slots) and a bad flag value are checked too.
 #[test]
 fn light_queries_do_not_wait_behind_heavy_ones() {
     let _one_at_a_time = exclusive();
-    let s = loaded(&["--max-queries", "2", "--query-queue-wait", "100ms"], 200, 3600);
-    let h = health(&s);
-    assert_eq!((h["queries"]["slots"].as_u64(), h["queries"]["heavy_slots"].as_u64()), (Some(2), Some(1)));
+    let slots = |s: &Server| {
+        let h = health(s);
+        (h["queries"]["slots"].as_u64(), h["queries"]["heavy_slots"].as_u64())
+    };
+    assert_eq!(
+        slots(&Server::start_with(TempDir::new("heavy-default"), None, &["--max-queries", "6"])),
+        (Some(6), Some(3))
+    );
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["serve", "--max-heavy-queries", "0"])
+        .output()
+        .expect("runs strata");
+    assert_eq!(bad.status.code(), Some(2), "a bad flag value is a usage error");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--max-heavy-queries"), "the error names the flag");
+    let s = loaded(&["--max-queries", "3", "--max-heavy-queries", "1", "--query-queue-wait", "100ms"], 200, 3600);
+    assert_eq!(slots(&s), (Some(3), Some(1)));
     let stop = AtomicBool::new(false);
     let heavy: Mutex<BTreeMap<u16, u64>> = Mutex::default();
     let light = std::thread::scope(|sc| {

@@ -29,23 +29,6 @@ fn options(a: &Args) -> Result<ExecutorOptions, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let known = ["bind", "port", "grpc-port", "scheduler-host", "scheduler-port", "work-dir", "concurrent-tasks"];
-    let opts = match Args::parse(std::env::args().skip(1), &known).and_then(|a| Ok((a.help, options(&a)?))) {
-        Ok((false, opts)) => opts,
-        Ok((true, _)) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("{e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    strata_ballista::init_logging();
-    match strata_ballista::executor(opts).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("strata-ballista-executor: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let parsed = Args::parse(std::env::args().skip(1), &known).and_then(|a| Ok((a.help, options(&a)?)));
+    strata_ballista::main_with("strata-ballista-executor", USAGE, parsed, strata_ballista::executor).await
 }

@@ -14,23 +14,5 @@ async fn main() -> ExitCode {
         let ip: IpAddr = a.get("bind", IpAddr::from([127, 0, 0, 1]))?;
         Ok((a.help, SocketAddr::new(ip, a.get("port", 50050u16)?)))
     });
-    let addr = match parsed {
-        Ok((false, addr)) => addr,
-        Ok((true, _)) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("{e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    strata_ballista::init_logging();
-    match strata_ballista::scheduler(addr).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("strata-ballista-scheduler: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    strata_ballista::main_with("strata-ballista-scheduler", USAGE, parsed, strata_ballista::scheduler).await
 }

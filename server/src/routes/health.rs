@@ -38,7 +38,7 @@ pub async fn health(State(st): State<AppState>) -> ApiResult<Json<Value>> {
             "slots_busy": adm.busy,
             "slots": st.admission.limits().running,
             "heavy_busy": adm.heavy_busy,
-            "heavy_slots": st.admission.limits().heavy,
+            "heavy_slots": st.admission.heavy_slots(),
             "queued": adm.waiting,
             "refused": adm.refused,
         },

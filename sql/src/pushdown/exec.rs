@@ -32,7 +32,7 @@ use strata_engine::query::kernels;
 use strata_engine::query::plan::{budget, Job, QueryPlan};
 use strata_engine::query::result::{PointStats, TierUse, PA_EMPTY};
 use strata_engine::query::scan::metric::{MetricOut, MetricScan, Values};
-use strata_engine::query::scan::{Buckets, Deadline};
+use strata_engine::query::scan::{run_chunks, Buckets, Deadline};
 use strata_engine::query::time_group::TimeGroup;
 use strata_engine::query::QueryLimits;
 use strata_engine::storage::{StoreView, TIERS};
@@ -97,20 +97,12 @@ impl Prepared {
         let mut out = Vec::with_capacity(self.plans.len());
         for (plan, tg) in self.plans.iter().zip(&self.groups) {
             let threads = budget::threads(plan, self.limits.threads);
-            let chunk = plan.jobs.len().div_ceil(threads).max(1);
-            if plan.jobs.len() <= chunk {
-                // One chunk runs on this thread (no thread for a small query).
-                out.push(self.scan(plan, tg, &plan.jobs, &deadline)?);
-                continue;
-            }
-            let parts: Vec<Result<Vec<(u32, Buckets)>>> = std::thread::scope(|scope| {
-                let handles: Vec<_> =
-                    plan.jobs.chunks(chunk).map(|jobs| scope.spawn(|| self.scan(plan, tg, jobs, &deadline))).collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(exec_datafusion_err!("a scan thread panicked"))))
-                    .collect()
-            });
+            let parts = run_chunks(
+                &plan.jobs,
+                threads,
+                |jobs| self.scan(plan, tg, jobs, &deadline),
+                || exec_datafusion_err!("a scan thread panicked"),
+            );
             let mut all = Vec::with_capacity(plan.jobs.len());
             for p in parts {
                 all.extend(p?);

@@ -16,7 +16,7 @@ use crate::error::{EngineError, Result};
 use crate::model::MetricId;
 use crate::query::group::Accumulator;
 use crate::query::kernels;
-use crate::query::plan::QueryPlan;
+use crate::query::plan::{Job, QueryPlan};
 use crate::query::request::Aggregation;
 use crate::query::result::{PointStats, TierUse};
 use crate::query::time_group::TimeGroup;
@@ -99,7 +99,7 @@ impl Scan<'_> {
         }
     }
 
-    fn scan_chunk(&self, jobs: &[crate::query::plan::Job]) -> Result<ScanOutput> {
+    fn scan_chunk(&self, jobs: &[Job]) -> Result<ScanOutput> {
         let plan = self.plan;
         let kernel = kernels::build(self.time_group, &plan.kernel)?;
         let values = Values::of(plan, self.time_group.method);
@@ -144,23 +144,13 @@ impl Scan<'_> {
 
     /// Scans every job; results are independent of the thread count.
     pub fn run(&self) -> Result<ScanOutput> {
-        let jobs = &self.plan.jobs;
         let threads = crate::query::plan::budget::threads(self.plan, self.threads);
-        let chunk = jobs.len().div_ceil(threads).max(1);
-        // One chunk (up to 64 metrics) runs on the calling thread: a
-        // thread per small query costs more than its scan.
-        if jobs.len() <= chunk {
-            let out = self.scan_chunk(jobs)?;
-            self.deadline.check()?;
-            return Ok(out);
-        }
-        let parts: Vec<Result<ScanOutput>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = jobs.chunks(chunk).map(|c| scope.spawn(move || self.scan_chunk(c))).collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(EngineError::Poisoned("query worker panicked"))))
-                .collect()
-        });
+        let parts = run_chunks(
+            &self.plan.jobs,
+            threads,
+            |c| self.scan_chunk(c),
+            || EngineError::Poisoned("query worker panicked"),
+        );
         let mut out = self.empty();
         for p in parts {
             let p = p?;
@@ -173,6 +163,28 @@ impl Scan<'_> {
         self.deadline.check()?;
         Ok(out)
     }
+}
+
+/// Runs `f` over `jobs` split in up to `threads` chunks, one scoped thread
+/// each, and returns the results in chunk order. A single chunk (up to 64
+/// metrics, see [`crate::query::plan::budget::threads`]) runs on the
+/// calling thread: starting a thread costs more than a small query's
+/// scan. A chunk that panics yields `panicked()`.
+pub fn run_chunks<T: Send, E: Send>(
+    jobs: &[Job],
+    threads: usize,
+    f: impl Fn(&[Job]) -> std::result::Result<T, E> + Sync,
+    panicked: impl Fn() -> E,
+) -> Vec<std::result::Result<T, E>> {
+    let chunk = jobs.len().div_ceil(threads.max(1)).max(1);
+    if jobs.len() <= chunk {
+        return vec![f(jobs)];
+    }
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = jobs.chunks(chunk).map(|c| scope.spawn(move || f(c))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(panicked()))).collect()
+    })
 }
 
 #[cfg(test)]

@@ -272,8 +272,14 @@ impl<'a> EncodedRow<'a> {
         self.anomaly.is_some_and(|a| get_bit(a, self.start + i))
     }
 
+    /// Where frame `f` starts in the frame bytes, as its directory says.
+    #[inline]
+    fn frame_offset(&self, f: usize) -> Option<usize> {
+        Some(u32::from_le_bytes(self.offsets.get(4 * f..4 * f + 4)?.try_into().ok()?) as usize)
+    }
+
     fn frame(&self, f: usize) -> Option<Frame<'a>> {
-        let off = u32::from_le_bytes(self.offsets.get(4 * f..4 * f + 4)?.try_into().ok()?) as usize;
+        let off = self.frame_offset(f)?;
         let bytes = self.frames.get(off..)?;
         let n = FRAME.min(self.points - f * FRAME);
         match *bytes.first()? {
@@ -387,13 +393,7 @@ impl<'a> EncodedRow<'a> {
     #[inline]
     pub fn read_hint(&self, mut f: impl FnMut(&'a [u8])) {
         let n = self.frames.len();
-        let fi = self.start / FRAME;
-        let header = self
-            .offsets
-            .get(4 * fi..4 * fi + 4)
-            .and_then(|b| b.try_into().ok())
-            .map_or(n, |b: [u8; 4]| u32::from_le_bytes(b) as usize)
-            .min(n);
+        let header = self.frame_offset(self.start / FRAME).map_or(n, |o| o.min(n));
         f(&self.frames[header..(header + HEADER_HINT).min(n)]);
         let scaled = |points: usize| ((points as u64 * u64::from(self.bytes_per_point_q16)) >> 16) as usize;
         let at = (header + HEADER_HINT).max(scaled(self.start)).min(n);

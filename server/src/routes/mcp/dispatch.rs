@@ -133,7 +133,7 @@ async fn call(st: &AppState, me: &Principal, req: &Request) -> Result<Value, Rpc
             )));
         };
         // Tools query: they take a query slot like data queries, held until the work ends.
-        let slot = match st.admission.enter(tool.class()).await {
+        let slot = match st.admission.enter(tool.class).await {
             Ok(slot) => slot,
             Err(busy) => return Ok(tool_error(format!("{busy}; retry shortly"))),
         };

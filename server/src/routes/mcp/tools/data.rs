@@ -10,6 +10,7 @@ use strata_engine::query::result::{QueryResult, Series, PA_EMPTY};
 
 use super::args::{int, patterns_schema, rfc3339, round, strings, text, window, window_schema, MAX_WINDOW_S};
 use super::{Ctx, Tool, ToolError, MAX_CELLS};
+use crate::admission::Class;
 use crate::auth::Resource;
 
 const TIME_GROUPS: [&str; 10] =
@@ -141,6 +142,7 @@ pub static QUERY: Tool = Tool {
     title: "Query time series",
     description: "A time-series table of one or more contexts (a Netdata v3 data query): rows oldest first, row[0] the end of each interval (RFC 3339), one column per series, null = no data. Values are time-grouped per interval (time_group) and combined across metrics by group_by + aggregation. Keep points small (default 20, max 500); at most max_series (<= 50) series and 10 000 cells. Example: {\"contexts\": [\"system.cpu\"], \"window\": {\"last\": \"1h\"}, \"points\": 12}.",
     needs: Some(Resource::Data),
+    class: Class::Light,
     input: || {
         let mut p = common_input((20, 50));
         p.insert("points".into(), json!({"type": "integer", "minimum": 1, "maximum": 500, "default": 20}));
@@ -227,6 +229,7 @@ pub static SUMMARY: Tool = Tool {
     title: "Summarize time series",
     description: "Per-series min, max, average, last value and anomaly rate over a whole window (default: last 15 minutes), computed from 60 time-grouped intervals at the best tier. Sort by anomaly_rate, max, avg or name; at most max_series (<= 100) series. Cheaper than data.query when only the shape of the data matters.",
     needs: Some(Resource::Data),
+    class: Class::Light,
     input: || {
         let mut p = common_input((30, 100));
         p.insert("sort".into(), json!({"enum": ["anomaly_rate", "max", "avg", "name"], "default": "anomaly_rate"}));

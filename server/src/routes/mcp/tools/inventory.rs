@@ -12,6 +12,7 @@ use strata_engine::query::request::Selectors;
 
 use super::args::{int, patterns, patterns_schema, rfc3339, strings, text, window, window_schema, MAX_WINDOW_S};
 use super::{Ctx, Tool, ToolError};
+use crate::admission::Class;
 use crate::auth::Resource;
 
 fn list_out(item: Value, key: &str) -> Value {
@@ -52,6 +53,7 @@ pub static NODES: Tool = Tool {
     title: "List nodes",
     description: "The monitored hosts this token may see: id, hostname, state (live = collected in the last seconds, stale = within the hour, offline), last sample time, number of contexts and host labels. Filter with a simple pattern on hostname or id and 'key:value' label filters.",
     needs: Some(Resource::Metadata),
+    class: Class::Light,
     input: || {
         json!({"type": "object", "additionalProperties": false, "properties": {
             "pattern": {"type": "string", "maxLength": 200, "default": "*",
@@ -110,6 +112,7 @@ pub static CONTEXTS: Tool = Tool {
     title: "List contexts",
     description: "The metric families (contexts, e.g. system.cpu, disk.io) this token may see, sorted by id, with title, units, how many nodes, instances and dimensions have them, their retention and whether they are still collected. Narrow with a pattern, nodes, or a window (only contexts with data in it).",
     needs: Some(Resource::Metadata),
+    class: Class::Light,
     input: || {
         json!({"type": "object", "additionalProperties": false, "properties": {
             "pattern": {"type": "string", "maxLength": 200, "default": "*",
@@ -173,6 +176,7 @@ pub static SEARCH: Tool = Tool {
     title: "Search metrics",
     description: "Full-text search over context ids, titles, families, instances, dimensions and labels (like /api/v2/q). Words are AND-ed, case-insensitive substrings: 'disk read' finds disk.io with its reads dimension. Matches in the context id rank first, then the title. Use it to find the context to pass to metrics.describe or data.query.",
     needs: Some(Resource::Metadata),
+    class: Class::Light,
     input: || {
         json!({"type": "object", "additionalProperties": false, "required": ["q"], "properties": {
             "q": {"type": "string", "minLength": 1, "maxLength": 200, "description": "Words to find, e.g. 'cpu user'."},
@@ -255,6 +259,7 @@ pub static DESCRIBE: Tool = Tool {
     title: "Describe a context",
     description: "Everything about one context (exact id, e.g. 'system.cpu'): title, units, chart type, collection interval, dimensions, label keys with example values, its instances per node with retention, and the retention of each storage tier (tier 0 per second, tier 1 per minute, tier 2 per hour). Use contexts.search first if unsure of the id.",
     needs: Some(Resource::Metadata),
+    class: Class::Light,
     input: || {
         json!({"type": "object", "additionalProperties": false, "required": ["context"], "properties": {
             "context": {"type": "string", "minLength": 1, "maxLength": 200,

@@ -86,20 +86,13 @@ pub struct Tool {
     pub output: fn() -> Value,
     /// Runs on a blocking thread.
     pub run: fn(&Ctx, &Map<String, Value>) -> Result<Value, ToolError>,
+    /// How its call is admitted: light for the listings and for
+    /// `data.query` (capped at [`MAX_CELLS`] values); heavy for
+    /// `weights.rank` (up to [`MAX_WEIGHTS_METRICS`] metrics).
+    pub class: Class,
 }
 
 impl Tool {
-    /// How its call is admitted: `data.query` is capped at
-    /// [`MAX_CELLS`] values and the listings are small; `weights.rank`
-    /// compares up to [`MAX_WEIGHTS_METRICS`] metrics.
-    pub fn class(&self) -> Class {
-        if self.name.starts_with("weights.") {
-            Class::Heavy
-        } else {
-            Class::Light
-        }
-    }
-
     /// `None` when `me` may call it, else the reason.
     pub fn forbidden(&self, me: &Principal) -> Option<String> {
         let need = self.needs?;

@@ -11,6 +11,7 @@ use strata_engine::query::request::Selectors;
 
 use super::args::{int, patterns, patterns_schema, rfc3339, round, strings, text, window, window_schema};
 use super::{Ctx, Tool, ToolError, MAX_WEIGHTS_METRICS};
+use crate::admission::Class;
 use crate::auth::Resource;
 
 const DAY: i64 = 86_400;
@@ -158,6 +159,7 @@ pub static RANK: Tool = Tool {
     title: "Rank changed metrics",
     description: "Which metrics changed most in a highlighted window (e.g. an incident, at most 24 h) compared with a baseline (default: the 4x longer window just before it). Methods: volume (change of the average, default), value (highlight average), ks2 (distribution change), anomaly-rate. Returns the top items with a 0..1 score and both averages; scans at most 20 000 metrics.",
     needs: Some(Resource::Data),
+    class: Class::Heavy,
     input,
     output,
     run: rank,

@@ -6,12 +6,14 @@ use serde_json::{json, Map, Value};
 
 use super::args::rfc3339;
 use super::{allowed, Ctx, Tool, ToolError, MAX_CELLS, MAX_POINTS, MAX_SERIES};
+use crate::admission::Class;
 
 pub static TOOL: Tool = Tool {
     name: "meta.whoami",
     title: "Who am I",
     description: "The calling token (id, name, scopes, expiry, node allowlist), the tools it may call, the server's version and current time, and the limits every call is held to. Use it first when a tool is refused or to compute relative windows from the server's 'now'.",
     needs: None,
+    class: Class::Light,
     input: || json!({"type": "object", "additionalProperties": false}),
     output,
     run,
