@@ -76,6 +76,9 @@ pub struct Registry {
     node_by_id: HashMap<String, NodeIdx>,
     context_by_id: HashMap<String, ContextIdx>,
     instance_by_key: HashMap<(NodeIdx, String), InstanceIdx>,
+    /// Instances by id and by name, across nodes (selection looks names
+    /// up here instead of testing every instance).
+    instances_by_name: HashMap<String, Vec<InstanceIdx>>,
     metric_by_key: HashMap<(InstanceIdx, String), MetricId>,
     /// Bumped on every metadata change; clients use it for cache invalidation.
     pub generation: u64,
@@ -101,6 +104,11 @@ impl Registry {
     pub fn instance_idx(&self, node: &str, instance: &str) -> Option<InstanceIdx> {
         let n = self.node_idx(node)?;
         self.instance_by_key.get(&(n, instance.to_string())).copied()
+    }
+
+    /// Instances (on any node) whose id or name is `name`.
+    pub fn instances_named(&self, name: &str) -> &[InstanceIdx] {
+        self.instances_by_name.get(name).map_or(&[], Vec::as_slice)
     }
 
     pub fn metric_id(&self, node: &str, instance: &str, dimension: &str) -> Option<MetricId> {
@@ -209,6 +217,8 @@ impl Registry {
                     metrics: Vec::new(),
                 });
                 self.instance_by_key.insert((node, meta.instance.to_string()), i);
+                // The name starts as the id and is never changed.
+                self.instances_by_name.entry(meta.instance.to_string()).or_default().push(i);
                 self.generation += 1;
                 new_instance = true;
                 i

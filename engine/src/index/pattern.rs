@@ -333,6 +333,22 @@ impl SimplePattern {
             == Some(MatchResult::Positive)
     }
 
+    /// The words, when every one is a positive exact name matched with
+    /// case: then a string matches iff it equals one of them, so callers
+    /// may look names up instead of testing every candidate.
+    pub fn exact_words(&self) -> Option<Vec<&str>> {
+        if self.case_insensitive || self.words.is_empty() {
+            return None;
+        }
+        self.words
+            .iter()
+            .map(|w| match (&w.glob, w.negative) {
+                (Glob::Exact(s), false) => Some(s.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn words(&self) -> usize {
         self.words.len()
     }

@@ -1,18 +1,16 @@
 //! The `json2` document (API spec section 4), short keys, key order as
-//! Netdata writes it. `result.data` is serialised straight from the result
-//! arrays, without building an intermediate tree.
+//! Netdata writes it. Written straight into the response bytes by
+//! [`Json`]: no `serde_json::Value` tree is built, except the `request`
+//! echo that only `debug` asks for. The `summary`, `totals` and `detailed`
+//! parts are in [`super::json2_summary`].
 
-use serde::ser::{SerializeSeq, Serializer};
-use serde::Serialize;
-use serde_json::{json, Map, Value};
-use strata_engine::query::detailed::Detailed;
-use strata_engine::query::request::{ApiVersion, GroupByKey};
-use strata_engine::query::result::{Item, QueryResult};
-use strata_engine::query::result::{PointStats, PA_EMPTY};
+use serde_json::json;
+use strata_engine::query::request::{ApiVersion, GroupByKey, QueryRequest, Selectors};
+use strata_engine::query::result::{PointStats, QueryResult, PA_EMPTY};
 
-use super::long_keys::{lengthen, lengthen_detailed};
-use super::stats::{counts, put, sts};
-use super::{round7, row_order, time_value};
+use super::json2_summary::{detailed, summary, totals};
+use super::writer::Json;
+use super::{round7, row_order, time_value, Stamp};
 
 /// Agent identity echoed in `agents[]`.
 pub struct Agent<'a> {
@@ -21,236 +19,158 @@ pub struct Agent<'a> {
     pub now: i64,
 }
 
-struct Rows<'a>(&'a QueryResult);
-
-struct Cell {
-    value: Option<f64>,
-    arp: f64,
-    pa: u8,
-    /// Contributors, only in `raw` answers.
-    count: Option<u32>,
-}
-
-impl Serialize for Cell {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(3 + usize::from(self.count.is_some())))?;
-        seq.serialize_element(&self.value)?;
-        seq.serialize_element(&round7(self.arp))?;
-        seq.serialize_element(&self.pa)?;
-        if let Some(c) = self.count {
-            seq.serialize_element(&c)?;
+/// Writes the whole json2 document.
+pub fn write(r: &QueryResult, agent: &Agent<'_>, total_ms: f64) -> Vec<u8> {
+    let opts = &r.request.options;
+    let minimal = opts.minimal_stats;
+    // Rows dominate the size: about 24 bytes per cell.
+    let cells = r.series.len() * r.window.points;
+    let mut w = Json::new(opts.long_json_keys, 4096 + cells * 24);
+    w.obj();
+    w.key("api").u64(match r.request.api {
+        ApiVersion::V1 => 1,
+        ApiVersion::V2 => 2,
+        ApiVersion::V3 => 3,
+    });
+    if opts.debug {
+        w.key("id").str(&format!("strata-query-{}", r.generation));
+        w.key("request").value(&request_echo(&r.request));
+    }
+    if !minimal {
+        w.key("versions").obj();
+        w.key("routing_hard_hash").u64(1);
+        for k in ["nodes_hard_hash", "contexts_hard_hash", "contexts_soft_hash"] {
+            w.key(k).u64(r.generation);
         }
-        seq.end()
+        w.key("alerts_hard_hash").u64(1).key("alerts_soft_hash").u64(1).end();
     }
-}
-
-struct Row<'a>(&'a QueryResult, usize);
-
-impl Serialize for Row<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let (r, i) = (self.0, self.1);
-        let opts = &r.request.options;
-        let mut seq = s.serialize_seq(Some(r.series.len() + 1))?;
-        seq.serialize_element(&time_value(r.window.bucket_end(i), opts))?;
-        for sr in &r.series {
-            let empty = sr.flags[i] & PA_EMPTY != 0;
-            let value = if empty { opts.null2zero.then_some(0.0) } else { Some(round7(sr.values[i])) };
-            let count = opts.raw.then(|| sr.counts[i]);
-            seq.serialize_element(&Cell { value, arp: sr.arp[i], pa: sr.flags[i], count })?;
-        }
-        seq.end()
+    w.key("summary");
+    summary(&mut w, r, total_ms);
+    if !minimal {
+        w.key("totals");
+        totals(&mut w, r);
     }
-}
-
-impl Serialize for Rows<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let r = self.0;
-        // Nothing matched: no rows at all, as Netdata answers.
-        let points = if r.series.is_empty() { 0 } else { r.window.points };
-        let mut seq = s.serialize_seq(Some(points))?;
-        for i in row_order(points, &r.request.options) {
-            seq.serialize_element(&Row(r, i))?;
-        }
-        seq.end()
+    if let Some(d) = &r.detailed {
+        w.key("detailed");
+        detailed(&mut w, d);
     }
-}
-
-struct ResultOut<'a> {
-    labels: Vec<&'a str>,
-    point: Value,
-    data: Rows<'a>,
-    long_keys: bool,
-}
-
-impl Serialize for ResultOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(3))?;
-        m.serialize_entry("labels", &self.labels)?;
-        m.serialize_entry(if self.long_keys { "point_schema" } else { "point" }, &self.point)?;
-        m.serialize_entry("data", &self.data)?;
-        m.end()
+    if !minimal {
+        w.key("functions").arr().end();
     }
+    w.key("result");
+    result(&mut w, r);
+    w.key("db");
+    db(&mut w, r);
+    w.key("view");
+    view(&mut w, r);
+    if !minimal {
+        w.key("agents").arr().obj();
+        w.key("mg").str(agent.machine_guid).key("nm").str(agent.hostname);
+        w.key("now").i64(agent.now).key("ai").u64(0);
+        w.key("timings").obj();
+        w.key("prep_ms").f64(round7(r.prep_ms)).key("query_ms").f64(round7(r.query_ms)).key("output_ms").u64(0);
+        w.key("total_ms").f64(round7(total_ms)).key("cloud_ms").f64(round7(total_ms));
+        w.end().end().end();
+        w.key("timings").obj();
+        w.key("routing_ms").u64(0).key("node_max_ms").u64(0).key("total_ms").f64(round7(total_ms));
+        w.end();
+    }
+    w.end();
+    w.finish()
 }
 
-#[derive(Serialize)]
-struct Doc<'a> {
-    api: u8,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    versions: Option<Value>,
-    summary: Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    totals: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detailed: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    functions: Option<Value>,
-    result: ResultOut<'a>,
-    db: Value,
-    view: Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    agents: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    timings: Option<Value>,
-}
-
-fn item(it: &Item, abs_total: f64, extra: impl FnOnce(&mut Map<String, Value>)) -> Value {
-    let mut m = Map::new();
-    extra(&mut m);
-    put(&mut m, "ds", counts(&it.dimensions));
-    put(&mut m, "sts", sts(&it.stats, abs_total));
-    Value::Object(m)
-}
-
-fn summary(r: &QueryResult, total_ms: f64) -> Value {
-    let s = &r.summary;
-    let abs = s.abs_sum;
-    let nodes: Vec<Value> = s
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(ni, n)| {
-            let mut m = Map::new();
-            m.insert("mg".into(), json!(n.machine_guid));
-            if let Some(nd) = &n.node_id {
-                m.insert("nd".into(), json!(nd));
+/// `result`: labels, the point schema and the rows, newest first unless
+/// `flip`. Nothing matched: no rows at all, as Netdata answers.
+fn result(w: &mut Json, r: &QueryResult) {
+    let opts = &r.request.options;
+    w.obj();
+    w.key("labels").strs(std::iter::once("time").chain(r.series.iter().map(|s| s.key.id.as_str())));
+    w.key("point").obj().key("value").u64(0).key("arp").u64(1).key("pa").u64(2);
+    if opts.raw {
+        w.key("count").u64(3);
+    }
+    w.end();
+    w.key("data").arr();
+    let points = if r.series.is_empty() { 0 } else { r.window.points };
+    for i in row_order(points, opts) {
+        w.arr();
+        match time_value(r.window.bucket_end(i), opts) {
+            Stamp::Epoch(t) => w.i64(t),
+            Stamp::Text(t) => w.str(&t),
+        };
+        for s in &r.series {
+            w.arr();
+            if s.flags[i] & PA_EMPTY != 0 {
+                if opts.null2zero {
+                    w.f64(0.0);
+                } else {
+                    w.null();
+                }
+            } else {
+                w.f64(round7(s.values[i]));
             }
-            m.insert("nm".into(), json!(n.name));
-            m.insert("ni".into(), json!(ni));
-            m.insert("st".into(), json!({"ai": 0, "code": 200, "msg": "", "ms": round7(total_ms)}));
-            put(&mut m, "is", counts(&n.instances));
-            put(&mut m, "ds", counts(&n.dimensions));
-            put(&mut m, "sts", sts(&n.stats, abs));
-            Value::Object(m)
-        })
-        .collect();
-    let contexts: Vec<Value> = s
-        .contexts
-        .iter()
-        .map(|c| {
-            let mut m = Map::new();
-            m.insert("id".into(), json!(c.id));
-            put(&mut m, "is", counts(&c.instances));
-            put(&mut m, "ds", counts(&c.dimensions));
-            put(&mut m, "sts", sts(&c.stats, abs));
-            Value::Object(m)
-        })
-        .collect();
-    let instances: Vec<Value> = s
-        .instances
-        .iter()
-        .map(|i| {
-            item(i, abs, |m| {
-                m.insert("id".into(), json!(i.id));
-                if let Some(nm) = &i.name {
-                    m.insert("nm".into(), json!(nm));
-                }
-                m.insert("ni".into(), json!(i.node_index.unwrap_or(0)));
-                if abs > 0.0 && i.stats.count > 0 {
-                    m.insert("con".into(), json!(round7(i.stats.sum.abs() * 100.0 / abs)));
-                }
-            })
-        })
-        .collect();
-    let dimensions: Vec<Value> = s
-        .dimensions
-        .iter()
-        .map(|d| {
-            let mut v = item(d, abs, |m| {
-                m.insert("id".into(), json!(d.id));
-            });
-            v["pri"] = json!(d.priority);
-            v
-        })
-        .collect();
-    let labels: Vec<Value> = s
-        .labels
-        .iter()
-        .map(|l| {
-            let mut v = item(l, abs, |m| {
-                m.insert("id".into(), json!(l.id));
-            });
-            v["vl"] = Value::Array(
-                l.values
-                    .iter()
-                    .map(|x| {
-                        item(x, abs, |m| {
-                            m.insert("id".into(), json!(x.id));
-                        })
-                    })
-                    .collect(),
-            );
-            v
-        })
-        .collect();
-    json!({
-        "nodes": nodes,
-        "contexts": contexts,
-        "instances": instances,
-        "dimensions": dimensions,
-        "labels": labels,
-        "alerts": [],
-    })
-}
-
-fn totals(r: &QueryResult) -> Value {
-    let s = &r.summary;
-    let count = |items: &[Item]| {
-        let mut c = strata_engine::query::result::Counts::default();
-        for it in items {
-            c.selected += u64::from(it.dimensions.selected > 0);
-            c.excluded += u64::from(it.dimensions.selected == 0 && it.dimensions.excluded > 0);
-            c.queried += u64::from(it.dimensions.queried > 0);
+            w.f64(round7(s.arp[i])).u64(u64::from(s.flags[i]));
+            if opts.raw {
+                w.u64(u64::from(s.counts[i]));
+            }
+            w.end();
         }
-        counts(&c).unwrap_or(json!({}))
-    };
-    let values: Vec<Item> = s.labels.iter().flat_map(|l| l.values.iter().cloned()).collect();
-    json!({
-        "nodes": count(&s.nodes),
-        "contexts": count(&s.contexts),
-        "instances": count(&s.instances),
-        "dimensions": count(&s.dimensions),
-        "label_keys": count(&s.labels),
-        "label_key_values": count(&values),
-    })
+        w.end();
+    }
+    w.end().end();
 }
 
-/// `sts` arrays over a list of per-series stats objects.
-fn sts_arrays(stats: &[PointStats], abs_total: f64) -> Value {
-    let mut out = Map::new();
-    let col = |f: &dyn Fn(&PointStats) -> f64| -> Value {
-        Value::Array(stats.iter().map(|s| if s.count > 0 { json!(round7(f(s))) } else { Value::Null }).collect())
+/// `sts` arrays over a list of per-series stats, `null` where a series
+/// has no points.
+fn sts_arrays(w: &mut Json, stats: &[PointStats], abs_total: f64) {
+    let col = |w: &mut Json, key: &'static str, f: &dyn Fn(&PointStats) -> f64| {
+        w.key(key).arr();
+        for s in stats {
+            if s.count > 0 {
+                w.f64(round7(f(s)));
+            } else {
+                w.null();
+            }
+        }
+        w.end();
     };
-    out.insert("min".into(), col(&|s| s.min));
-    out.insert("max".into(), col(&|s| s.max));
-    out.insert("avg".into(), col(&|s| s.sum / s.count as f64));
-    out.insert("arp".into(), col(&|s| s.anomaly_rate()));
-    out.insert("con".into(), col(&|s| if abs_total > 0.0 { s.sum.abs() * 100.0 / abs_total } else { 0.0 }));
-    Value::Object(out)
+    w.obj();
+    col(w, "min", &|s| s.min);
+    col(w, "max", &|s| s.max);
+    col(w, "avg", &|s| s.sum / s.count as f64);
+    col(w, "arp", &|s| s.anomaly_rate());
+    col(w, "con", &|s| if abs_total > 0.0 { s.sum.abs() * 100.0 / abs_total } else { 0.0 });
+    w.end();
+}
+
+/// `db`: retention, tiers and per-series stats over the points read.
+fn db(w: &mut Json, r: &QueryResult) {
+    let db_stats: Vec<PointStats> = r.series.iter().map(|s| s.db_stats).collect();
+    let db_abs: f64 = db_stats.iter().map(|s| s.sum.abs()).sum();
+    w.obj();
+    w.key("tiers").u64(r.tiers.len() as u64).key("update_every").i64(r.update_every);
+    w.key("first_entry").opt_i64(r.first_entry).key("last_entry").opt_i64(r.last_entry);
+    w.key("units");
+    if r.db_units.len() == 1 {
+        w.str(&r.db_units[0]);
+    } else {
+        w.strs(r.db_units.iter().map(String::as_str));
+    }
+    w.key("dimensions").obj();
+    w.key("ids").strs(r.series.iter().map(|s| s.key.id.as_str()));
+    w.key("units").strs(r.series.iter().map(|s| s.key.units.as_str()));
+    w.key("sts");
+    sts_arrays(w, &db_stats, db_abs);
+    w.end();
+    w.key("per_tier").arr();
+    for t in &r.tiers {
+        w.obj().key("tier").u64(t.tier as u64);
+        w.key("queries").u64(r.tier_use.queries[t.tier]).key("points").u64(r.tier_use.points[t.tier]);
+        w.key("update_every").i64(t.update_every);
+        w.key("first_entry").opt_i64(t.first_entry).key("last_entry").opt_i64(t.last_entry);
+        w.end();
+    }
+    w.end().end();
 }
 
 /// Stats over the returned view values of each series.
@@ -279,17 +199,94 @@ fn view_stats(r: &QueryResult) -> Vec<PointStats> {
         .collect()
 }
 
+/// `view`: the window as returned, the series' names and view stats.
+fn view(w: &mut Json, r: &QueryResult) {
+    let opts = &r.request.options;
+    let (after, before) = if r.window.points > 0 {
+        (r.window.bucket_end(0), r.window.bucket_end(r.window.points - 1))
+    } else {
+        (r.window.after, r.window.before)
+    };
+    w.obj();
+    w.key("title").str(&r.title).key("update_every").i64(r.window.view_every);
+    w.key("after").i64(after).key("before").i64(before);
+    if opts.debug {
+        w.key("time_group").str(&r.request.time_group.name).key("tier").u64(r.chosen_tier as u64);
+    }
+    if let Some(f) = &r.folded {
+        w.key("cardinality").obj().key("folded").u64(f.folded as u64).key("cut").f64(round7(f.cut)).end();
+    }
+    if let Some(a) = &r.approximation {
+        w.key("approximate").obj().key("tiers").arr();
+        for t in &a.tiers {
+            w.u64(*t as u64);
+        }
+        w.end().key("buckets").u64(a.buckets as u64).key("first").i64(a.first).key("last").i64(a.last);
+        w.key("reason").str(&a.reason).end();
+    }
+    w.key("units").str(&r.units).key("chart_type").str(&r.chart_type);
+    w.key("dimensions").obj();
+    w.key("grouped_by").arr();
+    for k in &r.grouped_by {
+        match k {
+            GroupByKey::Label => {
+                for l in &r.group_by_labels {
+                    w.str(&format!("label:{l}"));
+                }
+            }
+            k => {
+                w.str(k.name());
+            }
+        }
+    }
+    w.end();
+    w.key("ids").strs(r.series.iter().map(|s| s.key.id.as_str()));
+    w.key("names").strs(r.series.iter().map(|s| s.key.name.as_str()));
+    w.key("units").strs(r.series.iter().map(|s| s.key.units.as_str()));
+    w.key("priorities").arr();
+    for s in &r.series {
+        w.u64(u64::from(s.key.priority));
+    }
+    w.end().key("aggregated").arr();
+    for s in &r.series {
+        w.u64(u64::from(s.aggregated));
+    }
+    w.end();
+    let vstats = view_stats(r);
+    let view_abs: f64 = vstats.iter().map(|s| s.sum.abs()).sum();
+    w.key("sts");
+    sts_arrays(w, &vstats, view_abs);
+    if opts.group_by_labels {
+        w.key("labels").obj();
+        for l in &r.group_by_labels {
+            w.raw_key(l).arr();
+            for s in &r.series {
+                match s.key.labels.iter().find(|(k, _)| k == l) {
+                    Some((_, v)) => w.strs([v.as_str()]),
+                    None => w.null(),
+                };
+            }
+            w.end();
+        }
+        w.end();
+    }
+    w.end();
+    let (vmin, vmax) = r.view_min_max();
+    w.key("min").f64(round7(vmin)).key("max").f64(round7(vmax));
+    w.end();
+}
+
 /// The parsed request in the POST-body shape (`debug`), so callers see
 /// exactly what strata understood.
-fn request_echo(q: &strata_engine::query::request::QueryRequest) -> Value {
-    fn pat<T: std::fmt::Display>(p: &Option<T>) -> Value {
-        p.as_ref().map(|p| json!(p.to_string())).unwrap_or(Value::Null)
+fn request_echo(q: &QueryRequest) -> serde_json::Value {
+    fn pat<T: std::fmt::Display>(p: &Option<T>) -> serde_json::Value {
+        p.as_ref().map(|p| json!(p.to_string())).unwrap_or(serde_json::Value::Null)
     }
-    let sel = |s: &strata_engine::query::request::Selectors| {
+    let sel = |s: &Selectors| {
         json!({"nodes": pat(&s.nodes), "contexts": pat(&s.contexts), "instances": pat(&s.instances),
                "dimensions": pat(&s.dimensions), "labels": pat(&s.labels), "alerts": pat(&s.alerts)})
     };
-    let passes: Vec<Value> = q
+    let passes: Vec<serde_json::Value> = q
         .passes
         .iter()
         .map(|p| {
@@ -309,183 +306,4 @@ fn request_echo(q: &strata_engine::query::request::QueryRequest) -> Value {
         },
         "timeout": q.timeout_ms,
     })
-}
-
-/// The `detailed` tree (API spec 4.6), objects keyed by ids.
-fn detailed(d: &Detailed) -> Value {
-    let mut nodes = Map::new();
-    for n in &d.nodes {
-        let mut contexts = Map::new();
-        for c in &n.contexts {
-            let mut instances = Map::new();
-            for i in &c.instances {
-                let mut dims = Map::new();
-                for x in &i.dimensions {
-                    let mut m = Map::new();
-                    m.insert("nm".into(), json!(x.name));
-                    m.insert("qr".into(), json!(u8::from(x.queried)));
-                    m.insert("fe".into(), json!(x.first_entry));
-                    m.insert("le".into(), json!(x.last_entry));
-                    if let Some(a) = &x.grouped_as {
-                        m.insert("as".into(), json!(a));
-                    }
-                    dims.insert(x.id.clone(), Value::Object(m));
-                }
-                let labels: Map<String, Value> = i.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-                instances.insert(
-                    i.id.clone(),
-                    json!({"nm": i.name, "ue": i.update_every, "labels": labels, "dimensions": dims}),
-                );
-            }
-            contexts.insert(c.id.clone(), json!({"instances": instances, "alerts": {}}));
-        }
-        nodes.insert(
-            n.machine_guid.clone(),
-            json!({"nd": n.node_id, "ni": n.node_index, "nm": n.hostname, "contexts": contexts}),
-        );
-    }
-    json!({ "nodes": nodes })
-}
-
-/// Writes the whole json2 document.
-pub fn write(r: &QueryResult, agent: &Agent<'_>, total_ms: f64) -> Result<Vec<u8>, serde_json::Error> {
-    let opts = &r.request.options;
-    let api = match r.request.api {
-        ApiVersion::V1 => 1,
-        ApiVersion::V2 => 2,
-        ApiVersion::V3 => 3,
-    };
-    let ids: Vec<&str> = r.series.iter().map(|s| s.key.id.as_str()).collect();
-    let mut labels = vec!["time"];
-    labels.extend(ids.iter().copied());
-    let units: Vec<&str> = r.series.iter().map(|s| s.key.units.as_str()).collect();
-    let db_stats: Vec<PointStats> = r.series.iter().map(|s| s.db_stats).collect();
-    let db_abs: f64 = db_stats.iter().map(|s| s.sum.abs()).sum();
-    let vstats = view_stats(r);
-    let view_abs: f64 = vstats.iter().map(|s| s.sum.abs()).sum();
-    let (vmin, vmax) = r.view_min_max();
-    let per_tier: Vec<Value> = r
-        .tiers
-        .iter()
-        .map(|t| {
-            json!({
-                "tier": t.tier,
-                "queries": r.tier_use.queries[t.tier],
-                "points": r.tier_use.points[t.tier],
-                "update_every": t.update_every,
-                "first_entry": t.first_entry,
-                "last_entry": t.last_entry,
-            })
-        })
-        .collect();
-    let db_units = if r.db_units.len() == 1 { json!(r.db_units[0]) } else { json!(r.db_units) };
-    let grouped_by: Vec<String> = r
-        .grouped_by
-        .iter()
-        .flat_map(|k| match k {
-            GroupByKey::Label => r.group_by_labels.iter().map(|l| format!("label:{l}")).collect::<Vec<_>>(),
-            k => vec![k.name().to_string()],
-        })
-        .collect();
-    let mut dims = Map::new();
-    dims.insert("grouped_by".into(), json!(grouped_by));
-    dims.insert("ids".into(), json!(ids));
-    dims.insert("names".into(), json!(r.series.iter().map(|s| s.key.name.as_str()).collect::<Vec<_>>()));
-    dims.insert("units".into(), json!(units));
-    dims.insert("priorities".into(), json!(r.series.iter().map(|s| s.key.priority).collect::<Vec<_>>()));
-    dims.insert("aggregated".into(), json!(r.series.iter().map(|s| s.aggregated).collect::<Vec<_>>()));
-    dims.insert("sts".into(), sts_arrays(&vstats, view_abs));
-    if opts.group_by_labels {
-        let mut by_key = Map::new();
-        for l in &r.group_by_labels {
-            let vals: Vec<Value> = r
-                .series
-                .iter()
-                .map(|s| s.key.labels.iter().find(|(k, _)| k == l).map(|(_, v)| json!([v])).unwrap_or(Value::Null))
-                .collect();
-            by_key.insert(l.clone(), Value::Array(vals));
-        }
-        dims.insert("labels".into(), Value::Object(by_key));
-    }
-    let (after, before) = if r.window.points > 0 {
-        (r.window.bucket_end(0), r.window.bucket_end(r.window.points - 1))
-    } else {
-        (r.window.after, r.window.before)
-    };
-    let mut view = Map::new();
-    view.insert("title".into(), json!(r.title));
-    view.insert("update_every".into(), json!(r.window.view_every));
-    view.insert("after".into(), json!(after));
-    view.insert("before".into(), json!(before));
-    if opts.debug {
-        view.insert("time_group".into(), json!(r.request.time_group.name));
-        view.insert("tier".into(), json!(r.chosen_tier));
-    }
-    if let Some(f) = &r.folded {
-        view.insert("cardinality".into(), json!({"folded": f.folded, "cut": round7(f.cut)}));
-    }
-    if let Some(a) = &r.approximation {
-        view.insert("approximate".into(), super::approximate_json(a));
-    }
-    view.insert("units".into(), json!(r.units));
-    view.insert("chart_type".into(), json!(r.chart_type));
-    view.insert("dimensions".into(), Value::Object(dims));
-    view.insert("min".into(), json!(round7(vmin)));
-    view.insert("max".into(), json!(round7(vmax)));
-    let minimal = opts.minimal_stats;
-    let mut doc = Doc {
-        api,
-        id: opts.debug.then(|| format!("strata-query-{}", r.generation)),
-        request: opts.debug.then(|| request_echo(&r.request)),
-        versions: (!minimal).then(|| {
-            json!({
-                "routing_hard_hash": 1,
-                "nodes_hard_hash": r.generation,
-                "contexts_hard_hash": r.generation,
-                "contexts_soft_hash": r.generation,
-                "alerts_hard_hash": 1,
-                "alerts_soft_hash": 1,
-            })
-        }),
-        summary: summary(r, total_ms),
-        totals: (!minimal).then(|| totals(r)),
-        detailed: r.detailed.as_ref().map(detailed),
-        functions: (!minimal).then(|| json!([])),
-        result: ResultOut {
-            labels,
-            point: if opts.raw { json!({"value": 0, "arp": 1, "pa": 2, "count": 3}) } else { json!({"value": 0, "arp": 1, "pa": 2}) },
-            data: Rows(r),
-            long_keys: opts.long_json_keys,
-        },
-        db: json!({
-            "tiers": r.tiers.len(),
-            "update_every": r.update_every,
-            "first_entry": r.first_entry,
-            "last_entry": r.last_entry,
-            "units": db_units,
-            "dimensions": {"ids": ids, "units": units, "sts": sts_arrays(&db_stats, db_abs)},
-            "per_tier": per_tier,
-        }),
-        view: Value::Object(view),
-        agents: (!minimal).then(|| {
-            json!([{
-                "mg": agent.machine_guid,
-                "nm": agent.hostname,
-                "now": agent.now,
-                "ai": 0,
-                "timings": {"prep_ms": round7(r.prep_ms), "query_ms": round7(r.query_ms), "output_ms": 0, "total_ms": round7(total_ms), "cloud_ms": round7(total_ms)},
-            }])
-        }),
-        timings: (!minimal).then(|| json!({"routing_ms": 0, "node_max_ms": 0, "total_ms": round7(total_ms)})),
-    };
-    if opts.long_json_keys {
-        let Doc { summary, totals, result, db, view, agents, .. } = &mut doc;
-        for v in [summary, db, view, &mut result.point].into_iter().chain(totals.as_mut()).chain(agents.as_mut()) {
-            lengthen(v, "");
-        }
-        if let Some(d) = doc.detailed.as_mut() {
-            lengthen_detailed(d);
-        }
-    }
-    serde_json::to_vec(&doc)
 }

@@ -3,10 +3,11 @@
 
 pub mod allmetrics;
 pub mod json2;
+pub mod json2_summary;
 pub mod long_keys;
 pub mod meta;
-pub mod stats;
 pub mod v1;
+pub mod writer;
 
 use strata_engine::query::request::Options;
 use strata_engine::query::result::Approximation;
