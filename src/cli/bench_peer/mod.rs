@@ -19,6 +19,7 @@ mod load;
 mod memory;
 mod probe;
 mod query;
+mod raw_http;
 mod report;
 mod setup;
 mod small;

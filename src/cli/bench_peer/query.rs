@@ -23,6 +23,14 @@ pub struct Target {
     pub token: Option<String>,
 }
 
+/// One engine's request for a workload: POST with a body, else GET.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
 /// min and median of the timed runs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Timing {
@@ -57,24 +65,31 @@ impl Target {
         }
     }
 
-    /// One request: wall time and the raw answer.
-    pub fn send(&self, agent: &ureq::Agent, w: &Workload) -> Result<(Duration, Vec<u8>), String> {
+    /// The request for `w`: its path (and query) and, for strata, the
+    /// body and headers. Built once per workload, sent many times.
+    pub fn request(&self, w: &Workload) -> Result<Request, String> {
         match self.kind {
             Kind::Strata => {
                 let auth = format!("Bearer {}", self.token.as_deref().unwrap_or_default());
                 let body = serde_json::to_vec(&w.strata).map_err(|e| format!("encoding a query: {e}"))?;
-                let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
-                let (b, took) = http::send_ok(agent, &format!("{}/api/v3/data", self.base), &headers, Some(&body))?;
-                Ok((took, b))
+                let headers = vec![("Authorization".into(), auth), ("Content-Type".into(), "application/json".into())];
+                Ok(Request { path: "/api/v3/data".into(), headers, body: Some(body) })
             }
             Kind::VictoriaMetrics | Kind::Prometheus => {
                 // VictoriaMetrics caches range results; every run must compute.
                 let nocache = if self.kind == Kind::VictoriaMetrics { "&nocache=1" } else { "" };
-                let url = format!("{}/api/v1/query_range?{}{nocache}", self.base, w.range_params(self.closed()));
-                let (b, took) = http::send_ok(agent, &url, &[], None)?;
-                Ok((took, b))
+                let path = format!("/api/v1/query_range?{}{nocache}", w.range_params(self.closed()));
+                Ok(Request { path, headers: Vec::new(), body: None })
             }
         }
+    }
+
+    /// One request: wall time and the raw answer.
+    pub fn send(&self, agent: &ureq::Agent, w: &Workload) -> Result<(Duration, Vec<u8>), String> {
+        let r = self.request(w)?;
+        let headers: Vec<(&str, &str)> = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (b, took) = http::send_ok(agent, &format!("{}{}", self.base, r.path), &headers, r.body.as_deref())?;
+        Ok((took, b))
     }
 
     pub fn parse(&self, body: &[u8], w: &Workload) -> Result<Answer, String> {
