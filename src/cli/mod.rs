@@ -5,6 +5,7 @@ mod client;
 mod export;
 mod export_parquet;
 mod fixtures;
+mod heap;
 mod object_dest;
 #[cfg(feature = "sql")]
 mod object_s3;
