@@ -9,9 +9,8 @@
 //! peak anonymous memory 334 MB, of which about 35 MB is live head data.
 //! Pinning the threshold at 1 MiB gives each large buffer back to the
 //! system when it is freed: peak 148 MB, ingest within about 10 % (the
-//! runs are noisy), and
-//! a 1,000-series x 300-point answer about 8 % slower (its buffers are
-//! fresh pages). The trim threshold is raised with it (pinning one pins
+//! runs are noisy), and a 1,000-series x 300-point answer about 8 % slower
+//! (its buffers are fresh pages). The trim threshold is raised with it (pinning one pins
 //! both, at 128 KiB), so small-request churn does not shrink and regrow the
 //! main heap on every request.
 
