@@ -729,6 +729,8 @@ impl<'s> MetricScan<'s> {
         }
         let q = if self.anomaly_bit {
             anomaly_rates(&p)
+        } else if let (true, false, RawData::Encoded(row)) = (self.absolute, p.min >= 0.0 || p.max <= 0.0, data) {
+            row.summarize_abs()
         } else if self.absolute && !(p.min >= 0.0 || p.max <= 0.0) {
             is_decoded = true;
             absolute(&p, data.values(&mut decoded), valid)

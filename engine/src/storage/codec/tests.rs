@@ -36,7 +36,12 @@ fn value() -> impl Strategy<Value = f64> {
 fn row() -> impl Strategy<Value = Vec<(f64, bool, bool)>> {
     let point = (value(), prop::bool::weighted(0.85), prop::bool::weighted(0.1));
     let decimal_point = ((0i64..20_000).prop_map(|k| alp::decode(k, 2)), prop::bool::weighted(0.97), Just(false));
-    prop_oneof![prop::collection::vec(point, 0..1400), prop::collection::vec(decimal_point, 0..1400),]
+    let signed_point = ((-20_000i64..20_000).prop_map(|k| alp::decode(k, 2)), prop::bool::weighted(0.97), Just(false));
+    prop_oneof![
+        prop::collection::vec(point, 0..1400),
+        prop::collection::vec(decimal_point, 0..1400),
+        prop::collection::vec(signed_point, 0..1400),
+    ]
 }
 
 fn same(a: f64, b: f64) -> bool {
@@ -84,6 +89,16 @@ proptest! {
             }
             prop_assert!(same(p.min, kept.iter().copied().fold(f64::INFINITY, f64::min)));
             prop_assert!(same(p.max, kept.iter().copied().fold(f64::NEG_INFINITY, f64::max)));
+            // The same of |x|, taken without decoding.
+            let a = s.summarize_abs();
+            let abs: Vec<f64> = kept.iter().map(|v| v.abs()).collect();
+            prop_assert_eq!((a.count, a.anomaly_count), (p.count, p.anomaly_count));
+            if scale.is_finite() {
+                let plain: f64 = abs.iter().sum();
+                prop_assert!((a.sum - plain).abs() <= 1e-12 * scale * kept.len() as f64, "{} vs {}", a.sum, plain);
+            }
+            prop_assert!(same(a.min, abs.iter().copied().fold(f64::INFINITY, f64::min)));
+            prop_assert!(same(a.max, abs.iter().copied().fold(f64::NEG_INFINITY, f64::max)));
         }
         // A range hints at the frames it reads, from the first one's header.
         let frames = s.frames.as_ptr_range();
