@@ -1,13 +1,25 @@
 //! Do two engines give the same answer? Same series, same bucket times,
 //! values within 1e-9 relative once strata's rounding is allowed for:
 //! strata writes numbers with 7 decimals, so up to 5e-8 absolute is its
-//! rounding, not a different answer (`|a - b| <= 5e-8 + 1e-9 * max`). A bucket one engine leaves empty and the other omits
-//! (PromQL omits empty points) counts as agreeing.
+//! rounding, not a different answer (`|a - b| <= 5e-8 + 1e-9 * max`), and
+//! two strata answers (automatic tier against tier 0) may each be rounded
+//! the other way (`1e-7`). A bucket one engine leaves empty and the other
+//! omits (PromQL omits empty points) counts as agreeing.
 
 use super::workloads::Answer;
 
 const REL: f64 = 1e-9;
+/// Half a unit of strata's seventh decimal.
 const ABS: f64 = 5e-8;
+
+/// Whose rounding the second answer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// Another engine's, printed at full precision.
+    Exact,
+    /// strata's own seven decimals, like the first answer.
+    Rounded,
+}
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Agreement {
@@ -44,11 +56,12 @@ impl Agreement {
     }
 }
 
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= ABS + REL * a.abs().max(b.abs())
+fn close(a: f64, b: f64, peer: Peer) -> bool {
+    let rounding = if peer == Peer::Rounded { 2.0 * ABS } else { ABS };
+    (a - b).abs() <= rounding + REL * a.abs().max(b.abs())
 }
 
-pub fn compare(strata: &Answer, peer: &Answer) -> Agreement {
+pub fn compare(strata: &Answer, peer: &Answer, rounded: Peer) -> Agreement {
     let mut ag = Agreement::default();
     let note = |ag: &mut Agreement, msg: String| {
         ag.differing += 1;
@@ -77,7 +90,7 @@ pub fn compare(strata: &Answer, peer: &Answer) -> Agreement {
                 (Some(a), Some(b)) => {
                     let rel = (a - b).abs() / a.abs().max(b.abs()).max(f64::MIN_POSITIVE);
                     ag.max_rel = ag.max_rel.max(rel);
-                    if !close(a, b) {
+                    if !close(a, b, rounded) {
                         note(&mut ag, format!("'{name}' at {t}: strata {a}, peer {b}"));
                     }
                 }
@@ -106,24 +119,34 @@ mod tests {
     fn equal_rounded_and_empty_buckets_agree() {
         let a = ans(&[(10, Some(1.123_456_7)), (20, None)]);
         let b = ans(&[(10, Some(1.123_456_712_3))]);
-        assert!(compare(&a, &b).agrees(), "{:?}", compare(&a, &b));
+        assert!(compare(&a, &b, Peer::Exact).agrees(), "{:?}", compare(&a, &b, Peer::Exact));
     }
 
     #[test]
     fn a_half_unit_of_the_seventh_decimal_plus_summation_noise_agrees() {
         let a = ans(&[(10, Some(40.990_236_3))]);
         let b = ans(&[(10, Some(40.990_236_249_999_99))]);
-        assert!(compare(&a, &b).agrees(), "{:?}", compare(&a, &b));
+        assert!(compare(&a, &b, Peer::Exact).agrees(), "{:?}", compare(&a, &b, Peer::Exact));
     }
 
     #[test]
     fn a_different_value_or_bucket_is_reported() {
         let a = ans(&[(10, Some(1.0)), (20, Some(2.0))]);
         let b = ans(&[(10, Some(1.0)), (20, Some(2.1))]);
-        let ag = compare(&a, &b);
+        let ag = compare(&a, &b, Peer::Exact);
         assert_eq!((ag.buckets, ag.differing), (2, 1));
         assert!(ag.summary().contains("at 20"), "{}", ag.summary());
         let c = ans(&[(10, Some(1.0)), (20, Some(2.0)), (30, Some(3.0))]);
-        assert_eq!(compare(&a, &c).differing, 1);
+        assert_eq!(compare(&a, &c, Peer::Exact).differing, 1);
+    }
+
+    #[test]
+    fn two_strata_answers_may_round_apart() {
+        // 44.21984375 +- 1e-12, rounded to seven decimals both ways.
+        let (a, b) = (ans(&[(10, Some(44.219_843_8))]), ans(&[(10, Some(44.219_843_7))]));
+        assert!(compare(&a, &b, Peer::Rounded).agrees());
+        assert!(!compare(&a, &b, Peer::Exact).agrees(), "one rounding cannot explain 1e-7");
+        let c = ans(&[(10, Some(44.219_844_0))]);
+        assert!(!compare(&a, &c, Peer::Rounded).agrees());
     }
 }

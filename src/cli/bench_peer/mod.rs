@@ -159,14 +159,14 @@ fn run_in(a: &BenchArgs, d: &Dataset, root: &Path) -> Result<String, String> {
                             match (r.w.id, &strata_tier0) {
                                 ("a", _) => strata_tier0 = Some(answer.clone()),
                                 ("a-auto", Some(t0)) => {
-                                    r.agreement.insert(t.name, compare::compare(&answer, t0));
+                                    r.agreement.insert(t.name, compare::compare(&answer, t0, compare::Peer::Rounded));
                                 }
                                 _ => {}
                             }
                             strata_answer = Some(answer)
                         }
                         Some(s) => {
-                            r.agreement.insert(t.name, compare::compare(s, &answer));
+                            r.agreement.insert(t.name, compare::compare(s, &answer, compare::Peer::Exact));
                         }
                         None => {}
                     }
