@@ -13,6 +13,12 @@ const POW10: [f64; MAX_EXP as usize + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1
 /// Integers beyond this lose exactness as `f64`.
 const LIMIT: f64 = (1u64 << 52) as f64;
 
+/// `10^e`, exactly (every power up to `10^22` is an `f64`).
+#[inline]
+pub fn pow10(e: u32) -> f64 {
+    POW10[e as usize]
+}
+
 /// `k / 10^e`: how an encoded value is read back.
 #[inline]
 pub fn decode(k: i64, e: u32) -> f64 {

@@ -153,6 +153,19 @@ fn sum_min_max(packed: &Packed<'_>, a: usize, b: usize) -> (u64, u64, u64) {
     acc
 }
 
+/// `(base * n + sum) / 10^exp`: the sum of `n` decimal values stored as
+/// `base + u` with `sum` the total of the `u`s. In `i64` where it fits
+/// (always, for real data), else in `i128`; both round the exact total once.
+#[inline]
+fn scaled_total(base: i64, n: u32, sum: u64, exp: u32) -> f64 {
+    let exact = base.checked_mul(i64::from(n)).and_then(|b| i64::try_from(sum).ok().and_then(|s| b.checked_add(s)));
+    let total = match exact {
+        Some(t) => t as f64,
+        None => (i128::from(base) * i128::from(n) + i128::from(sum)) as f64,
+    };
+    total / alp::pow10(exp)
+}
+
 /// One frame's share of an aggregate.
 #[derive(Debug, Clone, Copy)]
 struct Part {
@@ -398,8 +411,7 @@ impl<'a> EncodedRow<'a> {
                         });
                     }
                     if n > 0 {
-                        let total = base as i128 * i128::from(n) + i128::from(sum);
-                        acc.sum += total as f64 / 10f64.powi(exp as i32);
+                        acc.sum += scaled_total(base, n, sum, exp);
                         acc.min = acc.min.min(alp::decode(base.wrapping_add(lo as i64), exp));
                         acc.max = acc.max.max(alp::decode(base.wrapping_add(hi as i64), exp));
                         acc.count += n;
@@ -445,7 +457,7 @@ impl<'a> EncodedRow<'a> {
                         }
                     });
                     let min = alp::decode(lo as i64, exp);
-                    Part { sum: sum as f64 / 10f64.powi(exp as i32), min, max: alp::decode(hi as i64, exp), count: n }
+                    Part { sum: sum as f64 / alp::pow10(exp), min, max: alp::decode(hi as i64, exp), count: n }
                 }
                 Frame::Raw(bytes) => {
                     let mut part = Part::EMPTY;

@@ -200,3 +200,13 @@ fn gaps_and_anomalies_only_cost_bitmaps_when_present() {
     let p = r.summarize();
     assert_eq!((p.count, p.anomaly_count, p.sum), (99, 1, 148.5));
 }
+
+#[test]
+fn frame_totals_fall_back_to_wide_integers() {
+    // Fits an i64: rounded once, as the i128 path would.
+    assert_eq!(scaled_total(-1_234, 1024, 5_000_000, 2), (-1_234.0 * 1024.0 + 5_000_000.0) / 100.0);
+    // Overflows an i64: still the exact total, rounded once.
+    let (base, n, sum) = (i64::MAX / 2, 4u32, u64::MAX / 2);
+    let want = (i128::from(base) * 4 + i128::from(sum)) as f64 / 1e3;
+    assert_eq!(scaled_total(base, n, sum, 3), want);
+}
