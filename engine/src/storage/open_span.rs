@@ -355,10 +355,78 @@ mod tests {
         s.write_raw(1, 3599, Some(1.0), false);
         s.write_raw(2, 0, Some(1.0), false);
         assert_eq!(s.block_bytes(), 2 * std::mem::size_of::<RawBlock>(), "one block per written series");
-        // A run of the last block holds the span's tail (3600 = 56 x 64 + 16).
+        // A run of the last block holds the span's tail.
         let mut lens = Vec::new();
         s.for_each_run(1, |r| lens.push((r.first_end, r.len)));
-        assert_eq!(lens, vec![(3584, 16)]);
+        let last = (3599 / RAW_BLOCK * RAW_BLOCK) as i64;
+        assert_eq!(lens, vec![(last, 3600 - last as usize)]);
+    }
+
+    /// The valid points of `runs` as (end, aggregate), checking that the
+    /// runs come in time order.
+    fn valid_points(runs: &[Run<'_>]) -> Vec<(i64, AggPoint)> {
+        let mut prev_end = i64::MIN;
+        let mut out = Vec::new();
+        for r in runs {
+            for k in 0..r.len {
+                let e = r.end_of(k);
+                assert!(e > prev_end, "runs in time order");
+                prev_end = e;
+                if r.is_valid(k) {
+                    out.push((e, r.agg(k)));
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Whatever the block size, the runs a span hands out (all of them,
+        /// or the blocks shared for a range) hold exactly the points written,
+        /// in order, each at its own end time; a shared range covers every
+        /// written point whose end lies in it.
+        #[test]
+        fn runs_hold_what_was_written_across_blocks(
+            writes in proptest::collection::vec((0usize..3600, proptest::option::of(-1e6f64..1e6), proptest::bool::ANY), 0..300),
+            from in -10i64..3700,
+            len in 0i64..3700,
+            raw in proptest::bool::ANY,
+        ) {
+            let (start, res, points) = if raw { (7200, 1, 3600) } else { (86_400, 60, 1440) };
+            let mut s = OpenSpan::new(start, res, points, raw);
+            let mut model: Vec<Option<AggPoint>> = vec![None; points];
+            for &(i, v, an) in &writes {
+                let i = i % points;
+                // Point i of a span ends at start + i * res.
+                let end = start + i as i64 * res;
+                if raw {
+                    s.write_raw(3, end, v, an);
+                    model[i] = v.map(|v| AggPoint { sum: v, min: v, max: v, count: 1, anomaly_count: u32::from(an) });
+                } else if let Some(v) = v {
+                    s.merge_agg(3, end, v, an);
+                    let p = model[i].get_or_insert(AggPoint { sum: 0.0, min: v, max: v, count: 0, anomaly_count: 0 });
+                    *p = AggPoint { sum: p.sum + v, min: p.min.min(v), max: p.max.max(v), count: p.count + 1, anomaly_count: p.anomaly_count + u32::from(an) };
+                }
+            }
+            let end_of = |i: usize| start + i as i64 * res;
+            let mut runs = Vec::new();
+            s.for_each_run(3, |r| runs.push(r));
+            let all = valid_points(&runs);
+            let want: Vec<(i64, AggPoint)> = model.iter().enumerate().filter_map(|(i, p)| p.map(|p| (end_of(i), p))).collect();
+            proptest::prop_assert_eq!(&all, &want);
+            let (lo, hi) = (start + from * res - res, start + (from + len) * res);
+            if let Some(blocks) = s.share(3, lo, hi) {
+                let shared = SharedRow { start: s.start, res, points, blocks };
+                let mut runs = Vec::new();
+                shared.for_each_run(|r| runs.push(r));
+                let got = valid_points(&runs);
+                let in_range: Vec<_> = want.iter().filter(|(e, _)| *e > lo && *e <= hi).collect();
+                proptest::prop_assert!(in_range.iter().all(|w| got.contains(w)), "the shared blocks cover the range");
+                proptest::prop_assert!(got.iter().all(|g| want.contains(g)), "and hold nothing else");
+            } else {
+                proptest::prop_assert!(writes.is_empty() || (!raw && writes.iter().all(|w| w.1.is_none())));
+            }
+        }
     }
 
     #[test]
