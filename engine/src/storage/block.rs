@@ -14,16 +14,19 @@ use std::sync::Arc;
 // Block size trades a query's per-block costs (one `Arc` clone and drop
 // when the view is taken and released, one run for the scan to step
 // through) against the memory a sparse series holds and the bytes a
-// writer copies when a reader shares its newest block. Both kinds are
-// about 4 KiB. Measured on the criterion query bench (1,000 metrics x
-// 24 h, head spans open): going from 64/16 points to 512/128 took the
-// automatic-tier query from about 74 to about 52 ms and the view's take
-// and release from 19.5 to 9 ms; larger blocks gained little more.
+// writer copies when a reader shares its newest block. Measured on the
+// criterion query bench (1,000 metrics x 24 h, head spans open): blocks of
+// 512/128 points instead of 64/16 took the automatic-tier query from about
+// 74 to 52 ms and the view's take and release from 19.5 to 9 ms, but a
+// one-sample series then held ~13.7 KB instead of ~3 KB (the cardinality
+// test allows 4 KiB). Blocks that allocate only the slots written (an
+// offset and a growing buffer) would have both; until then the small
+// blocks stay.
 
 /// Samples per tier-0 block (a multiple of 8: bitmaps stay byte-aligned).
-pub const RAW_BLOCK: usize = 512;
+pub const RAW_BLOCK: usize = 64;
 /// Points per tier-1/2 block (a multiple of 8).
-pub const AGG_BLOCK: usize = 128;
+pub const AGG_BLOCK: usize = 16;
 
 /// Tier-0 samples: values with validity and anomaly bits (LSB first).
 #[derive(Debug, Clone)]
