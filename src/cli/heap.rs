@@ -10,9 +10,9 @@
 //! Pinning the threshold at 1 MiB gives each large buffer back to the
 //! system when it is freed: peak 148 MB, ingest within about 10 % (the
 //! runs are noisy), and a 1,000-series x 300-point answer about 8 % slower
-//! (its buffers are fresh pages). The trim threshold is raised with it (pinning one pins
-//! both, at 128 KiB), so small-request churn does not shrink and regrow the
-//! main heap on every request.
+//! (its buffers are fresh pages). The trim threshold is raised with it
+//! (pinning one pins both, at 128 KiB), so small-request churn does not
+//! shrink and regrow the main heap on every request.
 
 /// Large blocks from here up are mapped and unmapped on their own.
 const MMAP_THRESHOLD: i32 = 1 << 20;

@@ -43,25 +43,13 @@ impl Default for RawBlock {
 }
 
 /// Rollup points; a point with `count == 0` is a gap.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AggBlock {
     pub sum: [f64; AGG_BLOCK],
     pub min: [f64; AGG_BLOCK],
     pub max: [f64; AGG_BLOCK],
     pub count: [u32; AGG_BLOCK],
     pub anomaly_count: [u32; AGG_BLOCK],
-}
-
-impl Default for AggBlock {
-    fn default() -> Self {
-        AggBlock {
-            sum: [0.0; AGG_BLOCK],
-            min: [0.0; AGG_BLOCK],
-            max: [0.0; AGG_BLOCK],
-            count: [0; AGG_BLOCK],
-            anomaly_count: [0; AGG_BLOCK],
-        }
-    }
 }
 
 /// One metric's blocks in a span: `(block index, block)`, sorted by index.

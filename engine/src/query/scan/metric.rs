@@ -718,9 +718,7 @@ impl<'s> MetricScan<'s> {
             return;
         }
         let (valid, anomaly) = (data.valid(), data.anomaly());
-        // Decoded at most once, and only when the values themselves are needed.
         let mut decoded = std::mem::take(&mut self.decoded);
-        let mut is_decoded = false;
         if let Some((b, out)) = count {
             out.stats.merge(&stats_of(&p));
             out.tiers.points[0] += u64::from(p.count);
@@ -729,11 +727,12 @@ impl<'s> MetricScan<'s> {
         }
         let q = if self.anomaly_bit {
             anomaly_rates(&p)
-        } else if let (true, false, RawData::Encoded(row)) = (self.absolute, p.min >= 0.0 || p.max <= 0.0, data) {
-            row.summarize_abs()
         } else if self.absolute && !(p.min >= 0.0 || p.max <= 0.0) {
-            is_decoded = true;
-            absolute(&p, data.values(&mut decoded), valid)
+            // Both signs: |x| one by one (a sealed row on its integers, not decoded).
+            match data {
+                RawData::Encoded(row) => row.summarize_abs(),
+                RawData::Plain { values, .. } => absolute(&p, values, valid),
+            }
         } else if self.absolute {
             absolute(&p, &[], valid)
         } else {
@@ -746,10 +745,8 @@ impl<'s> MetricScan<'s> {
                     .extend((0..p_len(&data)).map(|k| 100.0 * f64::from(u8::from(anomaly.is_some_and(|a| a.get(k))))));
                 self.kernel.add_slice(&self.scratch, valid);
             } else {
-                let values = match data {
-                    RawData::Encoded(_) if is_decoded => &decoded,
-                    _ => data.values(&mut decoded),
-                };
+                // Decoded only here, where the values themselves are needed.
+                let values = data.values(&mut decoded);
                 if self.absolute {
                     self.scratch.clear();
                     self.scratch.extend(values.iter().map(|v| v.abs()));

@@ -187,6 +187,16 @@ impl Part {
     }
 
     #[inline]
+    fn merge(&mut self, other: &Part) {
+        if other.count > 0 {
+            self.sum += other.sum;
+            self.min = self.min.min(other.min);
+            self.max = self.max.max(other.max);
+            self.count += other.count;
+        }
+    }
+
+    #[inline]
     fn merge_into(&self, acc: &mut AggPoint) {
         if self.count > 0 {
             acc.sum += self.sum;
@@ -211,12 +221,7 @@ fn raw_aggregate(bytes: &[u8]) -> Part {
     }
     let mut part = Part::EMPTY;
     quads.remainder().chunks_exact(8).for_each(|c| part.add(value(c)));
-    for lane in lanes.iter().filter(|l| l.count > 0) {
-        part.sum += lane.sum;
-        part.min = part.min.min(lane.min);
-        part.max = part.max.max(lane.max);
-        part.count += lane.count;
-    }
+    lanes.iter().for_each(|lane| part.merge(lane));
     part
 }
 
