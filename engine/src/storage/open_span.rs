@@ -1,13 +1,14 @@
 //! The open head: one span of one tier still being written. Each metric's
-//! points live in fixed-size blocks allocated when written ([`super::block`]),
-//! so a series that holds a handful of samples costs a block per tier, and
-//! readers share blocks copy-on-write instead of waiting for the writer.
+//! points live in blocks that hold only the slots written
+//! ([`super::block`]), so a series that holds a handful of samples costs a
+//! few bytes per tier, and readers share blocks copy-on-write instead of
+//! waiting for the writer.
 //! Sealing lays the blocks out densely for Arrow ([`OpenSpan::dense`]).
 
 use std::collections::HashMap;
 
 use super::bits::{get_bit, set_bit, BitSlice};
-use super::block::{block, block_mut, AggBlock, Blocks, RawBlock, AGG_BLOCK, RAW_BLOCK};
+use super::block::{block, block_mut, AggBlock, Blocks, Columns, RawBlock, AGG_BLOCK, RAW_BLOCK};
 use super::row::{AggPoint, RowData, Run};
 use crate::model::MetricId;
 
@@ -97,10 +98,12 @@ impl OpenSpan {
         let i = self.slot(end);
         let SpanRows::Raw(rows) = &mut self.rows else { return Replaced::Nothing };
         let (bi, k) = ((i / RAW_BLOCK) as u32, i % RAW_BLOCK);
-        if value.is_none() && block(&rows[r], bi).is_none() {
+        if value.is_none() && block(&rows[r], bi).and_then(|b| b.index(k)).is_none() {
             return Replaced::Nothing; // a gap where nothing was written: nothing to store
         }
         let b = block_mut(&mut rows[r], bi);
+        let k = b.index_mut(k);
+        let b = &mut b.cols;
         let replaced = if get_bit(&b.valid, k) { Replaced::Value(b.values[k]) } else { Replaced::Nothing };
         match value {
             Some(v) => {
@@ -128,7 +131,8 @@ impl OpenSpan {
         let i = self.slot(end);
         let SpanRows::Agg(rows) = &mut self.rows else { return };
         let b = block_mut(&mut rows[r], (i / AGG_BLOCK) as u32);
-        let k = i % AGG_BLOCK;
+        let k = b.index_mut(i % AGG_BLOCK);
+        let b = &mut b.cols;
         if b.count[k] == 0 {
             b.sum[k] = v;
             b.min[k] = v;
@@ -148,12 +152,13 @@ impl OpenSpan {
         let r = self.row_or_insert(m);
         let i = self.slot(end);
         let SpanRows::Agg(rows) = &mut self.rows else { return };
-        let bi = (i / AGG_BLOCK) as u32;
-        if p.is_none() && block(&rows[r], bi).is_none() {
+        let (bi, k) = ((i / AGG_BLOCK) as u32, i % AGG_BLOCK);
+        if p.is_none() && block(&rows[r], bi).and_then(|b| b.index(k)).is_none() {
             return;
         }
         let b = block_mut(&mut rows[r], bi);
-        let k = i % AGG_BLOCK;
+        let k = b.index_mut(k);
+        let b = &mut b.cols;
         let p = p.unwrap_or(AggPoint { sum: 0.0, min: 0.0, max: 0.0, count: 0, anomaly_count: 0 });
         b.sum[k] = p.sum;
         b.min[k] = p.min;
@@ -162,8 +167,8 @@ impl OpenSpan {
         b.anomaly_count[k] = p.anomaly_count;
     }
 
-    fn block_len(&self, bi: u32, per: usize) -> usize {
-        Geometry { start: self.start, res: self.res, points: self.points }.len(bi, per)
+    fn geometry(&self) -> Geometry {
+        Geometry { start: self.start, res: self.res, points: self.points }
     }
 
     /// Metric `m`'s blocks whose points end in `(from_excl, to_incl]`,
@@ -185,7 +190,7 @@ impl OpenSpan {
     /// Calls `f` with metric `m`'s runs (one per block), oldest first.
     pub fn for_each_run<'a>(&'a self, m: MetricId, mut f: impl FnMut(Run<'a>)) {
         let Some(&r) = self.index.get(&m) else { return };
-        let g = Geometry { start: self.start, res: self.res, points: self.points };
+        let g = self.geometry();
         match &self.rows {
             SpanRows::Raw(rows) => rows[r as usize].iter().for_each(|(bi, b)| f(g.raw_run(*bi, b))),
             SpanRows::Agg(rows) => rows[r as usize].iter().for_each(|(bi, b)| f(g.agg_run(*bi, b))),
@@ -198,9 +203,9 @@ impl OpenSpan {
     }
 
     /// The span's buffers laid out densely (row = metric, in `ids` order),
-    /// zeros and unset bits where no block exists.
+    /// zeros and unset bits where no block holds a slot.
     pub(crate) fn dense(&self) -> Dense {
-        let (n, rows) = (self.points, self.ids.len());
+        let (n, rows, g) = (self.points, self.ids.len(), self.geometry());
         match &self.rows {
             SpanRows::Raw(all) => {
                 let mut values = vec![0.0; rows * n];
@@ -208,8 +213,9 @@ impl OpenSpan {
                 let mut anomaly = vec![0u8; (rows * n).div_ceil(8)];
                 for (r, blocks) in all.iter().enumerate() {
                     for (bi, b) in blocks {
-                        let at = r * n + *bi as usize * RAW_BLOCK;
-                        let len = self.block_len(*bi, RAW_BLOCK);
+                        let (slot, len) = g.window(*bi, b);
+                        let at = r * n + slot;
+                        let b = &b.cols;
                         values[at..at + len].copy_from_slice(&b.values[..len]);
                         for k in 0..len {
                             set_bit(&mut valid, at + k, get_bit(&b.valid, k));
@@ -224,8 +230,9 @@ impl OpenSpan {
                 let (mut count, mut anomaly_count) = (vec![0u32; rows * n], vec![0u32; rows * n]);
                 for (r, blocks) in all.iter().enumerate() {
                     for (bi, b) in blocks {
-                        let at = r * n + *bi as usize * AGG_BLOCK;
-                        let len = self.block_len(*bi, AGG_BLOCK);
+                        let (slot, len) = g.window(*bi, b);
+                        let at = r * n + slot;
+                        let b = &b.cols;
                         sum[at..at + len].copy_from_slice(&b.sum[..len]);
                         min[at..at + len].copy_from_slice(&b.min[..len]);
                         max[at..at + len].copy_from_slice(&b.max[..len]);
@@ -240,9 +247,12 @@ impl OpenSpan {
 
     /// Bytes of point data this span holds (blocks), for memory accounting.
     pub fn block_bytes(&self) -> usize {
+        fn sum<C: Columns>(rows: &[Blocks<super::block::Block<C>>]) -> usize {
+            rows.iter().flatten().map(|(_, b)| b.bytes()).sum()
+        }
         match &self.rows {
-            SpanRows::Raw(r) => r.iter().map(Vec::len).sum::<usize>() * std::mem::size_of::<RawBlock>(),
-            SpanRows::Agg(r) => r.iter().map(Vec::len).sum::<usize>() * std::mem::size_of::<AggBlock>(),
+            SpanRows::Raw(r) => sum(r),
+            SpanRows::Agg(r) => sum(r),
         }
     }
 }
@@ -256,27 +266,32 @@ struct Geometry {
 }
 
 impl Geometry {
-    /// Points of block `bi` (the span's last block may be short).
-    fn len(&self, bi: u32, per: usize) -> usize {
-        per.min(self.points.saturating_sub(bi as usize * per))
+    /// The span slot of block `bi`'s first held point and how many points
+    /// it holds (a window can reach past the span's end by its padding to
+    /// whole bytes; those slots are not part of the span).
+    fn window<C: Columns>(&self, bi: u32, b: &super::block::Block<C>) -> (usize, usize) {
+        let slot = bi as usize * C::PER + b.first();
+        (slot, b.cols.slots().min(self.points.saturating_sub(slot)))
     }
 
-    fn first_end(&self, bi: u32, per: usize) -> i64 {
-        self.start + (bi as usize * per) as i64 * self.res
+    fn end_of(&self, slot: usize) -> i64 {
+        self.start + slot as i64 * self.res
     }
 
     fn raw_run<'a>(&self, bi: u32, b: &'a RawBlock) -> Run<'a> {
-        let len = self.len(bi, RAW_BLOCK);
+        let (slot, len) = self.window(bi, b);
+        let b = &b.cols;
         let data = RowData::Raw {
             values: &b.values[..len],
             valid: Some(BitSlice::new(&b.valid, 0)),
             anomaly: Some(BitSlice::new(&b.anomaly, 0)),
         };
-        Run { first_end: self.first_end(bi, RAW_BLOCK), res: self.res, len, data }
+        Run { first_end: self.end_of(slot), res: self.res, len, data }
     }
 
     fn agg_run<'a>(&self, bi: u32, b: &'a AggBlock) -> Run<'a> {
-        let len = self.len(bi, AGG_BLOCK);
+        let (slot, len) = self.window(bi, b);
+        let b = &b.cols;
         let data = RowData::Agg {
             sum: &b.sum[..len],
             min: &b.min[..len],
@@ -284,7 +299,7 @@ impl Geometry {
             count: &b.count[..len],
             anomaly_count: &b.anomaly_count[..len],
         };
-        Run { first_end: self.first_end(bi, AGG_BLOCK), res: self.res, len, data }
+        Run { first_end: self.end_of(slot), res: self.res, len, data }
     }
 }
 
@@ -354,12 +369,19 @@ mod tests {
         let mut s = OpenSpan::new(0, 1, 3600, true);
         s.write_raw(1, 3599, Some(1.0), false);
         s.write_raw(2, 0, Some(1.0), false);
-        assert_eq!(s.block_bytes(), 2 * std::mem::size_of::<RawBlock>(), "one block per written series");
-        // A run of the last block holds the span's tail.
+        // One block per written series, holding a byte's worth of slots.
+        let one = std::mem::size_of::<RawBlock>() + 8 * 8 + 2;
+        assert_eq!(s.block_bytes(), 2 * one);
         let mut lens = Vec::new();
         s.for_each_run(1, |r| lens.push((r.first_end, r.len)));
-        let last = (3599 / RAW_BLOCK * RAW_BLOCK) as i64;
-        assert_eq!(lens, vec![(last, 3600 - last as usize)]);
+        assert_eq!(lens, vec![(3592, 8)], "the run holds the written slots' byte");
+        // A dense series fills its blocks exactly: no spare capacity.
+        for t in 0..3600 {
+            s.write_raw(3, t, Some(1.0), false);
+        }
+        let whole = std::mem::size_of::<RawBlock>() + RAW_BLOCK * 8 + RAW_BLOCK / 4;
+        let last = std::mem::size_of::<RawBlock>() + (3600 % RAW_BLOCK) * 8 + (3600 % RAW_BLOCK) / 4;
+        assert_eq!(s.block_bytes(), 2 * one + 3600 / RAW_BLOCK * whole + last);
     }
 
     /// The valid points of `runs` as (end, aggregate), checking that the
@@ -448,8 +470,8 @@ mod tests {
         let shared = SharedRow { start: 0, res: 1, points: 3600, blocks: s.share(1, -1, 3600).expect("row") };
         s.write_raw(1, 10, Some(2.0), false);
         let mut v = Vec::new();
-        shared.for_each_run(|r| v.push(r.agg(10).sum));
+        shared.for_each_run(|r| v.push(r.agg((10 - r.first_end) as usize).sum));
         assert_eq!(v, vec![1.0], "the reader's block did not change");
-        assert_eq!(first_run(&s, 1).map(|r| r.0), Some(0));
+        assert_eq!(first_run(&s, 1).map(|r| (r.0, r.2.sum)), Some((8, 0.0)), "the window starts at slot 8");
     }
 }
