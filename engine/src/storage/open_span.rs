@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use super::bits::{get_bit, set_bit, BitSlice};
 use super::block::{block, block_mut, AggBlock, Blocks, Columns, RawBlock, AGG_BLOCK, RAW_BLOCK};
 use super::row::{AggPoint, RowData, Run};
+use super::store::RawPoint;
 use crate::model::MetricId;
 
 /// The rows of a span: tier 0 holds raw samples, tiers 1-2 aggregates.
@@ -103,21 +104,37 @@ impl OpenSpan {
         }
         let b = block_mut(&mut rows[r], bi);
         let k = b.index_mut(k);
-        let b = &mut b.cols;
-        let replaced = if get_bit(&b.valid, k) { Replaced::Value(b.values[k]) } else { Replaced::Nothing };
-        match value {
-            Some(v) => {
-                b.values[k] = v;
-                set_bit(&mut b.valid, k, true);
-                set_bit(&mut b.anomaly, k, anomalous);
+        write_slot(&mut b.cols, k, value, anomalous)
+    }
+
+    /// Writes `pts` (all in this span) into row `r`, in order, as
+    /// [`OpenSpan::write_raw_at`] would one by one, setting `replaced[i]`
+    /// where point `i` overwrote a value: with one block lookup (and
+    /// copy-on-write check) per block instead of per sample.
+    pub(crate) fn write_raw_points(&mut self, r: usize, pts: &[RawPoint], replaced: &mut [bool]) {
+        let (start, res) = (self.start, self.res);
+        let SpanRows::Raw(rows) = &mut self.rows else { return };
+        let slot = |t: i64| ((t - start) / res) as usize;
+        let mut i = 0;
+        while i < pts.len() {
+            let bi = slot(pts[i].t) / RAW_BLOCK;
+            let j = pts[i..].iter().position(|p| slot(p.t) / RAW_BLOCK != bi).map_or(pts.len(), |n| i + n);
+            let (group, rep) = (&pts[i..j], &mut replaced[i..j]);
+            i = j;
+            // Gaps where nothing was written store nothing, as one by one.
+            if block(&rows[r], bi as u32).is_none() && group.iter().all(|p| p.value.is_none()) {
+                continue;
             }
-            None => {
-                b.values[k] = 0.0;
-                set_bit(&mut b.valid, k, false);
-                set_bit(&mut b.anomaly, k, false);
+            let b = block_mut(&mut rows[r], bi as u32);
+            for (p, rep) in group.iter().zip(rep) {
+                let k = slot(p.t) % RAW_BLOCK;
+                if p.value.is_none() && b.index(k).is_none() {
+                    continue;
+                }
+                let k = b.index_mut(k);
+                *rep = write_slot(&mut b.cols, k, p.value, p.anomalous) != Replaced::Nothing;
             }
         }
-        replaced
     }
 
     /// Folds one raw sample into the aggregate point ending at `end`.
@@ -144,6 +161,31 @@ impl OpenSpan {
         }
         b.count[k] += 1;
         b.anomaly_count[k] += u32::from(anomalous);
+    }
+
+    /// Folds samples `(value, anomalous)` into the aggregate point ending at
+    /// `end` in their order: the same arithmetic as [`OpenSpan::merge_agg_at`]
+    /// per sample, with one lookup for them all.
+    pub(crate) fn merge_agg_values(&mut self, r: usize, end: i64, values: impl Iterator<Item = (f64, bool)>) {
+        let i = self.slot(end);
+        let SpanRows::Agg(rows) = &mut self.rows else { return };
+        let b = block_mut(&mut rows[r], (i / AGG_BLOCK) as u32);
+        let k = b.index_mut(i % AGG_BLOCK);
+        let b = &mut b.cols;
+        let (mut sum, mut min, mut max) = (b.sum[k], b.min[k], b.max[k]);
+        let (mut count, mut anomalous) = (b.count[k], b.anomaly_count[k]);
+        for (v, a) in values {
+            if count == 0 {
+                (sum, min, max) = (v, v, v);
+            } else {
+                sum += v;
+                min = min.min(v);
+                max = max.max(v);
+            }
+            count += 1;
+            anomalous += u32::from(a);
+        }
+        (b.sum[k], b.min[k], b.max[k], b.count[k], b.anomaly_count[k]) = (sum, min, max, count, anomalous);
     }
 
     /// Replaces the aggregate point ending at `end` (backfill, or a rollup
@@ -255,6 +297,16 @@ impl OpenSpan {
             SpanRows::Agg(r) => sum(r),
         }
     }
+}
+
+/// Writes a raw sample (or a gap) into slot `k` of a block's columns.
+#[inline]
+fn write_slot(b: &mut super::block::RawCols, k: usize, value: Option<f64>, anomalous: bool) -> Replaced {
+    let replaced = if get_bit(&b.valid, k) { Replaced::Value(b.values[k]) } else { Replaced::Nothing };
+    b.values[k] = value.unwrap_or(0.0);
+    set_bit(&mut b.valid, k, value.is_some());
+    set_bit(&mut b.anomaly, k, value.is_some() && anomalous);
+    replaced
 }
 
 /// Where a span's blocks sit in time.
@@ -417,12 +469,13 @@ mod tests {
             let (start, res, points) = if raw { (7200, 1, 3600) } else { (86_400, 60, 1440) };
             let mut s = OpenSpan::new(start, res, points, raw);
             let mut model: Vec<Option<AggPoint>> = vec![None; points];
+            let mut replaced = Vec::new();
             for &(i, v, an) in &writes {
                 let i = i % points;
                 // Point i of a span ends at start + i * res.
                 let end = start + i as i64 * res;
                 if raw {
-                    s.write_raw(3, end, v, an);
+                    replaced.push(s.write_raw(3, end, v, an) != Replaced::Nothing);
                     model[i] = v.map(|v| AggPoint { sum: v, min: v, max: v, count: 1, anomaly_count: u32::from(an) });
                 } else if let Some(v) = v {
                     s.merge_agg(3, end, v, an);
@@ -436,6 +489,26 @@ mod tests {
             let all = valid_points(&runs);
             let want: Vec<(i64, AggPoint)> = model.iter().enumerate().filter_map(|(i, p)| p.map(|p| (end_of(i), p))).collect();
             proptest::prop_assert_eq!(&all, &want);
+            // The batched writes leave the same points (bit for bit) and
+            // report the same overwrites.
+            let mut batched = OpenSpan::new(start, res, points, raw);
+            let r = batched.row_or_insert(3);
+            if raw {
+                let pts: Vec<RawPoint> = writes.iter().map(|&(i, value, anomalous)| RawPoint { t: end_of(i % points), value, anomalous }).collect();
+                let mut got = vec![false; pts.len()];
+                batched.write_raw_points(r, &pts, &mut got);
+                proptest::prop_assert_eq!(got, replaced);
+            } else {
+                for group in writes.chunk_by(|a, b| a.0 % points == b.0 % points) {
+                    let values = group.iter().filter_map(|&(_, v, an)| v.map(|v| (v, an)));
+                    if group.iter().any(|w| w.1.is_some()) {
+                        batched.merge_agg_values(r, end_of(group[0].0 % points), values);
+                    }
+                }
+            }
+            let mut runs = Vec::new();
+            batched.for_each_run(3, |r| runs.push(r));
+            proptest::prop_assert_eq!(valid_points(&runs), all);
             let (lo, hi) = (start + from * res - res, start + (from + len) * res);
             if let Some(blocks) = s.share(3, lo, hi) {
                 let shared = SharedRow { start: s.start, res, points, blocks };

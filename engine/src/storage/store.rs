@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::open_span::{OpenSpan, Replaced, SharedRow};
+use super::open_span::{OpenSpan, SharedRow};
 use super::row::{AggPoint, Run};
 use super::segment::Segment;
 use super::tier::{span_start, window_end, StorageConfig, TIERS};
@@ -237,8 +237,8 @@ impl Store {
             let span =
                 g.tiers[0].open.entry(s0).or_insert_with(|| OpenSpan::new(s0, ue, cfg.tiers[0].span_points, true));
             let r = span.row_or_insert(m);
-            for (p, rep) in pts.iter().zip(&mut replaced) {
-                *rep = span.write_raw_at(r, p.t, p.value, p.anomalous) != Replaced::Nothing;
+            span.write_raw_points(r, pts, &mut replaced);
+            for (p, rep) in pts.iter().zip(&replaced) {
                 if p.value.is_some() || *rep {
                     extent = Some(extent.map_or((p.t, p.t), |(a, b)| (a.min(p.t), b.max(p.t))));
                 }
@@ -260,15 +260,23 @@ impl Store {
             let mut rebuild: Vec<i64> = Vec::new();
             let open = &mut self.group(ue).tiers[tier].open;
             let mut cur: Option<(i64, usize)> = None;
-            for (p, &rep) in pts.iter().zip(&replaced) {
-                let end = window_end(p.t, res);
-                if rep {
-                    if rebuild.last() != Some(&end) {
-                        rebuild.push(end);
-                    }
+            let mut i = 0;
+            while i < pts.len() {
+                // The consecutive samples of one rollup point fold at once.
+                let end = window_end(pts[i].t, res);
+                let j = pts[i..].iter().position(|p| p.t <= end - res || p.t > end).map_or(pts.len(), |n| i + n);
+                let group = i..j;
+                i = j;
+                if replaced[group.clone()].contains(&true) {
+                    rebuild.push(end);
+                }
+                let mut values = group
+                    .filter(|&k| !replaced[k])
+                    .filter_map(|k| pts[k].value.map(|v| (v, pts[k].anomalous)))
+                    .peekable();
+                if values.peek().is_none() {
                     continue;
                 }
-                let Some(v) = p.value else { continue };
                 let start = span_start(end, span_secs);
                 let span = open.entry(start).or_insert_with(|| OpenSpan::new(start, res, points, false));
                 let row = match cur {
@@ -276,7 +284,7 @@ impl Store {
                     _ => span.row_or_insert(m),
                 };
                 cur = Some((start, row));
-                span.merge_agg_at(row, end, v, p.anomalous);
+                span.merge_agg_values(row, end, values);
                 extent = Some(extent.map_or((end, end), |(a, b)| (a.min(end), b.max(end))));
             }
             if let Some((first, last)) = extent {
