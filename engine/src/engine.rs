@@ -102,9 +102,12 @@ impl Default for EngineConfig {
 /// - `ingest_order` serializes ingests so WAL order is apply order; the
 ///   fsync wait happens after it is released (group commit).
 /// - Closing an hour moves its spans aside under the write lock (O(1));
-///   laying them out as Arrow segments happens with no state lock held,
-///   and writing checkpoint files on a background thread
-///   ([`Checkpointer`]).
+///   laying them out as Arrow segments happens with no state lock held
+///   and outside `ingest_order` (so other batches apply meanwhile), one
+///   sealer at a time (`sealing`), and writing checkpoint files on a
+///   background thread ([`Checkpointer`]). A checkpoint is planned under
+///   `ingest_order` with the WAL's last LSN: every record written by then
+///   has been applied, so the plan holds exactly the records up to it.
 #[derive(Debug)]
 pub struct Engine {
     catalog: RwLock<Catalog>,
@@ -115,6 +118,8 @@ pub struct Engine {
     checkpointer: Option<Checkpointer>,
     /// Orders ingests: WAL order must equal apply order.
     ingest_order: Mutex<()>,
+    /// One thread lays out closed spans at a time (the others would repeat its work).
+    sealing: Mutex<()>,
     /// Queries running now (for `/health` and tests of cancellation).
     running: AtomicUsize,
 }
@@ -145,6 +150,7 @@ impl Engine {
             persist: None,
             checkpointer: None,
             ingest_order: Mutex::new(()),
+            sealing: Mutex::new(()),
             running: AtomicUsize::new(0),
         }
     }
@@ -188,6 +194,7 @@ impl Engine {
             persist: Some(persist),
             checkpointer: Some(checkpointer),
             ingest_order: Mutex::new(()),
+            sealing: Mutex::new(()),
             running: AtomicUsize::new(0),
         };
         Ok((engine, rec))
@@ -245,6 +252,7 @@ impl Engine {
     /// Lays out closed spans as segments with no state lock held while
     /// doing it (the store's write lock only to swap each in).
     fn seal_closed(&self) -> Result<()> {
+        let _one = self.sealing.lock().map_err(|_| EngineError::Poisoned("sealing"))?;
         let pending = self.store.read().map_err(|_| EngineError::Poisoned("store lock"))?.pending_seals();
         for (tier, ue, span) in pending {
             let seg = Arc::new(Segment::seal(tier as u8, &span)?);
@@ -313,17 +321,18 @@ impl Engine {
                 register(&mut cat, batch, default_node)
             };
             let o = self.store.write().map_err(|_| poisoned("store lock"))?.write_batch(&points, &series)?;
-            let report = IngestReport { accepted: o.written, rejected_late: o.late, new_series: new };
-            self.seal_closed()?;
-            if let (Some(p), Some(c), Some(lsn)) = (&self.persist, &self.checkpointer, lsn) {
-                let cat = self.catalog.read().map_err(|_| poisoned("catalog lock"))?;
-                let mut store = self.store.write().map_err(|_| poisoned("store lock"))?;
-                if store.has_sealed_events() {
-                    c.submit(p.plan(&cat, &mut store, lsn));
-                }
-            }
-            (report, lsn)
+            (IngestReport { accepted: o.written, rejected_late: o.late, new_series: new }, lsn)
         };
+        self.seal_closed()?;
+        let sealed = || self.store.read().map(|s| s.has_sealed_events()).map_err(|_| poisoned("store lock"));
+        if let (Some(p), Some(c), true) = (&self.persist, &self.checkpointer, sealed()?) {
+            let _order = self.ingest_order.lock().map_err(|_| poisoned("ingest order"))?;
+            let cat = self.catalog.read().map_err(|_| poisoned("catalog lock"))?;
+            let mut store = self.store.write().map_err(|_| poisoned("store lock"))?;
+            if store.has_sealed_events() {
+                c.submit(p.plan(&cat, &mut store, p.wal.last_lsn()));
+            }
+        }
         // Acknowledged only once durable. Until then queries may already see
         // the batch; if the fsync fails the caller gets the error and the
         // log refuses further writes (it is poisoned), so nothing later is
