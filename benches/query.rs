@@ -130,6 +130,7 @@ fn bench_query(c: &mut Criterion) {
         ("24h_300pts_selected_sum_auto", &sum_auto),
         ("24h_300pts_group_by_dimension_tier0", &dim_t0),
         ("1h_300pts_node_max_tier0", &node_1h),
+        ("24h_300pts_selected_median_auto", &median),
     ] {
         cpu_report(&engine, name, req);
     }
