@@ -106,17 +106,24 @@ fn bench_query(c: &mut Criterion) {
     // Raw-needing time groups: the planner keeps them on tier 0 by itself.
     let median = request(body(HISTORY, None, "selected", "sum", "median"));
     let p95 = request(body(HISTORY, None, "selected", "sum", "percentile95"));
+    // One metric among the 1,000: the per-query costs (selection, plan, view, runs).
+    let one = demo::series(&SPEC).into_iter().next().expect("a demo series");
+    let mut one_body = body(HISTORY, None, "selected", "average", "average");
+    one_body["scope"] = json!({"nodes": [one.node], "contexts": [one.context], "instances": [one.instance], "dimensions": [one.dimension]});
+    let one_auto = request(one_body);
     check(&engine, "24h_300pts_selected_sum_tier0", &sum_t0, 1);
     check(&engine, "24h_300pts_selected_sum_auto", &sum_auto, 1);
     check(&engine, "24h_300pts_group_by_dimension_tier0", &dim_t0, dims);
     check(&engine, "1h_300pts_node_max_tier0", &node_1h, nodes);
     check(&engine, "24h_300pts_selected_median_auto", &median, 1);
     check(&engine, "24h_300pts_selected_percentile95_auto", &p95, 1);
+    check(&engine, "24h_300pts_one_metric_auto", &one_auto, 1);
     if let Ok(only) = std::env::var("STRATA_BENCH_ONLY") {
-        // For profilers: loop one query (`auto`, `median`, else tier 0) for 20 s and stop.
+        // For profilers: loop one query (`auto`, `median`, `one`, else tier 0) for 20 s and stop.
         let req = match only.as_str() {
             "auto" => &sum_auto,
             "median" => &median,
+            "one" => &one_auto,
             _ => &sum_t0,
         };
         let t = Instant::now();
@@ -131,6 +138,7 @@ fn bench_query(c: &mut Criterion) {
         ("24h_300pts_group_by_dimension_tier0", &dim_t0),
         ("1h_300pts_node_max_tier0", &node_1h),
         ("24h_300pts_selected_median_auto", &median),
+        ("24h_300pts_one_metric_auto", &one_auto),
     ] {
         cpu_report(&engine, name, req);
     }
