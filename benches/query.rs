@@ -111,6 +111,10 @@ fn bench_query(c: &mut Criterion) {
     let mut one_body = body(HISTORY, None, "selected", "average", "average");
     one_body["scope"] = json!({"nodes": [one.node], "contexts": [one.context], "instances": [one.instance], "dimensions": [one.dimension]});
     let one_auto = request(one_body);
+    // bench-peer's (b): the last hour in minute buckets, from the open head.
+    let mut last_hour = body(3600, None, "selected", "average", "average");
+    last_hour["window"]["points"] = json!(60);
+    let last_hour = request(last_hour);
     check(&engine, "24h_300pts_selected_sum_tier0", &sum_t0, 1);
     check(&engine, "24h_300pts_selected_sum_auto", &sum_auto, 1);
     check(&engine, "24h_300pts_group_by_dimension_tier0", &dim_t0, dims);
@@ -119,11 +123,12 @@ fn bench_query(c: &mut Criterion) {
     check(&engine, "24h_300pts_selected_percentile95_auto", &p95, 1);
     check(&engine, "24h_300pts_one_metric_auto", &one_auto, 1);
     if let Ok(only) = std::env::var("STRATA_BENCH_ONLY") {
-        // For profilers: loop one query (`auto`, `median`, `one`, else tier 0) for 20 s and stop.
+        // For profilers: loop one query (`auto`, `median`, `one`, `hour`, else tier 0) for 20 s and stop.
         let req = match only.as_str() {
             "auto" => &sum_auto,
             "median" => &median,
             "one" => &one_auto,
+            "hour" => &last_hour,
             _ => &sum_t0,
         };
         let t = Instant::now();
@@ -139,6 +144,7 @@ fn bench_query(c: &mut Criterion) {
         ("1h_300pts_node_max_tier0", &node_1h),
         ("24h_300pts_selected_median_auto", &median),
         ("24h_300pts_one_metric_auto", &one_auto),
+        ("1h_60pts_selected_average_auto", &last_hour),
     ] {
         cpu_report(&engine, name, req);
     }
