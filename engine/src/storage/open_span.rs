@@ -218,14 +218,19 @@ impl OpenSpan {
     pub fn share(&self, m: MetricId, from_excl: i64, to_incl: i64) -> Option<RowBlocks> {
         let r = *self.index.get(&m)? as usize;
         let per = if self.is_raw() { RAW_BLOCK } else { AGG_BLOCK } as i64;
-        let wanted = |bi: u32| {
-            let first = self.start + i64::from(bi) * per * self.res;
-            let last = first + (per - 1) * self.res;
-            last > from_excl && first <= to_incl
-        };
+        let first = |bi: u32| self.start + i64::from(bi) * per * self.res;
+        // Blocks are sorted, so the wanted ones are one run of them: copied
+        // in one allocation of the right size.
+        fn wanted<B>(blocks: &Blocks<B>, before: impl Fn(u32) -> bool, upto: impl Fn(u32) -> bool) -> Blocks<B> {
+            let lo = blocks.partition_point(|(bi, _)| before(*bi));
+            let hi = blocks.partition_point(|(bi, _)| upto(*bi)).max(lo);
+            blocks[lo..hi].to_vec()
+        }
+        let before = |bi: u32| first(bi) + (per - 1) * self.res <= from_excl;
+        let upto = |bi: u32| first(bi) <= to_incl;
         Some(match &self.rows {
-            SpanRows::Raw(rows) => RowBlocks::Raw(rows[r].iter().filter(|(bi, _)| wanted(*bi)).cloned().collect()),
-            SpanRows::Agg(rows) => RowBlocks::Agg(rows[r].iter().filter(|(bi, _)| wanted(*bi)).cloned().collect()),
+            SpanRows::Raw(rows) => RowBlocks::Raw(wanted(&rows[r], before, upto)),
+            SpanRows::Agg(rows) => RowBlocks::Agg(wanted(&rows[r], before, upto)),
         })
     }
 
