@@ -21,6 +21,8 @@
 
 use std::sync::Arc;
 
+use super::row::AggColumns;
+
 // Block size trades a query's per-block costs (one `Arc` clone and drop
 // when the view is taken and released, one run for the scan to step
 // through) against the bytes a writer copies when a reader shares its
@@ -56,16 +58,6 @@ pub struct RawCols {
     pub anomaly: Vec<u8>,
 }
 
-/// Rollup points of the window; a point with `count == 0` is a gap.
-#[derive(Debug, Clone, Default)]
-pub struct AggCols {
-    pub sum: Vec<f64>,
-    pub min: Vec<f64>,
-    pub max: Vec<f64>,
-    pub count: Vec<u32>,
-    pub anomaly_count: Vec<u32>,
-}
-
 /// A block: its window's first slot and the columns from there.
 #[derive(Debug, Clone, Default)]
 pub struct Block<C> {
@@ -74,7 +66,7 @@ pub struct Block<C> {
 }
 
 pub type RawBlock = Block<RawCols>;
-pub type AggBlock = Block<AggCols>;
+pub type AggBlock = Block<AggColumns>;
 
 impl<C: Columns> Block<C> {
     /// The block's first held slot.
@@ -145,7 +137,7 @@ impl Columns for RawCols {
     }
 }
 
-impl Columns for AggCols {
+impl Columns for AggColumns {
     const PER: usize = AGG_BLOCK;
 
     fn slots(&self) -> usize {

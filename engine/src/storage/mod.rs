@@ -14,7 +14,7 @@ pub mod store;
 pub mod tier;
 pub mod view;
 
-pub use row::{AggColumnsBuf, AggPoint, AggRows, RowData, Run};
+pub use row::{AggColumns, AggPoint, AggRows, RowData, Run};
 pub use store::{Extent, RawPoint, RunOutcome, SeriesRun, Store, WriteOutcome};
 pub use tier::{StorageConfig, TierSpec, TIERS};
 pub use view::StoreView;

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use super::bits::{get_bit, set_bit, BitSlice};
-use super::block::{block, block_mut, AggBlock, Blocks, Columns, RawBlock, AGG_BLOCK, RAW_BLOCK};
+use super::block::{block, block_mut, AggBlock, Block, Blocks, Columns, RawBlock, RawCols, AGG_BLOCK, RAW_BLOCK};
 use super::row::{AggPoint, RowData, Run};
 use super::store::RawPoint;
 use crate::model::MetricId;
@@ -28,13 +28,6 @@ pub struct OpenSpan {
     pub(crate) ids: Vec<MetricId>,
     index: HashMap<MetricId, u32>,
     pub(crate) rows: SpanRows,
-}
-
-/// What a raw write replaced, so rollups can be corrected.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Replaced {
-    Nothing,
-    Value(f64),
 }
 
 /// A span's buffers laid out densely, row-major (row = metric), as Arrow
@@ -88,51 +81,40 @@ impl OpenSpan {
         ((end - self.start) / self.res) as usize
     }
 
-    /// Writes a raw sample (tier 0) ending at `end`; `None` is an explicit gap.
-    pub fn write_raw(&mut self, m: MetricId, end: i64, value: Option<f64>, anomalous: bool) -> Replaced {
+    /// Writes a raw sample (tier 0) ending at `end`; `None` is an explicit
+    /// gap. Returns whether it replaced a value.
+    pub fn write_raw(&mut self, m: MetricId, end: i64, value: Option<f64>, anomalous: bool) -> bool {
         let r = self.row_or_insert(m);
-        self.write_raw_at(r, end, value, anomalous)
+        let mut replaced = [false];
+        self.write_raw_points(r, &[RawPoint { t: end, value, anomalous }], &mut replaced);
+        replaced[0]
     }
 
-    /// [`OpenSpan::write_raw`] into a row from [`OpenSpan::row_or_insert`].
-    pub(crate) fn write_raw_at(&mut self, r: usize, end: i64, value: Option<f64>, anomalous: bool) -> Replaced {
-        let i = self.slot(end);
-        let SpanRows::Raw(rows) = &mut self.rows else { return Replaced::Nothing };
-        let (bi, k) = ((i / RAW_BLOCK) as u32, i % RAW_BLOCK);
-        if value.is_none() && block(&rows[r], bi).and_then(|b| b.index(k)).is_none() {
-            return Replaced::Nothing; // a gap where nothing was written: nothing to store
-        }
-        let b = block_mut(&mut rows[r], bi);
-        let k = b.index_mut(k);
-        write_slot(&mut b.cols, k, value, anomalous)
-    }
-
-    /// Writes `pts` (all in this span) into row `r`, in order, as
-    /// [`OpenSpan::write_raw_at`] would one by one, setting `replaced[i]`
-    /// where point `i` overwrote a value: with one block lookup (and
-    /// copy-on-write check) per block instead of per sample.
+    /// Writes `pts` (all in this span) into row `r`, in order (the last
+    /// write to a slot wins), setting `replaced[i]` where point `i`
+    /// overwrote a value: one block lookup (and copy-on-write check) per
+    /// block, not per sample.
     pub(crate) fn write_raw_points(&mut self, r: usize, pts: &[RawPoint], replaced: &mut [bool]) {
         let (start, res) = (self.start, self.res);
         let SpanRows::Raw(rows) = &mut self.rows else { return };
         let slot = |t: i64| ((t - start) / res) as usize;
-        let mut i = 0;
-        while i < pts.len() {
-            let bi = slot(pts[i].t) / RAW_BLOCK;
-            let j = pts[i..].iter().position(|p| slot(p.t) / RAW_BLOCK != bi).map_or(pts.len(), |n| i + n);
-            let (group, rep) = (&pts[i..j], &mut replaced[i..j]);
-            i = j;
-            // Gaps where nothing was written store nothing, as one by one.
-            if block(&rows[r], bi as u32).is_none() && group.iter().all(|p| p.value.is_none()) {
+        let mut at = 0;
+        for group in pts.chunk_by(|a, b| slot(a.t) / RAW_BLOCK == slot(b.t) / RAW_BLOCK) {
+            let bi = (slot(group[0].t) / RAW_BLOCK) as u32;
+            let rep = &mut replaced[at..at + group.len()];
+            at += group.len();
+            // Gaps where nothing was written store nothing.
+            if block(&rows[r], bi).is_none() && group.iter().all(|p| p.value.is_none()) {
                 continue;
             }
-            let b = block_mut(&mut rows[r], bi as u32);
+            let b = block_mut(&mut rows[r], bi);
             for (p, rep) in group.iter().zip(rep) {
                 let k = slot(p.t) % RAW_BLOCK;
                 if p.value.is_none() && b.index(k).is_none() {
                     continue;
                 }
                 let k = b.index_mut(k);
-                *rep = write_slot(&mut b.cols, k, p.value, p.anomalous) != Replaced::Nothing;
+                *rep = write_slot(&mut b.cols, k, p.value, p.anomalous);
             }
         }
     }
@@ -140,32 +122,12 @@ impl OpenSpan {
     /// Folds one raw sample into the aggregate point ending at `end`.
     pub fn merge_agg(&mut self, m: MetricId, end: i64, v: f64, anomalous: bool) {
         let r = self.row_or_insert(m);
-        self.merge_agg_at(r, end, v, anomalous);
-    }
-
-    /// [`OpenSpan::merge_agg`] into a row from [`OpenSpan::row_or_insert`].
-    pub(crate) fn merge_agg_at(&mut self, r: usize, end: i64, v: f64, anomalous: bool) {
-        let i = self.slot(end);
-        let SpanRows::Agg(rows) = &mut self.rows else { return };
-        let b = block_mut(&mut rows[r], (i / AGG_BLOCK) as u32);
-        let k = b.index_mut(i % AGG_BLOCK);
-        let b = &mut b.cols;
-        if b.count[k] == 0 {
-            b.sum[k] = v;
-            b.min[k] = v;
-            b.max[k] = v;
-        } else {
-            b.sum[k] += v;
-            b.min[k] = b.min[k].min(v);
-            b.max[k] = b.max[k].max(v);
-        }
-        b.count[k] += 1;
-        b.anomaly_count[k] += u32::from(anomalous);
+        self.merge_agg_values(r, end, std::iter::once((v, anomalous)));
     }
 
     /// Folds samples `(value, anomalous)` into the aggregate point ending at
-    /// `end` in their order: the same arithmetic as [`OpenSpan::merge_agg_at`]
-    /// per sample, with one lookup for them all.
+    /// `end`, in their order (so the sums are the same whether samples come
+    /// one by one or together), with one lookup for them all.
     pub(crate) fn merge_agg_values(&mut self, r: usize, end: i64, values: impl Iterator<Item = (f64, bool)>) {
         let i = self.slot(end);
         let SpanRows::Agg(rows) = &mut self.rows else { return };
@@ -294,7 +256,7 @@ impl OpenSpan {
 
     /// Bytes of point data this span holds (blocks), for memory accounting.
     pub fn block_bytes(&self) -> usize {
-        fn sum<C: Columns>(rows: &[Blocks<super::block::Block<C>>]) -> usize {
+        fn sum<C: Columns>(rows: &[Blocks<Block<C>>]) -> usize {
             rows.iter().flatten().map(|(_, b)| b.bytes()).sum()
         }
         match &self.rows {
@@ -304,10 +266,11 @@ impl OpenSpan {
     }
 }
 
-/// Writes a raw sample (or a gap) into slot `k` of a block's columns.
+/// Writes a raw sample (or a gap) into slot `k` of a block's columns;
+/// returns whether the slot held a value (its rollups must be rebuilt).
 #[inline]
-fn write_slot(b: &mut super::block::RawCols, k: usize, value: Option<f64>, anomalous: bool) -> Replaced {
-    let replaced = if get_bit(&b.valid, k) { Replaced::Value(b.values[k]) } else { Replaced::Nothing };
+fn write_slot(b: &mut RawCols, k: usize, value: Option<f64>, anomalous: bool) -> bool {
+    let replaced = get_bit(&b.valid, k);
     b.values[k] = value.unwrap_or(0.0);
     set_bit(&mut b.valid, k, value.is_some());
     set_bit(&mut b.anomaly, k, value.is_some() && anomalous);
@@ -326,7 +289,7 @@ impl Geometry {
     /// The span slot of block `bi`'s first held point and how many points
     /// it holds (a window can reach past the span's end by its padding to
     /// whole bytes; those slots are not part of the span).
-    fn window<C: Columns>(&self, bi: u32, b: &super::block::Block<C>) -> (usize, usize) {
+    fn window<C: Columns>(&self, bi: u32, b: &Block<C>) -> (usize, usize) {
         let slot = bi as usize * C::PER + b.first();
         (slot, b.cols.slots().min(self.points.saturating_sub(slot)))
     }
@@ -398,8 +361,8 @@ mod tests {
     #[test]
     fn raw_writes_report_replacements() {
         let mut s = OpenSpan::new(3600, 1, 3600, true);
-        assert_eq!(s.write_raw(7, 3600, Some(1.5), false), Replaced::Nothing);
-        assert_eq!(s.write_raw(7, 3600, Some(2.5), true), Replaced::Value(1.5));
+        assert!(!s.write_raw(7, 3600, Some(1.5), false));
+        assert!(s.write_raw(7, 3600, Some(2.5), true), "a value replaced");
         s.write_raw(7, 3602, None, false);
         let mut seen = Vec::new();
         s.for_each_run(7, |run| seen.extend((0..3).map(|i| (run.is_valid(i), run.counts(i)))));
@@ -480,7 +443,7 @@ mod tests {
                 // Point i of a span ends at start + i * res.
                 let end = start + i as i64 * res;
                 if raw {
-                    replaced.push(s.write_raw(3, end, v, an) != Replaced::Nothing);
+                    replaced.push(s.write_raw(3, end, v, an));
                     model[i] = v.map(|v| AggPoint { sum: v, min: v, max: v, count: 1, anomaly_count: u32::from(an) });
                 } else if let Some(v) = v {
                     s.merge_agg(3, end, v, an);

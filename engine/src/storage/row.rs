@@ -73,29 +73,28 @@ impl<'a> AggRows<'a> {
     }
 
     /// Appends every point's fields to `cols` (gaps hold 0).
-    pub fn decode_into(&self, cols: &mut AggColumnsBuf) {
+    pub fn decode_into(&self, cols: &mut AggColumns) {
         self.sum.decode_into(&mut cols.sum);
         self.min.decode_into(&mut cols.min);
         self.max.decode_into(&mut cols.max);
-        let mut tmp = std::mem::take(&mut cols.tmp);
+        let mut tmp = Vec::with_capacity(self.count.len());
         for (row, out) in [(&self.count, &mut cols.count), (&self.anomaly_count, &mut cols.anomaly_count)] {
             tmp.clear();
             row.decode_into(&mut tmp);
             out.extend(tmp.iter().map(|&v| v as u32));
         }
-        cols.tmp = tmp;
     }
 }
 
-/// Decoded rollup columns.
+/// Rollup points as columns (decoded from a sealed row, or an open span's
+/// block); a point with `count == 0` is a gap.
 #[derive(Debug, Default, Clone)]
-pub struct AggColumnsBuf {
+pub struct AggColumns {
     pub sum: Vec<f64>,
     pub min: Vec<f64>,
     pub max: Vec<f64>,
     pub count: Vec<u32>,
     pub anomaly_count: Vec<u32>,
-    tmp: Vec<f64>,
 }
 
 /// Consecutive points of one metric: point `i` ends at `first_end + i * res`

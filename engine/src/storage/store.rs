@@ -260,19 +260,22 @@ impl Store {
             let mut rebuild: Vec<i64> = Vec::new();
             let open = &mut self.group(ue).tiers[tier].open;
             let mut cur: Option<(i64, usize)> = None;
-            let mut i = 0;
-            while i < pts.len() {
-                // The consecutive samples of one rollup point fold at once.
-                let end = window_end(pts[i].t, res);
-                let j = pts[i..].iter().position(|p| p.t <= end - res || p.t > end).map_or(pts.len(), |n| i + n);
-                let group = i..j;
-                i = j;
-                if replaced[group.clone()].contains(&true) {
+            let mut at = 0;
+            while at < pts.len() {
+                // The consecutive samples of one rollup point fold at once
+                // (found by comparisons, not a division per sample).
+                let end = window_end(pts[at].t, res);
+                let len = pts[at..].iter().position(|p| p.t <= end - res || p.t > end).unwrap_or(pts.len() - at);
+                let (group, rep) = (&pts[at..at + len], &replaced[at..at + len]);
+                at += len;
+                if rep.contains(&true) {
                     rebuild.push(end);
                 }
                 let mut values = group
-                    .filter(|&k| !replaced[k])
-                    .filter_map(|k| pts[k].value.map(|v| (v, pts[k].anomalous)))
+                    .iter()
+                    .zip(rep)
+                    .filter(|(_, &replaced)| !replaced)
+                    .filter_map(|(p, _)| p.value.map(|v| (v, p.anomalous)))
                     .peekable();
                 if values.peek().is_none() {
                     continue;

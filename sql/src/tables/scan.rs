@@ -33,7 +33,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream,
 };
-use strata_engine::storage::row::AggColumnsBuf;
+use strata_engine::storage::row::AggColumns;
 use strata_engine::storage::segment::{Layout, Segment};
 use strata_engine::storage::{RowData, Run, StoreView};
 
@@ -232,7 +232,7 @@ fn copy_run(run: &Run<'_>) -> Cols {
             }
         }
         RowData::AggEncoded(rows) => {
-            let mut c = AggColumnsBuf::default();
+            let mut c = AggColumns::default();
             rows.decode_into(&mut c);
             let nulls = Some(NullBuffer::new(BooleanBuffer::from_iter(c.count.iter().map(|&k| k > 0))));
             let f = |v: Vec<f64>| -> ArrayRef { Arc::new(Float64Array::new(v.into(), nulls.clone())) };

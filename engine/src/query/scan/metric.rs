@@ -30,7 +30,7 @@ use crate::query::time_group::Field;
 use crate::query::window::Window;
 use crate::storage::bits::BitSlice;
 use crate::storage::codec::EncodedRow;
-use crate::storage::{prefetch, AggColumnsBuf, AggPoint, RowData, StoreView, TIERS};
+use crate::storage::{prefetch, AggColumns, AggPoint, RowData, StoreView, TIERS};
 
 use super::summarize::{absolute, absolute_point, anomaly_rates, summarize};
 
@@ -196,7 +196,7 @@ impl<'a> RawData<'a> {
 #[derive(Debug, Clone)]
 enum AggRun<'a> {
     Borrowed(AggView<'a>),
-    Decoded { first_end: i64, res: i64, cols: Rc<AggColumnsBuf> },
+    Decoded { first_end: i64, res: i64, cols: Rc<AggColumns> },
 }
 
 impl AggRun<'_> {
@@ -437,7 +437,7 @@ impl<'s> MetricScan<'s> {
                     anomaly_count,
                 })),
                 RowData::AggEncoded(rows) => {
-                    let mut cols = AggColumnsBuf::default();
+                    let mut cols = AggColumns::default();
                     rows.decode_into(&mut cols);
                     agg[t].push(AggRun::Decoded { first_end: r.first_end, res: r.res, cols: Rc::new(cols) })
                 }
