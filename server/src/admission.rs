@@ -29,6 +29,24 @@ pub const HEAVY_SAMPLES: u64 = 10_000_000;
 /// grouping) is heavy: time groups and response rendering grow with it.
 pub const HEAVY_CELLS: u64 = 100_000;
 
+/// A query reading at most this many samples (at one per second, no
+/// rollups) and producing at most [`INLINE_CELLS`] values runs on the
+/// async worker that received it instead of a blocking thread. At the scan
+/// speeds in benches/RESULTS.md it holds the worker for a fraction of a
+/// millisecond, and the hand-off it saves (waking a blocking thread, then
+/// the worker again) was 40 % of the server's CPU per request for a
+/// one-series, 24 h panel. Worst case it waits for the store's read lock
+/// behind one ingest batch (milliseconds, see `Engine`'s concurrency doc);
+/// the runtime's other workers take over the waiting worker's queued tasks.
+pub const INLINE_SAMPLES: u64 = 100_000;
+/// See [`INLINE_SAMPLES`].
+pub const INLINE_CELLS: u64 = 2_000;
+
+/// Whether a query of `cost` runs inline on its async worker.
+pub fn runs_inline(cost: &QueryCost) -> bool {
+    cost.samples() <= INLINE_SAMPLES && cost.cells() <= INLINE_CELLS
+}
+
 /// Limits of [`Admission`].
 #[derive(Debug, Clone, Copy)]
 pub struct AdmissionLimits {
@@ -185,6 +203,17 @@ mod tests {
         drop(held);
         assert!(a.enter(Class::Light).await.is_ok(), "a freed slot is taken again");
         assert_eq!(a.stats().refused, 2);
+    }
+
+    #[test]
+    fn only_tiny_queries_run_inline() {
+        let cost = |metrics, window_secs, points| QueryCost { metrics, window_secs, points };
+        // A one-series panel over a day and a 10-minute one run inline.
+        assert!(runs_inline(&cost(1, 86_400, 300)));
+        assert!(runs_inline(&cost(1, 600, 60)));
+        // Two series over a day read twice the samples; many points are many cells.
+        assert!(!runs_inline(&cost(2, 86_400, 300)));
+        assert!(!runs_inline(&cost(1, 3_600, 3_600)));
     }
 
     #[tokio::test]

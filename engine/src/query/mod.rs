@@ -118,9 +118,16 @@ pub fn run(
         let plan = plan::build(&cat, &view, req, &sel, now, limits)?;
         let w = plan.window;
         let cfg = *store.config();
+        // Only the tiers the scan reads: sharing a block is an `Arc` clone
+        // now and a drop after the scan, for every block of every metric.
+        let read = plan.tiers_read();
         view.attach_open(&store, |t, ue| {
             let res = cfg.resolution(t, ue);
-            (w.after - w.granularity - 2 * res, w.before + res)
+            if read[t] {
+                (w.after - w.granularity - 2 * res, w.before + res)
+            } else {
+                (0, 0)
+            }
         });
         (sel, plan, view)
     };

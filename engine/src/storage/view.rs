@@ -62,12 +62,15 @@ impl StoreView {
     }
 
     /// Shares the open-span blocks of every metric in the view whose points
-    /// end in `range(tier, update_every)`.
+    /// end in `range(tier, update_every)`; an empty range shares none.
     pub fn attach_open(&mut self, store: &Store, range: impl Fn(usize, i64) -> (i64, i64)) {
         for (&m, mv) in self.metrics.iter_mut() {
             for (t, rows) in mv.open.iter_mut().enumerate() {
                 let (from, to) = range(t, mv.ue);
                 rows.clear();
+                if from >= to {
+                    continue;
+                }
                 store.share_open(m, mv.ue, t, from, to, |row| rows.push(row));
             }
         }

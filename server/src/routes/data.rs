@@ -1,7 +1,8 @@
 //! Data queries: `GET /api/v1/data`, `GET /api/v2/data`, `GET|POST
 //! /api/v3/data` and the Cloud-style `POST
 //! /api/v3/spaces/{space}/rooms/{room}/data`. All parse into one
-//! `QueryRequest`, run on a blocking thread, and are formatted there.
+//! `QueryRequest`, run on a blocking thread (a tiny one on the async
+//! worker, see [`runs_inline`]), and are formatted there.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use strata_engine::query::request::{ApiVersion, Format, QueryRequest};
 use strata_engine::EngineError;
 
 use super::body::{parse_json, read_capped};
-use crate::admission::Class;
+use crate::admission::{runs_inline, Class};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, CloudError};
 use crate::format::{json2, v1};
@@ -73,12 +74,13 @@ async fn run(st: AppState, me: Principal, mut req: QueryRequest, chart_id: Strin
             .map_err(|e| ApiError::Internal(format!("query cost task failed: {e}")))?
         }
     };
-    let slot = st.admission.enter(Class::of(&cost?)).await?;
+    let cost = cost?;
+    let slot = st.admission.enter(Class::of(&cost)).await?;
     let engine = st.engine.clone();
     let agent = st.agent.clone();
     let cancel = st.auth.inflight.register(&me.token_id);
     let _cancel_on_drop = CancelOnDrop(cancel.clone());
-    tokio::task::spawn_blocking(move || -> ApiResult<Response> {
+    let work = move || -> ApiResult<Response> {
         // Held until the work ends, even if the client left earlier.
         let _slot = slot;
         let result = engine.query_cancellable(&req, &cancel).map_err(|e| match e {
@@ -104,9 +106,11 @@ async fn run(st: AppState, me: Principal, mut req: QueryRequest, chart_id: Strin
             Some(t) => bytes_response(t.into_bytes(), ctype),
             None => bytes_response(serde_json::to_vec(&payload).map_err(ser)?, ctype),
         })
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("query task failed: {e}")))?
+    };
+    if runs_inline(&cost) {
+        return work();
+    }
+    tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::Internal(format!("query task failed: {e}")))?
 }
 
 pub async fn get_v1(

@@ -123,6 +123,24 @@ impl QueryPlan {
         MetricReads { layout: &g.layout, aged, pinned_rollup: self.pinned.is_some_and(|t| t > 0) }
     }
 
+    /// Tiers some metric's scan may read: its layout's, every rollup tier
+    /// where history is rollup-only (aged parts take whichever tier holds
+    /// it), and tier 0 under any exact rollup read (points a time group
+    /// cannot merge are read from their samples). A superset of what
+    /// [`crate::query::scan::metric::MetricScan::run`] loads per metric.
+    pub fn tiers_read(&self) -> [bool; TIERS] {
+        let mut need = [false; TIERS];
+        for g in &self.layouts {
+            need.iter_mut().zip(g.layout.tiers_read()).for_each(|(n, r)| *n |= r);
+        }
+        if self.aged_tier.is_some() {
+            need[1..].iter_mut().for_each(|n| *n = true);
+        }
+        let pinned_rollup = self.pinned.is_some_and(|t| t > 0);
+        need[0] |= !pinned_rollup && need[1..].iter().any(|&n| n);
+        need
+    }
+
     /// Point ends the scan may touch: the window plus one point of `margin`
     /// on each side (the previous point of an interpolation, the point
     /// that closes the last bucket).

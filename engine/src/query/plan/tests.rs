@@ -373,6 +373,25 @@ fn average_of_a_ramp_matches_tier0_in_a_mixed_bucket() {
 }
 
 #[test]
+fn minute_aligned_min_over_both_signs_reads_the_open_hour_samples() {
+    // Buckets of whole minutes take tier 1 alone, but a minute holding both
+    // signs cannot give `min` or `max` (nearest to / farthest from zero):
+    // its samples are read instead, also in the open (unsealed) hour, whose
+    // tier-0 blocks the view must hold although no layout piece names tier 0.
+    let e = linear_engine(2, |k| Some(if k % 2 == 0 { -((k % 7) as f64) - 1.0 } else { (k % 5) as f64 + 0.5 }));
+    let w = json!({"after": T0 + 1, "before": T0 + 7200, "points": 12});
+    for tg in ["min", "max"] {
+        let auto = v3(&e, w.clone(), tg);
+        let mut w0 = w.clone();
+        w0["tier"] = json!(0);
+        let t0 = v3(&e, w0, tg);
+        assert_eq!(auto.series[0].flags, t0.series[0].flags, "{tg}");
+        assert_eq!(auto.series[0].values, t0.series[0].values, "{tg}");
+        assert!(auto.tier_use.points[1] > 0 && auto.approximation.is_none(), "{tg}: from whole minutes, exact");
+    }
+}
+
+#[test]
 fn grafana_buckets_of_80_seconds_are_exact_and_gaps_stay_null() {
     // 6 h at 269 points: 81 s buckets, never a multiple of a minute; a
     // 30-minute outage must read as nulls, as tier 0 has it.
