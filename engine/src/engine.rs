@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::catalog::Catalog;
 use crate::checkpointer::Checkpointer;
 use crate::error::{EngineError, Result};
-use crate::ingest::{codec, new_series, validate, IngestBatch, IngestReport};
+use crate::ingest::{codec, new_series, validate, validate_against, validate_shape, IngestBatch, IngestReport};
 use crate::model::SeriesMeta;
 use crate::persist::{Persist, PersistOptions, Recovery};
 use crate::query::request::QueryRequest;
@@ -280,6 +280,12 @@ impl Engine {
             out
         });
         let poisoned = |what| EngineError::Poisoned(what);
+        // What needs no catalog is checked before the order lock, so
+        // concurrent batches do it in parallel.
+        validate_shape(batch, default_node)?;
+        if let Some(max) = self.config.max_future_secs {
+            reject_future(batch, self.now(), max)?;
+        }
         let (report, lsn) = {
             // WAL order must be apply order, so both happen under this lock;
             // the fsync does not (below), which lets concurrent batches share
@@ -287,7 +293,7 @@ impl Engine {
             let _order = self.ingest_order.lock().map_err(|_| poisoned("ingest order"))?;
             let new = {
                 let cat = self.catalog.read().map_err(|_| poisoned("catalog lock"))?;
-                validate(batch, &cat, default_node)?;
+                validate_against(batch, &cat, default_node)?;
                 let new = new_series(batch, &cat, default_node);
                 let held = cat.registry.metrics.len() as u64;
                 let room = self.config.max_series.saturating_sub(held);
@@ -309,9 +315,6 @@ impl Engine {
                 }
                 new
             };
-            if let Some(max) = self.config.max_future_secs {
-                reject_future(batch, self.now(), max)?;
-            }
             let lsn = match (&self.persist, &bytes) {
                 (Some(p), Some(bytes)) => Some(p.wal.write(bytes)?),
                 _ => None,

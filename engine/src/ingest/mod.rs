@@ -8,7 +8,7 @@ pub mod codec;
 mod validate;
 
 pub use batch::{IngestBatch, NodeSpec, Point, SeriesSpec};
-pub use validate::{new_series, validate};
+pub use validate::{new_series, validate, validate_against, validate_shape};
 
 use serde::Serialize;
 

@@ -10,15 +10,17 @@ const MAX_NAME: usize = 256;
 const MAX_T: i64 = 7_258_118_400;
 pub const MAX_UPDATE_EVERY: i64 = 86_400;
 
-pub(crate) fn check_name(path: String, field: &str, v: &str, required: bool) -> Result<()> {
+/// A name's checks; `path()` (built only on error, as this runs for every
+/// name of every series of every batch) names it in the error.
+pub(crate) fn check_name(path: impl FnOnce() -> String, field: &str, v: &str, required: bool) -> Result<()> {
     if required && v.trim().is_empty() {
-        return Err(EngineError::batch(path, format!("'{field}' must not be empty")));
+        return Err(EngineError::batch(path(), format!("'{field}' must not be empty")));
     }
     if v.len() > MAX_NAME {
-        return Err(EngineError::batch(path, format!("'{field}' is longer than {MAX_NAME} bytes")));
+        return Err(EngineError::batch(path(), format!("'{field}' is longer than {MAX_NAME} bytes")));
     }
     if v.chars().any(char::is_control) {
-        return Err(EngineError::batch(path, format!("'{field}' contains control characters")));
+        return Err(EngineError::batch(path(), format!("'{field}' contains control characters")));
     }
     Ok(())
 }
@@ -36,8 +38,6 @@ pub(crate) fn check_point(time_path: impl Fn() -> String, value_path: impl Fn() 
     Ok(())
 }
 
-/// Checks a batch against itself and the catalog (update_every may not
-/// change for an existing metric).
 /// How many distinct series of `batch` the catalog does not know yet.
 pub fn new_series(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> u64 {
     let mut seen = std::collections::HashSet::new();
@@ -52,22 +52,34 @@ pub fn new_series(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> u64
         .count() as u64
 }
 
+/// Checks a batch against itself and the catalog: [`validate_shape`],
+/// then [`validate_against`].
 pub fn validate(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Result<()> {
+    validate_shape(batch, default_node)?;
+    validate_against(batch, cat, default_node)
+}
+
+/// The checks that need no catalog: names, labels, chart types, the
+/// update_every range, every point, machine_guid shapes, and the batch
+/// agreeing with itself (a new metric's update_every, a machine_guid held
+/// by one node). Ingest runs them before it takes its order lock, so
+/// concurrent batches are checked in parallel.
+pub fn validate_shape(batch: &IngestBatch, default_node: &str) -> Result<()> {
     for (i, n) in batch.nodes.iter().enumerate() {
-        check_name(format!("nodes[{i}].id"), "id", &n.id, true)?;
+        check_name(|| format!("nodes[{i}].id"), "id", &n.id, true)?;
         if let Some(h) = &n.hostname {
-            check_name(format!("nodes[{i}].hostname"), "hostname", h, true)?;
+            check_name(|| format!("nodes[{i}].hostname"), "hostname", h, true)?;
         }
         if let Some(g) = &n.machine_guid {
-            check_machine_guid(batch, cat, i, g)?;
+            check_machine_guid_shape(batch, i, g)?;
         }
         for (k, v) in &n.labels {
-            check_name(format!("nodes[{i}].labels.{k}"), "label key", k, true)?;
-            check_name(format!("nodes[{i}].labels.{k}"), "label value", v, false)?;
+            check_name(|| format!("nodes[{i}].labels.{k}"), "label key", k, true)?;
+            check_name(|| format!("nodes[{i}].labels.{k}"), "label value", v, false)?;
         }
     }
     for (i, s) in batch.series.iter().enumerate() {
-        let p = |f: &str| format!("series[{i}].{f}");
+        let p = |f: &'static str| move || format!("series[{i}].{f}");
         let node = s.node.as_deref().unwrap_or(default_node);
         check_name(p("node"), "node", node, true)?;
         check_name(p("context"), "context", &s.context, true)?;
@@ -83,31 +95,21 @@ pub fn validate(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Resul
         if let Some(ct) = &s.chart_type {
             if !matches!(ct.as_str(), "line" | "area" | "stacked" | "heatmap") {
                 return Err(EngineError::batch(
-                    p("chart_type"),
+                    p("chart_type")(),
                     format!("chart_type '{ct}' must be line, area, stacked or heatmap"),
                 ));
             }
         }
         for (k, v) in &s.labels {
-            check_name(p(&format!("labels.{k}")), "label key", k, true)?;
-            check_name(p(&format!("labels.{k}")), "label value", v, false)?;
+            check_name(|| format!("series[{i}].labels.{k}"), "label key", k, true)?;
+            check_name(|| format!("series[{i}].labels.{k}"), "label value", v, false)?;
         }
         let ue = s.update_every.unwrap_or(1);
         if !(1..=MAX_UPDATE_EVERY).contains(&ue) {
             return Err(EngineError::batch(
-                p("update_every"),
+                p("update_every")(),
                 format!("update_every must be 1..={MAX_UPDATE_EVERY} seconds, got {ue}"),
             ));
-        }
-        let instance = s.instance.as_deref().unwrap_or(&s.context);
-        if let Some(m) = cat.registry.metric_id(node, instance, &s.dimension) {
-            let existing = cat.registry.metric(m).update_every;
-            if existing != ue {
-                return Err(EngineError::batch(
-                    p("update_every"),
-                    format!("metric {node}/{instance}/{} is collected every {existing}s, not {ue}s", s.dimension),
-                ));
-            }
         }
         for (j, pt) in s.points.iter().enumerate() {
             let path = || format!("series[{i}].points[{j}]");
@@ -134,10 +136,42 @@ pub fn validate(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Resul
     Ok(())
 }
 
+/// The checks against the catalog: an existing metric keeps its
+/// update_every, and no other node already holds a node's machine_guid.
+/// Ingest runs them under its order lock, where the catalog cannot change
+/// before the batch is applied.
+pub fn validate_against(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Result<()> {
+    for (i, n) in batch.nodes.iter().enumerate() {
+        let Some(g) = &n.machine_guid else { continue };
+        let holder = cat.registry.nodes.iter().find(|c| c.machine_guid == *g && c.id != n.id);
+        if let Some(other) = holder {
+            return Err(EngineError::batch(
+                format!("nodes[{i}].machine_guid"),
+                format!("machine_guid {g} already belongs to node '{}'", other.id),
+            ));
+        }
+    }
+    for (i, s) in batch.series.iter().enumerate() {
+        let node = s.node.as_deref().unwrap_or(default_node);
+        let instance = s.instance.as_deref().unwrap_or(&s.context);
+        let ue = s.update_every.unwrap_or(1);
+        if let Some(m) = cat.registry.metric_id(node, instance, &s.dimension) {
+            let existing = cat.registry.metric(m).update_every;
+            if existing != ue {
+                return Err(EngineError::batch(
+                    format!("series[{i}].update_every"),
+                    format!("metric {node}/{instance}/{} is collected every {existing}s, not {ue}s", s.dimension),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A node's `machine_guid` is a lowercase UUID (`8-4-4-4-12` hex digits)
-/// that no other node holds, in the catalog or in the same batch: it is
-/// the key Netdata clients group nodes by.
-fn check_machine_guid(batch: &IngestBatch, cat: &Catalog, i: usize, g: &str) -> Result<()> {
+/// that no other node of the batch holds (nor of the catalog:
+/// [`validate_against`]): it is the key Netdata clients group nodes by.
+fn check_machine_guid_shape(batch: &IngestBatch, i: usize, g: &str) -> Result<()> {
     let path = || format!("nodes[{i}].machine_guid");
     let shaped = g.len() == 36
         && g.bytes().enumerate().all(|(k, b)| {
@@ -154,11 +188,11 @@ fn check_machine_guid(batch: &IngestBatch, cat: &Catalog, i: usize, g: &str) -> 
         ));
     }
     let id = &batch.nodes[i].id;
-    let holder = cat.registry.nodes.iter().find(|n| n.machine_guid == g && &n.id != id).map(|n| n.id.as_str());
-    let in_batch =
-        batch.nodes[..i].iter().find(|n| n.machine_guid.as_deref() == Some(g) && &n.id != id).map(|n| n.id.as_str());
-    match holder.or(in_batch) {
-        Some(other) => Err(EngineError::batch(path(), format!("machine_guid {g} already belongs to node '{other}'"))),
+    let in_batch = batch.nodes[..i].iter().find(|n| n.machine_guid.as_deref() == Some(g) && &n.id != id);
+    match in_batch {
+        Some(other) => {
+            Err(EngineError::batch(path(), format!("machine_guid {g} already belongs to node '{}'", other.id)))
+        }
         None => Ok(()),
     }
 }

@@ -191,13 +191,13 @@ impl Builder {
             ("dimension", Some(dimension), true),
         ] {
             if let Some(v) = v {
-                check_name(at(col), col, v, required)?;
+                check_name(|| at(col), col, v, required)?;
             }
         }
         let (units, title, chart_type) = (meta(&c.units), meta(&c.title), meta(&c.chart_type));
         for (col, v) in [("units", &units), ("title", &title), ("chart_type", &chart_type)] {
             if let Some(v) = v {
-                check_name(at(col), col, v, false)?;
+                check_name(|| at(col), col, v, false)?;
             }
         }
         if let Some(ue) = ue {
