@@ -108,7 +108,9 @@ async fn run(st: AppState, me: Principal, mut req: QueryRequest, chart_id: Strin
         })
     };
     if runs_inline(&cost) {
-        return work();
+        // A panic answers 500 here too, as a blocking task's would.
+        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+            .unwrap_or_else(|_| Err(ApiError::Internal("query task failed: it panicked".into())));
     }
     tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::Internal(format!("query task failed: {e}")))?
 }
