@@ -208,6 +208,48 @@ mod tests {
 
     const G: &str = "6f1c3c52-7d7e-4b0a-9c41-2f8e5d0a1b23";
 
+    fn series(dimension: &str, ue: i64) -> crate::ingest::SeriesSpec {
+        crate::ingest::SeriesSpec {
+            context: "c".into(),
+            dimension: dimension.into(),
+            update_every: Some(ue),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn update_every_agrees_within_the_batch_and_with_the_catalog() {
+        let mut cat = Catalog::default();
+        // Within the batch: checked without the catalog, before the order lock.
+        let split = IngestBatch { nodes: vec![], series: vec![series("d", 1), series("d", 2)] };
+        match validate_shape(&split, "h") {
+            Err(EngineError::InvalidBatch { path, message }) => {
+                assert!(path == "series[1].update_every" && message.contains("conflicts with series[0]"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Against the catalog: only validate_against sees it.
+        let meta = crate::model::SeriesMeta {
+            node: "h",
+            context: "c",
+            instance: "c",
+            dimension: "d",
+            units: None,
+            title: None,
+            chart_type: None,
+            update_every: 1,
+            labels: None,
+        };
+        cat.register(&meta);
+        let other = IngestBatch { nodes: vec![], series: vec![series("d", 5)] };
+        assert!(validate_shape(&other, "h").is_ok());
+        let e = validate_against(&other, &cat, "h").expect_err("changed").to_string();
+        assert!(e.contains("is collected every 1s, not 5s"), "{e}");
+        assert!(validate(&other, &cat, "h").is_err(), "validate runs both halves");
+        let same = IngestBatch { nodes: vec![], series: vec![series("d", 1), series("e", 5)] };
+        assert!(validate(&same, &cat, "h").is_ok());
+    }
+
     #[test]
     fn machine_guids_are_lowercase_uuids_held_by_one_node() {
         let mut cat = Catalog::default();
