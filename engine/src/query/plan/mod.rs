@@ -120,7 +120,12 @@ impl QueryPlan {
             }
             _ => Vec::new(),
         };
-        MetricReads { layout: &g.layout, aged, pinned_rollup: self.pinned.is_some_and(|t| t > 0) }
+        MetricReads { layout: &g.layout, aged, pinned_rollup: self.pinned_rollup() }
+    }
+
+    /// `tier: N` pinned to a rollup tier.
+    fn pinned_rollup(&self) -> bool {
+        self.pinned.is_some_and(|t| t > 0)
     }
 
     /// Tiers some metric's scan may read: its layout's, every rollup tier
@@ -136,9 +141,7 @@ impl QueryPlan {
         if self.aged_tier.is_some() {
             need[1..].iter_mut().for_each(|n| *n = true);
         }
-        let pinned_rollup = self.pinned.is_some_and(|t| t > 0);
-        need[0] |= !pinned_rollup && need[1..].iter().any(|&n| n);
-        need
+        with_sample_fallback(need, self.pinned_rollup())
     }
 
     /// Point ends the scan may touch: the window plus one point of `margin`
@@ -148,6 +151,15 @@ impl QueryPlan {
         let w = &self.window;
         (w.after - w.granularity - margin, w.before + margin)
     }
+}
+
+/// `need` (tiers read) plus tier 0 wherever an exact read takes rollup
+/// points: a point the time group cannot merge (e.g. `min` over both
+/// signs) is replaced by its samples, even where no tier-0 piece was
+/// planned. A read pinned to a rollup tier never falls back.
+pub fn with_sample_fallback(mut need: [bool; TIERS], pinned_rollup: bool) -> [bool; TIERS] {
+    need[0] |= !pinned_rollup && need[1..].iter().any(|&n| n);
+    need
 }
 
 /// Builds the plan.

@@ -24,7 +24,7 @@ use std::rc::Rc;
 
 use crate::query::kernels::Kernel;
 use crate::query::plan::layout::Piece;
-use crate::query::plan::{Job, MetricReads};
+use crate::query::plan::{with_sample_fallback, Job, MetricReads};
 use crate::query::result::{PointStats, TierUse, PA_EMPTY};
 use crate::query::time_group::Field;
 use crate::query::window::Window;
@@ -456,10 +456,7 @@ impl<'s> MetricScan<'s> {
         for p in &reads.aged {
             need[p.tier] = true;
         }
-        // An exact rollup piece falls back to tier 0 for points the time
-        // group cannot merge, even where no tier-0 piece was planned.
-        need[0] |= !reads.pinned_rollup && need[1..].iter().any(|&n| n);
-        self.load_runs(job, need);
+        self.load_runs(job, with_sample_fallback(need, reads.pinned_rollup));
         let points_before = out.tiers.points;
         let mode = if reads.pinned_rollup { Mode::Pinned } else { Mode::Exact };
         self.kernel.reset();
