@@ -171,8 +171,15 @@ fn finish(err: &ApiError, status: StatusCode, body: serde_json::Value) -> Respon
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
+        match status {
+            // Load shedding and deadlines are the server working as
+            // configured: under overload they come by the thousand, and an
+            // ERROR line each would bury the failures that are real.
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => {
+                tracing::debug!(error = %self, status = status.as_u16(), "request refused")
+            }
+            s if s.is_server_error() => tracing::error!(error = %self, "request failed"),
+            _ => {}
         }
         let mut body = json!({"error": self.to_string(), "status": status.as_u16()});
         if let Some(p) = self.path() {

@@ -298,6 +298,32 @@ fn body_over_64_mib_is_413_json() {
     assert_error(413, &body, 413, "64 MiB + 1");
 }
 
+/// Most HTTP clients send the whole body before they read the answer: the
+/// server keeps reading an oversized body after its 413 (then closes, as
+/// after any refused body), so such a client gets the 413, not a broken pipe.
+#[test]
+fn a_client_that_sends_the_whole_oversized_body_still_gets_the_413() {
+    let s = Server::start(Some(NOW));
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut conn = TcpStream::connect(&addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let len = 64 * 1024 * 1024 + 1;
+    let head = format!(
+        "POST /api/v1/ingest HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n",
+        s.token
+    );
+    let mut request = head.into_bytes();
+    request.extend(std::iter::repeat_n(b' ', len));
+    conn.write_all(&request).expect("the whole body is sent: the server reads it after its 413");
+    let mut text = String::new();
+    conn.read_to_string(&mut text).expect("the answer, then the server closes");
+    assert!(text.starts_with("HTTP/1.1 413"), "expected 413, got: {text}");
+    let body: Value = serde_json::from_str(text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("").trim())
+        .unwrap_or_else(|e| panic!("413 body is not JSON ({e}): {text}"));
+    assert_error(413, &body, 413, "64 MiB + 1");
+}
+
 #[test]
 fn last_write_to_a_slot_wins_within_and_across_batches() {
     let s = Server::start(Some(T0 + 100));

@@ -87,6 +87,9 @@ impl Serialize for Point {
     }
 }
 
+/// 2^63: the first magnitude an `f64` cannot convert to `i64` exactly.
+const I64_LIMIT: f64 = 9_223_372_036_854_775_808.0;
+
 impl<'de> Deserialize<'de> for Point {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct PointVisitor;
@@ -100,6 +103,10 @@ impl<'de> Deserialize<'de> for Point {
                 if t.fract() != 0.0 || !t.is_finite() {
                     return Err(de::Error::custom("timestamp must be whole epoch seconds"));
                 }
+                // `as i64` saturates: name the number sent, not i64::MAX.
+                if t.abs() >= I64_LIMIT {
+                    return Err(de::Error::custom(format!("timestamp {t} is outside 1970..2200")));
+                }
                 let value: Option<f64> = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
                 let anomalous: bool = seq.next_element()?.unwrap_or(false);
                 if seq.next_element::<de::IgnoredAny>()?.is_some() {
@@ -109,5 +116,20 @@ impl<'de> Deserialize<'de> for Point {
             }
         }
         d.deserialize_seq(PointVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_past_i64_name_the_number_sent() {
+        let err = serde_json::from_str::<Point>("[18446744073709551615, 1.0]").expect_err("out of range").to_string();
+        assert!(err.contains("timestamp 18446744073709552000 is outside 1970..2200"), "{err}");
+        let err = serde_json::from_str::<Point>("[1.5, 1.0]").expect_err("fractional").to_string();
+        assert!(err.contains("whole epoch seconds"), "{err}");
+        let p: Point = serde_json::from_str("[1796122381, 2.5, true]").expect("a point");
+        assert_eq!(p, Point { t: 1_796_122_381, value: Some(2.5), anomalous: true });
     }
 }

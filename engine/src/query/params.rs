@@ -16,9 +16,20 @@ pub(crate) fn parse_i64(param: &str, v: &str) -> Result<i64> {
     v.trim()
         .parse::<i64>()
         .or_else(|_| {
-            v.trim().parse::<f64>().ok().filter(|f| f.is_finite() && f.fract() == 0.0).map(|f| f as i64).ok_or(())
+            let f = v.trim().parse::<f64>().map_err(|_| false)?;
+            if !f.is_finite() || f.fract() != 0.0 {
+                return Err(false);
+            }
+            // 2^63: `as i64` would saturate, and an error would name i64::MAX instead of what was sent.
+            if f.abs() >= 9_223_372_036_854_775_808.0 {
+                return Err(true);
+            }
+            Ok(f as i64)
         })
-        .map_err(|_| EngineError::param(param, format!("'{param}' must be an integer, got '{v}'")))
+        .map_err(|out_of_range| {
+            let what = if out_of_range { "is out of range" } else { "must be an integer" };
+            EngineError::param(param, format!("'{param}' {what}, got '{v}'"))
+        })
 }
 
 pub(crate) fn parse_u64(param: &str, v: &str) -> Result<u64> {
@@ -243,6 +254,18 @@ mod tests {
     fn p(s: &[(&str, &str)]) -> Result<QueryRequest> {
         let pairs: Vec<(String, String)> = s.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         parse_params(ApiVersion::V3, &pairs)
+    }
+
+    /// A number past i64 names what was sent, not the saturated i64::MAX.
+    #[test]
+    fn integers_past_i64_are_out_of_range() {
+        let err = p(&[("points", "99999999999999999999999")]).expect_err("out of range").to_string();
+        assert!(err.contains("'points' is out of range, got '99999999999999999999999'"), "{err}");
+        assert!(!err.contains("9223372036854775807"), "{err}");
+        let err = p(&[("after", "-1e19")]).expect_err("out of range").to_string();
+        assert!(err.contains("out of range"), "{err}");
+        assert!(p(&[("after", "abc")]).expect_err("not a number").to_string().contains("must be an integer"));
+        assert_eq!(p(&[("after", "-6e2")]).expect("a whole float").after, -600);
     }
 
     #[test]

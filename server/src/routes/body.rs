@@ -4,6 +4,7 @@
 use axum::body::{to_bytes, Body, Bytes};
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::HeaderMap;
+use futures_util::StreamExt;
 
 use crate::error::ApiError;
 
@@ -18,16 +19,34 @@ pub async fn read_capped(
     })?
 }
 
+/// Bytes of a body declared over the limit that are still read (and
+/// dropped) after the 413 has gone out. Most HTTP clients send the whole
+/// body before they read an answer; if the server stopped reading at once,
+/// they would see a reset connection (a broken pipe) instead of the 413
+/// that says why. Past this many bytes or [`DRAIN_SECS`], the connection
+/// is closed after all.
+const DRAIN_MAX: u64 = 256 << 20;
+const DRAIN_SECS: u64 = 60;
+
 async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared {
         if n > limit as u64 {
+            if n <= DRAIN_MAX {
+                tokio::spawn(tokio::time::timeout(std::time::Duration::from_secs(DRAIN_SECS), drain(body)));
+            }
             return Err(ApiError::BodyTooLarge { size: n, limit: limit as u64 });
         }
     }
     to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::BodyTooLarge { size: declared.unwrap_or(limit as u64 + 1), limit: limit as u64 })
+}
+
+/// Reads `body` to its end (or its first error), keeping nothing.
+async fn drain(body: Body) {
+    let mut stream = body.into_data_stream();
+    while let Some(Ok(_)) = stream.next().await {}
 }
 
 /// Parses JSON, naming the path of the first bad element. Path tracking
