@@ -81,7 +81,7 @@ fn cpu_report(engine: &Engine, name: &str, req: &QueryRequest) {
     let (cpu, wall) = (cpu_secs() - c0, t0.elapsed().as_secs_f64());
     let per = |x: f64| x / f64::from(n);
     eprintln!(
-        "cpu: {name}: {:.1} ms CPU per run ({:.1} ms wall: prep {:.1}, scan {:.1}, rest {:.1}), {n} runs",
+        "cpu: {name}: {:.3} ms CPU per run ({:.3} ms wall: prep {:.3}, scan {:.3}, rest {:.3}), {n} runs",
         per(cpu * 1e3),
         per(wall * 1e3),
         per(prep),
@@ -101,6 +101,9 @@ fn bench_query(c: &mut Criterion) {
     };
     let sum_t0 = request(body(HISTORY, Some(0), "selected", "sum", "average"));
     let sum_auto = request(body(HISTORY, None, "selected", "sum", "average"));
+    // Tier 1 alone: what the automatic tier cost when it answered from
+    // rollups only (approximately), the baseline of the 2x speed rule.
+    let sum_t1 = request(body(HISTORY, Some(1), "selected", "sum", "average"));
     let dim_t0 = request(body(HISTORY, Some(0), "dimension", "average", "average"));
     let node_1h = request(body(3600, Some(0), "node", "max", "max"));
     // Raw-needing time groups: the planner keeps them on tier 0 by itself.
@@ -123,12 +126,13 @@ fn bench_query(c: &mut Criterion) {
     check(&engine, "24h_300pts_selected_percentile95_auto", &p95, 1);
     check(&engine, "24h_300pts_one_metric_auto", &one_auto, 1);
     if let Ok(only) = std::env::var("STRATA_BENCH_ONLY") {
-        // For profilers: loop one query (`auto`, `median`, `one`, `hour`, else tier 0) for 20 s and stop.
+        // For profilers: loop one query (`auto`, `median`, `one`, `hour`, `tier1`, else tier 0) for 20 s and stop.
         let req = match only.as_str() {
             "auto" => &sum_auto,
             "median" => &median,
             "one" => &one_auto,
             "hour" => &last_hour,
+            "tier1" => &sum_t1,
             _ => &sum_t0,
         };
         let t = Instant::now();
@@ -140,6 +144,7 @@ fn bench_query(c: &mut Criterion) {
     for (name, req) in [
         ("24h_300pts_selected_sum_tier0", &sum_t0),
         ("24h_300pts_selected_sum_auto", &sum_auto),
+        ("24h_300pts_selected_sum_tier1", &sum_t1),
         ("24h_300pts_group_by_dimension_tier0", &dim_t0),
         ("1h_300pts_node_max_tier0", &node_1h),
         ("24h_300pts_selected_median_auto", &median),

@@ -842,7 +842,8 @@ impl<'s> MetricScan<'s> {
         let field = self.field;
         let (res, end, this, prev) = if tier == 0 {
             let runs = &self.raw;
-            let j = runs.partition_point(|r| r.last_end() <= t);
+            let j = self.cursor[0]
+                + runs[self.cursor[0].min(runs.len())..].iter().take_while(|r| r.last_end() <= t).count();
             let r = runs.get(j)?;
             if r.res <= 1 {
                 return None;
@@ -864,7 +865,7 @@ impl<'s> MetricScan<'s> {
             (r.res, end, r.value(k, field), prev)
         } else {
             let runs = &self.agg[tier];
-            let j = runs.partition_point(|r| r.last_end() <= t);
+            let j = self.agg_run_at(tier, t + 1);
             let r = runs.get(j)?.view();
             if r.res <= 1 {
                 return None;

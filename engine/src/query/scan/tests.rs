@@ -188,3 +188,45 @@ proptest::proptest! {
         }
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+    /// Pinned to tier 1, a bucket whose end cuts a minute takes that
+    /// minute's value interpolated at its end from the minute before
+    /// (spec 1.7), wherever the two minutes sit in the span's blocks: the
+    /// reads cross several 128-minute blocks, and buckets are rarely whole
+    /// minutes.
+    #[test]
+    fn pinned_closing_values_interpolate_across_blocks(
+        vals in proptest::collection::vec(1u32..10_000, 9_000),
+        v in 7i64..500,
+        after in 1i64..400,
+    ) {
+        let data: Vec<_> = vals.iter().enumerate().map(|(i, v)| (i as i64 + 1, Some(f64::from(*v) / 100.0))).collect();
+        let s = store_with(&data);
+        let minute_max = |end: i64| data[(end - 60) as usize..end as usize].iter().filter_map(|d| d.1).fold(f64::MIN, f64::max);
+        let w = window(after, ((8_800 - after) / v).max(1) as usize, v);
+        let o = pinned(&s, w, 1, Field::Max, Box::new(Max::default()));
+        for i in 0..w.points {
+            let e = w.bucket_end(i);
+            let s0 = e - v;
+            let mut want = f64::MIN;
+            let mut end = (s0 / 60 + 1) * 60;
+            while end <= e {
+                want = want.max(minute_max(end));
+                end += 60;
+            }
+            if e % 60 != 0 {
+                let this = minute_max(end);
+                let cut = if end > 60 {
+                    let prev = minute_max(end - 60);
+                    prev + (this - prev) * (1.0 - (end - e) as f64 / 60.0)
+                } else {
+                    this
+                };
+                want = want.max(cut);
+            }
+            proptest::prop_assert!((o.b.values[i] - want).abs() <= 1e-9 * want.abs(), "bucket {} ending {}: {} vs {}", i, e, o.b.values[i], want);
+        }
+    }
+}
