@@ -13,6 +13,7 @@ pub mod checkpointer;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod id_map;
 pub mod index;
 pub mod ingest;
 pub mod meta;

@@ -7,17 +7,12 @@ use std::collections::HashMap;
 use roaring::RoaringBitmap;
 
 use crate::catalog::Catalog;
-use crate::model::MetricId;
+use crate::id_map::IdMap;
 use crate::query::result::PointStats;
 use crate::query::result::{Counts, Item, Summary};
 
 /// Builds the summary. `stats` holds the queried metrics' statistics.
-pub fn build(
-    cat: &Catalog,
-    selected: &RoaringBitmap,
-    excluded: &RoaringBitmap,
-    stats: &HashMap<MetricId, PointStats>,
-) -> Summary {
+pub fn build(cat: &Catalog, selected: &RoaringBitmap, excluded: &RoaringBitmap, stats: &IdMap<PointStats>) -> Summary {
     let reg = &cat.registry;
     let mut s = Summary::default();
     let mut node_pos: HashMap<u32, usize> = HashMap::new();

@@ -5,12 +5,11 @@
 //! waiting for the writer.
 //! Sealing lays the blocks out densely for Arrow ([`OpenSpan::dense`]).
 
-use std::collections::HashMap;
-
 use super::bits::{get_bit, set_bit, BitSlice};
 use super::block::{block, block_mut, AggBlock, Block, Blocks, Columns, RawBlock, RawCols, AGG_BLOCK, RAW_BLOCK};
 use super::row::{AggPoint, RowData, Run};
 use super::store::RawPoint;
+use crate::id_map::{self, IdMap};
 use crate::model::MetricId;
 
 /// The rows of a span: tier 0 holds raw samples, tiers 1-2 aggregates.
@@ -26,7 +25,7 @@ pub struct OpenSpan {
     pub res: i64,
     pub points: usize,
     pub(crate) ids: Vec<MetricId>,
-    index: HashMap<MetricId, u32>,
+    index: IdMap<u32>,
     pub(crate) rows: SpanRows,
 }
 
@@ -47,7 +46,7 @@ pub enum RowBlocks {
 impl OpenSpan {
     pub fn new(start: i64, res: i64, points: usize, raw: bool) -> Self {
         let rows = if raw { SpanRows::Raw(Vec::new()) } else { SpanRows::Agg(Vec::new()) };
-        OpenSpan { start, res, points, ids: Vec::new(), index: HashMap::new(), rows }
+        OpenSpan { start, res, points, ids: Vec::new(), index: id_map::new(), rows }
     }
 
     pub fn span_secs(&self) -> i64 {

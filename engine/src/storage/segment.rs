@@ -28,6 +28,7 @@ use super::codec::{self, EncodedRow};
 use super::open_span::{Dense, OpenSpan};
 use super::row::{AggRows, RowData, Run};
 use crate::error::{EngineError, Result};
+use crate::id_map::IdMap;
 use crate::model::MetricId;
 
 #[derive(Debug)]
@@ -37,7 +38,7 @@ pub struct Segment {
     pub res: i64,
     pub points: usize,
     pub batch: RecordBatch,
-    rows: HashMap<MetricId, u32>,
+    rows: IdMap<u32>,
     cols: Columns,
 }
 

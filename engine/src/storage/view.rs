@@ -10,7 +10,7 @@
 //! to the data; afterwards the scan reads without any lock while writers
 //! go on (a writer copies a block only when it writes to one a view holds).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::open_span::SharedRow;
@@ -18,6 +18,7 @@ use super::row::Run;
 use super::segment::Segment;
 use super::store::{sealed_runs, Extent, Store};
 use super::tier::{StorageConfig, TIERS};
+use crate::id_map::{self, IdMap};
 use crate::model::MetricId;
 
 #[derive(Debug, Clone)]
@@ -40,14 +41,14 @@ struct MetricView {
 pub struct StoreView {
     cfg: StorageConfig,
     groups: BTreeMap<i64, GroupView>,
-    metrics: HashMap<MetricId, MetricView>,
+    metrics: IdMap<MetricView>,
 }
 
 impl StoreView {
     /// The planning facts of `metrics` (those ever written) and the sealed
     /// segments of their groups.
     pub fn of(store: &Store, metrics: impl IntoIterator<Item = MetricId>) -> StoreView {
-        let mut view = StoreView { cfg: *store.config(), groups: BTreeMap::new(), metrics: HashMap::new() };
+        let mut view = StoreView { cfg: *store.config(), groups: BTreeMap::new(), metrics: id_map::new() };
         for m in metrics {
             let Some(ue) = store.update_every(m) else { continue };
             view.groups.entry(ue).or_insert_with(|| GroupView {

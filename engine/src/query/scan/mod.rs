@@ -8,12 +8,11 @@
 pub mod metric;
 pub mod summarize;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::error::{EngineError, Result};
-use crate::model::MetricId;
+use crate::id_map::{self, IdMap};
 use crate::query::group::Accumulator;
 use crate::query::kernels;
 use crate::query::plan::{Job, QueryPlan};
@@ -73,7 +72,7 @@ pub struct ScanOutput {
     pub hidden: Accumulator,
     pub tier_use: TierUse,
     /// Statistics of the selected metrics (hidden ones are not reported).
-    pub stats: HashMap<MetricId, PointStats>,
+    pub stats: IdMap<PointStats>,
     pub approx: ApproxUse,
 }
 
@@ -94,7 +93,7 @@ impl Scan<'_> {
             selected: Accumulator::new(groups, points, self.aggregation),
             hidden: Accumulator::new(groups + 1, points, Aggregation::Sum),
             tier_use: TierUse::default(),
-            stats: HashMap::new(),
+            stats: id_map::new(),
             approx: ApproxUse::new(points),
         }
     }
