@@ -39,6 +39,12 @@ pub struct Segment {
     pub points: usize,
     pub batch: RecordBatch,
     rows: IdMap<u32>,
+    /// Set when row `r` holds metric `first + r` for every row (metrics
+    /// written in id order, the usual case): a row is then found by a
+    /// subtraction. A hash lookup costs two cache misses per metric and
+    /// segment once the scan has streamed the tables out of cache (perf:
+    /// about 6 % of a 24 h automatic-tier query over 1,000 metrics).
+    dense_from: Option<MetricId>,
     cols: Columns,
 }
 
@@ -146,6 +152,13 @@ fn encode_rows(
     LargeBinaryArray::new(OffsetBuffer::new(ScalarBuffer::from(offsets)), Buffer::from_vec(data), None)
 }
 
+/// `Some(first)` when `ids` are `first, first + 1, ...` in row order.
+fn dense_from(ids: &[MetricId]) -> Option<MetricId> {
+    let first = *ids.first()?;
+    let consecutive = ids.iter().enumerate().all(|(r, &m)| u64::from(m) == u64::from(first) + r as u64);
+    consecutive.then_some(first)
+}
+
 /// The rows of `col` if every one is a codec row of `points` points.
 fn parse_rows(col: &ArrayRef, points: usize) -> Option<LargeBinaryArray> {
     let rows = col.as_binary_opt::<i64>()?;
@@ -250,6 +263,7 @@ impl Segment {
             .and_then(|c| c.as_primitive_opt::<UInt32Type>())
             .ok_or_else(|| bad("missing metric_id"))?;
         let rows = ids.values().iter().enumerate().map(|(r, &m)| (m, r as u32)).collect();
+        let dense_from = dense_from(ids.values());
         let list =
             |name: &str| batch.column_by_name(name).and_then(|c| c.as_fixed_size_list_opt()).ok_or_else(|| bad(name));
         let f64s = |name: &str| -> Result<Float64Array> {
@@ -276,7 +290,7 @@ impl Segment {
                 let [s, mn, mx, c, a] = AGG_FIELDS;
                 Columns::AggEncoded(Box::new([column(s)?, column(mn)?, column(mx)?, column(c)?, column(a)?]))
             };
-            return Ok(Segment { tier, start, res, points, batch, rows, cols });
+            return Ok(Segment { tier, start, res, points, batch, rows, dense_from, cols });
         }
         let points = list(if tier == 0 { "value" } else { "sum" })?.value_length() as usize;
         let cols = if tier == 0 {
@@ -291,7 +305,7 @@ impl Segment {
                 anomaly_count: u32s("anomaly_count")?,
             }))
         };
-        Ok(Segment { tier, start, res, points, batch, rows, cols })
+        Ok(Segment { tier, start, res, points, batch, rows, dense_from, cols })
     }
 
     pub fn span_secs(&self) -> i64 {
@@ -329,7 +343,10 @@ impl Segment {
 
     /// The row of metric `m` in [`Segment::batch`] (its points are `row * points ..`).
     pub fn row_index(&self, m: MetricId) -> Option<usize> {
-        self.rows.get(&m).map(|&r| r as usize)
+        match self.dense_from {
+            Some(first) => Some(m.checked_sub(first)? as usize).filter(|&r| r < self.rows.len()),
+            None => self.rows.get(&m).map(|&r| r as usize),
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -338,7 +355,7 @@ impl Segment {
 
     /// Metric `m`'s row, borrowed from the Arrow buffers.
     pub fn run(&self, m: MetricId) -> Option<Run<'_>> {
-        let r = *self.rows.get(&m)? as usize;
+        let r = self.row_index(m)?;
         let (a, b) = (r * self.points, (r + 1) * self.points);
         // A column without nulls needs no validity checks at all.
         fn bits(n: Option<&NullBuffer>, a: usize) -> Option<BitSlice<'_>> {
@@ -396,6 +413,30 @@ mod tests {
         }
         let seg = Segment::seal(0, &s).expect("seal");
         assert_eq!((seg.layout(), seg.batch.schema().field(1).name().as_str()), (Layout::Encoded, "encoded"));
+    }
+
+    /// Rows are found whatever order the metrics were written in: by
+    /// subtraction when row r holds metric first + r, by the map otherwise.
+    #[test]
+    fn rows_are_found_in_any_write_order() {
+        for (order, dense) in
+            [(vec![5u32, 6, 7, 8], Some(5)), (vec![8, 5, 7], None), (vec![5, 6, 8], None), (vec![0], Some(0))]
+        {
+            let mut s = OpenSpan::new(7200, 1, 3600, true);
+            for &m in &order {
+                s.write_raw(m, 7201, Some(f64::from(m) * 10.0), false);
+            }
+            let seg = Segment::seal(0, &s).expect("seal");
+            assert_eq!(seg.dense_from, dense, "{order:?}");
+            for &m in &order {
+                assert_eq!(seg.run(m).expect("a written metric").agg(1).sum, f64::from(m) * 10.0, "{order:?}");
+                let row = seg.row_index(m).expect("its row");
+                assert_eq!(seg.batch.column(0).as_primitive::<UInt32Type>().value(row), m);
+            }
+            for absent in (0..12).filter(|m| !order.contains(m)) {
+                assert!(seg.run(absent).is_none() && seg.row_index(absent).is_none(), "{absent} in {order:?}");
+            }
+        }
     }
 
     #[test]
