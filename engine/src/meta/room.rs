@@ -98,7 +98,9 @@ impl RoomDef {
     }
 }
 
-/// `Production EU` -> `production-eu`; never empty.
+/// `Production EU` -> `production-eu`; never empty. A name with no ASCII
+/// letter or digit (`生产`, `!!!`) gets `room-` and a hash of the name, so
+/// that two such rooms do not share an id.
 pub fn slug(name: &str) -> String {
     let mut out = String::new();
     for c in name.trim().chars() {
@@ -112,9 +114,15 @@ pub fn slug(name: &str) -> String {
         out.pop();
     }
     if out.is_empty() {
-        out.push_str("room");
+        out = format!("room-{:08x}", fnv1a(name.trim()));
     }
     out
+}
+
+/// 32-bit FNV-1a: stable across builds and versions (ids are persisted
+/// through the rooms' names), unlike the standard library's hasher.
+fn fnv1a(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
 impl RoomFilter {
@@ -193,7 +201,13 @@ mod tests {
         assert_eq!(slug("Production EU"), "production-eu");
         assert_eq!(slug("  --a__b--  "), "a-b");
         assert_eq!(slug("ünï"), "n");
-        assert_eq!(slug("!!!"), "room");
+        // No ASCII letter or digit: distinct names keep distinct ids, the same name the same id.
+        assert_eq!(slug("!!!"), "room-2d53a722", "FNV-1a of the trimmed name");
+        assert_eq!(slug("  !!! "), slug("!!!"));
+        let ids: std::collections::HashSet<String> =
+            ["!!!", "😀😀", "生产", "测试", "?"].iter().map(|n| slug(n)).collect();
+        assert_eq!(ids.len(), 5, "{ids:?}");
+        assert!(ids.iter().all(|id| id.starts_with("room-") && id.len() == 13), "{ids:?}");
     }
 
     proptest! {
