@@ -3,9 +3,7 @@
 //! `strata ingest` CLI: accepted samples read back, bad streams are 400s
 //! naming the column or row and change nothing, oversized bodies are 413s.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+use std::io::Read;
 
 use serde_json::{json, Value};
 use strata_engine::ingest::arrow::{encode_stream, CONTENT_TYPE};
@@ -87,16 +85,7 @@ fn bad_streams_are_400_naming_where_and_apply_nothing() {
 #[test]
 fn an_oversized_arrow_body_is_413_json() {
     let s = Server::start(Some(NOW));
-    let addr = s.base.trim_start_matches("http://").to_string();
-    let mut conn = TcpStream::connect(&addr).expect("connect");
-    conn.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    let head = format!(
-        "POST /api/v1/ingest HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\n\r\n",
-        s.token,
-        64 * 1024 * 1024 + 1
-    );
-    conn.write_all(head.as_bytes()).expect("send headers");
+    let mut conn = s.raw_ingest(CONTENT_TYPE, 64 * 1024 * 1024 + 1);
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     while !String::from_utf8_lossy(&buf).contains("\"status\"") {

@@ -252,6 +252,23 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// A raw connection to the server, with the head of a `POST
+    /// /api/v1/ingest` declaring `len` body bytes of `content_type` already
+    /// sent: for bodies no HTTP client would send (oversized, cut short).
+    pub fn raw_ingest(&self, content_type: &str, len: usize) -> std::net::TcpStream {
+        use std::io::Write;
+        let addr = self.base.trim_start_matches("http://");
+        let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        let head = format!(
+            "POST /api/v1/ingest HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {len}\r\n\r\n",
+            self.token
+        );
+        conn.write_all(head.as_bytes()).expect("send the head");
+        conn
+    }
+
     /// Everything the server wrote on stderr so far.
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().expect("stderr lines lock").join("\n")

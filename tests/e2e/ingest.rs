@@ -2,8 +2,6 @@
 //! with error paths, size cap, last-write-wins.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -265,16 +263,8 @@ fn malformed_json_and_wrong_types_are_400_json_errors_with_paths() {
 #[test]
 fn body_over_64_mib_is_413_json() {
     let s = Server::start(Some(NOW));
-    let addr = s.base.trim_start_matches("http://").to_string();
-    let mut conn = TcpStream::connect(&addr).expect("connect");
-    conn.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    let len = 64 * 1024 * 1024 + 1;
-    let head = format!(
-        "POST /api/v1/ingest HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n{{\"series\": [",
-        s.token
-    );
-    conn.write_all(head.as_bytes()).expect("send headers");
+    let mut conn = s.raw_ingest("application/json", 64 * 1024 * 1024 + 1);
+    conn.write_all(b"{\"series\": [").expect("the body's start");
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     // Read until the JSON body is complete (or the server closes).
@@ -304,18 +294,9 @@ fn body_over_64_mib_is_413_json() {
 #[test]
 fn a_client_that_sends_the_whole_oversized_body_still_gets_the_413() {
     let s = Server::start(Some(NOW));
-    let addr = s.base.trim_start_matches("http://").to_string();
-    let mut conn = TcpStream::connect(&addr).expect("connect");
-    conn.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
     let len = 64 * 1024 * 1024 + 1;
-    let head = format!(
-        "POST /api/v1/ingest HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n",
-        s.token
-    );
-    let mut request = head.into_bytes();
-    request.extend(std::iter::repeat_n(b' ', len));
-    conn.write_all(&request).expect("the whole body is sent: the server reads it after its 413");
+    let mut conn = s.raw_ingest("application/json", len);
+    conn.write_all(&vec![b' '; len]).expect("the whole body is sent: the server reads it after its 413");
     let mut text = String::new();
     conn.read_to_string(&mut text).expect("the answer, then the server closes");
     assert!(text.starts_with("HTTP/1.1 413"), "expected 413, got: {text}");
