@@ -4,6 +4,29 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+/// Why a number is not a whole `i64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotWhole {
+    /// A fraction, NaN or an infinity.
+    Fraction,
+    /// Whole, but past `i64` (`as i64` would saturate, and an error would
+    /// then name `i64::MAX` instead of the number sent).
+    OutOfRange,
+}
+
+/// `f` as an `i64` when it is a whole number that fits one exactly.
+pub fn whole_i64(f: f64) -> Result<i64, NotWhole> {
+    /// 2^63: the first magnitude an `f64` cannot convert to `i64` exactly.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if !f.is_finite() || f.fract() != 0.0 {
+        Err(NotWhole::Fraction)
+    } else if f.abs() >= LIMIT {
+        Err(NotWhole::OutOfRange)
+    } else {
+        Ok(f as i64)
+    }
+}
+
 /// Dense id of one time series; every selection is a bitmap of these.
 pub type MetricId = u32;
 pub type NodeIdx = u32;
@@ -280,6 +303,17 @@ fn fnv1a64(bytes: &[u8], seed: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_numbers_convert_only_when_exact() {
+        assert_eq!(whole_i64(-600.0), Ok(-600));
+        assert_eq!(whole_i64(1.5), Err(NotWhole::Fraction));
+        assert_eq!(whole_i64(f64::NAN), Err(NotWhole::Fraction));
+        assert_eq!(whole_i64(f64::INFINITY), Err(NotWhole::Fraction));
+        assert_eq!(whole_i64(1e23), Err(NotWhole::OutOfRange));
+        assert_eq!(whole_i64(-9_223_372_036_854_775_808.0), Err(NotWhole::OutOfRange));
+        assert_eq!(whole_i64(9_007_199_254_740_992.0), Ok(9_007_199_254_740_992));
+    }
 
     fn meta<'a>(node: &'a str, inst: &'a str, dim: &'a str) -> SeriesMeta<'a> {
         SeriesMeta {

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::model::{whole_i64, NotWhole};
+
 /// A whole ingest batch: optional node metadata plus series with points.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -122,9 +124,6 @@ impl Serialize for Point {
     }
 }
 
-/// 2^63: the first magnitude an `f64` cannot convert to `i64` exactly.
-const I64_LIMIT: f64 = 9_223_372_036_854_775_808.0;
-
 impl<'de> Deserialize<'de> for Point {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct PointVisitor;
@@ -135,19 +134,16 @@ impl<'de> Deserialize<'de> for Point {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Point, A::Error> {
                 let t: f64 = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
-                if t.fract() != 0.0 || !t.is_finite() {
-                    return Err(de::Error::custom("timestamp must be whole epoch seconds"));
-                }
-                // `as i64` saturates: name the number sent, not i64::MAX.
-                if t.abs() >= I64_LIMIT {
-                    return Err(de::Error::custom(format!("timestamp {t} is outside 1970..2200")));
-                }
+                let t = whole_i64(t).map_err(|e| match e {
+                    NotWhole::Fraction => de::Error::custom("timestamp must be whole epoch seconds"),
+                    NotWhole::OutOfRange => de::Error::custom(format!("timestamp {t} is outside 1970..2200")),
+                })?;
                 let value: Option<f64> = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
                 let anomalous: bool = seq.next_element()?.unwrap_or(false);
                 if seq.next_element::<de::IgnoredAny>()?.is_some() {
                     return Err(de::Error::invalid_length(4, &self));
                 }
-                Ok(Point { t: t as i64, value, anomalous })
+                Ok(Point { t, value, anomalous })
             }
         }
         d.deserialize_seq(PointVisitor)

@@ -36,7 +36,7 @@ fn int(v: &Value, path: &str) -> Result<Option<i64>> {
         Value::Null => Ok(None),
         Value::Number(n) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
+            .or_else(|| n.as_f64().and_then(|f| crate::model::whole_i64(f).ok()))
             .map(Some)
             .ok_or_else(|| EngineError::param(path, format!("'{path}' must be an integer, got {n}"))),
         // Lenient like the GET form: "600" works too.

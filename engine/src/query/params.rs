@@ -4,6 +4,7 @@
 
 use crate::error::{EngineError, Result};
 use crate::index::{LabelFilter, SimplePattern};
+use crate::model::{whole_i64, NotWhole};
 use crate::query::request::{Aggregation, ApiVersion, Format, GroupByKey, GroupByPass, QueryRequest};
 use crate::query::time_group::TimeGroup;
 
@@ -15,19 +16,9 @@ pub const MAX_PASSES: usize = 2;
 pub(crate) fn parse_i64(param: &str, v: &str) -> Result<i64> {
     v.trim()
         .parse::<i64>()
-        .or_else(|_| {
-            let f = v.trim().parse::<f64>().map_err(|_| false)?;
-            if !f.is_finite() || f.fract() != 0.0 {
-                return Err(false);
-            }
-            // 2^63: `as i64` would saturate, and an error would name i64::MAX instead of what was sent.
-            if f.abs() >= 9_223_372_036_854_775_808.0 {
-                return Err(true);
-            }
-            Ok(f as i64)
-        })
-        .map_err(|out_of_range| {
-            let what = if out_of_range { "is out of range" } else { "must be an integer" };
+        .or_else(|_| v.trim().parse::<f64>().map_err(|_| NotWhole::Fraction).and_then(whole_i64))
+        .map_err(|e| {
+            let what = if e == NotWhole::OutOfRange { "is out of range" } else { "must be an integer" };
             EngineError::param(param, format!("'{param}' {what}, got '{v}'"))
         })
 }
