@@ -97,6 +97,17 @@ pub struct AggColumns {
     pub anomaly_count: Vec<u32>,
 }
 
+impl AggColumns {
+    /// Empties the columns, keeping their capacity.
+    pub fn clear(&mut self) {
+        self.sum.clear();
+        self.min.clear();
+        self.max.clear();
+        self.count.clear();
+        self.anomaly_count.clear();
+    }
+}
+
 /// Consecutive points of one metric: point `i` ends at `first_end + i * res`
 /// and covers `(end - res, end]`.
 #[derive(Debug, Clone, Copy)]

@@ -191,33 +191,54 @@ impl<'a> RawData<'a> {
     }
 }
 
-/// A rollup run of a metric: borrowed from the store, or decoded from a
-/// sealed (encoded) segment, once per metric and only over the range read.
+/// A rollup run of a metric, copied out of the store once per metric and
+/// only over the range read. Consecutive pieces (an open span's blocks, a
+/// sealed row and the open span after it) join into one run: the bucket
+/// loop then reads contiguous columns the copy has just brought into
+/// cache, instead of stalling on a block at a time (measured: the loads of
+/// open-span blocks were the largest cost of the automatic-tier scan).
 #[derive(Debug, Clone)]
-enum AggRun<'a> {
-    Borrowed(AggView<'a>),
-    Decoded { first_end: i64, res: i64, cols: Rc<AggColumns> },
+struct AggRun {
+    first_end: i64,
+    res: i64,
+    cols: Rc<AggColumns>,
 }
 
-impl AggRun<'_> {
+impl AggRun {
     fn view(&self) -> AggView<'_> {
-        match self {
-            AggRun::Borrowed(v) => *v,
-            AggRun::Decoded { first_end, res, cols } => AggView {
-                first_end: *first_end,
-                res: *res,
-                sum: &cols.sum,
-                min: &cols.min,
-                max: &cols.max,
-                count: &cols.count,
-                anomaly_count: &cols.anomaly_count,
-            },
+        AggView {
+            first_end: self.first_end,
+            res: self.res,
+            sum: &self.cols.sum,
+            min: &self.cols.min,
+            max: &self.cols.max,
+            count: &self.cols.count,
+            anomaly_count: &self.cols.anomaly_count,
         }
     }
 
     fn last_end(&self) -> i64 {
         self.view().last_end()
     }
+}
+
+/// The columns that points starting at `first_end` (of `res` seconds)
+/// append to: the last run's when they continue it, else a new run's
+/// (reusing spare columns).
+fn continue_run<'r>(
+    runs: &'r mut Vec<AggRun>,
+    spare: &mut Vec<AggColumns>,
+    first_end: i64,
+    res: i64,
+) -> &'r mut AggColumns {
+    let continues = runs.last().is_some_and(|r| r.res == res && r.last_end() + res == first_end);
+    if !continues {
+        let cols = Rc::new(spare.pop().unwrap_or_default());
+        runs.push(AggRun { first_end, res, cols });
+    }
+    let last = runs.len() - 1;
+    // Never shared while loading (the scan clones a run only to read it).
+    Rc::make_mut(&mut runs[last].cols)
 }
 
 /// A rollup run, unpacked once per metric.
@@ -373,7 +394,9 @@ pub struct MetricScan<'s> {
     kernel: Box<dyn Kernel>,
     raw: Vec<RawView<'s>>,
     /// Rollup runs per tier (index 0 unused).
-    agg: [Vec<AggRun<'s>>; TIERS],
+    agg: [Vec<AggRun>; TIERS],
+    /// Columns of earlier metrics' runs, for reuse.
+    spare: Vec<AggColumns>,
     /// `(first_end, last_end)` of each rollup run, beside the runs so that
     /// finding one does not touch them (open-span runs are 16-point blocks).
     agg_ends: [Vec<(i64, i64)>; TIERS],
@@ -396,6 +419,7 @@ impl<'s> MetricScan<'s> {
             kernel,
             raw: Vec::new(),
             agg: Default::default(),
+            spare: Vec::new(),
             agg_ends: Default::default(),
             cursor: [0; TIERS],
             scratch: Vec::new(),
@@ -408,10 +432,17 @@ impl<'s> MetricScan<'s> {
         let w = self.window;
         let cfg = *self.store.config();
         self.raw.clear();
-        self.agg.iter_mut().for_each(Vec::clear);
+        for runs in &mut self.agg {
+            for run in runs.drain(..) {
+                if let Ok(mut cols) = Rc::try_unwrap(run.cols) {
+                    cols.clear();
+                    self.spare.push(cols);
+                }
+            }
+        }
         self.agg_ends.iter_mut().for_each(Vec::clear);
         self.cursor = [0; TIERS];
-        let (raw, agg) = (&mut self.raw, &mut self.agg);
+        let (raw, agg, spare) = (&mut self.raw, &mut self.agg, &mut self.spare);
         for (t, _) in need.iter().enumerate().filter(|(_, n)| **n) {
             // One point of margin each side: the previous point of an
             // interpolation, the point closing the last bucket.
@@ -427,20 +458,15 @@ impl<'s> MetricScan<'s> {
                 RowData::Encoded(row) => {
                     raw.push(RawView { first_end: r.first_end, res: r.res, len: r.len, data: RawData::Encoded(row) })
                 }
-                RowData::Agg { sum, min, max, count, anomaly_count } => agg[t].push(AggRun::Borrowed(AggView {
-                    first_end: r.first_end,
-                    res: r.res,
-                    sum,
-                    min,
-                    max,
-                    count,
-                    anomaly_count,
-                })),
-                RowData::AggEncoded(rows) => {
-                    let mut cols = AggColumns::default();
-                    rows.decode_into(&mut cols);
-                    agg[t].push(AggRun::Decoded { first_end: r.first_end, res: r.res, cols: Rc::new(cols) })
+                RowData::Agg { sum, min, max, count, anomaly_count } => {
+                    let cols = continue_run(&mut agg[t], spare, r.first_end, r.res);
+                    cols.sum.extend_from_slice(sum);
+                    cols.min.extend_from_slice(min);
+                    cols.max.extend_from_slice(max);
+                    cols.count.extend_from_slice(count);
+                    cols.anomaly_count.extend_from_slice(anomaly_count);
                 }
+                RowData::AggEncoded(rows) => rows.decode_into(continue_run(&mut agg[t], spare, r.first_end, r.res)),
             });
             let ends = &mut self.agg_ends[t];
             ends.extend(agg[t].iter().map(|r| (r.view().first_end, r.last_end())));
