@@ -11,9 +11,6 @@ use std::time::{Duration, Instant};
 use super::dataset::Dataset;
 use super::http;
 
-/// Client threads posting at once, for every engine.
-pub const CONCURRENCY: usize = 2;
-
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoadResult {
     pub samples: u64,
@@ -40,7 +37,7 @@ pub fn encode_all(
     chunks.into_iter().map(|(a, b, s)| enc(a, b, s)).collect()
 }
 
-/// Posts `bodies` to `url` with `CONCURRENCY` threads taking them in order.
+/// Posts `bodies` to `url` with `clients` threads taking them in order.
 /// Every answer must be 2xx; strata's `rejected_late` is summed.
 pub fn post_all(
     label: &str,
@@ -48,13 +45,14 @@ pub fn post_all(
     headers: &[(&str, &str)],
     bodies: &[Vec<u8>],
     samples: u64,
+    clients: usize,
 ) -> Result<LoadResult, String> {
     let next = AtomicUsize::new(0);
     let late = AtomicU64::new(0);
     let done = AtomicUsize::new(0);
     let start = Instant::now();
     let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..CONCURRENCY)
+        let workers: Vec<_> = (0..clients.max(1))
             .map(|_| {
                 scope.spawn(|| -> Result<(), String> {
                     let agent = http::agent(Duration::from_secs(600));

@@ -53,6 +53,12 @@ pub struct BenchArgs {
     /// Seconds for each half of the small-query test.
     #[arg(long, env = "STRATA_SMALL_SECS", default_value_t = 3.0, value_parser = parse_secs)]
     pub small_secs: f64,
+    /// Client threads posting the load batches at once, the same for every
+    /// engine (two per core of the reference 2-core machine: with fewer, an
+    /// engine that acknowledges a batch only once it is durable waits
+    /// instead of working).
+    #[arg(long, env = "STRATA_CLIENTS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub clients: u64,
     /// Bench strata alone even when peers are installed.
     #[arg(long, env = "STRATA_NO_PEERS")]
     pub no_peers: bool,
@@ -121,12 +127,12 @@ fn run_in(a: &BenchArgs, d: &Dataset, root: &Path) -> Result<String, String> {
     let bandwidth = probe::measure(512, 5);
     let mem = Sampler::start();
 
-    let (strata, strata_row, sdisk) = setup::strata(d, root, &mem)?;
+    let (strata, strata_row, sdisk) = setup::strata(d, root, &mem, a.clients as usize)?;
     let mut targets = vec![Target::of(&strata, Kind::Strata)];
     let mut rows = vec![strata_row];
     let mut procs = vec![strata];
     if let Some(bin) = &peers.vm {
-        let (p, row) = setup::victoria_metrics(d, bin, root, &mem)?;
+        let (p, row) = setup::victoria_metrics(d, bin, root, &mem, a.clients as usize)?;
         targets.push(Target::of(&p, Kind::VictoriaMetrics));
         rows.push(row);
         procs.push(p);
@@ -196,6 +202,7 @@ fn run_in(a: &BenchArgs, d: &Dataset, root: &Path) -> Result<String, String> {
         command,
         bandwidth,
         cores,
+        clients: a.clients as usize,
         missing: peers.missing,
         engines: rows,
         workloads: results,

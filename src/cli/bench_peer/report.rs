@@ -48,6 +48,8 @@ pub struct Report<'a> {
     pub command: String,
     pub bandwidth: Bandwidth,
     pub cores: usize,
+    /// Client threads that posted the load batches.
+    pub clients: usize,
     pub missing: Vec<String>,
     pub engines: Vec<EngineRow>,
     pub workloads: Vec<WorkloadResult>,
@@ -101,7 +103,7 @@ impl Report<'_> {
             d.samples(),
             d.first(),
             d.end,
-            super::load::CONCURRENCY
+            self.clients
         );
         for m in &self.missing {
             let _ = writeln!(o, "- {m}");

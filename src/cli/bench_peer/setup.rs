@@ -18,7 +18,7 @@ fn row(name: &'static str, loads: Vec<(&'static str, LoadResult)>, disk_bytes: u
 }
 
 /// Loads the dataset into a fresh strata with one body format.
-fn load_strata(d: &Dataset, dir: &Path, mem: &Sampler, arrow: bool) -> Result<(Proc, LoadResult), String> {
+fn load_strata(d: &Dataset, dir: &Path, mem: &Sampler, arrow: bool, clients: usize) -> Result<(Proc, LoadResult), String> {
     let p = engines::start_strata(dir)?;
     mem.watch("strata", p.pid());
     mem.watch(if arrow { "strata (during the Arrow IPC load)" } else { "strata (during the JSON load)" }, p.pid());
@@ -37,7 +37,7 @@ fn load_strata(d: &Dataset, dir: &Path, mem: &Sampler, arrow: bool) -> Result<(P
     })?;
     let auth = format!("Bearer {}", p.token.as_deref().unwrap_or_default());
     let headers = [("Authorization", auth.as_str()), ("Content-Type", ctype)];
-    let r = load::post_all(label, &format!("{}/api/v1/ingest", p.base), &headers, &bodies, d.samples())?;
+    let r = load::post_all(label, &format!("{}/api/v1/ingest", p.base), &headers, &bodies, d.samples(), clients)?;
     eprintln!("bench-peer: {label}: {:.2} M samples/s", r.rate() / 1e6);
     if r.rejected_late > 0 {
         return Err(format!("{label}: strata refused {} samples as late; the load order is broken", r.rejected_late));
@@ -66,12 +66,12 @@ fn strata_disk(d: &Dataset, dir: &Path) -> StrataDisk {
 
 /// strata, loaded twice on fresh data dirs (JSON, then Arrow IPC); the
 /// second is stopped cleanly, measured, and restarted for the queries.
-pub fn strata(d: &Dataset, root: &Path, mem: &Sampler) -> Result<(Proc, EngineRow, StrataDisk), String> {
-    let (json_proc, json_load) = load_strata(d, &root.join("strata-json"), mem, false)?;
+pub fn strata(d: &Dataset, root: &Path, mem: &Sampler, clients: usize) -> Result<(Proc, EngineRow, StrataDisk), String> {
+    let (json_proc, json_load) = load_strata(d, &root.join("strata-json"), mem, false, clients)?;
     drop(json_proc);
     let _ = std::fs::remove_dir_all(root.join("strata-json"));
     let dir = root.join("strata");
-    let (p, arrow_load) = load_strata(d, &dir, mem, true)?;
+    let (p, arrow_load) = load_strata(d, &dir, mem, true, clients)?;
     p.stop_gracefully(Duration::from_secs(120))?;
     let disk = strata_disk(d, &dir);
     let loads = vec![("JSON over HTTP", json_load), ("Arrow IPC over HTTP", arrow_load)];
@@ -84,12 +84,18 @@ pub fn strata(d: &Dataset, root: &Path, mem: &Sampler) -> Result<(Proc, EngineRo
 
 /// VictoriaMetrics: JSON-lines import, force_flush, a clean stop (which
 /// writes every in-memory part, as strata's does), measured, restarted.
-pub fn victoria_metrics(d: &Dataset, bin: &Path, root: &Path, mem: &Sampler) -> Result<(Proc, EngineRow), String> {
+pub fn victoria_metrics(
+    d: &Dataset,
+    bin: &Path,
+    root: &Path,
+    mem: &Sampler,
+    clients: usize,
+) -> Result<(Proc, EngineRow), String> {
     let vm = engines::start_vm(bin, root)?;
     mem.watch("VictoriaMetrics", vm.pid());
     let bodies = load::encode_all(d, "VictoriaMetrics JSON lines", |a, b, s| Ok(d.vm_lines(a, b, s)))?;
     let url = format!("{}/api/v1/import", vm.base);
-    let r = load::post_all("VictoriaMetrics import", &url, &[], &bodies, d.samples())?;
+    let r = load::post_all("VictoriaMetrics import", &url, &[], &bodies, d.samples(), clients)?;
     drop(bodies);
     eprintln!("bench-peer: VictoriaMetrics import: {:.2} M samples/s; flushing and restarting", r.rate() / 1e6);
     let agent = super::http::agent(Duration::from_secs(300));
