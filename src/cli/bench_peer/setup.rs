@@ -18,7 +18,13 @@ fn row(name: &'static str, loads: Vec<(&'static str, LoadResult)>, disk_bytes: u
 }
 
 /// Loads the dataset into a fresh strata with one body format.
-fn load_strata(d: &Dataset, dir: &Path, mem: &Sampler, arrow: bool, clients: usize) -> Result<(Proc, LoadResult), String> {
+fn load_strata(
+    d: &Dataset,
+    dir: &Path,
+    mem: &Sampler,
+    arrow: bool,
+    clients: usize,
+) -> Result<(Proc, LoadResult), String> {
     let p = engines::start_strata(dir)?;
     mem.watch("strata", p.pid());
     mem.watch(if arrow { "strata (during the Arrow IPC load)" } else { "strata (during the JSON load)" }, p.pid());
@@ -66,7 +72,12 @@ fn strata_disk(d: &Dataset, dir: &Path) -> StrataDisk {
 
 /// strata, loaded twice on fresh data dirs (JSON, then Arrow IPC); the
 /// second is stopped cleanly, measured, and restarted for the queries.
-pub fn strata(d: &Dataset, root: &Path, mem: &Sampler, clients: usize) -> Result<(Proc, EngineRow, StrataDisk), String> {
+pub fn strata(
+    d: &Dataset,
+    root: &Path,
+    mem: &Sampler,
+    clients: usize,
+) -> Result<(Proc, EngineRow, StrataDisk), String> {
     let (json_proc, json_load) = load_strata(d, &root.join("strata-json"), mem, false, clients)?;
     drop(json_proc);
     let _ = std::fs::remove_dir_all(root.join("strata-json"));

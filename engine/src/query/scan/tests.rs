@@ -230,3 +230,40 @@ proptest::proptest! {
         }
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+    /// The exact layout equals tier 0 where tier 1 is read from a sealed
+    /// day and then the open day after it, through a hole longer than an
+    /// open block (so the scan's rollup copy restarts its run there).
+    #[test]
+    fn exact_layout_equals_tier0_across_a_sealed_and_an_open_rollup_day(
+        seed in proptest::collection::vec(-5_000i32..5_000, 64),
+        hole_start in 600i64..9_000,
+        v in 7i64..2_000,
+        after in 0i64..900,
+    ) {
+        const DAY: i64 = 86_400;
+        let (first, last) = (DAY - 3 * 3600, DAY + 3 * 3600);
+        let hole = DAY - 3600 + hole_start..DAY - 3600 + hole_start + 9_000;
+        let data: Vec<_> = (first..=last)
+            .map(|t| (t, (!hole.contains(&t)).then(|| f64::from(seed[(t % 64) as usize]) / 100.0 + (t % 7) as f64)))
+            .collect();
+        let mut s = store_with(&data);
+        s.seal_pending().expect("seal");
+        proptest::prop_assert!(!s.sealed(1, 1).is_empty(), "the first day's tier 1 is sealed");
+        let w = window(first + after, ((last - first - after) / v).max(1) as usize, v);
+        for sum in [false, true] {
+            let k = || -> Box<dyn Kernel> { if sum { Box::new(Sum::default()) } else { Box::new(Average::new(None)) } };
+            let field = if sum { Field::Sum } else { Field::Average };
+            let a = pinned(&s, w, 0, field, k());
+            let b = exact(&s, w, k());
+            proptest::prop_assert_eq!(&a.b.flags, &b.b.flags);
+            for (x, y) in a.b.values.iter().zip(&b.b.values) {
+                proptest::prop_assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{}: {} vs {}", field as u8, x, y);
+            }
+            proptest::prop_assert_eq!(a.stats.count, b.stats.count);
+            proptest::prop_assert!(v < 120 || b.tiers.points[1] > 0, "whole minutes came from tier 1");
+        }
+    }
+}
