@@ -398,7 +398,7 @@ pub struct MetricScan<'s> {
     /// Columns of earlier metrics' runs, for reuse.
     spare: Vec<AggColumns>,
     /// `(first_end, last_end)` of each rollup run, beside the runs so that
-    /// finding one does not touch them (open-span runs are 16-point blocks).
+    /// finding one does not touch their columns.
     agg_ends: [Vec<(i64, i64)>; TIERS],
     cursor: [usize; TIERS],
     scratch: Vec<f64>,
