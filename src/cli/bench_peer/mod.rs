@@ -54,10 +54,9 @@ pub struct BenchArgs {
     #[arg(long, env = "STRATA_SMALL_SECS", default_value_t = 3.0, value_parser = parse_secs)]
     pub small_secs: f64,
     /// Client threads posting the load batches at once, the same for every
-    /// engine (two per core of the reference 2-core machine: with fewer, an
-    /// engine that acknowledges a batch only once it is durable waits
-    /// instead of working).
-    #[arg(long, env = "STRATA_CLIENTS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    /// engine. More keep an engine that acknowledges a batch only once it is
+    /// durable busy during its fsyncs, and hold more batches in memory.
+    #[arg(long, env = "STRATA_CLIENTS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub clients: u64,
     /// Bench strata alone even when peers are installed.
     #[arg(long, env = "STRATA_NO_PEERS")]
