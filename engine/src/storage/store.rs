@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::open_span::{OpenSpan, SharedRow};
+use super::open_span::{OpenSpan, SharedBlocks};
 use super::row::{AggPoint, Run};
 use super::segment::Segment;
 use super::tier::{span_start, window_end, StorageConfig, TIERS};
@@ -470,24 +470,14 @@ impl Store {
 
     /// Shares metric `m`'s blocks in the closed-unsealed and open spans of
     /// `tier` whose points end in `(from_excl, to_incl]`, oldest span first.
-    pub fn share_open(
-        &self,
-        m: MetricId,
-        ue: i64,
-        tier: usize,
-        from_excl: i64,
-        to_incl: i64,
-        mut f: impl FnMut(SharedRow),
-    ) {
+    pub fn share_open(&self, m: MetricId, ue: i64, tier: usize, from_excl: i64, to_incl: i64, into: &mut SharedBlocks) {
         let Some(g) = self.groups.get(&ue) else { return };
         let st = &g.tiers[tier];
         for span in st.sealing.iter().map(|s| &**s).chain(st.open.range(..=to_incl).map(|(_, s)| s)) {
             if span.start > to_incl || span.start + span.span_secs() - span.res <= from_excl {
                 continue;
             }
-            if let Some(blocks) = span.share(m, from_excl, to_incl) {
-                f(SharedRow { start: span.start, res: span.res, points: span.points, blocks });
-            }
+            span.share(m, from_excl, to_incl, into);
         }
     }
 

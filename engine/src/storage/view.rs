@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::open_span::SharedRow;
+use super::open_span::SharedBlocks;
 use super::row::Run;
 use super::segment::Segment;
 use super::store::{sealed_runs, Extent, Store};
@@ -32,8 +32,9 @@ struct GroupView {
 struct MetricView {
     ue: i64,
     extents: [Option<Extent>; TIERS],
-    /// Shared blocks of closed-unsealed and open spans, oldest first.
-    open: [Vec<SharedRow>; TIERS],
+    /// Per tier, the range of the view's shared rows holding this metric's
+    /// rows of closed-unsealed and open spans, oldest first.
+    open: [std::ops::Range<u32>; TIERS],
 }
 
 /// See the module docs.
@@ -42,13 +43,20 @@ pub struct StoreView {
     cfg: StorageConfig,
     groups: BTreeMap<i64, GroupView>,
     metrics: IdMap<MetricView>,
+    /// Every metric's shared open rows, and the blocks they share.
+    shared: SharedBlocks,
 }
 
 impl StoreView {
     /// The planning facts of `metrics` (those ever written) and the sealed
     /// segments of their groups.
     pub fn of(store: &Store, metrics: impl IntoIterator<Item = MetricId>) -> StoreView {
-        let mut view = StoreView { cfg: *store.config(), groups: BTreeMap::new(), metrics: id_map::new() };
+        let mut view = StoreView {
+            cfg: *store.config(),
+            groups: BTreeMap::new(),
+            metrics: id_map::new(),
+            shared: SharedBlocks::default(),
+        };
         for m in metrics {
             let Some(ue) = store.update_every(m) else { continue };
             view.groups.entry(ue).or_insert_with(|| GroupView {
@@ -65,14 +73,16 @@ impl StoreView {
     /// Shares the open-span blocks of every metric in the view whose points
     /// end in `range(tier, update_every)`; an empty range shares none.
     pub fn attach_open(&mut self, store: &Store, range: impl Fn(usize, i64) -> (i64, i64)) {
+        let shared = &mut self.shared;
+        shared.clear();
         for (&m, mv) in self.metrics.iter_mut() {
-            for (t, rows) in mv.open.iter_mut().enumerate() {
+            for (t, open) in mv.open.iter_mut().enumerate() {
                 let (from, to) = range(t, mv.ue);
-                rows.clear();
-                if from >= to {
-                    continue;
+                let at = shared.rows_len();
+                if from < to {
+                    store.share_open(m, mv.ue, t, from, to, shared);
                 }
-                store.share_open(m, mv.ue, t, from, to, |row| rows.push(row));
+                *open = at..shared.rows_len();
             }
         }
     }
@@ -125,8 +135,8 @@ impl StoreView {
     ) {
         let (Some(g), Some(mv)) = (self.groups.get(&ue), self.metrics.get(&m)) else { return };
         sealed_runs(&g.sealed[tier], m, from_excl, to_incl, &mut f);
-        for row in &mv.open[tier] {
-            row.for_each_run(|r| {
+        for row in self.shared.rows(&mv.open[tier]) {
+            row.for_each_run(&self.shared, |r| {
                 if let Some(run) = r.clip(from_excl, to_incl) {
                     f(run);
                 }
