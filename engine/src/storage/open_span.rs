@@ -5,6 +5,8 @@
 //! waiting for the writer.
 //! Sealing lays the blocks out densely for Arrow ([`OpenSpan::dense`]).
 
+use std::sync::Arc;
+
 use super::bits::{get_bit, set_bit, BitSlice};
 use super::block::{block, block_mut, AggBlock, Block, Blocks, Columns, RawBlock, RawCols, AGG_BLOCK, RAW_BLOCK};
 use super::row::{AggPoint, RowData, Run};
@@ -13,10 +15,13 @@ use crate::id_map::{self, IdMap};
 use crate::model::MetricId;
 
 /// The rows of a span: tier 0 holds raw samples, tiers 1-2 aggregates.
+/// Each row's block list is shared as a whole with readers (one `Arc`
+/// clone per metric and span, not one per block); the writer copies the
+/// list, then the block it writes, only while a reader holds them.
 #[derive(Debug, Clone)]
 pub(crate) enum SpanRows {
-    Raw(Vec<Blocks<RawBlock>>),
-    Agg(Vec<Blocks<AggBlock>>),
+    Raw(Vec<Arc<Blocks<RawBlock>>>),
+    Agg(Vec<Arc<Blocks<AggBlock>>>),
 }
 
 #[derive(Debug, Clone)]
@@ -37,14 +42,16 @@ pub(crate) enum Dense {
 }
 
 /// What a reader shares of the open spans: the rows of every metric and
-/// span it reads, and their blocks, in one list each. A view then holds a
-/// handful of allocations, not a few per metric (measured: allocating and
-/// freeing those was about a tenth of a one-hour query over 1,000 metrics).
+/// span it reads, and their block lists, in one list each. A view then
+/// holds a handful of allocations, not a few per metric (measured:
+/// allocating and freeing those was about a tenth of a one-hour query over
+/// 1,000 metrics), and one reference per row, not per block (each is a
+/// cache miss on the block when taken and again when dropped).
 #[derive(Debug, Clone, Default)]
 pub struct SharedBlocks {
     rows: Vec<SharedRow>,
-    raw: Blocks<RawBlock>,
-    agg: Blocks<AggBlock>,
+    raw: Vec<Arc<Blocks<RawBlock>>>,
+    agg: Vec<Arc<Blocks<AggBlock>>>,
 }
 
 impl SharedBlocks {
@@ -92,8 +99,8 @@ impl OpenSpan {
         self.ids.push(m);
         self.index.insert(m, r as u32);
         match &mut self.rows {
-            SpanRows::Raw(rows) => rows.push(Vec::new()),
-            SpanRows::Agg(rows) => rows.push(Vec::new()),
+            SpanRows::Raw(rows) => rows.push(Arc::default()),
+            SpanRows::Agg(rows) => rows.push(Arc::default()),
         }
         r
     }
@@ -128,7 +135,7 @@ impl OpenSpan {
             if block(&rows[r], bi).is_none() && group.iter().all(|p| p.value.is_none()) {
                 continue;
             }
-            let b = block_mut(&mut rows[r], bi);
+            let b = block_mut(Arc::make_mut(&mut rows[r]), bi);
             for (p, rep) in group.iter().zip(rep) {
                 let k = slot(p.t) % RAW_BLOCK;
                 if p.value.is_none() && b.index(k).is_none() {
@@ -152,7 +159,7 @@ impl OpenSpan {
     pub(crate) fn merge_agg_values(&mut self, r: usize, end: i64, values: impl Iterator<Item = (f64, bool)>) {
         let i = self.slot(end);
         let SpanRows::Agg(rows) = &mut self.rows else { return };
-        let b = block_mut(&mut rows[r], (i / AGG_BLOCK) as u32);
+        let b = block_mut(Arc::make_mut(&mut rows[r]), (i / AGG_BLOCK) as u32);
         let k = b.index_mut(i % AGG_BLOCK);
         let b = &mut b.cols;
         let (mut sum, mut min, mut max) = (b.sum[k], b.min[k], b.max[k]);
@@ -181,7 +188,7 @@ impl OpenSpan {
         if p.is_none() && block(&rows[r], bi).and_then(|b| b.index(k)).is_none() {
             return;
         }
-        let b = block_mut(&mut rows[r], bi);
+        let b = block_mut(Arc::make_mut(&mut rows[r]), bi);
         let k = b.index_mut(k);
         let b = &mut b.cols;
         let p = p.unwrap_or(AggPoint { sum: 0.0, min: 0.0, max: 0.0, count: 0, anomaly_count: 0 });
@@ -205,24 +212,24 @@ impl OpenSpan {
         let first = |bi: u32| self.start + i64::from(bi) * per * self.res;
         // Blocks are sorted, so the wanted ones are one run of them.
         fn wanted<B>(
-            blocks: &Blocks<B>,
+            row: &Arc<Blocks<B>>,
             before: impl Fn(u32) -> bool,
             upto: impl Fn(u32) -> bool,
-            into: &mut Blocks<B>,
-        ) -> std::ops::Range<u32> {
-            let lo = blocks.partition_point(|(bi, _)| before(*bi));
-            let hi = blocks.partition_point(|(bi, _)| upto(*bi)).max(lo);
-            let at = into.len() as u32;
-            into.extend_from_slice(&blocks[lo..hi]);
-            at..into.len() as u32
+            into: &mut Vec<Arc<Blocks<B>>>,
+        ) -> (u32, std::ops::Range<u32>) {
+            let lo = row.partition_point(|(bi, _)| before(*bi));
+            let hi = row.partition_point(|(bi, _)| upto(*bi)).max(lo);
+            into.push(row.clone());
+            (into.len() as u32 - 1, lo as u32..hi as u32)
         }
         let before = |bi: u32| first(bi) + (per - 1) * self.res <= from_excl;
         let upto = |bi: u32| first(bi) <= to_incl;
-        let blocks = match &self.rows {
+        let (list, blocks) = match &self.rows {
             SpanRows::Raw(rows) => wanted(&rows[r], before, upto, &mut into.raw),
             SpanRows::Agg(rows) => wanted(&rows[r], before, upto, &mut into.agg),
         };
-        into.rows.push(SharedRow { start: self.start, res: self.res, points: self.points, raw: self.is_raw(), blocks });
+        let raw = self.is_raw();
+        into.rows.push(SharedRow { start: self.start, res: self.res, points: self.points, raw, list, blocks });
     }
 
     /// Calls `f` with metric `m`'s runs (one per block), oldest first.
@@ -250,7 +257,7 @@ impl OpenSpan {
                 let mut valid = vec![0u8; (rows * n).div_ceil(8)];
                 let mut anomaly = vec![0u8; (rows * n).div_ceil(8)];
                 for (r, blocks) in all.iter().enumerate() {
-                    for (bi, b) in blocks {
+                    for (bi, b) in blocks.iter() {
                         let (slot, len) = g.window(*bi, b);
                         let at = r * n + slot;
                         let b = &b.cols;
@@ -267,7 +274,7 @@ impl OpenSpan {
                 let (mut sum, mut min, mut max) = (vec![0.0; rows * n], vec![0.0; rows * n], vec![0.0; rows * n]);
                 let (mut count, mut anomaly_count) = (vec![0u32; rows * n], vec![0u32; rows * n]);
                 for (r, blocks) in all.iter().enumerate() {
-                    for (bi, b) in blocks {
+                    for (bi, b) in blocks.iter() {
                         let (slot, len) = g.window(*bi, b);
                         let at = r * n + slot;
                         let b = &b.cols;
@@ -285,8 +292,8 @@ impl OpenSpan {
 
     /// Bytes of point data this span holds (blocks), for memory accounting.
     pub fn block_bytes(&self) -> usize {
-        fn sum<C: Columns>(rows: &[Blocks<Block<C>>]) -> usize {
-            rows.iter().flatten().map(|(_, b)| b.bytes()).sum()
+        fn sum<C: Columns>(rows: &[Arc<Blocks<Block<C>>>]) -> usize {
+            rows.iter().flat_map(|r| r.iter()).map(|(_, b)| b.bytes()).sum()
         }
         match &self.rows {
             SpanRows::Raw(r) => sum(r),
@@ -361,6 +368,9 @@ pub struct SharedRow {
     pub res: i64,
     pub points: usize,
     raw: bool,
+    /// The row's block list in the [`SharedBlocks`] list of its kind.
+    list: u32,
+    /// The blocks of that list shared.
     blocks: std::ops::Range<u32>,
 }
 
@@ -370,9 +380,9 @@ impl SharedRow {
         let g = Geometry { start: self.start, res: self.res, points: self.points };
         let (lo, hi) = (self.blocks.start as usize, self.blocks.end as usize);
         if self.raw {
-            shared.raw[lo..hi].iter().for_each(|(bi, b)| f(g.raw_run(*bi, b)));
+            shared.raw[self.list as usize][lo..hi].iter().for_each(|(bi, b)| f(g.raw_run(*bi, b)));
         } else {
-            shared.agg[lo..hi].iter().for_each(|(bi, b)| f(g.agg_run(*bi, b)));
+            shared.agg[self.list as usize][lo..hi].iter().for_each(|(bi, b)| f(g.agg_run(*bi, b)));
         }
     }
 }
