@@ -4,11 +4,13 @@
 //! copies what planning needs for the query's metrics (update_every,
 //! per-tier extents, each group's horizons and rollup-only boundary) and
 //! takes the sealed segment lists (`Arc` clones); [`StoreView::attach_open`]
-//! then shares the open-span blocks the scan will read (`Arc` clones of
-//! blocks, see `block`). Nothing is copied point by point, so the lock is
-//! held for a time proportional to the number of metrics and blocks, not
-//! to the data; afterwards the scan reads without any lock while writers
-//! go on (a writer copies a block only when it writes to one a view holds).
+//! then shares the open-span rows the scan will read (one `Arc` clone of
+//! each metric's block list per span, kept in one list for the whole view,
+//! see `open_span::SharedBlocks`). Nothing is copied point by point, so the
+//! lock is held for a time proportional to the number of metrics, not to
+//! the data; afterwards the scan reads without any lock while writers go
+//! on (a writer copies a row's block list, then the block it writes, only
+//! while a view holds them).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
