@@ -40,7 +40,7 @@ fn tiny_bench_peer_without_peers_prints_the_table_and_every_target() {
     let bin = TempDir::new("bench-peer-path");
     let start = Instant::now();
     let mut cmd = Command::new(BIN);
-    cmd.args(["bench-peer", "--series", "10", "--hours", "1", "--runs", "1", "--small-secs", "0.2"]);
+    cmd.args(["bench-peer", "--series", "10", "--hours", "1", "--runs", "1", "--small-secs", "0.2", "--clients", "3"]);
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("STRATA_")) {
         cmd.env_remove(k);
     }
@@ -52,6 +52,7 @@ fn tiny_bench_peer_without_peers_prints_the_table_and_every_target() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("VictoriaMetrics not found"), "says the peer is missing: {stderr}");
     assert!(stdout.contains("VictoriaMetrics not found") && stdout.contains("Prometheus not found"), "{stdout}");
+    assert!(stdout.contains("loaded by 3 client threads"), "the report names --clients: {stdout}");
     assert!(stdout.contains("| workload | engine |"), "the query table: {stdout}");
     for w in ["(a) ", "(a-auto) ", "(b) ", "(c) ", "(d) ", "(e) ", "(g) "] {
         assert!(
@@ -72,9 +73,12 @@ fn tiny_bench_peer_without_peers_prints_the_table_and_every_target() {
 
 #[test]
 fn bench_peer_bad_usage_exits_2_with_a_reason() {
-    for args in
-        [&["bench-peer", "--series", "0"][..], &["bench-peer", "--hours", "x"], &["bench-peer", "--small-secs", "-1"]]
-    {
+    for args in [
+        &["bench-peer", "--series", "0"][..],
+        &["bench-peer", "--hours", "x"],
+        &["bench-peer", "--small-secs", "-1"],
+        &["bench-peer", "--clients", "0"],
+    ] {
         let out = Command::new(BIN).args(args).output().expect("run strata");
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", describe(&out));
         assert!(!out.stderr.is_empty(), "{args:?} says why");

@@ -162,6 +162,31 @@ fn exact_min_over_both_signs_reads_the_samples() {
     assert_eq!(o0.b.values, o.b.values);
 }
 
+/// Checks that the exact layout answers what tier 0 answers for sum and
+/// average over window `w`; returns how many tier-1 points it read.
+fn exact_equals_tier0(s: &Store, w: Window) -> Result<u64, proptest::test_runner::TestCaseError> {
+    let mut tier1_points = 0;
+    for sum in [false, true] {
+        let k = || -> Box<dyn Kernel> {
+            if sum {
+                Box::new(Sum::default())
+            } else {
+                Box::new(Average::new(None))
+            }
+        };
+        let field = if sum { Field::Sum } else { Field::Average };
+        let a = pinned(s, w, 0, field, k());
+        let b = exact(s, w, k());
+        proptest::prop_assert_eq!(&a.b.flags, &b.b.flags);
+        for (x, y) in a.b.values.iter().zip(&b.b.values) {
+            proptest::prop_assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{}: {} vs {}", field as u8, x, y);
+        }
+        proptest::prop_assert_eq!(a.stats.count, b.stats.count);
+        tier1_points = b.tiers.points[1];
+    }
+    Ok(tier1_points)
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
     /// The exact layout gives tier 0's answer for average and sum over
@@ -175,17 +200,7 @@ proptest::proptest! {
         let data: Vec<_> = vals.iter().enumerate().map(|(i, v)| (i as i64 + 1, *v)).collect();
         let s = store_with(&data);
         let w = window(after, (700 / v).max(1) as usize, v);
-        for sum in [false, true] {
-            let k = || -> Box<dyn Kernel> { if sum { Box::new(Sum::default()) } else { Box::new(Average::new(None)) } };
-            let field = if sum { Field::Sum } else { Field::Average };
-            let a = pinned(&s, w, 0, field, k());
-            let b = exact(&s, w, k());
-            proptest::prop_assert_eq!(&a.b.flags, &b.b.flags);
-            for (x, y) in a.b.values.iter().zip(&b.b.values) {
-                proptest::prop_assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{}: {} vs {}", field as u8, x, y);
-            }
-            proptest::prop_assert_eq!(a.stats.count, b.stats.count);
-        }
+        exact_equals_tier0(&s, w)?;
     }
 }
 
@@ -253,17 +268,7 @@ proptest::proptest! {
         s.seal_pending().expect("seal");
         proptest::prop_assert!(!s.sealed(1, 1).is_empty(), "the first day's tier 1 is sealed");
         let w = window(first + after, ((last - first - after) / v).max(1) as usize, v);
-        for sum in [false, true] {
-            let k = || -> Box<dyn Kernel> { if sum { Box::new(Sum::default()) } else { Box::new(Average::new(None)) } };
-            let field = if sum { Field::Sum } else { Field::Average };
-            let a = pinned(&s, w, 0, field, k());
-            let b = exact(&s, w, k());
-            proptest::prop_assert_eq!(&a.b.flags, &b.b.flags);
-            for (x, y) in a.b.values.iter().zip(&b.b.values) {
-                proptest::prop_assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{}: {} vs {}", field as u8, x, y);
-            }
-            proptest::prop_assert_eq!(a.stats.count, b.stats.count);
-            proptest::prop_assert!(v < 120 || b.tiers.points[1] > 0, "whole minutes came from tier 1");
-        }
+        let tier1_points = exact_equals_tier0(&s, w)?;
+        proptest::prop_assert!(v < 120 || tier1_points > 0, "whole minutes came from tier 1");
     }
 }
