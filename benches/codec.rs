@@ -58,6 +58,19 @@ fn bench(c: &mut Criterion) {
             acc
         })
     });
+    // Time groups of sums with the statistics read apart: no min or max.
+    g.bench_function("summarize_sums_buckets", |b| {
+        b.iter(|| {
+            let mut acc = 0.0;
+            for r in &parsed {
+                for lo in (0..POINTS).step_by(BUCKET) {
+                    let p = black_box(r).slice(lo, lo + BUCKET).summarize_sums();
+                    acc += p.sum + f64::from(p.count);
+                }
+            }
+            acc
+        })
+    });
     let mut out = Vec::with_capacity(BUCKET);
     g.bench_function("decode_buckets", |b| {
         b.iter(|| {

@@ -72,11 +72,14 @@ impl<'a> AggRows<'a> {
         }
     }
 
-    /// Appends every point's fields to `cols` (gaps hold 0).
-    pub fn decode_into(&self, cols: &mut AggColumns) {
+    /// Appends every point's fields to `cols` (gaps hold 0); minima and
+    /// maxima only with `min_max`.
+    pub fn decode_into(&self, cols: &mut AggColumns, min_max: bool) {
         self.sum.decode_into(&mut cols.sum);
-        self.min.decode_into(&mut cols.min);
-        self.max.decode_into(&mut cols.max);
+        if min_max {
+            self.min.decode_into(&mut cols.min);
+            self.max.decode_into(&mut cols.max);
+        }
         let mut tmp = Vec::with_capacity(self.count.len());
         for (row, out) in [(&self.count, &mut cols.count), (&self.anomaly_count, &mut cols.anomaly_count)] {
             tmp.clear();

@@ -233,7 +233,7 @@ fn copy_run(run: &Run<'_>) -> Cols {
         }
         RowData::AggEncoded(rows) => {
             let mut c = AggColumns::default();
-            rows.decode_into(&mut c);
+            rows.decode_into(&mut c, true);
             let nulls = Some(NullBuffer::new(BooleanBuffer::from_iter(c.count.iter().map(|&k| k > 0))));
             let f = |v: Vec<f64>| -> ArrayRef { Arc::new(Float64Array::new(v.into(), nulls.clone())) };
             Cols::Agg {

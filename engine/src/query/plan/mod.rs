@@ -62,6 +62,10 @@ pub struct GroupLayout {
     pub layout: Layout,
     /// Before this, rollup-only history (see [`Store::rollup_only_until`]).
     pub exact_after: Option<i64>,
+    /// Where the metrics' statistics come from when the scan leaves them
+    /// out of its bucket loop ([`layout::stats_pieces`]; time groups of
+    /// sums and counts only).
+    pub stats: Option<Vec<layout::Piece>>,
 }
 
 /// What one metric's scan reads.
@@ -73,6 +77,8 @@ pub struct MetricReads<'p> {
     /// Pinned to a rollup tier: answers are approximate where a bucket
     /// cuts a rollup interval or the time group cannot merge points.
     pub pinned_rollup: bool,
+    /// See [`GroupLayout::stats`].
+    pub stats: Option<&'p [layout::Piece]>,
 }
 
 /// Everything the scan needs, decided before it starts.
@@ -89,7 +95,7 @@ pub struct QueryPlan {
     pub jobs: Vec<Job>,
     /// `tier: N`, when pinned.
     pub pinned: Option<usize>,
-    /// One per update_every among the jobs (one in all when pinned).
+    /// One per update_every among the jobs.
     pub layouts: Vec<GroupLayout>,
     /// The rollup tier for rollup-only history (automatic tiers only).
     pub aged_tier: Option<usize>,
@@ -120,7 +126,7 @@ impl QueryPlan {
             }
             _ => Vec::new(),
         };
-        MetricReads { layout: &g.layout, aged, pinned_rollup: self.pinned_rollup() }
+        MetricReads { layout: &g.layout, aged, pinned_rollup: self.pinned_rollup(), stats: g.stats.as_deref() }
     }
 
     /// `tier: N` pinned to a rollup tier.
@@ -128,15 +134,19 @@ impl QueryPlan {
         self.pinned.is_some_and(|t| t > 0)
     }
 
-    /// Tiers some metric's scan may read: its layout's, every rollup tier
-    /// where history is rollup-only (aged parts take whichever tier holds
-    /// it), and tier 0 under any exact rollup read (points a time group
-    /// cannot merge are read from their samples). A superset of what
-    /// [`crate::query::scan::metric::MetricScan::run`] loads per metric.
+    /// Tiers some metric's scan may read: its layout's and its statistics',
+    /// every rollup tier where history is rollup-only (aged parts take
+    /// whichever tier holds it), and tier 0 under any exact rollup read
+    /// (points a time group cannot merge are read from their samples). A
+    /// superset of what [`crate::query::scan::metric::MetricScan::run`]
+    /// loads per metric.
     pub fn tiers_read(&self) -> [bool; TIERS] {
         let mut need = [false; TIERS];
         for g in &self.layouts {
             need.iter_mut().zip(g.layout.tiers_read()).for_each(|(n, r)| *n |= r);
+            for p in g.stats.iter().flatten() {
+                need[usize::from(p.tier)] = true;
+            }
         }
         if self.aged_tier.is_some() {
             need[1..].iter_mut().for_each(|n| *n = true);
@@ -236,15 +246,21 @@ pub fn build(
     let mut layouts: Vec<GroupLayout> = Vec::new();
     let mut layout_of: BTreeMap<i64, usize> = BTreeMap::new();
     let rollups = method.merges_rollups() && ntiers > 1;
+    // Statistics apart from the buckets: only where the buckets read exact
+    // samples and the time group needs their sums alone.
+    let separate_stats = method.sums_only() && !req.options.anomaly_bit && req.tier.is_none_or(|t| t == 0);
     let mut layout_for = |ue: i64| -> usize {
-        *layout_of.entry(if req.tier.is_some() { 0 } else { ue }).or_insert_with(|| {
-            layouts.push(match req.tier {
-                Some(tier) => GroupLayout { layout: Layout::pinned(&window, tier), exact_after: None },
-                None => {
-                    let cov = coverage(store, ue, ntiers);
-                    GroupLayout { layout: Layout::exact(&window, &cov, rollups), exact_after: cov.exact_after }
-                }
-            });
+        *layout_of.entry(ue).or_insert_with(|| {
+            let cov = coverage(store, ue, ntiers);
+            let (layout, exact_after) = match req.tier {
+                Some(tier) => (Layout::pinned(&window, tier), None),
+                None => (Layout::exact(&window, &cov, rollups), cov.exact_after),
+            };
+            let stats = match separate_stats {
+                true => layout::stats_pieces(&window, &cov, req.tier == Some(0), &layout),
+                false => None,
+            };
+            layouts.push(GroupLayout { layout, exact_after, stats });
             layouts.len() - 1
         })
     };

@@ -272,6 +272,8 @@ fn assert_same(auto: &QueryResult, t0: &QueryResult, what: &str) -> std::result:
         }
         prop_assert_eq!(a.db_stats.count, b.db_stats.count, "{}", what);
         prop_assert!(close(a.db_stats.sum, b.db_stats.sum), "{}", what);
+        prop_assert_eq!(a.db_stats.anomalous, b.db_stats.anomalous, "{}", what);
+        prop_assert_eq!((a.db_stats.min, a.db_stats.max), (b.db_stats.min, b.db_stats.max), "{}", what);
     }
     prop_assert_eq!(auto.first_entry, t0.first_entry, "{}", what);
     prop_assert_eq!(auto.last_entry, t0.last_entry, "{}", what);

@@ -32,6 +32,7 @@ use crate::storage::bits::BitSlice;
 use crate::storage::codec::EncodedRow;
 use crate::storage::{prefetch, AggColumns, AggPoint, RowData, StoreView, TIERS};
 
+use super::stats::window_stats;
 use super::summarize::{absolute, absolute_point, anomaly_rates, summarize};
 
 /// Buckets between a prefetch and the read it prepares.
@@ -78,6 +79,25 @@ enum Mode {
     Pinned,
     /// Rollup-only history: always approximate.
     Aged,
+}
+
+/// A scan of sums and counts whose statistics were read apart
+/// ([`super::stats`]): what the v2/v3 absolute rule does to its sums,
+/// known from the window's minimum and maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sums {
+    Keep,
+    /// Every sample is at most 0: |x| sums to minus the sum.
+    Negate,
+}
+
+impl Sums {
+    fn apply(self, p: &AggPoint) -> AggPoint {
+        match self {
+            Sums::Keep => *p,
+            Sums::Negate => AggPoint { sum: -p.sum, ..*p },
+        }
+    }
 }
 
 /// One side of a rollup point cut by a bucket end.
@@ -150,6 +170,15 @@ impl<'a> RawData<'a> {
         match self {
             RawData::Plain { values, valid, anomaly } => summarize(values, *valid, *anomaly),
             RawData::Encoded(row) => row.summarize(),
+        }
+    }
+
+    /// Sum, count and anomalous count (min and max when they come free).
+    #[inline]
+    fn summarize_sums(&self) -> AggPoint {
+        match self {
+            RawData::Plain { values, valid, anomaly } => summarize(values, *valid, *anomaly),
+            RawData::Encoded(row) => row.summarize_sums(),
         }
     }
 
@@ -306,20 +335,22 @@ impl<'a> AggView<'a> {
         self.first_end + (self.count.len() as i64 - 1) * self.res
     }
 
+    /// Point `i` (min and max NaN in a run loaded without them).
     fn point(&self, i: usize) -> AggPoint {
         AggPoint {
             sum: self.sum[i],
-            min: self.min[i],
-            max: self.max[i],
+            min: self.min.get(i).copied().unwrap_or(f64::NAN),
+            max: self.max.get(i).copied().unwrap_or(f64::NAN),
             count: self.count[i],
             anomaly_count: self.anomaly_count[i],
         }
     }
 
     /// Points `lo..hi` (the non-empty ones) as one aggregate, and how many
-    /// there were.
+    /// there were; without `MIN_MAX` min and max are left infinite (and
+    /// their columns unread).
     #[inline]
-    fn combine(&self, lo: usize, hi: usize) -> (AggPoint, u64) {
+    fn combine<const MIN_MAX: bool>(&self, lo: usize, hi: usize) -> (AggPoint, u64) {
         let (mut sum, mut min, mut max) = (0.0, f64::INFINITY, f64::NEG_INFINITY);
         let (mut count, mut anomalous, mut points) = (0u32, 0u32, 0u64);
         for k in lo..hi {
@@ -327,8 +358,10 @@ impl<'a> AggView<'a> {
             let ok = c > 0;
             // Empty points must not count, whatever their slots hold.
             sum += if ok { self.sum[k] } else { 0.0 };
-            min = if ok && self.min[k] < min { self.min[k] } else { min };
-            max = if ok && self.max[k] > max { self.max[k] } else { max };
+            if MIN_MAX {
+                min = if ok && self.min[k] < min { self.min[k] } else { min };
+                max = if ok && self.max[k] > max { self.max[k] } else { max };
+            }
             count += c;
             anomalous += self.anomaly_count[k];
             points += u64::from(ok);
@@ -347,10 +380,6 @@ impl<'a> AggView<'a> {
             Field::Sum => self.sum[i],
         }
     }
-}
-
-fn stats_of(p: &AggPoint) -> PointStats {
-    PointStats { min: p.min, max: p.max, sum: p.sum, count: u64::from(p.count), anomalous: u64::from(p.anomaly_count) }
 }
 
 /// How a scan turns samples into time-group input.
@@ -392,6 +421,8 @@ pub struct MetricScan<'s> {
     sums_only: bool,
     raw_values: bool,
     kernel: Box<dyn Kernel>,
+    /// This metric's statistics were read apart: buckets take sums only.
+    sums: Option<Sums>,
     raw: Vec<RawView<'s>>,
     /// Rollup runs per tier (index 0 unused).
     agg: [Vec<AggRun>; TIERS],
@@ -417,6 +448,7 @@ impl<'s> MetricScan<'s> {
             sums_only: values.sums_only,
             raw_values: values.raw_values,
             kernel,
+            sums: None,
             raw: Vec::new(),
             agg: Default::default(),
             spare: Vec::new(),
@@ -443,6 +475,8 @@ impl<'s> MetricScan<'s> {
         self.agg_ends.iter_mut().for_each(Vec::clear);
         self.cursor = [0; TIERS];
         let (raw, agg, spare) = (&mut self.raw, &mut self.agg, &mut self.spare);
+        // Minima and maxima only where the buckets read them.
+        let min_max = self.sums.is_none();
         for (t, _) in need.iter().enumerate().filter(|(_, n)| **n) {
             // One point of margin each side: the previous point of an
             // interpolation, the point closing the last bucket.
@@ -461,12 +495,16 @@ impl<'s> MetricScan<'s> {
                 RowData::Agg { sum, min, max, count, anomaly_count } => {
                     let cols = continue_run(&mut agg[t], spare, r.first_end, r.res);
                     cols.sum.extend_from_slice(sum);
-                    cols.min.extend_from_slice(min);
-                    cols.max.extend_from_slice(max);
+                    if min_max {
+                        cols.min.extend_from_slice(min);
+                        cols.max.extend_from_slice(max);
+                    }
                     cols.count.extend_from_slice(count);
                     cols.anomaly_count.extend_from_slice(anomaly_count);
                 }
-                RowData::AggEncoded(rows) => rows.decode_into(continue_run(&mut agg[t], spare, r.first_end, r.res)),
+                RowData::AggEncoded(rows) => {
+                    rows.decode_into(continue_run(&mut agg[t], spare, r.first_end, r.res), min_max)
+                }
             });
             let ends = &mut self.agg_ends[t];
             ends.extend(agg[t].iter().map(|r| (r.view().first_end, r.last_end())));
@@ -482,9 +520,10 @@ impl<'s> MetricScan<'s> {
         for p in &reads.aged {
             need[p.tier] = true;
         }
+        let mode = if reads.pinned_rollup { Mode::Pinned } else { Mode::Exact };
+        self.sums = self.stats_apart(job, reads, mode, out);
         self.load_runs(job, with_sample_fallback(need, reads.pinned_rollup));
         let points_before = out.tiers.points;
-        let mode = if reads.pinned_rollup { Mode::Pinned } else { Mode::Exact };
         self.kernel.reset();
         let mut aged_at = 0;
         for i in 0..w.points.min(PREFETCH_AHEAD) {
@@ -559,6 +598,28 @@ impl<'s> MetricScan<'s> {
         }
     }
 
+    /// For a time group of sums and counts over exact pieces: reads the
+    /// metric's statistics apart ([`super::stats`]) and says how the
+    /// buckets then take sums alone. `None` (statistics from the buckets)
+    /// where the plan chose no pieces for them, or the absolute rule meets
+    /// both signs (each slice then needs its own).
+    fn stats_apart(&self, job: &Job, reads: &MetricReads<'_>, mode: Mode, out: &mut MetricOut<'_>) -> Option<Sums> {
+        let pieces = reads.stats?;
+        if !self.sums_only || self.anomaly_bit || mode != Mode::Exact || !reads.aged.is_empty() {
+            return None;
+        }
+        let stats = window_stats(self.store, job.metric, job.update_every, pieces);
+        let sums = if !self.absolute || stats.count == 0 || stats.min >= 0.0 {
+            Sums::Keep
+        } else if stats.max <= 0.0 {
+            Sums::Negate
+        } else {
+            return None;
+        };
+        out.stats.merge(&stats);
+        Some(sums)
+    }
+
     /// A bucket end cuts the rollup minute (or hour) `(a, c]` into this
     /// bucket's last piece `(a, e]` and the next bucket's first `(e, c]`.
     /// For a time group of sums and counts, one side is read from tier 0
@@ -578,30 +639,20 @@ impl<'s> MetricScan<'s> {
             }
             r.point(k)
         };
-        let q = if self.anomaly_bit {
-            anomaly_rates(&p)
-        } else if self.absolute {
-            absolute_point(&p)?
-        } else {
-            p
-        };
+        let q = self.transformed(&p)?;
         let empty = AggPoint { sum: 0.0, min: f64::NAN, max: f64::NAN, count: 0, anomaly_count: 0 };
         if p.count == 0 {
             return Some(Split { right: SplitSide::new(empty, empty), left: SplitSide::new(empty, empty), end: c });
         }
-        out.stats.merge(&stats_of(&p));
+        if self.sums.is_none() {
+            out.stats.merge(&PointStats::from(&p));
+        }
         out.tiers.points[1] += 1;
         let read_right = e - a <= c - e;
         let (from, to) = if read_right { (a, e) } else { (e, c) };
         let raw = self.summarize_raw(from, to);
         out.tiers.points[0] += u64::from(raw.count);
-        let t = if self.anomaly_bit {
-            anomaly_rates(&raw)
-        } else if self.absolute {
-            absolute_point(&raw).unwrap_or(raw)
-        } else {
-            raw
-        };
+        let t = self.transformed(&raw).unwrap_or(raw);
         let minus = |whole: &AggPoint, part: &AggPoint| AggPoint {
             sum: whole.sum - part.sum,
             min: f64::NAN,
@@ -638,7 +689,8 @@ impl<'s> MetricScan<'s> {
                 break;
             }
             if let Some((lo, hi)) = index_range(r.first_end, r.res, r.len, from, to) {
-                let p = r.data.slice(lo, hi).summarize();
+                let slice = r.data.slice(lo, hi);
+                let p = if self.sums.is_some() { slice.summarize_sums() } else { slice.summarize() };
                 acc = AggPoint {
                     sum: acc.sum + p.sum,
                     min: acc.min.min(p.min),
@@ -724,6 +776,17 @@ impl<'s> MetricScan<'s> {
 
     /// One tier-0 slice.
     fn take_raw(&mut self, data: RawData<'_>, count: Option<(&mut Bucket, &mut MetricOut<'_>)>) {
+        if let Some(sums) = self.sums {
+            let p = data.summarize_sums();
+            if let Some((b, out)) = count.filter(|_| p.count > 0) {
+                out.tiers.points[0] += u64::from(p.count);
+                b.count += u64::from(p.count);
+                b.anomalous += u64::from(p.anomaly_count);
+            }
+            // A time group of sums takes every aggregate.
+            self.kernel.add_agg(&sums.apply(&p));
+            return;
+        }
         // A time group of values (median, percentiles...) needs them all
         // decoded anyway: decode once and summarise the plain values, as an
         // open span's are, instead of a second pass over the packed ones.
@@ -743,7 +806,7 @@ impl<'s> MetricScan<'s> {
         let (valid, anomaly) = (data.valid(), data.anomaly());
         let mut decoded = std::mem::take(&mut self.decoded);
         if let Some((b, out)) = count {
-            out.stats.merge(&stats_of(&p));
+            out.stats.merge(&PointStats::from(&p));
             out.tiers.points[0] += u64::from(p.count);
             b.count += u64::from(p.count);
             b.anomalous += u64::from(p.anomaly_count);
@@ -797,11 +860,14 @@ impl<'s> MetricScan<'s> {
             };
             // The slice's points as one aggregate: the statistics and, where
             // the time group merges it, the time group take it at once.
-            let (all, points) = r.combine(lo, hi);
+            let (all, points) =
+                if self.sums.is_some() { r.combine::<false>(lo, hi) } else { r.combine::<true>(lo, hi) };
             if points > 0 {
                 read = true;
                 unit = r.res;
-                out.stats.merge(&stats_of(&all));
+                if self.sums.is_none() {
+                    out.stats.merge(&PointStats::from(&all));
+                }
                 out.tiers.points[tier] += points;
                 b.count += u64::from(all.count);
                 b.anomalous += u64::from(all.anomaly_count);
@@ -822,7 +888,9 @@ impl<'s> MetricScan<'s> {
     /// `anomaly-bit`, absolute values with `absolute` (`None` when the
     /// aggregate holds both signs).
     fn transformed(&self, p: &AggPoint) -> Option<AggPoint> {
-        if self.anomaly_bit {
+        if let Some(sums) = self.sums {
+            Some(sums.apply(p))
+        } else if self.anomaly_bit {
             Some(anomaly_rates(p))
         } else if self.absolute {
             absolute_point(p)

@@ -6,6 +6,7 @@
 //! denominators of percentages.
 
 pub mod metric;
+pub mod stats;
 pub mod summarize;
 
 use std::sync::atomic::{AtomicBool, Ordering};

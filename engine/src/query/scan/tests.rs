@@ -1,6 +1,6 @@
 use super::metric::{Buckets, MetricOut, MetricScan, Values};
 use crate::query::kernels::{Average, Kernel, Max, Min, Sum};
-use crate::query::plan::layout::{Coverage, Layout};
+use crate::query::plan::layout::{stats_pieces, Coverage, Layout, Piece};
 use crate::query::plan::{Job, MetricReads};
 use crate::query::result::{PointStats, TierUse, PA_EMPTY};
 use crate::query::time_group::Field;
@@ -35,13 +35,37 @@ struct Out {
     approximate: Vec<bool>,
 }
 
-fn scan(store: &Store, w: Window, field: Field, k: Box<dyn Kernel>, layout: &Layout, pinned: bool) -> Out {
-    let values = Values { field, absolute: false, anomaly_bit: false, sums_only: false, raw_values: false };
+/// Scans metric 0 as `layout` says; with `stats`, as a time group of sums
+/// whose statistics are read from those pieces apart from the buckets.
+fn scan_with(
+    store: &Store,
+    w: Window,
+    field: Field,
+    k: Box<dyn Kernel>,
+    layout: &Layout,
+    pinned: bool,
+    stats: Option<&[Piece]>,
+) -> Out {
+    scan_abs(store, w, field, k, layout, pinned, stats, false)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scan_abs(
+    store: &Store,
+    w: Window,
+    field: Field,
+    k: Box<dyn Kernel>,
+    layout: &Layout,
+    pinned: bool,
+    stats: Option<&[Piece]>,
+    absolute: bool,
+) -> Out {
+    let values = Values { field, absolute, anomaly_bit: false, sums_only: stats.is_some(), raw_values: false };
     let mut view = StoreView::of(store, [0]);
     view.attach_open(store, |_, _| (i64::MIN / 4, i64::MAX / 4));
     let mut ex = MetricScan::new(&view, w, values, k);
     let job = Job { metric: 0, update_every: 1, group: Some(0), hidden: false, layout: 0 };
-    let reads = MetricReads { layout, aged: Vec::new(), pinned_rollup: pinned };
+    let reads = MetricReads { layout, aged: Vec::new(), pinned_rollup: pinned, stats };
     let mut o = Out {
         b: Buckets::default(),
         stats: PointStats::default(),
@@ -64,13 +88,18 @@ fn scan(store: &Store, w: Window, field: Field, k: Box<dyn Kernel>, layout: &Lay
     o
 }
 
+fn scan(store: &Store, w: Window, field: Field, k: Box<dyn Kernel>, layout: &Layout, pinned: bool) -> Out {
+    scan_with(store, w, field, k, layout, pinned, None)
+}
+
 fn pinned(store: &Store, w: Window, tier: usize, field: Field, k: Box<dyn Kernel>) -> Out {
     scan(store, w, field, k, &Layout::pinned(&w, tier), tier > 0)
 }
 
+const COVERAGE: Coverage = Coverage { res: [1, 60, 3600], horizon: [Some(-1); TIERS], tiers: 3, exact_after: None };
+
 fn exact(store: &Store, w: Window, k: Box<dyn Kernel>) -> Out {
-    let cov = Coverage { res: [1, 60, 3600], horizon: [Some(-1); TIERS], tiers: 3, exact_after: None };
-    scan(store, w, Field::Average, k, &Layout::exact(&w, &cov, true), false)
+    scan(store, w, Field::Average, k, &Layout::exact(&w, &COVERAGE, true), false)
 }
 
 #[test]
@@ -162,6 +191,33 @@ fn exact_min_over_both_signs_reads_the_samples() {
     assert_eq!(o0.b.values, o.b.values);
 }
 
+#[test]
+fn sums_of_absolute_values_with_statistics_apart() {
+    // Negative samples only: |x| sums to minus the sum. Both signs: the
+    // scan keeps its per-slice statistics (and the same answer).
+    for sign in [-1.0, 1.0] {
+        let data: Vec<_> = (1..=9_000)
+            .map(|t| {
+                (t, (t % 17 != 0).then(|| if sign < 0.0 { -1.0 } else { (t % 3) as f64 - 1.0 } * (t % 101) as f64))
+            })
+            .collect();
+        let s = store_with(&data);
+        let w = window(31, 30, 287);
+        let layout = Layout::exact(&w, &COVERAGE, true);
+        let stats = stats_pieces(&w, &COVERAGE, false, &Layout::pinned(&w, 0)).expect("rollups serve");
+        assert!(stats.iter().any(|p| p.tier == 2), "an hour's point serves the statistics");
+        let plain = scan_abs(&s, w, Field::Sum, Box::new(Sum::default()), &layout, false, None, true);
+        let apart = scan_abs(&s, w, Field::Sum, Box::new(Sum::default()), &layout, false, Some(&stats), true);
+        for (x, y) in plain.b.values.iter().zip(&apart.b.values) {
+            assert!(*x >= 0.0 && (x - y).abs() <= 1e-9 * x.abs().max(1.0), "{x} vs {y}");
+        }
+        assert_eq!(
+            (plain.stats.min, plain.stats.max, plain.stats.count),
+            (apart.stats.min, apart.stats.max, apart.stats.count)
+        );
+    }
+}
+
 /// Checks that the exact layout answers what tier 0 answers for sum and
 /// average over window `w`; returns how many tier-1 points it read.
 fn exact_equals_tier0(s: &Store, w: Window) -> Result<u64, proptest::test_runner::TestCaseError> {
@@ -177,11 +233,30 @@ fn exact_equals_tier0(s: &Store, w: Window) -> Result<u64, proptest::test_runner
         let field = if sum { Field::Sum } else { Field::Average };
         let a = pinned(s, w, 0, field, k());
         let b = exact(s, w, k());
-        proptest::prop_assert_eq!(&a.b.flags, &b.b.flags);
-        for (x, y) in a.b.values.iter().zip(&b.b.values) {
-            proptest::prop_assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{}: {} vs {}", field as u8, x, y);
+        // The same two as time groups of sums, statistics read apart.
+        let (exact_layout, pinned_layout) = (Layout::exact(&w, &COVERAGE, true), Layout::pinned(&w, 0));
+        // Whatever the points read: these windows are short.
+        let stats = stats_pieces(&w, &COVERAGE, true, &Layout::pinned(&window(w.after, 1, 9_000), 0));
+        let c = scan_with(s, w, field, k(), &exact_layout, false, stats.as_deref());
+        let d = scan_with(s, w, field, k(), &pinned_layout, false, stats.as_deref());
+        for o in [&b, &c, &d] {
+            proptest::prop_assert_eq!(&a.b.flags, &o.b.flags);
+            for (x, y) in a.b.values.iter().zip(&o.b.values) {
+                proptest::prop_assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{}: {} vs {}", field as u8, x, y);
+            }
+            proptest::prop_assert_eq!(&a.b.arp, &o.b.arp);
+            proptest::prop_assert_eq!(a.stats.count, o.stats.count);
+            proptest::prop_assert_eq!(a.stats.anomalous, o.stats.anomalous);
+            proptest::prop_assert_eq!((a.stats.min, a.stats.max), (o.stats.min, o.stats.max));
+            let sum = a.stats.sum;
+            proptest::prop_assert!(
+                (sum - o.stats.sum).abs() <= 1e-9 * sum.abs().max(1.0),
+                "{} vs {}",
+                sum,
+                o.stats.sum
+            );
+            proptest::prop_assert_eq!(a.tiers.points[0], d.tiers.points[0], "pinned to tier 0, only tier 0 counts");
         }
-        proptest::prop_assert_eq!(a.stats.count, b.stats.count);
         tier1_points = b.tiers.points[1];
     }
     Ok(tier1_points)

@@ -153,6 +153,20 @@ fn sum_min_max(packed: &Packed<'_>, a: usize, b: usize) -> (u64, u64, u64) {
     acc
 }
 
+/// The sum of the packed values `a..b`, in independent lanes.
+#[inline]
+fn packed_sum(packed: &Packed<'_>, a: usize, b: usize) -> u64 {
+    let mut lanes = [0u64; bitpack::GROUP];
+    packed.for_each_group(
+        a,
+        b,
+        &mut lanes,
+        |l, _, u| l[0] = l[0].wrapping_add(u),
+        |l, _, g| l.iter_mut().zip(g).for_each(|(x, &u)| *x = x.wrapping_add(u)),
+    );
+    lanes.iter().fold(0u64, |s, &x| s.wrapping_add(x))
+}
+
 /// `(base * n + sum) / 10^exp`: the sum of `n` decimal values stored as
 /// `base + u` with `sum` the total of the `u`s. In `i64` where it fits
 /// (always, for real data), else in `i128`; both round the exact total once.
@@ -392,6 +406,19 @@ impl<'a> EncodedRow<'a> {
 
     /// The aggregate of the valid points of this range.
     pub fn summarize(&self) -> AggPoint {
+        self.aggregate::<true>()
+    }
+
+    /// The sum, count and anomalous count of the valid points of this
+    /// range; `min` and `max` are NaN. For time groups of sums and counts
+    /// whose statistics come from elsewhere: a decimal frame's integers are
+    /// only added (no 64-bit minimum or maximum, which AVX2 lacks), about a
+    /// third less work per point.
+    pub fn summarize_sums(&self) -> AggPoint {
+        AggPoint { min: f64::NAN, max: f64::NAN, ..self.aggregate::<false>() }
+    }
+
+    fn aggregate<const MIN_MAX: bool>(&self) -> AggPoint {
         let mut acc = AggPoint { sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY, count: 0, anomaly_count: 0 };
         let valid = self.valid.map(|v| BitSlice::new(v, self.start));
         self.pieces(|fr, a, b, at| {
@@ -403,7 +430,11 @@ impl<'a> EncodedRow<'a> {
                     let (mut sum, mut lo, mut hi, mut n) = (0u64, u64::MAX, 0u64, 0u32);
                     if dense {
                         // Independent lanes over whole groups vectorise.
-                        (sum, lo, hi) = sum_min_max(&packed, a, b);
+                        if MIN_MAX {
+                            (sum, lo, hi) = sum_min_max(&packed, a, b);
+                        } else {
+                            (sum, lo, hi) = (packed_sum(&packed, a, b), 0, 0);
+                        }
                         n = (b - a) as u32;
                     } else {
                         packed.for_each(a, b, |i, u| {
