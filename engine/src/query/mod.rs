@@ -52,6 +52,11 @@ pub struct QueryLimits {
     /// Most memory a query may plan to use for its accumulators and
     /// buffers (estimated before the scan; see [`plan::budget`]).
     pub max_memory_bytes: u64,
+    /// Automatic tiers take whole rollup intervals only into buckets of at
+    /// least this many tier-0 points (see
+    /// [`plan::layout::ROLLUP_MIN_BUCKET_POINTS`]); narrower buckets read
+    /// tier 0 whole. Either way the answer is the same.
+    pub rollup_min_bucket_points: i64,
 }
 
 /// Default [`QueryLimits::timeout_ms`]: 60 s.
@@ -67,6 +72,7 @@ impl Default for QueryLimits {
             tiers: TIERS,
             timeout_ms: DEFAULT_QUERY_TIMEOUT_MS,
             max_memory_bytes: DEFAULT_QUERY_MEMORY,
+            rollup_min_bucket_points: plan::layout::ROLLUP_MIN_BUCKET_POINTS,
         }
     }
 }

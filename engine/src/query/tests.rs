@@ -134,9 +134,11 @@ fn raw_needing_groups_use_tier0_and_pinned_coarse_tiers_are_flagged() {
     let a = r.approximation.as_ref().expect("median over pinned minutes is approximate");
     assert_eq!((a.tiers.clone(), a.buckets), (vec![1], 2));
     assert!(a.reason.contains("raw samples"), "{}", a.reason);
-    let r = q(&e, json!({"window": window()}));
-    assert_eq!(r.chosen_tier, 1, "average over 600 s / 2 points takes whole minutes from tier 1");
+    let r = q(&e, json!({"window": {"after": T0 + 1, "before": T0 + 600, "points": 1}}));
+    assert_eq!(r.chosen_tier, 1, "average over one 600 s bucket takes whole minutes from tier 1");
     assert!(r.approximation.is_none());
+    let r = q(&e, json!({"window": window()}));
+    assert_eq!(r.chosen_tier, 0, "300 s buckets read tier 0 whole (the faster way to the same answer)");
 }
 
 #[test]

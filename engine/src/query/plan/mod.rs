@@ -9,7 +9,10 @@
 //!   same number: a time group that merges points by their counts (see
 //!   [`Method::merges_rollups`]) takes a rollup point only when its whole
 //!   interval lies inside the bucket; tier 0 fills the ragged edges
-//!   ([`layout`]). Time groups that need raw values read tier 0 alone.
+//!   ([`layout`]). Time groups that need raw values read tier 0 alone, and
+//!   so do buckets narrower than [`QueryLimits::rollup_min_bucket_points`]
+//!   samples, where a plain scan of tier 0 is the faster way to the same
+//!   number.
 //! - Only where rollups hold history tier 0 does not (it aged out, or it
 //!   was imported: before [`Store::rollup_only_until`]) does the answer
 //!   come from rollup points partly outside their bucket, Netdata-style
@@ -252,9 +255,12 @@ pub fn build(
     let mut layout_for = |ue: i64| -> usize {
         *layout_of.entry(ue).or_insert_with(|| {
             let cov = coverage(store, ue, ntiers);
+            // Narrow buckets read tier 0 whole: faster than whole minutes
+            // plus two ragged edges each, and the same answer.
+            let wide = window.view_every >= limits.rollup_min_bucket_points * cov.res[0];
             let (layout, exact_after) = match req.tier {
                 Some(tier) => (Layout::pinned(&window, tier), None),
-                None => (Layout::exact(&window, &cov, rollups), cov.exact_after),
+                None => (Layout::exact(&window, &cov, rollups && wide), cov.exact_after),
             };
             let stats = match separate_stats {
                 true => layout::stats_pieces(&window, &cov, req.tier == Some(0), &layout),

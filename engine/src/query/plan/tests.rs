@@ -92,7 +92,7 @@ fn dataset(seed: u64) -> Dataset {
         });
     }
     let now = last + 1;
-    let engine = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(now)));
+    let engine = Engine::new(rollups_everywhere(), Clock::Fixed(AtomicI64::new(now)));
     // In time order, a ten-minute slice of every series per batch: nothing is late.
     let first = series.iter().filter_map(|s| s.points.first().map(|p| p.t)).min().unwrap_or(base);
     let mut from = first;
@@ -331,9 +331,22 @@ fn the_generated_queries_exercise_rollups() {
 
 const T0: i64 = 1_700_002_800; // a multiple of 3600
 
+/// An engine whose automatic tiers take rollups into buckets of any width
+/// (the default leaves narrow buckets to tier 0), so that these tests
+/// check the rollup reads on every bucket they can serve.
+fn rollups_everywhere() -> EngineConfig {
+    let mut cfg = EngineConfig::default();
+    cfg.limits.rollup_min_bucket_points = 0;
+    cfg
+}
+
 fn linear_engine(hours: i64, f: impl Fn(i64) -> Option<f64>) -> Engine {
+    linear_engine_with(rollups_everywhere(), hours, f)
+}
+
+fn linear_engine_with(cfg: EngineConfig, hours: i64, f: impl Fn(i64) -> Option<f64>) -> Engine {
     let now = T0 + hours * 3600 + 1;
-    let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(now)));
+    let e = Engine::new(cfg, Clock::Fixed(AtomicI64::new(now)));
     let points: Vec<Point> = (1..=hours * 3600).map(|k| Point { t: T0 + k, value: f(k), anomalous: false }).collect();
     for chunk in points.chunks(3600) {
         let b = IngestBatch {
@@ -372,6 +385,28 @@ fn average_of_a_ramp_matches_tier0_in_a_mixed_bucket() {
     assert_eq!(last, t0.series[0].values[11]);
     assert!(auto.tier_use.points[1] > 0, "whole minutes came from tier 1");
     assert!(auto.approximation.is_none());
+}
+
+#[test]
+fn by_default_narrow_buckets_read_tier0_whole() {
+    // Two hours of a noisy series. 600 s buckets (ten minutes of samples)
+    // take whole minutes; 300 s buckets read tier 0 alone; both answer
+    // exactly what tier 0 answers.
+    let e = linear_engine_with(EngineConfig::default(), 2, |k| Some(((k * 7919) % 1000) as f64 / 10.0));
+    for (points, rollups) in [(12, true), (24, false), (7, true), (25, false)] {
+        let w = json!({"after": T0 + 1, "before": T0 + 7200, "points": points});
+        let auto = v3(&e, w.clone(), "average");
+        let mut w0 = w;
+        w0["tier"] = json!(0);
+        let t0 = v3(&e, w0, "average");
+        assert_eq!(auto.tier_use.points[1] > 0, rollups, "{points} points");
+        for (a, b) in auto.series[0].values.iter().zip(&t0.series[0].values) {
+            assert!((a - b).abs() <= 1e-9 * b.abs(), "{points} points: {a} vs {b}");
+        }
+        let (a, b) = (&auto.series[0].db_stats, &t0.series[0].db_stats);
+        assert!(a.count > 6_000 && a.count == b.count, "{points} points: {} vs {}", a.count, b.count);
+        assert_eq!((a.min, a.max), (b.min, b.max));
+    }
 }
 
 #[test]
@@ -430,7 +465,7 @@ fn first_entry_is_the_first_sample_not_an_hour_boundary() {
 fn rollup_only_history_is_flagged_approximate() {
     // Tier 1 holds an imported hour before tier 0 begins: that part of the
     // answer can only be approximate and says so; the rest does not.
-    let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + 7_201)));
+    let e = Engine::new(rollups_everywhere(), Clock::Fixed(AtomicI64::new(T0 + 7_201)));
     {
         let mut st = e.write().expect("lock");
         let m = st.catalog.register(&crate::model::SeriesMeta {

@@ -18,7 +18,10 @@
 //! the slices of a bucket a few ahead are prefetched. Sealed tier-0 rows
 //! are read encoded: sums, minima and maxima come from the packed integers
 //! without decoding, and values are decoded (into a reused buffer) only for
-//! time groups that need them one by one.
+//! time groups that need them one by one. A time group of sums and counts
+//! over many points takes its metric's statistics from whole hours and
+//! minutes apart from the buckets ([`super::stats`]); its buckets then read
+//! sums alone (no minimum or maximum, and no rollup min/max columns).
 
 use std::rc::Rc;
 

@@ -18,7 +18,8 @@
 //! ```
 //! A frame is decimal when every valid value in it is exactly a short
 //! decimal (alp); gaps hold `base`. Sums, minima and maxima over a range of
-//! a decimal frame are taken on the integers and scaled once.
+//! a decimal frame are taken on the integers and scaled once; a sum alone
+//! unpacks eight integers at a time where the CPU has AVX2 ([`simd`]).
 
 mod alp;
 mod bitpack;
@@ -126,12 +127,30 @@ impl Frame<'_> {
     }
 }
 
-/// Sum, minimum and maximum of the packed values `a..b` (all valid). Each
+/// Sum, minimum and maximum of the packed values `a..b` (all valid):
+/// whole groups eight at a time ([`simd`]) where the CPU can.
+#[inline]
+fn sum_min_max(packed: &Packed<'_>, a: usize, b: usize) -> (u64, u64, u64) {
+    let (first, last) = (a.div_ceil(bitpack::GROUP), b / bitpack::GROUP);
+    match simd::group_totals::<true>(packed.bytes, packed.width, first, last) {
+        Some((t, end)) => {
+            let (mut s, mut l, mut h) = lanes_sum_min_max(packed, end * bitpack::GROUP, b);
+            for u in (a..first * bitpack::GROUP).map(|i| packed.get(i)) {
+                (s, l, h) = (s.wrapping_add(u), l.min(u), h.max(u));
+            }
+            // Totals of no group are (0, u64::MAX, 0): neutral here.
+            (s.wrapping_add(t.sum), l.min(t.min), h.max(t.max))
+        }
+        None => lanes_sum_min_max(packed, a, b),
+    }
+}
+
+/// [`sum_min_max`] without AVX2, and for the values it leaves. Each
 /// group of eight reduces as a tree (independent operations) before it
 /// joins the running totals, so the loop is bound by unpacking, not by one
 /// long chain of dependent adds and compares.
 #[inline]
-fn sum_min_max(packed: &Packed<'_>, a: usize, b: usize) -> (u64, u64, u64) {
+fn lanes_sum_min_max(packed: &Packed<'_>, a: usize, b: usize) -> (u64, u64, u64) {
     let mut acc = (0u64, u64::MAX, 0u64);
     packed.for_each_group(
         a,
@@ -159,10 +178,10 @@ fn sum_min_max(packed: &Packed<'_>, a: usize, b: usize) -> (u64, u64, u64) {
 #[inline]
 fn packed_sum(packed: &Packed<'_>, a: usize, b: usize) -> u64 {
     let (first, last) = (a.div_ceil(bitpack::GROUP), b / bitpack::GROUP);
-    match simd::group_sum(packed.bytes, packed.width, first, last) {
-        Some((sum, end)) => {
+    match simd::group_totals::<false>(packed.bytes, packed.width, first, last) {
+        Some((t, end)) => {
             let head = (a..first * bitpack::GROUP).fold(0u64, |s, i| s.wrapping_add(packed.get(i)));
-            sum.wrapping_add(head).wrapping_add(lanes_sum(packed, end * bitpack::GROUP, b))
+            t.sum.wrapping_add(head).wrapping_add(lanes_sum(packed, end * bitpack::GROUP, b))
         }
         None => lanes_sum(packed, a, b),
     }

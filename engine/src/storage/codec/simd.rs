@@ -1,20 +1,21 @@
-//! The sum of a packed frame's values, eight at a time with AVX2: the
-//! hot loop of every time group of sums over sealed tier 0.
+//! The sum (and minimum and maximum) of a packed frame's values, eight at
+//! a time with AVX2: the hot loop of every scan of sealed tier 0.
 //!
 //! A group of eight `W`-bit values is exactly `W` bytes. Two 16-byte loads
 //! (at the group's start, and at the byte holding value 4) fill the two
 //! halves of a register; one byte shuffle puts each value's four bytes in
 //! its own 32-bit lane, a per-lane shift and a mask finish the unpacking,
 //! and the lanes add up. For `W <= 25` a value and its bit offset fit a
-//! lane. That is about five instructions for eight values where the
-//! scalar unpacking takes four per value (measured in `benches/codec.rs`,
-//! `summarize_sums_buckets`).
+//! lane, and its minimum and maximum are 32-bit lane operations AVX2 has
+//! (it has none for 64 bits). That is about five instructions for eight
+//! values where the scalar unpacking takes four per value (measured in
+//! `benches/codec.rs`, `summarize_buckets` and `summarize_sums_buckets`).
 //!
 //! **Safety.** The crate's third module with `unsafe` (after the mmap
 //! reader in `segment_file` and the prefetch hint; see STYLE rule 13 and
 //! the closing note of stop 24): the AVX2 function runs only after the CPU
 //! was checked for AVX2 at run time, and every load reads 16 bytes that the
-//! bounds check in [`group_sum`] proved lie inside the frame's bytes.
+//! bounds check in [`group_totals`] proved lie inside the frame's bytes.
 //! Everything else here is ordinary arithmetic on registers. The property
 //! test beside it checks the sum against a plain one for every width and
 //! range.
@@ -65,12 +66,31 @@ const PLANS: [Plan; MAX_SIMD_WIDTH as usize + 1] = {
 /// `2^25` stay below `2^32`.
 const LANE_GROUPS: usize = 128;
 
-/// The sum of the values of groups `first..` of a frame of `width`-bit
-/// values, and the group it stopped before: `last`, or earlier where the
-/// frame's last bytes are too few for the 16-byte loads (the caller sums
-/// those groups itself). `None` without AVX2 or for other widths.
+/// Sum, minimum and maximum of some packed values (`u64::MAX` and 0 for
+/// none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub sum: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+impl Totals {
+    pub const EMPTY: Totals = Totals { sum: 0, min: u64::MAX, max: 0 };
+}
+
+/// The totals of the values of groups `first..` of a frame of
+/// `width`-bit values (minimum and maximum only with `MIN_MAX`), and the
+/// group it stopped before: `last`, or earlier where the frame's last
+/// bytes are too few for the 16-byte loads (the caller reads those groups
+/// itself). `None` without AVX2 or for other widths.
 #[inline]
-pub fn group_sum(bytes: &[u8], width: u32, first: usize, last: usize) -> Option<(u64, usize)> {
+pub fn group_totals<const MIN_MAX: bool>(
+    bytes: &[u8],
+    width: u32,
+    first: usize,
+    last: usize,
+) -> Option<(Totals, usize)> {
     #[cfg(target_arch = "x86_64")]
     {
         if (1..=MAX_SIMD_WIDTH).contains(&width) && first < last && std::is_x86_feature_detected!("avx2") {
@@ -80,12 +100,12 @@ pub fn group_sum(bytes: &[u8], width: u32, first: usize, last: usize) -> Option<
             let reach = p.upper + 16;
             let end = if bytes.len() >= reach { ((bytes.len() - reach) / w + 1).min(last) } else { first };
             if end <= first {
-                return Some((0, first));
+                return Some((Totals::EMPTY, first));
             }
             // SAFETY: AVX2 is present (checked above), and for every group g
             // in first..end, g*w + upper + 16 <= bytes.len() (end's bound), so
             // both 16-byte loads lie inside `bytes`.
-            return Some((unsafe { sum_avx2(bytes, p, w, first, end) }, end));
+            return Some((unsafe { totals_avx2::<MIN_MAX>(bytes, p, w, first, end) }, end));
         }
     }
     let _ = (bytes, width, first, last);
@@ -94,35 +114,48 @@ pub fn group_sum(bytes: &[u8], width: u32, first: usize, last: usize) -> Option<
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn sum_avx2(bytes: &[u8], p: &Plan, w: usize, first: usize, end: usize) -> u64 {
+unsafe fn totals_avx2<const MIN_MAX: bool>(bytes: &[u8], p: &Plan, w: usize, first: usize, end: usize) -> Totals {
     use std::arch::x86_64::*;
     // SAFETY: the caller checked AVX2 and that each group's loads, at
     // g*w and g*w + upper, read 16 bytes inside `bytes`; the plan's arrays
-    // are 32 bytes each.
+    // are 32 bytes each, and `lanes` 32 bytes.
     unsafe {
         let shuffle = _mm256_loadu_si256(p.shuffle.as_ptr().cast::<__m256i>());
         let shift = _mm256_loadu_si256(p.shift.as_ptr().cast::<__m256i>());
         let mask = _mm256_set1_epi32(((1u64 << w) - 1) as i32);
         let mut total = _mm256_setzero_si256();
+        let (mut lo, mut hi) = (_mm256_set1_epi32(-1), _mm256_setzero_si256());
         let mut g = first;
         while g < end {
             let stop = (g + LANE_GROUPS).min(end);
             let mut acc = _mm256_setzero_si256();
             while g < stop {
                 let at = bytes.as_ptr().add(g * w);
-                let lo = _mm_loadu_si128(at.cast::<__m128i>());
-                let hi = _mm_loadu_si128(at.add(p.upper).cast::<__m128i>());
-                let x = _mm256_set_m128i(hi, lo);
+                let a = _mm_loadu_si128(at.cast::<__m128i>());
+                let b = _mm_loadu_si128(at.add(p.upper).cast::<__m128i>());
+                let x = _mm256_set_m128i(b, a);
                 let v = _mm256_and_si256(_mm256_srlv_epi32(_mm256_shuffle_epi8(x, shuffle), shift), mask);
                 acc = _mm256_add_epi32(acc, v);
+                if MIN_MAX {
+                    lo = _mm256_min_epu32(lo, v);
+                    hi = _mm256_max_epu32(hi, v);
+                }
                 g += 1;
             }
             total = _mm256_add_epi64(total, _mm256_cvtepu32_epi64(_mm256_castsi256_si128(acc)));
             total = _mm256_add_epi64(total, _mm256_cvtepu32_epi64(_mm256_extracti128_si256::<1>(acc)));
         }
-        let mut out = [0u64; 4];
-        _mm256_storeu_si256(out.as_mut_ptr().cast::<__m256i>(), total);
-        out.iter().fold(0u64, |s, &x| s.wrapping_add(x))
+        let mut sums = [0u64; 4];
+        _mm256_storeu_si256(sums.as_mut_ptr().cast::<__m256i>(), total);
+        let mut out = Totals { sum: sums.iter().fold(0u64, |s, &x| s.wrapping_add(x)), ..Totals::EMPTY };
+        if MIN_MAX {
+            let (mut lanes_lo, mut lanes_hi) = ([0u32; 8], [0u32; 8]);
+            _mm256_storeu_si256(lanes_lo.as_mut_ptr().cast::<__m256i>(), lo);
+            _mm256_storeu_si256(lanes_hi.as_mut_ptr().cast::<__m256i>(), hi);
+            out.min = u64::from(lanes_lo.iter().copied().min().unwrap_or(u32::MAX));
+            out.max = u64::from(lanes_hi.iter().copied().max().unwrap_or(0));
+        }
+        out
     }
 }
 
@@ -147,8 +180,9 @@ mod tests {
     }
 
     proptest! {
-        /// The AVX2 sum equals a plain sum, for every width and range, and
-        /// never reads past the frame (the frame is packed alone).
+        /// The AVX2 sum, minimum and maximum equal a plain loop's, for every
+        /// width and range, and never read past the frame (the frame is
+        /// packed alone).
         #[test]
         fn sums_what_a_plain_loop_sums(
             width in 0u32..=MAX_SIMD_WIDTH + 2,
@@ -164,10 +198,17 @@ mod tests {
             let groups = values.len() / GROUP;
             let first = first.min(groups);
             let last = (first + len).min(groups);
-            let Some((sum, end)) = group_sum(&bytes, width, first, last) else {
+            let Some((sums, end)) = group_totals::<false>(&bytes, width, first, last) else {
                 prop_assert!(width == 0 || width > MAX_SIMD_WIDTH || first >= last || !std::is_x86_feature_detected!("avx2"));
                 return Ok(());
             };
+            let (all, all_end) = group_totals::<true>(&bytes, width, first, last).expect("the same path");
+            prop_assert_eq!(all_end, end);
+            prop_assert_eq!(all.sum, sums.sum);
+            let part = &values[first * GROUP..end * GROUP];
+            prop_assert_eq!(all.min, part.iter().copied().min().unwrap_or(u64::MAX));
+            prop_assert_eq!(all.max, part.iter().copied().max().unwrap_or(0));
+            let sum = sums.sum;
             prop_assert!(first <= end && end <= last);
             let plain: u64 = values[first * GROUP..end * GROUP].iter().sum();
             prop_assert_eq!(sum, plain);

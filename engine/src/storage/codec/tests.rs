@@ -37,10 +37,17 @@ fn row() -> impl Strategy<Value = Vec<(f64, bool, bool)>> {
     let point = (value(), prop::bool::weighted(0.85), prop::bool::weighted(0.1));
     let decimal_point = ((0i64..20_000).prop_map(|k| alp::decode(k, 2)), prop::bool::weighted(0.97), Just(false));
     let signed_point = ((-20_000i64..20_000).prop_map(|k| alp::decode(k, 2)), prop::bool::weighted(0.97), Just(false));
+    // Gap-free, mostly short rows: whole frames of every width take the
+    // dense paths (and the AVX2 one where the frame is long enough).
+    let dense_point = ((0i64..20_000).prop_map(|k| alp::decode(k, 2)), Just(true), Just(false));
+    // Narrow values in short frames: too few bytes for AVX2's loads.
+    let narrow_point = ((0i64..6).prop_map(|k| alp::decode(k, 1)), Just(true), Just(false));
     prop_oneof![
         prop::collection::vec(point, 0..1400),
         prop::collection::vec(decimal_point, 0..1400),
         prop::collection::vec(signed_point, 0..1400),
+        prop::collection::vec(dense_point, 0..300),
+        prop::collection::vec(narrow_point, 0..120),
     ]
 }
 
@@ -64,6 +71,13 @@ proptest! {
             if ok {
                 prop_assert!(same(r.value(i), v), "point {}: {:?} became {:?}", i, v, r.value(i));
             }
+        }
+        // The whole row's extremes (short rows rarely get a random range).
+        let all: Vec<f64> = points.iter().filter(|p| p.1).map(|p| p.0).collect();
+        if !all.is_empty() && all.iter().all(|v| v.is_finite()) {
+            let whole = r.summarize();
+            prop_assert!(same(whole.min, all.iter().copied().fold(f64::INFINITY, f64::min)), "min {}", whole.min);
+            prop_assert!(same(whole.max, all.iter().copied().fold(f64::NEG_INFINITY, f64::max)), "max {}", whole.max);
         }
         let from = from.min(points.len());
         let to = (from + len).min(points.len());
