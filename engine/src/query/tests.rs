@@ -138,7 +138,9 @@ fn raw_needing_groups_use_tier0_and_pinned_coarse_tiers_are_flagged() {
     assert_eq!(r.chosen_tier, 1, "average over one 600 s bucket takes whole minutes from tier 1");
     assert!(r.approximation.is_none());
     let r = q(&e, json!({"window": window()}));
-    assert_eq!(r.chosen_tier, 0, "300 s buckets read tier 0 whole (the faster way to the same answer)");
+    assert_eq!(r.chosen_tier, 1, "300 s buckets of whole minutes take the minutes");
+    let r = q(&e, json!({"window": {"after": T0 + 1, "before": T0 + 580, "points": 2}}));
+    assert_eq!(r.chosen_tier, 0, "290 s buckets with ragged edges read tier 0 whole (the same answer, faster)");
 }
 
 #[test]

@@ -11,8 +11,8 @@
 //!   interval lies inside the bucket; tier 0 fills the ragged edges
 //!   ([`layout`]). Time groups that need raw values read tier 0 alone, and
 //!   so do buckets narrower than [`QueryLimits::rollup_min_bucket_points`]
-//!   samples, where a plain scan of tier 0 is the faster way to the same
-//!   number.
+//!   samples that do not consist of whole minutes, where a plain scan of
+//!   tier 0 is the faster way to the same number.
 //! - Only where rollups hold history tier 0 does not (it aged out, or it
 //!   was imported: before [`Store::rollup_only_until`]) does the answer
 //!   come from rollup points partly outside their bucket, Netdata-style
@@ -255,12 +255,16 @@ pub fn build(
     let mut layout_for = |ue: i64| -> usize {
         *layout_of.entry(ue).or_insert_with(|| {
             let cov = coverage(store, ue, ntiers);
-            // Narrow buckets read tier 0 whole: faster than whole minutes
-            // plus two ragged edges each, and the same answer.
+            // Narrow buckets with ragged edges read tier 0 whole: faster
+            // than whole minutes plus two edges each, and the same answer.
+            // Buckets of whole minutes have no edges and keep the minutes.
             let wide = window.view_every >= limits.rollup_min_bucket_points * cov.res[0];
+            let whole_minutes = window.points > 0
+                && window.view_every % cov.res[1] == 0
+                && window.bucket_end(0).rem_euclid(cov.res[1]) == 0;
             let (layout, exact_after) = match req.tier {
                 Some(tier) => (Layout::pinned(&window, tier), None),
-                None => (Layout::exact(&window, &cov, rollups && wide), cov.exact_after),
+                None => (Layout::exact(&window, &cov, rollups && (wide || whole_minutes)), cov.exact_after),
             };
             let stats = match separate_stats {
                 true => layout::stats_pieces(&window, &cov, req.tier == Some(0), &layout),

@@ -390,10 +390,11 @@ fn average_of_a_ramp_matches_tier0_in_a_mixed_bucket() {
 #[test]
 fn by_default_narrow_buckets_read_tier0_whole() {
     // Two hours of a noisy series. 600 s buckets (ten minutes of samples)
-    // take whole minutes; 300 s buckets read tier 0 alone; both answer
-    // exactly what tier 0 answers.
+    // take whole minutes; 288 s buckets read tier 0 alone; 60 s buckets on
+    // minute boundaries have no ragged edges and take the minutes; all
+    // answer exactly what tier 0 answers.
     let e = linear_engine_with(EngineConfig::default(), 2, |k| Some(((k * 7919) % 1000) as f64 / 10.0));
-    for (points, rollups) in [(12, true), (24, false), (7, true), (25, false)] {
+    for (points, rollups) in [(12, true), (25, false), (7, true), (120, true), (24, true)] {
         let w = json!({"after": T0 + 1, "before": T0 + 7200, "points": points});
         let auto = v3(&e, w.clone(), "average");
         let mut w0 = w;
