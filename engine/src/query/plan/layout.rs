@@ -246,6 +246,26 @@ mod tests {
         assert_eq!(stats_pieces(&w, &cov(1), false, &Layout::pinned(&w, 2)), None);
     }
 
+    /// Checks that `pieces` run contiguously from `from` and that each
+    /// rollup piece is whole, aligned intervals inside its tier's horizon
+    /// and after `exact_after`; returns where they end.
+    fn check_pieces(pieces: &[Piece], from: i64, c: &Coverage) -> Result<i64, TestCaseError> {
+        let mut at = from;
+        for p in pieces {
+            prop_assert_eq!(p.from, at, "contiguous");
+            prop_assert!(p.from < p.to);
+            let t = usize::from(p.tier);
+            if t > 0 {
+                prop_assert_eq!(p.from.rem_euclid(c.res[t]), 0);
+                prop_assert_eq!(p.to.rem_euclid(c.res[t]), 0);
+                prop_assert!(c.horizon[t].is_some_and(|h| p.from >= h));
+                prop_assert!(c.exact_after.is_none_or(|r| p.from >= r), "rollups only where exact");
+            }
+            at = p.to;
+        }
+        Ok(at)
+    }
+
     proptest! {
         /// The statistics' pieces cover exactly what the buckets read:
         /// contiguous, whole aligned rollup intervals inside each tier's
@@ -273,20 +293,8 @@ mod tests {
             let Some(pieces) = stats_pieces(&w, &c, pinned, &all) else { return Ok(()) };
             let start = w.bucket_end(0) - v;
             let end = w.bucket_end(points - 1);
-            let mut at = if pinned { start } else { exact_after.map_or(start, |r| start.max(r)) };
-            for p in &pieces {
-                prop_assert_eq!(p.from, at, "contiguous");
-                prop_assert!(p.from < p.to);
-                let t = usize::from(p.tier);
-                if t > 0 {
-                    prop_assert_eq!(p.from.rem_euclid(c.res[t]), 0);
-                    prop_assert_eq!(p.to.rem_euclid(c.res[t]), 0);
-                    prop_assert!(c.horizon[t].is_some_and(|h| p.from >= h));
-                    prop_assert!(exact_after.is_none_or(|r| p.from >= r), "rollups only where exact");
-                }
-                at = p.to;
-            }
-            prop_assert_eq!(at, end, "ends at the last bucket's end");
+            let from = if pinned { start } else { exact_after.map_or(start, |r| start.max(r)) };
+            prop_assert_eq!(check_pieces(&pieces, from, &c)?, end, "ends at the last bucket's end");
         }
 
         /// Every bucket is covered exactly (no gap, no overlap, in order)
@@ -316,19 +324,8 @@ mod tests {
             for i in 0..points {
                 let e = w.bucket_end(i);
                 let lo = exact_after.map_or(e - v, |r| (e - v).max(r));
-                let mut at = lo;
-                for p in l.bucket(i) {
-                    prop_assert_eq!(p.from, at, "contiguous");
-                    prop_assert!(p.from < p.to);
-                    let t = usize::from(p.tier);
-                    prop_assert!(t < tiers && (rollups || t == 0));
-                    if t > 0 {
-                        prop_assert_eq!(p.from.rem_euclid(c.res[t]), 0);
-                        prop_assert_eq!(p.to.rem_euclid(c.res[t]), 0);
-                        prop_assert!(c.horizon[t].is_some_and(|h| p.from >= h));
-                    }
-                    at = p.to;
-                }
+                let at = check_pieces(l.bucket(i), lo, &c)?;
+                prop_assert!(l.bucket(i).iter().all(|p| usize::from(p.tier) < tiers && (rollups || p.tier == 0)));
                 prop_assert_eq!(at, lo.max(e), "ends at the bucket end");
             }
         }

@@ -80,7 +80,8 @@ pub struct MetricReads<'p> {
     /// Pinned to a rollup tier: answers are approximate where a bucket
     /// cuts a rollup interval or the time group cannot merge points.
     pub pinned_rollup: bool,
-    /// See [`GroupLayout::stats`].
+    /// See [`GroupLayout::stats`]; `None` where this metric reads
+    /// rollup-only history (its buckets then hold approximate points).
     pub stats: Option<&'p [layout::Piece]>,
 }
 
@@ -129,7 +130,9 @@ impl QueryPlan {
             }
             _ => Vec::new(),
         };
-        MetricReads { layout: &g.layout, aged, pinned_rollup: self.pinned_rollup(), stats: g.stats.as_deref() }
+        // Statistics apart only where the buckets read exact samples alone.
+        let stats = g.stats.as_deref().filter(|_| aged.is_empty());
+        MetricReads { layout: &g.layout, aged, pinned_rollup: self.pinned_rollup(), stats }
     }
 
     /// `tier: N` pinned to a rollup tier.

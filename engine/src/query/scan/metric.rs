@@ -601,16 +601,14 @@ impl<'s> MetricScan<'s> {
         }
     }
 
-    /// For a time group of sums and counts over exact pieces: reads the
-    /// metric's statistics apart ([`super::stats`]) and says how the
-    /// buckets then take sums alone. `None` (statistics from the buckets)
-    /// where the plan chose no pieces for them, or the absolute rule meets
-    /// both signs (each slice then needs its own).
+    /// Reads the metric's statistics apart ([`super::stats`]) where the
+    /// plan chose pieces for them (time groups of sums and counts over
+    /// exact samples only) and says how the buckets then take sums alone.
+    /// `None` (statistics from the buckets) without pieces, or where the
+    /// absolute rule meets both signs (each slice then needs its own).
     fn stats_apart(&self, job: &Job, reads: &MetricReads<'_>, mode: Mode, out: &mut MetricOut<'_>) -> Option<Sums> {
         let pieces = reads.stats?;
-        if !self.sums_only || self.anomaly_bit || mode != Mode::Exact || !reads.aged.is_empty() {
-            return None;
-        }
+        debug_assert!(self.sums_only && !self.anomaly_bit && mode == Mode::Exact && reads.aged.is_empty());
         let stats = window_stats(self.store, job.metric, job.update_every, pieces);
         let sums = if !self.absolute || stats.count == 0 || stats.min >= 0.0 {
             Sums::Keep

@@ -37,20 +37,8 @@ struct Out {
 
 /// Scans metric 0 as `layout` says; with `stats`, as a time group of sums
 /// whose statistics are read from those pieces apart from the buckets.
-fn scan_with(
-    store: &Store,
-    w: Window,
-    field: Field,
-    k: Box<dyn Kernel>,
-    layout: &Layout,
-    pinned: bool,
-    stats: Option<&[Piece]>,
-) -> Out {
-    scan_abs(store, w, field, k, layout, pinned, stats, false)
-}
-
 #[allow(clippy::too_many_arguments)]
-fn scan_abs(
+fn scan_with(
     store: &Store,
     w: Window,
     field: Field,
@@ -89,7 +77,7 @@ fn scan_abs(
 }
 
 fn scan(store: &Store, w: Window, field: Field, k: Box<dyn Kernel>, layout: &Layout, pinned: bool) -> Out {
-    scan_with(store, w, field, k, layout, pinned, None)
+    scan_with(store, w, field, k, layout, pinned, None, false)
 }
 
 fn pinned(store: &Store, w: Window, tier: usize, field: Field, k: Box<dyn Kernel>) -> Out {
@@ -206,8 +194,8 @@ fn sums_of_absolute_values_with_statistics_apart() {
         let layout = Layout::exact(&w, &COVERAGE, true);
         let stats = stats_pieces(&w, &COVERAGE, false, &Layout::pinned(&w, 0)).expect("rollups serve");
         assert!(stats.iter().any(|p| p.tier == 2), "an hour's point serves the statistics");
-        let plain = scan_abs(&s, w, Field::Sum, Box::new(Sum::default()), &layout, false, None, true);
-        let apart = scan_abs(&s, w, Field::Sum, Box::new(Sum::default()), &layout, false, Some(&stats), true);
+        let plain = scan_with(&s, w, Field::Sum, Box::new(Sum::default()), &layout, false, None, true);
+        let apart = scan_with(&s, w, Field::Sum, Box::new(Sum::default()), &layout, false, Some(&stats), true);
         for (x, y) in plain.b.values.iter().zip(&apart.b.values) {
             assert!(*x >= 0.0 && (x - y).abs() <= 1e-9 * x.abs().max(1.0), "{x} vs {y}");
         }
@@ -237,8 +225,8 @@ fn exact_equals_tier0(s: &Store, w: Window) -> Result<u64, proptest::test_runner
         let (exact_layout, pinned_layout) = (Layout::exact(&w, &COVERAGE, true), Layout::pinned(&w, 0));
         // Whatever the points read: these windows are short.
         let stats = stats_pieces(&w, &COVERAGE, true, &Layout::pinned(&window(w.after, 1, 9_000), 0));
-        let c = scan_with(s, w, field, k(), &exact_layout, false, stats.as_deref());
-        let d = scan_with(s, w, field, k(), &pinned_layout, false, stats.as_deref());
+        let c = scan_with(s, w, field, k(), &exact_layout, false, stats.as_deref(), false);
+        let d = scan_with(s, w, field, k(), &pinned_layout, false, stats.as_deref(), false);
         for o in [&b, &c, &d] {
             proptest::prop_assert_eq!(&a.b.flags, &o.b.flags);
             for (x, y) in a.b.values.iter().zip(&o.b.values) {
