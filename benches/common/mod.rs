@@ -34,7 +34,13 @@ pub fn rss() -> String {
 pub fn load() -> Engine {
     // The planner treats the current second as still collecting, so the
     // clock sits one second after the newest sample.
-    let engine = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(NOW + 1)));
+    // `STRATA_BENCH_ROLLUP_MIN=N` sets the automatic layout's narrow-bucket
+    // threshold (`QueryLimits::rollup_min_bucket_points`), to compare paths.
+    let mut cfg = EngineConfig::default();
+    if let Some(n) = std::env::var("STRATA_BENCH_ROLLUP_MIN").ok().and_then(|v| v.parse().ok()) {
+        cfg.limits.rollup_min_bucket_points = n;
+    }
+    let engine = Engine::new(cfg, Clock::Fixed(AtomicI64::new(NOW + 1)));
     let all = demo::series(&SPEC);
     assert_eq!(all.len() as u64, METRICS);
     let start = Instant::now();

@@ -18,8 +18,9 @@ pub fn build(cat: &Catalog, selected: &RoaringBitmap, excluded: &RoaringBitmap, 
     let mut node_pos: HashMap<u32, usize> = HashMap::new();
     let mut ctx_pos: HashMap<u32, usize> = HashMap::new();
     let mut inst_pos: HashMap<u32, usize> = HashMap::new();
-    let mut dim_pos: HashMap<String, usize> = HashMap::new();
-    let mut label_pos: HashMap<String, (usize, HashMap<String, usize>)> = HashMap::new();
+    // Keyed by the registry's strings: nothing is allocated per metric.
+    let mut dim_pos: HashMap<&str, usize> = HashMap::new();
+    let mut label_pos: HashMap<&str, (usize, HashMap<&str, usize>)> = HashMap::new();
     // Instances counted once per node/context: remember which we have seen.
     let mut inst_seen: HashMap<u32, (bool, bool, bool)> = HashMap::new();
 
@@ -71,7 +72,7 @@ pub fn build(cat: &Catalog, selected: &RoaringBitmap, excluded: &RoaringBitmap, 
             });
             s.instances.len() - 1
         });
-        let di = *dim_pos.entry(metric.dimension.clone()).or_insert_with(|| {
+        let di = *dim_pos.entry(metric.dimension.as_str()).or_insert_with(|| {
             s.dimensions.push(Item { id: metric.dimension.clone(), priority: metric.priority, ..Default::default() });
             s.dimensions.len() - 1
         });
@@ -101,14 +102,14 @@ pub fn build(cat: &Catalog, selected: &RoaringBitmap, excluded: &RoaringBitmap, 
             item.instances.queried += inst_counts.queried;
         }
         for (k, v) in &inst.labels {
-            let (li, values) = label_pos.entry(k.clone()).or_insert_with(|| {
+            let (li, values) = label_pos.entry(k.as_str()).or_insert_with(|| {
                 s.labels.push(Item { id: k.clone(), ..Default::default() });
                 (s.labels.len() - 1, HashMap::new())
             });
             let label = &mut s.labels[*li];
             bump(&mut label.dimensions);
             add_stats(label);
-            let vi = *values.entry(v.clone()).or_insert_with(|| {
+            let vi = *values.entry(v.as_str()).or_insert_with(|| {
                 label.values.push(Item { id: v.clone(), ..Default::default() });
                 label.values.len() - 1
             });

@@ -171,7 +171,7 @@ impl Segment {
     /// Seals an open span: its blocks laid out densely, as Arrow columns.
     pub fn seal(tier: u8, span: &OpenSpan) -> Result<Segment> {
         let n = span.points;
-        let ids = UInt32Array::from(span.ids.clone());
+        let ids = UInt32Array::from(span.ids().to_vec());
         let arrow = |source| EngineError::Arrow { tier, source };
         let layout = if span.is_raw() { Layout::Encoded } else { Layout::AggEncoded };
         let mut columns: Vec<ArrayRef> = vec![Arc::new(ids)];
@@ -200,9 +200,9 @@ impl Segment {
     #[cfg(test)]
     pub fn seal_plain_agg(tier: u8, span: &OpenSpan) -> Result<Segment> {
         let n = span.points;
-        let len = span.ids.len() * n;
+        let len = span.ids().len() * n;
         let arrow = |source| EngineError::Arrow { tier, source };
-        let mut columns: Vec<ArrayRef> = vec![Arc::new(UInt32Array::from(span.ids.clone()))];
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(UInt32Array::from(span.ids().to_vec()))];
         let Dense::Agg { sum, min, max, count, anomaly_count } = span.dense() else {
             return Err(arrow(arrow_schema::ArrowError::SchemaError("a tier-0 span".into())));
         };
@@ -226,7 +226,7 @@ impl Segment {
     #[cfg(test)]
     pub fn seal_plain(span: &OpenSpan) -> Result<Segment> {
         let n = span.points;
-        let len = span.ids.len() * n;
+        let len = span.ids().len() * n;
         let arrow = |source| EngineError::Arrow { tier: 0, source };
         let Dense::Raw { values, valid, anomaly } = span.dense() else {
             return Err(arrow(arrow_schema::ArrowError::SchemaError("not a tier-0 span".into())));
@@ -234,7 +234,7 @@ impl Segment {
         let values = Float64Array::new(ScalarBuffer::from(values), Some(bitmap(valid, len)));
         let anomaly = BooleanArray::new(arrow_buffer::BooleanBuffer::new(Buffer::from_vec(anomaly), 0, len), None);
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(UInt32Array::from(span.ids.clone())),
+            Arc::new(UInt32Array::from(span.ids().to_vec())),
             list_of(Arc::new(values), n).map_err(arrow)?,
             list_of(Arc::new(anomaly), n).map_err(arrow)?,
         ];

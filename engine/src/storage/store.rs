@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::open_span::{OpenSpan, SharedBlocks};
+use super::open_span::{OpenSpan, SpanSnapshot};
 use super::row::{AggPoint, Run};
 use super::segment::Segment;
 use super::tier::{span_start, window_end, StorageConfig, TIERS};
@@ -468,17 +468,17 @@ impl Store {
         self.groups.get(&ue).map(|g| g.tiers[tier].sealed.clone()).unwrap_or_default()
     }
 
-    /// Shares metric `m`'s blocks in the closed-unsealed and open spans of
-    /// `tier` whose points end in `(from_excl, to_incl]`, oldest span first.
-    pub fn share_open(&self, m: MetricId, ue: i64, tier: usize, from_excl: i64, to_incl: i64, into: &mut SharedBlocks) {
-        let Some(g) = self.groups.get(&ue) else { return };
+    /// Snapshots of the closed-unsealed and open spans of `tier` that hold
+    /// point ends in `(from_excl, to_incl]`, oldest first.
+    pub fn open_snapshots(&self, ue: i64, tier: usize, from_excl: i64, to_incl: i64) -> Vec<SpanSnapshot> {
+        let Some(g) = self.groups.get(&ue) else { return Vec::new() };
         let st = &g.tiers[tier];
-        for span in st.sealing.iter().map(|s| &**s).chain(st.open.range(..=to_incl).map(|(_, s)| s)) {
-            if span.start > to_incl || span.start + span.span_secs() - span.res <= from_excl {
-                continue;
-            }
-            span.share(m, from_excl, to_incl, into);
-        }
+        let spans = st.sealing.iter().map(|s| &**s).chain(st.open.range(..=to_incl).map(|(_, s)| s));
+        // The last point of a span ends at start + span - res.
+        spans
+            .filter(|s| s.start <= to_incl && s.start + s.span_secs() - s.res > from_excl)
+            .map(OpenSpan::snapshot)
+            .collect()
     }
 
     /// update_every of a metric, if it has ever been written.
@@ -598,7 +598,7 @@ impl Store {
 
     /// Restores an open span from a snapshot (recovery).
     pub fn restore_open(&mut self, tier: usize, ue: i64, span: OpenSpan) {
-        for &m in &span.ids {
+        for &m in span.ids() {
             let mut ends: Option<(i64, i64)> = None;
             span.for_each_run(m, |r| {
                 if let Some((a, b)) = valid_range(&r) {

@@ -4,18 +4,19 @@
 //! copies what planning needs for the query's metrics (update_every,
 //! per-tier extents, each group's horizons and rollup-only boundary) and
 //! takes the sealed segment lists (`Arc` clones); [`StoreView::attach_open`]
-//! then shares the open-span rows the scan will read (one `Arc` clone of
-//! each metric's block list per span, kept in one list for the whole view,
-//! see `open_span::SharedBlocks`). Nothing is copied point by point, so the
-//! lock is held for a time proportional to the number of metrics, not to
-//! the data; afterwards the scan reads without any lock while writers go
-//! on (a writer copies a row's block list, then the block it writes, only
-//! while a view holds them).
+//! then snapshots the open spans the scan will read (one `Arc` clone per
+//! span, whatever it holds, see `open_span::SpanSnapshot`). Nothing is
+//! copied point by point and nothing is taken per metric in that step, so
+//! the lock is held for a time proportional to the number of metrics (for
+//! the planning facts), not to the data; afterwards the scan reads without
+//! any lock while writers go on (a writer copies a span's row list, then a
+//! row's block list and the block it writes, only while a view holds
+//! them).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::open_span::SharedBlocks;
+use super::open_span::SpanSnapshot;
 use super::row::Run;
 use super::segment::Segment;
 use super::store::{sealed_runs, Extent, Store};
@@ -28,15 +29,14 @@ struct GroupView {
     sealed: [Arc<Vec<Arc<Segment>>>; TIERS],
     horizon: [Option<i64>; TIERS],
     rollup_only_until: Option<i64>,
+    /// Per tier, the closed-unsealed and open spans the scan reads, oldest first.
+    open: [Vec<SpanSnapshot>; TIERS],
 }
 
 #[derive(Debug, Clone)]
 struct MetricView {
     ue: i64,
     extents: [Option<Extent>; TIERS],
-    /// Per tier, the range of the view's shared rows holding this metric's
-    /// rows of closed-unsealed and open spans, oldest first.
-    open: [std::ops::Range<u32>; TIERS],
 }
 
 /// See the module docs.
@@ -45,46 +45,35 @@ pub struct StoreView {
     cfg: StorageConfig,
     groups: BTreeMap<i64, GroupView>,
     metrics: IdMap<MetricView>,
-    /// Every metric's shared open rows, and the blocks they share.
-    shared: SharedBlocks,
 }
 
 impl StoreView {
     /// The planning facts of `metrics` (those ever written) and the sealed
     /// segments of their groups.
     pub fn of(store: &Store, metrics: impl IntoIterator<Item = MetricId>) -> StoreView {
-        let mut view = StoreView {
-            cfg: *store.config(),
-            groups: BTreeMap::new(),
-            metrics: id_map::new(),
-            shared: SharedBlocks::default(),
-        };
+        let mut view = StoreView { cfg: *store.config(), groups: BTreeMap::new(), metrics: id_map::new() };
         for m in metrics {
             let Some(ue) = store.update_every(m) else { continue };
             view.groups.entry(ue).or_insert_with(|| GroupView {
                 sealed: std::array::from_fn(|t| store.sealed(ue, t)),
                 horizon: std::array::from_fn(|t| store.horizon(ue, t)),
                 rollup_only_until: store.rollup_only_until(ue),
+                open: Default::default(),
             });
             let extents = std::array::from_fn(|t| store.extent(m, t));
-            view.metrics.insert(m, MetricView { ue, extents, open: Default::default() });
+            view.metrics.insert(m, MetricView { ue, extents });
         }
         view
     }
 
-    /// Shares the open-span blocks of every metric in the view whose points
-    /// end in `range(tier, update_every)`; an empty range shares none.
+    /// Snapshots the open spans of every update_every group in the view
+    /// that hold point ends in `range(tier, update_every)`; an empty range
+    /// takes none.
     pub fn attach_open(&mut self, store: &Store, range: impl Fn(usize, i64) -> (i64, i64)) {
-        let shared = &mut self.shared;
-        shared.clear();
-        for (&m, mv) in self.metrics.iter_mut() {
-            for (t, open) in mv.open.iter_mut().enumerate() {
-                let (from, to) = range(t, mv.ue);
-                let at = shared.rows_len();
-                if from < to {
-                    store.share_open(m, mv.ue, t, from, to, shared);
-                }
-                *open = at..shared.rows_len();
+        for (&ue, g) in self.groups.iter_mut() {
+            for (t, open) in g.open.iter_mut().enumerate() {
+                let (from, to) = range(t, ue);
+                *open = if from < to { store.open_snapshots(ue, t, from, to) } else { Vec::new() };
             }
         }
     }
@@ -125,7 +114,7 @@ impl StoreView {
 
     /// Metric `m`'s runs in `tier`, clipped to point ends in
     /// `(from_excl, to_incl]`, oldest first; open blocks only as far as
-    /// [`StoreView::attach_open`] shared them.
+    /// [`StoreView::attach_open`] took them.
     pub fn for_each_run<'a>(
         &'a self,
         m: MetricId,
@@ -135,10 +124,10 @@ impl StoreView {
         to_incl: i64,
         mut f: impl FnMut(Run<'a>),
     ) {
-        let (Some(g), Some(mv)) = (self.groups.get(&ue), self.metrics.get(&m)) else { return };
+        let Some(g) = self.groups.get(&ue) else { return };
         sealed_runs(&g.sealed[tier], m, from_excl, to_incl, &mut f);
-        for row in self.shared.rows(&mv.open[tier]) {
-            row.for_each_run(&self.shared, |r| {
+        for span in &g.open[tier] {
+            span.for_each_run(m, from_excl, to_incl, |r| {
                 if let Some(run) = r.clip(from_excl, to_incl) {
                     f(run);
                 }
