@@ -52,6 +52,16 @@ impl Layout {
         &self.pieces[a..b]
     }
 
+    /// Every bucket's pieces, bucket after bucket.
+    pub fn pieces(&self) -> &[Piece] {
+        &self.pieces
+    }
+
+    /// Where bucket `i`'s pieces start in [`Layout::pieces`].
+    pub fn first_piece(&self, i: usize) -> usize {
+        self.offsets[i] as usize
+    }
+
     /// Buckets described.
     pub fn buckets(&self) -> usize {
         self.offsets.len().saturating_sub(1)

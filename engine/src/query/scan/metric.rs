@@ -438,6 +438,12 @@ pub struct MetricScan<'s> {
     scratch: Vec<f64>,
     /// Decoded values of an encoded slice.
     decoded: Vec<f64>,
+    /// Per layout piece, its tier-0 sums, where [`MetricScan::raw_piece_sums`] took them.
+    piece_sums: Vec<AggPoint>,
+    /// One run's part of the pieces, and their sums.
+    ranges: Vec<(usize, usize)>,
+    range_sums: Vec<AggPoint>,
+    range_piece: Vec<usize>,
 }
 
 impl<'s> MetricScan<'s> {
@@ -459,6 +465,10 @@ impl<'s> MetricScan<'s> {
             cursor: [0; TIERS],
             scratch: Vec::new(),
             decoded: Vec::new(),
+            piece_sums: Vec::new(),
+            ranges: Vec::new(),
+            range_sums: Vec::new(),
+            range_piece: Vec::new(),
         }
     }
 
@@ -529,7 +539,8 @@ impl<'s> MetricScan<'s> {
         let points_before = out.tiers.points;
         self.kernel.reset();
         let mut aged_at = 0;
-        for i in 0..w.points.min(PREFETCH_AHEAD) {
+        let batched = self.raw_piece_sums(reads);
+        for i in (0..w.points.min(PREFETCH_AHEAD)).filter(|_| !batched) {
             self.prefetch(reads.layout.bucket(i));
         }
         // The next bucket's left edge, already derived from a split minute.
@@ -538,7 +549,7 @@ impl<'s> MetricScan<'s> {
             if i % STOP_CHECK_EVERY == STOP_CHECK_EVERY - 1 && stop() {
                 return;
             }
-            if i + PREFETCH_AHEAD < w.points {
+            if i + PREFETCH_AHEAD < w.points && !batched {
                 self.prefetch(reads.layout.bucket(i + PREFETCH_AHEAD));
             }
             let e = w.bucket_end(i);
@@ -551,6 +562,13 @@ impl<'s> MetricScan<'s> {
                 self.read(p.tier, p.from.max(s), p.to.min(e), Mode::Aged, &mut b, out);
             }
             let mut pieces = reads.layout.bucket(i);
+            if batched {
+                let first = reads.layout.first_piece(i);
+                for k in first..first + pieces.len() {
+                    self.take_piece_sums(k, &mut b, out);
+                }
+                pieces = &[];
+            }
             if let Some(c) = carried.take() {
                 if pieces.first().is_some_and(|p| p.tier == 0 && p.to == c.end) {
                     self.take_split(&c.left, &mut b);
@@ -599,6 +617,59 @@ impl<'s> MetricScan<'s> {
         for ((q, &now), before) in out.tiers.queries.iter_mut().zip(&out.tiers.points).zip(points_before) {
             *q += u64::from(now > before);
         }
+    }
+
+    /// For a scan of sums over tier 0 alone (every piece of the layout, no
+    /// aged part): every piece's sums, taken run by run in one pass
+    /// ([`EncodedRow::summarize_sums_of`]) before the bucket loop, which
+    /// then only merges them. Returns whether it took them.
+    fn raw_piece_sums(&mut self, reads: &MetricReads<'_>) -> bool {
+        self.piece_sums.clear();
+        let pieces = reads.layout.pieces();
+        if self.sums.is_none() || !reads.aged.is_empty() || pieces.iter().any(|p| p.tier != 0) {
+            return false;
+        }
+        let empty = AggPoint { sum: 0.0, min: f64::NAN, max: f64::NAN, count: 0, anomaly_count: 0 };
+        self.piece_sums.resize(pieces.len(), empty);
+        let mut first = 0;
+        for r in &self.raw {
+            // Pieces are oldest first: skip those ending before this run.
+            while first < pieces.len() && pieces[first].to < r.first_end {
+                first += 1;
+            }
+            self.ranges.clear();
+            self.range_sums.clear();
+            self.range_piece.clear();
+            for (k, p) in pieces.iter().enumerate().skip(first).take_while(|(_, p)| p.from < r.last_end()) {
+                if let Some(range) = index_range(r.first_end, r.res, r.len, p.from, p.to) {
+                    self.ranges.push(range);
+                    self.range_piece.push(k);
+                }
+            }
+            match r.data {
+                RawData::Encoded(row) => row.summarize_sums_of(&self.ranges, &mut self.range_sums),
+                data => self.range_sums.extend(self.ranges.iter().map(|&(lo, hi)| data.slice(lo, hi).summarize_sums())),
+            }
+            for (&k, q) in self.range_piece.iter().zip(&self.range_sums) {
+                let p = &mut self.piece_sums[k];
+                (p.sum, p.count, p.anomaly_count) =
+                    (p.sum + q.sum, p.count + q.count, p.anomaly_count + q.anomaly_count);
+            }
+        }
+        true
+    }
+
+    /// Layout piece `k` from [`MetricScan::raw_piece_sums`], as
+    /// [`MetricScan::take_raw`] takes a slice of sums.
+    fn take_piece_sums(&mut self, k: usize, b: &mut Bucket, out: &mut MetricOut<'_>) {
+        b.last_tier = Some(0);
+        let (p, Some(sums)) = (self.piece_sums[k], self.sums) else { return };
+        if p.count > 0 {
+            out.tiers.points[0] += u64::from(p.count);
+            b.count += u64::from(p.count);
+            b.anomalous += u64::from(p.anomaly_count);
+        }
+        self.kernel.add_agg(&sums.apply(&p));
     }
 
     /// Reads the metric's statistics apart ([`super::stats`]) where the

@@ -214,6 +214,59 @@ fn scaled_total(base: i64, n: u32, sum: u64, exp: u32) -> f64 {
     total / alp::pow10(exp)
 }
 
+/// The valid points `a..b` of frame `fr` as a [`Part`] (`bits`: their
+/// validity from `a` on; `None`: all valid). Without `MIN_MAX` a decimal
+/// frame's integers are only added, and the part's min and max are left
+/// infinite.
+#[inline]
+fn frame_part<const MIN_MAX: bool>(fr: Frame<'_>, a: usize, b: usize, bits: Option<BitSlice<'_>>) -> Part {
+    let dense = bits.is_none_or(|v| v.all_set(b - a));
+    let ok = |i: usize| dense || bits.is_some_and(|v| v.get(i - a));
+    match fr {
+        Frame::Decimal { exp, base, packed } => {
+            let (mut sum, mut lo, mut hi, mut n) = (0u64, u64::MAX, 0u64, 0u32);
+            if dense {
+                // Independent lanes over whole groups vectorise.
+                if MIN_MAX {
+                    (sum, lo, hi) = sum_min_max(&packed, a, b);
+                } else {
+                    sum = packed_sum(&packed, a, b);
+                }
+                n = (b - a) as u32;
+            } else {
+                packed.for_each(a, b, |i, u| {
+                    if ok(i) {
+                        sum = sum.wrapping_add(u);
+                        lo = lo.min(u);
+                        hi = hi.max(u);
+                        n += 1;
+                    }
+                });
+            }
+            if n == 0 {
+                return Part::EMPTY;
+            }
+            let sum = scaled_total(base, n, sum, exp);
+            if !MIN_MAX {
+                // No decode (a division each) for extremes nobody reads.
+                return Part { sum, count: n, ..Part::EMPTY };
+            }
+            let (min, max) =
+                (alp::decode(base.wrapping_add(lo as i64), exp), alp::decode(base.wrapping_add(hi as i64), exp));
+            Part { sum, min, max, count: n }
+        }
+        Frame::Raw(bytes) => {
+            if dense {
+                raw_aggregate(&bytes[8 * a..8 * b])
+            } else {
+                let mut part = Part::EMPTY;
+                (a..b).filter(|&i| ok(i)).for_each(|i| part.add(raw_at(bytes, i)));
+                part
+            }
+        }
+    }
+}
+
 /// One frame's share of an aggregate.
 #[derive(Debug, Clone, Copy)]
 struct Part {
@@ -455,52 +508,42 @@ impl<'a> EncodedRow<'a> {
     fn aggregate<const MIN_MAX: bool>(&self) -> AggPoint {
         let mut acc = AggPoint { sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY, count: 0, anomaly_count: 0 };
         let valid = self.valid.map(|v| BitSlice::new(v, self.start));
-        self.pieces(|fr, a, b, at| {
-            let bits = valid.map(|v| v.advance(at));
-            let dense = bits.is_none_or(|v| v.all_set(b - a));
-            let ok = |i: usize| dense || bits.is_some_and(|v| v.get(i - a));
-            match fr {
-                Frame::Decimal { exp, base, packed } => {
-                    let (mut sum, mut lo, mut hi, mut n) = (0u64, u64::MAX, 0u64, 0u32);
-                    if dense {
-                        // Independent lanes over whole groups vectorise.
-                        if MIN_MAX {
-                            (sum, lo, hi) = sum_min_max(&packed, a, b);
-                        } else {
-                            (sum, lo, hi) = (packed_sum(&packed, a, b), 0, 0);
-                        }
-                        n = (b - a) as u32;
-                    } else {
-                        packed.for_each(a, b, |i, u| {
-                            if ok(i) {
-                                sum = sum.wrapping_add(u);
-                                lo = lo.min(u);
-                                hi = hi.max(u);
-                                n += 1;
-                            }
-                        });
-                    }
-                    if n > 0 {
-                        acc.sum += scaled_total(base, n, sum, exp);
-                        acc.min = acc.min.min(alp::decode(base.wrapping_add(lo as i64), exp));
-                        acc.max = acc.max.max(alp::decode(base.wrapping_add(hi as i64), exp));
-                        acc.count += n;
-                    }
-                }
-                Frame::Raw(bytes) => {
-                    let part = if dense {
-                        raw_aggregate(&bytes[8 * a..8 * b])
-                    } else {
-                        let mut part = Part::EMPTY;
-                        (a..b).filter(|&i| ok(i)).for_each(|i| part.add(raw_at(bytes, i)));
-                        part
-                    };
-                    part.merge_into(&mut acc);
-                }
-            }
-        });
+        self.pieces(|fr, a, b, at| frame_part::<MIN_MAX>(fr, a, b, valid.map(|v| v.advance(at))).merge_into(&mut acc));
         acc.anomaly_count = self.anomalous();
         acc
+    }
+
+    /// [`EncodedRow::summarize_sums`] of each of `ranges` (points of this
+    /// range, sorted, disjoint) into `out`, in one pass: each frame's
+    /// directory entry and header are read once for all the ranges in it,
+    /// not once per range (a bucket of a few hundred points is a
+    /// fraction of a frame).
+    pub fn summarize_sums_of(&self, ranges: &[(usize, usize)], out: &mut Vec<AggPoint>) {
+        let valid = self.valid.map(|v| BitSlice::new(v, self.start));
+        let mut cached: Option<(usize, Option<Frame<'a>>)> = None;
+        for &(lo, hi) in ranges {
+            let hi = hi.min(self.len);
+            let mut acc = AggPoint { sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY, count: 0, anomaly_count: 0 };
+            let (mut p, end) = (self.start + lo.min(hi), self.start + hi);
+            while p < end {
+                let fi = p / FRAME;
+                let (a, b) = (p - fi * FRAME, (end - fi * FRAME).min(FRAME));
+                let fr = match cached {
+                    Some((f, fr)) if f == fi => fr,
+                    _ => {
+                        let fr = self.frame(fi);
+                        cached = Some((fi, fr));
+                        fr
+                    }
+                };
+                if let Some(fr) = fr {
+                    frame_part::<false>(fr, a, b, valid.map(|v| v.advance(p - self.start))).merge_into(&mut acc);
+                }
+                p = fi * FRAME + b;
+            }
+            acc.anomaly_count = self.slice(lo, hi).anomalous();
+            out.push(AggPoint { min: f64::NAN, max: f64::NAN, ..acc });
+        }
     }
 
     /// The aggregate of the absolute values `|x|` of the valid points of

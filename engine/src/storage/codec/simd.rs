@@ -98,7 +98,14 @@ pub fn group_totals<const MIN_MAX: bool>(
             let p = &PLANS[w];
             // Group g reads bytes g*w .. g*w + upper + 16.
             let reach = p.upper + 16;
-            let end = if bytes.len() >= reach { ((bytes.len() - reach) / w + 1).min(last) } else { first };
+            // Every group but near the frame's end: no division.
+            let end = if (last - 1) * w + reach <= bytes.len() {
+                last
+            } else if bytes.len() >= reach {
+                ((bytes.len() - reach) / w + 1).min(last)
+            } else {
+                first
+            };
             if end <= first {
                 return Some((Totals::EMPTY, first));
             }

@@ -130,6 +130,35 @@ proptest! {
         }
     }
 
+    /// Many ranges in one pass sum exactly (bit for bit) as each range
+    /// alone, whatever frames they share or cross, inside a slice of the
+    /// row too.
+    #[test]
+    fn ranges_in_one_pass_sum_as_each_alone(
+        points in row(),
+        from in 0usize..1500,
+        cuts in prop::collection::vec(0usize..1500, 0..40),
+        skip in prop::collection::vec(any::<bool>(), 40),
+    ) {
+        let blob = encode_row(&points);
+        let r = EncodedRow::parse(&blob).expect("parses");
+        let s = r.slice(from.min(points.len()), points.len());
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(s.len())).collect();
+        cuts.sort_unstable();
+        // Consecutive cuts are ranges (some skipped, some empty).
+        let ranges: Vec<(usize, usize)> =
+            cuts.windows(2).zip(&skip).filter(|(_, &k)| !k).map(|(w, _)| (w[0], w[1])).collect();
+        let mut got = Vec::new();
+        s.summarize_sums_of(&ranges, &mut got);
+        prop_assert_eq!(got.len(), ranges.len());
+        for (&(lo, hi), g) in ranges.iter().zip(&got) {
+            let want = s.slice(lo, hi).summarize_sums();
+            prop_assert_eq!((g.count, g.anomaly_count), (want.count, want.anomaly_count), "range {}..{}", lo, hi);
+            prop_assert!(same(g.sum, want.sum), "range {}..{}: {} vs {}", lo, hi, g.sum, want.sum);
+            prop_assert!(g.min.is_nan() && g.max.is_nan());
+        }
+    }
+
     /// Truncated or scribbled rows never panic: they parse as nothing or
     /// read as something, without reading out of bounds.
     #[test]
