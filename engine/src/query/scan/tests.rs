@@ -108,6 +108,27 @@ fn tier0_buckets_hold_points_ending_inside() {
 }
 
 #[test]
+fn max_over_a_tie_of_both_signs_takes_the_first_in_time() {
+    // |v| is 5 everywhere, the sign flips every 7 s: each bucket's
+    // aggregate ties (-5, 5), so the time group reads the values, and the
+    // first one of the bucket wins. Sealed rows and the open head alike.
+    let v = |t: i64| if (t / 7) % 2 == 0 { 5.0 } else { -5.0 };
+    let data: Vec<_> = (1..=7_300).map(|t| (t, (t % 97 != 0).then(|| v(t)))).collect();
+    let mut s = store_with(&data);
+    s.seal_pending().expect("seal");
+    assert!(!s.sealed(1, 0).is_empty(), "the first hours are sealed");
+    for width in [13, 60, 287] {
+        let w = window(1, (7_200 / width) as usize, width);
+        let o = pinned(&s, w, 0, Field::Max, Box::new(Max::default()));
+        for i in 0..w.points {
+            let first = (w.bucket_end(i) - width + 1..=w.bucket_end(i)).find(|t| t % 97 != 0).expect("a sample");
+            assert_eq!(o.b.values[i], v(first), "bucket {i} of {width} s");
+        }
+        assert_eq!((o.stats.min, o.stats.max), (-5.0, 5.0));
+    }
+}
+
+#[test]
 fn empty_buckets_are_flagged() {
     let s = store_with(&[(3, Some(1.0)), (12, Some(2.0))]);
     let o = pinned(&s, window(1, 3, 5), 0, Field::Sum, Box::new(Sum::default()));
