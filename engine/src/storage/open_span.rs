@@ -25,7 +25,7 @@ pub(crate) enum SpanRows {
 }
 
 /// A span's rows and the index to them: what a reader shares of the span,
-/// with one `Arc` clone for every metric (see [`SpanSnapshot`]).
+/// whole (one `Arc` clone covers every metric, see [`SpanSnapshot`]).
 #[derive(Debug, Clone)]
 pub(crate) struct SpanData {
     ids: Vec<MetricId>,
@@ -35,7 +35,7 @@ pub(crate) struct SpanData {
 
 /// An open span. Writers change its rows in place while no reader holds
 /// them, and copy-on-write otherwise: first the span's row list (one
-/// `Arc` clone per row, once per write after a reader took a snapshot),
+/// `Arc` clone per row, at the first write while a snapshot is held),
 /// then the row's block list and the block written.
 #[derive(Debug, Clone)]
 pub struct OpenSpan {

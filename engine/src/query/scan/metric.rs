@@ -678,13 +678,22 @@ impl<'s> MetricScan<'s> {
     /// [`MetricScan::take_raw`] takes a slice of sums.
     fn take_piece_sums(&mut self, k: usize, b: &mut Bucket, out: &mut MetricOut<'_>) {
         b.last_tier = Some(0);
-        let (p, Some(sums)) = (self.piece_sums[k], self.sums) else { return };
-        if p.count > 0 {
+        if let Some(sums) = self.sums {
+            let p = self.piece_sums[k];
+            self.add_sums(sums, &p, Some((b, out)));
+        }
+    }
+
+    /// Tier-0 sums `p` to the time group, and (with `count`) its samples
+    /// to the bucket and the tier counts.
+    fn add_sums(&mut self, sums: Sums, p: &AggPoint, count: Option<(&mut Bucket, &mut MetricOut<'_>)>) {
+        if let Some((b, out)) = count.filter(|_| p.count > 0) {
             out.tiers.points[0] += u64::from(p.count);
             b.count += u64::from(p.count);
             b.anomalous += u64::from(p.anomaly_count);
         }
-        self.kernel.add_agg(&sums.apply(&p));
+        // A time group of sums takes every aggregate.
+        self.kernel.add_agg(&sums.apply(p));
     }
 
     /// Reads the metric's statistics apart ([`super::stats`]) where the
@@ -864,14 +873,7 @@ impl<'s> MetricScan<'s> {
     /// One tier-0 slice.
     fn take_raw(&mut self, data: RawData<'_>, count: Option<(&mut Bucket, &mut MetricOut<'_>)>) {
         if let Some(sums) = self.sums {
-            let p = data.summarize_sums();
-            if let Some((b, out)) = count.filter(|_| p.count > 0) {
-                out.tiers.points[0] += u64::from(p.count);
-                b.count += u64::from(p.count);
-                b.anomalous += u64::from(p.anomaly_count);
-            }
-            // A time group of sums takes every aggregate.
-            self.kernel.add_agg(&sums.apply(&p));
+            self.add_sums(sums, &data.summarize_sums(), count);
             return;
         }
         // A time group of values (median, percentiles...) needs them all

@@ -110,6 +110,10 @@ fn encode_frame(values: &[f64], valid: impl Fn(usize) -> bool, present: &[f64], 
     }
 }
 
+/// The last frame an [`EncodedRow`] looked up, by number (`None` inside:
+/// it did not parse).
+type FrameCache<'a> = Option<(usize, Option<Frame<'a>>)>;
+
 /// One frame, ready to read.
 #[derive(Debug, Clone, Copy)]
 enum Frame<'a> {
@@ -479,12 +483,27 @@ impl<'a> EncodedRow<'a> {
 
     /// Calls `f` with each frame-local piece of this range:
     /// `(frame, first point in frame, end in frame, index in this range of the first)`.
-    fn pieces(&self, mut f: impl FnMut(Frame<'a>, usize, usize, usize)) {
+    fn pieces(&self, f: impl FnMut(Frame<'a>, usize, usize, usize)) {
+        self.pieces_cached(&mut None, f);
+    }
+
+    /// [`EncodedRow::pieces`], with the last frame looked up (its
+    /// directory entry and header read) kept in `cache` for the next call
+    /// on a later range of the same row.
+    fn pieces_cached(&self, cache: &mut FrameCache<'a>, mut f: impl FnMut(Frame<'a>, usize, usize, usize)) {
         let (mut p, end) = (self.start, self.start + self.len);
         while p < end {
             let fi = p / FRAME;
             let (a, b) = (p - fi * FRAME, (end - fi * FRAME).min(FRAME));
-            if let Some(fr) = self.frame(fi) {
+            let fr = match *cache {
+                Some((f, fr)) if f == fi => fr,
+                _ => {
+                    let fr = self.frame(fi);
+                    *cache = Some((fi, fr));
+                    fr
+                }
+            };
+            if let Some(fr) = fr {
                 f(fr, a, b, p - self.start);
             }
             p = fi * FRAME + b;
@@ -506,9 +525,15 @@ impl<'a> EncodedRow<'a> {
     }
 
     fn aggregate<const MIN_MAX: bool>(&self) -> AggPoint {
+        self.aggregate_cached::<MIN_MAX>(&mut None)
+    }
+
+    fn aggregate_cached<const MIN_MAX: bool>(&self, cache: &mut FrameCache<'a>) -> AggPoint {
         let mut acc = AggPoint { sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY, count: 0, anomaly_count: 0 };
         let valid = self.valid.map(|v| BitSlice::new(v, self.start));
-        self.pieces(|fr, a, b, at| frame_part::<MIN_MAX>(fr, a, b, valid.map(|v| v.advance(at))).merge_into(&mut acc));
+        self.pieces_cached(cache, |fr, a, b, at| {
+            frame_part::<MIN_MAX>(fr, a, b, valid.map(|v| v.advance(at))).merge_into(&mut acc)
+        });
         acc.anomaly_count = self.anomalous();
         acc
     }
@@ -519,30 +544,10 @@ impl<'a> EncodedRow<'a> {
     /// not once per range (a bucket of a few hundred points is a
     /// fraction of a frame).
     pub fn summarize_sums_of(&self, ranges: &[(usize, usize)], out: &mut Vec<AggPoint>) {
-        let valid = self.valid.map(|v| BitSlice::new(v, self.start));
-        let mut cached: Option<(usize, Option<Frame<'a>>)> = None;
+        let mut cache = None;
         for &(lo, hi) in ranges {
-            let hi = hi.min(self.len);
-            let mut acc = AggPoint { sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY, count: 0, anomaly_count: 0 };
-            let (mut p, end) = (self.start + lo.min(hi), self.start + hi);
-            while p < end {
-                let fi = p / FRAME;
-                let (a, b) = (p - fi * FRAME, (end - fi * FRAME).min(FRAME));
-                let fr = match cached {
-                    Some((f, fr)) if f == fi => fr,
-                    _ => {
-                        let fr = self.frame(fi);
-                        cached = Some((fi, fr));
-                        fr
-                    }
-                };
-                if let Some(fr) = fr {
-                    frame_part::<false>(fr, a, b, valid.map(|v| v.advance(p - self.start))).merge_into(&mut acc);
-                }
-                p = fi * FRAME + b;
-            }
-            acc.anomaly_count = self.slice(lo, hi).anomalous();
-            out.push(AggPoint { min: f64::NAN, max: f64::NAN, ..acc });
+            let p = self.slice(lo, hi).aggregate_cached::<false>(&mut cache);
+            out.push(AggPoint { min: f64::NAN, max: f64::NAN, ..p });
         }
     }
 
