@@ -24,6 +24,7 @@ use ordered::percent_option;
 
 pub use average::Average;
 pub use max::Max;
+pub use median::Median;
 pub use min::Min;
 pub use sum::Sum;
 

@@ -356,3 +356,61 @@ proptest::proptest! {
         proptest::prop_assert!(v < 120 || tier1_points > 0, "whole minutes came from tier 1");
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+    /// A time group of values (median) over sealed tier 0 answers the
+    /// median of each bucket's samples, with and without gaps in its
+    /// slices, and the statistics are those of all samples read.
+    #[test]
+    fn medians_of_sealed_tier0_are_the_samples_medians(
+        vals in proptest::collection::vec(0u32..100_000, 3 * 3600),
+        gaps in proptest::collection::vec(0i64..3 * 3600, 0..4),
+        v in 30i64..1_500,
+        after in 1i64..900,
+    ) {
+        let data: Vec<_> = vals
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                let t = i as i64 + 1;
+                // Each gap start empties 100 s; some hours have none.
+                let gap = gaps.iter().any(|g| (*g..*g + 100).contains(&t));
+                (t, (!gap).then(|| f64::from(*x) / 100.0 - 300.0))
+            })
+            .collect();
+        let mut s = store_with(&data);
+        s.seal_pending().expect("seal");
+        let w = window(after, ((3 * 3600 - 60 - after) / v).max(1) as usize, v);
+        let values = Values { field: Field::Average, absolute: false, anomaly_bit: false, sums_only: false, raw_values: true };
+        let mut view = StoreView::of(&s, [0]);
+        view.attach_open(&s, |_, _| (i64::MIN / 4, i64::MAX / 4));
+        let mut ex = MetricScan::new(&view, w, values, Box::new(crate::query::kernels::Median::new(0.0)));
+        let job = Job { metric: 0, update_every: 1, group: Some(0), hidden: false, layout: 0 };
+        let layout = Layout::pinned(&w, 0);
+        let reads = MetricReads { layout: &layout, aged: Vec::new(), pinned_rollup: false, stats: None };
+        let (mut b, mut stats, mut tiers) = (Buckets::default(), PointStats::default(), TierUse::default());
+        let (mut approximate, mut approximate_tiers) = (vec![false; w.points], [false; TIERS]);
+        let mut out = MetricOut { buckets: &mut b, stats: &mut stats, tiers: &mut tiers, approximate: &mut approximate, approximate_tiers: &mut approximate_tiers };
+        ex.run(&job, &reads, &mut out, || false);
+        let mut all = Vec::new();
+        for i in 0..w.points {
+            let e = w.bucket_end(i);
+            let mut inside: Vec<f64> = data.iter().filter(|d| d.0 > e - v && d.0 <= e).filter_map(|d| d.1).collect();
+            all.extend_from_slice(&inside);
+            inside.sort_by(f64::total_cmp);
+            let n = inside.len();
+            if n == 0 {
+                proptest::prop_assert_eq!(b.flags[i], PA_EMPTY);
+                continue;
+            }
+            let want = if n % 2 == 1 { inside[n / 2] } else { inside[n / 2 - 1] + (inside[n / 2] - inside[n / 2 - 1]) * 0.5 };
+            proptest::prop_assert_eq!(b.values[i], want, "bucket {}", i);
+        }
+        proptest::prop_assert_eq!(stats.count, all.len() as u64);
+        let (lo, hi) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| (l.min(x), h.max(x)));
+        proptest::prop_assert_eq!((stats.min, stats.max), (lo, hi));
+        let sum: f64 = all.iter().sum();
+        proptest::prop_assert!((stats.sum - sum).abs() <= 1e-9 * sum.abs().max(1.0), "{} vs {}", stats.sum, sum);
+    }
+}
