@@ -114,6 +114,11 @@ fn bench_query(c: &mut Criterion) {
     let mut one_body = body(HISTORY, None, "selected", "average", "average");
     one_body["scope"] = json!({"nodes": [one.node], "contexts": [one.context], "instances": [one.instance], "dimensions": [one.dimension]});
     let one_auto = request(one_body);
+    // Wide buckets (864 s): the automatic layout takes whole minutes, and
+    // tier 0 only at the ragged ends.
+    let mut wide_auto = body(HISTORY, None, "selected", "sum", "average");
+    wide_auto["window"]["points"] = json!(100);
+    let wide_auto = request(wide_auto);
     // bench-peer's (b): the last hour in minute buckets, from the open head.
     let mut last_hour = body(3600, None, "selected", "average", "average");
     last_hour["window"]["points"] = json!(60);
@@ -126,13 +131,14 @@ fn bench_query(c: &mut Criterion) {
     check(&engine, "24h_300pts_selected_percentile95_auto", &p95, 1);
     check(&engine, "24h_300pts_one_metric_auto", &one_auto, 1);
     if let Ok(only) = std::env::var("STRATA_BENCH_ONLY") {
-        // For profilers: loop one query (`auto`, `median`, `one`, `hour`, `tier1`, else tier 0) for 20 s and stop.
+        // For profilers: loop one query (`auto`, `median`, `one`, `hour`, `tier1`, `wide`, else tier 0) for 20 s and stop.
         let req = match only.as_str() {
             "auto" => &sum_auto,
             "median" => &median,
             "one" => &one_auto,
             "hour" => &last_hour,
             "tier1" => &sum_t1,
+            "wide" => &wide_auto,
             _ => &sum_t0,
         };
         let t = Instant::now();
@@ -150,6 +156,7 @@ fn bench_query(c: &mut Criterion) {
         ("24h_300pts_selected_median_auto", &median),
         ("24h_300pts_one_metric_auto", &one_auto),
         ("1h_60pts_selected_average_auto", &last_hour),
+        ("24h_100pts_selected_sum_auto", &wide_auto),
     ] {
         cpu_report(&engine, name, req);
     }
