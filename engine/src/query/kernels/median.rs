@@ -6,6 +6,7 @@
 use super::ordered::interpolated;
 use super::Kernel;
 use crate::storage::bits::BitSlice;
+use crate::storage::codec::alp;
 
 #[derive(Debug, Clone)]
 pub struct Median {
@@ -13,17 +14,40 @@ pub struct Median {
     trim: f64,
     values: Vec<f64>,
     kept: Vec<f64>,
+    /// Values taken as decimal integers (value = k / 10^exp): selected
+    /// on the integers, only the middle ones decoded.
+    ints: Vec<i64>,
+    exp: Option<u32>,
 }
 
 impl Median {
     pub fn new(trim_percent: f64) -> Self {
-        Median { trim: trim_percent / 100.0, values: Vec::new(), kept: Vec::new() }
+        Median { trim: trim_percent / 100.0, values: Vec::new(), kept: Vec::new(), ints: Vec::new(), exp: None }
+    }
+
+    /// The median of the bucket's integers alone: what
+    /// [`interpolated`] answers over their decoded values, since decoding
+    /// keeps their order.
+    fn integer_median(&mut self, exp: u32) -> f64 {
+        let n = self.ints.len();
+        let idx = 0.5 * (n - 1) as f64;
+        let (_, &mut a, right) = self.ints.select_nth_unstable(idx.floor() as usize);
+        let a = alp::decode(a, exp);
+        match right.iter().min() {
+            Some(&b) if idx.fract() != 0.0 => {
+                let b = alp::decode(b, exp);
+                a + (b - a) * idx.fract()
+            }
+            _ => a,
+        }
     }
 }
 
 impl Kernel for Median {
     fn reset(&mut self) {
         self.values.clear();
+        self.ints.clear();
+        self.exp = None;
     }
 
     fn add(&mut self, v: f64) {
@@ -34,7 +58,25 @@ impl Kernel for Median {
         super::extend_valid(&mut self.values, values, valid);
     }
 
+    fn decimal_sink(&mut self, exp: u32) -> Option<&mut Vec<i64>> {
+        // Trimming computes a value range: it takes decoded values.
+        if self.trim > 0.0 || self.exp.is_some_and(|e| e != exp) {
+            return None;
+        }
+        self.exp = Some(exp);
+        Some(&mut self.ints)
+    }
+
     fn flush(&mut self) -> Option<f64> {
+        if let Some(exp) = self.exp.take() {
+            if self.values.is_empty() && !self.ints.is_empty() {
+                let out = self.integer_median(exp);
+                self.ints.clear();
+                return Some(out);
+            }
+            // Mixed with decoded values: decode the integers too.
+            self.values.extend(self.ints.drain(..).map(|k| alp::decode(k, exp)));
+        }
         let out = match self.values.len() {
             0 => None,
             1 => Some(self.values[0]),
@@ -83,5 +125,37 @@ mod tests {
         // Bimodal: everything is trimmed; the smallest value above the range wins.
         let mut k = Median::new(5.0);
         assert_eq!(run(&mut k, &[&[0.05, 200.1, 0.06, 199.9, 200.0]]), vec![Some(199.9)]);
+    }
+
+    proptest::proptest! {
+        /// Values taken as decimal integers answer what their decoded
+        /// values answer, alone, mixed with decoded values in one bucket,
+        /// or refused for a second exponent; the sink is empty after a
+        /// flush.
+        #[test]
+        fn decimal_integers_answer_as_their_values(
+            ks in proptest::collection::vec(-2_000_000i64..2_000_000, 1..400),
+            exp in 0u32..5,
+            split in 0usize..400,
+            plain_tail in proptest::bool::ANY,
+        ) {
+            let decoded: Vec<f64> = ks.iter().map(|&k| alp::decode(k, exp)).collect();
+            let mut want = Median::new(0.0);
+            want.add_slice(&decoded, None);
+            let want = want.flush();
+            let split = split.min(ks.len());
+            let mut got = Median::new(0.0);
+            got.decimal_sink(exp).expect("a plain median takes integers").extend_from_slice(&ks[..split]);
+            if plain_tail {
+                got.add_slice(&decoded[split..], None);
+            } else {
+                proptest::prop_assert!(got.decimal_sink(exp + 1).is_none(), "a second exponent is refused");
+                got.decimal_sink(exp).expect("the same exponent again").extend_from_slice(&ks[split..]);
+            }
+            let got_v = got.flush();
+            proptest::prop_assert_eq!(got_v.map(f64::to_bits), want.map(f64::to_bits));
+            proptest::prop_assert_eq!(got.flush(), None);
+            proptest::prop_assert!(Median::new(5.0).decimal_sink(exp).is_none(), "trimming takes decoded values");
+        }
     }
 }

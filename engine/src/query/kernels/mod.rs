@@ -67,6 +67,13 @@ pub trait Kernel: Send {
     }
     /// Ends the bucket: its value, or `None` when it saw nothing (EMPTY).
     fn flush(&mut self) -> Option<f64>;
+    /// Where a kernel that can order values by their decimal integers
+    /// takes values `k / 10^exp` as their `k`s (only valid values, with the
+    /// same effect as adding the decoded values); `None` when it cannot
+    /// (the caller then adds the decoded values).
+    fn decimal_sink(&mut self, _exp: u32) -> Option<&mut Vec<i64>> {
+        None
+    }
 }
 
 /// Appends the valid `values` to a kernel's buffer in one pass (the

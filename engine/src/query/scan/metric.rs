@@ -18,7 +18,8 @@
 //! the slices of a bucket a few ahead are prefetched. Sealed tier-0 rows
 //! are read encoded: sums, minima and maxima come from the packed integers
 //! without decoding, and values are decoded (into a reused buffer) only for
-//! time groups that need them one by one. A time group of sums and counts
+//! time groups that need them one by one; a median takes a gap-free
+//! decimal slice as its integers, and decodes only its middle values. A time group of sums and counts
 //! over many points takes its metric's statistics from whole hours and
 //! minutes apart from the buckets ([`super::stats`]); its buckets then read
 //! sums alone (no minimum or maximum, and no rollup min/max columns).
@@ -292,6 +293,18 @@ struct AggView<'a> {
     max: &'a [f64],
     count: &'a [u32],
     anomaly_count: &'a [u32],
+}
+
+/// A tier-0 slice's samples (their aggregate `p`, not empty) to the
+/// statistics, the tier counts and the bucket, where they count (see
+/// [`MetricScan::read_raw`]).
+fn count_samples(p: &AggPoint, count: Option<(&mut Bucket, &mut MetricOut<'_>)>) {
+    if let Some((b, out)) = count {
+        out.stats.merge(&PointStats::from(p));
+        out.tiers.points[0] += u64::from(p.count);
+        b.count += u64::from(p.count);
+        b.anomalous += u64::from(p.anomaly_count);
+    }
 }
 
 /// Points in a tier-0 slice.
@@ -876,9 +889,27 @@ impl<'s> MetricScan<'s> {
             self.add_sums(sums, &data.summarize_sums(), count);
             return;
         }
-        // A time group of values (median, percentiles...) needs them all
-        // decoded anyway: decode once and summarise the plain values, as an
-        // open span's are, instead of a second pass over the packed ones.
+        // A time group that orders values (median) takes a gap-free slice of
+        // one decimal exponent as its integers: no value is decoded (a
+        // division each) but the middle ones, and the statistics come from
+        // the packed integers.
+        if let (RawData::Encoded(row), true, false) = (data, self.raw_values, self.anomaly_bit) {
+            if let Some(exp) = row.decimal_exp() {
+                let absolute = self.absolute;
+                if let Some(ints) = self.kernel.decimal_sink(exp) {
+                    let from = ints.len();
+                    row.decode_decimal_into(ints);
+                    if absolute {
+                        ints[from..].iter_mut().for_each(|k| *k = k.wrapping_abs());
+                    }
+                    count_samples(&row.summarize(), count);
+                    return;
+                }
+            }
+        }
+        // Other time groups of values need them all decoded anyway: decode
+        // once and summarise the plain values, as an open span's are,
+        // instead of a second pass over the packed ones.
         if let (RawData::Encoded(row), true, false) = (data, self.raw_values, self.anomaly_bit) {
             let mut decoded = std::mem::take(&mut self.decoded);
             decoded.clear();
@@ -894,12 +925,7 @@ impl<'s> MetricScan<'s> {
         }
         let (valid, anomaly) = (data.valid(), data.anomaly());
         let mut decoded = std::mem::take(&mut self.decoded);
-        if let Some((b, out)) = count {
-            out.stats.merge(&PointStats::from(&p));
-            out.tiers.points[0] += u64::from(p.count);
-            b.count += u64::from(p.count);
-            b.anomalous += u64::from(p.anomaly_count);
-        }
+        count_samples(&p, count);
         let q = if self.anomaly_bit {
             anomaly_rates(&p)
         } else if self.absolute && !(p.min >= 0.0 || p.max <= 0.0) {

@@ -360,14 +360,18 @@ proptest::proptest! {
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
     /// A time group of values (median) over sealed tier 0 answers the
-    /// median of each bucket's samples, with and without gaps in its
-    /// slices, and the statistics are those of all samples read.
+    /// median of each bucket's samples (of their absolute values with
+    /// `absolute`), whether it selects on decimal integers (slices
+    /// without gaps) or on decoded values (gaps, raw frames, the open
+    /// head), and the statistics are those of all samples read.
     #[test]
     fn medians_of_sealed_tier0_are_the_samples_medians(
         vals in proptest::collection::vec(0u32..100_000, 3 * 3600),
         gaps in proptest::collection::vec(0i64..3 * 3600, 0..4),
         v in 30i64..1_500,
         after in 1i64..900,
+        absolute in proptest::bool::ANY,
+        third in proptest::bool::weighted(0.2),
     ) {
         let data: Vec<_> = vals
             .iter()
@@ -376,13 +380,20 @@ proptest::proptest! {
                 let t = i as i64 + 1;
                 // Each gap start empties 100 s; some hours have none.
                 let gap = gaps.iter().any(|g| (*g..*g + 100).contains(&t));
-                (t, (!gap).then(|| f64::from(*x) / 100.0 - 300.0))
+                // Exact hundredths (decimal frames), of both signs; or
+                // thirds in the second hour (raw frames beside decimal ones).
+                let x = if third && (3600..7200).contains(&t) {
+                    f64::from(*x) / 3.0
+                } else {
+                    f64::from(*x as i32 - 30_000) / 100.0
+                };
+                (t, (!gap).then_some(x))
             })
             .collect();
         let mut s = store_with(&data);
         s.seal_pending().expect("seal");
         let w = window(after, ((3 * 3600 - 60 - after) / v).max(1) as usize, v);
-        let values = Values { field: Field::Average, absolute: false, anomaly_bit: false, sums_only: false, raw_values: true };
+        let values = Values { field: Field::Average, absolute, anomaly_bit: false, sums_only: false, raw_values: true };
         let mut view = StoreView::of(&s, [0]);
         view.attach_open(&s, |_, _| (i64::MIN / 4, i64::MAX / 4));
         let mut ex = MetricScan::new(&view, w, values, Box::new(crate::query::kernels::Median::new(0.0)));
@@ -396,8 +407,9 @@ proptest::proptest! {
         let mut all = Vec::new();
         for i in 0..w.points {
             let e = w.bucket_end(i);
-            let mut inside: Vec<f64> = data.iter().filter(|d| d.0 > e - v && d.0 <= e).filter_map(|d| d.1).collect();
-            all.extend_from_slice(&inside);
+            let raw: Vec<f64> = data.iter().filter(|d| d.0 > e - v && d.0 <= e).filter_map(|d| d.1).collect();
+            all.extend_from_slice(&raw);
+            let mut inside: Vec<f64> = raw.iter().map(|x| if absolute { x.abs() } else { *x }).collect();
             inside.sort_by(f64::total_cmp);
             let n = inside.len();
             if n == 0 {

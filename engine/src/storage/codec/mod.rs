@@ -21,7 +21,7 @@
 //! a decimal frame are taken on the integers and scaled once; a sum alone
 //! unpacks eight integers at a time where the CPU has AVX2 ([`simd`]).
 
-mod alp;
+pub(crate) mod alp;
 mod bitpack;
 mod simd;
 
@@ -610,6 +610,41 @@ impl<'a> EncodedRow<'a> {
                 |out, _, g| out.extend(g.iter().map(|&u| alp::decode(base.wrapping_add(u as i64), exp))),
             ),
             Frame::Raw(bytes) => out.extend((a..b).map(|i| raw_at(bytes, i))),
+        });
+    }
+
+    /// The exponent `e` of this range's values when it has no gaps and
+    /// every frame it touches is decimal with that one exponent: then its
+    /// values are `k / 10^e`, and their order is their integers' order
+    /// (each `k` decodes to exactly the value it encodes).
+    pub fn decimal_exp(&self) -> Option<u32> {
+        if self.len == 0 || self.valid_bits().is_some_and(|v| !v.all_set(self.len)) {
+            return None;
+        }
+        let mut exp = None;
+        for f in self.start / FRAME..=(self.start + self.len - 1) / FRAME {
+            match self.frame(f)? {
+                Frame::Decimal { exp: e, .. } if exp.is_none_or(|x| x == e) => exp = Some(e),
+                _ => return None,
+            }
+        }
+        exp
+    }
+
+    /// Appends the integers `k` of this range's values to `out`, for a
+    /// range [`EncodedRow::decimal_exp`] accepts (raw frames add nothing).
+    pub fn decode_decimal_into(&self, out: &mut Vec<i64>) {
+        out.reserve(self.len);
+        self.pieces(|fr, a, b, _| {
+            if let Frame::Decimal { base, packed, .. } = fr {
+                packed.for_each_group(
+                    a,
+                    b,
+                    out,
+                    |out, _, u| out.push(base.wrapping_add(u as i64)),
+                    |out, _, g| out.extend(g.iter().map(|&u| base.wrapping_add(u as i64))),
+                );
+            }
         });
     }
 

@@ -92,6 +92,19 @@ proptest! {
                 prop_assert!(same(decoded[k], points[i].0));
             }
         }
+        // Decimal integers where the range is gap-free with one exponent:
+        // each decodes to its value, and they order as the values do.
+        if let Some(e) = s.decimal_exp() {
+            let mut ks = Vec::new();
+            s.decode_decimal_into(&mut ks);
+            prop_assert_eq!(ks.len(), to - from);
+            prop_assert!(ks.iter().zip(&decoded).all(|(&k, &v)| same(alp::decode(k, e), v)));
+            prop_assert!(ks.windows(2).all(|w| w[0].cmp(&w[1]) == alp::decode(w[0], e).total_cmp(&alp::decode(w[1], e))));
+        } else {
+            // A one-frame row of hundredths without gaps is decimal.
+            let hundredths = points.iter().all(|p| p.1 && alp::encode(p.0, 2).is_some());
+            prop_assert!(to == from || !hundredths || points.len() > FRAME, "refused a decimal range");
+        }
         let p = s.summarize();
         let sums = s.summarize_sums();
         prop_assert_eq!((sums.count, sums.anomaly_count), (p.count, p.anomaly_count));
