@@ -19,10 +19,11 @@
 //! are read encoded: sums, minima and maxima come from the packed integers
 //! without decoding, and values are decoded (into a reused buffer) only for
 //! time groups that need them one by one; a median takes a gap-free
-//! decimal slice as its integers, and decodes only its middle values. A time group of sums and counts
-//! over many points takes its metric's statistics from whole hours and
-//! minutes apart from the buckets ([`super::stats`]); its buckets then read
-//! sums alone (no minimum or maximum, and no rollup min/max columns).
+//! decimal slice as its integers, and decodes only its middle values. A
+//! time group of sums and counts over many points takes its metric's
+//! statistics from whole hours and minutes apart from the buckets
+//! ([`super::stats`]); its buckets then read sums alone (no minimum or
+//! maximum, and no rollup min/max columns).
 
 use std::rc::Rc;
 
