@@ -25,19 +25,19 @@ impl Median {
         Median { trim: trim_percent / 100.0, values: Vec::new(), kept: Vec::new(), ints: Vec::new(), exp: None }
     }
 
-    /// The median of the bucket's integers alone: what
-    /// [`interpolated`] answers over their decoded values, since decoding
-    /// keeps their order.
+    /// [`interpolated`]`(values, 0.5)` of the bucket's integers alone:
+    /// decoding keeps their order, so the middle integers are selected
+    /// and only they are decoded. Written apart from `interpolated` on
+    /// purpose: a shared version selecting by a comparison function made
+    /// the 24 h median query slower (402-436 against 378-410 ms CPU over
+    /// five alternating pairs) than the integers' own `select_nth_unstable`.
     fn integer_median(&mut self, exp: u32) -> f64 {
         let n = self.ints.len();
         let idx = 0.5 * (n - 1) as f64;
         let (_, &mut a, right) = self.ints.select_nth_unstable(idx.floor() as usize);
         let a = alp::decode(a, exp);
         match right.iter().min() {
-            Some(&b) if idx.fract() != 0.0 => {
-                let b = alp::decode(b, exp);
-                a + (b - a) * idx.fract()
-            }
+            Some(&b) if idx.fract() != 0.0 => a + (alp::decode(b, exp) - a) * idx.fract(),
             _ => a,
         }
     }
@@ -58,9 +58,13 @@ impl Kernel for Median {
         super::extend_valid(&mut self.values, values, valid);
     }
 
-    fn decimal_sink(&mut self, exp: u32) -> Option<&mut Vec<i64>> {
+    fn takes_decimals(&self) -> bool {
         // Trimming computes a value range: it takes decoded values.
-        if self.trim > 0.0 || self.exp.is_some_and(|e| e != exp) {
+        self.trim == 0.0
+    }
+
+    fn decimal_sink(&mut self, exp: u32) -> Option<&mut Vec<i64>> {
+        if !self.takes_decimals() || self.exp.is_some_and(|e| e != exp) {
             return None;
         }
         self.exp = Some(exp);
@@ -155,6 +159,7 @@ mod tests {
             let got_v = got.flush();
             proptest::prop_assert_eq!(got_v.map(f64::to_bits), want.map(f64::to_bits));
             proptest::prop_assert_eq!(got.flush(), None);
+            proptest::prop_assert!(got.takes_decimals() && !Median::new(5.0).takes_decimals());
             proptest::prop_assert!(Median::new(5.0).decimal_sink(exp).is_none(), "trimming takes decoded values");
         }
     }

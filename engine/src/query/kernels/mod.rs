@@ -67,6 +67,11 @@ pub trait Kernel: Send {
     }
     /// Ends the bucket: its value, or `None` when it saw nothing (EMPTY).
     fn flush(&mut self) -> Option<f64>;
+    /// Whether [`Kernel::decimal_sink`] can take integers at all (asked
+    /// before a slice's exponent is looked up, which costs a frame walk).
+    fn takes_decimals(&self) -> bool {
+        false
+    }
     /// Where a kernel that can order values by their decimal integers
     /// takes values `k / 10^exp` as their `k`s (only valid values, with the
     /// same effect as adding the decoded values); `None` when it cannot

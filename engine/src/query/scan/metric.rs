@@ -302,10 +302,15 @@ struct AggView<'a> {
 fn count_samples(p: &AggPoint, count: Option<(&mut Bucket, &mut MetricOut<'_>)>) {
     if let Some((b, out)) = count {
         out.stats.merge(&PointStats::from(p));
-        out.tiers.points[0] += u64::from(p.count);
-        b.count += u64::from(p.count);
-        b.anomalous += u64::from(p.anomaly_count);
+        tally(p, b, out);
     }
+}
+
+/// A tier-0 slice's samples to the tier counts and the bucket.
+fn tally(p: &AggPoint, b: &mut Bucket, out: &mut MetricOut<'_>) {
+    out.tiers.points[0] += u64::from(p.count);
+    b.count += u64::from(p.count);
+    b.anomalous += u64::from(p.anomaly_count);
 }
 
 /// Points in a tier-0 slice.
@@ -702,9 +707,7 @@ impl<'s> MetricScan<'s> {
     /// to the bucket and the tier counts.
     fn add_sums(&mut self, sums: Sums, p: &AggPoint, count: Option<(&mut Bucket, &mut MetricOut<'_>)>) {
         if let Some((b, out)) = count.filter(|_| p.count > 0) {
-            out.tiers.points[0] += u64::from(p.count);
-            b.count += u64::from(p.count);
-            b.anomalous += u64::from(p.anomaly_count);
+            tally(p, b, out);
         }
         // A time group of sums takes every aggregate.
         self.kernel.add_agg(&sums.apply(p));
@@ -894,7 +897,9 @@ impl<'s> MetricScan<'s> {
         // one decimal exponent as its integers: no value is decoded (a
         // division each) but the middle ones, and the statistics come from
         // the packed integers.
-        if let (RawData::Encoded(row), true, false) = (data, self.raw_values, self.anomaly_bit) {
+        if let (RawData::Encoded(row), true, false, true) =
+            (data, self.raw_values, self.anomaly_bit, self.kernel.takes_decimals())
+        {
             if let Some(exp) = row.decimal_exp() {
                 let absolute = self.absolute;
                 if let Some(ints) = self.kernel.decimal_sink(exp) {
