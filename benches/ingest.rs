@@ -396,7 +396,7 @@ fn bench_decode(c: &mut Criterion) {
     eprintln!("decode: {samples} samples, {} B as Arrow IPC, {} B as JSON", arrow.len(), json.len());
     let mut group = c.benchmark_group("ingest_decode");
     group.throughput(Throughput::Elements(samples as u64));
-    group.bench_function("arrow_ipc", |b| b.iter(|| decode_stream(black_box(&arrow)).expect("decode")));
+    group.bench_function("arrow_ipc", |b| b.iter(|| decode_stream(black_box(arrow.as_slice())).expect("decode")));
     group.bench_function("json", |b| {
         b.iter(|| serde_json::from_slice::<IngestBatch>(black_box(&json)).expect("decode"))
     });

@@ -7,7 +7,7 @@ use crate::error::{EngineError, Result};
 
 const MAX_NAME: usize = 256;
 /// Timestamps outside [1970, 2200) are refused: they are typos, not data.
-const MAX_T: i64 = 7_258_118_400;
+pub(crate) const MAX_T: i64 = 7_258_118_400;
 pub const MAX_UPDATE_EVERY: i64 = 86_400;
 
 /// A name's checks; `path()` (built only on error, as this runs for every
@@ -28,6 +28,7 @@ pub(crate) fn check_name(path: impl FnOnce() -> String, field: &str, v: &str, re
 /// A point's own checks: a plausible time and a finite value (or a gap).
 /// Errors name `time_path()` or `value_path()` (the same element in JSON);
 /// paths are built only on error, since this runs once per sample.
+#[inline]
 pub(crate) fn check_point(time_path: impl Fn() -> String, value_path: impl Fn() -> String, pt: &Point) -> Result<()> {
     if !(0..MAX_T).contains(&pt.t) {
         return Err(EngineError::batch(time_path(), format!("timestamp {} is outside 1970..2200", pt.t)));

@@ -32,7 +32,7 @@ pub async fn post_ingest(
     let auth = st.auth.clone();
     let report = tokio::task::spawn_blocking(move || -> ApiResult<IngestReport> {
         let (batch, rows) = if is_arrow {
-            let d = arrow::decode_stream(&bytes)?;
+            let d = arrow::decode_stream(bytes.clone())?;
             (d.batch, Some(d.rows))
         } else {
             (parse_json::<IngestBatch>(&bytes)?, None)

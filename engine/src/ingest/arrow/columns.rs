@@ -2,8 +2,9 @@
 //! batch so the per-row loop only indexes.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type, TimestampSecondType};
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampSecondType};
 use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, PrimitiveArray, RecordBatch};
+use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, TimeUnit};
 
 use crate::error::{EngineError, Result};
@@ -17,7 +18,24 @@ pub enum StrCol<'a> {
     Utf8(&'a arrow_array::StringArray),
     Large(&'a arrow_array::LargeStringArray),
     View(&'a arrow_array::StringViewArray),
-    Dict { keys: Vec<usize>, key_nulls: &'a dyn Array, values: Box<StrCol<'a>> },
+    Dict { keys: Keys<'a>, key_nulls: Option<&'a NullBuffer>, values: Box<StrCol<'a>> },
+}
+
+/// A dictionary's keys: borrowed when they are `int32` (what
+/// [`super::encode_stream`] and most writers use), else normalised once.
+pub enum Keys<'a> {
+    I32(&'a [i32]),
+    Normalized(Vec<usize>),
+}
+
+impl Keys<'_> {
+    #[inline]
+    fn get(&self, row: usize) -> Option<usize> {
+        match self {
+            Keys::I32(k) => k.get(row).map(|&k| k as usize),
+            Keys::Normalized(k) => k.get(row).copied(),
+        }
+    }
 }
 
 impl<'a> StrCol<'a> {
@@ -33,9 +51,14 @@ impl<'a> StrCol<'a> {
             DataType::Dictionary(_, v) if matches!(**v, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
                 let d = a.as_any_dictionary_opt().ok_or_else(|| col_err(name, "dictionary column is unreadable"))?;
                 let values = Box::new(Self::from_dyn(name, d.values().as_ref())?);
-                // normalized_keys panics on an empty dictionary; then every key must be null.
-                let keys = if d.values().is_empty() { vec![0; d.len()] } else { d.normalized_keys() };
-                Ok(StrCol::Dict { keys, key_nulls: d.keys(), values })
+                let keys = match a.as_dictionary_opt::<Int32Type>() {
+                    // A key past the dictionary reads as no string (`get` is checked).
+                    Some(d) => Keys::I32(d.keys().values()),
+                    // normalized_keys panics on an empty dictionary; then every key must be null.
+                    None if d.values().is_empty() => Keys::Normalized(vec![0; d.len()]),
+                    None => Keys::Normalized(d.normalized_keys()),
+                };
+                Ok(StrCol::Dict { keys, key_nulls: d.keys().nulls(), values })
             }
             other => {
                 Err(col_err(name, format!("'{name}' must be a string or dictionary-of-string column, got {other}")))
@@ -45,11 +68,40 @@ impl<'a> StrCol<'a> {
 
     /// The dictionary key at `row` (`usize::MAX` for null); None when the
     /// column is not dictionary-encoded. Equal keys mean equal strings.
+    #[inline]
     pub fn key(&self, row: usize) -> Option<usize> {
         match self {
-            StrCol::Dict { keys, key_nulls, .. } if key_nulls.is_null(row) => Some(usize::MAX),
-            StrCol::Dict { keys, .. } => keys.get(row).copied(),
+            StrCol::Dict { key_nulls, .. } if key_nulls.is_some_and(|n| n.is_null(row)) => Some(usize::MAX),
+            StrCol::Dict { keys, .. } => keys.get(row),
             _ => None,
+        }
+    }
+
+    /// Whether rows `a` and `b` surely hold the same string (or both null).
+    /// Dictionary columns compare keys, so a dictionary that repeats a
+    /// string may answer false for equal strings; never true for unequal ones.
+    #[inline]
+    pub fn same(&self, a: usize, b: usize) -> bool {
+        match self {
+            StrCol::Dict { .. } => self.key(a).is_some_and(|k| Some(k) == self.key(b)),
+            _ => self.get(a) == self.get(b),
+        }
+    }
+
+    /// The first row after `start` (before `end`) that does not surely
+    /// hold row `start`'s string; `end` if none. Keys read in place and
+    /// without nulls are compared as a plain slice.
+    pub fn run_end(&self, start: usize, end: usize) -> usize {
+        let next = start + 1;
+        match self {
+            StrCol::Dict { keys: Keys::I32(k), key_nulls: None, .. } if end <= k.len() && next <= end => {
+                let (k0, rest) = (k[start], &k[next..end]);
+                // Whole chunks first, compared without early exit so they vectorise.
+                let same = rest.chunks_exact(32).take_while(|c| c.iter().fold(true, |all, &x| all & (x == k0))).count();
+                let from = same * 32;
+                rest[from..].iter().position(|&x| x != k0).map_or(end, |p| next + from + p)
+            }
+            _ => (next..end).find(|&j| !self.same(start, j)).unwrap_or(end),
         }
     }
 
@@ -60,10 +112,10 @@ impl<'a> StrCol<'a> {
             StrCol::Large(a) => (!a.is_null(row)).then(|| a.value(row)),
             StrCol::View(a) => (!a.is_null(row)).then(|| a.value(row)),
             StrCol::Dict { keys, key_nulls, values } => {
-                if key_nulls.is_null(row) {
+                if key_nulls.is_some_and(|n| n.is_null(row)) {
                     None
                 } else {
-                    keys.get(row).and_then(|&k| values.get(k))
+                    keys.get(row).and_then(|k| values.get(k))
                 }
             }
         }
@@ -76,11 +128,19 @@ pub enum TsCol<'a> {
     Timestamp(&'a PrimitiveArray<TimestampSecondType>),
 }
 
-impl TsCol<'_> {
+impl<'a> TsCol<'a> {
     pub fn get(&self, row: usize) -> Option<i64> {
         match self {
             TsCol::Int(a) => (!a.is_null(row)).then(|| a.value(row)),
             TsCol::Timestamp(a) => (!a.is_null(row)).then(|| a.value(row)),
+        }
+    }
+
+    /// Every row's seconds (null rows hold anything) and the null mask.
+    pub fn raw(&self) -> (&'a [i64], Option<&'a NullBuffer>) {
+        match *self {
+            TsCol::Int(a) => (a.values(), a.nulls()),
+            TsCol::Timestamp(a) => (a.values(), a.nulls()),
         }
     }
 }
@@ -101,12 +161,15 @@ pub struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    /// The metric's identity at `row` as dictionary keys, when every name
-    /// column present is dictionary-encoded: rows with equal keys belong to
-    /// the same series, without comparing strings.
-    pub fn ident(&self, row: usize) -> Option<[usize; 4]> {
-        let opt = |c: &Option<StrCol>| c.as_ref().map_or(Some(usize::MAX), |c| c.key(row));
-        Some([opt(&self.node)?, self.context.key(row)?, opt(&self.instance)?, self.dimension.key(row)?])
+    /// The end of the run of rows from `start` (before `end`) that surely
+    /// name the same metric and context as row `start`: every name column
+    /// holds the same string (or key) in each. A metric's rows may still
+    /// come in several runs; runs only spare per-row name lookups.
+    pub fn same_names_until(&self, start: usize, end: usize) -> usize {
+        let end = self.dimension.run_end(start, end);
+        let end = self.context.run_end(start, end);
+        let end = self.instance.as_ref().map_or(end, |c| c.run_end(start, end));
+        self.node.as_ref().map_or(end, |c| c.run_end(start, end))
     }
 
     pub fn of(rb: &'a RecordBatch) -> Result<Self> {

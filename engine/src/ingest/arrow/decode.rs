@@ -8,7 +8,7 @@ use arrow_ipc::reader::StreamDecoder;
 
 use super::columns::Columns;
 use crate::error::{EngineError, Result};
-use crate::ingest::validate::{check_name, check_point, MAX_UPDATE_EVERY};
+use crate::ingest::validate::{check_name, check_point, MAX_T, MAX_UPDATE_EVERY};
 use crate::ingest::{IngestBatch, Point, SeriesSpec};
 
 /// A decoded stream: the batch, and where its series came from.
@@ -44,25 +44,39 @@ impl RowMap {
     }
 }
 
+fn disagrees(path: String, first: Option<i64>) -> EngineError {
+    EngineError::batch(path, format!("disagrees with this metric's first row ({}s)", first.unwrap_or(1)))
+}
+
 fn stream_err(e: impl std::fmt::Display) -> EngineError {
     EngineError::batch("stream", format!("not a valid Arrow IPC stream: {e}"))
 }
 
 /// Decodes a whole Arrow IPC stream (schema, optional dictionaries, record
 /// batches, optional end marker). Nothing is applied; see the module docs.
-pub fn decode_stream(bytes: &[u8]) -> Result<Decoded> {
+/// An owned body (`bytes::Bytes`, `Vec<u8>`) is read in place; a borrowed
+/// slice is copied once.
+pub fn decode_stream(bytes: impl Into<Buffer>) -> Result<Decoded> {
+    decode_with(bytes.into(), Builder::default())
+}
+
+/// [`decode_stream`] reading every row on its own (see `Builder::row_by_row`).
+#[cfg(test)]
+pub(super) fn decode_row_by_row(bytes: &[u8]) -> Result<Decoded> {
+    decode_with(bytes.into(), Builder { row_by_row: true, ..Builder::default() })
+}
+
+fn decode_with(bytes: Buffer, out: Builder) -> Result<Decoded> {
     // arrow-ipc 59 asserts (panics) on some malformed buffer layouts instead
     // of returning an error; a damaged body must be a 400, not a crash.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_unguarded(bytes))).unwrap_or_else(|p| {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_unguarded(bytes, out))).unwrap_or_else(|p| {
         let why = p.downcast_ref::<String>().map(String::as_str).or_else(|| p.downcast_ref::<&str>().copied());
         Err(stream_err(format!("damaged stream ({})", why.unwrap_or("the Arrow decoder gave up"))))
     })
 }
 
-fn decode_unguarded(bytes: &[u8]) -> Result<Decoded> {
-    let mut buf = Buffer::from(bytes);
+fn decode_unguarded(mut buf: Buffer, mut out: Builder) -> Result<Decoded> {
     let mut decoder = StreamDecoder::new();
-    let mut out = Builder::default();
     while !buf.is_empty() {
         let before = buf.len();
         match decoder.decode(&mut buf).map_err(stream_err)? {
@@ -88,56 +102,82 @@ struct Builder {
     /// (node, instance, dimension) -> index into batch.series; None node = default.
     index: HashMap<(Option<String>, String, String), usize>,
     rows: u64,
+    /// Test knob: every row read as a run of its own, through the checks of
+    /// a run's first row (the reference the run path is compared with).
+    #[cfg(test)]
+    row_by_row: bool,
 }
 
 impl Builder {
+    /// Reads a record batch as runs of rows that name the same metric:
+    /// a run's first row is checked in full and finds its series, the rest
+    /// only have their points checked and appended, column by column.
     fn add(&mut self, rb: &arrow_array::RecordBatch) -> Result<()> {
         let c = Columns::of(rb)?;
-        // The series of the previous row: consecutive rows usually share it.
-        let mut current: Option<usize> = None;
-        let mut current_ident = None;
-        for i in 0..rb.num_rows() {
-            let row = self.rows + i as u64;
-            let at = |col: &str| format!("rows[{row}].{col}");
-            let ident = c.ident(i);
-            if let (Some(k), Some(id)) = (current, ident) {
-                if current_ident == Some(id) {
-                    // Same dictionary keys as the previous row: same series, names already checked.
-                    let t = c.ts.get(i).ok_or_else(|| EngineError::batch(at("ts"), "'ts' must not be null"))?;
-                    let point = self.point(&c, i, t);
-                    check_point(|| at("ts"), || at("value"), &point)?;
-                    let ue = c.update_every.and_then(|a| (!a.is_null(i)).then(|| a.value(i)));
-                    self.push(k, point, ue, || at("update_every"))?;
-                    continue;
-                }
-            }
-            current_ident = ident;
-            let null = |col: &str| EngineError::batch(at(col), format!("'{col}' must not be null"));
-            let node = c.node.as_ref().and_then(|n| n.get(i));
-            let context = c.context.get(i).ok_or_else(|| null("context"))?;
-            let dimension = c.dimension.get(i).ok_or_else(|| null("dimension"))?;
-            let instance = c.instance.as_ref().and_then(|n| n.get(i)).unwrap_or(context);
-            let t = c.ts.get(i).ok_or_else(|| null("ts"))?;
-            let ue = c.update_every.and_then(|a| (!a.is_null(i)).then(|| a.value(i)));
-            let point = self.point(&c, i, t);
-            check_point(|| at("ts"), || at("value"), &point)?;
-            let same = current.is_some_and(|k| {
-                let s = &self.batch.series[k];
-                s.dimension == dimension
-                    && s.instance.as_deref() == Some(instance)
-                    && s.node.as_deref() == node
-                    && s.context == context
-            });
-            let k = if same {
-                current.unwrap_or_default()
-            } else {
-                self.series_for(&c, i, row, node, context, instance, dimension, ue)?
-            };
-            self.push(k, point, ue, || at("update_every"))?;
-            current = Some(k);
+        let n = rb.num_rows();
+        let mut i = 0;
+        while i < n {
+            let end = c.same_names_until(i, n);
+            #[cfg(test)]
+            let end = if self.row_by_row { i + 1 } else { end };
+            let k = self.first_row(&c, i)?;
+            self.rest_of_run(&c, k, i + 1..end)?;
+            i = end;
         }
-        self.rows += rb.num_rows() as u64;
+        self.rows += n as u64;
         Ok(())
+    }
+
+    /// Checks row `i` (names, time, value, update_every), finds or creates
+    /// its series and appends its point; returns the series.
+    fn first_row(&mut self, c: &Columns, i: usize) -> Result<usize> {
+        let row = self.rows + i as u64;
+        let at = |col: &str| format!("rows[{row}].{col}");
+        let null = |col: &str| EngineError::batch(at(col), format!("'{col}' must not be null"));
+        let node = c.node.as_ref().and_then(|n| n.get(i));
+        let context = c.context.get(i).ok_or_else(|| null("context"))?;
+        let dimension = c.dimension.get(i).ok_or_else(|| null("dimension"))?;
+        let instance = c.instance.as_ref().and_then(|n| n.get(i)).unwrap_or(context);
+        let t = c.ts.get(i).ok_or_else(|| null("ts"))?;
+        let ue = c.update_every.and_then(|a| (!a.is_null(i)).then(|| a.value(i)));
+        let point = self.point(c, i, t);
+        check_point(|| at("ts"), || at("value"), &point)?;
+        let k = self.series_for(c, i, row, node, context, instance, dimension, ue)?;
+        self.push(k, point, ue, || at("update_every"))?;
+        Ok(k)
+    }
+
+    /// Appends rows `run` (all naming series `k`), checking each row's time,
+    /// value and update_every as [`Builder::first_row`] does. The rows are
+    /// checked in one pass and appended in another; the first bad row is
+    /// then checked again in full for its error, so the error is the one a
+    /// row-by-row read gives.
+    fn rest_of_run(&mut self, c: &Columns, k: usize, run: std::ops::Range<usize>) -> Result<()> {
+        let (ts, ts_nulls) = c.ts.raw();
+        let (values, value_nulls) = (c.value.values(), c.value.nulls());
+        let s = &mut self.batch.series[k];
+        let ue_ok = |i: usize| c.update_every.is_none_or(|a| a.is_null(i) || Some(a.value(i)) == s.update_every);
+        let ok = |i: usize| {
+            ts_nulls.is_none_or(|b| b.is_valid(i))
+                && (0..MAX_T).contains(&ts[i])
+                && (values[i].is_finite() || value_nulls.is_some_and(|b| b.is_null(i)))
+                && ue_ok(i)
+        };
+        let bad = run.clone().find(|&i| !ok(i));
+        let anomalous = c.anomalous.map(|a| (a.values(), a.nulls()));
+        let point = |i: usize| Point {
+            t: ts[i],
+            value: value_nulls.is_none_or(|b| b.is_valid(i)).then(|| values[i]),
+            anomalous: anomalous.is_some_and(|(bits, nulls)| nulls.is_none_or(|n| n.is_valid(i)) && bits.value(i)),
+        };
+        s.points.extend((run.start..bad.unwrap_or(run.end)).map(point));
+        let Some(i) = bad else { return Ok(()) };
+        let at = |col: &str| format!("rows[{}].{col}", self.rows + i as u64);
+        if ts_nulls.is_some_and(|b| b.is_null(i)) {
+            return Err(EngineError::batch(at("ts"), "'ts' must not be null"));
+        }
+        check_point(|| at("ts"), || at("value"), &point(i))?;
+        Err(disagrees(at("update_every"), s.update_every))
     }
 
     fn point(&self, c: &Columns, i: usize, t: i64) -> Point {
@@ -150,10 +190,7 @@ impl Builder {
     fn push(&mut self, k: usize, point: Point, ue: Option<i64>, path: impl Fn() -> String) -> Result<()> {
         let s = &mut self.batch.series[k];
         if ue.is_some_and(|ue| Some(ue) != s.update_every) {
-            return Err(EngineError::batch(
-                path(),
-                format!("disagrees with this metric's first row ({}s)", s.update_every.unwrap_or(1)),
-            ));
+            return Err(disagrees(path(), s.update_every));
         }
         s.points.push(point);
         Ok(())

@@ -78,14 +78,14 @@ fn demo_batches_round_trip() {
     let spec = GenSpec { nodes: 2, metrics_per_node: 7, seed: 5 };
     for b in batches(&spec, 1_700_000_000, 1_700_000_300, 120) {
         let bytes = encode_stream(&b).expect("encode");
-        let d = decode_stream(&bytes).expect("decode");
+        let d = decode_stream(bytes.as_slice()).expect("decode");
         assert_eq!(d.batch, as_carried(&b));
     }
 }
 
 #[test]
 fn minimal_stream_defaults_node_instance_and_keeps_gaps() {
-    let d = decode_stream(&two_rows(None)).expect("decode");
+    let d = decode_stream(two_rows(None).as_slice()).expect("decode");
     assert_eq!(d.batch.series.len(), 2);
     let s = &d.batch.series[1];
     assert_eq!((s.node.as_deref(), s.instance.as_deref()), (None, Some("system.cpu")));
@@ -101,7 +101,7 @@ fn rows_of_one_metric_merge_in_row_order_even_when_apart() {
         ("value", Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0]))),
         ("anomalous", Arc::new(BooleanArray::from(vec![Some(false), None, Some(true)]))),
     ]);
-    let d = decode_stream(&bytes).expect("decode");
+    let d = decode_stream(bytes.as_slice()).expect("decode");
     assert_eq!(d.batch.series.len(), 2);
     let pts = &d.batch.series[0].points;
     assert_eq!(pts, &vec![Point::new(10, Some(1.0)), Point { t: 11, value: Some(3.0), anomalous: true }]);
@@ -160,7 +160,7 @@ fn garbage_empty_truncated_and_trailing_bodies_are_stream_errors() {
 
 #[test]
 fn later_errors_are_located_at_a_row() {
-    let d = decode_stream(&two_rows(None)).expect("decode");
+    let d = decode_stream(two_rows(None).as_slice()).expect("decode");
     let e = d.rows.locate(EngineError::batch("series[1].update_every", "conflicts"));
     assert_eq!(e.path(), Some("rows[1].update_every"));
     let e = d.rows.locate(EngineError::batch("series[0].points[3]", "late"));
@@ -195,7 +195,7 @@ proptest! {
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let _ = decode_stream(&bytes);
+        let _ = decode_stream(bytes.as_slice());
     }
 
     #[test]
@@ -205,7 +205,7 @@ proptest! {
             let n = bytes.len();
             bytes[at % n] ^= x;
         }
-        let _ = decode_stream(&bytes);
+        let _ = decode_stream(bytes.as_slice());
         let n = bytes.len();
         let _ = decode_stream(&bytes[..cut % n]);
     }
@@ -213,7 +213,7 @@ proptest! {
     #[test]
     fn valid_streams_decode_to_what_was_sent_or_a_clear_error(b in arb_batch()) {
         let bytes = encode_stream(&b).expect("encode");
-        match decode_stream(&bytes) {
+        match decode_stream(bytes.as_slice()) {
             Ok(d) => {
                 // Rows of one metric merge, so compare the samples per metric.
                 let flat = |b: &IngestBatch| {
@@ -224,6 +224,148 @@ proptest! {
                 prop_assert_eq!(flat(&d.batch), flat(&b));
             }
             Err(e) => prop_assert!(matches!(e, EngineError::InvalidBatch { .. }), "{e:?}"),
+        }
+    }
+}
+
+/// One generated row: which metric it names (index 4: a null context), and
+/// its point columns, each of which may be null or out of range.
+#[derive(Debug, Clone)]
+struct GenRow {
+    metric: usize,
+    ts: Option<i64>,
+    value: Option<f64>,
+    anomalous: Option<bool>,
+    update_every: Option<i64>,
+}
+
+/// How a name column is written: plain, int32 dictionary (read in place),
+/// or int8 dictionary (keys normalised), with a repeated dictionary entry.
+fn name_column(kind: u8, v: &[Option<&str>]) -> ArrayRef {
+    use arrow_array::types::{Int32Type, Int8Type};
+    use arrow_array::DictionaryArray;
+    match kind % 3 {
+        0 => strs(v),
+        1 => {
+            // "x" twice in the dictionary: equal strings under different keys.
+            let dict: Vec<&str> = ["x", "a", "b", "x", "c", "d"].to_vec();
+            let keys: Vec<Option<i32>> = v
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    s.map(|s| {
+                        dict.iter().position(|d| *d == s).map_or(0, |p| if p == 0 && i % 2 == 1 { 3 } else { p }) as i32
+                    })
+                })
+                .collect();
+            Arc::new(
+                DictionaryArray::<Int32Type>::try_new(keys.into(), Arc::new(StringArray::from(dict))).expect("dict"),
+            )
+        }
+        _ => Arc::new(v.iter().copied().collect::<DictionaryArray<Int8Type>>()),
+    }
+}
+
+/// A stream of `rows` split into record batches at `split`, with the name
+/// columns written as `kinds` says and the optional columns present as
+/// `optional` says.
+fn gen_stream(rows: &[GenRow], split: usize, kinds: [u8; 4], optional: [bool; 3]) -> Vec<u8> {
+    const METRICS: [(Option<&str>, Option<&str>, &str, &str); 5] = [
+        (Some("a"), Some("x"), "b", "c"),
+        (Some("a"), Some("x"), "b", "d"),
+        (None, Some("x"), "b", "c"),
+        (Some("b"), Some("c"), "x", "x"),
+        (Some("a"), None, "b", "c"),
+    ];
+    let fields = ["node", "context", "instance", "dimension", "ts", "value", "anomalous", "update_every"];
+    let mut schema_fields = Vec::new();
+    let mut batches = Vec::new();
+    let cut = split.min(rows.len());
+    for part in [&rows[..cut], &rows[cut..]] {
+        let m = |i: usize| METRICS[i.min(4)];
+        let node: Vec<_> = part.iter().map(|r| m(r.metric).0).collect();
+        let context: Vec<_> = part.iter().map(|r| m(r.metric).1).collect();
+        let instance: Vec<_> = part.iter().map(|r| Some(m(r.metric).2)).collect();
+        let dimension: Vec<_> = part.iter().map(|r| Some(m(r.metric).3)).collect();
+        let cols: Vec<ArrayRef> = vec![
+            name_column(kinds[0], &node),
+            name_column(kinds[1], &context),
+            name_column(kinds[2], &instance),
+            name_column(kinds[3], &dimension),
+            Arc::new(Int64Array::from(part.iter().map(|r| r.ts).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(part.iter().map(|r| r.value).collect::<Vec<_>>())),
+            Arc::new(BooleanArray::from(part.iter().map(|r| r.anomalous).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(part.iter().map(|r| r.update_every).collect::<Vec<_>>())),
+        ];
+        let keep = |i: usize| i < 6 || optional[i - 5];
+        let cols: Vec<(usize, ArrayRef)> = cols.into_iter().enumerate().filter(|(i, _)| keep(*i)).collect();
+        schema_fields = cols.iter().map(|(i, a)| Field::new(fields[*i], a.data_type().clone(), true)).collect();
+        batches.push(cols.into_iter().map(|(_, a)| a).collect::<Vec<_>>());
+    }
+    let schema = Arc::new(Schema::new(schema_fields));
+    let mut out = Vec::new();
+    let mut w = StreamWriter::try_new(&mut out, &schema).expect("writer");
+    for cols in batches {
+        w.write(&RecordBatch::try_new(schema.clone(), cols).expect("batch")).expect("write");
+    }
+    w.finish().expect("finish");
+    drop(w);
+    out
+}
+
+fn gen_rows() -> impl Strategy<Value = Vec<GenRow>> {
+    // Mostly valid rows in runs of one metric, sometimes a bad one.
+    let ts = prop_oneof![20 => (1_700_000_000i64..1_700_000_100).prop_map(Some), 1 => Just(None), 1 => Just(Some(-5)), 1 => Just(Some(i64::MAX))];
+    let value = prop_oneof![20 => (-1e3f64..1e3).prop_map(Some), 3 => Just(None), 1 => Just(Some(f64::NAN)), 1 => Just(Some(f64::INFINITY))];
+    let ue = prop_oneof![10 => Just(None), 10 => Just(Some(1i64)), 1 => Just(Some(2)), 1 => Just(Some(0))];
+    let run = (0usize..5, 1usize..12, ts, value, proptest::option::of(any::<bool>()), ue);
+    proptest::collection::vec(run, 0..8)
+        .prop_flat_map(|runs| {
+            let n: usize = runs.iter().map(|r| r.1).sum();
+            // Rows within a run differ only where a per-row flip says so.
+            (Just(runs), proptest::collection::vec(0u8..40, n))
+        })
+        .prop_map(|(runs, flips)| {
+            let mut rows = Vec::new();
+            for (metric, len, ts, value, anomalous, update_every) in runs {
+                for j in 0..len {
+                    let flip = flips[rows.len()];
+                    rows.push(GenRow {
+                        metric: if flip == 0 { (metric + 1) % 5 } else { metric },
+                        ts: ts.map(|t| t.saturating_add(j as i64)),
+                        value: if flip == 1 { None } else { value.map(|v| v + j as f64) },
+                        anomalous: if flip == 2 { None } else { anomalous },
+                        update_every: if flip == 3 { Some(1) } else { update_every },
+                    });
+                }
+            }
+            rows
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The run path decodes exactly as reading each row on its own does:
+    /// the same series, points in the same order, the same first rows, or
+    /// the same error at the same row; whatever the name columns' encodings,
+    /// nulls, bad points, disagreeing update_every and record batch splits.
+    #[test]
+    fn runs_decode_exactly_as_rows_one_by_one(
+        rows in gen_rows(),
+        split in 0usize..40,
+        kinds in any::<[u8; 4]>(),
+        optional in any::<[bool; 3]>(),
+    ) {
+        let bytes = gen_stream(&rows, split, kinds, optional);
+        let fast = decode_stream(bytes.as_slice());
+        let slow = super::decode::decode_row_by_row(&bytes);
+        match (fast, slow) {
+            (Ok(f), Ok(s)) => {
+                prop_assert_eq!(&f.batch, &s.batch);
+                prop_assert_eq!(format!("{:?}", f.rows), format!("{:?}", s.rows));
+            }
+            (f, s) => prop_assert_eq!(format!("{:?}", f.map(|d| d.batch)), format!("{:?}", s.map(|d| d.batch))),
         }
     }
 }
