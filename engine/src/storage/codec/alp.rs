@@ -37,8 +37,57 @@ pub fn encode(v: f64, e: u32) -> Option<i64> {
 }
 
 /// The smallest exponent that encodes every value, if one does.
+#[cfg(test)]
 pub fn exponent(values: &[f64]) -> Option<u32> {
     (0..=MAX_EXP).find(|&e| values.iter().all(|&v| encode(v, e).is_some()))
+}
+
+/// Adding and subtracting this rounds an `f64` below 2^51 in magnitude to
+/// an integer (ties to even) without a call into libm.
+const ROUNDER: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
+
+/// [`encode`] for every valid value of `values` with exponent `e`, into
+/// `ks` (cleared first; a gap's slot holds the smallest integer, so it packs
+/// as offset 0). Returns the integers' minimum and maximum (0, 0 when
+/// nothing is valid), or None as soon as a value does not encode.
+///
+/// The same answer as calling [`encode`] per value: the rounding here may
+/// pick another integer only for `x` halfway between two, and such an `x`
+/// never passes the bit-exact check with either.
+pub fn encode_all(values: &[f64], valid: impl Fn(usize) -> bool, e: u32, ks: &mut Vec<i64>) -> Option<(i64, i64)> {
+    ks.clear();
+    let (scale, limit) = (POW10[e as usize], (1u64 << 51) as f64);
+    let (mut min, mut max) = (i64::MAX, i64::MIN);
+    let mut gaps = false;
+    for (i, &v) in values.iter().enumerate() {
+        if !valid(i) {
+            gaps = true;
+            ks.push(i64::MAX);
+            continue;
+        }
+        let x = v * scale;
+        if x.abs() < limit {
+            let k = ((x + ROUNDER) - ROUNDER) as i64;
+            if decode(k, e).to_bits() != v.to_bits() {
+                return None;
+            }
+            ks.push(k);
+        } else {
+            // Large, infinite or NaN: the plain path decides.
+            ks.push(encode(v, e)?);
+        }
+        let k = ks[ks.len() - 1];
+        min = min.min(k);
+        max = max.max(k);
+    }
+    if min > max {
+        ks.fill(0);
+        return Some((0, 0));
+    }
+    if gaps {
+        ks.iter_mut().filter(|k| **k == i64::MAX).for_each(|k| *k = min);
+    }
+    Some((min, max))
 }
 
 #[cfg(test)]

@@ -27,20 +27,24 @@ pub fn pack(values: impl Iterator<Item = u64>, n: usize, width: u32, out: &mut V
         return;
     }
     let bytes = &mut out[start..];
+    // Whole 8-byte words go out as they fill; `bits` stays below 64.
     let mut acc: u128 = 0;
     let (mut bits, mut at) = (0u32, 0usize);
     for v in values.take(n) {
         acc |= u128::from(v) << bits;
         bits += width;
-        while bits >= 8 {
-            bytes[at] = acc as u8;
-            acc >>= 8;
-            bits -= 8;
-            at += 1;
+        if bits >= 64 {
+            if let Some(word) = bytes.get_mut(at..at + 8) {
+                word.copy_from_slice(&(acc as u64).to_le_bytes());
+            }
+            acc >>= 64;
+            bits -= 64;
+            at += 8;
         }
     }
-    if bits > 0 {
-        bytes[at] = acc as u8;
+    let tail = (bits as usize).div_ceil(8);
+    if let Some(rest) = bytes.get_mut(at..at + tail) {
+        rest.copy_from_slice(&(acc as u64).to_le_bytes()[..tail]);
     }
 }
 

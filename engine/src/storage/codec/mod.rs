@@ -67,39 +67,35 @@ pub fn encode(values: &[f64], valid: impl Fn(usize) -> bool, anomalous: impl Fn(
     let dir = out.len();
     out.resize(dir + 4 * frames, 0);
     let body = out.len();
-    let mut scratch = Vec::with_capacity(FRAME);
+    let mut ks = Vec::with_capacity(FRAME);
     for f in 0..frames {
         let off = (out.len() - body) as u32;
         out[dir + 4 * f..dir + 4 * f + 4].copy_from_slice(&off.to_le_bytes());
         let (lo, hi) = (f * FRAME, ((f + 1) * FRAME).min(n));
-        scratch.clear();
-        scratch.extend((lo..hi).filter(|&i| valid(i)).map(|i| values[i]));
-        encode_frame(&values[lo..hi], |i| valid(lo + i), &scratch, &mut out);
+        encode_frame(&values[lo..hi], |i| valid(lo + i), &mut ks, &mut out);
     }
     out
 }
 
-fn encode_frame(values: &[f64], valid: impl Fn(usize) -> bool, present: &[f64], out: &mut Vec<u8>) {
-    let decimal = alp::exponent(present).and_then(|e| {
-        let ks: Vec<i64> = present.iter().filter_map(|&v| alp::encode(v, e)).collect();
-        let (min, max) = (ks.iter().min().copied().unwrap_or(0), ks.iter().max().copied().unwrap_or(0));
-        let width = 64 - (max.abs_diff(min)).leading_zeros();
-        (width <= MAX_DECIMAL_WIDTH.min(MAX_WIDTH)).then_some((e, min, width))
-    });
+/// Appends one frame: decimal when one exponent encodes every valid value
+/// (the smallest such) and the offsets fit [`MAX_DECIMAL_WIDTH`], else raw.
+/// `ks` is scratch: each point's integer, found once and reused for the
+/// range and the packing.
+fn encode_frame(values: &[f64], valid: impl Fn(usize) -> bool, ks: &mut Vec<i64>, out: &mut Vec<u8>) {
+    let decimal = (0..=alp::MAX_EXP).find_map(|e| alp::encode_all(values, &valid, e, ks).map(|r| (e, r))).and_then(
+        |(e, (min, max))| {
+            let width = 64 - (max.abs_diff(min)).leading_zeros();
+            (width <= MAX_DECIMAL_WIDTH.min(MAX_WIDTH)).then_some((e, min, width))
+        },
+    );
     match decimal {
         Some((e, base, width)) => {
             out.push(DECIMAL);
             out.push(e as u8);
             out.push(width as u8);
             put_varint(out, base);
-            let offsets = values.iter().enumerate().map(|(i, &v)| {
-                if valid(i) {
-                    alp::encode(v, e).map_or(0, |k| k.abs_diff(base))
-                } else {
-                    0
-                }
-            });
-            pack(offsets, values.len(), width, out);
+            // Gaps hold `base` (offset 0); alp::encode_all stored them as base too.
+            pack(ks.iter().map(|&k| k.abs_diff(base)), values.len(), width, out);
         }
         None => {
             out.push(RAW);
