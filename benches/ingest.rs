@@ -397,6 +397,17 @@ fn bench_decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("ingest_decode");
     group.throughput(Throughput::Elements(samples as u64));
     group.bench_function("arrow_ipc", |b| b.iter(|| decode_stream(black_box(arrow.as_slice())).expect("decode")));
+    // The peer benchmark's shape: every series shares its context and
+    // dimension names, only the instance tells them apart.
+    let mut shared = batch.clone();
+    for s in &mut shared.series {
+        s.instance = Some(format!("{}.{}.{}", s.node.as_deref().unwrap_or_default(), s.context, s.dimension));
+        (s.context, s.dimension) = ("cpu.cpu".into(), "user".into());
+    }
+    let shared = encode_stream(&shared).expect("encode arrow");
+    group.bench_function("arrow_ipc_shared_names", |b| {
+        b.iter(|| decode_stream(black_box(shared.as_slice())).expect("decode"))
+    });
     group.bench_function("json", |b| {
         b.iter(|| serde_json::from_slice::<IngestBatch>(black_box(&json)).expect("decode"))
     });

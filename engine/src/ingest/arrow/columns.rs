@@ -88,20 +88,19 @@ impl<'a> StrCol<'a> {
         }
     }
 
-    /// The first row after `start` (before `end`) that does not surely
-    /// hold row `start`'s string; `end` if none. Keys read in place and
-    /// without nulls are compared as a plain slice.
-    pub fn run_end(&self, start: usize, end: usize) -> usize {
-        let next = start + 1;
+    /// The first row of `from..to` that does not surely hold row `start`'s
+    /// string; `to` if none. Keys read in place and without nulls are
+    /// compared as a plain slice.
+    pub fn run_end(&self, start: usize, from: usize, to: usize) -> usize {
         match self {
-            StrCol::Dict { keys: Keys::I32(k), key_nulls: None, .. } if end <= k.len() && next <= end => {
-                let (k0, rest) = (k[start], &k[next..end]);
+            StrCol::Dict { keys: Keys::I32(k), key_nulls: None, .. } if from <= to && to <= k.len() => {
+                let (k0, rest) = (k[start], &k[from..to]);
                 // Whole chunks first, compared without early exit so they vectorise.
                 let same = rest.chunks_exact(32).take_while(|c| c.iter().fold(true, |all, &x| all & (x == k0))).count();
-                let from = same * 32;
-                rest[from..].iter().position(|&x| x != k0).map_or(end, |p| next + from + p)
+                let skip = same * 32;
+                rest[skip..].iter().position(|&x| x != k0).map_or(to, |p| from + skip + p)
             }
-            _ => (next..end).find(|&j| !self.same(start, j)).unwrap_or(end),
+            _ => (from..to).find(|&j| !self.same(start, j)).unwrap_or(to),
         }
     }
 
@@ -166,10 +165,21 @@ impl<'a> Columns<'a> {
     /// holds the same string (or key) in each. A metric's rows may still
     /// come in several runs; runs only spare per-row name lookups.
     pub fn same_names_until(&self, start: usize, end: usize) -> usize {
-        let end = self.dimension.run_end(start, end);
-        let end = self.context.run_end(start, end);
-        let end = self.instance.as_ref().map_or(end, |c| c.run_end(start, end));
-        self.node.as_ref().map_or(end, |c| c.run_end(start, end))
+        // A column may hold one string for the whole batch (one dimension
+        // name everywhere), so no column is scanned far ahead of the others:
+        // windows that double keep the overscan within the run's length.
+        let (mut from, mut window) = (start + 1, 64);
+        loop {
+            let to = (from + window).min(end);
+            let mut cut = self.dimension.run_end(start, from, to);
+            cut = self.context.run_end(start, from, cut);
+            cut = self.instance.as_ref().map_or(cut, |c| c.run_end(start, from, cut));
+            cut = self.node.as_ref().map_or(cut, |c| c.run_end(start, from, cut));
+            if cut < to || to == end {
+                return cut;
+            }
+            (from, window) = (to, (window * 2).min(1 << 14));
+        }
     }
 
     pub fn of(rb: &'a RecordBatch) -> Result<Self> {
