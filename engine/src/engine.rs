@@ -442,11 +442,9 @@ fn register(catalog: &mut Catalog, batch: &IngestBatch, default_node: &str) -> (
             labels: Some(&s.labels),
         });
         let from = points.len();
-        points.extend(s.points.iter().map(|p| RawPoint {
-            t: p.t.div_euclid(ue) * ue,
-            value: p.value,
-            anomalous: p.anomalous,
-        }));
+        // Per-second series need no slotting (and no division per sample).
+        let slot = |t: i64| if ue == 1 { t } else { t.div_euclid(ue) * ue };
+        points.extend(s.points.iter().map(|p| RawPoint { t: slot(p.t), value: p.value, anomalous: p.anomalous }));
         series.push((m, ue, from..points.len()));
     }
     (points, series)

@@ -88,6 +88,55 @@ pub struct SeriesMeta<'a> {
     pub labels: Option<&'a BTreeMap<String, String>>,
 }
 
+/// A name within a parent (an instance id within its node, a dimension
+/// within its instance): a map key that [`ScopedKey`] lets a lookup borrow
+/// as `(parent, &str)`, so finding a series allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Scoped(u32, String);
+
+trait ScopedKey {
+    fn parts(&self) -> (u32, &str);
+}
+
+impl ScopedKey for Scoped {
+    fn parts(&self) -> (u32, &str) {
+        (self.0, &self.1)
+    }
+}
+
+impl ScopedKey for (u32, &str) {
+    fn parts(&self) -> (u32, &str) {
+        *self
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn ScopedKey + 'a> for Scoped {
+    fn borrow(&self) -> &(dyn ScopedKey + 'a) {
+        self
+    }
+}
+
+// Owned and borrowed keys hash and compare through `parts`, as `Borrow` requires.
+impl std::hash::Hash for Scoped {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.parts().hash(h)
+    }
+}
+
+impl std::hash::Hash for dyn ScopedKey + '_ {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.parts().hash(h)
+    }
+}
+
+impl PartialEq for dyn ScopedKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn ScopedKey + '_ {}
+
 /// All metadata, append-only. Lookups by name are hash maps; lookups by
 /// index are vectors.
 #[derive(Debug, Default)]
@@ -98,11 +147,11 @@ pub struct Registry {
     pub metrics: Vec<Metric>,
     node_by_id: HashMap<String, NodeIdx>,
     context_by_id: HashMap<String, ContextIdx>,
-    instance_by_key: HashMap<(NodeIdx, String), InstanceIdx>,
+    instance_by_key: HashMap<Scoped, InstanceIdx>,
     /// Instances by id and by name, across nodes (selection looks names
     /// up here instead of testing every instance).
     instances_by_name: HashMap<String, Vec<InstanceIdx>>,
-    metric_by_key: HashMap<(InstanceIdx, String), MetricId>,
+    metric_by_key: HashMap<Scoped, MetricId>,
     /// Bumped on every metadata change; clients use it for cache invalidation.
     pub generation: u64,
 }
@@ -126,7 +175,7 @@ impl Registry {
 
     pub fn instance_idx(&self, node: &str, instance: &str) -> Option<InstanceIdx> {
         let n = self.node_idx(node)?;
-        self.instance_by_key.get(&(n, instance.to_string())).copied()
+        self.instance_by_key.get(&(n, instance) as &dyn ScopedKey).copied()
     }
 
     /// Instances (on any node) whose id or name is `name`.
@@ -136,8 +185,8 @@ impl Registry {
 
     pub fn metric_id(&self, node: &str, instance: &str, dimension: &str) -> Option<MetricId> {
         let n = self.node_idx(node)?;
-        let i = self.instance_by_key.get(&(n, instance.to_string()))?;
-        self.metric_by_key.get(&(*i, dimension.to_string())).copied()
+        let i = self.instance_by_key.get(&(n, instance) as &dyn ScopedKey)?;
+        self.metric_by_key.get(&(*i, dimension) as &dyn ScopedKey).copied()
     }
 
     /// Creates or updates a node; returns its index.
@@ -218,7 +267,7 @@ impl Registry {
         let node = self.upsert_node(meta.node, None, None, None);
         let context = self.upsert_context(meta);
         let mut new_instance = false;
-        let instance = match self.instance_by_key.get(&(node, meta.instance.to_string())) {
+        let instance = match self.instance_by_key.get(&(node, meta.instance) as &dyn ScopedKey) {
             Some(&i) => {
                 if let Some(l) = meta.labels {
                     let inst = &mut self.instances[i as usize];
@@ -239,7 +288,7 @@ impl Registry {
                     labels: meta.labels.cloned().unwrap_or_default(),
                     metrics: Vec::new(),
                 });
-                self.instance_by_key.insert((node, meta.instance.to_string()), i);
+                self.instance_by_key.insert(Scoped(node, meta.instance.to_string()), i);
                 // The name starts as the id and is never changed.
                 self.instances_by_name.entry(meta.instance.to_string()).or_default().push(i);
                 self.generation += 1;
@@ -247,7 +296,7 @@ impl Registry {
                 i
             }
         };
-        if let Some(&m) = self.metric_by_key.get(&(instance, meta.dimension.to_string())) {
+        if let Some(&m) = self.metric_by_key.get(&(instance, meta.dimension) as &dyn ScopedKey) {
             return Registered { metric: m, new_metric: false, new_instance };
         }
         let id = self.metrics.len() as MetricId;
@@ -260,7 +309,7 @@ impl Registry {
             update_every: meta.update_every,
             priority,
         });
-        self.metric_by_key.insert((instance, meta.dimension.to_string()), id);
+        self.metric_by_key.insert(Scoped(instance, meta.dimension.to_string()), id);
         self.generation += 1;
         Registered { metric: id, new_metric: true, new_instance }
     }

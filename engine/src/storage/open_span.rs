@@ -135,7 +135,8 @@ impl OpenSpan {
     pub(crate) fn write_raw_points(&mut self, r: usize, pts: &[RawPoint], replaced: &mut [bool]) {
         let (start, res) = (self.start, self.res);
         let SpanRows::Raw(rows) = &mut self.data_mut().rows else { return };
-        let slot = |t: i64| ((t - start) / res) as usize;
+        // Per-second rows (the common case) take no division per point.
+        let slot = |t: i64| if res == 1 { (t - start) as usize } else { ((t - start) / res) as usize };
         let mut at = 0;
         for group in pts.chunk_by(|a, b| slot(a.t) / RAW_BLOCK == slot(b.t) / RAW_BLOCK) {
             let bi = (slot(group[0].t) / RAW_BLOCK) as u32;

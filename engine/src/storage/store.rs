@@ -189,12 +189,14 @@ impl Store {
         for (m, ue, range) in series {
             let span0 = self.cfg.span_secs(0, *ue);
             let mut from = range.start;
-            for i in range.clone() {
-                let s0 = span_start(points[i].t, span0);
-                if i + 1 == range.end || span_start(points[i + 1].t, span0) != s0 {
-                    runs.push((*ue, s0, *m, from..i + 1));
-                    from = i + 1;
-                }
+            while from < range.end {
+                // A run ends at the first point outside its span: found by
+                // comparisons, not a division per point.
+                let s0 = span_start(points[from].t, span0);
+                let inside = |p: &RawPoint| (s0..s0.saturating_add(span0)).contains(&p.t);
+                let to = points[from..range.end].iter().position(|p| !inside(p)).map_or(range.end, |k| from + k);
+                runs.push((*ue, s0, *m, from..to));
+                from = to;
             }
         }
         // Stable: runs of one span keep their batch order.
