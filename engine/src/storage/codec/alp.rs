@@ -55,37 +55,64 @@ const ROUNDER: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
 /// pick another integer only for `x` halfway between two, and such an `x`
 /// never passes the bit-exact check with either.
 pub fn encode_all(values: &[f64], valid: impl Fn(usize) -> bool, e: u32, ks: &mut Vec<i64>) -> Option<(i64, i64)> {
-    ks.clear();
+    /// Values checked between early exits: a chunk's checks carry no branch,
+    /// so they vectorise.
+    const CHUNK: usize = 16;
     let (scale, limit) = (POW10[e as usize], (1u64 << 51) as f64);
-    let (mut min, mut max) = (i64::MAX, i64::MIN);
+    ks.clear();
+    ks.resize(values.len(), 0);
     let mut gaps = false;
-    for (i, &v) in values.iter().enumerate() {
-        if !valid(i) {
-            gaps = true;
-            ks.push(i64::MAX);
-            continue;
+    for (c, (vs, out)) in values.chunks(CHUNK).zip(ks.chunks_mut(CHUNK)).enumerate() {
+        // Checked in f64 alone (no integer conversion, which has no vector
+        // form here): `r` is the integer as an f64, and `r / 10^e` is what
+        // `decode` computes for it. Equal as floats and in sign is equal in
+        // bits, NaN being unequal to everything.
+        let mut rounded = [0.0f64; CHUNK];
+        let mut bad = false;
+        for (j, (&v, r)) in vs.iter().zip(rounded.iter_mut()).enumerate() {
+            let x = v * scale;
+            *r = (x + ROUNDER) - ROUNDER;
+            let back = *r / scale;
+            let exact = (x.abs() < limit) & (back == v) & (back.is_sign_negative() == v.is_sign_negative());
+            let ok = valid(c * CHUNK + j);
+            gaps |= !ok;
+            bad |= ok & !exact;
         }
-        let x = v * scale;
-        if x.abs() < limit {
-            let k = ((x + ROUNDER) - ROUNDER) as i64;
-            if decode(k, e).to_bits() != v.to_bits() {
-                return None;
+        for (k, &r) in out.iter_mut().zip(&rounded) {
+            // Saturates for NaN and huge values; those are handled below.
+            *k = r as i64;
+        }
+        if bad {
+            // Large values take the plain path; anything else is refused.
+            for (j, (&v, k)) in vs.iter().zip(out.iter_mut()).enumerate() {
+                if valid(c * CHUNK + j) && !(v * scale).abs().lt(&limit) {
+                    *k = encode(v, e)?;
+                } else if valid(c * CHUNK + j) && decode(*k, e).to_bits() != v.to_bits() {
+                    return None;
+                }
             }
-            ks.push(k);
-        } else {
-            // Large, infinite or NaN: the plain path decides.
-            ks.push(encode(v, e)?);
         }
-        let k = ks[ks.len() - 1];
-        min = min.min(k);
-        max = max.max(k);
+    }
+    let (mut min, mut max) = (i64::MAX, i64::MIN);
+    if gaps {
+        for (i, &k) in ks.iter().enumerate() {
+            if valid(i) {
+                (min, max) = (min.min(k), max.max(k));
+            }
+        }
+    } else {
+        (min, max) = ks.iter().fold((min, max), |(lo, hi), &k| (lo.min(k), hi.max(k)));
     }
     if min > max {
         ks.fill(0);
         return Some((0, 0));
     }
     if gaps {
-        ks.iter_mut().filter(|k| **k == i64::MAX).for_each(|k| *k = min);
+        for (i, k) in ks.iter_mut().enumerate() {
+            if !valid(i) {
+                *k = min;
+            }
+        }
     }
     Some((min, max))
 }

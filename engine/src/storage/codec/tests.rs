@@ -42,7 +42,10 @@ fn row() -> impl Strategy<Value = Vec<(f64, bool, bool)>> {
     let dense_point = ((0i64..20_000).prop_map(|k| alp::decode(k, 2)), Just(true), Just(false));
     // Narrow values in short frames: too few bytes for AVX2's loads.
     let narrow_point = ((0i64..6).prop_map(|k| alp::decode(k, 1)), Just(true), Just(false));
+    // Long stretches of gaps: whole frames without a value.
+    let sparse_point = ((0i64..20_000).prop_map(|k| alp::decode(k, 2)), prop::bool::weighted(0.002), Just(false));
     prop_oneof![
+        prop::collection::vec(sparse_point, 0..3000),
         prop::collection::vec(point, 0..1400),
         prop::collection::vec(decimal_point, 0..1400),
         prop::collection::vec(signed_point, 0..1400),
