@@ -49,7 +49,8 @@ const ROUNDER: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
 /// [`encode`] for every valid value of `values` with exponent `e`, into
 /// `ks` (cleared first; a gap's slot holds the smallest integer, so it packs
 /// as offset 0). Returns the integers' minimum and maximum (0, 0 when
-/// nothing is valid), or None as soon as a value does not encode.
+/// nothing is valid), or None once a chunk holds a value that does not
+/// encode.
 ///
 /// The same answer as calling [`encode`] per value: the rounding here may
 /// pick another integer only for `x` halfway between two, and such an `x`
@@ -83,11 +84,13 @@ pub fn encode_all(values: &[f64], valid: impl Fn(usize) -> bool, e: u32, ks: &mu
             *k = r as i64;
         }
         if bad {
-            // Large values take the plain path; anything else is refused.
-            for (j, (&v, k)) in vs.iter().zip(out.iter_mut()).enumerate() {
-                if valid(c * CHUNK + j) && !(v * scale).abs().lt(&limit) {
+            // Large and infinite values take the plain path; any other
+            // value that does not read back (NaN among them) is refused.
+            let chunk = vs.iter().zip(out.iter_mut()).enumerate();
+            for (_, (&v, k)) in chunk.filter(|(j, _)| valid(c * CHUNK + j)) {
+                if (v * scale).abs() >= limit {
                     *k = encode(v, e)?;
-                } else if valid(c * CHUNK + j) && decode(*k, e).to_bits() != v.to_bits() {
+                } else if decode(*k, e).to_bits() != v.to_bits() {
                     return None;
                 }
             }
