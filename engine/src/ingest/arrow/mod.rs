@@ -23,6 +23,11 @@
 //! row; a later row that disagrees on `update_every` is refused. Labels and
 //! node metadata are not carried: send those in a JSON batch.
 //!
+//! Adjacent rows that name one metric are read as a run: names checked and
+//! the series found once, the points checked and appended column by
+//! column. The batch, and the first error with its row, are exactly those
+//! of reading every row on its own (a property test compares the two).
+//!
 //! Invariant: decoding never applies anything and never panics on any
 //! input (arrow-ipc asserts on some damaged buffers, so decoding runs under
 //! `catch_unwind`; the panic hook may still log a line); a bad stream is an [`EngineError::InvalidBatch`] whose path names
