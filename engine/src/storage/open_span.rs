@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::bits::{get_bit, set_bit, BitSlice};
+use super::bits::{copy_bits, get_bit, set_bit, BitSlice};
 use super::block::{block, block_mut, AggBlock, Block, Blocks, Columns, RawBlock, RawCols, AGG_BLOCK, RAW_BLOCK};
 use super::row::{AggPoint, RowData, Run};
 use super::store::RawPoint;
@@ -239,10 +239,8 @@ impl OpenSpan {
                         let at = r * n + slot;
                         let b = &b.cols;
                         values[at..at + len].copy_from_slice(&b.values[..len]);
-                        for k in 0..len {
-                            set_bit(&mut valid, at + k, get_bit(&b.valid, k));
-                            set_bit(&mut anomaly, at + k, get_bit(&b.anomaly, k));
-                        }
+                        copy_bits(&mut valid, at, &b.valid, len);
+                        copy_bits(&mut anomaly, at, &b.anomaly, len);
                     }
                 }
                 Dense::Raw { values, valid, anomaly }

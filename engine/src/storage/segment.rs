@@ -146,7 +146,7 @@ fn encode_rows(
     offsets.push(0i64);
     for r in 0..rows {
         let at = r * n;
-        data.extend_from_slice(&codec::encode(&values[at..at + n], |i| valid(at + i), |i| anomalous(at + i)));
+        codec::encode_into(&values[at..at + n], |i| valid(at + i), |i| anomalous(at + i), &mut data);
         offsets.push(data.len() as i64);
     }
     LargeBinaryArray::new(OffsetBuffer::new(ScalarBuffer::from(offsets)), Buffer::from_vec(data), None)

@@ -47,12 +47,24 @@ const MAX_DECIMAL_WIDTH: u32 = 53;
 /// Encodes one row of `values.len()` points; `valid(i)` / `anomalous(i)`
 /// give point `i`'s bits.
 pub fn encode(values: &[f64], valid: impl Fn(usize) -> bool, anomalous: impl Fn(usize) -> bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * 2 + 64);
+    encode_into(values, valid, anomalous, &mut out);
+    out
+}
+
+/// [`encode`], appending the row to `out` (a segment's rows go one after
+/// another in one buffer).
+pub fn encode_into(
+    values: &[f64],
+    valid: impl Fn(usize) -> bool,
+    anomalous: impl Fn(usize) -> bool,
+    out: &mut Vec<u8>,
+) {
     let n = values.len();
     let all_valid = (0..n).all(&valid);
     let any_anomaly = (0..n).any(|i| valid(i) && anomalous(i));
     let nbytes = n.div_ceil(8);
     let frames = n.div_ceil(FRAME);
-    let mut out = Vec::with_capacity(n * 2 + 64);
     out.push(VERSION);
     out.push(if all_valid { 0 } else { HAS_VALID } | if any_anomaly { HAS_ANOMALY } else { 0 });
     out.extend_from_slice(&(n as u32).to_le_bytes());
@@ -72,9 +84,8 @@ pub fn encode(values: &[f64], valid: impl Fn(usize) -> bool, anomalous: impl Fn(
         let off = (out.len() - body) as u32;
         out[dir + 4 * f..dir + 4 * f + 4].copy_from_slice(&off.to_le_bytes());
         let (lo, hi) = (f * FRAME, ((f + 1) * FRAME).min(n));
-        encode_frame(&values[lo..hi], |i| valid(lo + i), &mut ks, &mut out);
+        encode_frame(&values[lo..hi], |i| valid(lo + i), &mut ks, out);
     }
-    out
 }
 
 /// Appends one frame: decimal when one exponent encodes every valid value
