@@ -93,13 +93,6 @@ pub fn encode_into(
 /// `ks` is scratch: each point's integer, found once and reused for the
 /// range and the packing.
 fn encode_frame(values: &[f64], valid: impl Fn(usize) -> bool, ks: &mut Vec<i64>, out: &mut Vec<u8>) {
-    if !(0..values.len()).any(&valid) {
-        // All gaps (most of a rollup span that is still filling): what the
-        // search below finds, without it: exponent 0, base 0, width 0.
-        out.extend_from_slice(&[DECIMAL, 0, 0]);
-        put_varint(out, 0);
-        return;
-    }
     let decimal = (0..=alp::MAX_EXP).find_map(|e| alp::encode_all(values, &valid, e, ks).map(|r| (e, r))).and_then(
         |(e, (min, max))| {
             let width = 64 - (max.abs_diff(min)).leading_zeros();
