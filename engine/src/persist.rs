@@ -38,7 +38,11 @@ use crate::wal::{LogRecord, Lsn, Wal, WalOptions};
 /// 2: binary WAL records (version 1 wrote JSON, which still replays).
 /// 3: sealed tier-0 segments hold codec rows (`storage::codec`); plain
 ///    tier-0 segments of format 2 still read, and go with retention.
-pub const FORMAT_VERSION: u32 = 3;
+/// 4: open spans in snapshots may end early, after their last written
+///    slot ([`OpenSpan::trimmed`]); a build of format 3 would restore them
+///    short and lose later writes, so it must refuse the dir. Snapshots of
+///    format 3 read as they are.
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest version this binary opens; it upgrades the dir to
 /// [`FORMAT_VERSION`] on open, so older binaries then refuse it rather than
 /// misread records they do not know.
@@ -389,9 +393,10 @@ impl Persist {
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
         for (tier, ue, span) in &plan.open {
-            // Open spans are mostly still empty: LZ4 shrinks them several-fold, and
-            // they are read back into heap buffers anyway.
-            let seg = Segment::seal(*tier as u8, span)?;
+            // Cut after their last written slot (a day span early in its day
+            // would otherwise lay out and encode all of its gaps, at every
+            // checkpoint); LZ4 shrinks the rest, read back into heap buffers anyway.
+            let seg = Segment::seal(*tier as u8, &span.trimmed())?;
             segment_file::write_segment(&tmp, &seg, *ue, Compression::Lz4)?;
         }
         let snap_err = |e: serde_json::Error| EngineError::Snapshot { path: tmp.clone(), message: e.to_string() };

@@ -224,6 +224,31 @@ impl OpenSpan {
         self.data.index.contains_key(&m)
     }
 
+    /// The same span cut after the last slot any block holds: the slots
+    /// after it are all gaps, so a snapshot of the span says as much with
+    /// fewer points, and [`OpenSpan::widen`] restores the span's length.
+    /// A span written near its start (a day's first hours, a month's first
+    /// days) then costs a snapshot what it holds, not its whole length.
+    pub fn trimmed(&self) -> OpenSpan {
+        let g = self.geometry();
+        fn held<C: Columns>(g: Geometry, all: &[Arc<Blocks<Block<C>>>]) -> usize {
+            let ends = all.iter().flat_map(|blocks| blocks.iter().map(move |(bi, b)| g.window(*bi, b)));
+            ends.map(|(slot, len)| slot + len).max().unwrap_or(0)
+        }
+        let used = match &self.data.rows {
+            SpanRows::Raw(all) => held(g, all),
+            SpanRows::Agg(all) => held(g, all),
+        };
+        // At least one point: an Arrow list of size 0 is not worth the special case.
+        OpenSpan { points: used.clamp(1, self.points), ..self.clone() }
+    }
+
+    /// Gives a span read back from a [trimmed](OpenSpan::trimmed) snapshot
+    /// its full length again (no-op when it has it).
+    pub fn widen(&mut self, points: usize) {
+        self.points = self.points.max(points);
+    }
+
     /// The span's buffers laid out densely (row = metric, in `ids` order),
     /// zeros and unset bits where no block holds a slot.
     pub(crate) fn dense(&self) -> Dense {
@@ -513,6 +538,71 @@ mod tests {
             let per = if raw { RAW_BLOCK } else { AGG_BLOCK } as i64;
             let block_first = |r: &Run<'_>| start + (r.first_end - start) / (per * res) * per * res;
             proptest::prop_assert!(runs.iter().all(|r| block_first(r) <= hi && block_first(r) + (per - 1) * res > lo));
+        }
+    }
+
+    /// The valid points of metric `m` in `s`, each as (end, aggregate).
+    fn points_of(s: &OpenSpan, m: MetricId) -> Vec<(i64, AggPoint)> {
+        let mut runs = Vec::new();
+        s.for_each_run(m, |r| runs.push(r));
+        valid_points(&runs)
+    }
+
+    proptest::proptest! {
+        /// A trimmed span holds every written point of every row (and so
+        /// does it widened back), it ends within a block of the last one,
+        /// and its dense layout is the full span's, row by row, cut there.
+        #[test]
+        fn trimmed_spans_end_after_their_last_point_and_lose_none(
+            writes in proptest::collection::vec((0u32..4, 0usize..3600, proptest::option::of(-1e6f64..1e6)), 0..200),
+            raw in proptest::bool::ANY,
+        ) {
+            let (start, res, points) = if raw { (7200, 1, 3600) } else { (86_400, 60, 1440) };
+            let mut s = OpenSpan::new(start, res, points, raw);
+            let mut last = None;
+            for &(m, i, v) in &writes {
+                let (i, end) = (i % points, start + (i % points) as i64 * res);
+                if raw {
+                    s.write_raw(m, end, v, false);
+                } else if let Some(v) = v {
+                    s.merge_agg(m, end, v, false);
+                }
+                if v.is_some() {
+                    last = last.max(Some(i));
+                }
+            }
+            let t = s.trimmed();
+            let per = if raw { RAW_BLOCK } else { AGG_BLOCK };
+            let held = last.map_or(1, |i| i + 1);
+            proptest::prop_assert!(t.points >= held && t.points <= held.div_ceil(per) * per, "{} for {:?}", t.points, last);
+            let mut widened = t.clone();
+            widened.widen(points);
+            proptest::prop_assert_eq!(widened.points, points);
+            for &m in s.ids() {
+                proptest::prop_assert_eq!(points_of(&t, m), points_of(&s, m));
+                proptest::prop_assert_eq!(points_of(&widened, m), points_of(&s, m));
+            }
+            let (n, cut) = (points, t.points);
+            let rows = s.rows();
+            match (s.dense(), t.dense()) {
+                (Dense::Raw { values, valid, .. }, Dense::Raw { values: tv, valid: tvalid, .. }) => {
+                    for r in 0..rows {
+                        proptest::prop_assert_eq!(&values[r * n..r * n + cut], &tv[r * cut..(r + 1) * cut]);
+                        for k in 0..n {
+                            let want = k < cut && get_bit(&tvalid, r * cut + k);
+                            proptest::prop_assert_eq!(get_bit(&valid, r * n + k), want);
+                        }
+                    }
+                }
+                (Dense::Agg { sum, count, .. }, Dense::Agg { sum: ts, count: tc, .. }) => {
+                    for r in 0..rows {
+                        proptest::prop_assert_eq!(&sum[r * n..r * n + cut], &ts[r * cut..(r + 1) * cut]);
+                        proptest::prop_assert_eq!(&count[r * n..r * n + cut], &tc[r * cut..(r + 1) * cut]);
+                        proptest::prop_assert!(count[r * n + cut..(r + 1) * n].iter().all(|&c| c == 0));
+                    }
+                }
+                _ => proptest::prop_assert!(false, "the trimmed span keeps its kind"),
+            }
         }
     }
 

@@ -599,7 +599,9 @@ impl Store {
     }
 
     /// Restores an open span from a snapshot (recovery).
-    pub fn restore_open(&mut self, tier: usize, ue: i64, span: OpenSpan) {
+    pub fn restore_open(&mut self, tier: usize, ue: i64, mut span: OpenSpan) {
+        // Snapshots hold spans cut after their last written slot.
+        span.widen(self.cfg.tiers[tier].span_points);
         for &m in span.ids() {
             let mut ends: Option<(i64, i64)> = None;
             span.for_each_run(m, |r| {
