@@ -422,11 +422,11 @@ fn every_tier_answers(e: &Engine, to: i64) -> Vec<(String, Vec<u64>, Vec<u8>)> {
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
 
-    /// Snapshots hold open spans cut after their last written slot. A
-    /// restart from one, followed by the WAL's rest (written later in the
-    /// same spans, past the cut), answers on every tier exactly as an
-    /// engine that never stopped: the cut loses nothing and the restored
-    /// spans take writes up to their full length again.
+    /// Snapshots hold only the slots open spans held. A restart from one,
+    /// followed by the WAL's rest (written later in the same spans, past
+    /// the cut), answers on every tier exactly as an engine that never
+    /// stopped: the cut loses nothing, and the restored spans start where
+    /// their tier's spans start and take writes over their whole length.
     #[test]
     fn restarts_from_cut_snapshots_answer_as_an_engine_that_never_stopped(
         ue in proptest::sample::select(vec![1i64, 2, 5]),

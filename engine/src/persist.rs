@@ -38,10 +38,10 @@ use crate::wal::{LogRecord, Lsn, Wal, WalOptions};
 /// 2: binary WAL records (version 1 wrote JSON, which still replays).
 /// 3: sealed tier-0 segments hold codec rows (`storage::codec`); plain
 ///    tier-0 segments of format 2 still read, and go with retention.
-/// 4: open spans in snapshots may end early, after their last written
-///    slot ([`OpenSpan::trimmed`]); a build of format 3 would restore them
-///    short and lose later writes, so it must refuse the dir. Snapshots of
-///    format 3 read as they are.
+/// 4: open spans in snapshots hold only the slots their blocks held
+///    ([`OpenSpan::held_slots`]), starting inside their span; a build of
+///    format 3 would restore them as short spans at the wrong start, so it
+///    must refuse the dir. Snapshots of format 3 read as they are.
 pub const FORMAT_VERSION: u32 = 4;
 /// The oldest version this binary opens; it upgrades the dir to
 /// [`FORMAT_VERSION`] on open, so older binaries then refuse it rather than
@@ -294,7 +294,7 @@ impl Persist {
                 });
             }
             for (name, seg) in open.segments {
-                store.restore_open(usize::from(name.tier), name.update_every, seg.to_open());
+                store.restore_snapshot(usize::from(name.tier), name.update_every, &seg);
             }
         }
         let mut files = HashMap::new();
@@ -393,10 +393,11 @@ impl Persist {
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
         for (tier, ue, span) in &plan.open {
-            // Cut after their last written slot (a day span early in its day
-            // would otherwise lay out and encode all of its gaps, at every
-            // checkpoint); LZ4 shrinks the rest, read back into heap buffers anyway.
-            let seg = Segment::seal(*tier as u8, &span.trimmed())?;
+            // Only the slots its blocks hold: a day span early in its day, or
+            // a 30-day span anywhere, would otherwise lay out and encode its
+            // gaps at every checkpoint. LZ4 shrinks the rest (read back into
+            // heap buffers anyway).
+            let seg = Segment::seal_range(*tier as u8, span, span.held_slots().unwrap_or(0..1))?;
             segment_file::write_segment(&tmp, &seg, *ue, Compression::Lz4)?;
         }
         let snap_err = |e: serde_json::Error| EngineError::Snapshot { path: tmp.clone(), message: e.to_string() };

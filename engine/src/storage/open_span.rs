@@ -3,8 +3,9 @@
 //! ([`super::block`]), so a series that holds a handful of samples costs a
 //! few bytes per tier, and readers share blocks copy-on-write instead of
 //! waiting for the writer.
-//! Sealing lays the blocks out densely for Arrow ([`OpenSpan::dense`]).
+//! Sealing lays the blocks out densely for Arrow ([`OpenSpan::dense_range`]).
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::bits::{copy_bits, get_bit, set_bit, BitSlice};
@@ -224,35 +225,42 @@ impl OpenSpan {
         self.data.index.contains_key(&m)
     }
 
-    /// The same span cut after the last slot any block holds: the slots
-    /// after it are all gaps, so a snapshot of the span says as much with
-    /// fewer points, and [`OpenSpan::widen`] restores the span's length.
-    /// A span written near its start (a day's first hours, a month's first
-    /// days) then costs a snapshot what it holds, not its whole length.
-    pub fn trimmed(&self) -> OpenSpan {
+    /// The slots its blocks hold, first to last, across every row
+    /// (`None` when no row has a block). Outside them every slot is a gap,
+    /// so a snapshot lays out only these: a span written in a corner of
+    /// its length (a day's first hours, a few hours of a 30-day tier-2
+    /// span) costs a snapshot what it holds, not its whole length.
+    pub fn held_slots(&self) -> Option<Range<usize>> {
         let g = self.geometry();
-        fn held<C: Columns>(g: Geometry, all: &[Arc<Blocks<Block<C>>>]) -> usize {
-            let ends = all.iter().flat_map(|blocks| blocks.iter().map(move |(bi, b)| g.window(*bi, b)));
-            ends.map(|(slot, len)| slot + len).max().unwrap_or(0)
+        fn held<C: Columns>(g: Geometry, all: &[Arc<Blocks<Block<C>>>]) -> Option<Range<usize>> {
+            let windows = all.iter().flat_map(|blocks| blocks.iter().map(move |(bi, b)| g.window(*bi, b)));
+            windows.filter(|&(_, len)| len > 0).fold(None, |acc: Option<Range<usize>>, (slot, len)| {
+                Some(acc.map_or(slot..slot + len, |r| r.start.min(slot)..r.end.max(slot + len)))
+            })
         }
-        let used = match &self.data.rows {
+        match &self.data.rows {
             SpanRows::Raw(all) => held(g, all),
             SpanRows::Agg(all) => held(g, all),
-        };
-        // At least one point: an Arrow list of size 0 is not worth the special case.
-        OpenSpan { points: used.clamp(1, self.points), ..self.clone() }
-    }
-
-    /// Gives a span read back from a [trimmed](OpenSpan::trimmed) snapshot
-    /// its full length again (no-op when it has it).
-    pub fn widen(&mut self, points: usize) {
-        self.points = self.points.max(points);
+        }
     }
 
     /// The span's buffers laid out densely (row = metric, in `ids` order),
     /// zeros and unset bits where no block holds a slot.
+    #[cfg(test)]
     pub(crate) fn dense(&self) -> Dense {
-        let (n, rows, g) = (self.points, self.rows(), self.geometry());
+        self.dense_range(0..self.points)
+    }
+
+    /// [`OpenSpan::dense`] for the slots of `range` only: each row holds
+    /// `range.len()` points, the first of them slot `range.start`.
+    pub(crate) fn dense_range(&self, range: Range<usize>) -> Dense {
+        let g = self.geometry();
+        let (n, rows, from, to) = (range.len(), self.rows(), range.start, range.end.min(self.points));
+        // What a block's window puts in the range: (offset in the row, offset in the block, length).
+        let part = |(slot, len): (usize, usize)| {
+            let (a, b) = (slot.max(from), (slot + len).min(to));
+            (a < b).then(|| (a - from, a - slot, b - a))
+        };
         match &self.data.rows {
             SpanRows::Raw(all) => {
                 let mut values = vec![0.0; rows * n];
@@ -260,12 +268,12 @@ impl OpenSpan {
                 let mut anomaly = vec![0u8; (rows * n).div_ceil(8)];
                 for (r, blocks) in all.iter().enumerate() {
                     for (bi, b) in blocks.iter() {
-                        let (slot, len) = g.window(*bi, b);
-                        let at = r * n + slot;
+                        let Some((at, k, len)) = part(g.window(*bi, b)) else { continue };
+                        let at = r * n + at;
                         let b = &b.cols;
-                        values[at..at + len].copy_from_slice(&b.values[..len]);
-                        copy_bits(&mut valid, at, &b.valid, len);
-                        copy_bits(&mut anomaly, at, &b.anomaly, len);
+                        values[at..at + len].copy_from_slice(&b.values[k..k + len]);
+                        copy_bits_from(&mut valid, at, &b.valid, k, len);
+                        copy_bits_from(&mut anomaly, at, &b.anomaly, k, len);
                     }
                 }
                 Dense::Raw { values, valid, anomaly }
@@ -275,14 +283,14 @@ impl OpenSpan {
                 let (mut count, mut anomaly_count) = (vec![0u32; rows * n], vec![0u32; rows * n]);
                 for (r, blocks) in all.iter().enumerate() {
                     for (bi, b) in blocks.iter() {
-                        let (slot, len) = g.window(*bi, b);
-                        let at = r * n + slot;
+                        let Some((at, k, len)) = part(g.window(*bi, b)) else { continue };
+                        let at = r * n + at;
                         let b = &b.cols;
-                        sum[at..at + len].copy_from_slice(&b.sum[..len]);
-                        min[at..at + len].copy_from_slice(&b.min[..len]);
-                        max[at..at + len].copy_from_slice(&b.max[..len]);
-                        count[at..at + len].copy_from_slice(&b.count[..len]);
-                        anomaly_count[at..at + len].copy_from_slice(&b.anomaly_count[..len]);
+                        sum[at..at + len].copy_from_slice(&b.sum[k..k + len]);
+                        min[at..at + len].copy_from_slice(&b.min[k..k + len]);
+                        max[at..at + len].copy_from_slice(&b.max[k..k + len]);
+                        count[at..at + len].copy_from_slice(&b.count[k..k + len]);
+                        anomaly_count[at..at + len].copy_from_slice(&b.anomaly_count[k..k + len]);
                     }
                 }
                 Dense::Agg { sum, min, max, count, anomaly_count }
@@ -305,6 +313,15 @@ impl OpenSpan {
 /// Writes a raw sample (or a gap) into slot `k` of a block's columns;
 /// returns whether the slot held a value (its rollups must be rebuilt).
 #[inline]
+/// [`copy_bits`] from bit `from` of `src` on.
+fn copy_bits_from(dst: &mut [u8], at: usize, src: &[u8], from: usize, len: usize) {
+    if from == 0 {
+        copy_bits(dst, at, src, len);
+    } else {
+        (0..len).for_each(|k| set_bit(dst, at + k, get_bit(src, from + k)));
+    }
+}
+
 fn write_slot(b: &mut RawCols, k: usize, value: Option<f64>, anomalous: bool) -> bool {
     let replaced = get_bit(&b.valid, k);
     b.values[k] = value.unwrap_or(0.0);
@@ -549,17 +566,20 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// A trimmed span holds every written point of every row (and so
-        /// does it widened back), it ends within a block of the last one,
-        /// and its dense layout is the full span's, row by row, cut there.
+        /// The held slots cover every written point, starting and ending
+        /// within a block of the first and last; a dense layout of any
+        /// range is the full layout's slots of that range, row by row; a
+        /// segment of the held slots, put back in its span, holds every
+        /// point written, and nothing is held outside them.
         #[test]
-        fn trimmed_spans_end_after_their_last_point_and_lose_none(
+        fn held_slots_and_ranges_lay_out_what_the_span_holds(
             writes in proptest::collection::vec((0u32..4, 0usize..3600, proptest::option::of(-1e6f64..1e6)), 0..200),
             raw in proptest::bool::ANY,
+            cut in (0usize..3600, 0usize..3600),
         ) {
             let (start, res, points) = if raw { (7200, 1, 3600) } else { (86_400, 60, 1440) };
             let mut s = OpenSpan::new(start, res, points, raw);
-            let mut last = None;
+            let mut written: Option<(usize, usize)> = None;
             for &(m, i, v) in &writes {
                 let (i, end) = (i % points, start + (i % points) as i64 * res);
                 if raw {
@@ -568,40 +588,54 @@ mod tests {
                     s.merge_agg(m, end, v, false);
                 }
                 if v.is_some() {
-                    last = last.max(Some(i));
+                    written = Some(written.map_or((i, i), |(a, b)| (a.min(i), b.max(i))));
                 }
             }
-            let t = s.trimmed();
             let per = if raw { RAW_BLOCK } else { AGG_BLOCK };
-            let held = last.map_or(1, |i| i + 1);
-            proptest::prop_assert!(t.points >= held && t.points <= held.div_ceil(per) * per, "{} for {:?}", t.points, last);
-            let mut widened = t.clone();
-            widened.widen(points);
-            proptest::prop_assert_eq!(widened.points, points);
-            for &m in s.ids() {
-                proptest::prop_assert_eq!(points_of(&t, m), points_of(&s, m));
-                proptest::prop_assert_eq!(points_of(&widened, m), points_of(&s, m));
+            let held = s.held_slots();
+            match (written, &held) {
+                (Some((a, b)), Some(h)) => proptest::prop_assert!(
+                    h.start <= a && a - h.start < per && h.end > b && h.end - b <= per, "{:?} for {}..={}", h, a, b),
+                (None, None) => {}
+                (w, h) => proptest::prop_assert!(false, "held {:?} for written {:?}", h, w),
             }
-            let (n, cut) = (points, t.points);
-            let rows = s.rows();
-            match (s.dense(), t.dense()) {
-                (Dense::Raw { values, valid, .. }, Dense::Raw { values: tv, valid: tvalid, .. }) => {
-                    for r in 0..rows {
-                        proptest::prop_assert_eq!(&values[r * n..r * n + cut], &tv[r * cut..(r + 1) * cut]);
-                        for k in 0..n {
-                            let want = k < cut && get_bit(&tvalid, r * cut + k);
-                            proptest::prop_assert_eq!(get_bit(&valid, r * n + k), want);
+            let (lo, hi) = (cut.0.min(cut.1) % points, (cut.0.max(cut.1) % points).max(cut.0.min(cut.1) % points));
+            let ranges = std::iter::once(lo..hi + 1).chain(held.clone());
+            let (n, rows) = (points, s.rows());
+            for r in ranges {
+                let (from, cut) = (r.start, r.len());
+                match (s.dense(), s.dense_range(r.clone())) {
+                    (Dense::Raw { values, valid, anomaly }, Dense::Raw { values: tv, valid: tvalid, anomaly: tanom }) => {
+                        for row in 0..rows {
+                            proptest::prop_assert_eq!(&values[row * n + from..row * n + from + cut], &tv[row * cut..(row + 1) * cut]);
+                            for k in 0..cut {
+                                proptest::prop_assert_eq!(get_bit(&valid, row * n + from + k), get_bit(&tvalid, row * cut + k));
+                                proptest::prop_assert_eq!(get_bit(&anomaly, row * n + from + k), get_bit(&tanom, row * cut + k));
+                            }
                         }
                     }
+                    (Dense::Agg { sum, count, .. }, Dense::Agg { sum: ts, count: tc, .. }) => {
+                        for row in 0..rows {
+                            proptest::prop_assert_eq!(&sum[row * n + from..row * n + from + cut], &ts[row * cut..(row + 1) * cut]);
+                            proptest::prop_assert_eq!(&count[row * n + from..row * n + from + cut], &tc[row * cut..(row + 1) * cut]);
+                        }
+                    }
+                    _ => proptest::prop_assert!(false, "the layout keeps the span's kind"),
                 }
-                (Dense::Agg { sum, count, .. }, Dense::Agg { sum: ts, count: tc, .. }) => {
-                    for r in 0..rows {
-                        proptest::prop_assert_eq!(&sum[r * n..r * n + cut], &ts[r * cut..(r + 1) * cut]);
-                        proptest::prop_assert_eq!(&count[r * n..r * n + cut], &tc[r * cut..(r + 1) * cut]);
-                        proptest::prop_assert!(count[r * n + cut..(r + 1) * n].iter().all(|&c| c == 0));
+            }
+            if let Some(h) = held {
+                let seg = crate::storage::segment::Segment::seal_range(u8::from(!raw), &s, h.clone()).expect("seal");
+                proptest::prop_assert_eq!(seg.start, start + h.start as i64 * res);
+                let back = seg.to_open_in(start, points);
+                for &m in s.ids() {
+                    proptest::prop_assert_eq!(points_of(&back, m), points_of(&s, m));
+                }
+                if let Dense::Raw { valid, .. } = s.dense() {
+                    for row in 0..rows {
+                        let outside = (0..n).filter(|k| !h.contains(k));
+                        proptest::prop_assert!(outside.clone().all(|k| !get_bit(&valid, row * n + k)), "a value outside the held slots");
                     }
                 }
-                _ => proptest::prop_assert!(false, "the trimmed span keeps its kind"),
             }
         }
     }

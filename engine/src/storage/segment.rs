@@ -15,6 +15,7 @@
 //! - tiers 1-2, plain (format 2): fixed-size-list columns of those fields.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -170,12 +171,20 @@ fn parse_rows(col: &ArrayRef, points: usize) -> Option<LargeBinaryArray> {
 impl Segment {
     /// Seals an open span: its blocks laid out densely, as Arrow columns.
     pub fn seal(tier: u8, span: &OpenSpan) -> Result<Segment> {
-        let n = span.points;
+        Segment::seal_range(tier, span, 0..span.points)
+    }
+
+    /// A segment of the span's slots in `range` only (for snapshots: see
+    /// [`OpenSpan::held_slots`]); it starts at slot `range.start`, and
+    /// [`Segment::to_open_in`] puts it back in its span.
+    pub fn seal_range(tier: u8, span: &OpenSpan, range: Range<usize>) -> Result<Segment> {
+        let n = range.len();
+        let start = span.start + range.start as i64 * span.res;
         let ids = UInt32Array::from(span.ids().to_vec());
         let arrow = |source| EngineError::Arrow { tier, source };
         let layout = if span.is_raw() { Layout::Encoded } else { Layout::AggEncoded };
         let mut columns: Vec<ArrayRef> = vec![Arc::new(ids)];
-        match span.dense() {
+        match span.dense_range(range) {
             Dense::Raw { values, valid, anomaly } => {
                 let rows = encode_rows(&values, n, |k| get_bit(&valid, k), |k| get_bit(&anomaly, k));
                 columns.push(Arc::new(rows));
@@ -192,7 +201,7 @@ impl Segment {
             }
         }
         let batch = RecordBatch::try_new(Arc::new(schema_for(layout, n)), columns).map_err(arrow)?;
-        Segment::from_batch(tier, span.start, span.res, batch)
+        Segment::from_batch(tier, start, span.res, batch)
     }
 
     /// Seals a rollup span in the plain layout of format 2 (for tests of
@@ -320,7 +329,13 @@ impl Segment {
     /// An open span holding a copy of this segment's data (used to restore
     /// a snapshotted head on recovery).
     pub fn to_open(&self) -> OpenSpan {
-        let mut span = OpenSpan::new(self.start, self.res, self.points, self.tier == 0);
+        self.to_open_in(self.start, self.points)
+    }
+
+    /// Its points written into an open span of `points` points from
+    /// `start` (the span a [range](Segment::seal_range) came from).
+    pub fn to_open_in(&self, start: i64, points: usize) -> OpenSpan {
+        let mut span = OpenSpan::new(start, self.res, points, self.tier == 0);
         let mut ids = self.metric_ids();
         ids.sort_unstable();
         for m in ids {

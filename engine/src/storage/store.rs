@@ -598,10 +598,15 @@ impl Store {
         true
     }
 
-    /// Restores an open span from a snapshot (recovery).
-    pub fn restore_open(&mut self, tier: usize, ue: i64, mut span: OpenSpan) {
-        // Snapshots hold spans cut after their last written slot.
-        span.widen(self.cfg.tiers[tier].span_points);
+    /// Restores an open span from its snapshot (recovery). Snapshots hold
+    /// the slots a span's blocks held ([`OpenSpan::held_slots`]), so the
+    /// span is the one of this tier that holds the segment's start.
+    pub fn restore_snapshot(&mut self, tier: usize, ue: i64, seg: &Segment) {
+        let start = span_start(seg.start, self.cfg.span_secs(tier, ue));
+        self.restore_open(tier, ue, seg.to_open_in(start, self.cfg.tiers[tier].span_points));
+    }
+
+    fn restore_open(&mut self, tier: usize, ue: i64, span: OpenSpan) {
         for &m in span.ids() {
             let mut ends: Option<(i64, i64)> = None;
             span.for_each_run(m, |r| {
