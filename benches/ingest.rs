@@ -13,7 +13,8 @@
 //! series x 10,000 s) written through `Engine::ingest`: once as a crash
 //! leaves it (the engine dropped without a final checkpoint, so the WAL
 //! tail since the last sealed span is replayed) and once after a clean
-//! `checkpoint()` (snapshot loaded, nothing replayed). Setup runs once per
+//! `checkpoint()` (snapshot loaded, nothing replayed). `checkpoint/*` time
+//! laying out an open rollup span for a snapshot. Setup runs once per
 //! bench, outside the measured loops, and reports on stderr the bytes on
 //! disk per sample (whole dir and tier-0 files alone) and the resident
 //! memory of a fresh process right after opening the dir. A 100 M sample
@@ -414,6 +415,35 @@ fn bench_decode(c: &mut Criterion) {
     group.finish();
 }
 
+/// What a checkpoint lays out for an open rollup span: 1,000 series with
+/// six hours of data, late in a tier-1 day span and in a 30-day tier-2
+/// span, as the snapshot writes it (the slots the blocks hold) against the
+/// whole span (the layout before format 4, and the one sealing uses).
+fn bench_snapshot(c: &mut Criterion) {
+    use strata_engine::storage::open_span::OpenSpan;
+    use strata_engine::storage::segment::Segment;
+    let mut group = c.benchmark_group("checkpoint");
+    for (tier, res, points, first) in [(1u8, 60, 1440, 1000), (2, 3600, 720, 690)] {
+        let hours = 6 * 3600 / res;
+        let mut span = OpenSpan::new(0, res, points, false);
+        for m in 0..1000u32 {
+            for k in first..first + hours as usize {
+                span.merge_agg(m, k as i64 * res, f64::from(m) + k as f64 / 100.0, false);
+            }
+        }
+        let held = span.held_slots().expect("data");
+        eprintln!("checkpoint: tier {tier} span of {points} points, {} held", held.len());
+        group.throughput(Throughput::Elements(1000 * hours as u64));
+        group.bench_function(format!("snapshot_tier{tier}_6h_held_slots"), |b| {
+            b.iter(|| Segment::seal_range(tier, black_box(&span), held.clone()).expect("seal"))
+        });
+        group.bench_function(format!("snapshot_tier{tier}_6h_whole_span"), |b| {
+            b.iter(|| Segment::seal(tier, black_box(&span)).expect("seal"))
+        });
+    }
+    group.finish();
+}
+
 fn main() {
     if let Some(dir) = std::env::var_os(RSS_CHILD_ENV) {
         rss_child(Path::new(&dir));
@@ -421,6 +451,7 @@ fn main() {
     }
     let mut c = Criterion::default().configure_from_args();
     bench_decode(&mut c);
+    bench_snapshot(&mut c);
     bench_ingest(&mut c);
     bench_recovery(&mut c);
     c.final_summary();
