@@ -61,7 +61,8 @@ pub fn load() -> Engine {
             points.extend((a..b).map(|t| RawPoint { t, value: Some(s.value(t)), anomalous: s.anomalous(t) }));
             runs.push((m, 1, from..points.len()));
         }
-        let o = st.store.write_batch(&points, &runs).expect("store write");
+        let series: Vec<_> = runs.iter().map(|(m, ue, r)| (*m, *ue, &points[r.clone()])).collect();
+        let o = st.store.write_batch(&series).expect("store write");
         assert_eq!(o.late, 0, "samples before {b} were late");
         written += o.written;
         if (b - first) % 14_400 == 0 {

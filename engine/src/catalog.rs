@@ -14,8 +14,12 @@ pub struct Catalog {
 impl Catalog {
     /// Registers a series (creating node, context, instance as needed).
     pub fn register(&mut self, meta: &SeriesMeta<'_>) -> MetricId {
-        let inst_before = self.registry.instance_idx(meta.node, meta.instance).map(|i| {
-            (self.registry.instances[i as usize].labels.clone(), self.registry.instances[i as usize].metrics.len())
+        // The old labels are kept (a copy) only when these replace them:
+        // most batches name known series with the same labels or none.
+        let inst_before = self.registry.instance_idx(meta.node, meta.instance).and_then(|i| {
+            let inst = &self.registry.instances[i as usize];
+            let relabels = meta.labels.is_some_and(|l| !l.is_empty() && *l != inst.labels);
+            relabels.then(|| (inst.labels.clone(), inst.metrics.len()))
         });
         let r = self.registry.register(meta);
         let m = r.metric;
@@ -167,5 +171,37 @@ mod tests {
             assert_eq!(r.registry.instance_of(m).labels, labels);
         }
         assert_eq!(r.postings.all.len(), 4);
+    }
+
+    /// An instance's label postings follow its labels: new labels move its
+    /// metrics (also those registered before), while the same labels or
+    /// none leave them where they are.
+    #[test]
+    fn label_postings_follow_the_instance_labels() {
+        let mut c = Catalog::default();
+        let labels = |v: &str| -> std::collections::BTreeMap<String, String> { [("env".into(), v.into())].into() };
+        let (prod, dev, none) = (labels("prod"), labels("dev"), std::collections::BTreeMap::new());
+        let mut register = |d: &str, l: &std::collections::BTreeMap<String, String>| {
+            c.register(&SeriesMeta {
+                node: "n",
+                context: "ctx",
+                instance: "i",
+                dimension: d,
+                update_every: 1,
+                labels: Some(l),
+                ..Default::default()
+            })
+        };
+        let a = register("a", &prod);
+        register("a", &prod);
+        register("a", &none);
+        let b = register("b", &dev);
+        register("b", &dev);
+        register("a", &none);
+        let with =
+            |c: &Catalog, k: &str| c.postings.by_label.get(k).map(|b| b.iter().collect::<Vec<_>>()).unwrap_or_default();
+        assert_eq!(with(&c, "env:dev"), vec![a, b]);
+        assert!(with(&c, "env:prod").is_empty());
+        assert_eq!(c.registry.instance_of(a).labels, dev);
     }
 }

@@ -391,7 +391,8 @@ pub fn load(
             points.extend((a..b).map(|t| RawPoint { t, value: Some(s.value(t)), anomalous: s.anomalous(t) }));
             runs.push((m, 1, from..points.len()));
         }
-        samples += st.store.write_batch(&points, &runs)?.written;
+        let series: Vec<_> = runs.iter().map(|(m, ue, r)| (*m, *ue, &points[r.clone()])).collect();
+        samples += st.store.write_batch(&series)?.written;
         a = b;
     }
     st.store.seal_pending()?;

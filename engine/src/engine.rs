@@ -7,6 +7,7 @@
 //! files and truncate the WAL (see `persist`). Without one
 //! ([`Engine::new`]) the store lives in memory only.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -15,7 +16,7 @@ use crate::catalog::Catalog;
 use crate::checkpointer::Checkpointer;
 use crate::error::{EngineError, Result};
 use crate::ingest::{codec, new_series, validate, validate_against, validate_shape, IngestBatch, IngestReport};
-use crate::model::SeriesMeta;
+use crate::model::{MetricId, SeriesMeta};
 use crate::persist::{Persist, PersistOptions, Recovery};
 use crate::query::request::QueryRequest;
 use crate::query::result::QueryResult;
@@ -167,8 +168,8 @@ impl Engine {
                 .map_err(|e| EngineError::batch("wal", format!("undecodable WAL record {lsn}: {e}")))
                 .and_then(|(default_node, batch)| {
                     validate(&batch, &catalog, &default_node)?;
-                    let (points, series) = register(&mut catalog, &batch, &default_node);
-                    store.write_batch(&points, &series)
+                    let series = register(&mut catalog, &batch, &default_node);
+                    store.write_batch(&runs_of(&series))
                 });
             match applied {
                 Ok(_) => rec.replayed_records += 1,
@@ -319,11 +320,11 @@ impl Engine {
                 (Some(p), Some(bytes)) => Some(p.wal.write(bytes)?),
                 _ => None,
             };
-            let (points, series) = {
+            let series = {
                 let mut cat = self.catalog.write().map_err(|_| poisoned("catalog lock"))?;
                 register(&mut cat, batch, default_node)
             };
-            let o = self.store.write().map_err(|_| poisoned("store lock"))?.write_batch(&points, &series)?;
+            let o = self.store.write().map_err(|_| poisoned("store lock"))?.write_batch(&runs_of(&series))?;
             (IngestReport { accepted: o.written, rejected_late: o.late, new_series: new }, lsn)
         };
         self.seal_closed()?;
@@ -422,11 +423,15 @@ fn reject_future(batch: &IngestBatch, now: i64, max: i64) -> Result<()> {
 
 /// Registers a validated batch's series and nodes, and returns its samples
 /// slotted to their update_every, as runs per series for the store.
-fn register(catalog: &mut Catalog, batch: &IngestBatch, default_node: &str) -> (Vec<RawPoint>, Vec<SeriesRun>) {
+/// A batch's series with their metrics and slotted samples: borrowed from
+/// the batch for per-second series (their times are their slots), copied
+/// and slotted for the others.
+type Registered<'a> = Vec<(MetricId, i64, Cow<'a, [RawPoint]>)>;
+
+fn register<'a>(catalog: &mut Catalog, batch: &'a IngestBatch, default_node: &str) -> Registered<'a> {
     for n in &batch.nodes {
         catalog.registry.upsert_node(&n.id, n.hostname.as_deref(), n.machine_guid.as_deref(), Some(&n.labels));
     }
-    let mut points: Vec<RawPoint> = Vec::with_capacity(batch.series.iter().map(|s| s.points.len()).sum());
     let mut series = Vec::with_capacity(batch.series.len());
     for s in &batch.series {
         let ue = s.update_every.unwrap_or(1);
@@ -441,13 +446,18 @@ fn register(catalog: &mut Catalog, batch: &IngestBatch, default_node: &str) -> (
             update_every: ue,
             labels: Some(&s.labels),
         });
-        let from = points.len();
-        // Per-second series need no slotting (and no division per sample).
-        let slot = |t: i64| if ue == 1 { t } else { t.div_euclid(ue) * ue };
-        points.extend(s.points.iter().map(|p| RawPoint { t: slot(p.t), value: p.value, anomalous: p.anomalous }));
-        series.push((m, ue, from..points.len()));
+        let points = if ue == 1 {
+            Cow::Borrowed(s.points.as_slice())
+        } else {
+            Cow::Owned(s.points.iter().map(|p| RawPoint { t: p.t.div_euclid(ue) * ue, ..*p }).collect())
+        };
+        series.push((m, ue, points));
     }
-    (points, series)
+    series
+}
+
+fn runs_of<'a>(series: &'a Registered<'_>) -> Vec<SeriesRun<'a>> {
+    series.iter().map(|(m, ue, points)| (*m, *ue, &points[..])).collect()
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 //! head, so only open spans are ever modified.
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::sync::Arc;
 
 use super::open_span::{OpenSpan, SpanSnapshot};
@@ -68,17 +67,15 @@ pub enum WriteOutcome {
     Late,
 }
 
-/// One raw sample of a run: slot time, value (`None` = explicit gap), anomaly bit.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RawPoint {
-    pub t: i64,
-    pub value: Option<f64>,
-    pub anomalous: bool,
-}
+/// One raw sample of a run: slot time, value (`None` = explicit gap),
+/// anomaly bit. It is the ingest batch's own point, so the samples of a
+/// per-second series (already slotted) are written from the decoded batch
+/// without a copy.
+pub type RawPoint = crate::ingest::Point;
 
 /// One series of a batch for [`Store::write_batch`]: its metric, its
-/// update_every, and the range of its samples in the batch's points.
-pub type SeriesRun = (MetricId, i64, Range<usize>);
+/// update_every, and its slotted samples.
+pub type SeriesRun<'a> = (MetricId, i64, &'a [RawPoint]);
 
 /// Samples written and refused as late by [`Store::write_run`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -178,32 +175,32 @@ impl Store {
         Ok(if o.late > 0 { WriteOutcome::Late } else { WriteOutcome::Written })
     }
 
-    /// Writes a batch: per series `(metric, update_every, range)` its slotted
-    /// samples `points[range]`, in series order. The same outcome as writing
+    /// Writes a batch: per series `(metric, update_every, points)` its
+    /// slotted samples, in series order. The same outcome as writing
     /// every sample with [`Store::write`] in time order (stable, so the last
     /// write to a slot wins), which keeps a batch covering several spans from
     /// making its own earlier samples late; done as per-span runs of one
     /// metric, sorted by span, so lookups happen per run, not per sample.
-    pub fn write_batch(&mut self, points: &[RawPoint], series: &[SeriesRun]) -> Result<RunOutcome> {
-        let mut runs: Vec<(i64, i64, MetricId, Range<usize>)> = Vec::with_capacity(series.len());
-        for (m, ue, range) in series {
-            let span0 = self.cfg.span_secs(0, *ue);
-            let mut from = range.start;
-            while from < range.end {
+    pub fn write_batch(&mut self, series: &[SeriesRun<'_>]) -> Result<RunOutcome> {
+        let mut runs: Vec<(i64, i64, MetricId, &[RawPoint])> = Vec::with_capacity(series.len());
+        for &(m, ue, points) in series {
+            let span0 = self.cfg.span_secs(0, ue);
+            let mut rest = points;
+            while let Some(first) = rest.first() {
                 // A run ends at the first point outside its span: found by
                 // comparisons, not a division per point.
-                let s0 = span_start(points[from].t, span0);
+                let s0 = span_start(first.t, span0);
                 let inside = |p: &RawPoint| (s0..s0.saturating_add(span0)).contains(&p.t);
-                let to = points[from..range.end].iter().position(|p| !inside(p)).map_or(range.end, |k| from + k);
-                runs.push((*ue, s0, *m, from..to));
-                from = to;
+                let (run, after) = rest.split_at(rest.iter().position(|p| !inside(p)).unwrap_or(rest.len()));
+                runs.push((ue, s0, m, run));
+                rest = after;
             }
         }
         // Stable: runs of one span keep their batch order.
         runs.sort_by_key(|r| (r.0, r.1));
         let mut total = RunOutcome::default();
-        for (ue, s0, m, range) in runs {
-            let o = self.write_run(m, ue, s0, &points[range])?;
+        for (ue, s0, m, run) in runs {
+            let o = self.write_run(m, ue, s0, run)?;
             total.written += o.written;
             total.late += o.late;
         }

@@ -246,7 +246,8 @@ proptest! {
                 points.extend(pts.iter().map(|&(t, value, anomalous)| RawPoint { t, value, anomalous }));
                 series.push((*m, 1, from..points.len()));
             }
-            prop_assert_eq!(runs.write_batch(&points, &series).expect("write_batch"), want);
+            let series: Vec<_> = series.iter().map(|(m, ue, r)| (*m, *ue, &points[r.clone()])).collect();
+            prop_assert_eq!(runs.write_batch(&series).expect("write_batch"), want);
         }
         for m in 0..4 {
             for tier in 0..TIERS {
