@@ -18,12 +18,36 @@ pub struct LoadResult {
     pub bytes: u64,
     /// strata only: points the server refused as late (should be 0).
     pub rejected_late: u64,
+    /// CPU time (user and system) the engine's process used during the
+    /// load, when it runs as a server this harness watches.
+    pub server_cpu_secs: Option<f64>,
 }
 
 impl LoadResult {
     pub fn rate(&self) -> f64 {
         self.samples as f64 / self.secs.max(1e-9)
     }
+
+    /// The engine's CPU seconds per million samples loaded: what a load
+    /// costs it, whatever else the machine runs meanwhile (on a shared host
+    /// a steadier figure than the rate).
+    pub fn cpu_per_million(&self) -> Option<f64> {
+        self.server_cpu_secs.map(|s| s * 1e6 / self.samples.max(1) as f64)
+    }
+}
+
+/// CPU seconds (user and system, every thread) process `pid` has used, from
+/// `/proc/<pid>/stat` (Linux; in USER_HZ ticks, 100 per second).
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    stat_cpu_secs(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn stat_cpu_secs(stat: &str) -> Option<f64> {
+    // The command name may hold spaces and parentheses: fields are counted after its last ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }
 
 /// Encodes every load batch with `enc`, in order.
@@ -46,7 +70,9 @@ pub fn post_all(
     bodies: &[Vec<u8>],
     samples: u64,
     clients: usize,
+    server_pid: u32,
 ) -> Result<LoadResult, String> {
+    let cpu_before = cpu_secs(server_pid);
     let next = AtomicUsize::new(0);
     let late = AtomicU64::new(0);
     let done = AtomicUsize::new(0);
@@ -76,7 +102,8 @@ pub fn post_all(
     let secs = start.elapsed().as_secs_f64();
     results.into_iter().collect::<Result<Vec<()>, String>>()?;
     let bytes = bodies.iter().map(|b| b.len() as u64).sum();
-    Ok(LoadResult { samples, secs, bytes, rejected_late: late.into_inner() })
+    let server_cpu_secs = cpu_before.zip(cpu_secs(server_pid)).map(|(a, b)| b - a);
+    Ok(LoadResult { samples, secs, bytes, rejected_late: late.into_inner(), server_cpu_secs })
 }
 
 /// Writes the OpenMetrics file and runs `promtool tsdb create-blocks-from
@@ -105,7 +132,7 @@ pub fn backfill_prometheus(
     super::engines::run_tool(&mut cmd, "promtool", watch)?;
     let secs = start.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(&om);
-    Ok(LoadResult { samples: d.samples(), secs, bytes, rejected_late: 0 })
+    Ok(LoadResult { samples: d.samples(), secs, bytes, rejected_late: 0, server_cpu_secs: None })
 }
 
 /// Bytes of every file under `dir` (apparent sizes).
@@ -118,4 +145,25 @@ pub fn dir_bytes(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_read_after_the_command_name() {
+        let line = "4242 (strata (a) b) S 1 2 3 4 5 6 7 8 9 10 250 75 0 0 20 0 9 0 100 200 300";
+        assert_eq!(stat_cpu_secs(line), Some(3.25));
+        assert_eq!(stat_cpu_secs("4242 (short) S 1"), None);
+        // This process: the figure grows with the CPU it spends.
+        let pid = std::process::id();
+        let before = cpu_secs(pid).expect("own stat");
+        let start = Instant::now();
+        let mut x = 0u64;
+        while cpu_secs(pid).expect("own stat") < before + 0.05 {
+            x = (0..100_000u64).fold(x, |a, k| a.wrapping_mul(31).wrapping_add(k));
+            assert!(start.elapsed() < Duration::from_secs(30), "no CPU time counted ({x})");
+        }
+    }
 }

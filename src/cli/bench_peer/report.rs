@@ -164,8 +164,8 @@ impl Report<'_> {
             }
         }
         let _ = writeln!(o, "\n## Ingest, disk and memory\n");
-        let _ = writeln!(o, "| engine | ingest | samples/s | strata JSON / engine | bytes on disk per sample | peak RssAnon MB | peak RssFile MB |");
-        let _ = writeln!(o, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(o, "| engine | ingest | samples/s | strata JSON / engine | engine CPU s per M samples | bytes on disk per sample | peak RssAnon MB | peak RssFile MB |");
+        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
         let strata_json = self.load_rate("strata", "JSON over HTTP");
         for e in &self.engines {
             let disk = d.samples().max(1);
@@ -181,9 +181,10 @@ impl Report<'_> {
                     ("".into(), " | ".into())
                 };
                 let per = l.bytes as f64 / l.samples.max(1) as f64;
+                let cpu = l.cpu_per_million().map_or("-".into(), |c| format!("{c:.2}"));
                 let _ = writeln!(
                     o,
-                    "| {} | {fmt} ({per:.1} B/sample) | {} | {ratio} | {disk_cell} | {mem} |",
+                    "| {} | {fmt} ({per:.1} B/sample) | {} | {ratio} | {cpu} | {disk_cell} | {mem} |",
                     e.name,
                     rate(l.rate())
                 );
@@ -192,7 +193,7 @@ impl Report<'_> {
         for (label, p) in self.peaks.iter().filter(|(k, _)| k.contains('(')) {
             let _ = writeln!(
                 o,
-                "| {label} | | | | | {:.0} | {:.0} |",
+                "| {label} | | | | | | {:.0} | {:.0} |",
                 p.anon_kib as f64 * 1.024e-3,
                 p.file_kib as f64 * 1.024e-3
             );

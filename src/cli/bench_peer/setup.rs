@@ -43,8 +43,10 @@ fn load_strata(
     })?;
     let auth = format!("Bearer {}", p.token.as_deref().unwrap_or_default());
     let headers = [("Authorization", auth.as_str()), ("Content-Type", ctype)];
-    let r = load::post_all(label, &format!("{}/api/v1/ingest", p.base), &headers, &bodies, d.samples(), clients)?;
-    eprintln!("bench-peer: {label}: {:.2} M samples/s", r.rate() / 1e6);
+    let url = format!("{}/api/v1/ingest", p.base);
+    let r = load::post_all(label, &url, &headers, &bodies, d.samples(), clients, p.pid())?;
+    let cpu = r.cpu_per_million().map_or(String::new(), |c| format!(", {c:.2} CPU s per M samples"));
+    eprintln!("bench-peer: {label}: {:.2} M samples/s{cpu}", r.rate() / 1e6);
     if r.rejected_late > 0 {
         return Err(format!("{label}: strata refused {} samples as late; the load order is broken", r.rejected_late));
     }
@@ -106,7 +108,7 @@ pub fn victoria_metrics(
     mem.watch("VictoriaMetrics", vm.pid());
     let bodies = load::encode_all(d, "VictoriaMetrics JSON lines", |a, b, s| Ok(d.vm_lines(a, b, s)))?;
     let url = format!("{}/api/v1/import", vm.base);
-    let r = load::post_all("VictoriaMetrics import", &url, &[], &bodies, d.samples(), clients)?;
+    let r = load::post_all("VictoriaMetrics import", &url, &[], &bodies, d.samples(), clients, vm.pid())?;
     drop(bodies);
     eprintln!("bench-peer: VictoriaMetrics import: {:.2} M samples/s; flushing and restarting", r.rate() / 1e6);
     let agent = super::http::agent(Duration::from_secs(300));
