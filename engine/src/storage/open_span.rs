@@ -3,7 +3,7 @@
 //! ([`super::block`]), so a series that holds a handful of samples costs a
 //! few bytes per tier, and readers share blocks copy-on-write instead of
 //! waiting for the writer.
-//! Sealing lays the blocks out densely for Arrow ([`OpenSpan::dense_range`]).
+//! Sealing lays the blocks out densely for Arrow ([`OpenSpan::dense_rows`]).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -253,9 +253,18 @@ impl OpenSpan {
 
     /// [`OpenSpan::dense`] for the slots of `range` only: each row holds
     /// `range.len()` points, the first of them slot `range.start`.
+    #[cfg(test)]
     pub(crate) fn dense_range(&self, range: Range<usize>) -> Dense {
+        self.dense_rows(0..self.rows(), range)
+    }
+
+    /// [`OpenSpan::dense_range`] for the rows in `rows` only (in row order):
+    /// sealing lays a span out a few rows at a time, so its buffers stay
+    /// small and are reused instead of being fresh pages for every span.
+    pub(crate) fn dense_rows(&self, rows: Range<usize>, range: Range<usize>) -> Dense {
         let g = self.geometry();
-        let (n, rows, from, to) = (range.len(), self.rows(), range.start, range.end.min(self.points));
+        let (n, from, to) = (range.len(), range.start, range.end.min(self.points));
+        let (first, rows) = (rows.start, rows.len());
         // What a block's window puts in the range: (offset in the row, offset in the block, length).
         let part = |(slot, len): (usize, usize)| {
             let (a, b) = (slot.max(from), (slot + len).min(to));
@@ -266,7 +275,7 @@ impl OpenSpan {
                 let mut values = vec![0.0; rows * n];
                 let mut valid = vec![0u8; (rows * n).div_ceil(8)];
                 let mut anomaly = vec![0u8; (rows * n).div_ceil(8)];
-                for (r, blocks) in all.iter().enumerate() {
+                for (r, blocks) in all.iter().skip(first).take(rows).enumerate() {
                     for (bi, b) in blocks.iter() {
                         let Some((at, k, len)) = part(g.window(*bi, b)) else { continue };
                         let at = r * n + at;
@@ -281,7 +290,7 @@ impl OpenSpan {
             SpanRows::Agg(all) => {
                 let (mut sum, mut min, mut max) = (vec![0.0; rows * n], vec![0.0; rows * n], vec![0.0; rows * n]);
                 let (mut count, mut anomaly_count) = (vec![0u32; rows * n], vec![0u32; rows * n]);
-                for (r, blocks) in all.iter().enumerate() {
+                for (r, blocks) in all.iter().skip(first).take(rows).enumerate() {
                     for (bi, b) in blocks.iter() {
                         let Some((at, k, len)) = part(g.window(*bi, b)) else { continue };
                         let at = r * n + at;
@@ -566,6 +575,9 @@ mod tests {
     }
 
     proptest::proptest! {
+        // Each case lays out and seals spans of up to 50 x 3,600 points.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
         /// The held slots cover every written point, starting and ending
         /// within a block of the first and last; a dense layout of any
         /// range is the full layout's slots of that range, row by row; a
@@ -573,7 +585,7 @@ mod tests {
         /// point written, and nothing is held outside them.
         #[test]
         fn held_slots_and_ranges_lay_out_what_the_span_holds(
-            writes in proptest::collection::vec((0u32..4, 0usize..3600, proptest::option::of(-1e6f64..1e6)), 0..200),
+            writes in proptest::collection::vec((0u32..50, 0usize..3600, proptest::option::of(-1e6f64..1e6)), 0..300),
             raw in proptest::bool::ANY,
             cut in (0usize..3600, 0usize..3600),
         ) {
@@ -608,10 +620,9 @@ mod tests {
                     (Dense::Raw { values, valid, anomaly }, Dense::Raw { values: tv, valid: tvalid, anomaly: tanom }) => {
                         for row in 0..rows {
                             proptest::prop_assert_eq!(&values[row * n + from..row * n + from + cut], &tv[row * cut..(row + 1) * cut]);
-                            for k in 0..cut {
-                                proptest::prop_assert_eq!(get_bit(&valid, row * n + from + k), get_bit(&tvalid, row * cut + k));
-                                proptest::prop_assert_eq!(get_bit(&anomaly, row * n + from + k), get_bit(&tanom, row * cut + k));
-                            }
+                            let bits = |b: &[u8], at: usize| (at..at + cut).map(|k| get_bit(b, k)).collect::<Vec<_>>();
+                            proptest::prop_assert_eq!(bits(&valid, row * n + from), bits(&tvalid, row * cut));
+                            proptest::prop_assert_eq!(bits(&anomaly, row * n + from), bits(&tanom, row * cut));
                         }
                     }
                     (Dense::Agg { sum, count, .. }, Dense::Agg { sum: ts, count: tc, .. }) => {
@@ -622,6 +633,13 @@ mod tests {
                     }
                     _ => proptest::prop_assert!(false, "the layout keeps the span's kind"),
                 }
+            }
+            // Sealed whole, laid out a few rows at a time (18 rows of 3,600
+            // points, 45 of 1,440; up to 50 rows here): every row comes back.
+            let whole = crate::storage::segment::Segment::seal(u8::from(!raw), &s).expect("seal");
+            let back = whole.to_open_in(start, points);
+            for &m in s.ids() {
+                proptest::prop_assert_eq!(points_of(&back, m), points_of(&s, m));
             }
             if let Some(h) = held {
                 let seg = crate::storage::segment::Segment::seal_range(u8::from(!raw), &s, h.clone()).expect("seal");

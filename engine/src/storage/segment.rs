@@ -133,24 +133,36 @@ pub fn schema_for(layout: Layout, n: usize) -> Schema {
     Schema::new(fields)
 }
 
-/// One codec row per metric of a dense column (`n` points a row; point
-/// `k` of the column is valid and anomalous as `valid(k)`/`anomalous(k)` say).
-fn encode_rows(
-    values: &[f64],
-    n: usize,
-    valid: impl Fn(usize) -> bool,
-    anomalous: impl Fn(usize) -> bool,
-) -> LargeBinaryArray {
-    let rows = values.len().checked_div(n).unwrap_or(0);
-    let mut data = Vec::with_capacity(values.len() * 3 / 2 + 64 * rows);
-    let mut offsets = Vec::with_capacity(rows + 1);
-    offsets.push(0i64);
-    for r in 0..rows {
-        let at = r * n;
-        codec::encode_into(&values[at..at + n], |i| valid(at + i), |i| anomalous(at + i), &mut data);
-        offsets.push(data.len() as i64);
+/// Values a span is laid out in at a time when sealed (a few rows): the
+/// buffers stay in the allocator's heaps and in cache.
+const SEAL_CHUNK_VALUES: usize = 1 << 16;
+
+/// A column of codec rows, one per metric, appended a few rows at a time.
+struct RowEncoder {
+    data: Vec<u8>,
+    offsets: Vec<i64>,
+}
+
+impl RowEncoder {
+    fn new(rows: usize, n: usize) -> RowEncoder {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0i64);
+        RowEncoder { data: Vec::with_capacity(rows * n * 3 / 2 + 64 * rows), offsets }
     }
-    LargeBinaryArray::new(OffsetBuffer::new(ScalarBuffer::from(offsets)), Buffer::from_vec(data), None)
+
+    /// Appends the rows of a dense chunk (`n` points a row; point `k` of
+    /// the chunk is valid and anomalous as `valid(k)`/`anomalous(k)` say).
+    fn push(&mut self, values: &[f64], n: usize, valid: impl Fn(usize) -> bool, anomalous: impl Fn(usize) -> bool) {
+        for at in (0..values.len()).step_by(n.max(1)) {
+            codec::encode_into(&values[at..at + n], |i| valid(at + i), |i| anomalous(at + i), &mut self.data);
+            self.offsets.push(self.data.len() as i64);
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
+        Arc::new(LargeBinaryArray::new(offsets, Buffer::from_vec(self.data), None))
+    }
 }
 
 /// `Some(first)` when `ids` are `first, first + 1, ...` in row order.
@@ -184,22 +196,32 @@ impl Segment {
         let arrow = |source| EngineError::Arrow { tier, source };
         let layout = if span.is_raw() { Layout::Encoded } else { Layout::AggEncoded };
         let mut columns: Vec<ArrayRef> = vec![Arc::new(ids)];
-        match span.dense_range(range) {
-            Dense::Raw { values, valid, anomaly } => {
-                let rows = encode_rows(&values, n, |k| get_bit(&valid, k), |k| get_bit(&anomaly, k));
-                columns.push(Arc::new(rows));
-            }
-            Dense::Agg { sum, min, max, count, anomaly_count } => {
-                let filled = |k: usize| count[k] > 0;
-                for v in [&sum, &min, &max] {
-                    columns.push(Arc::new(encode_rows(v, n, filled, |_| false)));
+        let rows = span.rows();
+        // One encoder per column: the raw layout has one, the rollups five.
+        let mut enc: Vec<RowEncoder> =
+            (0..if span.is_raw() { 1 } else { 5 }).map(|_| RowEncoder::new(rows, n)).collect();
+        let chunk = (SEAL_CHUNK_VALUES / n.max(1)).max(1);
+        for first in (0..rows).step_by(chunk) {
+            match (span.dense_rows(first..(first + chunk).min(rows), range.clone()), enc.as_mut_slice()) {
+                (Dense::Raw { values, valid, anomaly }, [e]) => {
+                    e.push(&values, n, |k| get_bit(&valid, k), |k| get_bit(&anomaly, k));
                 }
-                for c in [&count, &anomaly_count] {
-                    let v: Vec<f64> = c.iter().map(|&c| f64::from(c)).collect();
-                    columns.push(Arc::new(encode_rows(&v, n, |_| true, |_| false)));
+                (Dense::Agg { sum, min, max, count, anomaly_count }, [s, lo, hi, c, a]) => {
+                    let filled = |k: usize| count[k] > 0;
+                    for (e, v) in [(s, &sum), (lo, &min), (hi, &max)] {
+                        e.push(v, n, filled, |_| false);
+                    }
+                    for (e, v) in [(c, &count), (a, &anomaly_count)] {
+                        let v: Vec<f64> = v.iter().map(|&c| f64::from(c)).collect();
+                        e.push(&v, n, |_| true, |_| false);
+                    }
+                }
+                _ => {
+                    return Err(arrow(arrow_schema::ArrowError::SchemaError("a span laid out unlike its kind".into())))
                 }
             }
         }
+        columns.extend(enc.into_iter().map(RowEncoder::finish));
         let batch = RecordBatch::try_new(Arc::new(schema_for(layout, n)), columns).map_err(arrow)?;
         Segment::from_batch(tier, start, span.res, batch)
     }
