@@ -421,13 +421,13 @@ fn reject_future(batch: &IngestBatch, now: i64, max: i64) -> Result<()> {
     Ok(())
 }
 
-/// Registers a validated batch's series and nodes, and returns its samples
-/// slotted to their update_every, as runs per series for the store.
 /// A batch's series with their metrics and slotted samples: borrowed from
 /// the batch for per-second series (their times are their slots), copied
 /// and slotted for the others.
 type Registered<'a> = Vec<(MetricId, i64, Cow<'a, [RawPoint]>)>;
 
+/// Registers a validated batch's series and nodes, and returns each
+/// series' metric and samples slotted to its update_every.
 fn register<'a>(catalog: &mut Catalog, batch: &'a IngestBatch, default_node: &str) -> Registered<'a> {
     for n in &batch.nodes {
         catalog.registry.upsert_node(&n.id, n.hostname.as_deref(), n.machine_guid.as_deref(), Some(&n.labels));
@@ -456,6 +456,7 @@ fn register<'a>(catalog: &mut Catalog, batch: &'a IngestBatch, default_node: &st
     series
 }
 
+/// The registered series as the store takes them.
 fn runs_of<'a>(series: &'a Registered<'_>) -> Vec<SeriesRun<'a>> {
     series.iter().map(|(m, ue, points)| (*m, *ue, &points[..])).collect()
 }

@@ -258,9 +258,11 @@ impl OpenSpan {
         self.dense_rows(0..self.rows(), range)
     }
 
-    /// [`OpenSpan::dense_range`] for the rows in `rows` only (in row order):
-    /// sealing lays a span out a few rows at a time, so its buffers stay
-    /// small and are reused instead of being fresh pages for every span.
+    /// The buffers of the rows in `rows` laid out densely (row = metric, in
+    /// `ids` order), each row holding the `range.len()` slots of `range`:
+    /// zeros and unset bits where no block holds a slot. Sealing lays a
+    /// span out a few rows at a time, so its buffers stay small and are
+    /// reused instead of being fresh pages for every span.
     pub(crate) fn dense_rows(&self, rows: Range<usize>, range: Range<usize>) -> Dense {
         let g = self.geometry();
         let (n, from, to) = (range.len(), range.start, range.end.min(self.points));
