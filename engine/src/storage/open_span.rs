@@ -3,7 +3,7 @@
 //! ([`super::block`]), so a series that holds a handful of samples costs a
 //! few bytes per tier, and readers share blocks copy-on-write instead of
 //! waiting for the writer.
-//! Sealing lays the blocks out densely for Arrow ([`OpenSpan::dense_rows`]).
+//! Sealing lays the blocks out densely for Arrow, a few rows at a time.
 
 use std::ops::Range;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //!
 //! Layouts ([`Layout`]):
 //! - tier 0, encoded (what sealing writes since data format 3): `metric_id`
-//!   and `encoded`, one [`codec`](super::codec) row per metric (values,
+//!   and `encoded`, one [`codec`] row per metric (values,
 //!   gaps and anomaly bits, lossless, about 11 bits a sample on typical
 //!   gauges), read in place from the mapped file; the points per row are
 //!   in the schema metadata (`strata.points`);

@@ -25,8 +25,7 @@
 //! allocates about their uncompressed size on the heap (only buffers Arrow
 //! left uncompressed because they would not shrink stay mapped): compression
 //! trades RSS for disk. Opening reads the whole file once (the CRC check).
-//! ([`Segment::memory_bytes`] counts each mapped buffer at the size of the
-//! whole mapping, so it overstates mapped segments: use [`LoadReport::bytes`].)
+//! ([`LoadReport::bytes`] is what loaded segments map: file bytes, not heap.)
 //!
 //! **Corruption.** A file whose name does not parse, whose bytes do not hash
 //! to the CRC in its name, or that does not decode to its tier's schema is

@@ -14,9 +14,9 @@
 //!   samples that do not consist of whole minutes, where a plain scan of
 //!   tier 0 is the faster way to the same number.
 //! - Only where rollups hold history tier 0 does not (it aged out, or it
-//!   was imported: before [`Store::rollup_only_until`]) does the answer
+//!   was imported: before [`Store::rollup_only_until`](crate::storage::Store::rollup_only_until)) does the answer
 //!   come from rollup points partly outside their bucket, Netdata-style
-//!   ([`aged`]), and the result says so ([`Approximation`]).
+//!   ([`aged`]), and the result says so ([`Approximation`](crate::query::result::Approximation)).
 //! - `tier: N` reads tier N alone, each bucket taking the points that end
 //!   in it.
 //!
@@ -63,7 +63,7 @@ pub struct Job {
 #[derive(Debug, Clone)]
 pub struct GroupLayout {
     pub layout: Layout,
-    /// Before this, rollup-only history (see [`Store::rollup_only_until`]).
+    /// Before this, rollup-only history (see [`Store::rollup_only_until`](crate::storage::Store::rollup_only_until)).
     pub exact_after: Option<i64>,
     /// Where the metrics' statistics come from when the scan leaves them
     /// out of its bucket loop ([`layout::stats_pieces`]; time groups of

@@ -19,7 +19,7 @@
 //! A frame is decimal when every valid value in it is exactly a short
 //! decimal (alp); gaps hold `base`. Sums, minima and maxima over a range of
 //! a decimal frame are taken on the integers and scaled once; a sum alone
-//! unpacks eight integers at a time where the CPU has AVX2 ([`simd`]).
+//! unpacks eight integers at a time where the CPU has AVX2 (`simd`).
 
 pub(crate) mod alp;
 mod bitpack;
