@@ -61,6 +61,14 @@ fn tiny_bench_peer_without_peers_prints_the_table_and_every_target() {
         );
     }
     assert!(stdout.contains("Memory bandwidth"), "{stdout}");
+    // Each strata load row gives the server's CPU per million samples (a
+    // number, not '-'; it may round to 0 for this tiny load: 10 ms ticks).
+    let cpu: Vec<f64> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| strata | JSON over HTTP") || l.starts_with("| strata | Arrow IPC over HTTP"))
+        .filter_map(|l| l.split('|').nth(5)?.trim().parse().ok())
+        .collect();
+    assert!(cpu.len() == 2 && cpu.iter().all(|&c| c >= 0.0), "CPU s per M samples for both loads: {stdout}");
     let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("target ")).collect();
     assert_eq!(lines.len(), TARGETS.len(), "{stdout}");
     for (line, name) in lines.iter().zip(TARGETS) {

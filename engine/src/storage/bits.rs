@@ -118,14 +118,15 @@ pub fn get_bit(bytes: &[u8], i: usize) -> bool {
     (bytes[i >> 3] >> (i & 7)) & 1 == 1
 }
 
-/// Copies bits `0..len` of `src` to bits `at..at + len` of `dst`, leaving
-/// `dst`'s other bits as they were: whole bytes when `at` is a multiple of
-/// 8 (sealing copies blocks that mostly start on one), bit by bit else.
-pub fn copy_bits(dst: &mut [u8], at: usize, src: &[u8], len: usize) {
-    if !at.is_multiple_of(8) {
-        (0..len).for_each(|k| set_bit(dst, at + k, get_bit(src, k)));
+/// Copies bits `from..from + len` of `src` to bits `at..at + len` of
+/// `dst`, leaving `dst`'s other bits as they were: whole bytes when both
+/// start on a byte (sealing copies blocks that mostly do), bit by bit else.
+pub fn copy_bits(dst: &mut [u8], at: usize, src: &[u8], from: usize, len: usize) {
+    if !at.is_multiple_of(8) || !from.is_multiple_of(8) {
+        (0..len).for_each(|k| set_bit(dst, at + k, get_bit(src, from + k)));
         return;
     }
+    let src = &src[from / 8..];
     let (whole, rest) = (len / 8, len % 8);
     dst[at / 8..at / 8 + whole].copy_from_slice(&src[..whole]);
     if rest > 0 {
@@ -159,12 +160,13 @@ mod tests {
         #[test]
         fn copy_bits_is_a_bit_by_bit_copy(src in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20),
                                           dst in proptest::collection::vec(proptest::prelude::any::<u8>(), 24),
-                                          at in 0usize..64, len in 0usize..160) {
-            let len = len.min(src.len() * 8);
+                                          at in 0usize..64, from in 0usize..40, len in 0usize..160) {
+            let from = from.min(src.len() * 8);
+            let len = len.min(src.len() * 8 - from);
             let at = at.min(dst.len() * 8 - len);
             let (mut fast, mut slow) = (dst.clone(), dst);
-            copy_bits(&mut fast, at, &src, len);
-            (0..len).for_each(|k| set_bit(&mut slow, at + k, get_bit(&src, k)));
+            copy_bits(&mut fast, at, &src, from, len);
+            (0..len).for_each(|k| set_bit(&mut slow, at + k, get_bit(&src, from + k)));
             proptest::prop_assert_eq!(fast, slow);
         }
     }

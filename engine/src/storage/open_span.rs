@@ -283,8 +283,8 @@ impl OpenSpan {
                         let at = r * n + at;
                         let b = &b.cols;
                         values[at..at + len].copy_from_slice(&b.values[k..k + len]);
-                        copy_bits_from(&mut valid, at, &b.valid, k, len);
-                        copy_bits_from(&mut anomaly, at, &b.anomaly, k, len);
+                        copy_bits(&mut valid, at, &b.valid, k, len);
+                        copy_bits(&mut anomaly, at, &b.anomaly, k, len);
                     }
                 }
                 Dense::Raw { values, valid, anomaly }
@@ -324,15 +324,6 @@ impl OpenSpan {
 /// Writes a raw sample (or a gap) into slot `k` of a block's columns;
 /// returns whether the slot held a value (its rollups must be rebuilt).
 #[inline]
-/// [`copy_bits`] from bit `from` of `src` on.
-fn copy_bits_from(dst: &mut [u8], at: usize, src: &[u8], from: usize, len: usize) {
-    if from == 0 {
-        copy_bits(dst, at, src, len);
-    } else {
-        (0..len).for_each(|k| set_bit(dst, at + k, get_bit(src, from + k)));
-    }
-}
-
 fn write_slot(b: &mut RawCols, k: usize, value: Option<f64>, anomalous: bool) -> bool {
     let replaced = get_bit(&b.valid, k);
     b.values[k] = value.unwrap_or(0.0);
