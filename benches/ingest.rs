@@ -386,7 +386,8 @@ fn bench_recovery(c: &mut Criterion) {
 }
 
 /// Decoding an ingest body, the first step of every ingest request: an
-/// Arrow IPC stream against the same batch as JSON (250 series × 240 s).
+/// Arrow IPC stream against the same batch as JSON (250 series × 240 s);
+/// then the WAL record of that batch, encoded and decoded.
 fn bench_decode(c: &mut Criterion) {
     use strata_engine::ingest::arrow::{decode_stream, encode_stream};
     let spec = GenSpec { nodes: 10, metrics_per_node: 25, seed: 5 };
@@ -412,6 +413,23 @@ fn bench_decode(c: &mut Criterion) {
     group.bench_function("json", |b| {
         b.iter(|| serde_json::from_slice::<IngestBatch>(black_box(&json)).expect("decode"))
     });
+    group.finish();
+
+    // The WAL record every acknowledged batch writes, and replay's decode
+    // of it.
+    use strata_engine::ingest::codec;
+    let mut record = Vec::new();
+    codec::encode("h", &batch, &mut record);
+    eprintln!("wal record: {} B, {:.2} B/sample", record.len(), record.len() as f64 / samples as f64);
+    let mut group = c.benchmark_group("wal_record");
+    group.throughput(Throughput::Elements(samples as u64));
+    group.bench_function("encode", |b| {
+        b.iter(|| {
+            record.clear();
+            codec::encode("h", black_box(&batch), &mut record);
+        })
+    });
+    group.bench_function("decode", |b| b.iter(|| codec::decode(black_box(&record)).expect("decode")));
     group.finish();
 }
 

@@ -42,7 +42,10 @@ use crate::wal::{LogRecord, Lsn, Wal, WalOptions};
 ///    ([`OpenSpan::held_slots`]), starting inside their span; a build of
 ///    format 3 would restore them as short spans at the wrong start, so it
 ///    must refuse the dir. Snapshots of format 3 read as they are.
-pub const FORMAT_VERSION: u32 = 4;
+/// 5: WAL records of the third binary layout (`ingest::codec`: points as
+///    columns, values as decimal deltas), which a build of format 4 cannot
+///    replay. Records of the earlier layouts still replay.
+pub const FORMAT_VERSION: u32 = 5;
 /// The oldest version this binary opens; it upgrades the dir to
 /// [`FORMAT_VERSION`] on open, so older binaries then refuse it rather than
 /// misread records they do not know.

@@ -8,21 +8,48 @@
 //! opt str machine_guid, labels),
 //! series: n × (opt str node, str context, opt str instance, str dimension,
 //! opt str units, opt str title, opt str chart_type, opt i64 update_every,
-//! labels, points). Points: n, then per point the time as a delta from the
-//! previous one, a tag byte (bit 0: has a value, bit 1: anomalous) and the
-//! value's 8 little-endian bytes when present. `str` is a length and UTF-8
-//! bytes; `opt` is a 0/1 byte then the value; labels are n × (str, str).
-//! Records of the first binary layout ([`MAGIC_V1`]) have no machine_guid
-//! and still decode.
+//! labels, points). `str` is a length and UTF-8 bytes; `opt` is a 0/1 byte
+//! then the value; labels are n × (str, str).
+//!
+//! Points are n, then (when n > 0) a shape byte and three columns:
+//! - times: with [`REGULAR`], the first time and the step (every later
+//!   time is the previous one plus the step, wrapping); else per point the
+//!   time as a delta from the previous one (from 0);
+//! - tags: with [`PLAIN`], none (every point has a value and is not
+//!   anomalous); else a byte per point (bit 0: has a value, bit 1:
+//!   anomalous);
+//! - values, for the points that have one: with [`DECIMAL`], an exponent
+//!   byte `e`, then each value as the delta of `k` from the previous
+//!   value's (from 0), where the value is exactly `k / 10^e`
+//!   ([`alp`](crate::storage::codec::alp), checked bit for bit); else the
+//!   values' 8 little-endian bytes.
+//!
+//! A per-second series of two-decimal values takes about 2 bytes a point
+//! instead of 10, so the log's `write(2)`, its disk and its replay shrink
+//! alike. Records of the earlier layouts still decode: [`MAGIC_V2`] and
+//! [`MAGIC_V1`] hold per point a time delta, a tag byte and 8 value bytes;
+//! V1 has no machine_guid.
 
 use std::collections::BTreeMap;
 
 use super::batch::{IngestBatch, NodeSpec, Point, SeriesSpec};
+use crate::storage::codec::alp;
 
 /// First bytes of a binary record.
-pub const MAGIC: &[u8; 4] = b"SWB2";
-/// The first binary layout: nodes without machine_guid.
+pub const MAGIC: &[u8; 4] = b"SWB3";
+/// The second binary layout: points one by one (time delta, tag, 8 bytes).
+pub const MAGIC_V2: &[u8; 4] = b"SWB2";
+/// The first binary layout: as [`MAGIC_V2`], and nodes without machine_guid.
 pub const MAGIC_V1: &[u8; 4] = b"SWB1";
+
+/// Shape bit: the times step evenly.
+const REGULAR: u8 = 1;
+/// Shape bit: every point has a value and none is anomalous.
+const PLAIN: u8 = 2;
+/// Shape bit: the values are short decimals of one exponent.
+const DECIMAL: u8 = 4;
+/// Tag of a point that has a value and is not anomalous.
+const PLAIN_TAG: u8 = 1;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum CodecError {
@@ -43,7 +70,8 @@ pub enum CodecError {
 /// Appends the record for `batch` to `out`.
 pub fn encode(default_node: &str, batch: &IngestBatch, out: &mut Vec<u8>) {
     let points: usize = batch.series.iter().map(|s| s.points.len()).sum();
-    out.reserve(16 + points * 11 + batch.series.len() * 64);
+    out.reserve(16 + points * 3 + batch.series.len() * 64);
+    let mut values = Vec::new();
     out.extend_from_slice(MAGIC);
     put_str(out, default_node);
     put_len(out, batch.nodes.len());
@@ -70,17 +98,113 @@ pub fn encode(default_node: &str, batch: &IngestBatch, out: &mut Vec<u8>) {
             None => out.push(0),
         }
         put_labels(out, &s.labels);
-        put_len(out, s.points.len());
-        let mut prev = 0i64;
-        for p in &s.points {
-            put_i64(out, p.t.wrapping_sub(prev));
-            prev = p.t;
-            out.push(u8::from(p.value.is_some()) | (u8::from(p.anomalous) << 1));
-            if let Some(v) = p.value {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
+        put_points(out, &s.points, &mut values);
+    }
+}
+
+fn tag(p: &Point) -> u8 {
+    u8::from(p.value.is_some()) | (u8::from(p.anomalous) << 1)
+}
+
+/// The points of one series, in the layout of the module doc.
+/// (`values` is a buffer reused across a record's series.)
+fn put_points(out: &mut Vec<u8>, points: &[Point], values: &mut Vec<f64>) {
+    put_len(out, points.len());
+    let Some(first) = points.first() else { return };
+    let step = points.get(1).map_or(0, |p| p.t.wrapping_sub(first.t));
+    // One pass for the shape and the values (each point is 32 bytes; the
+    // values go on as a dense column).
+    let (mut regular, mut plain, mut prev) = (true, true, first.t.wrapping_sub(step));
+    values.clear();
+    values.reserve(points.len());
+    for p in points {
+        regular &= p.t.wrapping_sub(prev) == step;
+        plain &= tag(p) == PLAIN_TAG;
+        prev = p.t;
+        if let Some(v) = p.value {
+            values.push(v);
         }
     }
+    let shape = (if regular { REGULAR } else { 0 }) | (if plain { PLAIN } else { 0 });
+    let at = out.len();
+    out.push(shape);
+    if regular {
+        put_i64(out, first.t);
+        put_i64(out, step);
+    } else {
+        let mut prev = 0i64;
+        for p in points {
+            put_i64(out, p.t.wrapping_sub(prev));
+            prev = p.t;
+        }
+    }
+    if !plain {
+        out.extend(points.iter().map(tag));
+    }
+    if put_decimals(out, values) {
+        out[at] |= DECIMAL;
+    } else {
+        for v in values.iter() {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
+/// Appends `values` as an exponent byte `e` and the deltas of their
+/// integers `k` (each value is exactly `k / 10^e`, bit for bit, as
+/// `alp::decode` reads it back), and returns true; or appends nothing and
+/// returns false when no exponent fits them all. The exponents tried start
+/// at the smallest that fits the first values; a wrong one is given up at
+/// the first value it does not fit, so the search costs little more than
+/// the one pass that succeeds.
+fn put_decimals(out: &mut Vec<u8>, values: &[f64]) -> bool {
+    let mut from = 0;
+    for &v in values.iter().take(4) {
+        match alp::smallest_exponent(v) {
+            Some(e) => from = from.max(e),
+            None => return false,
+        }
+    }
+    let at = out.len();
+    'exp: for e in from..=alp::MAX_EXP {
+        // Written through a slice sized for the longest varints, then cut
+        // to what was written: a `push` per byte would store the vector's
+        // length back to memory each time.
+        out.resize(at + 1 + values.len() * MAX_VARINT, 0);
+        let buf = &mut out[at..];
+        buf[0] = e as u8;
+        let (mut n, mut prev) = (1, 0i64);
+        for &v in values {
+            let Some(k) = alp::encode(v, e) else { continue 'exp };
+            n += write_varint(&mut buf[n..], zigzag(k.wrapping_sub(prev)));
+            prev = k;
+        }
+        out.truncate(at + n);
+        return true;
+    }
+    out.truncate(at);
+    false
+}
+
+/// Bytes of the longest varint (a `u64`).
+const MAX_VARINT: usize = 10;
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Writes `v` as a varint at the start of `buf` (at least [`MAX_VARINT`]
+/// bytes long); returns the bytes written.
+#[inline]
+fn write_varint(buf: &mut [u8], mut v: u64) -> usize {
+    let mut n = 0;
+    while v >= 0x80 {
+        buf[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    buf[n] = v as u8;
+    n + 1
 }
 
 /// Decodes a record written by [`encode`], or by an earlier build as JSON.
@@ -96,9 +220,10 @@ pub fn decode(bytes: &[u8]) -> Result<(String, IngestBatch), CodecError> {
         return Ok((r.default_node, r.batch));
     }
     let mut r = Reader { bytes, at: 0 };
-    let v1 = match r.take(MAGIC.len())? {
-        m if m == MAGIC => false,
-        m if m == MAGIC_V1 => true,
+    let version = match r.take(MAGIC.len())? {
+        m if m == MAGIC => 3,
+        m if m == MAGIC_V2 => 2,
+        m if m == MAGIC_V1 => 1,
         _ => return Err(CodecError::BadFlag { at: 0, byte: bytes.first().copied().unwrap_or(0) }),
     };
     let default_node = r.str()?;
@@ -106,7 +231,7 @@ pub fn decode(bytes: &[u8]) -> Result<(String, IngestBatch), CodecError> {
     let mut nodes = Vec::with_capacity(n);
     for _ in 0..n {
         let (id, hostname) = (r.str()?, r.opt_str()?);
-        let machine_guid = if v1 { None } else { r.opt_str()? };
+        let machine_guid = if version == 1 { None } else { r.opt_str()? };
         nodes.push(NodeSpec { id, hostname, machine_guid, labels: r.labels()? });
     }
     let n = r.len(10)?;
@@ -121,24 +246,7 @@ pub fn decode(bytes: &[u8]) -> Result<(String, IngestBatch), CodecError> {
         let chart_type = r.opt_str()?;
         let update_every = if r.flag()? { Some(r.i64()?) } else { None };
         let labels = r.labels()?;
-        let np = r.len(2)?;
-        let mut points = Vec::with_capacity(np);
-        let mut t = 0i64;
-        for _ in 0..np {
-            t = t.wrapping_add(r.i64()?);
-            let at = r.at;
-            let tag = r.take(1)?[0];
-            if tag > 3 {
-                return Err(CodecError::BadFlag { at, byte: tag });
-            }
-            let value = if tag & 1 == 1 {
-                let b: [u8; 8] = r.take(8)?.try_into().map_err(|_| CodecError::Truncated { at, needed: 8 })?;
-                Some(f64::from_le_bytes(b))
-            } else {
-                None
-            };
-            points.push(Point { t, value, anomalous: tag & 2 == 2 });
-        }
+        let points = if version == 3 { r.points()? } else { r.points_v2()? };
         series.push(SeriesSpec {
             node,
             context,
@@ -158,7 +266,17 @@ pub fn decode(bytes: &[u8]) -> Result<(String, IngestBatch), CodecError> {
     Ok((default_node, IngestBatch { nodes, series }))
 }
 
+#[inline]
 fn put_u64(out: &mut Vec<u8>, mut v: u64) {
+    // Most varints here (time steps, value deltas) take one or two bytes.
+    if v < 0x80 {
+        out.push(v as u8);
+        return;
+    }
+    if v < 0x4000 {
+        out.extend_from_slice(&[(v as u8) | 0x80, (v >> 7) as u8]);
+        return;
+    }
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -170,8 +288,9 @@ fn put_len(out: &mut Vec<u8>, n: usize) {
     put_u64(out, n as u64);
 }
 
+#[inline]
 fn put_i64(out: &mut Vec<u8>, v: i64) {
-    put_u64(out, ((v << 1) ^ (v >> 63)) as u64);
+    put_u64(out, zigzag(v));
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -262,6 +381,93 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Points of the current layout (see the module doc).
+    fn points(&mut self) -> Result<Vec<Point>, CodecError> {
+        let np = self.len(1)?;
+        if np == 0 {
+            return Ok(Vec::new());
+        }
+        let at = self.at;
+        let shape = self.take(1)?[0];
+        if shape > REGULAR | PLAIN | DECIMAL {
+            return Err(CodecError::BadFlag { at, byte: shape });
+        }
+        let mut points = Vec::with_capacity(np);
+        if shape & REGULAR != 0 {
+            let (mut t, step) = (self.i64()?, self.i64()?);
+            for _ in 0..np {
+                points.push(Point { t, value: None, anomalous: false });
+                t = t.wrapping_add(step);
+            }
+        } else {
+            let mut t = 0i64;
+            for _ in 0..np {
+                t = t.wrapping_add(self.i64()?);
+                points.push(Point { t, value: None, anomalous: false });
+            }
+        }
+        let mut valued = np;
+        if shape & PLAIN == 0 {
+            let at = self.at;
+            let tags = self.take(np)?;
+            if let Some(i) = tags.iter().position(|&t| t > 3) {
+                return Err(CodecError::BadFlag { at: at + i, byte: tags[i] });
+            }
+            valued = tags.iter().filter(|&&t| t & 1 == 1).count();
+            for (p, &t) in points.iter_mut().zip(tags) {
+                p.anomalous = t & 2 == 2;
+                // Marks the points that take a value below.
+                p.value = (t & 1 == 1).then_some(0.0);
+            }
+        } else {
+            points.iter_mut().for_each(|p| p.value = Some(0.0));
+        }
+        let slots = points.iter_mut().filter_map(|p| p.value.as_mut());
+        if shape & DECIMAL != 0 {
+            let at = self.at;
+            let e = u32::from(self.take(1)?[0]);
+            if e > alp::MAX_EXP {
+                return Err(CodecError::BadFlag { at, byte: e as u8 });
+            }
+            let mut k = 0i64;
+            for v in slots {
+                k = k.wrapping_add(self.i64()?);
+                *v = alp::decode(k, e);
+            }
+        } else {
+            let raw =
+                self.take(valued.checked_mul(8).ok_or(CodecError::Truncated { at: self.at, needed: usize::MAX })?)?;
+            for (v, b) in slots.zip(raw.chunks_exact(8)) {
+                *v = f64::from_le_bytes(b.try_into().map_err(|_| CodecError::Truncated { at: self.at, needed: 8 })?);
+            }
+        }
+        Ok(points)
+    }
+
+    /// Points of the layouts before [`MAGIC`]: per point a time delta, a
+    /// tag byte and the value's 8 bytes when it has one.
+    fn points_v2(&mut self) -> Result<Vec<Point>, CodecError> {
+        let np = self.len(2)?;
+        let mut points = Vec::with_capacity(np);
+        let mut t = 0i64;
+        for _ in 0..np {
+            t = t.wrapping_add(self.i64()?);
+            let at = self.at;
+            let tag = self.take(1)?[0];
+            if tag > 3 {
+                return Err(CodecError::BadFlag { at, byte: tag });
+            }
+            let value = if tag & 1 == 1 {
+                let b: [u8; 8] = self.take(8)?.try_into().map_err(|_| CodecError::Truncated { at, needed: 8 })?;
+                Some(f64::from_le_bytes(b))
+            } else {
+                None
+            };
+            points.push(Point { t, value, anomalous: tag & 2 == 2 });
+        }
+        Ok(points)
+    }
+
     fn labels(&mut self) -> Result<BTreeMap<String, String>, CodecError> {
         let n = self.len(2)?;
         let mut m = BTreeMap::new();
@@ -288,14 +494,55 @@ mod tests {
     }
 
     fn point() -> impl Strategy<Value = Point> {
-        let value = prop::option::of(prop_oneof![any::<f64>(), Just(-0.0), Just(f64::MAX), Just(1.5)]);
+        let value = prop::option::of(prop_oneof![odd_value(), Just(1.5)]);
         (any::<i64>(), value, any::<bool>()).prop_map(|(t, value, anomalous)| Point { t, value, anomalous })
+    }
+
+    /// Values that are not short decimals, or are but not for every
+    /// exponent: NaN, ±0, ±inf, subnormals, extremes, a sum with a
+    /// binary tail.
+    fn odd_value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            Just(f64::NAN),
+            Just(-0.0),
+            Just(0.0),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(f64::MIN_POSITIVE / 4.0),
+            Just(f64::MAX),
+            Just(0.1 + 0.2),
+            Just(1e-300),
+            Just(4.5e15),
+            any::<f64>(),
+        ]
+    }
+
+    /// Points as collectors send them: evenly stepped (with a wrapping
+    /// step now and then), short decimals of one or several exponents,
+    /// sometimes gaps, anomalies or an odd value among them.
+    fn regular_points() -> impl Strategy<Value = Vec<Point>> {
+        let shape =
+            (any::<i64>(), prop_oneof![Just(1i64), 1i64..3600, any::<i64>()], 1usize..40, 0u32..5, any::<bool>());
+        shape.prop_flat_map(|(t0, step, n, e, plain)| {
+            let decimal = (-100_000i64..100_000, 0..=e).prop_map(|(k, e)| alp::decode(k, e));
+            let value = prop_oneof![8 => decimal, 1 => odd_value()];
+            let tag =
+                if plain { Just((true, false)).boxed() } else { (prop::bool::weighted(0.8), any::<bool>()).boxed() };
+            prop::collection::vec((value, tag), n).prop_map(move |vs| {
+                let t = |i: usize| t0.wrapping_add(step.wrapping_mul(i as i64));
+                vs.into_iter()
+                    .enumerate()
+                    .map(|(i, (v, (has, anomalous)))| Point { t: t(i), value: has.then_some(v), anomalous })
+                    .collect()
+            })
+        })
     }
 
     fn series() -> impl Strategy<Value = SeriesSpec> {
         let head = (prop::option::of(text()), text(), prop::option::of(text()), text());
         let meta = (prop::option::of(text()), prop::option::of(text()), prop::option::of(text()));
-        let tail = (prop::option::of(any::<i64>()), labels(), prop::collection::vec(point(), 0..20));
+        let points = prop_oneof![prop::collection::vec(point(), 0..20), regular_points()];
+        let tail = (prop::option::of(any::<i64>()), labels(), points);
         (head, meta, tail).prop_map(
             |((node, context, instance, dimension), (units, title, chart_type), (update_every, labels, points))| {
                 SeriesSpec {
@@ -390,10 +637,45 @@ mod tests {
         assert_eq!((&v2[..4], v2.len()), (&MAGIC[..], v1.len() + 1));
     }
 
+    /// A record as the second binary layout wrote it (points one by one:
+    /// time delta, tag, 8 value bytes) still decodes.
     #[test]
-    fn smaller_than_json() {
-        let points = (0..1000).map(|k| Point::new(1_763_900_000 + k, Some(k as f64 * 0.25))).collect();
-        let b = IngestBatch {
+    fn second_binary_layout_still_decodes() {
+        let mut v2 = MAGIC_V2.to_vec();
+        put_str(&mut v2, "host-1");
+        put_len(&mut v2, 0);
+        put_len(&mut v2, 1);
+        for s in [None, Some("c"), None, Some("d"), None, None, None] {
+            match s {
+                Some(s) if s == "c" || s == "d" => put_str(&mut v2, s),
+                _ => v2.push(0),
+            }
+        }
+        v2.push(1);
+        put_i64(&mut v2, 2);
+        put_labels(&mut v2, &BTreeMap::new());
+        put_len(&mut v2, 3);
+        for (dt, tag, v) in [(100i64, 1u8, Some(0.1 + 0.2)), (2, 2, None), (2, 3, Some(-7.25))] {
+            put_i64(&mut v2, dt);
+            v2.push(tag);
+            if let Some(v) = v {
+                v2.extend_from_slice(&f64::to_le_bytes(v));
+            }
+        }
+        let (node, b) = decode(&v2).expect("v2 record");
+        assert_eq!(node, "host-1");
+        let s = &b.series[0];
+        assert_eq!((s.context.as_str(), s.dimension.as_str(), s.update_every), ("c", "d", Some(2)));
+        let want = vec![
+            Point { t: 100, value: Some(0.1 + 0.2), anomalous: false },
+            Point { t: 102, value: None, anomalous: true },
+            Point { t: 104, value: Some(-7.25), anomalous: true },
+        ];
+        assert_eq!(s.points, want);
+    }
+
+    fn one_series(points: Vec<Point>) -> IngestBatch {
+        IngestBatch {
             nodes: vec![],
             series: vec![SeriesSpec {
                 context: "system.cpu".into(),
@@ -401,16 +683,44 @@ mod tests {
                 points,
                 ..Default::default()
             }],
-        };
+        }
+    }
+
+    fn encoded_len(b: &IngestBatch) -> usize {
         let mut out = Vec::new();
-        encode("h", &b, &mut out);
-        let json = serde_json::to_vec(&b).expect("json");
-        // Times are 1-byte deltas; values stay 8 bytes (no float compression).
-        assert!(
-            out.len() < 11 * 1000 + 64 && out.len() < json.len(),
-            "{} bytes binary vs {} JSON",
-            out.len(),
-            json.len()
-        );
+        encode("h", b, &mut out);
+        out.len()
+    }
+
+    /// Per-second two-decimal gauges (what collectors send) take under two
+    /// bytes a point: one time and step for the series, no tags, and
+    /// small integer deltas for the values. Values that are no short
+    /// decimal, irregular times and tags cost what they did before.
+    #[test]
+    fn collector_series_take_under_two_bytes_a_point() {
+        let wave = |k: i64| (4_000 + (k * 37) % 2_000) as f64 / 100.0;
+        let regular: Vec<Point> = (0..1000).map(|k| Point::new(1_763_900_000 + k, Some(wave(k)))).collect();
+        let n0 = encoded_len(&one_series(regular.clone()));
+        assert!(n0 < 2 * 1000 + 64, "{n0} bytes");
+
+        let mut odd = regular.clone();
+        odd[500].value = Some(0.1 + 0.2);
+        let n = encoded_len(&one_series(odd));
+        assert!(n > 8 * 1000, "a value with a binary tail keeps every value raw: {n} bytes");
+
+        let mut gappy = regular.clone();
+        gappy[10].value = None;
+        gappy[11].anomalous = true;
+        let n = encoded_len(&one_series(gappy));
+        assert!((n0 + 1000..n0 + 1010).contains(&n), "a tag byte per point on top: {n} vs {n0} bytes");
+
+        let mut irregular = regular;
+        irregular[300].t += 1;
+        irregular.swap(600, 601);
+        let n = encoded_len(&one_series(irregular));
+        assert!(n > n0 + 900, "a time delta per point on top: {n} vs {n0} bytes");
+        let json =
+            serde_json::to_vec(&one_series((0..1000).map(|k| Point::new(k, Some(wave(k)))).collect())).expect("json");
+        assert!(n < json.len());
     }
 }

@@ -29,11 +29,23 @@ pub fn decode(k: i64, e: u32) -> f64 {
 #[inline]
 pub fn encode(v: f64, e: u32) -> Option<i64> {
     let x = v * POW10[e as usize];
+    if x.abs() < (1u64 << 51) as f64 {
+        // Rounded without a call into libm (`round` is one on baseline
+        // x86-64); it differs from `round` only halfway between integers,
+        // where neither integer reads back as `v`.
+        let r = (x + ROUNDER) - ROUNDER;
+        return ((r / POW10[e as usize]).to_bits() == v.to_bits()).then_some(r as i64);
+    }
     if !x.is_finite() || x.abs() >= LIMIT {
         return None;
     }
     let k = x.round() as i64;
     (decode(k, e).to_bits() == v.to_bits()).then_some(k)
+}
+
+/// The smallest exponent that encodes `v`, if one does.
+pub fn smallest_exponent(v: f64) -> Option<u32> {
+    (0..=MAX_EXP).find(|&e| encode(v, e).is_some())
 }
 
 /// The smallest exponent that encodes every value, if one does.
@@ -148,6 +160,16 @@ mod tests {
             }
             // Short decimals are found.
             prop_assert!(exponent(&[decode(k, e)]).is_some_and(|x| x <= e));
+            // The libm-free rounding decides as `round` does.
+            for v in [f64::from_bits(bits), decode(k, e), -0.0, f64::NAN, 2f64.powi(52) + 2.0, 0.5, -2.5, 1e-7] {
+                for e in 0..=MAX_EXP {
+                    let x = v * pow10(e);
+                    let by_round = (x.is_finite() && x.abs() < LIMIT)
+                        .then(|| x.round() as i64)
+                        .filter(|&k| decode(k, e).to_bits() == v.to_bits());
+                    prop_assert_eq!(encode(v, e), by_round, "{:?} e={}", v, e);
+                }
+            }
         }
     }
 }
