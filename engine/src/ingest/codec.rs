@@ -167,24 +167,33 @@ fn put_decimals(out: &mut Vec<u8>, values: &[f64]) -> bool {
     }
     let at = out.len();
     'exp: for e in from..=alp::MAX_EXP {
+        out.truncate(at);
+        out.push(e as u8);
+        let mut prev = 0i64;
         // Written through a slice sized for the longest varints, then cut
-        // to what was written: a `push` per byte would store the vector's
-        // length back to memory each time.
-        out.resize(at + 1 + values.len() * MAX_VARINT, 0);
-        let buf = &mut out[at..];
-        buf[0] = e as u8;
-        let (mut n, mut prev) = (1, 0i64);
-        for &v in values {
-            let Some(k) = alp::encode(v, e) else { continue 'exp };
-            n += write_varint(&mut buf[n..], zigzag(k.wrapping_sub(prev)));
-            prev = k;
+        // to what was written (a `push` per byte would store the vector's
+        // length back to memory each time); a chunk at a time, so a long
+        // series does not reserve ten bytes a value at once.
+        for chunk in values.chunks(VARINT_CHUNK) {
+            let from = out.len();
+            out.resize(from + chunk.len() * MAX_VARINT, 0);
+            let buf = &mut out[from..];
+            let mut n = 0;
+            for &v in chunk {
+                let Some(k) = alp::encode(v, e) else { continue 'exp };
+                n += write_varint(&mut buf[n..], zigzag(k.wrapping_sub(prev)));
+                prev = k;
+            }
+            out.truncate(from + n);
         }
-        out.truncate(at + n);
         return true;
     }
     out.truncate(at);
     false
 }
+
+/// Values written per slice by [`put_decimals`].
+const VARINT_CHUNK: usize = 4096;
 
 /// Bytes of the longest varint (a `u64`).
 const MAX_VARINT: usize = 10;
@@ -690,6 +699,28 @@ mod tests {
         let mut out = Vec::new();
         encode("h", b, &mut out);
         out.len()
+    }
+
+    /// A series longer than the varint chunks round-trips, decimal or not,
+    /// whichever chunk the value that is not a short decimal sits in.
+    #[test]
+    fn long_series_round_trip_across_chunks() {
+        let n = 2 * VARINT_CHUNK + 100;
+        let decimal: Vec<Point> =
+            (0..n as i64).map(|k| Point::new(1_000 + k, Some(alp::decode(k * 7 - 9_000, 3)))).collect();
+        for odd_at in [None, Some(0), Some(VARINT_CHUNK - 1), Some(VARINT_CHUNK), Some(n - 1)] {
+            let mut points = decimal.clone();
+            if let Some(i) = odd_at {
+                points[i].value = Some(1.0 / 3.0);
+            }
+            let b = one_series(points);
+            let mut out = Vec::new();
+            encode("h", &b, &mut out);
+            let (_, back) = decode(&out).expect("decodes");
+            assert!(same(&b, &back), "odd value at {odd_at:?}");
+            let raw = out.len() > 8 * n;
+            assert_eq!(raw, odd_at.is_some(), "{} bytes, odd value at {odd_at:?}", out.len());
+        }
     }
 
     /// Per-second two-decimal gauges (what collectors send) take under two
