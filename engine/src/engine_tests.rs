@@ -193,7 +193,7 @@ fn concurrent_batches_across_sealed_hours_survive_a_restart() {
 }
 
 #[test]
-fn wal_records_of_earlier_builds_json_still_replay() {
+fn wal_records_of_earlier_builds_still_replay() {
     let dir = TempDir::fresh("legacy-wal");
     let engine = open(&dir);
     engine.ingest(&batch(0, 0)).expect("a binary record");
@@ -203,10 +203,14 @@ fn wal_records_of_earlier_builds_json_still_replay() {
         let (wal, _, _) = crate::wal::Wal::open(&dir.0.join("wal"), WalOptions::default(), 0).expect("wal");
         let legacy = json!({"default_node": "h", "batch": batch(1, 1)});
         wal.append(&serde_json::to_vec(&legacy).expect("json")).expect("append");
+        // And what builds of format 4 appended (the second binary layout).
+        let mut v2 = Vec::new();
+        crate::ingest::codec::encode_v2("h", &batch(2, 2), &mut v2);
+        wal.append(&v2).expect("append");
     }
     let engine = open(&dir);
     let want = |c: usize, k: i64| (T0 + k * SECS + 1..T0 + (k + 1) * SECS + 1).map(|t| value(c, t)).sum::<f64>();
-    assert_eq!(sums(&engine)[..2], [want(0, 0), want(1, 1)], "both records replayed");
+    assert_eq!(sums(&engine)[..3], [want(0, 0), want(1, 1), want(2, 2)], "every record replayed");
 }
 
 /// A machine GUID given at ingest is the node's `mg` from then on: after

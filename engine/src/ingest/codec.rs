@@ -72,7 +72,37 @@ pub fn encode(default_node: &str, batch: &IngestBatch, out: &mut Vec<u8>) {
     let points: usize = batch.series.iter().map(|s| s.points.len()).sum();
     out.reserve(16 + points * 3 + batch.series.len() * 64);
     let mut values = Vec::new();
-    out.extend_from_slice(MAGIC);
+    encode_layout(default_node, batch, out, MAGIC, |out, points| put_points(out, points, &mut values));
+}
+
+/// A record of the second binary layout ([`MAGIC_V2`]), as builds of
+/// format 4 wrote it: for the tests that replay one.
+#[cfg(test)]
+pub(crate) fn encode_v2(default_node: &str, batch: &IngestBatch, out: &mut Vec<u8>) {
+    encode_layout(default_node, batch, out, MAGIC_V2, |out, points| {
+        put_len(out, points.len());
+        let mut prev = 0i64;
+        for p in points {
+            put_i64(out, p.t.wrapping_sub(prev));
+            prev = p.t;
+            out.push(tag(p));
+            if let Some(v) = p.value {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+    });
+}
+
+/// The record's header, nodes and series in the layout of `magic`, each
+/// series' points written by `put_points`.
+fn encode_layout(
+    default_node: &str,
+    batch: &IngestBatch,
+    out: &mut Vec<u8>,
+    magic: &[u8; 4],
+    mut put_points: impl FnMut(&mut Vec<u8>, &[Point]),
+) {
+    out.extend_from_slice(magic);
     put_str(out, default_node);
     put_len(out, batch.nodes.len());
     for n in &batch.nodes {
@@ -98,7 +128,7 @@ pub fn encode(default_node: &str, batch: &IngestBatch, out: &mut Vec<u8>) {
             None => out.push(0),
         }
         put_labels(out, &s.labels);
-        put_points(out, &s.points, &mut values);
+        put_points(out, &s.points);
     }
 }
 
@@ -598,8 +628,14 @@ mod tests {
             let mut out = Vec::new();
             encode(&node, &b, &mut out);
             let (n, back) = decode(&out).expect("decodes");
-            prop_assert_eq!(n, node);
+            prop_assert_eq!(&n, &node);
             prop_assert!(same(&b, &back), "{:?} != {:?}", b, back);
+            // Records of the previous layout, as format-4 builds wrote them.
+            let mut v2 = Vec::new();
+            encode_v2(&node, &b, &mut v2);
+            let (n, back) = decode(&v2).expect("a v2 record decodes");
+            prop_assert_eq!(n, node);
+            prop_assert!(same(&b, &back), "v2: {:?} != {:?}", b, back);
         }
 
         #[test]
