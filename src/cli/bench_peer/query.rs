@@ -7,6 +7,18 @@ use std::time::{Duration, Instant};
 use super::http;
 use super::workloads::{parse_prom, parse_strata, Answer, Workload};
 
+/// Wall time the timed runs of a fast workload add up to at least.
+pub const MIN_TIMED: Duration = Duration::from_millis(500);
+/// Fast workloads run at most this many times `--runs`.
+pub const MAX_RUNS_FACTOR: usize = 20;
+
+/// Whether `done` timed runs that took `spent` in all are enough (see
+/// [`Target::time`]).
+fn done_timing(done: usize, runs: usize, spent: Duration, budget: Duration) -> bool {
+    let enough = done >= runs && (spent >= MIN_TIMED || done >= runs * MAX_RUNS_FACTOR);
+    enough || (done >= 2 && spent >= budget)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Strata,
@@ -99,17 +111,41 @@ impl Target {
         }
     }
 
-    /// A warm-up run (its answer is returned) then up to `runs` timed runs,
-    /// stopping early (after at least 2) once `budget` is spent.
+    /// A warm-up run (its answer is returned) then `runs` timed runs,
+    /// stopping early (after at least 2) once `budget` is spent. A workload
+    /// answered in milliseconds runs on until the timed runs add up to
+    /// [`MIN_TIMED`] (at most [`MAX_RUNS_FACTOR`] x `runs`): five runs of
+    /// half a millisecond give a median that follows the host's noise more
+    /// than the engine.
     pub fn time(&self, w: &Workload, runs: usize, budget: Duration) -> Result<(Timing, Answer), String> {
         let agent = http::agent(Duration::from_secs(900));
         let (_, body) = self.send(&agent, w)?;
         let answer = self.parse(&body, w)?;
         let start = Instant::now();
         let mut v = Vec::new();
-        while v.len() < runs && (v.len() < 2 || start.elapsed() < budget) {
+        while !done_timing(v.len(), runs, start.elapsed(), budget) {
             v.push(self.send(&agent, w)?.0);
         }
         Ok((Timing::of(v), answer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_workloads_run_more_and_slow_ones_stop_at_the_budget() {
+        let (ms, budget) = (Duration::from_millis, Duration::from_secs(30));
+        // Fast: past --runs until half a second is spent, at most 20x.
+        assert!(!done_timing(5, 5, ms(3), budget));
+        assert!(!done_timing(99, 5, ms(60), budget));
+        assert!(done_timing(100, 5, ms(60), budget));
+        assert!(done_timing(5, 5, ms(500), budget));
+        // Never fewer than --runs while the budget lasts.
+        assert!(!done_timing(4, 5, ms(20_000), budget));
+        // Slow: two runs once the budget is spent.
+        assert!(!done_timing(1, 5, ms(40_000), budget));
+        assert!(done_timing(2, 5, ms(40_000), budget));
     }
 }
