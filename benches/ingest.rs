@@ -413,6 +413,10 @@ fn bench_decode(c: &mut Criterion) {
     group.bench_function("json", |b| {
         b.iter(|| serde_json::from_slice::<IngestBatch>(black_box(&json)).expect("decode"))
     });
+    // What the endpoint runs: the direct reader of the common shape.
+    group.bench_function("json_direct", |b| {
+        b.iter(|| strata_engine::ingest::fast_json::parse(black_box(&json)).expect("the common shape"))
+    });
     group.finish();
 
     // The WAL record every acknowledged batch writes, and replay's decode

@@ -5,6 +5,7 @@
 pub mod arrow;
 mod batch;
 pub mod codec;
+pub mod fast_json;
 mod validate;
 
 pub use batch::{IngestBatch, NodeSpec, Point, SeriesSpec};

@@ -10,7 +10,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderMap;
 use axum::Extension;
 use axum::Json;
-use strata_engine::ingest::{arrow, IngestBatch, IngestReport};
+use strata_engine::ingest::{arrow, fast_json, IngestBatch, IngestReport};
 
 use super::body::{parse_json, read_capped};
 use crate::auth::Principal;
@@ -35,7 +35,13 @@ pub async fn post_ingest(
             let d = arrow::decode_stream(bytes.clone())?;
             (d.batch, Some(d.rows))
         } else {
-            (parse_json::<IngestBatch>(&bytes)?, None)
+            // The common shape is read directly; serde reads the rest and
+            // words the errors (see `fast_json`).
+            let batch = match fast_json::parse(&bytes) {
+                Some(b) => b,
+                None => parse_json::<IngestBatch>(&bytes)?,
+            };
+            (batch, None)
         };
         if let Some(allow) = &me.allow {
             // A token limited to some nodes may only write those nodes.
