@@ -73,6 +73,17 @@ impl Number {
         }
     }
 
+    /// As a point's time: serde reads it as an `f64` and takes it when it
+    /// is whole. An integer of at most 15 digits is exact either way, so it
+    /// skips the float (and the libm `trunc` call behind `fract`).
+    fn to_time(self) -> Option<i64> {
+        if self.fraction_digits == 0 {
+            let n = self.significand as i64;
+            return Some(if self.negative { -n } else { n });
+        }
+        whole_i64(self.to_f64()).ok()
+    }
+
     /// As an `i64` field: serde takes only integers, and reads `-0` as a float.
     fn to_i64(self) -> Option<i64> {
         let integral = self.fraction_digits == 0 && !(self.negative && self.significand == 0);
@@ -292,7 +303,7 @@ impl<'a> Reader<'a> {
         let mut points = Vec::with_capacity(self.points_hint.min(MAX_HINT));
         self.array(|r| {
             r.eat(b'[')?;
-            let t = whole_i64(r.number()?.to_f64()).ok()?;
+            let t = r.number()?.to_time()?;
             r.eat(b',')?;
             let value = if r.peek()? == b'n' {
                 r.literal(b"null")?;
