@@ -287,6 +287,17 @@ impl Engine {
         if let Some(max) = self.config.max_future_secs {
             reject_future(batch, self.now(), max)?;
         }
+        // What the catalog decides is checked here too, under its read lock
+        // alone, so concurrent batches do it in parallel; under the order
+        // lock it is redone only if the catalog changed in between. Every
+        // change it reads (a new node, instance or metric, a node's
+        // machine_guid) moves the registry's generation, and a metric's
+        // update_every never changes.
+        let checked = {
+            let cat = self.catalog.read().map_err(|_| poisoned("catalog lock"))?;
+            validate_against(batch, &cat, default_node)?;
+            (cat.registry.generation, new_series(batch, &cat, default_node))
+        };
         let (report, lsn) = {
             // WAL order must be apply order, so both happen under this lock;
             // the fsync does not (below), which lets concurrent batches share
@@ -294,8 +305,13 @@ impl Engine {
             let _order = self.ingest_order.lock().map_err(|_| poisoned("ingest order"))?;
             let new = {
                 let cat = self.catalog.read().map_err(|_| poisoned("catalog lock"))?;
-                validate_against(batch, &cat, default_node)?;
-                let new = new_series(batch, &cat, default_node);
+                let new = match checked {
+                    (generation, new) if generation == cat.registry.generation => new,
+                    _ => {
+                        validate_against(batch, &cat, default_node)?;
+                        new_series(batch, &cat, default_node)
+                    }
+                };
                 let held = cat.registry.metrics.len() as u64;
                 let room = self.config.max_series.saturating_sub(held);
                 if new > room {

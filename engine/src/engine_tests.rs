@@ -495,3 +495,70 @@ proptest::proptest! {
         proptest::prop_assert!(differ.is_none(), "the restart answers {:?} differently", differ);
     }
 }
+
+/// Batches that create one metric at the same moment: both pass the
+/// catalog checks made before the order lock, so the later one must be
+/// checked again under it. With different update_every values exactly one
+/// is applied and the other refused; with the same one, the metric is
+/// counted as new once.
+#[test]
+fn racing_batches_of_one_new_metric_agree_on_it() {
+    let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + 3600)));
+    let one = |context: &str, ue: i64| IngestBatch {
+        series: vec![SeriesSpec {
+            context: context.into(),
+            dimension: "d".into(),
+            update_every: Some(ue),
+            points: vec![Point::new(T0, Some(1.0))],
+            ..SeriesSpec::default()
+        }],
+        ..IngestBatch::default()
+    };
+    let race = |batches: [IngestBatch; 2]| {
+        let go = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            let racers: Vec<_> = batches
+                .iter()
+                .map(|b| {
+                    let (e, go) = (&e, &go);
+                    s.spawn(move || {
+                        go.wait();
+                        e.ingest(b)
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().expect("no panic")).collect::<Vec<_>>()
+        })
+    };
+    for round in 0..300 {
+        let context = format!("race.ue.{round}");
+        let results = race([one(&context, 1), one(&context, 5)]);
+        let applied: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(applied.len(), 1, "round {round}: exactly one applied: {results:?}");
+        assert_eq!(applied[0].new_series, 1);
+        let refused = results.iter().find_map(|r| r.as_ref().err()).expect("one refused").to_string();
+        assert!(refused.contains("is collected every"), "{refused}");
+
+        let context = format!("race.same.{round}");
+        let results = race([one(&context, 2), one(&context, 2)]);
+        let new: u64 = results.iter().map(|r| r.as_ref().expect("both applied").new_series).sum();
+        assert_eq!(new, 1, "round {round}: one new series between the two: {results:?}");
+    }
+}
+
+/// A batch naming known series with unchanged metadata leaves the
+/// registry's generation alone, so ingest's catalog checks run once, before
+/// the order lock (see `Engine::ingest_with`).
+#[test]
+fn known_series_leave_the_generation_alone() {
+    let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + 3600)));
+    let generation = |e: &Engine| e.read().expect("state").catalog.registry.generation;
+    e.ingest(&batch(0, 0)).expect("first batch");
+    let before = generation(&e);
+    for k in 1..4 {
+        e.ingest(&batch(0, k)).expect("later batch");
+    }
+    assert_eq!(generation(&e), before);
+    e.ingest(&batch(1, 0)).expect("another client's series");
+    assert!(generation(&e) > before, "new series move it");
+}

@@ -139,8 +139,9 @@ pub fn validate_shape(batch: &IngestBatch, default_node: &str) -> Result<()> {
 
 /// The checks against the catalog: an existing metric keeps its
 /// update_every, and no other node already holds a node's machine_guid.
-/// Ingest runs them under its order lock, where the catalog cannot change
-/// before the batch is applied.
+/// Ingest runs them before its order lock, and again under it (where the
+/// catalog cannot change before the batch is applied) when the registry's
+/// generation moved in between.
 pub fn validate_against(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Result<()> {
     for (i, n) in batch.nodes.iter().enumerate() {
         let Some(g) = &n.machine_guid else { continue };
