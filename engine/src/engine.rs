@@ -15,7 +15,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::catalog::Catalog;
 use crate::checkpointer::Checkpointer;
 use crate::error::{EngineError, Result};
-use crate::ingest::{codec, new_series, validate, validate_against, validate_shape, IngestBatch, IngestReport};
+use crate::ingest::{
+    codec, new_series, validate, validate_against, validate_shape, IngestBatch, IngestReport, SeriesSpec,
+};
 use crate::model::{MetricId, SeriesMeta};
 use crate::persist::{Persist, PersistOptions, Recovery};
 use crate::query::request::QueryRequest;
@@ -93,7 +95,10 @@ impl Default for EngineConfig {
 /// Concurrency (what is locked, for how long, and why that is enough):
 /// - `catalog` and `store` are separate `RwLock`s, always taken in that
 ///   order. Writers (ingest) hold a write lock only while applying one
-///   batch (registering its new series; writing its samples). Readers
+///   batch (registering its new series; writing its samples). A batch
+///   whose series are all known with unchanged metadata takes no catalog
+///   write lock: its metrics are looked up under the read lock before the
+///   order lock and used if the registry's generation has not moved. Readers
 ///   (queries, metadata) hold read locks only to resolve names and to take
 ///   a [`crate::storage::StoreView`]: `Arc` clones of sealed segments and
 ///   of the open blocks a query needs. The scan itself holds no lock, so
@@ -168,8 +173,8 @@ impl Engine {
                 .map_err(|e| EngineError::batch("wal", format!("undecodable WAL record {lsn}: {e}")))
                 .and_then(|(default_node, batch)| {
                     validate(&batch, &catalog, &default_node)?;
-                    let series = register(&mut catalog, &batch, &default_node);
-                    store.write_batch(&runs_of(&series))
+                    let metrics = register(&mut catalog, &batch, &default_node);
+                    store.write_batch(&runs_of(&slotted(&batch, &metrics)))
                 });
             match applied {
                 Ok(_) => rec.replayed_records += 1,
@@ -293,23 +298,26 @@ impl Engine {
         // change it reads (a new node, instance or metric, a node's
         // machine_guid) moves the registry's generation, and a metric's
         // update_every never changes.
+        // The metrics of a batch of known series with unchanged metadata
+        // are found here too, so such a batch (the steady state of every
+        // collector) takes no catalog write lock at all.
         let checked = {
             let cat = self.catalog.read().map_err(|_| poisoned("catalog lock"))?;
             validate_against(batch, &cat, default_node)?;
-            (cat.registry.generation, new_series(batch, &cat, default_node))
+            (cat.registry.generation, new_series(batch, &cat, default_node), known_metrics(&cat, batch, default_node))
         };
         let (report, lsn) = {
             // WAL order must be apply order, so both happen under this lock;
             // the fsync does not (below), which lets concurrent batches share
             // one fsync (group commit) instead of queueing for one each.
             let _order = self.ingest_order.lock().map_err(|_| poisoned("ingest order"))?;
-            let new = {
+            let (new, known) = {
                 let cat = self.catalog.read().map_err(|_| poisoned("catalog lock"))?;
-                let new = match checked {
-                    (generation, new) if generation == cat.registry.generation => new,
+                let (new, known) = match checked {
+                    (generation, new, known) if generation == cat.registry.generation => (new, known),
                     _ => {
                         validate_against(batch, &cat, default_node)?;
-                        new_series(batch, &cat, default_node)
+                        (new_series(batch, &cat, default_node), None)
                     }
                 };
                 let held = cat.registry.metrics.len() as u64;
@@ -330,15 +338,19 @@ impl Engine {
                         per_token: true,
                     });
                 }
-                new
+                (new, known)
             };
             let lsn = match (&self.persist, &bytes) {
                 (Some(p), Some(bytes)) => Some(p.wal.write(bytes)?),
                 _ => None,
             };
-            let series = {
-                let mut cat = self.catalog.write().map_err(|_| poisoned("catalog lock"))?;
-                register(&mut cat, batch, default_node)
+            let series = match known {
+                Some(metrics) => slotted(batch, &metrics),
+                None => {
+                    let mut cat = self.catalog.write().map_err(|_| poisoned("catalog lock"))?;
+                    let metrics = register(&mut cat, batch, default_node);
+                    slotted(batch, &metrics)
+                }
             };
             let o = self.store.write().map_err(|_| poisoned("store lock"))?.write_batch(&runs_of(&series))?;
             (IngestReport { accepted: o.written, rejected_late: o.late, new_series: new }, lsn)
@@ -442,34 +454,63 @@ fn reject_future(batch: &IngestBatch, now: i64, max: i64) -> Result<()> {
 /// and slotted for the others.
 type Registered<'a> = Vec<(MetricId, i64, Cow<'a, [RawPoint]>)>;
 
-/// Registers a validated batch's series and nodes, and returns each
-/// series' metric and samples slotted to its update_every.
-fn register<'a>(catalog: &mut Catalog, batch: &'a IngestBatch, default_node: &str) -> Registered<'a> {
+/// A batch series' metadata as the catalog takes it.
+fn meta_of<'a>(s: &'a SeriesSpec, default_node: &'a str) -> SeriesMeta<'a> {
+    SeriesMeta {
+        node: s.node.as_deref().unwrap_or(default_node),
+        context: &s.context,
+        instance: s.instance.as_deref().unwrap_or(&s.context),
+        dimension: &s.dimension,
+        units: s.units.as_deref(),
+        title: s.title.as_deref(),
+        chart_type: s.chart_type.as_deref(),
+        update_every: s.update_every.unwrap_or(1),
+        labels: Some(&s.labels),
+    }
+}
+
+/// Registers a validated batch's series and nodes; returns each series' metric.
+fn register(catalog: &mut Catalog, batch: &IngestBatch, default_node: &str) -> Vec<MetricId> {
     for n in &batch.nodes {
         catalog.registry.upsert_node(&n.id, n.hostname.as_deref(), n.machine_guid.as_deref(), Some(&n.labels));
     }
-    let mut series = Vec::with_capacity(batch.series.len());
-    for s in &batch.series {
+    batch.series.iter().map(|s| catalog.register(&meta_of(s, default_node))).collect()
+}
+
+/// Each series' metric when registering the whole batch would change
+/// nothing in the catalog (see [`crate::model::Registry::find_unchanged`]).
+fn known_metrics(catalog: &Catalog, batch: &IngestBatch, default_node: &str) -> Option<Vec<MetricId>> {
+    let r = &catalog.registry;
+    let nodes_unchanged = batch
+        .nodes
+        .iter()
+        .all(|n| r.node_unchanged(&n.id, n.hostname.as_deref(), n.machine_guid.as_deref(), Some(&n.labels)));
+    if !nodes_unchanged {
+        return None;
+    }
+    batch.series.iter().map(|s| r.find_unchanged(&meta_of(s, default_node))).collect()
+}
+
+/// Each series with its metric and samples slotted to its update_every.
+fn slotted<'a>(batch: &'a IngestBatch, metrics: &[MetricId]) -> Registered<'a> {
+    let slot = |s: &'a SeriesSpec| {
         let ue = s.update_every.unwrap_or(1);
-        let m = catalog.register(&SeriesMeta {
-            node: s.node.as_deref().unwrap_or(default_node),
-            context: &s.context,
-            instance: s.instance.as_deref().unwrap_or(&s.context),
-            dimension: &s.dimension,
-            units: s.units.as_deref(),
-            title: s.title.as_deref(),
-            chart_type: s.chart_type.as_deref(),
-            update_every: ue,
-            labels: Some(&s.labels),
-        });
         let points = if ue == 1 {
             Cow::Borrowed(s.points.as_slice())
         } else {
             Cow::Owned(s.points.iter().map(|p| RawPoint { t: p.t.div_euclid(ue) * ue, ..*p }).collect())
         };
-        series.push((m, ue, points));
-    }
-    series
+        (ue, points)
+    };
+    batch
+        .series
+        .iter()
+        .zip(metrics)
+        .map(|(s, &m)| {
+            let (ue, points) = slot(s);
+            (m, ue, points)
+        })
+        .collect()
 }
 
 /// The registered series as the store takes them.

@@ -562,3 +562,30 @@ fn known_series_leave_the_generation_alone() {
     e.ingest(&batch(1, 0)).expect("another client's series");
     assert!(generation(&e) > before, "new series move it");
 }
+
+/// A batch of known series with unchanged metadata applies while a reader
+/// holds the catalog (it takes no catalog write lock); a batch that creates
+/// a series waits for the reader.
+#[test]
+fn batches_of_known_series_take_no_catalog_write_lock() {
+    use std::time::{Duration, Instant};
+    let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + 3600)));
+    e.ingest(&batch(0, 0)).expect("registers its series");
+    let reader = e.catalog.read().expect("catalog");
+    let finishes = |h: &std::thread::ScopedJoinHandle<'_, _>, within: Duration| {
+        let deadline = Instant::now() + within;
+        while !h.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        h.is_finished()
+    };
+    std::thread::scope(|s| {
+        let known = s.spawn(|| e.ingest(&batch(0, 1)));
+        assert!(finishes(&known, Duration::from_secs(20)), "a batch of known series waited for the catalog");
+        assert_eq!(known.join().expect("no panic").expect("applied").accepted, 2 * SECS as u64);
+        let creating = s.spawn(|| e.ingest(&batch(1, 0)));
+        assert!(!finishes(&creating, Duration::from_millis(300)), "a new series needs the write lock");
+        drop(reader);
+        assert_eq!(creating.join().expect("no panic").expect("applied").new_series, 1);
+    });
+}

@@ -262,6 +262,43 @@ impl Registry {
         idx
     }
 
+    /// Whether [`Registry::upsert_node`] with these arguments would change
+    /// nothing (the node exists and every given field equals its own).
+    pub fn node_unchanged(
+        &self,
+        id: &str,
+        hostname: Option<&str>,
+        machine_guid: Option<&str>,
+        labels: Option<&BTreeMap<String, String>>,
+    ) -> bool {
+        let Some(&idx) = self.node_by_id.get(id) else { return false };
+        let node = &self.nodes[idx as usize];
+        hostname.is_none_or(|h| node.hostname == h)
+            && machine_guid.is_none_or(|g| node.machine_guid == g)
+            && labels.is_none_or(|l| l.is_empty() || &node.labels == l)
+    }
+
+    /// The metric [`Registry::register`] would return for `meta` when it
+    /// would change nothing (and so leave `generation` alone): the series
+    /// is known, and every metadata field `meta` gives equals the one held.
+    /// `None` when registering would create or update something. A
+    /// lookup under a read lock, so ingest can skip the write lock for
+    /// batches of known series.
+    pub fn find_unchanged(&self, meta: &SeriesMeta<'_>) -> Option<MetricId> {
+        let node = self.node_idx(meta.node)?;
+        let ctx = &self.contexts[*self.context_by_id.get(meta.context)? as usize];
+        let same = |held: &str, given: Option<&str>| given.is_none_or(|g| held == g);
+        if !(same(&ctx.units, meta.units) && same(&ctx.title, meta.title) && same(&ctx.chart_type, meta.chart_type)) {
+            return None;
+        }
+        let instance = *self.instance_by_key.get(&(node, meta.instance) as &dyn ScopedKey)?;
+        let labels = &self.instances[instance as usize].labels;
+        if meta.labels.is_some_and(|l| !l.is_empty() && labels != l) {
+            return None;
+        }
+        self.metric_by_key.get(&(instance, meta.dimension) as &dyn ScopedKey).copied()
+    }
+
     /// Registers (or finds) the series described by `meta`.
     pub fn register(&mut self, meta: &SeriesMeta<'_>) -> Registered {
         let node = self.upsert_node(meta.node, None, None, None);
@@ -387,6 +424,57 @@ mod tests {
         assert_eq!(r.metric(1).priority, 1);
         assert_eq!(r.node_of(2).id, "n2");
         assert_eq!(r.metric_id("n2", "system.cpu", "user"), Some(2));
+    }
+
+    proptest::proptest! {
+        /// `find_unchanged` answers exactly when `register` would change
+        /// nothing, with the metric it would return; `node_unchanged`
+        /// exactly when `upsert_node` would. Over random sequences of
+        /// series and node metadata drawn from small sets, so repeats,
+        /// renames and relabels are common.
+        #[test]
+        fn unchanged_lookups_agree_with_register(
+            steps in proptest::collection::vec(
+                (0usize..2, 0usize..3, 0usize..2, 0usize..2, 0usize..3, 0usize..3, 0usize..3, 0usize..3, proptest::bool::ANY),
+                1..60,
+            ),
+        ) {
+            let names = ["a", "b", "c"];
+            let opt = |k: usize| [None, Some("x"), Some("y")][k];
+            let label_sets: [BTreeMap<String, String>; 3] = [
+                BTreeMap::new(),
+                BTreeMap::from([("k".to_string(), "1".to_string())]),
+                BTreeMap::from([("k".to_string(), "2".to_string())]),
+            ];
+            let mut r = Registry::default();
+            for (node, ctx, inst, dim, units, title, labels, host, as_node) in steps {
+                let before = r.generation;
+                if as_node {
+                    let l = Some(&label_sets[labels]);
+                    let unchanged = r.node_unchanged(names[node], opt(host), None, l);
+                    r.upsert_node(names[node], opt(host), None, l);
+                    proptest::prop_assert_eq!(unchanged, r.generation == before);
+                    continue;
+                }
+                let meta = SeriesMeta {
+                    node: names[node],
+                    context: names[ctx],
+                    instance: names[inst],
+                    dimension: names[dim],
+                    units: opt(units),
+                    title: opt(title),
+                    chart_type: None,
+                    update_every: 1,
+                    labels: Some(&label_sets[labels]),
+                };
+                let found = r.find_unchanged(&meta);
+                let registered = r.register(&meta);
+                proptest::prop_assert_eq!(found.is_some(), r.generation == before);
+                if let Some(m) = found {
+                    proptest::prop_assert_eq!(m, registered.metric);
+                }
+            }
+        }
     }
 
     #[test]
