@@ -297,10 +297,10 @@ impl Engine {
         // lock it is redone only if the catalog changed in between. Every
         // change it reads (a new node, instance or metric, a node's
         // machine_guid) moves the registry's generation, and a metric's
-        // update_every never changes.
-        // The metrics of a batch of known series with unchanged metadata
-        // are found here too, so such a batch (the steady state of every
-        // collector) takes no catalog write lock at all.
+        // update_every never changes. The metrics of a batch of known
+        // series with unchanged metadata are found here too, so such a
+        // batch (the steady state of every collector) takes no catalog
+        // write lock at all.
         let checked = {
             let cat = self.catalog.read().map_err(|_| poisoned("catalog lock"))?;
             validate_against(batch, &cat, default_node)?;
@@ -493,21 +493,17 @@ fn known_metrics(catalog: &Catalog, batch: &IngestBatch, default_node: &str) -> 
 
 /// Each series with its metric and samples slotted to its update_every.
 fn slotted<'a>(batch: &'a IngestBatch, metrics: &[MetricId]) -> Registered<'a> {
-    let slot = |s: &'a SeriesSpec| {
-        let ue = s.update_every.unwrap_or(1);
-        let points = if ue == 1 {
-            Cow::Borrowed(s.points.as_slice())
-        } else {
-            Cow::Owned(s.points.iter().map(|p| RawPoint { t: p.t.div_euclid(ue) * ue, ..*p }).collect())
-        };
-        (ue, points)
-    };
     batch
         .series
         .iter()
         .zip(metrics)
         .map(|(s, &m)| {
-            let (ue, points) = slot(s);
+            let ue = s.update_every.unwrap_or(1);
+            let points = if ue == 1 {
+                Cow::Borrowed(s.points.as_slice())
+            } else {
+                Cow::Owned(s.points.iter().map(|p| RawPoint { t: p.t.div_euclid(ue) * ue, ..*p }).collect())
+            };
             (m, ue, points)
         })
         .collect()
