@@ -68,8 +68,6 @@ pub struct SeriesSpec {
 /// previous one on this thread ended with, capped; one that turns out much
 /// shorter gives the rest back.
 fn points_sized_like_the_last<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Point>, D::Error> {
-    /// Points reserved at most up front (a series of 1 s samples over 18 h).
-    const MAX_HINT: usize = 1 << 16;
     thread_local! {
         static LAST_LEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
@@ -80,19 +78,29 @@ fn points_sized_like_the_last<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Poi
             f.write_str("an array of points")
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Point>, A::Error> {
-            let hint = seq.size_hint().unwrap_or_else(|| LAST_LEN.get()).min(MAX_HINT);
+            let hint = seq.size_hint().unwrap_or_else(|| LAST_LEN.get()).min(MAX_POINTS_HINT);
             let mut points = Vec::with_capacity(hint);
             while let Some(p) = seq.next_element()? {
                 points.push(p);
             }
             LAST_LEN.set(points.len());
-            if points.capacity() > 2 * points.len() + 64 {
-                points.shrink_to_fit();
-            }
+            give_back_spare(&mut points);
             Ok(points)
         }
     }
     d.deserialize_seq(PointsVisitor)
+}
+
+/// Points reserved at most up front for one series, from the previous
+/// series' length (a series of 1 s samples over 18 h).
+pub(super) const MAX_POINTS_HINT: usize = 1 << 16;
+
+/// Gives back the spare capacity of a series that turned out much shorter
+/// than the one before it.
+pub(super) fn give_back_spare(points: &mut Vec<Point>) {
+    if points.capacity() > 2 * points.len() + 64 {
+        points.shrink_to_fit();
+    }
 }
 
 /// `[epoch_seconds, value]` or `[epoch_seconds, value, anomalous]`;

@@ -23,6 +23,7 @@
 
 use std::collections::BTreeMap;
 
+use super::batch::{give_back_spare, MAX_POINTS_HINT};
 use super::{IngestBatch, NodeSpec, Point, SeriesSpec};
 use crate::model::whole_i64;
 
@@ -41,9 +42,6 @@ const MAX_DIGITS: u32 = 15;
 
 const POW10: [f64; MAX_DIGITS as usize + 1] =
     [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
-
-/// Points reserved at most up front for one series (as the serde path).
-const MAX_HINT: usize = 1 << 16;
 
 struct Reader<'a> {
     b: &'a [u8],
@@ -73,13 +71,23 @@ impl Number {
         }
     }
 
+    /// The digits as a signed integer (ignoring the point): exact, as a
+    /// number read here has at most 15 digits.
+    fn signed(self) -> i64 {
+        let n = self.significand as i64;
+        if self.negative {
+            -n
+        } else {
+            n
+        }
+    }
+
     /// As a point's time: serde reads it as an `f64` and takes it when it
     /// is whole. An integer of at most 15 digits is exact either way, so it
     /// skips the float (and the libm `trunc` call behind `fract`).
     fn to_time(self) -> Option<i64> {
         if self.fraction_digits == 0 {
-            let n = self.significand as i64;
-            return Some(if self.negative { -n } else { n });
+            return Some(self.signed());
         }
         whole_i64(self.to_f64()).ok()
     }
@@ -87,8 +95,7 @@ impl Number {
     /// As an `i64` field: serde takes only integers, and reads `-0` as a float.
     fn to_i64(self) -> Option<i64> {
         let integral = self.fraction_digits == 0 && !(self.negative && self.significand == 0);
-        let n = i64::try_from(self.significand).ok()?;
-        integral.then_some(if self.negative { -n } else { n })
+        integral.then(|| self.signed())
     }
 }
 
@@ -131,13 +138,18 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(&self.b[start..start + len]).ok()
     }
 
-    /// `null` (`None`) or a string.
-    fn opt_string(&mut self) -> Option<Option<String>> {
+    /// `null` (`None`), or what `value` reads.
+    fn or_null<T>(&mut self, value: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
         if self.peek()? == b'n' {
             self.literal(b"null")?;
             return Some(None);
         }
-        Some(Some(self.str()?.to_owned()))
+        value(self).map(Some)
+    }
+
+    /// `null` (`None`) or a string.
+    fn opt_string(&mut self) -> Option<Option<String>> {
+        self.or_null(|r| r.str().map(str::to_owned))
     }
 
     fn number(&mut self) -> Option<Number> {
@@ -189,45 +201,46 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// `{ "key": value, ... }`, calling `field` with each key; a key seen
-    /// twice declines (serde's derive refuses it).
-    fn object(&mut self, keys: &[&str], mut field: impl FnMut(&mut Self, usize) -> Option<()>) -> Option<()> {
+    /// `{ "key": value, ... }` or `{}`, calling `member` with each key
+    /// (positioned at its value).
+    fn members(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
         self.eat(b'{')?;
         if self.eat_if(b'}') {
             return Some(());
         }
-        let mut seen = 0u32;
         loop {
             let key = self.str()?;
-            let k = keys.iter().position(|&name| name == key)?;
-            if seen & (1 << k) != 0 {
-                return None;
-            }
-            seen |= 1 << k;
             self.eat(b':')?;
-            field(self, k)?;
+            member(self, key)?;
             if !self.eat_if(b',') {
                 return self.eat(b'}');
             }
         }
     }
 
+    /// A struct's fields: calls `field` with each key's index in `keys`; an
+    /// unknown key, or one seen twice, declines (serde's derive refuses both).
+    fn object(&mut self, keys: &[&str], mut field: impl FnMut(&mut Self, usize) -> Option<()>) -> Option<()> {
+        let mut seen = 0u32;
+        self.members(|r, key| {
+            let k = keys.iter().position(|&name| name == key)?;
+            if seen & (1 << k) != 0 {
+                return None;
+            }
+            seen |= 1 << k;
+            field(r, k)
+        })
+    }
+
     fn labels(&mut self) -> Option<BTreeMap<String, String>> {
         let mut labels = BTreeMap::new();
-        self.eat(b'{')?;
-        if self.eat_if(b'}') {
-            return Some(labels);
-        }
-        loop {
-            let k = self.str()?;
-            self.eat(b':')?;
-            // A repeated label keeps its last value, as serde's map does.
-            labels.insert(k.to_owned(), self.str()?.to_owned());
-            if !self.eat_if(b',') {
-                self.eat(b'}')?;
-                return Some(labels);
-            }
-        }
+        // A repeated label keeps its last value, as serde's map does.
+        self.members(|r, k| {
+            let v = r.str()?;
+            labels.insert(k.to_owned(), v.to_owned());
+            Some(())
+        })?;
+        Some(labels)
     }
 
     fn batch(&mut self) -> Option<IngestBatch> {
@@ -282,14 +295,7 @@ impl<'a> Reader<'a> {
                 4 => s.units = r.opt_string()?,
                 5 => s.title = r.opt_string()?,
                 6 => s.chart_type = r.opt_string()?,
-                7 => {
-                    s.update_every = if r.peek()? == b'n' {
-                        r.literal(b"null")?;
-                        None
-                    } else {
-                        Some(r.number()?.to_i64()?)
-                    }
-                }
+                7 => s.update_every = r.or_null(|r| r.number()?.to_i64())?,
                 8 => s.labels = r.labels()?,
                 _ => points = Some(r.points()?),
             }
@@ -300,17 +306,12 @@ impl<'a> Reader<'a> {
     }
 
     fn points(&mut self) -> Option<Vec<Point>> {
-        let mut points = Vec::with_capacity(self.points_hint.min(MAX_HINT));
+        let mut points = Vec::with_capacity(self.points_hint.min(MAX_POINTS_HINT));
         self.array(|r| {
             r.eat(b'[')?;
             let t = r.number()?.to_time()?;
             r.eat(b',')?;
-            let value = if r.peek()? == b'n' {
-                r.literal(b"null")?;
-                None
-            } else {
-                Some(r.number()?.to_f64())
-            };
+            let value = r.or_null(|r| r.number().map(Number::to_f64))?;
             let anomalous = if r.eat_if(b',') {
                 match r.peek()? {
                     b't' => r.literal(b"true").map(|()| true)?,
@@ -324,9 +325,7 @@ impl<'a> Reader<'a> {
             Some(())
         })?;
         self.points_hint = points.len();
-        if points.capacity() > 2 * points.len() + 64 {
-            points.shrink_to_fit();
-        }
+        give_back_spare(&mut points);
         Some(points)
     }
 }
