@@ -9,10 +9,11 @@
 //! benchmark's dataset; the bytes per sample are printed once.
 
 use std::hint::black_box;
+use std::sync::OnceLock;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use strata_engine::demo::mix;
-use strata_engine::storage::codec::{encode, EncodedRow};
+use strata_engine::storage::codec::{encode, EncodedRow, SumIndex};
 
 /// Points per row (one hour at one second).
 const POINTS: usize = 3600;
@@ -67,6 +68,37 @@ fn bench(c: &mut Criterion) {
                     let p = black_box(r).slice(lo, lo + BUCKET).summarize_sums();
                     acc += p.sum + f64::from(p.count);
                 }
+            }
+            acc
+        })
+    });
+    // A scan's pass over one row: every bucket's sums at once, in 288-point
+    // buckets (a 24 h / 300 point query) that start anywhere in a frame;
+    // then the same through the rows' running sums (built before timing,
+    // as a query finds them after its first run).
+    let ranges: Vec<(usize, usize)> = (0..POINTS / 288).map(|k| (k * 288 + 7, (k + 1) * 288 + 7)).collect();
+    let mut sums = Vec::with_capacity(ranges.len());
+    g.bench_function("summarize_sums_of_288", |b| {
+        b.iter(|| {
+            let mut acc = 0.0;
+            for r in &parsed {
+                sums.clear();
+                black_box(r).summarize_sums_of(&ranges, &mut sums);
+                acc += sums.iter().map(|p| p.sum).sum::<f64>();
+            }
+            acc
+        })
+    });
+    let cells: Vec<OnceLock<SumIndex>> = parsed.iter().map(|_| OnceLock::new()).collect();
+    let indexed: Vec<EncodedRow<'_>> = parsed.iter().zip(&cells).map(|(r, c)| r.with_sums_index(c)).collect();
+    indexed.iter().for_each(|r| r.summarize_sums_of(&ranges, &mut Vec::new()));
+    g.bench_function("summarize_sums_of_288_indexed", |b| {
+        b.iter(|| {
+            let mut acc = 0.0;
+            for r in &indexed {
+                sums.clear();
+                black_box(r).summarize_sums_of(&ranges, &mut sums);
+                acc += sums.iter().map(|p| p.sum).sum::<f64>();
             }
             acc
         })

@@ -13,10 +13,13 @@
 //!   field (`sum`, `min`, `max`, `count`, `anomaly_count`; the first three
 //!   valid where the count is not 0), points in the metadata as above;
 //! - tiers 1-2, plain (format 2): fixed-size-list columns of those fields.
+//!
+//! An encoded tier-0 row also has, in memory only, the running sums its
+//! first scan of sums builds ([`SumIndex`]), shared by every later query.
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, UInt32Type};
@@ -25,7 +28,7 @@ use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema};
 
 use super::bits::{get_bit, BitSlice};
-use super::codec::{self, EncodedRow};
+use super::codec::{self, EncodedRow, SumIndex};
 use super::open_span::{Dense, OpenSpan};
 use super::row::{AggRows, RowData, Run};
 use crate::error::{EngineError, Result};
@@ -62,8 +65,12 @@ struct AggColumns {
 /// lookup is a slice, not a downcast.
 #[derive(Debug)]
 enum Columns {
-    Raw { values: Float64Array, anomaly: BooleanArray },
-    Encoded(LargeBinaryArray),
+    Raw {
+        values: Float64Array,
+        anomaly: BooleanArray,
+    },
+    /// Codec rows, and each row's [`SumIndex`] once a scan of sums built it.
+    Encoded(LargeBinaryArray, Box<[OnceLock<SumIndex>]>),
     Agg(Box<AggColumns>),
     AggEncoded(Box<[LargeBinaryArray; 5]>),
 }
@@ -277,7 +284,7 @@ impl Segment {
     pub fn layout(&self) -> Layout {
         match self.cols {
             Columns::Raw { .. } => Layout::Raw,
-            Columns::Encoded(_) => Layout::Encoded,
+            Columns::Encoded(..) => Layout::Encoded,
             Columns::Agg(_) => Layout::Agg,
             Columns::AggEncoded(_) => Layout::AggEncoded,
         }
@@ -316,7 +323,9 @@ impl Segment {
             let column =
                 |name: &str| batch.column_by_name(name).and_then(|c| parse_rows(c, points)).ok_or_else(|| bad(name));
             let cols = if tier == 0 {
-                Columns::Encoded(column("encoded")?)
+                let rows = column("encoded")?;
+                let index = (0..rows.len()).map(|_| OnceLock::new()).collect();
+                Columns::Encoded(rows, index)
             } else {
                 let [s, mn, mx, c, a] = AGG_FIELDS;
                 Columns::AggEncoded(Box::new([column(s)?, column(mn)?, column(mx)?, column(c)?, column(a)?]))
@@ -390,6 +399,14 @@ impl Segment {
         self.rows.len()
     }
 
+    /// Bytes of memory the rows' sum indexes hold (built by scans of sums).
+    pub fn sums_index_bytes(&self) -> usize {
+        match &self.cols {
+            Columns::Encoded(_, index) => index.iter().filter_map(OnceLock::get).map(SumIndex::bytes).sum(),
+            _ => 0,
+        }
+    }
+
     /// Metric `m`'s row, borrowed from the Arrow buffers.
     pub fn run(&self, m: MetricId) -> Option<Run<'_>> {
         let r = self.row_index(m)?;
@@ -399,7 +416,9 @@ impl Segment {
             n.filter(|n| n.null_count() > 0).map(|n| BitSlice::new(n.inner().values(), n.inner().offset() + a))
         }
         let data = match &self.cols {
-            Columns::Encoded(rows) => RowData::Encoded(EncodedRow::parse(rows.value(r))?),
+            Columns::Encoded(rows, index) => {
+                RowData::Encoded(EncodedRow::parse(rows.value(r))?.with_sums_index(index.get(r)?))
+            }
             Columns::AggEncoded(c) => {
                 let [sum, min, max, count, anomaly_count] = [0, 1, 2, 3, 4].map(|k| EncodedRow::parse(c[k].value(r)));
                 RowData::AggEncoded(AggRows {
@@ -450,6 +469,27 @@ mod tests {
         }
         let seg = Segment::seal(0, &s).expect("seal");
         assert_eq!((seg.layout(), seg.batch.schema().field(1).name().as_str()), (Layout::Encoded, "encoded"));
+    }
+
+    /// A sealed row's sums come through its index once a scan of sums
+    /// asked for them (the same answer as the plain layout's), and only
+    /// that row's index is built.
+    #[test]
+    fn sums_of_sealed_rows_build_their_own_index() {
+        let mut s = OpenSpan::new(7200, 1, 3600, true);
+        for t in 7201..=10_800 {
+            s.write_raw(3, t, Some((t % 977) as f64 / 100.0), false);
+            s.write_raw(4, t, Some(1.5), false);
+        }
+        let (seg, plain) = (Segment::seal(0, &s).expect("seal"), Segment::seal_plain(&s).expect("seal plain"));
+        assert_eq!(seg.sums_index_bytes(), 0);
+        let Some(RowData::Encoded(row)) = seg.run(3).map(|r| r.data) else { panic!("an encoded row") };
+        let Some(RowData::Raw { values, .. }) = plain.run(3).map(|r| r.data) else { panic!("a plain row") };
+        let got = row.slice(100, 3000).summarize_sums();
+        let want: f64 = values[100..3000].iter().sum();
+        assert_eq!(got.count, 2900);
+        assert!((got.sum - want).abs() <= 1e-9 * want.abs(), "{} vs {want}", got.sum);
+        assert_eq!(seg.sums_index_bytes(), 4 * 16 * 8, "4 frames of 16 checkpoints, row 3 alone");
     }
 
     /// Rows are found whatever order the metrics were written in: by

@@ -23,9 +23,14 @@
 
 pub(crate) mod alp;
 mod bitpack;
+mod prefix;
 mod simd;
 
+pub use prefix::SumIndex;
+
 use bitpack::{pack, packed_len, Packed, MAX_WIDTH};
+
+use std::sync::OnceLock;
 
 use super::bits::{get_bit, set_bit, BitSlice};
 use super::row::AggPoint;
@@ -380,6 +385,9 @@ pub struct EncodedRow<'a> {
     len: usize,
     /// Frame bytes per point, in 1/65536 (where a point lies, for prefetches).
     bytes_per_point_q16: u32,
+    /// Where the row's [`SumIndex`] is kept (built at its first scan of
+    /// sums); `None`: sums are read point by point.
+    index: Option<&'a OnceLock<SumIndex>>,
 }
 
 impl<'a> EncodedRow<'a> {
@@ -418,7 +426,20 @@ impl<'a> EncodedRow<'a> {
             start: 0,
             len: points,
             bytes_per_point_q16: bytes_per_point_q16.min(u64::from(u32::MAX)) as u32,
+            index: None,
         })
+    }
+
+    /// This row with its [`SumIndex`] kept in `cell` (which must be this
+    /// row's alone: the index is built from the first row it serves).
+    pub fn with_sums_index(self, cell: &'a OnceLock<SumIndex>) -> EncodedRow<'a> {
+        EncodedRow { index: Some(cell), ..self }
+    }
+
+    /// The row's index, built now if this is its first use.
+    fn sums_index(&self) -> Option<&'a SumIndex> {
+        let whole = EncodedRow { start: 0, len: self.points, ..*self };
+        self.index.map(|cell| cell.get_or_init(|| SumIndex::build(&whole)))
     }
 
     /// Points in this range.
@@ -528,6 +549,14 @@ impl<'a> EncodedRow<'a> {
     /// only added (no 64-bit minimum or maximum, which AVX2 lacks), about a
     /// third less work per point.
     pub fn summarize_sums(&self) -> AggPoint {
+        // A short range unpacks fewer points directly than two prefixes do.
+        if let Some(index) = self.sums_index().filter(|_| self.len >= 2 * prefix::STRIDE) {
+            let mut sums = None;
+            self.sums_through(index, &[(0, self.len)], |p| sums = Some(p));
+            if let Some(p) = sums {
+                return p;
+            }
+        }
         AggPoint { min: f64::NAN, max: f64::NAN, ..self.aggregate::<false>() }
     }
 
@@ -551,6 +580,12 @@ impl<'a> EncodedRow<'a> {
     /// not once per range (a bucket of a few hundred points is a
     /// fraction of a frame).
     pub fn summarize_sums_of(&self, ranges: &[(usize, usize)], out: &mut Vec<AggPoint>) {
+        if ranges.is_empty() {
+            return;
+        }
+        if let Some(index) = self.sums_index() {
+            return self.sums_through(index, ranges, |p| out.push(p));
+        }
         let mut cache = None;
         for &(lo, hi) in ranges {
             let p = self.slice(lo, hi).aggregate_cached::<false>(&mut cache);
