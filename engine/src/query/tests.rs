@@ -289,3 +289,29 @@ fn cost_counts_selected_metrics_window_and_points() {
     assert!(e.try_query_cost(&req).is_none(), "a held lock is not waited for");
     drop(writing);
 }
+
+#[test]
+fn summary_counts_each_instance_once_per_node_and_context() {
+    let e = engine();
+    let r = q(&e, json!({"window": window(), "selectors": {"dimensions": ["used"]}}));
+    let s = &r.summary;
+    let counts = |c: &crate::query::result::Counts| (c.selected, c.excluded, c.queried);
+    // Two filesystems, each with `used` selected and `avail` excluded.
+    assert_eq!(s.instances.len(), 2);
+    for i in &s.instances {
+        assert_eq!(counts(&i.dimensions), (1, 1, 1), "{}", i.id);
+    }
+    for item in [&s.nodes[0], &s.contexts[0]] {
+        assert_eq!(counts(&item.dimensions), (2, 2, 2), "{}: metrics", item.id);
+        assert_eq!(counts(&item.instances), (2, 2, 2), "{}: instances, once each", item.id);
+    }
+    let dims: Vec<_> = s.dimensions.iter().map(|d| (d.id.as_str(), counts(&d.dimensions))).collect();
+    assert_eq!(dims.len(), 2);
+    assert!(dims.contains(&("used", (2, 0, 2))) && dims.contains(&("avail", (0, 2, 0))), "{dims:?}");
+    // Everything selected: two metrics per instance, each instance once.
+    let r = q(&e, json!({"window": window()}));
+    for item in [&r.summary.nodes[0], &r.summary.contexts[0]] {
+        assert_eq!(counts(&item.dimensions), (4, 0, 4), "{}: metrics", item.id);
+        assert_eq!(counts(&item.instances), (2, 0, 2), "{}: instances, once each", item.id);
+    }
+}
