@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::bits::{copy_bits, get_bit, set_bit, BitSlice};
 use super::block::{block, block_mut, AggBlock, Block, Blocks, Columns, RawBlock, RawCols, AGG_BLOCK, RAW_BLOCK};
+use super::prefetch;
 use super::row::{AggPoint, RowData, Run};
 use super::store::RawPoint;
 use crate::id_map::{self, IdMap};
@@ -384,14 +385,6 @@ impl SpanData {
     fn for_each_run<'a>(&'a self, g: Geometry, m: MetricId, from_excl: i64, to_incl: i64, mut f: impl FnMut(Run<'a>)) {
         let Some(&r) = self.index.get(&m) else { return };
         let r = r as usize;
-        // Blocks are sorted: the wanted ones are one run of them, found
-        // from their numbers alone (no block is touched to skip it).
-        fn wanted<B>(row: &Blocks<B>, per: usize, g: Geometry, from_excl: i64, to_incl: i64) -> &[(u32, Arc<B>)] {
-            let first = |bi: u32| g.start + i64::from(bi) * per as i64 * g.res;
-            let lo = row.partition_point(|(bi, _)| first(*bi) + (per as i64 - 1) * g.res <= from_excl);
-            let hi = row.partition_point(|(bi, _)| first(*bi) <= to_incl).max(lo);
-            &row[lo..hi]
-        }
         match &self.rows {
             SpanRows::Raw(rows) => {
                 wanted(&rows[r], RAW_BLOCK, g, from_excl, to_incl).iter().for_each(|(bi, b)| f(g.raw_run(*bi, b)))
@@ -403,12 +396,71 @@ impl SpanData {
     }
 }
 
+/// Blocks are sorted: the wanted ones (holding point ends in
+/// `(from_excl, to_incl]`) are one run of them, found from their numbers
+/// alone (no block is touched to skip it).
+fn wanted<B>(row: &Blocks<B>, per: usize, g: Geometry, from_excl: i64, to_incl: i64) -> &[(u32, Arc<B>)] {
+    let first = |bi: u32| g.start + i64::from(bi) * per as i64 * g.res;
+    let lo = row.partition_point(|(bi, _)| first(*bi) + (per as i64 - 1) * g.res <= from_excl);
+    let hi = row.partition_point(|(bi, _)| first(*bi) <= to_incl).max(lo);
+    &row[lo..hi]
+}
+
+/// One step of asking for a metric's open-span blocks ahead of its scan
+/// ([`SpanSnapshot::prefetch`]). A block hangs three pointers deep (the
+/// row's `Arc`, its block list, the block's `Arc`), so each step only
+/// reads what the step before asked for: run a metric's steps in this
+/// order, each at least a metric's scan after the one before, and none of
+/// them waits for memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefetch {
+    /// The row's block list header.
+    Row,
+    /// The block list itself.
+    List,
+    /// The wanted blocks' headers.
+    Blocks,
+}
+
+impl SpanData {
+    fn prefetch(&self, g: Geometry, m: MetricId, from_excl: i64, to_incl: i64, step: Prefetch) {
+        fn of<B>(row: &Arc<Blocks<B>>, per: usize, g: Geometry, from_excl: i64, to_incl: i64, step: Prefetch) {
+            match step {
+                // Addresses only: the `Arc`s are read, not what they point to.
+                Prefetch::Row => prefetch::slice(std::slice::from_ref::<Blocks<B>>(row)),
+                Prefetch::List => prefetch::slice(row.as_slice()),
+                Prefetch::Blocks => wanted(row, per, g, from_excl, to_incl)
+                    .iter()
+                    .for_each(|(_, b)| prefetch::slice(std::slice::from_ref::<B>(b))),
+            }
+        }
+        let Some(&r) = self.index.get(&m) else { return };
+        match &self.rows {
+            SpanRows::Raw(rows) => {
+                rows.get(r as usize).into_iter().for_each(|row| of(row, RAW_BLOCK, g, from_excl, to_incl, step))
+            }
+            SpanRows::Agg(rows) => {
+                rows.get(r as usize).into_iter().for_each(|row| of(row, AGG_BLOCK, g, from_excl, to_incl, step))
+            }
+        }
+    }
+}
+
 impl SpanSnapshot {
+    fn geometry(&self) -> Geometry {
+        Geometry { start: self.start, res: self.res, points: self.points }
+    }
+
     /// Metric `m`'s blocks holding point ends in `(from_excl, to_incl]`, as
     /// runs (whole blocks: clip them), oldest first.
     pub fn for_each_run<'a>(&'a self, m: MetricId, from_excl: i64, to_incl: i64, f: impl FnMut(Run<'a>)) {
-        let g = Geometry { start: self.start, res: self.res, points: self.points };
-        self.data.for_each_run(g, m, from_excl, to_incl, f);
+        self.data.for_each_run(self.geometry(), m, from_excl, to_incl, f);
+    }
+
+    /// A hint: one [`Prefetch`] step for the blocks
+    /// [`SpanSnapshot::for_each_run`] would give for the same arguments.
+    pub fn prefetch(&self, m: MetricId, from_excl: i64, to_incl: i64, step: Prefetch) {
+        self.data.prefetch(self.geometry(), m, from_excl, to_incl, step);
     }
 }
 

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::open_span::SpanSnapshot;
+use super::open_span::{Prefetch, SpanSnapshot};
 use super::row::Run;
 use super::segment::Segment;
 use super::store::{sealed_runs, Extent, Store};
@@ -118,6 +118,16 @@ impl StoreView {
     /// Metric `m`'s runs in `tier`, clipped to point ends in
     /// `(from_excl, to_incl]`, oldest first; open blocks only as far as
     /// [`StoreView::attach_open`] took them.
+    /// A hint: one [`Prefetch`] step for metric `m`'s open-span blocks in
+    /// every tier, in the range `range(tier, resolution)` a scan will read.
+    pub fn prefetch_open(&self, m: MetricId, ue: i64, range: impl Fn(usize, i64) -> (i64, i64), step: Prefetch) {
+        let Some(g) = self.groups.get(&ue) else { return };
+        for (t, spans) in g.open.iter().enumerate() {
+            let (from_excl, to_incl) = range(t, self.cfg.resolution(t, ue));
+            spans.iter().for_each(|span| span.prefetch(m, from_excl, to_incl, step));
+        }
+    }
+
     pub fn for_each_run<'a>(
         &'a self,
         m: MetricId,

@@ -20,6 +20,7 @@ use crate::query::plan::{Job, QueryPlan};
 use crate::query::request::Aggregation;
 use crate::query::result::{PointStats, TierUse};
 use crate::query::time_group::TimeGroup;
+use crate::storage::open_span::Prefetch;
 use crate::storage::{StoreView, TIERS};
 pub use metric::Buckets;
 use metric::{MetricOut, MetricScan, Values};
@@ -107,7 +108,8 @@ impl Scan<'_> {
         let mut out = self.empty();
         let mut buckets = Buckets::default();
         let mut approx = ApproxUse::new(plan.window.points);
-        for job in jobs {
+        for (k, job) in jobs.iter().enumerate() {
+            self.prefetch_ahead(&jobs[k + 1..]);
             // Cheap (an atomic load and a clock read) next to a metric's scan.
             self.deadline.check()?;
             let reads = plan.reads_for(self.store, job);
@@ -140,6 +142,20 @@ impl Scan<'_> {
         }
         out.approx = approx;
         Ok(out)
+    }
+
+    /// Asks for the open-span blocks of the next metrics, one pointer
+    /// level per metric ahead ([`Prefetch`]): the next metric's block
+    /// headers, from the list asked for one metric ago, and so on. Without
+    /// it, reading a 1 h window of 1,000 metrics spent a fifth of its scan
+    /// waiting on those pointers, one cache miss after another.
+    fn prefetch_ahead(&self, next: &[Job]) {
+        let w = self.plan.window;
+        // What [`MetricScan`] reads: one point of margin each side.
+        let range = |_, res: i64| (w.after - w.granularity - 2 * res, w.before + res);
+        for (job, step) in next.iter().zip([Prefetch::Blocks, Prefetch::List, Prefetch::Row]) {
+            self.store.prefetch_open(job.metric, job.update_every, range, step);
+        }
     }
 
     /// Scans every job; results are independent of the thread count.
