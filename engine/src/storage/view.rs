@@ -115,9 +115,6 @@ impl StoreView {
         self.groups.get(&ue).and_then(|g| g.rollup_only_until)
     }
 
-    /// Metric `m`'s runs in `tier`, clipped to point ends in
-    /// `(from_excl, to_incl]`, oldest first; open blocks only as far as
-    /// [`StoreView::attach_open`] took them.
     /// A hint: one [`Prefetch`] step for metric `m`'s open-span blocks in
     /// every tier, in the range `range(tier, resolution)` a scan will read.
     pub fn prefetch_open(&self, m: MetricId, ue: i64, range: impl Fn(usize, i64) -> (i64, i64), step: Prefetch) {
@@ -128,6 +125,9 @@ impl StoreView {
         }
     }
 
+    /// Metric `m`'s runs in `tier`, clipped to point ends in
+    /// `(from_excl, to_incl]`, oldest first; open blocks only as far as
+    /// [`StoreView::attach_open`] took them.
     pub fn for_each_run<'a>(
         &'a self,
         m: MetricId,

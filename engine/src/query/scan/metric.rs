@@ -313,6 +313,13 @@ fn tally(p: &AggPoint, b: &mut Bucket, out: &mut MetricOut<'_>) {
     b.anomalous += u64::from(p.anomaly_count);
 }
 
+/// The point ends `(lo, hi]` a scan of window `w` reads in a tier of
+/// resolution `res`: one point of margin each side (the previous point of
+/// an interpolation, the point closing the last bucket).
+pub(super) fn read_range(w: &Window, res: i64) -> (i64, i64) {
+    (w.after - w.granularity - 2 * res, w.before + res)
+}
+
 /// Points in a tier-0 slice.
 fn p_len(data: &RawData<'_>) -> usize {
     match data {
@@ -519,10 +526,7 @@ impl<'s> MetricScan<'s> {
         // Minima and maxima only where the buckets read them.
         let min_max = self.sums.is_none();
         for (t, _) in need.iter().enumerate().filter(|(_, n)| **n) {
-            // One point of margin each side: the previous point of an
-            // interpolation, the point closing the last bucket.
-            let res = cfg.resolution(t, job.update_every);
-            let (lo, hi) = (w.after - w.granularity - 2 * res, w.before + res);
+            let (lo, hi) = read_range(&w, cfg.resolution(t, job.update_every));
             self.store.for_each_run(job.metric, job.update_every, t, lo, hi, |r| match r.data {
                 RowData::Raw { values, valid, anomaly } => raw.push(RawView {
                     first_end: r.first_end,

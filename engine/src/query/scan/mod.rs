@@ -151,8 +151,7 @@ impl Scan<'_> {
     /// waiting on those pointers, one cache miss after another.
     fn prefetch_ahead(&self, next: &[Job]) {
         let w = self.plan.window;
-        // What [`MetricScan`] reads: one point of margin each side.
-        let range = |_, res: i64| (w.after - w.granularity - 2 * res, w.before + res);
+        let range = |_, res: i64| metric::read_range(&w, res);
         for (job, step) in next.iter().zip([Prefetch::Blocks, Prefetch::List, Prefetch::Row]) {
             self.store.prefetch_open(job.metric, job.update_every, range, step);
         }
