@@ -149,6 +149,11 @@ impl OpenSpan {
                 continue;
             }
             let b = block_mut(Arc::make_mut(&mut rows[r]), bi);
+            let mut written = group.iter().filter(|p| p.value.is_some()).map(|p| slot(p.t) % RAW_BLOCK);
+            if let Some(k) = written.next() {
+                let (lo, hi) = written.fold((k, k), |(lo, hi), k| (lo.min(k), hi.max(k)));
+                b.cover(lo, hi);
+            }
             for (p, rep) in group.iter().zip(rep) {
                 let k = slot(p.t) % RAW_BLOCK;
                 if p.value.is_none() && b.index(k).is_none() {
