@@ -339,9 +339,43 @@ impl<'a> Reader<'a> {
         Some(s)
     }
 
+    /// A point as serializers write it, `[t,v]` with `t` a plain integer
+    /// and no flag: read with one check per token instead of the general
+    /// path's spacing and `null` checks. Any other form (a flag, `null`,
+    /// spaces before a token, a signed or fractional time) is left to the
+    /// general path: `None`, nothing consumed. What this accepts, the
+    /// general path reads to the same point.
+    fn compact_point(&mut self) -> Option<Point> {
+        let (b, start) = (self.b, self.i);
+        if b.get(start) != Some(&b'[') {
+            return None;
+        }
+        let (t, comma) = digits(b, start + 1, 0);
+        let t_digits = comma - (start + 1);
+        let plain = (1..=MAX_DIGITS as usize).contains(&t_digits) && (t_digits == 1 || b[start + 1] != b'0');
+        if !plain || b.get(comma) != Some(&b',') {
+            return None;
+        }
+        self.i = comma + 1;
+        match self.number() {
+            Some(v) if b.get(self.i) == Some(&b']') => {
+                self.i += 1;
+                Some(Point { t: t as i64, value: Some(v.to_f64()), anomalous: false })
+            }
+            _ => {
+                self.i = start;
+                None
+            }
+        }
+    }
+
     fn points(&mut self) -> Option<Vec<Point>> {
         let mut points = Vec::with_capacity(self.points_hint.min(MAX_POINTS_HINT));
         self.array(|r| {
+            if let Some(p) = r.compact_point() {
+                points.push(p);
+                return Some(());
+            }
             r.eat(b'[')?;
             let t = r.number()?.to_time()?;
             r.eat(b',')?;

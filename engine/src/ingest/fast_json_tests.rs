@@ -226,6 +226,10 @@ fn declines_what_serde_must_read_or_refuse() {
     for text in [
         series(r#","units":"\u0025""#, "[[1700000000,1.5]]"),
         series("", "[[1700000000,1e2]]"),
+        // A leading zero is not JSON: neither the compact nor the general point reader takes it.
+        series("", "[[01700000000,1.5]]"),
+        series("", "[[1700000000,01.5]]"),
+        series("", "[[1700000000,1.5]x]"),
         series("", "[[1700000000,1234567890123456]]"),
         series(r#","context":"again""#, "[[1700000000,1.5]]"),
         series(r#","colour":"red""#, "[[1700000000,1.5]]"),
@@ -281,4 +285,19 @@ proptest! {
             prop_assert_eq!(digits(&text, start, acc), digits_one_by_one(&text, start, acc), "from {}", start);
         }
     }
+}
+
+/// Every form a point can take next to the compact `[t,v]` one, in one
+/// series: the compact reader takes some, the general one the rest, and
+/// the batch is serde's.
+#[test]
+fn compact_and_general_points_read_as_serde() {
+    let text = r#"{"series":[{"context":"c","dimension":"d","points":[[0,1.5],[7,-0.0],[1700000000,12.25],[1700000001,null],[1700000002,3,true],[1700000003, 4.5],[ 1700000004,5],[1700000005.0,6],[-1,7],[1700000006,8 ],[1700000007,9,false]]}]}"#;
+    let fast = parse(text.as_bytes()).expect("read");
+    assert!(same(&fast, &serde(text).expect("serde reads it")));
+    let p = &fast.series[0].points;
+    assert_eq!(p.len(), 11);
+    assert_eq!((p[0].t, p[0].value), (0, Some(1.5)));
+    assert_eq!(p[1].value.map(f64::to_bits), Some((-0.0f64).to_bits()));
+    assert_eq!((p[3].value, p[4].anomalous, p[8].t), (None, true, -1));
 }
