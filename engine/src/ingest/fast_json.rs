@@ -46,7 +46,7 @@ const POW10: [f64; MAX_DIGITS as usize + 1] =
 /// The run of ASCII digits at `b[i..]` appended to `acc` as decimal
 /// digits, and the index after the run. Eight bytes at a time where the
 /// body has them: a timestamp's ten digits were a ten-step chain of
-/// multiply-adds, a third of the reader's time. Arithmetic wraps; the
+/// multiply-adds, over 40 % of the reader's time. Arithmetic wraps; the
 /// caller declines more than [`MAX_DIGITS`] digits, so a wrapped value is
 /// never used.
 fn digits(b: &[u8], mut i: usize, mut acc: u64) -> (u64, usize) {
