@@ -1,4 +1,5 @@
-//! Hash maps keyed by [`MetricId`]. Ids are small integers that the
+//! Hash maps keyed by [`MetricId`] (or another index the catalog hands
+//! out, such as a registry position). Ids are small integers that the
 //! catalog hands out in order, never values a client picks, so they need no
 //! flood-resistant hash: a multiply spreads them over the table (its low
 //! bits place the entry, its high bits tag it). SipHash here was about 6 %
@@ -16,6 +17,11 @@ pub type IdMap<V> = HashMap<MetricId, V, BuildHasherDefault<IdHasher>>;
 /// An empty [`IdMap`].
 pub fn new<V>() -> IdMap<V> {
     IdMap::default()
+}
+
+/// An empty [`IdMap`] with room for `n` entries (no regrowth up to them).
+pub fn with_capacity<V>(n: usize) -> IdMap<V> {
+    IdMap::with_capacity_and_hasher(n, Default::default())
 }
 
 /// Fibonacci hashing of one integer.

@@ -115,28 +115,28 @@ pub fn run(
     let deadline = Deadline { start: t0, timeout_ms: limits.timeout_for(req), cancel };
     deadline.check()?;
     window::check_request_times(req.after, req.before, req.time_resampling)?;
-    let (sel, plan, view) = {
-        let cat = src.catalog.read().map_err(|_| EngineError::Poisoned("catalog lock"))?;
-        let sel = select::resolve(&cat, req)?;
-        let store = src.store.read().map_err(|_| EngineError::Poisoned("store lock"))?;
-        let metrics = if req.needs_hidden() { &sel.scope } else { &sel.selected };
-        let mut view = StoreView::of(&store, metrics.iter());
-        let plan = plan::build(&cat, &view, req, &sel, now, limits)?;
-        let w = plan.window;
-        let cfg = *store.config();
-        // Only the tiers the scan reads: sharing a block is an `Arc` clone
-        // now and a drop after the scan, for every block of every metric.
-        let read = plan.tiers_read();
-        view.attach_open(&store, |t, ue| {
-            let res = cfg.resolution(t, ue);
-            if read[t] {
-                (w.after - w.granularity - 2 * res, w.before + res)
-            } else {
-                (0, 0)
-            }
-        });
-        (sel, plan, view)
-    };
+    let (sel, plan, view) =
+        {
+            let cat = src.catalog.read().map_err(|_| EngineError::Poisoned("catalog lock"))?;
+            let sel = select::resolve(&cat, req)?;
+            let store = src.store.read().map_err(|_| EngineError::Poisoned("store lock"))?;
+            let metrics = if req.needs_hidden() { &sel.scope } else { &sel.selected };
+            let mut view = StoreView::of(&store, metrics.iter());
+            let plan = plan::build(&cat, &view, req, &sel, now, limits)?;
+            let w = plan.window;
+            let cfg = *store.config();
+            // Only the tiers the scan reads: sharing a block is an `Arc` clone
+            // now and a drop after the scan, for every block of every metric.
+            let read = plan.tiers_read();
+            view.attach_open(&store, |t, ue| {
+                if read[t] {
+                    scan::metric::read_range(&w, cfg.resolution(t, ue))
+                } else {
+                    (0, 0)
+                }
+            });
+            (sel, plan, view)
+        };
     let prep_ms = t0.elapsed().as_secs_f64() * 1000.0;
     deadline.check()?;
 

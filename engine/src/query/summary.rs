@@ -23,7 +23,7 @@ pub fn build(cat: &Catalog, selected: &RoaringBitmap, excluded: &RoaringBitmap, 
     let metrics = usize::try_from(all.len()).unwrap_or(usize::MAX);
     let mut node_pos: IdMap<usize> = id_map::new();
     let mut ctx_pos: IdMap<usize> = id_map::new();
-    let mut inst_pos: IdMap<usize> = IdMap::with_capacity_and_hasher(metrics.min(1 << 16), Default::default());
+    let mut inst_pos: IdMap<usize> = id_map::with_capacity(metrics.min(1 << 16));
     // Keyed by the registry's strings (which clients choose: SipHash
     // stays): nothing is allocated per metric.
     let mut dim_pos: HashMap<&str, usize> = HashMap::new();

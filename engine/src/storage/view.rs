@@ -21,7 +21,7 @@ use super::row::Run;
 use super::segment::Segment;
 use super::store::{sealed_runs, Extent, Store};
 use super::tier::{StorageConfig, TIERS};
-use crate::id_map::IdMap;
+use crate::id_map::{self, IdMap};
 use crate::model::MetricId;
 
 #[derive(Debug, Clone)]
@@ -53,7 +53,7 @@ impl StoreView {
     pub fn of(store: &Store, metrics: impl IntoIterator<Item = MetricId>) -> StoreView {
         let metrics = metrics.into_iter();
         // Sized once, not regrown metric by metric (a 1,000-metric query).
-        let sized = IdMap::with_capacity_and_hasher(metrics.size_hint().0, Default::default());
+        let sized = id_map::with_capacity(metrics.size_hint().0);
         let mut view = StoreView { cfg: *store.config(), groups: BTreeMap::new(), metrics: sized };
         for m in metrics {
             let Some(ue) = store.update_every(m) else { continue };

@@ -12,6 +12,7 @@ use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use roaring::RoaringBitmap;
 use strata_engine::query::plan;
 use strata_engine::query::request::{Aggregation, ApiVersion, GroupByKey, GroupByPass, QueryRequest};
+use strata_engine::query::scan::metric::read_range;
 use strata_engine::query::select::Selection;
 use strata_engine::query::time_group::TimeGroup;
 use strata_engine::storage::StoreView;
@@ -217,10 +218,7 @@ impl BucketPushdown {
         }
         let Some(w) = plans.first().map(|p| p.window) else { return Ok(None) };
         let cfg = *st.store.config();
-        view.attach_open(&st.store, |t, ue| {
-            let res = cfg.resolution(t, ue);
-            (w.after - w.granularity - 2 * res, w.before + res)
-        });
+        view.attach_open(&st.store, |t, ue| read_range(&w, cfg.resolution(t, ue)));
         drop(st);
         let groups = groups.into_iter().map(|(tg, _)| tg).collect();
         Ok(Some(Prepared::new(view, metrics, groups, plans, limits, self.src.cancel.clone())))

@@ -315,8 +315,10 @@ fn tally(p: &AggPoint, b: &mut Bucket, out: &mut MetricOut<'_>) {
 
 /// The point ends `(lo, hi]` a scan of window `w` reads in a tier of
 /// resolution `res`: one point of margin each side (the previous point of
-/// an interpolation, the point closing the last bucket).
-pub(super) fn read_range(w: &Window, res: i64) -> (i64, i64) {
+/// an interpolation, the point closing the last bucket). The one rule for
+/// what a query's view attaches (here and in SQL pushdown), what the scan
+/// prefetches and what it loads, so they cannot drift apart.
+pub fn read_range(w: &Window, res: i64) -> (i64, i64) {
     (w.after - w.granularity - 2 * res, w.before + res)
 }
 
