@@ -31,6 +31,7 @@ use crate::catalog::Catalog;
 use crate::error::{EngineError, Result};
 use crate::query::request::QueryRequest;
 use crate::query::result::QueryResult;
+use crate::query::scan::metric::read_range;
 use crate::query::scan::{Deadline, Scan};
 use crate::storage::{Store, StoreView, TIERS};
 
@@ -115,28 +116,21 @@ pub fn run(
     let deadline = Deadline { start: t0, timeout_ms: limits.timeout_for(req), cancel };
     deadline.check()?;
     window::check_request_times(req.after, req.before, req.time_resampling)?;
-    let (sel, plan, view) =
-        {
-            let cat = src.catalog.read().map_err(|_| EngineError::Poisoned("catalog lock"))?;
-            let sel = select::resolve(&cat, req)?;
-            let store = src.store.read().map_err(|_| EngineError::Poisoned("store lock"))?;
-            let metrics = if req.needs_hidden() { &sel.scope } else { &sel.selected };
-            let mut view = StoreView::of(&store, metrics.iter());
-            let plan = plan::build(&cat, &view, req, &sel, now, limits)?;
-            let w = plan.window;
-            let cfg = *store.config();
-            // Only the tiers the scan reads: sharing a block is an `Arc` clone
-            // now and a drop after the scan, for every block of every metric.
-            let read = plan.tiers_read();
-            view.attach_open(&store, |t, ue| {
-                if read[t] {
-                    scan::metric::read_range(&w, cfg.resolution(t, ue))
-                } else {
-                    (0, 0)
-                }
-            });
-            (sel, plan, view)
-        };
+    let (sel, plan, view) = {
+        let cat = src.catalog.read().map_err(|_| EngineError::Poisoned("catalog lock"))?;
+        let sel = select::resolve(&cat, req)?;
+        let store = src.store.read().map_err(|_| EngineError::Poisoned("store lock"))?;
+        let metrics = if req.needs_hidden() { &sel.scope } else { &sel.selected };
+        let mut view = StoreView::of(&store, metrics.iter());
+        let plan = plan::build(&cat, &view, req, &sel, now, limits)?;
+        let w = plan.window;
+        let cfg = *store.config();
+        // Only the tiers the scan reads: sharing a block is an `Arc` clone
+        // now and a drop after the scan, for every block of every metric.
+        let read = plan.tiers_read();
+        view.attach_open(&store, |t, ue| if read[t] { read_range(&w, cfg.resolution(t, ue)) } else { (0, 0) });
+        (sel, plan, view)
+    };
     let prep_ms = t0.elapsed().as_secs_f64() * 1000.0;
     deadline.check()?;
 
