@@ -8,7 +8,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::bits::{copy_bits, get_bit, set_bit, BitSlice};
+use super::bits::{copy_bits, BitSlice};
 use super::block::{block, block_mut, AggBlock, Block, Blocks, Columns, RawBlock, RawCols, AGG_BLOCK, RAW_BLOCK};
 use super::prefetch;
 use super::row::{AggPoint, RowData, Run};
@@ -132,14 +132,16 @@ impl OpenSpan {
 
     /// Writes `pts` (all in this span) into row `r`, in order (the last
     /// write to a slot wins), setting `replaced[i]` where point `i`
-    /// overwrote a value: one block lookup (and copy-on-write check) per
-    /// block, not per sample.
-    pub(crate) fn write_raw_points(&mut self, r: usize, pts: &[RawPoint], replaced: &mut [bool]) {
+    /// overwrote a value, and returns whether any did: one block lookup
+    /// (and copy-on-write check) per block, not per sample. The block's
+    /// window is grown once to cover the group's values first, so each
+    /// point is a plain indexed write.
+    pub(crate) fn write_raw_points(&mut self, r: usize, pts: &[RawPoint], replaced: &mut [bool]) -> bool {
         let (start, res) = (self.start, self.res);
-        let SpanRows::Raw(rows) = &mut self.data_mut().rows else { return };
+        let SpanRows::Raw(rows) = &mut self.data_mut().rows else { return false };
         // Per-second rows (the common case) take no division per point.
         let slot = |t: i64| if res == 1 { (t - start) as usize } else { ((t - start) / res) as usize };
-        let mut at = 0;
+        let (mut at, mut any) = (0, false);
         for group in pts.chunk_by(|a, b| slot(a.t) / RAW_BLOCK == slot(b.t) / RAW_BLOCK) {
             let bi = (slot(group[0].t) / RAW_BLOCK) as u32;
             let rep = &mut replaced[at..at + group.len()];
@@ -154,15 +156,19 @@ impl OpenSpan {
                 let (lo, hi) = written.fold((k, k), |(lo, hi), k| (lo.min(k), hi.max(k)));
                 b.cover(lo, hi);
             }
+            // Every value's slot is now inside the window; a gap outside it
+            // has nothing to clear.
+            let first = b.first();
+            let cols = &mut b.cols;
             for (p, rep) in group.iter().zip(rep) {
-                let k = slot(p.t) % RAW_BLOCK;
-                if p.value.is_none() && b.index(k).is_none() {
+                let Some(i) = (slot(p.t) % RAW_BLOCK).checked_sub(first).filter(|&i| i < cols.values.len()) else {
                     continue;
-                }
-                let k = b.index_mut(k);
-                *rep = write_slot(&mut b.cols, k, p.value, p.anomalous);
+                };
+                *rep = write_slot(cols, i, p.value, p.anomalous);
+                any |= *rep;
             }
         }
+        any
     }
 
     /// Folds one raw sample into the aggregate point ending at `end`.
@@ -180,20 +186,26 @@ impl OpenSpan {
         let b = block_mut(Arc::make_mut(&mut rows[r]), (i / AGG_BLOCK) as u32);
         let k = b.index_mut(i % AGG_BLOCK);
         let b = &mut b.cols;
-        let (mut sum, mut min, mut max) = (b.sum[k], b.min[k], b.max[k]);
         let (mut count, mut anomalous) = (b.count[k], b.anomaly_count[k]);
+        // An empty point starts from the identities, so the loop has no
+        // branch: -0.0 + v is v bit for bit (even for v = -0.0), as the
+        // first value alone would be.
+        let (mut sum, mut min, mut max) = match count {
+            0 => (-0.0, f64::INFINITY, f64::NEG_INFINITY),
+            _ => (b.sum[k], b.min[k], b.max[k]),
+        };
+        // Comparisons rather than f64::min/max: values are finite, and
+        // the NaN handling of those tripled the loop's dependency chain.
         for (v, a) in values {
-            if count == 0 {
-                (sum, min, max) = (v, v, v);
-            } else {
-                sum += v;
-                min = min.min(v);
-                max = max.max(v);
-            }
+            sum += v;
+            min = if v < min { v } else { min };
+            max = if v > max { v } else { max };
             count += 1;
             anomalous += u32::from(a);
         }
-        (b.sum[k], b.min[k], b.max[k], b.count[k], b.anomaly_count[k]) = (sum, min, max, count, anomalous);
+        if count > 0 {
+            (b.sum[k], b.min[k], b.max[k], b.count[k], b.anomaly_count[k]) = (sum, min, max, count, anomalous);
+        }
     }
 
     /// Replaces the aggregate point ending at `end` (backfill, or a rollup
@@ -331,10 +343,13 @@ impl OpenSpan {
 /// returns whether the slot held a value (its rollups must be rebuilt).
 #[inline]
 fn write_slot(b: &mut RawCols, k: usize, value: Option<f64>, anomalous: bool) -> bool {
-    let replaced = get_bit(&b.valid, k);
+    let (byte, bit) = (k >> 3, 1u8 << (k & 7));
+    let replaced = b.valid[byte] & bit != 0;
     b.values[k] = value.unwrap_or(0.0);
-    set_bit(&mut b.valid, k, value.is_some());
-    set_bit(&mut b.anomaly, k, value.is_some() && anomalous);
+    // Branch-free: whether a slot holds a value is the data's, not predictable.
+    let (valid, anomaly) = (u8::from(value.is_some()), u8::from(value.is_some() && anomalous));
+    b.valid[byte] = (b.valid[byte] & !bit) | (bit * valid);
+    b.anomaly[byte] = (b.anomaly[byte] & !bit) | (bit * anomaly);
     replaced
 }
 
@@ -472,6 +487,7 @@ impl SpanSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::bits::get_bit;
 
     fn first_run(s: &OpenSpan, m: MetricId) -> Option<(i64, usize, AggPoint, bool)> {
         let mut out = None;
@@ -481,6 +497,22 @@ mod tests {
             }
         });
         out
+    }
+
+    /// A point's first value is its sum, minimum and maximum bit for bit:
+    /// -0.0 stays -0.0, as it would alone.
+    #[test]
+    fn a_first_value_is_its_own_aggregate() {
+        let mut s = OpenSpan::new(0, 60, 1440, false);
+        s.merge_agg(1, 0, -0.0, false);
+        s.merge_agg(2, 0, -0.0, false);
+        s.merge_agg(2, 0, 0.0, true);
+        s.merge_agg(3, 0, 2.5, false);
+        s.merge_agg(3, 0, -1.0, false);
+        let bits = |m| first_run(&s, m).map(|r| (r.2.sum.to_bits(), r.2.min, r.2.max, r.2.count, r.2.anomaly_count));
+        assert_eq!(bits(1), Some(((-0.0f64).to_bits(), -0.0, -0.0, 1, 0)));
+        assert_eq!(bits(2), Some((0.0f64.to_bits(), -0.0, -0.0, 2, 1)));
+        assert_eq!(bits(3), Some((1.5f64.to_bits(), -1.0, 2.5, 2, 0)));
     }
 
     #[test]

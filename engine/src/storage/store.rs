@@ -121,6 +121,8 @@ pub struct Store {
     track_events: bool,
     /// Per metric: update_every and per-tier extents.
     metrics: Vec<Option<(i64, [Option<Extent>; TIERS])>>,
+    /// [`Store::write_run`]'s per-point overwrite flags, kept between runs.
+    replaced: Vec<bool>,
 }
 
 impl Store {
@@ -132,6 +134,7 @@ impl Store {
             dropped_events: Vec::new(),
             track_events: false,
             metrics: Vec::new(),
+            replaced: Vec::new(),
         }
     }
 
@@ -229,20 +232,23 @@ impl Store {
         }
 
         // Tier 0, remembering which slots held a value before.
-        let mut replaced = vec![false; pts.len()];
+        let mut replaced = std::mem::take(&mut self.replaced);
+        replaced.clear();
+        replaced.resize(pts.len(), false);
         let mut extent: Option<(i64, i64)> = None;
-        {
+        let any_replaced = {
             let g = self.group(ue);
             let span =
                 g.tiers[0].open.entry(s0).or_insert_with(|| OpenSpan::new(s0, ue, cfg.tiers[0].span_points, true));
             let r = span.row_or_insert(m);
-            span.write_raw_points(r, pts, &mut replaced);
+            let any = span.write_raw_points(r, pts, &mut replaced);
             for (p, rep) in pts.iter().zip(&replaced) {
                 if p.value.is_some() || *rep {
                     extent = Some(extent.map_or((p.t, p.t), |(a, b)| (a.min(p.t), b.max(p.t))));
                 }
             }
-        }
+            any
+        };
         if let Some((first, last)) = extent {
             self.note_extent(m, ue, 0, first);
             self.note_extent(m, ue, 0, last);
@@ -267,16 +273,12 @@ impl Store {
                 let len = pts[at..].iter().position(|p| p.t <= end - res || p.t > end).unwrap_or(pts.len() - at);
                 let (group, rep) = (&pts[at..at + len], &replaced[at..at + len]);
                 at += len;
-                if rep.contains(&true) {
+                let some_replaced = any_replaced && rep.contains(&true);
+                if some_replaced {
                     rebuild.push(end);
                 }
-                let mut values = group
-                    .iter()
-                    .zip(rep)
-                    .filter(|(_, &replaced)| !replaced)
-                    .filter_map(|(p, _)| p.value.map(|v| (v, p.anomalous)))
-                    .peekable();
-                if values.peek().is_none() {
+                let kept = |k: usize| !some_replaced || !rep[k];
+                if !group.iter().enumerate().any(|(k, p)| p.value.is_some() && kept(k)) {
                     continue;
                 }
                 let start = span_start(end, span_secs);
@@ -286,7 +288,16 @@ impl Store {
                     _ => span.row_or_insert(m),
                 };
                 cur = Some((start, row));
-                span.merge_agg_values(row, end, values);
+                if some_replaced {
+                    let values = group
+                        .iter()
+                        .zip(rep)
+                        .filter(|(_, &r)| !r)
+                        .filter_map(|(p, _)| p.value.map(|v| (v, p.anomalous)));
+                    span.merge_agg_values(row, end, values);
+                } else {
+                    span.merge_agg_values(row, end, group.iter().filter_map(|p| p.value.map(|v| (v, p.anomalous))));
+                }
                 extent = Some(extent.map_or((end, end), |(a, b)| (a.min(end), b.max(end))));
             }
             if let Some((first, last)) = extent {
@@ -305,6 +316,7 @@ impl Store {
                     .set_agg(m, end, agg);
             }
         }
+        self.replaced = replaced;
         Ok(RunOutcome { written: pts.len() as u64, late: 0 })
     }
 
