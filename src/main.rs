@@ -2,6 +2,7 @@
 //! `gen-fixtures`). Exit codes: 0 ok, 2 bad usage, 1 runtime failure with a
 //! one-line reason on stderr.
 
+mod alloc;
 mod cli;
 mod collector;
 

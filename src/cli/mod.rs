@@ -5,7 +5,6 @@ mod client;
 mod export;
 mod export_parquet;
 mod fixtures;
-mod heap;
 mod object_dest;
 #[cfg(feature = "sql")]
 mod object_s3;

@@ -255,7 +255,6 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| "info".into()))
         .init();
-    super::heap::tune();
     let file = match &a.config {
         Some(p) => load_config(p)?,
         None => FileConfig::default(),
