@@ -16,7 +16,8 @@ use crate::catalog::Catalog;
 use crate::checkpointer::Checkpointer;
 use crate::error::{EngineError, Result};
 use crate::ingest::{
-    codec, new_series, validate, validate_against, validate_shape, IngestBatch, IngestReport, SeriesSpec,
+    codec, new_series, validate, validate_against, validate_known, validate_shape, IngestBatch, IngestReport,
+    SeriesSpec,
 };
 use crate::model::{MetricId, SeriesMeta};
 use crate::persist::{Persist, PersistOptions, Recovery};
@@ -303,8 +304,20 @@ impl Engine {
         // write lock at all.
         let checked = {
             let cat = self.catalog.read().map_err(|_| poisoned("catalog lock"))?;
-            validate_against(batch, &cat, default_node)?;
-            (cat.registry.generation, new_series(batch, &cat, default_node), known_metrics(&cat, batch, default_node))
+            // A batch of known series (the steady state) is checked by
+            // metric id; only others look their names up again.
+            let known = known_metrics(&cat, batch, default_node);
+            let new = match &known {
+                Some(metrics) => {
+                    validate_known(batch, &cat, metrics, default_node)?;
+                    0
+                }
+                None => {
+                    validate_against(batch, &cat, default_node)?;
+                    new_series(batch, &cat, default_node)
+                }
+            };
+            (cat.registry.generation, new, known)
         };
         let (report, lsn) = {
             // WAL order must be apply order, so both happen under this lock;

@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicI64;
 use serde_json::json;
 
 use crate::engine::{Clock, Engine, EngineConfig};
+use crate::error::EngineError;
 use crate::ingest::{IngestBatch, Point, SeriesSpec};
 use crate::persist::PersistOptions;
 use crate::query::body::parse_body;
@@ -564,6 +565,29 @@ fn known_series_leave_the_generation_alone() {
     assert_eq!(generation(&e), before);
     e.ingest(&batch(1, 0)).expect("another client's series");
     assert!(generation(&e) > before, "new series move it");
+}
+
+/// A batch of known series takes the checks by metric id
+/// ([`crate::ingest::validate_known`]): a series sent with another
+/// update_every than its metric's is refused as a batch naming it by
+/// name would be, with its position, and nothing of the batch is written.
+#[test]
+fn known_series_keep_their_update_every() {
+    let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + 3600)));
+    e.ingest(&batch(0, 0)).expect("registers its series");
+    let mut changed = batch(0, 1);
+    changed.series[1].update_every = Some(5);
+    let before = shared_over(&e, 2 * SECS);
+    match e.ingest(&changed) {
+        Err(EngineError::InvalidBatch { path, message }) => {
+            assert_eq!(path, "series[1].update_every");
+            assert_eq!(message, "metric shared/test.concurrent/v is collected every 1s, not 5s");
+        }
+        other => panic!("another update_every must be refused: {other:?}"),
+    }
+    assert_eq!(shared_over(&e, 2 * SECS), before, "nothing of the refused batch is written");
+    changed.series[1].update_every = Some(1);
+    assert_eq!(e.ingest(&changed).expect("the same update_every").new_series, 0);
 }
 
 /// A batch of known series with unchanged metadata applies while a reader
