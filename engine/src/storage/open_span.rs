@@ -162,6 +162,7 @@ impl OpenSpan {
             let cols = &mut b.cols;
             for (p, rep) in group.iter().zip(rep) {
                 let Some(i) = (slot(p.t) % RAW_BLOCK).checked_sub(first).filter(|&i| i < cols.values.len()) else {
+                    debug_assert!(p.value.is_none(), "the window covers every value");
                     continue;
                 };
                 *rep = write_slot(cols, i, p.value, p.anomalous);
