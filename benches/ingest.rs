@@ -36,11 +36,9 @@ use strata_engine::storage::TIERS;
 use strata_engine::wal::{SyncPolicy, WalOptions};
 use strata_engine::{Clock, Engine, EngineConfig};
 
-/// The server's allocator (see `src/alloc.rs`): decoding a batch allocates
-/// its series, so the decode benches measure what `strata serve` runs.
-#[cfg(target_os = "linux")]
-#[global_allocator]
-static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+/// The server's allocator, so a bench measures what `strata serve` runs.
+#[path = "../src/alloc.rs"]
+mod alloc;
 
 /// First sample time: a multiple of one day, so tier spans align with the data.
 const START: i64 = 1_700_006_400;

@@ -18,7 +18,7 @@
 //! query read 74-92 ms CPU against 92-104, the 1 h one 8-10 against
 //! 14-16, the median 716-868 against 732-852 (the host's noise).
 //!
-//! Benches set the same allocator (`benches/common/mod.rs`), so what they
+//! The query, SQL and ingest benches include this file, so what they
 //! measure is what the server runs.
 
 #[cfg(target_os = "linux")]

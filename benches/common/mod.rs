@@ -11,11 +11,9 @@ use strata_engine::demo::{self, GenSpec};
 use strata_engine::storage::RawPoint;
 use strata_engine::{Clock, Engine, EngineConfig};
 
-/// The server's allocator (see `src/alloc.rs`), so a bench measures what
-/// `strata serve` runs.
-#[cfg(target_os = "linux")]
-#[global_allocator]
-static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+/// The server's allocator, so a bench measures what `strata serve` runs.
+#[path = "../../src/alloc.rs"]
+mod alloc;
 
 /// Last sample time; a multiple of 3600 so tier spans and 288 s buckets align.
 pub const NOW: i64 = 1_700_006_400;

@@ -132,16 +132,15 @@ impl OpenSpan {
 
     /// Writes `pts` (all in this span) into row `r`, in order (the last
     /// write to a slot wins), setting `replaced[i]` where point `i`
-    /// overwrote a value, and returns whether any did: one block lookup
-    /// (and copy-on-write check) per block, not per sample. The block's
-    /// window is grown once to cover the group's values first, so each
-    /// point is a plain indexed write.
-    pub(crate) fn write_raw_points(&mut self, r: usize, pts: &[RawPoint], replaced: &mut [bool]) -> bool {
+    /// overwrote a value: one block lookup (and copy-on-write check) per
+    /// block, not per sample. The block's window is grown once to cover
+    /// the group's values first, so each point is a plain indexed write.
+    pub(crate) fn write_raw_points(&mut self, r: usize, pts: &[RawPoint], replaced: &mut [bool]) {
         let (start, res) = (self.start, self.res);
-        let SpanRows::Raw(rows) = &mut self.data_mut().rows else { return false };
+        let SpanRows::Raw(rows) = &mut self.data_mut().rows else { return };
         // Per-second rows (the common case) take no division per point.
         let slot = |t: i64| if res == 1 { (t - start) as usize } else { ((t - start) / res) as usize };
-        let (mut at, mut any) = (0, false);
+        let mut at = 0;
         for group in pts.chunk_by(|a, b| slot(a.t) / RAW_BLOCK == slot(b.t) / RAW_BLOCK) {
             let bi = (slot(group[0].t) / RAW_BLOCK) as u32;
             let rep = &mut replaced[at..at + group.len()];
@@ -166,10 +165,8 @@ impl OpenSpan {
                     continue;
                 };
                 *rep = write_slot(cols, i, p.value, p.anomalous);
-                any |= *rep;
             }
         }
-        any
     }
 
     /// Folds one raw sample into the aggregate point ending at `end`.

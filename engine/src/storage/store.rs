@@ -236,19 +236,18 @@ impl Store {
         replaced.clear();
         replaced.resize(pts.len(), false);
         let mut extent: Option<(i64, i64)> = None;
-        let any_replaced = {
+        {
             let g = self.group(ue);
             let span =
                 g.tiers[0].open.entry(s0).or_insert_with(|| OpenSpan::new(s0, ue, cfg.tiers[0].span_points, true));
             let r = span.row_or_insert(m);
-            let any = span.write_raw_points(r, pts, &mut replaced);
+            span.write_raw_points(r, pts, &mut replaced);
             for (p, rep) in pts.iter().zip(&replaced) {
                 if p.value.is_some() || *rep {
                     extent = Some(extent.map_or((p.t, p.t), |(a, b)| (a.min(p.t), b.max(p.t))));
                 }
             }
-            any
-        };
+        }
         if let Some((first, last)) = extent {
             self.note_extent(m, ue, 0, first);
             self.note_extent(m, ue, 0, last);
@@ -273,12 +272,16 @@ impl Store {
                 let len = pts[at..].iter().position(|p| p.t <= end - res || p.t > end).unwrap_or(pts.len() - at);
                 let (group, rep) = (&pts[at..at + len], &replaced[at..at + len]);
                 at += len;
-                let some_replaced = any_replaced && rep.contains(&true);
-                if some_replaced {
+                if rep.contains(&true) {
                     rebuild.push(end);
                 }
-                let kept = |k: usize| !some_replaced || !rep[k];
-                if !group.iter().enumerate().any(|(k, p)| p.value.is_some() && kept(k)) {
+                let mut values = group
+                    .iter()
+                    .zip(rep)
+                    .filter(|(_, &replaced)| !replaced)
+                    .filter_map(|(p, _)| p.value.map(|v| (v, p.anomalous)))
+                    .peekable();
+                if values.peek().is_none() {
                     continue;
                 }
                 let start = span_start(end, span_secs);
@@ -288,16 +291,7 @@ impl Store {
                     _ => span.row_or_insert(m),
                 };
                 cur = Some((start, row));
-                if some_replaced {
-                    let values = group
-                        .iter()
-                        .zip(rep)
-                        .filter(|(_, &r)| !r)
-                        .filter_map(|(p, _)| p.value.map(|v| (v, p.anomalous)));
-                    span.merge_agg_values(row, end, values);
-                } else {
-                    span.merge_agg_values(row, end, group.iter().filter_map(|p| p.value.map(|v| (v, p.anomalous))));
-                }
+                span.merge_agg_values(row, end, values);
                 extent = Some(extent.map_or((end, end), |(a, b)| (a.min(end), b.max(end))));
             }
             if let Some((first, last)) = extent {
