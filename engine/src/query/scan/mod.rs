@@ -89,13 +89,15 @@ pub struct Scan<'a> {
 }
 
 impl Scan<'_> {
-    fn empty(&self) -> ScanOutput {
+    /// An output for `metrics` metrics (their statistics sized once: a
+    /// map regrown metric by metric moved every entry again each time).
+    fn empty(&self, metrics: usize) -> ScanOutput {
         let (groups, points) = (self.plan.groups.len(), self.plan.window.points);
         ScanOutput {
             selected: Accumulator::new(groups, points, self.aggregation),
             hidden: Accumulator::new(groups + 1, points, Aggregation::Sum),
             tier_use: TierUse::default(),
-            stats: id_map::new(),
+            stats: id_map::with_capacity(metrics),
             approx: ApproxUse::new(points),
         }
     }
@@ -105,7 +107,7 @@ impl Scan<'_> {
         let kernel = kernels::build(self.time_group, &plan.kernel)?;
         let values = Values::of(plan, self.time_group.method);
         let mut ex = MetricScan::new(self.store, plan.window, values, kernel);
-        let mut out = self.empty();
+        let mut out = self.empty(jobs.len());
         let mut buckets = Buckets::default();
         let mut approx = ApproxUse::new(plan.window.points);
         for (k, job) in jobs.iter().enumerate() {
@@ -166,7 +168,7 @@ impl Scan<'_> {
             |c| self.scan_chunk(c),
             || EngineError::Poisoned("query worker panicked"),
         );
-        let mut out = self.empty();
+        let mut out = self.empty(self.plan.jobs.len());
         for p in parts {
             let p = p?;
             out.selected.merge(&p.selected);
