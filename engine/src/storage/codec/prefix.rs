@@ -67,6 +67,12 @@ impl SumIndex {
     pub fn bytes(&self) -> usize {
         self.at.len() * std::mem::size_of::<u64>()
     }
+
+    /// Frame `f`'s checkpoints (empty past the row's frames).
+    #[inline]
+    fn frame(&self, f: usize) -> &[u64] {
+        self.at.get(f * PER_FRAME..(f + 1) * PER_FRAME).unwrap_or_default()
+    }
 }
 
 /// The points [`prefix_in`] unpacks for local point `p` of a frame
@@ -172,14 +178,6 @@ impl<'a> EncodedRow<'a> {
             };
             each(acc);
         }
-    }
-}
-
-impl SumIndex {
-    /// Frame `f`'s checkpoints (empty past the row's frames).
-    #[inline]
-    fn frame(&self, f: usize) -> &[u64] {
-        self.at.get(f * PER_FRAME..(f + 1) * PER_FRAME).unwrap_or_default()
     }
 }
 
