@@ -23,7 +23,7 @@
 //! cell ([`std::sync::OnceLock`]) lets one builder in while others wait.
 
 use super::bitpack::Packed;
-use super::{frame_part, packed_sum, scaled_total, EncodedRow, Frame, FRAME};
+use super::{frame_part, scaled_total, EncodedRow, Frame, FRAME};
 use crate::storage::bits::BitSlice;
 use crate::storage::prefetch;
 use crate::storage::row::AggPoint;
@@ -146,7 +146,7 @@ impl<'a> EncodedRow<'a> {
             while p < end {
                 let f = p / FRAME;
                 let (a, b) = (p - f * FRAME, (end - f * FRAME).min(FRAME));
-                let bits = valid.map(|v| v.advance(f * FRAME));
+                let bits = frame_bits(self, f);
                 match frame(f) {
                     Some(Frame::Decimal { exp, base, packed }) => {
                         let (n_f, at) = (frame_len(self.points, f), index.frame(f));
@@ -190,18 +190,8 @@ fn prefix_in(at: &[u64], packed: &Packed<'_>, n: usize, q: usize, bits: Option<B
     let below = if j == 0 { 0 } else { entry(j - 1) };
     match unpacked(q, n) {
         None => below,
-        Some((a, b)) if a == q => entry(j).wrapping_sub(short_sum(packed, a, b, bits)),
-        Some((a, b)) => below.wrapping_add(short_sum(packed, a, b, bits)),
-    }
-}
-
-/// [`valid_sum`] of the at most `STRIDE / 2` points a prefix unpacks
-/// ([`Packed::short_sum`] where they are all valid).
-#[inline]
-fn short_sum(packed: &Packed<'_>, a: usize, b: usize, bits: Option<BitSlice<'_>>) -> u64 {
-    match bits {
-        Some(v) if !v.advance(a).all_set(b - a) => valid_sum(packed, a, b, bits),
-        _ => packed.short_sum(a, b),
+        Some((a, b)) if a == q => entry(j).wrapping_sub(valid_sum(packed, a, b, bits)),
+        Some((a, b)) => below.wrapping_add(valid_sum(packed, a, b, bits)),
     }
 }
 
@@ -210,18 +200,19 @@ const HEADER_BYTES: usize = 16;
 
 /// Points in frame `f` of a row of `points`.
 #[inline]
-pub(super) fn frame_len(points: usize, f: usize) -> usize {
+fn frame_len(points: usize, f: usize) -> usize {
     FRAME.min(points - f * FRAME)
 }
 
 /// Validity bits of frame `f` from its first point (`None`: all valid).
 #[inline]
-pub(super) fn frame_bits<'a>(row: &EncodedRow<'a>, f: usize) -> Option<BitSlice<'a>> {
+fn frame_bits<'a>(row: &EncodedRow<'a>, f: usize) -> Option<BitSlice<'a>> {
     row.valid.map(|v| BitSlice::new(v, f * FRAME))
 }
 
 /// The sum of the packed offsets of the valid points `a..b` of a frame
-/// (`bits` from the frame's first point).
+/// (`bits` from the frame's first point): at most a stride of points,
+/// so a short sum ([`Packed::short_sum`]) where they are all valid.
 #[inline]
 fn valid_sum(packed: &Packed<'_>, a: usize, b: usize, bits: Option<BitSlice<'_>>) -> u64 {
     match bits {
@@ -234,7 +225,7 @@ fn valid_sum(packed: &Packed<'_>, a: usize, b: usize, bits: Option<BitSlice<'_>>
             });
             s
         }
-        _ => packed_sum(packed, a, b),
+        _ => packed.short_sum(a, b),
     }
 }
 
