@@ -306,7 +306,10 @@ fn format_2_plain_segments_read_after_the_upgrade() {
 
     let engine = open_at(T0 + 2 * 3600 + 1);
     assert_eq!(answers(&engine), want, "plain segments answer as the encoded ones did");
-    assert_eq!(std::fs::read_to_string(dir.0.join("VERSION")).expect("VERSION").trim(), "5");
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("VERSION")).expect("VERSION").trim(),
+        crate::persist::FORMAT_VERSION.to_string()
+    );
     drop(engine);
     let engine = open_at(T0 + 3 * 3600 + 1);
     for k in (71..120).chain([130]) {

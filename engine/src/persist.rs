@@ -45,7 +45,10 @@ use crate::wal::{LogRecord, Lsn, Wal, WalOptions};
 /// 5: WAL records of the third binary layout (`ingest::codec`: points as
 ///    columns, values as decimal deltas), which a build of format 4 cannot
 ///    replay. Records of the earlier layouts still replay.
-pub const FORMAT_VERSION: u32 = 5;
+/// 6: sealed tier-0 rows may hold negated decimal frames (codec row
+///    version 2: a negated dimension's `-0.0`s), which a build of format 5
+///    would refuse row by row. Rows of version 1 still read as they are.
+pub const FORMAT_VERSION: u32 = 6;
 /// The oldest version this binary opens; it upgrades the dir to
 /// [`FORMAT_VERSION`] on open, so older binaries then refuse it rather than
 /// misread records they do not know.

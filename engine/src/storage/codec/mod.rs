@@ -5,8 +5,9 @@
 //!
 //! Layout (little-endian):
 //! ```text
-//! version u8 = 1 | flags u8 (1: validity bits follow, else all valid;
-//!                            2: anomaly bits follow, else none)
+//! version u8 (1; 2 when a frame is of kind 2)
+//! flags u8 (1: validity bits follow, else all valid;
+//!           2: anomaly bits follow, else none)
 //! points u32 | frames u16
 //! [validity: ceil(points/8) bytes] [anomaly: ceil(points/8) bytes]
 //! frame offsets: u32 per frame, from the start of the frames
@@ -15,11 +16,17 @@
 //!     then the points as `k - base` packed in `width` bits (bitpack);
 //!     value = k / 10^e
 //!   kind 1 (raw): the points as f64
+//!   kind 2 (negated decimal): as kind 0, with value = -(k / 10^e)
 //! ```
 //! A frame is decimal when every valid value in it is exactly a short
 //! decimal (alp); gaps hold `base`. Sums, minima and maxima over a range of
 //! a decimal frame are taken on the integers and scaled once; a sum alone
 //! unpacks eight integers at a time where the CPU has AVX2 (`simd`).
+//!
+//! A frame of short decimals that holds a `-0.0` (a negated dimension at
+//! rest: `0 * -1`) and no `+0.0` is stored negated: `-0.0` is `k = 0` of a
+//! negated frame, and no integer of a plain one. Negation is exact, so its
+//! sums, minima and maxima are the plain ones' negated (and swapped).
 
 pub(crate) mod alp;
 mod bitpack;
@@ -41,10 +48,14 @@ use super::row::AggPoint;
 pub const FRAME: usize = 1024;
 
 const VERSION: u8 = 1;
+/// A row with a negated decimal frame: older readers refuse it whole
+/// rather than skip the frame.
+const VERSION_NEGATED: u8 = 2;
 const HAS_VALID: u8 = 1;
 const HAS_ANOMALY: u8 = 2;
 const DECIMAL: u8 = 0;
 const RAW: u8 = 1;
+const NEGATED: u8 = 2;
 /// Widest decimal offset: `k` stays within ±2^52, and a frame's sum of
 /// offsets fits a `u64` (`FRAME * 2^53 <= 2^63`).
 const MAX_DECIMAL_WIDTH: u32 = 53;
@@ -66,6 +77,7 @@ pub fn encode_into(
     out: &mut Vec<u8>,
 ) {
     let n = values.len();
+    let row = out.len();
     let all_valid = (0..n).all(&valid);
     let any_anomaly = (0..n).any(|i| valid(i) && anomalous(i));
     let nbytes = n.div_ceil(8);
@@ -85,39 +97,59 @@ pub fn encode_into(
     out.resize(dir + 4 * frames, 0);
     let body = out.len();
     let mut ks = Vec::with_capacity(FRAME);
+    let mut negated = false;
     for f in 0..frames {
         let off = (out.len() - body) as u32;
         out[dir + 4 * f..dir + 4 * f + 4].copy_from_slice(&off.to_le_bytes());
         let (lo, hi) = (f * FRAME, ((f + 1) * FRAME).min(n));
-        encode_frame(&values[lo..hi], |i| valid(lo + i), &mut ks, out);
+        negated |= encode_frame(&values[lo..hi], |i| valid(lo + i), &mut ks, out) == NEGATED;
+    }
+    if negated {
+        out[row] = VERSION_NEGATED;
     }
 }
 
-/// Appends one frame: decimal when one exponent encodes every valid value
-/// (the smallest such) and the offsets fit [`MAX_DECIMAL_WIDTH`], else raw.
-/// `ks` is scratch: each point's integer, found once and reused for the
-/// range and the packing.
-fn encode_frame(values: &[f64], valid: impl Fn(usize) -> bool, ks: &mut Vec<i64>, out: &mut Vec<u8>) {
-    let decimal = (0..=alp::MAX_EXP).find_map(|e| alp::encode_all(values, &valid, e, ks).map(|r| (e, r))).and_then(
-        |(e, (min, max))| {
-            let width = 64 - (max.abs_diff(min)).leading_zeros();
-            (width <= MAX_DECIMAL_WIDTH.min(MAX_WIDTH)).then_some((e, min, width))
-        },
-    );
-    match decimal {
+/// Appends one frame and returns its kind: decimal when one exponent
+/// encodes every valid value (the smallest such) and the offsets fit
+/// [`MAX_DECIMAL_WIDTH`]; negated decimal when the values' negations are
+/// (tried only for a frame with a `-0.0` and no `+0.0`, the one thing
+/// negation changes); else raw. `ks` is scratch: each point's integer,
+/// found once and reused for the range and the packing.
+fn encode_frame(values: &[f64], valid: impl Fn(usize) -> bool, ks: &mut Vec<i64>, out: &mut Vec<u8>) -> u8 {
+    let decimal = |values: &[f64], ks: &mut Vec<i64>| {
+        (0..=alp::MAX_EXP).find_map(|e| alp::encode_all(values, &valid, e, ks).map(|r| (e, r))).and_then(
+            |(e, (min, max))| {
+                let width = 64 - (max.abs_diff(min)).leading_zeros();
+                (width <= MAX_DECIMAL_WIDTH.min(MAX_WIDTH)).then_some((e, min, width))
+            },
+        )
+    };
+    let zero = |negative: bool| {
+        values.iter().enumerate().any(|(i, v)| *v == 0.0 && v.is_sign_negative() == negative && valid(i))
+    };
+    let mut kind = DECIMAL;
+    let mut found = decimal(values, ks);
+    if found.is_none() && zero(true) && !zero(false) {
+        let negations: Vec<f64> = values.iter().map(|v| -v).collect();
+        found = decimal(&negations, ks);
+        kind = NEGATED;
+    }
+    match found {
         Some((e, base, width)) => {
-            out.push(DECIMAL);
+            out.push(kind);
             out.push(e as u8);
             out.push(width as u8);
             put_varint(out, base);
             // Gaps hold `base` (offset 0); alp::encode_all stored them as base too.
             pack(ks.iter().map(|&k| k.abs_diff(base)), values.len(), width, out);
+            kind
         }
         None => {
             out.push(RAW);
             for (i, &v) in values.iter().enumerate() {
                 out.extend_from_slice(&(if valid(i) { v } else { 0.0 }).to_le_bytes());
             }
+            RAW
         }
     }
 }
@@ -129,7 +161,14 @@ type FrameCache<'a> = Option<(usize, Option<Frame<'a>>)>;
 /// One frame, ready to read.
 #[derive(Debug, Clone, Copy)]
 enum Frame<'a> {
-    Decimal { exp: u32, base: i64, packed: Packed<'a> },
+    /// Values `k / 10^exp`, or `-(k / 10^exp)` when `neg`, with `k` =
+    /// `base` + the packed offset.
+    Decimal {
+        exp: u32,
+        base: i64,
+        packed: Packed<'a>,
+        neg: bool,
+    },
     Raw(&'a [u8]),
 }
 
@@ -137,7 +176,9 @@ impl Frame<'_> {
     #[inline]
     fn value(&self, i: usize) -> f64 {
         match self {
-            Frame::Decimal { exp, base, packed } => alp::decode(base.wrapping_add(packed.get(i) as i64), *exp),
+            Frame::Decimal { exp, base, packed, neg } => {
+                signed(alp::decode(base.wrapping_add(packed.get(i) as i64), *exp), *neg)
+            }
             Frame::Raw(b) => raw_at(b, i),
         }
     }
@@ -217,6 +258,16 @@ fn lanes_sum(packed: &Packed<'_>, a: usize, b: usize) -> u64 {
     lanes.iter().fold(0u64, |s, &x| s.wrapping_add(x))
 }
 
+/// `x`, negated for a negated frame (exact, `-0.0` included).
+#[inline]
+fn signed(x: f64, neg: bool) -> f64 {
+    if neg {
+        -x
+    } else {
+        x
+    }
+}
+
 /// `(base * n + sum) / 10^exp`: the sum of `n` decimal values stored as
 /// `base + u` with `sum` the total of the `u`s. In `i64` where it fits
 /// (always, for real data), else in `i128`; both round the exact total once.
@@ -239,7 +290,7 @@ fn frame_part<const MIN_MAX: bool>(fr: Frame<'_>, a: usize, b: usize, bits: Opti
     let dense = bits.is_none_or(|v| v.all_set(b - a));
     let ok = |i: usize| dense || bits.is_some_and(|v| v.get(i - a));
     match fr {
-        Frame::Decimal { exp, base, packed } => {
+        Frame::Decimal { exp, base, packed, neg } => {
             let (mut sum, mut lo, mut hi, mut n) = (0u64, u64::MAX, 0u64, 0u32);
             if dense {
                 // Independent lanes over whole groups vectorise.
@@ -262,13 +313,14 @@ fn frame_part<const MIN_MAX: bool>(fr: Frame<'_>, a: usize, b: usize, bits: Opti
             if n == 0 {
                 return Part::EMPTY;
             }
-            let sum = scaled_total(base, n, sum, exp);
+            let sum = signed(scaled_total(base, n, sum, exp), neg);
             if !MIN_MAX {
                 // No decode (a division each) for extremes nobody reads.
                 return Part { sum, count: n, ..Part::EMPTY };
             }
-            let (min, max) =
+            let (lo, hi) =
                 (alp::decode(base.wrapping_add(lo as i64), exp), alp::decode(base.wrapping_add(hi as i64), exp));
+            let (min, max) = if neg { (-hi, -lo) } else { (lo, hi) };
             Part { sum, min, max, count: n }
         }
         Frame::Raw(bytes) => {
@@ -394,7 +446,7 @@ impl<'a> EncodedRow<'a> {
     /// Parses a row's header; `None` if it is not one.
     pub fn parse(blob: &'a [u8]) -> Option<EncodedRow<'a>> {
         let (&version, &flags) = (blob.first()?, blob.get(1)?);
-        if version != VERSION {
+        if version != VERSION && version != VERSION_NEGATED {
             return None;
         }
         let points = u32::from_le_bytes(blob.get(2..6)?.try_into().ok()?) as usize;
@@ -488,7 +540,7 @@ impl<'a> EncodedRow<'a> {
         let bytes = self.frames.get(off..)?;
         let n = FRAME.min(self.points - f * FRAME);
         match *bytes.first()? {
-            DECIMAL => {
+            kind @ (DECIMAL | NEGATED) => {
                 let (exp, width) = (u32::from(*bytes.get(1)?), u32::from(*bytes.get(2)?));
                 if exp > alp::MAX_EXP || width > MAX_DECIMAL_WIDTH {
                     return None;
@@ -496,7 +548,7 @@ impl<'a> EncodedRow<'a> {
                 let (base, used) = get_varint(bytes.get(3..)?)?;
                 let at = 3 + used;
                 let packed = bytes.get(at..at + packed_len(n, width))?;
-                Some(Frame::Decimal { exp, base, packed: Packed { bytes: packed, width } })
+                Some(Frame::Decimal { exp, base, packed: Packed { bytes: packed, width }, neg: kind == NEGATED })
             }
             RAW => Some(Frame::Raw(bytes.get(1..1 + 8 * n)?)),
             _ => None,
@@ -604,7 +656,8 @@ impl<'a> EncodedRow<'a> {
             let bits = valid.map(|v| v.advance(at));
             let ok = |i: usize| bits.is_none_or(|v| v.get(i - a));
             let part = match fr {
-                Frame::Decimal { exp, base, packed } => {
+                // |v| = |k| / 10^e, negated frame or not.
+                Frame::Decimal { exp, base, packed, .. } => {
                     // |k| < 2^53, so a frame's sum fits a u64.
                     let (mut sum, mut lo, mut hi, mut n) = (0u64, u64::MAX, 0u64, 0u32);
                     packed.for_each(a, b, |i, u| {
@@ -644,21 +697,22 @@ impl<'a> EncodedRow<'a> {
     pub fn decode_into(&self, out: &mut Vec<f64>) {
         out.reserve(self.len);
         self.pieces(|fr, a, b, _| match fr {
-            Frame::Decimal { exp, base, packed } => packed.for_each_group(
+            Frame::Decimal { exp, base, packed, neg } => packed.for_each_group(
                 a,
                 b,
                 out,
-                |out, _, u| out.push(alp::decode(base.wrapping_add(u as i64), exp)),
-                |out, _, g| out.extend(g.iter().map(|&u| alp::decode(base.wrapping_add(u as i64), exp))),
+                |out, _, u| out.push(signed(alp::decode(base.wrapping_add(u as i64), exp), neg)),
+                |out, _, g| out.extend(g.iter().map(|&u| signed(alp::decode(base.wrapping_add(u as i64), exp), neg))),
             ),
             Frame::Raw(bytes) => out.extend((a..b).map(|i| raw_at(bytes, i))),
         });
     }
 
     /// The exponent `e` of this range's values when it has no gaps and
-    /// every frame it touches is decimal with that one exponent: then its
-    /// values are `k / 10^e`, and their order is their integers' order
-    /// (each `k` decodes to exactly the value it encodes).
+    /// every frame it touches is decimal (not negated) with that one
+    /// exponent: then its values are `k / 10^e`, and their order is their
+    /// integers' order (each `k` decodes to exactly the value it encodes;
+    /// a negated frame's `-0.0` is no integer's value).
     pub fn decimal_exp(&self) -> Option<u32> {
         if self.len == 0 || self.valid_bits().is_some_and(|v| !v.all_set(self.len)) {
             return None;
@@ -666,7 +720,7 @@ impl<'a> EncodedRow<'a> {
         let mut exp = None;
         for f in self.start / FRAME..=(self.start + self.len - 1) / FRAME {
             match self.frame(f)? {
-                Frame::Decimal { exp: e, .. } if exp.is_none_or(|x| x == e) => exp = Some(e),
+                Frame::Decimal { exp: e, neg: false, .. } if exp.is_none_or(|x| x == e) => exp = Some(e),
                 _ => return None,
             }
         }

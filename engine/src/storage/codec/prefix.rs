@@ -23,7 +23,7 @@
 //! cell ([`std::sync::OnceLock`]) lets one builder in while others wait.
 
 use super::bitpack::Packed;
-use super::{frame_part, scaled_total, EncodedRow, Frame, FRAME};
+use super::{frame_part, scaled_total, signed, EncodedRow, Frame, FRAME};
 use crate::storage::bits::BitSlice;
 use crate::storage::prefetch;
 use crate::storage::row::AggPoint;
@@ -148,7 +148,7 @@ impl<'a> EncodedRow<'a> {
                 let (a, b) = (p - f * FRAME, (end - f * FRAME).min(FRAME));
                 let bits = frame_bits(self, f);
                 match frame(f) {
-                    Some(Frame::Decimal { exp, base, packed }) => {
+                    Some(Frame::Decimal { exp, base, packed, neg }) => {
                         let (n_f, at) = (frame_len(self.points, f), index.frame(f));
                         let at_a =
                             if (carry.0, carry.1) == (f, a) { carry.2 } else { prefix_in(at, &packed, n_f, a, bits) };
@@ -156,7 +156,7 @@ impl<'a> EncodedRow<'a> {
                         carry = (f, b, at_b);
                         let n = bits.map_or((b - a) as u32, |v| v.advance(a).count_ones(b - a) as u32);
                         if n > 0 {
-                            acc.sum += scaled_total(base, n, at_b.wrapping_sub(at_a), exp);
+                            acc.sum += signed(scaled_total(base, n, at_b.wrapping_sub(at_a), exp), neg);
                             acc.count += n;
                         }
                     }
@@ -237,32 +237,35 @@ mod tests {
     use std::sync::OnceLock;
 
     /// Values that are short decimals (one exponent per frame, so decimal
+    /// frames; with `negated`, all negative with some `-0.0`, so negated
     /// frames) or, with `raw`, some that are not.
     fn row_strategy() -> impl Strategy<Value = (Vec<f64>, Vec<bool>)> {
-        (1usize..3000, any::<u64>(), 0u32..4, prop::bool::weighted(0.2), prop::bool::weighted(0.3)).prop_map(
-            |(n, seed, exp, raw, gaps)| {
-                let mut x = seed | 1;
-                let mut next = move || {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x
-                };
-                let scale = 10f64.powi(exp as i32);
-                let values = (0..n)
-                    .map(|_| {
-                        let k = (next() % 2_000_001) as i64 - 1_000_000;
-                        if raw && next() % 50 == 0 {
-                            (next() % 1000) as f64 / 3.0
-                        } else {
-                            k as f64 / scale
-                        }
-                    })
-                    .collect();
-                let valid = (0..n).map(|_| !gaps || next() % 7 != 0).collect();
-                (values, valid)
-            },
-        )
+        let flags = (prop::bool::weighted(0.2), prop::bool::weighted(0.3), prop::bool::weighted(0.2));
+        (1usize..3000, any::<u64>(), 0u32..4, flags).prop_map(|(n, seed, exp, (raw, gaps, negated))| {
+            let mut x = seed | 1;
+            let mut next = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let scale = 10f64.powi(exp as i32);
+            let values = (0..n)
+                .map(|_| {
+                    let k = (next() % 2_000_001) as i64 - 1_000_000;
+                    if raw && next() % 50 == 0 {
+                        (next() % 1000) as f64 / 3.0
+                    } else if negated {
+                        // A negated dimension: its frames are stored negated.
+                        -((k.abs() % 1000) as f64 / scale)
+                    } else {
+                        k as f64 / scale
+                    }
+                })
+                .collect();
+            let valid = (0..n).map(|_| !gaps || next() % 7 != 0).collect();
+            (values, valid)
+        })
     }
 
     proptest! {

@@ -37,6 +37,13 @@ fn row() -> impl Strategy<Value = Vec<(f64, bool, bool)>> {
     let point = (value(), prop::bool::weighted(0.85), prop::bool::weighted(0.1));
     let decimal_point = ((0i64..20_000).prop_map(|k| alp::decode(k, 2)), prop::bool::weighted(0.97), Just(false));
     let signed_point = ((-20_000i64..20_000).prop_map(|k| alp::decode(k, 2)), prop::bool::weighted(0.97), Just(false));
+    // A negated dimension: `-(k / 100)`, often `-0.0` (at rest), sometimes
+    // a `+0.0` that keeps its frame raw.
+    let negated_point = (
+        prop_oneof![800 => (0i64..20_000).prop_map(|k| -alp::decode(k, 2)), 300 => Just(-0.0), 1 => Just(0.0)],
+        prop::bool::weighted(0.97),
+        prop::bool::weighted(0.05),
+    );
     // Gap-free, mostly short rows: whole frames of every width take the
     // dense paths (and the AVX2 one where the frame is long enough).
     let dense_point = ((0i64..20_000).prop_map(|k| alp::decode(k, 2)), Just(true), Just(false));
@@ -49,6 +56,7 @@ fn row() -> impl Strategy<Value = Vec<(f64, bool, bool)>> {
         prop::collection::vec(point, 0..1400),
         prop::collection::vec(decimal_point, 0..1400),
         prop::collection::vec(signed_point, 0..1400),
+        prop::collection::vec(negated_point, 0..2500),
         prop::collection::vec(dense_point, 0..300),
         prop::collection::vec(narrow_point, 0..120),
     ]
@@ -59,7 +67,7 @@ fn row() -> impl Strategy<Value = Vec<(f64, bool, bool)>> {
 /// Only frames changed then; a row's header and directory did not.
 mod reference {
     use super::super::bitpack::{packed_len, MAX_WIDTH};
-    use super::super::{alp, put_varint, DECIMAL, MAX_DECIMAL_WIDTH, RAW};
+    use super::super::{alp, put_varint, DECIMAL, MAX_DECIMAL_WIDTH, NEGATED, RAW};
     use crate::storage::bits::set_bit;
 
     /// The bit layout by definition: value `i`'s bit `b` is bit `i * width + b`.
@@ -73,20 +81,33 @@ mod reference {
         }
     }
 
+    /// Negated when the plain values are no decimal frame, one of them is
+    /// `-0.0`, none is `+0.0` and the negations are one.
     pub fn encode_frame(values: &[f64], valid: impl Fn(usize) -> bool, out: &mut Vec<u8>) {
         let present: Vec<f64> = (0..values.len()).filter(|&i| valid(i)).map(|i| values[i]).collect();
-        let decimal = alp::exponent(&present).and_then(|e| {
-            let ks: Vec<i64> = present.iter().filter_map(|&v| alp::encode(v, e)).collect();
-            let (min, max) = (ks.iter().min().copied().unwrap_or(0), ks.iter().max().copied().unwrap_or(0));
-            let width = 64 - (max.abs_diff(min)).leading_zeros();
-            (width <= MAX_DECIMAL_WIDTH.min(MAX_WIDTH)).then_some((e, min, width))
-        });
-        match decimal {
+        let decimal = |present: &[f64]| {
+            alp::exponent(present).and_then(|e| {
+                let ks: Vec<i64> = present.iter().filter_map(|&v| alp::encode(v, e)).collect();
+                let (min, max) = (ks.iter().min().copied().unwrap_or(0), ks.iter().max().copied().unwrap_or(0));
+                let width = 64 - (max.abs_diff(min)).leading_zeros();
+                (width <= MAX_DECIMAL_WIDTH.min(MAX_WIDTH)).then_some((e, min, width))
+            })
+        };
+        let zero = |bits: u64| present.iter().any(|v| v.to_bits() == bits);
+        let (mut kind, mut sign) = (DECIMAL, 1.0);
+        let mut found = decimal(&present);
+        if found.is_none() && zero((-0.0f64).to_bits()) && !zero(0) {
+            let negations: Vec<f64> = present.iter().map(|v| -v).collect();
+            (kind, sign, found) = (NEGATED, -1.0, decimal(&negations));
+        }
+        match found {
             Some((e, base, width)) => {
-                out.extend_from_slice(&[DECIMAL, e as u8, width as u8]);
+                out.extend_from_slice(&[kind, e as u8, width as u8]);
                 put_varint(out, base);
                 let offsets: Vec<u64> = (0..values.len())
-                    .map(|i| if valid(i) { alp::encode(values[i], e).map_or(0, |k| k.abs_diff(base)) } else { 0 })
+                    .map(
+                        |i| if valid(i) { alp::encode(sign * values[i], e).map_or(0, |k| k.abs_diff(base)) } else { 0 },
+                    )
                     .collect();
                 pack(&offsets, width, out);
             }
@@ -117,6 +138,12 @@ fn same(a: f64, b: f64) -> bool {
     a.to_bits() == b.to_bits()
 }
 
+/// An extreme as a fold finds it: `-0.0` and `+0.0` tie, and which of
+/// the two a minimum or maximum keeps depends on the order it meets them.
+fn same_extreme(a: f64, b: f64) -> bool {
+    same(a, b) || a == b
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -140,8 +167,8 @@ proptest! {
         let all: Vec<f64> = points.iter().filter(|p| p.1).map(|p| p.0).collect();
         if !all.is_empty() && all.iter().all(|v| v.is_finite()) {
             let whole = r.summarize();
-            prop_assert!(same(whole.min, all.iter().copied().fold(f64::INFINITY, f64::min)), "min {}", whole.min);
-            prop_assert!(same(whole.max, all.iter().copied().fold(f64::NEG_INFINITY, f64::max)), "max {}", whole.max);
+            prop_assert!(same_extreme(whole.min, all.iter().copied().fold(f64::INFINITY, f64::min)), "min {}", whole.min);
+            prop_assert!(same_extreme(whole.max, all.iter().copied().fold(f64::NEG_INFINITY, f64::max)), "max {}", whole.max);
         }
         let from = from.min(points.len());
         let to = (from + len).min(points.len());
@@ -183,8 +210,8 @@ proptest! {
             if scale.is_finite() {
                 prop_assert!((p.sum - plain).abs() <= 1e-12 * scale * kept.len() as f64, "{} vs {}", p.sum, plain);
             }
-            prop_assert!(same(p.min, kept.iter().copied().fold(f64::INFINITY, f64::min)));
-            prop_assert!(same(p.max, kept.iter().copied().fold(f64::NEG_INFINITY, f64::max)));
+            prop_assert!(same_extreme(p.min, kept.iter().copied().fold(f64::INFINITY, f64::min)));
+            prop_assert!(same_extreme(p.max, kept.iter().copied().fold(f64::NEG_INFINITY, f64::max)));
             // The same of |x|, taken without decoding.
             let a = s.summarize_abs();
             let abs: Vec<f64> = kept.iter().map(|v| v.abs()).collect();
@@ -333,6 +360,35 @@ fn frames_fall_back_to_raw_one_at_a_time() {
     assert!(matches!(r.frame(2), Some(Frame::Decimal { .. })));
     assert!(r.value(FRAME + 7).is_nan());
     assert_eq!(r.value(2 * FRAME + 1), (2 * FRAME + 1) as f64 / 4.0);
+}
+
+/// A negated dimension at rest (`0 * -1` is `-0.0`) packs as decimals,
+/// negated; one `+0.0` among them keeps that frame raw, and only a row
+/// with a negated frame carries the version older readers refuse.
+#[test]
+fn negative_zeros_pack_as_negated_decimals() {
+    let mut values: Vec<f64> =
+        (0..3 * FRAME).map(|i| if i % 5 == 0 { -0.0 } else { -((i % 700) as f64) / 100.0 }).collect();
+    values[2 * FRAME + 3] = 0.0;
+    let blob = encode(&values, |_| true, |_| false);
+    assert_eq!(blob[0], VERSION_NEGATED);
+    let r = EncodedRow::parse(&blob).expect("parses");
+    for f in 0..2 {
+        assert!(matches!(r.frame(f), Some(Frame::Decimal { exp: 2, neg: true, .. })), "frame {f}");
+    }
+    assert!(matches!(r.frame(2), Some(Frame::Raw(_))));
+    assert_eq!(r.value(5).to_bits(), (-0.0f64).to_bits());
+    assert_eq!(r.value(7), -0.07);
+    let p = r.slice(0, 2 * FRAME).summarize();
+    let want: f64 = values[..2 * FRAME].iter().sum();
+    assert_eq!((p.min, p.max, p.count), (-6.99, -0.0, 2 * FRAME as u32));
+    assert!(p.max.is_sign_negative());
+    assert!((p.sum - want).abs() < 1e-9, "{} vs {want}", p.sum);
+    let zeros = EncodedRow::parse(&encode(&[-0.0; 100], |_| true, |_| false)).expect("parses").summarize();
+    assert_eq!((zeros.sum, zeros.count), (0.0, 100));
+    assert!(zeros.min.is_sign_negative() && zeros.max.is_sign_negative());
+    let plain = encode(&values[..FRAME].iter().map(|v| v.abs()).collect::<Vec<_>>(), |_| true, |_| false);
+    assert_eq!(plain[0], VERSION);
 }
 
 #[test]
