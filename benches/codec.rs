@@ -103,6 +103,24 @@ fn bench(c: &mut Criterion) {
             acc
         })
     });
+    // The same rows with a gap every 997 points and an anomaly every 499:
+    // counts through the bitmaps as well as sums.
+    let marked: Vec<Vec<u8>> = rows.iter().map(|v| encode(v, |i| i % 997 != 5, |i| i % 499 == 3)).collect();
+    let marked_cells: Vec<OnceLock<SumIndex>> = marked.iter().map(|_| OnceLock::new()).collect();
+    let marked_rows: Vec<EncodedRow<'_>> =
+        marked.iter().zip(&marked_cells).map(|(b, c)| EncodedRow::parse(b).expect("row").with_sums_index(c)).collect();
+    marked_rows.iter().for_each(|r| r.summarize_sums_of(&ranges, &mut Vec::new()));
+    g.bench_function("summarize_sums_of_288_indexed_gaps_anomalies", |b| {
+        b.iter(|| {
+            let mut acc = 0.0;
+            for r in &marked_rows {
+                sums.clear();
+                black_box(r).summarize_sums_of(&ranges, &mut sums);
+                acc += sums.iter().map(|p| p.sum + f64::from(p.anomaly_count)).sum::<f64>();
+            }
+            acc
+        })
+    });
     let mut out = Vec::with_capacity(BUCKET);
     g.bench_function("decode_buckets", |b| {
         b.iter(|| {

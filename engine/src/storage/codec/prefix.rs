@@ -19,6 +19,10 @@
 //! it), and kept in memory beside the mapped segment: 8 bytes per
 //! `STRIDE` points, 0.25 bytes a sample, never written to disk (the
 //! format stays as it is, and the on-disk bytes per sample with it).
+//! A row with validity or anomaly bits also keeps their running counts,
+//! 4 bytes per 64 points each, so a range's valid and anomalous points
+//! are two counts apart (and a word's bits at each end) instead of a
+//! count of every word between.
 //! Building it needs no lock: the row is immutable once sealed and the
 //! cell ([`std::sync::OnceLock`]) lets one builder in while others wait.
 
@@ -42,6 +46,54 @@ const PER_FRAME: usize = FRAME / STRIDE;
 #[derive(Debug, Default)]
 pub struct SumIndex {
     at: Box<[u64]>,
+    /// The row's valid points before each 64-point word of its bits
+    /// (empty when all are valid): a range's count is two of these and a
+    /// word's bits each, not every word between (the build's target has
+    /// no `popcnt`: each word counted costs a dozen instructions).
+    valid: Counts,
+    /// The same of the valid anomalous points (empty without anomalies).
+    anomalous: Counts,
+}
+
+/// Points before each word `w` of a row's bitmap (`w * 64` points), for
+/// `w` in `0..=words`.
+#[derive(Debug, Default)]
+struct Counts(Box<[u32]>);
+
+impl Counts {
+    /// The set bits of `bits` (and of `also`, when given) before each word.
+    fn build(points: usize, bits: &[u8], also: Option<&[u8]>) -> Counts {
+        let words = points.div_ceil(64);
+        let (bits, also) = (BitSlice::new(bits, 0), also.map(|a| BitSlice::new(a, 0)));
+        let mut before = Vec::with_capacity(words + 1);
+        let mut running = 0u32;
+        before.push(0);
+        for w in 0..words {
+            let len = (points - 64 * w).min(64);
+            running += match also {
+                Some(a) => bits.advance(64 * w).count_and(&a.advance(64 * w), len),
+                None => bits.advance(64 * w).count_ones(len),
+            } as u32;
+            before.push(running);
+        }
+        Counts(before.into_boxed_slice())
+    }
+
+    /// The set bits before point `p` (`p` at most the row's points).
+    #[inline]
+    fn at(&self, p: usize, bits: &[u8], also: Option<&[u8]>) -> u32 {
+        let (w, r) = (p / 64, p % 64);
+        let whole = self.0.get(w).copied().unwrap_or(0);
+        if r == 0 {
+            return whole;
+        }
+        let word = BitSlice::new(bits, 64 * w);
+        whole
+            + match also {
+                Some(a) => word.count_and(&BitSlice::new(a, 64 * w), r),
+                None => word.count_ones(r),
+            } as u32
+    }
 }
 
 impl SumIndex {
@@ -60,12 +112,14 @@ impl SumIndex {
                 *entry = running;
             }
         }
-        SumIndex { at: at.into_boxed_slice() }
+        let valid = row.valid.map(|v| Counts::build(row.points, v, None)).unwrap_or_default();
+        let anomalous = row.anomaly.map(|a| Counts::build(row.points, a, row.valid)).unwrap_or_default();
+        SumIndex { at: at.into_boxed_slice(), valid, anomalous }
     }
 
     /// Bytes this index holds.
     pub fn bytes(&self) -> usize {
-        self.at.len() * std::mem::size_of::<u64>()
+        self.at.len() * std::mem::size_of::<u64>() + (self.valid.0.len() + self.anomalous.0.len()) * 4
     }
 
     /// Frame `f`'s checkpoints (empty past the row's frames).
@@ -133,20 +187,28 @@ impl<'a> EncodedRow<'a> {
                 prefetch::slice(packed.bytes.get(a * w / 8..(b * w).div_ceil(8) + 8).unwrap_or_default());
             }
         }
-        let valid = self.valid.map(|v| BitSlice::new(v, 0));
-        let anomaly = self.anomaly.map(|a| BitSlice::new(a, 0));
+        // Valid and valid anomalous points before row point `p`.
+        let valid_before = |p: usize| self.valid.map_or(p as u32, |v| index.valid.at(p, v, None));
+        let anomalous_before = |p: usize| self.anomaly.map_or(0, |an| index.anomalous.at(p, an, self.valid));
         // The frame-local prefix at the end of the last piece, which is
-        // where the next range usually starts: `(frame, point, prefix)`.
+        // where the next range usually starts: `(frame, point, prefix)`;
+        // and the counts before the last range's end: `(point, valid, anomalous)`.
         let mut carry = (usize::MAX, 0, 0u64);
+        let mut counted = (usize::MAX, 0u32, 0u32);
         for &(lo, hi) in ranges {
             let to = hi.min(self.len);
             let (from, end) = (self.start + lo.min(to), self.start + to);
             let mut acc = AggPoint { sum: 0.0, min: f64::NAN, max: f64::NAN, count: 0, anomaly_count: 0 };
+            let (mut valid_at, anomalous_from) = match counted {
+                (p, v, an) if p == from => (v, an),
+                _ => (valid_before(from), anomalous_before(from)),
+            };
             let mut p = from;
             while p < end {
                 let f = p / FRAME;
                 let (a, b) = (p - f * FRAME, (end - f * FRAME).min(FRAME));
                 let bits = frame_bits(self, f);
+                let valid_end = valid_before(f * FRAME + b);
                 match frame(f) {
                     Some(Frame::Decimal { exp, base, packed, neg }) => {
                         let (n_f, at) = (frame_len(self.points, f), index.frame(f));
@@ -154,7 +216,7 @@ impl<'a> EncodedRow<'a> {
                             if (carry.0, carry.1) == (f, a) { carry.2 } else { prefix_in(at, &packed, n_f, a, bits) };
                         let at_b = prefix_in(at, &packed, n_f, b, bits);
                         carry = (f, b, at_b);
-                        let n = bits.map_or((b - a) as u32, |v| v.advance(a).count_ones(b - a) as u32);
+                        let n = valid_end - valid_at;
                         if n > 0 {
                             acc.sum += signed(scaled_total(base, n, at_b.wrapping_sub(at_a), exp), neg);
                             acc.count += n;
@@ -169,13 +231,11 @@ impl<'a> EncodedRow<'a> {
                     }
                     None => {}
                 }
-                p = f * FRAME + b;
+                (p, valid_at) = (f * FRAME + b, valid_end);
             }
-            acc.anomaly_count = match (anomaly, valid) {
-                (None, _) => 0,
-                (Some(an), Some(v)) => an.advance(from).count_and(&v.advance(from), end - from) as u32,
-                (Some(an), None) => an.advance(from).count_ones(end - from) as u32,
-            };
+            let anomalous_end = anomalous_before(end);
+            acc.anomaly_count = anomalous_end - anomalous_from;
+            counted = (end, valid_at, anomalous_end);
             each(acc);
         }
     }
@@ -305,13 +365,18 @@ mod tests {
     fn checkpoints_hold_running_sums_of_valid_points() {
         // 0.01 .. 20.00 with every third point a gap: offsets from the
         // minimum (base 1), so valid point i holds i + 1 - 1 = i.
-        let n = 2000;
+        let n: usize = 2000;
         let values: Vec<f64> = (0..n).map(|i| (i + 1) as f64 / 100.0).collect();
         let valid = |i: usize| !i.is_multiple_of(3);
         let blob = encode(&values, valid, |_| false);
         let row = EncodedRow::parse(&blob).expect("row parses");
         let index = SumIndex::build(&row);
-        assert_eq!(index.bytes(), 2 * PER_FRAME * 8);
+        assert_eq!(index.bytes(), 2 * PER_FRAME * 8 + 33 * 4, "two frames' checkpoints, 32 words' counts");
+        for w in 0..=n.div_ceil(64) {
+            let want = (0..(64 * w).min(n)).filter(|&i| valid(i)).count() as u32;
+            assert_eq!(index.valid.0[w], want, "valid points before word {w}");
+        }
+        assert!(index.anomalous.0.is_empty(), "no anomaly bits, no counts");
         for f in 0..2 {
             let Some(Frame::Decimal { base, .. }) = row.frame(f) else { panic!("decimal frame") };
             let len = frame_len(n, f);
