@@ -216,7 +216,7 @@ impl<'a> EncodedRow<'a> {
                             if (carry.0, carry.1) == (f, a) { carry.2 } else { prefix_in(at, &packed, n_f, a, bits) };
                         let at_b = prefix_in(at, &packed, n_f, b, bits);
                         carry = (f, b, at_b);
-                        let n = valid_end - valid_at;
+                        let n = valid_end.saturating_sub(valid_at);
                         if n > 0 {
                             acc.sum += signed(scaled_total(base, n, at_b.wrapping_sub(at_a), exp), neg);
                             acc.count += n;
@@ -234,7 +234,7 @@ impl<'a> EncodedRow<'a> {
                 (p, valid_at) = (f * FRAME + b, valid_end);
             }
             let anomalous_end = anomalous_before(end);
-            acc.anomaly_count = anomalous_end - anomalous_from;
+            acc.anomaly_count = anomalous_end.saturating_sub(anomalous_from);
             counted = (end, valid_at, anomalous_end);
             each(acc);
         }
