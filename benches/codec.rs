@@ -78,31 +78,21 @@ fn bench(c: &mut Criterion) {
     // as a query finds them after its first run).
     let ranges: Vec<(usize, usize)> = (0..POINTS / 288).map(|k| (k * 288 + 7, (k + 1) * 288 + 7)).collect();
     let mut sums = Vec::with_capacity(ranges.len());
-    g.bench_function("summarize_sums_of_288", |b| {
-        b.iter(|| {
-            let mut acc = 0.0;
-            for r in &parsed {
-                sums.clear();
-                black_box(r).summarize_sums_of(&ranges, &mut sums);
-                acc += sums.iter().map(|p| p.sum).sum::<f64>();
-            }
-            acc
-        })
-    });
+    // Every row's pass over `ranges`: the sums and anomalous counts.
+    let mut sums_of = |rows: &[EncodedRow<'_>]| {
+        let mut acc = 0.0;
+        for r in rows {
+            sums.clear();
+            black_box(r).summarize_sums_of(&ranges, &mut sums);
+            acc += sums.iter().map(|p| p.sum + f64::from(p.anomaly_count)).sum::<f64>();
+        }
+        acc
+    };
+    g.bench_function("summarize_sums_of_288", |b| b.iter(|| sums_of(&parsed)));
     let cells: Vec<OnceLock<SumIndex>> = parsed.iter().map(|_| OnceLock::new()).collect();
     let indexed: Vec<EncodedRow<'_>> = parsed.iter().zip(&cells).map(|(r, c)| r.with_sums_index(c)).collect();
     indexed.iter().for_each(|r| r.summarize_sums_of(&ranges, &mut Vec::new()));
-    g.bench_function("summarize_sums_of_288_indexed", |b| {
-        b.iter(|| {
-            let mut acc = 0.0;
-            for r in &indexed {
-                sums.clear();
-                black_box(r).summarize_sums_of(&ranges, &mut sums);
-                acc += sums.iter().map(|p| p.sum).sum::<f64>();
-            }
-            acc
-        })
-    });
+    g.bench_function("summarize_sums_of_288_indexed", |b| b.iter(|| sums_of(&indexed)));
     // The same rows with a gap every 997 points and an anomaly every 499:
     // counts through the bitmaps as well as sums.
     let marked: Vec<Vec<u8>> = rows.iter().map(|v| encode(v, |i| i % 997 != 5, |i| i % 499 == 3)).collect();
@@ -110,17 +100,7 @@ fn bench(c: &mut Criterion) {
     let marked_rows: Vec<EncodedRow<'_>> =
         marked.iter().zip(&marked_cells).map(|(b, c)| EncodedRow::parse(b).expect("row").with_sums_index(c)).collect();
     marked_rows.iter().for_each(|r| r.summarize_sums_of(&ranges, &mut Vec::new()));
-    g.bench_function("summarize_sums_of_288_indexed_gaps_anomalies", |b| {
-        b.iter(|| {
-            let mut acc = 0.0;
-            for r in &marked_rows {
-                sums.clear();
-                black_box(r).summarize_sums_of(&ranges, &mut sums);
-                acc += sums.iter().map(|p| p.sum + f64::from(p.anomaly_count)).sum::<f64>();
-            }
-            acc
-        })
-    });
+    g.bench_function("summarize_sums_of_288_indexed_gaps_anomalies", |b| b.iter(|| sums_of(&marked_rows)));
     let mut out = Vec::with_capacity(BUCKET);
     g.bench_function("decode_buckets", |b| {
         b.iter(|| {

@@ -64,16 +64,11 @@ impl Counts {
     /// The set bits of `bits` (and of `also`, when given) before each word.
     fn build(points: usize, bits: &[u8], also: Option<&[u8]>) -> Counts {
         let words = points.div_ceil(64);
-        let (bits, also) = (BitSlice::new(bits, 0), also.map(|a| BitSlice::new(a, 0)));
         let mut before = Vec::with_capacity(words + 1);
         let mut running = 0u32;
         before.push(0);
         for w in 0..words {
-            let len = (points - 64 * w).min(64);
-            running += match also {
-                Some(a) => bits.advance(64 * w).count_and(&a.advance(64 * w), len),
-                None => bits.advance(64 * w).count_ones(len),
-            } as u32;
+            running += word_count(bits, also, w, (points - 64 * w).min(64));
             before.push(running);
         }
         Counts(before.into_boxed_slice())
@@ -87,13 +82,19 @@ impl Counts {
         if r == 0 {
             return whole;
         }
-        let word = BitSlice::new(bits, 64 * w);
-        whole
-            + match also {
-                Some(a) => word.count_and(&BitSlice::new(a, 64 * w), r),
-                None => word.count_ones(r),
-            } as u32
+        whole + word_count(bits, also, w, r)
     }
+}
+
+/// The set bits (in `also` too, when given) of the first `len` points of
+/// word `w` of a row's bitmap.
+#[inline]
+fn word_count(bits: &[u8], also: Option<&[u8]>, w: usize, len: usize) -> u32 {
+    let word = BitSlice::new(bits, 64 * w);
+    (match also {
+        Some(a) => word.count_and(&BitSlice::new(a, 64 * w), len),
+        None => word.count_ones(len),
+    }) as u32
 }
 
 impl SumIndex {
