@@ -70,8 +70,12 @@ fn check(engine: &Engine, name: &str, req: &QueryRequest, series: usize) {
 /// (robust on a busy machine, where wall time is not) and where the wall
 /// time goes: selection, plan and store view (`prep`), the scan and
 /// grouping (`scan`), and the rest (result, releasing the view).
+/// `STRATA_BENCH_CPU_MATCH=text` reports only the queries whose name holds it.
 fn cpu_report(engine: &Engine, name: &str, req: &QueryRequest) {
     let Some(n) = std::env::var("STRATA_BENCH_CPU").ok().and_then(|v| v.parse::<u32>().ok()) else { return };
+    if std::env::var("STRATA_BENCH_CPU_MATCH").is_ok_and(|m| !name.contains(&m)) {
+        return;
+    }
     let (c0, t0) = (cpu_secs(), Instant::now());
     let (mut prep, mut scan) = (0.0, 0.0);
     for _ in 0..n {

