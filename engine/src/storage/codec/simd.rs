@@ -119,7 +119,115 @@ pub fn group_totals<const MIN_MAX: bool>(
     None
 }
 
+/// Proof that this CPU has the features of x86-64-v3 (AVX2, BMI1/2,
+/// `popcnt`, `lzcnt`): made only by [`V3::detect`], after checking them.
+/// The build's baseline x86-64 has none of them, and a scan of sums
+/// counts bits and unpacks a few points at every range end.
+///
+/// **Safety.** Every `unsafe` call below relies on the token's existence
+/// alone: it proves each feature the called function enables.
+#[derive(Debug, Clone, Copy)]
+pub struct V3(());
+
+impl V3 {
+    #[inline]
+    pub fn detect() -> Option<V3> {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("bmi1")
+            && std::is_x86_feature_detected!("bmi2")
+            && std::is_x86_feature_detected!("popcnt")
+            && std::is_x86_feature_detected!("lzcnt")
+        {
+            return Some(V3(()));
+        }
+        None
+    }
+
+    /// Runs `f` compiled for x86-64-v3, where LLVM inlines it into
+    /// [`v3`] (mark what it calls `#[inline(always)]`): `popcnt` counts a
+    /// word of bits in one instruction, `shrx` shifts by a variable amount
+    /// in one micro-op. The same integer operations, so the same results.
+    #[inline(always)]
+    pub fn run<R>(self, f: impl FnOnce() -> R) -> R {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the token proves every feature `v3` enables.
+        return unsafe { v3(f) };
+        #[cfg(not(target_arch = "x86_64"))]
+        f()
+    }
+
+    /// The sum of packed points `lo..hi` of a frame of `width`-bit points
+    /// (a short range: at most [`SHORT_MAX`] points), eight lanes at a
+    /// time with the lanes outside the range masked; `None` for other
+    /// widths and near the frame's end, where its 16-byte loads would pass
+    /// its bytes (the caller sums those itself).
+    #[inline(always)]
+    pub fn short_sum(self, bytes: &[u8], width: u32, lo: usize, hi: usize) -> Option<u64> {
+        #[cfg(target_arch = "x86_64")]
+        if (1..=MAX_SIMD_WIDTH).contains(&width) && lo < hi && hi - lo <= SHORT_MAX {
+            let (w, p) = (width as usize, &PLANS[width as usize]);
+            // The last group read, at (hi - 1) / 8, loads up to its byte
+            // g*w + upper + 16.
+            if ((hi - 1) / 8) * w + p.upper + 16 > bytes.len() {
+                return None;
+            }
+            // SAFETY: the token proves AVX2, and every group read (up to
+            // (hi - 1) / 8) loads 16 bytes at g*w and g*w + upper, inside
+            // `bytes` by the check above.
+            return Some(unsafe { short_sum_avx2(bytes, p, w, lo, hi) });
+        }
+        let _ = (self, bytes, width, lo, hi);
+        None
+    }
+}
+
+/// Points [`V3::short_sum`] adds at most: a lane then holds at most
+/// `SHORT_MAX / 8 + 2` points below `2^25`, and eight lanes' sum stays
+/// below `2^32`.
+pub const SHORT_MAX: usize = 64;
+
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi1,bmi2,popcnt,lzcnt")]
+fn v3<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn short_sum_avx2(bytes: &[u8], p: &Plan, w: usize, lo: usize, hi: usize) -> u64 {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller proved AVX2 and that each group's loads, at g*w
+    // and g*w + upper, read 16 bytes inside `bytes`; the plan's arrays are
+    // 32 bytes each.
+    unsafe {
+        let shuffle = _mm256_loadu_si256(p.shuffle.as_ptr().cast::<__m256i>());
+        let shift = _mm256_loadu_si256(p.shift.as_ptr().cast::<__m256i>());
+        let mask = _mm256_set1_epi32(((1u64 << w) - 1) as i32);
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let mut acc = _mm256_setzero_si256();
+        for g in lo / 8..hi.div_ceil(8) {
+            let at = bytes.as_ptr().add(g * w);
+            let a = _mm_loadu_si128(at.cast::<__m128i>());
+            let b = _mm_loadu_si128(at.add(p.upper).cast::<__m128i>());
+            let v =
+                _mm256_and_si256(_mm256_srlv_epi32(_mm256_shuffle_epi8(_mm256_set_m128i(b, a), shuffle), shift), mask);
+            // Lanes l..h of this group lie in lo..hi.
+            let (l, h) = (lo.saturating_sub(g * 8) as i32, (hi - g * 8).min(8) as i32);
+            let keep = _mm256_and_si256(
+                _mm256_cmpgt_epi32(lanes, _mm256_set1_epi32(l - 1)),
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(h), lanes),
+            );
+            acc = _mm256_add_epi32(acc, _mm256_and_si256(v, keep));
+        }
+        let half = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256::<1>(acc));
+        let pair = _mm_add_epi32(half, _mm_unpackhi_epi64(half, half));
+        let one = _mm_add_epi32(pair, _mm_shuffle_epi32::<1>(pair));
+        u64::from(_mm_cvtsi128_si32(one) as u32)
+    }
+}
+
 #[target_feature(enable = "avx2")]
 unsafe fn totals_avx2<const MIN_MAX: bool>(bytes: &[u8], p: &Plan, w: usize, first: usize, end: usize) -> Totals {
     use std::arch::x86_64::*;
@@ -224,6 +332,35 @@ mod tests {
             let left = (last - end) * width as usize;
             prop_assert!(left < PLANS[width as usize].upper + 9, "{} bytes left", left);
             prop_assert!((end * GROUP..last * GROUP).all(|i| p.get(i) == values[i]));
+        }
+
+        /// A short sum, where the CPU has x86-64-v3, equals a plain loop's
+        /// for every width and range of up to `SHORT_MAX` points; it
+        /// declines only other widths, longer ranges, and ranges whose loads
+        /// would pass the frame's end.
+        #[test]
+        fn short_sums_what_a_plain_loop_sums(
+            width in 0u32..=MAX_SIMD_WIDTH + 2,
+            raw in prop::collection::vec(any::<u64>(), 1..300),
+            lo in 0usize..300,
+            len in 0usize..80,
+        ) {
+            let Some(v3) = V3::detect() else { return Ok(()) };
+            let mask = if width == 0 { 0 } else { (1u64 << width) - 1 };
+            let values: Vec<u64> = raw.iter().map(|v| v & mask).collect();
+            let mut bytes = Vec::new();
+            pack(values.iter().copied(), values.len(), width, &mut bytes);
+            let lo = lo.min(values.len());
+            let hi = (lo + len).min(values.len());
+            let plain: u64 = values[lo..hi].iter().sum();
+            match v3.short_sum(&bytes, width, lo, hi) {
+                Some(sum) => prop_assert_eq!(sum, plain, "{}..{} at width {}", lo, hi, width),
+                None => {
+                    let w = width as usize;
+                    let past_end = hi > lo && ((hi - 1) / 8) * w + PLANS[w.min(MAX_SIMD_WIDTH as usize)].upper + 16 > bytes.len();
+                    prop_assert!(width == 0 || width > MAX_SIMD_WIDTH || lo >= hi || hi - lo > SHORT_MAX || past_end);
+                }
+            }
         }
     }
 }
