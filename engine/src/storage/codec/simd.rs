@@ -18,7 +18,9 @@
 //! bounds check in [`group_totals`] proved lie inside the frame's bytes.
 //! Everything else here is ordinary arithmetic on registers. The property
 //! test beside it checks the sum against a plain one for every width and
-//! range.
+//! range. The same holds for [`V3`], the token that proves x86-64-v3 and
+//! runs the sums index's pass compiled for it, with its masked short sum.
+//! Its property test does the same check.
 
 /// Widest value the AVX2 path unpacks (a value plus its bit offset, at most
 /// 7, must fit a 32-bit lane).
