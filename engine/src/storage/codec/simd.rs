@@ -230,6 +230,7 @@ unsafe fn short_sum_avx2(bytes: &[u8], p: &Plan, w: usize, lo: usize, hi: usize)
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn totals_avx2<const MIN_MAX: bool>(bytes: &[u8], p: &Plan, w: usize, first: usize, end: usize) -> Totals {
     use std::arch::x86_64::*;
@@ -296,6 +297,15 @@ mod tests {
         }
     }
 
+    /// `raw` cut to `width` bits, and packed alone (as a frame).
+    fn packed(width: u32, raw: &[u64]) -> (Vec<u64>, Vec<u8>) {
+        let mask = if width == 0 { 0 } else { (1u64 << width) - 1 };
+        let values: Vec<u64> = raw.iter().map(|v| v & mask).collect();
+        let mut bytes = Vec::new();
+        pack(values.iter().copied(), values.len(), width, &mut bytes);
+        (values, bytes)
+    }
+
     proptest! {
         /// The AVX2 sum, minimum and maximum equal a plain loop's, for every
         /// width and range, and never read past the frame (the frame is
@@ -307,10 +317,7 @@ mod tests {
             first in 0usize..140,
             len in 0usize..140,
         ) {
-            let mask = if width == 0 { 0 } else { (1u64 << width) - 1 };
-            let values: Vec<u64> = raw.iter().map(|v| v & mask).collect();
-            let mut bytes = Vec::new();
-            pack(values.iter().copied(), values.len(), width, &mut bytes);
+            let (values, bytes) = packed(width, &raw);
             prop_assert_eq!(bytes.len(), packed_len(values.len(), width));
             let groups = values.len() / GROUP;
             let first = first.min(groups);
@@ -348,10 +355,7 @@ mod tests {
             len in 0usize..80,
         ) {
             let Some(v3) = V3::detect() else { return Ok(()) };
-            let mask = if width == 0 { 0 } else { (1u64 << width) - 1 };
-            let values: Vec<u64> = raw.iter().map(|v| v & mask).collect();
-            let mut bytes = Vec::new();
-            pack(values.iter().copied(), values.len(), width, &mut bytes);
+            let (values, bytes) = packed(width, &raw);
             let lo = lo.min(values.len());
             let hi = (lo + len).min(values.len());
             let plain: u64 = values[lo..hi].iter().sum();
