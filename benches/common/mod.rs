@@ -36,6 +36,11 @@ pub fn rss() -> String {
 /// order, so nothing is rejected as late (the same state as per-sample
 /// writes; `Store::write_batch` is proven equal to them).
 pub fn load() -> Engine {
+    load_history(HISTORY)
+}
+
+/// [`load`] with `history` seconds per metric (ending at [`NOW`]) instead of 24 h.
+pub fn load_history(history: i64) -> Engine {
     // The planner treats the current second as still collecting, so the
     // clock sits one second after the newest sample.
     // `STRATA_BENCH_ROLLUP_MIN=N` sets the automatic layout's narrow-bucket
@@ -50,7 +55,7 @@ pub fn load() -> Engine {
     let start = Instant::now();
     let mut st = engine.write().expect("state lock");
     let ids = demo::register(&mut st.catalog, &all);
-    let first = NOW - HISTORY + 1;
+    let first = NOW - history + 1;
     let mut written = 0u64;
     let (mut points, mut runs) = (Vec::new(), Vec::with_capacity(all.len()));
     let mut a = first;
@@ -73,7 +78,7 @@ pub fn load() -> Engine {
             eprintln!(
                 "setup: {:>2} h of {} h written ({written} samples, {:.1} s, {})",
                 (b - first) / 3600,
-                HISTORY / 3600,
+                history / 3600,
                 start.elapsed().as_secs_f64(),
                 rss()
             );

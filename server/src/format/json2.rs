@@ -8,9 +8,9 @@ use serde_json::json;
 use strata_engine::query::request::{ApiVersion, GroupByKey, QueryRequest, Selectors};
 use strata_engine::query::result::{PointStats, QueryResult, PA_EMPTY};
 
+use super::json2_rows;
 use super::json2_summary::{detailed, summary, totals};
 use super::writer::Json;
-use super::{round7, row_order, time_value, Stamp};
 
 /// Agent identity echoed in `agents[]`.
 pub struct Agent<'a> {
@@ -23,9 +23,10 @@ pub struct Agent<'a> {
 pub fn write(r: &QueryResult, agent: &Agent<'_>, total_ms: f64) -> Vec<u8> {
     let opts = &r.request.options;
     let minimal = opts.minimal_stats;
-    // Rows dominate the size: about 24 bytes per cell.
-    let cells = r.series.len() * r.window.points;
-    let mut w = Json::new(opts.long_json_keys, 4096 + cells * 24);
+    // Rows dominate the size: up to about 16 bytes a row for the time and
+    // 28 a cell for two-decimal gauges (one growth past that is a copy).
+    let row = 16 + r.series.len() * 28;
+    let mut w = Json::new(opts.long_json_keys, 4096 + r.window.points * row);
     w.obj();
     w.key("api").u64(match r.request.api {
         ApiVersion::V1 => 1,
@@ -68,11 +69,11 @@ pub fn write(r: &QueryResult, agent: &Agent<'_>, total_ms: f64) -> Vec<u8> {
         w.key("mg").str(agent.machine_guid).key("nm").str(agent.hostname);
         w.key("now").i64(agent.now).key("ai").u64(0);
         w.key("timings").obj();
-        w.key("prep_ms").f64(round7(r.prep_ms)).key("query_ms").f64(round7(r.query_ms)).key("output_ms").u64(0);
-        w.key("total_ms").f64(round7(total_ms)).key("cloud_ms").f64(round7(total_ms));
+        w.key("prep_ms").r7(r.prep_ms).key("query_ms").r7(r.query_ms).key("output_ms").u64(0);
+        w.key("total_ms").r7(total_ms).key("cloud_ms").r7(total_ms);
         w.end().end().end();
         w.key("timings").obj();
-        w.key("routing_ms").u64(0).key("node_max_ms").u64(0).key("total_ms").f64(round7(total_ms));
+        w.key("routing_ms").u64(0).key("node_max_ms").u64(0).key("total_ms").r7(total_ms);
         w.end();
     }
     w.end();
@@ -91,32 +92,7 @@ fn result(w: &mut Json, r: &QueryResult) {
     }
     w.end();
     w.key("data").arr();
-    let points = if r.series.is_empty() { 0 } else { r.window.points };
-    for i in row_order(points, opts) {
-        w.arr();
-        match time_value(r.window.bucket_end(i), opts) {
-            Stamp::Epoch(t) => w.i64(t),
-            Stamp::Text(t) => w.str(&t),
-        };
-        for s in &r.series {
-            w.arr();
-            if s.flags[i] & PA_EMPTY != 0 {
-                if opts.null2zero {
-                    w.f64(0.0);
-                } else {
-                    w.null();
-                }
-            } else {
-                w.f64(round7(s.values[i]));
-            }
-            w.f64(round7(s.arp[i])).u64(u64::from(s.flags[i]));
-            if opts.raw {
-                w.u64(u64::from(s.counts[i]));
-            }
-            w.end();
-        }
-        w.end();
-    }
+    json2_rows::write(w, r);
     w.end().end();
 }
 
@@ -127,7 +103,7 @@ fn sts_arrays(w: &mut Json, stats: &[PointStats], abs_total: f64) {
         w.key(key).arr();
         for s in stats {
             if s.count > 0 {
-                w.f64(round7(f(s)));
+                w.r7(f(s));
             } else {
                 w.null();
             }
@@ -214,7 +190,7 @@ fn view(w: &mut Json, r: &QueryResult) {
         w.key("time_group").str(&r.request.time_group.name).key("tier").u64(r.chosen_tier as u64);
     }
     if let Some(f) = &r.folded {
-        w.key("cardinality").obj().key("folded").u64(f.folded as u64).key("cut").f64(round7(f.cut)).end();
+        w.key("cardinality").obj().key("folded").u64(f.folded as u64).key("cut").r7(f.cut).end();
     }
     if let Some(a) = &r.approximation {
         w.key("approximate").obj().key("tiers").arr();
@@ -272,7 +248,7 @@ fn view(w: &mut Json, r: &QueryResult) {
     }
     w.end();
     let (vmin, vmax) = r.view_min_max();
-    w.key("min").f64(round7(vmin)).key("max").f64(round7(vmax));
+    w.key("min").r7(vmin).key("max").r7(vmax);
     w.end();
 }
 

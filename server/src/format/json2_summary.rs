@@ -5,7 +5,6 @@
 use strata_engine::query::detailed::Detailed;
 use strata_engine::query::result::{Counts, Item, PointStats, QueryResult};
 
-use super::round7;
 use super::writer::Json;
 
 /// `ds`/`is` counters: only the non-zero ones; nothing when all are zero.
@@ -28,8 +27,8 @@ fn sts(w: &mut Json, s: &PointStats, abs_total: f64) {
     let Some(avg) = s.avg() else { return };
     let con = if abs_total > 0.0 { s.sum.abs() * 100.0 / abs_total } else { 0.0 };
     w.key("sts").obj();
-    w.key("min").f64(round7(s.min)).key("max").f64(round7(s.max)).key("avg").f64(round7(avg));
-    w.key("arp").f64(round7(s.anomaly_rate())).key("con").f64(round7(con));
+    w.key("min").r7(s.min).key("max").r7(s.max).key("avg").r7(avg);
+    w.key("arp").r7(s.anomaly_rate()).key("con").r7(con);
     w.end();
 }
 
@@ -52,7 +51,7 @@ pub fn summary(w: &mut Json, r: &QueryResult, total_ms: f64) {
         }
         w.key("nm").opt_str(n.name.as_deref()).key("ni").u64(ni as u64);
         w.key("st").obj().key("ai").u64(0).key("code").u64(200).key("msg").str("");
-        w.key("ms").f64(round7(total_ms)).end();
+        w.key("ms").r7(total_ms).end();
         counts(w, "is", &n.instances);
         item_tail(w, n, abs);
         w.end();
@@ -72,7 +71,7 @@ pub fn summary(w: &mut Json, r: &QueryResult, total_ms: f64) {
         }
         w.key("ni").u64(i.node_index.unwrap_or(0) as u64);
         if abs > 0.0 && i.stats.count > 0 {
-            w.key("con").f64(round7(i.stats.sum.abs() * 100.0 / abs));
+            w.key("con").r7(i.stats.sum.abs() * 100.0 / abs);
         }
         item_tail(w, i, abs);
         w.end();

@@ -3,9 +3,11 @@
 
 pub mod allmetrics;
 pub mod json2;
+mod json2_rows;
 pub mod json2_summary;
 pub mod long_keys;
 pub mod meta;
+pub mod numbers;
 pub mod v1;
 pub mod writer;
 

@@ -12,10 +12,10 @@
 //! before every value inside an object. The writer checks this only in
 //! debug builds; a mistake is a bug in the document code, not in input.
 
-use serde_json::ser::{CompactFormatter, Formatter};
 use serde_json::Value;
 
 use super::long_keys::long_name;
+use super::numbers::{push_f64, push_i64, push_round7, push_u64};
 
 struct Frame {
     /// The short key the container sits under (through arrays), which
@@ -131,23 +131,35 @@ impl Json {
 
     pub fn f64(&mut self, v: f64) -> &mut Self {
         self.before_value();
-        if v.is_finite() {
-            let _ = CompactFormatter.write_f64(&mut self.buf, v);
-        } else {
-            self.buf.extend_from_slice(b"null");
-        }
+        push_f64(&mut self.buf, v);
+        self
+    }
+
+    /// `round7(v)`: a value as the documents print them (7 decimals at most).
+    pub fn r7(&mut self, v: f64) -> &mut Self {
+        self.before_value();
+        push_round7(&mut self.buf, v);
         self
     }
 
     pub fn u64(&mut self, v: u64) -> &mut Self {
         self.before_value();
-        let _ = CompactFormatter.write_u64(&mut self.buf, v);
+        push_u64(&mut self.buf, v);
         self
     }
 
     pub fn i64(&mut self, v: i64) -> &mut Self {
         self.before_value();
-        let _ = CompactFormatter.write_i64(&mut self.buf, v);
+        push_i64(&mut self.buf, v);
+        self
+    }
+
+    /// One whole value (an array, say) that `write` appends to the buffer
+    /// itself, for loops too hot for a frame per container. `write` must
+    /// append exactly one complete JSON value.
+    pub fn raw(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
+        self.before_value();
+        write(&mut self.buf);
         self
     }
 
@@ -186,6 +198,16 @@ impl Json {
         self.end()
     }
 
+    /// One or more complete values, separated by commas, that were written
+    /// elsewhere (another thread's share of an array's elements).
+    pub fn raw_elements(&mut self, values: &[u8]) -> &mut Self {
+        if !values.is_empty() {
+            self.before_value();
+            self.buf.extend_from_slice(values);
+        }
+        self
+    }
+
     /// A value built elsewhere, written as it is (no key renaming).
     pub fn value(&mut self, v: &Value) -> &mut Self {
         self.before_value();
@@ -204,13 +226,25 @@ mod tests {
     fn writes_what_serde_json_writes() {
         let mut w = Json::new(false, 0);
         w.obj();
-        w.key("a").arr().f64(1.0).f64(0.1).f64(f64::NAN).f64(-2.5e-9).f64(1e300).u64(7).i64(-3).null().end();
+        w.key("a")
+            .arr()
+            .r7(2.000_000_04)
+            .r7(f64::INFINITY)
+            .f64(1.0)
+            .f64(0.1)
+            .f64(f64::NAN)
+            .f64(-2.5e-9)
+            .f64(1e300)
+            .u64(7)
+            .i64(-3)
+            .null()
+            .end();
         w.key("s").str("quote \" and \\ and \u{1}");
         w.key("b").bool(true);
         w.key("v").value(&json!({"x": [1, "y"]}));
         w.key("e").obj().end();
         w.end();
-        let want = json!({"a": [1.0, 0.1, null, -2.5e-9, 1e300, 7, -3, null], "s": "quote \" and \\ and \u{1}",
+        let want = json!({"a": [2.0, null, 1.0, 0.1, null, -2.5e-9, 1e300, 7, -3, null], "s": "quote \" and \\ and \u{1}",
                           "b": true, "v": {"x": [1, "y"]}, "e": {}});
         assert_eq!(w.finish(), serde_json::to_vec(&want).expect("json"));
     }
