@@ -99,37 +99,11 @@ fn row(b: &mut Vec<u8>, r: &QueryResult, i: usize, opts: &Options) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicI64;
-
     use serde_json::{json, Value};
-    use strata_engine::ingest::IngestBatch;
-    use strata_engine::query::body::parse_body;
-    use strata_engine::query::ApiVersion;
-    use strata_engine::{Clock, Engine, EngineConfig};
 
     use super::*;
     use crate::format::round7;
-
-    const NOW: i64 = 1_700_010_000;
-
-    /// Five series over 20 minutes, one with a gap (empty buckets) and
-    /// values that round at the 7th decimal.
-    fn engine() -> Engine {
-        let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(NOW + 1)));
-        let series: Vec<Value> = (0..5)
-            .map(|k| {
-                let points: Vec<Value> = (NOW - 1199..=NOW)
-                    .filter(|t| k != 3 || !(NOW - 599..=NOW - 300).contains(t))
-                    .map(|t| json!([t, (t % 97) as f64 * 1.234_567_89 - 40.0 + f64::from(k) / 3.0]))
-                    .collect();
-                json!({"node": "n", "context": "c.x", "instance": "c.x", "dimension": format!("d{k}"),
-                       "units": "u", "update_every": 1, "points": points})
-            })
-            .collect();
-        let batch: IngestBatch = serde_json::from_value(json!({"series": series})).expect("batch");
-        e.ingest(&batch).expect("ingest");
-        e
-    }
+    use crate::format::test_data::{engine, query, NOW};
 
     fn rows_of(r: &QueryResult, threads: usize, parallel_cells: usize) -> Value {
         let mut w = Json::new(false, 0);
@@ -147,7 +121,7 @@ mod tests {
                 let body = json!({"window": {"after": NOW - 1199, "before": NOW, "points": points},
                                   "aggregations": {"metrics": [{"group_by": ["dimension"], "aggregation": "average"}]},
                                   "format": "json2", "options": options});
-                let r = e.query(&parse_body(ApiVersion::V3, &body).expect("request")).expect("query");
+                let r = query(&e, body);
                 assert_eq!(r.series.len(), 5);
                 let one = rows_of(&r, 1, 0);
                 let rows = one.as_array().expect("rows");
@@ -174,7 +148,7 @@ mod tests {
         for (options, empty) in [(json!([]), Value::Null), (json!(["null2zero"]), json!(0.0))] {
             let body = json!({"scope": {"dimensions": ["d3"]}, "window": {"after": NOW - 1199, "before": NOW, "points": 20},
                               "format": "json2", "options": options});
-            let r = e.query(&parse_body(ApiVersion::V3, &body).expect("request")).expect("query");
+            let r = query(&e, body);
             let rows = rows_of(&r, 2, 0);
             let empties = rows.as_array().expect("rows").iter().filter(|row| row[1][0] == empty).count();
             assert_eq!(empties, 5, "{options}: the 300 s gap is 5 of the 60 s buckets");

@@ -8,7 +8,10 @@ pub mod json2_summary;
 pub mod long_keys;
 pub mod meta;
 pub mod numbers;
+#[cfg(test)]
+mod test_data;
 pub mod v1;
+pub mod v1_json;
 pub mod writer;
 
 use strata_engine::query::request::Options;

@@ -18,7 +18,7 @@ fn cell(r: &QueryResult, s: usize, i: usize) -> Option<f64> {
     }
 }
 
-fn names(r: &QueryResult) -> Vec<&str> {
+pub(super) fn names(r: &QueryResult) -> Vec<&str> {
     r.series.iter().map(|s| s.key.name.as_str()).collect()
 }
 
@@ -33,7 +33,7 @@ fn json_table(r: &QueryResult) -> Value {
 
 /// `{labels, data}` with one row per point and `value(series, point)` cells
 /// (rows as objects with `objectrows`).
-fn table_of(r: &QueryResult, value: impl Fn(usize, usize) -> Value) -> Value {
+pub(super) fn table_of(r: &QueryResult, value: impl Fn(usize, usize) -> Value) -> Value {
     let opts = &r.request.options;
     let mut labels = vec!["time"];
     labels.extend(names(r));
@@ -127,62 +127,7 @@ pub fn payload(r: &QueryResult) -> (Value, &'static str, Option<String>) {
     }
 }
 
-/// The v1 `jsonwrap` envelope around `result`.
-pub fn wrap(r: &QueryResult, result: Value, chart_id: &str) -> Value {
-    let opts = &r.request.options;
-    let latest: Vec<Value> = r
-        .series
-        .iter()
-        .map(|s| {
-            (0..s.values.len())
-                .rev()
-                .find(|&i| s.flags[i] & PA_EMPTY == 0)
-                .map(|i| json!(round7(s.values[i])))
-                .unwrap_or(Value::Null)
-        })
-        .collect();
-    let (min, max) = r.view_min_max();
-    let mut m = Map::new();
-    m.insert("api".into(), json!(1));
-    m.insert("id".into(), json!(chart_id));
-    m.insert("name".into(), json!(chart_id));
-    m.insert("view_update_every".into(), json!(r.window.view_every));
-    m.insert("update_every".into(), json!(r.update_every));
-    m.insert("first_entry".into(), json!(r.first_entry));
-    m.insert("last_entry".into(), json!(r.last_entry));
-    m.insert("before".into(), json!(r.window.before));
-    m.insert("after".into(), json!(r.window.after));
-    m.insert("group".into(), json!(r.request.time_group.name));
-    let mut options = vec!["jsonwrap"];
-    if opts.unaligned {
-        options.push("unaligned");
-    }
-    if opts.flip {
-        options.push("flip");
-    }
-    m.insert("options".into(), json!(options.join(",")));
-    m.insert("dimension_names".into(), json!(names(r)));
-    m.insert("dimension_ids".into(), json!(r.series.iter().map(|s| s.key.id.as_str()).collect::<Vec<_>>()));
-    m.insert("functions".into(), json!([]));
-    m.insert("latest_values".into(), json!(latest));
-    m.insert("view_latest_values".into(), json!(latest));
-    m.insert("dimensions".into(), json!(r.series.len()));
-    m.insert("points".into(), json!(r.window.points));
-    m.insert("format".into(), json!(format_name(r.request.format)));
-    m.insert("db_points_per_tier".into(), json!(r.tier_use.points));
-    if let Some(a) = &r.approximation {
-        m.insert("approximate".into(), super::approximate_json(a));
-    }
-    m.insert("result".into(), result);
-    if opts.jw_anomaly_rates {
-        m.insert("anomaly_rates".into(), table_of(r, |s, i| json!(round7(r.series[s].arp[i]))));
-    }
-    m.insert("min".into(), json!(round7(min)));
-    m.insert("max".into(), json!(round7(max)));
-    Value::Object(m)
-}
-
-fn format_name(f: Format) -> &'static str {
+pub(super) fn format_name(f: Format) -> &'static str {
     match f {
         Format::Json2 => "json2",
         Format::Json => "json",

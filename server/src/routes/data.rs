@@ -23,7 +23,7 @@ use super::body::{parse_json, read_capped};
 use crate::admission::{runs_inline, Class};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, CloudError};
-use crate::format::{json2, v1};
+use crate::format::{json2, v1_json};
 use crate::state::AppState;
 
 pub(crate) fn pairs(raw: Option<String>) -> ApiResult<Vec<(String, String)>> {
@@ -91,21 +91,12 @@ async fn run(st: AppState, me: Principal, mut req: QueryRequest, chart_id: Strin
             return Err(EngineError::NothingMatched.into());
         }
         let total_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let ser = |e: serde_json::Error| ApiError::Internal(format!("serialising the response: {e}"));
         if req.format == Format::Json2 {
             let a = json2::Agent { machine_guid: &agent.machine_guid, hostname: &agent.hostname, now: engine.now() };
             return Ok(bytes_response(json2::write(&result, &a, total_ms), "application/json"));
         }
-        let (payload, ctype, text) = v1::payload(&result);
-        if req.options.jsonwrap {
-            let inner = text.map(Value::String).unwrap_or(payload);
-            let doc = v1::wrap(&result, inner, &chart_id);
-            return Ok(bytes_response(serde_json::to_vec(&doc).map_err(ser)?, "application/json"));
-        }
-        Ok(match text {
-            Some(t) => bytes_response(t.into_bytes(), ctype),
-            None => bytes_response(serde_json::to_vec(&payload).map_err(ser)?, ctype),
-        })
+        let (body, ctype) = v1_json::write(&result, &chart_id);
+        Ok(bytes_response(body, ctype))
     };
     if runs_inline(&cost) {
         // A panic answers 500 here too, as a blocking task's would.

@@ -1,0 +1,265 @@
+//! The v1 response body: the `json` table and the `jsonwrap` envelope
+//! (around any v1 format), written straight into the response bytes by
+//! [`Json`], no `serde_json::Value` tree. Tables of row objects
+//! (`objectrows`, whose keys are series names and may repeat) and the
+//! other formats' payloads come from [`v1::payload`] and are written as
+//! they are.
+
+use serde_json::Value;
+use strata_engine::query::request::Format;
+use strata_engine::query::result::{QueryResult, PA_EMPTY};
+
+use super::numbers::{push_i64, push_round7};
+use super::v1::{self, format_name, names, table_of};
+use super::writer::Json;
+use super::{round7, row_order, time_value, Stamp};
+
+/// The body of a v1 answer and its content type.
+pub fn write(r: &QueryResult, chart_id: &str) -> (Vec<u8>, &'static str) {
+    let opts = &r.request.options;
+    let rows_here = matches!(r.request.format, Format::Json | Format::Json2) && !opts.objectrows;
+    let (payload, ctype, text) = if rows_here { (Value::Null, "application/json", None) } else { v1::payload(r) };
+    // Rows dominate the size: about 16 bytes a row for the time and 12 a cell.
+    let mut w = Json::new(false, 4096 + r.window.points * (16 + r.series.len() * 12));
+    let result = |w: &mut Json| {
+        if rows_here {
+            table(w, r, Cells::Values);
+        } else if let Some(t) = &text {
+            w.str(t);
+        } else {
+            w.value(&payload);
+        }
+    };
+    if opts.jsonwrap {
+        envelope(&mut w, r, chart_id, result);
+        return (w.finish(), "application/json");
+    }
+    match text {
+        Some(t) => (t.into_bytes(), ctype),
+        None => {
+            result(&mut w);
+            (w.finish(), ctype)
+        }
+    }
+}
+
+/// What a table's cells hold.
+#[derive(Clone, Copy)]
+enum Cells {
+    /// The points' values (`null`, or 0 with `null2zero`, where empty).
+    Values,
+    /// The points' anomaly rates.
+    AnomalyRates,
+}
+
+/// `{labels, data}`: one array row per point, `[time, cell per series]`.
+fn table(w: &mut Json, r: &QueryResult, cells: Cells) {
+    let opts = &r.request.options;
+    w.obj();
+    w.key("labels").strs(std::iter::once("time").chain(names(r)));
+    w.key("data").arr();
+    for i in row_order(r.window.points, opts) {
+        w.raw(|b| {
+            b.push(b'[');
+            match time_value(r.window.bucket_end(i), opts) {
+                Stamp::Epoch(t) => push_i64(b, t),
+                // rfc3339 text has nothing to escape; serde_json quotes it.
+                Stamp::Text(t) => drop(serde_json::to_writer(&mut *b, &t)),
+            }
+            for s in &r.series {
+                b.push(b',');
+                match cells {
+                    Cells::Values if s.flags[i] & PA_EMPTY != 0 => {
+                        b.extend_from_slice(if opts.null2zero { b"0.0" } else { b"null" })
+                    }
+                    Cells::Values => push_round7(b, s.values[i]),
+                    Cells::AnomalyRates => push_round7(b, s.arp[i]),
+                }
+            }
+            b.push(b']');
+        });
+    }
+    w.end().end();
+}
+
+/// The v1 `jsonwrap` envelope around `result`.
+fn envelope(w: &mut Json, r: &QueryResult, chart_id: &str, result: impl FnOnce(&mut Json)) {
+    let opts = &r.request.options;
+    let latest = |w: &mut Json| {
+        w.arr();
+        for s in &r.series {
+            match (0..s.values.len()).rev().find(|&i| s.flags[i] & PA_EMPTY == 0) {
+                Some(i) => w.r7(s.values[i]),
+                None => w.null(),
+            };
+        }
+        w.end();
+    };
+    w.obj();
+    w.key("api").u64(1).key("id").str(chart_id).key("name").str(chart_id);
+    w.key("view_update_every").i64(r.window.view_every).key("update_every").i64(r.update_every);
+    w.key("first_entry").opt_i64(r.first_entry).key("last_entry").opt_i64(r.last_entry);
+    w.key("before").i64(r.window.before).key("after").i64(r.window.after);
+    w.key("group").str(&r.request.time_group.name);
+    let mut options = vec!["jsonwrap"];
+    if opts.unaligned {
+        options.push("unaligned");
+    }
+    if opts.flip {
+        options.push("flip");
+    }
+    w.key("options").str(&options.join(","));
+    w.key("dimension_names").strs(names(r));
+    w.key("dimension_ids").strs(r.series.iter().map(|s| s.key.id.as_str()));
+    w.key("functions").arr().end();
+    w.key("latest_values");
+    latest(w);
+    w.key("view_latest_values");
+    latest(w);
+    w.key("dimensions").u64(r.series.len() as u64).key("points").u64(r.window.points as u64);
+    w.key("format").str(format_name(r.request.format));
+    w.key("db_points_per_tier").arr();
+    for p in r.tier_use.points {
+        w.u64(p);
+    }
+    w.end();
+    if let Some(a) = &r.approximation {
+        w.key("approximate").value(&super::approximate_json(a));
+    }
+    w.key("result");
+    result(w);
+    if opts.jw_anomaly_rates {
+        w.key("anomaly_rates");
+        if opts.objectrows {
+            w.value(&table_of(r, |s, i| Value::from(round7(r.series[s].arp[i]))));
+        } else {
+            table(w, r, Cells::AnomalyRates);
+        }
+    }
+    let (min, max) = r.view_min_max();
+    w.key("min").r7(min).key("max").r7(max);
+    w.end();
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use strata_engine::query::params::parse_params;
+    use strata_engine::query::ApiVersion;
+
+    use super::*;
+    use crate::format::test_data::{engine, NOW};
+
+    /// A `GET /api/v1/data?chart=c.x` answer.
+    fn answer(e: &strata_engine::Engine, format: &str, options: &str, points: usize) -> (QueryResult, Value, Vec<u8>) {
+        let pairs: Vec<(String, String)> = [
+            ("chart", "c.x".to_string()),
+            ("after", (NOW - 1199).to_string()),
+            ("before", NOW.to_string()),
+            ("points", points.to_string()),
+            ("format", format.to_string()),
+            ("options", options.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let r = e.query(&parse_params(ApiVersion::V1, &pairs).expect("request")).expect("query");
+        let (bytes, _) = write(&r, "c.x");
+        let doc = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (r, doc, bytes)
+    }
+
+    /// The rows a v1 `json` table holds for `r`: newest first unless flipped.
+    fn want_rows(r: &QueryResult, empty: Value) -> Vec<Value> {
+        let mut rows: Vec<Value> = (0..r.window.points)
+            .map(|i| {
+                let mut row = vec![json!(r.window.bucket_end(i))];
+                row.extend(r.series.iter().map(|s| {
+                    if s.flags[i] & PA_EMPTY != 0 {
+                        empty.clone()
+                    } else {
+                        json!(round7(s.values[i]))
+                    }
+                }));
+                Value::Array(row)
+            })
+            .collect();
+        if !r.request.options.flip {
+            rows.reverse();
+        }
+        rows
+    }
+
+    #[test]
+    fn json_tables_hold_every_point() {
+        let e = engine();
+        for (options, empty) in [("", Value::Null), ("flip|null2zero", json!(0.0))] {
+            for points in [1, 7, 20] {
+                let (r, doc, _) = answer(&e, "json", options, points);
+                assert_eq!(doc["labels"], json!(["time", "d0", "d1", "d2", "d3", "d4"]), "{options}");
+                assert_eq!(doc["data"], Value::Array(want_rows(&r, empty.clone())), "{options}, {points} points");
+            }
+        }
+    }
+
+    #[test]
+    fn the_envelope_holds_its_fields_in_order_around_any_format() {
+        let e = engine();
+        let (r, doc, bytes) = answer(&e, "json", "jsonwrap|jw-anomaly-rates|flip", 20);
+        let keys: Vec<&str> = doc.as_object().expect("an object").keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "api",
+                "id",
+                "name",
+                "view_update_every",
+                "update_every",
+                "first_entry",
+                "last_entry",
+                "before",
+                "after",
+                "group",
+                "options",
+                "dimension_names",
+                "dimension_ids",
+                "functions",
+                "latest_values",
+                "view_latest_values",
+                "dimensions",
+                "points",
+                "format",
+                "db_points_per_tier",
+                "result",
+                "anomaly_rates",
+                "min",
+                "max"
+            ]
+        );
+        assert_eq!(doc["options"], json!("jsonwrap,flip"));
+        assert_eq!(doc["points"], json!(20));
+        assert_eq!(doc["result"]["data"], Value::Array(want_rows(&r, Value::Null)));
+        // d3's newest buckets have data; every series' latest value is its last point.
+        let latest: Vec<Value> = r.series.iter().map(|s| json!(round7(s.values[19]))).collect();
+        assert_eq!(doc["latest_values"], Value::Array(latest));
+        assert_eq!(doc["anomaly_rates"]["data"][0][1], json!(round7(r.series[0].arp[0])));
+        assert!(!bytes.contains(&b'\n'), "compact JSON");
+
+        let (r, doc, _) = answer(&e, "csv", "jsonwrap", 20);
+        let (_, _, csv) = v1::payload(&r);
+        assert_eq!(doc["result"], json!(csv.expect("csv text")), "a text format is the result string");
+        assert_eq!(doc["format"], json!("csv"));
+    }
+
+    #[test]
+    fn row_objects_and_other_formats_are_the_payload() {
+        let e = engine();
+        for (format, options) in [("json", "objectrows"), ("array", ""), ("csvjsonarray", "")] {
+            let (r, _, bytes) = answer(&e, format, options, 7);
+            let (payload, _, _) = v1::payload(&r);
+            assert_eq!(bytes, serde_json::to_vec(&payload).expect("json"), "{format}");
+        }
+        let (r, _, bytes) = answer(&e, "csv", "", 7);
+        assert_eq!(Some(String::from_utf8(bytes).expect("utf8")), v1::payload(&r).2);
+    }
+}
