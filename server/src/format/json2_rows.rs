@@ -2,8 +2,10 @@
 //! per bucket, newest first unless `flip`. Rows are nearly all of a large
 //! document's bytes, so they are written by hand (no writer frame per
 //! array), and a large document's rows are written on every core: the
-//! rows split into contiguous runs, one scoped thread each, and the runs
-//! are appended in order, so the bytes are the same as one thread's.
+//! rows split into contiguous runs, the first written by the calling
+//! thread straight into the document and each other one by a scoped
+//! thread into its own buffer, appended in order: the bytes are the same
+//! as one thread's, and the extra memory is the other runs' share.
 
 use std::sync::OnceLock;
 
@@ -42,29 +44,36 @@ fn write_with(w: &mut Json, r: &QueryResult, threads: usize, parallel_cells: usi
     let per = order.len().div_ceil(threads);
     // About a row's size per row; a run grows past it at most once or twice.
     let row_bytes = 16 + r.series.len() * 28;
-    let runs: Vec<Vec<u8>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = order
-            .chunks(per)
-            .map(|rows| {
-                scope.spawn(move || {
-                    let mut b = Vec::with_capacity(rows.len() * row_bytes);
-                    for (k, &i) in rows.iter().enumerate() {
-                        if k > 0 {
-                            b.push(b',');
-                        }
-                        row(&mut b, r, i, opts);
-                    }
-                    b
-                })
-            })
-            .collect();
-        // A panic in a run is a bug here: re-raise it on the caller's
-        // thread, which answers 500 like any other panic in a query.
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    let run = |rows: &[usize]| {
+        let mut b = Vec::with_capacity(rows.len() * row_bytes);
+        for (k, &i) in rows.iter().enumerate() {
+            if k > 0 {
+                b.push(b',');
+            }
+            row(&mut b, r, i, opts);
+        }
+        b
+    };
+    let mut chunks = order.chunks(per);
+    let first = chunks.next().unwrap_or_default();
+    std::thread::scope(|scope| {
+        let others: Vec<_> =
+            chunks.map(|rows| (rows, std::thread::Builder::new().spawn_scoped(scope, move || run(rows)))).collect();
+        // The calling thread writes the first run straight into the document.
+        for &i in first {
+            w.raw(|b| row(b, r, i, opts));
+        }
+        for (rows, handle) in others {
+            let bytes = match handle {
+                // A panic in a run is a bug here: re-raised on the caller's
+                // thread, it answers 500 like any other panic in a query.
+                Ok(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                // No thread to be had: the caller writes the run itself.
+                Err(_) => run(rows),
+            };
+            w.raw_elements(&bytes);
+        }
     });
-    for run in &runs {
-        w.raw_elements(run);
-    }
 }
 
 /// One row: the bucket's time, then each series' point.
