@@ -75,7 +75,9 @@ fn bench_format(c: &mut Criterion) {
     let bytes = v1_json::write(&every_v1, "system.cpu").0.len() as u64;
     eprintln!("format: v1 json (jsonwrap) every: {bytes} bytes");
     g.throughput(Throughput::Bytes(bytes));
-    g.bench_function("v1_json_every_x300", |b| b.iter(|| black_box(v1_json::write(black_box(&every_v1), "system.cpu"))));
+    g.bench_function("v1_json_every_x300", |b| {
+        b.iter(|| black_box(v1_json::write(black_box(&every_v1), "system.cpu")))
+    });
     g.finish();
 }
 
