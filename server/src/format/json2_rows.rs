@@ -12,9 +12,9 @@ use std::sync::OnceLock;
 use strata_engine::query::request::Options;
 use strata_engine::query::result::{QueryResult, PA_EMPTY};
 
-use super::numbers::{push_i64, push_round7, push_u64};
+use super::numbers::{push_round7, push_u64};
 use super::writer::Json;
-use super::{row_order, time_value, Stamp};
+use super::{push_time, row_order};
 
 /// Below this many cells (series × points) the rows are written on the
 /// calling thread: about a millisecond of writing, several times what
@@ -33,14 +33,13 @@ pub(super) fn write(w: &mut Json, r: &QueryResult) {
 fn write_with(w: &mut Json, r: &QueryResult, threads: usize, parallel_cells: usize) {
     let opts = &r.request.options;
     let points = if r.series.is_empty() { 0 } else { r.window.points };
-    let order: Vec<usize> = row_order(points, opts).collect();
-    let cells = points * r.series.len();
-    if threads <= 1 || cells < parallel_cells || order.len() < 2 {
-        for &i in &order {
+    if threads <= 1 || points * r.series.len() < parallel_cells || points < 2 {
+        for i in row_order(points, opts) {
             w.raw(|b| row(b, r, i, opts));
         }
         return;
     }
+    let order: Vec<usize> = row_order(points, opts).collect();
     let per = order.len().div_ceil(threads);
     // About a row's size per row; a run grows past it at most once or twice.
     let row_bytes = 16 + r.series.len() * 28;
@@ -79,11 +78,7 @@ fn write_with(w: &mut Json, r: &QueryResult, threads: usize, parallel_cells: usi
 /// One row: the bucket's time, then each series' point.
 fn row(b: &mut Vec<u8>, r: &QueryResult, i: usize, opts: &Options) {
     b.push(b'[');
-    match time_value(r.window.bucket_end(i), opts) {
-        Stamp::Epoch(t) => push_i64(b, t),
-        // rfc3339 text has nothing to escape; serde_json quotes it.
-        Stamp::Text(t) => drop(serde_json::to_writer(&mut *b, &t)),
-    }
+    push_time(b, r.window.bucket_end(i), opts);
     for s in &r.series {
         b.extend_from_slice(b",[");
         if s.flags[i] & PA_EMPTY == 0 {

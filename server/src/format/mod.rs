@@ -52,6 +52,19 @@ impl std::fmt::Display for Stamp {
     }
 }
 
+/// Appends a row's timestamp as JSON: [`time_value`]'s number, or its
+/// `rfc3339` text quoted (nothing in it needs escaping).
+pub(crate) fn push_time(b: &mut Vec<u8>, t: i64, opts: &Options) {
+    match time_value(t, opts) {
+        Stamp::Epoch(t) => numbers::push_i64(b, t),
+        Stamp::Text(t) => {
+            b.push(b'"');
+            b.extend_from_slice(t.as_bytes());
+            b.push(b'"');
+        }
+    }
+}
+
 /// A row timestamp as the options ask for it: `rfc3339` text, else epoch
 /// milliseconds with `ms`, else epoch seconds.
 pub fn time_value(t: i64, opts: &Options) -> Stamp {

@@ -9,16 +9,21 @@ use serde_json::Value;
 use strata_engine::query::request::Format;
 use strata_engine::query::result::{QueryResult, PA_EMPTY};
 
-use super::numbers::{push_i64, push_round7};
+use super::numbers::push_round7;
 use super::v1::{self, format_name, names, table_of};
 use super::writer::Json;
-use super::{round7, row_order, time_value, Stamp};
+use super::{push_time, round7, row_order};
 
 /// The body of a v1 answer and its content type.
 pub fn write(r: &QueryResult, chart_id: &str) -> (Vec<u8>, &'static str) {
     let opts = &r.request.options;
     let rows_here = matches!(r.request.format, Format::Json | Format::Json2) && !opts.objectrows;
     let (payload, ctype, text) = if rows_here { (Value::Null, "application/json", None) } else { v1::payload(r) };
+    if !opts.jsonwrap {
+        if let Some(t) = text {
+            return (t.into_bytes(), ctype);
+        }
+    }
     // Rows dominate the size: about 16 bytes a row for the time and 12 a cell.
     let mut w = Json::new(false, 4096 + r.window.points * (16 + r.series.len() * 12));
     let result = |w: &mut Json| {
@@ -34,13 +39,8 @@ pub fn write(r: &QueryResult, chart_id: &str) -> (Vec<u8>, &'static str) {
         envelope(&mut w, r, chart_id, result);
         return (w.finish(), "application/json");
     }
-    match text {
-        Some(t) => (t.into_bytes(), ctype),
-        None => {
-            result(&mut w);
-            (w.finish(), ctype)
-        }
-    }
+    result(&mut w);
+    (w.finish(), ctype)
 }
 
 /// What a table's cells hold.
@@ -61,11 +61,7 @@ fn table(w: &mut Json, r: &QueryResult, cells: Cells) {
     for i in row_order(r.window.points, opts) {
         w.raw(|b| {
             b.push(b'[');
-            match time_value(r.window.bucket_end(i), opts) {
-                Stamp::Epoch(t) => push_i64(b, t),
-                // rfc3339 text has nothing to escape; serde_json quotes it.
-                Stamp::Text(t) => drop(serde_json::to_writer(&mut *b, &t)),
-            }
+            push_time(b, r.window.bucket_end(i), opts);
             for s in &r.series {
                 b.push(b',');
                 match cells {
