@@ -9,6 +9,7 @@ mod incremental_sum;
 mod max;
 mod median;
 mod min;
+mod narrow_select;
 mod ordered;
 mod percentile;
 mod smoothing;

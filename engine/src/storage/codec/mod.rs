@@ -34,6 +34,7 @@ mod prefix;
 mod simd;
 
 pub use prefix::SumIndex;
+pub(crate) use simd::V3;
 
 use bitpack::{pack, packed_len, Packed, MAX_WIDTH};
 
