@@ -5,7 +5,10 @@
 //! flushing each bucket, with no gaps (`valid: None`). One extra variant runs
 //! `average` with a validity bitmap that has ~5% gaps, to price the masked
 //! path. Every time-group name `kernels::build` accepts is benchmarked, so
-//! kernels added later show up here without editing this file.
+//! kernels added later show up here without editing this file. The median
+//! also takes a sealed row's decimal integers (`decimal_sink`): two more
+//! variants feed it integers that span about 1,000 steps per bucket (a
+//! two-decimal gauge) and about 2 x 10^7 (ranked on shifted offsets).
 
 use std::hint::black_box;
 
@@ -71,6 +74,19 @@ fn run(k: &mut dyn Kernel, values: &[f64], valid: Option<BitSlice<'_>>) -> f64 {
     acc
 }
 
+/// [`run`] for decimal integers (two decimals) given through `decimal_sink`.
+fn run_decimal(k: &mut dyn Kernel, ints: &[i64]) -> f64 {
+    k.reset();
+    let mut acc = 0.0;
+    for chunk in ints.chunks(BUCKET) {
+        k.decimal_sink(2).expect("the median takes decimal integers").extend_from_slice(black_box(chunk));
+        if let Some(v) = k.flush() {
+            acc += v;
+        }
+    }
+    acc
+}
+
 fn bench_kernels(c: &mut Criterion) {
     let values = values();
     let bitmap = gaps_bitmap();
@@ -81,6 +97,14 @@ fn bench_kernels(c: &mut Criterion) {
         let Ok(tg) = TimeGroup::parse(name, "time_group") else { continue };
         let Ok(mut k) = kernels::build(&tg, &p) else { continue };
         g.bench_function(format!("{name}_1M"), |b| b.iter(|| black_box(run(k.as_mut(), &values, None))));
+    }
+    for (label, span) in [("narrow", 1_000u64), ("wide", 20_000_000)] {
+        let ints: Vec<i64> = (0..SAMPLES as u64).map(|i| 5_000 + (mix(i ^ span) % span) as i64).collect();
+        let tg = TimeGroup::parse("median", "time_group").expect("median parses");
+        let mut k = kernels::build(&tg, &p).expect("median is implemented");
+        g.bench_function(format!("median_decimal_1M_{label}"), |b| {
+            b.iter(|| black_box(run_decimal(k.as_mut(), &ints)))
+        });
     }
     let tg = TimeGroup::parse("average", "time_group").expect("average parses");
     let mut k = kernels::build(&tg, &p).expect("average is implemented");
