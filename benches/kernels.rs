@@ -6,9 +6,10 @@
 //! `average` with a validity bitmap that has ~5% gaps, to price the masked
 //! path. Every time-group name `kernels::build` accepts is benchmarked, so
 //! kernels added later show up here without editing this file. The median
-//! also takes a sealed row's decimal integers (`decimal_sink`): two more
+//! also takes a sealed row's decimal integers (`decimal_sink`): three more
 //! variants feed it integers that span about 1,000 steps per bucket (a
-//! two-decimal gauge) and about 2 x 10^7 (ranked on shifted offsets).
+//! two-decimal gauge), about 2 x 10^7 (ranked on shifted offsets), and
+//! 1,000 steps with one far spike per bucket.
 
 use std::hint::black_box;
 
@@ -98,8 +99,12 @@ fn bench_kernels(c: &mut Criterion) {
         let Ok(mut k) = kernels::build(&tg, &p) else { continue };
         g.bench_function(format!("{name}_1M"), |b| b.iter(|| black_box(run(k.as_mut(), &values, None))));
     }
-    for (label, span) in [("narrow", 1_000u64), ("wide", 20_000_000)] {
-        let ints: Vec<i64> = (0..SAMPLES as u64).map(|i| 5_000 + (mix(i ^ span) % span) as i64).collect();
+    for (label, span) in [("narrow", 1_000u64), ("wide", 20_000_000), ("spiky", 1_000)] {
+        let mut ints: Vec<i64> = (0..SAMPLES as u64).map(|i| 5_000 + (mix(i ^ span) % span) as i64).collect();
+        if label == "spiky" {
+            // One far value per bucket: the rest lies in one coarse step.
+            ints.iter_mut().step_by(BUCKET).for_each(|x| *x = 1 << 40);
+        }
         let tg = TimeGroup::parse("median", "time_group").expect("median parses");
         let mut k = kernels::build(&tg, &p).expect("median is implemented");
         g.bench_function(format!("median_decimal_1M_{label}"), |b| {

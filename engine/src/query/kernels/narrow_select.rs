@@ -12,8 +12,9 @@
 //!
 //! Integers that span more than 2^15 steps are bisected on their offsets
 //! shifted right until they fit: that finds the coarse steps of the two
-//! ranks, and the integers in those steps (a few, unless most of the
-//! bucket lies in one step) are then selected exactly.
+//! ranks, and the integers in those steps are then selected exactly (a
+//! few), or ranked again once the same way (most of the bucket, when it
+//! is a cluster beside far outliers).
 //!
 //! Invariant: [`kth_pair`] returns exactly what selection gives, the
 //! `k`-th and `(k + 1)`-th smallest (0-based) of the integers, or `None`
@@ -29,6 +30,11 @@ const MAX_LEN: usize = 1 << 18;
 /// The widest span of offsets: offsets and every candidate fit an `i16`,
 /// and the padding (`i16::MAX`) lies above every candidate.
 const MAX_SPAN: u64 = i16::MAX as u64 - 1;
+/// Offset steps per integer at most (see [`kth_pair_with`]).
+const COARSE_PER_INTEGER: u64 = 4;
+/// Integers of the two steps above which they are ranked again rather
+/// than selected.
+const REFINE_MIN: usize = 64;
 
 /// Buffers a kernel keeps between buckets.
 #[derive(Debug, Clone, Default)]
@@ -47,19 +53,19 @@ pub(crate) fn kth_pair(ints: &[i64], k: usize, scratch: &mut Scratch, v3: Option
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the token proves AVX2, all `avx2::kth_pair` enables.
         Some(_) => unsafe { avx2::kth_pair(ints, k, scratch) },
-        _ => kth_pair_with(ints, k, scratch, count_below, min_above),
+        _ => kth_pair_with::<true>(ints, k, scratch, &count_below, &min_above),
     }
 }
 
 /// [`kth_pair`] with the counting passes `below` and `above` (inlined, so
 /// compiled for the caller's target features).
 #[inline(always)]
-fn kth_pair_with(
+fn kth_pair_with<const REFINE: bool>(
     ints: &[i64],
     k: usize,
     scratch: &mut Scratch,
-    below: impl Fn(&[i16], i16) -> usize,
-    above: impl Fn(&[i16], i16) -> i16,
+    below: &impl Fn(&[i16], i16) -> usize,
+    above: &impl Fn(&[i16], i16) -> i16,
 ) -> Option<(i64, Option<i64>)> {
     let n = ints.len();
     if k >= n || n > MAX_LEN {
@@ -72,7 +78,11 @@ fn kth_pair_with(
     }
     // Differences from the minimum fit a u64 (max >= min).
     let span = max.wrapping_sub(min) as u64;
-    let shift = (0..u64::BITS).find(|&s| span >> s <= MAX_SPAN).unwrap_or(u64::BITS - 1);
+    // Steps of at most `COARSE_PER_INTEGER` per integer: past that, a
+    // finer step adds a counting pass and leaves as few integers to
+    // select (uniform ones: under one per step either way).
+    let widest = (n as u64 * COARSE_PER_INTEGER).clamp(1 << 10, MAX_SPAN);
+    let shift = (0..u64::BITS).find(|&s| span >> s <= widest).unwrap_or(u64::BITS - 1);
     let step = |x: i64| (x.wrapping_sub(min) as u64 >> shift) as i16;
     let offsets = &mut scratch.offsets;
     offsets.clear();
@@ -80,7 +90,7 @@ fn kth_pair_with(
     for (o, &x) in offsets.iter_mut().zip(ints) {
         *o = step(x);
     }
-    let (v, next) = rank(offsets, n, (span >> shift) as i16, k, &below, above);
+    let (v, next) = rank(offsets, n, (span >> shift) as i16, k, below, above);
     if shift == 0 {
         return Some((min + i64::from(v), next.map(|o| min + i64::from(o))));
     }
@@ -98,7 +108,15 @@ fn kth_pair_with(
         steps[kept] = x;
         kept += usize::from(o.wrapping_sub(v) as u16 <= width);
     }
-    let (_, &mut a, right) = steps[..kept].select_nth_unstable(k - lower);
+    if REFINE && kept > REFINE_MIN && kept < n {
+        // Most of the bucket in one step (a cluster beside an outlier):
+        // rank the cluster the same way, once (it spans far less).
+        let cluster = std::mem::take(&mut scratch.steps);
+        let pair = kth_pair_with::<false>(&cluster[..kept], k - lower, scratch, below, above);
+        scratch.steps = cluster;
+        return pair.map(|(a, b)| (a, next.and(b)));
+    }
+    let (_, &mut a, right) = scratch.steps[..kept].select_nth_unstable(k - lower);
     let b = next.and_then(|_| right.iter().min().copied());
     Some((a, b))
 }
@@ -153,7 +171,7 @@ mod avx2 {
     /// The CPU must have AVX2.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn kth_pair(ints: &[i64], k: usize, scratch: &mut super::Scratch) -> Option<(i64, Option<i64>)> {
-        super::kth_pair_with(ints, k, scratch, |o, t| count_below(o, t), |o, v| min_above(o, v))
+        super::kth_pair_with::<true>(ints, k, scratch, &|o, t| count_below(o, t), &|o, v| min_above(o, v))
     }
 
     /// Offsets below `t`: each lane counts at most `MAX_LEN / LANES`
