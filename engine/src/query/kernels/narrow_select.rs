@@ -10,11 +10,13 @@
 //! spans a thousand or so steps, so the bisection takes about ten counting
 //! passes over 18 vectors for a 288-point bucket.
 //!
-//! Integers that span more than 2^15 steps are bisected on their offsets
-//! shifted right until they fit: that finds the coarse steps of the two
-//! ranks, and the integers in those steps are then selected exactly (a
-//! few), or ranked again once the same way (most of the bucket, when it
-//! is a cluster beside far outliers).
+//! Integers that span more than four steps each (and at least 1,024) are
+//! bisected on their offsets shifted right until they do not: that finds
+//! the coarse steps of the two ranks, and the integers in those steps are
+//! then selected exactly (a few), or ranked again once the same way (most
+//! of the bucket, when it is a cluster beside far outliers). Past four
+//! steps per integer, a finer step costs a counting pass and leaves about
+//! as few integers to select.
 //!
 //! Invariant: [`kth_pair`] returns exactly what selection gives, the
 //! `k`-th and `(k + 1)`-th smallest (0-based) of the integers, or `None`
@@ -30,7 +32,7 @@ const MAX_LEN: usize = 1 << 18;
 /// The widest span of offsets: offsets and every candidate fit an `i16`,
 /// and the padding (`i16::MAX`) lies above every candidate.
 const MAX_SPAN: u64 = i16::MAX as u64 - 1;
-/// Offset steps per integer at most (see [`kth_pair_with`]).
+/// Offset steps per integer at most (see the module docs).
 const COARSE_PER_INTEGER: u64 = 4;
 /// Integers of the two steps above which they are ranked again rather
 /// than selected.
@@ -78,9 +80,6 @@ fn kth_pair_with<const REFINE: bool>(
     }
     // Differences from the minimum fit a u64 (max >= min).
     let span = max.wrapping_sub(min) as u64;
-    // Steps of at most `COARSE_PER_INTEGER` per integer: past that, a
-    // finer step adds a counting pass and leaves as few integers to
-    // select (uniform ones: under one per step either way).
     let widest = (n as u64 * COARSE_PER_INTEGER).clamp(1 << 10, MAX_SPAN);
     let shift = (0..u64::BITS).find(|&s| span >> s <= widest).unwrap_or(u64::BITS - 1);
     let step = |x: i64| (x.wrapping_sub(min) as u64 >> shift) as i16;
@@ -148,7 +147,7 @@ fn rank(
     (v, next)
 }
 
-/// Offsets below `t`, lane by lane (a multiple of [`LANES`] offsets).
+/// Offsets below `t` (the build without AVX2).
 fn count_below(offsets: &[i16], t: i16) -> usize {
     offsets.iter().filter(|&&o| o < t).count()
 }
