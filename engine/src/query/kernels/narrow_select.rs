@@ -10,13 +10,13 @@
 //! spans a thousand or so steps, so the bisection takes about ten counting
 //! passes over 18 vectors for a 288-point bucket.
 //!
-//! Integers that span more than four steps each (and at least 1,024) are
-//! bisected on their offsets shifted right until they do not: that finds
-//! the coarse steps of the two ranks, and the integers in those steps are
-//! then selected exactly (a few), or ranked again once the same way (most
-//! of the bucket, when it is a cluster beside far outliers). Past four
-//! steps per integer, a finer step costs a counting pass and leaves about
-//! as few integers to select.
+//! Integers that span more than 2^15 steps are bisected on their offsets
+//! shifted right until they fit: that finds the coarse steps of the two
+//! ranks, and the integers in those steps are then selected exactly (a
+//! few), or ranked again once the same way (most of the bucket, when it
+//! is a cluster beside far outliers). Coarser steps for spans under 2^15
+//! (at most four per integer, one pass fewer per halving) were measured
+//! and not kept: see benches/RESULTS.md, stop 39.
 //!
 //! Invariant: [`kth_pair`] returns exactly what selection gives, the
 //! `k`-th and `(k + 1)`-th smallest (0-based) of the integers, or `None`
@@ -32,8 +32,6 @@ const MAX_LEN: usize = 1 << 18;
 /// The widest span of offsets: offsets and every candidate fit an `i16`,
 /// and the padding (`i16::MAX`) lies above every candidate.
 const MAX_SPAN: u64 = i16::MAX as u64 - 1;
-/// Offset steps per integer at most (see the module docs).
-const COARSE_PER_INTEGER: u64 = 4;
 /// Integers of the two steps above which they are ranked again rather
 /// than selected.
 const REFINE_MIN: usize = 64;
@@ -80,8 +78,7 @@ fn kth_pair_with<const REFINE: bool>(
     }
     // Differences from the minimum fit a u64 (max >= min).
     let span = max.wrapping_sub(min) as u64;
-    let widest = (n as u64 * COARSE_PER_INTEGER).clamp(1 << 10, MAX_SPAN);
-    let shift = (0..u64::BITS).find(|&s| span >> s <= widest).unwrap_or(u64::BITS - 1);
+    let shift = (0..u64::BITS).find(|&s| span >> s <= MAX_SPAN).unwrap_or(u64::BITS - 1);
     let step = |x: i64| (x.wrapping_sub(min) as u64 >> shift) as i16;
     let offsets = &mut scratch.offsets;
     offsets.clear();
