@@ -337,35 +337,11 @@ fn index_range(first_end: i64, res: i64, len: usize, from: i64, to: i64) -> Opti
     if to < first_end {
         return None;
     }
-    let lo = if from < first_end { 0 } else { (div_res(from - first_end, res) + 1) as usize };
-    let hi = ((div_res(to - first_end, res) + 1) as usize).min(len);
+    // One-second runs are the hot case: no division there.
+    let steps = |d: i64| if res == 1 { d } else { d / res };
+    let lo = if from < first_end { 0 } else { (steps(from - first_end) + 1) as usize };
+    let hi = ((steps(to - first_end) + 1) as usize).min(len);
     (lo < hi).then_some((lo, hi))
-}
-
-/// Whether `t` is a multiple of `res` (`res > 0`).
-#[inline(always)]
-fn on_step(t: i64, res: i64) -> bool {
-    if t >= 0 {
-        div_res(t, res) * res == t
-    } else {
-        t.rem_euclid(res) == 0
-    }
-}
-
-/// `d / res` (`d >= 0`), without a division instruction for the tiers'
-/// usual resolutions: a scan divides by its runs' resolution a few times
-/// per bucket, and a division by a value known only at run time costs
-/// 25-40 cycles here (a tenth of a 60-point tier-1 scan's time).
-/// (The constant arms divide as `u64`: written as `d / 60`, LLVM merges
-/// them back into the general arm's division.)
-#[inline(always)]
-fn div_res(d: i64, res: i64) -> i64 {
-    match res {
-        1 => d,
-        60 => (d as u64 / 60) as i64,
-        3600 => (d as u64 / 3600) as i64,
-        _ => d / res,
-    }
 }
 
 impl<'a> RawView<'a> {
@@ -496,9 +472,6 @@ pub struct MetricScan<'s> {
     /// finding one does not touch their columns.
     agg_ends: [Vec<(i64, i64)>; TIERS],
     cursor: [usize; TIERS],
-    /// Per tier, the resolution of its first loaded run (0: none), which
-    /// [`MetricScan::closing_value`] checks at every bucket end.
-    units: [i64; TIERS],
     scratch: Vec<f64>,
     /// Decoded values of an encoded slice.
     decoded: Vec<f64>,
@@ -527,7 +500,6 @@ impl<'s> MetricScan<'s> {
             spare: Vec::new(),
             agg_ends: Default::default(),
             cursor: [0; TIERS],
-            units: [0; TIERS],
             scratch: Vec::new(),
             decoded: Vec::new(),
             piece_sums: Vec::new(),
@@ -584,10 +556,6 @@ impl<'s> MetricScan<'s> {
             let ends = &mut self.agg_ends[t];
             ends.extend(agg[t].iter().map(|r| (r.view().first_end, r.last_end())));
         }
-        self.units = std::array::from_fn(|t| match t {
-            0 => self.raw.first().map_or(0, |r| r.res),
-            _ => self.agg[t].first().map_or(0, |r| r.res),
-        });
     }
 
     /// Time-groups `job`'s metric as `reads` lays out; gives up (leaving the
@@ -879,8 +847,7 @@ impl<'s> MetricScan<'s> {
         let &(first_end, last_end) = self.agg_ends[tier].get(j)?;
         let r = self.agg[tier][j].view();
         let d = end - first_end;
-        let k = div_res(d.max(0), r.res);
-        (d >= 0 && end <= last_end && k * r.res == d).then_some((j, k as usize))
+        (d >= 0 && end <= last_end && d % r.res == 0).then_some((j, (d / r.res) as usize))
     }
 
     /// Starts loading the tier-0 values `pieces` will read. Rollup pieces
@@ -1042,7 +1009,7 @@ impl<'s> MetricScan<'s> {
             }
             j += 1;
         }
-        let cuts = || !on_step(b.start, unit) || !on_step(b.end, unit);
+        let cuts = || b.start.rem_euclid(unit) != 0 || b.end.rem_euclid(unit) != 0;
         if read && (approximate || mode == Mode::Aged || (mode == Mode::Pinned && cuts())) {
             b.approximate = true;
             out.approximate_tiers[tier] = true;
@@ -1091,8 +1058,9 @@ impl<'s> MetricScan<'s> {
     fn closing_value(&self, tier: usize, t: i64) -> Option<f64> {
         // Points end on multiples of their resolution: none straddles a
         // bucket end that is one (always so at one second).
-        let unit = self.units[tier];
-        if unit <= 1 || on_step(t, unit) {
+        let unit =
+            if tier == 0 { self.raw.first().map(|r| r.res) } else { self.agg[tier].first().map(|r| r.view().res) };
+        if unit.is_none_or(|u| u <= 1 || t.rem_euclid(u) == 0) {
             return None;
         }
         // (first_end, res, len) of the run holding the point, its index, and
@@ -1106,7 +1074,7 @@ impl<'s> MetricScan<'s> {
             if r.res <= 1 {
                 return None;
             }
-            let k = if r.first_end > t { 0 } else { (div_res(t - r.first_end, r.res) + 1) as usize };
+            let k = if r.first_end > t { 0 } else { ((t - r.first_end) / r.res + 1) as usize };
             let end = r.first_end + k as i64 * r.res;
             if end - r.res >= t || !r.is_valid(k) {
                 return None;
@@ -1128,7 +1096,7 @@ impl<'s> MetricScan<'s> {
             if r.res <= 1 {
                 return None;
             }
-            let k = if r.first_end > t { 0 } else { (div_res(t - r.first_end, r.res) + 1) as usize };
+            let k = if r.first_end > t { 0 } else { ((t - r.first_end) / r.res + 1) as usize };
             let end = r.first_end + k as i64 * r.res;
             if end - r.res >= t || r.count[k] == 0 {
                 return None;
