@@ -28,7 +28,7 @@
 use std::rc::Rc;
 
 use crate::query::kernels::Kernel;
-use crate::query::plan::layout::Piece;
+use crate::query::plan::layout::{Layout, Piece};
 use crate::query::plan::{with_sample_fallback, Job, MetricReads};
 use crate::query::result::{PointStats, TierUse, PA_EMPTY};
 use crate::query::time_group::Field;
@@ -37,6 +37,7 @@ use crate::storage::bits::BitSlice;
 use crate::storage::codec::EncodedRow;
 use crate::storage::{prefetch, AggColumns, AggPoint, RowData, StoreView, TIERS};
 
+use super::rollup_sums;
 use super::stats::window_stats;
 use super::summarize::{absolute, absolute_point, anomaly_rates, summarize};
 
@@ -333,7 +334,7 @@ fn p_len(data: &RawData<'_>) -> usize {
 /// Points `lo..hi` of a run starting at `first_end` with `len` points of
 /// `res` seconds whose end lies in `(from, to]`.
 #[inline]
-fn index_range(first_end: i64, res: i64, len: usize, from: i64, to: i64) -> Option<(usize, usize)> {
+pub(super) fn index_range(first_end: i64, res: i64, len: usize, from: i64, to: i64) -> Option<(usize, usize)> {
     if to < first_end {
         return None;
     }
@@ -475,8 +476,15 @@ pub struct MetricScan<'s> {
     scratch: Vec<f64>,
     /// Decoded values of an encoded slice.
     decoded: Vec<f64>,
-    /// Per layout piece, its tier-0 sums, where [`MetricScan::raw_piece_sums`] took them.
+    /// Per layout piece, its sums, where [`MetricScan::batches`].
     piece_sums: Vec<AggPoint>,
+    /// Per layout piece, the rollup points in its sums.
+    piece_points: Vec<u64>,
+    /// The last job layout and update_every [`MetricScan::batches`] looked
+    /// at, and whether they allow it.
+    layout_batches: Option<((usize, i64), bool)>,
+    /// A sealed rollup row's sums and counts, decoded for [`rollup_sums`].
+    decoded_agg: AggColumns,
     /// One run's part of the pieces, and their sums.
     ranges: Vec<(usize, usize)>,
     range_sums: Vec<AggPoint>,
@@ -503,6 +511,9 @@ impl<'s> MetricScan<'s> {
             scratch: Vec::new(),
             decoded: Vec::new(),
             piece_sums: Vec::new(),
+            piece_points: Vec::new(),
+            layout_batches: None,
+            decoded_agg: AggColumns::default(),
             ranges: Vec::new(),
             range_sums: Vec::new(),
             range_piece: Vec::new(),
@@ -569,11 +580,19 @@ impl<'s> MetricScan<'s> {
         }
         let mode = if reads.pinned_rollup { Mode::Pinned } else { Mode::Exact };
         self.sums = self.stats_apart(job, reads, mode, out);
-        self.load_runs(job, with_sample_fallback(need, reads.pinned_rollup));
+        let batched = self.batches(job, reads);
+        // Batched rollup pieces are read from the store in place, and their
+        // points stand for themselves (no tier-0 fallback).
+        self.load_runs(
+            job,
+            if batched { [need[0], false, false] } else { with_sample_fallback(need, reads.pinned_rollup) },
+        );
         let points_before = out.tiers.points;
         self.kernel.reset();
         let mut aged_at = 0;
-        let batched = self.raw_piece_sums(reads);
+        if batched {
+            self.piece_sums(job, reads);
+        }
         for i in (0..w.points.min(PREFETCH_AHEAD)).filter(|_| !batched) {
             self.prefetch(reads.layout.bucket(i));
         }
@@ -598,8 +617,8 @@ impl<'s> MetricScan<'s> {
             let mut pieces = reads.layout.bucket(i);
             if batched {
                 let first = reads.layout.first_piece(i);
-                for k in first..first + pieces.len() {
-                    self.take_piece_sums(k, &mut b, out);
+                for (k, p) in (first..).zip(pieces) {
+                    self.take_piece_sums(k, usize::from(p.tier), &mut b, out);
                 }
                 pieces = &[];
             }
@@ -658,24 +677,63 @@ impl<'s> MetricScan<'s> {
         }
     }
 
-    /// For a scan of sums over tier 0 alone, in buckets of at least
-    /// [`BATCH_MIN_BUCKET_POINTS`] points (every piece of the layout, no
-    /// aged part): every piece's sums, taken run by run in one pass
-    /// ([`EncodedRow::summarize_sums_of`]) before the bucket loop, which
-    /// then only merges them. Returns whether it took them.
-    fn raw_piece_sums(&mut self, reads: &MetricReads<'_>) -> bool {
-        self.piece_sums.clear();
-        let pieces = reads.layout.pieces();
-        let res = self.raw.first().map_or(1, |r| r.res).max(1);
-        if self.sums.is_none()
-            || !reads.aged.is_empty()
-            || self.window.view_every < BATCH_MIN_BUCKET_POINTS * res
-            || pieces.iter().any(|p| p.tier != 0)
-        {
+    /// Whether the bucket loop takes every piece's sums from
+    /// [`MetricScan::piece_sums`], taken before it in one pass per run:
+    /// for a scan of sums (statistics apart, no rollup-only history) whose
+    /// pieces are all tier 0 in buckets of at least
+    /// [`BATCH_MIN_BUCKET_POINTS`] points, or all rollups. A bucket whose
+    /// last piece is a rollup must end on that tier's grid: no rollup run
+    /// is loaded for the closing value of a point cut by the bucket end.
+    fn batches(&mut self, job: &Job, reads: &MetricReads<'_>) -> bool {
+        if self.sums.is_none() || !reads.aged.is_empty() {
             return false;
         }
-        let empty = AggPoint { sum: 0.0, min: f64::NAN, max: f64::NAN, count: 0, anomaly_count: 0 };
-        self.piece_sums.resize(pieces.len(), empty);
+        // What a layout allows depends on it and the update_every alone (a
+        // pinned layout serves every update_every): worked out once.
+        let key = (job.layout, job.update_every);
+        match self.layout_batches {
+            Some((k, ok)) if k == key => ok,
+            _ => {
+                let ok = self.layout_batches(job, reads.layout);
+                self.layout_batches = Some((key, ok));
+                ok
+            }
+        }
+    }
+
+    /// The part of [`MetricScan::batches`] that depends on the layout alone.
+    fn layout_batches(&self, job: &Job, layout: &Layout) -> bool {
+        let (w, cfg, pieces) = (self.window, self.store.config(), layout.pieces());
+        let res = |tier: u8| cfg.resolution(usize::from(tier), job.update_every).max(1);
+        if pieces.iter().all(|p| p.tier == 0) {
+            return !pieces.is_empty() && w.view_every >= BATCH_MIN_BUCKET_POINTS * res(0);
+        }
+        pieces.iter().all(|p| p.tier > 0)
+            && (0..w.points).all(|i| layout.bucket(i).last().is_none_or(|p| w.bucket_end(i) % res(p.tier) == 0))
+    }
+
+    /// Every layout piece's sums (and, for rollup pieces, how many points
+    /// they hold), for [`MetricScan::batches`]: tier 0 run by run
+    /// ([`EncodedRow::summarize_sums_of`]), rollups by
+    /// [`super::rollup_sums`].
+    fn piece_sums(&mut self, job: &Job, reads: &MetricReads<'_>) {
+        let pieces = reads.layout.pieces();
+        self.piece_sums.clear();
+        self.piece_sums.resize(pieces.len(), rollup_sums::EMPTY);
+        self.piece_points.clear();
+        self.piece_points.resize(pieces.len(), 0);
+        let tiers = reads.layout.tiers_read();
+        if tiers[0] {
+            self.raw_piece_sums(pieces);
+        }
+        for t in (1..TIERS).filter(|&t| tiers[t]) {
+            let sums = (&mut self.piece_sums[..], &mut self.piece_points[..]);
+            rollup_sums::take(self.store, (job.metric, job.update_every), t, pieces, sums, &mut self.decoded_agg);
+        }
+    }
+
+    /// The tier-0 pieces' sums, run by run.
+    fn raw_piece_sums(&mut self, pieces: &[Piece]) {
         let mut first = 0;
         for r in &self.raw {
             // Pieces are oldest first: skip those ending before this run.
@@ -701,16 +759,21 @@ impl<'s> MetricScan<'s> {
                     (p.sum + q.sum, p.count + q.count, p.anomaly_count + q.anomaly_count);
             }
         }
-        true
     }
 
-    /// Layout piece `k` from [`MetricScan::raw_piece_sums`], as
-    /// [`MetricScan::take_raw`] takes a slice of sums.
-    fn take_piece_sums(&mut self, k: usize, b: &mut Bucket, out: &mut MetricOut<'_>) {
-        b.last_tier = Some(0);
-        if let Some(sums) = self.sums {
-            let p = self.piece_sums[k];
+    /// Layout piece `k` (of `tier`) from [`MetricScan::piece_sums`], as
+    /// [`MetricScan::take_raw`] takes a slice of sums and
+    /// [`MetricScan::read_points`] a run of rollup points.
+    fn take_piece_sums(&mut self, k: usize, tier: usize, b: &mut Bucket, out: &mut MetricOut<'_>) {
+        b.last_tier = Some(tier);
+        let (Some(sums), p) = (self.sums, self.piece_sums[k]) else { return };
+        if tier == 0 {
             self.add_sums(sums, &p, Some((b, out)));
+        } else if self.piece_points[k] > 0 {
+            out.tiers.points[tier] += self.piece_points[k];
+            b.count += u64::from(p.count);
+            b.anomalous += u64::from(p.anomaly_count);
+            self.kernel.add_agg(&sums.apply(&p));
         }
     }
 

@@ -6,6 +6,7 @@
 //! denominators of percentages.
 
 pub mod metric;
+pub mod rollup_sums;
 pub mod stats;
 pub mod summarize;
 

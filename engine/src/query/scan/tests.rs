@@ -426,3 +426,52 @@ proptest::proptest! {
         proptest::prop_assert!((stats.sum - sum).abs() <= 1e-9 * sum.abs().max(1.0), "{} vs {}", stats.sum, sum);
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    /// Buckets of whole minutes (or hours) on their grid: a time group of
+    /// sums takes every piece from the rollups in one pass per run
+    /// (`rollup_sums`), from a sealed day and the open one after it,
+    /// across a hole. It answers what tier 0 answers, reads as many rollup
+    /// points as the per-bucket read does, and is never approximate.
+    #[test]
+    fn whole_rollup_buckets_equal_tier0(
+        seed in proptest::collection::vec(-5_000i32..5_000, 64),
+        hole_start in 600i64..9_000,
+        hole_len in 0i64..9_000,
+        minutes in 1i64..150,
+        first_minute in 0i64..20,
+    ) {
+        const DAY: i64 = 86_400;
+        let (first, last) = (DAY - 3 * 3600, DAY + 3 * 3600);
+        let hole = DAY - 3600 + hole_start..DAY - 3600 + hole_start + hole_len;
+        let data: Vec<_> = (first..=last)
+            .map(|t| (t, (!hole.contains(&t)).then(|| f64::from(seed[(t % 64) as usize]) / 100.0 + (t % 7) as f64)))
+            .collect();
+        let mut s = store_with(&data);
+        s.seal_pending().expect("seal");
+        let v = 60 * minutes;
+        let after = first + 60 * first_minute + 1;
+        let w = window(after, ((last - after) / v).max(1) as usize, v);
+        let stats = stats_pieces(&w, &COVERAGE, true, &Layout::pinned(&window(w.after, 1, 9_000), 0));
+        let exact_layout = Layout::exact(&w, &COVERAGE, true);
+        proptest::prop_assert!(exact_layout.pieces().iter().all(|p| p.tier > 0), "whole minutes: rollups only");
+        for sum in [false, true] {
+            let field = if sum { Field::Sum } else { Field::Average };
+            let k = || -> Box<dyn Kernel> { if sum { Box::new(Sum::default()) } else { Box::new(Average::new(None)) } };
+            let truth = pinned(&s, w, 0, field, k());
+            let per_bucket = scan_with(&s, w, field, k(), &exact_layout, false, None, false);
+            let exact_apart = scan_with(&s, w, field, k(), &exact_layout, false, stats.as_deref(), false);
+            let o = &exact_apart;
+            proptest::prop_assert_eq!(&truth.b.flags, &o.b.flags);
+            for (x, y) in truth.b.values.iter().zip(&o.b.values) {
+                proptest::prop_assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{}: {} vs {}", field as u8, x, y);
+            }
+            proptest::prop_assert_eq!(&truth.b.arp, &o.b.arp);
+            proptest::prop_assert!(o.approximate.iter().all(|a| !a), "whole points are exact");
+            proptest::prop_assert_eq!(o.tiers.points[0], 0, "no tier-0 sample read");
+            proptest::prop_assert!(o.tiers.points[1] + o.tiers.points[2] > 0 || truth.b.flags.iter().all(|f| *f & PA_EMPTY != 0));
+            proptest::prop_assert_eq!(o.tiers.points, per_bucket.tiers.points);
+        }
+    }
+}
