@@ -20,10 +20,14 @@
 //! without decoding, and values are decoded (into a reused buffer) only for
 //! time groups that need them one by one; a median takes a gap-free
 //! decimal slice as its integers, and decodes only its middle values. A
-//! time group of sums and counts over many points takes its metric's
-//! statistics from whole hours and minutes apart from the buckets
-//! ([`super::stats`]); its buckets then read sums alone (no minimum or
-//! maximum, and no rollup min/max columns).
+//! time group of sums and counts over many points (or over rollups alone)
+//! takes its metric's statistics from whole hours and minutes apart from
+//! the buckets ([`super::stats`]); its buckets then read sums alone (no
+//! minimum or maximum, and no rollup min/max columns). Where every piece
+//! is tier 0 in wide buckets, or every piece is a rollup, those sums are
+//! taken piece by piece in one pass per run before the bucket loop
+//! ([`MetricScan::batches`], [`super::rollup_sums`]), which then only
+//! merges them.
 
 use std::rc::Rc;
 
