@@ -26,7 +26,7 @@
 //! minimum or maximum, and no rollup min/max columns). Where every piece
 //! is tier 0 in wide buckets, or every piece is a rollup, those sums are
 //! taken piece by piece in one pass per run before the bucket loop
-//! ([`MetricScan::batches`], [`super::rollup_sums`]), which then only
+//! (`MetricScan::batches`, [`super::rollup_sums`]), which then only
 //! merges them.
 
 use std::rc::Rc;
