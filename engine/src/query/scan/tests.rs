@@ -48,11 +48,26 @@ fn scan_with(
     stats: Option<&[Piece]>,
     absolute: bool,
 ) -> Out {
+    scan_ue(store, 1, w, (field, k), layout, pinned, stats, absolute)
+}
+
+/// [`scan_with`] for a metric of update_every `ue`.
+#[allow(clippy::too_many_arguments)]
+fn scan_ue(
+    store: &Store,
+    ue: i64,
+    w: Window,
+    (field, k): (Field, Box<dyn Kernel>),
+    layout: &Layout,
+    pinned: bool,
+    stats: Option<&[Piece]>,
+    absolute: bool,
+) -> Out {
     let values = Values { field, absolute, anomaly_bit: false, sums_only: stats.is_some(), raw_values: false };
     let mut view = StoreView::of(store, [0]);
     view.attach_open(store, |_, _| (i64::MIN / 4, i64::MAX / 4));
     let mut ex = MetricScan::new(&view, w, values, k);
-    let job = Job { metric: 0, update_every: 1, group: Some(0), hidden: false, layout: 0 };
+    let job = Job { metric: 0, update_every: ue, group: Some(0), hidden: false, layout: 0 };
     let reads = MetricReads { layout, aged: Vec::new(), pinned_rollup: pinned, stats };
     let mut o = Out {
         b: Buckets::default(),
@@ -432,8 +447,9 @@ proptest::proptest! {
     /// Buckets of whole minutes (or hours) on their grid: a time group of
     /// sums takes every piece from the rollups in one pass per run
     /// (`rollup_sums`), from a sealed day and the open one after it,
-    /// across a hole. It answers what tier 0 answers, reads as many rollup
-    /// points as the per-bucket read does, and is never approximate.
+    /// across a hole, at several update_every. It answers what tier 0
+    /// answers, reads as many rollup points as the per-bucket read does,
+    /// and is never approximate.
     #[test]
     fn whole_rollup_buckets_equal_tier0(
         seed in proptest::collection::vec(-5_000i32..5_000, 64),
@@ -441,28 +457,32 @@ proptest::proptest! {
         hole_len in 0i64..9_000,
         minutes in 1i64..150,
         first_minute in 0i64..20,
+        ue in proptest::sample::select(vec![1i64, 2, 5]),
     ) {
         const DAY: i64 = 86_400;
-        let (first, last) = (DAY - 3 * 3600, DAY + 3 * 3600);
+        let (first, last) = (DAY - 3 * 3600, DAY + 3 * 3600 * ue);
         let hole = DAY - 3600 + hole_start..DAY - 3600 + hole_start + hole_len;
-        let data: Vec<_> = (first..=last)
-            .map(|t| (t, (!hole.contains(&t)).then(|| f64::from(seed[(t % 64) as usize]) / 100.0 + (t % 7) as f64)))
-            .collect();
-        let mut s = store_with(&data);
+        let mut s = Store::new(StorageConfig::default());
+        let mut data = Vec::new();
+        for t in (first..=last).step_by(ue as usize) {
+            let v = (!hole.contains(&t)).then(|| f64::from(seed[(t % 64) as usize]) / 100.0 + (t % 7) as f64);
+            s.write(0, ue, t, v, t % 10 == 0).expect("write");
+            data.push((t, v));
+        }
         s.seal_pending().expect("seal");
-        let v = 60 * minutes;
-        let after = first + 60 * first_minute + 1;
+        let cov = Coverage { res: [ue, 60 * ue, 3600 * ue], ..COVERAGE };
+        let v = 60 * ue * minutes;
+        let after = first + 60 * ue * first_minute + 1;
         let w = window(after, ((last - after) / v).max(1) as usize, v);
-        let stats = stats_pieces(&w, &COVERAGE, true, &Layout::pinned(&window(w.after, 1, 9_000), 0));
-        let exact_layout = Layout::exact(&w, &COVERAGE, true);
+        let stats = stats_pieces(&w, &cov, true, &Layout::pinned(&window(w.after, 1, 9_000), 0));
+        let exact_layout = Layout::exact(&w, &cov, true);
         proptest::prop_assert!(exact_layout.pieces().iter().all(|p| p.tier > 0), "whole minutes: rollups only");
         for sum in [false, true] {
             let field = if sum { Field::Sum } else { Field::Average };
             let k = || -> Box<dyn Kernel> { if sum { Box::new(Sum::default()) } else { Box::new(Average::new(None)) } };
-            let truth = pinned(&s, w, 0, field, k());
-            let per_bucket = scan_with(&s, w, field, k(), &exact_layout, false, None, false);
-            let exact_apart = scan_with(&s, w, field, k(), &exact_layout, false, stats.as_deref(), false);
-            let o = &exact_apart;
+            let truth = scan_ue(&s, ue, w, (field, k()), &Layout::pinned(&w, 0), false, None, false);
+            let per_bucket = scan_ue(&s, ue, w, (field, k()), &exact_layout, false, None, false);
+            let o = scan_ue(&s, ue, w, (field, k()), &exact_layout, false, stats.as_deref(), false);
             proptest::prop_assert_eq!(&truth.b.flags, &o.b.flags);
             for (x, y) in truth.b.values.iter().zip(&o.b.values) {
                 proptest::prop_assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{}: {} vs {}", field as u8, x, y);
@@ -472,6 +492,9 @@ proptest::proptest! {
             proptest::prop_assert_eq!(o.tiers.points[0], 0, "no tier-0 sample read");
             proptest::prop_assert!(o.tiers.points[1] + o.tiers.points[2] > 0 || truth.b.flags.iter().all(|f| *f & PA_EMPTY != 0));
             proptest::prop_assert_eq!(o.tiers.points, per_bucket.tiers.points);
+            // The truth's samples, counted apart from the scan.
+            let samples = data.iter().filter(|d| d.0 >= w.after && d.0 <= w.before && d.1.is_some()).count() as u64;
+            proptest::prop_assert_eq!(o.stats.count, samples);
         }
     }
 }
