@@ -259,10 +259,17 @@ mod tests {
         let long = Layout::pinned(&window(3_630, 1, 10_000), 0);
         assert_eq!(stats_pieces(&short, &cov(1), false, &long), None);
         assert_eq!(stats_pieces(&w, &Coverage { tiers: 1, ..cov(1) }, false, &raw), None);
-        let few = window(86_430, 2, 1_800);
+        // Two half-hour buckets on the minute grid: 3,600 points of tier 0,
+        // or 60 minutes of rollups alone, which take their statistics apart
+        // however few they are (from the hour they make).
+        let few = window(86_400, 2, 1_800);
         assert_eq!(stats_pieces(&few, &cov(1), false, &Layout::pinned(&few, 0)), None);
-        // Buckets of rollups alone take their statistics apart, however few.
-        assert!(stats_pieces(&few, &cov(1), false, &Layout::pinned(&few, 2)).is_some());
+        let minutes = Layout::exact(&few, &cov(1), true);
+        assert!(minutes.pieces().iter().all(|p| p.tier == 1), "{:?}", minutes.pieces());
+        assert_eq!(
+            stats_pieces(&few, &cov(1), false, &minutes),
+            Some(vec![Piece { tier: 2, from: 82_800, to: 86_400 }])
+        );
     }
 
     /// Checks that `pieces` run contiguously from `from` and that each

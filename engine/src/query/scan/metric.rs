@@ -480,10 +480,12 @@ pub struct MetricScan<'s> {
     scratch: Vec<f64>,
     /// Decoded values of an encoded slice.
     decoded: Vec<f64>,
-    /// Per layout piece, its sums, where [`MetricScan::batches`].
+    /// Per layout piece, its sums, when [`MetricScan::batches`] said so.
     piece_sums: Vec<AggPoint>,
     /// Per layout piece, the rollup points in its sums.
     piece_points: Vec<u64>,
+    /// Whether the last [`MetricScan::run`] took its pieces' sums before its bucket loop.
+    batched: bool,
     /// The last job layout and update_every [`MetricScan::batches`] looked
     /// at, and whether they allow it.
     layout_batches: Option<((usize, i64), bool)>,
@@ -516,12 +518,20 @@ impl<'s> MetricScan<'s> {
             decoded: Vec::new(),
             piece_sums: Vec::new(),
             piece_points: Vec::new(),
+            batched: false,
             layout_batches: None,
             decoded_agg: AggColumns::default(),
             ranges: Vec::new(),
             range_sums: Vec::new(),
             range_piece: Vec::new(),
         }
+    }
+
+    /// Whether the last [`MetricScan::run`] took its pieces' sums in one
+    /// pass before its bucket loop (tests check that a case reaches it).
+    #[cfg(test)]
+    pub(crate) fn batched(&self) -> bool {
+        self.batched
     }
 
     /// Unpacks the runs of the tiers `need` names.
@@ -585,6 +595,7 @@ impl<'s> MetricScan<'s> {
         let mode = if reads.pinned_rollup { Mode::Pinned } else { Mode::Exact };
         self.sums = self.stats_apart(job, reads, mode, out);
         let batched = self.batches(job, reads);
+        self.batched = batched;
         // Batched rollup pieces are read from the store in place, and their
         // points stand for themselves (no tier-0 fallback).
         self.load_runs(
@@ -688,6 +699,9 @@ impl<'s> MetricScan<'s> {
     /// [`BATCH_MIN_BUCKET_POINTS`] points, or all rollups. A bucket whose
     /// last piece is a rollup must end on that tier's grid: no rollup run
     /// is loaded for the closing value of a point cut by the bucket end.
+    /// Exact layouts always pass that check (a rollup piece ends a bucket
+    /// only on its grid); it keeps any other layout that took statistics
+    /// apart on the per-bucket read.
     fn batches(&mut self, job: &Job, reads: &MetricReads<'_>) -> bool {
         if self.sums.is_none() || !reads.aged.is_empty() {
             return false;

@@ -97,7 +97,12 @@ mod tests {
             start in 0i64..3_000,
             cuts in prop::collection::vec(0i64..16_000, 1..12),
             other in any::<bool>(),
+            (hole_at, hole_len) in (0usize..16_000, 0usize..3_000),
         ) {
+            // A hole of whole empty minutes (and blocks) somewhere.
+            let hole = hole_at..hole_at + hole_len;
+            let vals: Vec<Option<f64>> =
+                vals.iter().enumerate().map(|(i, v)| v.filter(|_| !hole.contains(&i))).collect();
             // Often across midnight: a sealed rollup day, then the open one.
             let mut store = Store::new(StorageConfig::default());
             let t0 = DAY * 19_675 + DAY - 3_000 + start;
