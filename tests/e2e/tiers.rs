@@ -109,13 +109,26 @@ fn automatic_tiers_answer_what_tier0_answers_over_http() {
     let cases: usize = std::env::var("STRATA_TIERS_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
     let (mut mergeable, mut rollups) = (0, 0);
     for case in 0..cases {
-        let dur = r.range(300, 5 * 3600);
-        let before = r.range(START + dur / 2, last + 120);
-        let points = if r.chance(50) { r.range(1, 30) } else { r.range(30, 500) };
-        let tg = GROUPS[r.range(0, GROUPS.len() as i64 - 1) as usize];
+        let mut dur = r.range(300, 5 * 3600);
+        let mut points = if r.chance(50) { r.range(1, 30) } else { r.range(30, 500) };
+        // A quarter are buckets of whole minutes or hours, aligned (so on
+        // their grid): rollups alone serve them.
+        let whole = r.chance(25);
+        if whole {
+            let minutes = [1, 2, 5, 15, 60][r.range(0, 4) as usize];
+            points = r.range(1, (3 * 60 / minutes).min(30));
+            dur = points * 60 * minutes - 1;
+        }
+        // Whole windows lie inside the data (before it, tier 0 serves).
+        let earliest = if whole { START + 400 + dur } else { START + dur / 2 };
+        let before = r.range(earliest, last + 120);
+        let mut tg = GROUPS[r.range(0, GROUPS.len() as i64 - 1) as usize];
+        if whole && r.chance(50) {
+            tg = ["average", "sum"][r.range(0, 1) as usize];
+        }
         let group_by = ["dimension", "node", "instance"][r.range(0, 2) as usize];
         let mut options = vec!["jsonwrap"];
-        if r.chance(30) {
+        if r.chance(30) && !whole {
             options.push("unaligned");
         }
         let mut body = json!({

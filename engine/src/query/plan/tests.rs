@@ -172,27 +172,38 @@ fn query(r: &mut Rng, d: &Dataset) -> (ApiVersion, Value) {
     let relative = r.chance(0.3);
     // Half the windows are long (wide buckets), half anything.
     let dur = if r.chance(0.5) { r.range(span / 2, span + 600) } else { r.range(1, span + 600) };
-    let (after, before) = if relative {
+    let (mut after, mut before) = if relative {
         (-dur, -r.range(0, 900))
     } else {
         let before = r.range(d.first + dur / 2, d.last + 300);
         (before - dur, before)
     };
     // Few points make wide buckets (whole minutes and hours inside them).
-    let points = match r.below(10) {
+    let mut points = match r.below(10) {
         0 => 0,
         1..=5 => r.range(1, 24),
         _ => r.range(1, 400),
     };
+    // A fifth are absolute windows of buckets of whole minutes or hours,
+    // aligned (so on their grid): buckets of rollups alone.
+    let fits: Vec<i64> = [1, 2, 5, 15, 60, 120].into_iter().filter(|m| 60 * m <= span + 600).collect();
+    let whole = r.chance(0.2) && !fits.is_empty();
+    if whole {
+        let minutes = fits[r.below(fits.len() as u64) as usize];
+        points = r.range(1, ((span + 600) / (60 * minutes)).clamp(1, 40));
+        let dur = points * 60 * minutes - 1;
+        before = r.range(d.first + dur / 2, d.last + 300);
+        after = before - dur;
+    }
     let mut options = vec![];
     for (o, p) in [("unaligned", 0.3), ("anomaly-bit", 0.1), ("percentage", 0.1), ("null2zero", 0.05)] {
-        if r.chance(p) {
+        if r.chance(p) && !(whole && o == "unaligned") {
             options.push(o);
         }
     }
     let group_by = ["dimension", "node", "instance", "selected"][r.below(4) as usize];
     let aggregation = ["average", "sum", "min", "max"][r.below(4) as usize];
-    let resampling = if r.chance(0.15) { r.range(2, 900) } else { 0 };
+    let resampling = if r.chance(0.15) && !whole { r.range(2, 900) } else { 0 };
     if r.chance(0.25) {
         // v1: natural points for relative windows, no absolute values.
         let mut v = json!({"after": after, "before": before, "points": points, "group": tg,
