@@ -246,19 +246,42 @@ fn sums_of_absolute_values_with_statistics_apart() {
     }
 }
 
+/// `sum` or `average`: the time groups of sums.
+fn sum_or_average(sum: bool) -> Box<dyn Kernel> {
+    if sum {
+        Box::new(Sum::default())
+    } else {
+        Box::new(Average::new(None))
+    }
+}
+
+/// Asserts that `o` answers what `a` answers: flags, values (within 1e-9
+/// relative), anomaly rates and statistics.
+fn same_answer(a: &Out, o: &Out) -> Result<(), proptest::test_runner::TestCaseError> {
+    proptest::prop_assert_eq!(&a.b.flags, &o.b.flags);
+    for (x, y) in a.b.values.iter().zip(&o.b.values) {
+        proptest::prop_assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{} vs {}", x, y);
+    }
+    proptest::prop_assert_eq!(&a.b.arp, &o.b.arp);
+    proptest::prop_assert_eq!(a.stats.count, o.stats.count);
+    proptest::prop_assert_eq!(a.stats.anomalous, o.stats.anomalous);
+    proptest::prop_assert_eq!((a.stats.min, a.stats.max), (o.stats.min, o.stats.max));
+    let sum = a.stats.sum;
+    proptest::prop_assert!((sum - o.stats.sum).abs() <= 1e-9 * sum.abs().max(1.0), "{} vs {}", sum, o.stats.sum);
+    Ok(())
+}
+
+/// A sample of the sealed-and-open tests' data at second `t` (`None` in the hole).
+fn sample(seed: &[i32], hole: &std::ops::Range<i64>, t: i64) -> Option<f64> {
+    (!hole.contains(&t)).then(|| f64::from(seed[(t % 64) as usize]) / 100.0 + (t % 7) as f64)
+}
+
 /// Checks that the exact layout answers what tier 0 answers for sum and
 /// average over window `w`; returns how many tier-1 points it read.
 fn exact_equals_tier0(s: &Store, w: Window) -> Result<u64, proptest::test_runner::TestCaseError> {
     let mut tier1_points = 0;
     for sum in [false, true] {
-        let k = || -> Box<dyn Kernel> {
-            if sum {
-                Box::new(Sum::default())
-            } else {
-                Box::new(Average::new(None))
-            }
-        };
-        let field = if sum { Field::Sum } else { Field::Average };
+        let (field, k) = (if sum { Field::Sum } else { Field::Average }, || sum_or_average(sum));
         let a = pinned(s, w, 0, field, k());
         let b = exact(s, w, k());
         // The same two as time groups of sums, statistics read apart.
@@ -268,21 +291,7 @@ fn exact_equals_tier0(s: &Store, w: Window) -> Result<u64, proptest::test_runner
         let c = scan_with(s, w, field, k(), &exact_layout, false, stats.as_deref(), false);
         let d = scan_with(s, w, field, k(), &pinned_layout, false, stats.as_deref(), false);
         for o in [&b, &c, &d] {
-            proptest::prop_assert_eq!(&a.b.flags, &o.b.flags);
-            for (x, y) in a.b.values.iter().zip(&o.b.values) {
-                proptest::prop_assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{}: {} vs {}", field as u8, x, y);
-            }
-            proptest::prop_assert_eq!(&a.b.arp, &o.b.arp);
-            proptest::prop_assert_eq!(a.stats.count, o.stats.count);
-            proptest::prop_assert_eq!(a.stats.anomalous, o.stats.anomalous);
-            proptest::prop_assert_eq!((a.stats.min, a.stats.max), (o.stats.min, o.stats.max));
-            let sum = a.stats.sum;
-            proptest::prop_assert!(
-                (sum - o.stats.sum).abs() <= 1e-9 * sum.abs().max(1.0),
-                "{} vs {}",
-                sum,
-                o.stats.sum
-            );
+            same_answer(&a, o)?;
             proptest::prop_assert_eq!(a.tiers.points[0], d.tiers.points[0], "pinned to tier 0, only tier 0 counts");
         }
         tier1_points = b.tiers.points[1];
@@ -365,7 +374,7 @@ proptest::proptest! {
         let (first, last) = (DAY - 3 * 3600, DAY + 3 * 3600);
         let hole = DAY - 3600 + hole_start..DAY - 3600 + hole_start + 9_000;
         let data: Vec<_> = (first..=last)
-            .map(|t| (t, (!hole.contains(&t)).then(|| f64::from(seed[(t % 64) as usize]) / 100.0 + (t % 7) as f64)))
+            .map(|t| (t, sample(&seed, &hole, t)))
             .collect();
         let mut s = store_with(&data);
         s.seal_pending().expect("seal");
@@ -486,7 +495,7 @@ fn whole_rollups_equal_tier0(
     let mut s = Store::new(StorageConfig::default());
     let mut data = Vec::new();
     for t in (first..=last).step_by(ue as usize) {
-        let v = (!hole.contains(&t)).then(|| f64::from(seed[(t % 64) as usize]) / 100.0 + (t % 7) as f64);
+        let v = sample(seed, &hole, t);
         s.write(0, ue, t, v, t % 10 == 0).expect("write");
         data.push((t, v));
     }
@@ -505,23 +514,12 @@ fn whole_rollups_equal_tier0(
     proptest::prop_assert!(stats.is_some(), "statistics apart");
     let mut read = [0; TIERS];
     for sum in [false, true] {
-        let field = if sum { Field::Sum } else { Field::Average };
-        let k = || -> Box<dyn Kernel> {
-            if sum {
-                Box::new(Sum::default())
-            } else {
-                Box::new(Average::new(None))
-            }
-        };
+        let (field, k) = (if sum { Field::Sum } else { Field::Average }, || sum_or_average(sum));
         let truth = scan_ue(&s, ue, w, (field, k()), &Layout::pinned(&w, 0), false, None, false);
         let per_bucket = scan_ue(&s, ue, w, (field, k()), &exact_layout, false, None, false);
         let o = scan_ue(&s, ue, w, (field, k()), &exact_layout, false, stats.as_deref(), false);
         proptest::prop_assert!(o.batched && !per_bucket.batched, "only the scan of sums takes pieces first");
-        proptest::prop_assert_eq!(&truth.b.flags, &o.b.flags);
-        for (x, y) in truth.b.values.iter().zip(&o.b.values) {
-            proptest::prop_assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{}: {} vs {}", field as u8, x, y);
-        }
-        proptest::prop_assert_eq!(&truth.b.arp, &o.b.arp);
+        same_answer(&truth, &o)?;
         proptest::prop_assert!(o.approximate.iter().all(|a| !a), "whole points are exact");
         proptest::prop_assert_eq!(o.tiers.points[0], 0, "no tier-0 sample read");
         proptest::prop_assert!(
