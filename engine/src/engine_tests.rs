@@ -619,3 +619,153 @@ fn batches_of_known_series_take_no_catalog_write_lock() {
         assert_eq!(creating.join().expect("no panic").expect("applied").new_series, 1);
     });
 }
+
+/// An ingest that closes a span while another thread is sealing leaves the
+/// span to that sealer and returns, until more than `MAX_UNSEALED` spans
+/// wait; then it waits for the sealer and seals them all. The test holds
+/// `sealing` itself to play the busy sealer.
+#[test]
+fn ingests_leave_closed_spans_to_a_busy_sealer_up_to_a_bound() {
+    use std::time::{Duration, Instant};
+    const CHUNK: i64 = 600;
+    let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + 48 * 3600)));
+    let waiting = |e: &Engine| e.read().expect("state").store.pending_seal_count();
+    let finishes = |h: &std::thread::ScopedJoinHandle<'_, _>, within: Duration| {
+        let deadline = Instant::now() + within;
+        while !h.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        h.is_finished()
+    };
+    let mut k = 0;
+    // Unhindered, every ingest lays out what it closed.
+    while k < 3 * 3600 / CHUNK {
+        e.ingest(&batch_of(0, k, CHUNK)).expect("ingest");
+        assert_eq!(waiting(&e), 0, "batch {k}");
+        k += 1;
+    }
+    let busy = e.sealing.lock().expect("sealing");
+    while waiting(&e) < super::MAX_UNSEALED {
+        e.ingest(&batch_of(0, k, CHUNK)).expect("an ingest returns while the sealer is busy");
+        k += 1;
+    }
+    assert_eq!(waiting(&e), super::MAX_UNSEALED, "spans are closed one hour at a time");
+    std::thread::scope(|s| {
+        // An hour more: one more span closes, and that ingest waits.
+        let blocked = s.spawn(|| {
+            for k in k..k + 3600 / CHUNK {
+                e.ingest(&batch_of(0, k, CHUNK)).expect("ingest");
+            }
+        });
+        assert!(!finishes(&blocked, Duration::from_millis(300)), "past the bound an ingest waits for the sealer");
+        drop(busy);
+        blocked.join().expect("no panic");
+    });
+    assert_eq!(waiting(&e), 0, "the waiting ingest sealed every closed span");
+    let sealed = e.read().expect("state").store.sealed(1, 0).len();
+    assert!(sealed >= 3 + super::MAX_UNSEALED, "{sealed} sealed tier-0 spans");
+}
+
+/// Clients closing spans at their own pace (each its own update_every, so
+/// each its own spans and head, and nothing is late), then all at once with
+/// a last batch two hours ahead: when every ingest has returned, no closed
+/// span is left unsealed (a sealer looks again after letting go, so a span
+/// whose ingest found it busy is not stranded), and the answers are those
+/// of the samples sent.
+#[test]
+fn no_closed_span_outlives_the_ingests() {
+    const HOURS: i64 = 3;
+    const CHUNK: i64 = 240;
+    const SERIES: usize = 60;
+    let total = HOURS * 3600;
+    let ue = |client: usize| client as i64 + 1;
+    let batch = |client: usize, times: &mut dyn Iterator<Item = i64>| {
+        let times = times.filter(|t| t % ue(client) == 0);
+        let points: Vec<Point> = times.map(|t| Point { t, value: Some(value(client, t)), anomalous: false }).collect();
+        let series = (0..SERIES).map(|d| SeriesSpec {
+            node: Some(format!("client-{client}")),
+            context: "test.concurrent".into(),
+            dimension: format!("d{d}"),
+            update_every: Some(ue(client)),
+            points: points.clone(),
+            ..Default::default()
+        });
+        IngestBatch { nodes: vec![], series: series.collect() }
+    };
+    for round in 0..2 {
+        let ahead = T0 + total + 2 * 3600;
+        let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(ahead)));
+        let last = std::sync::Barrier::new(CLIENTS);
+        std::thread::scope(|s| {
+            for client in 0..CLIENTS {
+                let (e, batch, last) = (&e, &batch, &last);
+                s.spawn(move || {
+                    for k in 0..total / CHUNK {
+                        let report = e.ingest(&batch(client, &mut (T0 + k * CHUNK + 1..=T0 + (k + 1) * CHUNK)));
+                        assert_eq!(report.expect("ingest").rejected_late, 0, "client {client} batch {k}");
+                    }
+                    last.wait();
+                    eprintln!("LAST {client} start");
+                    e.ingest(&batch(client, &mut std::iter::once(ahead))).expect("the last batch");
+                    eprintln!("LAST {client} done {}", e.read().expect("state").store.pending_seal_count());
+                });
+            }
+        });
+        assert_eq!(e.read().expect("state").store.pending_seal_count(), 0, "round {round}");
+        let want: Vec<f64> = (0..CLIENTS)
+            .map(|c| (T0 + 1..=T0 + total).filter(|t| t % ue(c) == 0).map(|t| SERIES as f64 * value(c, t)).sum())
+            .collect();
+        assert_eq!(sums_over(&e, total), want, "round {round}");
+    }
+}
+
+/// The case the look-again rule is for: an ingest closes a span while
+/// another lays out a large one, finds it busy and returns; when that
+/// sealer is done, the span is sealed too, with no ingest after it.
+#[test]
+fn a_sealer_takes_the_spans_closed_while_it_worked() {
+    const BIG: usize = 300;
+    // Divisible by every span here (3,600 s times update_every 1 or 2).
+    const BASE: i64 = 1_700_006_400;
+    let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(BASE + 3 * 3600)));
+    let series = |node: &str, n: usize, ue: i64, times: &[i64]| {
+        let points: Vec<Point> = times.iter().map(|&t| Point::new(t, Some((t - BASE) as f64))).collect();
+        let one = |d: usize| SeriesSpec {
+            node: Some(node.into()),
+            context: "test.seal".into(),
+            dimension: format!("d{d}"),
+            update_every: Some(ue),
+            points: points.clone(),
+            ..Default::default()
+        };
+        IngestBatch { nodes: vec![], series: (0..n).map(one).collect() }
+    };
+    // One whole tier-0 span, then a point that closes it (and only it: it
+    // moves the head just past the span's end, 300 s of grace later).
+    let span = |ue: i64| (BASE + ue..BASE + 3600 * ue).step_by(ue as usize).collect::<Vec<_>>();
+    let closer = |ue: i64| [BASE + 3600 * ue + 600];
+    e.ingest(&series("big", BIG, 1, &span(1))).expect("a span of the big node");
+    e.ingest(&series("small", 2, 2, &span(2))).expect("a span of the small node");
+    let waiting = |e: &Engine| e.read().expect("state").store.pending_seal_count();
+    assert_eq!(waiting(&e), 0, "nothing closed yet");
+    let left_to_the_sealer = std::thread::scope(|s| {
+        let big = s.spawn(|| e.ingest(&series("big", BIG, 1, &closer(1))).expect("closes the big span"));
+        // Wait (without holding it) until the big ingest is sealing.
+        let busy = loop {
+            // A statement of its own: a guard taken here is dropped at once.
+            let taken = matches!(e.sealing.try_lock(), Err(std::sync::TryLockError::WouldBlock));
+            if taken || big.is_finished() {
+                break taken;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(20));
+        };
+        e.ingest(&series("small", 2, 2, &closer(2))).expect("closes the small span");
+        let left = busy && !big.is_finished() && waiting(&e) == 2;
+        big.join().expect("no panic");
+        left
+    });
+    assert_eq!(waiting(&e), 0, "every closed span is sealed (one left to the busy sealer: {left_to_the_sealer})");
+    for ue in 1..3 {
+        assert_eq!(e.read().expect("state").store.sealed(ue, 0).len(), 1, "update_every {ue}: its span is sealed");
+    }
+}

@@ -393,6 +393,11 @@ impl Store {
         out
     }
 
+    /// How many closed spans wait to be laid out (as [`Store::pending_seals`], without the copies).
+    pub fn pending_seal_count(&self) -> usize {
+        self.groups.values().flat_map(|g| g.tiers.iter()).map(|st| st.sealing.len()).sum()
+    }
+
     /// Replaces the closed span `span` with its segment `seg`.
     pub fn complete_seal(&mut self, tier: usize, ue: i64, span: &Arc<OpenSpan>, seg: Arc<Segment>) {
         let Some(g) = self.groups.get_mut(&ue) else { return };
