@@ -68,6 +68,23 @@ pub(crate) enum Dense {
     Agg { sum: Vec<f64>, min: Vec<f64>, max: Vec<f64>, count: Vec<u32>, anomaly_count: Vec<u32> },
 }
 
+impl Dense {
+    /// No rows yet, of a raw span's kind or a rollup's.
+    pub(crate) fn empty(raw: bool) -> Dense {
+        if raw {
+            Dense::Raw { values: Vec::new(), valid: Vec::new(), anomaly: Vec::new() }
+        } else {
+            Dense::Agg {
+                sum: Vec::new(),
+                min: Vec::new(),
+                max: Vec::new(),
+                count: Vec::new(),
+                anomaly_count: Vec::new(),
+            }
+        }
+    }
+}
+
 impl OpenSpan {
     pub fn new(start: i64, res: i64, points: usize, raw: bool) -> Self {
         let rows = if raw { SpanRows::Raw(Vec::new()) } else { SpanRows::Agg(Vec::new()) };
@@ -271,15 +288,19 @@ impl OpenSpan {
     /// `range.len()` points, the first of them slot `range.start`.
     #[cfg(test)]
     pub(crate) fn dense_range(&self, range: Range<usize>) -> Dense {
-        self.dense_rows(0..self.rows(), range)
+        let mut out = Dense::empty(self.is_raw());
+        self.dense_rows(0..self.rows(), range, &mut out);
+        out
     }
 
-    /// The buffers of the rows in `rows` laid out densely (row = metric, in
-    /// `ids` order), each row holding the `range.len()` slots of `range`:
-    /// zeros and unset bits where no block holds a slot. Sealing lays a
-    /// span out a few rows at a time, so its buffers stay small and are
-    /// reused instead of being fresh pages for every span.
-    pub(crate) fn dense_rows(&self, rows: Range<usize>, range: Range<usize>) -> Dense {
+    /// Lays out the rows in `rows` densely in `out` (row = metric, in `ids`
+    /// order), each row holding the `range.len()` slots of `range`: zeros
+    /// and unset bits where no block holds a slot. Sealing lays a span out
+    /// a few rows at a time into the same `out`, so its buffers stay small
+    /// and are written over instead of being fresh pages for every chunk
+    /// (fresh zeroed pages fault on first touch: with a new buffer per
+    /// chunk, a third of sealing an hour went to page faults).
+    pub(crate) fn dense_rows(&self, rows: Range<usize>, range: Range<usize>, out: &mut Dense) {
         let g = self.geometry();
         let (n, from, to) = (range.len(), range.start, range.end.min(self.points));
         let (first, rows) = (rows.start, rows.len());
@@ -288,26 +309,32 @@ impl OpenSpan {
             let (a, b) = (slot.max(from), (slot + len).min(to));
             (a < b).then(|| (a - from, a - slot, b - a))
         };
-        match &self.data.rows {
-            SpanRows::Raw(all) => {
-                let mut values = vec![0.0; rows * n];
-                let mut valid = vec![0u8; (rows * n).div_ceil(8)];
-                let mut anomaly = vec![0u8; (rows * n).div_ceil(8)];
+        fn zeroed<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
+            v.clear();
+            v.resize(len, T::default());
+        }
+        match (&self.data.rows, out) {
+            (SpanRows::Raw(all), Dense::Raw { values, valid, anomaly }) => {
+                zeroed(values, rows * n);
+                zeroed(valid, (rows * n).div_ceil(8));
+                zeroed(anomaly, (rows * n).div_ceil(8));
                 for (r, blocks) in all.iter().skip(first).take(rows).enumerate() {
                     for (bi, b) in blocks.iter() {
                         let Some((at, k, len)) = part(g.window(*bi, b)) else { continue };
                         let at = r * n + at;
                         let b = &b.cols;
                         values[at..at + len].copy_from_slice(&b.values[k..k + len]);
-                        copy_bits(&mut valid, at, &b.valid, k, len);
-                        copy_bits(&mut anomaly, at, &b.anomaly, k, len);
+                        copy_bits(valid, at, &b.valid, k, len);
+                        copy_bits(anomaly, at, &b.anomaly, k, len);
                     }
                 }
-                Dense::Raw { values, valid, anomaly }
             }
-            SpanRows::Agg(all) => {
-                let (mut sum, mut min, mut max) = (vec![0.0; rows * n], vec![0.0; rows * n], vec![0.0; rows * n]);
-                let (mut count, mut anomaly_count) = (vec![0u32; rows * n], vec![0u32; rows * n]);
+            (SpanRows::Agg(all), Dense::Agg { sum, min, max, count, anomaly_count }) => {
+                for v in [&mut *sum, &mut *min, &mut *max] {
+                    zeroed(v, rows * n);
+                }
+                zeroed(count, rows * n);
+                zeroed(anomaly_count, rows * n);
                 for (r, blocks) in all.iter().skip(first).take(rows).enumerate() {
                     for (bi, b) in blocks.iter() {
                         let Some((at, k, len)) = part(g.window(*bi, b)) else { continue };
@@ -320,7 +347,11 @@ impl OpenSpan {
                         anomaly_count[at..at + len].copy_from_slice(&b.anomaly_count[k..k + len]);
                     }
                 }
-                Dense::Agg { sum, min, max, count, anomaly_count }
+            }
+            // Buffers of the other kind: replaced by empty ones of this kind.
+            (_, out) => {
+                *out = Dense::empty(self.is_raw());
+                self.dense_rows(first..first + rows, range, out);
             }
         }
     }

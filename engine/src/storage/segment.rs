@@ -208,19 +208,24 @@ impl Segment {
         let mut enc: Vec<RowEncoder> =
             (0..if span.is_raw() { 1 } else { 5 }).map(|_| RowEncoder::new(rows, n)).collect();
         let chunk = (SEAL_CHUNK_VALUES / n.max(1)).max(1);
+        // Written over chunk after chunk (see `OpenSpan::dense_rows`).
+        let mut dense = Dense::empty(span.is_raw());
+        let mut counts: Vec<f64> = Vec::new();
         for first in (0..rows).step_by(chunk) {
-            match (span.dense_rows(first..(first + chunk).min(rows), range.clone()), enc.as_mut_slice()) {
+            span.dense_rows(first..(first + chunk).min(rows), range.clone(), &mut dense);
+            match (&dense, enc.as_mut_slice()) {
                 (Dense::Raw { values, valid, anomaly }, [e]) => {
-                    e.push(&values, n, |k| get_bit(&valid, k), |k| get_bit(&anomaly, k));
+                    e.push(values, n, |k| get_bit(valid, k), |k| get_bit(anomaly, k));
                 }
                 (Dense::Agg { sum, min, max, count, anomaly_count }, [s, lo, hi, c, a]) => {
                     let filled = |k: usize| count[k] > 0;
-                    for (e, v) in [(s, &sum), (lo, &min), (hi, &max)] {
+                    for (e, v) in [(s, sum), (lo, min), (hi, max)] {
                         e.push(v, n, filled, |_| false);
                     }
-                    for (e, v) in [(c, &count), (a, &anomaly_count)] {
-                        let v: Vec<f64> = v.iter().map(|&c| f64::from(c)).collect();
-                        e.push(&v, n, |_| true, |_| false);
+                    for (e, v) in [(c, count), (a, anomaly_count)] {
+                        counts.clear();
+                        counts.extend(v.iter().map(|&c| f64::from(c)));
+                        e.push(&counts, n, |_| true, |_| false);
                     }
                 }
                 _ => {
