@@ -126,14 +126,18 @@ pub struct Engine {
     checkpointer: Option<Checkpointer>,
     /// Orders ingests: WAL order must equal apply order.
     ingest_order: Mutex<()>,
-    /// One thread lays out closed spans at a time (the others would repeat its work).
+    /// One thread lays out closed spans at a time (the others would repeat
+    /// its work). Ingests that find it held leave their spans to the
+    /// holder, so every holder looks again after letting go and seals
+    /// until none is waiting (see [`Engine::seal_closed_after_ingest`]).
     sealing: Mutex<()>,
     /// Queries running now (for `/health` and tests of cancellation).
     running: AtomicUsize,
 }
 
-/// Closed spans that may wait for a busy sealer before an ingest waits for
-/// it too: one tier-0 hour of 1,000 per-second series is about 30 MB.
+/// Closed spans (of any tier) that may wait for a busy sealer before an
+/// ingest waits for it too. A span's blocks stay in memory until it is laid
+/// out: a tier-0 hour of 1,000 per-second series is about 30 MB.
 const MAX_UNSEALED: usize = 2;
 
 /// Counts a running query while alive.
@@ -265,7 +269,12 @@ impl Engine {
     /// work to finish first (checkpoints, shutdown).
     fn seal_closed(&self) -> Result<()> {
         let _one = self.sealing.lock().map_err(|_| EngineError::Poisoned("sealing"))?;
-        self.seal_pending()
+        // Ingests may close more while this one seals (unless the caller
+        // holds `ingest_order`) and leave them to it: look until none waits.
+        while self.store.read().map_err(|_| EngineError::Poisoned("store lock"))?.pending_seal_count() > 0 {
+            self.seal_pending()?;
+        }
+        Ok(())
     }
 
     /// Lays out closed spans after an ingest. Another thread already
@@ -278,23 +287,32 @@ impl Engine {
     ///   whose `try_lock` failed is in the store before that failure, so
     ///   the holder it failed against sees it on its next look.
     /// - Memory stays bounded: with more than [`MAX_UNSEALED`] closed
-    ///   spans waiting, an ingest waits for the sealer instead (their
-    ///   blocks stay in memory until laid out).
-    fn seal_closed_after_ingest(&self) -> Result<()> {
+    ///   spans waiting, an ingest waits for the sealer instead. The count
+    ///   is read after the batch is applied, so at most [`MAX_UNSEALED`]
+    ///   plus what each concurrent ingest closes can wait at once.
+    ///
+    /// If the sealer fails, the spans left to it wait for the next ingest
+    /// or checkpoint (they are readable and in the WAL meanwhile), and the
+    /// error goes to the ingest that was sealing.
+    ///
+    /// Returns whether this ingest sealed anything.
+    fn seal_closed_after_ingest(&self) -> Result<bool> {
+        let mut sealed = false;
         loop {
             let waiting = self.store.read().map_err(|_| EngineError::Poisoned("store lock"))?.pending_seal_count();
             if waiting == 0 {
-                return Ok(());
+                return Ok(sealed);
             }
             let _one = match self.sealing.try_lock() {
                 Ok(one) => one,
-                Err(std::sync::TryLockError::WouldBlock) if waiting <= MAX_UNSEALED => return Ok(()),
+                Err(std::sync::TryLockError::WouldBlock) if waiting <= MAX_UNSEALED => return Ok(sealed),
                 Err(std::sync::TryLockError::WouldBlock) => {
                     self.sealing.lock().map_err(|_| EngineError::Poisoned("sealing"))?
                 }
                 Err(std::sync::TryLockError::Poisoned(_)) => return Err(EngineError::Poisoned("sealing")),
             };
             self.seal_pending()?;
+            sealed = true;
         }
     }
 
@@ -410,8 +428,14 @@ impl Engine {
             let o = self.store.write().map_err(|_| poisoned("store lock"))?.write_batch(&runs_of(&series))?;
             (IngestReport { accepted: o.written, rejected_late: o.late, new_series: new }, lsn)
         };
-        self.seal_closed_after_ingest()?;
-        let sealed = || self.store.read().map(|s| s.has_sealed_events()).map_err(|_| poisoned("store lock"));
+        let sealed_here = self.seal_closed_after_ingest()?;
+        // An ingest that left its spans to a busy sealer plans no checkpoint
+        // while spans wait (the plan would lay them out again as snapshot
+        // files); the sealer plans one when done, as any ingest that sealed.
+        let sealed = || {
+            let s = self.store.read().map_err(|_| poisoned("store lock"))?;
+            Ok::<_, EngineError>(s.has_sealed_events() && (sealed_here || s.pending_seal_count() == 0))
+        };
         if let (Some(p), Some(c), true) = (&self.persist, &self.checkpointer, sealed()?) {
             let _order = self.ingest_order.lock().map_err(|_| poisoned("ingest order"))?;
             let cat = self.catalog.read().map_err(|_| poisoned("catalog lock"))?;

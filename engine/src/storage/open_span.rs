@@ -348,7 +348,7 @@ impl OpenSpan {
                     }
                 }
             }
-            // Buffers of the other kind: replaced by empty ones of this kind.
+            // Only if a caller reuses `out` across a raw span and a rollup.
             (_, out) => {
                 *out = Dense::empty(self.is_raw());
                 self.dense_rows(first..first + rows, range, out);
