@@ -269,12 +269,7 @@ impl Engine {
     /// work to finish first (checkpoints, shutdown).
     fn seal_closed(&self) -> Result<()> {
         let _one = self.sealing.lock().map_err(|_| EngineError::Poisoned("sealing"))?;
-        // Ingests may close more while this one seals (unless the caller
-        // holds `ingest_order`) and leave them to it: look until none waits.
-        while self.store.read().map_err(|_| EngineError::Poisoned("store lock"))?.pending_seal_count() > 0 {
-            self.seal_pending()?;
-        }
-        Ok(())
+        self.seal_pending()
     }
 
     /// Lays out closed spans after an ingest. Another thread already
@@ -316,16 +311,24 @@ impl Engine {
         }
     }
 
-    /// Seals the spans closed so far, with no state lock held while laying
-    /// one out (the store's write lock only to swap it in). The caller
-    /// holds `sealing`.
+    /// Seals closed spans until none waits, with no state lock held while
+    /// laying one out (the store's write lock only to swap it in). Ingests
+    /// may close more meanwhile and leave them to this sealer, hence the
+    /// loop. The caller holds `sealing`.
     fn seal_pending(&self) -> Result<()> {
-        let pending = self.store.read().map_err(|_| EngineError::Poisoned("store lock"))?.pending_seals();
-        for (tier, ue, span) in pending {
-            let seg = Arc::new(Segment::seal(tier as u8, &span)?);
-            self.store.write().map_err(|_| EngineError::Poisoned("store lock"))?.complete_seal(tier, ue, &span, seg);
+        loop {
+            let pending = self.store.read().map_err(|_| EngineError::Poisoned("store lock"))?.pending_seals();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            for (tier, ue, span) in pending {
+                let seg = Arc::new(Segment::seal(tier as u8, &span)?);
+                self.store
+                    .write()
+                    .map_err(|_| EngineError::Poisoned("store lock"))?
+                    .complete_seal(tier, ue, &span, seg);
+            }
         }
-        Ok(())
     }
 
     /// Validates the whole batch, then applies it. With a data dir the batch
