@@ -315,3 +315,53 @@ fn summary_counts_each_instance_once_per_node_and_context() {
         assert_eq!(counts(&item.instances), (2, 0, 2), "{}: instances, once each", item.id);
     }
 }
+
+/// One 10 s series: `(offset from T0, value, anomalous)` points.
+fn ten_second_engine(points: &[(i64, f64, bool)]) -> Engine {
+    let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + 3601)));
+    let series = SeriesSpec {
+        node: Some("n1".into()),
+        context: "net.io".into(),
+        dimension: "out".into(),
+        update_every: Some(10),
+        points: points.iter().map(|&(k, v, anomalous)| Point { t: T0 + k, value: Some(v), anomalous }).collect(),
+        ..Default::default()
+    };
+    e.ingest(&IngestBatch { nodes: vec![], series: vec![series] }).expect("ingest");
+    e
+}
+
+/// A bucket `(T0 + 11, T0 + 15]`: no point ends inside it, and the point
+/// `(T0 + 10, T0 + 20]` is cut by its end.
+fn cut_bucket(options: &[&str]) -> serde_json::Value {
+    json!({"window": {"after": T0 + 11, "before": T0 + 15, "points": 1}, "options": options,
+           "aggregations": {"time": {"time_group": "average"}}})
+}
+
+#[test]
+fn closing_values_interpolate_magnitudes_under_the_absolute_rule() {
+    // -10 then +10: the signed line crosses 0 at the bucket end, the
+    // magnitudes are 10 at both ends (spec 5.1: points are made absolute
+    // before time grouping, so before the interpolation).
+    let e = ten_second_engine(&[(10, -10.0, false), (20, 10.0, false)]);
+    assert_eq!(q(&e, cut_bucket(&[])).series[0].values, vec![-10.0 + 20.0 * 0.5]);
+    assert_eq!(q(&e, cut_bucket(&["absolute"])).series[0].values, vec![10.0]);
+    // group_by node implies the absolute rule (spec 5.1).
+    let by_node = json!({"window": {"after": T0 + 11, "before": T0 + 15, "points": 1},
+        "aggregations": {"metrics": [{"group_by": ["node"], "aggregation": "max"}], "time": {"time_group": "max"}}});
+    assert_eq!(q(&e, by_node).series[0].values, vec![10.0]);
+}
+
+#[test]
+fn the_closing_point_counts_once_in_the_anomaly_rate() {
+    // (T0 + 8, T0 + 14] holds the point ending at T0 + 10 and is closed by
+    // the one ending at T0 + 20: each counts once (spec 4.2).
+    let window = json!({"after": T0 + 8, "before": T0 + 14, "points": 1});
+    let body = json!({"window": window, "aggregations": {"time": {"time_group": "average"}}});
+    let closing_anomalous = ten_second_engine(&[(0, 1.0, false), (10, 2.0, false), (20, 3.0, true)]);
+    let r = q(&closing_anomalous, body.clone());
+    assert!((r.series[0].values[0] - 2.2).abs() < 1e-12, "{:?}", r.series[0].values);
+    assert_eq!(r.series[0].arp, vec![50.0]);
+    let inner_anomalous = ten_second_engine(&[(0, 1.0, false), (10, 2.0, true), (20, 3.0, false)]);
+    assert_eq!(q(&inner_anomalous, body).series[0].arp, vec![50.0]);
+}

@@ -153,6 +153,14 @@ struct Bucket {
     approximate: bool,
 }
 
+/// The point cut by a bucket's end: its value interpolated at the end
+/// ([`MetricScan::closing_value`]), and its samples for the anomaly rate.
+struct Closing {
+    value: f64,
+    count: u32,
+    anomalous: u32,
+}
+
 /// A tier-0 run, unpacked once per metric.
 #[derive(Debug, Clone, Copy)]
 struct RawView<'a> {
@@ -670,8 +678,10 @@ impl<'s> MetricScan<'s> {
                 carried = split;
             }
             if let Some(t) = b.last_tier {
-                if let Some(v) = self.closing_value(t, e) {
-                    self.kernel.add(if self.absolute { v.abs() } else { v });
+                if let Some(c) = self.closing_value(t, e) {
+                    self.kernel.add(c.value);
+                    b.count += u64::from(c.count);
+                    b.anomalous += u64::from(c.anomalous);
                     if t > 0 {
                         b.approximate = true;
                         out.approximate_tiers[t] = true;
@@ -1135,8 +1145,13 @@ impl<'s> MetricScan<'s> {
 
     /// The value at bucket end `t` of a `tier` point that starts before `t`
     /// and ends after it (only wider-than-1s points can), linearly
-    /// interpolated from the adjacent previous point when both are numbers.
-    fn closing_value(&self, tier: usize, t: i64) -> Option<f64> {
+    /// interpolated from the adjacent previous point when both are numbers,
+    /// with the point's samples and anomalous samples: the closing point
+    /// counts once in the bucket's anomaly rate (spec 4.2). Under the
+    /// absolute rule both points are made non-negative first, as every db
+    /// point is before time grouping (spec 5.1): the interpolation runs
+    /// between magnitudes, not signed values.
+    fn closing_value(&self, tier: usize, t: i64) -> Option<Closing> {
         // Points end on multiples of their resolution: none straddles a
         // bucket end that is one (always so at one second).
         let unit =
@@ -1147,7 +1162,7 @@ impl<'s> MetricScan<'s> {
         // (first_end, res, len) of the run holding the point, its index, and
         // Netdata's values of it and of its predecessor when adjacent.
         let field = self.field;
-        let (res, end, this, prev) = if tier == 0 {
+        let (res, end, this, prev, count, anomalous) = if tier == 0 {
             let runs = &self.raw;
             let j = self.cursor[0]
                 + runs[self.cursor[0].min(runs.len())..].iter().take_while(|r| r.last_end() <= t).count();
@@ -1169,7 +1184,8 @@ impl<'s> MetricScan<'s> {
                     (p.last_end() == end - r.res && p.is_valid(pk)).then(|| p.value(pk, field))
                 })
             };
-            (r.res, end, r.value(k, field), prev)
+            let anomalous = r.value(k, Field::AnomalyRate) > 0.0;
+            (r.res, end, r.value(k, field), prev, 1, u32::from(anomalous))
         } else {
             let runs = &self.agg[tier];
             let j = self.agg_run_at(tier, t + 1);
@@ -1191,11 +1207,14 @@ impl<'s> MetricScan<'s> {
                     (p.last_end() == end - r.res && p.count[pk] > 0).then(|| p.value(pk, field))
                 })
             };
-            (r.res, end, r.value(k, field), prev)
+            (r.res, end, r.value(k, field), prev, r.count[k], r.anomaly_count[k])
         };
-        Some(match prev {
+        let magnitude = |v: f64| if self.absolute { v.abs() } else { v };
+        let (this, prev) = (magnitude(this), prev.map(magnitude));
+        let value = match prev {
             Some(p) => p + (this - p) * (1.0 - (end - t) as f64 / res as f64),
             None => this,
-        })
+        };
+        Some(Closing { value, count, anomalous })
     }
 }
