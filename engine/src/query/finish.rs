@@ -1,5 +1,5 @@
 //! Stage 5 of the query path: from grouped series to the
-//! format-independent [`QueryResult`]: percentages, `nonzero`,
+//! format-independent [`QueryResult`]: live-edge trimming, percentages, `nonzero`,
 //! cardinality folding, the summary lists, titles and units, per-tier
 //! retention, and whether any bucket is approximate.
 
@@ -13,7 +13,8 @@ use crate::query::request::{ApiVersion, QueryRequest};
 use crate::query::result::{Approximation, QueryResult, Series, TierInfo, PA_EMPTY};
 use crate::query::scan::ScanOutput;
 use crate::query::select::Selection;
-use crate::query::{cardinality, detailed, summary};
+use crate::query::window::Window;
+use crate::query::{cardinality, detailed, summary, trim};
 use crate::storage::{StoreView, TIERS};
 
 /// Timings measured by the earlier stages.
@@ -29,13 +30,24 @@ pub struct Inputs<'a> {
     pub req: &'a QueryRequest,
     pub sel: &'a Selection,
     pub plan: &'a QueryPlan,
+    /// The query's wall clock, for the live-edge trimming.
+    pub now: i64,
 }
 
 /// Builds the result.
 pub fn run(inp: Inputs<'_>, scan: ScanOutput, grouped: Grouped<'_>, timings: Timings) -> QueryResult {
-    let Inputs { cat, store, req, sel, plan } = inp;
+    let Inputs { cat, store, req, sel, plan, now } = inp;
     let Grouped { mut series, final_pass, grouped_as } = grouped;
-    let w = &plan.window;
+    let mut window = plan.window;
+    // Before anything reads the rows: the trailing rows still being
+    // collected go (spec 4.3), for every later step and format alike.
+    let partial_trimming = (req.api != ApiVersion::V1).then(|| {
+        let max_ue = plan.jobs.iter().filter(|j| !j.hidden).map(|j| j.update_every).max().unwrap_or(plan.update_every);
+        let (rows, report) = trim::trailing_rows(&window, now, max_ue, &series, !req.options.raw);
+        trim::cut(&mut window, &mut series, rows);
+        report
+    });
+    let w = &window;
     if req.options.absolute && req.api == ApiVersion::V1 {
         for s in &mut series {
             s.values.iter_mut().for_each(|v| *v = v.abs());
@@ -47,7 +59,7 @@ pub fn run(inp: Inputs<'_>, scan: ScanOutput, grouped: Grouped<'_>, timings: Tim
     if req.options.nonzero && series.iter().any(|s| !all_zero(s)) {
         series.retain(|s| !all_zero(s));
     }
-    let approximation = approximation(store, plan, &scan);
+    let approximation = approximation(store, plan, w, &scan);
     let folded = cardinality::fold(&mut series, req.cardinality_limit as usize, final_pass.aggregation);
 
     let excluded = sel.excluded();
@@ -105,7 +117,7 @@ pub fn run(inp: Inputs<'_>, scan: ScanOutput, grouped: Grouped<'_>, timings: Tim
         plan.pinned.unwrap_or_else(|| (0..TIERS).rev().find(|&t| scan.tier_use.points[t] > 0).unwrap_or(0));
     QueryResult {
         request: req.clone(),
-        window: plan.window,
+        window,
         series,
         grouped_by: final_pass.keys.clone(),
         group_by_labels: final_pass.labels.clone(),
@@ -126,12 +138,14 @@ pub fn run(inp: Inputs<'_>, scan: ScanOutput, grouped: Grouped<'_>, timings: Tim
         folded,
         approximation,
         detailed,
+        partial_trimming,
     }
 }
 
 /// Which buckets are approximate, and why.
-fn approximation(store: &StoreView, plan: &QueryPlan, scan: &ScanOutput) -> Option<Approximation> {
-    let flagged: Vec<usize> = (0..plan.window.points).filter(|&i| scan.approx.buckets[i]).collect();
+/// Only the rows `w` kept count.
+fn approximation(store: &StoreView, plan: &QueryPlan, w: &Window, scan: &ScanOutput) -> Option<Approximation> {
+    let flagged: Vec<usize> = (0..w.points).filter(|&i| scan.approx.buckets[i]).collect();
     let (&first, &last) = (flagged.first()?, flagged.last()?);
     let tiers: Vec<usize> = (0..TIERS).filter(|&t| scan.approx.tiers[t]).collect();
     let reason = match plan.pinned {
@@ -141,13 +155,7 @@ fn approximation(store: &StoreView, plan: &QueryPlan, scan: &ScanOutput) -> Opti
         ),
         None => "tier 0 no longer holds this history: rollup points stand in for its samples".to_string(),
     };
-    Some(Approximation {
-        tiers,
-        buckets: flagged.len(),
-        first: plan.window.bucket_end(first),
-        last: plan.window.bucket_end(last),
-        reason,
-    })
+    Some(Approximation { tiers, buckets: flagged.len(), first: w.bucket_end(first), last: w.bucket_end(last), reason })
 }
 
 /// `options=percentage`: each value as a percentage of its row's total over

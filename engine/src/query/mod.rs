@@ -3,8 +3,8 @@
 //! (window, queried metrics, groups, limits and the tier rule ->
 //! [`plan::QueryPlan`]) -> [`scan`] (time groups over the planned pieces,
 //! in parallel -> [`scan::ScanOutput`]) -> [`group`] (group-by passes ->
-//! [`group::Grouped`]) -> [`finish`] (percentages, summary, metadata ->
-//! [`result::QueryResult`]).
+//! [`group::Grouped`]) -> [`finish`] (live-edge trimming ([`trim`]),
+//! percentages, summary, metadata -> [`result::QueryResult`]).
 
 pub mod body;
 pub mod cardinality;
@@ -21,6 +21,7 @@ pub mod scan;
 pub mod select;
 pub mod summary;
 pub mod time_group;
+pub mod trim;
 pub mod window;
 
 use std::sync::atomic::AtomicBool;
@@ -147,7 +148,7 @@ pub fn run(
     let cat = src.catalog.read().map_err(|_| EngineError::Poisoned("catalog lock"))?;
     let grouped = group::run(&cat, req, &plan, &scan);
     let query_ms = t1.elapsed().as_secs_f64() * 1000.0;
-    let inputs = finish::Inputs { cat: &cat, store: &view, req, sel: &sel, plan: &plan };
+    let inputs = finish::Inputs { cat: &cat, store: &view, req, sel: &sel, plan: &plan, now };
     Ok(finish::run(inputs, scan, grouped, finish::Timings { prep_ms, query_ms }))
 }
 

@@ -204,6 +204,9 @@ pub struct QueryResult {
     pub approximation: Option<Approximation>,
     /// The `detailed` tree, with option `details`.
     pub detailed: Option<crate::query::detailed::Detailed>,
+    /// v2/v3: the live-edge trimming's report (`None` for v1, which does
+    /// not trim); `window.points` counts the rows kept.
+    pub partial_trimming: Option<crate::query::trim::PartialTrimming>,
 }
 
 impl QueryResult {

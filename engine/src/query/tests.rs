@@ -365,3 +365,41 @@ fn the_closing_point_counts_once_in_the_anomaly_rate() {
     let inner_anomalous = ten_second_engine(&[(0, 1.0, false), (10, 2.0, true), (20, 3.0, false)]);
     assert_eq!(q(&inner_anomalous, body).series[0].arp, vec![50.0]);
 }
+
+#[test]
+fn trailing_rows_still_being_collected_are_trimmed_in_v2_and_v3() {
+    // Clock at T0 + 3601: series a reported up to T0 + 3600, b only up to
+    // T0 + 3597 (its last three seconds are not in yet).
+    let now = T0 + 3601;
+    let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(now)));
+    let upto = |dim: &str, last: i64| SeriesSpec {
+        node: Some("n1".into()),
+        context: "live.edge".into(),
+        dimension: dim.into(),
+        points: (3500..=last).map(|k| Point { t: T0 + k, value: Some(1.0), anomalous: false }).collect(),
+        ..Default::default()
+    };
+    e.ingest(&IngestBatch { nodes: vec![], series: vec![upto("a", 3600), upto("b", 3597)] }).expect("ingest");
+    let body = json!({"window": {"after": -10, "before": 0, "points": 10},
+                      "aggregations": {"metrics": [{"group_by": ["selected"], "aggregation": "sum"}]}});
+    let r = q(&e, body.clone());
+    let ends: Vec<i64> = (0..r.window.points).map(|i| r.window.bucket_end(i)).collect();
+    let t = r.partial_trimming.expect("v3 reports its trimming");
+    // The rows from the first one that lost b are gone; the sum never dips.
+    assert_eq!(r.series[0].values, vec![2.0; r.window.points], "{ends:?} {t:?}");
+    assert_eq!(ends.last().copied(), Some(T0 + 3597), "{ends:?}");
+    assert_eq!((t.max_update_every, t.expected_after, t.trimmed_after), (1, T0 + 3598, T0 + 3598));
+    // raw answers and v1 keep every row.
+    let mut raw = body.clone();
+    raw["options"] = json!(["raw"]);
+    let r = q(&e, raw);
+    assert_eq!(r.series[0].values.len(), 10);
+    assert_eq!(r.partial_trimming.map(|t| t.trimmed_after), Some(T0 + 3600));
+    let pairs: Vec<(String, String)> = [("context", "live.edge"), ("after", "-10"), ("before", "0"), ("points", "10")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let req = crate::query::params::parse_params(ApiVersion::V1, &pairs).expect("v1 parameters");
+    let r = e.query(&req).expect("v1 query");
+    assert_eq!((r.window.points, r.partial_trimming), (10, None));
+}

@@ -189,6 +189,10 @@ fn view(w: &mut Json, r: &QueryResult) {
     if opts.debug {
         w.key("time_group").str(&r.request.time_group.name).key("tier").u64(r.chosen_tier as u64);
     }
+    if let Some(t) = r.partial_trimming.filter(|_| opts.debug || opts.raw) {
+        w.key("partial_data_trimming").obj().key("max_update_every").i64(t.max_update_every);
+        w.key("expected_after").i64(t.expected_after).key("trimmed_after").i64(t.trimmed_after).end();
+    }
     if let Some(f) = &r.folded {
         w.key("cardinality").obj().key("folded").u64(f.folded as u64).key("cut").r7(f.cut).end();
     }
