@@ -20,6 +20,7 @@ pub mod meta;
 pub mod model;
 pub mod persist;
 pub mod query;
+pub mod quiet_panic;
 pub mod storage;
 pub mod views;
 pub mod wal;

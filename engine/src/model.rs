@@ -286,12 +286,18 @@ impl Registry {
     /// batches of known series.
     pub fn find_unchanged(&self, meta: &SeriesMeta<'_>) -> Option<MetricId> {
         let node = self.node_idx(meta.node)?;
-        let ctx = &self.contexts[*self.context_by_id.get(meta.context)? as usize];
+        let ctx_idx = *self.context_by_id.get(meta.context)?;
+        let ctx = &self.contexts[ctx_idx as usize];
         let same = |held: &str, given: Option<&str>| given.is_none_or(|g| held == g);
         if !(same(&ctx.units, meta.units) && same(&ctx.title, meta.title) && same(&ctx.chart_type, meta.chart_type)) {
             return None;
         }
         let instance = *self.instance_by_key.get(&(node, meta.instance) as &dyn ScopedKey)?;
+        // An instance named in another context is not this series: the
+        // full checks refuse it.
+        if self.instances[instance as usize].context != ctx_idx {
+            return None;
+        }
         let labels = &self.instances[instance as usize].labels;
         if meta.labels.is_some_and(|l| !l.is_empty() && labels != l) {
             return None;
@@ -467,6 +473,15 @@ mod tests {
                     update_every: 1,
                     labels: Some(&label_sets[labels]),
                 };
+                // Ingest refuses an instance named in another context
+                // before it registers anything (`validate_against`); the
+                // fast lookup must not take it either.
+                if let Some(i) = r.instance_idx(meta.node, meta.instance) {
+                    if r.contexts[r.instances[i as usize].context as usize].id != meta.context {
+                        proptest::prop_assert_eq!(r.find_unchanged(&meta), None);
+                        continue;
+                    }
+                }
                 let found = r.find_unchanged(&meta);
                 let registered = r.register(&meta);
                 proptest::prop_assert_eq!(found.is_some(), r.generation == before);

@@ -118,7 +118,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => {
                 Some("send 'Authorization: Bearer <token>'; the admin token is in <data-dir>/admin.token")
             }
-            ApiError::BodyTooLarge { .. } => Some("split the batch into smaller ones"),
+            ApiError::BodyTooLarge { .. } => Some("send a smaller body (split an ingest batch into several)"),
             ApiError::Engine(EngineError::TooManySeries { per_token: false, .. }) => {
                 Some("raise --max-series, or stop creating new series")
             }

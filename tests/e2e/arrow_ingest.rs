@@ -82,6 +82,26 @@ fn bad_streams_are_400_naming_where_and_apply_nothing() {
     assert!(values(&s, "arrow.bad", "user", 10).is_empty(), "nothing of a refused batch is stored");
 }
 
+/// `fixtures/arrow/damaged_buffer.arrow`: a stream whose buffer layout
+/// makes arrow-ipc assert (panic) instead of returning an error (found by
+/// a fault probe). The client gets a 400; the server's log gets no panic
+/// report, however many such bodies arrive.
+#[test]
+fn a_stream_the_arrow_decoder_panics_on_is_a_400_and_no_panic_report() {
+    let s = Server::start(Some(NOW));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/arrow/damaged_buffer.arrow");
+    let body = std::fs::read(&path).expect("read the fixture");
+    for _ in 0..3 {
+        let (status, answer) = post_arrow(&s, &body);
+        assert_eq!((status, answer["path"].as_str()), (400, Some("stream")), "{answer}");
+        assert!(answer["error"].as_str().unwrap_or_default().contains("damaged stream"), "{answer}");
+    }
+    let (status, _) = s.get("/health");
+    assert_eq!(status, 200);
+    let log = s.stderr_text();
+    assert!(!log.contains("panicked"), "panic report in the log: {log}");
+}
+
 #[test]
 fn an_oversized_arrow_body_is_413_json() {
     let s = Server::start(Some(NOW));

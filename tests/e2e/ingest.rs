@@ -261,6 +261,26 @@ fn malformed_json_and_wrong_types_are_400_json_errors_with_paths() {
 }
 
 #[test]
+fn a_body_of_more_than_one_json_document_is_refused_whole() {
+    let s = Server::start(Some(NOW));
+    let one = |ctx: &str| json!({"series": [series(ctx, "a", points(1..=3, 1.0))]}).to_string();
+    for (raw, what) in [
+        (format!("{}{}", one("twice.first"), one("twice.second")), "two batches back to back"),
+        (format!("{} this is not json {{{{", one("twice.first")), "a batch and garbage"),
+    ] {
+        let (status, body) = s.post_raw("/api/v1/ingest", raw.as_bytes());
+        assert_error(status, &body, 400, what);
+        assert!(body["error"].as_str().unwrap_or_default().contains("one JSON document"), "{what}: {body}");
+    }
+    assert_nothing_stored(&s, "twice.first");
+    assert_nothing_stored(&s, "twice.second");
+    // The same for a query body.
+    let q = json!({"scope": {"contexts": ["twice.first"]}}).to_string();
+    let (status, body) = s.post_raw("/api/v3/data", format!("{q}{q}").as_bytes());
+    assert_error(status, &body, 400, "two query bodies");
+}
+
+#[test]
 fn body_over_64_mib_is_413_json() {
     let s = Server::start(Some(NOW));
     let mut conn = s.raw_ingest("application/json", 64 * 1024 * 1024 + 1);

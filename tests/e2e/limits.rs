@@ -47,6 +47,40 @@ fn slow_bodies_get_408_json() {
     assert!(took < Duration::from_secs(4), "took {took:?}");
 }
 
+/// A body trickled one byte per packet costs memory by the bytes received,
+/// not by the packets: each packet arrives as a slice of a read buffer of
+/// kilobytes, and holding those slices until the body ends (as a plain
+/// collect does) grew RSS by about 4 KiB per byte sent. Four connections
+/// trickle 6,000 bytes each: at that rate about 100 MB; read as copied
+/// bytes, a few hundred KiB.
+#[test]
+fn trickled_bodies_cost_memory_by_their_bytes() {
+    let _one_at_a_time = crate::harness::exclusive();
+    let s = Server::start_with(TempDir::new("trickle"), None, &["--body-timeout", "60s"]);
+    let before = s.rss_kib().1;
+    let (conns, bytes) = (4, 6_000);
+    let mut socks: Vec<TcpStream> = (0..conns)
+        .map(|_| {
+            let c = s.raw_ingest("application/json", 10 << 20);
+            c.set_nodelay(true).expect("nodelay");
+            c
+        })
+        .collect();
+    for i in 0..bytes {
+        for c in &mut socks {
+            c.write_all(if i == 0 { b"[" } else { b" " }).expect("one byte");
+        }
+        // Each byte its own packet: the reader then sees one chunk per byte.
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    let grown = s.rss_kib().1.saturating_sub(before);
+    eprintln!("limits: {conns} x {bytes} trickled bytes grew RssAnon by {grown} KiB");
+    assert!(grown < 24 * 1024, "RssAnon grew {grown} KiB for {} trickled bytes", conns * bytes);
+    drop(socks);
+    let (status, body) = s.get("/health");
+    assert_eq!(status, 200, "{body}");
+}
+
 /// Memory follows the data: 200,000 new series with one sample each cost
 /// well under 4 KiB of RSS apiece (open spans allocate a block when a point
 /// lands, not a whole span per series).

@@ -118,12 +118,23 @@ pub fn validate_shape(batch: &IngestBatch, default_node: &str) -> Result<()> {
             check_point(path, path, pt)?;
         }
     }
-    // Two series of one batch may not disagree on a new metric's update_every.
+    // Two series of one batch may not disagree on a new metric's
+    // update_every, nor put one instance in two contexts.
     // Sized once: regrowing it rehashed every key (1.5 % of a bulk load's CPU).
     let mut seen = std::collections::HashMap::with_capacity(batch.series.len());
+    let mut contexts: std::collections::HashMap<(&str, &str), (&str, usize)> = std::collections::HashMap::new();
     for (i, s) in batch.series.iter().enumerate() {
         let node = s.node.as_deref().unwrap_or(default_node);
         let instance = s.instance.as_deref().unwrap_or(&s.context);
+        match contexts.get(&(node, instance)) {
+            Some(&(ctx, j)) if ctx != s.context => {
+                return Err(instance_in_two_contexts(i, node, instance, ctx, &format!("series[{j}]")));
+            }
+            Some(_) => {}
+            None => {
+                contexts.insert((node, instance), (s.context.as_str(), i));
+            }
+        }
         let ue = s.update_every.unwrap_or(1);
         if let Some(&(prev, j)) = seen.get(&(node, instance, s.dimension.as_str())) {
             if prev != ue {
@@ -155,14 +166,33 @@ pub fn validate_against(batch: &IngestBatch, cat: &Catalog, default_node: &str) 
             ));
         }
     }
+    let reg = &cat.registry;
     for (i, s) in batch.series.iter().enumerate() {
         let node = s.node.as_deref().unwrap_or(default_node);
         let instance = s.instance.as_deref().unwrap_or(&s.context);
-        if let Some(m) = cat.registry.metric_id(node, instance, &s.dimension) {
-            same_update_every(i, s, cat.registry.metric(m).update_every, default_node)?;
+        if let Some(idx) = reg.instance_idx(node, instance) {
+            let held = &reg.contexts[reg.instances[idx as usize].context as usize].id;
+            if *held != s.context {
+                return Err(instance_in_two_contexts(i, node, instance, held, "the server"));
+            }
+        }
+        if let Some(m) = reg.metric_id(node, instance, &s.dimension) {
+            same_update_every(i, s, reg.metric(m).update_every, default_node)?;
         }
     }
     Ok(())
+}
+
+/// Series `i` puts `instance` of `node` in another context than `held`
+/// (where `holder` has it): an instance (a Netdata chart) belongs to one
+/// context, and its metrics would otherwise land in `held`'s silently.
+fn instance_in_two_contexts(i: usize, node: &str, instance: &str, held: &str, holder: &str) -> EngineError {
+    EngineError::batch(
+        format!("series[{i}].context"),
+        format!(
+            "instance '{instance}' of node '{node}' is in context '{held}' ({holder}); an instance belongs to one context, so give this series another instance id"
+        ),
+    )
 }
 
 /// [`validate_against`] for a batch whose series are all known, series `i`
@@ -270,6 +300,55 @@ mod tests {
         assert!(e.contains("is collected every 1s, not 5s"), "{e}");
         assert!(validate(&other, &cat, "h").is_err(), "validate runs both halves");
         let same = IngestBatch { nodes: vec![], series: vec![series("d", 1), series("e", 5)] };
+        assert!(validate(&same, &cat, "h").is_ok());
+    }
+
+    #[test]
+    fn an_instance_belongs_to_one_context() {
+        let in_ctx = |context: &str, dimension: &str| crate::ingest::SeriesSpec {
+            context: context.into(),
+            instance: Some("shared".into()),
+            ..series(dimension, 1)
+        };
+        // Within the batch.
+        let two = IngestBatch { nodes: vec![], series: vec![in_ctx("alpha", "d"), in_ctx("beta", "d")] };
+        match validate_shape(&two, "h") {
+            Err(EngineError::InvalidBatch { path, message }) => {
+                assert_eq!(path, "series[1].context");
+                assert!(message.contains("'shared'") && message.contains("'alpha' (series[0])"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Against the catalog, for a known dimension and for a new one.
+        let mut cat = Catalog::default();
+        let meta = crate::model::SeriesMeta {
+            node: "h",
+            context: "alpha",
+            instance: "shared",
+            dimension: "d",
+            units: None,
+            title: None,
+            chart_type: None,
+            update_every: 1,
+            labels: None,
+        };
+        cat.register(&meta);
+        for dim in ["d", "new"] {
+            let other = IngestBatch { nodes: vec![], series: vec![in_ctx("alpha", "d"), in_ctx("beta", dim)] };
+            assert!(
+                validate_shape(&IngestBatch { series: vec![in_ctx("beta", dim)], ..Default::default() }, "h").is_ok()
+            );
+            let e = validate(&IngestBatch { series: vec![in_ctx("beta", dim)], ..Default::default() }, &cat, "h");
+            assert!(e.expect_err("held by alpha").to_string().contains("in context 'alpha' (the server)"));
+            assert!(validate(&other, &cat, "h").is_err());
+            // The fast path for known series must not take it either.
+            let known = meta.clone();
+            assert!(cat
+                .registry
+                .find_unchanged(&crate::model::SeriesMeta { context: "beta", dimension: dim, ..known })
+                .is_none());
+        }
+        let same = IngestBatch { nodes: vec![], series: vec![in_ctx("alpha", "d"), in_ctx("alpha", "e")] };
         assert!(validate(&same, &cat, "h").is_ok());
     }
 

@@ -26,7 +26,10 @@
 //! sequence: that segment is cut there, every later segment file is deleted
 //! (so one damaged byte loses the rest of the log, because nothing after a
 //! gap can be applied in order), and the [`RecoveryReport`] says what was
-//! dropped. If `after` is beyond the log's end (possible with `Interval` when
+//! dropped. Unless the damage is a record torn by the end of the last
+//! segment (what a crash leaves), the files are first copied to
+//! `damaged/<unix seconds>/` inside the log's directory ([`DAMAGED_DIR`]),
+//! which recovery never reads. If `after` is beyond the log's end (possible with `Interval` when
 //! the machine died before the fsync but the engine's own state was already
 //! durable), the old segments are deleted and the log continues at
 //! `after + 1`, so lsns stay unique. A segment written by another format
@@ -112,6 +115,10 @@ pub struct Truncation {
 /// A payload this size or bigger makes `append` drop its reused encode
 /// buffer afterwards, so one huge record does not pin its memory for good.
 const KEEP_BUFFER_BYTES: usize = 1 << 20;
+
+/// Where recovery copies damaged segments before cutting them (inside the
+/// log's directory; its name is no segment's, so recovery never reads it).
+pub const DAMAGED_DIR: &str = "damaged";
 
 /// The write-ahead log. `Send + Sync`; share it by reference or `Arc`.
 pub struct Wal {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::error::WalError;
 use super::record::{self, Damage, Header, SEGMENT_HEADER_LEN, SUPPORTED_VERSION};
 use super::segment::{self, SegmentFile};
-use super::{LogRecord, Lsn, RecoveryReport, Truncation};
+use super::{LogRecord, Lsn, RecoveryReport, Truncation, DAMAGED_DIR};
 
 /// A sealed (no longer appended to) segment and the lsn of its last record.
 #[derive(Debug, Clone)]
@@ -159,6 +159,28 @@ fn scan(buf: &[u8], expected: &mut Lsn, after: Lsn, out: &mut Recovered) -> (u64
     }
 }
 
+/// Copies `seg` and `later` into `<wal dir>/damaged/<unix seconds>/`
+/// before recovery cuts them; the directory, when made. A failed copy is
+/// logged and recovery goes on: the log must open either way.
+fn keep_damaged(seg: &SegmentFile, later: &[SegmentFile]) -> Option<PathBuf> {
+    let wal_dir = seg.path.parent()?;
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let to = wal_dir.join(DAMAGED_DIR).join(secs.to_string());
+    let copied = fs::create_dir_all(&to).and_then(|()| {
+        for f in std::iter::once(seg).chain(later) {
+            fs::copy(&f.path, to.join(f.path.file_name().unwrap_or_default()))?;
+        }
+        Ok(())
+    });
+    match copied {
+        Ok(()) => Some(to),
+        Err(e) => {
+            tracing::error!(to = %to.display(), error = %e, "could not copy the damaged WAL files aside");
+            None
+        }
+    }
+}
+
 /// Cuts `seg` at `valid_len` and removes every later segment: they can only
 /// exist after a crash in the middle of a rotation or after damage, and their
 /// records could not be applied after the gap anyway. Returns the report
@@ -170,6 +192,12 @@ fn repair(
     damage: Damage,
 ) -> Result<(Truncation, Option<u64>), WalError> {
     let file_len = fs::metadata(&seg.path).map_err(|e| WalError::io("stat", &seg.path, e))?.len();
+    // A record cut off by the end of the last segment is what a crash
+    // leaves: expected, and nothing after it was ever acknowledged. Any
+    // other damage drops records that were whole (and acknowledged), so
+    // the files are copied aside first for whoever investigates.
+    let crash_tail = matches!(damage, Damage::Torn) && later.is_empty();
+    let copied = if crash_tail { None } else { keep_damaged(seg, later) };
     let misnamed = matches!(damage, Damage::OutOfSequence { .. }) && valid_len == 0;
     let keep = if misnamed {
         segment::remove(&seg.path)?;
@@ -190,13 +218,24 @@ fn repair(
     if misnamed || !removed_segments.is_empty() {
         segment::sync_dir(seg.path.parent().unwrap_or(Path::new(".")))?;
     }
-    tracing::warn!(
-        segment = %seg.path.display(),
-        offset = valid_len,
-        dropped_bytes,
-        reason = %damage,
-        removed_segments = ?removed_segments,
-        "WAL damaged: truncated at the last good record",
-    );
+    if crash_tail {
+        tracing::warn!(
+            segment = %seg.path.display(),
+            offset = valid_len,
+            dropped_bytes,
+            reason = %damage,
+            "WAL ends in a torn record (a crash while writing it): cut there",
+        );
+    } else {
+        tracing::error!(
+            segment = %seg.path.display(),
+            offset = valid_len,
+            dropped_bytes,
+            reason = %damage,
+            removed_segments = ?removed_segments,
+            copies = ?copied,
+            "WAL damaged: truncated at the last good record; the records after it are lost (the damaged files were copied aside first)",
+        );
+    }
     Ok((Truncation { segment: seg.path.clone(), offset: valid_len, dropped_bytes, removed_segments }, keep))
 }

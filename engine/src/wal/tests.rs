@@ -297,6 +297,7 @@ fn torn_tail_at_every_offset_is_truncated() {
         assert_eq!(report.truncated, None);
     }
     assert_eq!(segment_files(dir.path()), files);
+    assert!(!dir.path().join(DAMAGED_DIR).exists(), "a crash's torn tail is expected: no copy kept");
 }
 
 #[test]
@@ -357,6 +358,7 @@ fn flipped_byte_in_sealed_segment_drops_later_segments() {
     flip_byte(victim, at + 17); // inside the payload, so only the crc notices
     let later_bytes: u64 = files[2..].iter().map(|f| fs::metadata(f).expect("stat").len()).sum();
     let victim_len = fs::metadata(victim).expect("stat").len();
+    let sizes: Vec<u64> = files[1..].iter().map(|f| fs::metadata(f).expect("stat").len()).collect();
 
     let (wal, recovered, report) = open(dir.path(), opts(300), 0);
     assert_eq!(recovered, expected(1..=bad_lsn - 1));
@@ -366,6 +368,14 @@ fn flipped_byte_in_sealed_segment_drops_later_segments() {
     assert_eq!(t.dropped_bytes, victim_len - at + later_bytes);
     assert_eq!(t.removed_segments, files[2..].to_vec());
     assert_eq!(segment_files(dir.path()), files[..2].to_vec());
+    // The damaged segment and every later one were copied aside, whole.
+    let kept: Vec<PathBuf> =
+        fs::read_dir(dir.path().join(DAMAGED_DIR)).expect("damaged/ made").map(|e| e.expect("entry").path()).collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    for (f, len) in files[1..].iter().zip(&sizes) {
+        let copy = kept[0].join(f.file_name().expect("name"));
+        assert_eq!(fs::metadata(&copy).map(|m| m.len()).ok(), Some(*len), "{copy:?}");
+    }
     assert_eq!(wal.append(b"x").expect("append"), bad_lsn);
     drop(wal);
     let (_, recovered, report) = open(dir.path(), opts(300), 0);

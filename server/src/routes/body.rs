@@ -1,7 +1,7 @@
 //! Reading request bodies: a size cap that answers 413 as JSON, and a time
 //! limit (408) so slow senders cannot hold a connection.
 
-use axum::body::{to_bytes, Body, Bytes};
+use axum::body::{Body, Bytes};
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::HeaderMap;
 use futures_util::StreamExt;
@@ -38,9 +38,33 @@ async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<B
             return Err(ApiError::BodyTooLarge { size: n, limit: limit as u64 });
         }
     }
-    to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::BodyTooLarge { size: declared.unwrap_or(limit as u64 + 1), limit: limit as u64 })
+    let too_large = |size: u64| ApiError::BodyTooLarge { size: declared.unwrap_or(size), limit: limit as u64 };
+    let mut stream = body.into_data_stream();
+    // Each chunk is copied out as it comes and dropped: a chunk is a slice
+    // of the connection's read buffer and keeps all of it alive, so holding
+    // the chunks until the end (as a collect does) let a sender trickling
+    // one byte per packet pin kilobytes per byte sent. Memory is at most
+    // twice the bytes received, and those are capped. A body of one chunk
+    // (most bodies that arrive at once) is not copied.
+    let mut first: Option<Bytes> = None;
+    let mut copied: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("the request body could not be read: {e}")))?;
+        let held = first.as_ref().map_or(copied.len(), Bytes::len);
+        if held + chunk.len() > limit {
+            return Err(too_large((held + chunk.len()) as u64));
+        }
+        match first.take() {
+            None if copied.is_empty() => first = Some(chunk),
+            held => {
+                if let Some(f) = held {
+                    copied.extend_from_slice(&f);
+                }
+                copied.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(copied)))
 }
 
 /// Reads `body` to its end (or its first error), keeping nothing.
@@ -52,14 +76,24 @@ async fn drain(body: Body) {
 /// Parses JSON, naming the path of the first bad element. Path tracking
 /// costs about a third of a large ingest batch's parse, so a body is parsed
 /// plainly first and again with tracking only when it is bad.
+/// Every body is an object: serde would also read a struct from an array
+/// of its fields in order (`[]` an empty batch), which no client means.
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::BadJson { path: None, message: "the body must be a JSON object, not an array".into() });
+    }
     if let Ok(v) = serde_json::from_slice(bytes) {
         return Ok(v);
     }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         ApiError::BadJson { path: (path != ".").then_some(path), message: inner.to_string() }
-    })
+    })?;
+    // The document read well, so the plain parse failed on what follows it
+    // (a second batch, say): refused whole, never half read.
+    de.end()
+        .map_err(|e| ApiError::BadJson { path: None, message: format!("one JSON document per body: {e} after it") })?;
+    Ok(v)
 }

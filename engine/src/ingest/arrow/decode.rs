@@ -69,8 +69,8 @@ pub(super) fn decode_row_by_row(bytes: &[u8]) -> Result<Decoded> {
 fn decode_with(bytes: Buffer, out: Builder) -> Result<Decoded> {
     // arrow-ipc 59 asserts (panics) on some malformed buffer layouts instead
     // of returning an error; a damaged body must be a 400, not a crash.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_unguarded(bytes, out))).unwrap_or_else(|p| {
-        let why = p.downcast_ref::<String>().map(String::as_str).or_else(|| p.downcast_ref::<&str>().copied());
+    crate::quiet_panic::catch_quietly(|| decode_unguarded(bytes, out)).unwrap_or_else(|p| {
+        let why = crate::quiet_panic::message(p.as_ref());
         Err(stream_err(format!("damaged stream ({})", why.unwrap_or("the Arrow decoder gave up"))))
     })
 }

@@ -30,7 +30,8 @@
 //!
 //! Invariant: decoding never applies anything and never panics on any
 //! input (arrow-ipc asserts on some damaged buffers, so decoding runs under
-//! `catch_unwind`; the panic hook may still log a line); a bad stream is an [`EngineError::InvalidBatch`] whose path names
+//! `catch_unwind`, unreported by the panic hook: [`crate::quiet_panic`]);
+//! a bad stream is an [`EngineError::InvalidBatch`] whose path names
 //! the column (`columns.ts`), the row (`rows[12].value`, counted across the
 //! stream's record batches) or the stream itself (`stream`).
 //!

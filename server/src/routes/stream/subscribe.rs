@@ -64,7 +64,10 @@ pub fn from_query(pairs: &[(String, String)], default_contexts: &SimplePattern) 
             "contexts" => p.sub.contexts = from_str(k, v)?.unwrap_or_else(|| default_contexts.clone()),
             "nodes" => p.sub.nodes = from_str(k, v)?,
             "ticks" => {
-                let n: u64 = v.trim().parse().map_err(|_| format!("'ticks' must be a positive integer, got '{v}'"))?;
+                let n: u64 = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("'ticks' must be a whole number (0 for no end), got '{v}'"))?;
                 p.ticks = (n > 0).then_some(n);
             }
             _ => {}
