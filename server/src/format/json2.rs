@@ -98,12 +98,13 @@ fn result(w: &mut Json, r: &QueryResult) {
 
 /// `sts` arrays over a list of per-series stats, `null` where a series
 /// has no points.
-fn sts_arrays(w: &mut Json, stats: &[PointStats], abs_total: f64) {
-    let col = |w: &mut Json, key: &'static str, f: &dyn Fn(&PointStats) -> f64| {
+/// `arp[i]` is series `i`'s anomaly rate.
+fn sts_arrays(w: &mut Json, stats: &[PointStats], arp: &[f64], abs_total: f64) {
+    let col = |w: &mut Json, key: &'static str, f: &dyn Fn(usize, &PointStats) -> f64| {
         w.key(key).arr();
-        for s in stats {
+        for (i, s) in stats.iter().enumerate() {
             if s.count > 0 {
-                w.r7(f(s));
+                w.r7(f(i, s));
             } else {
                 w.null();
             }
@@ -111,11 +112,11 @@ fn sts_arrays(w: &mut Json, stats: &[PointStats], abs_total: f64) {
         w.end();
     };
     w.obj();
-    col(w, "min", &|s| s.min);
-    col(w, "max", &|s| s.max);
-    col(w, "avg", &|s| s.sum / s.count as f64);
-    col(w, "arp", &|s| s.anomaly_rate());
-    col(w, "con", &|s| if abs_total > 0.0 { s.sum.abs() * 100.0 / abs_total } else { 0.0 });
+    col(w, "min", &|_, s| s.min);
+    col(w, "max", &|_, s| s.max);
+    col(w, "avg", &|_, s| s.sum / s.count as f64);
+    col(w, "arp", &|i, _| arp.get(i).copied().unwrap_or(0.0));
+    col(w, "con", &|_, s| if abs_total > 0.0 { s.sum.abs() * 100.0 / abs_total } else { 0.0 });
     w.end();
 }
 
@@ -136,7 +137,8 @@ fn db(w: &mut Json, r: &QueryResult) {
     w.key("ids").strs(r.series.iter().map(|s| s.key.id.as_str()));
     w.key("units").strs(r.series.iter().map(|s| s.key.units.as_str()));
     w.key("sts");
-    sts_arrays(w, &db_stats, db_abs);
+    let db_arp: Vec<f64> = db_stats.iter().map(PointStats::anomaly_rate).collect();
+    sts_arrays(w, &db_stats, &db_arp, db_abs);
     w.end();
     w.key("per_tier").arr();
     for t in &r.tiers {
@@ -149,8 +151,11 @@ fn db(w: &mut Json, r: &QueryResult) {
     w.end().end();
 }
 
-/// Stats over the returned view values of each series.
-fn view_stats(r: &QueryResult) -> Vec<PointStats> {
+/// Stats over the returned view values of each series, and each one's
+/// anomaly rate over the view: the mean of its rows' rates (kept as a
+/// rate: rounded to a whole count of anomalous rows, a 2 % mean over ten
+/// rows read 0).
+fn view_stats(r: &QueryResult) -> (Vec<PointStats>, Vec<f64>) {
     r.series
         .iter()
         .map(|s| {
@@ -164,15 +169,9 @@ fn view_stats(r: &QueryResult) -> Vec<PointStats> {
                     st.count += 1;
                 }
             }
-            // Anomaly rate over the view: mean of point rates.
-            let rates: f64 = s.arp.iter().sum();
-            st.anomalous = 0;
-            if st.count > 0 {
-                st.anomalous = (rates / s.arp.len().max(1) as f64 * st.count as f64 / 100.0).round() as u64;
-            }
-            st
+            (st, s.arp.iter().sum::<f64>() / s.arp.len().max(1) as f64)
         })
-        .collect()
+        .unzip()
 }
 
 /// `view`: the window as returned, the series' names and view stats.
@@ -232,10 +231,10 @@ fn view(w: &mut Json, r: &QueryResult) {
         w.u64(u64::from(s.aggregated));
     }
     w.end();
-    let vstats = view_stats(r);
+    let (vstats, varp) = view_stats(r);
     let view_abs: f64 = vstats.iter().map(|s| s.sum.abs()).sum();
     w.key("sts");
-    sts_arrays(w, &vstats, view_abs);
+    sts_arrays(w, &vstats, &varp, view_abs);
     if opts.group_by_labels {
         w.key("labels").obj();
         for l in &r.group_by_labels {
@@ -286,4 +285,26 @@ fn request_echo(q: &QueryRequest) -> serde_json::Value {
         },
         "timeout": q.timeout_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::format::test_data::{engine, query, NOW};
+
+    #[test]
+    fn view_anomaly_rates_are_the_mean_of_the_rows() {
+        let e = engine();
+        let mut r = query(&e, json!({"window": {"after": NOW - 599, "before": NOW, "points": 10}}));
+        assert_eq!(r.series[0].arp.len(), 10);
+        // One row at 2 %: a mean of 0.2 %, which a whole count of anomalous
+        // rows (0.02 of ten) rounded to 0.
+        r.series[0].arp = vec![0.0; 10];
+        r.series[0].arp[3] = 2.0;
+        let (stats, arp) = view_stats(&r);
+        assert!((arp[0] - 0.2).abs() < 1e-12, "{arp:?}");
+        assert_eq!(stats[0].count, 10);
+    }
 }
