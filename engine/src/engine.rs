@@ -16,8 +16,8 @@ use crate::catalog::Catalog;
 use crate::checkpointer::Checkpointer;
 use crate::error::{EngineError, Result};
 use crate::ingest::{
-    codec, new_series, validate, validate_against, validate_known, validate_shape, IngestBatch, IngestReport,
-    SeriesSpec,
+    codec, new_series, validate, validate_against, validate_contexts, validate_known, validate_shape, IngestBatch,
+    IngestReport, SeriesSpec,
 };
 use crate::model::{MetricId, SeriesMeta};
 use crate::persist::{Persist, PersistOptions, Recovery};
@@ -353,6 +353,7 @@ impl Engine {
         // What needs no catalog is checked before the order lock, so
         // concurrent batches do it in parallel.
         validate_shape(batch, default_node)?;
+        validate_contexts(batch, None, default_node)?;
         if let Some(max) = self.config.max_future_secs {
             reject_future(batch, self.now(), max)?;
         }
@@ -377,6 +378,7 @@ impl Engine {
                 }
                 None => {
                     validate_against(batch, &cat, default_node)?;
+                    validate_contexts(batch, Some(&cat), default_node)?;
                     new_series(batch, &cat, default_node)
                 }
             };
@@ -393,6 +395,7 @@ impl Engine {
                     (generation, new, known) if generation == cat.registry.generation => (new, known),
                     _ => {
                         validate_against(batch, &cat, default_node)?;
+                        validate_contexts(batch, Some(&cat), default_node)?;
                         (new_series(batch, &cat, default_node), None)
                     }
                 };

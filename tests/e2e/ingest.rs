@@ -281,6 +281,34 @@ fn a_body_of_more_than_one_json_document_is_refused_whole() {
 }
 
 #[test]
+fn an_instance_in_a_second_context_is_400_naming_it() {
+    let s = Server::start(Some(NOW));
+    let in_ctx = |ctx: &str, dim: &str, v: f64| {
+        let mut x = series(ctx, dim, points(1..=3, v));
+        x["instance"] = json!("shared");
+        x
+    };
+    s.ingest_ok(&json!({"series": [in_ctx("ctx.alpha", "d", 1.0)]}));
+    // Against the server's catalog, for a known dimension and a new one,
+    // and within one batch: refused whole, the series of ctx.alpha untouched.
+    for (batch, path) in [
+        (json!({"series": [in_ctx("ctx.beta", "d", 2.0)]}), "series[0].context"),
+        (json!({"series": [in_ctx("ctx.alpha", "d", 5.0), in_ctx("ctx.gamma", "new", 3.0)]}), "series[1].context"),
+        (json!({"series": [in_ctx("ctx.delta", "x", 1.0), in_ctx("ctx.epsilon", "x", 1.0)]}), "series[1].context"),
+    ] {
+        let (status, body) = s.post_json("/api/v1/ingest", &batch);
+        assert_error(status, &body, 400, path);
+        assert_eq!(body["path"], json!(path), "{body}");
+        assert!(body["error"].as_str().unwrap_or_default().contains("'shared'"), "{body}");
+    }
+    for ctx in ["ctx.beta", "ctx.gamma", "ctx.delta", "ctx.epsilon"] {
+        assert_nothing_stored(&s, ctx);
+    }
+    assert_eq!(per_second(&s, "ctx.alpha", "d", 1, 3), Some(vec![Some(1.0); 3]));
+    assert_eq!(per_second(&s, "ctx.alpha", "new", 1, 3), None);
+}
+
+#[test]
 fn body_over_64_mib_is_413_json() {
     let s = Server::start(Some(NOW));
     let mut conn = s.raw_ingest("application/json", 64 * 1024 * 1024 + 1);

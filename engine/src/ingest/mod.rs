@@ -9,7 +9,7 @@ pub mod fast_json;
 mod validate;
 
 pub use batch::{IngestBatch, NodeSpec, Point, SeriesSpec};
-pub use validate::{new_series, validate, validate_against, validate_known, validate_shape};
+pub use validate::{new_series, validate, validate_against, validate_contexts, validate_known, validate_shape};
 
 use serde::Serialize;
 
