@@ -18,27 +18,36 @@ pub struct Decoded {
     pub rows: RowMap,
 }
 
-/// For each series of a decoded batch, the stream row that started it, so
-/// errors found later (by `Engine::ingest`) can name a row, not a series.
+/// For each series of a decoded batch, where its points came from: for
+/// each run of adjacent stream rows that named it, `(its first point's
+/// index in the series, its first row, its rows)`, oldest first. So errors found
+/// later (by `Engine::ingest`) can name a row, not a series or a point.
 #[derive(Debug, Default, Clone)]
 pub struct RowMap {
-    first_rows: Vec<u64>,
+    runs: Vec<Vec<(usize, u64, usize)>>,
 }
 
 impl RowMap {
-    /// Rewrites a `series[i]...` error path of this batch to `rows[r]...`,
-    /// the first stream row of that series; other errors pass through.
+    /// Rewrites a `series[i]...` error path of this batch to `rows[r]...`:
+    /// the row of point `j` for `series[i].points[j]`, else the series'
+    /// first row; other errors pass through.
     pub fn locate(&self, e: EngineError) -> EngineError {
         let EngineError::InvalidBatch { path, message } = e else { return e };
-        let row = path
-            .strip_prefix("series[")
-            .and_then(|rest| rest.split_once(']'))
-            .and_then(|(i, rest)| Some((self.first_rows.get(i.parse::<usize>().ok()?)?, rest)));
-        match row {
-            Some((r, rest)) => {
-                let rest = if rest.starts_with(".points[") { "" } else { rest };
-                EngineError::batch(format!("rows[{r}]{rest}"), message)
-            }
+        let found = path.strip_prefix("series[").and_then(|rest| rest.split_once(']')).and_then(|(i, rest)| {
+            let runs = self.runs.get(i.parse::<usize>().ok()?)?;
+            let point = rest.strip_prefix(".points[").and_then(|p| p.split_once(']')?.0.parse::<usize>().ok());
+            let first = runs.first()?.1;
+            let row = match point {
+                Some(j) => match runs[..runs.partition_point(|r| r.0 <= j)].last() {
+                    Some(&(from, row, len)) if j - from < len => row + (j - from) as u64,
+                    _ => first,
+                },
+                None => first,
+            };
+            Some((row, if point.is_some() { "" } else { rest }))
+        });
+        match found {
+            Some((r, rest)) => EngineError::batch(format!("rows[{r}]{rest}"), message),
             None => EngineError::InvalidBatch { path, message },
         }
     }
@@ -92,13 +101,14 @@ fn decode_unguarded(mut buf: Buffer, mut out: Builder) -> Result<Decoded> {
     if decoder.schema().is_none() {
         return Err(stream_err("the body is empty (no schema message)"));
     }
-    Ok(Decoded { batch: out.batch, rows: RowMap { first_rows: out.first_rows } })
+    Ok(Decoded { batch: out.batch, rows: RowMap { runs: out.runs } })
 }
 
 #[derive(Default)]
 struct Builder {
     batch: IngestBatch,
-    first_rows: Vec<u64>,
+    /// [`RowMap`]'s runs, per series.
+    runs: Vec<Vec<(usize, u64, usize)>>,
     /// (node, instance, dimension) -> index into batch.series; None node = default.
     index: HashMap<(Option<String>, String, String), usize>,
     rows: u64,
@@ -122,6 +132,13 @@ impl Builder {
             let end = if self.row_by_row { i + 1 } else { end };
             let k = self.first_row(&c, i)?;
             self.rest_of_run(&c, k, i + 1..end)?;
+            let first_point = self.batch.series[k].points.len() - (end - i);
+            let (row, len) = (self.rows + i as u64, end - i);
+            // Runs that continue each other (as rows read one by one do) are one.
+            match self.runs[k].last_mut() {
+                Some(r) if r.0 + r.2 == first_point && r.1 + r.2 as u64 == row => r.2 += len,
+                _ => self.runs[k].push((first_point, row, len)),
+            }
             i = end;
         }
         self.rows += n as u64;
@@ -257,7 +274,7 @@ impl Builder {
             labels: Default::default(),
             points: Vec::new(),
         });
-        self.first_rows.push(row);
+        self.runs.push(Vec::new());
         let k = self.batch.series.len() - 1;
         self.index.insert(key, k);
         Ok(k)

@@ -163,9 +163,33 @@ fn later_errors_are_located_at_a_row() {
     let d = decode_stream(two_rows(None).as_slice()).expect("decode");
     let e = d.rows.locate(EngineError::batch("series[1].update_every", "conflicts"));
     assert_eq!(e.path(), Some("rows[1].update_every"));
+    // A point the series does not have: its first row.
     let e = d.rows.locate(EngineError::batch("series[0].points[3]", "late"));
     assert_eq!(e.path(), Some("rows[0]"));
     assert_eq!(d.rows.locate(EngineError::batch("nodes[0].id", "x")).path(), Some("nodes[0].id"));
+}
+
+#[test]
+fn a_point_error_names_that_points_row_when_rows_are_apart() {
+    // Rows: a a b a b (two record batches, so row numbers run across them).
+    let part = |dims: &[&str], ts: Vec<i64>| {
+        stream(vec![
+            ("context", strs(&dims.iter().map(|_| Some("c")).collect::<Vec<_>>())),
+            ("dimension", strs(&dims.iter().map(|d| Some(*d)).collect::<Vec<_>>())),
+            ("ts", Arc::new(Int64Array::from(ts))),
+            ("value", Arc::new(Float64Array::from(vec![1.0; dims.len()]))),
+        ])
+    };
+    let first = part(&["a", "a", "b"], vec![10, 11, 10]);
+    let d0 = decode_stream(first.as_slice()).expect("decode");
+    assert_eq!(d0.rows.locate(EngineError::batch("series[0].points[1]", "x")).path(), Some("rows[1]"));
+    assert_eq!(d0.rows.locate(EngineError::batch("series[1].points[0]", "x")).path(), Some("rows[2]"));
+    let d = decode_stream(part(&["a", "a", "b", "a", "b"], vec![10, 11, 10, 12, 11]).as_slice()).expect("decode");
+    let at = |path: &str| d.rows.locate(EngineError::batch(path, "x")).path().map(str::to_string);
+    assert_eq!(at("series[0].points[2]").as_deref(), Some("rows[3]"));
+    assert_eq!(at("series[1].points[1]").as_deref(), Some("rows[4]"));
+    assert_eq!(at("series[1].points[0]").as_deref(), Some("rows[2]"));
+    assert_eq!(at("series[1].update_every").as_deref(), Some("rows[2].update_every"));
 }
 
 fn arb_batch() -> impl Strategy<Value = IngestBatch> {
