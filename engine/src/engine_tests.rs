@@ -788,3 +788,40 @@ fn a_sealer_takes_the_spans_closed_while_it_worked() {
     };
     assert!((0..10).any(|_| attempt()), "in ten attempts the small span was never left to the busy sealer");
 }
+
+/// A WAL record an earlier release accepted (one instance named in two
+/// contexts, beside an unrelated series) replays whole: the one-context
+/// rule refuses new batches only, never acknowledged ones.
+#[test]
+fn records_accepted_before_the_one_context_rule_replay_whole() {
+    let dir = TempDir::fresh("replay-contexts");
+    let engine = open(&dir);
+    let spec = |ctx: &str, inst: &str, dim: &str| SeriesSpec {
+        node: Some("n".into()),
+        context: ctx.into(),
+        instance: Some(inst.into()),
+        dimension: dim.into(),
+        points: (T0 + 1..=T0 + 10).map(|t| Point { t, value: Some(1.0), anomalous: false }).collect(),
+        ..Default::default()
+    };
+    engine.ingest(&IngestBatch { nodes: vec![], series: vec![spec("alpha", "shared", "d")] }).expect("first batch");
+    let old = IngestBatch { nodes: vec![], series: vec![spec("beta", "shared", "e"), spec("gamma", "other", "g")] };
+    assert!(engine.ingest(&old).is_err(), "a new batch like it is refused");
+    let mut bytes = Vec::new();
+    crate::ingest::codec::encode("n", &old, &mut bytes);
+    let wal = &engine.persist.as_ref().expect("durable").wal;
+    wal.append(&bytes).expect("append the old record");
+    wal.sync().expect("sync");
+    drop(engine);
+    let opts = PersistOptions {
+        dir: dir.0.clone(),
+        wal: WalOptions { sync: SyncPolicy::Always, ..WalOptions::default() },
+        compression: Compression::None,
+        max_disk: [None; TIERS],
+    };
+    let (e, rec) = Engine::open(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + 3600)), &opts).expect("open");
+    assert_eq!((rec.replayed_records, rec.replay_errors), (2, 0));
+    let body = json!({"scope": {"contexts": ["gamma"]}, "window": {"after": T0 + 1, "before": T0 + 10, "points": 10, "tier": 0}});
+    let r = e.query(&parse_body(ApiVersion::V3, &body).expect("body")).expect("query");
+    assert_eq!(r.series.len(), 1, "the unrelated series of the old record is there");
+}

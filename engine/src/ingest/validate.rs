@@ -171,7 +171,8 @@ pub fn validate_against(batch: &IngestBatch, cat: &Catalog, default_node: &str) 
 /// acknowledged before this rule existed replay as they were applied
 /// (their series joined the instance's first context).
 pub fn validate_contexts(batch: &IngestBatch, cat: Option<&Catalog>, default_node: &str) -> Result<()> {
-    let mut first: std::collections::HashMap<(&str, &str), (&str, usize)> = std::collections::HashMap::new();
+    let mut first: std::collections::HashMap<(&str, &str), (&str, usize)> =
+        std::collections::HashMap::with_capacity(batch.series.len());
     for (i, s) in batch.series.iter().enumerate() {
         let node = s.node.as_deref().unwrap_or(default_node);
         let instance = s.instance.as_deref().unwrap_or(&s.context);

@@ -42,7 +42,8 @@ pub fn run(inp: Inputs<'_>, scan: ScanOutput, grouped: Grouped<'_>, timings: Tim
     // Before anything reads the rows: the trailing rows still being
     // collected go (spec 4.3), for every later step and format alike.
     let partial_trimming = (req.api != ApiVersion::V1).then(|| {
-        let max_ue = plan.jobs.iter().filter(|j| !j.hidden).map(|j| j.update_every).max().unwrap_or(plan.update_every);
+        // Over every queried metric, percentage denominators included, as Netdata takes it.
+        let max_ue = plan.jobs.iter().map(|j| j.update_every).max().unwrap_or(plan.update_every);
         let (rows, report) = trim::trailing_rows(&window, now, max_ue, &series, !req.options.raw);
         trim::cut(&mut window, &mut series, rows);
         report

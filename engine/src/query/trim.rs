@@ -4,12 +4,14 @@
 //! answers drop those trailing rows instead.
 //!
 //! Rule: for a non-`raw` v2/v3 query whose window ends within twice the
-//! largest update_every of its selected metrics of now, the rows ending at
+//! largest update_every of its queried metrics (percentage denominators
+//! included) of now, the rows ending at
 //! or after `before - 2 x that update_every` are candidates; the first
 //! candidate whose contributions (non-empty series-metric pairs, summed
 //! over the returned series) are fewer than the row before it has, or
 //! zero, is dropped with every row after it. Rows before the candidates
-//! are never dropped. The answer reports what it did
+//! are never dropped, and without such a row (a window no longer than
+//! the candidates' reach) nothing is. The answer reports what it did
 //! ([`PartialTrimming`], `view.partial_data_trimming` under `debug`).
 
 use crate::query::result::Series;
@@ -18,7 +20,7 @@ use crate::query::window::Window;
 /// What trimming looked at and where it cut (times are epoch seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartialTrimming {
-    /// The largest update_every of the selected metrics.
+    /// The largest update_every of the queried metrics.
     pub max_update_every: i64,
     /// Rows ending at or after this may be dropped (`before` when the
     /// query does not end near now, or is `raw`: none may).
@@ -45,22 +47,29 @@ pub fn trailing_rows(
     }
     let total = |i: usize| series.iter().map(|s| u64::from(s.counts.get(i).copied().unwrap_or(0))).sum::<u64>();
     let first = (0..w.points).find(|&i| w.bucket_end(i) >= expected_after).unwrap_or(w.points);
-    let mut before = first.checked_sub(1).map(total);
+    // The row before the candidates is the baseline; without one (a window
+    // no longer than the candidates' reach) nothing is dropped, as Netdata
+    // does.
+    let Some(mut before) = first.checked_sub(1).map(total) else { return (w.points, report) };
     for i in first..w.points {
         let now_total = total(i);
-        if now_total == 0 || before.is_some_and(|b| now_total < b) {
+        if now_total == 0 || now_total < before {
             report.trimmed_after = w.bucket_end(i);
             return (i, report);
         }
-        before = Some(now_total);
+        before = now_total;
     }
     (w.points, report)
 }
 
-/// Keeps the first `rows` rows of `series` and of the window.
+/// Keeps the first `rows` rows of `series` and of the window (whose
+/// `before` becomes the last kept row's end).
 pub fn cut(w: &mut Window, series: &mut [Series], rows: usize) {
     if rows >= w.points {
         return;
+    }
+    if rows > 0 {
+        w.before = w.bucket_end(rows - 1);
     }
     w.points = rows;
     for s in series {
@@ -132,16 +141,21 @@ mod tests {
         // A rise is fine; an empty candidate row is dropped.
         let rise = [series(&[1, 1, 1, 1, 1, 1, 1, 1, 2, 0])];
         assert_eq!(trailing_rows(&w, 111, 1, &rise, true).0, 9);
+        // Every row a candidate: no baseline row, nothing dropped.
+        let empty_tail = [series(&[1, 1, 1, 1, 1, 1, 1, 0, 0, 0])];
+        assert_eq!(trailing_rows(&w, 111, 10, &empty_tail, true).0, 10);
     }
 
     #[test]
     fn slower_metrics_widen_the_candidates() {
         let w = window();
-        // update_every 5: rows ending at 100.. are candidates, and the
-        // drop from 3 to 2 at row 4 cuts there.
+        // update_every 3: rows ending at 104.. are candidates (row 2 the
+        // baseline), and the drop from 3 to 2 at row 4 cuts there.
         let s = [series(&[3, 3, 3, 3, 2, 2, 2, 2, 2, 2])];
-        let (keep, r) = trailing_rows(&w, 111, 5, &s, true);
-        assert_eq!((keep, r.expected_after, r.trimmed_after), (4, 100, 105));
+        let (keep, r) = trailing_rows(&w, 111, 3, &s, true);
+        assert_eq!((keep, r.expected_after, r.trimmed_after), (4, 104, 105));
+        // update_every 5: every row is a candidate, none a baseline.
+        assert_eq!(trailing_rows(&w, 111, 5, &s, true).0, 10);
     }
 
     proptest! {
@@ -164,7 +178,9 @@ mod tests {
             prop_assert_eq!(near_now, now - 2 * ue <= w.before);
             let first = (0..10).find(|&i| near_now && w.bucket_end(i) >= r.expected_after).unwrap_or(10);
             prop_assert!(keep >= first, "kept {} of {} rows before the candidates", keep, first);
-            let bad = |i: usize| total(i) == 0 || (i > 0 && total(i) < total(i - 1));
+            prop_assert!(first > 0 || keep == 10, "no baseline row, yet rows were dropped");
+            let first = if first == 0 { 10 } else { first };
+            let bad = |i: usize| i > 0 && (total(i) == 0 || total(i) < total(i - 1));
             for i in first..keep {
                 prop_assert!(!bad(i), "kept row {} breaks the rule", i);
             }
@@ -178,6 +194,9 @@ mod tests {
             let mut cut_s = s.clone();
             cut(&mut cut_w, &mut cut_s, keep);
             prop_assert_eq!(cut_w.points, keep);
+            if keep > 0 {
+                prop_assert_eq!(cut_w.before, w.bucket_end(keep - 1));
+            }
             prop_assert!(cut_s.iter().all(|x| x.values.len() == keep && x.counts.len() == keep));
         }
     }

@@ -159,24 +159,46 @@ fn scan(buf: &[u8], expected: &mut Lsn, after: Lsn, out: &mut Recovered) -> (u64
     }
 }
 
-/// Copies `seg` and `later` into `<wal dir>/damaged/<unix seconds>/`
-/// before recovery cuts them; the directory, when made. A failed copy is
-/// logged and recovery goes on: the log must open either way.
-fn keep_damaged(seg: &SegmentFile, later: &[SegmentFile]) -> Option<PathBuf> {
+/// Sets the damaged files aside in `<wal dir>/damaged/<unix seconds>/`
+/// before recovery cuts them: a copy of `seg` (it stays, cut), and `later`
+/// themselves (moved: recovery would delete them, so a rename costs no
+/// disk). Returns the directory. On failure (a full disk, say) it is
+/// removed again, the error logged, and recovery goes on: the log must
+/// open either way.
+fn set_aside(seg: &SegmentFile, later: &[SegmentFile]) -> Option<PathBuf> {
     let wal_dir = seg.path.parent()?;
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let to = wal_dir.join(DAMAGED_DIR).join(secs.to_string());
-    let copied = fs::create_dir_all(&to).and_then(|()| {
-        for f in std::iter::once(seg).chain(later) {
-            fs::copy(&f.path, to.join(f.path.file_name().unwrap_or_default()))?;
-        }
-        Ok(())
+    let name = |f: &SegmentFile| to.join(f.path.file_name().unwrap_or_default());
+    let done = fs::create_dir_all(&to).and_then(|()| {
+        fs::copy(&seg.path, name(seg))?;
+        later.iter().try_for_each(|f| fs::rename(&f.path, name(f)))
     });
-    match copied {
+    match done {
         Ok(()) => Some(to),
         Err(e) => {
-            tracing::error!(to = %to.display(), error = %e, "could not copy the damaged WAL files aside");
+            tracing::error!(to = %to.display(), error = %e, "could not set the damaged WAL files aside");
+            let _ = fs::remove_dir_all(&to);
             None
+        }
+    }
+}
+
+/// Whether `path` holds only zero bytes from `from` on: what a power loss
+/// can leave after the last fsync (the file's size reached the disk, its
+/// data did not).
+fn zeros_from(path: &Path, from: u64) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = fs::File::open(path) else { return false };
+    if f.seek(SeekFrom::Start(from)).is_err() {
+        return false;
+    }
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) if buf[..n].iter().all(|&b| b == 0) => {}
+            _ => return false,
         }
     }
 }
@@ -192,12 +214,18 @@ fn repair(
     damage: Damage,
 ) -> Result<(Truncation, Option<u64>), WalError> {
     let file_len = fs::metadata(&seg.path).map_err(|e| WalError::io("stat", &seg.path, e))?.len();
-    // A record cut off by the end of the last segment is what a crash
-    // leaves: expected, and nothing after it was ever acknowledged. Any
-    // other damage drops records that were whole (and acknowledged), so
-    // the files are copied aside first for whoever investigates.
-    let crash_tail = matches!(damage, Damage::Torn) && later.is_empty();
-    let copied = if crash_tail { None } else { keep_damaged(seg, later) };
+    let mut dropped_bytes = file_len - valid_len.min(file_len);
+    for next in later {
+        dropped_bytes += fs::metadata(&next.path).map(|m| m.len()).unwrap_or(0);
+    }
+    // What a crash leaves at the end of the last segment is expected: a
+    // record cut off, a header not yet written, or zeros where the data
+    // had not reached the disk. Nothing there was acknowledged. Any other
+    // damage drops records that were whole (and acknowledged), so the
+    // files are set aside first for whoever investigates.
+    let crash_tail =
+        later.is_empty() && (matches!(damage, Damage::Torn | Damage::BadHeader) || zeros_from(&seg.path, valid_len));
+    let aside = if crash_tail { None } else { set_aside(seg, later) };
     let misnamed = matches!(damage, Damage::OutOfSequence { .. }) && valid_len == 0;
     let keep = if misnamed {
         segment::remove(&seg.path)?;
@@ -208,11 +236,12 @@ fn repair(
         segment::truncate(&seg.path, valid_len)?;
         Some(valid_len.max(SEGMENT_HEADER_LEN))
     };
-    let mut dropped_bytes = file_len - valid_len.min(file_len);
     let mut removed_segments: Vec<PathBuf> = Vec::new();
     for next in later {
-        dropped_bytes += fs::metadata(&next.path).map(|m| m.len()).unwrap_or(0);
-        segment::remove(&next.path)?;
+        // Set aside (moved) already, or removed here.
+        if aside.is_none() {
+            segment::remove(&next.path)?;
+        }
         removed_segments.push(next.path.clone());
     }
     if misnamed || !removed_segments.is_empty() {
@@ -224,7 +253,7 @@ fn repair(
             offset = valid_len,
             dropped_bytes,
             reason = %damage,
-            "WAL ends in a torn record (a crash while writing it): cut there",
+            "WAL ends in a record a crash cut short: cut there",
         );
     } else {
         tracing::error!(
@@ -233,7 +262,7 @@ fn repair(
             dropped_bytes,
             reason = %damage,
             removed_segments = ?removed_segments,
-            copies = ?copied,
+            set_aside = ?aside,
             "WAL damaged: truncated at the last good record; the records after it are lost (the damaged files were copied aside first)",
         );
     }

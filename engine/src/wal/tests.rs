@@ -315,6 +315,12 @@ fn garbage_after_last_record_is_truncated() {
     assert_eq!((t.offset, t.dropped_bytes), (good_len, buf.len() as u64 - good_len));
     assert_eq!(fs::metadata(&last).expect("stat").len(), good_len);
     assert_eq!(wal.append(b"x").expect("append"), 11);
+    // Not what a crash leaves: the segment was copied aside, whole.
+    let kept: Vec<PathBuf> = fs::read_dir(dir.path().join(DAMAGED_DIR))
+        .expect("damaged/ made")
+        .flat_map(|d| fs::read_dir(d.expect("entry").path()).expect("read").map(|e| e.expect("entry").path()))
+        .collect();
+    assert_eq!(kept.iter().map(|k| fs::read(k).expect("read")).collect::<Vec<_>>(), vec![buf]);
 }
 
 #[test]
@@ -329,6 +335,7 @@ fn zero_filled_tail_is_truncated() {
     let (_, recovered, report) = open(dir.path(), opts(1 << 20), 0);
     assert_eq!(recovered, expected(1..=10));
     assert_eq!(report.truncated.map(|t| (t.offset, t.dropped_bytes)), Some((good_len, 4096)));
+    assert!(!dir.path().join(DAMAGED_DIR).exists(), "a crash's zeros are expected: nothing set aside");
 }
 
 #[test]

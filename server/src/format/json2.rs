@@ -152,9 +152,9 @@ fn db(w: &mut Json, r: &QueryResult) {
 }
 
 /// Stats over the returned view values of each series, and each one's
-/// anomaly rate over the view: the mean of its rows' rates (kept as a
-/// rate: rounded to a whole count of anomalous rows, a 2 % mean over ten
-/// rows read 0).
+/// anomaly rate over the view: the mean of its non-empty rows' rates, as
+/// Netdata takes it (kept as a rate: rounded to a whole count of
+/// anomalous rows, a 2 % mean over ten rows read 0).
 fn view_stats(r: &QueryResult) -> (Vec<PointStats>, Vec<f64>) {
     r.series
         .iter()
@@ -169,7 +169,8 @@ fn view_stats(r: &QueryResult) -> (Vec<PointStats>, Vec<f64>) {
                     st.count += 1;
                 }
             }
-            (st, s.arp.iter().sum::<f64>() / s.arp.len().max(1) as f64)
+            let rates: f64 = s.arp.iter().zip(&s.flags).filter(|(_, f)| *f & PA_EMPTY == 0).map(|(r, _)| r).sum();
+            (st, rates / st.count.max(1) as f64)
         })
         .unzip()
 }
@@ -306,5 +307,10 @@ mod tests {
         let (stats, arp) = view_stats(&r);
         assert!((arp[0] - 0.2).abs() < 1e-12, "{arp:?}");
         assert_eq!(stats[0].count, 10);
+        // Empty rows are not rows of the view's rate: 2 % over eight.
+        r.series[0].flags[0] = PA_EMPTY;
+        r.series[0].flags[9] = PA_EMPTY;
+        let (_, arp) = view_stats(&r);
+        assert!((arp[0] - 0.25).abs() < 1e-12, "{arp:?}");
     }
 }

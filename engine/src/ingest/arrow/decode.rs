@@ -80,6 +80,8 @@ fn decode_with(bytes: Buffer, out: Builder) -> Result<Decoded> {
     // of returning an error; a damaged body must be a 400, not a crash.
     crate::quiet_panic::catch_quietly(|| decode_unguarded(bytes, out)).unwrap_or_else(|p| {
         let why = crate::quiet_panic::message(p.as_ref());
+        // One line, for whoever debugs a decoder panic of strata's own code.
+        tracing::debug!(panic = why.unwrap_or("?"), "Arrow ingest body: the decoder panicked");
         Err(stream_err(format!("damaged stream ({})", why.unwrap_or("the Arrow decoder gave up"))))
     })
 }
