@@ -26,6 +26,8 @@ pub async fn read_capped(
 /// that says why. Past this many bytes or [`DRAIN_SECS`], the connection
 /// is closed after all.
 const DRAIN_MAX: u64 = 256 << 20;
+/// The most a body's declared length reserves before its bytes arrive.
+const RESERVE_AHEAD: u64 = 8 << 20;
 const DRAIN_SECS: u64 = 60;
 
 async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
@@ -58,6 +60,12 @@ async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<B
             None if copied.is_empty() => first = Some(chunk),
             held => {
                 if let Some(f) = held {
+                    // Sized once for the declared body, up to a bound: a
+                    // bulk batch is then copied once, not regrown, and a
+                    // declared size never reserves more than that bound
+                    // ahead of the bytes that arrive.
+                    let want = declared.unwrap_or(0).min(limit as u64).min(RESERVE_AHEAD) as usize;
+                    copied.reserve(want.max(f.len() + chunk.len()));
                     copied.extend_from_slice(&f);
                 }
                 copied.extend_from_slice(&chunk);
