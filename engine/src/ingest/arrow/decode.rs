@@ -46,10 +46,38 @@ impl RowMap {
             };
             Some((row, if point.is_some() { "" } else { rest }))
         });
+        let message = self.rows_in(&message);
         match found {
             Some((r, rest)) => EngineError::batch(format!("rows[{r}]{rest}"), message),
             None => EngineError::InvalidBatch { path, message },
         }
+    }
+
+    /// `message` with each `series[k]` it names (another series an error
+    /// compares with) written as that series' first row, `rows[r]`.
+    fn rows_in(&self, message: &str) -> String {
+        let mut out = String::with_capacity(message.len());
+        let mut rest = message;
+        while let Some(at) = rest.find("series[") {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + "series[".len()..];
+            let named = after.split_once(']').and_then(|(k, tail)| {
+                let row = self.runs.get(k.parse::<usize>().ok()?)?.first()?.1;
+                Some((row, tail))
+            });
+            match named {
+                Some((row, tail)) => {
+                    out.push_str(&format!("rows[{row}]"));
+                    rest = tail;
+                }
+                None => {
+                    out.push_str("series[");
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
     }
 }
 

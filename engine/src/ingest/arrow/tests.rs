@@ -190,6 +190,15 @@ fn a_point_error_names_that_points_row_when_rows_are_apart() {
     assert_eq!(at("series[1].points[1]").as_deref(), Some("rows[4]"));
     assert_eq!(at("series[1].points[0]").as_deref(), Some("rows[2]"));
     assert_eq!(at("series[1].update_every").as_deref(), Some("rows[2].update_every"));
+    // Another series named in the message is its first row too.
+    let e = d.rows.locate(EngineError::batch("series[1].context", "held by series[0] (and series[9], not here)"));
+    match e {
+        EngineError::InvalidBatch { path, message } => {
+            assert_eq!(path, "rows[2].context");
+            assert_eq!(message, "held by rows[0] (and series[9], not here)");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 fn arb_batch() -> impl Strategy<Value = IngestBatch> {
