@@ -353,7 +353,6 @@ impl Engine {
         // What needs no catalog is checked before the order lock, so
         // concurrent batches do it in parallel.
         validate_shape(batch, default_node)?;
-        validate_contexts(batch, None, default_node)?;
         if let Some(max) = self.config.max_future_secs {
             reject_future(batch, self.now(), max)?;
         }
@@ -378,7 +377,7 @@ impl Engine {
                 }
                 None => {
                     validate_against(batch, &cat, default_node)?;
-                    validate_contexts(batch, Some(&cat), default_node)?;
+                    validate_contexts(batch, &cat, default_node)?;
                     new_series(batch, &cat, default_node)
                 }
             };
@@ -395,7 +394,7 @@ impl Engine {
                     (generation, new, known) if generation == cat.registry.generation => (new, known),
                     _ => {
                         validate_against(batch, &cat, default_node)?;
-                        validate_contexts(batch, Some(&cat), default_node)?;
+                        validate_contexts(batch, &cat, default_node)?;
                         (new_series(batch, &cat, default_node), None)
                     }
                 };

@@ -474,7 +474,7 @@ mod tests {
                     labels: Some(&label_sets[labels]),
                 };
                 // Ingest refuses an instance named in another context
-                // before it registers anything (`validate_against`); the
+                // before it registers anything (`validate_contexts`); the
                 // fast lookup must not take it either.
                 if let Some(i) = r.instance_idx(meta.node, meta.instance) {
                     if r.contexts[r.instances[i as usize].context as usize].id != meta.context {

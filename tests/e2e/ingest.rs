@@ -294,7 +294,7 @@ fn an_instance_in_a_second_context_is_400_naming_it() {
     for (batch, path) in [
         (json!({"series": [in_ctx("ctx.beta", "d", 2.0)]}), "series[0].context"),
         (json!({"series": [in_ctx("ctx.alpha", "d", 5.0), in_ctx("ctx.gamma", "new", 3.0)]}), "series[1].context"),
-        (json!({"series": [in_ctx("ctx.delta", "x", 1.0), in_ctx("ctx.epsilon", "x", 1.0)]}), "series[1].context"),
+        (json!({"series": [in_ctx("ctx.delta", "x", 1.0), in_ctx("ctx.epsilon", "x", 1.0)]}), "series[0].context"),
     ] {
         let (status, body) = s.post_json("/api/v1/ingest", &batch);
         assert_error(status, &body, 400, path);

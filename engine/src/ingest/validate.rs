@@ -166,11 +166,15 @@ pub fn validate_against(batch: &IngestBatch, cat: &Catalog, default_node: &str) 
 }
 
 /// An instance (a Netdata chart) belongs to one context: no two series of
-/// `batch` put one in two contexts, nor one the catalog (when given) holds
-/// in another. New batches only: WAL replay does not run it, so records
-/// acknowledged before this rule existed replay as they were applied
-/// (their series joined the instance's first context).
-pub fn validate_contexts(batch: &IngestBatch, cat: Option<&Catalog>, default_node: &str) -> Result<()> {
+/// `batch` put one in two contexts, nor one the catalog holds in another.
+/// New batches only: WAL replay does not run it, so records acknowledged
+/// before this rule existed replay as they were applied (their series
+/// joined the instance's first context). Ingest runs it where it runs
+/// [`validate_against`]: a batch of known series needs neither, as the
+/// lookup that found them ([`crate::model::Registry::find_unchanged`])
+/// matched each one's instance to its own context.
+pub fn validate_contexts(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Result<()> {
+    let reg = &cat.registry;
     let mut first: std::collections::HashMap<(&str, &str), (&str, usize)> =
         std::collections::HashMap::with_capacity(batch.series.len());
     for (i, s) in batch.series.iter().enumerate() {
@@ -185,7 +189,6 @@ pub fn validate_contexts(batch: &IngestBatch, cat: Option<&Catalog>, default_nod
                 first.insert((node, instance), (s.context.as_str(), i));
             }
         }
-        let Some(reg) = cat.map(|c| &c.registry) else { continue };
         if let Some(idx) = reg.instance_idx(node, instance) {
             let held = &reg.contexts[reg.instances[idx as usize].context as usize].id;
             if *held != s.context {
@@ -274,6 +277,21 @@ mod tests {
 
     const G: &str = "6f1c3c52-7d7e-4b0a-9c41-2f8e5d0a1b23";
 
+    /// A per-second series of node `h` as the registry takes it.
+    fn meta<'a>(context: &'a str, instance: &'a str) -> crate::model::SeriesMeta<'a> {
+        crate::model::SeriesMeta {
+            node: "h",
+            context,
+            instance,
+            dimension: "d",
+            units: None,
+            title: None,
+            chart_type: None,
+            update_every: 1,
+            labels: None,
+        }
+    }
+
     fn series(dimension: &str, ue: i64) -> crate::ingest::SeriesSpec {
         crate::ingest::SeriesSpec {
             context: "c".into(),
@@ -295,18 +313,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Against the catalog: only validate_against sees it.
-        let meta = crate::model::SeriesMeta {
-            node: "h",
-            context: "c",
-            instance: "c",
-            dimension: "d",
-            units: None,
-            title: None,
-            chart_type: None,
-            update_every: 1,
-            labels: None,
-        };
-        cat.register(&meta);
+        cat.register(&meta("c", "c"));
         let other = IngestBatch { nodes: vec![], series: vec![series("d", 5)] };
         assert!(validate_shape(&other, "h").is_ok());
         let e = validate_against(&other, &cat, "h").expect_err("changed").to_string();
@@ -326,7 +333,7 @@ mod tests {
         // Within the batch.
         let two = IngestBatch { nodes: vec![], series: vec![in_ctx("alpha", "d"), in_ctx("beta", "d")] };
         assert!(validate_shape(&two, "h").is_ok(), "replay runs the shape checks: this rule is not one");
-        match validate_contexts(&two, None, "h") {
+        match validate_contexts(&two, &Catalog::default(), "h") {
             Err(EngineError::InvalidBatch { path, message }) => {
                 assert_eq!(path, "series[1].context");
                 assert!(message.contains("'shared'") && message.contains("'alpha' (series[0])"), "{message}");
@@ -335,35 +342,23 @@ mod tests {
         }
         // Against the catalog, for a known dimension and for a new one.
         let mut cat = Catalog::default();
-        let meta = crate::model::SeriesMeta {
-            node: "h",
-            context: "alpha",
-            instance: "shared",
-            dimension: "d",
-            units: None,
-            title: None,
-            chart_type: None,
-            update_every: 1,
-            labels: None,
-        };
-        cat.register(&meta);
+        cat.register(&meta("alpha", "shared"));
         for dim in ["d", "new"] {
             let other = IngestBatch { nodes: vec![], series: vec![in_ctx("alpha", "d"), in_ctx("beta", dim)] };
             let beta = IngestBatch { nodes: vec![], series: vec![in_ctx("beta", dim)] };
-            assert!(validate_contexts(&beta, None, "h").is_ok());
+            assert!(validate_contexts(&beta, &Catalog::default(), "h").is_ok());
             assert!(validate(&beta, &cat, "h").is_ok(), "replay's checks let an old record through");
-            let e = validate_contexts(&beta, Some(&cat), "h");
+            let e = validate_contexts(&beta, &cat, "h");
             assert!(e.expect_err("held by alpha").to_string().contains("in context 'alpha' (the server)"));
-            assert!(validate_contexts(&other, Some(&cat), "h").is_err());
+            assert!(validate_contexts(&other, &cat, "h").is_err());
             // The fast path for known series must not take it either.
-            let known = meta.clone();
             assert!(cat
                 .registry
-                .find_unchanged(&crate::model::SeriesMeta { context: "beta", dimension: dim, ..known })
+                .find_unchanged(&crate::model::SeriesMeta { dimension: dim, ..meta("beta", "shared") })
                 .is_none());
         }
         let same = IngestBatch { nodes: vec![], series: vec![in_ctx("alpha", "d"), in_ctx("alpha", "e")] };
-        assert!(validate_contexts(&same, Some(&cat), "h").is_ok());
+        assert!(validate_contexts(&same, &cat, "h").is_ok());
     }
 
     #[test]

@@ -238,10 +238,8 @@ fn repair(
     };
     let mut removed_segments: Vec<PathBuf> = Vec::new();
     for next in later {
-        // Set aside (moved) already, or removed here.
-        if aside.is_none() {
-            segment::remove(&next.path)?;
-        }
+        // Moved aside already (then it is not found, which is fine) or removed here.
+        segment::remove(&next.path)?;
         removed_segments.push(next.path.clone());
     }
     if misnamed || !removed_segments.is_empty() {

@@ -369,14 +369,17 @@ impl<'a> RawView<'a> {
         }
     }
 
-    /// Netdata's value of point `i`.
-    fn value(&self, i: usize, field: Field) -> f64 {
-        let anomalous = match &self.data {
+    fn is_anomalous(&self, i: usize) -> bool {
+        match &self.data {
             RawData::Plain { anomaly, .. } => anomaly.is_some_and(|a| a.get(i)),
             RawData::Encoded(row) => row.is_anomalous(i),
-        };
+        }
+    }
+
+    /// Netdata's value of point `i`.
+    fn value(&self, i: usize, field: Field) -> f64 {
         match (field, &self.data) {
-            (Field::AnomalyRate, _) => 100.0 * f64::from(u8::from(anomalous)),
+            (Field::AnomalyRate, _) => 100.0 * f64::from(u8::from(self.is_anomalous(i))),
             (_, RawData::Plain { values, .. }) => values[i],
             (_, RawData::Encoded(row)) => row.value(i),
         }
@@ -1184,8 +1187,7 @@ impl<'s> MetricScan<'s> {
                     (p.last_end() == end - r.res && p.is_valid(pk)).then(|| p.value(pk, field))
                 })
             };
-            let anomalous = r.value(k, Field::AnomalyRate) > 0.0;
-            (r.res, end, r.value(k, field), prev, 1, u32::from(anomalous))
+            (r.res, end, r.value(k, field), prev, 1, u32::from(r.is_anomalous(k)))
         } else {
             let runs = &self.agg[tier];
             let j = self.agg_run_at(tier, t + 1);
