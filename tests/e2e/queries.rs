@@ -620,3 +620,32 @@ fn unknown_api_path_is_404_json() {
     let (status, body) = s.get("/api/v9/nothing-here");
     assert_json_error(status, &body, 404, "GET /api/v9/nothing-here");
 }
+
+/// The live edge over HTTP: with the clock pinned, one series has reported
+/// up to now and another stopped three seconds earlier. A v3 answer drops
+/// the trailing rows that lost the second series and says so under
+/// `debug`; v1 keeps every row.
+#[test]
+fn trailing_rows_still_being_collected_are_dropped_and_reported() {
+    let now = 1_790_000_000;
+    let s = Server::start(Some(now));
+    let upto = |dim: &str, last: i64| {
+        let points: Vec<Value> = (now - 120..=last).map(|t| json!([t, 1.0])).collect();
+        json!({"node": "edge", "context": "edge.ctx", "dimension": dim, "points": points})
+    };
+    s.ingest_ok(&json!({"series": [upto("a", now - 1), upto("b", now - 4)]}));
+    let body = json!({"scope": {"contexts": ["edge.ctx"]}, "window": {"after": -10, "before": 0, "points": 10},
+                      "aggregations": {"metrics": [{"group_by": ["selected"], "aggregation": "sum"}]},
+                      "options": ["flip", "debug"]});
+    let resp = s.query_ok(&body);
+    let rows = resp["result"]["data"].as_array().expect("rows");
+    let t = &resp["view"]["partial_data_trimming"];
+    let cut = t["trimmed_after"].as_i64().expect("trimmed_after");
+    assert_eq!(t["max_update_every"], json!(1), "{t}");
+    assert!(cut <= now - 3 && rows.len() < 10, "{t} {rows:?}");
+    assert!(rows.iter().all(|r| r[1][0] == json!(2.0)), "no dip left: {rows:?}");
+    assert_eq!(resp["view"]["before"], rows.last().expect("a row")[0], "view.before is the last row");
+    let (status, v1) = s.get("/api/v1/data?context=edge.ctx&after=-10&before=0&points=10&format=json");
+    assert_eq!(status, 200, "{v1}");
+    assert_eq!(v1["data"].as_array().map(Vec::len), Some(10), "v1 keeps every row: {v1}");
+}
