@@ -706,16 +706,19 @@ pub(crate) fn sealed_runs<'a>(
     to_incl: i64,
     f: &mut impl FnMut(Run<'a>),
 ) {
-    // Skip the segments ending before the range.
-    let first = sealed.partition_point(|s| s.end() - s.res <= from_excl);
-    for seg in &sealed[first..] {
-        if seg.start > to_incl {
-            break;
-        }
+    for seg in sealed_in(sealed, from_excl, to_incl) {
         if let Some(run) = seg.run(m).and_then(|r| r.clip(from_excl, to_incl)) {
             f(run);
         }
     }
+}
+
+/// The segments of `sealed` (oldest first) holding points that end in
+/// `(from_excl, to_incl]`.
+pub(crate) fn sealed_in(sealed: &[Arc<Segment>], from_excl: i64, to_incl: i64) -> impl Iterator<Item = &Arc<Segment>> {
+    // Skip the segments ending before the range.
+    let first = sealed.partition_point(|s| s.end() - s.res <= from_excl);
+    sealed[first..].iter().take_while(move |s| s.start <= to_incl)
 }
 
 /// Indexes of the first and last real points of a run.

@@ -158,6 +158,10 @@ impl Scan<'_> {
         for (job, step) in next.iter().zip([Prefetch::Blocks, Prefetch::List, Prefetch::Row]) {
             self.store.prefetch_open(job.metric, job.update_every, range, step);
         }
+        if let Some(job) = next.first() {
+            let res = self.store.config().resolution(0, job.update_every);
+            self.store.prefetch_sealed(job.metric, job.update_every, metric::read_range(&w, res));
+        }
     }
 
     /// Scans every job; results are independent of the thread count.

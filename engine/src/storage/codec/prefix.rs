@@ -17,7 +17,8 @@
 //! An index is built once per sealed row, the first time a scan of sums
 //! reads that row (one unpack of the row, about the cost of one scan of
 //! it), and kept in memory beside the mapped segment: 8 bytes per
-//! `STRIDE` points, 0.25 bytes a sample, never written to disk (the
+//! `STRIDE` points, 0.25 bytes a sample (and each 1,024-point frame's
+//! parsed header, 24 bytes), never written to disk (the
 //! format stays as it is, and the on-disk bytes per sample with it).
 //! A row with validity or anomaly bits also keeps their running counts,
 //! 4 bytes per 64 points each, so a range's valid and anomalous points
@@ -47,6 +48,10 @@ const PER_FRAME: usize = FRAME / STRIDE;
 #[derive(Debug, Default)]
 pub struct SumIndex {
     at: Box<[u64]>,
+    /// Each frame's header, parsed: a scan then neither reads the row's
+    /// frame offsets and headers (two cache misses per frame once the
+    /// rows have left the cache) nor parses them again.
+    heads: Box<[Head]>,
     /// The row's valid points before each 64-point word of its bits
     /// (empty when all are valid): a range's count is two of these and a
     /// word's bits each, not every word between (the build's target has
@@ -54,6 +59,67 @@ pub struct SumIndex {
     valid: Counts,
     /// The same of the valid anomalous points (empty without anomalies).
     anomalous: Counts,
+}
+
+/// A frame's header as [`EncodedRow::frame`] reads it: where its points
+/// lie in the row's frame bytes and how to read them.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    /// The points' bytes in the row's frame bytes: `from..from + len`.
+    from: u32,
+    len: u32,
+    base: i64,
+    exp: u8,
+    width: u8,
+    kind: HeadKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeadKind {
+    Decimal,
+    Negated,
+    Raw,
+    /// The frame did not parse: read as no points, as a scan reads it.
+    Missing,
+}
+
+impl Head {
+    const MISSING: Head = Head { from: 0, len: 0, base: 0, exp: 0, width: 0, kind: HeadKind::Missing };
+
+    /// The header of `frame`, whose bytes lie in `frames`.
+    fn of(frames: &[u8], frame: Option<Frame<'_>>) -> Head {
+        let at = |bytes: &[u8]| (bytes.as_ptr() as usize - frames.as_ptr() as usize) as u32;
+        match frame {
+            Some(Frame::Decimal { exp, base, packed, neg }) => Head {
+                from: at(packed.bytes),
+                len: packed.bytes.len() as u32,
+                base,
+                exp: exp as u8,
+                width: packed.width as u8,
+                kind: if neg { HeadKind::Negated } else { HeadKind::Decimal },
+            },
+            Some(Frame::Raw(bytes)) => {
+                Head { from: at(bytes), len: bytes.len() as u32, kind: HeadKind::Raw, ..Head::MISSING }
+            }
+            None => Head::MISSING,
+        }
+    }
+
+    /// The frame this header describes, in the row's frame bytes `frames`.
+    #[inline(always)]
+    fn frame<'a>(&self, frames: &'a [u8]) -> Option<Frame<'a>> {
+        let bytes = frames.get(self.from as usize..self.from as usize + self.len as usize)?;
+        match self.kind {
+            HeadKind::Decimal | HeadKind::Negated => Some(Frame::Decimal {
+                exp: u32::from(self.exp),
+                base: self.base,
+                packed: Packed { bytes, width: u32::from(self.width) },
+                neg: self.kind == HeadKind::Negated,
+            }),
+            HeadKind::Raw => Some(Frame::Raw(bytes)),
+            HeadKind::Missing => None,
+        }
+    }
 }
 
 /// Points before each word `w` of a row's bitmap (`w * 64` points), for
@@ -103,6 +169,7 @@ impl SumIndex {
     pub(super) fn build(row: &EncodedRow<'_>) -> SumIndex {
         let frames = row.points.div_ceil(FRAME);
         let mut at = vec![0u64; frames * PER_FRAME];
+        let heads = (0..frames).map(|f| Head::of(row.frames, row.frame(f))).collect();
         for (f, entries) in at.chunks_exact_mut(PER_FRAME).enumerate() {
             let Some(Frame::Decimal { packed, .. }) = row.frame(f) else { continue };
             let n = frame_len(row.points, f);
@@ -116,12 +183,23 @@ impl SumIndex {
         }
         let valid = row.valid.map(|v| Counts::build(row.points, v, None)).unwrap_or_default();
         let anomalous = row.anomaly.map(|a| Counts::build(row.points, a, row.valid)).unwrap_or_default();
-        SumIndex { at: at.into_boxed_slice(), valid, anomalous }
+        SumIndex { at: at.into_boxed_slice(), heads, valid, anomalous }
     }
 
     /// Bytes this index holds.
     pub fn bytes(&self) -> usize {
-        self.at.len() * std::mem::size_of::<u64>() + (self.valid.0.len() + self.anomalous.0.len()) * 4
+        self.at.len() * std::mem::size_of::<u64>()
+            + self.heads.len() * std::mem::size_of::<Head>()
+            + (self.valid.0.len() + self.anomalous.0.len()) * 4
+    }
+
+    /// A hint: asks for the memory a scan of sums reads first (the frame
+    /// headers, the checkpoints, the counts), a metric before its scan.
+    pub fn prefetch(&self) {
+        prefetch::slice(&self.heads);
+        prefetch::slice(&self.at);
+        prefetch::slice(&self.valid.0);
+        prefetch::slice(&self.anomalous.0);
     }
 
     /// Frame `f`'s checkpoints (empty past the row's frames).
@@ -154,7 +232,7 @@ impl<'a> EncodedRow<'a> {
     /// gets every range's sum, count and anomalous count (min and max NaN),
     /// bit for bit what the direct path gives.
     ///
-    /// Memory first: the frames' headers, the index, then the few packed
+    /// Memory first: the index (checkpoints and frame headers), then the few packed
     /// bytes at every range end are asked for before any is read. The ends
     /// lie a bucket apart, a stride the hardware prefetcher does not
     /// follow; asked for all at once, their cache misses overlap instead of
@@ -176,19 +254,16 @@ impl<'a> EncodedRow<'a> {
         let (Some(&(lo, _)), Some(&(_, hi))) = (ranges.first(), ranges.last()) else { return };
         let first = (self.start + lo.min(self.len)) / FRAME;
         let last = (self.start + hi.min(self.len)).div_ceil(FRAME).max(first);
-        for f in first..last.min(first + KEPT_FRAMES) {
-            if let Some(off) = self.frame_offset(f) {
-                prefetch::slice(self.frames.get(off..off + HEADER_BYTES).unwrap_or_default());
-            }
-        }
+        prefetch::slice(index.heads.get(first..last).unwrap_or_default());
         prefetch::slice(index.at.get(first * PER_FRAME..last * PER_FRAME).unwrap_or_default());
+        let frame_at = |f: usize| index.heads.get(f).and_then(|h| h.frame(self.frames));
         let mut kept: [Option<Frame<'a>>; KEPT_FRAMES] = [None; KEPT_FRAMES];
         for (k, slot) in kept.iter_mut().enumerate().take(last - first) {
-            *slot = self.frame(first + k);
+            *slot = frame_at(first + k);
         }
         let frame = |f: usize| match f.checked_sub(first).filter(|&k| k < KEPT_FRAMES) {
             Some(k) => kept[k],
-            None => self.frame(f),
+            None => frame_at(f),
         };
         let ends = std::iter::once(lo).chain(ranges.iter().map(|r| r.1));
         for p in ends.map(|p| self.start + p.min(self.len)) {
@@ -272,9 +347,6 @@ fn prefix_in(at: &[u64], packed: &Packed<'_>, n: usize, q: usize, bits: Option<B
         Some((a, b)) => below.wrapping_add(valid_sum(packed, a, b, bits, v3)),
     }
 }
-
-/// Bytes of a decimal frame's header read before its packed points.
-const HEADER_BYTES: usize = 16;
 
 /// Points in frame `f` of a row of `points`.
 #[inline]
@@ -377,6 +449,13 @@ mod tests {
                 prop_assert_eq!((w.sum.to_bits(), w.count, w.anomaly_count), (g.sum.to_bits(), g.count, g.anomaly_count));
             }
             prop_assert_eq!(cell.get().is_some(), !ranges.is_empty(), "a scan of sums builds the index");
+            // The kept headers give back the frames the row's own bytes give.
+            if let Some(index) = cell.get() {
+                for f in 0..n.div_ceil(FRAME) {
+                    let kept = index.heads[f].frame(plain.frames);
+                    prop_assert_eq!(format!("{kept:?}"), format!("{:?}", plain.frame(f)), "frame {}", f);
+                }
+            }
             // The baseline build (no x86-64-v3) sums the same, bit for bit.
             if let Some(index) = cell.get() {
                 let mut baseline = Vec::new();
@@ -399,7 +478,11 @@ mod tests {
         let blob = encode(&values, valid, |_| false);
         let row = EncodedRow::parse(&blob).expect("row parses");
         let index = SumIndex::build(&row);
-        assert_eq!(index.bytes(), 2 * PER_FRAME * 8 + 33 * 4, "two frames' checkpoints, 32 words' counts");
+        assert_eq!(
+            index.bytes(),
+            2 * PER_FRAME * 8 + 2 * std::mem::size_of::<Head>() + 33 * 4,
+            "two frames' checkpoints and headers, 32 words' counts"
+        );
         for w in 0..=n.div_ceil(64) {
             let want = (0..(64 * w).min(n)).filter(|&i| valid(i)).count() as u32;
             assert_eq!(index.valid.0[w], want, "valid points before word {w}");
