@@ -126,12 +126,19 @@ impl StoreView {
     }
 
     /// A hint: asks for the first memory a scan of metric `m`'s sealed
-    /// tier-0 rows in `(from_excl, to_incl]` reads ([`Segment::prefetch_row`]).
-    /// Called a metric ahead: a 24 h scan of sums otherwise waits on each
-    /// hour row's header and index in turn.
-    pub fn prefetch_sealed(&self, m: MetricId, ue: i64, (from_excl, to_incl): (i64, i64)) {
+    /// tier-0 rows in `(from_excl, to_incl]` reads, in two steps that each
+    /// read only what the step before asked for: [`Segment::prefetch_slot`]
+    /// two metrics ahead (`near` false), then [`Segment::prefetch_row`] one
+    /// metric ahead. A 24 h scan of sums otherwise waits on each hour row's
+    /// header and index in turn.
+    pub fn prefetch_sealed(&self, m: MetricId, ue: i64, (from_excl, to_incl): (i64, i64), near: bool) {
         let Some(g) = self.groups.get(&ue) else { return };
-        sealed_in(&g.sealed[0], from_excl, to_incl).for_each(|seg| seg.prefetch_row(m));
+        for seg in sealed_in(&g.sealed[0], from_excl, to_incl) {
+            match near {
+                true => seg.prefetch_row(m),
+                false => seg.prefetch_slot(m),
+            }
+        }
     }
 
     /// Metric `m`'s runs in `tier`, clipped to point ends in

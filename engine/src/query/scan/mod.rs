@@ -158,9 +158,9 @@ impl Scan<'_> {
         for (job, step) in next.iter().zip([Prefetch::Blocks, Prefetch::List, Prefetch::Row]) {
             self.store.prefetch_open(job.metric, job.update_every, range, step);
         }
-        if let Some(job) = next.first() {
+        for (job, near) in next.iter().zip([true, false]) {
             let res = self.store.config().resolution(0, job.update_every);
-            self.store.prefetch_sealed(job.metric, job.update_every, metric::read_range(&w, res));
+            self.store.prefetch_sealed(job.metric, job.update_every, metric::read_range(&w, res), near);
         }
     }
 
