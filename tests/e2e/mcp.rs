@@ -340,6 +340,39 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
     );
     assert_eq!(tool(&s, &t_all, "data.query", json!({"contexts": ["no.such"], "window": window}))["isError"], true);
 
+    // data.summary over two contexts: each series names its own.
+    let sum = tool(&s, &t_all, "data.summary", json!({"contexts": ["disk.io", "system.cpu"], "window": window}));
+    let series = sum["structuredContent"]["series"].as_array().cloned().unwrap_or_else(|| panic!("{sum}"));
+    let contexts: std::collections::BTreeSet<&str> = series.iter().filter_map(|x| x["context"].as_str()).collect();
+    assert_eq!(contexts, ["disk.io", "system.cpu"].into(), "{sum}");
+    for x in &series {
+        let one = tool(&s, &t_all, "data.summary", json!({"contexts": [x["context"]], "window": window}));
+        let alone = one["structuredContent"]["series"].as_array().cloned().unwrap_or_default();
+        assert!(
+            alone.iter().any(|y| y["label"] == x["label"] && y["avg"] == x["avg"]),
+            "{x} is in its context's own summary"
+        );
+    }
+    // A window ending now ends where /api/v3/data's relative window ends
+    // (the last complete second), not in the future.
+    let q = tool(&s, &t_all, "data.query", json!({"contexts": ["system.cpu"], "window": {"last": "1h"}, "points": 4}));
+    let rows = q["structuredContent"]["rows"].as_array().cloned().unwrap_or_else(|| panic!("{q}"));
+    let v3 = s.query_ok(&json!({"scope": {"contexts": ["system.cpu"]}, "window": {"after": -3600, "before": 0, "points": 4},
+        "aggregations": {"metrics": [{"group_by": ["dimension"], "aggregation": "average"}], "time": {"time_group": "average"}},
+        "options": ["flip"]}));
+    let last_v3 = v3["result"]["data"].as_array().and_then(|d| d.last()).map(|r| r[0].as_i64().expect("t"));
+    let last = rows.last().map(|r| r[0].clone());
+    assert_eq!(last, last_v3.map(|t| json!(crate_rfc3339(t))), "{q}");
+    assert!(last_v3.is_some_and(|t| t <= NOW), "no row after now");
+    // `last` with `before` is refused, not half read.
+    let both = tool(
+        &s,
+        &t_all,
+        "data.query",
+        json!({"contexts": ["system.cpu"], "window": {"last": "1h", "before": T0 + 600}}),
+    );
+    assert_eq!(both["isError"], true, "{both}");
+
     // 5: 10 per second and 120 per minute per token; another token is unaffected.
     PACE.store(false, std::sync::atomic::Ordering::Relaxed);
     let (_, limited) = mk(&s, "limited", &["scope:mcp"]);

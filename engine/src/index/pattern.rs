@@ -283,6 +283,12 @@ impl SimplePattern {
         Self { words, case_insensitive: false }
     }
 
+    /// The one name `text`, whatever characters it holds (`*`, `!`, `|`,
+    /// spaces): for a name already resolved, not one a user typed.
+    pub fn exact(text: &str) -> Self {
+        Self { words: vec![Word { negative: false, glob: Glob::Exact(text.to_string()) }], case_insensitive: false }
+    }
+
     /// The single word `*`.
     pub fn match_all() -> Self {
         Self { words: vec![Word { negative: false, glob: Glob::compile(&[('*', false)]) }], case_insensitive: false }

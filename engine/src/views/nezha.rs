@@ -153,7 +153,8 @@ fn pattern(param: &str, words: &[&str]) -> Result<SimplePattern> {
 pub fn request(map: &Mapping, period: Period, node_id: &str, now: i64) -> Result<QueryRequest> {
     let (after, before) = period.window(now);
     let mut req = QueryRequest::new(ApiVersion::V3);
-    req.scope.nodes = Some(pattern("id", &[node_id])?);
+    // The id is the server's own, not a pattern: `nz*` must not take in `nz-other`.
+    req.scope.nodes = Some(SimplePattern::exact(node_id));
     req.scope.contexts = Some(pattern("metric", &map.contexts.split(' ').collect::<Vec<_>>())?);
     req.selectors.dimensions = Some(pattern("metric", &[map.dimensions])?);
     req.after = after;
@@ -214,5 +215,16 @@ mod tests {
             assert_eq!(mapping(map.metric).expect("found").metric, map.metric);
         }
         assert!(mapping("gpu").is_err());
+    }
+
+    #[test]
+    fn a_server_id_is_matched_as_it_is_not_as_a_pattern() {
+        let req = request(&METRICS[0], Period::Day, "nz*", 1_800_000_000).expect("request");
+        let nodes = req.scope.nodes.expect("scoped to the server");
+        assert!(nodes.matches("nz*"));
+        assert!(!nodes.matches("nz-other"), "a `*` in an id is no wildcard");
+        let req = request(&METRICS[0], Period::Day, "a|b !c", 1_800_000_000).expect("request");
+        let nodes = req.scope.nodes.expect("scoped to the server");
+        assert!(nodes.matches("a|b !c") && !nodes.matches("a") && !nodes.matches("b"));
     }
 }

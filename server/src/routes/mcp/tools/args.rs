@@ -52,6 +52,11 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
+    // No 31 April or 29 February 2026: the next month's first day must follow.
+    let (ny, nm) = if mo == 12 { (y + 1, 1) } else { (y, mo + 1) };
+    if days_from_civil(y, mo, d) >= days_from_civil(ny, nm, 1) {
+        return None;
+    }
     let mut rest = &s[19..];
     if let Some(r) = rest.strip_prefix('.') {
         let digits = r.bytes().take_while(u8::is_ascii_digit).count();
@@ -107,6 +112,10 @@ pub fn window(v: Option<&Value>, now: i64, default_s: i64, max_s: i64, key: &str
     let w = v.and_then(Value::as_object).unwrap_or(&empty);
     let (after, before) = match (w.get("last"), w.get("after")) {
         (Some(_), Some(_)) => return Err(ToolError::tool(format!("give '{key}.last' or '{key}.after', not both"))),
+        // `last` ends now: a `before` beside it would be dropped unseen.
+        (Some(_), None) if w.contains_key("before") => {
+            return Err(ToolError::tool(format!("give '{key}.last' or '{key}.before', not both ('last' ends now)")))
+        }
         (Some(l), None) => {
             let secs = l
                 .as_str()
@@ -141,6 +150,16 @@ pub fn strings(args: &Map<String, Value>, key: &str) -> Vec<String> {
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default()
+}
+
+/// A simple-pattern text argument (words split on spaces, as spec 3.0
+/// writes them, and on `|`), `default` when absent or blank.
+pub fn pattern_text(args: &Map<String, Value>, key: &str, default: &str) -> Result<SimplePattern, ToolError> {
+    let mut words: Vec<&str> = text(args, key, default).split_whitespace().collect();
+    if words.is_empty() {
+        words.push(default);
+    }
+    SimplePattern::parse_list(&words).map_err(|e| ToolError::tool(format!("'{key}': {e}")))
 }
 
 /// A pattern list argument; `None` when absent or empty.
@@ -186,9 +205,30 @@ mod tests {
         assert_eq!(window(Some(&json!({"after": -60})), now, 900, MAX_WINDOW_S, "w").ok(), Some((now - 60, now)));
         assert!(window(Some(&json!({"after": 5, "before": 1})), now, 900, MAX_WINDOW_S, "w").is_err());
         assert!(window(Some(&json!({"last": "100d"})), now, 900, MAX_WINDOW_S, "w").is_err());
+        let both = window(Some(&json!({"last": "1h", "before": "2026-12-01T00:00:00Z"})), now, 900, MAX_WINDOW_S, "w");
+        assert!(both.is_err_and(|e| format!("{e:?}").contains("'w.before'")), "no `before` dropped unseen");
+        // Days a month does not have are refused, not rolled into the next.
+        assert_eq!(parse_rfc3339("2026-02-31T10:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2026-04-31T10:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2026-02-29T10:00:00Z"), None);
+        assert!(parse_rfc3339("2028-02-29T10:00:00Z").is_some(), "a leap day");
+        assert!(parse_rfc3339("2026-12-31T23:59:59Z").is_some());
         assert_eq!(round(1.23456, 4), json!(1.235));
         assert_eq!(round(123456.0, 2), json!(120000.0));
         assert_eq!(round(f64::NAN, 4), Value::Null);
+    }
+
+    #[test]
+    fn pattern_text_splits_words_on_spaces() {
+        let args = |v: Value| v.as_object().cloned().unwrap_or_default();
+        // First match wins (spec 3.0): the negation goes first.
+        let p = pattern_text(&args(json!({"pattern": "!web-test* web*"})), "pattern", "*").expect("pattern");
+        assert!(p.matches("web-1") && !p.matches("web-test-2") && !p.matches("db-1"));
+        let p = pattern_text(&args(json!({"pattern": "web-1 db-1"})), "pattern", "*").expect("pattern");
+        assert!(p.matches("web-1") && p.matches("db-1") && !p.matches("web-2"));
+        let p = pattern_text(&args(json!({"pattern": "  "})), "pattern", "*").expect("blank is the default");
+        assert!(p.matches("anything"));
+        assert!(pattern_text(&args(json!({})), "pattern", "*").expect("default").matches("db-1"));
     }
 
     proptest! {

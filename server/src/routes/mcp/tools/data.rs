@@ -58,6 +58,11 @@ fn body(cx: &Ctx, args: &Map<String, Value>, points: i64, time_group: &str) -> R
     if args.contains_key("nodes") {
         scope["nodes"] = json!(strings(args, "nodes"));
     }
+    // A window ending now goes to the engine as a relative one, which ends
+    // at the data's last complete second; sent as an absolute `before`, it
+    // was aligned forward into the future, and its last row held a partial
+    // bucket that read like a sudden drop.
+    let (after, before) = if before >= cx.now { (after - cx.now, 0) } else { (after, before) };
     Ok(json!({
         "scope": scope,
         "selectors": sel,
@@ -70,6 +75,9 @@ fn body(cx: &Ctx, args: &Map<String, Value>, points: i64, time_group: &str) -> R
         "timeout": cx.timeout_ms,
     }))
 }
+
+/// Contexts one data.summary call may cover (one query each).
+const MAX_SUMMARY_CONTEXTS: usize = 20;
 
 /// Runs the body through the engine's parser and query path.
 fn run_query(cx: &Ctx, body: &Value) -> Result<QueryResult, ToolError> {
@@ -257,16 +265,32 @@ pub static SUMMARY: Tool = Tool {
         let points = (before - after + 1).clamp(1, 60);
         let b = body(cx, args, points, "average")?;
         let r = run_query(cx, &b)?;
-        let w = &r.window;
-        let single = |k: GroupByKey| r.grouped_by == [k];
-        let context = match &r.summary.contexts[..] {
-            [one] => one.id.clone(),
-            many => many.iter().map(|c| c.id.clone()).collect::<Vec<_>>().join(","),
+        // Each series names its own context: over several, one query each.
+        let ids: Vec<String> = r.summary.contexts.iter().map(|c| c.id.clone()).collect();
+        let parts = match &ids[..] {
+            [] | [_] => vec![(ids.first().cloned().unwrap_or_default(), r)],
+            many if many.len() > MAX_SUMMARY_CONTEXTS => {
+                return Err(ToolError::tool(format!(
+                    "{} contexts match; data.summary takes at most {MAX_SUMMARY_CONTEXTS}: narrow 'contexts'",
+                    many.len()
+                )))
+            }
+            many => {
+                let mut parts = Vec::with_capacity(many.len());
+                for id in many {
+                    let mut one = b.clone();
+                    one["scope"]["contexts"] = json!([id]);
+                    parts.push((id.clone(), run_query(cx, &one)?));
+                }
+                parts
+            }
         };
-        let mut rows: Vec<(f64, f64, f64, String, Value)> = r
-            .series
+        let w = parts[0].1.window;
+        let mut rows: Vec<(f64, f64, f64, String, Value)> = parts
             .iter()
-            .map(|s| {
+            .flat_map(|(context, r)| r.series.iter().map(move |s| (context, r, s)))
+            .map(|(context, r, s)| {
+                let single = |k: GroupByKey| r.grouped_by == [k];
                 let (min, max, avg) = stats(s);
                 let last = (0..w.points).rev().find(|&p| s.flags[p] & PA_EMPTY == 0);
                 let filled = s.flags.iter().filter(|f| **f & PA_EMPTY == 0).count();

@@ -10,7 +10,9 @@ use strata_engine::index::{LabelFilter, SimplePattern};
 use strata_engine::meta::{contexts, nodes, search, MetaScope, Span, Visible};
 use strata_engine::query::request::Selectors;
 
-use super::args::{int, patterns, patterns_schema, rfc3339, strings, text, window, window_schema, MAX_WINDOW_S};
+use super::args::{
+    int, pattern_text, patterns, patterns_schema, rfc3339, strings, text, window, window_schema, MAX_WINDOW_S,
+};
 use super::{Ctx, Tool, ToolError};
 use crate::admission::Class;
 use crate::auth::Resource;
@@ -57,7 +59,7 @@ pub static NODES: Tool = Tool {
     input: || {
         json!({"type": "object", "additionalProperties": false, "properties": {
             "pattern": {"type": "string", "maxLength": 200, "default": "*",
-                "description": "Simple pattern on hostname or node id, e.g. 'web* !web-test*'."},
+                "description": "Simple pattern on hostname or node id, space-separated words, first match wins, e.g. '!web-test* web*'."},
             "labels": patterns_schema(20, "Host label filters 'key:value-pattern', e.g. 'env:prod'."),
             "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}})
     },
@@ -73,8 +75,7 @@ pub static NODES: Tool = Tool {
         )
     },
     run: |cx, args| {
-        let pattern = SimplePattern::parse_list(&[text(args, "pattern", "*")])
-            .map_err(|e| ToolError::tool(format!("'pattern': {e}")))?;
+        let pattern = pattern_text(args, "pattern", "*")?;
         let labels = strings(args, "labels");
         let filter = if labels.is_empty() {
             None
@@ -135,9 +136,7 @@ pub static CONTEXTS: Tool = Tool {
         )
     },
     run: |cx, args| {
-        let words: Vec<&str> = text(args, "pattern", "*").split_whitespace().collect();
-        let pattern = SimplePattern::parse_list(if words.is_empty() { &["*"] } else { &words[..] })
-            .map_err(|e| ToolError::tool(format!("'pattern': {e}")))?;
+        let pattern = pattern_text(args, "pattern", "*")?;
         let sel = Selectors { contexts: Some(pattern), nodes: nodes_arg(args)?, ..Selectors::default() };
         let limit = int(args, "limit", 100) as usize;
         with_visible(cx, sel, opt_window(cx, args)?, |st, visible, tiers| {
@@ -293,8 +292,7 @@ pub static DESCRIBE: Tool = Tool {
     },
     run: |cx, args| {
         let id = text(args, "context", "").to_string();
-        let inst = SimplePattern::parse_list(&[text(args, "instances", "*")])
-            .map_err(|e| ToolError::tool(format!("'instances': {e}")))?;
+        let inst = pattern_text(args, "instances", "*")?;
         let max = int(args, "max_instances", 50) as usize;
         let sel = Selectors { nodes: nodes_arg(args)?, ..Selectors::default() };
         with_visible(cx, sel, None, |st, visible, tiers| {
