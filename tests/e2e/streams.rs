@@ -235,6 +235,28 @@ fn streams_carry_latest_values_to_ws_and_sse_respect_allowlists_and_end_on_revoc
         }
     }
     assert!(saw_error, "a bad message is answered with an error, the stream goes on");
+    // A burst of messages (more than the tick queue holds) is answered
+    // whole: the slow-consumer rule is for ticks that are not read.
+    let sub = json!({"type": "subscribe", "contexts": "system.load"}).to_string();
+    for _ in 0..50 {
+        ws.send(Message::Text(sub.clone().into())).expect("send");
+    }
+    let mut answered = 0;
+    while answered < 50 {
+        let m = ws_next(&mut ws).unwrap_or_else(|e| panic!("after {answered} answers: {e:?}"));
+        answered += usize::from(m["type"] == "subscribed");
+    }
+    // A message over 64 KiB ends the stream saying so (1009), not as the
+    // client's own close.
+    let mut big = ws_connect(&s, "/api/v1/ws/nodes", &s.token).expect("ws connect");
+    big.send(Message::Text("x".repeat(70 << 10).into())).expect("send");
+    let code = loop {
+        match ws_next(&mut big) {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(code.0, 1009, "{code:?}");
 
     // SSE with query-string patterns.
     let (status, mut sse) =

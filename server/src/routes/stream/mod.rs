@@ -45,6 +45,10 @@ pub enum End {
     ClientGone,
     /// `ticks=N` reached.
     Done,
+    /// A client message over the size limit (WebSocket).
+    TooBig,
+    /// A client frame the WebSocket protocol does not allow.
+    Broken,
 }
 
 impl End {
@@ -55,6 +59,8 @@ impl End {
             End::SlowConsumer => "slow consumer: ticks were not read in time",
             End::ClientGone => "client closed",
             End::Done => "done",
+            End::TooBig => "message too big: client messages are at most 64 KiB",
+            End::Broken => "protocol error in a client frame",
         }
     }
 
@@ -64,6 +70,8 @@ impl End {
             End::Revoked | End::Expired => 1008,
             End::SlowConsumer => 1013,
             End::ClientGone | End::Done => 1000,
+            End::TooBig => 1009,
+            End::Broken => 1002,
         }
     }
 

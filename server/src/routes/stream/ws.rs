@@ -89,6 +89,32 @@ async fn writer(
     }
 }
 
+/// How long an answer to a client message may wait for room in the
+/// queue before the client counts as not reading.
+const ANSWER_WAIT: Duration = Duration::from_secs(5);
+
+async fn answer_client(tx: &mpsc::Sender<Message>, answer: String) -> Result<(), End> {
+    match tokio::time::timeout(ANSWER_WAIT, tx.send(Message::Text(answer.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::ClientGone),
+        Err(_) => Err(End::SlowConsumer),
+    }
+}
+
+/// Why a read from the client failed: a message over the limit (the
+/// reader names its size), a frame the protocol forbids, or a connection
+/// that is gone. Said in the close frame, not as "client closed".
+fn inbound_error(e: &axum::Error) -> End {
+    let text = e.to_string();
+    if text.contains("too long") || text.contains("too big") {
+        End::TooBig
+    } else if text.contains("Protocol") || text.contains("protocol") {
+        End::Broken
+    } else {
+        End::ClientGone
+    }
+}
+
 async fn run(socket: WebSocket, mut session: Session) {
     let (sink, mut inbound) = socket.split();
     let (tx, rx) = mpsc::channel::<Message>(session.queue());
@@ -104,7 +130,8 @@ async fn run(socket: WebSocket, mut session: Session) {
                 },
             },
             got = inbound.next() => match got {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break End::ClientGone,
+                None | Some(Ok(Message::Close(_))) => break End::ClientGone,
+                Some(Err(e)) => break inbound_error(&e),
                 Some(Ok(Message::Text(text))) => {
                     let answer = match from_message(text.as_str(), session.default_contexts()) {
                         Ok(sub) => {
@@ -113,7 +140,9 @@ async fn run(socket: WebSocket, mut session: Session) {
                         }
                         Err(e) => json!({"type": "error", "error": e}),
                     };
-                    if let Err(e) = push(&tx, Message::Text(answer.to_string().into())) {
+                    // An answer waits for room (a client may send a burst
+                    // of messages); the slow-consumer rule is for ticks.
+                    if let Err(e) = answer_client(&tx, answer.to_string()).await {
                         break e;
                     }
                 }
