@@ -372,6 +372,17 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
         json!({"contexts": ["system.cpu"], "window": {"last": "1h", "before": T0 + 600}}),
     );
     assert_eq!(both["isError"], true, "{both}");
+    let unlabelled = tool(&s, &t_all, "data.query", json!({"contexts": ["system.cpu"], "group_by": ["label"]}));
+    assert_eq!(unlabelled["isError"], true, "group_by label names its keys: {unlabelled}");
+    // Ids are echoed as written; one that would be rewritten is refused.
+    let big = call(
+        &s,
+        &t_all,
+        &serde_json::from_str::<Value>(r#"{"jsonrpc":"2.0","id":18446744073709551615,"method":"ping"}"#).expect("json"),
+    );
+    assert!(big.body.contains("\"id\":18446744073709551615"), "{}", big.body);
+    let r = send(&s, "POST", Some(&t_all), &[], br#"{"jsonrpc":"2.0","id":1e3,"method":"ping"}"#);
+    assert_eq!((r.status, r.json()["error"]["code"].clone()), (400, json!(-32600)), "{}", r.body);
 
     // 5: 10 per second and 120 per minute per token; another token is unaffected.
     PACE.store(false, std::sync::atomic::Ordering::Relaxed);

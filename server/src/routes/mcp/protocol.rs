@@ -139,8 +139,17 @@ pub fn parse(body: &[u8], headers: &HeaderMap) -> Result<Incoming, RpcFailure> {
     };
     let id = match obj.get("id") {
         None => None,
-        Some(i @ (Value::String(_) | Value::Number(_))) => Some(i.clone()),
-        Some(_) => return Err(bad(Value::Null, INVALID_REQUEST, "'id' must be a string or an integer")),
+        Some(i @ Value::String(_)) => Some(i.clone()),
+        // Only integers that come back as they were written (spec 1.1: echo
+        // the id exactly): `1e3` or a 23-digit number would be rewritten.
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(Value::Number(n.clone())),
+        Some(_) => {
+            return Err(bad(
+                Value::Null,
+                INVALID_REQUEST,
+                "'id' must be a string or an integer (written plainly, at most 64 bits)",
+            ))
+        }
     };
     let echo = id.clone().unwrap_or(Value::Null);
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
@@ -158,7 +167,11 @@ pub fn parse(body: &[u8], headers: &HeaderMap) -> Result<Incoming, RpcFailure> {
     let params = match obj.get("params") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(p)) => p.clone(),
-        Some(_) => return Err(bad(echo, INVALID_PARAMS, "'params' must be an object")),
+        // A notification gets no answer, not even an error (JSON-RPC 2.0):
+        // it is taken without its params.
+        Some(_) if id.is_none() => Map::new(),
+        // Spec 1.9: -32602 travels with HTTP 200.
+        Some(_) => return Err(RpcFailure::new(StatusCode::OK, echo, INVALID_PARAMS, "'params' must be an object")),
     };
     let Some(id) = id else { return Ok(Incoming::Notification { method, params }) };
     let era = era(&id, &method, &params, headers)?;
@@ -265,6 +278,37 @@ mod tests {
     }
 
     #[test]
+    fn ids_come_back_as_written_or_are_refused() {
+        let none = HeaderMap::new();
+        let id_of = |body: &[u8]| match parse(body, &none) {
+            Ok(Incoming::Request(r)) => Ok(r.id.to_string()),
+            Ok(_) => Err(0),
+            Err(e) => Err(e.code),
+        };
+        assert_eq!(
+            id_of(br#"{"jsonrpc":"2.0","id":18446744073709551615,"method":"ping"}"#).as_deref(),
+            Ok("18446744073709551615")
+        );
+        assert_eq!(id_of(br#"{"jsonrpc":"2.0","id":-7,"method":"ping"}"#).as_deref(), Ok("-7"));
+        for id in ["1e3", "1.5", "12345678901234567890123", "true", "{}"] {
+            let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+            assert_eq!(id_of(body.as_bytes()), Err(INVALID_REQUEST), "id {id} is not echoed rewritten");
+        }
+    }
+
+    #[test]
+    fn params_that_are_no_object() {
+        let none = HeaderMap::new();
+        let e = parse(br#"{"jsonrpc":"2.0","id":9,"method":"ping","params":[1]}"#, &none).err().expect("refused");
+        assert_eq!((e.status, e.code, *e.id), (StatusCode::OK, INVALID_PARAMS, json!(9)), "spec 1.9");
+        // A notification is never answered: it is taken without them.
+        assert!(matches!(
+            parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized","params":[1]}"#, &none),
+            Ok(Incoming::Notification { params, .. }) if params.is_empty()
+        ));
+    }
+
+    #[test]
     fn modern_headers_must_match() {
         let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"meta.whoami","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
         let ok = h(&[("mcp-protocol-version", MODERN), ("mcp-method", "tools/call"), ("mcp-name", "meta.whoami")]);
@@ -279,7 +323,7 @@ mod tests {
         #[test]
         fn any_bytes_parse_or_fail_cleanly(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
             if let Err(e) = parse(&bytes, &HeaderMap::new()) {
-                prop_assert!(e.status.is_client_error());
+                prop_assert!(e.status.is_client_error() || (e.status == StatusCode::OK && e.code == INVALID_PARAMS));
             }
         }
 

@@ -50,6 +50,9 @@ fn body(cx: &Ctx, args: &Map<String, Value>, points: i64, time_group: &str) -> R
         g if g.is_empty() => vec!["dimension".into()],
         g => g,
     };
+    if group_by.iter().any(|g| g == "label") && strings(args, "group_by_label").is_empty() {
+        return Err(ToolError::tool("group_by 'label' needs 'group_by_label' (the label keys to group by)"));
+    }
     let mut time = json!({"time_group": time_group});
     if let Some(o) = args.get("time_group_options").and_then(Value::as_f64) {
         time["time_group_options"] = json!(o);
