@@ -299,7 +299,7 @@ mod tests {
     #[test]
     fn params_that_are_no_object() {
         let none = HeaderMap::new();
-        let e = parse(br#"{"jsonrpc":"2.0","id":9,"method":"ping","params":[1]}"#, &none).err().expect("refused");
+        let e = parse(br#"{"jsonrpc":"2.0","id":9,"method":"ping","params":[1]}"#, &none).expect_err("refused");
         assert_eq!((e.status, e.code, *e.id), (StatusCode::OK, INVALID_PARAMS, json!(9)), "spec 1.9");
         // A notification is never answered: it is taken without them.
         assert!(matches!(
