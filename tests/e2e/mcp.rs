@@ -374,6 +374,22 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
     assert_eq!(both["isError"], true, "{both}");
     let unlabelled = tool(&s, &t_all, "data.query", json!({"contexts": ["system.cpu"], "group_by": ["label"]}));
     assert_eq!(unlabelled["isError"], true, "group_by label names its keys: {unlabelled}");
+    // CORS for a configured origin: the preflight needs no token, and
+    // every answer (a 401 too) names the origin; another origin gets none.
+    let from =
+        |o: &str| vec![("Origin".to_string(), o.to_string()), ("Access-Control-Request-Method".into(), "POST".into())];
+    let pre = send(&s, "OPTIONS", None, &from("http://localhost:6274"), b"");
+    assert_eq!(pre.status, 204, "{}", pre.body);
+    assert_eq!(pre.header("access-control-allow-origin"), Some("http://localhost:6274"));
+    assert_eq!(pre.header("access-control-allow-methods"), Some("POST"));
+    assert!(pre.header("access-control-allow-headers").is_some_and(|h| h.contains("mcp-protocol-version")));
+    let ping = br#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#;
+    for auth in [Some(t_all.as_str()), None] {
+        let r = send(&s, "POST", auth, &from("http://localhost:6274"), ping);
+        assert_eq!(r.header("access-control-allow-origin"), Some("http://localhost:6274"), "{} {}", r.status, r.body);
+    }
+    let other = send(&s, "OPTIONS", None, &from("http://evil.example"), b"");
+    assert!(other.status != 204 && other.header("access-control-allow-origin").is_none(), "{}", other.status);
     // Ids are echoed as written; one that would be rewritten is refused.
     let big = call(
         &s,

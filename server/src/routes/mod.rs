@@ -111,6 +111,7 @@ pub fn router(state: AppState) -> Router {
             }
             resp
         }))
+        .layer(middleware::from_fn_with_state(state.clone(), mcp::cors))
         .with_state(state)
 }
 

@@ -57,6 +57,39 @@ fn refuse(e: ApiError) -> Response {
     r
 }
 
+/// Request headers a browser may send to `/mcp` (spec 1.8, CORS).
+const CORS_ALLOW_HEADERS: &str =
+    "authorization, content-type, accept, mcp-protocol-version, mcp-method, mcp-name, mcp-session-id";
+
+/// CORS for `/mcp`, around every other layer (so that a 401 or 429 is
+/// readable too): for an `Origin` configured with `--mcp-allowed-origin`,
+/// a preflight `OPTIONS` is answered 204 before authentication (browsers
+/// send no token on it), and every answer names the origin. Without a
+/// configured origin nothing changes: browsers then cannot read answers.
+pub async fn cors(State(st): State<AppState>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let allowed = (req.uri().path() == "/mcp")
+        .then(|| req.headers().get(ORIGIN).and_then(|o| o.to_str().ok()))
+        .flatten()
+        .filter(|o| st.mcp.allowed_origins.iter().any(|a| a.trim_end_matches('/') == *o))
+        .and_then(|o| HeaderValue::from_str(o).ok());
+    let Some(origin) = allowed else { return next.run(req).await };
+    let mut resp = if req.method() == axum::http::Method::OPTIONS {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        let h = r.headers_mut();
+        h.insert("access-control-allow-methods", HeaderValue::from_static("POST"));
+        h.insert("access-control-allow-headers", HeaderValue::from_static(CORS_ALLOW_HEADERS));
+        h.insert("access-control-max-age", HeaderValue::from_static("600"));
+        r
+    } else {
+        next.run(req).await
+    };
+    let h = resp.headers_mut();
+    h.insert("access-control-allow-origin", origin);
+    h.insert("access-control-expose-headers", HeaderValue::from_static("mcp-session-id"));
+    h.append(axum::http::header::VARY, HeaderValue::from_static("origin"));
+    resp
+}
+
 /// Checks everything before the JSON-RPC body is read.
 fn admit(st: &AppState, me: &Principal, h: &HeaderMap) -> Result<(), ApiError> {
     let text = |name| h.get(name).map(|v: &HeaderValue| v.to_str().unwrap_or("\u{fffd}"));
