@@ -44,7 +44,7 @@ fn output() -> Value {
         "results": {"type": "array", "items": {"type": "object",
             "required": ["rank", "score", "context", "node", "units", "highlight_avg", "baseline_avg"],
             "properties": {
-                "rank": {"type": "integer"}, "score": {"type": "number", "description": "0..1, higher = more changed"},
+                "rank": {"type": "integer"}, "score": {"type": "number", "description": "higher = more changed: 0..1 for volume, ks2 and anomaly-rate; for value, the highlight average itself"},
                 "context": {"type": "string"}, "node": {"type": "string"},
                 "instance": {"type": ["string", "null"]}, "dimension": {"type": ["string", "null"]},
                 "units": {"type": "string"}, "highlight_avg": {"type": ["number", "null"]},
@@ -157,7 +157,7 @@ fn rank(cx: &Ctx, args: &Map<String, Value>) -> Result<Value, ToolError> {
 pub static RANK: Tool = Tool {
     name: "weights.rank",
     title: "Rank changed metrics",
-    description: "Which metrics changed most in a highlighted window (e.g. an incident, at most 24 h) compared with a baseline (default: the 4x longer window just before it). Methods: volume (change of the average, default), value (highlight average), ks2 (distribution change), anomaly-rate. Returns the top items with a 0..1 score and both averages; scans at most 20 000 metrics.",
+    description: "Which metrics changed most in a highlighted window (e.g. an incident, at most 24 h) compared with a baseline (default: the 4x longer window just before it). Methods: volume (change of the average, default), value (highlight average), ks2 (distribution change), anomaly-rate. Returns the top items with a score (0..1, except for value: the highlight average) and both averages; scans at most 20 000 metrics.",
     needs: Some(Resource::Data),
     class: Class::Heavy,
     input,
