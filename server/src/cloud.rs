@@ -8,7 +8,7 @@
 //! name's slug; ids are unique.
 
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use strata_engine::meta::room::slug;
 use strata_engine::meta::{RoomDef, RoomFilter};
@@ -43,6 +43,11 @@ pub struct Cloud {
     rooms: RwLock<Vec<Room>>,
     /// `<data-dir>/cloud`, when rooms are persisted.
     dir: Option<PathBuf>,
+    /// Held by a room's creation from insert to saved file: creations run
+    /// one at a time, so each saves a list holding every earlier one and
+    /// none writes the temporary file under another (concurrent ones
+    /// failed with 500s, and an older list could overwrite a newer one).
+    saving: Mutex<()>,
 }
 
 fn io(what: &str, p: &Path, e: std::io::Error) -> String {
@@ -119,6 +124,7 @@ impl Cloud {
                 origin: Origin::Builtin,
             }]),
             dir,
+            saving: Mutex::new(()),
         };
         for def in config_rooms {
             cloud
@@ -173,6 +179,7 @@ impl Cloud {
             return Err(ApiError::Conflict("'All nodes' is the built-in room".into()));
         }
         let room = room_of(def, Origin::Api)?;
+        let _saving = self.saving.lock().map_err(|_| ApiError::Internal("rooms lock poisoned".into()))?;
         self.insert(room.clone())?;
         if let Some(dir) = &self.dir {
             let saved: Vec<RoomDef> =
@@ -183,7 +190,8 @@ impl Cloud {
                 if let Ok(mut rooms) = self.rooms.write() {
                     rooms.retain(|r| r.id != room.id);
                 }
-                return Err(ApiError::Internal(format!("saving rooms: {e}")));
+                tracing::error!(error = %e, "saving rooms");
+                return Err(ApiError::Internal("the room could not be saved (the server log says why)".into()));
             }
         }
         Ok(room)
@@ -210,6 +218,31 @@ mod tests {
         assert_eq!(ids, ["all-nodes", "web", "prod-db"]);
         assert!(matches!(b.room("nope", "web"), Err(ApiError::NotFound(_))));
         assert!(matches!(b.room(&b.space_id, "nope"), Err(ApiError::NotFound(_))));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn rooms_created_at_once_are_all_saved() {
+        let dir = std::env::temp_dir().join(format!("strata-cloud-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = Cloud::open(Some(&dir), "lab", &[]).expect("open");
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let a = &a;
+                s.spawn(move || {
+                    for i in 0..5 {
+                        let def =
+                            RoomDef { name: format!("r{t}-{i}"), nodes: vec!["web-*".into()], host_labels: vec![] };
+                        a.add_room(def).expect("created and saved");
+                    }
+                });
+            }
+        });
+        let shown: Vec<String> = a.rooms().into_iter().map(|r| r.id).collect();
+        let saved: Vec<String> =
+            Cloud::open(Some(&dir), "lab", &[]).expect("reopen").rooms().into_iter().map(|r| r.id).collect();
+        assert_eq!(shown.len(), 41, "the built-in room and 40 made");
+        assert_eq!(saved, shown, "what the API shows is what survives a restart");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -209,6 +209,15 @@ fn meta_listings_search_and_inventory() {
         .map(|n| (n["nd"].as_str().expect("nd"), n["nm"].as_str().expect("nm")))
         .collect();
     assert_eq!(listed, [("n1", "host-1"), ("n2", "host-2")]);
+    // The v3 names answer the same (spec 5.1-5.4, 5.8).
+    for (v2, v3) in [
+        ("/api/v2/nodes", "/api/v3/nodes"),
+        ("/api/v2/contexts", "/api/v3/contexts"),
+        ("/api/v2/q?q=disk", "/api/v3/q?q=disk"),
+    ] {
+        assert_eq!(get_ok(&s, v3)["nodes"], get_ok(&s, v2)["nodes"], "{v3}");
+    }
+    assert_eq!(get_ok(&s, "/api/v3/contexts")["contexts"], get_ok(&s, "/api/v2/contexts")["contexts"]);
     for n in nodes["nodes"].as_array().expect("nodes") {
         let mg = n["mg"].as_str().expect("mg");
         assert_eq!((mg.len(), mg.matches('-').count()), (36, 4), "mg is a UUID: {mg}");

@@ -62,6 +62,12 @@ pub fn table() -> Vec<RouteSpec> {
         r(Method::GET, "/api/v2/contexts", READ_META, || get(meta::contexts_v2)),
         r(Method::GET, "/api/v2/q", READ_META, || get(meta::q_v2)),
         r(Method::GET, "/api/v2/weights", READ_DATA, || get(meta::weights_v2)),
+        // The v3 names of the same listings (spec 5.1-5.4, 5.8): one answer.
+        r(Method::GET, "/api/v3/nodes", READ_META, || get(meta::nodes_v2)),
+        r(Method::GET, "/api/v3/contexts", READ_META, || get(meta::contexts_v2)),
+        r(Method::GET, "/api/v3/q", READ_META, || get(meta::q_v2)),
+        r(Method::GET, "/api/v3/weights", READ_DATA, || get(meta::weights_v2)),
+        r(Method::GET, "/api/v3/allmetrics", READ_DATA, || get(v1_meta::allmetrics_v1)),
         r(Method::GET, "/api/v2/accounts/me", Need::Authenticated, || get(cloud::accounts_me)),
         r(Method::GET, "/api/v2/spaces", READ_META, || get(cloud::spaces)),
         r(Method::GET, "/api/v2/spaces/{space}/rooms", READ_META, || get(cloud::rooms)),
