@@ -212,6 +212,11 @@ fn grafana_plugin_contract_on_demo_data() {
     assert!(!id.is_empty() && id != ZERO_UUID, "accounts/me id {id:?}");
     let bad = call(&plugin.agent, &s.base, "GET", "/api/v2/accounts/me", Some("Bearer strata_nope"), None);
     assert_eq!(bad.status, 401, "a bad token is a 401: {}", bad.snippet());
+    // A path segment that is not UTF-8 is a JSON 400 in the route's shape.
+    let (st, v) = s.get("/api/v2/spaces/%FF/rooms");
+    assert_eq!((st, v["errorMsgKey"].as_str()), (400, Some("ErrBadRequest")), "{v}");
+    let (st, v) = s.get("/api/v1/tokens/%FF");
+    assert!(st == 400 && v["error"].as_str().is_some_and(|e| e.contains("bad path")), "{st} {v}");
 
     // R2, then R3 twice (a change handler and an effect both fetch).
     let spaces = id_name_array(&plugin.send(get("R2-spaces"), "", ""), "spaces");

@@ -6,6 +6,7 @@
 //! or room is a 404. A room narrows everything asked through it.
 
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
@@ -15,6 +16,7 @@ use strata_engine::meta::params::{parse_room_body, MetaRequest};
 use strata_engine::meta::{nodes, MetaScope, RoomDef, Visible};
 use strata_engine::model::machine_guid_for;
 
+use super::bad_path;
 use super::body::{parse_json, read_capped};
 use super::meta::{blocking, contexts_doc, nodes_doc, scope_for, Ctx};
 use crate::auth::Principal;
@@ -92,8 +94,9 @@ async fn node_counts(st: &AppState, me: &Principal, rooms: Vec<Room>) -> Result<
 pub async fn rooms(
     State(st): State<AppState>,
     Extension(me): Extension<Principal>,
-    Path(space): Path<String>,
+    space: Result<Path<String>, PathRejection>,
 ) -> CloudResult<Json<Value>> {
+    let Path(space) = space.map_err(bad_path)?;
     st.cloud.check_space(&space)?;
     let counted = node_counts(&st, &me, st.cloud.rooms()).await?;
     Ok(Json(Value::Array(counted.iter().map(|(r, n)| room_json(r, *n)).collect())))
@@ -102,11 +105,12 @@ pub async fn rooms(
 pub async fn create_room(
     State(st): State<AppState>,
     Extension(me): Extension<Principal>,
-    Path(space): Path<String>,
+    space: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> CloudResult<(StatusCode, Json<Value>)> {
     let bytes = read_capped(&headers, body, 64 << 10, st.limits.read_timeout).await;
+    let Path(space) = space.map_err(bad_path)?;
     st.cloud.check_space(&space)?;
     let bytes = bytes?;
     let value: Value = parse_json(&bytes)?;
@@ -145,19 +149,21 @@ async fn room_listing(
 pub async fn room_nodes(
     State(st): State<AppState>,
     Extension(me): Extension<Principal>,
-    Path(ids): Path<(String, String)>,
+    ids: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> CloudResult<Json<Value>> {
+    let Path(ids) = ids.map_err(bad_path)?;
     room_listing(&st, me, ids, &headers, body, |state, ctx, _, visible| nodes_doc(state, ctx, visible, 0)).await
 }
 
 pub async fn room_contexts(
     State(st): State<AppState>,
     Extension(me): Extension<Principal>,
-    Path(ids): Path<(String, String)>,
+    ids: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> CloudResult<Json<Value>> {
+    let Path(ids) = ids.map_err(bad_path)?;
     room_listing(&st, me, ids, &headers, body, |state, ctx, req, visible| contexts_doc(state, ctx, visible, req)).await
 }

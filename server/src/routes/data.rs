@@ -159,13 +159,14 @@ pub async fn post_v3(
 pub async fn post_room(
     State(st): State<AppState>,
     Extension(me): Extension<Principal>,
-    axum::extract::Path((space, room)): axum::extract::Path<(String, String)>,
+    ids: Result<axum::extract::Path<(String, String)>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, CloudError> {
     // The body is read first: answering before it is read would cut off a
     // client still sending it.
     let req = body_request(&st, &headers, body).await;
+    let axum::extract::Path((space, room)) = ids.map_err(super::bad_path)?;
     let room = st.cloud.room(&space, &room)?;
     let mut req = req?;
     req.room = room.filter;

@@ -121,6 +121,12 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A path segment axum could not take (bad UTF-8, say) as a JSON 400 in
+/// the route's own error shape, instead of axum's plain-text answer.
+pub fn bad_path(e: axum::extract::rejection::PathRejection) -> ApiError {
+    ApiError::BadRequest(format!("bad path: {}", e.body_text()))
+}
+
 fn request_has_body(req: &axum::extract::Request) -> bool {
     let h = req.headers();
     h.contains_key(header::TRANSFER_ENCODING)

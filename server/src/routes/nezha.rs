@@ -83,9 +83,10 @@ pub async fn list(
 pub async fn metrics(
     State(st): State<AppState>,
     Extension(me): Extension<Principal>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
     RawQuery(q): RawQuery,
 ) -> NezhaResult {
+    let Path(id) = id.map_err(super::bad_path)?;
     let p = pairs(q)?;
     let metric = param(&p, "metric").unwrap_or("");
     let map = nezha::mapping(metric)?;

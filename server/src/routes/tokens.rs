@@ -66,7 +66,11 @@ pub async fn list(State(st): State<AppState>) -> Json<Value> {
     Json(json!({"tokens": st.auth.tokens.list().iter().map(public).collect::<Vec<_>>()}))
 }
 
-pub async fn get_one(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_one(
+    State(st): State<AppState>,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let Path(id) = id.map_err(super::bad_path)?;
     let rec = st.auth.tokens.get(&id).ok_or_else(|| ApiError::NotFound(format!("no token with id '{id}'")))?;
     Ok(Json(public(&rec)))
 }
@@ -74,8 +78,9 @@ pub async fn get_one(State(st): State<AppState>, Path(id): Path<String>) -> ApiR
 pub async fn revoke(
     State(st): State<AppState>,
     Extension(me): Extension<Principal>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Path(id) = id.map_err(super::bad_path)?;
     let (auth, tid) = (st.auth.clone(), id.clone());
     let rec = tokio::task::spawn_blocking(move || auth.tokens.revoke(&tid, now_secs()))
         .await
