@@ -260,6 +260,12 @@ fn meta_listings_search_and_inventory() {
     );
     assert_eq!(hits["contexts"]["net.net"]["instances"], json!(["net.eth1"]));
     assert_eq!(hits["contexts"]["net.net"]["matched"], json!(["instances", "labels"]));
+    // The hit is credited to the node where it matched alone.
+    let ni: Vec<&str> = hits["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["nd"].as_str()).collect();
+    assert_eq!(ni, ["n2"], "eth1 is on n2 alone: {hits}");
+    assert_eq!(hits["contexts"]["net.net"]["nodes"].as_array().map(Vec::len), Some(1), "{hits}");
+    // A context's own strings count on all of its nodes.
+    assert_eq!(q("requests")["contexts"]["app.requests"]["nodes"].as_array().map(Vec::len), Some(2));
     assert_eq!(q("slo")["contexts"]["app.requests"]["dimensions"], json!(["slow"]));
     assert_eq!(q("api")["contexts"]["app.requests"]["labels"]["service"], json!(["api"]));
     let by_node = q("host-2");

@@ -94,31 +94,53 @@ pub fn search(cat: &Catalog, visible: &Visible, p: &SimplePattern) -> Found {
                 hit.matched.insert(kind);
             }
         }
+        // A hit counts on the nodes where something matched, as Netdata
+        // searches node by node: the context's own strings on all of its
+        // nodes, a dimension on the nodes that have it, an instance, its
+        // labels or its node's name on that instance's node.
+        let context_wide = !hit.matched.is_empty();
         let mut seen_inst = BTreeSet::new();
-        let mut seen_dim = BTreeSet::new();
+        let mut dims: std::collections::BTreeMap<&str, bool> = std::collections::BTreeMap::new();
         for m in &mine {
             let metric = reg.metric(m);
-            if seen_dim.insert(metric.dimension.as_str()) && test(&metric.dimension, &mut found.strings) {
-                hit.matched.insert("dimensions");
-                hit.dimensions.insert(metric.dimension.clone());
+            let inst = &reg.instances[metric.instance as usize];
+            let dim_hit = match dims.get(metric.dimension.as_str()) {
+                Some(&known) => known,
+                None => {
+                    let t = test(&metric.dimension, &mut found.strings);
+                    if t {
+                        hit.matched.insert("dimensions");
+                        hit.dimensions.insert(metric.dimension.clone());
+                    }
+                    dims.insert(metric.dimension.as_str(), t);
+                    t
+                }
+            };
+            if context_wide || dim_hit {
+                hit.nodes.insert(inst.node);
             }
             if !seen_inst.insert(metric.instance) {
                 continue;
             }
-            let inst = &reg.instances[metric.instance as usize];
-            hit.nodes.insert(inst.node);
+            let mut inst_hit = false;
             if found.matched_nodes.contains(&inst.node) {
                 hit.matched.insert("nodes");
+                inst_hit = true;
             }
             if test(&inst.id, &mut found.strings) || (inst.name != inst.id && test(&inst.name, &mut found.strings)) {
                 hit.matched.insert("instances");
                 hit.instances.insert(inst.id.clone());
+                inst_hit = true;
             }
             for (k, v) in &inst.labels {
                 if test(k, &mut found.strings) || test(v, &mut found.strings) {
                     hit.matched.insert("labels");
                     hit.labels.entry(k.clone()).or_default().insert(v.clone());
+                    inst_hit = true;
                 }
+            }
+            if inst_hit {
+                hit.nodes.insert(inst.node);
             }
         }
         if !hit.matched.is_empty() {
