@@ -357,6 +357,16 @@ fn meta_weights_rank_a_planted_anomaly_first_and_allmetrics_parse() {
             assert_eq!(v["request"]["baseline"], json!({"after": a - 1200, "before": a - 1}));
         }
     }
+    // By volume, a metric that appeared from nothing weighs 1 (and by ks2
+    // it has no baseline to compare with, so it is left out).
+    let fresh: Vec<Value> = (a..=b).map(|t| json!([t, 5.0])).collect();
+    s.ingest_ok(&json!({"series": [{"node": "n1", "context": "app.fresh", "instance": "app.fresh", "dimension": "x",
+                                    "points": fresh}]}));
+    let v = get_ok(&s, &format!("/api/v2/weights?method=volume&after={a}&before={b}&contexts=app.fresh"));
+    let dims: Vec<&Value> = v["result"].as_array().expect("rows").iter().filter(|r| r[0] == 0).collect();
+    assert_eq!((dims.len(), dims[0][5].as_f64()), (1, Some(1.0)), "{v}");
+    let v = get_ok(&s, &format!("/api/v2/weights?method=ks2&after={a}&before={b}&contexts=app.fresh"));
+    assert_eq!(v["result"].as_array().map(Vec::len), Some(0), "{v}");
     let scoped = get_ok(&s, &format!("/api/v2/weights?method=volume&after={a}&before={b}&contexts=net.net"));
     assert!(ranked(&scoped).iter().all(|r| r.starts_with("net.net/")), "{:?}", ranked(&scoped));
     let (status, e) = s.get(&format!("/api/v2/weights?method=ks2&after={}&before={}", b - 5, b));
@@ -378,7 +388,7 @@ fn meta_weights_rank_a_planted_anomaly_first_and_allmetrics_parse() {
     assert_eq!(planted.0["chart"], "app.requests");
     assert_eq!(planted.0["service"], "api", "instance labels are carried");
     let total: usize = fams.values().map(Vec::len).sum();
-    assert_eq!(total, 10);
+    assert_eq!(total, 11, "the ten of the batch and app.fresh");
     let bare =
         s.request("/api/v1/allmetrics?format=prometheus&timestamps=no&hideunits=yes&prefix=strata", Auth::Admin, None);
     let fams = parse_prometheus(&bare.text);

@@ -281,17 +281,22 @@ pub fn run(
             dur / n as f64
         });
         let (h, hv) = read(store, m, tier, highlight, width);
-        if h.count == 0 {
+        // Volume also weighs presence: a metric that appeared from nothing
+        // or dropped to nothing weighs 1. Other methods need both windows.
+        let volume = req.method == Method::Volume;
+        if h.count == 0 && !volume {
             continue;
         }
         let (b, bv) = match baseline.map(|w| read(store, m, tier, w, width)) {
-            Some((s, _)) if s.count == 0 => continue,
+            Some((s, _)) if s.count == 0 && (!volume || h.count == 0) => continue,
             Some((s, v)) => (Some(s), v),
+            None if h.count == 0 => continue,
             None => (None, Vec::new()),
         };
         let weight = match req.method {
             Method::Value => h.avg(),
             Method::AnomalyRate => h.anomalous as f64 / h.count as f64,
+            Method::Volume if h.count == 0 || b.is_some_and(|s| s.count == 0) => 1.0,
             Method::Volume => {
                 let (hv, bv) = (h.avg(), b.map_or(0.0, |s| s.avg()));
                 let total = hv.abs() + bv.abs();
