@@ -246,6 +246,13 @@ fn streams_carry_latest_values_to_ws_and_sse_respect_allowlists_and_end_on_revoc
         let m = ws_next(&mut ws).unwrap_or_else(|e| panic!("after {answered} answers: {e:?}"));
         answered += usize::from(m["type"] == "subscribed");
     }
+    let after_burst = loop {
+        let m = ws_next(&mut ws).unwrap_or_else(|e| panic!("the stream goes on after the burst: {e:?}"));
+        if m["type"] == "tick" {
+            break m;
+        }
+    };
+    assert_eq!(ids(&after_burst), NODES, "{after_burst}");
     // A message over 64 KiB ends the stream saying so (1009), not as the
     // client's own close.
     let mut big = ws_connect(&s, "/api/v1/ws/nodes", &s.token).expect("ws connect");

@@ -49,6 +49,8 @@ pub enum End {
     TooBig,
     /// A client frame the WebSocket protocol does not allow.
     Broken,
+    /// A client text message that is not UTF-8.
+    BadText,
 }
 
 impl End {
@@ -61,6 +63,7 @@ impl End {
             End::Done => "done",
             End::TooBig => "message too big: client messages are at most 64 KiB",
             End::Broken => "protocol error in a client frame",
+            End::BadText => "a client text message is not UTF-8",
         }
     }
 
@@ -72,6 +75,7 @@ impl End {
             End::ClientGone | End::Done => 1000,
             End::TooBig => 1009,
             End::Broken => 1002,
+            End::BadText => 1007,
         }
     }
 

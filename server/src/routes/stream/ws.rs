@@ -60,6 +60,7 @@ async fn close(sink: &mut SplitSink<WebSocket, Message>, end: &End) {
 async fn writer(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Message>,
+    mut answers: mpsc::Receiver<Message>,
     mut stop: oneshot::Receiver<End>,
 ) {
     loop {
@@ -71,6 +72,7 @@ async fn writer(
                 }
                 return;
             }
+            Some(m) = answers.recv() => m,
             m = rx.recv() => match m {
                 Some(m) => m,
                 None => return,
@@ -89,37 +91,36 @@ async fn writer(
     }
 }
 
-/// How long an answer to a client message may wait for room in the
-/// queue before the client counts as not reading.
-const ANSWER_WAIT: Duration = Duration::from_secs(5);
-
-async fn answer_client(tx: &mpsc::Sender<Message>, answer: String) -> Result<(), End> {
-    match tokio::time::timeout(ANSWER_WAIT, tx.send(Message::Text(answer.into()))).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(End::ClientGone),
-        Err(_) => Err(End::SlowConsumer),
+/// Why a read from the client failed, said in the close frame: a message
+/// over the limit (1009), text that is not UTF-8 (1007), a frame the
+/// protocol forbids (1002), or a connection that is gone (a drop without
+/// a closing handshake is the usual way a client leaves).
+fn inbound_error(e: axum::Error) -> End {
+    use tungstenite::error::ProtocolError;
+    match e.into_inner().downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => End::TooBig,
+        Some(tungstenite::Error::Utf8(_)) => End::BadText,
+        Some(tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => End::ClientGone,
+        Some(tungstenite::Error::Protocol(_)) => End::Broken,
+        _ => End::ClientGone,
     }
 }
 
-/// Why a read from the client failed: a message over the limit (the
-/// reader names its size), a frame the protocol forbids, or a connection
-/// that is gone. Said in the close frame, not as "client closed".
-fn inbound_error(e: &axum::Error) -> End {
-    let text = e.to_string();
-    if text.contains("too long") || text.contains("too big") {
-        End::TooBig
-    } else if text.contains("Protocol") || text.contains("protocol") {
-        End::Broken
-    } else {
-        End::ClientGone
-    }
-}
+/// Answers to client messages waiting to be written: their own queue, so
+/// that a burst of messages never fills the ticks' queue (whose overflow
+/// means a slow consumer). While it is full, client messages are not read.
+const ANSWERS: usize = 16;
 
 async fn run(socket: WebSocket, mut session: Session) {
     let (sink, mut inbound) = socket.split();
     let (tx, rx) = mpsc::channel::<Message>(session.queue());
+    let (answer_tx, answer_rx) = mpsc::channel::<Message>(ANSWERS);
     let (stop_tx, stop_rx) = oneshot::channel::<End>();
-    let writing = tokio::spawn(writer(sink, rx, stop_rx));
+    let writing = tokio::spawn(writer(sink, rx, answer_rx, stop_rx));
+    // An answer that found its queue full: sent once there is room, and
+    // until then no further client message is read (the beat, and with it
+    // revocation, goes on meanwhile).
+    let mut pending: Option<Message> = None;
     let end = loop {
         tokio::select! {
             beat = session.beat() => match beat {
@@ -129,9 +130,13 @@ async fn run(socket: WebSocket, mut session: Session) {
                     Err(e) => tracing::warn!(error = %e, "stream tick failed"),
                 },
             },
-            got = inbound.next() => match got {
+            permit = answer_tx.reserve(), if pending.is_some() => match (permit, pending.take()) {
+                (Ok(permit), Some(answer)) => permit.send(answer),
+                _ => break End::ClientGone,
+            },
+            got = inbound.next(), if pending.is_none() => match got {
                 None | Some(Ok(Message::Close(_))) => break End::ClientGone,
-                Some(Err(e)) => break inbound_error(&e),
+                Some(Err(e)) => break inbound_error(e),
                 Some(Ok(Message::Text(text))) => {
                     let answer = match from_message(text.as_str(), session.default_contexts()) {
                         Ok(sub) => {
@@ -140,10 +145,10 @@ async fn run(socket: WebSocket, mut session: Session) {
                         }
                         Err(e) => json!({"type": "error", "error": e}),
                     };
-                    // An answer waits for room (a client may send a burst
-                    // of messages); the slow-consumer rule is for ticks.
-                    if let Err(e) = answer_client(&tx, answer.to_string()).await {
-                        break e;
+                    match answer_tx.try_send(Message::Text(answer.to_string().into())) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(m)) => pending = Some(m),
+                        Err(mpsc::error::TrySendError::Closed(_)) => break End::ClientGone,
                     }
                 }
                 Some(Ok(_)) => {}
