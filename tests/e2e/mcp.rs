@@ -353,6 +353,17 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
             "{x} is in its context's own summary"
         );
     }
+    // Contexts collected at other intervals share the combined grid.
+    let slow: Vec<Value> = (1..=60).map(|k| json!([T0 + 10 * k, k as f64])).collect();
+    s.ingest_ok(&json!({"series": [{"node": "n1", "context": "fix.slow", "instance": "fix.slow", "dimension": "v",
+                                    "update_every": 10, "points": slow}]}));
+    for order in [["fix.slow", "system.cpu"], ["system.cpu", "fix.slow"]] {
+        let sum = tool(&s, &t_all, "data.summary", json!({"contexts": order, "window": window}));
+        assert_ne!(sum["isError"], json!(true), "{sum}");
+        for x in sum["structuredContent"]["series"].as_array().expect("series") {
+            assert!(x["coverage_pct"].as_f64().is_some_and(|c| c <= 100.0), "{x}");
+        }
+    }
     // A window ending now ends where /api/v3/data's relative window ends
     // (the last complete second), not in the future.
     let q = tool(&s, &t_all, "data.query", json!({"contexts": ["system.cpu"], "window": {"last": "1h"}, "points": 4}));

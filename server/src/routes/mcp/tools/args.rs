@@ -112,8 +112,11 @@ pub fn window(v: Option<&Value>, now: i64, default_s: i64, max_s: i64, key: &str
     let w = v.and_then(Value::as_object).unwrap_or(&empty);
     let (after, before) = match (w.get("last"), w.get("after")) {
         (Some(_), Some(_)) => return Err(ToolError::tool(format!("give '{key}.last' or '{key}.after', not both"))),
-        // `last` ends now: a `before` beside it would be dropped unseen.
-        (Some(_), None) if w.contains_key("before") => {
+        // `last` ends now: a `before` beside it (other than now itself)
+        // would be dropped unseen.
+        (Some(_), None)
+            if w.get("before").is_some_and(|b| time_spec(b, now, &format!("{key}.before")).ok() != Some(now)) =>
+        {
             return Err(ToolError::tool(format!("give '{key}.last' or '{key}.before', not both ('last' ends now)")))
         }
         (Some(l), None) => {
@@ -207,6 +210,8 @@ mod tests {
         assert!(window(Some(&json!({"last": "100d"})), now, 900, MAX_WINDOW_S, "w").is_err());
         let both = window(Some(&json!({"last": "1h", "before": "2026-12-01T00:00:00Z"})), now, 900, MAX_WINDOW_S, "w");
         assert!(both.is_err_and(|e| format!("{e:?}").contains("'w.before'")), "no `before` dropped unseen");
+        let now_too = window(Some(&json!({"last": "1h", "before": "now"})), now, 900, MAX_WINDOW_S, "w");
+        assert_eq!(now_too.ok(), Some((now - 3599, now)), "a `before` of now says what `last` says");
         // Days a month does not have are refused, not rolled into the next.
         assert_eq!(parse_rfc3339("2026-02-31T10:00:00Z"), None);
         assert_eq!(parse_rfc3339("2026-04-31T10:00:00Z"), None);

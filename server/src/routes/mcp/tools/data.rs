@@ -4,6 +4,7 @@
 //! then the result is reshaped into a small table or per-series stats.
 
 use serde_json::{json, Map, Value};
+use strata_engine::index::SimplePattern;
 use strata_engine::query::body::parse_body;
 use strata_engine::query::request::{ApiVersion, GroupByKey};
 use strata_engine::query::result::{QueryResult, Series, PA_EMPTY};
@@ -65,7 +66,9 @@ fn body(cx: &Ctx, args: &Map<String, Value>, points: i64, time_group: &str) -> R
     // at the data's last complete second; sent as an absolute `before`, it
     // was aligned forward into the future, and its last row held a partial
     // bucket that read like a sudden drop.
-    let (after, before) = if before >= cx.now { (after - cx.now, 0) } else { (after, before) };
+    // A window that starts at or after now stays absolute (a relative
+    // `after` of 0 would mean the first sample held).
+    let (after, before) = if before >= cx.now && after < cx.now { (after - cx.now, 0) } else { (after, before) };
     Ok(json!({
         "scope": scope,
         "selectors": sel,
@@ -279,10 +282,16 @@ pub static SUMMARY: Tool = Tool {
                 )))
             }
             many => {
+                // Every context on the combined query's grid: its resolved
+                // window, absolute (contexts collected at other intervals
+                // would otherwise get windows of their own).
                 let mut parts = Vec::with_capacity(many.len());
+                let rw = r.window;
                 for id in many {
                     let mut one = b.clone();
-                    one["scope"]["contexts"] = json!([id]);
+                    // The id itself, escaped: not a pattern.
+                    one["scope"]["contexts"] = json!([SimplePattern::exact(id).to_string()]);
+                    one["window"] = json!({"after": rw.after, "before": rw.before, "points": rw.points});
                     parts.push((id.clone(), run_query(cx, &one)?));
                 }
                 parts
@@ -293,6 +302,7 @@ pub static SUMMARY: Tool = Tool {
             .iter()
             .flat_map(|(context, r)| r.series.iter().map(move |s| (context, r, s)))
             .map(|(context, r, s)| {
+                let w = &r.window;
                 let single = |k: GroupByKey| r.grouped_by == [k];
                 let (min, max, avg) = stats(s);
                 let last = (0..w.points).rev().find(|&p| s.flags[p] & PA_EMPTY == 0);
