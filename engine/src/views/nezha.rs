@@ -153,8 +153,11 @@ fn pattern(param: &str, words: &[&str]) -> Result<SimplePattern> {
 pub fn request(map: &Mapping, period: Period, node_id: &str, now: i64) -> Result<QueryRequest> {
     let (after, before) = period.window(now);
     let mut req = QueryRequest::new(ApiVersion::V3);
-    // The id is the server's own, not a pattern: `nz*` must not take in `nz-other`.
-    req.scope.nodes = Some(SimplePattern::exact(node_id));
+    // The server's own id, matched as it is and against ids alone (as
+    // allowlists are): `nz*` must not take in `nz-other`, nor a node whose
+    // hostname someone chose to equal this id. The caller has checked the
+    // server against the token's own allowlist.
+    req.allowed_nodes = Some(SimplePattern::exact(node_id));
     req.scope.contexts = Some(pattern("metric", &map.contexts.split(' ').collect::<Vec<_>>())?);
     req.selectors.dimensions = Some(pattern("metric", &[map.dimensions])?);
     req.after = after;
@@ -220,11 +223,12 @@ mod tests {
     #[test]
     fn a_server_id_is_matched_as_it_is_not_as_a_pattern() {
         let req = request(&METRICS[0], Period::Day, "nz*", 1_800_000_000).expect("request");
-        let nodes = req.scope.nodes.expect("scoped to the server");
+        assert!(req.scope.nodes.is_none(), "not by hostname: by id alone");
+        let nodes = req.allowed_nodes.expect("scoped to the server");
         assert!(nodes.matches("nz*"));
         assert!(!nodes.matches("nz-other"), "a `*` in an id is no wildcard");
         let req = request(&METRICS[0], Period::Day, "a|b !c", 1_800_000_000).expect("request");
-        let nodes = req.scope.nodes.expect("scoped to the server");
+        let nodes = req.allowed_nodes.expect("scoped to the server");
         assert!(nodes.matches("a|b !c") && !nodes.matches("a") && !nodes.matches("b"));
     }
 }

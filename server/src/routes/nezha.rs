@@ -100,8 +100,9 @@ pub async fn metrics(
         let Some((num, node)) = all.iter().find(|(n, x)| Some(*n) == by_num || x.id == id || x.hostname == id) else {
             return Err(ApiError::NotFound(format!("server not found: '{id}'")));
         };
-        let mut req = nezha::request(map, period, &node.id, ctx.now)?;
-        req.allowed_nodes = me.allow.clone();
+        // Scoped to this server's id (inside the token's allowlist, which
+        // `servers` applied).
+        let req = nezha::request(map, period, &node.id, ctx.now)?;
         Ok((*num, node.hostname.clone(), req, ctx.now))
     })
     .await?;
