@@ -158,7 +158,13 @@ impl Scan<'_> {
         for (job, step) in next.iter().zip([Prefetch::Blocks, Prefetch::List, Prefetch::Row]) {
             self.store.prefetch_open(job.metric, job.update_every, range, step);
         }
+        // Sealed rows only where the layout reads tier 0 alone: a layout of
+        // rollups reads tier 0 at its edges at most, and would pay for
+        // hints on every hour of the window.
         for (job, near) in next.iter().zip([true, false]) {
+            if self.plan.layouts[job.layout].layout.tiers_read() != [true, false, false] {
+                continue;
+            }
             let res = self.store.config().resolution(0, job.update_every);
             self.store.prefetch_sealed(job.metric, job.update_every, metric::read_range(&w, res), near);
         }
