@@ -425,16 +425,16 @@ impl Segment {
         prefetch::slice(index.get(r..r + 1).unwrap_or_default());
     }
 
-    /// A hint: asks for what a scan of sums reads first in metric `m`'s
-    /// codec row (its header and, once built, its sums index), so that it
-    /// is in cache when the scan reaches the metric; best a metric after
-    /// [`Segment::prefetch_slot`].
-    pub fn prefetch_row(&self, m: MetricId) {
+    /// A hint: asks for what a scan reads first in metric `m`'s codec row
+    /// (its header and, `with_index` and once built, its sums index), so
+    /// that it is in cache when the scan reaches the metric; best a metric
+    /// after [`Segment::prefetch_slot`].
+    pub fn prefetch_row(&self, m: MetricId, with_index: bool) {
         let Columns::Encoded(rows, index) = &self.cols else { return };
         let Some(r) = self.row_index(m).filter(|&r| r < rows.len()) else { return };
         let blob = rows.value(r);
         prefetch::slice(&blob[..blob.len().min(64)]);
-        if let Some(index) = index.get(r).and_then(OnceLock::get) {
+        if let Some(index) = index.get(r).and_then(OnceLock::get).filter(|_| with_index) {
             index.prefetch();
         }
     }
@@ -532,10 +532,10 @@ mod tests {
         let built = seg.sums_index_bytes();
         for m in [3, 4, 99] {
             seg.prefetch_slot(m);
-            seg.prefetch_row(m);
+            seg.prefetch_row(m, true);
         }
         plain.prefetch_slot(3);
-        plain.prefetch_row(3);
+        plain.prefetch_row(3, true);
         assert_eq!(seg.sums_index_bytes(), built, "row 4's index is not built by a hint");
     }
 

@@ -124,19 +124,33 @@ impl StoreView {
             spans.iter().for_each(|span| span.prefetch(m, from_excl, to_incl, step));
         }
     }
+}
 
+/// One step of [`StoreView::prefetch_sealed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedStep {
+    /// Two metrics ahead: the rows' offsets and index cells.
+    Slot,
+    /// One metric ahead: the rows' headers.
+    Row,
+    /// One metric ahead, for a scan of sums: the headers and sums indexes.
+    RowAndIndex,
+}
+
+impl StoreView {
     /// A hint: asks for the first memory a scan of metric `m`'s sealed
     /// tier-0 rows in `(from_excl, to_incl]` reads, in two steps that each
     /// read only what the step before asked for: [`Segment::prefetch_slot`]
-    /// two metrics ahead (`near` false), then [`Segment::prefetch_row`] one
-    /// metric ahead. A 24 h scan of sums otherwise waits on each hour row's
-    /// header and index in turn.
-    pub fn prefetch_sealed(&self, m: MetricId, ue: i64, (from_excl, to_incl): (i64, i64), near: bool) {
+    /// two metrics ahead, then [`Segment::prefetch_row`] one metric ahead.
+    /// A 24 h scan of sums otherwise waits on each hour row's header and
+    /// index in turn.
+    pub fn prefetch_sealed(&self, m: MetricId, ue: i64, (from_excl, to_incl): (i64, i64), step: SealedStep) {
         let Some(g) = self.groups.get(&ue) else { return };
         for seg in sealed_in(&g.sealed[0], from_excl, to_incl) {
-            match near {
-                true => seg.prefetch_row(m),
-                false => seg.prefetch_slot(m),
+            match step {
+                SealedStep::Slot => seg.prefetch_slot(m),
+                SealedStep::Row => seg.prefetch_row(m, false),
+                SealedStep::RowAndIndex => seg.prefetch_row(m, true),
             }
         }
     }

@@ -22,6 +22,7 @@ use crate::query::request::Aggregation;
 use crate::query::result::{PointStats, TierUse};
 use crate::query::time_group::TimeGroup;
 use crate::storage::open_span::Prefetch;
+use crate::storage::view::SealedStep;
 use crate::storage::{StoreView, TIERS};
 pub use metric::Buckets;
 use metric::{MetricOut, MetricScan, Values};
@@ -162,11 +163,21 @@ impl Scan<'_> {
         // rollups reads tier 0 at its edges at most, and would pay for
         // hints on every hour of the window.
         for (job, near) in next.iter().zip([true, false]) {
-            if self.plan.layouts[job.layout].layout.tiers_read() != [true, false, false] {
+            let g = &self.plan.layouts[job.layout];
+            if g.layout.tiers_read() != [true, false, false] {
                 continue;
             }
+            // Sums indexes only for scans of sums (statistics read apart):
+            // others read the rows whole, and their index lines would
+            // only take bandwidth (a median scan after a sums query built
+            // the indexes was 10 % slower).
+            let step = match (near, g.stats.is_some()) {
+                (false, _) => SealedStep::Slot,
+                (true, true) => SealedStep::RowAndIndex,
+                (true, false) => SealedStep::Row,
+            };
             let res = self.store.config().resolution(0, job.update_every);
-            self.store.prefetch_sealed(job.metric, job.update_every, metric::read_range(&w, res), near);
+            self.store.prefetch_sealed(job.metric, job.update_every, metric::read_range(&w, res), step);
         }
     }
 
