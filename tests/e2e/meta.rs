@@ -218,6 +218,11 @@ fn meta_listings_search_and_inventory() {
         assert_eq!(get_ok(&s, v3)["nodes"], get_ok(&s, v2)["nodes"], "{v3}");
     }
     assert_eq!(get_ok(&s, "/api/v3/contexts")["contexts"], get_ok(&s, "/api/v2/contexts")["contexts"]);
+    let weights =
+        |v: &str| get_ok(&s, &format!("/api/{v}/weights?method=value&after={}&before={}", T0 + 3001, T0 + 3600));
+    let (v3, v2) = (weights("v3"), weights("v2"));
+    assert!(v3["result"].as_array().is_some_and(|r| !r.is_empty()) && v3["result"] == v2["result"], "{v3}");
+    assert_eq!(get_ok(&s, "/api/v3/allmetrics?format=json"), get_ok(&s, "/api/v1/allmetrics?format=json"));
     for n in nodes["nodes"].as_array().expect("nodes") {
         let mg = n["mg"].as_str().expect("mg");
         assert_eq!((mg.len(), mg.matches('-').count()), (36, 4), "mg is a UUID: {mg}");

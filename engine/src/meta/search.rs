@@ -100,7 +100,7 @@ pub fn search(cat: &Catalog, visible: &Visible, p: &SimplePattern) -> Found {
         // labels or its node's name on that instance's node.
         let context_wide = !hit.matched.is_empty();
         let mut seen_inst = BTreeSet::new();
-        let mut dims: std::collections::BTreeMap<&str, bool> = std::collections::BTreeMap::new();
+        let mut dims: BTreeMap<&str, bool> = BTreeMap::new();
         for m in &mine {
             let metric = reg.metric(m);
             let inst = &reg.instances[metric.instance as usize];

@@ -39,6 +39,17 @@ struct MetricView {
     extents: [Option<Extent>; TIERS],
 }
 
+/// One step of [`StoreView::prefetch_sealed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedStep {
+    /// Two metrics ahead: the rows' offsets and index cells.
+    Slot,
+    /// One metric ahead: the rows' headers.
+    Row,
+    /// One metric ahead, for a scan of sums: the headers and sums indexes.
+    RowAndIndex,
+}
+
 /// See the module docs.
 #[derive(Debug, Clone)]
 pub struct StoreView {
@@ -124,20 +135,7 @@ impl StoreView {
             spans.iter().for_each(|span| span.prefetch(m, from_excl, to_incl, step));
         }
     }
-}
 
-/// One step of [`StoreView::prefetch_sealed`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SealedStep {
-    /// Two metrics ahead: the rows' offsets and index cells.
-    Slot,
-    /// One metric ahead: the rows' headers.
-    Row,
-    /// One metric ahead, for a scan of sums: the headers and sums indexes.
-    RowAndIndex,
-}
-
-impl StoreView {
     /// A hint: asks for the first memory a scan of metric `m`'s sealed
     /// tier-0 rows in `(from_excl, to_incl]` reads, in two steps that each
     /// read only what the step before asked for: [`Segment::prefetch_slot`]

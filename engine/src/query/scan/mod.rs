@@ -164,7 +164,8 @@ impl Scan<'_> {
         // hints on every hour of the window.
         for (job, near) in next.iter().zip([true, false]) {
             let g = &self.plan.layouts[job.layout];
-            if g.layout.tiers_read() != [true, false, false] {
+            let tiers = g.layout.tiers_read();
+            if !tiers[0] || tiers[1..].contains(&true) {
                 continue;
             }
             // Sums indexes only for scans of sums (statistics read apart):

@@ -204,9 +204,11 @@ impl SumIndex {
     pub(super) fn build(row: &EncodedRow<'_>) -> SumIndex {
         let frames = row.points.div_ceil(FRAME);
         let mut at = vec![0u64; frames * PER_FRAME];
-        let heads = (0..frames).map(|f| Head::of(row.frames, row.frame(f))).collect();
+        let mut heads = Vec::with_capacity(frames);
         for (f, entries) in at.chunks_exact_mut(PER_FRAME).enumerate() {
-            let Some(Frame::Decimal { packed, .. }) = row.frame(f) else { continue };
+            let frame = row.frame(f);
+            heads.push(Head::of(row.frames, frame));
+            let Some(Frame::Decimal { packed, .. }) = frame else { continue };
             let n = frame_len(row.points, f);
             let bits = frame_bits(row, f);
             let mut running = 0u64;
@@ -218,7 +220,7 @@ impl SumIndex {
         }
         let valid = row.valid.map(|v| Counts::build(row.points, v, None)).unwrap_or_default();
         let anomalous = row.anomaly.map(|a| Counts::build(row.points, a, row.valid)).unwrap_or_default();
-        SumIndex { at: at.into_boxed_slice(), heads, valid, anomalous }
+        SumIndex { at: at.into_boxed_slice(), heads: heads.into_boxed_slice(), valid, anomalous }
     }
 
     /// Bytes this index holds.

@@ -65,9 +65,8 @@ fn body(cx: &Ctx, args: &Map<String, Value>, points: i64, time_group: &str) -> R
     // A window ending now goes to the engine as a relative one, which ends
     // at the data's last complete second; sent as an absolute `before`, it
     // was aligned forward into the future, and its last row held a partial
-    // bucket that read like a sudden drop.
-    // A window that starts at or after now stays absolute (a relative
-    // `after` of 0 would mean the first sample held).
+    // bucket that read like a sudden drop. One that starts at or after now
+    // stays absolute (a relative `after` of 0 means the first sample held).
     let (after, before) = if before >= cx.now && after < cx.now { (after - cx.now, 0) } else { (after, before) };
     Ok(json!({
         "scope": scope,
