@@ -7,8 +7,13 @@
 //! Why: a median selects in every bucket, and `select_nth_unstable`'s
 //! partitions branch on every comparison of values that vary at random
 //! (half its predictions miss). A gauge of two decimals over a few minutes
-//! spans a thousand or so steps, so the bisection takes about ten counting
-//! passes over 18 vectors for a 288-point bucket.
+//! spans a thousand or so steps: ten bits, which the bisection settles two
+//! at a time, counting below three candidates in each pass, so about five
+//! passes over 18 vectors for a 288-point bucket. One candidate per pass
+//! took twice the passes, each a chain of dependent additions, a
+//! horizontal sum and a branch that misses half the time; three counts
+//! share the loads, run side by side and pick the next two bits without a
+//! branch.
 //!
 //! Integers that span more than 2^15 steps are bisected on their offsets
 //! shifted right until they fit: that finds the coarse steps of the two
@@ -53,20 +58,40 @@ pub(crate) fn kth_pair(ints: &[i64], k: usize, scratch: &mut Scratch, v3: Option
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the token proves AVX2, all `avx2::kth_pair` enables.
         Some(_) => unsafe { avx2::kth_pair(ints, k, scratch) },
-        _ => kth_pair_with::<true>(ints, k, scratch, &count_below, &min_above),
+        _ => kth_pair_with::<true, _, _, _>(ints, k, scratch, &Passes { below: count_below, below3, above: min_above }),
     }
+}
+
+/// The counting passes the selection runs over the offsets (inlined, so
+/// compiled for the caller's target features).
+struct Passes<B, B3, A> {
+    /// Offsets below `t`.
+    below: B,
+    /// Offsets below each of three candidates.
+    below3: B3,
+    /// The least offset above `v` (padding is `i16::MAX`).
+    above: A,
+}
+
+/// Offsets below each of `t` (the build without AVX2).
+fn below3(offsets: &[i16], t: [i16; 3]) -> [usize; 3] {
+    t.map(|t| count_below(offsets, t))
 }
 
 /// [`kth_pair`] with the counting passes `below` and `above` (inlined, so
 /// compiled for the caller's target features).
 #[inline(always)]
-fn kth_pair_with<const REFINE: bool>(
+fn kth_pair_with<const REFINE: bool, B, B3, A>(
     ints: &[i64],
     k: usize,
     scratch: &mut Scratch,
-    below: &impl Fn(&[i16], i16) -> usize,
-    above: &impl Fn(&[i16], i16) -> i16,
-) -> Option<(i64, Option<i64>)> {
+    passes: &Passes<B, B3, A>,
+) -> Option<(i64, Option<i64>)>
+where
+    B: Fn(&[i16], i16) -> usize,
+    B3: Fn(&[i16], [i16; 3]) -> [usize; 3],
+    A: Fn(&[i16], i16) -> i16,
+{
     let n = ints.len();
     if k >= n || n > MAX_LEN {
         return None;
@@ -86,13 +111,13 @@ fn kth_pair_with<const REFINE: bool>(
     for (o, &x) in offsets.iter_mut().zip(ints) {
         *o = step(x);
     }
-    let (v, next) = rank(offsets, n, (span >> shift) as i16, k, below, above);
+    let (v, next) = rank(offsets, n, (span >> shift) as i16, k, passes);
     if shift == 0 {
         return Some((min + i64::from(v), next.map(|o| min + i64::from(o))));
     }
     // The k-th integer lies in step `v`, the next in step `next`: select
     // among the integers of those steps, past the `below` of lower steps.
-    let lower = below(offsets, v);
+    let lower = (passes.below)(offsets, v);
     let last = next.unwrap_or(v);
     // Without a branch per integer: each is written, and kept by moving
     // on when its step is one of the two (an unsigned range check).
@@ -108,7 +133,7 @@ fn kth_pair_with<const REFINE: bool>(
         // Most of the bucket in one step (a cluster beside an outlier):
         // rank the cluster the same way, once (it spans far less).
         let cluster = std::mem::take(&mut scratch.steps);
-        let pair = kth_pair_with::<false>(&cluster[..kept], k - lower, scratch, below, above);
+        let pair = kth_pair_with::<false, _, _, _>(&cluster[..kept], k - lower, scratch, passes);
         scratch.steps = cluster;
         return pair.map(|(a, b)| (a, next.and(b)));
     }
@@ -121,26 +146,35 @@ fn kth_pair_with<const REFINE: bool>(
 /// with `i16::MAX` to a multiple of [`LANES`]; `k < n`): the `k`-th
 /// smallest offset and, when `k + 1 < n`, the next.
 #[inline(always)]
-fn rank(
-    offsets: &[i16],
-    n: usize,
-    span: i16,
-    k: usize,
-    below: &impl Fn(&[i16], i16) -> usize,
-    above: impl Fn(&[i16], i16) -> i16,
-) -> (i16, Option<i16>) {
+fn rank<B, B3, A>(offsets: &[i16], n: usize, span: i16, k: usize, passes: &Passes<B, B3, A>) -> (i16, Option<i16>)
+where
+    B: Fn(&[i16], i16) -> usize,
+    B3: Fn(&[i16], [i16; 3]) -> [usize; 3],
+    A: Fn(&[i16], i16) -> i16,
+{
     // The largest `v` with at most `k` offsets below it is the k-th
-    // smallest; it is found bit by bit from the span's top bit. Every
+    // smallest; it is found from the span's top bit down, two bits a
+    // pass: of the candidates `v + q`, `v + 2q`, `v + 3q` (q the lower of
+    // the two bits), those with at most `k` below are a prefix (counts
+    // grow with the candidate), and their number is the two bits. Every
     // candidate stays at most `2 * span + 1 <= i16::MAX`.
     let mut v: i16 = 0;
-    for bit in (0..u16::BITS - (span as u16).leading_zeros()).rev() {
-        let t = v | (1 << bit);
-        if below(offsets, t) <= k {
+    let mut bits = u16::BITS - (span as u16).leading_zeros();
+    if bits % 2 == 1 {
+        bits -= 1;
+        let t = v | (1 << bits);
+        if (passes.below)(offsets, t) <= k {
             v = t;
         }
     }
+    while bits > 0 {
+        bits -= 2;
+        let q: i16 = 1 << bits;
+        let counts = (passes.below3)(offsets, [v | q, v | (2 * q), v | (3 * q)]);
+        v |= q * counts.iter().map(|&c| i16::from(c <= k)).sum::<i16>();
+    }
     // `v + 1` stays within i16: v <= span < i16::MAX.
-    let next = (k + 1 < n).then(|| if below(offsets, v + 1) > k + 1 { v } else { above(offsets, v) });
+    let next = (k + 1 < n).then(|| if (passes.below)(offsets, v + 1) > k + 1 { v } else { (passes.above)(offsets, v) });
     (v, next)
 }
 
@@ -167,7 +201,38 @@ mod avx2 {
     /// The CPU must have AVX2.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn kth_pair(ints: &[i64], k: usize, scratch: &mut super::Scratch) -> Option<(i64, Option<i64>)> {
-        super::kth_pair_with::<true>(ints, k, scratch, &|o, t| count_below(o, t), &|o, v| min_above(o, v))
+        let passes = super::Passes {
+            below: |o: &[i16], t| count_below(o, t),
+            below3: |o: &[i16], t| count_below3(o, t),
+            above: |o: &[i16], v| min_above(o, v),
+        };
+        super::kth_pair_with::<true, _, _, _>(ints, k, scratch, &passes)
+    }
+
+    /// Offsets below each of three candidates, in one pass: three
+    /// independent counts per load.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn count_below3(offsets: &[i16], t: [i16; 3]) -> [usize; 3] {
+        let [t0, t1, t2] = t.map(|t| _mm256_set1_epi16(t));
+        let (mut a0, mut a1, mut a2) = (_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256());
+        for chunk in offsets.chunks_exact(LANES) {
+            // SAFETY: the chunk holds 16 i16, 32 bytes; unaligned load.
+            let o = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast()) };
+            a0 = _mm256_sub_epi16(a0, _mm256_cmpgt_epi16(t0, o));
+            a1 = _mm256_sub_epi16(a1, _mm256_cmpgt_epi16(t1, o));
+            a2 = _mm256_sub_epi16(a2, _mm256_cmpgt_epi16(t2, o));
+        }
+        // Pairs of lanes to 32 bits (counts below 2^15 read as signed),
+        // then the three sums side by side: [a0, a1, a2, a2] per half.
+        let ones = _mm256_set1_epi16(1);
+        let (p0, p1, p2) = (_mm256_madd_epi16(a0, ones), _mm256_madd_epi16(a1, ones), _mm256_madd_epi16(a2, ones));
+        let h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p2));
+        let sums = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+        let mut out = [0i32; 4];
+        // SAFETY: 16 bytes into a 16-byte array; unaligned store.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), sums) };
+        [out[0] as usize, out[1] as usize, out[2] as usize]
     }
 
     /// Offsets below `t`: each lane counts at most `MAX_LEN / LANES`
