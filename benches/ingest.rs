@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use strata_engine::demo::{self, GenSpec};
-use strata_engine::ingest::IngestBatch;
+use strata_engine::ingest::{IngestBatch, SeriesSpec};
 use strata_engine::persist::{PersistOptions, Recovery};
 use strata_engine::storage::segment_file::{self, Compression};
 use strata_engine::storage::TIERS;
@@ -413,6 +413,19 @@ fn bench_decode(c: &mut Criterion) {
     let shared = encode_stream(&shared).expect("encode arrow");
     group.bench_function("arrow_ipc_shared_names", |b| {
         b.iter(|| decode_stream(black_box(shared.as_slice())).expect("decode"))
+    });
+    // A collector's shape: rows in time order, every metric once per
+    // second, so every row is a run of its own.
+    let mut by_time = IngestBatch { nodes: batch.nodes.clone(), series: Vec::new() };
+    let seconds = batch.series.iter().map(|s| s.points.len()).max().unwrap_or(0);
+    for t in 0..seconds {
+        for s in batch.series.iter().filter(|s| t < s.points.len()) {
+            by_time.series.push(SeriesSpec { points: vec![s.points[t].clone()], ..s.clone() });
+        }
+    }
+    let by_time = encode_stream(&by_time).expect("encode arrow");
+    group.bench_function("arrow_ipc_time_ordered", |b| {
+        b.iter(|| decode_stream(black_box(by_time.as_slice())).expect("decode"))
     });
     group.bench_function("json", |b| {
         b.iter(|| serde_json::from_slice::<IngestBatch>(black_box(&json)).expect("decode"))

@@ -168,6 +168,11 @@ impl<'a> Columns<'a> {
         // A column may hold one string for the whole batch (one dimension
         // name everywhere), so no column is scanned far ahead of the others:
         // windows that double keep the overscan within the run's length.
+        // Rows in time order (a collector's batch) are runs of one: the
+        // next row tells, before any window is scanned.
+        if start + 1 < end && !self.same_row(start, start + 1) {
+            return start + 1;
+        }
         let (mut from, mut window) = (start + 1, 64);
         loop {
             let to = (from + window).min(end);
@@ -180,6 +185,24 @@ impl<'a> Columns<'a> {
             }
             (from, window) = (to, (window * 2).min(1 << 14));
         }
+    }
+
+    /// Whether rows `a` and `b` surely name the same metric and context.
+    fn same_row(&self, a: usize, b: usize) -> bool {
+        self.dimension.same(a, b)
+            && self.context.same(a, b)
+            && self.instance.as_ref().is_none_or(|c| c.same(a, b))
+            && self.node.as_ref().is_none_or(|c| c.same(a, b))
+    }
+
+    /// Row `row`'s names as dictionary keys, `[node, context, instance,
+    /// dimension]` (an absent column is a key of its own), when every name
+    /// column present is dictionary-encoded: rows with equal keys name the
+    /// same metric in the same context. `None` otherwise.
+    pub fn name_keys(&self, row: usize) -> Option<[usize; 4]> {
+        const ABSENT: usize = usize::MAX - 1;
+        let key = |c: Option<&StrCol<'_>>| c.map_or(Some(ABSENT), |c| c.key(row));
+        Some([key(self.node.as_ref())?, self.context.key(row)?, key(self.instance.as_ref())?, self.dimension.key(row)?])
     }
 
     pub fn of(rb: &'a RecordBatch) -> Result<Self> {

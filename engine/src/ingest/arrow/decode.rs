@@ -141,9 +141,16 @@ struct Builder {
     runs: Vec<Vec<(usize, u64, usize)>>,
     /// (node, instance, dimension) -> index into batch.series; None node = default.
     index: HashMap<(Option<String>, String, String), usize>,
+    /// The same by the names' dictionary keys in the record batch being
+    /// read ([`Columns::name_keys`]), so that a metric's later runs (rows
+    /// in time order: every row a run) cost no string allocation or
+    /// hashing. Keys hold within one record batch only (a stream may
+    /// replace its dictionaries between them), so it is cleared for each.
+    by_keys: HashMap<[usize; 4], usize>,
     rows: u64,
     /// Test knob: every row read as a run of its own, through the checks of
-    /// a run's first row (the reference the run path is compared with).
+    /// a run's first row and the lookup by strings (the reference the run
+    /// path is compared with).
     #[cfg(test)]
     row_by_row: bool,
 }
@@ -155,12 +162,13 @@ impl Builder {
     fn add(&mut self, rb: &arrow_array::RecordBatch) -> Result<()> {
         let c = Columns::of(rb)?;
         let n = rb.num_rows();
+        self.by_keys.clear();
         let mut i = 0;
         while i < n {
             let end = c.same_names_until(i, n);
             #[cfg(test)]
             let end = if self.row_by_row { i + 1 } else { end };
-            let k = self.first_row(&c, i)?;
+            let k = self.first_row(&c, i, end - i)?;
             self.rest_of_run(&c, k, i + 1..end)?;
             let first_point = self.batch.series[k].points.len() - (end - i);
             let (row, len) = (self.rows + i as u64, end - i);
@@ -176,20 +184,47 @@ impl Builder {
     }
 
     /// Checks row `i` (names, time, value, update_every), finds or creates
-    /// its series and appends its point; returns the series.
-    fn first_row(&mut self, c: &Columns, i: usize) -> Result<usize> {
+    /// its series and appends its point; returns the series. `run` rows
+    /// (this one first) are about to be appended to it.
+    fn first_row(&mut self, c: &Columns, i: usize, run: usize) -> Result<usize> {
         let row = self.rows + i as u64;
         let at = |col: &str| format!("rows[{row}].{col}");
         let null = |col: &str| EngineError::batch(at(col), format!("'{col}' must not be null"));
-        let node = c.node.as_ref().and_then(|n| n.get(i));
-        let context = c.context.get(i).ok_or_else(|| null("context"))?;
-        let dimension = c.dimension.get(i).ok_or_else(|| null("dimension"))?;
-        let instance = c.instance.as_ref().and_then(|n| n.get(i)).unwrap_or(context);
+        let keys = c.name_keys(i);
+        // The reference read finds every row's series by its strings.
+        #[cfg(test)]
+        let keys = keys.filter(|_| !self.row_by_row);
+        // Equal keys, equal strings: the series (and its context) as found
+        // before, whose names were checked then (so none is null here).
+        // `Err`: no series known yet, and the names that find or make one.
+        let found = match keys.and_then(|key| self.by_keys.get(&key).copied()) {
+            Some(k) => Ok(k),
+            None => {
+                let node = c.node.as_ref().and_then(|n| n.get(i));
+                let context = c.context.get(i).ok_or_else(|| null("context"))?;
+                let dimension = c.dimension.get(i).ok_or_else(|| null("dimension"))?;
+                let instance = c.instance.as_ref().and_then(|n| n.get(i)).unwrap_or(context);
+                Err((node, context, instance, dimension))
+            }
+        };
         let t = c.ts.get(i).ok_or_else(|| null("ts"))?;
         let ue = c.update_every.and_then(|a| (!a.is_null(i)).then(|| a.value(i)));
         let point = self.point(c, i, t);
         check_point(|| at("ts"), || at("value"), &point)?;
-        let k = self.series_for(c, i, row, node, context, instance, dimension, ue)?;
+        let k = match found {
+            Ok(k) => k,
+            Err((node, context, instance, dimension)) => {
+                let k = self.series_for(c, i, row, node, context, instance, dimension, ue)?;
+                if let Some(key) = keys {
+                    self.by_keys.insert(key, k);
+                }
+                k
+            }
+        };
+        let points = &mut self.batch.series[k].points;
+        if points.is_empty() {
+            points.reserve_exact(run);
+        }
         self.push(k, point, ue, || at("update_every"))?;
         Ok(k)
     }

@@ -303,19 +303,21 @@ fn name_column(kind: u8, v: &[Option<&str>]) -> ArrayRef {
 /// columns written as `kinds` says and the optional columns present as
 /// `optional` says.
 fn gen_stream(rows: &[GenRow], split: usize, kinds: [u8; 4], optional: [bool; 3]) -> Vec<u8> {
-    const METRICS: [(Option<&str>, Option<&str>, &str, &str); 5] = [
+    const METRICS: [(Option<&str>, Option<&str>, &str, &str); 6] = [
         (Some("a"), Some("x"), "b", "c"),
         (Some("a"), Some("x"), "b", "d"),
         (None, Some("x"), "b", "c"),
         (Some("b"), Some("c"), "x", "x"),
         (Some("a"), None, "b", "c"),
+        // The first metric in another context: refused wherever it comes.
+        (Some("a"), Some("c"), "b", "c"),
     ];
     let fields = ["node", "context", "instance", "dimension", "ts", "value", "anomalous", "update_every"];
     let mut schema_fields = Vec::new();
     let mut batches = Vec::new();
     let cut = split.min(rows.len());
     for part in [&rows[..cut], &rows[cut..]] {
-        let m = |i: usize| METRICS[i.min(4)];
+        let m = |i: usize| METRICS[i.min(METRICS.len() - 1)];
         let node: Vec<_> = part.iter().map(|r| m(r.metric).0).collect();
         let context: Vec<_> = part.iter().map(|r| m(r.metric).1).collect();
         let instance: Vec<_> = part.iter().map(|r| Some(m(r.metric).2)).collect();
@@ -351,7 +353,14 @@ fn gen_rows() -> impl Strategy<Value = Vec<GenRow>> {
     let ts = prop_oneof![20 => (1_700_000_000i64..1_700_000_100).prop_map(Some), 1 => Just(None), 1 => Just(Some(-5)), 1 => Just(Some(i64::MAX))];
     let value = prop_oneof![20 => (-1e3f64..1e3).prop_map(Some), 3 => Just(None), 1 => Just(Some(f64::NAN)), 1 => Just(Some(f64::INFINITY))];
     let ue = prop_oneof![10 => Just(None), 10 => Just(Some(1i64)), 1 => Just(Some(2)), 1 => Just(Some(0))];
-    let run = (0usize..5, 1usize..12, ts, value, proptest::option::of(any::<bool>()), ue);
+    let run = (
+        prop_oneof![20 => 0usize..5, 1 => Just(5usize)],
+        1usize..12,
+        ts,
+        value,
+        proptest::option::of(any::<bool>()),
+        ue,
+    );
     proptest::collection::vec(run, 0..8)
         .prop_flat_map(|runs| {
             let n: usize = runs.iter().map(|r| r.1).sum();
