@@ -446,7 +446,7 @@ impl Engine {
             let cat = self.catalog.read().map_err(|_| poisoned("catalog lock"))?;
             let mut store = self.store.write().map_err(|_| poisoned("store lock"))?;
             if store.has_sealed_events() {
-                c.submit(p.plan(&cat, &mut store, p.wal.last_lsn()));
+                c.submit(p.plan(&cat, &mut store, p.wal.last_lsn())?);
             }
         }
         // Acknowledged only once durable. Until then queries may already see

@@ -344,10 +344,16 @@ impl Persist {
     /// (so the state is exactly "every record up to lsn") and the locks
     /// held: takes what sealed and copies the catalog and the open spans'
     /// block tables (their blocks are shared, not copied). Cheap.
-    pub fn plan(&self, catalog: &Catalog, store: &mut Store, lsn: Lsn) -> CheckpointPlan {
+    ///
+    /// It also closes the WAL's segment ([`Wal::roll`]), so the records up
+    /// to `lsn` lie in segments of their own that the checkpoint deletes
+    /// once written: the log then holds only what a restart replays, and
+    /// damage to records the checkpoint covers cannot cut off later ones.
+    pub fn plan(&self, catalog: &Catalog, store: &mut Store, lsn: Lsn) -> Result<CheckpointPlan> {
+        self.wal.roll()?;
         let (sealed, dropped) = store.take_events();
         let open = store.open_spans().into_iter().map(|(tier, ue, span)| (tier, ue, span.clone())).collect();
-        CheckpointPlan { lsn, sealed, dropped, open, catalog: catalog.snapshot(), heads: store.heads() }
+        Ok(CheckpointPlan { lsn, sealed, dropped, open, catalog: catalog.snapshot(), heads: store.heads() })
     }
 
     /// Second half, with no lock and ingest running (it may run on a
@@ -430,7 +436,7 @@ impl Persist {
 
     /// A whole checkpoint in one go (recovery, shutdown, tests).
     pub fn checkpoint(&self, catalog: &Catalog, store: &mut Store, lsn: Lsn) -> Result<()> {
-        let plan = self.plan(catalog, store, lsn);
+        let plan = self.plan(catalog, store, lsn)?;
         match self.write(&plan) {
             Ok(done) => {
                 done.apply(store);

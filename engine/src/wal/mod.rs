@@ -36,8 +36,11 @@
 //! version is refused ([`WalError::UnsupportedVersion`]), never repaired.
 //!
 //! **Checkpoints.** [`Wal::checkpoint`] deletes whole segment files whose
-//! records all have lsn <= `upto`; the active segment is never deleted, so up
-//! to one segment of already-applied records stays and is skipped at open.
+//! records all have lsn <= `upto`; the active segment is never deleted. The
+//! engine closes it ([`Wal::roll`]) when it plans a checkpoint, so after the
+//! checkpoint the log holds no record it covers (else up to one segment of
+//! already-applied records would stay, and damage in them would cut off
+//! the records after them at open).
 //!
 //! **Failures.** After a failed write or fsync the log refuses every further
 //! call with [`WalError::Poisoned`]: the kernel may have dropped the unsynced
@@ -318,6 +321,22 @@ impl Wal {
                 through_lsn = last.last_lsn,
                 "WAL checkpoint removed segments"
             );
+        }
+        Ok(())
+    }
+
+    /// Closes the active segment if it holds any record, so the next record
+    /// starts a new one: every record written so far then lies in sealed
+    /// segments, which [`Wal::checkpoint`] deletes once it covers them.
+    /// (Without it the active segment, up to [`WalOptions::segment_bytes`],
+    /// keeps checkpointed records until it fills.) Fsyncs the closed one.
+    pub fn roll(&self) -> Result<(), WalError> {
+        let mut st = self.shared.lock();
+        if st.failed {
+            return Err(WalError::Poisoned);
+        }
+        if st.active.len > SEGMENT_HEADER_LEN {
+            self.shared.rotate(&mut st)?;
         }
         Ok(())
     }

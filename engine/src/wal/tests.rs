@@ -227,6 +227,36 @@ fn checkpoint_never_deletes_the_active_segment() {
     assert_eq!(wal.append(b"x").expect("append"), 31);
 }
 
+/// The probe's case: a checkpoint covers the records of a big active
+/// segment, later records follow, and then a byte of a covered record is
+/// damaged. Rolled at the checkpoint, the covered records are deleted with
+/// their segment, so nothing later is lost.
+#[test]
+fn roll_lets_a_checkpoint_delete_every_record_it_covers() {
+    let dir = TestDir::new("roll");
+    let (wal, _, _) = open(dir.path(), opts(1 << 20), 0);
+    for i in 1..=20 {
+        wal.append(&payload(i)).expect("append");
+    }
+    let first = segment_files(dir.path());
+    assert_eq!(first.len(), 1, "all in the active segment");
+    wal.roll().expect("roll");
+    wal.roll().expect("a second roll with no record in between is a no-op");
+    assert_eq!(segment_files(dir.path()).len(), 2);
+    for i in 21..=30 {
+        assert_eq!(wal.append(&payload(i)).expect("append"), i);
+    }
+    wal.checkpoint(20).expect("checkpoint");
+    let left = segment_files(dir.path());
+    assert_eq!(left.len(), 1, "the covered segment is gone");
+    assert!(!left.contains(&first[0]));
+    assert_eq!(record_offset(&left[0], 21), SEGMENT_HEADER_LEN, "the next record opens the new segment");
+    drop(wal);
+    let (_, recovered, report) = open(dir.path(), opts(1 << 20), 20);
+    assert_eq!(recovered, expected(21..=30));
+    assert!(report.truncated.is_none());
+}
+
 #[test]
 fn checkpoint_while_appending_keeps_the_log_consistent() {
     let dir = TestDir::new("checkpoint-race");
