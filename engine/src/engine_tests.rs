@@ -873,3 +873,45 @@ fn a_checkpoint_leaves_no_covered_record_in_the_wal() {
     assert_eq!(rec.replayed_records, 3, "the three batches after the checkpoint");
     assert_eq!(engine.read().expect("read").catalog.registry.metrics.len(), want);
 }
+
+/// A damaged open-span file of the snapshot: every start refuses, naming
+/// the file and what to do, and leaves it in place (the probe saw the
+/// first start move it to quarantine and the second start go on without
+/// the open hour). Once the operator moves it away, the start goes on.
+#[test]
+fn a_damaged_snapshot_is_refused_at_every_start_until_moved() {
+    let dir = TempDir::fresh("snapshot-damaged");
+    let engine = open(&dir);
+    for k in 0..3 {
+        engine.ingest(&batch(0, k)).expect("ingest");
+    }
+    engine.checkpoint().expect("checkpoint");
+    drop(engine);
+    let snap =
+        std::fs::read_dir(dir.0.join("meta")).expect("meta").flatten().map(|e| e.path()).max().expect("a snapshot");
+    let file = std::fs::read_dir(&snap)
+        .expect("snapshot")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("t0-") && n.ends_with(".arrow")))
+        .expect("the open hour's file");
+    let mut bytes = std::fs::read(&file).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x5a;
+    std::fs::write(&file, bytes).expect("damage");
+    let opts = PersistOptions {
+        dir: dir.0.clone(),
+        wal: WalOptions { sync: SyncPolicy::Always, ..WalOptions::default() },
+        compression: Compression::None,
+        max_disk: [None; TIERS],
+    };
+    let start = || Engine::open(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + BATCHES * SECS + 1)), &opts);
+    for attempt in 0..2 {
+        let Err(e) = start() else { panic!("start {attempt} must refuse the damaged snapshot") };
+        let text = e.to_string();
+        assert!(text.contains(&file.display().to_string()) && text.contains("backup"), "{text}");
+        assert!(file.exists(), "the file stays where it is");
+    }
+    std::fs::rename(&file, dir.0.join("set-aside.arrow")).expect("move it away");
+    assert!(start().is_ok(), "starts without it once the operator moved it");
+}

@@ -291,12 +291,24 @@ impl Persist {
             rec.snapshot_lsn = lsn;
             listed = m.sealed.into_iter().collect();
             heads = m.heads;
-            let open = segment_file::load_dir(&sdir, &quarantine)?;
+            // Checked in place, never quarantined: a damaged snapshot cannot
+            // be trusted piecemeal, and moving the file away would let the
+            // next start go on without its spans (and the next checkpoint
+            // make the loss final). Every start refuses until an operator
+            // acts.
+            let open = segment_file::load_dir(&sdir, None)?;
             if !open.quarantined.is_empty() {
-                // A damaged snapshot cannot be trusted piecemeal.
+                let files: Vec<String> =
+                    open.quarantined.iter().map(|(p, why)| format!("{} ({why})", p.display())).collect();
                 return Err(EngineError::Snapshot {
                     path: sdir,
-                    message: format!("{} open-span file(s) failed their checks", open.quarantined.len()),
+                    message: format!(
+                        "{} open-span file(s) failed their checks: {}. Restore them from a backup; or, accepting the \
+                         loss of those spans' data (the hours not yet sealed), move them out of this directory and \
+                         start again",
+                        files.len(),
+                        files.join("; ")
+                    ),
                 });
             }
             for (name, seg) in open.segments {
@@ -306,7 +318,7 @@ impl Persist {
         let mut files = HashMap::new();
         for tier in 0..TIERS {
             let tdir = tier_dir(dir, tier);
-            let report = segment_file::load_dir(&tdir, &quarantine)?;
+            let report = segment_file::load_dir(&tdir, Some(&quarantine))?;
             rec.quarantined.extend(report.quarantined);
             for (name, seg) in report.segments {
                 let path = tdir.join(name.file_name());
@@ -321,6 +333,12 @@ impl Persist {
                 files.insert((tier, name.update_every, name.start), path);
                 store.insert_sealed(tier, name.update_every, Arc::new(seg));
             }
+        }
+        // A file the snapshot lists but that is gone (deleted by hand, or
+        // quarantined just now) is data lost: said loudly, once per start.
+        let loaded: BTreeSet<String> = files.values().map(|p| rel(dir, p)).collect();
+        for missing in listed.difference(&loaded) {
+            tracing::error!(file = %missing, "a sealed segment the snapshot lists is missing or damaged; its data is lost");
         }
         for h in heads {
             store.set_head(h);

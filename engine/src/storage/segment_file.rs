@@ -497,7 +497,8 @@ pub fn quarantine(path: &Path, quarantine_dir: &Path, reason: &str) -> Result<Pa
 pub struct LoadReport {
     /// Good segments, sorted by (update_every, start), then tier, res, crc.
     pub segments: Vec<(SegmentName, Segment)>,
-    /// Where each bad file went, and why.
+    /// Where each bad file went (without a quarantine dir: where it lies
+    /// still), and why.
     pub quarantined: Vec<(PathBuf, String)>,
     /// Stray `*.tmp` files (interrupted writes) that were deleted.
     pub removed_tmp: Vec<PathBuf>,
@@ -506,10 +507,11 @@ pub struct LoadReport {
 }
 
 /// Loads every `*.arrow` file directly in `dir` (a missing `dir` is empty).
-/// Corrupt files are quarantined (see [`quarantine`]) and listed, stray
+/// Corrupt files are moved to `quarantine_dir` (see [`quarantine`]; left
+/// where they are without one) and listed, stray
 /// `*.tmp` files deleted, anything else ignored. Fails only on I/O errors.
 /// Call it before any writer uses `dir`: a `*.tmp` being written is deleted.
-pub fn load_dir(dir: &Path, quarantine_dir: &Path) -> Result<LoadReport> {
+pub fn load_dir(dir: &Path, quarantine_dir: Option<&Path>) -> Result<LoadReport> {
     let mut report = LoadReport::default();
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -542,7 +544,10 @@ pub fn load_dir(dir: &Path, quarantine_dir: &Path) -> Result<LoadReport> {
             }
             Err(e) if e.is_corruption() => {
                 let reason = e.to_string();
-                let dest = quarantine(&path, quarantine_dir, &reason)?;
+                let dest = match quarantine_dir {
+                    Some(q) => quarantine(&path, q, &reason)?,
+                    None => path,
+                };
                 report.quarantined.push((dest, reason));
             }
             Err(e) => return Err(e),

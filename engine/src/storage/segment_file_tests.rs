@@ -264,7 +264,7 @@ fn load_dir_quarantines_a_flipped_file_and_keeps_the_good_ones() {
     bytes[mid] ^= 1;
     fs::write(&victim, &bytes).expect("corrupt");
 
-    let report = load_dir(&d.0, &d.quarantine()).expect("load");
+    let report = load_dir(&d.0, Some(&d.quarantine())).expect("load");
     assert_eq!(report.segments.len(), 2);
     assert_eq!(report.quarantined.len(), 1);
     let (dest, reason) = &report.quarantined[0];
@@ -294,7 +294,7 @@ fn truncated_tail_fails_checksum_or_decode_and_is_quarantined() {
         let err = open_segment(&path).expect_err("truncated");
         assert!(is_arrow(&err), "cut at {cut}: {err}");
     }
-    let report = load_dir(&d.0, &d.quarantine()).expect("load");
+    let report = load_dir(&d.0, Some(&d.quarantine())).expect("load");
     assert!(report.segments.is_empty());
     assert_eq!(report.quarantined.len(), 5);
 }
@@ -316,7 +316,7 @@ fn empty_file_is_a_decode_error_and_quarantined() {
     let path = put_with_crc(&d.0, raw_name(0), &[]);
     assert!(path.ends_with("t0-ue1-s0-r1-c00000000.arrow"));
     assert!(is_arrow(&open_segment(&path).expect_err("empty")));
-    let report = load_dir(&d.0, &d.quarantine()).expect("load");
+    let report = load_dir(&d.0, Some(&d.quarantine())).expect("load");
     assert_eq!(report.quarantined.len(), 1);
     assert!(report.quarantined[0].1.contains("bad magic"), "{}", report.quarantined[0].1);
 }
@@ -342,7 +342,7 @@ fn random_bytes_with_a_matching_crc_are_a_decode_error() {
     framed[n - 6..].copy_from_slice(b"ARROW1");
     let path = put_with_crc(&d.0, raw_name(3600), &framed);
     assert!(is_arrow(&open_segment(&path).expect_err("framed random")));
-    let report = load_dir(&d.0, &d.quarantine()).expect("load");
+    let report = load_dir(&d.0, Some(&d.quarantine())).expect("load");
     assert_eq!(report.quarantined.len(), 2);
 }
 
@@ -372,7 +372,7 @@ fn tier_in_name_must_match_schema() {
     let renamed = d.0.join(SegmentName { tier: 1, res: 60, ..name }.file_name());
     fs::rename(&path, &renamed).expect("rename");
     assert!(matches!(open_segment(&renamed), Err(SegmentFileError::SchemaMismatch { .. })));
-    let report = load_dir(&d.0, &d.quarantine()).expect("load");
+    let report = load_dir(&d.0, Some(&d.quarantine())).expect("load");
     assert_eq!(report.quarantined.len(), 1);
     assert!(report.quarantined[0].1.contains("unexpected schema"));
 }
@@ -386,7 +386,7 @@ fn load_dir_removes_stray_temp_files_and_ignores_others() {
     }
     fs::write(d.0.join("README"), b"keep me").expect("write other");
     fs::create_dir(d.0.join("sub.arrow")).expect("mkdir");
-    let report = load_dir(&d.0, &d.quarantine()).expect("load");
+    let report = load_dir(&d.0, Some(&d.quarantine())).expect("load");
     assert_eq!(report.segments.len(), 1);
     assert_eq!(report.removed_tmp.len(), 2);
     assert!(report.quarantined.is_empty());
@@ -401,10 +401,10 @@ fn load_dir_sorts_by_update_every_then_start_and_tolerates_a_missing_dir() {
         s.write_raw(1, start + ue, Some(start as f64), false);
         write_segment(&d.0, &Segment::seal(0, &s).expect("seal"), ue, Compression::None).expect("write");
     }
-    let report = load_dir(&d.0, &d.quarantine()).expect("load");
+    let report = load_dir(&d.0, Some(&d.quarantine())).expect("load");
     let order: Vec<_> = report.segments.iter().map(|(n, _)| (n.update_every, n.start)).collect();
     assert_eq!(order, [(1, 0), (1, 128), (5, 0), (5, 640)]);
-    let missing = load_dir(&d.0.join("nope"), &d.quarantine()).expect("missing dir");
+    let missing = load_dir(&d.0.join("nope"), Some(&d.quarantine())).expect("missing dir");
     assert!(missing.segments.is_empty() && missing.quarantined.is_empty());
 }
 
