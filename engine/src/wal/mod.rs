@@ -155,6 +155,9 @@ struct State {
     active: Active,
     /// Older segments, oldest first, kept for `checkpoint` to delete.
     sealed: VecDeque<Sealed>,
+    /// Segments closed by [`Wal::roll`] before all their records were
+    /// fsynced: the next sync leader fsyncs them before the active one.
+    unsynced: Vec<(Arc<File>, PathBuf)>,
     /// Lsn of the last record written to the OS.
     last_lsn: Lsn,
     /// Every record up to this lsn has been fsynced.
@@ -210,6 +213,7 @@ impl Wal {
             state: Mutex::new(State {
                 active,
                 sealed,
+                unsynced: Vec::new(),
                 last_lsn,
                 synced_lsn: last_lsn,
                 syncing: false,
@@ -329,15 +333,25 @@ impl Wal {
     /// starts a new one: every record written so far then lies in sealed
     /// segments, which [`Wal::checkpoint`] deletes once it covers them.
     /// (Without it the active segment, up to [`WalOptions::segment_bytes`],
-    /// keeps checkpointed records until it fills.) Fsyncs the closed one.
+    /// keeps checkpointed records until it fills.) The closed segment is
+    /// not fsynced here, with the caller's locks held, but by the next
+    /// sync leader, with the rest ([`Shared::wait_durable`]).
     pub fn roll(&self) -> Result<(), WalError> {
-        let mut st = self.shared.lock();
+        let shared = &*self.shared;
+        let mut st = shared.lock();
         if st.failed {
             return Err(WalError::Poisoned);
         }
-        if st.active.len > SEGMENT_HEADER_LEN {
-            self.shared.rotate(&mut st)?;
+        if st.active.len <= SEGMENT_HEADER_LEN {
+            return Ok(());
         }
+        let (segment, file) = segment::create(&shared.dir, st.last_lsn + 1).inspect_err(|_| st.failed = true)?;
+        let old = std::mem::replace(&mut st.active, Active { segment, file: Arc::new(file), len: SEGMENT_HEADER_LEN });
+        if st.synced_lsn < st.last_lsn {
+            st.unsynced.push((old.file, old.segment.path.clone()));
+        }
+        let last_lsn = st.last_lsn;
+        st.sealed.push_back(Sealed { file: old.segment, last_lsn });
         Ok(())
     }
 
@@ -422,19 +436,22 @@ impl Shared {
             }
             st.syncing = true;
             let upto = st.last_lsn;
-            let file = Arc::clone(&st.active.file);
-            let path = st.active.segment.path.clone();
+            // Every record up to `upto` is in these files: the segments
+            // rolled since the last sync, then the active one (segments
+            // sealed by size were fsynced when they were sealed).
+            let mut files = std::mem::take(&mut st.unsynced);
+            files.push((Arc::clone(&st.active.file), st.active.segment.path.clone()));
             drop(st);
-            // Every record up to `upto` is in this file: older segments were
-            // fsynced when they were sealed.
-            let result = file.sync_data();
-            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            let result = files.iter().try_for_each(|(file, path)| {
+                self.fsyncs.fetch_add(1, Ordering::Relaxed);
+                file.sync_data().map_err(|e| (path.clone(), e))
+            });
             st = self.lock();
             st.syncing = false;
             // Waiters re-check after the lock is released: covered ones
             // return, the rest elect the next leader (or see the failure).
             self.synced.notify_all();
-            if let Err(e) = result {
+            if let Err((path, e)) = result {
                 st.failed = true;
                 let err = WalError::io("fsync", path, e);
                 tracing::error!(error = %err, "WAL fsync failed; the log is now poisoned");
@@ -448,6 +465,15 @@ impl Shared {
     /// first so that sealed segments are always whole on disk, which lets
     /// sync leaders fsync only the active file.
     fn rotate(&self, st: &mut State) -> Result<(), WalError> {
+        // Segments rolled but not yet fsynced hold records before the active
+        // one's: synced too, or `synced_lsn` below would claim them.
+        for (file, path) in std::mem::take(&mut st.unsynced) {
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = file.sync_data() {
+                st.failed = true;
+                return Err(WalError::io("fsync", &path, e));
+            }
+        }
         let result = st.active.file.sync_data();
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = result {
