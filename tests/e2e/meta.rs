@@ -404,3 +404,35 @@ fn meta_weights_rank_a_planted_anomaly_first_and_allmetrics_parse() {
     assert!(shell.text.lines().any(|l| l.starts_with("NETDATA_APP_REQUESTS_ERR=\"")), "{}", shell.snippet());
     assert!(shell.text.contains("NETDATA_NET_ETH1_VISIBLETOTAL="), "{}", shell.snippet());
 }
+
+/// A chart id holding URL and pattern syntax: the `data_url` of
+/// `/api/v1/charts` and `/api/v1/chart` reads back that chart alone.
+#[test]
+fn meta_v1_data_url_round_trips_odd_chart_ids() {
+    const ODD: &str = "odd,id|x&y=1 #2 50%+!*";
+    let s = Server::start(Some(NOW));
+    let points = |v: f64| (NOW - 120..=NOW - 1).map(|t| json!([t, v])).collect::<Vec<_>>();
+    // Decoys: what the id's pieces would select if they were read as words.
+    let series: Vec<Value> = [(ODD, 42.0), ("odd", 7.0), ("id", 7.0), ("x", 7.0)]
+        .iter()
+        .map(|(inst, v)| {
+            json!({"node": "n1", "context": "odd.ctx", "instance": inst, "dimension": "d", "points": points(*v)})
+        })
+        .collect();
+    s.ingest_ok(&json!({ "series": series }));
+    let charts = get_ok(&s, "/api/v1/charts");
+    let listed =
+        charts["charts"][ODD]["data_url"].as_str().unwrap_or_else(|| panic!("no data_url: {charts}")).to_string();
+    // `/api/v1/chart` takes the id itself (not a pattern), percent-encoded.
+    let encoded: String = ODD
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    let one = get_ok(&s, &format!("/api/v1/chart?chart={encoded}"));
+    assert_eq!(one["id"], json!(ODD), "{one}");
+    assert_eq!(one["data_url"], json!(listed));
+    let v = get_ok(&s, &format!("{listed}&after=-60&points=6"));
+    assert_eq!(v["labels"], json!(["time", "d"]), "{listed}: {v}");
+    let rows = v["data"].as_array().unwrap_or_else(|| panic!("{listed}: no data rows: {v}"));
+    assert!(!rows.is_empty() && rows.iter().all(|r| r[1] == json!(42.0)), "{listed}: only the odd chart's values: {v}");
+}

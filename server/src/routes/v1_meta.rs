@@ -8,7 +8,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Map, Value};
+use strata_engine::index::SimplePattern;
 use strata_engine::meta::instances::{self, InstanceInfo};
 use strata_engine::meta::params::parse_allmetrics;
 use strata_engine::meta::{contexts, latest, nodes, MetaScope};
@@ -20,6 +22,18 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::format::allmetrics;
 use crate::state::AppState;
+
+/// Bytes a query value may hold unescaped: RFC 3986's unreserved set.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// `/api/v1/data?chart=<id>` that reads back exactly chart `id`: `chart` is
+/// a simple pattern, so the id's pattern characters (`,` `|` `*` `\` and a
+/// leading `!`) are escaped first, then the value is percent-encoded so
+/// `&`, `#`, `%`, `+` and spaces survive the query string.
+fn data_url(id: &str) -> String {
+    let pattern = SimplePattern::exact(id).to_string();
+    format!("/api/v1/data?chart={}", utf8_percent_encode(&pattern, QUERY_VALUE))
+}
 
 fn chart_json(c: &InstanceInfo) -> Value {
     let dims: Map<String, Value> = c.dimensions.iter().map(|d| (d.clone(), json!({ "name": d }))).collect();
@@ -35,7 +49,7 @@ fn chart_json(c: &InstanceInfo) -> Value {
         "plugin": "",
         "module": "",
         "units": c.units,
-        "data_url": format!("/api/v1/data?chart={}", c.id),
+        "data_url": data_url(&c.id),
         "chart_type": c.chart_type,
         "duration": match (c.span.first, c.span.last) { (Some(f), Some(l)) => l - f + 1, _ => 0 },
         "first_entry": c.span.first,
@@ -200,4 +214,27 @@ pub async fn allmetrics_v1(
     let mut r = body.into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The URL's `chart` value, decoded as the data route decodes it, is a
+    /// pattern matching the id alone.
+    #[test]
+    fn data_url_reads_back_the_chart_it_names() {
+        for id in ["disk.sda", "a,b|c", "x&y=z#frag", "100% busy", "!neg*star\\back", "plus+sign", "ünï.cödé"] {
+            let url = data_url(id);
+            let query = url.strip_prefix("/api/v1/data?").expect("a data URL");
+            assert!(!query.contains(['&', '#', ' ', '|', ',', '+']), "{url}: raw separators");
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).expect("a query string");
+            assert_eq!(pairs.len(), 1, "{url}: {pairs:?}");
+            let p = SimplePattern::parse_get(&pairs[0].1).expect("a pattern");
+            assert!(p.matches(id), "{url} does not select {id:?}");
+            for other in ["a", "b", "c", "x", "neg", "100", "disk.sdb", ""] {
+                assert!(other == id || !p.matches(other), "{url} also selects {other:?}");
+            }
+        }
+    }
 }
