@@ -589,3 +589,38 @@ fn the_python_mcp_sdk_drives_the_endpoint() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// JSON has one number type: `5.0` for an integer argument is 5 (clients
+/// and models write floats), while `5.5`, a value under the minimum and one
+/// past any integer are refused as before, naming the argument.
+#[test]
+fn mcp_reads_integral_floats_as_integers() {
+    let s = Server::start(Some(NOW));
+    dataset::load(&s);
+    let (_, t) = mk(&s, "all", &["scope:all"]);
+    let ints = json!({"contexts": ["system.cpu"], "window": {"after": T0 + 1, "before": T0 + 600}, "points": 5,
+                      "max_series": 3, "precision": 6});
+    let floats = json!({"contexts": ["system.cpu"], "window": {"after": (T0 + 1) as f64, "before": (T0 + 600) as f64},
+                        "points": 5.0, "max_series": 3.0, "precision": 6.0});
+    let want = tool(&s, &t, "data.query", ints);
+    let got = tool(&s, &t, "data.query", floats);
+    assert_ne!(got["isError"], json!(true), "{got}");
+    assert_eq!(got["structuredContent"]["rows"].as_array().map(Vec::len), Some(5), "{got}");
+    assert_eq!(got["structuredContent"], want["structuredContent"], "5.0 reads as 5");
+    let relative = tool(&s, &t, "data.summary", json!({"contexts": ["system.cpu"], "window": {"after": -600.0}}));
+    assert_ne!(relative["isError"], json!(true), "a relative float time: {relative}");
+    let listed = tool(&s, &t, "nodes.list", json!({"limit": 1.0}));
+    assert_eq!(listed["structuredContent"]["nodes"].as_array().map(Vec::len), Some(1), "{listed}");
+
+    for (points, why) in [
+        (json!(5.5), "'points' must be of type integer, got number"),
+        (json!(0.0), "'points' must be at least 1"),
+        (json!(-5.0), "'points' must be at least 1"),
+        (json!(501.0), "'points' must be at most 500"),
+        (json!(1e300), "'points' must be of type integer, got number"),
+    ] {
+        let r = tool(&s, &t, "data.query", json!({"contexts": ["system.cpu"], "points": points}));
+        let text = r["content"][0]["text"].as_str().unwrap_or_default();
+        assert!(r["isError"] == json!(true) && text.contains(why), "points {points}: {r}");
+    }
+}

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::protocol::{Era, Request, RpcFailure, INTERNAL, INVALID_PARAMS, LEGACY, METHOD_NOT_FOUND, REVOKED};
-use super::schema::validate;
+use super::schema::{integer_properties, validate};
 use super::tools::{self, Ctx, ToolError, MAX_BYTES};
 use crate::auth::mcp_calls as calls;
 use crate::auth::Principal;
@@ -111,15 +111,17 @@ async fn call(st: &AppState, me: &Principal, req: &Request) -> Result<Value, Rpc
         return Err(invalid("tools/call needs params.name (a string)".into()));
     };
     let Some(tool) = tools::find(name) else { return Err(invalid(format!("unknown tool: {name}"))) };
-    let args: Map<String, Value> = match req.params.get("arguments") {
+    let mut args: Map<String, Value> = match req.params.get("arguments") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(a)) => a.clone(),
         Some(_) => return Ok(tool_error("'arguments' must be an object".into())),
     };
+    let schema = (tool.input)();
+    integer_properties(&schema, &mut args);
     let started = Instant::now();
     let outcome = if let Some(why) = tool.forbidden(me) {
         Err(ToolError::Tool(why))
-    } else if let Err(e) = validate(&(tool.input)(), &Value::Object(args.clone()), "") {
+    } else if let Err(e) = validate(&schema, &Value::Object(args.clone()), "") {
         Err(ToolError::Tool(e))
     } else {
         // Revocation, a dropped connection and notifications/cancelled all

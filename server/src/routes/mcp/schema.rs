@@ -6,8 +6,10 @@
 //! `uniqueItems`, `items` and `pattern` (only the duration pattern
 //! `^[1-9][0-9]*(s|m|h|d)$`). The first problem is reported with the
 //! argument's path and the allowed range, so a model can correct itself.
+//! Before validation, [`integers_from_floats`] reads `5.0` as `5` where an
+//! integer is wanted.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 fn kind(v: &Value) -> &'static str {
     match v {
@@ -34,6 +36,50 @@ pub fn is_duration(s: &str) -> bool {
         && !digits.is_empty()
         && !digits.starts_with('0')
         && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Does `schema` accept integers (its `type` names `integer`)?
+fn wants_integer(schema: &Value) -> bool {
+    match schema.get("type") {
+        Some(Value::String(t)) => t == "integer",
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == "integer"),
+        _ => false,
+    }
+}
+
+/// Rewrites integral floats (`5.0`, `-60.0`) as integers wherever `schema`
+/// wants an integer: JSON does not tell the two apart and many clients (and
+/// models) write every number as a float. A fraction (`5.5`) or a float
+/// outside the 64-bit integer range stays as it is, so [`validate`] refuses
+/// it; minimum and maximum still apply to what is rewritten.
+pub fn integers_from_floats(schema: &Value, v: &mut Value) {
+    match v {
+        Value::Number(n) if !(n.is_i64() || n.is_u64()) && wants_integer(schema) => {
+            // 2^63 as f64: every integral float in [-2^63, 2^63) is an i64.
+            const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+            if let Some(x) = n.as_f64().filter(|x| x.fract() == 0.0 && (-LIMIT..LIMIT).contains(x)) {
+                *v = Value::from(x as i64);
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item) = schema.get("items") {
+                items.iter_mut().for_each(|x| integers_from_floats(item, x));
+            }
+        }
+        Value::Object(m) => integer_properties(schema, m),
+        _ => {}
+    }
+}
+
+/// [`integers_from_floats`] over the properties of an object `schema`.
+pub fn integer_properties(schema: &Value, m: &mut Map<String, Value>) {
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        for (k, x) in m.iter_mut() {
+            if let Some(s) = props.get(k) {
+                integers_from_floats(s, x);
+            }
+        }
+    }
 }
 
 /// `Ok` when `v` satisfies `schema`; else the first problem, naming `path`.
@@ -175,10 +221,34 @@ mod tests {
         assert!(e(json!([])).contains("object"));
     }
 
+    #[test]
+    fn integral_floats_are_integers() {
+        let s = schema();
+        let fixed = |mut v: Value| {
+            integers_from_floats(&s, &mut v);
+            v
+        };
+        let v = fixed(json!({"contexts": ["x"], "points": 5.0, "when": -60.0}));
+        assert_eq!(v, json!({"contexts": ["x"], "points": 5, "when": -60}));
+        assert!(v["points"].is_i64(), "an integer the tools can read: {v}");
+        assert!(validate(&s, &v, "").is_ok());
+        let e = |v: Value| validate(&s, &fixed(v), "").expect_err("invalid");
+        assert!(e(json!({"contexts": ["x"], "points": 5.5})).contains("'points' must be of type integer, got number"));
+        assert!(e(json!({"contexts": ["x"], "points": 0.0})).contains("'points' must be at least 1"));
+        assert!(e(json!({"contexts": ["x"], "points": -3.0})).contains("'points' must be at least 1"));
+        assert!(e(json!({"contexts": ["x"], "points": 501.0})).contains("'points' must be at most 500"));
+        assert!(e(json!({"contexts": ["x"], "points": 1e300})).contains("of type integer"), "beyond i64");
+        assert!(e(json!({"contexts": ["x"], "points": 9.3e18})).contains("of type integer"), "just beyond i64");
+        // Only where an integer is wanted: strings and patterns keep their floats.
+        assert_eq!(fixed(json!({"contexts": [1.0]})), json!({"contexts": [1.0]}));
+    }
+
     proptest! {
         #[test]
         fn never_panics(s in "\\PC{0,100}") {
-            if let Ok(v) = serde_json::from_str::<Value>(&s) {
+            if let Ok(mut v) = serde_json::from_str::<Value>(&s) {
+                let _ = validate(&schema(), &v, "");
+                integers_from_floats(&schema(), &mut v);
                 let _ = validate(&schema(), &v, "");
             }
             let _ = is_duration(&s);
