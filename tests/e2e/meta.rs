@@ -436,3 +436,71 @@ fn meta_v1_data_url_round_trips_odd_chart_ids() {
     let rows = v["data"].as_array().unwrap_or_else(|| panic!("{listed}: no data rows: {v}"));
     assert!(!rows.is_empty() && rows.iter().all(|r| r[1] == json!(42.0)), "{listed}: only the odd chart's values: {v}");
 }
+
+/// `/api/v2/info` and `/api/v3/info`: the agent and counts of what the
+/// caller may see, in the v2 envelope, under the scope of `/api/v1/info`.
+#[test]
+fn meta_v2_info_summarises_the_agent_and_what_it_holds() {
+    let s = start();
+    let v2 = get_ok(&s, "/api/v2/info");
+    assert_eq!(v2["api"], json!(2), "{v2}");
+    let agents = v2["agents"].as_array().unwrap_or_else(|| panic!("no agents: {v2}"));
+    assert_eq!(agents.len(), 1, "{v2}");
+    let a = &agents[0];
+    let v1 = get_ok(&s, "/api/v1/info");
+    assert_eq!((a["mg"].clone(), a["nm"].clone()), (v1["uid"].clone(), v1["hostname"].clone()), "{a}");
+    assert_eq!(a["application"]["package"]["version"], v1["version"]);
+    assert_eq!(a["now"], json!(NOW));
+    // Two nodes, each with app.requests (3 dimensions) and one net chart (2).
+    assert_eq!(a["nodes"], json!({"total": 2, "receiving": 2, "sending": 0, "archived": 0}), "{a}");
+    assert_eq!(a["metrics"], json!({"collected": 10, "available": 10}));
+    assert_eq!(a["instances"], json!({"collected": 4, "available": 4}));
+    assert_eq!(a["contexts"], json!({"collected": 4, "available": 4, "unique": 2}));
+    assert_eq!(a["api"]["bearer_protection"], json!(true));
+    let tier0 = &a["db_size"][0];
+    assert_eq!(
+        (tier0["tier"].clone(), tier0["granularity"].clone(), tier0["metrics"].clone()),
+        (json!(0), json!("1s"), json!(10)),
+        "{a}"
+    );
+    assert_eq!((tier0["from"].clone(), tier0["to"].clone()), (json!(T0 + 1), json!(T0 + SPAN)), "{tier0}");
+    assert_eq!(a["db_size"][1]["granularity"], json!("1m"));
+    assert!(v2["versions"].is_object() && v2["timings"].is_object(), "{v2}");
+    let v3 = get_ok(&s, "/api/v3/info");
+    let counts = |v: &Value| {
+        let mut a = v["agents"][0].clone();
+        a["timings"] = Value::Null;
+        a
+    };
+    assert_eq!(counts(&v3), counts(&v2), "v3 answers as v2");
+
+    // Later, with n1 gone quiet: what is still collected shrinks.
+    let later = Server::start(Some(NOW + 3600));
+    later.ingest_ok(&batch());
+    let quiet: Vec<Value> = (NOW + 3500..=NOW + 3600).map(|t| json!([t, 1.0])).collect();
+    later.ingest_ok(&json!({"series": [{"node": "n2", "context": "net.net", "instance": "net.eth1",
+                                        "dimension": "sent", "points": quiet}]}));
+    let a = get_ok(&later, "/api/v2/info")["agents"][0].clone();
+    assert_eq!(a["nodes"], json!({"total": 2, "receiving": 1, "sending": 0, "archived": 1}), "{a}");
+    assert_eq!(a["metrics"], json!({"collected": 1, "available": 10}), "{a}");
+    assert_eq!(a["contexts"], json!({"collected": 1, "available": 4, "unique": 2}), "{a}");
+
+    // The allowlist narrows the counts; the scope is /api/v1/info's.
+    let (status, t) =
+        s.post_json("/api/v1/tokens", &json!({"name": "n1 info", "scopes": ["strata:metadata:read"], "nodes": ["n1"]}));
+    assert_eq!(status, 201, "{t}");
+    let h = format!("Bearer {}", t["token"].as_str().expect("token"));
+    for path in ["/api/v2/info", "/api/v3/info"] {
+        let (status, v) = s.get_auth(path, Auth::Header(&h));
+        assert_eq!(status, 200, "{path}: {v}");
+        assert_eq!(v["agents"][0]["nodes"]["total"], json!(1), "{path}: {v}");
+        assert_eq!(v["agents"][0]["metrics"]["available"], json!(5), "{path}: {v}");
+    }
+    let (status, t) = s.post_json("/api/v1/tokens", &json!({"name": "data only", "scopes": ["strata:data:read"]}));
+    assert_eq!(status, 201, "{t}");
+    let h = format!("Bearer {}", t["token"].as_str().expect("token"));
+    for path in ["/api/v1/info", "/api/v2/info", "/api/v3/info"] {
+        assert_eq!(s.request(path, Auth::Header(&h), None).status, 403, "{path} needs metadata read");
+        assert_eq!(s.request(path, Auth::None, None).status, 401, "{path} needs a token");
+    }
+}

@@ -15,6 +15,7 @@
 
 pub mod contexts;
 pub mod instances;
+pub mod inventory;
 pub mod latest;
 pub mod nodes;
 pub mod params;

@@ -1,13 +1,15 @@
 //! JSON of the metadata endpoints, shaped as Netdata's agent answers them
 //! (API spec section 5): the node items (`mg`, `nd`, `nm`, `ni`, ...), the
-//! `contexts` object, `/q` hits, the `weights` multinode format, and the
-//! shared envelope pieces (`versions`, `agents`, `timings`).
+//! `contexts` object, `/q` hits, the `weights` multinode format, the v2
+//! `info` agent, and the shared envelope pieces (`versions`, `agents`,
+//! `timings`).
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 use strata_engine::catalog::Catalog;
 use strata_engine::meta::contexts::ContextInfo;
+use strata_engine::meta::inventory::{Count, Inventory};
 use strata_engine::meta::nodes::NodeInfo;
 use strata_engine::meta::search::Found;
 use strata_engine::meta::weights::{Weights, WindowStats};
@@ -37,6 +39,69 @@ pub fn agents(agent: &AgentInfo, now: i64, total_ms: f64) -> Value {
         "application": {"package": {"version": agent.version}},
         "timings": {"total_ms": round7(total_ms)},
     }])
+}
+
+/// `1s`, `1m`, `1h`, `1d` (or plain seconds when no unit divides them).
+fn granularity(secs: i64) -> String {
+    match secs {
+        s if s > 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// The one `agents[]` item of `/api/v2/info`: who the server is and what
+/// it holds of the visible metrics. Netdata's fields that strata has no
+/// fact for (capabilities, disk use, sample counts) are left out.
+/// `resolutions[t]` is tier `t`'s resolution for once-a-second metrics.
+pub fn agent_info(agent: &AgentInfo, now: i64, total_ms: f64, inv: &Inventory, resolutions: &[i64]) -> Value {
+    let count = |c: Count| json!({"collected": c.collected, "available": c.available});
+    let db_size: Vec<Value> = inv
+        .tiers
+        .iter()
+        .enumerate()
+        .map(|(tier, h)| {
+            let mut t = json!({
+                "tier": tier,
+                "granularity": granularity(resolutions.get(tier).copied().unwrap_or(0)),
+                "metrics": h.metrics,
+            });
+            if let Some((from, to)) = h.range {
+                t["from"] = json!(from);
+                t["to"] = json!(to);
+                t["retention"] = json!(to - from);
+            }
+            t
+        })
+        .collect();
+    json!({
+        "mg": agent.machine_guid,
+        "nm": agent.hostname,
+        "now": now,
+        "ai": 0,
+        "application": {"package": {"version": agent.version}},
+        // strata never connects to Netdata Cloud.
+        "cloud": {"status": "disabled"},
+        // Every node sends to strata; strata sends to no parent.
+        "nodes": {
+            "total": inv.nodes.available,
+            "receiving": inv.nodes.collected,
+            "sending": 0,
+            "archived": inv.nodes.available - inv.nodes.collected,
+        },
+        "metrics": count(inv.metrics),
+        "instances": count(inv.instances),
+        "contexts": {
+            "collected": inv.contexts.collected,
+            "available": inv.contexts.available,
+            "unique": inv.unique_contexts,
+        },
+        // Every route but /health needs a bearer token.
+        "api": {"version": 2, "bearer_protection": true},
+        "db_size": db_size,
+        "timings": {"total_ms": round7(total_ms)},
+    })
 }
 
 pub fn timings(total_ms: f64) -> Value {

@@ -1,4 +1,4 @@
-//! Agent-style metadata: `GET /api/v2/nodes`, `/api/v2/contexts`,
+//! Agent-style metadata: `GET /api/v2/info`, `/api/v2/nodes`, `/api/v2/contexts`,
 //! `/api/v2/q` (search) and `/api/v2/weights` (metric correlations). Each
 //! parses its parameters into an engine request, narrows it to the
 //! caller's node allowlist, runs it on a blocking thread and formats it.
@@ -11,7 +11,7 @@ use axum::{Extension, Json};
 use serde_json::{json, Value};
 use strata_engine::engine::State as EngineState;
 use strata_engine::meta::params::{parse_meta, parse_weights, MetaRequest};
-use strata_engine::meta::{contexts, nodes, search, weights, MetaScope, RoomFilter, Visible};
+use strata_engine::meta::{contexts, inventory, nodes, search, weights, MetaScope, RoomFilter, Visible};
 
 use super::data::pairs;
 use crate::admission::Class;
@@ -123,6 +123,25 @@ pub(super) async fn listing<T: Send + 'static>(
     blocking(st, move |state, ctx| {
         let visible = scope_for(&req, &me, None, ctx.now).visible(&state.catalog, &state.store, ctx.tiers);
         f(state, ctx, &req, &visible)
+    })
+    .await
+}
+
+/// `{api, agents: [agent_info], versions, timings}`: who this server is and
+/// counts of what the caller may see (`nodes=` narrows them too).
+pub async fn info_v2(
+    State(st): State<AppState>,
+    Extension(me): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Value>> {
+    listing(&st, me, q, |state, ctx, _, visible| {
+        let store = &state.store;
+        let inv = inventory::count(&state.catalog, store, visible, ctx.tiers, ctx.now);
+        let resolutions: Vec<i64> = (0..inv.tiers.len()).map(|t| store.config().resolution(t, 1)).collect();
+        let mut doc = json!({"api": 2});
+        ctx.envelope_tail(&mut doc, state.catalog.registry.generation);
+        doc["agents"] = json!([fmt::agent_info(&ctx.st.agent, ctx.now, ctx.ms(), &inv, &resolutions)]);
+        Ok(Json(doc))
     })
     .await
 }

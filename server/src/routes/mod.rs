@@ -58,11 +58,13 @@ pub fn table() -> Vec<RouteSpec> {
         r(Method::GET, "/api/v1/chart", READ_META, || get(v1_meta::chart)),
         r(Method::GET, "/api/v1/contexts", READ_META, || get(v1_meta::contexts_v1)),
         r(Method::GET, "/api/v1/allmetrics", READ_DATA, || get(v1_meta::allmetrics_v1)),
+        r(Method::GET, "/api/v2/info", READ_META, || get(meta::info_v2)),
         r(Method::GET, "/api/v2/nodes", READ_META, || get(meta::nodes_v2)),
         r(Method::GET, "/api/v2/contexts", READ_META, || get(meta::contexts_v2)),
         r(Method::GET, "/api/v2/q", READ_META, || get(meta::q_v2)),
         r(Method::GET, "/api/v2/weights", READ_DATA, || get(meta::weights_v2)),
         // The v3 names of the same listings (spec 5.1-5.4, 5.8): one answer.
+        r(Method::GET, "/api/v3/info", READ_META, || get(meta::info_v2)),
         r(Method::GET, "/api/v3/nodes", READ_META, || get(meta::nodes_v2)),
         r(Method::GET, "/api/v3/contexts", READ_META, || get(meta::contexts_v2)),
         r(Method::GET, "/api/v3/q", READ_META, || get(meta::q_v2)),
