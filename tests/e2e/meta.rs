@@ -504,3 +504,56 @@ fn meta_v2_info_summarises_the_agent_and_what_it_holds() {
         assert_eq!(s.request(path, Auth::None, None).status, 401, "{path} needs a token");
     }
 }
+
+/// `/api/v1/weights`: the v2 ranking in Netdata's v1 layout (contexts >
+/// charts > dimensions), v1's default method (`anomaly-rate`) and v1's 404
+/// when nothing is ranked.
+#[test]
+fn meta_v1_weights_rank_in_the_v1_layout() {
+    let s = start();
+    let (a, b) = HIGHLIGHT;
+    let window = format!("after={a}&before={b}");
+    let v1 = get_ok(&s, &format!("/api/v1/weights?method=volume&{window}"));
+    let v2 = get_ok(&s, &format!("/api/v2/weights?method=volume&{window}"));
+    assert_eq!(
+        (v1["method"].clone(), v1["after"].clone(), v1["before"].clone()),
+        (json!("volume"), json!(a), json!(b))
+    );
+    assert_eq!((v1["baseline_after"].clone(), v1["baseline_before"].clone()), (json!(a - 1200), json!(a - 1)), "{v1}");
+    assert_eq!(v1["correlated_dimensions"], v2["correlated_dimensions"]);
+    assert_eq!(v1["total_dimensions_count"], json!(10));
+    // Every dimension's weight is its v2 weight; two nodes: charts name their host.
+    let mut from_v1 = BTreeMap::new();
+    for (ctx, c) in v1["contexts"].as_object().unwrap_or_else(|| panic!("no contexts: {v1}")) {
+        for (chart, ch) in c["charts"].as_object().expect("charts") {
+            let (inst, host) = chart.split_once('@').unwrap_or_else(|| panic!("{chart} names no host"));
+            let node = if host == "host-1" { "n1" } else { "n2" };
+            for (dim, w) in ch["dimensions"].as_object().expect("dimensions") {
+                from_v1.insert(format!("{ctx}/{inst}/{dim}@{node}"), w.as_f64().expect("weight"));
+            }
+        }
+    }
+    let rows: Vec<&Value> = v2["result"].as_array().expect("rows").iter().filter(|r| r[0] == json!(0)).collect();
+    let from_v2: BTreeMap<String, f64> =
+        ranked(&v2).into_iter().zip(rows).map(|(k, r)| (k, r[5].as_f64().expect("weight"))).collect();
+    assert_eq!(from_v1, from_v2);
+    let first = v1["contexts"].as_object().and_then(|o| o.keys().next().cloned());
+    assert_eq!(first.as_deref(), Some("app.requests"), "the planted context weighs most: {v1}");
+
+    // v1's default method, `context=`, and a single node's plain chart ids.
+    let v = get_ok(&s, &format!("/api/v1/weights?{window}"));
+    assert_eq!((v["method"].clone(), v["correlated_dimensions"].clone()), (json!("anomaly-rate"), json!(1)), "{v}");
+    let v = get_ok(&s, &format!("/api/v1/weights?method=value&context=net.net&nodes=n1&{window}"));
+    let charts = v["contexts"]["net.net"]["charts"].as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(charts, Some(vec!["net.eth0".to_string()]), "{v}");
+    assert_eq!(v["contexts"].as_object().map(|o| o.len()), Some(1), "{v}");
+    let (status, e) = s.get(&format!("/api/v1/weights?context=net.net&{window}"));
+    assert_eq!(status, 404, "nothing anomalous in net.net: {e}");
+    assert!(e["error"].as_str().is_some_and(|m| m.contains("no results produced")), "{e}");
+    let (status, e) = s.get("/api/v1/weights?context=!");
+    assert_eq!((status, e["path"].as_str()), (400, Some("context")), "{e}");
+    let (status, t) = s.post_json("/api/v1/tokens", &json!({"name": "meta only", "scopes": ["strata:metadata:read"]}));
+    assert_eq!(status, 201, "{t}");
+    let h = format!("Bearer {}", t["token"].as_str().expect("token"));
+    assert_eq!(s.request("/api/v1/weights", Auth::Header(&h), None).status, 403, "weights read data");
+}

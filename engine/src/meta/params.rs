@@ -1,6 +1,6 @@
 //! Request parameters of the metadata endpoints: GET query pairs of
 //! `/api/v2/{nodes,contexts,q,weights}`, `/api/v1/{charts,chart,contexts,
-//! allmetrics}` and the Cloud-style room POST bodies. As for data queries:
+//! weights,allmetrics}` and the Cloud-style room POST bodies. As for data queries:
 //! unknown parameter names and empty values are ignored (Netdata does the
 //! same), a known parameter with a bad value is a 400 naming it.
 
@@ -141,11 +141,22 @@ pub fn parse_meta(pairs: &[(String, String)]) -> Result<MetaRequest> {
     Ok(req)
 }
 
-/// Parses the GET parameters of `weights`.
+/// Parses the GET parameters of `/api/v2/weights` (and v3).
 pub fn parse_weights(pairs: &[(String, String)]) -> Result<(MetaRequest, WeightsRequest)> {
+    weights_params(pairs, false)
+}
+
+/// Parses the GET parameters of `/api/v1/weights`: Netdata's v1 names
+/// beside the v2 ones (`context` for `contexts`, `group` for
+/// `time_group`) and its v1 default method, `anomaly-rate`.
+pub fn parse_weights_v1(pairs: &[(String, String)]) -> Result<(MetaRequest, WeightsRequest)> {
+    weights_params(pairs, true)
+}
+
+fn weights_params(pairs: &[(String, String)], v1: bool) -> Result<(MetaRequest, WeightsRequest)> {
     let mut req = MetaRequest::default();
     let mut w = WeightsRequest {
-        method: Method::Value,
+        method: if v1 { Method::AnomalyRate } else { Method::Value },
         after: -600,
         before: 0,
         baseline_after: None,
@@ -175,6 +186,10 @@ pub fn parse_weights(pairs: &[(String, String)]) -> Result<(MetaRequest, Weights
             "time_group" => {
                 crate::query::time_group::TimeGroup::parse(v, k)?;
             }
+            "group" if v1 => {
+                crate::query::time_group::TimeGroup::parse(v, k)?;
+            }
+            "context" if v1 => req.selectors.contexts = pattern(k, v)?,
             _ => {
                 selector(&mut req, k, v)?;
             }
@@ -330,6 +345,21 @@ mod tests {
     }
 
     #[test]
+    fn v1_weights_params() {
+        let (req, w) = parse_weights_v1(&p(&[("context", "disk.*"), ("group", "max")])).expect("ok");
+        assert_eq!(w.method, Method::AnomalyRate, "v1's default method");
+        let contexts = req.selectors.contexts.expect("context selects contexts");
+        assert!(contexts.matches("disk.io") && !contexts.matches("system.cpu"));
+        let (_, w) = parse_weights_v1(&p(&[("method", "volume")])).expect("ok");
+        assert_eq!(w.method, Method::Volume);
+        assert_eq!(parse_weights_v1(&p(&[("context", "!")])).expect_err("context").path(), Some("context"));
+        assert_eq!(parse_weights_v1(&p(&[("group", "magic")])).expect_err("group").path(), Some("group"));
+        // v2 keeps its own names: `context` and `group` are not among them.
+        let (req, w) = parse_weights(&p(&[("context", "disk.*"), ("group", "magic")])).expect("ignored");
+        assert_eq!((w.method, req.selectors.contexts), (Method::Value, None));
+    }
+
+    #[test]
     fn allmetrics_params() {
         let r =
             parse_allmetrics(&p(&[("format", "prometheus"), ("prefix", "strata"), ("timestamps", "no")])).expect("ok");
@@ -381,6 +411,7 @@ mod tests {
                 let _ = r.window(now / 4);
             }
             let _ = parse_weights(&q);
+            let _ = parse_weights_v1(&q);
             let _ = parse_allmetrics(&q);
         }
 

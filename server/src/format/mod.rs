@@ -12,6 +12,7 @@ pub mod numbers;
 mod test_data;
 pub mod v1;
 pub mod v1_json;
+pub mod weights_v1;
 pub mod writer;
 
 use strata_engine::query::request::Options;

@@ -11,6 +11,7 @@ use axum::{Extension, Json};
 use serde_json::{json, Value};
 use strata_engine::engine::State as EngineState;
 use strata_engine::meta::params::{parse_meta, parse_weights, MetaRequest};
+use strata_engine::meta::weights::{Weights, WeightsRequest};
 use strata_engine::meta::{contexts, inventory, nodes, search, weights, MetaScope, RoomFilter, Visible};
 
 use super::data::pairs;
@@ -202,13 +203,16 @@ pub async fn q_v2(
     .await
 }
 
-pub async fn weights_v2(
-    State(st): State<AppState>,
-    Extension(me): Extension<Principal>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Json<Value>> {
-    let (req, w) = parse_weights(&pairs(q)?)?;
-    blocking_unlocked(&st, move |ctx| {
+/// Ranks the metrics `req` scopes for the caller, then formats the ranking
+/// with `f` (given the catalog, read again after the ranking).
+pub(super) async fn rank<T: Send + 'static>(
+    st: &AppState,
+    me: Principal,
+    req: MetaRequest,
+    w: WeightsRequest,
+    f: impl FnOnce(&Ctx, &EngineState, &MetaRequest, &Weights) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    blocking_unlocked(st, move |ctx| {
         // The ranking reads every visible metric over both windows: it runs
         // on a view, without the locks, so ingest does not wait for it.
         let (visible, view) = {
@@ -219,8 +223,20 @@ pub async fn weights_v2(
         };
         let ranked = weights::run(&view, &visible, &w, ctx.now, ctx.tiers, None)?;
         let state = ctx.st.engine.read()?;
+        f(ctx, &state, &req, &ranked)
+    })
+    .await
+}
+
+pub async fn weights_v2(
+    State(st): State<AppState>,
+    Extension(me): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let (req, w) = parse_weights(&pairs(q)?)?;
+    rank(&st, me, req, w, |ctx, state, req, ranked| {
         let cat = &state.catalog;
-        let (result, dictionaries) = fmt::weights_result(cat, &ranked);
+        let (result, dictionaries) = fmt::weights_result(cat, ranked);
         let stats = "[min, avg, max, sum, count, anomaly_count]";
         let mut doc = json!({
             "api": 2,

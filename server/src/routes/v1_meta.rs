@@ -1,5 +1,6 @@
 //! Agent-style v1 metadata: `GET /api/v1/info`, `/api/v1/charts`,
-//! `/api/v1/chart?chart=ID`, `/api/v1/contexts` and `/api/v1/allmetrics`.
+//! `/api/v1/chart?chart=ID`, `/api/v1/contexts`, `/api/v1/weights` and
+//! `/api/v1/allmetrics`.
 //! v1 describes one host; strata holds several nodes, so the singular
 //! fields (`hostname`, `uid`) name this server and the listings cover every
 //! node the caller may see (narrow them with `nodes=` / `scope_nodes=`).
@@ -12,15 +13,15 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Map, Value};
 use strata_engine::index::SimplePattern;
 use strata_engine::meta::instances::{self, InstanceInfo};
-use strata_engine::meta::params::parse_allmetrics;
+use strata_engine::meta::params::{parse_allmetrics, parse_weights_v1};
 use strata_engine::meta::{contexts, latest, nodes, MetaScope};
 use strata_engine::EngineError;
 
 use super::data::pairs;
-use super::meta::{blocking, listing};
+use super::meta::{blocking, listing, rank};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::format::allmetrics;
+use crate::format::{allmetrics, weights_v1};
 use crate::state::AppState;
 
 /// Bytes a query value may hold unescaped: RFC 3986's unreserved set.
@@ -191,6 +192,24 @@ pub async fn contexts_v1(
             "host_labels": {},
             "contexts": out,
         })))
+    })
+    .await
+}
+
+/// Netdata's v1 metric correlations: the v2 ranking (default method
+/// `anomaly-rate`, as v1's) in the v1 `contexts` layout.
+pub async fn weights_v1(
+    State(st): State<AppState>,
+    Extension(me): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let (req, w) = parse_weights_v1(&pairs(q)?)?;
+    rank(&st, me, req, w, |ctx, state, req, ranked| {
+        if ranked.weights.is_empty() {
+            // v1 says so with a 404 (v2 answers an empty result).
+            return Err(ApiError::NotFound("no results produced.".into()));
+        }
+        Ok(Json(weights_v1::contexts(&state.catalog, ranked, &req.options, ctx.ms())))
     })
     .await
 }
