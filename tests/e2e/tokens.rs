@@ -699,6 +699,56 @@ fn tokens_allowlist_matches_node_ids_not_hostnames() {
     );
 }
 
+/// Allowlists name node ids: an entry that is a known node's hostname or
+/// machine GUID (and no node's id) would grant nothing, so creating that
+/// token is a 400 naming the entry and the id to use, through the API and
+/// the CLI alike. Ids, and names of nodes still to report, are accepted.
+#[test]
+fn tokens_allowlist_refuses_a_hostname_or_guid_in_place_of_a_node_id() {
+    let s = Server::start(Some(NOW));
+    let (batch, _) = dataset::batch(1, 60, true);
+    s.ingest_ok(&batch);
+    let (status, nodes) = s.get("/api/v2/nodes?nodes=n1");
+    assert_eq!(status, 200, "{nodes}");
+    let guid = nodes["nodes"][0]["mg"].as_str().expect("n1's machine GUID").to_string();
+    let body = |entries: &[&str]| json!({"name": "allowlist", "scopes": [DATA_READ], "nodes": entries});
+    for entry in ["host-1", guid.as_str(), "host-*"] {
+        let r = admin(&s, "POST", "/api/v1/tokens", Some(&body(&["n2", entry])));
+        assert_eq!(r.status, 400, "{entry}: {}", r.text);
+        let e = r.json();
+        assert_eq!(e["path"], json!("nodes"), "{e}");
+        let msg = e["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(&format!("'{entry}'")) && msg.contains("'n1'"), "names the entry and the id: {msg}");
+    }
+    let listed = admin(&s, "GET", "/api/v1/tokens", None).json();
+    assert!(!listed.to_string().contains("allowlist"), "no refused token was stored: {listed}");
+    for entries in [&["n1"][..], &["n*"], &["n9-not-yet"], &["n1", "n9-not-yet"]] {
+        let t = create_ok(&s, &s.token, &body(entries));
+        assert_eq!(req(&s, "GET", "/api/v1/whoami", &t.token, None).json()["nodes"], json!(entries));
+    }
+    // The CLI creates through the running server: the same refusal.
+    let o = strata(&[
+        "token",
+        "create",
+        "--name",
+        "cli",
+        "--scopes",
+        "viewer",
+        "--nodes",
+        "host-2",
+        "--url",
+        &s.base,
+        "--data-dir",
+        s.data_dir().to_str().expect("utf-8 path"),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() != Some(0) && err.contains("'host-2'") && err.contains("'n2'"),
+        "exit {:?}: {err}",
+        o.status.code()
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 3. Revocation ends a running query.
 

@@ -109,6 +109,18 @@ pub fn nodes_by_id(cat: &Catalog, p: &SimplePattern) -> RoaringBitmap {
     out
 }
 
+/// The id of a node that the allowlist entry `entry` names only by its
+/// hostname or machine GUID: `None` when `entry` matches some node id, or
+/// no node at all (a node that has not reported yet). Allowlists match ids
+/// alone, so an entry that only matches a hostname would grant nothing.
+pub fn named_by_alias_only<'a>(cat: &'a Catalog, entry: &SimplePattern) -> Option<&'a str> {
+    let nodes = &cat.registry.nodes;
+    if nodes.iter().any(|n| entry.matches(&n.id)) {
+        return None;
+    }
+    nodes.iter().find(|n| entry.matches_any([n.hostname.as_str(), n.machine_guid.as_str()])).map(|n| n.id.as_str())
+}
+
 /// A node name a request spells out that `allowed` (node ids) does not
 /// cover: neither an allowed id nor the hostname or GUID of an allowed node.
 /// Unknown names count as outside, so a 403 does not reveal what exists.
@@ -307,6 +319,23 @@ mod tests {
             w.push("!\u{1}never".into());
         }
         SimplePattern::parse_list(&w).expect("pattern")
+    }
+
+    #[test]
+    fn allowlist_entries_naming_a_node_by_alias_only() {
+        let mut cat = Catalog::default();
+        cat.registry.upsert_node("web-1", Some("web-1.example"), None, None);
+        cat.registry.upsert_node("db-1", Some("web-1"), None, None);
+        let guid = cat.registry.nodes[0].machine_guid.clone();
+        let p = |w: &str| SimplePattern::parse_list(&[w]).expect("pattern");
+        assert_eq!(named_by_alias_only(&cat, &p("web-1.example")), Some("web-1"));
+        assert_eq!(named_by_alias_only(&cat, &p(&guid)), Some("web-1"));
+        assert_eq!(named_by_alias_only(&cat, &p("*.example")), Some("web-1"), "a pattern over hostnames only");
+        // An id (even one that is another node's hostname) is an id.
+        assert_eq!(named_by_alias_only(&cat, &p("web-1")), None);
+        assert_eq!(named_by_alias_only(&cat, &p("db-*")), None);
+        // A node that has not reported yet.
+        assert_eq!(named_by_alias_only(&cat, &p("web-9")), None);
     }
 
     proptest! {

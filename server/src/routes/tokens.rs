@@ -8,6 +8,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use serde_json::{json, Value};
+use strata_engine::index::SimplePattern;
+use strata_engine::query::select;
+use strata_engine::EngineError;
 
 use super::body::{parse_json, read_capped};
 use crate::auth::{now_secs, NewToken, Principal, TokenRecord};
@@ -33,6 +36,27 @@ fn public(r: &TokenRecord) -> Value {
     })
 }
 
+/// Refuses an allowlist entry that names a known node by its hostname or
+/// machine GUID but matches no node id: allowlists match node ids only (a
+/// hostname is whatever the ingesting side calls itself), so that token
+/// would silently see nothing. An entry that matches no node at all is
+/// kept: it names a node that has not reported yet.
+fn allowlist_names_ids(st: &AppState, nodes: &[String]) -> ApiResult<()> {
+    let state = st.engine.read()?;
+    for entry in nodes {
+        // A malformed pattern is the token store's to refuse, by name.
+        let Ok(p) = SimplePattern::parse_list(&[entry]) else { continue };
+        if let Some(id) = select::named_by_alias_only(&state.catalog, &p) {
+            let msg = format!(
+                "'{entry}' is not a node id: it names node '{id}' by hostname or machine GUID, \
+                 and allowlists match node ids only (use '{id}')"
+            );
+            return Err(EngineError::param("nodes", msg).into());
+        }
+    }
+    Ok(())
+}
+
 pub async fn create(
     State(st): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -43,9 +67,12 @@ pub async fn create(
     let req: NewToken = parse_json(&bytes)?;
     // Writing the token file fsyncs: off the async runtime.
     let (auth, who) = (st.auth.clone(), me.clone());
-    let (rec, plaintext) = tokio::task::spawn_blocking(move || auth.tokens.create(&who, req, now_secs()))
-        .await
-        .map_err(|e| ApiError::Internal(format!("token task failed: {e}")))??;
+    let (rec, plaintext) = tokio::task::spawn_blocking(move || {
+        allowlist_names_ids(&st, &req.nodes)?;
+        auth.tokens.create(&who, req, now_secs())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("token task failed: {e}")))??;
     tracing::info!(id = %rec.id, name = %rec.name, by = %me.token_id, "token created");
     Ok((
         StatusCode::CREATED,
