@@ -462,3 +462,95 @@ fn streams_drop_a_stalled_reader_keep_others_ticking_and_memory_bounded() {
     assert!(gaps.iter().skip(1).all(|g| *g < Duration::from_millis(2500)), "healthy reader gaps: {gaps:?}");
     assert!(growth_mib < 64, "server RSS grew by {growth_mib} MiB with two stalled readers");
 }
+
+/// The next tick, skipping answers to client messages.
+fn ws_tick(ws: &mut Ws) -> Value {
+    loop {
+        let m = ws_next(ws).unwrap_or_else(|e| panic!("waiting for a tick: {e:?}"));
+        if m["type"] == "tick" {
+            return m;
+        }
+    }
+}
+
+/// A client-to-server frame (FIN set, masked as clients must), with any
+/// payload bytes: tungstenite will not send text that is not UTF-8.
+fn raw_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126, "a short frame");
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+fn plain(ws: &mut Ws) -> &mut TcpStream {
+    match ws.get_mut() {
+        tungstenite::stream::MaybeTlsStream::Plain(t) => t,
+        _ => panic!("the tests speak plain ws://"),
+    }
+}
+
+/// Clients that vanish without a close frame (a reset with ticks still
+/// unread, a bare TCP close) disturb no other subscriber, and the server
+/// goes on taking new ones; a text frame that is not UTF-8 ends its stream
+/// with 1007.
+#[test]
+fn streams_outlive_abrupt_disconnects_and_close_bad_text_with_1007() {
+    let s = Server::start(None);
+    s.ingest_ok(&batch(now()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let feed = feeder(&s, stop.clone());
+    let mut steady = ws_connect(&s, "/api/v1/ws/nodes", &s.token).expect("ws connect");
+    let mut seq = ws_tick(&mut steady)["seq"].as_u64().expect("seq");
+
+    // Reset: the client stops reading, a tick lands in its socket unread,
+    // and closing it then makes the kernel send RST instead of FIN.
+    let mut reset = ws_connect(&s, "/api/v1/ws/nodes", &s.token).expect("ws connect");
+    ws_tick(&mut reset);
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(reset);
+    // A bare close: TCP FIN with no WebSocket close frame before it.
+    let mut gone = ws_connect(&s, "/api/v1/ws/nodes", &s.token).expect("ws connect");
+    ws_tick(&mut gone);
+    plain(&mut gone).shutdown(std::net::Shutdown::Both).expect("shutdown");
+    drop(gone);
+
+    // The steady subscriber misses nothing: consecutive ticks, on time.
+    let mut last = Instant::now();
+    for _ in 0..4 {
+        let tick = ws_tick(&mut steady);
+        seq += 1;
+        assert_eq!(tick["seq"], json!(seq), "{tick}");
+        assert_eq!(ids(&tick), NODES, "{tick}");
+        assert!(last.elapsed() < Duration::from_millis(2500), "a tick came {:?} after the last", last.elapsed());
+        last = Instant::now();
+    }
+    // A later client subscribes and gets its ticks.
+    let mut later = ws_connect(&s, "/api/v1/ws/nodes", &s.token).expect("a later client connects");
+    later
+        .send(Message::Text(
+            json!({"type": "subscribe", "contexts": "system.load", "nodes": ["n3"]}).to_string().into(),
+        ))
+        .expect("send");
+    let narrowed = (0..4).map(|_| ws_tick(&mut later)).find(|t| ids(t) == ["n3"]);
+    let narrowed = narrowed.unwrap_or_else(|| panic!("the later client's subscription took no effect"));
+    assert_eq!(check_values(&narrowed), 1, "{narrowed}");
+    assert_eq!(s.request("/health", Auth::None, None).status, 200);
+
+    // A text frame that is not UTF-8: closed with 1007, others unaffected.
+    let mut bad = ws_connect(&s, "/api/v1/ws/nodes", &s.token).expect("ws connect");
+    plain(&mut bad).write_all(&raw_frame(0x1, b"{\"type\":\"subscribe\xff\xfe\"}")).expect("write a raw frame");
+    let end = loop {
+        match ws_next(&mut bad) {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(end.0, 1007, "{end:?}");
+    let tick = ws_tick(&mut steady);
+    assert!(tick["seq"].as_u64().is_some_and(|n| n > seq), "{tick}");
+    assert_eq!(ids(&tick), NODES, "the steady subscriber still ticks: {tick}");
+    stop.store(true, Ordering::Relaxed);
+    feed.join().expect("feeder");
+}
