@@ -197,6 +197,7 @@ impl Engine {
         }
         store.seal_pending()?;
         if store.has_sealed_events() {
+            persist.roll_wal();
             persist.checkpoint(&catalog, &mut store, last)?;
         }
         let persist = Arc::new(persist);
@@ -226,6 +227,7 @@ impl Engine {
             c.flush();
         }
         self.seal_closed()?;
+        p.roll_wal();
         let cat = self.catalog.read().map_err(|_| EngineError::Poisoned("catalog lock"))?;
         let mut store = self.store.write().map_err(|_| EngineError::Poisoned("store lock"))?;
         p.checkpoint(&cat, &mut store, p.wal.last_lsn())?;
@@ -443,10 +445,11 @@ impl Engine {
         };
         if let (Some(p), Some(c), true) = (&self.persist, &self.checkpointer, sealed()?) {
             let _order = self.ingest_order.lock().map_err(|_| poisoned("ingest order"))?;
+            p.roll_wal();
             let cat = self.catalog.read().map_err(|_| poisoned("catalog lock"))?;
             let mut store = self.store.write().map_err(|_| poisoned("store lock"))?;
             if store.has_sealed_events() {
-                c.submit(p.plan(&cat, &mut store, p.wal.last_lsn())?);
+                c.submit(p.plan(&cat, &mut store, p.wal.last_lsn()));
             }
         }
         // Acknowledged only once durable. Until then queries may already see

@@ -304,8 +304,8 @@ impl Persist {
                     path: sdir,
                     message: format!(
                         "{} open-span file(s) failed their checks: {}. Restore them from a backup; or, accepting the \
-                         loss of those spans' data (the hours not yet sealed), move them out of this directory and \
-                         start again",
+                         loss of those spans' data (the hours not yet sealed), move them out of the data directory \
+                         and start again",
                         files.len(),
                         files.join("; ")
                     ),
@@ -363,15 +363,24 @@ impl Persist {
     /// held: takes what sealed and copies the catalog and the open spans'
     /// block tables (their blocks are shared, not copied). Cheap.
     ///
-    /// It also closes the WAL's segment ([`Wal::roll`]), so the records up
-    /// to `lsn` lie in segments of their own that the checkpoint deletes
-    /// once written: the log then holds only what a restart replays, and
-    /// damage to records the checkpoint covers cannot cut off later ones.
-    pub fn plan(&self, catalog: &Catalog, store: &mut Store, lsn: Lsn) -> Result<CheckpointPlan> {
-        self.wal.roll()?;
+    /// Callers first close the WAL's segment ([`Persist::roll_wal`]) with
+    /// ingest paused but before taking the readers' locks.
+    pub fn plan(&self, catalog: &Catalog, store: &mut Store, lsn: Lsn) -> CheckpointPlan {
         let (sealed, dropped) = store.take_events();
         let open = store.open_spans().into_iter().map(|(tier, ue, span)| (tier, ue, span.clone())).collect();
-        Ok(CheckpointPlan { lsn, sealed, dropped, open, catalog: catalog.snapshot(), heads: store.heads() })
+        CheckpointPlan { lsn, sealed, dropped, open, catalog: catalog.snapshot(), heads: store.heads() }
+    }
+
+    /// Closes the WAL's segment ([`Wal::roll`]) before a checkpoint is
+    /// planned, so the records it covers lie in segments of their own that
+    /// it deletes once written: the log then holds only what a restart
+    /// replays, and damage to covered records cannot cut off later ones.
+    /// Best effort: a log that cannot roll is checkpointed as it stands
+    /// (a failed fsync has poisoned it, and ingest reports that).
+    pub fn roll_wal(&self) {
+        if let Err(e) = self.wal.roll() {
+            tracing::warn!(error = %e, "WAL segment not closed before the checkpoint");
+        }
     }
 
     /// Second half, with no lock and ingest running (it may run on a
@@ -454,7 +463,7 @@ impl Persist {
 
     /// A whole checkpoint in one go (recovery, shutdown, tests).
     pub fn checkpoint(&self, catalog: &Catalog, store: &mut Store, lsn: Lsn) -> Result<()> {
-        let plan = self.plan(catalog, store, lsn)?;
+        let plan = self.plan(catalog, store, lsn);
         match self.write(&plan) {
             Ok(done) => {
                 done.apply(store);

@@ -155,9 +155,10 @@ struct State {
     active: Active,
     /// Older segments, oldest first, kept for `checkpoint` to delete.
     sealed: VecDeque<Sealed>,
-    /// Segments closed by [`Wal::roll`] before all their records were
-    /// fsynced: the next sync leader fsyncs them before the active one.
-    unsynced: Vec<(Arc<File>, PathBuf)>,
+    /// The last lsn of the segment [`Wal::roll`] closed last, until a
+    /// checkpoint covers it: another roll waits for that, so checkpoints
+    /// that keep failing do not leave a segment per attempt.
+    rolled: Option<Lsn>,
     /// Lsn of the last record written to the OS.
     last_lsn: Lsn,
     /// Every record up to this lsn has been fsynced.
@@ -213,7 +214,7 @@ impl Wal {
             state: Mutex::new(State {
                 active,
                 sealed,
-                unsynced: Vec::new(),
+                rolled: None,
                 last_lsn,
                 synced_lsn: last_lsn,
                 syncing: false,
@@ -302,6 +303,9 @@ impl Wal {
     pub fn checkpoint(&self, upto: Lsn) -> Result<(), WalError> {
         let doomed: Vec<Sealed> = {
             let mut st = self.shared.lock();
+            if st.rolled.is_some_and(|r| r <= upto) {
+                st.rolled = None;
+            }
             let n = st.sealed.iter().take_while(|s| s.last_lsn <= upto).count();
             st.sealed.drain(..n).collect()
         };
@@ -333,25 +337,25 @@ impl Wal {
     /// starts a new one: every record written so far then lies in sealed
     /// segments, which [`Wal::checkpoint`] deletes once it covers them.
     /// (Without it the active segment, up to [`WalOptions::segment_bytes`],
-    /// keeps checkpointed records until it fills.) The closed segment is
-    /// not fsynced here, with the caller's locks held, but by the next
-    /// sync leader, with the rest ([`Shared::wait_durable`]).
+    /// keeps checkpointed records until it fills.) A no-op while the
+    /// segment closed by the last roll awaits its checkpoint.
+    ///
+    /// The closed segment is fsynced first, as a rotation by size does
+    /// (sync leaders fsync only the active file); the caller holds its
+    /// write order, not its readers' locks. A new segment that cannot be
+    /// created leaves the log as it was (not poisoned): rolling is an
+    /// optimisation, and the caller may go on without it.
     pub fn roll(&self) -> Result<(), WalError> {
         let shared = &*self.shared;
         let mut st = shared.lock();
         if st.failed {
             return Err(WalError::Poisoned);
         }
-        if st.active.len <= SEGMENT_HEADER_LEN {
+        if st.active.len <= SEGMENT_HEADER_LEN || st.rolled.is_some() {
             return Ok(());
         }
-        let (segment, file) = segment::create(&shared.dir, st.last_lsn + 1).inspect_err(|_| st.failed = true)?;
-        let old = std::mem::replace(&mut st.active, Active { segment, file: Arc::new(file), len: SEGMENT_HEADER_LEN });
-        if st.synced_lsn < st.last_lsn {
-            st.unsynced.push((old.file, old.segment.path.clone()));
-        }
-        let last_lsn = st.last_lsn;
-        st.sealed.push_back(Sealed { file: old.segment, last_lsn });
+        shared.seal_active(&mut st, false)?;
+        st.rolled = Some(st.last_lsn);
         Ok(())
     }
 
@@ -436,22 +440,19 @@ impl Shared {
             }
             st.syncing = true;
             let upto = st.last_lsn;
-            // Every record up to `upto` is in these files: the segments
-            // rolled since the last sync, then the active one (segments
-            // sealed by size were fsynced when they were sealed).
-            let mut files = std::mem::take(&mut st.unsynced);
-            files.push((Arc::clone(&st.active.file), st.active.segment.path.clone()));
+            let file = Arc::clone(&st.active.file);
+            let path = st.active.segment.path.clone();
             drop(st);
-            let result = files.iter().try_for_each(|(file, path)| {
-                self.fsyncs.fetch_add(1, Ordering::Relaxed);
-                file.sync_data().map_err(|e| (path.clone(), e))
-            });
+            // Every record up to `upto` is in this file: older segments were
+            // fsynced when they were sealed.
+            let result = file.sync_data();
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
             st = self.lock();
             st.syncing = false;
             // Waiters re-check after the lock is released: covered ones
             // return, the rest elect the next leader (or see the failure).
             self.synced.notify_all();
-            if let Err((path, e)) = result {
+            if let Err(e) = result {
                 st.failed = true;
                 let err = WalError::io("fsync", path, e);
                 tracing::error!(error = %err, "WAL fsync failed; the log is now poisoned");
@@ -465,15 +466,15 @@ impl Shared {
     /// first so that sealed segments are always whole on disk, which lets
     /// sync leaders fsync only the active file.
     fn rotate(&self, st: &mut State) -> Result<(), WalError> {
-        // Segments rolled but not yet fsynced hold records before the active
-        // one's: synced too, or `synced_lsn` below would claim them.
-        for (file, path) in std::mem::take(&mut st.unsynced) {
-            self.fsyncs.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = file.sync_data() {
-                st.failed = true;
-                return Err(WalError::io("fsync", &path, e));
-            }
-        }
+        self.seal_active(st, true)
+    }
+
+    /// [`Shared::rotate`]'s work. A failed fsync poisons the log (the
+    /// kernel may have dropped the pages). A next segment that cannot be
+    /// created poisons it when `poison_on_create` (a rotation by size must
+    /// not write on past its segment's size), else its half-made file is
+    /// removed and the active segment stays (see [`Wal::roll`]).
+    fn seal_active(&self, st: &mut State, poison_on_create: bool) -> Result<(), WalError> {
         let result = st.active.file.sync_data();
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = result {
@@ -482,9 +483,20 @@ impl Shared {
         }
         st.synced_lsn = st.last_lsn;
         self.synced.notify_all();
-        // A half-created segment would make the next attempt collide with
-        // it; poisoning leaves the repair to recovery, which handles it.
-        let (segment, file) = segment::create(&self.dir, st.last_lsn + 1).inspect_err(|_| st.failed = true)?;
+        let first = st.last_lsn + 1;
+        let (segment, file) = match segment::create(&self.dir, first) {
+            Ok(created) => created,
+            // A half-created segment would make the next attempt collide
+            // with it: poisoning leaves the repair to recovery.
+            Err(e) if poison_on_create => {
+                st.failed = true;
+                return Err(e);
+            }
+            Err(e) => {
+                let _ = fs::remove_file(segment::segment_path(&self.dir, first));
+                return Err(e);
+            }
+        };
         let old = std::mem::replace(&mut st.active, Active { segment, file: Arc::new(file), len: SEGMENT_HEADER_LEN });
         st.sealed.push_back(Sealed { file: old.segment, last_lsn: st.last_lsn });
         Ok(())
