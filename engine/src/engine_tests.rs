@@ -915,3 +915,49 @@ fn a_damaged_snapshot_is_refused_at_every_start_until_moved() {
     std::fs::rename(&file, dir.0.join("set-aside.arrow")).expect("move it away");
     assert!(start().is_ok(), "starts without it once the operator moved it");
 }
+
+/// A checkpoint at the lsn of the last one (no record in between) never
+/// replaces that snapshot in place: it takes the next name, and only then
+/// is the old one removed, so a crash between the two always leaves a
+/// complete snapshot (before, the old one was removed first, and a start
+/// without any snapshot deletes every sealed file as never listed).
+#[test]
+fn a_snapshot_at_the_same_lsn_takes_the_next_name() {
+    let dir = TempDir::fresh("snapshot-same-lsn");
+    let names = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir.0.join("meta"))
+            .expect("meta")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let engine = open(&dir);
+    for k in 0..3 {
+        engine.ingest(&batch(0, k)).expect("ingest");
+    }
+    engine.checkpoint().expect("checkpoint");
+    let first = names();
+    assert_eq!(first.len(), 1);
+    engine.checkpoint().expect("the same lsn again");
+    assert_eq!(names(), vec![format!("{}.1", first[0])]);
+    engine.checkpoint().expect("and again");
+    assert_eq!(names(), vec![format!("{}.2", first[0])]);
+    let want = engine.read().expect("read").catalog.registry.metrics.len();
+    drop(engine);
+    // The crash window: the old snapshot still beside the new one, and a
+    // named snapshot that lost its manifest (left alone, ignored).
+    let meta = dir.0.join("meta");
+    let newest = meta.join(names().pop().expect("a snapshot"));
+    let older = meta.join(&first[0]);
+    std::fs::create_dir(&older).expect("older");
+    for f in std::fs::read_dir(&newest).expect("newest").flatten() {
+        std::fs::copy(f.path(), older.join(f.file_name())).expect("copy");
+    }
+    let broken = meta.join(format!("{}.9", first[0]));
+    std::fs::create_dir(&broken).expect("broken");
+    let engine = open(&dir);
+    assert_eq!(engine.read().expect("read").catalog.registry.metrics.len(), want);
+    assert!(broken.exists(), "a named snapshot without manifest is not deleted at start");
+}

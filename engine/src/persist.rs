@@ -222,25 +222,40 @@ fn prepare(dir: &Path) -> Result<(fs::File, bool)> {
     Ok((lock, fresh))
 }
 
-/// The newest complete snapshot directory, removing incomplete ones.
+/// A snapshot directory's name: `{lsn:020}`, or `{lsn:020}.{n}` for the
+/// n-th later snapshot at the same lsn (a checkpoint with no new record,
+/// e.g. at shutdown after hours sealed by the clock). A snapshot never
+/// replaces one of its lsn in place: until the new one is renamed into
+/// place, the old one is complete, and only then is it removed.
+fn snapshot_name(name: &str) -> Option<(Lsn, u32)> {
+    let (lsn, n) = name.split_once('.').unwrap_or((name, "0"));
+    Some((lsn.parse().ok()?, n.parse().ok()?))
+}
+
+/// The newest complete snapshot directory (by lsn, then sequence), removing
+/// the temp dirs of interrupted checkpoints. A named snapshot without its
+/// manifest is left alone (renamed into place only once complete, it is
+/// damage, not an interrupted write) and ignored, with a warning.
 fn latest_snapshot(snap_dir: &Path) -> Result<Option<(Lsn, PathBuf)>> {
-    let mut best: Option<(Lsn, PathBuf)> = None;
+    let mut best: Option<((Lsn, u32), PathBuf)> = None;
     for e in fs::read_dir(snap_dir).map_err(io("read", snap_dir))?.flatten() {
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
-        match name.parse::<Lsn>() {
-            Ok(lsn) if path.join("manifest.json").exists() => {
-                if best.as_ref().is_none_or(|(b, _)| lsn > *b) {
-                    best = Some((lsn, path));
+        match snapshot_name(&name) {
+            Some(key) if path.join("manifest.json").exists() => {
+                if best.as_ref().is_none_or(|(b, _)| key > *b) {
+                    best = Some((key, path));
                 }
             }
-            _ => {
+            Some(_) => tracing::warn!(path = %path.display(), "a snapshot without its manifest; ignored"),
+            None if name.starts_with("tmp-") => {
                 tracing::warn!(path = %path.display(), "removing an incomplete snapshot");
                 let _ = fs::remove_dir_all(&path);
             }
+            None => {}
         }
     }
-    Ok(best)
+    Ok(best.map(|((lsn, _), path)| (lsn, path)))
 }
 
 /// A snapshot's manifest and catalog.
@@ -264,10 +279,10 @@ pub fn read_newest_snapshot(dir: &Path) -> Result<Option<(Vec<String>, Catalog)>
         .map_err(io("read", &snap_dir))?
         .flatten()
         .filter_map(|e| {
-            let lsn = e.file_name().to_str()?.parse::<Lsn>().ok()?;
-            e.path().join("manifest.json").exists().then(|| (lsn, e.path()))
+            let key = snapshot_name(e.file_name().to_str()?)?;
+            e.path().join("manifest.json").exists().then(|| (key, e.path()))
         })
-        .max_by_key(|(lsn, _)| *lsn);
+        .max_by_key(|(key, _)| *key);
     let Some((_, sdir)) = newest else { return Ok(None) };
     let (m, c) = read_snapshot(&sdir)?;
     Ok(Some((m.sealed, Catalog::restore(&c))))
@@ -445,8 +460,18 @@ impl Persist {
             Manifest { lsn, heads: plan.heads.clone(), sealed: files.values().map(|p| rel(&self.dir, p)).collect() };
         write_file(&tmp.join("manifest.json"), &serde_json::to_vec(&manifest).map_err(snap_err)?)?;
         fsync_dir(&tmp);
-        let done_dir = snap_root.join(format!("{lsn:020}"));
-        let _ = fs::remove_dir_all(&done_dir);
+        // Never onto a snapshot of the same lsn (see `snapshot_name`).
+        let taken = fs::read_dir(&snap_root)
+            .map_err(io("read", &snap_root))?
+            .flatten()
+            .filter_map(|e| snapshot_name(e.file_name().to_str()?))
+            .filter(|&(l, _)| l == lsn)
+            .map(|(_, n)| n)
+            .max();
+        let done_dir = snap_root.join(match taken {
+            None => format!("{lsn:020}"),
+            Some(n) => format!("{lsn:020}.{}", n + 1),
+        });
         fs::rename(&tmp, &done_dir).map_err(io("rename", &done_dir))?;
         fsync_dir(&snap_root);
         for e in fs::read_dir(&snap_root).map_err(io("read", &snap_root))?.flatten() {

@@ -722,6 +722,15 @@ fn tokens_allowlist_refuses_a_hostname_or_guid_in_place_of_a_node_id() {
     }
     let listed = admin(&s, "GET", "/api/v1/tokens", None).json();
     assert!(!listed.to_string().contains("allowlist"), "no refused token was stored: {listed}");
+    // A creator restricted to n2 learns nothing about n1 from the check:
+    // the same 403 as for any node off its list.
+    let restricted =
+        create_ok(&s, &s.token, &json!({"name": "r", "scopes": ["strata:tokens:write", DATA_READ], "nodes": ["n2"]}));
+    for entry in ["host-1", guid.as_str(), "n1"] {
+        let r = req(&s, "POST", "/api/v1/tokens", &restricted.token, Some(&body(&[entry])));
+        assert_eq!(r.status, 403, "{entry}: {}", r.text);
+        assert!(!r.text.contains("'n1'") || entry == "n1", "{entry}: {}", r.text);
+    }
     for entries in [&["n1"][..], &["n*"], &["n9-not-yet"], &["n1", "n9-not-yet"]] {
         let t = create_ok(&s, &s.token, &body(entries));
         assert_eq!(req(&s, "GET", "/api/v1/whoami", &t.token, None).json()["nodes"], json!(entries));

@@ -55,7 +55,16 @@ fn granularity(secs: i64) -> String {
 /// it holds of the visible metrics. Netdata's fields that strata has no
 /// fact for (capabilities, disk use, sample counts) are left out.
 /// `resolutions[t]` is tier `t`'s resolution for once-a-second metrics.
-pub fn agent_info(agent: &AgentInfo, now: i64, total_ms: f64, inv: &Inventory, resolutions: &[i64]) -> Value {
+/// `bearer_protection`: whether reading needs a token (not under
+/// `--anonymous-read`).
+pub fn agent_info(
+    agent: &AgentInfo,
+    now: i64,
+    total_ms: f64,
+    inv: &Inventory,
+    resolutions: &[i64],
+    bearer_protection: bool,
+) -> Value {
     let count = |c: Count| json!({"collected": c.collected, "available": c.available});
     let db_size: Vec<Value> = inv
         .tiers
@@ -97,8 +106,7 @@ pub fn agent_info(agent: &AgentInfo, now: i64, total_ms: f64, inv: &Inventory, r
             "available": inv.contexts.available,
             "unique": inv.unique_contexts,
         },
-        // Every route but /health needs a bearer token.
-        "api": {"version": 2, "bearer_protection": true},
+        "api": {"version": 2, "bearer_protection": bearer_protection},
         "db_size": db_size,
         "timings": {"total_ms": round7(total_ms)},
     })

@@ -141,7 +141,8 @@ pub async fn info_v2(
         let resolutions: Vec<i64> = (0..inv.tiers.len()).map(|t| store.config().resolution(t, 1)).collect();
         let mut doc = json!({"api": 2});
         ctx.envelope_tail(&mut doc, state.catalog.registry.generation);
-        doc["agents"] = json!([fmt::agent_info(&ctx.st.agent, ctx.now, ctx.ms(), &inv, &resolutions)]);
+        let protected = !ctx.st.auth.anonymous_read;
+        doc["agents"] = json!([fmt::agent_info(&ctx.st.agent, ctx.now, ctx.ms(), &inv, &resolutions, protected)]);
         Ok(Json(doc))
     })
     .await

@@ -157,8 +157,8 @@ where
     // pass: of the candidates `v + q`, `v + 2q`, `v + 3q` (q the lower of
     // the two bits), those with at most `k` below are a prefix (counts
     // grow with the candidate), and their number is the two bits. Every
-    // candidate has only the span's bits, so stays below `2^15 - 1 =
-    // i16::MAX`, the padding, which no count includes.
+    // candidate has only the span's bits, so stays at most `2^15 - 1 =
+    // i16::MAX`, the padding, which a count below it never includes.
     let mut v: i16 = 0;
     let mut bits = u16::BITS - (span as u16).leading_zeros();
     if bits % 2 == 1 {
