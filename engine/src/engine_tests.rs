@@ -961,3 +961,32 @@ fn a_snapshot_at_the_same_lsn_takes_the_next_name() {
     assert_eq!(engine.read().expect("read").catalog.registry.metrics.len(), want);
     assert!(broken.exists(), "a named snapshot without manifest is not deleted at start");
 }
+
+/// With the snapshot gone after a checkpoint deleted the WAL it covered,
+/// a start refuses (naming the gap) instead of replaying a log with a hole
+/// and deleting every sealed file as never listed.
+#[test]
+fn a_lost_snapshot_is_refused_not_replaced_by_a_hole() {
+    let dir = TempDir::fresh("snapshot-lost");
+    let engine = open(&dir);
+    for k in 0..3 {
+        engine.ingest(&batch(0, k)).expect("ingest");
+    }
+    engine.checkpoint().expect("checkpoint");
+    engine.ingest(&batch(0, 3)).expect("ingest");
+    drop(engine);
+    std::fs::rename(dir.0.join("meta"), dir.0.join("meta-aside")).expect("lose the snapshot");
+    std::fs::create_dir(dir.0.join("meta")).expect("empty meta");
+    let opts = PersistOptions {
+        dir: dir.0.clone(),
+        wal: WalOptions { sync: SyncPolicy::Always, ..WalOptions::default() },
+        compression: Compression::None,
+        max_disk: [None; TIERS],
+    };
+    let start = || Engine::open(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + BATCHES * SECS + 1)), &opts);
+    let Err(e) = start() else { panic!("a start without the snapshot must refuse") };
+    assert!(e.to_string().contains("WAL starts at record"), "{e}");
+    std::fs::remove_dir(dir.0.join("meta")).expect("empty meta");
+    std::fs::rename(dir.0.join("meta-aside"), dir.0.join("meta")).expect("restore it");
+    assert!(start().is_ok(), "starts again once the snapshot is back");
+}

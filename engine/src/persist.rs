@@ -258,6 +258,30 @@ fn latest_snapshot(snap_dir: &Path) -> Result<Option<(Lsn, PathBuf)>> {
     Ok(best.map(|((lsn, _), path)| (lsn, path)))
 }
 
+/// Refuses to start when the WAL no longer holds the records right after
+/// the newest snapshot (`snapshot_lsn`; 0 without one): a checkpoint
+/// deleted them, so a newer snapshot existed and is gone (deleted or
+/// damaged). Going on would replay a log with a hole and delete every
+/// sealed file the lost snapshot listed as never listed.
+fn refuse_lost_snapshot(dir: &Path, snapshot_lsn: Lsn) -> Result<()> {
+    let wal = dir.join("wal");
+    let Ok(entries) = fs::read_dir(&wal) else { return Ok(()) };
+    let first =
+        entries.flatten().filter_map(|e| e.file_name().to_str()?.strip_suffix(".wal")?.parse::<Lsn>().ok()).min();
+    match first {
+        Some(first) if first > snapshot_lsn.saturating_add(1) => Err(EngineError::Snapshot {
+            path: dir.join(META_DIR),
+            message: format!(
+                "the WAL starts at record {first}, but the newest complete snapshot covers records up to \
+                 {snapshot_lsn}: a later snapshot is missing or damaged, and starting would drop the records \
+                 in between and the sealed files it listed. Restore {} from a backup",
+                dir.join(META_DIR).display()
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// A snapshot's manifest and catalog.
 fn read_snapshot(sdir: &Path) -> Result<(Manifest, CatalogSnapshot)> {
     let bad = |e: serde_json::Error| EngineError::Snapshot { path: sdir.to_path_buf(), message: e.to_string() };
@@ -330,6 +354,7 @@ impl Persist {
                 store.restore_snapshot(usize::from(name.tier), name.update_every, &seg);
             }
         }
+        refuse_lost_snapshot(dir, rec.snapshot_lsn)?;
         let mut files = HashMap::new();
         for tier in 0..TIERS {
             let tdir = tier_dir(dir, tier);
