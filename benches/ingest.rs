@@ -420,7 +420,7 @@ fn bench_decode(c: &mut Criterion) {
     let seconds = batch.series.iter().map(|s| s.points.len()).max().unwrap_or(0);
     for t in 0..seconds {
         for s in batch.series.iter().filter(|s| t < s.points.len()) {
-            by_time.series.push(SeriesSpec { points: vec![s.points[t].clone()], ..s.clone() });
+            by_time.series.push(SeriesSpec { points: vec![s.points[t]], ..s.clone() });
         }
     }
     let by_time = encode_stream(&by_time).expect("encode arrow");

@@ -243,9 +243,10 @@ fn latest_snapshot(snap_dir: &Path) -> Result<Option<(Lsn, PathBuf)>> {
         let name = e.file_name().to_string_lossy().into_owned();
         match snapshot_name(&name) {
             Some(key) if path.join("manifest.json").exists() => {
-                if best.as_ref().is_none_or(|(b, _)| key > *b) {
-                    best = Some((key, path));
-                }
+                best = match best {
+                    Some((b, bp)) if b >= key => Some((b, bp)),
+                    _ => Some((key, path)),
+                };
             }
             Some(_) => tracing::warn!(path = %path.display(), "a snapshot without its manifest; ignored"),
             None if name.starts_with("tmp-") => {
