@@ -6,7 +6,8 @@
 //! `<prefix>_<context>_<units>_average{chart, family, dimension, ...labels}`.
 //! strata holds several nodes: Prometheus samples carry an `instance` label
 //! (the hostname); in JSON and shell, when more than one node is listed,
-//! chart keys get `@<hostname>` (JSON) or a `<HOST>_` prefix (shell), so
+//! chart keys get `@<hostname>` (JSON) or a `<HOST>_` prefix (shell; the
+//! node id where listed nodes share a hostname: [`super::chart_key`]), so
 //! nothing collides. `nodes=` narrows to one node for Netdata's exact names.
 
 use std::collections::BTreeMap;
@@ -38,16 +39,8 @@ fn label_value(v: &str) -> String {
 /// Renders `latest` (visible metrics' newest values); returns body and content type.
 pub fn render(cat: &Catalog, latest: &[Latest], r: &AllMetricsRequest) -> (String, &'static str) {
     let reg = &cat.registry;
-    let multi =
-        latest.iter().map(|l| reg.instance_of(l.metric).node).collect::<std::collections::BTreeSet<_>>().len() > 1;
-    let chart_key = |l: &Latest| {
-        let inst = reg.instance_of(l.metric);
-        if multi {
-            format!("{}@{}", inst.id, reg.nodes[inst.node as usize].hostname)
-        } else {
-            inst.id.clone()
-        }
-    };
+    let keys = super::chart_key::ChartKeys::new(reg, latest.iter().map(|l| reg.instance_of(l.metric).node));
+    let chart_key = |l: &Latest| keys.key(reg.instance_of(l.metric));
     match r.format {
         AllMetricsFormat::Json => {
             let mut charts: BTreeMap<String, Value> = BTreeMap::new();
@@ -73,11 +66,7 @@ pub fn render(cat: &Catalog, latest: &[Latest], r: &AllMetricsRequest) -> (Strin
             for l in latest {
                 let inst = reg.instance_of(l.metric);
                 let ctx = reg.context_of(l.metric);
-                let host = if multi {
-                    format!("{}_", sanitize(&reg.nodes[inst.node as usize].hostname))
-                } else {
-                    String::new()
-                };
+                let host = keys.node_part(inst).map(|p| format!("{}_", sanitize(p))).unwrap_or_default();
                 let chart = format!("{host}{}", sanitize(&inst.id)).to_uppercase();
                 let dim = sanitize(&reg.metric(l.metric).dimension).to_uppercase();
                 let _ = writeln!(out, "NETDATA_{chart}_{dim}=\"{:.0}\"      # {}", l.value, ctx.units);

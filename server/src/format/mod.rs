@@ -2,6 +2,7 @@
 //! (`json` with optional `jsonwrap`, `csv`, `tsv`, `ssv`, `array`, ...).
 
 pub mod allmetrics;
+mod chart_key;
 pub mod json2;
 mod json2_rows;
 pub mod json2_summary;

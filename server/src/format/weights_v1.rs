@@ -50,8 +50,7 @@ type Context = (Group<Chart>, BTreeMap<String, usize>);
 pub fn contexts(cat: &Catalog, w: &Weights, options: &[String], ms: f64) -> Value {
     let reg = &cat.registry;
     let node_of = |m| reg.instances[reg.metric(m).instance as usize].node;
-    let first = w.weights.first().map(|f| node_of(f.metric));
-    let several_nodes = w.weights.iter().any(|x| Some(node_of(x.metric)) != first);
+    let keys = super::chart_key::ChartKeys::new(reg, w.weights.iter().map(|x| node_of(x.metric)));
     let mut order: Vec<String> = Vec::new();
     let mut by_context: BTreeMap<String, Context> = BTreeMap::new();
     // `w.weights` is heaviest first: each group's first member is its heaviest.
@@ -59,11 +58,7 @@ pub fn contexts(cat: &Catalog, w: &Weights, options: &[String], ms: f64) -> Valu
         let metric = reg.metric(x.metric);
         let inst = &reg.instances[metric.instance as usize];
         let context = &reg.contexts[inst.context as usize].id;
-        let chart = if several_nodes {
-            format!("{}@{}", inst.id, reg.nodes[inst.node as usize].hostname)
-        } else {
-            inst.id.clone()
-        };
+        let chart = keys.key(inst);
         let (ctx, charts) = by_context.entry(context.clone()).or_insert_with(|| {
             order.push(context.clone());
             Default::default()
@@ -171,6 +166,28 @@ mod tests {
         let v = contexts(&cat, &w, &[], 0.0);
         let charts = &v["contexts"]["disk.io"]["charts"];
         assert_eq!(charts["disk.sda@n1"]["dimensions"]["reads"], json!(0.9), "{v}");
+        assert_eq!(charts["disk.sda@n2"]["dimensions"]["reads"], json!(0.3), "{v}");
+    }
+
+    /// Nodes that share a hostname are told apart by id, never merged.
+    #[test]
+    fn charts_of_nodes_sharing_a_hostname_name_their_id() {
+        let mut cat = Catalog::default();
+        let w = ranking(
+            &mut cat,
+            &[
+                ("n1", "disk.io", "disk.sda", "reads", 0.9),
+                ("n2", "disk.io", "disk.sda", "reads", 0.3),
+                ("n3", "disk.io", "disk.sda", "reads", 0.2),
+            ],
+        );
+        for (node, host) in cat.registry.nodes.iter_mut().zip(["box", "box", "other"]) {
+            node.hostname = host.to_string();
+        }
+        let v = contexts(&cat, &w, &[], 0.0);
+        let charts = &v["contexts"]["disk.io"]["charts"];
+        let keys: Vec<&String> = charts.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+        assert_eq!(keys, ["disk.sda@n1", "disk.sda@n2", "disk.sda@other"], "{v}");
         assert_eq!(charts["disk.sda@n2"]["dimensions"]["reads"], json!(0.3), "{v}");
     }
 }
