@@ -130,12 +130,16 @@ impl Admission {
         if let Ok(p) = sem.clone().try_acquire_owned() {
             return Ok(p);
         }
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.limits.queued {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        // Counted out by the guard's drop, not after the await: the future
+        // is dropped mid-wait when its client disconnects, and a count
+        // released only on return would then leak (and shrink the queue).
+        let queued = Queued::join(&self.waiting);
+        if queued.ahead >= self.limits.queued {
+            drop(queued);
             return Err(self.refuse());
         }
         let got = tokio::time::timeout_at(until, sem.clone().acquire_owned()).await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        drop(queued);
         match got {
             Ok(Ok(p)) => Ok(p),
             _ => Err(self.refuse()),
@@ -165,6 +169,25 @@ impl Admission {
     /// Heavy queries that may run at once.
     pub fn heavy_slots(&self) -> usize {
         self.limits.heavy.unwrap_or(1)
+    }
+}
+
+/// One place in the wait queue, counted in `waiting` while it lives.
+struct Queued<'a> {
+    waiting: &'a AtomicUsize,
+    /// How many were waiting before this one joined.
+    ahead: usize,
+}
+
+impl<'a> Queued<'a> {
+    fn join(waiting: &'a AtomicUsize) -> Self {
+        Queued { ahead: waiting.fetch_add(1, Ordering::AcqRel), waiting }
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -203,6 +226,52 @@ mod tests {
         drop(held);
         assert!(a.enter(Class::Light).await.is_ok(), "a freed slot is taken again");
         assert_eq!(a.stats().refused, 2);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_dropped_mid_wait_leaves_the_queue() {
+        let a = Arc::new(Admission::new(AdmissionLimits {
+            running: 1,
+            queued: 2,
+            wait: Duration::from_secs(30),
+            heavy: Some(1),
+        }));
+        let held = a.enter(Class::Light).await.expect("first slot");
+        // What a client's disconnect does: the handler's future is dropped
+        // while it waits for a slot.
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let a = a.clone();
+                tokio::spawn(async move { a.enter(Class::Light).await.map(|_| ()) })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(a.stats().waiting, 2);
+        for w in &waiters {
+            w.abort();
+        }
+        for w in waiters {
+            assert!(w.await.is_err_and(|e| e.is_cancelled()));
+        }
+        assert_eq!(a.stats().waiting, 0, "the aborted waiters left the queue");
+        assert_eq!(a.stats().busy, 1);
+        drop(held);
+        assert_eq!(a.stats().busy, 0);
+        // The queue holds its full two again.
+        let held = a.enter(Class::Light).await.expect("slot");
+        let w: Vec<_> = (0..2)
+            .map(|_| {
+                let a = a.clone();
+                tokio::spawn(async move { a.enter(Class::Light).await.map(|_| ()) })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(a.stats().waiting, 2);
+        assert_eq!(a.stats().refused, 0);
+        drop(held);
+        for w in w {
+            assert!(matches!(w.await, Ok(Ok(()))));
+        }
     }
 
     #[test]

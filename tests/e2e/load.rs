@@ -213,6 +213,57 @@ fn overdue_and_abandoned_queries_stop_working() {
     eprintln!("load: an abandoned query stopped {took:?} after its client left");
 }
 
+/// Clients that give up while their queries wait for a slot leave the
+/// queue: its count once stayed at the queue's size for good (the wait's
+/// future was dropped before it counted itself out), and later bursts got
+/// 503s from an idle server.
+#[test]
+fn queued_queries_whose_clients_leave_free_the_queue() {
+    let _one_at_a_time = exclusive();
+    // The wait outlasts the test: only the disconnect can empty the queue.
+    let s = loaded(&["--max-queries", "2", "--query-queue", "4", "--query-queue-wait", "60s"], 200, 3600);
+    let body = serde_json::to_vec(&slow_query(3600)).expect("json");
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let socks: Vec<TcpStream> = (0..6)
+        .map(|_| {
+            let mut sock = TcpStream::connect(&addr).expect("connect");
+            let head = format!(
+                "POST /api/v3/data HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                s.token,
+                body.len()
+            );
+            sock.write_all(head.as_bytes()).and_then(|_| sock.write_all(&body)).expect("send");
+            sock
+        })
+        .collect();
+    let t = Instant::now();
+    while health(&s)["queries"]["queued"] != json!(4) {
+        assert!(t.elapsed() < Duration::from_secs(10), "the queue never filled: {}", health(&s));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    drop(socks);
+    let t = Instant::now();
+    loop {
+        let q = &health(&s)["queries"];
+        if q["queued"] == json!(0) && q["slots_busy"] == json!(0) {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "the queue kept its leavers: {q}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The whole queue is there again: as many waiters as before fit.
+    let small = json!({"scope": {"contexts": ["load.ctx"]}, "selectors": {"dimensions": ["d1"]},
+                       "window": {"after": NOW - 600, "before": NOW, "points": 60}});
+    let refused = health(&s)["queries"]["refused"].clone();
+    let statuses: Vec<u16> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..6).map(|_| sc.spawn(|| s.post_json("/api/v3/data", &small).0)).collect();
+        hs.into_iter().map(|h| h.join().expect("client")).collect()
+    });
+    assert!(statuses.iter().all(|&st| st == 200), "{statuses:?}");
+    assert_eq!(health(&s)["queries"]["refused"], refused);
+}
+
 #[test]
 fn oversized_queries_and_batches_are_refused_whole() {
     let s = loaded(&["--max-series", "150", "--max-query-metrics", "120", "--query-memory", "64MiB"], 100, 600);
