@@ -6,12 +6,15 @@ mod alloc;
 mod cli;
 mod collector;
 
+use std::io::Write;
+
 use clap::Parser;
 
 fn main() {
     let args = cli::Cli::parse();
     if let Err(e) = cli::run(args) {
-        eprintln!("strata: {e}");
+        // Not `eprintln!`: it panics (exit 101) when stderr cannot be written.
+        let _ = writeln!(std::io::stderr(), "strata: {e}");
         std::process::exit(1);
     }
 }

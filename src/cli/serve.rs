@@ -1,6 +1,7 @@
 //! `strata serve`: the engine, the HTTP API, the local collector and (on a
 //! fresh data dir) the demo history.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicI64;
@@ -250,8 +251,12 @@ fn now_secs() -> i64 {
 }
 
 pub fn run(a: ServeArgs) -> Result<(), String> {
+    // A log line that cannot be written (stderr full, or a pipe whose
+    // reader is gone) is dropped: the subscriber's fallback would report
+    // it with `eprintln!`, which panics on that same failure.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| "info".into()))
         .init();
@@ -316,7 +321,13 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     let demo_on = if a.no_demo { false } else { a.demo || file.demo.unwrap_or(rec.fresh) };
     let (tokens, created) = TokenStore::open(&data_dir, now_secs()).map_err(|e| e.to_string())?;
     if let Some(t) = created {
-        eprintln!("admin token (shown once, also saved to {}): {t}", data_dir.join("admin.token").display());
+        // Not `eprintln!`, which panics when stderr cannot be written; the
+        // token is in the file either way.
+        let _ = writeln!(
+            std::io::stderr(),
+            "admin token (shown once, also saved to {}): {t}",
+            data_dir.join("admin.token").display()
+        );
     }
     let stream_contexts = strata_engine::index::SimplePattern::parse_get(&a.stream_contexts)
         .map_err(|e| format!("--stream-contexts: {e}"))?;
