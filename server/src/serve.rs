@@ -2,7 +2,11 @@
 //! connections are driven by hyper directly: a client that dribbles its
 //! headers (slow loris) is cut off after `header_read`. Body and request
 //! time limits live in `BodyLimits` (see `routes::body`, `routes::router`).
-//! On shutdown, in-flight requests get a grace period. With a TLS acceptor
+//! On shutdown the listener stops accepting and every connection is told
+//! to close: an idle keep-alive connection closes at once, one with a
+//! request in flight answers it (with `Connection: close`) and then closes,
+//! and no further request is read from any of them. In-flight requests get
+//! a grace period of [`GRACE`]. With a TLS acceptor
 //! every connection is a TLS handshake first (bounded by the same header
 //! timeout), then the same HTTP/1.1 service. Connections support HTTP
 //! upgrades (WebSocket streams), and every request carries a [`ConnKill`]
@@ -42,8 +46,11 @@ pub struct ServeOptions {
 /// The answer to a connection past `max_connections`.
 const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 64\r\n\r\n{\"error\":\"too many open connections; retry in 1 s\",\"status\":503}";
 
-/// Serves `app` until `shutdown` completes, then waits up to 10 s for
-/// in-flight connections.
+/// How long in-flight requests may take to finish once shutdown begins.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `app` until `shutdown` completes, then closes idle connections
+/// and waits up to [`GRACE`] for in-flight requests.
 pub async fn run(
     listener: TcpListener,
     app: Router,
@@ -52,6 +59,8 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let ServeOptions { header_read, max_connections, tls } = opts;
     let active = Arc::new(AtomicUsize::new(0));
+    // Tells every connection to stop taking requests; sent once, on shutdown.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -93,31 +102,55 @@ pub async fn run(
         let active = active.clone();
         active.fetch_add(1, Ordering::Relaxed);
         let tls = tls.clone();
+        let mut stop = stop_rx.clone();
         tokio::spawn(async move {
+            let conn = Conn { svc, header_read, peer, stop: stop.clone() };
             match tls {
-                None => serve_conn(Killable { io: stream, kill }, svc, header_read, peer).await,
-                Some(acceptor) => match tokio::time::timeout(header_read, acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => serve_conn(Killable { io: tls_stream, kill }, svc, header_read, peer).await,
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                },
+                None => conn.serve(Killable { io: stream, kill }).await,
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(header_read, acceptor.accept(stream));
+                    tokio::select! {
+                        r = handshake => match r {
+                            Ok(Ok(tls_stream)) => conn.serve(Killable { io: tls_stream, kill }).await,
+                            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        },
+                        // No request has been sent yet: nothing to finish.
+                        _ = stopped(&mut stop) => {}
+                    }
+                }
             }
             active.fetch_sub(1, Ordering::Relaxed);
         });
     }
-    for _ in 0..100 {
-        if active.load(Ordering::Relaxed) == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(listener);
+    // No receiver left means no connection is open: nothing to tell.
+    let _ = stop_tx.send(true);
+    let deadline = tokio::time::Instant::now() + GRACE;
+    while active.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
 }
 
-/// Drives one HTTP/1.1 connection over `io` (plain TCP or TLS).
-async fn serve_conn<S, Svc>(io: S, svc: Svc, header_read: Duration, peer: std::net::SocketAddr)
+/// Returns once the server stops (or the accept loop is gone).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    // The borrow `wait_for` returns is not `Send`; it is dropped here,
+    // before the caller's next await.
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// One connection's service and settings.
+struct Conn<Svc> {
+    svc: Svc,
+    header_read: Duration,
+    peer: std::net::SocketAddr,
+    /// Becomes `true` when the server shuts down.
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl<Svc> Conn<Svc>
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     Svc: tower::Service<hyper::Request<hyper::body::Incoming>, Response = axum::response::Response>
         + Clone
         + Send
@@ -125,11 +158,34 @@ where
     Svc::Future: Send + 'static,
     Svc::Error: std::error::Error + Send + Sync + 'static,
 {
-    let mut b = hyper::server::conn::http1::Builder::new();
-    b.timer(TokioTimer::new()).header_read_timeout(header_read);
-    let conn = b.serve_connection(TokioIo::new(io), TowerToHyperService::new(svc)).with_upgrades();
-    if let Err(e) = conn.await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    /// Drives one HTTP/1.1 connection over `io` (plain TCP or TLS) until
+    /// the client closes it or, once the server stops, until the request in
+    /// flight (if any) is answered.
+    async fn serve<S>(self, io: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn { svc, header_read, peer, mut stop } = self;
+        let mut b = hyper::server::conn::http1::Builder::new();
+        b.timer(TokioTimer::new()).header_read_timeout(header_read);
+        let conn = b.serve_connection(TokioIo::new(io), TowerToHyperService::new(svc)).with_upgrades();
+        tokio::pin!(conn);
+        let finished = tokio::select! {
+            r = conn.as_mut() => Some(r),
+            _ = stopped(&mut stop) => None,
+        };
+        let ended = match finished {
+            Some(r) => r,
+            None => {
+                // Closes an idle connection now; a busy one answers its
+                // request with `Connection: close` and reads no other.
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = ended {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
     }
 }
 

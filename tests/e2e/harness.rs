@@ -368,20 +368,36 @@ impl Server {
 impl Server {
     /// Stops the server the way an operator does (SIGTERM), waits for it to
     /// exit on its own, and hands back its data dir.
-    pub fn stop_gracefully(mut self) -> TempDir {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
-        assert!(sent.success(), "kill -TERM {pid} failed");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the server") {
-                assert!(status.success(), "the server exited with {status} on SIGTERM:\n{}", self.stderr_text());
-                break;
-            }
-            assert!(Instant::now() < deadline, "the server did not stop within 30 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
+    pub fn stop_gracefully(self) -> TempDir {
+        self.stop_gracefully_timed().1
+    }
+
+    /// [`Server::stop_gracefully`], also saying how long the exit took.
+    pub fn stop_gracefully_timed(mut self) -> (Duration, TempDir) {
+        let (status, took) = sigterm_and_wait(&mut self.child, Duration::from_secs(30));
+        match status {
+            Some(s) => assert!(s.success(), "the server exited with {s} on SIGTERM:\n{}", self.stderr_text()),
+            None => panic!("the server did not stop within 30 s of SIGTERM"),
         }
-        self.dir.take().expect("the server owns its data dir")
+        (took, self.dir.take().expect("the server owns its data dir"))
+    }
+}
+
+/// Sends SIGTERM to `child` and waits up to `limit` for it to exit: its
+/// exit status (`None` if it is still running) and how long it took.
+pub fn sigterm_and_wait(child: &mut Child, limit: Duration) -> (Option<std::process::ExitStatus>, Duration) {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+    assert!(sent.success(), "kill -TERM {pid} failed");
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the server") {
+            return (Some(status), start.elapsed());
+        }
+        if start.elapsed() >= limit {
+            return (None, start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

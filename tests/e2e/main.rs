@@ -14,6 +14,7 @@ mod fuzz;
 mod grafana;
 mod harness;
 mod ingest;
+mod lifecycle;
 mod limits;
 mod load;
 mod mcp;

@@ -1,0 +1,164 @@
+//! The server's life around its requests: a prompt, clean exit on SIGTERM
+//! with keep-alive connections open, and logging that can fail without
+//! taking the server down.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::harness::{agent, call, sigterm_and_wait, Server, TempDir, BIN};
+
+const NOW: i64 = 1_763_906_000;
+
+/// Reads one HTTP/1.1 answer with a `Content-Length` body off `s`.
+fn read_answer(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).expect("read the head"), 1, "closed mid-head: {got:?}");
+        got.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a content-length");
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).expect("read the body");
+    head + &String::from_utf8_lossy(&body)
+}
+
+/// An idle keep-alive connection used to hold the exit for the whole grace
+/// period (10 s) while the server went on answering requests on it.
+#[test]
+fn sigterm_closes_idle_keep_alive_connections_at_once() {
+    let s = Server::start(Some(NOW));
+    let mut idle = TcpStream::connect(s.base.trim_start_matches("http://")).expect("connect");
+    idle.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+    let answer = read_answer(&mut idle);
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(!answer.contains("connection: close"), "kept alive: {answer}");
+    let (took, _dir) = s.stop_gracefully_timed();
+    assert!(took < Duration::from_secs(3), "SIGTERM took {took:?} with an idle connection open");
+    // The server closed it rather than leaving it to the client.
+    let mut rest = Vec::new();
+    assert!(matches!(idle.read_to_end(&mut rest), Ok(0) | Err(_)), "{rest:?}");
+}
+
+/// A free loopback port (for servers whose stderr says nothing).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn serve_args(dir: &TempDir, listen: &str) -> Vec<String> {
+    let dir = dir.path.to_str().expect("UTF-8 path").to_string();
+    [
+        "serve",
+        "--listen",
+        listen,
+        "--data-dir",
+        &dir,
+        "--no-demo",
+        "--no-collector",
+        "--rate-limit",
+        "100000:100000",
+        "--test-now",
+        &NOW.to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn health(base: &str) -> Option<(u16, Value)> {
+    let r = call(&agent(), base, "GET", "/health", None, None);
+    Some((r.status, r.json_opt()?))
+}
+
+/// Waits for `/health` on `listen` to answer 200; panics after 30 s.
+fn wait_healthy(child: &mut Child, listen: &str) {
+    let t = Instant::now();
+    loop {
+        if TcpStream::connect(listen).is_ok() {
+            assert_eq!(health(&format!("http://{listen}")).map(|h| h.0), Some(200));
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("strata serve exited with {status} before it served /health");
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "no /health within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// With stderr on a full device every log line fails to write; the server
+/// used to panic (exit 101) on the first of them, the admin token's notice.
+#[test]
+fn a_full_stderr_does_not_stop_the_server() {
+    let dir = TempDir::new("devfull");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let full = std::fs::File::create("/dev/full").expect("/dev/full");
+    let mut child = Command::new(BIN)
+        .args(serve_args(&dir, &listen))
+        .env_remove("STRATA_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(full))
+        .spawn()
+        .expect("spawn strata serve");
+    wait_healthy(&mut child, &listen);
+    assert!(dir.path.join("admin.token").exists());
+    let (status, took) = sigterm_and_wait(&mut child, Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "exit {status:?} after {took:?}");
+}
+
+/// Starts `cmd` (a `strata serve` with stderr piped) and reads its stderr
+/// up to the `listening on` line; returns the base URL and the pipe.
+fn started(cmd: &mut Command) -> (Child, String, BufReader<std::process::ChildStderr>) {
+    let mut child = cmd
+        .env_remove("STRATA_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut err = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(err.read_line(&mut line).expect("read stderr") > 0, "stderr ended before 'listening on'");
+        if let Some(pos) = line.find("listening on ") {
+            let url = line[pos + "listening on ".len()..].split_whitespace().next().expect("url").to_string();
+            return (child, url, err);
+        }
+    }
+}
+
+/// stderr a pipe whose reader has gone: the "shutting down" line fails
+/// with EPIPE, which used to panic (exit 101, no final checkpoint).
+#[test]
+fn a_closed_stderr_pipe_does_not_spoil_the_shutdown() {
+    let dir = TempDir::new("epipe");
+    let (mut child, base, err) = started(Command::new(BIN).args(serve_args(&dir, "127.0.0.1:0")));
+    drop(err);
+    let token = std::fs::read_to_string(dir.path.join("admin.token")).expect("token").trim().to_string();
+    let body = serde_json::to_vec(&batch(0)).expect("json");
+    let r = call(&agent(), &base, "POST", "/api/v1/ingest", Some(&format!("Bearer {token}")), Some(&body));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (status, took) = sigterm_and_wait(&mut child, Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "exit {status:?} after {took:?}");
+    // The clean stop left its checkpoint: the next start replays nothing.
+    let s = Server::start_in(dir, Some(NOW));
+    assert!(s.stderr_text().contains("replayed=0"), "{}", s.stderr_text());
+}
+
+/// One new series (`d{i}`) with the last 100 seconds: the WAL grows by a
+/// record per batch while no span closes (nothing else is written).
+fn batch(i: u64) -> Value {
+    let points: Vec<Value> = (NOW - 99..=NOW).map(|t| json!([t, (t % 97) as f64])).collect();
+    json!({"series": [{"node": "n", "context": "c.x", "instance": "i", "dimension": format!("d{i}"), "points": points}]})
+}
