@@ -462,6 +462,13 @@ impl Engine {
         Ok(report)
     }
 
+    /// Why the write-ahead log takes no more writes, once a write or fsync
+    /// has failed (`None` while it is healthy, and in memory). Ingest fails
+    /// from then on until a restart; see [`crate::wal::WalError::Poisoned`].
+    pub fn wal_failure(&self) -> Option<crate::wal::WalFailure> {
+        self.persist.as_ref().and_then(|p| p.wal.failure())
+    }
+
     /// Fsyncs of the write-ahead log since open (`None` in memory); fewer
     /// than acknowledged batches when concurrent ingests share them.
     pub fn wal_fsyncs(&self) -> Option<u64> {

@@ -21,6 +21,8 @@ pub enum ErrorKind {
     Forbidden,
     /// A bug or an environment failure (500).
     Internal,
+    /// The disk (or quota) under the data dir is full (507).
+    StorageFull,
 }
 
 #[derive(Debug, Error)]
@@ -99,6 +101,8 @@ pub enum EngineError {
 impl EngineError {
     pub fn kind(&self) -> ErrorKind {
         match self {
+            EngineError::Wal(e) => e.kind(),
+            EngineError::Storage { source, .. } if crate::wal::is_out_of_space(source) => ErrorKind::StorageFull,
             EngineError::InvalidParameter { .. }
             | EngineError::InvalidBatch { .. }
             | EngineError::InvalidPattern { .. } => ErrorKind::BadInput,
@@ -116,7 +120,6 @@ impl EngineError {
             | EngineError::DataDirLocked { .. }
             | EngineError::UnsupportedVersion { .. }
             | EngineError::Snapshot { .. }
-            | EngineError::Wal(_)
             | EngineError::SegmentFile(_) => ErrorKind::Internal,
         }
     }

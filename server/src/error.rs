@@ -23,7 +23,7 @@ pub enum ApiError {
     #[error("{0}")]
     Forbidden(String),
     #[error("request body is {size} bytes, over the limit of {limit} bytes")]
-    BodyTooLarge { size: u64, limit: u64 },
+    BodyTooLarge { size: u64, limit: u64, kind: BodyKind },
     #[error("invalid JSON body: {message}")]
     BadJson { path: Option<String>, message: String },
     #[error("{0}")]
@@ -52,6 +52,17 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// What a body was meant to be, for the hint of its 413.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// An ingest batch (splits into several).
+    Ingest,
+    /// A query or a listing request (narrows).
+    Query,
+    /// Anything else (tokens, rooms, MCP messages).
+    Other,
+}
+
 /// SQL errors in the API's categories: the statement and its limits are
 /// the caller's input (400), time is a 504 like every query's timeout.
 #[cfg(feature = "sql")]
@@ -68,7 +79,7 @@ impl From<strata_sql::SqlError> for ApiError {
                 ErrorKind::Forbidden => ApiError::Forbidden(message),
                 ErrorKind::Timeout => ApiError::GatewayTimeout(0),
                 ErrorKind::Cancelled => ApiError::Unauthorized(message),
-                ErrorKind::Internal => ApiError::Internal(message),
+                ErrorKind::Internal | ErrorKind::StorageFull => ApiError::Internal(message),
                 _ => ApiError::BadRequest(message),
             },
             S::Internal(m) => ApiError::Internal(m),
@@ -87,6 +98,7 @@ impl ApiError {
                 ErrorKind::Cancelled => StatusCode::UNAUTHORIZED,
                 ErrorKind::Forbidden => StatusCode::FORBIDDEN,
                 ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorKind::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             },
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -118,7 +130,19 @@ impl ApiError {
             ApiError::Unauthorized(_) => {
                 Some("send 'Authorization: Bearer <token>'; the admin token is in <data-dir>/admin.token")
             }
-            ApiError::BodyTooLarge { .. } => Some("send a smaller body (split an ingest batch into several)"),
+            ApiError::BodyTooLarge { kind: BodyKind::Ingest, .. } => {
+                Some("send a smaller body (split an ingest batch into several)")
+            }
+            ApiError::BodyTooLarge { kind: BodyKind::Query, .. } => {
+                Some("send a smaller body (narrow the request: select with patterns instead of long lists of names)")
+            }
+            ApiError::BodyTooLarge { kind: BodyKind::Other, .. } => Some("send a smaller body"),
+            ApiError::Engine(e) if e.kind() == ErrorKind::StorageFull => Some(
+                "free disk space under the data dir, then restart strata: the write-ahead log takes no writes after a failed one",
+            ),
+            ApiError::Engine(EngineError::Wal(strata_engine::wal::WalError::Poisoned { .. })) => {
+                Some("restart strata once the cause in the error is fixed")
+            }
             ApiError::Engine(EngineError::TooManySeries { per_token: false, .. }) => {
                 Some("raise --max-series, or stop creating new series")
             }
@@ -257,3 +281,41 @@ impl IntoResponse for RpcError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_engine::wal::{WalError, WalFailure};
+
+    fn too_large(kind: BodyKind) -> ApiError {
+        ApiError::BodyTooLarge { size: 2, limit: 1, kind }
+    }
+
+    #[test]
+    fn a_too_large_body_gets_the_hint_of_its_route() {
+        assert!(too_large(BodyKind::Ingest).hint().is_some_and(|h| h.contains("split an ingest batch")));
+        let query = too_large(BodyKind::Query).hint().unwrap_or_default();
+        assert!(query.contains("narrow") && !query.contains("ingest"), "{query}");
+        assert_eq!(too_large(BodyKind::Other).hint(), Some("send a smaller body"));
+        assert_eq!(too_large(BodyKind::Query).status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    fn poisoned(out_of_space: bool) -> ApiError {
+        let cause = WalFailure { op: "write", path: "/d/wal/1.wal".into(), message: "boom".into(), out_of_space };
+        ApiError::Engine(EngineError::Wal(WalError::Poisoned { cause }))
+    }
+
+    #[test]
+    fn a_full_disk_is_507_and_says_to_free_space_and_restart() {
+        let enospc = std::io::Error::from_raw_os_error(28);
+        let first = ApiError::Engine(EngineError::Wal(WalError::Io { op: "write", path: "/d".into(), source: enospc }));
+        for e in [first, poisoned(true)] {
+            assert_eq!(e.status(), StatusCode::INSUFFICIENT_STORAGE, "{e}");
+            assert!(e.hint().is_some_and(|h| h.contains("free disk space") && h.contains("restart strata")), "{e}");
+        }
+        let other = poisoned(false);
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(other.hint().is_some_and(|h| h.contains("restart strata")));
+        assert!(other.to_string().contains("restart strata once its cause is fixed"), "{other}");
+    }
+}

@@ -334,6 +334,20 @@ fn body_over_64_mib_is_413_json() {
     let body: Value = serde_json::from_str(text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("").trim())
         .unwrap_or_else(|e| panic!("413 body is not JSON ({e}): {text}"));
     assert_error(413, &body, 413, "64 MiB + 1");
+    assert!(body["hint"].as_str().is_some_and(|h| h.contains("split an ingest batch")), "{body}");
+}
+
+/// A query body over its limit (8 MiB) is no ingest batch: its hint says
+/// to narrow the request, not to split a batch.
+#[test]
+fn a_query_body_over_its_limit_is_413_with_a_query_hint() {
+    let s = Server::start(Some(NOW));
+    let mut big = b"{\"scope\": {\"contexts\": [".to_vec();
+    big.resize(8 * 1024 * 1024 + 1, b' ');
+    let (status, body) = s.post_raw("/api/v3/data", &big);
+    assert_error(status, &body, 413, "8 MiB + 1 of query");
+    let hint = body["hint"].as_str().unwrap_or_default();
+    assert!(hint.contains("narrow") && !hint.contains("ingest"), "{body}");
 }
 
 /// Most HTTP clients send the whole body before they read the answer: the

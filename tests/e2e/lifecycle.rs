@@ -1,6 +1,6 @@
 //! The server's life around its requests: a prompt, clean exit on SIGTERM
-//! with keep-alive connections open, and logging that can fail without
-//! taking the server down.
+//! with keep-alive connections open, logging that can fail without taking
+//! the server down, and a write-ahead log failure that `/health` reports.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -95,6 +95,16 @@ fn wait_healthy(child: &mut Child, listen: &str) {
     }
 }
 
+/// A server process that is killed if the test ends before it exits.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// With stderr on a full device every log line fails to write; the server
 /// used to panic (exit 101) on the first of them, the admin token's notice.
 #[test]
@@ -102,31 +112,34 @@ fn a_full_stderr_does_not_stop_the_server() {
     let dir = TempDir::new("devfull");
     let listen = format!("127.0.0.1:{}", free_port());
     let full = std::fs::File::create("/dev/full").expect("/dev/full");
-    let mut child = Command::new(BIN)
-        .args(serve_args(&dir, &listen))
-        .env_remove("STRATA_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(full))
-        .spawn()
-        .expect("spawn strata serve");
-    wait_healthy(&mut child, &listen);
+    let mut child = Proc(
+        Command::new(BIN)
+            .args(serve_args(&dir, &listen))
+            .env_remove("STRATA_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(full))
+            .spawn()
+            .expect("spawn strata serve"),
+    );
+    wait_healthy(&mut child.0, &listen);
     assert!(dir.path.join("admin.token").exists());
-    let (status, took) = sigterm_and_wait(&mut child, Duration::from_secs(10));
+    let (status, took) = sigterm_and_wait(&mut child.0, Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "exit {status:?} after {took:?}");
 }
 
 /// Starts `cmd` (a `strata serve` with stderr piped) and reads its stderr
 /// up to the `listening on` line; returns the base URL and the pipe.
-fn started(cmd: &mut Command) -> (Child, String, BufReader<std::process::ChildStderr>) {
-    let mut child = cmd
-        .env_remove("STRATA_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut err = BufReader::new(child.stderr.take().expect("piped stderr"));
+fn started(cmd: &mut Command) -> (Proc, String, BufReader<std::process::ChildStderr>) {
+    let mut child = Proc(
+        cmd.env_remove("STRATA_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
+    let mut err = BufReader::new(child.0.stderr.take().expect("piped stderr"));
     let mut line = String::new();
     loop {
         line.clear();
@@ -149,7 +162,7 @@ fn a_closed_stderr_pipe_does_not_spoil_the_shutdown() {
     let body = serde_json::to_vec(&batch(0)).expect("json");
     let r = call(&agent(), &base, "POST", "/api/v1/ingest", Some(&format!("Bearer {token}")), Some(&body));
     assert_eq!(r.status, 200, "{}", r.text);
-    let (status, took) = sigterm_and_wait(&mut child, Duration::from_secs(10));
+    let (status, took) = sigterm_and_wait(&mut child.0, Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "exit {status:?} after {took:?}");
     // The clean stop left its checkpoint: the next start replays nothing.
     let s = Server::start_in(dir, Some(NOW));
@@ -161,4 +174,62 @@ fn a_closed_stderr_pipe_does_not_spoil_the_shutdown() {
 fn batch(i: u64) -> Value {
     let points: Vec<Value> = (NOW - 99..=NOW).map(|t| json!([t, (t % 97) as f64])).collect();
     json!({"series": [{"node": "n", "context": "c.x", "instance": "i", "dimension": format!("d{i}"), "points": points}]})
+}
+
+/// A write the WAL cannot make (here: past the file size limit, EFBIG; a
+/// full disk behaves the same and answers 507) stops ingest until a
+/// restart. `/health` says so (503, `degraded`, a reason naming the
+/// failure), the errors say to restart, and the restart recovers every
+/// acknowledged batch.
+#[test]
+fn a_failed_wal_write_degrades_health_until_a_restart() {
+    let dir = TempDir::new("walfail");
+    let args = serve_args(&dir, "127.0.0.1:0");
+    // SIGXFSZ ignored (inherited through exec), so the write fails instead.
+    let script = format!("trap '' XFSZ; exec prlimit --fsize={} -- \"$0\" \"$@\"", 32 << 10);
+    let (mut child, base, err) = started(Command::new("sh").arg("-c").arg(script).arg(BIN).args(&args));
+    std::thread::spawn(move || err.lines().count());
+    let token = std::fs::read_to_string(dir.path.join("admin.token")).expect("token").trim().to_string();
+    let bearer = format!("Bearer {token}");
+    let a = agent();
+    let ingest = |i: u64| {
+        let body = serde_json::to_vec(&batch(i)).expect("json");
+        call(&a, &base, "POST", "/api/v1/ingest", Some(&bearer), Some(&body))
+    };
+    let mut acked = 0;
+    let first = loop {
+        let r = ingest(acked);
+        if r.status != 200 {
+            break r;
+        }
+        acked += 1;
+        assert!(acked < 1000, "the WAL never hit the size limit");
+    };
+    assert!(acked > 0, "nothing was acknowledged: {}", first.text);
+    eprintln!("lifecycle: {acked} batches acknowledged before the WAL write failed");
+    assert_eq!(first.status, 500, "{}", first.text);
+    assert!(first.text.contains("WAL write failed"), "{}", first.text);
+    let later = ingest(acked + 1);
+    assert_eq!(later.status, 500, "{}", later.text);
+    let body = later.json();
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("restart strata")), "{body}");
+    assert!(body["hint"].as_str().is_some_and(|h| h.contains("restart strata")), "{body}");
+    let (status, h) = health(&base).expect("health answers");
+    assert_eq!(status, 503, "{h}");
+    assert_eq!(h["status"], "degraded", "{h}");
+    let reason = h["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("write on") && reason.contains("restart"), "{h}");
+    assert_eq!(h["metrics"], json!(acked), "no refused batch was applied: {h}");
+    // Queries still work while ingest cannot.
+    let q = json!({"scope": {"contexts": ["c.x"]}, "window": {"after": NOW - 99, "before": NOW, "points": 1}});
+    let r = call(&a, &base, "POST", "/api/v3/data", Some(&bearer), Some(&serde_json::to_vec(&q).expect("json")));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (status, _) = sigterm_and_wait(&mut child.0, Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "exit {status:?}");
+    // Restarted without the limit: healthy, every acknowledged batch there,
+    // and ingest works again.
+    let s = Server::start_in(dir, Some(NOW));
+    let (status, h) = s.get("/health");
+    assert_eq!((status, h["status"].clone(), h["metrics"].clone()), (200, json!("ok"), json!(acked)), "{h}");
+    assert_eq!(s.ingest_ok(&batch(acked)), (100, 0));
 }

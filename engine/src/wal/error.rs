@@ -34,18 +34,64 @@ pub enum WalError {
     /// The log refuses further work: an earlier write or fsync failed (the
     /// file's durable state is then unknown, so carrying on could acknowledge
     /// records that are lost), or a thread panicked while holding its lock.
-    /// The cause was logged when it happened; reopen the log to recover.
-    #[error("WAL is unusable after an earlier failure; reopen it to recover")]
-    Poisoned,
+    /// Only reopening the log (restarting the server) recovers: recovery
+    /// keeps every intact record and cuts a torn one.
+    #[error("the WAL takes no more writes since {cause}: restart strata once {} (the restart recovers every record the log holds)", cause.remedy())]
+    Poisoned { cause: WalFailure },
+}
+
+/// The failure that poisoned the log (see [`WalError::Poisoned`]).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{op} on {} failed: {message}", path.display())]
+pub struct WalFailure {
+    /// The call that failed ("write", "fsync", ...); "lock" for a panic.
+    pub op: &'static str,
+    pub path: PathBuf,
+    /// The OS's description of the error.
+    pub message: String,
+    /// The disk (or the user's quota) was full.
+    pub out_of_space: bool,
+}
+
+impl WalFailure {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, e: &std::io::Error) -> Self {
+        WalFailure { op, path: path.into(), message: e.to_string(), out_of_space: is_out_of_space(e) }
+    }
+
+    /// What the operator has to fix before the restart.
+    pub fn remedy(&self) -> &'static str {
+        if self.out_of_space {
+            "there is free disk space again"
+        } else {
+            "its cause is fixed"
+        }
+    }
+}
+
+/// ENOSPC or EDQUOT: the write failed for want of space, not of health.
+pub fn is_out_of_space(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
 }
 
 impl WalError {
     /// The crate-wide category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
+            _ if self.is_out_of_space() => ErrorKind::StorageFull,
             WalError::RecordTooLarge { .. } => ErrorKind::LimitExceeded,
             WalError::BadPolicy(_) => ErrorKind::BadInput,
-            WalError::Io { .. } | WalError::UnsupportedVersion { .. } | WalError::Poisoned => ErrorKind::Internal,
+            WalError::Io { .. } | WalError::UnsupportedVersion { .. } | WalError::Poisoned { .. } => {
+                ErrorKind::Internal
+            }
+        }
+    }
+
+    /// The disk was full, now or when the log was poisoned.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            WalError::Io { source, .. } => is_out_of_space(source),
+            WalError::Poisoned { cause } => cause.out_of_space,
+            _ => false,
         }
     }
 

@@ -43,9 +43,12 @@
 //! the records after them at open).
 //!
 //! **Failures.** After a failed write or fsync the log refuses every further
-//! call with [`WalError::Poisoned`]: the kernel may have dropped the unsynced
-//! pages, so carrying on could acknowledge records that are already lost.
-//! Reopening recovers whatever is intact.
+//! call with [`WalError::Poisoned`], which names the first failure (also
+//! [`Wal::failure`]): the kernel may have dropped the unsynced pages, so
+//! carrying on could acknowledge records that are already lost. It is not
+//! reopened in place, for the same reason: only a fresh open (a restart)
+//! re-reads what the file really holds. Reopening recovers whatever is
+//! intact; a record torn by the failed write is cut like a crash's.
 //!
 //! **One writer.** Exactly one `Wal` may have a directory open at a time
 //! (across processes too); the caller guarantees that, e.g. with its data
@@ -75,7 +78,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use error::WalError;
+pub use error::{is_out_of_space, WalError, WalFailure};
 pub use options::{SyncPolicy, WalOptions};
 pub use record::MAX_RECORD_BYTES;
 
@@ -165,8 +168,8 @@ struct State {
     synced_lsn: Lsn,
     /// A sync leader is fsyncing outside the lock right now.
     syncing: bool,
-    /// A write or fsync failed; see `WalError::Poisoned`.
-    failed: bool,
+    /// The first write or fsync that failed; see `WalError::Poisoned`.
+    failed: Option<WalFailure>,
     /// Reused encode buffer: one `write` per record without an allocation.
     buf: Vec<u8>,
 }
@@ -218,7 +221,7 @@ impl Wal {
                 last_lsn,
                 synced_lsn: last_lsn,
                 syncing: false,
-                failed: false,
+                failed: None,
                 buf: Vec::new(),
             }),
             synced: Condvar::new(),
@@ -260,8 +263,8 @@ impl Wal {
         }
         let shared = &*self.shared;
         let mut st = shared.lock();
-        if st.failed {
-            return Err(WalError::Poisoned);
+        if let Some(cause) = &st.failed {
+            return Err(WalError::Poisoned { cause: cause.clone() });
         }
         let size = record::encoded_len(record.len());
         if st.active.len > SEGMENT_HEADER_LEN && st.active.len + size > shared.opts.segment_bytes {
@@ -273,7 +276,7 @@ impl Wal {
         record::encode(lsn, record, buf);
         // Written while holding the lock, so records land in lsn order.
         if let Err(e) = (&*active.file).write_all(buf) {
-            *failed = true;
+            *failed = Some(WalFailure::io("write", &active.segment.path, &e));
             let err = WalError::io("write", &active.segment.path, e);
             tracing::error!(error = %err, "WAL write failed; the log is now poisoned");
             return Err(err);
@@ -348,8 +351,8 @@ impl Wal {
     pub fn roll(&self) -> Result<(), WalError> {
         let shared = &*self.shared;
         let mut st = shared.lock();
-        if st.failed {
-            return Err(WalError::Poisoned);
+        if let Some(cause) = &st.failed {
+            return Err(WalError::Poisoned { cause: cause.clone() });
         }
         if st.active.len <= SEGMENT_HEADER_LEN || st.rolled.is_some() {
             return Ok(());
@@ -371,6 +374,11 @@ impl Wal {
         self.shared.sync()
     }
 
+    /// The failure that stopped the log taking writes, if one did.
+    pub fn failure(&self) -> Option<WalFailure> {
+        self.shared.lock().failed.clone()
+    }
+
     /// Fsyncs of segment data made since open: one per group commit, one per
     /// rotation. Lower than the number of appends when group commit works.
     pub fn fsyncs(&self) -> u64 {
@@ -388,7 +396,7 @@ impl Drop for Wal {
             }
         }
         // An Interval log dropped without `sync` still gets its tail synced.
-        let failed = self.shared.lock().failed;
+        let failed = self.shared.lock().failed.is_some();
         if !failed {
             if let Err(e) = self.shared.sync() {
                 tracing::error!(error = %e, "WAL final sync failed");
@@ -401,19 +409,22 @@ impl Shared {
     /// The state lock. A panic while it was held leaves the log in an
     /// unknown state, which is treated like a failed write.
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| {
-            let mut st = poisoned.into_inner();
-            st.failed = true;
-            st
-        })
+        self.state.lock().unwrap_or_else(|poisoned| self.panicked(poisoned.into_inner()))
+    }
+
+    /// Marks the log failed after a panic under its lock.
+    fn panicked<'a>(&self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        st.failed.get_or_insert_with(|| WalFailure {
+            op: "lock",
+            path: self.dir.clone(),
+            message: "a thread panicked while writing to the log".into(),
+            out_of_space: false,
+        });
+        st
     }
 
     fn wait<'a>(&self, st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        self.synced.wait(st).unwrap_or_else(|poisoned| {
-            let mut st = poisoned.into_inner();
-            st.failed = true;
-            st
-        })
+        self.synced.wait(st).unwrap_or_else(|poisoned| self.panicked(poisoned.into_inner()))
     }
 
     fn sync(&self) -> Result<(), WalError> {
@@ -431,8 +442,8 @@ impl Shared {
             if st.synced_lsn >= lsn {
                 return Ok(());
             }
-            if st.failed {
-                return Err(WalError::Poisoned);
+            if let Some(cause) = &st.failed {
+                return Err(WalError::Poisoned { cause: cause.clone() });
             }
             if st.syncing {
                 st = self.wait(st);
@@ -453,7 +464,7 @@ impl Shared {
             // return, the rest elect the next leader (or see the failure).
             self.synced.notify_all();
             if let Err(e) = result {
-                st.failed = true;
+                st.failed = Some(WalFailure::io("fsync", &path, &e));
                 let err = WalError::io("fsync", path, e);
                 tracing::error!(error = %err, "WAL fsync failed; the log is now poisoned");
                 return Err(err);
@@ -478,7 +489,7 @@ impl Shared {
         let result = st.active.file.sync_data();
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = result {
-            st.failed = true;
+            st.failed = Some(WalFailure::io("fsync", &st.active.segment.path, &e));
             return Err(WalError::io("fsync", &st.active.segment.path, e));
         }
         st.synced_lsn = st.last_lsn;
@@ -489,7 +500,15 @@ impl Shared {
             // A half-created segment would make the next attempt collide
             // with it: poisoning leaves the repair to recovery.
             Err(e) if poison_on_create => {
-                st.failed = true;
+                st.failed = Some(match &e {
+                    WalError::Io { op, path, source } => WalFailure::io(op, path, source),
+                    other => WalFailure {
+                        op: "create",
+                        path: self.dir.clone(),
+                        message: other.to_string(),
+                        out_of_space: false,
+                    },
+                });
                 return Err(e);
             }
             Err(e) => {

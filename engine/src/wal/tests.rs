@@ -586,3 +586,62 @@ fn interval_thread_syncs_in_the_background() {
     std::thread::sleep(Duration::from_millis(60));
     assert_eq!(wal.fsyncs(), settled);
 }
+
+/// A write that finds the disk full (`/dev/full` stands in for the segment:
+/// every write there fails with ENOSPC) poisons the log; every later call
+/// names that first failure, says it was for want of space and that a
+/// restart recovers, and the reopened log still holds every record
+/// acknowledged before it.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_poisons_the_log_and_says_so() {
+    let dir = TestDir::new("enospc");
+    let (wal, _, _) = open(dir.path(), opts(1 << 20), 0);
+    for i in 1..=3 {
+        assert_eq!(wal.append(&payload(i)).expect("append"), i);
+    }
+    assert_eq!(wal.failure(), None);
+    let healthy = {
+        let mut st = wal.shared.lock();
+        let full = fs::OpenOptions::new().append(true).open("/dev/full").expect("open /dev/full");
+        std::mem::replace(&mut st.active.file, Arc::new(full))
+    };
+    let err = wal.append(&payload(4)).expect_err("the disk is full");
+    assert!(matches!(err, WalError::Io { op: "write", .. }), "{err}");
+    assert!(err.is_out_of_space(), "{err}");
+    assert_eq!(err.kind(), crate::error::ErrorKind::StorageFull);
+    let failure = wal.failure().expect("the log records its failure");
+    assert!(failure.out_of_space && failure.op == "write", "{failure:?}");
+    // Space comes back, but the log stays shut: unsynced pages may be gone.
+    wal.shared.lock().active.file = healthy;
+    let again = wal.append(&payload(5)).expect_err("poisoned");
+    assert!(matches!(&again, WalError::Poisoned { cause } if *cause == failure), "{again}");
+    assert_eq!(again.kind(), crate::error::ErrorKind::StorageFull);
+    let msg = again.to_string();
+    assert!(
+        msg.contains("No space left") && msg.contains("restart strata") && msg.contains("free disk space"),
+        "{msg}"
+    );
+    drop(wal);
+    let (wal, records, _) = open(dir.path(), opts(1 << 20), 0);
+    assert_eq!(records, (1..=3).map(|i| (i, payload(i))).collect::<Vec<_>>());
+    assert_eq!(wal.append(&payload(4)).expect("a fresh open takes writes"), 4);
+}
+
+/// A panic while the log's lock is held poisons it, with a cause to show.
+#[test]
+fn a_panic_under_the_lock_poisons_the_log() {
+    let dir = TestDir::new("panic");
+    let (wal, _, _) = open(dir.path(), opts(1 << 20), 0);
+    let wal = std::sync::Arc::new(wal);
+    let w = wal.clone();
+    let _ = std::thread::spawn(move || {
+        let _st = w.shared.state.lock();
+        panic!("under the WAL lock");
+    })
+    .join();
+    let err = wal.append(b"x").expect_err("poisoned");
+    assert!(matches!(&err, WalError::Poisoned { cause } if cause.op == "lock" && !cause.out_of_space), "{err}");
+    assert_eq!(err.kind(), crate::error::ErrorKind::Internal);
+    assert!(err.to_string().contains("its cause is fixed"), "{err}");
+}

@@ -6,15 +6,17 @@ use axum::http::header::CONTENT_LENGTH;
 use axum::http::HeaderMap;
 use futures_util::StreamExt;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, BodyKind};
 
+/// The body, at most `limit` bytes of it (413 past that, its hint chosen by
+/// `kind`), within `timeout` (408).
 pub async fn read_capped(
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
+    (limit, kind): (usize, BodyKind),
     timeout: std::time::Duration,
 ) -> Result<Bytes, ApiError> {
-    tokio::time::timeout(timeout, read_limited(headers, body, limit)).await.map_err(|_| {
+    tokio::time::timeout(timeout, read_limited(headers, body, limit, kind)).await.map_err(|_| {
         ApiError::RequestTimeout(format!("the request body did not arrive within {} s", timeout.as_secs()))
     })?
 }
@@ -30,17 +32,17 @@ const DRAIN_MAX: u64 = 256 << 20;
 const RESERVE_AHEAD: u64 = 8 << 20;
 const DRAIN_SECS: u64 = 60;
 
-async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+async fn read_limited(headers: &HeaderMap, body: Body, limit: usize, kind: BodyKind) -> Result<Bytes, ApiError> {
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared {
         if n > limit as u64 {
             if n <= DRAIN_MAX {
                 tokio::spawn(tokio::time::timeout(std::time::Duration::from_secs(DRAIN_SECS), drain(body)));
             }
-            return Err(ApiError::BodyTooLarge { size: n, limit: limit as u64 });
+            return Err(ApiError::BodyTooLarge { size: n, limit: limit as u64, kind });
         }
     }
-    let too_large = |size: u64| ApiError::BodyTooLarge { size: declared.unwrap_or(size), limit: limit as u64 };
+    let too_large = |size: u64| ApiError::BodyTooLarge { size: declared.unwrap_or(size), limit: limit as u64, kind };
     let mut stream = body.into_data_stream();
     // Each chunk is copied out as it comes and dropped: a chunk is a slice
     // of the connection's read buffer and keeps all of it alive, so holding

@@ -21,7 +21,7 @@ use super::body::{parse_json, read_capped};
 use super::meta::{blocking, contexts_doc, nodes_doc, scope_for, Ctx};
 use crate::auth::Principal;
 use crate::cloud::{Origin, Room, ALL_NODES};
-use crate::error::{ApiError, CloudError};
+use crate::error::{ApiError, BodyKind, CloudError};
 use crate::state::AppState;
 
 type CloudResult<T> = Result<T, CloudError>;
@@ -109,7 +109,7 @@ pub async fn create_room(
     headers: HeaderMap,
     body: Body,
 ) -> CloudResult<(StatusCode, Json<Value>)> {
-    let bytes = read_capped(&headers, body, 64 << 10, st.limits.read_timeout).await;
+    let bytes = read_capped(&headers, body, (64 << 10, BodyKind::Other), st.limits.read_timeout).await;
     let Path(space) = space.map_err(bad_path)?;
     st.cloud.check_space(&space)?;
     let bytes = bytes?;
@@ -134,7 +134,7 @@ async fn room_listing(
 ) -> CloudResult<Json<Value>> {
     // The body is read first: answering before it is read would cut off a
     // client still sending it.
-    let bytes = read_capped(headers, body, st.limits.query, st.limits.read_timeout).await;
+    let bytes = read_capped(headers, body, (st.limits.query, BodyKind::Query), st.limits.read_timeout).await;
     let room = st.cloud.room(&space, &room)?;
     let bytes = bytes?;
     let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) { json!({}) } else { parse_json(&bytes)? };

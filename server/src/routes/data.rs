@@ -22,7 +22,7 @@ use strata_engine::EngineError;
 use super::body::{parse_json, read_capped};
 use crate::admission::{runs_inline, Class};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, CloudError};
+use crate::error::{ApiError, ApiResult, BodyKind, CloudError};
 use crate::format::{json2, v1_json};
 use crate::state::AppState;
 
@@ -139,7 +139,7 @@ pub async fn get_v3(
 }
 
 async fn body_request(st: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<QueryRequest> {
-    let bytes = read_capped(headers, body, st.limits.query, st.limits.read_timeout).await?;
+    let bytes = read_capped(headers, body, (st.limits.query, BodyKind::Query), st.limits.read_timeout).await?;
     let value: Value = parse_json(&bytes)?;
     Ok(parse_body(ApiVersion::V3, &value)?)
 }

@@ -1,6 +1,10 @@
-//! `GET /health`: liveness plus a few numbers; no token needed.
+//! `GET /health`: liveness plus a few numbers; no token needed. A server
+//! that can no longer take writes (its write-ahead log failed) answers 503
+//! with `"status": "degraded"` and a `reason`; queries still work, but only
+//! a restart brings ingest back, so a probe that restarts on 503 is right.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -9,7 +13,7 @@ use crate::state::AppState;
 
 /// Never queued behind queries (no admission slot); the locks are read on
 /// a blocking thread, so a busy writer cannot stall the async runtime.
-pub async fn health(State(st): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn health(State(st): State<AppState>) -> ApiResult<(StatusCode, Json<Value>)> {
     let engine = st.engine.clone();
     let (metrics, tiers) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
         let s = engine.read()?;
@@ -27,7 +31,7 @@ pub async fn health(State(st): State<AppState>) -> ApiResult<Json<Value>> {
             json!({"tier": t, "sealed_spans": sealed, "open_spans": open, "disk_bytes": disk.map(|d| d[t])})
         })
         .collect();
-    Ok(Json(json!({
+    let mut body = json!({
         "status": "ok",
         "version": st.agent.version,
         "now": engine.now(),
@@ -43,5 +47,14 @@ pub async fn health(State(st): State<AppState>) -> ApiResult<Json<Value>> {
             "refused": adm.refused,
         },
         "checkpoints_pending": engine.pending_checkpoints(),
-    })))
+    });
+    let Some(failure) = engine.wal_failure() else {
+        return Ok((StatusCode::OK, Json(body)));
+    };
+    body["status"] = json!("degraded");
+    body["reason"] = json!(format!(
+        "the write-ahead log takes no writes since {failure}; ingest fails until strata is restarted once {}",
+        failure.remedy()
+    ));
+    Ok((StatusCode::SERVICE_UNAVAILABLE, Json(body)))
 }

@@ -14,7 +14,7 @@ use strata_engine::ingest::{arrow, fast_json, IngestBatch, IngestReport};
 
 use super::body::{parse_json, read_capped};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, BodyKind};
 use crate::state::AppState;
 
 pub async fn post_ingest(
@@ -27,7 +27,7 @@ pub async fn post_ingest(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case(arrow::CONTENT_TYPE)));
-    let bytes = read_capped(&headers, body, st.limits.ingest, st.limits.read_timeout).await?;
+    let bytes = read_capped(&headers, body, (st.limits.ingest, BodyKind::Ingest), st.limits.read_timeout).await?;
     let engine = st.engine.clone();
     let auth = st.auth.clone();
     let report = tokio::task::spawn_blocking(move || -> ApiResult<IngestReport> {

@@ -39,8 +39,9 @@ pub async fn post(
 
     use super::body::{parse_json, read_capped};
     use super::data::CancelOnDrop;
+    use crate::error::BodyKind;
 
-    let bytes = read_capped(&headers, body, st.limits.query, st.limits.read_timeout).await?;
+    let bytes = read_capped(&headers, body, (st.limits.query, BodyKind::Query), st.limits.read_timeout).await?;
     let v: Value = parse_json(&bytes)?;
     let usage = r#"expected {"query": "SELECT ...", "format": "json|csv|arrow"}"#;
     let Some(query) = v.get("query").and_then(Value::as_str) else {

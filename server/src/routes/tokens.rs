@@ -14,7 +14,7 @@ use strata_engine::EngineError;
 
 use super::body::{parse_json, read_capped};
 use crate::auth::{now_secs, NewToken, Principal, TokenRecord};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, BodyKind};
 use crate::state::AppState;
 
 fn public(r: &TokenRecord) -> Value {
@@ -63,7 +63,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let bytes = read_capped(&headers, body, 1 << 20, st.limits.read_timeout).await?;
+    let bytes = read_capped(&headers, body, (1 << 20, BodyKind::Other), st.limits.read_timeout).await?;
     let req: NewToken = parse_json(&bytes)?;
     // Writing the token file fsyncs: off the async runtime.
     let (auth, who) = (st.auth.clone(), me.clone());

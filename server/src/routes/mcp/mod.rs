@@ -23,7 +23,7 @@ use axum::{Extension, Json};
 
 use super::body::read_capped;
 use crate::auth::Principal;
-use crate::error::{ApiError, RpcError};
+use crate::error::{ApiError, BodyKind, RpcError};
 use crate::state::AppState;
 
 /// Largest request body.
@@ -126,7 +126,7 @@ pub async fn post(
 ) -> Response {
     // The body is read first (within the cap): answering before it is read
     // would cut off a client still sending it.
-    let bytes = match read_capped(&headers, body, MAX_BODY, st.limits.read_timeout).await {
+    let bytes = match read_capped(&headers, body, (MAX_BODY, BodyKind::Other), st.limits.read_timeout).await {
         Ok(b) => b,
         Err(e) => return refuse(e),
     };
