@@ -25,5 +25,10 @@ pub async fn serve(
     opts: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let closing = state.stream.closing.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
     serve::run(listener, router(state), opts, shutdown).await
 }

@@ -46,6 +46,10 @@ pub struct StreamConfig {
     pub queue: usize,
     /// Time between ticks.
     pub interval: std::time::Duration,
+    /// Set when the server starts shutting down ([`crate::serve`]): every
+    /// stream ends within a check (`End::Shutdown`), so an open SSE
+    /// response does not hold the exit for the whole grace period.
+    pub closing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for StreamConfig {
@@ -54,6 +58,7 @@ impl Default for StreamConfig {
             contexts: strata_engine::views::snapshot::default_contexts(),
             queue: 4,
             interval: std::time::Duration::from_secs(1),
+            closing: Default::default(),
         }
     }
 }

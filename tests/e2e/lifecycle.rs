@@ -50,6 +50,31 @@ fn sigterm_closes_idle_keep_alive_connections_at_once() {
     assert!(matches!(idle.read_to_end(&mut rest), Ok(0) | Err(_)), "{rest:?}");
 }
 
+/// An open SSE stream used to hold the exit for the whole grace period
+/// (its response never ends): it now gets a `close` event naming the
+/// shutdown, and the server exits promptly.
+#[test]
+fn sigterm_ends_open_sse_streams() {
+    let s = Server::start(Some(NOW));
+    let mut sse = TcpStream::connect(s.base.trim_start_matches("http://")).expect("connect");
+    sse.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let ask = format!("GET /api/v1/stream/nodes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n", s.token);
+    sse.write_all(ask.as_bytes()).expect("send");
+    let mut lines = BufReader::new(sse);
+    let mut seen = String::new();
+    while !seen.contains("event: tick") {
+        let mut line = String::new();
+        assert!(lines.read_line(&mut line).expect("read") > 0, "closed before a tick: {seen}");
+        seen.push_str(&line);
+    }
+    let stop = std::thread::spawn(move || s.stop_gracefully_timed().0);
+    let mut rest = String::new();
+    let _ = lines.read_to_string(&mut rest);
+    let took = stop.join().expect("stopper");
+    assert!(took < Duration::from_secs(4), "SIGTERM took {took:?} with an SSE stream open");
+    assert!(rest.contains("event: close") && rest.contains("server shutting down"), "{rest}");
+}
+
 /// A free loopback port (for servers whose stderr says nothing).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")

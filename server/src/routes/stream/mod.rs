@@ -12,6 +12,8 @@
 //!   stalled reader costs at most that queue plus the socket's buffers.
 //! - The token's revocation (the same `Inflight` flag queries use) or expiry
 //!   ends the stream within [`CHECK`] (100 ms) plus one write: close 1008.
+//!   So does the server's shutdown: close 1001 (going away), and the SSE
+//!   response ends, so it does not hold the exit for the grace period.
 //! - Each tick reads the engine under its read lock for one snapshot only
 //!   (on a blocking thread); nothing is held between ticks.
 
@@ -51,6 +53,8 @@ pub enum End {
     Broken,
     /// A client text message that is not UTF-8.
     BadText,
+    /// The server is shutting down.
+    Shutdown,
 }
 
 impl End {
@@ -64,6 +68,7 @@ impl End {
             End::TooBig => "message too big: client messages are at most 64 KiB",
             End::Broken => "protocol error in a client frame",
             End::BadText => "a client text message is not UTF-8",
+            End::Shutdown => "server shutting down",
         }
     }
 
@@ -76,6 +81,7 @@ impl End {
             End::TooBig => 1009,
             End::Broken => 1002,
             End::BadText => 1007,
+            End::Shutdown => 1001,
         }
     }
 
@@ -114,7 +120,9 @@ impl Session {
 
     /// The token's state, `Some` when the stream must end.
     fn dead(&self) -> Option<End> {
-        if self.revoked.load(Ordering::Relaxed) {
+        if self.st.stream.closing.load(Ordering::Relaxed) {
+            Some(End::Shutdown)
+        } else if self.revoked.load(Ordering::Relaxed) {
             Some(End::Revoked)
         } else if self.me.expires_at.is_some_and(|x| now_secs() >= x) {
             Some(End::Expired)
