@@ -3,6 +3,11 @@
 
 use super::*;
 
+/// A start of `dir` at the clock [`open`] uses, which may refuse.
+fn try_start(dir: &TempDir) -> crate::error::Result<(Engine, crate::persist::Recovery)> {
+    try_open_at(dir, T0 + BATCHES * SECS + 1)
+}
+
 /// After a checkpoint the WAL holds no record it covers (the probe's case:
 /// damage in such records, left in the active segment, cut off the
 /// acknowledged batches after them at the next start), and a restart
@@ -29,24 +34,9 @@ fn a_checkpoint_leaves_no_covered_record_in_the_wal() {
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
         .max()
         .expect("a snapshot");
-    let firsts: Vec<u64> = std::fs::read_dir(dir.0.join("wal"))
-        .expect("wal")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".wal")?.parse().ok()))
-        .collect();
-    assert!(!firsts.is_empty());
-    assert!(firsts.iter().all(|&f| f > snapshot), "segments {firsts:?} after snapshot {snapshot}");
-    let (engine, rec) = Engine::open(
-        EngineConfig::default(),
-        Clock::Fixed(AtomicI64::new(T0 + BATCHES * SECS + 1)),
-        &PersistOptions {
-            dir: dir.0.clone(),
-            wal: WalOptions { sync: SyncPolicy::Always, ..WalOptions::default() },
-            compression: Compression::None,
-            max_disk: [None; TIERS],
-        },
-    )
-    .expect("reopen");
+    let first = crate::wal::first_lsn(&dir.0.join("wal")).expect("a WAL segment");
+    assert!(first > snapshot, "the oldest segment starts at {first}, after snapshot {snapshot}");
+    let (engine, rec) = try_start(&dir).expect("reopen");
     assert_eq!(rec.replayed_records, 3, "the three batches after the checkpoint");
     assert_eq!(engine.read().expect("read").catalog.registry.metrics.len(), want);
 }
@@ -76,13 +66,7 @@ fn a_damaged_snapshot_is_refused_at_every_start_until_moved() {
     let at = bytes.len() / 2;
     bytes[at] ^= 0x5a;
     std::fs::write(&file, bytes).expect("damage");
-    let opts = PersistOptions {
-        dir: dir.0.clone(),
-        wal: WalOptions { sync: SyncPolicy::Always, ..WalOptions::default() },
-        compression: Compression::None,
-        max_disk: [None; TIERS],
-    };
-    let start = || Engine::open(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + BATCHES * SECS + 1)), &opts);
+    let start = || try_start(&dir);
     for attempt in 0..2 {
         let Err(e) = start() else { panic!("start {attempt} must refuse the damaged snapshot") };
         let text = e.to_string();
@@ -154,13 +138,7 @@ fn a_lost_snapshot_is_refused_not_replaced_by_a_hole() {
     drop(engine);
     std::fs::rename(dir.0.join("meta"), dir.0.join("meta-aside")).expect("lose the snapshot");
     std::fs::create_dir(dir.0.join("meta")).expect("empty meta");
-    let opts = PersistOptions {
-        dir: dir.0.clone(),
-        wal: WalOptions { sync: SyncPolicy::Always, ..WalOptions::default() },
-        compression: Compression::None,
-        max_disk: [None; TIERS],
-    };
-    let start = || Engine::open(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + BATCHES * SECS + 1)), &opts);
+    let start = || try_start(&dir);
     let Err(e) = start() else { panic!("a start without the snapshot must refuse") };
     assert!(e.to_string().contains("WAL starts at record"), "{e}");
     std::fs::remove_dir(dir.0.join("meta")).expect("empty meta");

@@ -47,14 +47,18 @@ fn open(dir: &TempDir) -> Engine {
 }
 
 fn open_at(dir: &TempDir, now: i64) -> Engine {
+    try_open_at(dir, now).expect("open the data dir").0
+}
+
+/// Opens `dir` as [`open_at`] does, for tests of starts that must refuse.
+fn try_open_at(dir: &TempDir, now: i64) -> crate::error::Result<(Engine, crate::persist::Recovery)> {
     let opts = PersistOptions {
         dir: dir.0.clone(),
         wal: WalOptions { sync: SyncPolicy::Always, ..WalOptions::default() },
         compression: Compression::None,
         max_disk: [None; TIERS],
     };
-    let clock = Clock::Fixed(AtomicI64::new(now));
-    Engine::open(EngineConfig::default(), clock, &opts).expect("open the data dir").0
+    Engine::open(EngineConfig::default(), Clock::Fixed(AtomicI64::new(now)), &opts)
 }
 
 fn value(client: usize, t: i64) -> f64 {

@@ -265,11 +265,7 @@ fn latest_snapshot(snap_dir: &Path) -> Result<Option<(Lsn, PathBuf)>> {
 /// damaged). Going on would replay a log with a hole and delete every
 /// sealed file the lost snapshot listed as never listed.
 fn refuse_lost_snapshot(dir: &Path, snapshot_lsn: Lsn) -> Result<()> {
-    let wal = dir.join("wal");
-    let Ok(entries) = fs::read_dir(&wal) else { return Ok(()) };
-    let first =
-        entries.flatten().filter_map(|e| e.file_name().to_str()?.strip_suffix(".wal")?.parse::<Lsn>().ok()).min();
-    match first {
+    match crate::wal::first_lsn(&dir.join("wal")) {
         Some(first) if first > snapshot_lsn.saturating_add(1) => Err(EngineError::Snapshot {
             path: dir.join(META_DIR),
             message: format!(

@@ -228,6 +228,16 @@ mod tests {
         assert_eq!(a.stats().refused, 2);
     }
 
+    /// `n` light queries waiting for a slot, each on its own task.
+    fn spawn_waiters(a: &Arc<Admission>, n: usize) -> Vec<tokio::task::JoinHandle<Result<(), ApiError>>> {
+        (0..n)
+            .map(|_| {
+                let a = a.clone();
+                tokio::spawn(async move { a.enter(Class::Light).await.map(|_| ()) })
+            })
+            .collect()
+    }
+
     #[tokio::test]
     async fn a_waiter_dropped_mid_wait_leaves_the_queue() {
         let a = Arc::new(Admission::new(AdmissionLimits {
@@ -239,12 +249,7 @@ mod tests {
         let held = a.enter(Class::Light).await.expect("first slot");
         // What a client's disconnect does: the handler's future is dropped
         // while it waits for a slot.
-        let waiters: Vec<_> = (0..2)
-            .map(|_| {
-                let a = a.clone();
-                tokio::spawn(async move { a.enter(Class::Light).await.map(|_| ()) })
-            })
-            .collect();
+        let waiters = spawn_waiters(&a, 2);
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(a.stats().waiting, 2);
         for w in &waiters {
@@ -259,12 +264,7 @@ mod tests {
         assert_eq!(a.stats().busy, 0);
         // The queue holds its full two again.
         let held = a.enter(Class::Light).await.expect("slot");
-        let w: Vec<_> = (0..2)
-            .map(|_| {
-                let a = a.clone();
-                tokio::spawn(async move { a.enter(Class::Light).await.map(|_| ()) })
-            })
-            .collect();
+        let w = spawn_waiters(&a, 2);
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(a.stats().waiting, 2);
         assert_eq!(a.stats().refused, 0);

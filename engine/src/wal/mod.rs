@@ -174,6 +174,12 @@ struct State {
     buf: Vec<u8>,
 }
 
+/// The lsn the oldest segment in `dir` starts at, read from the file names
+/// alone, without opening the log (`None`: no segment, or no `dir`).
+pub fn first_lsn(dir: &Path) -> Option<Lsn> {
+    segment::list(dir).ok()?.first().map(|s| s.first_lsn)
+}
+
 impl Wal {
     /// Opens (creating) the log in `dir` and returns every intact record with
     /// lsn > `after` (the last checkpointed lsn), in order. A torn or corrupt
