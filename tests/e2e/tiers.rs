@@ -172,3 +172,47 @@ fn rollup_only_history_is_flagged_in_the_response() {
                       "aggregations": {"time": {"time_group": "average"}}});
     assert!(s.query_ok(&hour)["view"].get("approximate").is_none(), "the last hour is exact");
 }
+
+/// Tier 0 kept for 2 h of 5 h of data that starts at an odd second: the
+/// first sample's time (and each tier's) is still the true one, counted
+/// back through the rollups; answers over the aged first hours are flagged
+/// approximate and the last hour's are not. The same after a restart.
+#[test]
+fn aged_out_tier0_keeps_true_first_sample_times() {
+    const FIRST: i64 = START + 1_373; // 30 s into a minute, not on an hour
+    const FIRST2: i64 = (START + 2_001) / 2 * 2; // update_every 2 (2 h spans), on its grid
+    let last = FIRST + 5 * 3600;
+    let flags = ["--retention-tier0", "2h", "--late-grace", "0"];
+    let s = Server::start_with(TempDir::new("tiers-aged"), Some(last + 60), &flags);
+    let series = |from: i64, to: i64| {
+        let one: Vec<Value> = (from.max(FIRST)..to).map(|t| json!([t, (t % 997) as f64 / 10.0])).collect();
+        let two: Vec<Value> =
+            (from.max(FIRST2)..to).filter(|t| t % 2 == 0).map(|t| json!([t, (t % 89) as f64])).collect();
+        json!({"series": [
+            {"node": "n1", "context": "aged.one", "instance": "i1", "dimension": "d", "update_every": 1, "points": one},
+            {"node": "n1", "context": "aged.two", "instance": "i2", "dimension": "d", "update_every": 2, "points": two},
+        ]})
+    };
+    let mut from = FIRST;
+    while from <= last {
+        s.ingest_ok(&series(from, (from + 600).min(last + 1)));
+        from += 600;
+    }
+    let check = |s: &Server| {
+        for (context, first) in [("aged.one", FIRST), ("aged.two", FIRST2)] {
+            let whole = json!({"scope": {"contexts": [context]}, "window": {"after": FIRST - 600, "before": last, "points": 50}});
+            let r = s.query_ok(&whole);
+            assert_eq!(r["db"]["first_entry"], json!(first), "{context}: {}", r["db"]);
+            let tiers = r["db"]["per_tier"].as_array().expect("per_tier");
+            assert!(tiers[0]["first_entry"].as_i64().is_some_and(|f| f > first + 3600), "tier 0 aged out: {}", r["db"]);
+            assert_eq!(tiers[1]["first_entry"], json!(first), "{context} tier 1: {}", r["db"]);
+            assert_eq!(tiers[2]["first_entry"], json!(first), "{context} tier 2: {}", r["db"]);
+            assert!(r["view"].get("approximate").is_some(), "{context}: the aged hours are flagged");
+            let recent = json!({"scope": {"contexts": [context]}, "window": {"after": last - 3000, "before": last, "points": 7}});
+            assert!(s.query_ok(&recent)["view"].get("approximate").is_none(), "{context}: tier 0 still holds these");
+        }
+    };
+    check(&s);
+    let s = Server::start_with(s.stop(), Some(last + 60), &flags);
+    check(&s);
+}

@@ -8,6 +8,7 @@ pub mod codec;
 pub mod open_span;
 pub mod prefetch;
 pub mod row;
+pub mod samples;
 pub mod segment;
 pub mod segment_file;
 pub mod store;

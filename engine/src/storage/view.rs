@@ -2,7 +2,7 @@
 //!
 //! Built under the store's read lock in two short steps: [`StoreView::of`]
 //! copies what planning needs for the query's metrics (update_every,
-//! per-tier extents, each group's horizons and rollup-only boundary) and
+//! per-tier extents and sample times, each group's horizons and rollup-only boundary) and
 //! takes the sealed segment lists (`Arc` clones); [`StoreView::attach_open`]
 //! then snapshots the open spans the scan will read (one `Arc` clone per
 //! span, whatever it holds, see `open_span::SpanSnapshot`). Nothing is
@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use super::open_span::{Prefetch, SpanSnapshot};
 use super::row::Run;
+use super::samples;
 use super::segment::Segment;
 use super::store::{sealed_in, sealed_runs, Extent, Store};
 use super::tier::{StorageConfig, TIERS};
@@ -37,6 +38,10 @@ struct GroupView {
 struct MetricView {
     ue: i64,
     extents: [Option<Extent>; TIERS],
+    /// Per tier, the first and last sample times ([`Store::sample_range`]),
+    /// taken here because a rollup's may read points of open spans the
+    /// view does not attach.
+    samples: [Option<(i64, i64)>; TIERS],
 }
 
 /// One step of [`StoreView::prefetch_sealed`].
@@ -75,7 +80,14 @@ impl StoreView {
                 open: Default::default(),
             });
             let extents = std::array::from_fn(|t| store.extent(m, t));
-            view.metrics.insert(m, MetricView { ue, extents });
+            let facts = samples::Facts {
+                ue,
+                extents: &extents,
+                rollup_only_until: store.rollup_only_until(ue),
+                cfg: store.config(),
+            };
+            let samples = std::array::from_fn(|t| samples::range(&facts, t, |end| store.count_at(m, ue, t, end)));
+            view.metrics.insert(m, MetricView { ue, extents, samples });
         }
         view
     }
@@ -114,6 +126,11 @@ impl StoreView {
     /// See [`Store::extent`].
     pub fn extent(&self, m: MetricId, tier: usize) -> Option<Extent> {
         self.metrics.get(&m).and_then(|v| v.extents[tier])
+    }
+
+    /// See [`Store::sample_range`].
+    pub fn sample_range(&self, m: MetricId, tier: usize) -> Option<(i64, i64)> {
+        self.metrics.get(&m).and_then(|v| v.samples[tier])
     }
 
     /// See [`Store::horizon`].

@@ -205,17 +205,16 @@ pub fn build(
 
     // The query target: metrics whose data overlaps the window.
     let (qa, qb) = window::target_window(req.after, req.before, now);
-    let in_window = |m: MetricId| {
-        store.update_every(m).is_some()
-            && retention::metric_range(store, m, ntiers).is_some_and(|(f, l)| f <= qb && l >= qa)
+    let range_in_window = |m: MetricId| {
+        let r = retention::metric_range(store, m, ntiers)?;
+        (store.update_every(m).is_some() && r.0 <= qb && r.1 >= qa).then_some(r)
     };
-    let queried: Vec<MetricId> = sel.selected.iter().filter(|&m| in_window(m)).collect();
+    let ranges: Vec<(MetricId, (i64, i64))> =
+        sel.selected.iter().filter_map(|m| range_in_window(m).map(|r| (m, r))).collect();
+    let queried: Vec<MetricId> = ranges.iter().map(|&(m, _)| m).collect();
     let ue = queried.iter().filter_map(|&m| store.update_every(m)).min().unwrap_or(1);
-    let (mut db_first, mut db_last) = (None::<i64>, None::<i64>);
-    for (f, l) in queried.iter().filter_map(|&m| retention::metric_range(store, m, ntiers)) {
-        db_first = Some(db_first.map_or(f, |x| x.min(f)));
-        db_last = Some(db_last.map_or(l, |x| x.max(l)));
-    }
+    let db_first = ranges.iter().map(|&(_, (f, _))| f).min();
+    let db_last = ranges.iter().map(|&(_, (_, l))| l).max();
     let natural_ue = match req.tier {
         Some(t) => store.config().resolution(t, ue),
         None => ue,
@@ -284,7 +283,7 @@ pub fn build(
     let mut jobs: Vec<Job> = queried.iter().zip(&metric_group).map(|(&m, &g)| job(m, Some(g), false)).collect();
     if needs_hidden {
         let hidden: RoaringBitmap = sel.excluded();
-        for m in hidden.iter().filter(|&m| in_window(m)) {
+        for m in hidden.iter().filter(|&m| range_in_window(m).is_some()) {
             jobs.push(job(m, groups.find(&series_key(cat, m, pass0, pct_units).id), true));
         }
     }

@@ -2,45 +2,26 @@
 //! window touches), `after=0`/`before=0`, and `db.first_entry`,
 //! `db.last_entry`, `db.per_tier`.
 //!
-//! Tier 0 knows its sample times. A rollup point knows only its interval
-//! `(end - res, end]`; where every rollup point equals the tier-0 samples
-//! of its interval (after [`Store::rollup_only_until`]), its first and last
-//! samples are tier 0's, so all tiers report the same true times. Only for
-//! rollup-only history do interval bounds stand in for them (the earliest
-//! second a point can hold, and its end). Once tier 0 has aged out, a
-//! finer rollup narrows a coarser one's first interval where it holds that
-//! whole interval ([`metric_range`]).
+//! Each tier's own first and last sample times are the store's
+//! ([`Store::sample_range`], `storage/samples.rs`: true times while tier 0
+//! holds them, counted through a rollup point's samples after); a metric's
+//! are the earliest and latest over the tiers ([`metric_range`]).
 
 use crate::model::MetricId;
-use crate::storage::{Extent, StorageConfig, Store, StoreView};
+use crate::storage::{Store, StoreView};
 
 /// What these rules read of a metric's storage: the live store (metadata
-/// routes, under its lock) or a query's view of it.
+/// routes, under its lock) or a query's view of it (which took each tier's
+/// sample times when it was made).
 pub trait Holdings {
-    fn extent(&self, m: MetricId, tier: usize) -> Option<Extent>;
-    fn resolution(&self, m: MetricId, tier: usize) -> Option<i64>;
-    fn update_every(&self, m: MetricId) -> Option<i64>;
-    fn rollup_only_until(&self, ue: i64) -> Option<i64>;
-    fn config(&self) -> &StorageConfig;
+    fn sample_range(&self, m: MetricId, tier: usize) -> Option<(i64, i64)>;
 }
 
 macro_rules! holdings {
     ($t:ty) => {
         impl Holdings for $t {
-            fn extent(&self, m: MetricId, tier: usize) -> Option<Extent> {
-                <$t>::extent(self, m, tier)
-            }
-            fn resolution(&self, m: MetricId, tier: usize) -> Option<i64> {
-                <$t>::resolution(self, m, tier)
-            }
-            fn update_every(&self, m: MetricId) -> Option<i64> {
-                <$t>::update_every(self, m)
-            }
-            fn rollup_only_until(&self, ue: i64) -> Option<i64> {
-                <$t>::rollup_only_until(self, ue)
-            }
-            fn config(&self) -> &StorageConfig {
-                <$t>::config(self)
+            fn sample_range(&self, m: MetricId, tier: usize) -> Option<(i64, i64)> {
+                <$t>::sample_range(self, m, tier)
             }
         }
     };
@@ -50,57 +31,17 @@ holdings!(StoreView);
 
 /// First and last sample time metric `m` holds in `tier`.
 pub fn tier_range(store: &impl Holdings, m: MetricId, tier: usize) -> Option<(i64, i64)> {
-    let e = store.extent(m, tier)?;
-    if tier == 0 {
-        return Some((e.first, e.last));
-    }
-    let ue = store.update_every(m)?;
-    let res = store.resolution(m, tier)?;
-    let exact = |end: i64| store.rollup_only_until(ue).is_none_or(|r| end > r);
-    let raw = store.extent(m, 0);
-    // Tier 0's first sample is this tier's where it lies in this tier's
-    // first interval and tier 0 holds that interval whole (its spans are
-    // whole intervals, and retention drops whole spans); else tier 0 has
-    // aged out of it, and only the interval's bound is known.
-    let whole = store.config().span_secs(0, ue) % res == 0;
-    let first = match raw {
-        Some(r) if exact(e.first) && whole && e.first - res < r.first && r.first <= e.first => r.first,
-        _ => e.first - res + 1,
-    };
-    let last = match raw {
-        Some(r) if exact(e.last) => r.last.clamp(e.last - res + 1, e.last),
-        _ => e.last,
-    };
-    Some((first, last))
+    store.sample_range(m, tier)
 }
 
-/// First and last sample time of `m` over tiers `0..tiers`.
-///
-/// The first is the earliest tier's; where that is a rollup point's
-/// interval bound, a finer tier whose first point lies inside that
-/// interval narrows it: it holds the whole interval (retention drops whole
-/// spans of the finer tier, and those spans are whole intervals of the
-/// coarser), so its first point holds the first sample. Not where the
-/// coarse point is rollup-only history, which no finer tier need hold.
+/// First and last sample time of `m` over tiers `0..tiers`: the earliest
+/// first and the latest last. Where a rollup's first sample is counted
+/// back ([`Store::sample_range`]) it is never before the true one (a gap
+/// in that interval only moves it later), so the earliest over the tiers is
+/// the closest: a finer tier whose first interval has no gap gives it
+/// exactly.
 pub fn metric_range(store: &impl Holdings, m: MetricId, tiers: usize) -> Option<(i64, i64)> {
-    let ranges: Vec<Option<(i64, i64)>> = (0..tiers).map(|t| tier_range(store, m, t)).collect();
-    let (first, last) = ranges.iter().flatten().copied().reduce(|(f, l), (a, b)| (f.min(a), l.max(b)))?;
-    // The coarsest tier holding the earliest bound, then finer ones inside it.
-    let Some(mut at) = (0..tiers).rev().find(|&t| ranges[t].is_some_and(|r| r.0 == first)) else {
-        return Some((first, last));
-    };
-    let ue = store.update_every(m);
-    let cfg = store.config();
-    for finer in (0..at).rev() {
-        let (Some(ue), Some(coarse), Some(fine)) = (ue, store.extent(m, at), store.extent(m, finer)) else { continue };
-        let res = cfg.resolution(at, ue);
-        let exact = store.rollup_only_until(ue).is_none_or(|r| coarse.first > r);
-        let whole = cfg.span_secs(finer, ue) % res == 0;
-        if exact && whole && (coarse.first - res < fine.first && fine.first <= coarse.first) {
-            at = finer;
-        }
-    }
-    Some((ranges[at].map_or(first, |r| r.0), last))
+    (0..tiers).filter_map(|t| tier_range(store, m, t)).reduce(|(f, l), (a, b)| (f.min(a), l.max(b)))
 }
 
 #[cfg(test)]
@@ -129,38 +70,84 @@ mod tests {
         assert_eq!(metric_range(&s, 0, 3), Some((7_230, 7_290)));
     }
 
-    /// Tier 0 aged out: the first sample lies in tier 2's first hour, which
-    /// tier 1 (whose spans are whole hours) holds whole, so tier 1's first
-    /// minute bounds it, not the hour.
-    #[test]
-    fn aged_out_tier0_is_bounded_by_the_finest_rollup_holding_it() {
+    fn aged_config(tier1_span_points: usize) -> StorageConfig {
         use crate::storage::tier::{TierSpec, DAY};
-        let cfg = StorageConfig {
+        StorageConfig {
             tiers: [
                 TierSpec { factor: 1, span_points: 16, retention_secs: 32 },
-                TierSpec { factor: 60, span_points: 60, retention_secs: 10 * DAY },
+                TierSpec { factor: 60, span_points: tier1_span_points, retention_secs: 10 * DAY },
                 TierSpec { factor: 3600, span_points: 8, retention_secs: 10 * DAY },
             ],
             late_grace_secs: 0,
-        };
+        }
+    }
+
+    /// Writes `times` one by one (sealing as it goes, so tier 0 ages out
+    /// behind them) and returns the store.
+    fn aged_store(cfg: StorageConfig, ue: i64, times: impl Iterator<Item = i64>) -> Store {
         let mut s = Store::new(cfg);
-        for t in 3_717..4_300 {
-            s.write(0, 1, t, Some(1.0), false).expect("write");
+        for t in times {
+            s.write(0, ue, t, Some(1.0), false).expect("write");
             s.seal_pending().expect("seal");
         }
-        assert!(s.extent(0, 0).is_some_and(|e| e.first > 4_000), "tier 0 aged out: {:?}", s.extent(0, 0));
-        assert_eq!(tier_range(&s, 0, 2).map(|r| r.0), Some(3_601), "the hour's bound, not tier 0's first");
-        assert_eq!(tier_range(&s, 0, 1).map(|r| r.0), Some(3_661), "the minute's bound");
-        assert_eq!(metric_range(&s, 0, 3).map(|r| r.0), Some(3_661));
-        // A tier-1 span that is not whole hours narrows nothing.
-        let mut cfg = cfg;
-        cfg.tiers[1].span_points = 8;
-        let mut s = Store::new(cfg);
-        for t in 3_717..4_300 {
-            s.write(0, 1, t, Some(1.0), false).expect("write");
-            s.seal_pending().expect("seal");
+        s
+    }
+
+    /// Tier 0 aged out of the first sample (3_717): each rollup's first
+    /// point counts its samples back from its interval's end (tier 1's
+    /// minute (3_660, 3_720] holds 4), or from the last sample where that
+    /// interval holds it (tier 2's hour (3_600, 7_200] holds all 583, up
+    /// to 4_299): both give the true first sample.
+    #[test]
+    fn aged_out_tier0_first_sample_is_counted_back() {
+        for span_points in [60, 8] {
+            let s = aged_store(aged_config(span_points), 1, 3_717..4_300);
+            assert!(s.extent(0, 0).is_some_and(|e| e.first > 4_000), "tier 0 aged out: {:?}", s.extent(0, 0));
+            assert_eq!(tier_range(&s, 0, 2), Some((3_717, 4_299)));
+            assert_eq!(tier_range(&s, 0, 1), Some((3_717, 4_299)));
+            assert_eq!(metric_range(&s, 0, 3), Some((3_717, 4_299)));
         }
-        assert_eq!(metric_range(&s, 0, 3).map(|r| r.0), Some(3_601));
+    }
+
+    /// A gap inside the first interval moves the counted first sample by
+    /// the gap's length, never out of the interval; update_every 5 keeps
+    /// it on the grid of slots (multiples of 5).
+    #[test]
+    fn counted_first_sample_stays_in_its_interval_and_on_the_grid() {
+        // 3_718 missing: the minute (3_660, 3_720] holds 3 of its 4 samples.
+        let times = (3_717..4_300).filter(|t| !(3_718..3_719).contains(t));
+        let s = aged_store(aged_config(60), 1, times);
+        assert_eq!(tier_range(&s, 0, 1).map(|r| r.0), Some(3_718), "one second late for one missing");
+        // update_every 5 (ingest snaps sample times to multiples of 5): the
+        // first interval (18_300, 18_600] holds 4 samples.
+        let s = aged_store(aged_config(60), 5, (18_585..21_500).step_by(5));
+        assert!(s.extent(0, 0).is_some_and(|e| e.first > 18_600), "tier 0 aged out: {:?}", s.extent(0, 0));
+        let (first, _) = metric_range(&s, 0, 3).expect("held");
+        assert_eq!(first, 18_585);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Contiguous samples from any second on, of any update_every,
+        /// with tier 0 aged out of their start or not: the first and last
+        /// sample times reported are the true ones.
+        #[test]
+        fn contiguous_samples_report_their_true_first_and_last(
+            ue in proptest::sample::select(vec![1i64, 2, 3, 5, 7, 10]),
+            start in 0i64..20_000,
+            len in 1i64..1_500,
+        ) {
+            let first = (100_000 + start) / ue * ue;
+            let times = (0..len).map(|i| first + i * ue);
+            let s = aged_store(aged_config(60), ue, times);
+            let last = first + (len - 1) * ue;
+            proptest::prop_assert_eq!(metric_range(&s, 0, 3), Some((first, last)));
+            for tier in 0..3 {
+                if let Some((f, l)) = tier_range(&s, 0, tier) {
+                    proptest::prop_assert!(f >= first && l <= last, "tier {tier}: ({f}, {l}) outside ({first}, {last})");
+                }
+            }
+        }
     }
 
     #[test]
