@@ -57,8 +57,12 @@ pub fn run(inp: Inputs<'_>, scan: ScanOutput, grouped: Grouped<'_>, timings: Tim
     if req.options.percentage && !req.options.raw {
         to_percentages(&mut series, w.points, &scan.hidden);
     }
-    if req.options.nonzero && series.iter().any(|s| !all_zero(s)) {
-        series.retain(|s| !all_zero(s));
+    // v1 (Netdata 1.37) hides a dimension whose stored values it read are
+    // all 0 (or empty), whatever its time group made of them; v2/v3 one
+    // whose returned values are.
+    let zero = |s: &Series| if req.api == ApiVersion::V1 { all_zero_read(s) } else { all_zero(s) };
+    if req.options.nonzero && series.iter().any(|s| !zero(s)) {
+        series.retain(|s| !zero(s));
     }
     let approximation = approximation(store, plan, w, &scan);
     let folded = cardinality::fold(&mut series, req.cardinality_limit as usize, final_pass.aggregation);
@@ -140,6 +144,7 @@ pub fn run(inp: Inputs<'_>, scan: ScanOutput, grouped: Grouped<'_>, timings: Tim
         approximation,
         detailed,
         partial_trimming,
+        db_latest: None,
     }
 }
 
@@ -172,6 +177,11 @@ fn to_percentages(series: &mut [Series], points: usize, hidden: &Accumulator) {
             s.values[i] = s.values[i] * 100.0 / total;
         }
     }
+}
+
+fn all_zero_read(s: &Series) -> bool {
+    let d = &s.db_stats;
+    d.count == 0 || (d.min == 0.0 && d.max == 0.0)
 }
 
 fn all_zero(s: &Series) -> bool {

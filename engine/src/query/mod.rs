@@ -13,6 +13,7 @@ pub mod detailed;
 pub mod finish;
 pub mod group;
 pub mod kernels;
+pub mod latest_values;
 pub mod params;
 pub mod plan;
 pub mod request;
@@ -117,11 +118,13 @@ pub fn run(
     let deadline = Deadline { start: t0, timeout_ms: limits.timeout_for(req), cancel };
     deadline.check()?;
     window::check_request_times(req.after, req.before, req.time_resampling)?;
-    let (sel, plan, view) = {
+    let (sel, plan, view, latest) = {
         let cat = src.catalog.read().map_err(|_| EngineError::Poisoned("catalog lock"))?;
         let sel = select::resolve(&cat, req)?;
         let store = src.store.read().map_err(|_| EngineError::Poisoned("store lock"))?;
-        let metrics = if req.needs_hidden() { &sel.scope } else { &sel.selected };
+        // v1 reads its chart as a unit (the planner's target_v1): the whole scope.
+        let whole_scope = req.needs_hidden() || req.api == request::ApiVersion::V1;
+        let metrics = if whole_scope { &sel.scope } else { &sel.selected };
         let mut view = StoreView::of(&store, metrics.iter());
         let plan = plan::build(&cat, &view, req, &sel, now, limits)?;
         let w = plan.window;
@@ -130,7 +133,12 @@ pub fn run(
         // now and a drop after the scan, for every block of every metric.
         let read = plan.tiers_read();
         view.attach_open(&store, |t, ue| if read[t] { read_range(&w, cfg.resolution(t, ue)) } else { (0, 0) });
-        (sel, plan, view)
+        let v1_jsonwrap = req.api == request::ApiVersion::V1 && req.options.jsonwrap;
+        let latest = plan.db_last.filter(|_| v1_jsonwrap).map(|last| {
+            let series = |i: usize| plan.groups.keys[plan.metric_group[i]].id.clone();
+            latest_values::at_last_entry(&store, &plan.queried, last, series)
+        });
+        (sel, plan, view, latest)
     };
     let prep_ms = t0.elapsed().as_secs_f64() * 1000.0;
     deadline.check()?;
@@ -149,7 +157,9 @@ pub fn run(
     let grouped = group::run(&cat, req, &plan, &scan);
     let query_ms = t1.elapsed().as_secs_f64() * 1000.0;
     let inputs = finish::Inputs { cat: &cat, store: &view, req, sel: &sel, plan: &plan, now };
-    Ok(finish::run(inputs, scan, grouped, finish::Timings { prep_ms, query_ms }))
+    let mut result = finish::run(inputs, scan, grouped, finish::Timings { prep_ms, query_ms });
+    result.db_latest = latest;
+    Ok(result)
 }
 
 #[cfg(test)]

@@ -207,18 +207,24 @@ pub struct QueryResult {
     /// v2/v3: the live-edge trimming's report (`None` for v1, which does
     /// not trim); `window.points` counts the rows kept.
     pub partial_trimming: Option<crate::query::trim::PartialTrimming>,
+    /// v1 `jsonwrap`: each series' value in the chart's last stored slot
+    /// (by series id; `None` inside where that slot is empty).
+    pub db_latest: Option<std::collections::HashMap<String, Option<f64>>>,
 }
 
 impl QueryResult {
-    /// Min and max over all non-empty returned values.
+    /// Min and max over all returned values: the non-empty ones, and the
+    /// empty ones `null2zero` returns as 0.
     pub fn view_min_max(&self) -> (f64, f64) {
         let mut min = f64::INFINITY;
         let mut max = f64::NEG_INFINITY;
+        // With `null2zero` an empty point is returned as 0, so it counts.
+        let empty = self.request.options.null2zero.then_some(0.0);
         for s in &self.series {
             for (v, f) in s.values.iter().zip(&s.flags) {
-                if f & PA_EMPTY == 0 {
-                    min = min.min(*v);
-                    max = max.max(*v);
+                if let Some(v) = if f & PA_EMPTY == 0 { Some(*v) } else { empty } {
+                    min = min.min(v);
+                    max = max.max(v);
                 }
             }
         }

@@ -266,6 +266,123 @@ fn v1_chart_percentage_totals_only_that_chart() {
     assert_eq!(r.summary.instances.len(), 1, "the summary covers the chart only");
 }
 
+fn v1(e: &Engine, params: &[(&str, String)]) -> crate::error::Result<QueryResult> {
+    let pairs: Vec<(String, String)> = params.iter().map(|(a, b)| (a.to_string(), b.clone())).collect();
+    e.query(&crate::query::params::parse_params(ApiVersion::V1, &pairs)?)
+}
+
+/// A chart `c.x` of update_every 1: `a` holds T0+1..=T0+100, `b` (the
+/// values -a, so a row sums to 0) stops at T0+90, `z` holds zeros.
+fn chart_engine() -> Engine {
+    let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + 3601)));
+    let dim = |d: &str, f: fn(i64) -> Option<f64>, n: i64| SeriesSpec {
+        context: "c.x".into(),
+        instance: Some("c.x".into()),
+        ..series("n1", "c.x", d, f, n)
+    };
+    let b = IngestBatch {
+        nodes: vec![],
+        series: vec![
+            dim("a", |k| Some(k as f64), 100),
+            dim("b", |k| Some(-(k as f64)), 90),
+            dim("z", |_| Some(0.0), 100),
+        ],
+    };
+    e.ingest(&b).expect("ingest");
+    e
+}
+
+/// v1 reads its chart as a unit (Netdata 1.37): a dimension with no
+/// sample in the window is a column of nulls, a window within two
+/// update_every past the data answers null rows (farther: nothing), and a
+/// relative window ends at the chart's last entry whatever `dimensions`
+/// selects.
+#[test]
+fn v1_reads_the_chart_as_a_unit() {
+    let e = chart_engine();
+    let w = |after: i64, before: i64| {
+        vec![
+            ("chart", "c.x".to_string()),
+            ("after", after.to_string()),
+            ("before", before.to_string()),
+            ("points", "0".to_string()),
+        ]
+    };
+    let r = v1(&e, &w(T0 + 95, T0 + 100)).expect("query");
+    let names: Vec<&str> = r.series.iter().map(|s| s.key.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "z"], "b has no sample after T0+90, and is still a column");
+    assert!(r.series[1].flags.iter().all(|f| f & PA_EMPTY != 0));
+    let r = v1(&e, &w(T0 + 102, T0 + 110)).expect("two seconds past the data");
+    assert!(r.series.len() == 3 && r.series.iter().all(|s| s.flags.iter().all(|f| f & PA_EMPTY != 0)));
+    let far = v1(&e, &w(T0 + 103, T0 + 110)).map(|r| r.series.len());
+    assert!(!far.as_ref().is_ok_and(|n| *n > 0), "three seconds past: no data ({far:?})");
+    // Relative: the last 5 s of the chart (T0+100), also for `b` alone.
+    let mut rel = vec![("chart", "c.x".to_string()), ("after", "-5".to_string()), ("points", "0".to_string())];
+    rel.push(("dimensions", "b".to_string()));
+    let r = v1(&e, &rel).expect("relative");
+    assert_eq!(r.window.before, T0 + 100, "the chart's last entry, not b's");
+    // `latest_values`: the chart's last slot (T0+100), whatever the window;
+    // b holds nothing there.
+    let mut old = w(T0 + 10, T0 + 20);
+    old.push(("options", "jsonwrap".to_string()));
+    let latest = v1(&e, &old).expect("query").db_latest.expect("v1 jsonwrap reads them");
+    let want = [("a", Some(100.0)), ("b", None), ("z", Some(0.0))];
+    assert_eq!(latest, want.iter().map(|&(d, v)| (d.to_string(), v)).collect());
+}
+
+/// `abs|percentage` on a subset: the row total is over every chart
+/// dimension, each made absolute; `nonzero` hides what read only zeros,
+/// not what grouped to 0.
+#[test]
+fn v1_percentages_nonzero_and_cv() {
+    let e = chart_engine();
+    let at = |opts: &str, dims: &str, group: &str| {
+        let mut p = vec![
+            ("chart", "c.x".to_string()),
+            ("after", (T0 + 10).to_string()),
+            ("before", (T0 + 10).to_string()),
+            ("points", "1".to_string()),
+        ];
+        p.extend([("options", opts.to_string()), ("dimensions", dims.to_string()), ("group", group.to_string())]);
+        v1(&e, &p).expect("query")
+    };
+    let r = at("abs|percentage", "a", "average");
+    // |10| / (|10| + |-10| + 0) = 50 %, not 10 / (10 - 10 + 0).
+    assert_eq!(r.series[0].values, vec![50.0]);
+    let r = v1(
+        &e,
+        &[
+            ("chart", "c.x".to_string()),
+            ("after", (T0 + 1).to_string()),
+            ("before", (T0 + 2).to_string()),
+            ("points", "1".to_string()),
+            ("group", "sum".to_string()),
+            ("options", "nonzero".to_string()),
+        ],
+    )
+    .expect("query");
+    // a and b read non-zero values; z read only zeros and goes.
+    let names: Vec<&str> = r.series.iter().map(|s| s.key.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    let r = v1(
+        &e,
+        &[
+            ("chart", "c.x".to_string()),
+            ("after", (T0 + 1).to_string()),
+            ("before", (T0 + 4).to_string()),
+            ("points", "1".to_string()),
+            ("group", "countif".to_string()),
+            ("group_options", "<0".to_string()),
+            ("dimensions", "a|z".to_string()),
+            ("options", "nonzero".to_string()),
+        ],
+    )
+    .expect("query");
+    // countif <0 is 0 for both; a read non-zero values, so only z goes.
+    let names: Vec<&str> = r.series.iter().map(|s| s.key.name.as_str()).collect();
+    assert_eq!(names, ["a"]);
+}
+
 #[test]
 fn cost_counts_selected_metrics_window_and_points() {
     let e = engine();

@@ -125,9 +125,56 @@ impl TimeGroup {
     }
 }
 
+impl TimeGroup {
+    /// The name of the method this group runs, as Netdata 1.37 prints it in
+    /// a v1 answer's `group` (aliases resolved, the default percentage
+    /// spelled out): `avg` is `average`, `trimmed-mean` is `trimmed-mean5`.
+    pub fn canonical_name(&self) -> String {
+        let p = self.default_param as u32;
+        match self.method {
+            Method::Average => "average".into(),
+            Method::Min => "min".into(),
+            Method::Max => "max".into(),
+            Method::Sum => "sum".into(),
+            Method::IncrementalSum => "incremental_sum".into(),
+            Method::Median if p == 0 => "median".into(),
+            Method::Median => format!("trimmed-median{p}"),
+            Method::Percentile => format!("percentile{p}"),
+            Method::TrimmedMean => format!("trimmed-mean{p}"),
+            Method::Stddev => "stddev".into(),
+            Method::Cv => "cv".into(),
+            Method::Ses => "ses".into(),
+            Method::Des => "des".into(),
+            Method::CountIf => "countif".into(),
+            Method::Extremes => "extremes".into(),
+            Method::Latest => "latest".into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_names_resolve_aliases_and_defaults() {
+        for (asked, printed) in [
+            ("avg", "average"),
+            ("mean", "average"),
+            ("ewma", "ses"),
+            ("rsd", "cv"),
+            ("incremental-sum", "incremental_sum"),
+            ("trimmed-mean", "trimmed-mean5"),
+            ("trimmed-median", "trimmed-median5"),
+            ("trimmed-median10", "trimmed-median10"),
+            ("percentile", "percentile95"),
+            ("percentile99", "percentile99"),
+            ("median", "median"),
+        ] {
+            let g = TimeGroup::parse(asked, "group").expect("known");
+            assert_eq!(g.canonical_name(), printed, "{asked}");
+        }
+    }
 
     #[test]
     fn names_and_aliases() {

@@ -81,12 +81,17 @@ fn table(w: &mut Json, r: &QueryResult, cells: Cells) {
 /// The v1 `jsonwrap` envelope around `result`.
 fn envelope(w: &mut Json, r: &QueryResult, chart_id: &str, result: impl FnOnce(&mut Json)) {
     let opts = &r.request.options;
+    // Each series' newest row as printed (Netdata 1.37's
+    // `view_latest_values`): empty is `null`, or 0 with `null2zero`.
+    // `latest_values` is the chart's last stored slot where the engine read
+    // it (`db_latest`), else this too.
     let latest = |w: &mut Json| {
         w.arr();
         for s in &r.series {
-            match (0..s.values.len()).rev().find(|&i| s.flags[i] & PA_EMPTY == 0) {
-                Some(i) => w.r7(s.values[i]),
-                None => w.null(),
+            match s.values.len().checked_sub(1) {
+                Some(i) if s.flags[i] & PA_EMPTY == 0 => w.r7(s.values[i]),
+                Some(_) if opts.null2zero => w.r7(0.0),
+                _ => w.null(),
             };
         }
         w.end();
@@ -96,7 +101,7 @@ fn envelope(w: &mut Json, r: &QueryResult, chart_id: &str, result: impl FnOnce(&
     w.key("view_update_every").i64(r.window.view_every).key("update_every").i64(r.update_every);
     w.key("first_entry").opt_i64(r.first_entry).key("last_entry").opt_i64(r.last_entry);
     w.key("before").i64(r.window.before).key("after").i64(r.window.after);
-    w.key("group").str(&r.request.time_group.name);
+    w.key("group").str(&r.request.time_group.canonical_name());
     let mut options = vec!["jsonwrap"];
     if opts.unaligned {
         options.push("unaligned");
@@ -109,7 +114,19 @@ fn envelope(w: &mut Json, r: &QueryResult, chart_id: &str, result: impl FnOnce(&
     w.key("dimension_ids").strs(r.series.iter().map(|s| s.key.id.as_str()));
     w.key("functions").arr().end();
     w.key("latest_values");
-    latest(w);
+    match &r.db_latest {
+        Some(db) => {
+            w.arr();
+            for s in &r.series {
+                match db.get(&s.key.id).copied().flatten() {
+                    Some(v) => w.r7(v),
+                    None => w.null(),
+                };
+            }
+            w.end();
+        }
+        None => latest(w),
+    }
     w.key("view_latest_values");
     latest(w);
     w.key("dimensions").u64(r.series.len() as u64).key("points").u64(r.window.points as u64);
@@ -235,9 +252,13 @@ mod tests {
         assert_eq!(doc["options"], json!("jsonwrap,flip"));
         assert_eq!(doc["points"], json!(20));
         assert_eq!(doc["result"]["data"], Value::Array(want_rows(&r, Value::Null)));
-        // d3's newest buckets have data; every series' latest value is its last point.
-        let latest: Vec<Value> = r.series.iter().map(|s| json!(round7(s.values[19]))).collect();
-        assert_eq!(doc["latest_values"], Value::Array(latest));
+        // d3's newest buckets have data: each view_latest_value is the newest row's.
+        let newest: Vec<Value> = r.series.iter().map(|s| json!(round7(s.values[19]))).collect();
+        assert_eq!(doc["view_latest_values"], Value::Array(newest));
+        // latest_values: each dimension's sample at the chart's last entry
+        // (NOW), not the newest bucket's average.
+        let at_now = |k: u32| round7((NOW % 97) as f64 * 1.234_567_89 - 40.0 + f64::from(k) / 3.0);
+        assert_eq!(doc["latest_values"], json!((0..5).map(at_now).collect::<Vec<_>>()));
         assert_eq!(doc["anomaly_rates"]["data"][0][1], json!(round7(r.series[0].arp[0])));
         assert!(!bytes.contains(&b'\n'), "compact JSON");
 

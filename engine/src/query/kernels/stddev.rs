@@ -9,6 +9,9 @@ pub struct Stddev {
     n: u64,
     mean: f64,
     m2: f64,
+    /// The plain sum: cv divides by `sum / n`, which is exactly 0 where the
+    /// values cancel (Welford's running mean keeps a residue there).
+    sum: f64,
     /// Report the coefficient of variation instead.
     cv: bool,
 }
@@ -26,6 +29,7 @@ impl Kernel for Stddev {
 
     fn add(&mut self, v: f64) {
         self.n += 1;
+        self.sum += v;
         let d = v - self.mean;
         self.mean += d / self.n as f64;
         self.m2 += d * (v - self.mean);
@@ -39,7 +43,7 @@ impl Kernel for Stddev {
         };
         let out = match (sd, self.cv) {
             (Some(sd), true) if self.n > 1 => {
-                let cv = 100.0 * sd / self.mean.abs();
+                let cv = 100.0 * sd / (self.sum / self.n as f64).abs();
                 cv.is_finite().then_some(cv)
             }
             (sd, _) => sd,
@@ -64,5 +68,10 @@ mod tests {
         let out = run(&mut k, &[&[1.0, 3.0], &[-1.0, 1.0], &[5.0]]);
         assert!((out[0].expect("cv") - 100.0 * 2f64.sqrt() / 2.0).abs() < 1e-9);
         assert_eq!(out[1..], [None, Some(0.0)]);
+        // Values that cancel exactly (Welford's mean keeps a residue of
+        // about 1e-15 here, which made a cv of about 1e18): empty.
+        let values = [-67.714, 30.1, 37.614, -0.5, 0.5];
+        assert_eq!(values.iter().sum::<f64>(), 0.0);
+        assert_eq!(run(&mut k, &[&values]), [None]);
     }
 }

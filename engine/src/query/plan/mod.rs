@@ -108,6 +108,11 @@ pub struct QueryPlan {
     pub field: Field,
     /// Values are made absolute before time grouping (v2/v3 rule).
     pub absolute: bool,
+    /// Hidden metrics' grouped values are made absolute before they join a
+    /// row's percentage total: v1 makes grouped values absolute, the
+    /// selected ones in `finish`, the hidden ones here (Netdata 1.37 sums
+    /// the absolute values of every chart dimension).
+    pub absolute_hidden: bool,
     /// Time-group anomaly rates instead of values.
     pub anomaly_bit: bool,
     /// Tiers in use (the server's `storage tiers`).
@@ -178,6 +183,39 @@ pub fn with_sample_fallback(mut need: [bool; TIERS], pinned_rollup: bool) -> [bo
     need
 }
 
+/// The query target of a v1 query, which reads its chart (the scope) as
+/// a unit, as Netdata 1.37 does: every selected dimension is queried while
+/// the chart holds data within two update_every of the window (so a
+/// dimension with no sample in the window is a column of nulls, and a
+/// window just past the data is rows of nulls rather than a 404), and
+/// relative windows end at the chart's last entry whatever `dimensions`
+/// selects.
+fn target_v1<'a>(store: &'a StoreView, sel: &Selection, ntiers: usize, (qa, qb): (i64, i64)) -> Target<'a> {
+    let (mut first, mut last, mut ue) = (None::<i64>, None::<i64>, None::<i64>);
+    for m in sel.scope.iter() {
+        if let (Some((f, l)), Some(u)) = (retention::metric_range(store, m, ntiers), store.update_every(m)) {
+            first = Some(first.map_or(f, |x| x.min(f)));
+            last = Some(last.map_or(l, |x| x.max(l)));
+            ue = Some(ue.map_or(u, |x| x.min(u)));
+        }
+    }
+    let near = match (first, last, ue) {
+        (Some(f), Some(l), Some(u)) => f - 2 * u <= qb && l + 2 * u >= qa,
+        _ => false,
+    };
+    let in_target = move |m: MetricId| near && store.update_every(m).is_some();
+    let queried = sel.selected.iter().filter(|&m| in_target(m)).collect();
+    Target { queried, db: (first, last), in_target: Box::new(in_target) }
+}
+
+/// The query target: the metrics queried, the first and last entry
+/// relative windows resolve against, and whether a (hidden) metric is in.
+struct Target<'a> {
+    queried: Vec<MetricId>,
+    db: (Option<i64>, Option<i64>),
+    in_target: Box<dyn Fn(MetricId) -> bool + 'a>,
+}
+
 /// Builds the plan.
 pub fn build(
     cat: &Catalog,
@@ -205,16 +243,21 @@ pub fn build(
 
     // The query target: metrics whose data overlaps the window.
     let (qa, qb) = window::target_window(req.after, req.before, now);
-    let range_in_window = |m: MetricId| {
-        let r = retention::metric_range(store, m, ntiers)?;
-        (store.update_every(m).is_some() && r.0 <= qb && r.1 >= qa).then_some(r)
+    let target = if req.api == ApiVersion::V1 {
+        target_v1(store, sel, ntiers, (qa, qb))
+    } else {
+        let range_in_window = move |m: MetricId| {
+            let r = retention::metric_range(store, m, ntiers)?;
+            (store.update_every(m).is_some() && r.0 <= qb && r.1 >= qa).then_some(r)
+        };
+        let ranges: Vec<(MetricId, (i64, i64))> =
+            sel.selected.iter().filter_map(|m| range_in_window(m).map(|r| (m, r))).collect();
+        let db = (ranges.iter().map(|&(_, (f, _))| f).min(), ranges.iter().map(|&(_, (_, l))| l).max());
+        let queried = ranges.iter().map(|&(m, _)| m).collect();
+        Target { queried, db, in_target: Box::new(move |m| range_in_window(m).is_some()) }
     };
-    let ranges: Vec<(MetricId, (i64, i64))> =
-        sel.selected.iter().filter_map(|m| range_in_window(m).map(|r| (m, r))).collect();
-    let queried: Vec<MetricId> = ranges.iter().map(|&(m, _)| m).collect();
+    let Target { queried, db: (db_first, db_last), in_target } = target;
     let ue = queried.iter().filter_map(|&m| store.update_every(m)).min().unwrap_or(1);
-    let db_first = ranges.iter().map(|&(_, (f, _))| f).min();
-    let db_last = ranges.iter().map(|&(_, (_, l))| l).max();
     let natural_ue = match req.tier {
         Some(t) => store.config().resolution(t, ue),
         None => ue,
@@ -283,7 +326,7 @@ pub fn build(
     let mut jobs: Vec<Job> = queried.iter().zip(&metric_group).map(|(&m, &g)| job(m, Some(g), false)).collect();
     if needs_hidden {
         let hidden: RoaringBitmap = sel.excluded();
-        for m in hidden.iter().filter(|&m| range_in_window(m).is_some()) {
+        for m in hidden.iter().filter(|&m| in_target(m)) {
             jobs.push(job(m, groups.find(&series_key(cat, m, pass0, pct_units).id), true));
         }
     }
@@ -308,6 +351,7 @@ pub fn build(
         // v2/v3 make samples absolute before grouping (spec 5.1); v1 (Netdata
         // 1.37, the oracle) makes the grouped values absolute instead.
         absolute: req.options.absolute && req.api != ApiVersion::V1,
+        absolute_hidden: req.options.absolute && req.api == ApiVersion::V1,
         anomaly_bit: req.options.anomaly_bit,
         tiers: ntiers,
         db_first,

@@ -132,6 +132,9 @@ impl Scan<'_> {
                 || self.deadline.check().is_err(),
             );
             if job.hidden {
+                if plan.absolute_hidden {
+                    buckets.values.iter_mut().for_each(|v| *v = v.abs());
+                }
                 if let Some(g) = job.group {
                     out.hidden.add(g, &buckets);
                 }
