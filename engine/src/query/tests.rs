@@ -321,6 +321,12 @@ fn v1_reads_the_chart_as_a_unit() {
     rel.push(("dimensions", "b".to_string()));
     let r = v1(&e, &rel).expect("relative");
     assert_eq!(r.window.before, T0 + 100, "the chart's last entry, not b's");
+    // A relative `after` reaching back to two seconds past the data (now is
+    // T0 + 3601): `now - 3499` is T0 + 102; one second less reaches nothing.
+    let back =
+        |secs: i64| v1(&e, &[("chart", "c.x".to_string()), ("after", format!("-{secs}")), ("points", "0".to_string())]);
+    assert!(back(3499).is_ok_and(|r| r.series.len() == 3), "within two seconds of the data");
+    assert!(!back(3498).is_ok_and(|r| !r.series.is_empty()), "three seconds past: no data");
     // `latest_values`: the chart's last slot (T0+100), whatever the window;
     // b holds nothing there.
     let mut old = w(T0 + 10, T0 + 20);

@@ -55,7 +55,8 @@ impl Window {
     }
 }
 
-fn is_relative(v: i64) -> bool {
+/// Whether a nonzero `after`/`before` is relative to now (at most 3 years).
+pub fn is_relative(v: i64) -> bool {
     v.unsigned_abs() <= RELATIVE_MAX as u64
 }
 

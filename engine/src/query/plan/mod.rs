@@ -244,7 +244,10 @@ pub fn build(
     // The query target: metrics whose data overlaps the window.
     let (qa, qb) = window::target_window(req.after, req.before, now);
     let target = if req.api == ApiVersion::V1 {
-        target_v1(store, sel, ntiers, (qa, qb))
+        // Netdata 1.37 compares a relative `after` as `before - |after|`,
+        // one second before the window's first (the target's `qa`).
+        let nd_after = if req.after != 0 && window::is_relative(req.after) { qa - 1 } else { qa };
+        target_v1(store, sel, ntiers, (nd_after, qb))
     } else {
         let range_in_window = move |m: MetricId| {
             let r = retention::metric_range(store, m, ntiers)?;
