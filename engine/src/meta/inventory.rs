@@ -57,6 +57,7 @@ pub fn count(cat: &Catalog, store: &Store, visible: &Visible, tiers: usize, now:
     let mut unique = BTreeSet::new();
     let mut live_metrics = 0;
     let mut held = vec![TierHoldings::default(); tiers.clamp(1, crate::storage::TIERS)];
+    let ntiers = held.len();
     for m in visible {
         let i = reg.metric(m).instance;
         let inst = &reg.instances[i as usize];
@@ -72,7 +73,7 @@ pub fn count(cat: &Catalog, store: &Store, visible: &Visible, tiers: usize, now:
             live_instances.insert(i);
         }
         for (t, h) in held.iter_mut().enumerate() {
-            if let Some((first, last)) = tier_range(store, m, t) {
+            if let Some((first, last)) = tier_range(store, m, t, ntiers) {
                 h.metrics += 1;
                 h.range = Some(h.range.map_or((first, last), |(f, l)| (f.min(first), l.max(last))));
             }

@@ -41,7 +41,7 @@ impl QueryCost {
 pub fn estimate(cat: &Catalog, req: &QueryRequest, now: i64) -> Result<QueryCost> {
     window::check_request_times(req.after, req.before, req.time_resampling)?;
     let sel = select::resolve(cat, req)?;
-    let metrics = if req.needs_hidden() { sel.scope.len() } else { sel.selected.len() };
+    let metrics = if req.reads_scope() { sel.scope.len() } else { sel.selected.len() };
     let (a, b) = window::target_window(req.after, req.before, now);
     let window_secs = b.saturating_sub(a).saturating_add(1).max(1) as u64;
     let points = if req.points == 0 { window_secs } else { req.points.min(window_secs) };

@@ -106,7 +106,7 @@ pub fn run(inp: Inputs<'_>, scan: ScanOutput, grouped: Grouped<'_>, timings: Tim
     let tiers: Vec<TierInfo> = (0..plan.tiers)
         .map(|t| {
             let (mut f, mut l) = (None::<i64>, None::<i64>);
-            for (a, b) in plan.queried.iter().filter_map(|&m| retention::tier_range(store, m, t)) {
+            for (a, b) in plan.queried.iter().filter_map(|&m| retention::tier_range(store, m, t, plan.tiers)) {
                 f = Some(f.map_or(a, |x| x.min(a)));
                 l = Some(l.map_or(b, |x| x.max(b)));
             }

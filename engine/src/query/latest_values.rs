@@ -25,12 +25,7 @@ pub fn at_last_entry(
     for (i, &m) in metrics.iter().enumerate() {
         let Some(ue) = store.update_every(m) else { continue };
         let slot = last.div_euclid(ue) * ue;
-        let mut value = None;
-        store.for_each_run(m, ue, 0, slot - 1, slot, |r| {
-            if r.len > 0 && r.is_valid(0) {
-                value = Some(r.agg(0).sum);
-            }
-        });
+        let value = store.point_at(m, ue, 0, slot, |r| r.agg(0).sum);
         out.entry(series_of(i)).or_insert(value);
     }
     out

@@ -122,9 +122,11 @@ pub fn run(
         let cat = src.catalog.read().map_err(|_| EngineError::Poisoned("catalog lock"))?;
         let sel = select::resolve(&cat, req)?;
         let store = src.store.read().map_err(|_| EngineError::Poisoned("store lock"))?;
-        // v1 reads its chart as a unit (the planner's target_v1): the whole scope.
-        let whole_scope = req.needs_hidden() || req.api == request::ApiVersion::V1;
-        let metrics = if whole_scope { &sel.scope } else { &sel.selected };
+        // Before the view, which reads planning facts of every metric it takes.
+        let metrics = if req.reads_scope() { &sel.scope } else { &sel.selected };
+        if metrics.len() > limits.max_metrics {
+            return Err(EngineError::TooManyMetrics { matched: metrics.len(), limit: limits.max_metrics });
+        }
         let mut view = StoreView::of(&store, metrics.iter());
         let plan = plan::build(&cat, &view, req, &sel, now, limits)?;
         let w = plan.window;

@@ -386,6 +386,12 @@ impl QueryRequest {
         }
     }
 
+    /// Whether the query reads its whole scope, not only what it selects:
+    /// for hidden totals, or as v1 does (a chart read as a unit).
+    pub fn reads_scope(&self) -> bool {
+        self.needs_hidden() || self.api == ApiVersion::V1
+    }
+
     /// Hidden dimensions (in scope, not selected) are only needed for totals.
     pub fn needs_hidden(&self) -> bool {
         self.options.percentage

@@ -316,17 +316,19 @@ fn v1_reads_the_chart_as_a_unit() {
     assert!(r.series.len() == 3 && r.series.iter().all(|s| s.flags.iter().all(|f| f & PA_EMPTY != 0)));
     let far = v1(&e, &w(T0 + 103, T0 + 110)).map(|r| r.series.len());
     assert!(!far.as_ref().is_ok_and(|n| *n > 0), "three seconds past: no data ({far:?})");
-    // Relative: the last 5 s of the chart (T0+100), also for `b` alone.
-    let mut rel = vec![("chart", "c.x".to_string()), ("after", "-5".to_string()), ("points", "0".to_string())];
-    rel.push(("dimensions", "b".to_string()));
-    let r = v1(&e, &rel).expect("relative");
-    assert_eq!(r.window.before, T0 + 100, "the chart's last entry, not b's");
-    // A relative `after` reaching back to two seconds past the data (now is
-    // T0 + 3601): `now - 3499` is T0 + 102; one second less reaches nothing.
-    let back =
-        |secs: i64| v1(&e, &[("chart", "c.x".to_string()), ("after", format!("-{secs}")), ("points", "0".to_string())]);
-    assert!(back(3499).is_ok_and(|r| r.series.len() == 3), "within two seconds of the data");
-    assert!(!back(3498).is_ok_and(|r| !r.series.is_empty()), "three seconds past: no data");
+    // A relative `after` is compared as `now - |after|` (now is T0 + 3601):
+    // 3499 s back is T0 + 102, two seconds past the data; 3498 s, three.
+    let back = |secs: i64, dims: &str| {
+        let mut p = vec![("chart", "c.x".to_string()), ("after", format!("-{secs}")), ("points", "0".to_string())];
+        p.push(("dimensions", dims.to_string()));
+        v1(&e, &p)
+    };
+    assert!(back(3499, "*").is_ok_and(|r| r.series.len() == 3), "within two seconds of the data");
+    assert!(!back(3498, "*").is_ok_and(|r| !r.series.is_empty()), "three seconds past: no data");
+    // The window ends at the chart's last entry (T0+100), not b's (T0+90).
+    let r = back(3499, "b").expect("relative, b alone");
+    assert_eq!(r.series.iter().map(|s| s.key.name.as_str()).collect::<Vec<_>>(), ["b"]);
+    assert_eq!(r.window.before, T0 + 100);
     // `latest_values`: the chart's last slot (T0+100), whatever the window;
     // b holds nothing there.
     let mut old = w(T0 + 10, T0 + 20);

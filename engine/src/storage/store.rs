@@ -508,12 +508,18 @@ impl Store {
         let first = if e.first >= oldest_kept {
             e.first
         } else {
-            let mut found = None;
-            self.for_each_run(m, ue, tier, oldest_kept - 1, e.last, |run| {
-                if found.is_none() {
-                    found = (0..run.len).find(|&i| run.is_valid(i)).map(|i| run.end_of(i));
-                }
-            });
+            // Span by span from the oldest kept: the first that holds the
+            // metric ends the search (a query asks this for every metric).
+            let (span, mut from, mut found) = (self.cfg.span_secs(tier, ue), oldest_kept - 1, None);
+            while found.is_none() && from < e.last {
+                let to = from.saturating_add(span).min(e.last);
+                self.for_each_run(m, ue, tier, from, to, |run| {
+                    if found.is_none() {
+                        found = (0..run.len).find(|&i| run.is_valid(i)).map(|i| run.end_of(i));
+                    }
+                });
+                from = to;
+            }
             found?
         };
         (first <= e.last).then_some(Extent { first, last: e.last })

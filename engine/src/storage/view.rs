@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use super::open_span::{Prefetch, SpanSnapshot};
 use super::row::Run;
-use super::samples;
 use super::segment::Segment;
 use super::store::{sealed_in, sealed_runs, Extent, Store};
 use super::tier::{StorageConfig, TIERS};
@@ -80,13 +79,7 @@ impl StoreView {
                 open: Default::default(),
             });
             let extents = std::array::from_fn(|t| store.extent(m, t));
-            let facts = samples::Facts {
-                ue,
-                extents: &extents,
-                rollup_only_until: store.rollup_only_until(ue),
-                cfg: store.config(),
-            };
-            let samples = std::array::from_fn(|t| samples::range(&facts, t, |end| store.count_at(m, ue, t, end)));
+            let samples = store.sample_ranges(m, ue, &extents);
             view.metrics.insert(m, MetricView { ue, extents, samples });
         }
         view

@@ -236,10 +236,6 @@ pub fn build(
         return Err(EngineError::param("aggregation", "percentage aggregation works in a single group-by pass"));
     }
     let needs_hidden = req.needs_hidden();
-    let touched = if needs_hidden { sel.scope.len() } else { sel.selected.len() };
-    if touched > limits.max_metrics {
-        return Err(EngineError::TooManyMetrics { matched: touched, limit: limits.max_metrics });
-    }
 
     // The query target: metrics whose data overlaps the window.
     let (qa, qb) = window::target_window(req.after, req.before, now);
