@@ -96,7 +96,11 @@ impl Store {
         extents: &[Option<Extent>; TIERS],
     ) -> [Option<(i64, i64)>; TIERS] {
         let facts = Facts { ue, extents, rollup_only_until: self.rollup_only_until(ue), cfg: self.config() };
-        std::array::from_fn(|t| range(&facts, t, |end| self.point_at(m, ue, t, end, |r| r.counts(0).0)))
+        let count_at = |t: usize, end: i64| match extents[t] {
+            Some(e) if e.first == end => self.first_count(m, ue, t, end),
+            _ => self.point_at(m, ue, t, end, |r| r.counts(0).0),
+        };
+        std::array::from_fn(|t| range(&facts, t, |end| count_at(t, end)))
     }
 
     /// [`Store::sample_ranges`] of one tier.

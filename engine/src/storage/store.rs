@@ -123,6 +123,12 @@ pub struct Store {
     metrics: Vec<Option<(i64, [Option<Extent>; TIERS])>>,
     /// [`Store::write_run`]'s per-point overwrite flags, kept between runs.
     replaced: Vec<bool>,
+    /// Per (metric, rollup tier): the end and sample count of its first
+    /// point, once that point is final (before the head), so that placing the
+    /// first sample after tier 0 has aged out (`samples.rs`) reads no row
+    /// on every query. Keyed by the end: retention moving the first point
+    /// makes an entry stale, and a lookup then reads the new one.
+    first_counts: std::sync::Mutex<std::collections::HashMap<(MetricId, usize), (i64, u32)>>,
 }
 
 impl Store {
@@ -135,7 +141,30 @@ impl Store {
             track_events: false,
             metrics: Vec::new(),
             replaced: Vec::new(),
+            first_counts: Default::default(),
         }
+    }
+
+    /// The sample count of metric `m`'s point ending at `end` in `tier`
+    /// ([`Store::point_at`]), remembered where that point is its first in
+    /// the tier and final.
+    pub(crate) fn first_count(&self, m: MetricId, ue: i64, tier: usize, end: i64) -> Option<u32> {
+        let key = (m, tier);
+        if let Some(&(at, n)) = self.first_counts.lock().ok().and_then(|c| c.get(&key).copied()).as_ref() {
+            if at == end {
+                return Some(n);
+            }
+        }
+        let n = self.point_at(m, ue, tier, end, |r| r.counts(0).0)?;
+        // Final once its interval lies before the head: samples there are
+        // late and imported rollups are refused (`write_rollup`), so the
+        // point never changes again.
+        if self.groups.get(&ue).and_then(|g| g.head_start).is_some_and(|h| end < h) {
+            if let Ok(mut c) = self.first_counts.lock() {
+                c.insert(key, (end, n));
+            }
+        }
+        Some(n)
     }
 
     pub fn config(&self) -> &StorageConfig {

@@ -185,6 +185,32 @@ mod tests {
         assert_eq!(tier_range(&s, 0, 2), Some((3_717, 3_799)), "within the metric's range");
     }
 
+    /// Tier 1 keeps 15 minutes: as retention moves its first point on, the
+    /// count remembered for the old first point is not used for the new
+    /// one. Minute `m` misses its first `m % 7` seconds, so its count (and
+    /// the first sample it places) differs from its neighbours'.
+    #[test]
+    fn remembered_first_counts_follow_retention() {
+        let mut cfg = aged_config(5);
+        cfg.tiers[1].retention_secs = 900;
+        let mut s = Store::new(cfg);
+        let skipped = |t: i64| (t - 1) % 60 < ((t - 1) / 60) % 7;
+        let mut seen = Vec::new();
+        for t in (3_717..12_000).filter(|&t| !skipped(t)) {
+            s.write(0, 1, t, Some(1.0), false).expect("write");
+            s.seal_pending().expect("seal");
+            if t % 1_000 == 0 {
+                // Gaps in the hour move its counted first inward, never before 3_717.
+                assert!(metric_range(&s, 0, 3).is_some_and(|(f, l)| f >= 3_717 && l == t), "at {t}");
+                let e1 = s.extent(0, 1).expect("tier 1 holds some");
+                let first = (e1.first - 59..=e1.first).find(|&u| !skipped(u)).expect("a sample");
+                assert_eq!(tier_range(&s, 0, 1).map(|r| r.0), Some(first.max(3_717)), "at {t}");
+                seen.push(e1.first);
+            }
+        }
+        assert!(seen.windows(2).any(|w| w[0] < w[1]), "retention moved tier 1's first point: {seen:?}");
+    }
+
     #[test]
     fn rollup_only_history_reports_interval_bounds() {
         let mut s = Store::new(StorageConfig::default());
