@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 
 use crate::catalog::Catalog;
 use crate::meta::{Span, Visible};
-use crate::query::plan::retention::tier_range;
+use crate::query::plan::retention::tier_ranges;
 use crate::storage::Store;
 
 /// How many things are visible, and how many of them are still collected.
@@ -72,8 +72,8 @@ pub fn count(cat: &Catalog, store: &Store, visible: &Visible, tiers: usize, now:
             live_contexts.insert(node_context);
             live_instances.insert(i);
         }
-        for (t, h) in held.iter_mut().enumerate() {
-            if let Some((first, last)) = tier_range(store, m, t, ntiers) {
+        for (h, r) in held.iter_mut().zip(tier_ranges(store, m, ntiers)) {
+            if let Some((first, last)) = r {
                 h.metrics += 1;
                 h.range = Some(h.range.map_or((first, last), |(f, l)| (f.min(first), l.max(last))));
             }

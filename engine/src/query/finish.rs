@@ -103,19 +103,20 @@ pub fn run(inp: Inputs<'_>, scan: ScanOutput, grouped: Grouped<'_>, timings: Tim
         ),
     };
     let units = if plan.pct_units { "%".to_string() } else { db_units.first().cloned().unwrap_or_default() };
+    let mut held = [None::<(i64, i64)>; TIERS];
+    for &m in &plan.queried {
+        for (h, r) in held.iter_mut().zip(retention::tier_ranges(store, m, plan.tiers)) {
+            if let Some((a, b)) = r {
+                *h = Some(h.map_or((a, b), |(f, l)| (f.min(a), l.max(b))));
+            }
+        }
+    }
     let tiers: Vec<TierInfo> = (0..plan.tiers)
-        .map(|t| {
-            let (mut f, mut l) = (None::<i64>, None::<i64>);
-            for (a, b) in plan.queried.iter().filter_map(|&m| retention::tier_range(store, m, t, plan.tiers)) {
-                f = Some(f.map_or(a, |x| x.min(a)));
-                l = Some(l.map_or(b, |x| x.max(b)));
-            }
-            TierInfo {
-                tier: t,
-                update_every: store.config().resolution(t, plan.update_every),
-                first_entry: f,
-                last_entry: l,
-            }
+        .map(|t| TierInfo {
+            tier: t,
+            update_every: store.config().resolution(t, plan.update_every),
+            first_entry: held[t].map(|r| r.0),
+            last_entry: held[t].map(|r| r.1),
         })
         .collect();
     let chosen_tier =

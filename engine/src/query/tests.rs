@@ -244,31 +244,23 @@ mod extreme_windows {
     }
 }
 
+/// A v1 GET on `e`, its query string as a client writes it (`&`, `=`).
+fn v1(e: &Engine, query: &str) -> crate::error::Result<QueryResult> {
+    let pairs: Vec<(String, String)> =
+        query.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    e.query(&crate::query::params::parse_params(ApiVersion::V1, &pairs)?)
+}
+
 #[test]
 fn v1_chart_percentage_totals_only_that_chart() {
     let e = engine();
-    let pairs: Vec<(String, String)> = [
-        ("chart", "disk_space./"),
-        ("dimension", "used"),
-        ("after", &(T0 + 1).to_string()),
-        ("before", &(T0 + 600).to_string()),
-        ("points", "1"),
-        ("options", "percentage"),
-    ]
-    .iter()
-    .map(|(a, b)| (a.to_string(), b.to_string()))
-    .collect();
-    let req = crate::query::params::parse_params(ApiVersion::V1, &pairs).expect("v1");
-    let r = e.query(&req).expect("query");
+    let (a, b) = (T0 + 1, T0 + 600);
+    let r = v1(&e, &format!("chart=disk_space./&dimension=used&after={a}&before={b}&points=1&options=percentage"))
+        .expect("query");
     // 30 used of 30 + 70 on `/`; the other filesystem is not in the total.
     assert_eq!(r.series.len(), 1);
     assert_eq!(r.series[0].values, vec![30.0]);
     assert_eq!(r.summary.instances.len(), 1, "the summary covers the chart only");
-}
-
-fn v1(e: &Engine, params: &[(&str, String)]) -> crate::error::Result<QueryResult> {
-    let pairs: Vec<(String, String)> = params.iter().map(|(a, b)| (a.to_string(), b.clone())).collect();
-    e.query(&crate::query::params::parse_params(ApiVersion::V1, &pairs)?)
 }
 
 /// A chart `c.x` of update_every 1: `a` holds T0+1..=T0+100, `b` (the
@@ -300,40 +292,29 @@ fn chart_engine() -> Engine {
 #[test]
 fn v1_reads_the_chart_as_a_unit() {
     let e = chart_engine();
-    let w = |after: i64, before: i64| {
-        vec![
-            ("chart", "c.x".to_string()),
-            ("after", after.to_string()),
-            ("before", before.to_string()),
-            ("points", "0".to_string()),
-        ]
-    };
-    let r = v1(&e, &w(T0 + 95, T0 + 100)).expect("query");
-    let names: Vec<&str> = r.series.iter().map(|s| s.key.name.as_str()).collect();
-    assert_eq!(names, ["a", "b", "z"], "b has no sample after T0+90, and is still a column");
+    let names = |r: &QueryResult| r.series.iter().map(|s| s.key.name.clone()).collect::<Vec<_>>();
+    let all_empty = |r: &QueryResult| r.series.iter().all(|s| s.flags.iter().all(|f| f & PA_EMPTY != 0));
+    let w = |after: i64, before: i64| v1(&e, &format!("chart=c.x&after={after}&before={before}&points=0"));
+    let r = w(T0 + 95, T0 + 100).expect("query");
+    assert_eq!(names(&r), ["a", "b", "z"], "b has no sample after T0+90, and is still a column");
     assert!(r.series[1].flags.iter().all(|f| f & PA_EMPTY != 0));
-    let r = v1(&e, &w(T0 + 102, T0 + 110)).expect("two seconds past the data");
-    assert!(r.series.len() == 3 && r.series.iter().all(|s| s.flags.iter().all(|f| f & PA_EMPTY != 0)));
-    let far = v1(&e, &w(T0 + 103, T0 + 110)).map(|r| r.series.len());
+    let r = w(T0 + 102, T0 + 110).expect("two seconds past the data");
+    assert!(r.series.len() == 3 && all_empty(&r));
+    let far = w(T0 + 103, T0 + 110).map(|r| r.series.len());
     assert!(!far.as_ref().is_ok_and(|n| *n > 0), "three seconds past: no data ({far:?})");
     // A relative `after` is compared as `now - |after|` (now is T0 + 3601):
     // 3499 s back is T0 + 102, two seconds past the data; 3498 s, three.
-    let back = |secs: i64, dims: &str| {
-        let mut p = vec![("chart", "c.x".to_string()), ("after", format!("-{secs}")), ("points", "0".to_string())];
-        p.push(("dimensions", dims.to_string()));
-        v1(&e, &p)
-    };
+    let back = |secs: i64, dims: &str| v1(&e, &format!("chart=c.x&after=-{secs}&points=0&dimensions={dims}"));
     assert!(back(3499, "*").is_ok_and(|r| r.series.len() == 3), "within two seconds of the data");
     assert!(!back(3498, "*").is_ok_and(|r| !r.series.is_empty()), "three seconds past: no data");
     // The window ends at the chart's last entry (T0+100), not b's (T0+90).
     let r = back(3499, "b").expect("relative, b alone");
-    assert_eq!(r.series.iter().map(|s| s.key.name.as_str()).collect::<Vec<_>>(), ["b"]);
+    assert_eq!(names(&r), ["b"]);
     assert_eq!(r.window.before, T0 + 100);
     // `latest_values`: the chart's last slot (T0+100), whatever the window;
     // b holds nothing there.
-    let mut old = w(T0 + 10, T0 + 20);
-    old.push(("options", "jsonwrap".to_string()));
-    let latest = v1(&e, &old).expect("query").db_latest.expect("v1 jsonwrap reads them");
+    let q = format!("chart=c.x&after={}&before={}&points=0&options=jsonwrap", T0 + 10, T0 + 20);
+    let latest = v1(&e, &q).expect("query").db_latest.expect("v1 jsonwrap reads them");
     let want = [("a", Some(100.0)), ("b", None), ("z", Some(0.0))];
     assert_eq!(latest, want.iter().map(|&(d, v)| (d.to_string(), v)).collect());
 }
@@ -342,53 +323,24 @@ fn v1_reads_the_chart_as_a_unit() {
 /// dimension, each made absolute; `nonzero` hides what read only zeros,
 /// not what grouped to 0.
 #[test]
-fn v1_percentages_nonzero_and_cv() {
+fn v1_percentages_and_nonzero() {
     let e = chart_engine();
-    let at = |opts: &str, dims: &str, group: &str| {
-        let mut p = vec![
-            ("chart", "c.x".to_string()),
-            ("after", (T0 + 10).to_string()),
-            ("before", (T0 + 10).to_string()),
-            ("points", "1".to_string()),
-        ];
-        p.extend([("options", opts.to_string()), ("dimensions", dims.to_string()), ("group", group.to_string())]);
-        v1(&e, &p).expect("query")
-    };
-    let r = at("abs|percentage", "a", "average");
+    let names = |q: String| v1(&e, &q).expect("query").series.iter().map(|s| s.key.name.clone()).collect::<Vec<_>>();
+    let q = format!("chart=c.x&after={0}&before={0}&points=1&dimensions=a&options=abs|percentage", T0 + 10);
     // |10| / (|10| + |-10| + 0) = 50 %, not 10 / (10 - 10 + 0).
-    assert_eq!(r.series[0].values, vec![50.0]);
-    let r = v1(
-        &e,
-        &[
-            ("chart", "c.x".to_string()),
-            ("after", (T0 + 1).to_string()),
-            ("before", (T0 + 2).to_string()),
-            ("points", "1".to_string()),
-            ("group", "sum".to_string()),
-            ("options", "nonzero".to_string()),
-        ],
-    )
-    .expect("query");
+    assert_eq!(v1(&e, &q).expect("query").series[0].values, vec![50.0]);
     // a and b read non-zero values; z read only zeros and goes.
-    let names: Vec<&str> = r.series.iter().map(|s| s.key.name.as_str()).collect();
-    assert_eq!(names, ["a", "b"]);
-    let r = v1(
-        &e,
-        &[
-            ("chart", "c.x".to_string()),
-            ("after", (T0 + 1).to_string()),
-            ("before", (T0 + 4).to_string()),
-            ("points", "1".to_string()),
-            ("group", "countif".to_string()),
-            ("group_options", "<0".to_string()),
-            ("dimensions", "a|z".to_string()),
-            ("options", "nonzero".to_string()),
-        ],
-    )
-    .expect("query");
+    assert_eq!(
+        names(format!("chart=c.x&after={}&before={}&points=1&group=sum&options=nonzero", T0 + 1, T0 + 2)),
+        ["a", "b"]
+    );
     // countif <0 is 0 for both; a read non-zero values, so only z goes.
-    let names: Vec<&str> = r.series.iter().map(|s| s.key.name.as_str()).collect();
-    assert_eq!(names, ["a"]);
+    let q = format!(
+        "chart=c.x&after={}&before={}&points=1&group=countif&group_options=<0&dimensions=a|z&options=nonzero",
+        T0 + 1,
+        T0 + 4
+    );
+    assert_eq!(names(q), ["a"]);
 }
 
 #[test]

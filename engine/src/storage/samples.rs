@@ -103,11 +103,11 @@ impl Store {
         std::array::from_fn(|t| range(&facts, t, |end| count_at(t, end)))
     }
 
-    /// [`Store::sample_ranges`] of one tier.
-    pub fn sample_range(&self, m: MetricId, tier: usize) -> Option<(i64, i64)> {
-        let ue = self.update_every(m)?;
+    /// [`Store::sample_ranges`] of metric `m`, reading its extents.
+    pub fn sample_ranges_of(&self, m: MetricId) -> [Option<(i64, i64)>; TIERS] {
+        let Some(ue) = self.update_every(m) else { return [None; TIERS] };
         let extents = std::array::from_fn(|t| self.extent(m, t));
-        self.sample_ranges(m, ue, &extents)[tier]
+        self.sample_ranges(m, ue, &extents)
     }
 
     /// `read` of metric `m`'s point ending at `end` in `tier` (the run of

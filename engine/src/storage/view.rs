@@ -121,9 +121,9 @@ impl StoreView {
         self.metrics.get(&m).and_then(|v| v.extents[tier])
     }
 
-    /// See [`Store::sample_range`].
-    pub fn sample_range(&self, m: MetricId, tier: usize) -> Option<(i64, i64)> {
-        self.metrics.get(&m).and_then(|v| v.samples[tier])
+    /// See [`Store::sample_ranges_of`] (taken when the view was made).
+    pub fn sample_ranges_of(&self, m: MetricId) -> [Option<(i64, i64)>; TIERS] {
+        self.metrics.get(&m).map_or([None; TIERS], |v| v.samples)
     }
 
     /// See [`Store::horizon`].

@@ -3,25 +3,26 @@
 //! `db.last_entry`, `db.per_tier`.
 //!
 //! Each tier's own first and last sample times are the store's
-//! ([`Store::sample_range`], `storage/samples.rs`: true times while tier 0
+//! ([`Store::sample_ranges_of`], `storage/samples.rs`: true times while tier 0
 //! holds them, counted through a rollup point's samples after); a metric's
 //! are the earliest and latest over the tiers ([`metric_range`]).
 
 use crate::model::MetricId;
-use crate::storage::{Store, StoreView};
+use crate::storage::{Store, StoreView, TIERS};
 
 /// What these rules read of a metric's storage: the live store (metadata
 /// routes, under its lock) or a query's view of it (which took each tier's
 /// sample times when it was made).
 pub trait Holdings {
-    fn sample_range(&self, m: MetricId, tier: usize) -> Option<(i64, i64)>;
+    /// Per tier, bounds on the first and last sample `m` holds there.
+    fn sample_ranges(&self, m: MetricId) -> [Option<(i64, i64)>; TIERS];
 }
 
 macro_rules! holdings {
     ($t:ty) => {
         impl Holdings for $t {
-            fn sample_range(&self, m: MetricId, tier: usize) -> Option<(i64, i64)> {
-                <$t>::sample_range(self, m, tier)
+            fn sample_ranges(&self, m: MetricId) -> [Option<(i64, i64)>; TIERS] {
+                <$t>::sample_ranges_of(self, m)
             }
         }
     };
@@ -29,23 +30,28 @@ macro_rules! holdings {
 holdings!(Store);
 holdings!(StoreView);
 
-/// First and last sample time metric `m` holds in `tier` (of `tiers`):
-/// the tier's own bounds, within the metric's ([`metric_range`]) — a tier
-/// whose only point holds part of one interval knows only that interval.
-pub fn tier_range(store: &impl Holdings, m: MetricId, tier: usize, tiers: usize) -> Option<(i64, i64)> {
-    let (f, l) = store.sample_range(m, tier)?;
-    let (first, last) = metric_range(store, m, tiers.max(tier + 1))?;
-    Some((f.min(l).max(first), f.max(l).min(last)))
+/// First and last sample time metric `m` holds in each of tiers
+/// `0..tiers`: each tier's own bounds, within the metric's
+/// ([`metric_range`]) — a tier whose only point holds part of one interval
+/// knows only that interval.
+pub fn tier_ranges(store: &impl Holdings, m: MetricId, tiers: usize) -> [Option<(i64, i64)>; TIERS] {
+    let own = store.sample_ranges(m);
+    let Some((first, last)) = span(&own, tiers) else { return [None; TIERS] };
+    std::array::from_fn(|t| own[t].filter(|_| t < tiers).map(|(f, l)| (f.min(l).max(first), f.max(l).min(last))))
 }
 
 /// First and last sample time of `m` over tiers `0..tiers`: the earliest
 /// first and the latest last. Where a rollup's count places a sample
-/// ([`Store::sample_range`]), its first is never before the true first
+/// ([`Store::sample_ranges_of`]), its first is never before the true first
 /// (a gap in that interval only moves it later) and its last never after
 /// the true last, so these are the closest the tiers know: a finer tier
 /// whose edge interval has no gap gives them exactly.
 pub fn metric_range(store: &impl Holdings, m: MetricId, tiers: usize) -> Option<(i64, i64)> {
-    let (f, l) = (0..tiers).filter_map(|t| store.sample_range(m, t)).reduce(|(f, l), (a, b)| (f.min(a), l.max(b)))?;
+    span(&store.sample_ranges(m), tiers)
+}
+
+fn span(own: &[Option<(i64, i64)>; TIERS], tiers: usize) -> Option<(i64, i64)> {
+    let (f, l) = own.iter().take(tiers).flatten().copied().reduce(|(f, l), (a, b)| (f.min(a), l.max(b)))?;
     Some((f.min(l), f.max(l)))
 }
 
@@ -55,7 +61,7 @@ mod tests {
     use crate::storage::{AggPoint, StorageConfig, Store};
 
     fn tier_range(s: &Store, m: MetricId, tier: usize) -> Option<(i64, i64)> {
-        super::tier_range(&StoreView::of(s, [m]), m, tier, 3)
+        super::tier_ranges(&StoreView::of(s, [m]), m, 3)[tier]
     }
 
     fn metric_range(s: &Store, m: MetricId, tiers: usize) -> Option<(i64, i64)> {
