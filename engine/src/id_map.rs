@@ -46,6 +46,10 @@ impl Hasher for IdHasher {
     fn write_u32(&mut self, n: u32) {
         self.0 = (self.0 ^ u64::from(n)).wrapping_mul(K);
     }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(K);
+    }
 }
 
 #[cfg(test)]
