@@ -355,7 +355,7 @@ impl Builder {
 /// node: the default one), found without building key strings: a metric's
 /// first row in each record batch looks its series up, and the key strings
 /// were three allocations a series (a batch of a minute of 1,000 series
-/// is 1,000 first rows). Names are hashed with a per-process key (std's
+/// is 1,000 first rows). Names are hashed with a random key of its own (std's
 /// `RandomState`, as a `HashMap` of the strings would), so a client cannot
 /// pick names that collide; equal hashes are told apart by the names.
 #[derive(Default)]
