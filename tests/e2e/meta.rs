@@ -557,3 +557,40 @@ fn meta_v1_weights_rank_in_the_v1_layout() {
     let h = format!("Bearer {}", t["token"].as_str().expect("token"));
     assert_eq!(s.request("/api/v1/weights", Auth::Header(&h), None).status, 403, "weights read data");
 }
+
+/// `rfc3339` and `long-json-keys` on the listings: times become RFC 3339
+/// text and node keys their long names, while context ids keep theirs.
+#[test]
+fn meta_listings_take_rfc3339_and_long_json_keys() {
+    let s = start();
+    // T0 + 1, T0 + SPAN and NOW, as UTC text.
+    let (first, last, now) = ("2023-11-14T22:00:01Z", "2023-11-14T23:00:00Z", "2023-11-14T23:00:10Z");
+    let plain = get_ok(&s, "/api/v2/contexts?options=retention");
+    let shaped = get_ok(&s, "/api/v2/contexts?options=retention,rfc3339,long-json-keys");
+    let ids: Vec<&String> = plain["contexts"].as_object().map(|m| m.keys().collect()).unwrap_or_default();
+    assert_eq!(ids.len(), 2, "{plain}");
+    for id in ids {
+        let (p, c) = (&plain["contexts"][id], &shaped["contexts"][id]);
+        assert_eq!(p["first_entry"], json!(T0 + 1), "{p}");
+        assert_eq!(c["first_entry"], json!(first), "{id}: {c}");
+        assert_eq!(c["family"], p["family"], "{id}: other facts as they were");
+    }
+    for (p, c) in plain["nodes"].as_array().into_iter().flatten().zip(shaped["nodes"].as_array().into_iter().flatten())
+    {
+        assert_eq!(
+            (&c["machine_guid"], &c["node_id"], &c["hostname"], &c["nodes_array_index"]),
+            (&p["mg"], &p["nd"], &p["nm"], &p["ni"]),
+            "{c}"
+        );
+        assert!(c.get("mg").is_none() && c.get("nm").is_none(), "{c}");
+    }
+    let nodes = get_ok(&s, "/api/v2/nodes?options=rfc3339");
+    let retention = &nodes["nodes"][0]["retention"];
+    assert_eq!((&retention["first_entry"], &retention["last_entry"]), (&json!(first), &json!(last)), "{nodes}");
+    assert_eq!(nodes["nodes"][0]["labels"]["env"], json!("prod"), "labels are data: {nodes}");
+    let info = get_ok(&s, "/api/v2/info?options=rfc3339|long-keys");
+    let agent = &info["agents"][0];
+    assert_eq!(agent["now"], json!(now), "{agent}");
+    assert!(agent.get("machine_guid").is_some() && agent.get("mg").is_none(), "{agent}");
+    assert_eq!(get_ok(&s, "/api/v2/info")["agents"][0]["now"], json!(NOW), "plain by default");
+}

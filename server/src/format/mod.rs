@@ -8,6 +8,7 @@ mod json2_rows;
 pub mod json2_summary;
 pub mod long_keys;
 pub mod meta;
+pub mod meta_options;
 pub mod numbers;
 #[cfg(test)]
 mod test_data;

@@ -19,6 +19,7 @@ use crate::admission::Class;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::format::meta::{self as fmt, ContextFields};
+use crate::format::meta_options::MetaShape;
 use crate::state::AppState;
 
 /// What a blocking metadata job gets besides the engine state.
@@ -135,7 +136,7 @@ pub async fn info_v2(
     Extension(me): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    listing(&st, me, q, |state, ctx, _, visible| {
+    listing(&st, me, q, |state, ctx, req, visible| {
         let store = &state.store;
         let inv = inventory::count(&state.catalog, store, visible, ctx.tiers, ctx.now);
         let resolutions: Vec<i64> = (0..inv.tiers.len()).map(|t| store.config().resolution(t, 1)).collect();
@@ -143,6 +144,7 @@ pub async fn info_v2(
         ctx.envelope_tail(&mut doc, state.catalog.registry.generation);
         let protected = !ctx.st.auth.anonymous_read;
         doc["agents"] = json!([fmt::agent_info(&ctx.st.agent, ctx.now, ctx.ms(), &inv, &resolutions, protected)]);
+        MetaShape::of(&req.options).apply(&mut doc);
         Ok(Json(doc))
     })
     .await
@@ -153,7 +155,12 @@ pub async fn nodes_v2(
     Extension(me): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    listing(&st, me, q, |state, ctx, req, visible| Ok(Json(nodes_doc(state, ctx, visible, req.cardinality)))).await
+    listing(&st, me, q, |state, ctx, req, visible| {
+        let mut doc = nodes_doc(state, ctx, visible, req.cardinality);
+        MetaShape::of(&req.options).apply(&mut doc);
+        Ok(Json(doc))
+    })
+    .await
 }
 
 pub async fn contexts_v2(
@@ -161,7 +168,12 @@ pub async fn contexts_v2(
     Extension(me): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    listing(&st, me, q, |state, ctx, req, visible| Ok(Json(contexts_doc(state, ctx, visible, req)))).await
+    listing(&st, me, q, |state, ctx, req, visible| {
+        let mut doc = contexts_doc(state, ctx, visible, req);
+        MetaShape::of(&req.options).apply(&mut doc);
+        Ok(Json(doc))
+    })
+    .await
 }
 
 pub async fn q_v2(
@@ -199,6 +211,7 @@ pub async fn q_v2(
             "searches": {"strings": found.strings, "char": 0, "total": found.strings},
         });
         ctx.envelope_tail(&mut doc, cat.registry.generation);
+        MetaShape::of(&req.options).apply(&mut doc);
         Ok(Json(doc))
     })
     .await
