@@ -594,3 +594,33 @@ fn meta_listings_take_rfc3339_and_long_json_keys() {
     assert!(agent.get("machine_guid").is_some() && agent.get("mg").is_none(), "{agent}");
     assert_eq!(get_ok(&s, "/api/v2/info")["agents"][0]["now"], json!(NOW), "plain by default");
 }
+
+/// `/api/v1/metric_correlations`: the v1 ranking by chart, `ks2` unless a
+/// method is given, the planted anomaly's chart first.
+#[test]
+fn meta_v1_metric_correlations_rank_by_chart() {
+    let s = start();
+    let (a, b) = HIGHLIGHT;
+    let v = get_ok(&s, &format!("/api/v1/metric_correlations?after={a}&before={b}"));
+    assert_eq!((v["method"].clone(), v["after"].clone(), v["before"].clone()), (json!("ks2"), json!(a), json!(b)));
+    assert_eq!(v["baseline_before"], json!(a - 1), "{v}");
+    let charts = v["correlated_charts"].as_object().unwrap_or_else(|| panic!("no correlated_charts: {v}"));
+    let (key, first) = charts.iter().next().unwrap_or_else(|| panic!("no chart: {v}"));
+    assert_eq!((key.as_str(), &first["context"]), ("app.requests@host-2", &json!("app.requests")), "{v}");
+    let weights: Vec<f64> = charts
+        .values()
+        .flat_map(|c| c["dimensions"].as_object().into_iter().flatten())
+        .map(|(_, w)| w.as_f64().unwrap_or(f64::NAN))
+        .collect();
+    assert_eq!(json!(weights.len()), v["correlated_dimensions"], "{v}");
+    let err = first["dimensions"]["err"].as_f64().unwrap_or_else(|| panic!("no err weight: {first}"));
+    assert!(weights.iter().all(|&w| w <= err), "the planted dimension weighs most: {v}");
+    assert!(v.get("contexts").is_none(), "{v}");
+
+    let v = get_ok(&s, &format!("/api/v1/metric_correlations?method=volume&after={a}&before={b}"));
+    assert_eq!(v["method"], json!("volume"), "{v}");
+    let (status, e) = s.get(&format!("/api/v1/metric_correlations?context=no.such&after={a}&before={b}"));
+    assert_eq!(status, 404, "{e}");
+    let (status, e) = s.get("/api/v1/metric_correlations?method=nope");
+    assert_eq!((status, e["path"].as_str()), (400, Some("method")), "{e}");
+}

@@ -153,6 +153,16 @@ pub fn parse_weights_v1(pairs: &[(String, String)]) -> Result<(MetaRequest, Weig
     weights_params(pairs, true)
 }
 
+/// `/api/v1/metric_correlations`: the v1 weights parameters, whose method
+/// defaults to `ks2` (the route Netdata kept from before `weights`).
+pub fn parse_metric_correlations(pairs: &[(String, String)]) -> Result<(MetaRequest, WeightsRequest)> {
+    let (req, mut w) = weights_params(pairs, true)?;
+    if !pairs.iter().any(|(k, v)| k == "method" && !v.is_empty()) {
+        w.method = Method::Ks2;
+    }
+    Ok((req, w))
+}
+
 fn weights_params(pairs: &[(String, String)], v1: bool) -> Result<(MetaRequest, WeightsRequest)> {
     let mut req = MetaRequest::default();
     let mut w = WeightsRequest {

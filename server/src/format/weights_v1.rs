@@ -88,6 +88,35 @@ pub fn contexts(cat: &Catalog, w: &Weights, options: &[String], ms: f64) -> Valu
             .collect();
         out.insert(id, json!({"charts": charts, "weight": round7(ctx.weight())}));
     }
+    framed(w, options, ms, "contexts", Value::Object(out))
+}
+
+/// `/api/v1/metric_correlations` (Netdata's `charts` format): the windows,
+/// then `correlated_charts: {"<chart>": {context, dimensions: {"<dimension>":
+/// weight}}}`. Charts are listed by their heaviest dimension, heaviest
+/// first, and each chart once: Netdata writes a chart's object again each
+/// time its walk comes back to the chart, which repeats the key, and a
+/// JSON reader keeps only the last of those.
+pub fn charts(cat: &Catalog, w: &Weights, options: &[String], ms: f64) -> Value {
+    let reg = &cat.registry;
+    let node_of = |m| reg.instances[reg.metric(m).instance as usize].node;
+    let keys = super::chart_key::ChartKeys::new(reg, w.weights.iter().map(|x| node_of(x.metric)));
+    let mut out = Map::new();
+    // `w.weights` is heaviest first.
+    for x in &w.weights {
+        let metric = reg.metric(x.metric);
+        let inst = &reg.instances[metric.instance as usize];
+        let chart = out
+            .entry(keys.key(inst))
+            .or_insert_with(|| json!({"context": reg.contexts[inst.context as usize].id, "dimensions": {}}));
+        chart["dimensions"][&metric.dimension] = json!(round7(x.weight));
+    }
+    framed(w, options, ms, "correlated_charts", Value::Object(out))
+}
+
+/// The v1 document around the ranking `body` (under `key`): the windows and
+/// what was asked before it, the counts after it.
+fn framed(w: &Weights, options: &[String], ms: f64, key: &str, body: Value) -> Value {
     let (after, before) = w.highlight;
     let mut doc = json!({"after": after, "before": before, "duration": before - after, "points": w.points});
     if let Some((a, b)) = w.baseline {
@@ -100,7 +129,7 @@ pub fn contexts(cat: &Catalog, w: &Weights, options: &[String], ms: f64) -> Valu
     doc["group"] = json!("average");
     doc["method"] = json!(w.method.name());
     doc["options"] = json!(options);
-    doc["contexts"] = Value::Object(out);
+    doc[key] = body;
     doc["correlated_dimensions"] = json!(w.weights.len());
     doc["total_dimensions_count"] = json!(w.considered);
     doc
@@ -129,6 +158,34 @@ mod tests {
             weights,
             considered: 9,
         }
+    }
+
+    #[test]
+    fn metric_correlations_list_each_chart_once_by_its_heaviest_dimension() {
+        let mut cat = Catalog::default();
+        let w = ranking(
+            &mut cat,
+            &[
+                ("n1", "disk.io", "disk.sda", "reads", 0.9),
+                ("n1", "system.cpu", "system.cpu", "user", 0.7),
+                ("n1", "disk.io", "disk.sdb", "reads", 0.5),
+                ("n1", "disk.io", "disk.sda", "writes", 0.1),
+            ],
+        );
+        let v = charts(&cat, &w, &[], 1.5);
+        let listed = &v["correlated_charts"];
+        let order: Vec<&String> = listed.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+        assert_eq!(order, ["disk.sda", "system.cpu", "disk.sdb"], "{v}");
+        assert_eq!(listed["disk.sda"], json!({"context": "disk.io", "dimensions": {"reads": 0.9, "writes": 0.1}}));
+        assert_eq!(listed["system.cpu"], json!({"context": "system.cpu", "dimensions": {"user": 0.7}}));
+        assert!(v.get("contexts").is_none(), "{v}");
+        assert_eq!((v["correlated_dimensions"].clone(), v["total_dimensions_count"].clone()), (json!(4), json!(9)));
+        assert_eq!((v["baseline_after"].clone(), v["method"].clone()), (json!(0), json!("volume")));
+        // Two nodes: a chart names its host, so the same chart id does not collide.
+        let mut cat = Catalog::default();
+        let w = ranking(&mut cat, &[("n1", "c", "c.x", "a", 0.4), ("n2", "c", "c.x", "a", 0.3)]);
+        let v = charts(&cat, &w, &[], 0.0);
+        assert_eq!(v["correlated_charts"].as_object().map(|m| m.len()), Some(2), "{v}");
     }
 
     #[test]

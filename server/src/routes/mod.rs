@@ -58,6 +58,7 @@ pub fn table() -> Vec<RouteSpec> {
         r(Method::GET, "/api/v1/chart", READ_META, || get(v1_meta::chart)),
         r(Method::GET, "/api/v1/contexts", READ_META, || get(v1_meta::contexts_v1)),
         r(Method::GET, "/api/v1/weights", READ_DATA, || get(v1_meta::weights_v1)),
+        r(Method::GET, "/api/v1/metric_correlations", READ_DATA, || get(v1_meta::metric_correlations_v1)),
         r(Method::GET, "/api/v1/allmetrics", READ_DATA, || get(v1_meta::allmetrics_v1)),
         r(Method::GET, "/api/v2/info", READ_META, || get(meta::info_v2)),
         r(Method::GET, "/api/v2/nodes", READ_META, || get(meta::nodes_v2)),

@@ -11,9 +11,11 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Map, Value};
+use strata_engine::catalog::Catalog;
 use strata_engine::index::SimplePattern;
 use strata_engine::meta::instances::{self, InstanceInfo};
-use strata_engine::meta::params::{parse_allmetrics, parse_weights_v1};
+use strata_engine::meta::params::{parse_allmetrics, parse_metric_correlations, parse_weights_v1, MetaRequest};
+use strata_engine::meta::weights::{Weights, WeightsRequest};
 use strata_engine::meta::{contexts, latest, nodes, MetaScope};
 use strata_engine::EngineError;
 
@@ -203,13 +205,32 @@ pub async fn weights_v1(
     Extension(me): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let (req, w) = parse_weights_v1(&pairs(q)?)?;
-    rank(&st, me, req, w, |ctx, state, req, ranked| {
+    v1_ranking(&st, me, parse_weights_v1(&pairs(q)?)?, weights_v1::contexts).await
+}
+
+/// `/api/v1/metric_correlations`: `/api/v1/weights` with `ks2` by default,
+/// by chart (Netdata's route from before `weights`).
+pub async fn metric_correlations_v1(
+    State(st): State<AppState>,
+    Extension(me): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Value>> {
+    v1_ranking(&st, me, parse_metric_correlations(&pairs(q)?)?, weights_v1::charts).await
+}
+
+/// Ranks as `/api/v2/weights` does and writes the ranking with `layout`;
+/// nothing ranked is v1's 404 (v2 answers an empty result).
+async fn v1_ranking(
+    st: &AppState,
+    me: Principal,
+    (req, w): (MetaRequest, WeightsRequest),
+    layout: fn(&Catalog, &Weights, &[String], f64) -> Value,
+) -> ApiResult<Json<Value>> {
+    rank(st, me, req, w, move |ctx, state, req, ranked| {
         if ranked.weights.is_empty() {
-            // v1 says so with a 404 (v2 answers an empty result).
             return Err(ApiError::NotFound("no results produced.".into()));
         }
-        Ok(Json(weights_v1::contexts(&state.catalog, ranked, &req.options, ctx.ms())))
+        Ok(Json(layout(&state.catalog, ranked, &req.options, ctx.ms())))
     })
     .await
 }
