@@ -216,3 +216,24 @@ fn aged_out_tier0_keeps_true_first_sample_times() {
     let s = Server::start_with(s.stop(), Some(last + 60), &flags);
     check(&s);
 }
+
+/// A gap sent over a metric's first (or last) sample moves `first_entry`
+/// (`last_entry`) to the next sample held at once, the same before and
+/// after a restart (which reads the extent back from the data).
+#[test]
+fn a_gap_over_the_first_sample_moves_first_entry() {
+    let (b, now) = (START + 7, START + 400);
+    let flags = ["--late-grace", "3600"];
+    let s = Server::start_with(TempDir::new("tiers-gap-ends"), Some(now), &flags);
+    let one = |points: Value| json!({"series": [{"node": "n1", "context": "gap.ends", "instance": "i", "dimension": "d", "points": points}]});
+    s.ingest_ok(&one(json!([[b + 1, 7.0], [b + 10, 1.0], [b + 200, 3.0]])));
+    s.ingest_ok(&one(json!([[b + 1, null], [b + 200, null]])));
+    let q = json!({"scope": {"contexts": ["gap.ends"]}, "window": {"after": b - 100, "before": b + 300, "points": 4}});
+    let ends = |s: &Server| {
+        let r = s.query_ok(&q);
+        (r["db"]["first_entry"].clone(), r["db"]["last_entry"].clone())
+    };
+    assert_eq!(ends(&s), (json!(b + 10), json!(b + 10)));
+    let s = Server::start_with(s.stop(), Some(now), &flags);
+    assert_eq!(ends(&s), (json!(b + 10), json!(b + 10)), "the same read back after a restart");
+}

@@ -199,6 +199,53 @@ impl Store {
         });
     }
 
+    /// Where a gap was just written at times `emptied` of `tier`, over what
+    /// held a value: if one is an end of metric `m`'s extent there, finds
+    /// the end again (the nearest point still holding a value), so that the
+    /// extent is the first and last point held, as it is once read back
+    /// from sealed data. Rare (a gap sent over a boundary sample), and then
+    /// a search from that end inward.
+    fn recheck_ends(&mut self, m: MetricId, ue: i64, tier: usize, mut emptied: impl Iterator<Item = i64>) {
+        let Some(Some((_, ext))) = self.metrics.get(m as usize) else { return };
+        let Some(e) = ext[tier] else { return };
+        if !emptied.any(|t| t == e.first || t == e.last) {
+            return;
+        }
+        let found = self.held_between(m, ue, tier, e.first, e.last);
+        if let Some(Some(entry)) = self.metrics.get_mut(m as usize) {
+            entry.1[tier] = found.map(|(first, last)| Extent { first, last });
+        }
+    }
+
+    /// The first and last point ends in `[from, to]` of metric `m`'s `tier`
+    /// that hold a value, searched span by span from each end.
+    fn held_between(&self, m: MetricId, ue: i64, tier: usize, from: i64, to: i64) -> Option<(i64, i64)> {
+        let span = self.cfg.span_secs(tier, ue);
+        let mut first = None;
+        let mut at = from - 1;
+        while first.is_none() && at < to {
+            let next = at.saturating_add(span).min(to);
+            self.for_each_run(m, ue, tier, at, next, |run| {
+                if first.is_none() {
+                    first = (0..run.len).find(|&i| run.is_valid(i)).map(|i| run.end_of(i));
+                }
+            });
+            at = next;
+        }
+        let first = first?;
+        let (mut last, mut at) = (None, to);
+        while last.is_none() && at >= first {
+            let prev = at.saturating_sub(span).max(first - 1);
+            self.for_each_run(m, ue, tier, prev, at, |run| {
+                if let Some(i) = (0..run.len).rev().find(|&i| run.is_valid(i)) {
+                    last = Some(last.map_or(run.end_of(i), |l: i64| l.max(run.end_of(i))));
+                }
+            });
+            at = prev;
+        }
+        Some((first, last.unwrap_or(first)))
+    }
+
     /// Writes one raw sample (a run of one). `t` must already be slotted to `ue`.
     /// Returns `Late` (and writes nothing) when `t` is before the head.
     pub fn write(&mut self, m: MetricId, ue: i64, t: i64, value: Option<f64>, anomalous: bool) -> Result<WriteOutcome> {
@@ -281,6 +328,9 @@ impl Store {
             self.note_extent(m, ue, 0, first);
             self.note_extent(m, ue, 0, last);
         }
+        // A gap written over a sample at an end of the extent moves that end.
+        let emptied = pts.iter().zip(&replaced).filter(|(p, &rep)| rep && p.value.is_none()).map(|(p, _)| p.t);
+        self.recheck_ends(m, ue, 0, emptied);
 
         // Tiers 1 and 2: new values merge in O(1); a rollup point whose raw
         // slot was overwritten is rebuilt from tier 0 afterwards (it replaces
@@ -329,8 +379,12 @@ impl Store {
             }
             rebuild.sort_unstable();
             rebuild.dedup();
+            let mut emptied = Vec::new();
             for end in rebuild {
                 let agg = self.aggregate_raw(m, ue, end - res, end);
+                if agg.is_none() {
+                    emptied.push(end);
+                }
                 let start = span_start(end, span_secs);
                 self.group(ue).tiers[tier]
                     .open
@@ -338,6 +392,7 @@ impl Store {
                     .or_insert_with(|| OpenSpan::new(start, res, points, false))
                     .set_agg(m, end, agg);
             }
+            self.recheck_ends(m, ue, tier, emptied.into_iter());
         }
         self.replaced = replaced;
         Ok(RunOutcome { written: pts.len() as u64, late: 0 })

@@ -109,6 +109,30 @@ fn extent_of_higher_tiers_includes_the_open_point() {
 }
 
 #[test]
+fn a_gap_written_over_an_end_sample_moves_that_end() {
+    let mut s = Store::new(StorageConfig::default());
+    let w = |s: &mut Store, t: i64, v: Option<f64>| s.write(0, 1, t, v, false).expect("write");
+    // Samples at 61, 70 and 200; minutes (60, 120] and (180, 240].
+    for (t, v) in [(61, 7.0), (70, 1.0), (200, 3.0)] {
+        w(&mut s, t, Some(v));
+    }
+    assert_eq!(s.extent(0, 0), Some(Extent { first: 61, last: 200 }));
+    w(&mut s, 61, None);
+    assert_eq!(s.extent(0, 0), Some(Extent { first: 70, last: 200 }), "the first moves to the next sample");
+    assert_eq!(s.extent(0, 1), Some(Extent { first: 120, last: 240 }), "minute (60, 120] still holds 70");
+    w(&mut s, 200, None);
+    assert_eq!(s.extent(0, 0), Some(Extent { first: 70, last: 70 }), "the last moves back");
+    assert_eq!(s.extent(0, 1), Some(Extent { first: 120, last: 120 }), "minute (180, 240] is empty now");
+    // A gap inside the extent, or where nothing was, moves nothing.
+    w(&mut s, 65, None);
+    assert_eq!(s.extent(0, 0), Some(Extent { first: 70, last: 70 }));
+    w(&mut s, 70, None);
+    assert_eq!((s.extent(0, 0), s.extent(0, 1)), (None, None), "nothing held is no extent");
+    w(&mut s, 90, Some(2.0));
+    assert_eq!(s.extent(0, 0), Some(Extent { first: 90, last: 90 }));
+}
+
+#[test]
 fn retention_drops_old_sealed_spans() {
     let mut cfg = small_cfg();
     cfg.tiers[0].retention_secs = 32;
