@@ -282,3 +282,28 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+    /// Each tier's extent is the first and last point holding a value, for
+    /// writes in any order with gaps written over samples (last write wins).
+    #[test]
+    fn extents_are_the_first_and_last_points_held(
+        writes in prop::collection::vec((0i64..600, prop::option::weighted(0.6, -1e3f64..1e3)), 1..300)
+    ) {
+        let mut cfg = StorageConfig::default();
+        cfg.late_grace_secs = 10 * DAY;
+        let mut s = Store::new(cfg);
+        let mut last = std::collections::BTreeMap::new();
+        for &(t, v) in &writes {
+            prop_assert_eq!(s.write(0, 1, t, v, false).expect("write"), WriteOutcome::Written);
+            last.insert(t, v);
+        }
+        let held: Vec<i64> = last.iter().filter(|(_, v)| v.is_some()).map(|(&t, _)| t).collect();
+        for tier in 0..TIERS {
+            let res = s.config().resolution(tier, 1);
+            let want = held.first().zip(held.last()).map(|(&a, &b)| Extent { first: window_end(a, res), last: window_end(b, res) });
+            prop_assert_eq!(s.extent(0, tier), want, "tier {}", tier);
+        }
+    }
+}
