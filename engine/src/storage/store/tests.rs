@@ -291,9 +291,7 @@ proptest! {
     fn extents_are_the_first_and_last_points_held(
         writes in prop::collection::vec((0i64..600, prop::option::weighted(0.6, -1e3f64..1e3)), 1..300)
     ) {
-        let mut cfg = StorageConfig::default();
-        cfg.late_grace_secs = 10 * DAY;
-        let mut s = Store::new(cfg);
+        let mut s = Store::new(StorageConfig { late_grace_secs: 10 * DAY, ..Default::default() });
         let mut last = std::collections::BTreeMap::new();
         for &(t, v) in &writes {
             prop_assert_eq!(s.write(0, 1, t, v, false).expect("write"), WriteOutcome::Written);
