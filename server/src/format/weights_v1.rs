@@ -2,6 +2,7 @@
 //! the windows, then `contexts: {"<context>": {charts: {"<chart>":
 //! {dimensions: {"<dimension>": weight}, weight}}, weight}}`, where a
 //! chart's and a context's weight is the average of their dimensions'.
+//! `/api/v1/metric_correlations` takes the same ranking by chart ([`charts`]).
 //!
 //! v1 describes one host. When the ranking spans several nodes, chart keys
 //! become `<chart>@<hostname>` (as `allmetrics` JSON keys do), so the same

@@ -1,6 +1,6 @@
 //! Agent-style v1 metadata: `GET /api/v1/info`, `/api/v1/charts`,
-//! `/api/v1/chart?chart=ID`, `/api/v1/contexts`, `/api/v1/weights` and
-//! `/api/v1/allmetrics`.
+//! `/api/v1/chart?chart=ID`, `/api/v1/contexts`, `/api/v1/weights`,
+//! `/api/v1/metric_correlations` and `/api/v1/allmetrics`.
 //! v1 describes one host; strata holds several nodes, so the singular
 //! fields (`hostname`, `uid`) name this server and the listings cover every
 //! node the caller may see (narrow them with `nodes=` / `scope_nodes=`).
