@@ -201,49 +201,71 @@ impl Store {
 
     /// Where a gap was just written at times `emptied` of `tier`, over what
     /// held a value: if one is an end of metric `m`'s extent there, finds
-    /// the end again (the nearest point still holding a value), so that the
-    /// extent is the first and last point held, as it is once read back
+    /// that end again (the nearest point still holding a value), so that
+    /// the extent is the first and last point held, as it is once read back
     /// from sealed data. Rare (a gap sent over a boundary sample), and then
-    /// a search from that end inward.
-    fn recheck_ends(&mut self, m: MetricId, ue: i64, tier: usize, mut emptied: impl Iterator<Item = i64>) {
+    /// a search from that end inward, span by span.
+    fn recheck_ends(&mut self, m: MetricId, ue: i64, tier: usize, emptied: impl Iterator<Item = i64>) {
         let Some(Some((_, ext))) = self.metrics.get(m as usize) else { return };
         let Some(e) = ext[tier] else { return };
-        if !emptied.any(|t| t == e.first || t == e.last) {
+        let (mut first_gone, mut last_gone) = (false, false);
+        for t in emptied {
+            first_gone |= t == e.first;
+            last_gone |= t == e.last;
+        }
+        if !first_gone && !last_gone {
             return;
         }
-        let found = self.held_between(m, ue, tier, e.first, e.last);
+        let found = if first_gone {
+            // Retention may have dropped spans the recorded first lies in
+            // (`Store::extent` corrects it when read): start at the oldest kept.
+            let kept = self.groups.get(&ue).and_then(|g| g.tiers[tier].oldest_start()).unwrap_or(e.first);
+            self.first_held(m, ue, tier, e.first.max(kept), e.last)
+        } else {
+            Some(e.first)
+        };
+        let found = match (found, last_gone) {
+            (Some(first), true) => self.last_held(m, ue, tier, first, e.last).map(|last| (first, last)),
+            (Some(first), false) => Some((first, e.last)),
+            (None, _) => None,
+        };
         if let Some(Some(entry)) = self.metrics.get_mut(m as usize) {
             entry.1[tier] = found.map(|(first, last)| Extent { first, last });
         }
     }
 
-    /// The first and last point ends in `[from, to]` of metric `m`'s `tier`
-    /// that hold a value, searched span by span from each end.
-    fn held_between(&self, m: MetricId, ue: i64, tier: usize, from: i64, to: i64) -> Option<(i64, i64)> {
+    /// The first point end in `[from, to]` of metric `m`'s `tier` that holds
+    /// a value, searched span by span from `from`.
+    fn first_held(&self, m: MetricId, ue: i64, tier: usize, from: i64, to: i64) -> Option<i64> {
         let span = self.cfg.span_secs(tier, ue);
-        let mut first = None;
-        let mut at = from - 1;
-        while first.is_none() && at < to {
+        let (mut found, mut at) = (None, from - 1);
+        while found.is_none() && at < to {
             let next = at.saturating_add(span).min(to);
             self.for_each_run(m, ue, tier, at, next, |run| {
-                if first.is_none() {
-                    first = (0..run.len).find(|&i| run.is_valid(i)).map(|i| run.end_of(i));
+                if found.is_none() {
+                    found = (0..run.len).find(|&i| run.is_valid(i)).map(|i| run.end_of(i));
                 }
             });
             at = next;
         }
-        let first = first?;
-        let (mut last, mut at) = (None, to);
-        while last.is_none() && at >= first {
-            let prev = at.saturating_sub(span).max(first - 1);
+        found
+    }
+
+    /// The last point end in `[from, to]` of metric `m`'s `tier` that holds
+    /// a value, searched span by span back from `to`.
+    fn last_held(&self, m: MetricId, ue: i64, tier: usize, from: i64, to: i64) -> Option<i64> {
+        let span = self.cfg.span_secs(tier, ue);
+        let (mut found, mut at) = (None, to);
+        while found.is_none() && at >= from {
+            let prev = at.saturating_sub(span).max(from - 1);
             self.for_each_run(m, ue, tier, prev, at, |run| {
                 if let Some(i) = (0..run.len).rev().find(|&i| run.is_valid(i)) {
-                    last = Some(last.map_or(run.end_of(i), |l: i64| l.max(run.end_of(i))));
+                    found = Some(found.map_or(run.end_of(i), |l: i64| l.max(run.end_of(i))));
                 }
             });
             at = prev;
         }
-        Some((first, last.unwrap_or(first)))
+        found
     }
 
     /// Writes one raw sample (a run of one). `t` must already be slotted to `ue`.
@@ -311,7 +333,7 @@ impl Store {
         let mut replaced = std::mem::take(&mut self.replaced);
         replaced.clear();
         replaced.resize(pts.len(), false);
-        let mut extent: Option<(i64, i64)> = None;
+        let (mut extent, mut any_emptied): (Option<(i64, i64)>, bool) = (None, false);
         {
             let g = self.group(ue);
             let span =
@@ -322,15 +344,18 @@ impl Store {
                 if p.value.is_some() || *rep {
                     extent = Some(extent.map_or((p.t, p.t), |(a, b)| (a.min(p.t), b.max(p.t))));
                 }
+                any_emptied |= *rep && p.value.is_none();
             }
         }
         if let Some((first, last)) = extent {
             self.note_extent(m, ue, 0, first);
             self.note_extent(m, ue, 0, last);
         }
-        // A gap written over a sample at an end of the extent moves that end.
-        let emptied = pts.iter().zip(&replaced).filter(|(p, &rep)| rep && p.value.is_none()).map(|(p, _)| p.t);
-        self.recheck_ends(m, ue, 0, emptied);
+        if any_emptied {
+            // A gap written over a sample at an end of the extent moves that end.
+            let emptied = pts.iter().zip(&replaced).filter(|(p, &rep)| rep && p.value.is_none()).map(|(p, _)| p.t);
+            self.recheck_ends(m, ue, 0, emptied);
+        }
 
         // Tiers 1 and 2: new values merge in O(1); a rollup point whose raw
         // slot was overwritten is rebuilt from tier 0 afterwards (it replaces
@@ -392,7 +417,9 @@ impl Store {
                     .or_insert_with(|| OpenSpan::new(start, res, points, false))
                     .set_agg(m, end, agg);
             }
-            self.recheck_ends(m, ue, tier, emptied.into_iter());
+            if !emptied.is_empty() {
+                self.recheck_ends(m, ue, tier, emptied.into_iter());
+            }
         }
         self.replaced = replaced;
         Ok(RunOutcome { written: pts.len() as u64, late: 0 })
