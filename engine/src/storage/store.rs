@@ -621,17 +621,7 @@ impl Store {
         } else {
             // Span by span from the oldest kept: the first that holds the
             // metric ends the search (a query asks this for every metric).
-            let (span, mut from, mut found) = (self.cfg.span_secs(tier, ue), oldest_kept - 1, None);
-            while found.is_none() && from < e.last {
-                let to = from.saturating_add(span).min(e.last);
-                self.for_each_run(m, ue, tier, from, to, |run| {
-                    if found.is_none() {
-                        found = (0..run.len).find(|&i| run.is_valid(i)).map(|i| run.end_of(i));
-                    }
-                });
-                from = to;
-            }
-            found?
+            self.first_held(m, ue, tier, oldest_kept, e.last)?
         };
         (first <= e.last).then_some(Extent { first, last: e.last })
     }

@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 use strata_engine::catalog::Catalog;
 use strata_engine::meta::weights::Weights;
+use strata_engine::model::Registry;
 
+use super::chart_key::ChartKeys;
 use super::round7;
 
 /// Weight sum and count of a group's dimensions, and its members in order.
@@ -50,8 +52,7 @@ type Context = (Group<Chart>, BTreeMap<String, usize>);
 /// the query took.
 pub fn contexts(cat: &Catalog, w: &Weights, options: &[String], ms: f64) -> Value {
     let reg = &cat.registry;
-    let node_of = |m| reg.instances[reg.metric(m).instance as usize].node;
-    let keys = super::chart_key::ChartKeys::new(reg, w.weights.iter().map(|x| node_of(x.metric)));
+    let keys = chart_keys(reg, w);
     let mut order: Vec<String> = Vec::new();
     let mut by_context: BTreeMap<String, Context> = BTreeMap::new();
     // `w.weights` is heaviest first: each group's first member is its heaviest.
@@ -100,8 +101,7 @@ pub fn contexts(cat: &Catalog, w: &Weights, options: &[String], ms: f64) -> Valu
 /// JSON reader keeps only the last of those.
 pub fn charts(cat: &Catalog, w: &Weights, options: &[String], ms: f64) -> Value {
     let reg = &cat.registry;
-    let node_of = |m| reg.instances[reg.metric(m).instance as usize].node;
-    let keys = super::chart_key::ChartKeys::new(reg, w.weights.iter().map(|x| node_of(x.metric)));
+    let keys = chart_keys(reg, w);
     let mut out = Map::new();
     // `w.weights` is heaviest first.
     for x in &w.weights {
@@ -113,6 +113,11 @@ pub fn charts(cat: &Catalog, w: &Weights, options: &[String], ms: f64) -> Value 
         chart["dimensions"][&metric.dimension] = json!(round7(x.weight));
     }
     framed(w, options, ms, "correlated_charts", Value::Object(out))
+}
+
+/// Keys for the charts of the ranked metrics' nodes.
+fn chart_keys<'a>(reg: &'a Registry, w: &Weights) -> ChartKeys<'a> {
+    ChartKeys::new(reg, w.weights.iter().map(|x| reg.instance_of(x.metric).node))
 }
 
 /// The v1 document around the ranking `body` (under `key`): the windows and
