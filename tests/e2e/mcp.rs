@@ -322,6 +322,46 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
         }
     }
 
+    // `window.last` is `after=-N, before=now`: the rows /api/v3/data gives
+    // for that relative window, bucket for bucket.
+    let last =
+        tool(&s, &t_all, "data.query", json!({"contexts": ["system.cpu"], "window": {"last": "10m"}, "points": 2}));
+    let rel = s.query_ok(&json!({"scope": {"contexts": ["system.cpu"]}, "window": {"after": -600, "before": 0, "points": 2},
+        "aggregations": {"metrics": [{"group_by": ["dimension"], "aggregation": "average"}], "time": {"time_group": "average"}},
+        "options": ["flip"]}));
+    let (mcp_rows, v3_rows) = (last["structuredContent"]["rows"].clone(), rel["result"]["data"].clone());
+    assert_eq!(mcp_rows.as_array().map(Vec::len), Some(2), "{last}");
+    for (m, v) in mcp_rows.as_array().expect("rows").iter().zip(v3_rows.as_array().expect("data")) {
+        assert_eq!(m[0], json!(crate_rfc3339(v[0].as_i64().expect("t"))), "{mcp_rows} vs {v3_rows}");
+        let (got, want) = (m[1].as_f64().expect("mcp value"), v[1][0].as_f64().expect("v3 value"));
+        assert!((got - want).abs() <= want.abs() * 5e-4 + 1e-9, "{got} vs {want}");
+    }
+    // A node's name finds its contexts, as /api/v2/q does.
+    let by_node =
+        tool(&s, &t_all, "contexts.search", json!({"q": "host-2", "limit": 100}))["structuredContent"].clone();
+    let (status, q) = s.get("/api/v2/q?q=host-2");
+    assert_eq!(status, 200, "{q}");
+    let want: std::collections::BTreeSet<String> =
+        q["contexts"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    let got: std::collections::BTreeSet<String> = by_node["matches"]
+        .as_array()
+        .expect("matches")
+        .iter()
+        .map(|m| m["context"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(!got.is_empty() && got == want, "{by_node} vs {q}");
+    assert!(by_node["matches"][0]["matched_in"].as_array().is_some_and(|k| k.contains(&json!("node"))), "{by_node}");
+
+    // "Did you mean" names near ids only.
+    let said = |args: Value| {
+        let r = tool(&s, &t_all, "metrics.describe", args);
+        assert_eq!(r["isError"], json!(true), "{r}");
+        r["content"][0]["text"].as_str().unwrap_or("").to_string()
+    };
+    assert!(said(json!({"context": "system.cpx"})).contains("did you mean 'system.cpu'"));
+    let far = said(json!({"context": "nope"}));
+    assert!(far.contains("no context 'nope'") && !far.contains("did you mean"), "{far}");
+
     // 24: 60 series, max_series 50.
     let many = tool(
         &s,

@@ -554,3 +554,78 @@ fn streams_outlive_abrupt_disconnects_and_close_bad_text_with_1007() {
     stop.store(true, Ordering::Relaxed);
     feed.join().expect("feeder");
 }
+
+/// A handshake over a raw socket, for frames tungstenite would not let a
+/// test send or read as they come.
+fn raw_ws(s: &Server, path: &str) -> TcpStream {
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut t = TcpStream::connect(&addr).expect("connect");
+    t.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Authorization: Bearer {}\r\n\r\n",
+        s.token
+    );
+    t.write_all(req.as_bytes()).expect("handshake");
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        t.read_exact(&mut b).expect("101 head");
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    t
+}
+
+/// `ticks=N` sends N ticks, the last one too, before its close (1000,
+/// "done"); a client message over 64 KiB gets its 1009 close over a
+/// connection that ends cleanly, even when the client reads it late
+/// (a reset would discard it).
+#[test]
+fn ws_ticks_n_sends_n_ticks_and_an_oversized_message_gets_its_close() {
+    let s = Server::start(None);
+    s.ingest_ok(&batch(now()));
+    for n in [1usize, 2] {
+        let mut ws = ws_connect(&s, &format!("/api/v1/ws/nodes?ticks={n}"), &s.token).expect("ws connect");
+        let mut ticks = 0;
+        let end = loop {
+            match ws_next(&mut ws) {
+                Ok(m) if m["type"] == "tick" => ticks += 1,
+                Ok(m) => panic!("unexpected {m}"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!((ticks, end), (n, (1000, "done".to_string())), "ticks={n}");
+    }
+    for size in [(64 << 10) + 1, 200 << 10] {
+        let mut t = raw_ws(&s, "/api/v1/ws/nodes");
+        let mut frame = vec![0x81, 0x80 | 127];
+        frame.extend_from_slice(&(size as u64).to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        frame.extend(std::iter::repeat_n(b'x', size));
+        t.write_all(&frame).expect("send the message");
+        // Read late: the server has closed its side by then.
+        std::thread::sleep(Duration::from_millis(300));
+        let mut got = Vec::new();
+        let read = t.read_to_end(&mut got);
+        // Frames back: ticks (text) may come first; the close is last.
+        let mut at = 0;
+        let mut close = None;
+        while at + 2 <= got.len() {
+            let (op, len7) = (got[at] & 0x0f, (got[at + 1] & 0x7f) as usize);
+            let (len, off) = match len7 {
+                126 => (u16::from_be_bytes([got[at + 2], got[at + 3]]) as usize, 4),
+                127 => (u64::from_be_bytes(got[at + 2..at + 10].try_into().expect("8 bytes")) as usize, 10),
+                n => (n, 2),
+            };
+            if op == 8 {
+                close = got.get(at + off..at + off + len).map(|p| p.to_vec());
+            }
+            at += off + len;
+        }
+        let close = close.unwrap_or_else(|| panic!("no close frame for {size} B ({read:?}, {} B back)", got.len()));
+        assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1009, "{}", String::from_utf8_lossy(&close[2..]));
+        assert!(read.is_ok(), "the connection ends with FIN, not a reset: {read:?}");
+    }
+}

@@ -99,11 +99,34 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Api
     let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        ApiError::BadJson { path: (path != ".").then_some(path), message: inner.to_string() }
+        // "." is the whole body, "?" a key that did not parse at the top:
+        // no path worth naming; the message has the line and column.
+        ApiError::BadJson { path: (path != "." && path != "?").then_some(path), message: inner.to_string() }
     })?;
     // The document read well, so the plain parse failed on what follows it
     // (a second batch, say): refused whole, never half read.
     de.end()
         .map_err(|e| ApiError::BadJson { path: None, message: format!("one JSON document per body: {e} after it") })?;
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn path_of(body: &str) -> Option<String> {
+        match parse_json::<std::collections::BTreeMap<String, Vec<u32>>>(body.as_bytes()) {
+            Err(ApiError::BadJson { path, .. }) => path,
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_json_names_a_path_only_where_there_is_one() {
+        assert_eq!(path_of(r#"{"a": [1, "x"]}"#).as_deref(), Some("a[1]"));
+        assert_eq!(path_of("{nope"), None, "a top-level key that does not parse");
+        assert_eq!(path_of("nope"), None);
+        assert!(matches!(parse_json::<Value>(b"[1]"), Err(ApiError::BadJson { path: None, .. })));
+    }
 }

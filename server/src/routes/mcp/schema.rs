@@ -176,7 +176,10 @@ pub fn validate(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
                     None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
                         let known: Vec<&String> = props.map(|ps| ps.keys().collect()).unwrap_or_default();
                         let known: Vec<&str> = known.iter().map(|s| s.as_str()).collect();
-                        return Err(format!("unknown property '{p}' (allowed: {})", known.join(", ")));
+                        return Err(match known.is_empty() {
+                            true => format!("unknown property '{p}' (this takes no properties)"),
+                            false => format!("unknown property '{p}' (allowed: {})", known.join(", ")),
+                        });
                     }
                     None => {}
                 }

@@ -28,8 +28,14 @@ use crate::state::AppState;
 
 /// How long the close frame may take to go out.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
-/// Largest client message accepted.
+/// Largest client message accepted; a larger one ends the stream (1009).
 const MAX_CLIENT_MESSAGE: usize = 64 << 10;
+/// Largest message the transport reads whole. Between the two, the
+/// message is read and the stream ends with 1009 and a clean close; past
+/// this the transport stops reading mid-message, and closing a socket
+/// with unread bytes sends a reset, which can discard the close frame
+/// before the client reads it.
+const MAX_READ_MESSAGE: usize = 1 << 20;
 
 pub async fn nodes(
     State(st): State<AppState>,
@@ -45,15 +51,30 @@ pub async fn nodes(
     })?;
     let session = Session::new(st, me, p.sub, p.ticks);
     Ok(upgrade
-        .max_message_size(MAX_CLIENT_MESSAGE)
-        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .max_message_size(MAX_READ_MESSAGE)
+        .max_frame_size(MAX_READ_MESSAGE)
         .max_write_buffer_size(4 << 20)
         .on_upgrade(move |socket| run(socket, session)))
 }
 
-async fn close(sink: &mut SplitSink<WebSocket, Message>, end: &End) {
+/// Sends the close frame. A stream that ran its course (`ticks=N`) first
+/// sends the ticks still queued: the last one is queued just before the
+/// session ends, and `ticks=1` would otherwise send nothing. Other ends
+/// (a slow consumer, a revoked token) close at once. Both within
+/// [`CLOSE_WAIT`].
+async fn close(sink: &mut SplitSink<WebSocket, Message>, rx: &mut mpsc::Receiver<Message>, end: &End) {
     let frame = CloseFrame { code: end.ws_code(), reason: end.reason().into() };
-    let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(frame)))).await;
+    let flush = async {
+        if matches!(end, End::Done) {
+            while let Ok(m) = rx.try_recv() {
+                if sink.send(m).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = sink.send(Message::Close(Some(frame))).await;
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, flush).await;
 }
 
 /// Sends queued messages until the queue closes or `stop` says why to end.
@@ -68,7 +89,7 @@ async fn writer(
             biased;
             end = &mut stop => {
                 if let Ok(end) = end {
-                    close(&mut sink, &end).await;
+                    close(&mut sink, &mut rx, &end).await;
                 }
                 return;
             }
@@ -78,15 +99,33 @@ async fn writer(
                 None => return,
             },
         };
-        tokio::select! {
-            biased;
-            end = &mut stop => {
-                if let Ok(end) = end {
-                    close(&mut sink, &end).await;
+        // The send races `stop` so that a stalled reader cannot hold the
+        // writer; a stream that ran its course finishes the send instead.
+        let stopped = {
+            let sending = sink.send(msg);
+            tokio::pin!(sending);
+            tokio::select! {
+                biased;
+                end = &mut stop => {
+                    let end = end.ok();
+                    if matches!(end, Some(End::Done)) {
+                        let _ = tokio::time::timeout(CLOSE_WAIT, &mut sending).await;
+                    }
+                    Some(end)
                 }
-                return;
+                sent = &mut sending => {
+                    if sent.is_err() {
+                        return;
+                    }
+                    None
+                }
             }
-            sent = sink.send(msg) => if sent.is_err() { return },
+        };
+        if let Some(end) = stopped {
+            if let Some(end) = end {
+                close(&mut sink, &mut rx, &end).await;
+            }
+            return;
         }
     }
 }
@@ -137,6 +176,8 @@ async fn run(socket: WebSocket, mut session: Session) {
             got = inbound.next(), if pending.is_none() => match got {
                 None | Some(Ok(Message::Close(_))) => break End::ClientGone,
                 Some(Err(e)) => break inbound_error(e),
+                Some(Ok(Message::Text(text))) if text.len() > MAX_CLIENT_MESSAGE => break End::TooBig,
+                Some(Ok(Message::Binary(b))) if b.len() > MAX_CLIENT_MESSAGE => break End::TooBig,
                 Some(Ok(Message::Text(text))) => {
                     let answer = match from_message(text.as_str(), session.default_contexts()) {
                         Ok(sub) => {
@@ -160,4 +201,8 @@ async fn run(socket: WebSocket, mut session: Session) {
     // The writer gives up on the close frame after CLOSE_WAIT; dropping it
     // (and `inbound`) closes the connection.
     let _ = tokio::time::timeout(CLOSE_WAIT + Duration::from_millis(200), writing).await;
+    // What the client still sends (its close reply) is read first: a socket
+    // closed with unread bytes sends a reset, and the client may lose the
+    // close frame with it.
+    let _ = tokio::time::timeout(CLOSE_WAIT, async { while let Some(Ok(_)) = inbound.next().await {} }).await;
 }

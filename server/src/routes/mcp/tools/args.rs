@@ -106,7 +106,10 @@ pub fn duration(s: &str) -> Option<i64> {
 }
 
 /// The absolute `[after, before]` of a `window` argument (default: the
-/// last `default_s` seconds), at most `max_s` long.
+/// last `default_s` seconds), at most `max_s` long. `last: N` is exactly
+/// `after: -N` (and the default `after: -default_s`), so a tool answers
+/// what `/api/v3/data?after=-N&before=0` answers: a window is `before -
+/// after` seconds long, as in the REST API.
 pub fn window(v: Option<&Value>, now: i64, default_s: i64, max_s: i64, key: &str) -> Result<(i64, i64), ToolError> {
     let empty = Map::new();
     let w = v.and_then(Value::as_object).unwrap_or(&empty);
@@ -124,12 +127,12 @@ pub fn window(v: Option<&Value>, now: i64, default_s: i64, max_s: i64, key: &str
                 .as_str()
                 .and_then(duration)
                 .ok_or_else(|| ToolError::tool(format!("'{key}.last' must be like 15m")))?;
-            (now.saturating_sub(secs) + 1, now)
+            (now.saturating_sub(secs), now)
         }
         (None, a) => {
             let before = w.get("before").map_or(Ok(now), |b| time_spec(b, now, &format!("{key}.before")))?;
             let after =
-                a.map_or(Ok(before.saturating_sub(default_s) + 1), |a| time_spec(a, now, &format!("{key}.after")))?;
+                a.map_or(Ok(before.saturating_sub(default_s)), |a| time_spec(a, now, &format!("{key}.after")))?;
             (after, before)
         }
     };
@@ -140,7 +143,7 @@ pub fn window(v: Option<&Value>, now: i64, default_s: i64, max_s: i64, key: &str
             rfc3339(before)
         )));
     }
-    let span = before.saturating_sub(after).saturating_add(1);
+    let span = before.saturating_sub(after);
     if span > max_s {
         return Err(ToolError::tool(format!("'{key}' spans {span} s; at most {max_s} s is allowed")));
     }
@@ -203,15 +206,18 @@ mod tests {
         assert_eq!(parse_rfc3339(&rfc3339(1_700_000_000)), Some(1_700_000_000));
         assert_eq!(parse_rfc3339("yesterday"), None);
         let now = 1_800_000_000;
-        assert_eq!(window(None, now, 900, MAX_WINDOW_S, "window").ok(), Some((now - 899, now)));
-        assert_eq!(window(Some(&json!({"last": "1h"})), now, 900, MAX_WINDOW_S, "w").ok(), Some((now - 3599, now)));
+        assert_eq!(window(None, now, 900, MAX_WINDOW_S, "window").ok(), Some((now - 900, now)));
+        assert_eq!(window(Some(&json!({"last": "1h"})), now, 900, MAX_WINDOW_S, "w").ok(), Some((now - 3600, now)));
+        let minus = window(Some(&json!({"after": -3600})), now, 900, MAX_WINDOW_S, "w").ok();
+        assert_eq!(minus, Some((now - 3600, now)), "`last: N` is `after: -N`");
+        assert!(window(Some(&json!({"last": "90d"})), now, 900, MAX_WINDOW_S, "w").is_ok(), "the longest window");
         assert_eq!(window(Some(&json!({"after": -60})), now, 900, MAX_WINDOW_S, "w").ok(), Some((now - 60, now)));
         assert!(window(Some(&json!({"after": 5, "before": 1})), now, 900, MAX_WINDOW_S, "w").is_err());
         assert!(window(Some(&json!({"last": "100d"})), now, 900, MAX_WINDOW_S, "w").is_err());
         let both = window(Some(&json!({"last": "1h", "before": "2026-12-01T00:00:00Z"})), now, 900, MAX_WINDOW_S, "w");
         assert!(both.is_err_and(|e| format!("{e:?}").contains("'w.before'")), "no `before` dropped unseen");
         let now_too = window(Some(&json!({"last": "1h", "before": "now"})), now, 900, MAX_WINDOW_S, "w");
-        assert_eq!(now_too.ok(), Some((now - 3599, now)), "a `before` of now says what `last` says");
+        assert_eq!(now_too.ok(), Some((now - 3600, now)), "a `before` of now says what `last` says");
         // Days a month does not have are refused, not rolled into the next.
         assert_eq!(parse_rfc3339("2026-02-31T10:00:00Z"), None);
         assert_eq!(parse_rfc3339("2026-04-31T10:00:00Z"), None);

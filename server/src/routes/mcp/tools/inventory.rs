@@ -166,6 +166,7 @@ fn matched_in(kind: &str) -> Option<&'static str> {
         "instances" => "instance",
         "dimensions" => "dimension",
         "labels" => "label",
+        "nodes" => "node",
         _ => return None,
     })
 }
@@ -173,7 +174,7 @@ fn matched_in(kind: &str) -> Option<&'static str> {
 pub static SEARCH: Tool = Tool {
     name: "contexts.search",
     title: "Search metrics",
-    description: "Full-text search over context ids, titles, families, instances, dimensions and labels (like /api/v2/q). Words are AND-ed, case-insensitive substrings: 'disk read' finds disk.io with its reads dimension. Matches in the context id rank first, then the title. Use it to find the context to pass to metrics.describe or data.query.",
+    description: "Full-text search over context ids, titles, families, instances, dimensions, labels and node names (like /api/v2/q: a word that names a node matches every context of that node). Words are AND-ed, case-insensitive substrings: 'disk read' finds disk.io with its reads dimension. Matches in the context id rank first, then the title. Use it to find the context to pass to metrics.describe or data.query.",
     needs: Some(Resource::Metadata),
     class: Class::Light,
     input: || {
@@ -189,7 +190,7 @@ pub static SEARCH: Tool = Tool {
             "matches": {"type": "array", "items": {"type": "object", "required": ["context", "title", "units", "matched_in"],
                 "properties": {
                     "context": {"type": "string"}, "title": {"type": "string"}, "units": {"type": "string"},
-                    "matched_in": {"type": "array", "items": {"enum": ["context", "title", "family", "instance", "dimension", "label"]}},
+                    "matched_in": {"type": "array", "items": {"enum": ["context", "title", "family", "instance", "dimension", "label", "node"]}},
                     "examples": {"type": "array", "maxItems": 3, "items": {"type": "string"}},
                     "nodes": {"type": "integer"}}}},
             "total": {"type": "integer"}, "truncated": {"type": "boolean"}}})
@@ -299,7 +300,15 @@ pub static DESCRIBE: Tool = Tool {
             let (cat, store) = (&st.catalog, &st.store);
             let known = contexts::list(cat, store, visible, tiers);
             let Some(c) = known.iter().find(|c| c.id == id) else {
-                let mut near: Vec<(usize, &str)> = known.iter().map(|c| (distance(&id, &c.id), c.id.as_str())).collect();
+                // Near ids only: within a third of the id's length in edits
+                // (at least 2), so a typo finds its context and a word
+                // that names none suggests nothing.
+                let within = (id.chars().count() / 3).max(2);
+                let mut near: Vec<(usize, &str)> = known
+                    .iter()
+                    .map(|c| (distance(&id, &c.id), c.id.as_str()))
+                    .filter(|&(d, _)| d <= within)
+                    .collect();
                 near.sort();
                 let names: Vec<String> = near.iter().take(3).map(|(_, n)| format!("'{n}'")).collect();
                 let hint = if names.is_empty() { String::new() } else { format!("; did you mean {}?", names.join(", ")) };
