@@ -301,3 +301,36 @@ fn compact_and_general_points_read_as_serde() {
     assert_eq!(p[1].value.map(f64::to_bits), Some((-0.0f64).to_bits()));
     assert_eq!((p[3].value, p[4].anomalous, p[8].t), (None, true, -1));
 }
+
+/// What the ingest route reads: this reader, or serde where it declines.
+fn ingest_read(text: &str) -> Option<IngestBatch> {
+    parse(text.as_bytes()).or_else(|| serde(text))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Every finite double a client writes in its shortest form (as
+    /// serde_json, JavaScript and Python print them) is stored bit for bit,
+    /// whichever reader takes it: 16 and 17 significant digits included.
+    #[test]
+    fn every_double_reads_back_bit_for_bit(bits in any::<u64>(), ue in 1u32..3) {
+        let v = f64::from_bits(bits);
+        prop_assume!(v.is_finite());
+        let text = format!(
+            r#"{{"series":[{{"context":"c","dimension":"d","update_every":{ue},"points":[[1700000000,{}]]}}]}}"#,
+            serde_json::to_string(&v).expect("a finite double")
+        );
+        let got = ingest_read(&text).and_then(|b| b.series[0].points[0].value);
+        prop_assert_eq!(got.map(f64::to_bits), Some(v.to_bits()), "{}", text);
+    }
+}
+
+#[test]
+fn seventeen_digit_values_keep_their_last_bit() {
+    for v in [91.00000000000001_f64, 63.00000000000001, 28.000000000000004, 0.1 + 0.2, 1.0 - f64::EPSILON] {
+        let text = format!(r#"{{"series":[{{"context":"c","dimension":"d","points":[[1700000000,{v:?}]]}}]}}"#);
+        let got = ingest_read(&text).and_then(|b| b.series[0].points[0].value);
+        assert_eq!(got.map(f64::to_bits), Some(v.to_bits()), "{text}");
+    }
+}

@@ -197,6 +197,12 @@ pub fn parse_params(api: ApiVersion, pairs: &[(String, String)]) -> Result<Query
     }
     if !dims_v1.is_empty() {
         q.selectors.dimensions = pattern("dimension", &dims_v1.join("|"))?;
+        // Netdata 1.37 marks every dimension a `dimensions=` list selects
+        // as shown before the query runs, so `nonzero` hides none of them
+        // (`*` alone selects nothing in particular and keeps `nonzero`).
+        if dims_v1.iter().any(|d| d.trim() != "*") {
+            q.options.nonzero = false;
+        }
     }
     if let Some(mut tg) = time_group {
         tg.options = time_group_options;
@@ -314,5 +320,18 @@ mod tests {
         let q = p(&[("contexts", "system.*"), ("nodes", "*"), ("dimensions", "user|system")]).expect("ok");
         assert!(q.scope.contexts.is_some() && q.scope.nodes.is_none());
         assert!(q.selectors.dimensions.as_ref().is_some_and(|d| d.matches("system") && !d.matches("idle")));
+    }
+
+    #[test]
+    fn v1_dimensions_switch_nonzero_off_as_netdata_1_37_does() {
+        let v1 = |pairs: &[(&str, &str)]| {
+            let owned: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            parse_params(ApiVersion::V1, &owned).expect("ok").options.nonzero
+        };
+        assert!(v1(&[("chart", "c"), ("options", "nonzero")]));
+        assert!(v1(&[("chart", "c"), ("options", "nonzero"), ("dimensions", "*")]));
+        assert!(!v1(&[("chart", "c"), ("options", "nonzero"), ("dimensions", "zero,negzero")]));
+        assert!(!v1(&[("dimensions", "zero"), ("options", "nonzero|seconds")]), "in either order");
+        assert!(p(&[("options", "nonzero"), ("dimensions", "zero")]).expect("v2").options.nonzero, "v2 keeps it");
     }
 }
