@@ -336,6 +336,16 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
         let (got, want) = (m[1].as_f64().expect("mcp value"), v[1][0].as_f64().expect("v3 value"));
         assert!((got - want).abs() <= want.abs() * 5e-4 + 1e-9, "{got} vs {want}");
     }
+    // weights.rank over `last: 10m` reads the windows /api/v2/weights?after=-600 reads.
+    let w = tool(&s, &t_all, "weights.rank", json!({"highlight": {"last": "10m"}, "method": "volume"}));
+    let (status, rest) = s.get("/api/v2/weights?after=-600&before=0&method=volume");
+    assert_eq!(status, 200, "{rest}");
+    let at = |v: &Value| json!(crate_rfc3339(v.as_i64().expect("epoch")));
+    let sc = &w["structuredContent"];
+    assert_eq!(sc["highlight"]["after"], at(&rest["request"]["window"]["after"]), "{sc} vs {rest}");
+    assert_eq!(sc["highlight"]["before"], at(&rest["request"]["window"]["before"]), "{sc} vs {rest}");
+    assert_eq!(sc["baseline"]["after"], at(&rest["request"]["baseline"]["after"]), "{sc} vs {rest}");
+    assert_eq!(sc["baseline"]["before"], at(&rest["request"]["baseline"]["before"]), "{sc} vs {rest}");
     // A node's name finds its contexts, as /api/v2/q does.
     let by_node =
         tool(&s, &t_all, "contexts.search", json!({"q": "host-2", "limit": 100}))["structuredContent"].clone();

@@ -598,9 +598,10 @@ fn ws_ticks_n_sends_n_ticks_and_an_oversized_message_gets_its_close() {
         };
         assert_eq!((ticks, end), (n, (1000, "done".to_string())), "ticks={n}");
     }
-    for size in [(64 << 10) + 1, 200 << 10] {
+    // Text and binary (opcodes 1 and 2), just over the limit and well over.
+    for (opcode, size) in [(0x81u8, (64 << 10) + 1), (0x81, 200 << 10), (0x82, (64 << 10) + 1)] {
         let mut t = raw_ws(&s, "/api/v1/ws/nodes");
-        let mut frame = vec![0x81, 0x80 | 127];
+        let mut frame = vec![opcode, 0x80 | 127];
         frame.extend_from_slice(&(size as u64).to_be_bytes());
         frame.extend_from_slice(&[0, 0, 0, 0]);
         frame.extend(std::iter::repeat_n(b'x', size));
@@ -619,11 +620,13 @@ fn ws_ticks_n_sends_n_ticks_and_an_oversized_message_gets_its_close() {
                 127 => (u64::from_be_bytes(got[at + 2..at + 10].try_into().expect("8 bytes")) as usize, 10),
                 n => (n, 2),
             };
+            assert!(close.is_none(), "a frame after the close frame ({size} B)");
             if op == 8 {
                 close = got.get(at + off..at + off + len).map(|p| p.to_vec());
             }
             at += off + len;
         }
+        assert_eq!(at, got.len(), "whole frames only ({size} B)");
         let close = close.unwrap_or_else(|| panic!("no close frame for {size} B ({read:?}, {} B back)", got.len()));
         assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1009, "{}", String::from_utf8_lossy(&close[2..]));
         assert!(read.is_ok(), "the connection ends with FIN, not a reset: {read:?}");

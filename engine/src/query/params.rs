@@ -198,11 +198,11 @@ pub fn parse_params(api: ApiVersion, pairs: &[(String, String)]) -> Result<Query
     if !dims_v1.is_empty() {
         q.selectors.dimensions = pattern("dimension", &dims_v1.join("|"))?;
         // Netdata 1.37 marks every dimension a `dimensions=` list selects
-        // as shown before the query runs, so `nonzero` hides none of them
-        // (`*` alone selects nothing in particular and keeps `nonzero`).
-        if dims_v1.iter().any(|d| d.trim() != "*") {
-            q.options.nonzero = false;
-        }
+        // as shown before the query runs, so `nonzero` hides none of them;
+        // `*` too (the agent prefixes each value with `|`, so its "all
+        // dimensions" shortcut never sees a bare `*`). Checked against a
+        // 1.37 agent.
+        q.options.nonzero = false;
     }
     if let Some(mut tg) = time_group {
         tg.options = time_group_options;
@@ -329,7 +329,7 @@ mod tests {
             parse_params(ApiVersion::V1, &owned).expect("ok").options.nonzero
         };
         assert!(v1(&[("chart", "c"), ("options", "nonzero")]));
-        assert!(v1(&[("chart", "c"), ("options", "nonzero"), ("dimensions", "*")]));
+        assert!(!v1(&[("chart", "c"), ("options", "nonzero"), ("dimensions", "*")]));
         assert!(!v1(&[("chart", "c"), ("options", "nonzero"), ("dimensions", "zero,negzero")]));
         assert!(!v1(&[("dimensions", "zero"), ("options", "nonzero|seconds")]), "in either order");
         assert!(p(&[("options", "nonzero"), ("dimensions", "zero")]).expect("v2").options.nonzero, "v2 keeps it");

@@ -97,17 +97,33 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Api
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        // "." is the whole body, "?" a key that did not parse at the top:
-        // no path worth naming; the message has the line and column.
-        ApiError::BadJson { path: (path != "." && path != "?").then_some(path), message: inner.to_string() }
+        let path = known_path(e.path());
+        ApiError::BadJson { path, message: e.into_inner().to_string() }
     })?;
     // The document read well, so the plain parse failed on what follows it
     // (a second batch, say): refused whole, never half read.
     de.end()
         .map_err(|e| ApiError::BadJson { path: None, message: format!("one JSON document per body: {e} after it") })?;
     Ok(v)
+}
+
+/// The path to the element at fault, without the trailing segments the
+/// parser could not name (a key that did not parse is `?`): `None` when
+/// nothing named is left (the whole body). The message has the line and
+/// column.
+fn known_path(path: &serde_path_to_error::Path) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let named = segments.iter().rposition(|s| !matches!(s, Segment::Unknown)).map_or(0, |i| i + 1);
+    // Written as the path's own Display writes it (`a[1].b`).
+    let mut out = String::new();
+    for (i, s) in segments[..named].iter().enumerate() {
+        if i > 0 && !matches!(s, Segment::Seq { .. }) {
+            out.push('.');
+        }
+        out.push_str(&s.to_string());
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 #[cfg(test)]
@@ -127,6 +143,12 @@ mod tests {
         assert_eq!(path_of(r#"{"a": [1, "x"]}"#).as_deref(), Some("a[1]"));
         assert_eq!(path_of("{nope"), None, "a top-level key that does not parse");
         assert_eq!(path_of("nope"), None);
+        let nested = |body: &str| match parse_json::<std::collections::BTreeMap<String, Value>>(body.as_bytes()) {
+            Err(ApiError::BadJson { path, .. }) => path,
+            other => panic!("{body}: {other:?}"),
+        };
+        assert_eq!(nested(r#"{"a": {nope}}"#).as_deref(), Some("a"), "a key that does not parse, inside a");
+        assert_eq!(nested(r#"{"a": [1, {nope}]}"#).as_deref(), Some("a[1]"));
         assert!(matches!(parse_json::<Value>(b"[1]"), Err(ApiError::BadJson { path: None, .. })));
     }
 }

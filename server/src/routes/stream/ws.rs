@@ -18,6 +18,7 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::subscribe::{from_message, from_query};
 use super::{push, Beat, End, Session};
@@ -57,46 +58,51 @@ pub async fn nodes(
         .on_upgrade(move |socket| run(socket, session)))
 }
 
-/// Sends the close frame. A stream that ran its course (`ticks=N`) first
-/// sends the ticks still queued: the last one is queued just before the
-/// session ends, and `ticks=1` would otherwise send nothing. Other ends
-/// (a slow consumer, a revoked token) close at once. Both within
-/// [`CLOSE_WAIT`].
-async fn close(sink: &mut SplitSink<WebSocket, Message>, rx: &mut mpsc::Receiver<Message>, end: &End) {
+/// Sends the close frame by `deadline`; true if it went out. A stream
+/// that ran its course (`ticks=N`) first sends the ticks still queued: the
+/// last one is queued just before the session ends, and `ticks=1` would
+/// otherwise send nothing. Other ends (a slow consumer, a revoked token)
+/// close at once.
+async fn close(
+    sink: &mut SplitSink<WebSocket, Message>,
+    rx: &mut mpsc::Receiver<Message>,
+    end: &End,
+    deadline: Instant,
+) -> bool {
     let frame = CloseFrame { code: end.ws_code(), reason: end.reason().into() };
     let flush = async {
         if matches!(end, End::Done) {
             while let Ok(m) = rx.try_recv() {
                 if sink.send(m).await.is_err() {
-                    return;
+                    return false;
                 }
             }
         }
-        let _ = sink.send(Message::Close(Some(frame))).await;
+        sink.send(Message::Close(Some(frame))).await.is_ok()
     };
-    let _ = tokio::time::timeout(CLOSE_WAIT, flush).await;
+    tokio::time::timeout_at(deadline, flush).await.unwrap_or(false)
 }
 
-/// Sends queued messages until the queue closes or `stop` says why to end.
+/// Sends queued messages until the queue closes or `stop` says why to end;
+/// true if it sent the close frame. Everything after `stop` (a send in
+/// progress, queued ticks, the close frame) shares one [`CLOSE_WAIT`].
 async fn writer(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Message>,
     mut answers: mpsc::Receiver<Message>,
     mut stop: oneshot::Receiver<End>,
-) {
+) -> bool {
     loop {
         let msg = tokio::select! {
             biased;
             end = &mut stop => {
-                if let Ok(end) = end {
-                    close(&mut sink, &mut rx, &end).await;
-                }
-                return;
+                let Ok(end) = end else { return false };
+                return close(&mut sink, &mut rx, &end, Instant::now() + CLOSE_WAIT).await;
             }
             Some(m) = answers.recv() => m,
             m = rx.recv() => match m {
                 Some(m) => m,
-                None => return,
+                None => return false,
             },
         };
         // The send races `stop` so that a stalled reader cannot hold the
@@ -107,25 +113,24 @@ async fn writer(
             tokio::select! {
                 biased;
                 end = &mut stop => {
+                    let deadline = Instant::now() + CLOSE_WAIT;
                     let end = end.ok();
                     if matches!(end, Some(End::Done)) {
-                        let _ = tokio::time::timeout(CLOSE_WAIT, &mut sending).await;
+                        let _ = tokio::time::timeout_at(deadline, &mut sending).await;
                     }
-                    Some(end)
+                    Some((end, deadline))
                 }
                 sent = &mut sending => {
                     if sent.is_err() {
-                        return;
+                        return false;
                     }
                     None
                 }
             }
         };
-        if let Some(end) = stopped {
-            if let Some(end) = end {
-                close(&mut sink, &mut rx, &end).await;
-            }
-            return;
+        if let Some((end, deadline)) = stopped {
+            let Some(end) = end else { return false };
+            return close(&mut sink, &mut rx, &end, deadline).await;
         }
     }
 }
@@ -198,11 +203,20 @@ async fn run(socket: WebSocket, mut session: Session) {
     };
     tracing::debug!(token = session.token_id(), reason = end.reason(), "WebSocket stream ended");
     let _ = stop_tx.send(end);
-    // The writer gives up on the close frame after CLOSE_WAIT; dropping it
-    // (and `inbound`) closes the connection.
-    let _ = tokio::time::timeout(CLOSE_WAIT + Duration::from_millis(200), writing).await;
-    // What the client still sends (its close reply) is read first: a socket
-    // closed with unread bytes sends a reset, and the client may lose the
-    // close frame with it.
-    let _ = tokio::time::timeout(CLOSE_WAIT, async { while let Some(Ok(_)) = inbound.next().await {} }).await;
+    // The writer gives up on the close frame after CLOSE_WAIT; past that
+    // (and a margin) it is aborted, which drops the socket's sending half.
+    let abort = writing.abort_handle();
+    let closed = match tokio::time::timeout(CLOSE_WAIT + Duration::from_millis(200), writing).await {
+        Ok(Ok(sent)) => sent,
+        _ => {
+            abort.abort();
+            false
+        }
+    };
+    // Once the close frame is out, what the client still sends (its close
+    // reply) is read before the socket closes: a socket closed with unread
+    // bytes sends a reset, and the client may lose the close frame with it.
+    if closed {
+        let _ = tokio::time::timeout(CLOSE_WAIT, async { while let Some(Ok(_)) = inbound.next().await {} }).await;
+    }
 }

@@ -55,10 +55,23 @@ fn output() -> Value {
 
 fn rank(cx: &Ctx, args: &Map<String, Value>) -> Result<Value, ToolError> {
     let (ha, hb) = window(args.get("highlight"), cx.now, 900, DAY, "highlight")?;
+    // A highlight ending now goes to the engine as a relative window, as
+    // `/api/v2/weights?after=-N` sends it (`last: N` is `after: -N`): the
+    // engine then reads the N seconds up to now, both ends counted
+    // (`ha + 1 ..= now`), and picks the default baseline as that route
+    // does. Other windows go as they are: the seconds `ha ..= hb`.
+    let ends_now = hb >= cx.now && ha < cx.now;
+    let (after, before, read_from) = if ends_now { (ha - cx.now, 0, ha + 1) } else { (ha, hb, ha) };
+    let read = if ends_now { cx.now - ha } else { hb - ha + 1 };
     let method = Method::parse(text(args, "method", "volume")).unwrap_or(Method::Volume);
-    let (ba, bb) = match args.get("baseline") {
-        Some(b) => window(Some(b), cx.now, 4 * (hb - ha + 1), 7 * DAY, "baseline")?,
-        None => (ha - 4 * (hb - ha + 1), ha - 1),
+    // What the engine reads as the baseline (the default, four times the
+    // highlight just before it, is its own to pick, as for the REST route).
+    let (baseline, (ba, bb)) = match args.get("baseline") {
+        Some(b) => {
+            let (ba, bb) = window(Some(b), cx.now, 4 * read, 7 * DAY, "baseline")?;
+            ((Some(ba), Some(bb)), (ba, bb))
+        }
+        None => ((None, None), (read_from - 4 * read, read_from - 1)),
     };
     let sel = args.get("selectors").and_then(Value::as_object).cloned().unwrap_or_default();
     let contexts = match strings(args, "contexts") {
@@ -96,10 +109,10 @@ fn rank(cx: &Ctx, args: &Map<String, Value>) -> Result<Value, ToolError> {
     }
     let req = WeightsRequest {
         method,
-        after: ha,
-        before: hb,
-        baseline_after: Some(ba),
-        baseline_before: Some(bb),
+        after,
+        before,
+        baseline_after: baseline.0,
+        baseline_before: baseline.1,
         points: 0,
         cardinality_limit: 0,
         timeout_ms: cx.timeout_ms,
