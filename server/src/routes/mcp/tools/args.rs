@@ -150,6 +150,22 @@ pub fn window(v: Option<&Value>, now: i64, default_s: i64, max_s: i64, key: &str
     Ok((after, before))
 }
 
+/// How a [`window`] goes to the engine, as the REST routes take it. One
+/// ending now (or later) as a relative window, `after: -N, before: 0`:
+/// data then ends at the last complete second (an absolute `before` would
+/// be aligned forward into the future, its last row a partial bucket that
+/// reads like a sudden drop), and weights read the N seconds up to now,
+/// both ends counted, as `/api/v2/weights?after=-N` does. One that starts
+/// at or after now stays absolute (a relative `after` of 0 means the first
+/// sample held), as do windows in the past.
+pub fn as_requested((after, before): (i64, i64), now: i64) -> (i64, i64) {
+    if before >= now && after < now {
+        (after - now, 0)
+    } else {
+        (after, before)
+    }
+}
+
 /// Strings of an array argument.
 pub fn strings(args: &Map<String, Value>, key: &str) -> Vec<String> {
     args.get(key)
@@ -218,6 +234,10 @@ mod tests {
         assert!(both.is_err_and(|e| format!("{e:?}").contains("'w.before'")), "no `before` dropped unseen");
         let now_too = window(Some(&json!({"last": "1h", "before": "now"})), now, 900, MAX_WINDOW_S, "w");
         assert_eq!(now_too.ok(), Some((now - 3600, now)), "a `before` of now says what `last` says");
+        assert_eq!(as_requested((now - 3600, now), now), (-3600, 0), "ending now: relative");
+        assert_eq!(as_requested((now - 3600, now + 60), now), (-3600, 0), "ending later: relative");
+        assert_eq!(as_requested((now - 7200, now - 3600), now), (now - 7200, now - 3600), "past: absolute");
+        assert_eq!(as_requested((now, now + 60), now), (now, now + 60), "starting now: absolute");
         // Days a month does not have are refused, not rolled into the next.
         assert_eq!(parse_rfc3339("2026-02-31T10:00:00Z"), None);
         assert_eq!(parse_rfc3339("2026-04-31T10:00:00Z"), None);

@@ -9,7 +9,9 @@ use strata_engine::query::body::parse_body;
 use strata_engine::query::request::{ApiVersion, GroupByKey};
 use strata_engine::query::result::{QueryResult, Series, PA_EMPTY};
 
-use super::args::{int, patterns_schema, rfc3339, round, strings, text, window, window_schema, MAX_WINDOW_S};
+use super::args::{
+    as_requested, int, patterns_schema, rfc3339, round, strings, text, window, window_schema, MAX_WINDOW_S,
+};
 use super::{Ctx, Tool, ToolError, MAX_CELLS};
 use crate::admission::Class;
 use crate::auth::Resource;
@@ -62,12 +64,7 @@ fn body(cx: &Ctx, args: &Map<String, Value>, points: i64, time_group: &str) -> R
     if args.contains_key("nodes") {
         scope["nodes"] = json!(strings(args, "nodes"));
     }
-    // A window ending now goes to the engine as a relative one, which ends
-    // at the data's last complete second; sent as an absolute `before`, it
-    // was aligned forward into the future, and its last row held a partial
-    // bucket that read like a sudden drop. One that starts at or after now
-    // stays absolute (a relative `after` of 0 means the first sample held).
-    let (after, before) = if before >= cx.now && after < cx.now { (after - cx.now, 0) } else { (after, before) };
+    let (after, before) = as_requested((after, before), cx.now);
     Ok(json!({
         "scope": scope,
         "selectors": sel,

@@ -9,7 +9,7 @@ use strata_engine::meta::weights::{run, Method, WeightsRequest};
 use strata_engine::meta::MetaScope;
 use strata_engine::query::request::Selectors;
 
-use super::args::{int, patterns, patterns_schema, rfc3339, round, strings, text, window, window_schema};
+use super::args::{as_requested, int, patterns, patterns_schema, rfc3339, round, strings, text, window, window_schema};
 use super::{Ctx, Tool, ToolError, MAX_WEIGHTS_METRICS};
 use crate::admission::Class;
 use crate::auth::Resource;
@@ -55,14 +55,11 @@ fn output() -> Value {
 
 fn rank(cx: &Ctx, args: &Map<String, Value>) -> Result<Value, ToolError> {
     let (ha, hb) = window(args.get("highlight"), cx.now, 900, DAY, "highlight")?;
-    // A highlight ending now goes to the engine as a relative window, as
-    // `/api/v2/weights?after=-N` sends it (`last: N` is `after: -N`): the
-    // engine then reads the N seconds up to now, both ends counted
-    // (`ha + 1 ..= now`), and picks the default baseline as that route
-    // does. Other windows go as they are: the seconds `ha ..= hb`.
-    let ends_now = hb >= cx.now && ha < cx.now;
-    let (after, before, read_from) = if ends_now { (ha - cx.now, 0, ha + 1) } else { (ha, hb, ha) };
-    let read = if ends_now { cx.now - ha } else { hb - ha + 1 };
+    let (after, before) = as_requested((ha, hb), cx.now);
+    // The seconds the engine reads: a relative highlight the N up to now
+    // (`ha + 1 ..= now`), an absolute one `ha ..= hb`.
+    let (read_from, read_to) = if before == 0 { (ha + 1, cx.now) } else { (ha, hb) };
+    let read = read_to - read_from + 1;
     let method = Method::parse(text(args, "method", "volume")).unwrap_or(Method::Volume);
     // What the engine reads as the baseline (the default, four times the
     // highlight just before it, is its own to pick, as for the REST route).
