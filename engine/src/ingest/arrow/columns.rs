@@ -2,8 +2,8 @@
 //! batch so the per-row loop only indexes.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampSecondType};
-use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, PrimitiveArray, RecordBatch};
+use arrow_array::types::{Float64Type, Int16Type, Int32Type, Int64Type, RunEndIndexType, TimestampSecondType};
+use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, PrimitiveArray, RecordBatch, RunArray};
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, TimeUnit};
 
@@ -13,12 +13,131 @@ fn col_err(name: &str, msg: impl Into<String>) -> EngineError {
     EngineError::batch(format!("columns.{name}"), msg)
 }
 
-/// A string column: plain, large, view, or dictionary-encoded.
+/// A string column: plain, large, view, dictionary- or run-end-encoded.
 pub enum StrCol<'a> {
     Utf8(&'a arrow_array::StringArray),
     Large(&'a arrow_array::LargeStringArray),
     View(&'a arrow_array::StringViewArray),
-    Dict { keys: Keys<'a>, key_nulls: Option<&'a NullBuffer>, values: Box<StrCol<'a>> },
+    Dict {
+        keys: Keys<'a>,
+        key_nulls: Option<&'a NullBuffer>,
+        values: Box<StrCol<'a>>,
+    },
+    /// Run `k` holds `values[runs.first + k]` (nulls are null values).
+    RunEnd {
+        runs: Runs,
+        values: Box<StrCol<'a>>,
+    },
+}
+
+/// A run-end-encoded column's runs as the rows of this record batch see
+/// them: run `k` covers rows `ends[k - 1]..ends[k]` (from 0 for the first)
+/// and holds physical value `first + k`. Normalised once per batch from
+/// int16/int32/int64 run ends, whatever the array's offset, so a row's
+/// run is one binary search and a run's end one index.
+pub struct Runs {
+    ends: Vec<usize>,
+    first: usize,
+    /// The run the last lookup found: rows are mostly read in order, so
+    /// the next row is in it or the one after (no search).
+    hint: std::cell::Cell<usize>,
+}
+
+impl Runs {
+    fn of<R: RunEndIndexType>(a: &RunArray<R>) -> Self {
+        use arrow_buffer::ArrowNativeType;
+        let r = a.run_ends();
+        // An empty array has no runs (its buffer may still hold some).
+        let ends = if r.is_empty() { Vec::new() } else { r.sliced_values().map(|e| e.as_usize()).collect() };
+        Runs { ends, first: r.get_start_physical_index(), hint: std::cell::Cell::new(0) }
+    }
+
+    /// The run holding `row`; past the last row, the run count.
+    #[inline]
+    fn run(&self, row: usize) -> usize {
+        let holds = |k: usize| k < self.ends.len() && row < self.ends[k] && (k == 0 || self.ends[k - 1] <= row);
+        let k = self.hint.get();
+        let k = match () {
+            _ if holds(k) => return k,
+            _ if holds(k + 1) => k + 1,
+            // A run's first row is often asked again after the next row.
+            _ if k > 0 && holds(k - 1) => k - 1,
+            _ => self.ends.partition_point(|&e| e <= row),
+        };
+        self.hint.set(k);
+        k
+    }
+
+    /// The physical value index of `row` (None past the last row).
+    #[inline]
+    fn value_index(&self, row: usize) -> Option<usize> {
+        let k = self.run(row);
+        (k < self.ends.len()).then_some(self.first + k)
+    }
+
+    /// The end (exclusive) of the run holding `row`.
+    #[inline]
+    fn end(&self, row: usize) -> usize {
+        self.ends.get(self.run(row)).copied().unwrap_or(row)
+    }
+}
+
+/// The `update_every` column: int64, plain or run-end-encoded.
+pub enum IntCol<'a> {
+    Plain(&'a PrimitiveArray<Int64Type>),
+    RunEnd { runs: Runs, values: &'a PrimitiveArray<Int64Type> },
+}
+
+impl<'a> IntCol<'a> {
+    pub(super) fn new(name: &str, a: &'a ArrayRef) -> Result<Self> {
+        let wrong =
+            || col_err(name, format!("'{name}' must be int64 (or run-end-encoded int64), got {}", a.data_type()));
+        if let Some(p) = a.as_primitive_opt::<Int64Type>() {
+            return Ok(IntCol::Plain(p));
+        }
+        let (runs, values) = run_end_parts(a.as_ref()).ok_or_else(wrong)?;
+        Ok(IntCol::RunEnd { runs, values: values.as_primitive_opt::<Int64Type>().ok_or_else(wrong)? })
+    }
+
+    /// The value at `row`; None for null.
+    #[inline]
+    pub fn get(&self, row: usize) -> Option<i64> {
+        match self {
+            IntCol::Plain(a) => (row < a.len() && !a.is_null(row)).then(|| a.value(row)),
+            IntCol::RunEnd { runs, values } => {
+                runs.value_index(row).filter(|&k| k < values.len() && !values.is_null(k)).map(|k| values.value(k))
+            }
+        }
+    }
+
+    /// The first row of `rows` whose value `ok` refuses (a null is `None`);
+    /// a run-end-encoded column asks once per run, not once per row.
+    pub fn first_refused(&self, rows: std::ops::Range<usize>, ok: impl Fn(Option<i64>) -> bool) -> Option<usize> {
+        match self {
+            IntCol::Plain(_) => rows.clone().find(|&i| !ok(self.get(i))),
+            IntCol::RunEnd { runs, .. } => {
+                let mut i = rows.start;
+                while i < rows.end {
+                    if !ok(self.get(i)) {
+                        return Some(i);
+                    }
+                    i = runs.end(i).max(i + 1);
+                }
+                None
+            }
+        }
+    }
+}
+
+/// The runs and values of a run-end-encoded array (None for other types).
+fn run_end_parts(a: &dyn Array) -> Option<(Runs, &ArrayRef)> {
+    if let Some(r) = a.as_run_opt::<Int32Type>() {
+        return Some((Runs::of(r), r.values()));
+    }
+    if let Some(r) = a.as_run_opt::<Int16Type>() {
+        return Some((Runs::of(r), r.values()));
+    }
+    a.as_run_opt::<Int64Type>().map(|r| (Runs::of(r), r.values()))
 }
 
 /// A dictionary's keys: borrowed when they are `int32` (what
@@ -43,7 +162,7 @@ impl<'a> StrCol<'a> {
         Self::from_dyn(name, a.as_ref())
     }
 
-    fn from_dyn(name: &str, a: &'a dyn Array) -> Result<Self> {
+    pub(super) fn from_dyn(name: &str, a: &'a dyn Array) -> Result<Self> {
         match a.data_type() {
             DataType::Utf8 => Ok(StrCol::Utf8(a.as_string::<i32>())),
             DataType::LargeUtf8 => Ok(StrCol::Large(a.as_string::<i64>())),
@@ -60,30 +179,50 @@ impl<'a> StrCol<'a> {
                 };
                 Ok(StrCol::Dict { keys, key_nulls: d.keys().nulls(), values })
             }
-            other => {
-                Err(col_err(name, format!("'{name}' must be a string or dictionary-of-string column, got {other}")))
+            DataType::RunEndEncoded(_, v)
+                if matches!(
+                    v.data_type(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..)
+                ) =>
+            {
+                let (runs, values) = run_end_parts(a).ok_or_else(|| col_err(name, "run-end column is unreadable"))?;
+                Ok(StrCol::RunEnd { runs, values: Box::new(Self::from_dyn(name, values.as_ref())?) })
             }
+            other => Err(col_err(
+                name,
+                format!("'{name}' must be a string column (plain, dictionary or run-end-encoded), got {other}"),
+            )),
         }
     }
 
-    /// The dictionary key at `row` (`usize::MAX` for null); None when the
-    /// column is not dictionary-encoded. Equal keys mean equal strings.
+    /// The dictionary key at `row` (`usize::MAX` for null): for a
+    /// run-end-encoded column, its values' key, or else the run's number.
+    /// None when the column is neither. Equal keys mean equal strings.
     #[inline]
     pub fn key(&self, row: usize) -> Option<usize> {
         match self {
             StrCol::Dict { key_nulls, .. } if key_nulls.is_some_and(|n| n.is_null(row)) => Some(usize::MAX),
             StrCol::Dict { keys, .. } => keys.get(row),
+            StrCol::RunEnd { runs, values } => {
+                let k = runs.value_index(row)?;
+                match **values {
+                    StrCol::Dict { .. } => values.key(k),
+                    _ if values.get(k).is_none() => Some(usize::MAX),
+                    _ => Some(k),
+                }
+            }
             _ => None,
         }
     }
 
     /// Whether rows `a` and `b` surely hold the same string (or both null).
-    /// Dictionary columns compare keys, so a dictionary that repeats a
-    /// string may answer false for equal strings; never true for unequal ones.
+    /// Dictionary and run-end columns compare keys, so a dictionary that
+    /// repeats a string, or two runs of one string over plain values, may
+    /// answer false for equal strings; never true for unequal ones.
     #[inline]
     pub fn same(&self, a: usize, b: usize) -> bool {
         match self {
-            StrCol::Dict { .. } => self.key(a).is_some_and(|k| Some(k) == self.key(b)),
+            StrCol::Dict { .. } | StrCol::RunEnd { .. } => self.key(a).is_some_and(|k| Some(k) == self.key(b)),
             _ => self.get(a) == self.get(b),
         }
     }
@@ -100,6 +239,9 @@ impl<'a> StrCol<'a> {
                 let skip = same * 32;
                 rest[skip..].iter().position(|&x| x != k0).map_or(to, |p| from + skip + p)
             }
+            // Rows after `start` in its run hold its string; a later run may
+            // too, but not surely.
+            StrCol::RunEnd { runs, .. } => runs.end(start).clamp(from, to.max(from)),
             _ => (from..to).find(|&j| !self.same(start, j)).unwrap_or(to),
         }
     }
@@ -107,9 +249,9 @@ impl<'a> StrCol<'a> {
     /// The value at `row`; None for null.
     pub fn get(&self, row: usize) -> Option<&'a str> {
         match self {
-            StrCol::Utf8(a) => (!a.is_null(row)).then(|| a.value(row)),
-            StrCol::Large(a) => (!a.is_null(row)).then(|| a.value(row)),
-            StrCol::View(a) => (!a.is_null(row)).then(|| a.value(row)),
+            StrCol::Utf8(a) => (row < a.len() && !a.is_null(row)).then(|| a.value(row)),
+            StrCol::Large(a) => (row < a.len() && !a.is_null(row)).then(|| a.value(row)),
+            StrCol::View(a) => (row < a.len() && !a.is_null(row)).then(|| a.value(row)),
             StrCol::Dict { keys, key_nulls, values } => {
                 if key_nulls.is_some_and(|n| n.is_null(row)) {
                     None
@@ -117,6 +259,7 @@ impl<'a> StrCol<'a> {
                     keys.get(row).and_then(|k| values.get(k))
                 }
             }
+            StrCol::RunEnd { runs, values } => runs.value_index(row).and_then(|k| values.get(k)),
         }
     }
 }
@@ -153,7 +296,7 @@ pub struct Columns<'a> {
     pub ts: TsCol<'a>,
     pub value: &'a Float64Array,
     pub anomalous: Option<&'a BooleanArray>,
-    pub update_every: Option<&'a PrimitiveArray<Int64Type>>,
+    pub update_every: Option<IntCol<'a>>,
     pub units: Option<StrCol<'a>>,
     pub title: Option<StrCol<'a>>,
     pub chart_type: Option<StrCol<'a>>,
@@ -234,13 +377,7 @@ impl<'a> Columns<'a> {
                     .ok_or_else(|| col_err("anomalous", format!("'anomalous' must be bool, got {}", a.data_type())))
             })
             .transpose()?;
-        let update_every = find("update_every")
-            .map(|a| {
-                a.as_primitive_opt::<Int64Type>().ok_or_else(|| {
-                    col_err("update_every", format!("'update_every' must be int64, got {}", a.data_type()))
-                })
-            })
-            .transpose()?;
+        let update_every = find("update_every").map(|a| IntCol::new("update_every", a)).transpose()?;
         Ok(Columns {
             node: str_opt("node")?,
             context: StrCol::new("context", need("context")?)?,

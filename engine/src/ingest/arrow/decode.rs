@@ -208,7 +208,7 @@ impl Builder {
             }
         };
         let t = c.ts.get(i).ok_or_else(|| null("ts"))?;
-        let ue = c.update_every.and_then(|a| (!a.is_null(i)).then(|| a.value(i)));
+        let ue = c.update_every.as_ref().and_then(|a| a.get(i));
         let point = self.point(c, i, t);
         check_point(|| at("ts"), || at("value"), &point)?;
         let k = match found {
@@ -238,14 +238,18 @@ impl Builder {
         let (ts, ts_nulls) = c.ts.raw();
         let (values, value_nulls) = (c.value.values(), c.value.nulls());
         let s = &mut self.batch.series[k];
-        let ue_ok = |i: usize| c.update_every.is_none_or(|a| a.is_null(i) || Some(a.value(i)) == s.update_every);
         let ok = |i: usize| {
             ts_nulls.is_none_or(|b| b.is_valid(i))
                 && (0..MAX_T).contains(&ts[i])
                 && (values[i].is_finite() || value_nulls.is_some_and(|b| b.is_null(i)))
-                && ue_ok(i)
         };
-        let bad = run.clone().find(|&i| !ok(i));
+        let bad_point = run.clone().find(|&i| !ok(i));
+        // A row may leave update_every null or repeat the series' own.
+        let bad_ue = c.update_every.as_ref().and_then(|a| {
+            let until = bad_point.unwrap_or(run.end);
+            a.first_refused(run.start..until, |ue| ue.is_none() || ue == s.update_every)
+        });
+        let bad = bad_ue.or(bad_point);
         let anomalous = c.anomalous.map(|a| (a.values(), a.nulls()));
         let point = |i: usize| Point {
             t: ts[i],

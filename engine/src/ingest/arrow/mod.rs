@@ -7,14 +7,14 @@
 //!
 //! | column | type | null means | required |
 //! |---|---|---|---|
-//! | `node` | utf8 / large utf8 / utf8 view, or a dictionary of those | the server's default node | no |
+//! | `node` | utf8 / large utf8 / utf8 view, a dictionary of those, or run-end-encoded (int16/32/64 run ends) over any of them | the server's default node | no |
 //! | `context` | string (as above) | - (refused) | yes |
 //! | `instance` | string | the context | no |
 //! | `dimension` | string | - (refused) | yes |
 //! | `ts` | int64 epoch seconds, or timestamp(second) | - (refused) | yes |
 //! | `value` | float64 | an explicit gap | yes |
 //! | `anomalous` | bool | false | no |
-//! | `update_every` | int64 seconds | 1 | no |
+//! | `update_every` | int64 seconds, plain or run-end-encoded | 1 | no |
 //! | `units`, `title`, `chart_type` | string | not set | no |
 //!
 //! Rows of one metric (node, instance, dimension) need not be adjacent; they

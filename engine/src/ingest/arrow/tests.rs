@@ -272,11 +272,43 @@ struct GenRow {
     update_every: Option<i64>,
 }
 
+/// Runs of equal adjacent values as run ends (int32), a run cut in two
+/// now and then (so equal strings also sit in adjacent runs), and the
+/// runs' values.
+fn runs_of<T: PartialEq + Copy>(v: &[T], cut_every: usize) -> (Vec<i32>, Vec<T>) {
+    let (mut ends, mut values) = (Vec::<i32>::new(), Vec::new());
+    for (i, x) in v.iter().enumerate() {
+        match values.last() {
+            Some(last) if last == x && (i + 1) % cut_every != 0 => *ends.last_mut().expect("a run") = i as i32 + 1,
+            _ => {
+                values.push(*x);
+                ends.push(i as i32 + 1);
+            }
+        }
+    }
+    (ends, values)
+}
+
+/// A run-end-encoded array of `v` (int32 run ends).
+fn run_end_array<T: PartialEq + Copy>(v: &[T], cut_every: usize, values: impl Fn(Vec<T>) -> ArrayRef) -> ArrayRef {
+    let (ends, vals) = runs_of(v, cut_every);
+    let ends = Int32Array::from(ends);
+    Arc::new(
+        arrow_array::RunArray::<arrow_array::types::Int32Type>::try_new(&ends, values(vals).as_ref()).expect("ree"),
+    )
+}
+
 /// How a name column is written: plain, int32 dictionary (read in place),
-/// or int8 dictionary (keys normalised), with a repeated dictionary entry.
+/// int8 dictionary (keys normalised), with a repeated dictionary entry;
+/// or run-end-encoded over plain strings or over a dictionary.
 fn name_column(kind: u8, v: &[Option<&str>]) -> ArrayRef {
     use arrow_array::types::{Int32Type, Int8Type};
     use arrow_array::DictionaryArray;
+    match kind % 5 {
+        3 => return run_end_array(v, 3 + usize::from(kind / 5) % 7, |vals| strs(&vals)),
+        4 => return run_end_array(v, 4 + usize::from(kind / 5) % 5, |vals| name_column(1, &vals)),
+        _ => {}
+    }
     match kind % 3 {
         0 => strs(v),
         1 => {
@@ -330,7 +362,14 @@ fn gen_stream(rows: &[GenRow], split: usize, kinds: [u8; 4], optional: [bool; 3]
             Arc::new(Int64Array::from(part.iter().map(|r| r.ts).collect::<Vec<_>>())),
             Arc::new(Float64Array::from(part.iter().map(|r| r.value).collect::<Vec<_>>())),
             Arc::new(BooleanArray::from(part.iter().map(|r| r.anomalous).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(part.iter().map(|r| r.update_every).collect::<Vec<_>>())),
+            {
+                let ue: Vec<Option<i64>> = part.iter().map(|r| r.update_every).collect();
+                // update_every plain, or run-end-encoded.
+                match kinds[0] & 0x80 {
+                    0 => Arc::new(Int64Array::from(ue)),
+                    _ => run_end_array(&ue, 5, |v| Arc::new(Int64Array::from(v))),
+                }
+            },
         ];
         let keep = |i: usize| i < 6 || optional[i - 5];
         let cols: Vec<(usize, ArrayRef)> = cols.into_iter().enumerate().filter(|(i, _)| keep(*i)).collect();
@@ -410,4 +449,32 @@ proptest! {
             (f, s) => prop_assert_eq!(format!("{:?}", f.map(|d| d.batch)), format!("{:?}", s.map(|d| d.batch))),
         }
     }
+}
+
+/// A run-end-encoded column read through a slice (an offset into its runs,
+/// as an in-process writer may hand over) gives each row its own run's
+/// string, run ends where the runs end, and update_every the same way.
+#[test]
+fn sliced_run_end_columns_read_each_row_from_its_run() {
+    use super::columns::{IntCol, StrCol};
+    let rows = ["a", "a", "b", "b", "b", "c", "a", "a"].map(Some);
+    let full = run_end_array(&rows, usize::MAX, |v| strs(&v));
+    for (off, len) in [(0, 8), (1, 6), (3, 5), (5, 1), (2, 0)] {
+        let sliced = full.slice(off, len);
+        let col = StrCol::from_dyn("node", sliced.as_ref()).expect("a string column");
+        for r in 0..len {
+            assert_eq!(col.get(r), rows[off + r], "row {r} of the slice at {off}");
+            let end = (r..len).find(|&j| rows[off + j] != rows[off + r]).unwrap_or(len);
+            assert_eq!(col.run_end(r, r + 1, len), end.max(r + 1), "run end of row {r} at {off}");
+        }
+        assert_eq!(col.get(len), None, "past the slice");
+    }
+    let ue = [Some(1i64), Some(1), None, Some(5), Some(5)];
+    let full = run_end_array(&ue, usize::MAX, |v| Arc::new(Int64Array::from(v)));
+    let sliced: ArrayRef = full.slice(1, 4);
+    let col = IntCol::new("update_every", &sliced).expect("an int column");
+    assert_eq!((0..4).map(|r| col.get(r)).collect::<Vec<_>>(), ue[1..].to_vec());
+    assert_eq!(col.first_refused(0..4, |v| v != Some(5)), Some(2));
+    assert_eq!(col.first_refused(0..2, |v| v.is_none()), Some(0));
+    assert_eq!(col.first_refused(1..2, |v| v.is_none()), None);
 }
