@@ -140,6 +140,20 @@ pub struct Engine {
 /// out: a tier-0 hour of 1,000 per-second series is about 30 MB.
 const MAX_UNSEALED: usize = 2;
 
+/// What an acknowledged ingest left to do: see [`Engine::finish_ingest`].
+#[derive(Debug, Default)]
+#[must_use = "pass it to Engine::finish_ingest, or closed hours wait for the next ingest"]
+pub struct AfterIngest {
+    due: bool,
+}
+
+impl AfterIngest {
+    /// Whether [`Engine::finish_ingest`] has work to do.
+    pub fn is_due(&self) -> bool {
+        self.due
+    }
+}
+
 /// Counts a running query while alive.
 struct Running<'a>(&'a AtomicUsize);
 
@@ -344,6 +358,24 @@ impl Engine {
     /// `new_series_allowed` series (the caller's allowance) is refused
     /// whole, as is one that would pass `max_series`.
     pub fn ingest_with(&self, batch: &IngestBatch, new_series_allowed: Option<u64>) -> Result<IngestReport> {
+        let (report, after) = self.ingest_deferred(batch, new_series_allowed)?;
+        self.finish_ingest(after)?;
+        Ok(report)
+    }
+
+    /// [`Engine::ingest_with`], acknowledged (durable) before the hours the
+    /// batch closed are laid out: that work ([`Engine::finish_ingest`], up
+    /// to a few tens of milliseconds at an hour's end) is left to the
+    /// caller, who runs it after answering its client, on any thread. It
+    /// is done here after all when more than [`MAX_UNSEALED`] closed spans
+    /// already wait, so memory stays bounded whoever forgets it; a span
+    /// left waiting is readable meanwhile and in the WAL, and the next
+    /// ingest or checkpoint lays it out.
+    pub fn ingest_deferred(
+        &self,
+        batch: &IngestBatch,
+        new_series_allowed: Option<u64>,
+    ) -> Result<(IngestReport, AfterIngest)> {
         let default_node = self.config.default_node.as_str();
         // Encoded before taking the order lock: it needs nothing but the batch.
         let bytes = self.persist.as_ref().map(|_| {
@@ -435,6 +467,33 @@ impl Engine {
             let o = self.store.write().map_err(|_| poisoned("store lock"))?.write_batch(&runs_of(&series))?;
             (IngestReport { accepted: o.written, rejected_late: o.late, new_series: new }, lsn)
         };
+        let due = {
+            let s = self.store.read().map_err(|_| poisoned("store lock"))?;
+            (s.pending_seal_count(), s.has_sealed_events())
+        };
+        let mut after = AfterIngest { due: due.0 > 0 || due.1 };
+        if due.0 > MAX_UNSEALED {
+            self.finish_ingest(std::mem::take(&mut after))?;
+        }
+        // Acknowledged only once durable. Until then queries may already see
+        // the batch; if the fsync fails the caller gets the error and the
+        // log refuses further writes (it is poisoned), so nothing later is
+        // acknowledged on top of a possibly lost record.
+        if let (Some(p), Some(lsn)) = (&self.persist, lsn) {
+            p.wal.wait_durable(lsn)?;
+        }
+        Ok((report, after))
+    }
+
+    /// The work an ingest leaves after it is acknowledged
+    /// ([`Engine::ingest_deferred`]): laying out the spans it closed (or
+    /// leaving them to a sealer at work), then planning a checkpoint of
+    /// what was sealed. Nothing to do returns at once.
+    pub fn finish_ingest(&self, after: AfterIngest) -> Result<()> {
+        if !after.due {
+            return Ok(());
+        }
+        let poisoned = |what| EngineError::Poisoned(what);
         let sealed_here = self.seal_closed_after_ingest()?;
         // An ingest that left its spans to a busy sealer plans no checkpoint
         // while spans wait (the plan would lay them out again as snapshot
@@ -452,14 +511,7 @@ impl Engine {
                 c.submit(p.plan(&cat, &mut store, p.wal.last_lsn()));
             }
         }
-        // Acknowledged only once durable. Until then queries may already see
-        // the batch; if the fsync fails the caller gets the error and the
-        // log refuses further writes (it is poisoned), so nothing later is
-        // acknowledged on top of a possibly lost record.
-        if let (Some(p), Some(lsn)) = (&self.persist, lsn) {
-            p.wal.wait_durable(lsn)?;
-        }
-        Ok(report)
+        Ok(())
     }
 
     /// Why the write-ahead log takes no more writes, once a write or fsync

@@ -683,6 +683,56 @@ fn ingests_leave_closed_spans_to_a_busy_sealer_up_to_a_bound() {
     assert!(sealed >= 3 + super::MAX_UNSEALED, "{sealed} sealed tier-0 spans");
 }
 
+/// A deferred ingest is acknowledged with the hour it closed still waiting
+/// (and readable); `finish_ingest` lays it out and plans the checkpoint
+/// that writes it. Past `MAX_UNSEALED` waiting hours a deferred ingest
+/// lays them out itself, so a caller that never finishes cannot make them
+/// pile up.
+#[test]
+fn deferred_ingests_leave_closed_hours_to_their_finish_up_to_a_bound() {
+    const CHUNK: i64 = 600;
+    let dir = TempDir::fresh("deferred");
+    let e = open_at(&dir, T0 + 48 * 3600);
+    let waiting = |e: &Engine| e.read().expect("state").store.pending_seal_count();
+    let sealed = |e: &Engine| e.read().expect("state").store.sealed(1, 0).len();
+    let tier0_files = || std::fs::read_dir(dir.0.join("tier0")).map(|d| d.count()).unwrap_or(0);
+    let mut k = 0;
+    // An hour and a bit: the last batch closes the first hour.
+    let mut after = None;
+    while waiting(&e) == 0 {
+        assert!(k < 3 * 3600 / CHUNK, "no hour closed in three hours of batches");
+        let (report, a) = e.ingest_deferred(&batch_of(0, k, CHUNK), None).expect("ingest");
+        assert_eq!(report.accepted, 2 * CHUNK as u64);
+        after = Some(a);
+        k += 1;
+    }
+    let after = after.expect("a batch");
+    assert!(after.is_due(), "the batch that closed an hour has work left");
+    // The hour, and (it ends a day) the day's tier-1 span.
+    assert!(waiting(&e) >= 1, "acknowledged before the closed hour is laid out");
+    assert_eq!(sealed(&e), 0);
+    // Readable meanwhile: the closed hour answers as it will once sealed.
+    let before = sums_over(&e, 3600);
+    e.finish_ingest(after).expect("finish");
+    assert_eq!((waiting(&e), sealed(&e)), (0, 1), "finish lays the hour out");
+    assert_eq!(sums_over(&e, 3600), before, "the same answer from the sealed hour");
+    assert_eq!(e.checkpointer.as_ref().expect("durable").flush(), None, "the checkpoint it planned is written");
+    assert!(tier0_files() > 0, "the sealed hour is on disk");
+    // Never finished: hours pile up to the bound, and no further.
+    let mut most = 0;
+    for _ in 0..(super::MAX_UNSEALED as i64 + 3) * 3600 / CHUNK {
+        let (_, a) = e.ingest_deferred(&batch_of(0, k, CHUNK), None).expect("ingest");
+        drop(a);
+        most = most.max(waiting(&e));
+        k += 1;
+    }
+    assert!((1..=super::MAX_UNSEALED).contains(&most), "{most} closed spans waiting, at most");
+    assert!(sealed(&e) > 1, "past the bound, deferred ingests sealed some themselves");
+    let (_, a) = e.ingest_deferred(&batch_of(0, k, CHUNK), None).expect("ingest");
+    e.finish_ingest(a).expect("finish");
+    assert_eq!(waiting(&e), 0, "one finish lays out every hour left waiting");
+}
+
 /// Clients closing spans at their own pace (each its own update_every, so
 /// each its own spans and head, and nothing is late), then all at once with
 /// a last batch two hours ahead. A stress test (whether an ingest finds

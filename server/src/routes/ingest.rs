@@ -3,6 +3,8 @@
 //! as an Arrow IPC stream (`strata_engine::ingest::arrow`). Answers 200 only
 //! after the whole batch is applied; a bad batch is a 400 naming the
 //! element (JSON path, or Arrow column/row) at fault and changes nothing.
+//! Laying out the hours a batch closed happens after the answer
+//! ([`strata_engine::Engine::ingest_deferred`]).
 
 use axum::body::Body;
 use axum::extract::State;
@@ -11,6 +13,7 @@ use axum::http::HeaderMap;
 use axum::Extension;
 use axum::Json;
 use strata_engine::ingest::{arrow, fast_json, IngestBatch, IngestReport};
+use strata_engine::AfterIngest;
 
 use super::body::{parse_json, read_capped};
 use crate::auth::Principal;
@@ -30,7 +33,7 @@ pub async fn post_ingest(
     let bytes = read_capped(&headers, body, (st.limits.ingest, BodyKind::Ingest), st.limits.read_timeout).await?;
     let engine = st.engine.clone();
     let auth = st.auth.clone();
-    let report = tokio::task::spawn_blocking(move || -> ApiResult<IngestReport> {
+    let (report, after) = tokio::task::spawn_blocking(move || -> ApiResult<(IngestReport, AfterIngest)> {
         let (batch, rows) = if is_arrow {
             let d = arrow::decode_stream(bytes.clone())?;
             (d.batch, Some(d.rows))
@@ -56,16 +59,28 @@ pub async fn post_ingest(
         let limit = me.new_series_per_hour.or(auth.default_new_series);
         let allowed = limit.map(|l| auth.series_budget.remaining(&me.token_id, l, now));
         // Arrow errors found after decoding name the stream row, not a series.
-        let report = engine.ingest_with(&batch, allowed).map_err(|e| match &rows {
+        let (report, after) = engine.ingest_deferred(&batch, allowed).map_err(|e| match &rows {
             Some(r) => ApiError::from(r.locate(e)),
             None => ApiError::from(e),
         })?;
         if limit.is_some() && report.new_series > 0 {
             auth.series_budget.spend(&me.token_id, report.new_series, now);
         }
-        Ok(report)
+        Ok((report, after))
     })
     .await
     .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))??;
+    // The batch is durable: the client gets its answer now, and the hours it
+    // closed are laid out after (tens of milliseconds at an hour's end that
+    // it would otherwise wait for). A failure there is this server's to
+    // log; the spans wait, readable, for the next ingest or checkpoint.
+    if after.is_due() {
+        let engine = st.engine.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = engine.finish_ingest(after) {
+                tracing::error!(error = %e, "laying out closed spans after an ingest failed");
+            }
+        });
+    }
     Ok(Json(report))
 }
