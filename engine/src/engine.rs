@@ -112,7 +112,9 @@ impl Default for EngineConfig {
 ///   laying them out as Arrow segments happens with no state lock held
 ///   and outside `ingest_order` (so other batches apply meanwhile), one
 ///   sealer at a time (`sealing`; an ingest that finds it busy leaves its
-///   closed spans to that sealer), and writing checkpoint files on a
+///   closed spans to that sealer). [`Engine::ingest_deferred`] (the HTTP
+///   route) leaves that work until after the client's answer, unless more
+///   than [`MAX_UNSEALED`] closed spans wait. Checkpoint files are written on a
 ///   background thread ([`Checkpointer`]). A checkpoint is planned under
 ///   `ingest_order` with the WAL's last LSN: every record written by then
 ///   has been applied, so the plan holds exactly the records up to it.
