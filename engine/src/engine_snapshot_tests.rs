@@ -145,3 +145,70 @@ fn a_lost_snapshot_is_refused_not_replaced_by_a_hole() {
     std::fs::rename(dir.0.join("meta-aside"), dir.0.join("meta")).expect("restore it");
     assert!(start().is_ok(), "starts again once the snapshot is back");
 }
+
+/// One flipped bit in the snapshot's manifest or catalog that still parses
+/// (a head's `newest` moved centuries ahead, a node renamed `client-0` ->
+/// `client-1`: the probe's cases) is refused at start, naming the file, with
+/// every sealed file left in place; before the checksums the first start
+/// deleted the sealed hours as never listed, or answered with rows moved to
+/// other metrics. A snapshot of an earlier build (no checksums file) still
+/// opens, and the next checkpoint writes one.
+#[test]
+fn a_flipped_bit_in_the_manifest_or_catalog_is_refused_and_deletes_nothing() {
+    const CHUNK: i64 = 600;
+    let dir = TempDir::fresh("snapshot-sums");
+    let end = T0 + 3 * 3600 + CHUNK;
+    let engine = open_at(&dir, end);
+    for k in 0..(end - T0) / CHUNK {
+        engine.ingest(&batch_of(0, k, CHUNK)).expect("ingest");
+    }
+    engine.checkpoint().expect("checkpoint");
+    let want = sums_over(&engine, 3 * 3600);
+    drop(engine);
+    let snap =
+        std::fs::read_dir(dir.0.join("meta")).expect("meta").flatten().map(|e| e.path()).max().expect("a snapshot");
+    let sealed = || {
+        let mut names: Vec<String> = std::fs::read_dir(dir.0.join("tier0"))
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let before = sealed();
+    assert!(before.len() >= 2, "sealed hours on disk: {before:?}");
+    // Flips one bit of the first `from` after `anchor`, keeping valid JSON.
+    let flip = |file: &str, anchor: &str, from: u8, to: u8| {
+        let path = snap.join(file);
+        let original = std::fs::read(&path).expect("read");
+        let text = String::from_utf8(original.clone()).expect("utf-8");
+        let at = text.find(anchor).expect("anchor") + anchor.len();
+        let at = at + text[at..].bytes().position(|b| b == from).expect("a byte to flip");
+        assert_eq!((from ^ to).count_ones(), 1, "one bit");
+        let mut bytes = original.clone();
+        bytes[at] = to;
+        serde_json::from_slice::<serde_json::Value>(&bytes).expect("still JSON");
+        std::fs::write(&path, &bytes).expect("damage");
+        (path, original)
+    };
+    for (file, anchor, from, to) in
+        [("manifest.json", "\"newest\":", b'1', b'9'), ("catalog.json", "\"client-", b'0', b'1')]
+    {
+        let (path, original) = flip(file, anchor, from, to);
+        for attempt in 0..2 {
+            let Err(e) = try_open_at(&dir, end) else { panic!("start {attempt} must refuse the damaged {file}") };
+            let text = e.to_string();
+            assert!(text.contains(&path.display().to_string()) && text.contains("CRC32C"), "{text}");
+            assert_eq!(sealed(), before, "{file}: no sealed file deleted");
+        }
+        std::fs::write(&path, original).expect("restore");
+    }
+    // An earlier build's snapshot: no checksums file.
+    std::fs::remove_file(snap.join("checksums")).expect("the checksums file");
+    let engine = open_at(&dir, end);
+    assert_eq!(sums_over(&engine, 3 * 3600), want, "the same answers from a snapshot without checksums");
+    engine.checkpoint().expect("checkpoint");
+    drop(engine);
+    let newest =
+        std::fs::read_dir(dir.0.join("meta")).expect("meta").flatten().map(|e| e.path()).max().expect("a snapshot");
+    assert!(newest.join("checksums").exists(), "the next checkpoint writes its checksums");
+}

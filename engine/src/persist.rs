@@ -279,13 +279,58 @@ fn refuse_lost_snapshot(dir: &Path, snapshot_lsn: Lsn) -> Result<()> {
     }
 }
 
-/// A snapshot's manifest and catalog.
+/// The file beside a snapshot's manifest and catalog that holds their
+/// CRC32C: one line `<8 hex digits> <file name>` each.
+const SUMS: &str = "checksums";
+/// The snapshot files [`SUMS`] covers. They decide which sealed files a
+/// start keeps (the rest are deleted as never listed), where each series'
+/// head is, and which metric each stored row belongs to: a flipped bit
+/// that still parses would silently delete history or misattribute it.
+const SUMMED: [&str; 2] = ["manifest.json", "catalog.json"];
+
+/// [`SUMS`]'s text for the files' bytes.
+fn sums_text(files: &[(&str, &[u8])]) -> String {
+    files.iter().map(|(name, bytes)| format!("{:08x} {name}\n", crc32c::crc32c(bytes))).collect()
+}
+
+/// A snapshot's manifest and catalog, checked against its [`SUMS`] file.
+/// Snapshots of builds before the checksums have none and are read as they
+/// are (the next checkpoint writes one). An error names the damaged file.
 fn read_snapshot(sdir: &Path) -> Result<(Manifest, CatalogSnapshot)> {
-    let bad = |e: serde_json::Error| EngineError::Snapshot { path: sdir.to_path_buf(), message: e.to_string() };
+    let damaged = |file: &str, message: String| EngineError::Snapshot { path: sdir.join(file), message };
+    let read = |file: &str| fs::read(sdir.join(file)).map_err(io("read", &sdir.join(file)));
+    let [manifest, catalog] = SUMMED.map(read);
+    let (manifest, catalog) = (manifest?, catalog?);
+    match fs::read_to_string(sdir.join(SUMS)) {
+        Ok(sums) => {
+            for (file, bytes) in SUMMED.iter().zip([&manifest, &catalog]) {
+                let listed = sums.lines().find_map(|l| {
+                    let (crc, name) = l.split_once(' ')?;
+                    (name == *file).then(|| u32::from_str_radix(crc, 16).ok()).flatten()
+                });
+                let actual = crc32c::crc32c(bytes);
+                match listed {
+                    Some(crc) if crc == actual => {}
+                    Some(crc) => {
+                        return Err(damaged(
+                            file,
+                            format!(
+                                "damaged: its CRC32C is {actual:08x}, the snapshot's {SUMS} says {crc:08x}. Restore \
+                                 this snapshot directory from a backup; the sealed files beside it are intact"
+                            ),
+                        ))
+                    }
+                    None => return Err(damaged(SUMS, format!("damaged: no readable checksum of {file}"))),
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("read", &sdir.join(SUMS))(e)),
+    }
     let m: Manifest =
-        serde_json::from_slice(&fs::read(sdir.join("manifest.json")).map_err(io("read", sdir))?).map_err(bad)?;
+        serde_json::from_slice(&manifest).map_err(|e| damaged("manifest.json", format!("damaged: {e}")))?;
     let c: CatalogSnapshot =
-        serde_json::from_slice(&fs::read(sdir.join("catalog.json")).map_err(io("read", sdir))?).map_err(bad)?;
+        serde_json::from_slice(&catalog).map_err(|e| damaged("catalog.json", format!("damaged: {e}")))?;
     Ok((m, c))
 }
 
@@ -477,10 +522,13 @@ impl Persist {
             segment_file::write_segment(&tmp, &seg, *ue, Compression::Lz4)?;
         }
         let snap_err = |e: serde_json::Error| EngineError::Snapshot { path: tmp.clone(), message: e.to_string() };
-        write_file(&tmp.join("catalog.json"), &serde_json::to_vec(&plan.catalog).map_err(snap_err)?)?;
+        let catalog = serde_json::to_vec(&plan.catalog).map_err(snap_err)?;
+        write_file(&tmp.join("catalog.json"), &catalog)?;
         let manifest =
             Manifest { lsn, heads: plan.heads.clone(), sealed: files.values().map(|p| rel(&self.dir, p)).collect() };
-        write_file(&tmp.join("manifest.json"), &serde_json::to_vec(&manifest).map_err(snap_err)?)?;
+        let manifest = serde_json::to_vec(&manifest).map_err(snap_err)?;
+        write_file(&tmp.join("manifest.json"), &manifest)?;
+        write_file(&tmp.join(SUMS), sums_text(&[("manifest.json", &manifest), ("catalog.json", &catalog)]).as_bytes())?;
         fsync_dir(&tmp);
         // Never onto a snapshot of the same lsn (see `snapshot_name`).
         let taken = fs::read_dir(&snap_root)
