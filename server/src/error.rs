@@ -48,6 +48,13 @@ pub enum ApiError {
     /// Every query slot is busy and the queue is full: try again shortly.
     #[error("the server is busy with other queries; retry in {retry_after} s")]
     Overloaded { retry_after: u64 },
+    /// Answers already built wait for their clients to read them, up to
+    /// the server's budget for them: try again shortly.
+    #[error(
+        "{waiting_mib} MiB of answers are waiting for their clients to read them (at most {budget_mib} MiB); \
+         retry in {retry_after} s"
+    )]
+    AnswersWaiting { waiting_mib: u64, budget_mib: u64, retry_after: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -108,7 +115,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded { .. } | ApiError::AnswersWaiting { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
@@ -184,7 +191,10 @@ fn finish(err: &ApiError, status: StatusCode, body: serde_json::Value) -> Respon
             resp.headers_mut().insert(header::ALLOW, v);
         }
     }
-    if let ApiError::RateLimited { retry_after } | ApiError::Overloaded { retry_after } = err {
+    if let ApiError::RateLimited { retry_after }
+    | ApiError::Overloaded { retry_after }
+    | ApiError::AnswersWaiting { retry_after, .. } = err
+    {
         if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }

@@ -12,6 +12,7 @@ pub mod routes;
 pub mod serve;
 pub mod state;
 pub mod tls;
+pub mod unsent;
 
 pub use routes::router;
 pub use state::{AgentInfo, AppState, BodyLimits, McpConfig, StreamConfig};

@@ -38,6 +38,9 @@ use tower::ServiceExt;
 pub struct ServeOptions {
     /// A client must send its headers within this (slow loris).
     pub header_read: Duration,
+    /// A client must take each answer within this of its first byte
+    /// (see `SendDeadline`).
+    pub send: Duration,
     /// Open connections at most; further ones get a 503.
     pub max_connections: usize,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
@@ -57,7 +60,7 @@ pub async fn run(
     opts: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let ServeOptions { header_read, max_connections, tls } = opts;
+    let ServeOptions { header_read, send, max_connections, tls } = opts;
     let active = Arc::new(AtomicUsize::new(0));
     // Tells every connection to stop taking requests; sent once, on shutdown.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -106,12 +109,14 @@ pub async fn run(
         tokio::spawn(async move {
             let conn = Conn { svc, header_read, peer, stop: stop.clone() };
             match tls {
-                None => conn.serve(Killable { io: stream, kill }).await,
+                None => conn.serve(Killable { io: stream, kill, send: SendDeadline::new(send) }).await,
                 Some(acceptor) => {
                     let handshake = tokio::time::timeout(header_read, acceptor.accept(stream));
                     tokio::select! {
                         r = handshake => match r {
-                            Ok(Ok(tls_stream)) => conn.serve(Killable { io: tls_stream, kill }).await,
+                            Ok(Ok(tls_stream)) => {
+                                conn.serve(Killable { io: tls_stream, kill, send: SendDeadline::new(send) }).await
+                            }
                             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                         },
@@ -215,10 +220,48 @@ impl ConnKill {
     }
 }
 
-/// A connection's IO with its [`ConnKill`].
+/// A connection's IO with its [`ConnKill`] and its [`SendDeadline`].
 struct Killable<S> {
     io: S,
     kill: ConnKill,
+    send: SendDeadline,
+}
+
+/// How long a client may take to read what it is sent: every write from
+/// the first after a completed flush to the next completed flush (one
+/// answer; one message of a stream) must be done within `limit`. hyper
+/// flushes only once all it has queued is written, so a client that stops
+/// reading, or reads an answer a few bytes at a time, fails the write in
+/// progress at the deadline and hyper drops the connection, with the
+/// answer it held (see `crate::unsent`).
+struct SendDeadline {
+    limit: Duration,
+    /// Armed by the first write of an answer, disarmed by its flush.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl SendDeadline {
+    fn new(limit: Duration) -> Self {
+        SendDeadline { limit, timer: None }
+    }
+
+    /// Arms the deadline if no answer is being sent; fails once it passed.
+    fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        let limit = self.limit;
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client did not take the answer within {} s", limit.as_secs()),
+            )),
+            Poll::Pending => Ok(()),
+        }
+    }
+
+    /// Everything written has been flushed: the next write starts anew.
+    fn done(&mut self) {
+        self.timer = None;
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Killable<S> {
@@ -231,12 +274,32 @@ impl<S: AsyncRead + Unpin> AsyncRead for Killable<S> {
 impl<S: AsyncWrite + Unpin> AsyncWrite for Killable<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.kill.check(cx)?;
+        self.send.check(cx)?;
         Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.kill.check(cx)?;
+        self.send.check(cx)?;
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.kill.check(cx)?;
-        Pin::new(&mut self.io).poll_flush(cx)
+        self.send.check(cx)?;
+        let flushed = Pin::new(&mut self.io).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = flushed {
+            self.send.done();
+        }
+        flushed
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -105,4 +105,6 @@ pub struct AppState {
     pub mcp: McpConfig,
     /// `POST /api/v1/sql`; `None` without `--features sql`.
     pub sql: Option<Arc<SqlEngine>>,
+    /// Large answers not yet taken by their clients (503 past the budget).
+    pub unsent: Arc<crate::unsent::Unsent>,
 }

@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// Every request must be answered within this (504 otherwise).
     #[arg(long, env = "STRATA_REQUEST_TIMEOUT", default_value = "120s", value_parser = parse_std_duration)]
     pub request_timeout: Duration,
+    /// A client must take each answer (each stream message) whole within this of its
+    /// first byte; a client that reads too slowly or not at all is disconnected.
+    #[arg(long, env = "STRATA_SEND_TIMEOUT", default_value = "60s", value_parser = parse_std_duration)]
+    pub send_timeout: Duration,
     /// When an acknowledged batch is safe: `always` (fsync before the answer; loses
     /// nothing) or `interval:<ms>` (fsync every ms; a power loss can lose that much).
     #[arg(long, env = "STRATA_FSYNC", default_value = "always")]
@@ -384,6 +388,8 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             loopback_port: None,
         },
         sql: sql_engine(&engine, a.query_timeout, a.sql_max_rows, a.sql_max_bytes)?,
+        // Answers waiting for slow readers share the per-query memory bound.
+        unsent: strata_server::unsent::Unsent::new(a.query_memory),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -402,7 +408,12 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         }
         tokio::spawn(flush_token_usage(auth));
         tracing::info!("listening on {scheme}://{addr}");
-        let opts = ServeOptions { header_read: a.header_timeout, max_connections: a.max_connections as usize, tls };
+        let opts = ServeOptions {
+            header_read: a.header_timeout,
+            send: a.send_timeout,
+            max_connections: a.max_connections as usize,
+            tls,
+        };
         strata_server::serve(listener, state, opts, shutdown()).await.map_err(|e| format!("server: {e}"))
     });
     if let Err(e) = auth_for_exit.tokens.flush_usage() {

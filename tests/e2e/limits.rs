@@ -116,3 +116,87 @@ fn many_one_sample_series_cost_little_memory() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["metrics"], serde_json::json!(N));
 }
+
+/// Clients that ask for large answers and do not read them. Each answer
+/// counts against the budget of unsent answers (`--query-memory`) until
+/// the client takes it: with the budget full, another large answer is a
+/// JSON 503 that says why, while small requests still pass. At
+/// `--send-timeout` after an answer's first byte the server cuts each
+/// such connection (the client finds it closed before the answer ended),
+/// which frees the budget: the large query answers again. Before, each
+/// unread answer stayed in memory for as long as its client kept the
+/// socket open (a probe grew RssAnon to 6.3 GiB with 70 clients).
+#[test]
+fn unread_answers_are_bounded_and_cut_at_the_send_timeout() {
+    let _one_at_a_time = crate::harness::exclusive();
+    let now: i64 = 1_763_900_000;
+    let server = Server::start_with(
+        TempDir::new("unread"),
+        Some(now),
+        &["--send-timeout", "8s", "--query-memory", "48MiB", "--max-queries", "64"],
+    );
+    let (series, secs) = (100, 3_000i64);
+    let from = now - secs;
+    let batch = serde_json::json!({"series": (0..series).map(|d| serde_json::json!({
+        "context": "big.answer", "dimension": format!("d{d}"),
+        // Long numbers: a large answer for the query memory it needs.
+        "points": (from + 1..=now).map(|t| serde_json::json!([t, 1e6 + ((t * 7 + d) % 10_000) as f64 / 1e4 + 1e-7])).collect::<Vec<_>>(),
+    })).collect::<Vec<_>>()});
+    server.ingest_ok(&batch);
+    let query = serde_json::json!({
+        "scope": {"contexts": ["big.answer"]},
+        "window": {"after": from, "before": now, "points": secs, "tier": 0},
+        "aggregations": {"metrics": [{"group_by": ["dimension"], "aggregation": "average"}], "time": {"time_group": "average"}},
+    });
+    let body = serde_json::to_vec(&query).expect("json");
+    let (status, answer) = server.post_json("/api/v3/data", &query);
+    assert_eq!(status, 200, "{answer}");
+    let size = serde_json::to_vec(&answer).expect("json").len();
+    // Larger than what the kernel's socket buffers take from an unread
+    // connection on loopback (a few MB): the rest waits in the server.
+    assert!(size > 6 << 20, "a large answer: {size} bytes");
+    // Asks and never reads, until the budget (48 MiB) is full.
+    let ask = || {
+        let mut s = TcpStream::connect(addr(&server)).expect("connect");
+        let head = format!(
+            "POST /api/v3/data HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            server.token,
+            body.len()
+        );
+        s.write_all(head.as_bytes()).and_then(|_| s.write_all(&body)).expect("request");
+        s
+    };
+    // Enough unread answers to fill the budget, asked at once.
+    let mut unread: Vec<TcpStream> = (0..(56 << 20) / size + 1).map(|_| ask()).collect();
+    let waiting =
+        || server.get("/health").1["queries"]["answers_waiting_bytes"].as_u64().expect("answers_waiting_bytes");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while waiting() + size as u64 <= 48 << 20 {
+        assert!(Instant::now() < deadline, "{} bytes of answers waiting", waiting());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, refused) = server.post_json("/api/v3/data", &query);
+    assert_eq!(status, 503, "{refused}");
+    let why = refused["error"].as_str().unwrap_or_default();
+    assert!(why.contains("waiting for their clients to read them"), "{refused}");
+    let (status, health) = server.get("/health");
+    assert_eq!(status, 200, "small requests pass meanwhile: {health}");
+    // The send timeout cuts every unread answer short.
+    std::thread::sleep(Duration::from_secs(9));
+    // (Those asked past the budget got their 503 whole.)
+    let mut cut = 0;
+    for (i, s) in unread.iter_mut().enumerate() {
+        let (text, took) = read_until_close(s, Duration::from_secs(10));
+        assert!(took < Duration::from_secs(9), "connection {i} still open after {took:?}");
+        if text.starts_with("HTTP/1.1 503") {
+            assert!(text.contains("waiting for their clients to read them"), "connection {i}: {text}");
+            continue;
+        }
+        assert!(text.starts_with("HTTP/1.1 200"), "connection {i}: {}", &text[..text.len().min(80)]);
+        assert!(text.len() < size, "connection {i} got its whole answer ({} of {size} bytes)", text.len());
+        cut += 1;
+    }
+    assert!(cut * size >= (48 << 20) - size, "{cut} answers of {size} bytes were held and cut");
+    let (status, v) = server.post_json("/api/v3/data", &query);
+    assert_eq!(status, 200, "the budget is free again: {v}");
+}

@@ -45,6 +45,7 @@ pub async fn health(State(st): State<AppState>) -> ApiResult<(StatusCode, Json<V
             "heavy_slots": st.admission.heavy_slots(),
             "queued": adm.waiting,
             "refused": adm.refused,
+            "answers_waiting_bytes": st.unsent.held(),
         },
         "checkpoints_pending": engine.pending_checkpoints(),
     });

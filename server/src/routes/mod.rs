@@ -104,22 +104,27 @@ pub fn router(state: AppState) -> Router {
         router = router.route(spec.path, (spec.handler)().route_layer(layer));
     }
     let limit = state.limits.request_timeout;
+    let unsent = state.unsent.clone();
     router
         .method_not_allowed_fallback(wrong_method)
         .fallback(unknown_api)
-        .layer(middleware::from_fn(move |req: axum::extract::Request, next: middleware::Next| async move {
-            use axum::response::IntoResponse;
-            let has_body = request_has_body(&req);
-            let mut resp = match tokio::time::timeout(limit, next.run(req)).await {
-                Ok(resp) => resp,
-                Err(_) => ApiError::GatewayTimeout(limit.as_secs()).into_response(),
-            };
-            // A refused request's body may be unread, so the connection
-            // cannot carry another request: say so instead of just closing.
-            if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
-                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        .layer(middleware::from_fn(move |req: axum::extract::Request, next: middleware::Next| {
+            let unsent = unsent.clone();
+            async move {
+                use axum::response::IntoResponse;
+                let has_body = request_has_body(&req);
+                let resp = match tokio::time::timeout(limit, next.run(req)).await {
+                    Ok(resp) => resp,
+                    Err(_) => ApiError::GatewayTimeout(limit.as_secs()).into_response(),
+                };
+                let mut resp = unsent.track(resp).await;
+                // A refused request's body may be unread, so the connection
+                // cannot carry another request: say so instead of just closing.
+                if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
+                    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                resp
             }
-            resp
         }))
         .layer(middleware::from_fn_with_state(state.clone(), mcp::cors))
         .with_state(state)
