@@ -142,6 +142,15 @@ pub struct Engine {
 /// out: a tier-0 hour of 1,000 per-second series is about 30 MB.
 const MAX_UNSEALED: usize = 2;
 
+/// An allowance of new series (a token's hourly limit), asked once per
+/// batch that creates some, under the ingest order lock: what one batch
+/// takes is gone before the next asks, however many arrive at once. A
+/// batch refused later (its WAL write failed) keeps what it took.
+pub trait SeriesAllowance {
+    /// Takes `new` series, or says how many are left (and takes none).
+    fn take(&self, new: u64) -> std::result::Result<(), u64>;
+}
+
 /// What an acknowledged ingest left to do: see [`Engine::finish_ingest`].
 #[derive(Debug, Default)]
 #[must_use = "pass it to Engine::finish_ingest, or closed hours wait for the next ingest"]
@@ -356,11 +365,11 @@ impl Engine {
         self.ingest_with(batch, None)
     }
 
-    /// Like [`Engine::ingest`]; a batch that would create more than
-    /// `new_series_allowed` series (the caller's allowance) is refused
-    /// whole, as is one that would pass `max_series`.
-    pub fn ingest_with(&self, batch: &IngestBatch, new_series_allowed: Option<u64>) -> Result<IngestReport> {
-        let (report, after) = self.ingest_deferred(batch, new_series_allowed)?;
+    /// Like [`Engine::ingest`]; a batch that would create more new series
+    /// than `allowance` gives (the caller's, e.g. a token's hourly limit) is
+    /// refused whole, as is one that would pass `max_series`.
+    pub fn ingest_with(&self, batch: &IngestBatch, allowance: Option<&dyn SeriesAllowance>) -> Result<IngestReport> {
+        let (report, after) = self.ingest_deferred(batch, allowance)?;
         self.finish_ingest(after)?;
         Ok(report)
     }
@@ -376,7 +385,7 @@ impl Engine {
     pub fn ingest_deferred(
         &self,
         batch: &IngestBatch,
-        new_series_allowed: Option<u64>,
+        allowance: Option<&dyn SeriesAllowance>,
     ) -> Result<(IngestReport, AfterIngest)> {
         let default_node = self.config.default_node.as_str();
         // Encoded before taking the order lock: it needs nothing but the batch.
@@ -444,13 +453,15 @@ impl Engine {
                         per_token: false,
                     });
                 }
-                if let Some(allowed) = new_series_allowed.filter(|&a| new > a) {
-                    return Err(EngineError::TooManySeries {
+                // Taken here, under the order lock, so that concurrent
+                // batches of one allowance cannot each see the same room.
+                if let Some(a) = allowance.filter(|_| new > 0) {
+                    a.take(new).map_err(|allowed| EngineError::TooManySeries {
                         new,
                         allowed,
                         limit_name: "the token's hourly new-series limit",
                         per_token: true,
-                    });
+                    })?;
                 }
                 (new, known)
             };

@@ -683,6 +683,60 @@ fn ingests_leave_closed_spans_to_a_busy_sealer_up_to_a_bound() {
     assert!(sealed >= 3 + super::MAX_UNSEALED, "{sealed} sealed tier-0 spans");
 }
 
+/// Batches racing for one allowance of new series (a token's hourly
+/// limit): each takes its series under the order lock, so together they
+/// never create more than it gives. Before, each checked what was left
+/// before the lock and the caller spent it after, and 32 concurrent
+/// batches created 800 series against a limit of 500.
+#[test]
+fn racing_batches_never_pass_their_allowance() {
+    struct Allowance(std::sync::Mutex<u64>);
+    impl crate::engine::SeriesAllowance for Allowance {
+        fn take(&self, new: u64) -> std::result::Result<(), u64> {
+            let mut left = self.0.lock().expect("allowance");
+            if new > *left {
+                return Err(*left);
+            }
+            *left -= new;
+            Ok(())
+        }
+    }
+    const THREADS: usize = 8;
+    const PER_BATCH: usize = 100;
+    let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + 60)));
+    let allowance = Allowance(std::sync::Mutex::new(5 * PER_BATCH as u64));
+    let start = std::sync::Barrier::new(THREADS);
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (e, allowance, start) = (&e, &allowance, &start);
+                s.spawn(move || {
+                    let series = (0..PER_BATCH)
+                        .map(|d| SeriesSpec {
+                            node: Some(format!("racer-{t}")),
+                            context: "test.allowance".into(),
+                            dimension: format!("d{d}"),
+                            points: vec![Point::new(T0 + 1, Some(1.0))],
+                            ..Default::default()
+                        })
+                        .collect();
+                    start.wait();
+                    e.ingest_with(&IngestBatch { nodes: vec![], series }, Some(allowance))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("no panic")).collect()
+    });
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
+    for r in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(matches!(r, EngineError::TooManySeries { per_token: true, .. }), "{r}");
+    }
+    let created = e.read().expect("state").catalog.registry.metrics.len();
+    assert_eq!(accepted, 5, "five batches fit the allowance of 500");
+    assert_eq!(created, 5 * PER_BATCH, "no series past the allowance");
+    assert_eq!(*allowance.0.lock().expect("allowance"), 0);
+}
+
 /// A deferred ingest is acknowledged with the hour it closed still waiting
 /// (and readable); `finish_ingest` lays it out and plans the checkpoint
 /// that writes it. Past `MAX_UNSEALED` waiting hours a deferred ingest

@@ -25,5 +25,5 @@ pub mod storage;
 pub mod views;
 pub mod wal;
 
-pub use engine::{AfterIngest, Clock, Engine, EngineConfig};
+pub use engine::{AfterIngest, Clock, Engine, EngineConfig, SeriesAllowance};
 pub use error::{EngineError, ErrorKind, Result};

@@ -58,21 +58,47 @@ impl SeriesBudget {
         }
     }
 
-    /// Records `n` series created by `id`.
-    pub fn spend(&self, id: &str, n: u64, now: i64) {
+    /// Takes `n` series from `id`'s allowance of `limit` this hour, in
+    /// one step (one lock), or says how many are left and takes none.
+    pub fn take(&self, id: &str, n: u64, limit: u64, now: i64) -> Result<(), u64> {
         let hour = now.div_euclid(3600);
-        if let Ok(mut used) = self.used.lock() {
-            let e = used.entry(id.to_string()).or_insert((hour, 0));
-            if e.0 != hour {
-                *e = (hour, 0);
-            }
-            e.1 += n;
+        // A poisoned lock (a panic elsewhere) refuses rather than allows.
+        let Ok(mut used) = self.used.lock() else { return Err(0) };
+        let e = used.entry(id.to_string()).or_insert((hour, 0));
+        if e.0 != hour {
+            *e = (hour, 0);
         }
+        let left = limit.saturating_sub(e.1);
+        if n > left {
+            return Err(left);
+        }
+        e.1 += n;
+        Ok(())
     }
 
     /// Seconds until the hour's allowance refills.
     pub fn refill_in(now: i64) -> u64 {
         (3600 - now.rem_euclid(3600)) as u64
+    }
+
+    /// `id`'s allowance of `limit` this hour, for [`strata_engine::Engine::ingest_with`].
+    pub fn allowance<'a>(&'a self, id: &'a str, limit: u64, now: i64) -> TokenAllowance<'a> {
+        TokenAllowance { budget: self, id, limit, now }
+    }
+}
+
+/// One token's hourly allowance of new series, taken by the engine under
+/// its ingest order lock (see [`strata_engine::SeriesAllowance`]).
+pub struct TokenAllowance<'a> {
+    budget: &'a SeriesBudget,
+    id: &'a str,
+    limit: u64,
+    now: i64,
+}
+
+impl strata_engine::SeriesAllowance for TokenAllowance<'_> {
+    fn take(&self, new: u64) -> Result<(), u64> {
+        self.budget.take(self.id, new, self.limit, self.now)
     }
 }
 
@@ -164,8 +190,11 @@ mod tests {
         let b = SeriesBudget::default();
         let t = 7200 + 100;
         assert_eq!(b.remaining("a", 10, t), 10);
-        b.spend("a", 7, t);
+        assert_eq!(b.take("a", 7, 10, t), Ok(()));
         assert_eq!(b.remaining("a", 10, t + 60), 3);
+        assert_eq!(b.take("a", 4, 10, t + 60), Err(3), "past the limit: says what is left");
+        assert_eq!(b.remaining("a", 10, t + 60), 3, "and takes none");
+        assert_eq!(b.take("a", 3, 10, t + 60), Ok(()));
         assert_eq!(b.remaining("b", 10, t), 10);
         assert_eq!(b.remaining("a", 10, t + 3600), 10, "a new hour");
         assert_eq!(SeriesBudget::refill_in(t), 3500);

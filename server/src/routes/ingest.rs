@@ -57,15 +57,13 @@ pub async fn post_ingest(
         }
         let now = engine.now();
         let limit = me.new_series_per_hour.or(auth.default_new_series);
-        let allowed = limit.map(|l| auth.series_budget.remaining(&me.token_id, l, now));
+        let allowance = limit.map(|l| auth.series_budget.allowance(&me.token_id, l, now));
         // Arrow errors found after decoding name the stream row, not a series.
-        let (report, after) = engine.ingest_deferred(&batch, allowed).map_err(|e| match &rows {
+        let allowance = allowance.as_ref().map(|a| a as &dyn strata_engine::SeriesAllowance);
+        let (report, after) = engine.ingest_deferred(&batch, allowance).map_err(|e| match &rows {
             Some(r) => ApiError::from(r.locate(e)),
             None => ApiError::from(e),
         })?;
-        if limit.is_some() && report.new_series > 0 {
-            auth.series_budget.spend(&me.token_id, report.new_series, now);
-        }
         Ok((report, after))
     })
     .await
