@@ -90,6 +90,12 @@ impl Checkpointer {
         p.last_error.clone()
     }
 
+    /// The error of the last checkpoint written, if it failed (cleared by
+    /// the next one that succeeds).
+    pub fn failure(&self) -> Option<String> {
+        self.progress.0.lock().ok().and_then(|p| p.last_error.clone())
+    }
+
     /// Plans queued or being written.
     pub fn pending(&self) -> u64 {
         self.progress.0.lock().map(|p| p.submitted - p.finished).unwrap_or(0)

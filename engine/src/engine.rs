@@ -534,6 +534,13 @@ impl Engine {
         self.persist.as_ref().and_then(|p| p.wal.failure())
     }
 
+    /// Why the last background checkpoint failed, until one succeeds
+    /// (`None` while they succeed, and in memory). Until then the WAL keeps
+    /// every record (it grows) and closed spans wait in memory.
+    pub fn checkpoint_failure(&self) -> Option<String> {
+        self.checkpointer.as_ref().and_then(Checkpointer::failure)
+    }
+
     /// Fsyncs of the write-ahead log since open (`None` in memory); fewer
     /// than acknowledged batches when concurrent ingests share them.
     pub fn wal_fsyncs(&self) -> Option<u64> {

@@ -258,3 +258,49 @@ fn a_failed_wal_write_degrades_health_until_a_restart() {
     assert_eq!((status, h["status"].clone(), h["metrics"].clone()), (200, json!("ok"), json!(acked)), "{h}");
     assert_eq!(s.ingest_ok(&batch(acked)), (100, 0));
 }
+
+/// A checkpoint that cannot be written (here the snapshot directory is a
+/// plain file; a full disk or a read-only data dir behave the same) makes
+/// `/health` a 503 `degraded` naming it, while ingest and queries go on;
+/// once the cause is gone, the next checkpoint succeeds and health is
+/// `ok` again. Before, health said `ok` while every checkpoint failed and
+/// the WAL grew.
+#[test]
+fn a_failing_checkpoint_degrades_health_until_one_succeeds() {
+    let hour0: i64 = 1_763_900_000 / 3600 * 3600;
+    let s = Server::start_with(TempDir::new("ckptfail"), Some(hour0 + 3 * 3600), &[]);
+    // Points up to `to`: past an hour's end by more than the late grace, which closes it.
+    let upto = |from: i64, to: i64| {
+        let points: Vec<Value> = (from..=to).map(|t| json!([t, (t % 97) as f64])).collect();
+        json!({"series": [{"context": "c.ckpt", "dimension": "d", "points": points}]})
+    };
+    let health_until = |want: u16| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, h) = s.get("/health");
+            if status == want {
+                return h;
+            }
+            assert!(std::time::Instant::now() < deadline, "health stayed {status}: {h}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let meta = s.data_dir().join("meta");
+    std::fs::remove_dir_all(&meta).ok();
+    std::fs::write(&meta, b"not a directory").expect("sabotage");
+    assert_eq!(s.ingest_ok(&upto(hour0 + 1, hour0 + 3600 + 400)), (3600 + 400, 0));
+    let h = health_until(503);
+    assert_eq!(h["status"], "degraded", "{h}");
+    let reason = h["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("checkpoint failed") && reason.contains("grows"), "{h}");
+    // Ingest and queries go on meanwhile.
+    assert_eq!(s.ingest_ok(&upto(hour0 + 3600 + 401, hour0 + 3600 + 500)), (100, 0));
+    let q = json!({"scope": {"contexts": ["c.ckpt"]}, "window": {"after": hour0, "before": hour0 + 3600, "points": 1}});
+    assert_eq!(s.query_ok(&q)["result"]["data"].as_array().map(Vec::len), Some(1));
+    // The cause fixed, the next hour's checkpoint succeeds.
+    std::fs::remove_file(&meta).expect("undo");
+    std::fs::create_dir(&meta).expect("meta");
+    assert_eq!(s.ingest_ok(&upto(hour0 + 3600 + 501, hour0 + 7200 + 400)), (3600 - 100, 0));
+    let h = health_until(200);
+    assert_eq!(h["status"], "ok", "{h}");
+}

@@ -2,6 +2,8 @@
 //! that can no longer take writes (its write-ahead log failed) answers 503
 //! with `"status": "degraded"` and a `reason`; queries still work, but only
 //! a restart brings ingest back, so a probe that restarts on 503 is right.
+//! A failing checkpoint is a 503 `degraded` too (its cause needs fixing:
+//! the WAL grows meanwhile), which clears once a checkpoint succeeds.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -49,13 +51,19 @@ pub async fn health(State(st): State<AppState>) -> ApiResult<(StatusCode, Json<V
         },
         "checkpoints_pending": engine.pending_checkpoints(),
     });
-    let Some(failure) = engine.wal_failure() else {
-        return Ok((StatusCode::OK, Json(body)));
+    let reason = match (engine.wal_failure(), engine.checkpoint_failure()) {
+        (Some(failure), _) => format!(
+            "the write-ahead log takes no writes since {failure}; ingest fails until strata is restarted once {}",
+            failure.remedy()
+        ),
+        (None, Some(e)) => format!(
+            "the last checkpoint failed ({e}): until one succeeds the write-ahead log keeps every record and \
+             grows, and closed hours stay in memory; ingest and queries still work. Fix the cause (disk \
+             space, the data dir's permissions); the next checkpoint retries"
+        ),
+        (None, None) => return Ok((StatusCode::OK, Json(body))),
     };
     body["status"] = json!("degraded");
-    body["reason"] = json!(format!(
-        "the write-ahead log takes no writes since {failure}; ingest fails until strata is restarted once {}",
-        failure.remedy()
-    ));
+    body["reason"] = json!(reason);
     Ok((StatusCode::SERVICE_UNAVAILABLE, Json(body)))
 }
