@@ -55,9 +55,11 @@ pub struct ServeArgs {
     /// How long tier 2 (per-hour) data is kept.
     #[arg(long, env = "STRATA_RETENTION_TIER2", default_value = "730d", value_parser = parse_duration)]
     pub retention_tier2: i64,
-    /// How long the previous one-hour tier-0 span stays writable after newer
-    /// samples arrive, so batches from other clients that are a little behind
-    /// are written rather than counted late (0 = seal at once).
+    /// How far (in data time, not wall time) samples may reach into a new one-hour
+    /// tier-0 span before the previous one closes: until then batches from other
+    /// clients that are a little behind are written, not counted late. One batch
+    /// that reaches this far into the new hour closes the old hour for every
+    /// series of its update_every (0 = close at once).
     #[arg(long, env = "STRATA_LATE_GRACE", default_value = "5m", value_parser = parse_grace)]
     pub late_grace: i64,
     /// Refuse ingested samples more than this far ahead of the server clock
