@@ -71,11 +71,17 @@ impl Checkpointer {
 
     /// Queues a plan (it must be the newest: plans are written in order).
     pub fn submit(&self, plan: CheckpointPlan) {
-        let sent = self.tx.lock().ok().and_then(|tx| tx.as_ref().map(|tx| tx.send(plan).is_ok()));
-        if sent == Some(true) {
+        // Counted before it is sent: the writer may finish it before this
+        // thread runs again, and `finished` must never pass `submitted`.
+        let count = |d: i64| {
             if let Ok(mut p) = self.progress.0.lock() {
-                p.submitted += 1;
+                p.submitted = p.submitted.saturating_add_signed(d);
             }
+        };
+        count(1);
+        let sent = self.tx.lock().ok().and_then(|tx| tx.as_ref().map(|tx| tx.send(plan).is_ok()));
+        if sent != Some(true) {
+            count(-1);
         }
     }
 

@@ -143,9 +143,11 @@ impl Eq for dyn ScopedKey + '_ {}
 /// The name maps hash with foldhash (randomly seeded per map) instead of
 /// std's SipHash: every ingest batch looks each of its series up four
 /// times (node, context, instance, metric), and SipHash was about 5 % of
-/// the server's CPU in a bulk load. Names come from clients that hold an
-/// ingest token; a per-process random seed keeps collisions out of their
-/// choice, which is the protection SipHash gave here too.
+/// the server's CPU in a bulk load. The random seed keeps colliding names
+/// from being chosen offline; unlike SipHash, foldhash does not claim to
+/// resist a client that learns the seed by timing the server. Names come
+/// only from clients with an ingest token, whose series count is capped
+/// (`max_series`, per-token hourly limits) either way.
 #[derive(Debug, Default)]
 pub struct Registry {
     pub nodes: Vec<Node>,

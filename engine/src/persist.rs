@@ -315,8 +315,9 @@ fn read_snapshot(sdir: &Path) -> Result<(Manifest, CatalogSnapshot)> {
                         return Err(damaged(
                             file,
                             format!(
-                                "damaged: its CRC32C is {actual:08x}, the snapshot's {SUMS} says {crc:08x}. Restore \
-                                 this snapshot directory from a backup; the sealed files beside it are intact"
+                                "damaged (or its line in {SUMS} is): its CRC32C is {actual:08x}, {SUMS} says \
+                                 {crc:08x}. Restore this snapshot directory from a backup; the sealed files beside \
+                                 it are intact"
                             ),
                         ))
                     }

@@ -258,6 +258,15 @@ impl SendDeadline {
         }
     }
 
+    /// Fails once the deadline of the answer being written passed; no
+    /// answer being written, nothing to check.
+    fn check_armed(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        match self.timer.is_some() {
+            true => self.check(cx),
+            false => Ok(()),
+        }
+    }
+
     /// Everything written has been flushed: the next write starts anew.
     fn done(&mut self) {
         self.timer = None;
@@ -294,15 +303,60 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Killable<S> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.kill.check(cx)?;
-        self.send.check(cx)?;
+        // hyper flushes on every pass of its loop, idle or not: only an
+        // answer being written (a timer already armed) is held to it.
         let flushed = Pin::new(&mut self.io).poll_flush(cx);
-        if let Poll::Ready(Ok(())) = flushed {
-            self.send.done();
+        match flushed {
+            Poll::Ready(Ok(())) => self.send.done(),
+            Poll::Pending => self.send.check_armed(cx)?,
+            Poll::Ready(Err(_)) => {}
         }
         flushed
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn killable(io: tokio::io::DuplexStream, limit: Duration) -> Killable<tokio::io::DuplexStream> {
+        Killable { io, kill: ConnKill::default(), send: SendDeadline::new(limit) }
+    }
+
+    /// A peer that does not read fails the write in progress at the
+    /// deadline; one that reads gets everything; idle flushes arm nothing.
+    #[tokio::test]
+    async fn an_answer_not_taken_within_the_deadline_fails_its_write() {
+        let limit = Duration::from_millis(300);
+        let (ours, mut peer) = tokio::io::duplex(1024);
+        let mut conn = killable(ours, limit);
+        // Idle flushes (hyper flushes on every pass) arm no deadline.
+        for _ in 0..3 {
+            conn.flush().await.expect("idle flush");
+            assert!(conn.send.timer.is_none(), "an idle flush armed the deadline");
+        }
+        // Taken in time (over several deadlines' worth of idle before):
+        // written and flushed, the deadline disarmed.
+        tokio::time::sleep(2 * limit).await;
+        let reader = tokio::spawn(async move {
+            let mut got = vec![0u8; 4096];
+            peer.read_exact(&mut got).await.expect("read");
+            peer
+        });
+        conn.write_all(&[7u8; 4096]).await.expect("write");
+        conn.flush().await.expect("flush");
+        assert!(conn.send.timer.is_none());
+        let _peer = reader.await.expect("reader");
+        // Not taken: the write waits, then fails at the deadline.
+        let started = tokio::time::Instant::now();
+        let err = conn.write_all(&[7u8; 4096]).await.expect_err("the peer never reads");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        let took = started.elapsed();
+        assert!(took >= limit && took < 10 * limit, "failed after {took:?}");
     }
 }

@@ -77,9 +77,15 @@ impl Unsent {
         // A body of known size is one frame (axum's `Full`): no copy.
         match axum::body::to_bytes(body, usize::MAX).await {
             Ok(bytes) => {
-                // Counted at the size the body declared; `Held` gives back what it holds.
-                self.held.fetch_sub(len, Ordering::AcqRel);
-                self.held.fetch_add(bytes.len() as u64, Ordering::AcqRel);
+                // Counted at the size the body declared; `Held` gives back
+                // what it holds (the same, for a body of one frame). One
+                // step, so the count never dips below what is held.
+                let got = bytes.len() as u64;
+                if got > len {
+                    self.held.fetch_add(got - len, Ordering::AcqRel);
+                } else if got < len {
+                    self.held.fetch_sub(len - got, Ordering::AcqRel);
+                }
                 let held = Held { bytes, unsent: self.clone() };
                 Response::from_parts(parts, Body::from(Bytes::from_owner(held)))
             }

@@ -2,8 +2,10 @@
 //! that can no longer take writes (its write-ahead log failed) answers 503
 //! with `"status": "degraded"` and a `reason`; queries still work, but only
 //! a restart brings ingest back, so a probe that restarts on 503 is right.
-//! A failing checkpoint is a 503 `degraded` too (its cause needs fixing:
-//! the WAL grows meanwhile), which clears once a checkpoint succeeds.
+//! A failing checkpoint is `"status": "degraded"` with a `reason` too, but
+//! a 200: its cause needs fixing (the WAL grows meanwhile), not a restart,
+//! which would fail its own checkpoint on a full disk. It clears once a
+//! checkpoint succeeds.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -51,19 +53,27 @@ pub async fn health(State(st): State<AppState>) -> ApiResult<(StatusCode, Json<V
         },
         "checkpoints_pending": engine.pending_checkpoints(),
     });
-    let reason = match (engine.wal_failure(), engine.checkpoint_failure()) {
-        (Some(failure), _) => format!(
-            "the write-ahead log takes no writes since {failure}; ingest fails until strata is restarted once {}",
-            failure.remedy()
+    let (status, reason) = match (engine.wal_failure(), engine.checkpoint_failure()) {
+        (Some(failure), _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the write-ahead log takes no writes since {failure}; ingest fails until strata is restarted once {}",
+                failure.remedy()
+            ),
         ),
-        (None, Some(e)) => format!(
-            "the last checkpoint failed ({e}): until one succeeds the write-ahead log keeps every record and \
-             grows, and closed hours stay in memory; ingest and queries still work. Fix the cause (disk \
-             space, the data dir's permissions); the next checkpoint retries"
+        // Not a 503: a restart does not cure a full disk, and the start's
+        // own checkpoint would fail on it (a probe would loop restarts).
+        (None, Some(e)) => (
+            StatusCode::OK,
+            format!(
+                "the last checkpoint failed ({e}): until one succeeds the write-ahead log keeps every record and \
+                 grows, and closed hours stay in memory; ingest and queries still work. Fix the cause (disk \
+                 space, the data dir's permissions); the next checkpoint retries, and a restart would not help"
+            ),
         ),
         (None, None) => return Ok((StatusCode::OK, Json(body))),
     };
     body["status"] = json!("degraded");
     body["reason"] = json!(reason);
-    Ok((StatusCode::SERVICE_UNAVAILABLE, Json(body)))
+    Ok((status, Json(body)))
 }

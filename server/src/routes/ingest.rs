@@ -13,7 +13,6 @@ use axum::http::HeaderMap;
 use axum::Extension;
 use axum::Json;
 use strata_engine::ingest::{arrow, fast_json, IngestBatch, IngestReport};
-use strata_engine::AfterIngest;
 
 use super::body::{parse_json, read_capped};
 use crate::auth::Principal;
@@ -33,7 +32,7 @@ pub async fn post_ingest(
     let bytes = read_capped(&headers, body, (st.limits.ingest, BodyKind::Ingest), st.limits.read_timeout).await?;
     let engine = st.engine.clone();
     let auth = st.auth.clone();
-    let (report, after) = tokio::task::spawn_blocking(move || -> ApiResult<(IngestReport, AfterIngest)> {
+    let report = tokio::task::spawn_blocking(move || -> ApiResult<IngestReport> {
         let (batch, rows) = if is_arrow {
             let d = arrow::decode_stream(bytes.clone())?;
             (d.batch, Some(d.rows))
@@ -64,21 +63,23 @@ pub async fn post_ingest(
             Some(r) => ApiError::from(r.locate(e)),
             None => ApiError::from(e),
         })?;
-        Ok((report, after))
+        // The batch is durable: the client gets its answer now, and the
+        // hours it closed are laid out after (tens of milliseconds at an
+        // hour's end that it would otherwise wait for). Started here, not by
+        // the handler: a client gone, or a timeout, drops the handler
+        // before it could. A failure there is this server's to log; the
+        // spans wait, readable, for the next ingest or checkpoint.
+        if after.is_due() {
+            let engine = engine.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = engine.finish_ingest(after) {
+                    tracing::error!(error = %e, "laying out closed spans after an ingest failed");
+                }
+            });
+        }
+        Ok(report)
     })
     .await
     .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))??;
-    // The batch is durable: the client gets its answer now, and the hours it
-    // closed are laid out after (tens of milliseconds at an hour's end that
-    // it would otherwise wait for). A failure there is this server's to
-    // log; the spans wait, readable, for the next ingest or checkpoint.
-    if after.is_due() {
-        let engine = st.engine.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = engine.finish_ingest(after) {
-                tracing::error!(error = %e, "laying out closed spans after an ingest failed");
-            }
-        });
-    }
     Ok(Json(report))
 }

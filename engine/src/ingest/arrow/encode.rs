@@ -1,5 +1,5 @@
 //! [`IngestBatch`] -> Arrow IPC stream in the long schema of the module
-//! docs, for clients (`strata ingest`, bench-peer) and tests. The name
+//! docs, for clients (bench-peer) and tests. The name
 //! columns and `update_every` are run-end-encoded (the names' runs over a
 //! dictionary) where a series has several points: its rows are adjacent,
 //! so its names and update_every cost a few bytes per series, not per row,
