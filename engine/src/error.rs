@@ -103,6 +103,11 @@ impl EngineError {
         match self {
             EngineError::Wal(e) => e.kind(),
             EngineError::Storage { source, .. } if crate::wal::is_out_of_space(source) => ErrorKind::StorageFull,
+            EngineError::SegmentFile(crate::storage::segment_file::SegmentFileError::Io { source, .. })
+                if crate::wal::is_out_of_space(source) =>
+            {
+                ErrorKind::StorageFull
+            }
             EngineError::InvalidParameter { .. }
             | EngineError::InvalidBatch { .. }
             | EngineError::InvalidPattern { .. } => ErrorKind::BadInput,
@@ -143,3 +148,23 @@ impl EngineError {
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::segment_file::SegmentFileError;
+
+    /// A full disk is `StorageFull` wherever the write failed (the WAL, a
+    /// segment file laid out at start or at a checkpoint), so every path
+    /// that reports one gives the same remedy; other I/O errors are not.
+    #[test]
+    fn a_full_disk_is_storage_full_from_a_segment_file_too() {
+        let io = |kind| std::io::Error::new(kind, "x");
+        let seg = |kind| {
+            EngineError::SegmentFile(SegmentFileError::Io { op: "write", path: "t0.tmp".into(), source: io(kind) })
+        };
+        assert_eq!(seg(std::io::ErrorKind::StorageFull).kind(), ErrorKind::StorageFull);
+        assert_eq!(seg(std::io::ErrorKind::QuotaExceeded).kind(), ErrorKind::StorageFull);
+        assert_ne!(seg(std::io::ErrorKind::PermissionDenied).kind(), ErrorKind::StorageFull);
+    }
+}

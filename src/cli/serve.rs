@@ -301,7 +301,14 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         max_disk: [a.max_disk_tier0, a.max_disk_tier1, a.max_disk_tier2],
     };
     let started = std::time::Instant::now();
-    let (engine, rec) = Engine::open(config, clock, &opts).map_err(|e| e.to_string())?;
+    let (engine, rec) = Engine::open(config, clock, &opts).map_err(|e| match e.kind() {
+        strata_engine::ErrorKind::StorageFull => format!(
+            "{e}\nhint: the disk holding {} is full; free space there and start again (every acknowledged \
+             batch is in the write-ahead log and is replayed then)",
+            opts.dir.display()
+        ),
+        _ => e.to_string(),
+    })?;
     tracing::info!(
         fresh = rec.fresh,
         snapshot_lsn = rec.snapshot_lsn,
