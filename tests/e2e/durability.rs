@@ -229,8 +229,12 @@ fn a_torn_wal_tail_is_truncated_and_earlier_batches_survive() {
             server.ingest_ok(&batch(T0 + k * STEP));
         }
         let dir = server.stop();
-        let mut wal: Vec<_> =
-            std::fs::read_dir(dir.path.join("wal")).expect("wal").flatten().map(|e| e.path()).collect();
+        let mut wal: Vec<_> = std::fs::read_dir(dir.path.join("wal"))
+            .expect("wal")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+            .collect();
         wal.sort();
         let last = wal.last().expect("a WAL segment");
         let len = std::fs::metadata(last).expect("meta").len();

@@ -38,6 +38,14 @@ pub enum WalError {
     /// keeps every intact record and cuts a torn one.
     #[error("the WAL takes no more writes since {cause}: restart strata once {} (the restart recovers every record the log holds)", cause.remedy())]
     Poisoned { cause: WalFailure },
+    /// The newest segment the log created is gone (its marker says it
+    /// existed): starting would silently drop the acknowledged records in it.
+    #[error(
+        "WAL segment {} is missing: the log created it, and the records in it may have been acknowledged. \
+         Restore it from a backup; or, to start without those records, remove {}",
+        segment.display(), marker.display()
+    )]
+    MissingSegment { segment: PathBuf, marker: PathBuf },
 }
 
 /// The failure that poisoned the log (see [`WalError::Poisoned`]).
@@ -80,9 +88,10 @@ impl WalError {
             _ if self.is_out_of_space() => ErrorKind::StorageFull,
             WalError::RecordTooLarge { .. } => ErrorKind::LimitExceeded,
             WalError::BadPolicy(_) => ErrorKind::BadInput,
-            WalError::Io { .. } | WalError::UnsupportedVersion { .. } | WalError::Poisoned { .. } => {
-                ErrorKind::Internal
-            }
+            WalError::Io { .. }
+            | WalError::UnsupportedVersion { .. }
+            | WalError::Poisoned { .. }
+            | WalError::MissingSegment { .. } => ErrorKind::Internal,
         }
     }
 

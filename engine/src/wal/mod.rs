@@ -203,6 +203,7 @@ impl Wal {
                 // old files hold only checkpointed records, and the next lsn
                 // must follow the checkpoint so lsns are never reused.
                 if let Some((segment, _)) = stale {
+                    segment::forget_newest(dir);
                     tracing::warn!(
                         dir = %dir.display(),
                         after,

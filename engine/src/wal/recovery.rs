@@ -34,6 +34,7 @@ pub(super) struct Recovered {
 pub(super) fn recover(dir: &Path, after: Lsn) -> Result<Recovered, WalError> {
     let segments = segment::list(dir)?;
     refuse_other_versions(&segments)?;
+    segment::check_newest(dir, &segments)?;
 
     // A segment whose successor starts at or before after + 1 holds only
     // checkpointed records: it is not read (a damaged one must not cost the
@@ -227,6 +228,11 @@ fn repair(
         later.is_empty() && (matches!(damage, Damage::Torn | Damage::BadHeader) || zeros_from(&seg.path, valid_len));
     let aside = if crash_tail { None } else { set_aside(seg, later) };
     let misnamed = matches!(damage, Damage::OutOfSequence { .. }) && valid_len == 0;
+    let dir = seg.path.parent().unwrap_or(Path::new("."));
+    if misnamed || !later.is_empty() {
+        // Segments are about to go on purpose: the marker must not name one.
+        segment::forget_newest(dir);
+    }
     let keep = if misnamed {
         segment::remove(&seg.path)?;
         None
@@ -243,7 +249,7 @@ fn repair(
         removed_segments.push(next.path.clone());
     }
     if misnamed || !removed_segments.is_empty() {
-        segment::sync_dir(seg.path.parent().unwrap_or(Path::new(".")))?;
+        segment::sync_dir(dir)?;
     }
     if crash_tail {
         tracing::warn!(

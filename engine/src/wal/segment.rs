@@ -60,7 +60,59 @@ pub(super) fn create(dir: &Path, first_lsn: Lsn) -> Result<(SegmentFile, File), 
     file.write_all(SEGMENT_MAGIC).map_err(|e| WalError::io("write", &path, e))?;
     file.sync_all().map_err(|e| WalError::io("fsync", &path, e))?;
     sync_dir(dir)?;
+    mark_newest(dir, first_lsn);
     Ok((SegmentFile { first_lsn, path }, file))
+}
+
+/// The file naming the first lsn of the newest segment the log created.
+pub(super) const NEWEST: &str = "NEWEST";
+
+/// Records, after the segment exists, that it does: [`check_newest`] then
+/// notices if it goes missing (deleted by hand, say), which the segments
+/// left cannot tell. Best effort: a marker that could not be written is
+/// merely older, and an older marker never refuses a start.
+pub(super) fn mark_newest(dir: &Path, first_lsn: Lsn) {
+    let tmp = dir.join("NEWEST.tmp");
+    let written = (|| -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(format!("{first_lsn}\n").as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, dir.join(NEWEST))
+    })();
+    match written.map_err(|e| WalError::io("write", &tmp, e)).and_then(|()| sync_dir(dir)) {
+        Ok(()) => {}
+        Err(e) => tracing::warn!(error = %e, "could not record the newest WAL segment"),
+    }
+}
+
+/// Drops the marker, before segments are removed on purpose (recovery's
+/// cut, a log older than its checkpoint): the next segment created writes
+/// it again. Without one, a start checks nothing, so a crash in between
+/// cannot make the next start refuse a log that is whole.
+pub(super) fn forget_newest(dir: &Path) {
+    match fs::remove_file(dir.join(NEWEST)) {
+        Ok(()) => {
+            let _ = sync_dir(dir);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(error = %e, "could not remove the newest-segment marker"),
+    }
+}
+
+/// Refuses a log whose newest segment, as recorded by [`mark_newest`], is
+/// gone: every segment left starts before it (or none is left). Logs of
+/// builds before the marker have none and pass.
+pub(super) fn check_newest(dir: &Path, segments: &[SegmentFile]) -> Result<(), WalError> {
+    let marker = dir.join(NEWEST);
+    let Ok(text) = fs::read_to_string(&marker) else { return Ok(()) };
+    let Ok(newest) = text.trim().parse::<Lsn>() else {
+        tracing::warn!(path = %marker.display(), "unreadable newest-segment marker; ignored");
+        return Ok(());
+    };
+    match segments.iter().map(|s| s.first_lsn).max() {
+        Some(last) if last >= newest => Ok(()),
+        _ => Err(WalError::MissingSegment { segment: segment_path(dir, newest), marker }),
+    }
 }
 
 /// Opens an existing, already validated segment to append to its end.

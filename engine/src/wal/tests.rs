@@ -645,3 +645,48 @@ fn a_panic_under_the_lock_poisons_the_log() {
     assert_eq!(err.kind(), crate::error::ErrorKind::Internal);
     assert!(err.to_string().contains("its cause is fixed"), "{err}");
 }
+
+/// The newest segment deleted by hand (or every segment): the segments
+/// left cannot tell, so the marker the log wrote when it created that
+/// segment does, and the start refuses, naming the segment and the way
+/// out. Removing the marker starts without those records; a log of an
+/// earlier build (no marker) opens as before.
+#[test]
+fn a_missing_newest_segment_is_refused_not_silently_dropped() {
+    let dir = TestDir::new("missing-newest");
+    let (wal, _, _) = open(dir.path(), opts(1 << 20), 0);
+    for i in 0..5 {
+        wal.append(&payload(i)).expect("append");
+    }
+    wal.roll().expect("roll");
+    for i in 5..8 {
+        wal.append(&payload(i)).expect("append");
+    }
+    drop(wal);
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 2, "{files:?}");
+    let newest = files.last().expect("a segment").clone();
+    let moved = dir.path().join("newest.bak");
+    fs::rename(&newest, &moved).expect("delete the newest by hand");
+    for attempt in 0..2 {
+        let Err(e) = Wal::open(dir.path(), opts(1 << 20), 0) else { panic!("start {attempt} must refuse") };
+        let text = e.to_string();
+        assert!(matches!(e, WalError::MissingSegment { .. }), "{text}");
+        assert!(text.contains(&newest.display().to_string()) && text.contains("NEWEST"), "{text}");
+    }
+    // Every segment gone: refused too.
+    fs::rename(&files[0], dir.path().join("oldest.bak")).expect("delete the rest");
+    assert!(matches!(Wal::open(dir.path(), opts(1 << 20), 0), Err(WalError::MissingSegment { .. })));
+    // Put back, it opens with every record.
+    fs::rename(dir.path().join("oldest.bak"), &files[0]).expect("restore");
+    fs::rename(&moved, &newest).expect("restore");
+    let (wal, records, _) = open(dir.path(), opts(1 << 20), 0);
+    assert_eq!(records.len(), 8);
+    drop(wal);
+    // The operator's way out: without the marker, the start goes on without the records.
+    fs::rename(&newest, &moved).expect("delete again");
+    fs::remove_file(dir.path().join("NEWEST")).expect("remove the marker");
+    let (wal, records, _) = open(dir.path(), opts(1 << 20), 0);
+    assert_eq!(records.len(), 5, "the first segment's records");
+    drop(wal);
+}
