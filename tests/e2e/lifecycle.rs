@@ -297,9 +297,10 @@ fn a_failing_checkpoint_degrades_health_until_one_succeeds() {
     assert_eq!(s.ingest_ok(&upto(hour0 + 3600 + 401, hour0 + 3600 + 500)), (100, 0));
     let q = json!({"scope": {"contexts": ["c.ckpt"]}, "window": {"after": hour0, "before": hour0 + 3600, "points": 1}});
     assert_eq!(s.query_ok(&q)["result"]["data"].as_array().map(Vec::len), Some(1));
-    // The cause fixed, the next hour's checkpoint succeeds.
+    // The cause fixed, the next hour's checkpoint succeeds. (Every ingest
+    // meanwhile retries the checkpoint, which may create the dir first.)
     std::fs::remove_file(&meta).expect("undo");
-    std::fs::create_dir(&meta).expect("meta");
+    std::fs::create_dir_all(&meta).expect("meta");
     assert_eq!(s.ingest_ok(&upto(hour0 + 3600 + 501, hour0 + 7200 + 400)), (3600 - 100, 0));
     health_until("ok");
 }
