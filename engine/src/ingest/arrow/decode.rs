@@ -146,7 +146,7 @@ struct Builder {
     /// in time order: every row a run) cost no string allocation or
     /// hashing. Keys hold within one record batch only (a stream may
     /// replace its dictionaries between them), so it is cleared for each.
-    by_keys: HashMap<[usize; 4], usize>,
+    by_keys: HashMap<[usize; 4], usize, foldhash::fast::RandomState>,
     rows: u64,
     /// Test knob: every row read as a run of its own, through the checks of
     /// a run's first row and the lookup by strings (the reference the run
