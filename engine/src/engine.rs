@@ -551,17 +551,18 @@ impl Engine {
         crate::query::Source { catalog: &self.catalog, store: &self.store }
     }
 
-    /// What `req` would cost (see [`crate::query::cost`]); takes the
+    /// What `req` would cost (see [`crate::query::cost`]), with the
+    /// selection it resolved for [`Engine::query_estimated`]; takes the
     /// catalog's read lock for the selection only.
-    pub fn query_cost(&self, req: &QueryRequest) -> Result<crate::query::cost::QueryCost> {
+    pub fn estimate(&self, req: &QueryRequest) -> Result<crate::query::cost::Estimate> {
         let cat = self.catalog.read().map_err(|_| EngineError::Poisoned("catalog lock"))?;
         crate::query::cost::estimate(&cat, req, self.now())
     }
 
-    /// [`Engine::query_cost`] if the catalog's read lock is free right now
+    /// [`Engine::estimate`] if the catalog's read lock is free right now
     /// (`None` while a writer holds or awaits it): never blocks, so an
     /// async caller can try it before moving to a blocking thread.
-    pub fn try_query_cost(&self, req: &QueryRequest) -> Option<Result<crate::query::cost::QueryCost>> {
+    pub fn try_estimate(&self, req: &QueryRequest) -> Option<Result<crate::query::cost::Estimate>> {
         match self.catalog.try_read() {
             Ok(cat) => Some(crate::query::cost::estimate(&cat, req, self.now())),
             Err(std::sync::TryLockError::Poisoned(_)) => Some(Err(EngineError::Poisoned("catalog lock"))),
@@ -572,14 +573,28 @@ impl Engine {
     /// Runs a data query.
     pub fn query(&self, req: &QueryRequest) -> Result<QueryResult> {
         let _running = Running::start(&self.running);
-        crate::query::run(self.source(), req, self.now(), &self.config.limits, None)
+        crate::query::run(self.source(), req, self.now(), &self.config.limits, None, None)
     }
 
     /// Like [`Engine::query`]; stops with `Cancelled` once `cancel` turns
     /// true (checked between metrics and every few thousand buckets).
     pub fn query_cancellable(&self, req: &QueryRequest, cancel: &std::sync::atomic::AtomicBool) -> Result<QueryResult> {
         let _running = Running::start(&self.running);
-        crate::query::run(self.source(), req, self.now(), &self.config.limits, Some(cancel))
+        crate::query::run(self.source(), req, self.now(), &self.config.limits, Some(cancel), None)
+    }
+
+    /// [`Engine::query_cancellable`] of the request `estimate` was made
+    /// for: its selection is reused while the catalog has not changed
+    /// since (else resolved again), so the metrics are resolved once.
+    pub fn query_estimated(
+        &self,
+        req: &QueryRequest,
+        cancel: &std::sync::atomic::AtomicBool,
+        estimate: crate::query::cost::Estimate,
+    ) -> Result<QueryResult> {
+        let _running = Running::start(&self.running);
+        let resolved = Some(estimate.resolved);
+        crate::query::run(self.source(), req, self.now(), &self.config.limits, Some(cancel), resolved)
     }
 
     /// Queries running now.

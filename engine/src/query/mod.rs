@@ -107,12 +107,13 @@ pub struct Source<'a> {
 /// take the catalog's read lock again for names. So ingest, which takes
 /// each write lock only to apply its batch, never waits for a scan, and a
 /// scan never waits for ingest.
-pub fn run(
+pub(crate) fn run(
     src: Source<'_>,
     req: &QueryRequest,
     now: i64,
     limits: &QueryLimits,
     cancel: Option<&AtomicBool>,
+    resolved: Option<cost::Resolved>,
 ) -> Result<QueryResult> {
     let t0 = Instant::now();
     let deadline = Deadline { start: t0, timeout_ms: limits.timeout_for(req), cancel };
@@ -120,7 +121,10 @@ pub fn run(
     window::check_request_times(req.after, req.before, req.time_resampling)?;
     let (sel, plan, view, latest) = {
         let cat = src.catalog.read().map_err(|_| EngineError::Poisoned("catalog lock"))?;
-        let sel = select::resolve(&cat, req)?;
+        let sel = match resolved.and_then(|r| r.still_valid(&cat)) {
+            Some(sel) => sel,
+            None => select::resolve(&cat, req)?,
+        };
         let store = src.store.read().map_err(|_| EngineError::Poisoned("store lock"))?;
         // Before the view, which reads planning facts of every metric it takes.
         let metrics = if req.reads_scope() { &sel.scope } else { &sel.selected };

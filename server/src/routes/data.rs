@@ -62,19 +62,20 @@ async fn run(st: AppState, me: Principal, mut req: QueryRequest, chart_id: Strin
     let started = Instant::now();
     // The estimate needs the catalog's read lock: taken here when it is
     // free (a selection is microseconds), else on a blocking thread.
-    let (req, cost) = match st.engine.try_query_cost(&req) {
-        Some(cost) => (req, cost),
+    let (req, estimate) = match st.engine.try_estimate(&req) {
+        Some(estimate) => (req, estimate),
         None => {
             let engine = st.engine.clone();
             tokio::task::spawn_blocking(move || {
-                let cost = engine.query_cost(&req);
-                (req, cost)
+                let estimate = engine.estimate(&req);
+                (req, estimate)
             })
             .await
             .map_err(|e| ApiError::Internal(format!("query cost task failed: {e}")))?
         }
     };
-    let cost = cost?;
+    let estimate = estimate?;
+    let cost = estimate.cost;
     let slot = st.admission.enter(Class::of(&cost)).await?;
     let engine = st.engine.clone();
     let agent = st.agent.clone();
@@ -83,7 +84,7 @@ async fn run(st: AppState, me: Principal, mut req: QueryRequest, chart_id: Strin
     let work = move || -> ApiResult<Response> {
         // Held until the work ends, even if the client left earlier.
         let _slot = slot;
-        let result = engine.query_cancellable(&req, &cancel).map_err(|e| match e {
+        let result = engine.query_estimated(&req, &cancel, estimate).map_err(|e| match e {
             EngineError::Cancelled => ApiError::Unauthorized("token was revoked during the query".into()),
             e => e.into(),
         })?;
