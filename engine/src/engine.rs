@@ -554,19 +554,23 @@ impl Engine {
     /// What `req` would cost (see [`crate::query::cost`]), with the
     /// selection it resolved for [`Engine::query_estimated`]; takes the
     /// catalog's read lock for the selection only.
-    pub fn estimate(&self, req: &QueryRequest) -> Result<crate::query::cost::Estimate> {
+    pub fn estimate(&self, req: QueryRequest) -> Result<crate::query::cost::Estimate> {
         let cat = self.catalog.read().map_err(|_| EngineError::Poisoned("catalog lock"))?;
         crate::query::cost::estimate(&cat, req, self.now())
     }
 
-    /// [`Engine::estimate`] if the catalog's read lock is free right now
-    /// (`None` while a writer holds or awaits it): never blocks, so an
-    /// async caller can try it before moving to a blocking thread.
-    pub fn try_estimate(&self, req: &QueryRequest) -> Option<Result<crate::query::cost::Estimate>> {
+    /// [`Engine::estimate`] if the catalog's read lock is free right now,
+    /// else `Err` with the request back (while a writer holds or awaits
+    /// the lock): never blocks, so an async caller can try it before
+    /// moving to a blocking thread.
+    pub fn try_estimate(
+        &self,
+        req: QueryRequest,
+    ) -> std::result::Result<Result<crate::query::cost::Estimate>, Box<QueryRequest>> {
         match self.catalog.try_read() {
-            Ok(cat) => Some(crate::query::cost::estimate(&cat, req, self.now())),
-            Err(std::sync::TryLockError::Poisoned(_)) => Some(Err(EngineError::Poisoned("catalog lock"))),
-            Err(std::sync::TryLockError::WouldBlock) => None,
+            Ok(cat) => Ok(crate::query::cost::estimate(&cat, req, self.now())),
+            Err(std::sync::TryLockError::Poisoned(_)) => Ok(Err(EngineError::Poisoned("catalog lock"))),
+            Err(std::sync::TryLockError::WouldBlock) => Err(Box::new(req)),
         }
     }
 
@@ -583,17 +587,16 @@ impl Engine {
         crate::query::run(self.source(), req, self.now(), &self.config.limits, Some(cancel), None)
     }
 
-    /// [`Engine::query_cancellable`] of the request `estimate` was made
-    /// for: its selection is reused while the catalog has not changed
+    /// [`Engine::query_cancellable`] of the request `estimate` holds: its
+    /// selection is reused while this engine's catalog has not changed
     /// since (else resolved again), so the metrics are resolved once.
     pub fn query_estimated(
         &self,
-        req: &QueryRequest,
+        estimate: &crate::query::cost::Estimate,
         cancel: &std::sync::atomic::AtomicBool,
-        estimate: crate::query::cost::Estimate,
     ) -> Result<QueryResult> {
         let _running = Running::start(&self.running);
-        let resolved = Some(estimate.resolved);
+        let (req, resolved) = (estimate.request(), Some(&estimate.resolved));
         crate::query::run(self.source(), req, self.now(), &self.config.limits, Some(cancel), resolved)
     }
 

@@ -120,8 +120,11 @@ pub fn validate_shape(batch: &IngestBatch, default_node: &str) -> Result<()> {
     }
     // Two series of one batch may not disagree on a new metric's update_every.
     // Sized once: regrowing it rehashed every key (1.5 % of a bulk load's
-    // CPU). Hashed once a series, with foldhash (randomly seeded, as the
-    // catalog's name maps): SipHash here was 2 % of an Arrow load's CPU.
+    // CPU). Hashed once a series, with foldhash (randomly seeded per map,
+    // as the catalog's name maps): SipHash here was 2 % of an Arrow load's
+    // CPU. foldhash does not claim to resist chosen collisions; this map
+    // lives for one batch, which only an ingest token can send and the
+    // body cap (64 MiB) bounds.
     let mut seen =
         std::collections::HashMap::with_capacity_and_hasher(batch.series.len(), foldhash::fast::RandomState::default());
     for (i, s) in batch.series.iter().enumerate() {
@@ -187,13 +190,16 @@ pub fn validate_contexts(batch: &IngestBatch, cat: &Catalog, default_node: &str)
     for (i, s) in batch.series.iter().enumerate() {
         let node = s.node.as_deref().unwrap_or(default_node);
         let instance = s.instance.as_deref().unwrap_or(&s.context);
-        match first.get(&(node, instance)) {
-            Some(&(ctx, j)) if ctx != s.context => {
-                return Err(instance_in_two_contexts(i, node, instance, ctx, &format!("series[{j}]")));
+        match first.entry((node, instance)) {
+            std::collections::hash_map::Entry::Occupied(o) => {
+                let &(ctx, j) = o.get();
+                if ctx != s.context {
+                    return Err(instance_in_two_contexts(i, node, instance, ctx, &format!("series[{j}]")));
+                }
+                continue;
             }
-            Some(_) => continue,
-            None => {
-                first.insert((node, instance), (s.context.as_str(), i));
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert((s.context.as_str(), i));
             }
         }
         if let Some(idx) = reg.instance_idx(node, instance) {

@@ -9,9 +9,12 @@
 //!
 //! The selection it resolves goes on to the run ([`Estimate`]): a small
 //! query resolved its metrics twice, once here and once to run (4.5 % of
-//! a one-series query's server CPU). The run takes it only while the
-//! registry's generation is the one it was resolved at, so it resolves
-//! exactly what the run would have.
+//! a one-series query's server CPU). The estimate owns its request, so
+//! the run cannot be handed another request's selection (another token's
+//! allowlist, say), and takes the selection only while the registry's
+//! generation is the one it was resolved at: every change that selection
+//! reads (nodes, their names and labels, instances, metrics) moves it, so
+//! the reused selection is exactly what the run would resolve.
 
 use crate::catalog::Catalog;
 use crate::error::Result;
@@ -45,35 +48,53 @@ impl QueryCost {
 /// The cost of `req` at `now`; fails as the query itself would on
 /// out-of-range times or a bad selection (e.g. a node outside the token's
 /// allowlist).
-pub fn estimate(cat: &Catalog, req: &QueryRequest, now: i64) -> Result<Estimate> {
+pub fn estimate(cat: &Catalog, req: QueryRequest, now: i64) -> Result<Estimate> {
     window::check_request_times(req.after, req.before, req.time_resampling)?;
-    let sel = select::resolve(cat, req)?;
+    let sel = select::resolve(cat, &req)?;
     let metrics = if req.reads_scope() { sel.scope.len() } else { sel.selected.len() };
     let (a, b) = window::target_window(req.after, req.before, now);
     let window_secs = b.saturating_sub(a).saturating_add(1).max(1) as u64;
     let points = if req.points == 0 { window_secs } else { req.points.min(window_secs) };
-    let resolved = Resolved { generation: cat.registry.generation, sel };
-    Ok(Estimate { cost: QueryCost { metrics, window_secs, points }, resolved })
+    let resolved = Resolved { catalog: catalog_id(cat), generation: cat.registry.generation, sel };
+    Ok(Estimate { cost: QueryCost { metrics, window_secs, points }, req, resolved })
 }
 
-/// A query's cost, and the selection it was estimated from, for the run
-/// of the same request ([`crate::Engine::query_estimated`]).
+/// A query's request, its cost, and the selection it was estimated from,
+/// for its run ([`crate::Engine::query_estimated`]). Held while the query
+/// waits for an admission slot: the selection's bitmaps are one bit or
+/// so a metric.
 #[derive(Debug, Clone)]
 pub struct Estimate {
     pub cost: QueryCost,
+    req: QueryRequest,
     pub(crate) resolved: Resolved,
 }
 
-/// A selection and the registry generation it was resolved at.
+impl Estimate {
+    /// The request estimated (and to be run), as it was given.
+    pub fn request(&self) -> &QueryRequest {
+        &self.req
+    }
+}
+
+/// A selection, and the catalog and registry generation it was resolved at.
 #[derive(Debug, Clone)]
 pub(crate) struct Resolved {
+    /// Which catalog (its address): another engine's may have reached the
+    /// same generation.
+    catalog: usize,
     pub(crate) generation: u64,
     pub(crate) sel: Selection,
 }
 
 impl Resolved {
     /// The selection, if `cat` has not changed since it was resolved.
-    pub(crate) fn still_valid(self, cat: &Catalog) -> Option<Selection> {
-        (self.generation == cat.registry.generation).then_some(self.sel)
+    pub(crate) fn still_valid(&self, cat: &Catalog) -> Option<&Selection> {
+        (self.catalog == catalog_id(cat) && self.generation == cat.registry.generation).then_some(&self.sel)
     }
+}
+
+/// A catalog's identity while it lives: its address (never dereferenced).
+fn catalog_id(cat: &Catalog) -> usize {
+    std::ptr::from_ref(cat) as usize
 }

@@ -113,7 +113,7 @@ pub(crate) fn run(
     now: i64,
     limits: &QueryLimits,
     cancel: Option<&AtomicBool>,
-    resolved: Option<cost::Resolved>,
+    resolved: Option<&cost::Resolved>,
 ) -> Result<QueryResult> {
     let t0 = Instant::now();
     let deadline = Deadline { start: t0, timeout_ms: limits.timeout_for(req), cancel };
@@ -122,8 +122,8 @@ pub(crate) fn run(
     let (sel, plan, view, latest) = {
         let cat = src.catalog.read().map_err(|_| EngineError::Poisoned("catalog lock"))?;
         let sel = match resolved.and_then(|r| r.still_valid(&cat)) {
-            Some(sel) => sel,
-            None => select::resolve(&cat, req)?,
+            Some(sel) => std::borrow::Cow::Borrowed(sel),
+            None => std::borrow::Cow::Owned(select::resolve(&cat, req)?),
         };
         let store = src.store.read().map_err(|_| EngineError::Poisoned("store lock"))?;
         // Before the view, which reads planning facts of every metric it takes.

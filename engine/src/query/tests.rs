@@ -347,7 +347,7 @@ fn cost_counts_selected_metrics_window_and_points() {
     let e = engine();
     let cost = |body: serde_json::Value| {
         let req = parse_body(ApiVersion::V3, &body).expect("valid body");
-        e.estimate(&req).expect("cost").cost
+        e.estimate(req).expect("cost").cost
     };
     let all = cost(json!({"window": window()}));
     assert_eq!((all.metrics, all.window_secs, all.points), (4, 600, 2));
@@ -358,11 +358,12 @@ fn cost_counts_selected_metrics_window_and_points() {
     assert_eq!(pct.metrics, 4, "percentages read the hidden dimensions too");
     let far =
         parse_body(ApiVersion::V3, &json!({"window": {"after": i64::MIN + 1, "before": i64::MAX}})).expect("body");
-    assert!(e.estimate(&far).is_err(), "out-of-range times are refused as the query refuses them");
+    assert!(e.estimate(far).is_err(), "out-of-range times are refused as the query refuses them");
     let req = parse_body(ApiVersion::V3, &json!({"window": window()})).expect("body");
-    assert_eq!(e.try_estimate(&req).map(|c| c.ok().map(|c| c.cost)), Some(Some(all)), "a free lock answers at once");
+    let tried = e.try_estimate(req.clone()).map(|c| c.ok().map(|c| c.cost));
+    assert_eq!(tried.ok(), Some(Some(all)), "a free lock answers at once");
     let writing = e.write().expect("write lock");
-    assert!(e.try_estimate(&req).is_none(), "a held lock is not waited for");
+    assert!(e.try_estimate(req).is_err(), "a held lock is not waited for: the request comes back");
     drop(writing);
 }
 
@@ -377,16 +378,21 @@ fn an_estimate_hands_its_selection_to_the_run_only_while_the_catalog_holds() {
     let cancel = std::sync::atomic::AtomicBool::new(false);
     let names = |r: &QueryResult| r.series.iter().map(|s| s.key.name.clone()).collect::<Vec<_>>();
     let values = |r: &QueryResult| r.series.iter().map(|s| s.values.clone()).collect::<Vec<_>>();
-    let unchanged = e.query_estimated(&req, &cancel, e.estimate(&req).expect("estimate")).expect("query");
+    let unchanged = e.query_estimated(&e.estimate(req.clone()).expect("estimate"), &cancel).expect("query");
     let plain = e.query(&req).expect("query");
     assert_eq!((names(&unchanged), values(&unchanged)), (names(&plain), values(&plain)));
     assert_eq!(names(&plain), ["used", "avail"]);
 
-    let estimate = e.estimate(&req).expect("estimate");
+    // Reused while nothing changed: an emptied selection answers nothing.
+    let mut emptied = e.estimate(req.clone()).expect("estimate");
+    emptied.resolved.sel = crate::query::select::Selection::default();
+    assert!(e.query_estimated(&emptied, &cancel).expect("query").series.is_empty(), "the estimate's selection is used");
+
+    let estimate = e.estimate(req.clone()).expect("estimate");
     assert_eq!(estimate.cost.metrics, 4);
     let new = IngestBatch { nodes: vec![], series: vec![series("n1", "disk_space./", "reserved", |_| Some(5.0), 600)] };
     e.ingest(&new).expect("ingest");
-    let after_change = e.query_estimated(&req, &cancel, estimate).expect("query");
+    let after_change = e.query_estimated(&estimate, &cancel).expect("query");
     assert_eq!(names(&after_change), ["used", "avail", "reserved"], "resolved again after the catalog changed");
     let fresh = e.query(&req).expect("query");
     assert_eq!((names(&after_change), values(&after_change)), (names(&fresh), values(&fresh)));

@@ -62,16 +62,13 @@ async fn run(st: AppState, me: Principal, mut req: QueryRequest, chart_id: Strin
     let started = Instant::now();
     // The estimate needs the catalog's read lock: taken here when it is
     // free (a selection is microseconds), else on a blocking thread.
-    let (req, estimate) = match st.engine.try_estimate(&req) {
-        Some(estimate) => (req, estimate),
-        None => {
+    let estimate = match st.engine.try_estimate(req) {
+        Ok(estimate) => estimate,
+        Err(req) => {
             let engine = st.engine.clone();
-            tokio::task::spawn_blocking(move || {
-                let estimate = engine.estimate(&req);
-                (req, estimate)
-            })
-            .await
-            .map_err(|e| ApiError::Internal(format!("query cost task failed: {e}")))?
+            tokio::task::spawn_blocking(move || engine.estimate(*req))
+                .await
+                .map_err(|e| ApiError::Internal(format!("query cost task failed: {e}")))?
         }
     };
     let estimate = estimate?;
@@ -84,10 +81,11 @@ async fn run(st: AppState, me: Principal, mut req: QueryRequest, chart_id: Strin
     let work = move || -> ApiResult<Response> {
         // Held until the work ends, even if the client left earlier.
         let _slot = slot;
-        let result = engine.query_estimated(&req, &cancel, estimate).map_err(|e| match e {
+        let result = engine.query_estimated(&estimate, &cancel).map_err(|e| match e {
             EngineError::Cancelled => ApiError::Unauthorized("token was revoked during the query".into()),
             e => e.into(),
         })?;
+        let req = estimate.request();
         if req.api == ApiVersion::V1 && result.series.is_empty() {
             return Err(EngineError::NothingMatched.into());
         }
