@@ -63,7 +63,7 @@ pub fn estimate(cat: &Catalog, req: QueryRequest, now: i64) -> Result<Estimate> 
 /// for its run ([`crate::Engine::query_estimated`]). Held while the query
 /// waits for an admission slot: the selection's bitmaps are one bit or
 /// so a metric.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Estimate {
     pub cost: QueryCost,
     req: QueryRequest,
@@ -78,12 +78,12 @@ impl Estimate {
 }
 
 /// A selection, and the catalog and registry generation it was resolved at.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Resolved {
     /// Which catalog (its address): another engine's may have reached the
     /// same generation.
     catalog: usize,
-    pub(crate) generation: u64,
+    generation: u64,
     pub(crate) sel: Selection,
 }
 
