@@ -416,6 +416,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             tokio::spawn(live_feed(engine.clone(), collector_on.then(|| host.clone()), demo_on.then_some(demo_spec)));
         }
         tokio::spawn(flush_token_usage(auth));
+        let shutdown = shutdown_signals()?;
         tracing::info!("listening on {scheme}://{addr}");
         let opts = ServeOptions {
             header_read: a.header_timeout,
@@ -423,7 +424,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             max_connections: a.max_connections as usize,
             tls,
         };
-        strata_server::serve(listener, state, opts, shutdown()).await.map_err(|e| format!("server: {e}"))
+        strata_server::serve(listener, state, opts, shutdown).await.map_err(|e| format!("server: {e}"))
     });
     if let Err(e) = auth_for_exit.tokens.flush_usage() {
         tracing::warn!(error = %e, "tokens' last use was not saved");
@@ -492,26 +493,32 @@ async fn live_feed(engine: Arc<Engine>, host: Option<String>, demo: Option<GenSp
     }
 }
 
-async fn shutdown() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the SIGINT and SIGTERM handlers now and returns the future that
+/// completes on either. They must be in place before "listening on" is
+/// logged: a supervisor (or a test) may signal as soon as it reads that line,
+/// and a signal that arrives before its handler exists kills the process with
+/// the default action instead of stopping it cleanly.
+fn shutdown_signals() -> Result<impl std::future::Future<Output = ()> + Send + 'static, String> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("installing the SIGINT handler: {e}"))?;
+        let mut term = signal(SignalKind::terminate()).map_err(|e| format!("installing the SIGTERM handler: {e}"))?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+            tracing::info!("shutting down");
+        })
     }
-    tracing::info!("shutting down");
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        })
+    }
 }
 
 /// The SQL surface, in builds with `--features sql`.
