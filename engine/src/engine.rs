@@ -135,6 +135,10 @@ pub struct Engine {
     sealing: Mutex<()>,
     /// Queries running now (for `/health` and tests of cancellation).
     running: AtomicUsize,
+    /// Acknowledged ingests whose follow-up ([`Engine::finish_ingest`]) has
+    /// not ended: it drops only after any checkpoint it plans is counted in
+    /// [`Engine::pending_checkpoints`].
+    followups: Arc<AtomicUsize>,
 }
 
 /// Closed spans (of any tier) that may wait for a busy sealer before an
@@ -156,6 +160,26 @@ pub trait SeriesAllowance {
 #[must_use = "pass it to Engine::finish_ingest, or closed hours wait for the next ingest"]
 pub struct AfterIngest {
     due: bool,
+    /// Counted in [`Engine::pending_followups`] until this is finished or
+    /// dropped.
+    _pending: Option<Followup>,
+}
+
+/// One acknowledged ingest's follow-up work, counted while alive.
+#[derive(Debug)]
+struct Followup(Arc<AtomicUsize>);
+
+impl Followup {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Followup(count.clone())
+    }
+}
+
+impl Drop for Followup {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl AfterIngest {
@@ -193,6 +217,7 @@ impl Engine {
             ingest_order: Mutex::new(()),
             sealing: Mutex::new(()),
             running: AtomicUsize::new(0),
+            followups: Arc::default(),
         }
     }
 
@@ -238,6 +263,7 @@ impl Engine {
             ingest_order: Mutex::new(()),
             sealing: Mutex::new(()),
             running: AtomicUsize::new(0),
+            followups: Arc::default(),
         };
         Ok((engine, rec))
     }
@@ -258,6 +284,16 @@ impl Engine {
         p.checkpoint(&cat, &mut store, p.wal.last_lsn())?;
         p.wal.sync()?;
         Ok(())
+    }
+
+    /// Acknowledged ingests whose follow-up (laying out the spans they
+    /// closed, planning a checkpoint) is queued or running. Read it before
+    /// [`Engine::pending_checkpoints`]: a follow-up ends only after the
+    /// checkpoint it plans is counted there, so both at zero, read in that
+    /// order, mean the background work of every acknowledged ingest is on
+    /// disk.
+    pub fn pending_followups(&self) -> usize {
+        self.followups.load(Ordering::SeqCst)
     }
 
     /// Checkpoints queued or being written in the background.
@@ -480,12 +516,13 @@ impl Engine {
             let o = self.store.write().map_err(|_| poisoned("store lock"))?.write_batch(&runs_of(&series))?;
             (IngestReport { accepted: o.written, rejected_late: o.late, new_series: new }, lsn)
         };
-        let due = {
+        let (unsealed, sealed_events) = {
             let s = self.store.read().map_err(|_| poisoned("store lock"))?;
             (s.pending_seal_count(), s.has_sealed_events())
         };
-        let mut after = AfterIngest { due: due.0 > 0 || due.1 };
-        if due.0 > MAX_UNSEALED {
+        let due = unsealed > 0 || sealed_events;
+        let mut after = AfterIngest { due, _pending: due.then(|| Followup::new(&self.followups)) };
+        if unsealed > MAX_UNSEALED {
             self.finish_ingest(std::mem::take(&mut after))?;
         }
         // Acknowledged only once durable. Until then queries may already see

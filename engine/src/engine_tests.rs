@@ -769,7 +769,9 @@ fn deferred_ingests_leave_closed_hours_to_their_finish_up_to_a_bound() {
     assert_eq!(sealed(&e), 0);
     // Readable meanwhile: the closed hour answers as it will once sealed.
     let before = sums_over(&e, 3600);
+    assert_eq!(e.pending_followups(), 1, "/health counts the follow-up until it ends");
     e.finish_ingest(after).expect("finish");
+    assert_eq!(e.pending_followups(), 0);
     assert_eq!((waiting(&e), sealed(&e)), (0, 1), "finish lays the hour out");
     assert_eq!(sums_over(&e, 3600), before, "the same answer from the sealed hour");
     assert_eq!(e.checkpointer.as_ref().expect("durable").flush(), None, "the checkpoint it planned is written");
@@ -783,6 +785,7 @@ fn deferred_ingests_leave_closed_hours_to_their_finish_up_to_a_bound() {
         k += 1;
     }
     assert!((1..=super::MAX_UNSEALED).contains(&most), "{most} closed spans waiting, at most");
+    assert_eq!(e.pending_followups(), 0, "a follow-up dropped unfinished is no longer counted");
     assert!(sealed(&e) > 1, "past the bound, deferred ingests sealed some themselves");
     let (_, a) = e.ingest_deferred(&batch_of(0, k, CHUNK), None).expect("ingest");
     e.finish_ingest(a).expect("finish");

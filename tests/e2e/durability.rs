@@ -126,6 +126,9 @@ fn sigkill_at_random_moments_loses_no_acknowledged_sample() {
     assert!(checked > 0);
 }
 
+/// Ingests `hours` of data, then waits until the closed hours are laid out
+/// and checkpointed (that happens after the answers): the tests look at the
+/// files, or kill the server, next.
 fn ingest_hours(server: &Server, hours: i64) {
     let mut from = T0;
     while from < T0 + hours * 3600 {
@@ -133,6 +136,7 @@ fn ingest_hours(server: &Server, hours: i64) {
         assert_eq!((ok, late), ((SERIES as i64 * STEP) as u64, 0));
         from += STEP;
     }
+    server.settle();
 }
 
 #[test]

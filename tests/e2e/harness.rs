@@ -11,11 +11,71 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// Held by tests that load the machine (load, memory): they run one at a
-/// time, so their timing and memory figures are theirs, not a neighbour's.
-pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
-    static HEAVY: Mutex<()> = Mutex::new(());
-    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+/// Held by tests that load the machine or time the server (load, memory,
+/// stalled streams): while one holds it, no other test's [`Server`] runs, so
+/// its timing and memory figures are its own, not a neighbour's. Every
+/// `Server` takes a shared turn (see [`shared_turn`]).
+pub fn exclusive() -> Exclusive {
+    let mut g = GATE.state.lock().unwrap_or_else(|p| p.into_inner());
+    while g.writer || g.readers > 0 {
+        g = GATE.freed.wait(g).unwrap_or_else(|p| p.into_inner());
+    }
+    g.writer = true;
+    HOLDS_EXCLUSIVE.with(|h| h.set(true));
+    Exclusive(())
+}
+
+/// The machine to oneself; see [`exclusive`]. Released on drop.
+pub struct Exclusive(());
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        HOLDS_EXCLUSIVE.with(|h| h.set(false));
+        GATE.state.lock().unwrap_or_else(|p| p.into_inner()).writer = false;
+        GATE.freed.notify_all();
+    }
+}
+
+/// A turn shared with other ordinary tests, held by each [`Server`]. It waits
+/// only while an exclusive test runs; a waiting exclusive test does not
+/// block it (a test may start a second server while one waits, and waiting
+/// then would deadlock). `None` on the exclusive test's own thread.
+fn shared_turn() -> Option<SharedTurn> {
+    if HOLDS_EXCLUSIVE.with(|h| h.get()) {
+        return None;
+    }
+    let mut g = GATE.state.lock().unwrap_or_else(|p| p.into_inner());
+    while g.writer {
+        g = GATE.freed.wait(g).unwrap_or_else(|p| p.into_inner());
+    }
+    g.readers += 1;
+    Some(SharedTurn(()))
+}
+
+struct SharedTurn(());
+
+impl Drop for SharedTurn {
+    fn drop(&mut self) {
+        GATE.state.lock().unwrap_or_else(|p| p.into_inner()).readers -= 1;
+        GATE.freed.notify_all();
+    }
+}
+
+struct GateState {
+    writer: bool,
+    readers: usize,
+}
+
+struct Gate {
+    state: Mutex<GateState>,
+    freed: std::sync::Condvar,
+}
+
+static GATE: Gate =
+    Gate { state: Mutex::new(GateState { writer: false, readers: 0 }), freed: std::sync::Condvar::new() };
+
+thread_local! {
+    static HOLDS_EXCLUSIVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The strata binary built by cargo for this test target.
@@ -141,6 +201,8 @@ pub struct Server {
     pub token: String,
     pub stderr: Arc<Mutex<Vec<String>>>,
     agent: ureq::Agent,
+    /// Declared last: released after the child is stopped in `Drop`.
+    _turn: Option<SharedTurn>,
 }
 
 pub fn agent() -> ureq::Agent {
@@ -175,6 +237,7 @@ impl Server {
     }
 
     fn launch(dir: TempDir, test_now: Option<i64>, extra: &[&str], demo: bool) -> Server {
+        let turn = shared_turn();
         let mut args: Vec<String> = [
             "serve",
             "--listen",
@@ -240,7 +303,7 @@ impl Server {
             .trim()
             .to_string();
         assert!(!token.is_empty(), "admin.token is empty");
-        Server { child, dir: Some(dir), base, token, stderr: lines, agent: agent() }
+        Server { child, dir: Some(dir), base, token, stderr: lines, agent: agent(), _turn: turn }
     }
 
     /// The server's process id (memory checks read /proc/PID/status).
@@ -351,6 +414,22 @@ impl Server {
                 .unwrap_or(0)
         };
         (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
+    }
+
+    /// Waits (up to 60 s) until the background work of every acknowledged
+    /// ingest is on disk: closed hours laid out and their checkpoints
+    /// written (`/health` reads the follow-ups before the checkpoints).
+    pub fn settle(&self) {
+        let start = Instant::now();
+        loop {
+            let (status, h) = self.get("/health");
+            assert_eq!(status, 200, "{h}");
+            if h["ingest_followups_pending"] == 0 && h["checkpoints_pending"] == 0 {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "background work still pending after 60 s: {h}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -44,7 +44,9 @@ fn sigterm_closes_idle_keep_alive_connections_at_once() {
     assert!(answer.starts_with("http/1.1 200"), "{answer}");
     assert!(!answer.contains("connection: close"), "kept alive: {answer}");
     let (took, _dir) = s.stop_gracefully_timed();
-    assert!(took < Duration::from_secs(3), "SIGTERM took {took:?} with an idle connection open");
+    // The old bug held the exit for the 10 s grace period; the exit itself
+    // writes a checkpoint, which a busy disk can stretch.
+    assert!(took < Duration::from_secs(8), "SIGTERM took {took:?} with an idle connection open");
     // The server closed it rather than leaving it to the client.
     let mut rest = Vec::new();
     assert!(matches!(idle.read_to_end(&mut rest), Ok(0) | Err(_)), "{rest:?}");
@@ -71,7 +73,7 @@ fn sigterm_ends_open_sse_streams() {
     let mut rest = String::new();
     let _ = lines.read_to_string(&mut rest);
     let took = stop.join().expect("stopper");
-    assert!(took < Duration::from_secs(4), "SIGTERM took {took:?} with an SSE stream open");
+    assert!(took < Duration::from_secs(8), "SIGTERM took {took:?} with an SSE stream open");
     assert!(rest.contains("event: close") && rest.contains("server shutting down"), "{rest}");
 }
 

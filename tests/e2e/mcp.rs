@@ -473,10 +473,17 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
     assert_eq!(r.json()["error"]["code"], -32000);
     assert_eq!(call(&s, &t_all, &ping).status, 200, "other tokens are unaffected");
     let (_, paced) = mk(&s, "paced", &["scope:mcp"]);
+    // 120 calls inside the minute, never 10 in a second: at least 150 ms
+    // apart, so a stalled call is not followed by a burst that catches up.
     let started = Instant::now();
+    let mut last: Option<Instant> = None;
     for i in 0..120 {
-        let at = Duration::from_millis(110 * i);
+        let at = Duration::from_millis(200 * i);
         std::thread::sleep(at.saturating_sub(started.elapsed()));
+        if let Some(last) = last {
+            std::thread::sleep(Duration::from_millis(150).saturating_sub(last.elapsed()));
+        }
+        last = Some(Instant::now());
         let r = call(&s, &paced, &ping);
         assert_eq!(r.status, 200, "request {i} at {:?}: {}", started.elapsed(), r.body);
     }

@@ -392,6 +392,9 @@ fn big_batch(t: i64) -> Vec<u8> {
 
 #[test]
 fn streams_drop_a_stalled_reader_keep_others_ticking_and_memory_bounded() {
+    // Its ticks are 0.5 MB each, built on a timer: a neighbour's load would
+    // stretch the gaps it measures.
+    let _one_at_a_time = crate::harness::exclusive();
     let s = Server::start_with(TempDir::new("stall"), None, &["--stream-queue", "2"]);
     let load = |t: i64| {
         let r = s.request("/api/v1/ingest", Auth::Admin, Some(&big_batch(t)));

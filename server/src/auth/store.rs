@@ -482,6 +482,19 @@ impl TokenStore {
 
     /// Revokes a token (idempotent). Returns the record, or None if unknown.
     pub fn revoke(&self, id: &str, now: i64) -> Result<Option<TokenRecord>, ApiError> {
+        Ok(self.revoke_then(id, now, || ())?.map(|(rec, ())| rec))
+    }
+
+    /// [`TokenStore::revoke`], running `end_work` (ending the token's
+    /// running queries and streams) once the revocation holds in memory and
+    /// before the token file is written: a running query stops within its
+    /// next check, not after an fsync that a busy disk can stretch.
+    pub fn revoke_then<R>(
+        &self,
+        id: &str,
+        now: i64,
+        end_work: impl FnOnce() -> R,
+    ) -> Result<Option<(TokenRecord, R)>, ApiError> {
         let rec = {
             let mut entries = self.entries.write().map_err(|_| ApiError::Internal("token store lock".into()))?;
             let Some(e) = entries.list.iter_mut().find(|e| e.record.id == id) else { return Ok(None) };
@@ -491,8 +504,9 @@ impl TokenStore {
             e.record.revoked_at.get_or_insert(now);
             e.record.clone()
         };
+        let ended = end_work();
         self.persist().map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok(Some(rec))
+        Ok(Some((rec, ended)))
     }
 }
 

@@ -26,6 +26,9 @@ pub async fn health(State(st): State<AppState>) -> ApiResult<(StatusCode, Json<V
     .await
     .map_err(|e| crate::error::ApiError::Internal(format!("health task failed: {e}")))??;
     let engine = st.engine.clone();
+    // Read before the checkpoints: a follow-up ends only after the
+    // checkpoint it plans is counted (see `Engine::pending_followups`).
+    let followups = engine.pending_followups();
     let adm = st.admission.stats();
     let disk = engine.disk_bytes();
     let tiers: Vec<Value> = tiers
@@ -51,6 +54,7 @@ pub async fn health(State(st): State<AppState>) -> ApiResult<(StatusCode, Json<V
             "refused": adm.refused,
             "answers_waiting_bytes": st.unsent.held(),
         },
+        "ingest_followups_pending": followups,
         "checkpoints_pending": engine.pending_checkpoints(),
     });
     let (status, reason) = match (engine.wal_failure(), engine.checkpoint_failure()) {

@@ -114,11 +114,11 @@ pub async fn revoke(
 ) -> ApiResult<Json<Value>> {
     let Path(id) = id.map_err(super::bad_path)?;
     let (auth, tid) = (st.auth.clone(), id.clone());
-    let rec = tokio::task::spawn_blocking(move || auth.tokens.revoke(&tid, now_secs()))
-        .await
-        .map_err(|e| ApiError::Internal(format!("token task failed: {e}")))??
-        .ok_or_else(|| ApiError::NotFound(format!("no token with id '{id}'")))?;
-    let ended = st.auth.inflight.cancel(&id);
+    let (rec, ended) =
+        tokio::task::spawn_blocking(move || auth.tokens.revoke_then(&tid, now_secs(), || auth.inflight.cancel(&tid)))
+            .await
+            .map_err(|e| ApiError::Internal(format!("token task failed: {e}")))??
+            .ok_or_else(|| ApiError::NotFound(format!("no token with id '{id}'")))?;
     tracing::info!(id = %id, by = %me.token_id, ended, "token revoked");
     Ok(Json(json!({"id": rec.id, "revoked_at": rec.revoked_at, "ended": ended})))
 }
