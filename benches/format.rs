@@ -4,6 +4,10 @@
 //! shapes are bench-peer's: one series x 300 points ((c), a dashboard
 //! panel) and every series x 300 points ((g)). Reported as bytes/s of
 //! response; the query itself runs once, outside the measured loops.
+//! The `request` group times the other direction: a Grafana panel's POST
+//! body into a request, read straight from the bytes (the server's path)
+//! and through a `serde_json::Value` (the lenient path every body took
+//! before).
 //!
 //! `STRATA_BENCH_ONLY=one|every` loops one shape's json2 for 20 s, for
 //! profilers.
@@ -13,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
-use strata_engine::query::body::parse_body;
+use strata_engine::query::body::{parse_body, parse_body_json};
 use strata_engine::query::result::QueryResult;
 use strata_engine::query::ApiVersion;
 use strata_engine::Engine;
@@ -77,6 +81,26 @@ fn bench_format(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(bytes));
     g.bench_function("v1_json_every_x300", |b| {
         b.iter(|| black_box(v1_json::write(black_box(&every_v1), "system.cpu")))
+    });
+    g.finish();
+
+    let body = br#"{"format":"json2","options":["jsonwrap","flip","ms","minimal-stats"],
+        "scope":{"contexts":["system.cpu"],"nodes":["node-0000"],"instances":["cpu0"],"labels":[]},
+        "selectors":{"contexts":["*"],"nodes":["*"],"instances":["*"],"dimensions":["*"],"labels":["*"]},
+        "aggregations":{"metrics":[{"group_by":["selected"],"group_by_label":[],"aggregation":"avg"}],
+                        "time":{"time_group":"average","time_resampling":0}},
+        "window":{"after":1764140000,"before":1764143600,"points":60},"timeout":30000}"#;
+    let mut g = c.benchmark_group("request");
+    g.sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("post_body_strict", |b| {
+        b.iter(|| black_box(parse_body_json(ApiVersion::V3, black_box(body)).expect("strict").expect("valid")))
+    });
+    g.bench_function("post_body_via_value", |b| {
+        b.iter(|| {
+            let v: serde_json::Value = serde_json::from_slice(black_box(body)).expect("JSON");
+            black_box(parse_body(ApiVersion::V3, &v).expect("valid"))
+        })
     });
     g.finish();
 }

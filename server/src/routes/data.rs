@@ -14,7 +14,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::Value;
-use strata_engine::query::body::parse_body;
+use strata_engine::query::body::{parse_body, parse_body_json};
 use strata_engine::query::params::parse_params;
 use strata_engine::query::request::{ApiVersion, Format, QueryRequest};
 use strata_engine::EngineError;
@@ -139,6 +139,12 @@ pub async fn get_v3(
 
 async fn body_request(st: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<QueryRequest> {
     let bytes = read_capped(headers, body, (st.limits.query, BodyKind::Query), st.limits.read_timeout).await?;
+    // The common shape is read straight from the bytes; the rest (lenient
+    // forms, and every malformed body, whose errors it words) through a
+    // `Value`. Both give the same request (see `parse_body_json`).
+    if let Some(req) = parse_body_json(ApiVersion::V3, &bytes) {
+        return Ok(req?);
+    }
     let value: Value = parse_json(&bytes)?;
     Ok(parse_body(ApiVersion::V3, &value)?)
 }
