@@ -614,14 +614,16 @@ impl Engine {
     /// Runs a data query.
     pub fn query(&self, req: &QueryRequest) -> Result<QueryResult> {
         let _running = Running::start(&self.running);
-        crate::query::run(self.source(), req, self.now(), &self.config.limits, None, None)
+        let req = Arc::new(req.clone());
+        crate::query::run(self.source(), &req, self.now(), &self.config.limits, None, None)
     }
 
     /// Like [`Engine::query`]; stops with `Cancelled` once `cancel` turns
     /// true (checked between metrics and every few thousand buckets).
     pub fn query_cancellable(&self, req: &QueryRequest, cancel: &std::sync::atomic::AtomicBool) -> Result<QueryResult> {
         let _running = Running::start(&self.running);
-        crate::query::run(self.source(), req, self.now(), &self.config.limits, Some(cancel), None)
+        let req = Arc::new(req.clone());
+        crate::query::run(self.source(), &req, self.now(), &self.config.limits, Some(cancel), None)
     }
 
     /// [`Engine::query_cancellable`] of the request `estimate` holds: its
@@ -633,7 +635,7 @@ impl Engine {
         cancel: &std::sync::atomic::AtomicBool,
     ) -> Result<QueryResult> {
         let _running = Running::start(&self.running);
-        let (req, resolved) = (estimate.request(), Some(&estimate.resolved));
+        let (req, resolved) = (estimate.shared_request(), Some(&estimate.resolved));
         crate::query::run(self.source(), req, self.now(), &self.config.limits, Some(cancel), resolved)
     }
 

@@ -15,17 +15,18 @@ pub mod tls;
 pub mod unsent;
 
 pub use routes::router;
-pub use state::{AgentInfo, AppState, BodyLimits, McpConfig, StreamConfig};
+pub use state::{AgentInfo, AppParts, AppState, BodyLimits, McpConfig, StreamConfig};
 
 pub use serve::ServeOptions;
 
 /// Serves the API on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: AppState,
+    state: impl Into<AppState>,
     opts: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let state: AppState = state.into();
     let closing = state.stream.closing.clone();
     let shutdown = async move {
         shutdown.await;

@@ -91,8 +91,28 @@ pub use strata_sql::SqlEngine;
 #[derive(Debug)]
 pub struct SqlEngine;
 
+/// What every handler shares: a handle to the [`AppParts`], so the
+/// per-request clones axum makes of its state are one reference count, not
+/// a copy of each part (the stream and MCP settings hold patterns and
+/// lists).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl From<AppParts> for AppState {
+    fn from(parts: AppParts) -> Self {
+        AppState(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// The server's parts, built once at start ([`AppState`] shares them).
+pub struct AppParts {
     pub engine: Arc<Engine>,
     pub auth: Arc<Auth>,
     pub agent: Arc<AgentInfo>,

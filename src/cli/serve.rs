@@ -19,7 +19,7 @@ use strata_engine::wal::{SyncPolicy, WalOptions};
 use strata_engine::{Clock, Engine, EngineConfig};
 use strata_server::admission::{Admission, AdmissionLimits};
 use strata_server::auth::{Auth, TokenStore};
-use strata_server::{AgentInfo, AppState, BodyLimits, ServeOptions};
+use strata_server::{AgentInfo, AppParts, BodyLimits, ServeOptions};
 
 use crate::collector::{hostname, HostCollector};
 
@@ -353,7 +353,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         engine.checkpoint().map_err(|e| format!("saving demo data: {e}"))?;
         tracing::info!(samples, rollups, secs = started.elapsed().as_secs_f64(), "demo history loaded");
     }
-    let state = AppState {
+    let state = AppParts {
         engine: engine.clone(),
         auth: Arc::new(Auth {
             tokens,

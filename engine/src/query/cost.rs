@@ -18,6 +18,8 @@
 
 use crate::catalog::Catalog;
 use crate::error::Result;
+use std::sync::Arc;
+
 use crate::query::request::QueryRequest;
 use crate::query::select::Selection;
 use crate::query::{select, window};
@@ -56,7 +58,7 @@ pub fn estimate(cat: &Catalog, req: QueryRequest, now: i64) -> Result<Estimate> 
     let window_secs = b.saturating_sub(a).saturating_add(1).max(1) as u64;
     let points = if req.points == 0 { window_secs } else { req.points.min(window_secs) };
     let resolved = Resolved { catalog: catalog_id(cat), generation: cat.registry.generation, sel };
-    Ok(Estimate { cost: QueryCost { metrics, window_secs, points }, req, resolved })
+    Ok(Estimate { cost: QueryCost { metrics, window_secs, points }, req: Arc::new(req), resolved })
 }
 
 /// A query's request, its cost, and the selection it was estimated from,
@@ -66,13 +68,18 @@ pub fn estimate(cat: &Catalog, req: QueryRequest, now: i64) -> Result<Estimate> 
 #[derive(Debug)]
 pub struct Estimate {
     pub cost: QueryCost,
-    req: QueryRequest,
+    req: Arc<QueryRequest>,
     pub(crate) resolved: Resolved,
 }
 
 impl Estimate {
     /// The request estimated (and to be run), as it was given.
     pub fn request(&self) -> &QueryRequest {
+        &self.req
+    }
+
+    /// The request, for the result to share.
+    pub(crate) fn shared_request(&self) -> &Arc<QueryRequest> {
         &self.req
     }
 }

@@ -27,7 +27,7 @@ pub struct Timings {
 pub struct Inputs<'a> {
     pub cat: &'a Catalog,
     pub store: &'a StoreView,
-    pub req: &'a QueryRequest,
+    pub req: &'a std::sync::Arc<QueryRequest>,
     pub sel: &'a Selection,
     pub plan: &'a QueryPlan,
     /// The query's wall clock, for the live-edge trimming.
@@ -122,7 +122,7 @@ pub fn run(inp: Inputs<'_>, scan: ScanOutput, grouped: Grouped<'_>, timings: Tim
     let chosen_tier =
         plan.pinned.unwrap_or_else(|| (0..TIERS).rev().find(|&t| scan.tier_use.points[t] > 0).unwrap_or(0));
     QueryResult {
-        request: req.clone(),
+        request: std::sync::Arc::clone(req),
         window,
         series,
         grouped_by: final_pass.keys.clone(),

@@ -109,7 +109,7 @@ pub struct Source<'a> {
 /// scan never waits for ingest.
 pub(crate) fn run(
     src: Source<'_>,
-    req: &QueryRequest,
+    req: &std::sync::Arc<QueryRequest>,
     now: i64,
     limits: &QueryLimits,
     cancel: Option<&AtomicBool>,

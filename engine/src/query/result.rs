@@ -173,7 +173,8 @@ pub struct TierInfo {
 
 #[derive(Debug, Clone)]
 pub struct QueryResult {
-    pub request: QueryRequest,
+    /// Shared with the estimate that ran it (no copy of its patterns).
+    pub request: std::sync::Arc<QueryRequest>,
     pub window: Window,
     pub series: Vec<Series>,
     /// Keys of the final pass (for `view.dimensions.grouped_by`).
