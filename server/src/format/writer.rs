@@ -77,8 +77,12 @@ impl Json {
     pub fn key(&mut self, k: &'static str) -> &mut Self {
         let parent = self.before_key();
         let name = if self.long_keys { long_name(k, parent).unwrap_or(k) } else { k };
-        self.string(name);
-        self.buf.push(b':');
+        // The vocabulary needs no escaping: written as is, not scanned.
+        debug_assert!(!name.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'), "key {name:?} needs escaping");
+        self.buf.reserve(name.len() + 3);
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b"\":");
         self.pending = k;
         self
     }
