@@ -7,24 +7,47 @@ use crate::model::{Registry, SeriesMeta};
 
 #[derive(Debug, Default)]
 pub struct Catalog {
-    pub registry: Registry,
-    pub postings: Postings,
+    registry: Registry,
+    postings: Postings,
 }
 
+/// Read access only: the registry and the postings change together, in
+/// `Catalog`'s own methods, and every change bumps the registry's
+/// generation (see [`Registry`]).
 impl Catalog {
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn postings(&self) -> &Postings {
+        &self.postings
+    }
+
+    /// Creates or updates a node (see [`Registry::upsert_node`]); its
+    /// metrics' postings do not depend on its names.
+    pub fn upsert_node(
+        &mut self,
+        id: &str,
+        hostname: Option<&str>,
+        machine_guid: Option<&str>,
+        labels: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> crate::model::NodeIdx {
+        self.registry.upsert_node(id, hostname, machine_guid, labels)
+    }
+
     /// Registers a series (creating node, context, instance as needed).
     pub fn register(&mut self, meta: &SeriesMeta<'_>) -> MetricId {
         // The old labels are kept (a copy) only when these replace them:
         // most batches name known series with the same labels or none.
         let inst_before = self.registry.instance_idx(meta.node, meta.instance).and_then(|i| {
-            let inst = &self.registry.instances[i as usize];
+            let inst = &self.registry.instances()[i as usize];
             let relabels = meta.labels.is_some_and(|l| !l.is_empty() && *l != inst.labels);
             relabels.then(|| (inst.labels.clone(), inst.metrics.len()))
         });
         let r = self.registry.register(meta);
         let m = r.metric;
         let inst_idx = self.registry.metric(m).instance;
-        let inst = &self.registry.instances[inst_idx as usize];
+        let inst = &self.registry.instances()[inst_idx as usize];
         if r.new_metric {
             self.postings.add_metric(m, inst.node, inst.context, inst_idx, meta.dimension, &inst.labels);
         }
@@ -82,7 +105,7 @@ impl Catalog {
         let r = &self.registry;
         CatalogSnapshot {
             nodes: r
-                .nodes
+                .nodes()
                 .iter()
                 .map(|n| NodeSnap {
                     id: n.id.clone(),
@@ -92,7 +115,7 @@ impl Catalog {
                 })
                 .collect(),
             contexts: r
-                .contexts
+                .contexts()
                 .iter()
                 .map(|c| ContextSnap {
                     id: c.id.clone(),
@@ -101,7 +124,7 @@ impl Catalog {
                     chart_type: c.chart_type.clone(),
                 })
                 .collect(),
-            metrics: (0..r.metrics.len() as MetricId)
+            metrics: (0..r.metrics().len() as MetricId)
                 .map(|m| {
                     let inst = r.instance_of(m);
                     MetricSnap {

@@ -358,7 +358,7 @@ pub fn load(
     // Tier 0 starts on a span boundary; coarser history ends where it starts.
     let t0 = (now - hist.tier0_secs).div_euclid(span0) * span0;
     for n in node_specs(&all) {
-        st.catalog.registry.upsert_node(&n.id, n.hostname.as_deref(), n.machine_guid.as_deref(), Some(&n.labels));
+        st.catalog.upsert_node(&n.id, n.hostname.as_deref(), n.machine_guid.as_deref(), Some(&n.labels));
     }
     let ids = register(&mut st.catalog, &all);
     let mut rollups = 0u64;

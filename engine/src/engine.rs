@@ -462,7 +462,7 @@ impl Engine {
                     new_series(batch, &cat, default_node)
                 }
             };
-            (cat.registry.generation, new, known)
+            (cat.registry().generation(), new, known)
         };
         let (report, lsn) = {
             // WAL order must be apply order, so both happen under this lock;
@@ -472,14 +472,14 @@ impl Engine {
             let (new, known) = {
                 let cat = self.catalog.read().map_err(|_| poisoned("catalog lock"))?;
                 let (new, known) = match checked {
-                    (generation, new, known) if generation == cat.registry.generation => (new, known),
+                    (generation, new, known) if generation == cat.registry().generation() => (new, known),
                     _ => {
                         validate_against(batch, &cat, default_node)?;
                         validate_contexts(batch, &cat, default_node)?;
                         (new_series(batch, &cat, default_node), None)
                     }
                 };
-                let held = cat.registry.metrics.len() as u64;
+                let held = cat.registry().metrics().len() as u64;
                 let room = self.config.max_series.saturating_sub(held);
                 if new > room {
                     return Err(EngineError::TooManySeries {
@@ -695,7 +695,7 @@ fn meta_of<'a>(s: &'a SeriesSpec, default_node: &'a str) -> SeriesMeta<'a> {
 /// Registers a validated batch's series and nodes; returns each series' metric.
 fn register(catalog: &mut Catalog, batch: &IngestBatch, default_node: &str) -> Vec<MetricId> {
     for n in &batch.nodes {
-        catalog.registry.upsert_node(&n.id, n.hostname.as_deref(), n.machine_guid.as_deref(), Some(&n.labels));
+        catalog.upsert_node(&n.id, n.hostname.as_deref(), n.machine_guid.as_deref(), Some(&n.labels));
     }
     batch.series.iter().map(|s| catalog.register(&meta_of(s, default_node))).collect()
 }
@@ -703,7 +703,7 @@ fn register(catalog: &mut Catalog, batch: &IngestBatch, default_node: &str) -> V
 /// Each series' metric when registering the whole batch would change
 /// nothing in the catalog (see [`crate::model::Registry::find_unchanged`]).
 fn known_metrics(catalog: &Catalog, batch: &IngestBatch, default_node: &str) -> Option<Vec<MetricId>> {
-    let r = &catalog.registry;
+    let r = &catalog.registry();
     let nodes_unchanged = batch
         .nodes
         .iter()

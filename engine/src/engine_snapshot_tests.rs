@@ -25,7 +25,7 @@ fn a_checkpoint_leaves_no_covered_record_in_the_wal() {
     }
     let want = {
         let st = engine.read().expect("read");
-        st.catalog.registry.metrics.len()
+        st.catalog.registry().metrics().len()
     };
     drop(engine);
     let snapshot: u64 = std::fs::read_dir(dir.0.join("meta"))
@@ -38,7 +38,7 @@ fn a_checkpoint_leaves_no_covered_record_in_the_wal() {
     assert!(first > snapshot, "the oldest segment starts at {first}, after snapshot {snapshot}");
     let (engine, rec) = try_start(&dir).expect("reopen");
     assert_eq!(rec.replayed_records, 3, "the three batches after the checkpoint");
-    assert_eq!(engine.read().expect("read").catalog.registry.metrics.len(), want);
+    assert_eq!(engine.read().expect("read").catalog.registry().metrics().len(), want);
 }
 
 /// A damaged open-span file of the snapshot: every start refuses, naming
@@ -105,7 +105,7 @@ fn a_snapshot_at_the_same_lsn_takes_the_next_name() {
     assert_eq!(names(), vec![format!("{}.1", first[0])]);
     engine.checkpoint().expect("and again");
     assert_eq!(names(), vec![format!("{}.2", first[0])]);
-    let want = engine.read().expect("read").catalog.registry.metrics.len();
+    let want = engine.read().expect("read").catalog.registry().metrics().len();
     drop(engine);
     // The crash window: the old snapshot still beside the new one, and a
     // named snapshot that lost its manifest (left alone, ignored).
@@ -119,7 +119,7 @@ fn a_snapshot_at_the_same_lsn_takes_the_next_name() {
     let broken = meta.join(format!("{}.9", first[0]));
     std::fs::create_dir(&broken).expect("broken");
     let engine = open(&dir);
-    assert_eq!(engine.read().expect("read").catalog.registry.metrics.len(), want);
+    assert_eq!(engine.read().expect("read").catalog.registry().metrics().len(), want);
     assert!(broken.exists(), "a named snapshot without manifest is not deleted at start");
 }
 

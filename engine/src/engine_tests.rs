@@ -231,7 +231,7 @@ fn machine_guids_from_ingest_survive_restarts() {
         vec![crate::ingest::NodeSpec { id: "client-0".into(), machine_guid: Some(G.into()), ..Default::default() }];
     let guids = |e: &Engine| -> Vec<(String, String)> {
         let st = e.read().expect("read");
-        st.catalog.registry.nodes.iter().map(|n| (n.id.clone(), n.machine_guid.clone())).collect()
+        st.catalog.registry().nodes().iter().map(|n| (n.id.clone(), n.machine_guid.clone())).collect()
     };
     let want =
         vec![("client-0".to_string(), G.to_string()), ("shared".to_string(), crate::model::machine_guid_for("shared"))];
@@ -565,7 +565,7 @@ fn racing_batches_of_one_new_metric_agree_on_it() {
 #[test]
 fn known_series_leave_the_generation_alone() {
     let e = Engine::new(EngineConfig::default(), Clock::Fixed(AtomicI64::new(T0 + 3600)));
-    let generation = |e: &Engine| e.read().expect("state").catalog.registry.generation;
+    let generation = |e: &Engine| e.read().expect("state").catalog.registry().generation();
     e.ingest(&batch(0, 0)).expect("first batch");
     let before = generation(&e);
     for k in 1..4 {
@@ -733,7 +733,7 @@ fn racing_batches_never_pass_their_allowance() {
     for r in results.iter().filter_map(|r| r.as_ref().err()) {
         assert!(matches!(r, EngineError::TooManySeries { per_token: true, .. }), "{r}");
     }
-    let created = e.read().expect("state").catalog.registry.metrics.len();
+    let created = e.read().expect("state").catalog.registry().metrics().len();
     assert_eq!(accepted, 5, "five batches fit the allowance of 500");
     assert_eq!(created, 5 * PER_BATCH, "no series past the allowance");
     assert_eq!(*allowance.0.lock().expect("allowance"), 0);

@@ -150,10 +150,10 @@ impl Eq for dyn ScopedKey + '_ {}
 /// (`max_series`, per-token hourly limits) either way.
 #[derive(Debug, Default)]
 pub struct Registry {
-    pub nodes: Vec<Node>,
-    pub contexts: Vec<Context>,
-    pub instances: Vec<Instance>,
-    pub metrics: Vec<Metric>,
+    nodes: Vec<Node>,
+    contexts: Vec<Context>,
+    instances: Vec<Instance>,
+    metrics: Vec<Metric>,
     node_by_id: NameMap<String, NodeIdx>,
     context_by_id: NameMap<String, ContextIdx>,
     instance_by_key: NameMap<Scoped, InstanceIdx>,
@@ -162,7 +162,7 @@ pub struct Registry {
     instances_by_name: NameMap<String, Vec<InstanceIdx>>,
     metric_by_key: NameMap<Scoped, MetricId>,
     /// Bumped on every metadata change; clients use it for cache invalidation.
-    pub generation: u64,
+    generation: u64,
 }
 
 /// A map keyed by names (see [`Registry`] for the hasher).
@@ -176,7 +176,32 @@ pub struct Registered {
     pub new_instance: bool,
 }
 
+/// Read access only: every change goes through `Registry`'s own methods,
+/// which bump `generation`, so a selection resolved at one generation is
+/// valid while it holds (see `query::cost::Resolved`, and ingest's
+/// metric lookup under the read lock).
 impl Registry {
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    pub fn contexts(&self) -> &[Context] {
+        &self.contexts
+    }
+
+    pub fn instances(&self) -> &[Instance] {
+        &self.instances
+    }
+
+    pub fn metrics(&self) -> &[Metric] {
+        &self.metrics
+    }
+
+    /// Bumped on every metadata change.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     pub fn node_idx(&self, id: &str) -> Option<NodeIdx> {
         self.node_by_id.get(id).copied()
     }

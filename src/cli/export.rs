@@ -302,11 +302,11 @@ pub fn run(a: ExportArgs) -> Result<(), String> {
     let engine = open_engine(&a.data_dir)?;
     let started = Instant::now();
     let state = engine.read().map_err(|e| e.to_string())?;
-    let reg = &state.catalog.registry;
+    let reg = &state.catalog.registry();
     let store = &state.store;
 
     // Metrics by name, so exports of the same data compare equal.
-    let mut metrics: Vec<(MetricId, i64)> = (0..reg.metrics.len())
+    let mut metrics: Vec<(MetricId, i64)> = (0..reg.metrics().len())
         .filter_map(|i| MetricId::try_from(i).ok())
         .filter_map(|m| store.update_every(m).map(|ue| (m, ue)))
         .collect();

@@ -124,8 +124,8 @@ fn snapshot(data_dir: &Path) -> Result<(Vec<String>, Catalog), String> {
 
 /// One tier-0 span as Parquet bytes: (bytes, rows, metrics).
 fn span_parquet(cat: &Catalog, seg: &Segment) -> Result<(Vec<u8>, u64, u64), String> {
-    let reg = &cat.registry;
-    let known = |m: MetricId| (m as usize) < reg.metrics.len();
+    let reg = &cat.registry();
+    let known = |m: MetricId| (m as usize) < reg.metrics().len();
     let mut ids: Vec<MetricId> = seg.metric_ids().into_iter().filter(|&m| known(m)).collect();
     ids.sort_by(|&x, &y| {
         let key = |m| (&reg.node_of(m).id, &reg.context_of(m).id, &reg.instance_of(m).id, &reg.metric(m).dimension);

@@ -49,7 +49,7 @@ pub fn new_series(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> u64
         .filter(|s| {
             let node = s.node.as_deref().unwrap_or(default_node);
             let inst = s.instance.as_deref().unwrap_or(&s.context);
-            cat.registry.metric_id(node, inst, &s.dimension).is_none() && seen.insert((node, inst, &s.dimension))
+            cat.registry().metric_id(node, inst, &s.dimension).is_none() && seen.insert((node, inst, &s.dimension))
         })
         .count() as u64
 }
@@ -157,7 +157,7 @@ pub fn validate_shape(batch: &IngestBatch, default_node: &str) -> Result<()> {
 pub fn validate_against(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Result<()> {
     for (i, n) in batch.nodes.iter().enumerate() {
         let Some(g) = &n.machine_guid else { continue };
-        let holder = cat.registry.nodes.iter().find(|c| c.machine_guid == *g && c.id != n.id);
+        let holder = cat.registry().nodes().iter().find(|c| c.machine_guid == *g && c.id != n.id);
         if let Some(other) = holder {
             return Err(EngineError::batch(
                 format!("nodes[{i}].machine_guid"),
@@ -168,8 +168,8 @@ pub fn validate_against(batch: &IngestBatch, cat: &Catalog, default_node: &str) 
     for (i, s) in batch.series.iter().enumerate() {
         let node = s.node.as_deref().unwrap_or(default_node);
         let instance = s.instance.as_deref().unwrap_or(&s.context);
-        if let Some(m) = cat.registry.metric_id(node, instance, &s.dimension) {
-            same_update_every(i, s, cat.registry.metric(m).update_every, default_node)?;
+        if let Some(m) = cat.registry().metric_id(node, instance, &s.dimension) {
+            same_update_every(i, s, cat.registry().metric(m).update_every, default_node)?;
         }
     }
     Ok(())
@@ -184,7 +184,7 @@ pub fn validate_against(batch: &IngestBatch, cat: &Catalog, default_node: &str) 
 /// lookup that found them ([`crate::model::Registry::find_unchanged`])
 /// matched each one's instance to its own context.
 pub fn validate_contexts(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Result<()> {
-    let reg = &cat.registry;
+    let reg = &cat.registry();
     let mut first: std::collections::HashMap<(&str, &str), (&str, usize), _> =
         std::collections::HashMap::with_capacity_and_hasher(batch.series.len(), foldhash::fast::RandomState::default());
     for (i, s) in batch.series.iter().enumerate() {
@@ -203,7 +203,7 @@ pub fn validate_contexts(batch: &IngestBatch, cat: &Catalog, default_node: &str)
             }
         }
         if let Some(idx) = reg.instance_idx(node, instance) {
-            let held = &reg.contexts[reg.instances[idx as usize].context as usize].id;
+            let held = &reg.contexts()[reg.instances()[idx as usize].context as usize].id;
             if *held != s.context {
                 return Err(instance_in_two_contexts(i, node, instance, held, "the server"));
             }
@@ -231,7 +231,7 @@ fn instance_in_two_contexts(i: usize, node: &str, instance: &str, held: &str, ho
 /// again (those lookups were most of the checks' cost in a bulk load).
 pub fn validate_known(batch: &IngestBatch, cat: &Catalog, metrics: &[MetricId], default_node: &str) -> Result<()> {
     for (i, (s, &m)) in batch.series.iter().zip(metrics).enumerate() {
-        same_update_every(i, s, cat.registry.metric(m).update_every, default_node)?;
+        same_update_every(i, s, cat.registry().metric(m).update_every, default_node)?;
     }
     Ok(())
 }
@@ -366,7 +366,7 @@ mod tests {
             assert!(validate_contexts(&other, &cat, "h").is_err());
             // The fast path for known series must not take it either.
             assert!(cat
-                .registry
+                .registry()
                 .find_unchanged(&crate::model::SeriesMeta { dimension: dim, ..meta("beta", "shared") })
                 .is_none());
         }
@@ -395,7 +395,7 @@ mod tests {
         }
         let twice = IngestBatch { nodes: vec![node("a", G), node("b", G)], series: vec![] };
         assert!(validate(&twice, &cat, "h").expect_err("duplicate").to_string().contains("belongs to node 'a'"));
-        cat.registry.upsert_node("a", None, Some(G), None);
+        cat.upsert_node("a", None, Some(G), None);
         assert!(validate(&ok, &cat, "h").is_ok(), "a node may repeat its own guid");
         let taken = IngestBatch { nodes: vec![node("b", G)], series: vec![] };
         assert!(validate(&taken, &cat, "h").expect_err("taken").to_string().contains("belongs to node 'a'"));

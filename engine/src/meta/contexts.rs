@@ -32,10 +32,10 @@ pub struct ContextInfo {
 
 /// Contexts with visible metrics, in context registration order.
 pub fn list(cat: &Catalog, store: &Store, visible: &Visible, tiers: usize) -> Vec<ContextInfo> {
-    let reg = &cat.registry;
+    let reg = &cat.registry();
     let mut out = Vec::new();
-    for (i, c) in reg.contexts.iter().enumerate() {
-        let Some(b) = cat.postings.context(i as u32) else { continue };
+    for (i, c) in reg.contexts().iter().enumerate() {
+        let Some(b) = cat.postings().context(i as u32) else { continue };
         let mine = b & visible;
         if mine.is_empty() {
             continue;
@@ -61,7 +61,7 @@ pub fn list(cat: &Catalog, store: &Store, visible: &Visible, tiers: usize) -> Ve
                 info.dimensions.push(metric.dimension.clone());
             }
             if seen_inst.insert(metric.instance) {
-                let inst = &reg.instances[metric.instance as usize];
+                let inst = &reg.instances()[metric.instance as usize];
                 info.nodes.insert(inst.node);
                 if !info.instances.contains(&inst.id) {
                     info.instances.push(inst.id.clone());

@@ -30,19 +30,19 @@ pub struct InstanceInfo {
 /// Instances with visible metrics, in first-registration order; `only`
 /// keeps just the one with that id (or name).
 pub fn list(cat: &Catalog, store: &Store, visible: &Visible, tiers: usize, only: Option<&str>) -> Vec<InstanceInfo> {
-    let reg = &cat.registry;
+    let reg = &cat.registry();
     let mut out: Vec<InstanceInfo> = Vec::new();
     let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, inst) in reg.instances.iter().enumerate() {
+    for (i, inst) in reg.instances().iter().enumerate() {
         if only.is_some_and(|o| o != inst.id && o != inst.name) {
             continue;
         }
-        let Some(b) = cat.postings.instance(i as InstanceIdx) else { continue };
+        let Some(b) = cat.postings().instance(i as InstanceIdx) else { continue };
         let mine = b & visible;
         if mine.is_empty() {
             continue;
         }
-        let ctx = &reg.contexts[inst.context as usize];
+        let ctx = &reg.contexts()[inst.context as usize];
         let pos = *by_id.entry(inst.id.clone()).or_insert_with(|| {
             out.push(InstanceInfo {
                 id: inst.id.clone(),

@@ -27,10 +27,10 @@ pub struct NodeInfo {
 
 /// Nodes with visible metrics.
 pub fn list(cat: &Catalog, store: &Store, visible: &Visible, tiers: usize) -> Vec<NodeInfo> {
-    let reg = &cat.registry;
+    let reg = &cat.registry();
     let mut out = Vec::new();
-    for (i, n) in reg.nodes.iter().enumerate() {
-        let Some(b) = cat.postings.node(i as u32) else { continue };
+    for (i, n) in reg.nodes().iter().enumerate() {
+        let Some(b) = cat.postings().node(i as u32) else { continue };
         let mine = b & visible;
         if mine.is_empty() {
             continue;
@@ -40,7 +40,7 @@ pub fn list(cat: &Catalog, store: &Store, visible: &Visible, tiers: usize) -> Ve
         for m in &mine {
             let inst = reg.metric(m).instance;
             instances.insert(inst);
-            contexts.insert(reg.instances[inst as usize].context);
+            contexts.insert(reg.instances()[inst as usize].context);
         }
         out.push(NodeInfo {
             index: i as NodeIdx,

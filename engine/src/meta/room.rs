@@ -137,9 +137,9 @@ impl RoomFilter {
     /// The metrics of the room's nodes.
     pub fn metrics(&self, cat: &Catalog) -> roaring::RoaringBitmap {
         let mut out = roaring::RoaringBitmap::new();
-        for (i, n) in cat.registry.nodes.iter().enumerate() {
+        for (i, n) in cat.registry().nodes().iter().enumerate() {
             if self.has_node(n) {
-                if let Some(b) = cat.postings.node(i as u32) {
+                if let Some(b) = cat.postings().node(i as u32) {
                     out |= b;
                 }
             }

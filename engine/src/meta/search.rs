@@ -64,20 +64,20 @@ pub fn compile(q: &str) -> Result<SimplePattern> {
 
 /// Searches the visible metadata.
 pub fn search(cat: &Catalog, visible: &Visible, p: &SimplePattern) -> Found {
-    let reg = &cat.registry;
+    let reg = &cat.registry();
     let mut found = Found::default();
     let test = |s: &str, strings: &mut u64| {
         *strings += 1;
         p.matches(s)
     };
-    for (i, n) in reg.nodes.iter().enumerate() {
-        let shown = cat.postings.node(i as u32).is_some_and(|b| !b.is_disjoint(visible));
+    for (i, n) in reg.nodes().iter().enumerate() {
+        let shown = cat.postings().node(i as u32).is_some_and(|b| !b.is_disjoint(visible));
         if shown && [&n.hostname, &n.machine_guid, &n.id].iter().any(|s| test(s, &mut found.strings)) {
             found.matched_nodes.insert(i as NodeIdx);
         }
     }
-    for (ci, c) in reg.contexts.iter().enumerate() {
-        let Some(b) = cat.postings.context(ci as u32) else { continue };
+    for (ci, c) in reg.contexts().iter().enumerate() {
+        let Some(b) = cat.postings().context(ci as u32) else { continue };
         let mine = b & visible;
         if mine.is_empty() {
             continue;
@@ -103,7 +103,7 @@ pub fn search(cat: &Catalog, visible: &Visible, p: &SimplePattern) -> Found {
         let mut dims: BTreeMap<&str, bool> = BTreeMap::new();
         for m in &mine {
             let metric = reg.metric(m);
-            let inst = &reg.instances[metric.instance as usize];
+            let inst = &reg.instances()[metric.instance as usize];
             let dim_hit = match dims.get(metric.dimension.as_str()) {
                 Some(&known) => known,
                 None => {

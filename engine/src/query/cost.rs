@@ -57,7 +57,7 @@ pub fn estimate(cat: &Catalog, req: QueryRequest, now: i64) -> Result<Estimate> 
     let (a, b) = window::target_window(req.after, req.before, now);
     let window_secs = b.saturating_sub(a).saturating_add(1).max(1) as u64;
     let points = if req.points == 0 { window_secs } else { req.points.min(window_secs) };
-    let resolved = Resolved { catalog: catalog_id(cat), generation: cat.registry.generation, sel };
+    let resolved = Resolved { catalog: catalog_id(cat), generation: cat.registry().generation(), sel };
     Ok(Estimate { cost: QueryCost { metrics, window_secs, points }, req: Arc::new(req), resolved })
 }
 
@@ -97,7 +97,7 @@ pub(crate) struct Resolved {
 impl Resolved {
     /// The selection, if `cat` has not changed since it was resolved.
     pub(crate) fn still_valid(&self, cat: &Catalog) -> Option<&Selection> {
-        (self.catalog == catalog_id(cat) && self.generation == cat.registry.generation).then_some(&self.sel)
+        (self.catalog == catalog_id(cat) && self.generation == cat.registry().generation()).then_some(&self.sel)
     }
 }
 

@@ -59,16 +59,16 @@ pub struct MetricDetail {
 /// Builds the tree in summary order (nodes by `summary.nodes`, the rest by
 /// id), so it reads alongside the summary.
 pub fn build(cat: &Catalog, summary: &Summary, metrics: impl IntoIterator<Item = MetricDetail>) -> Detailed {
-    let reg = &cat.registry;
+    let reg = &cat.registry();
     // node index -> context -> instance index -> dimensions
     type Tree = BTreeMap<usize, BTreeMap<String, BTreeMap<u32, Vec<DetailedDimension>>>>;
     let mut tree: Tree = BTreeMap::new();
     let mut node_of: BTreeMap<usize, u32> = BTreeMap::new();
     for d in metrics {
         let metric = reg.metric(d.metric);
-        let inst = &reg.instances[metric.instance as usize];
-        let node = &reg.nodes[inst.node as usize];
-        let ctx = &reg.contexts[inst.context as usize];
+        let inst = &reg.instances()[metric.instance as usize];
+        let node = &reg.nodes()[inst.node as usize];
+        let ctx = &reg.contexts()[inst.context as usize];
         let Some(ni) = summary.nodes.iter().position(|n| n.id == node.machine_guid) else { continue };
         node_of.insert(ni, inst.node);
         let dims = tree.entry(ni).or_default().entry(ctx.id.clone()).or_default().entry(metric.instance).or_default();
@@ -84,7 +84,7 @@ pub fn build(cat: &Catalog, summary: &Summary, metrics: impl IntoIterator<Item =
     let nodes = tree
         .into_iter()
         .map(|(ni, contexts)| {
-            let node = &reg.nodes[node_of[&ni] as usize];
+            let node = &reg.nodes()[node_of[&ni] as usize];
             DetailedNode {
                 machine_guid: node.machine_guid.clone(),
                 node_id: node.id.clone(),
@@ -97,7 +97,7 @@ pub fn build(cat: &Catalog, summary: &Summary, metrics: impl IntoIterator<Item =
                         instances: instances
                             .into_iter()
                             .map(|(ii, mut dimensions)| {
-                                let inst = &reg.instances[ii as usize];
+                                let inst = &reg.instances()[ii as usize];
                                 dimensions.sort_by(|a, b| a.id.cmp(&b.id));
                                 DetailedInstance {
                                     id: inst.id.clone(),

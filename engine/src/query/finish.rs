@@ -78,13 +78,13 @@ pub fn run(inp: Inputs<'_>, scan: ScanOutput, grouped: Grouped<'_>, timings: Tim
         });
         detailed::build(cat, &summary, each)
     });
-    let reg = &cat.registry;
+    let reg = &cat.registry();
     let mut db_units: Vec<String> = Vec::new();
     let mut titles: Vec<&str> = Vec::new();
     let mut chart_type = "line".to_string();
     for c in &summary.contexts {
         if let Some(ci) = reg.context_idx(&c.id) {
-            let ctx = &reg.contexts[ci as usize];
+            let ctx = &reg.contexts()[ci as usize];
             if !db_units.contains(&ctx.units) {
                 db_units.push(ctx.units.clone());
             }
@@ -137,7 +137,7 @@ pub fn run(inp: Inputs<'_>, scan: ScanOutput, grouped: Grouped<'_>, timings: Tim
         title,
         units,
         chart_type,
-        generation: reg.generation,
+        generation: reg.generation(),
         prep_ms: timings.prep_ms,
         query_ms: timings.query_ms,
         chosen_tier,

@@ -85,9 +85,9 @@ pub fn nodes(cat: &Catalog, p: &SimplePattern) -> RoaringBitmap {
 
 fn node_union<'a>(cat: &'a Catalog, p: &SimplePattern) -> Cow<'a, RoaringBitmap> {
     let mut out = Union::default();
-    for (i, n) in cat.registry.nodes.iter().enumerate() {
+    for (i, n) in cat.registry().nodes().iter().enumerate() {
         if p.matches_any([n.hostname.as_str(), n.machine_guid.as_str(), n.id.as_str()]) {
-            if let Some(b) = cat.postings.node(i as u32) {
+            if let Some(b) = cat.postings().node(i as u32) {
                 out.add(b);
             }
         }
@@ -99,9 +99,9 @@ fn node_union<'a>(cat: &'a Catalog, p: &SimplePattern) -> Cow<'a, RoaringBitmap>
 /// a hostname is chosen by whoever ingests, so it cannot grant access).
 pub fn nodes_by_id(cat: &Catalog, p: &SimplePattern) -> RoaringBitmap {
     let mut out = RoaringBitmap::new();
-    for (i, n) in cat.registry.nodes.iter().enumerate() {
+    for (i, n) in cat.registry().nodes().iter().enumerate() {
         if p.matches(&n.id) {
-            if let Some(b) = cat.postings.node(i as u32) {
+            if let Some(b) = cat.postings().node(i as u32) {
                 out |= b;
             }
         }
@@ -114,7 +114,7 @@ pub fn nodes_by_id(cat: &Catalog, p: &SimplePattern) -> RoaringBitmap {
 /// no node at all (a node that has not reported yet). Allowlists match ids
 /// alone, so an entry that only matches a hostname would grant nothing.
 pub fn named_by_alias_only<'a>(cat: &'a Catalog, entry: &SimplePattern) -> Option<&'a str> {
-    let nodes = &cat.registry.nodes;
+    let nodes = &cat.registry().nodes();
     if nodes.iter().any(|n| entry.matches(&n.id)) {
         return None;
     }
@@ -125,8 +125,9 @@ pub fn named_by_alias_only<'a>(cat: &'a Catalog, entry: &SimplePattern) -> Optio
 /// cover: neither an allowed id nor the hostname or GUID of an allowed node.
 /// Unknown names count as outside, so a 403 does not reveal what exists.
 pub fn named_outside<'a>(cat: &Catalog, s: &'a Selectors, allowed: &SimplePattern) -> Option<&'a str> {
-    let allowed_alias =
-        |l: &str| cat.registry.nodes.iter().any(|n| allowed.matches(&n.id) && (n.hostname == l || n.machine_guid == l));
+    let allowed_alias = |l: &str| {
+        cat.registry().nodes().iter().any(|n| allowed.matches(&n.id) && (n.hostname == l || n.machine_guid == l))
+    };
     s.nodes.iter().flat_map(|p| p.literals()).find(|l| !allowed.matches(l) && !allowed_alias(l))
 }
 
@@ -143,14 +144,14 @@ pub fn narrow_to_room(cat: &Catalog, sel: &mut Selection, room: Option<&crate::m
 fn contexts<'a>(cat: &'a Catalog, p: &SimplePattern) -> Cow<'a, RoaringBitmap> {
     let mut out = Union::default();
     if let Some(words) = p.exact_words() {
-        for b in words.iter().filter_map(|w| cat.registry.context_idx(w)).filter_map(|i| cat.postings.context(i)) {
+        for b in words.iter().filter_map(|w| cat.registry().context_idx(w)).filter_map(|i| cat.postings().context(i)) {
             out.add(b);
         }
         return out.into_cow();
     }
-    for (i, c) in cat.registry.contexts.iter().enumerate() {
+    for (i, c) in cat.registry().contexts().iter().enumerate() {
         if p.matches(&c.id) {
-            if let Some(b) = cat.postings.context(i as u32) {
+            if let Some(b) = cat.postings().context(i as u32) {
                 out.add(b);
             }
         }
@@ -167,10 +168,10 @@ fn instances<'a>(cat: &'a Catalog, p: &SimplePattern, m: Matching) -> Cow<'a, Ro
     // not tested against every instance.
     if let Some(words) = p.exact_words().filter(|w| w.iter().all(|w| !w.contains('@'))) {
         for w in words {
-            for &i in cat.registry.instances_named(w) {
-                let inst = &cat.registry.instances[i as usize];
+            for &i in cat.registry().instances_named(w) {
+                let inst = &cat.registry().instances()[i as usize];
                 if (m.ids && inst.id == w) || (m.names && inst.name == w) {
-                    if let Some(b) = cat.postings.instance(i) {
+                    if let Some(b) = cat.postings().instance(i) {
                         out.add(b);
                     }
                 }
@@ -179,8 +180,8 @@ fn instances<'a>(cat: &'a Catalog, p: &SimplePattern, m: Matching) -> Cow<'a, Ro
         return out.into_cow();
     }
     let pinned = p.literals().any(|w| w.contains('@')) || p.words() > p.literals().count();
-    for (i, inst) in cat.registry.instances.iter().enumerate() {
-        let node = &cat.registry.nodes[inst.node as usize];
+    for (i, inst) in cat.registry().instances().iter().enumerate() {
+        let node = &cat.registry().nodes()[inst.node as usize];
         let at = |on: bool, name: &str, host: &str| (pinned && on).then(|| format!("{name}@{host}"));
         let (by_guid, by_host, by_id) = (
             at(m.ids, &inst.id, &node.machine_guid),
@@ -190,7 +191,7 @@ fn instances<'a>(cat: &'a Catalog, p: &SimplePattern, m: Matching) -> Cow<'a, Ro
         let name = (m.names && (inst.name != inst.id || !m.ids)).then_some(inst.name.as_str());
         let cands = [m.ids.then_some(inst.id.as_str()), name, by_guid.as_deref(), by_host.as_deref(), by_id.as_deref()];
         if p.matches_any(cands.into_iter().flatten()) {
-            if let Some(b) = cat.postings.instance(i as u32) {
+            if let Some(b) = cat.postings().instance(i as u32) {
                 out.add(b);
             }
         }
@@ -201,12 +202,12 @@ fn instances<'a>(cat: &'a Catalog, p: &SimplePattern, m: Matching) -> Cow<'a, Ro
 fn dimensions<'a>(cat: &'a Catalog, p: &SimplePattern) -> Cow<'a, RoaringBitmap> {
     let mut out = Union::default();
     if let Some(words) = p.exact_words() {
-        for b in words.iter().filter_map(|w| cat.postings.by_dimension.get(*w)) {
+        for b in words.iter().filter_map(|w| cat.postings().by_dimension.get(*w)) {
             out.add(b);
         }
         return out.into_cow();
     }
-    for (name, b) in &cat.postings.by_dimension {
+    for (name, b) in &cat.postings().by_dimension {
         if p.matches(name) {
             out.add(b);
         }
@@ -216,9 +217,9 @@ fn dimensions<'a>(cat: &'a Catalog, p: &SimplePattern) -> Cow<'a, RoaringBitmap>
 
 fn labels<'a>(cat: &'a Catalog, f: &LabelFilter) -> Cow<'a, RoaringBitmap> {
     let mut out = Union::default();
-    for (i, inst) in cat.registry.instances.iter().enumerate() {
+    for (i, inst) in cat.registry().instances().iter().enumerate() {
         if f.matches(|k| inst.labels.get(k).map(String::as_str)) {
-            if let Some(b) = cat.postings.instance(i as u32) {
+            if let Some(b) = cat.postings().instance(i as u32) {
                 out.add(b);
             }
         }
@@ -277,7 +278,7 @@ pub fn resolve(cat: &Catalog, req: &QueryRequest) -> Result<Selection> {
 
 /// Resolves scope and selectors.
 pub fn select(cat: &Catalog, scope: &Selectors, selectors: &Selectors, m: Matching) -> Selection {
-    let scope = narrow(cat, &cat.postings.all, scope, m);
+    let scope = narrow(cat, &cat.postings().all, scope, m);
     let selected = narrow(cat, &scope, selectors, m);
     Selection { scope, selected }
 }
@@ -324,9 +325,9 @@ mod tests {
     #[test]
     fn allowlist_entries_naming_a_node_by_alias_only() {
         let mut cat = Catalog::default();
-        cat.registry.upsert_node("web-1", Some("web-1.example"), None, None);
-        cat.registry.upsert_node("db-1", Some("web-1"), None, None);
-        let guid = cat.registry.nodes[0].machine_guid.clone();
+        cat.upsert_node("web-1", Some("web-1.example"), None, None);
+        cat.upsert_node("db-1", Some("web-1"), None, None);
+        let guid = cat.registry().nodes()[0].machine_guid.clone();
         let p = |w: &str| SimplePattern::parse_list(&[w]).expect("pattern");
         assert_eq!(named_by_alias_only(&cat, &p("web-1.example")), Some("web-1"));
         assert_eq!(named_by_alias_only(&cat, &p(&guid)), Some("web-1"));
@@ -390,12 +391,12 @@ mod tests {
             let p = |w: &str| Some(SimplePattern::parse_list(&[w]).expect("pattern"));
             let s = Selectors { contexts: p(ctx), instances: p(inst), dimensions: p(dim), ..Default::default() };
             let got = select(&cat, &Selectors::default(), &s, Matching::BOTH).selected;
-            let want: RoaringBitmap = (0..cat.registry.metrics.len() as u32)
+            let want: RoaringBitmap = (0..cat.registry().metrics().len() as u32)
                 .filter(|&m| {
-                    let (c, i) = (cat.registry.context_of(m), cat.registry.instance_of(m));
+                    let (c, i) = (cat.registry().context_of(m), cat.registry().instance_of(m));
                     s.contexts.as_ref().is_some_and(|p| p.matches(&c.id))
                         && s.instances.as_ref().is_some_and(|p| p.matches(&i.id))
-                        && s.dimensions.as_ref().is_some_and(|p| p.matches(&cat.registry.metric(m).dimension))
+                        && s.dimensions.as_ref().is_some_and(|p| p.matches(&cat.registry().metric(m).dimension))
                 })
                 .collect();
             prop_assert_eq!(got, want);

@@ -13,7 +13,7 @@ use crate::query::result::{Counts, Item, Summary};
 
 /// Builds the summary. `stats` holds the queried metrics' statistics.
 pub fn build(cat: &Catalog, selected: &RoaringBitmap, excluded: &RoaringBitmap, stats: &IdMap<PointStats>) -> Summary {
-    let reg = &cat.registry;
+    let reg = &cat.registry();
     let mut s = Summary::default();
     let all = selected | excluded;
     // Registry indices are handed out by the catalog, like metric ids: the
@@ -38,9 +38,9 @@ pub fn build(cat: &Catalog, selected: &RoaringBitmap, excluded: &RoaringBitmap, 
         let st = stats.get(&m);
         let metric = reg.metric(m);
         let inst_idx = metric.instance;
-        let inst = &reg.instances[inst_idx as usize];
-        let node = &reg.nodes[inst.node as usize];
-        let ctx = &reg.contexts[inst.context as usize];
+        let inst = &reg.instances()[inst_idx as usize];
+        let node = &reg.nodes()[inst.node as usize];
+        let ctx = &reg.contexts()[inst.context as usize];
         let bump = |c: &mut Counts| {
             if is_sel {
                 c.selected += 1;

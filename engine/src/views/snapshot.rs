@@ -82,24 +82,24 @@ pub fn snapshot(
     now: i64,
     tiers: usize,
 ) -> Vec<NodeSnapshot> {
-    let reg = &cat.registry;
+    let reg = &cat.registry();
     let mut in_contexts = RoaringBitmap::new();
-    for (i, c) in reg.contexts.iter().enumerate() {
+    for (i, c) in reg.contexts().iter().enumerate() {
         if sub.contexts.matches(&c.id) {
-            if let Some(b) = cat.postings.context(i as u32) {
+            if let Some(b) = cat.postings().context(i as u32) {
                 in_contexts |= b;
             }
         }
     }
     let mut out = Vec::new();
-    for (i, n) in reg.nodes.iter().enumerate() {
+    for (i, n) in reg.nodes().iter().enumerate() {
         if allowed.is_some_and(|p| !p.matches(&n.id)) {
             continue;
         }
         if sub.nodes.as_ref().is_some_and(|p| !p.matches_any([n.id.as_str(), &n.hostname, &n.machine_guid])) {
             continue;
         }
-        let Some(all) = cat.postings.node(i as u32) else { continue };
+        let Some(all) = cat.postings().node(i as u32) else { continue };
         if Span::of(store, all.iter(), tiers).last.is_none() {
             continue;
         }
@@ -112,7 +112,7 @@ pub fn snapshot(
         let mut contexts: BTreeMap<String, ContextValues> = BTreeMap::new();
         for l in latest::latest(store, &(all & &in_contexts), tiers) {
             let inst = reg.instance_of(l.metric);
-            let ctx = &reg.contexts[inst.context as usize];
+            let ctx = &reg.contexts()[inst.context as usize];
             let c = contexts
                 .entry(ctx.id.clone())
                 .or_insert_with(|| ContextValues { units: ctx.units.clone(), instances: BTreeMap::new() });

@@ -38,7 +38,7 @@ fn label_value(v: &str) -> String {
 
 /// Renders `latest` (visible metrics' newest values); returns body and content type.
 pub fn render(cat: &Catalog, latest: &[Latest], r: &AllMetricsRequest) -> (String, &'static str) {
-    let reg = &cat.registry;
+    let reg = &cat.registry();
     let keys = super::chart_key::ChartKeys::new(reg, latest.iter().map(|l| reg.instance_of(l.metric).node));
     let chart_key = |l: &Latest| keys.key(reg.instance_of(l.metric));
     match r.format {
@@ -50,7 +50,7 @@ pub fn render(cat: &Catalog, latest: &[Latest], r: &AllMetricsRequest) -> (Strin
                 let dim = &reg.metric(l.metric).dimension;
                 let c = charts.entry(chart_key(l)).or_insert_with(|| {
                     json!({"name": inst.name, "family": ctx.family, "context": ctx.id, "units": ctx.units,
-                           "hostname": reg.nodes[inst.node as usize].hostname, "last_updated": l.t, "dimensions": {}})
+                           "hostname": reg.nodes()[inst.node as usize].hostname, "last_updated": l.t, "dimensions": {}})
                 });
                 if c["last_updated"].as_i64().is_some_and(|t| t < l.t) {
                     c["last_updated"] = json!(l.t);
@@ -84,7 +84,7 @@ pub fn render(cat: &Catalog, latest: &[Latest], r: &AllMetricsRequest) -> (Strin
             for l in latest {
                 let inst = reg.instance_of(l.metric);
                 let ctx = reg.context_of(l.metric);
-                let node = &reg.nodes[inst.node as usize];
+                let node = &reg.nodes()[inst.node as usize];
                 let mut name = format!("{}_{}", r.prefix, sanitize(&ctx.id));
                 if !r.hide_units && !ctx.units.is_empty() {
                     name.push('_');

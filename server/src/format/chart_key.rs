@@ -23,7 +23,7 @@ impl<'a> ChartKeys<'a> {
         let nodes: BTreeSet<NodeIdx> = nodes.into_iter().collect();
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for &n in &nodes {
-            if let Some(node) = reg.nodes.get(n as usize) {
+            if let Some(node) = reg.nodes().get(n as usize) {
                 *seen.entry(node.hostname.as_str()).or_default() += 1;
             }
         }
@@ -34,7 +34,7 @@ impl<'a> ChartKeys<'a> {
     /// What tells `inst`'s node apart: `None` with one node listed, else
     /// its hostname, or its id where listed nodes share that hostname.
     pub fn node_part(&self, inst: &Instance) -> Option<&'a str> {
-        let node = self.reg.nodes.get(inst.node as usize).filter(|_| !self.single)?;
+        let node = self.reg.nodes().get(inst.node as usize).filter(|_| !self.single)?;
         Some(match self.shared.contains(node.hostname.as_str()) {
             true => node.id.as_str(),
             false => node.hostname.as_str(),

@@ -233,7 +233,7 @@ fn stats(s: &WindowStats) -> Value {
 /// rows (type 0, heaviest first), then per instance (1), context (2) and
 /// node (3) the average weight of their dimensions.
 pub fn weights_result(cat: &Catalog, w: &Weights) -> (Value, Value) {
-    let reg = &cat.registry;
+    let reg = &cat.registry();
     let mut nodes: Vec<Value> = Vec::new();
     let mut node_pos: BTreeMap<u32, usize> = BTreeMap::new();
     let mut contexts: Vec<Value> = Vec::new();
@@ -247,9 +247,9 @@ pub fn weights_result(cat: &Catalog, w: &Weights) -> (Value, Value) {
     let mut up: [Rollup; 3] = Default::default();
     for x in &w.weights {
         let metric = reg.metric(x.metric);
-        let inst = &reg.instances[metric.instance as usize];
-        let node = &reg.nodes[inst.node as usize];
-        let ctx = &reg.contexts[inst.context as usize];
+        let inst = &reg.instances()[metric.instance as usize];
+        let node = &reg.nodes()[inst.node as usize];
+        let ctx = &reg.contexts()[inst.context as usize];
         let ni = *node_pos.entry(inst.node).or_insert_with(|| {
             nodes.push(json!({"mg": node.machine_guid, "nd": node.id, "nm": node.hostname, "ni": nodes.len(),
                               "st": {"ai": 0, "code": 200, "msg": ""}}));

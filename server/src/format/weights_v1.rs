@@ -51,15 +51,15 @@ type Context = (Group<Chart>, BTreeMap<String, usize>);
 /// The whole v1 answer; `options` as the request gave them, `ms` the time
 /// the query took.
 pub fn contexts(cat: &Catalog, w: &Weights, options: &[String], ms: f64) -> Value {
-    let reg = &cat.registry;
+    let reg = &cat.registry();
     let keys = chart_keys(reg, w);
     let mut order: Vec<String> = Vec::new();
     let mut by_context: BTreeMap<String, Context> = BTreeMap::new();
     // `w.weights` is heaviest first: each group's first member is its heaviest.
     for x in &w.weights {
         let metric = reg.metric(x.metric);
-        let inst = &reg.instances[metric.instance as usize];
-        let context = &reg.contexts[inst.context as usize].id;
+        let inst = &reg.instances()[metric.instance as usize];
+        let context = &reg.contexts()[inst.context as usize].id;
         let chart = keys.key(inst);
         let (ctx, charts) = by_context.entry(context.clone()).or_insert_with(|| {
             order.push(context.clone());
@@ -100,16 +100,16 @@ pub fn contexts(cat: &Catalog, w: &Weights, options: &[String], ms: f64) -> Valu
 /// time its walk comes back to the chart, which repeats the key, and a
 /// JSON reader keeps only the last of those.
 pub fn charts(cat: &Catalog, w: &Weights, options: &[String], ms: f64) -> Value {
-    let reg = &cat.registry;
+    let reg = &cat.registry();
     let keys = chart_keys(reg, w);
     let mut out = Map::new();
     // `w.weights` is heaviest first.
     for x in &w.weights {
         let metric = reg.metric(x.metric);
-        let inst = &reg.instances[metric.instance as usize];
+        let inst = &reg.instances()[metric.instance as usize];
         let chart = out
             .entry(keys.key(inst))
-            .or_insert_with(|| json!({"context": reg.contexts[inst.context as usize].id, "dimensions": {}}));
+            .or_insert_with(|| json!({"context": reg.contexts()[inst.context as usize].id, "dimensions": {}}));
         chart["dimensions"][&metric.dimension] = json!(round7(x.weight));
     }
     framed(w, options, ms, "correlated_charts", Value::Object(out))
@@ -244,8 +244,8 @@ mod tests {
                 ("n3", "disk.io", "disk.sda", "reads", 0.2),
             ],
         );
-        for (node, host) in cat.registry.nodes.iter_mut().zip(["box", "box", "other"]) {
-            node.hostname = host.to_string();
+        for (node, host) in ["n1", "n2", "n3"].into_iter().zip(["box", "box", "other"]) {
+            cat.upsert_node(node, Some(host), None, None);
         }
         let v = contexts(&cat, &w, &[], 0.0);
         let charts = &v["contexts"]["disk.io"]["charts"];

@@ -21,7 +21,7 @@ pub async fn health(State(st): State<AppState>) -> ApiResult<(StatusCode, Json<V
     let engine = st.engine.clone();
     let (metrics, tiers) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
         let s = engine.read()?;
-        Ok((s.catalog.registry.metrics.len(), s.store.stats()))
+        Ok((s.catalog.registry().metrics().len(), s.store.stats()))
     })
     .await
     .map_err(|e| crate::error::ApiError::Internal(format!("health task failed: {e}")))??;

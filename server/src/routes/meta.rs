@@ -88,7 +88,7 @@ pub(super) fn nodes_doc(state: &EngineState, ctx: &Ctx, visible: &Visible, limit
     let items: Vec<Value> =
         list.iter().enumerate().map(|(i, n)| fmt::node_full(n, i, ctx.now, ctx.st.agent.version)).collect();
     let mut doc = json!({"api": 2, "nodes": items});
-    ctx.envelope_tail(&mut doc, state.catalog.registry.generation);
+    ctx.envelope_tail(&mut doc, state.catalog.registry().generation());
     doc
 }
 
@@ -109,7 +109,7 @@ pub(super) fn contexts_doc(state: &EngineState, ctx: &Ctx, visible: &Visible, re
         "nodes": briefs,
         "contexts": fmt::contexts_object(&list, fields, ctx.now, req.cardinality),
     });
-    ctx.envelope_tail(&mut doc, cat.registry.generation);
+    ctx.envelope_tail(&mut doc, cat.registry().generation());
     doc
 }
 
@@ -141,7 +141,7 @@ pub async fn info_v2(
         let inv = inventory::count(&state.catalog, store, visible, ctx.tiers, ctx.now);
         let resolutions: Vec<i64> = (0..inv.tiers.len()).map(|t| store.config().resolution(t, 1)).collect();
         let mut doc = json!({"api": 2});
-        ctx.envelope_tail(&mut doc, state.catalog.registry.generation);
+        ctx.envelope_tail(&mut doc, state.catalog.registry().generation());
         let protected = !ctx.st.auth.anonymous_read;
         doc["agents"] = json!([fmt::agent_info(&ctx.st.agent, ctx.now, ctx.ms(), &inv, &resolutions, protected)]);
         MetaShape::of(&req.options).apply(&mut doc);
@@ -210,7 +210,7 @@ pub async fn q_v2(
             "contexts": fmt::search_object(&found, &pos),
             "searches": {"strings": found.strings, "char": 0, "total": found.strings},
         });
-        ctx.envelope_tail(&mut doc, cat.registry.generation);
+        ctx.envelope_tail(&mut doc, cat.registry().generation());
         MetaShape::of(&req.options).apply(&mut doc);
         Ok(Json(doc))
     })
@@ -270,7 +270,7 @@ pub async fn weights_v2(
             "correlated_dimensions": ranked.weights.len(),
             "total_dimensions_count": ranked.considered,
         });
-        ctx.envelope_tail(&mut doc, cat.registry.generation);
+        ctx.envelope_tail(&mut doc, cat.registry().generation());
         Ok(Json(doc))
     })
     .await

@@ -51,7 +51,7 @@ impl Source {
     pub fn visible(&self, cat: &Catalog) -> RoaringBitmap {
         match &self.allow {
             Some(p) => nodes_by_id(cat, p),
-            None => cat.postings.all.clone(),
+            None => cat.postings().all.clone(),
         }
     }
 

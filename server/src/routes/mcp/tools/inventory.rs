@@ -314,16 +314,16 @@ pub static DESCRIBE: Tool = Tool {
                 let hint = if names.is_empty() { String::new() } else { format!("; did you mean {}?", names.join(", ")) };
                 return Err(ToolError::tool(format!("no context '{id}'{hint} (contexts.search finds contexts by words)")));
             };
-            let reg = &cat.registry;
+            let reg = &cat.registry();
             let cidx = reg.context_idx(&id).unwrap_or(0);
             let mut instances = Vec::new();
             let mut label_keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
             let mut mine: Vec<u32> = Vec::new();
-            for (i, x) in reg.instances.iter().enumerate() {
+            for (i, x) in reg.instances().iter().enumerate() {
                 if x.context != cidx {
                     continue;
                 }
-                let Some(b) = cat.postings.instance(i as u32) else { continue };
+                let Some(b) = cat.postings().instance(i as u32) else { continue };
                 let ms = b & visible;
                 if ms.is_empty() || !inst.matches_any([x.id.as_str(), &x.name]) {
                     continue;
@@ -336,7 +336,7 @@ pub static DESCRIBE: Tool = Tool {
                     }
                 }
                 let span = Span::of(store, ms.iter(), tiers);
-                instances.push(json!({"id": x.id, "name": x.name, "node": reg.nodes[x.node as usize].id, "labels": x.labels,
+                instances.push(json!({"id": x.id, "name": x.name, "node": reg.nodes()[x.node as usize].id, "labels": x.labels,
                     "dimensions": ms.iter().map(|m| reg.metric(m).dimension.clone()).collect::<Vec<_>>(),
                     "first_entry": rfc3339(span.first.unwrap_or(0)), "last_entry": rfc3339(span.last.unwrap_or(0))}));
             }
