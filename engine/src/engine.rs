@@ -561,6 +561,9 @@ impl Engine {
                 c.submit(p.plan(&cat, &mut store, p.wal.last_lsn()));
             }
         }
+        // Only now, with the checkpoint it planned counted: `/health` reads
+        // the follow-ups first (see `pending_followups`).
+        drop(after);
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::{describe, TempDir, BIN};
+use crate::harness::{describe, exclusive, TempDir, BIN};
 
 const TARGETS: &[&str] = &[
     "a-tier0-vs-vm",
@@ -37,6 +37,8 @@ fn path_without_peers(dir: &TempDir) -> String {
 
 #[test]
 fn tiny_bench_peer_without_peers_prints_the_table_and_every_target() {
+    // It loads the machine, and times itself.
+    let _one_at_a_time = exclusive();
     let bin = TempDir::new("bench-peer-path");
     let start = Instant::now();
     let mut cmd = Command::new(BIN);

@@ -22,11 +22,12 @@ pub fn exclusive() -> Exclusive {
     }
     g.writer = true;
     HOLDS_EXCLUSIVE.with(|h| h.set(true));
-    Exclusive(())
+    Exclusive(std::marker::PhantomData)
 }
 
-/// The machine to oneself; see [`exclusive`]. Released on drop.
-pub struct Exclusive(());
+/// The machine to oneself; see [`exclusive`]. Released on drop, on the
+/// thread that took it (not `Send`: the flag it clears is that thread's).
+pub struct Exclusive(std::marker::PhantomData<*const ()>);
 
 impl Drop for Exclusive {
     fn drop(&mut self) {
@@ -39,14 +40,23 @@ impl Drop for Exclusive {
 /// A turn shared with other ordinary tests, held by each [`Server`]. It waits
 /// only while an exclusive test runs; a waiting exclusive test does not
 /// block it (a test may start a second server while one waits, and waiting
-/// then would deadlock). `None` on the exclusive test's own thread.
+/// then would deadlock), so exclusive tests may wait until the ordinary
+/// ones thin out. `None` on the exclusive test's own thread.
 fn shared_turn() -> Option<SharedTurn> {
     if HOLDS_EXCLUSIVE.with(|h| h.get()) {
         return None;
     }
     let mut g = GATE.state.lock().unwrap_or_else(|p| p.into_inner());
+    let start = Instant::now();
     while g.writer {
-        g = GATE.freed.wait(g).unwrap_or_else(|p| p.into_inner());
+        // An exclusive test runs for a minute or two; waiting far longer
+        // means its own server was started on another thread (which would
+        // wait for it forever).
+        assert!(
+            start.elapsed() < Duration::from_secs(900),
+            "waited 15 min for an exclusive test: start its servers on its own thread"
+        );
+        g = GATE.freed.wait_timeout(g, Duration::from_secs(1)).unwrap_or_else(|p| p.into_inner()).0;
     }
     g.readers += 1;
     Some(SharedTurn(()))

@@ -487,6 +487,11 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
         let r = call(&s, &paced, &ping);
         assert_eq!(r.status, 200, "request {i} at {:?}: {}", started.elapsed(), r.body);
     }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(58),
+        "the 120 paced calls took {took:?}: the minute's check needs them inside it"
+    );
     assert_eq!(call(&s, &paced, &ping).status, 429, "the 121st within a minute");
 
     // 27: revocation ends a running call with -32001; the next request is a 401.

@@ -156,27 +156,45 @@ impl WindowLimiter {
 }
 
 /// Cancellation flags of each token's running queries and streams.
+///
+/// A request registers after it authenticated (and after it waited for a
+/// query slot), so it may register after its token was revoked: the
+/// revoked ids are kept, and such a request gets a flag already set.
+/// Revocation is final, so the set grows only with revoked tokens.
 #[derive(Debug, Default)]
 pub struct Inflight {
-    flags: Mutex<HashMap<String, Vec<Weak<AtomicBool>>>>,
+    flags: Mutex<Flags>,
+}
+
+#[derive(Debug, Default)]
+struct Flags {
+    running: HashMap<String, Vec<Weak<AtomicBool>>>,
+    revoked: std::collections::HashSet<String>,
 }
 
 impl Inflight {
-    /// A flag that turns true when `token_id` is revoked.
+    /// A flag that turns true when `token_id` is revoked (true at once if
+    /// it already is).
     pub fn register(&self, token_id: &str) -> Arc<AtomicBool> {
         let flag = Arc::new(AtomicBool::new(false));
         if let Ok(mut f) = self.flags.lock() {
-            let list = f.entry(token_id.to_string()).or_default();
+            if f.revoked.contains(token_id) {
+                flag.store(true, Ordering::Relaxed);
+                return flag;
+            }
+            let list = f.running.entry(token_id.to_string()).or_default();
             list.retain(|w| w.strong_count() > 0);
             list.push(Arc::downgrade(&flag));
         }
         flag
     }
 
-    /// Ends everything `token_id` has running.
+    /// Ends everything `token_id` has running, and whatever registers for
+    /// it later.
     pub fn cancel(&self, token_id: &str) -> usize {
         let Ok(mut f) = self.flags.lock() else { return 0 };
-        let list = f.remove(token_id).unwrap_or_default();
+        f.revoked.insert(token_id.to_string());
+        let list = f.running.remove(token_id).unwrap_or_default();
         list.iter().filter_map(Weak::upgrade).map(|flag| flag.store(true, Ordering::Relaxed)).count()
     }
 }
@@ -184,6 +202,16 @@ impl Inflight {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_revoked_token_ends_what_runs_and_what_registers_later() {
+        let f = Inflight::default();
+        let (a, other) = (f.register("a"), f.register("b"));
+        assert_eq!(f.cancel("a"), 1);
+        assert!(a.load(Ordering::Relaxed) && !other.load(Ordering::Relaxed));
+        assert!(f.register("a").load(Ordering::Relaxed), "registered after the revocation: ended at once");
+        assert!(!f.register("b").load(Ordering::Relaxed));
+    }
 
     #[test]
     fn series_budget_refills_each_hour() {

@@ -505,7 +505,12 @@ impl TokenStore {
             e.record.clone()
         };
         let ended = end_work();
-        self.persist().map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.persist().map_err(|e| {
+            ApiError::Internal(format!(
+                "the token is revoked and its running work ended, but only until a restart: the token file was \
+                 not saved ({e}); retry the revocation"
+            ))
+        })?;
         Ok(Some((rec, ended)))
     }
 }

@@ -140,8 +140,8 @@ pub async fn get_v3(
 async fn body_request(st: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<QueryRequest> {
     let bytes = read_capped(headers, body, (st.limits.query, BodyKind::Query), st.limits.read_timeout).await?;
     // The common shape is read straight from the bytes; the rest (lenient
-    // forms, and every malformed body, whose errors it words) through a
-    // `Value`. Both give the same request (see `parse_body_json`).
+    // forms, and malformed bodies, whose errors it words) through a
+    // `Value`. Both give the same request (see `strata_engine::query::body`).
     if let Some(req) = parse_body_json(ApiVersion::V3, &bytes) {
         return Ok(req?);
     }

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::map_only::MapOnly;
-use super::raw::{RawAggregations, RawBody, RawPass, RawSelectors, RawTime, RawWindow, Words};
+use super::raw::{RawAggregations, RawBody, RawPass, RawSelectors, RawTime, RawWindow, Text, Words};
 use crate::error::{EngineError, Result};
 
 fn type_err(path: &str, want: &str, got: &Value) -> EngineError {
@@ -46,10 +46,10 @@ fn int(v: Option<&Value>, path: &str) -> Result<Option<i64>> {
     }
 }
 
-fn string<'a>(v: Option<&'a Value>, path: &str) -> Result<Option<Cow<'a, str>>> {
+fn string<'a>(v: Option<&'a Value>, path: &str) -> Result<Option<Text<'a>>> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(Cow::Borrowed(s.as_str()))),
+        Some(Value::String(s)) => Ok(Some(Text(Cow::Borrowed(s.as_str())))),
         Some(other) => Err(type_err(path, "a string", other)),
     }
 }
@@ -58,13 +58,13 @@ fn string<'a>(v: Option<&'a Value>, path: &str) -> Result<Option<Cow<'a, str>>> 
 pub(crate) fn words<'a>(v: Option<&'a Value>, path: &str) -> Result<Option<Words<'a>>> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(vec![Cow::Borrowed(s.as_str())])),
+        Some(Value::String(s)) => Ok(Some(vec![Text(Cow::Borrowed(s.as_str()))])),
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
             .filter(|(_, x)| !x.is_null())
             .map(|(i, x)| match x {
-                Value::String(s) => Ok(Cow::Borrowed(s.as_str())),
+                Value::String(s) => Ok(Text(Cow::Borrowed(s.as_str()))),
                 other => Err(type_err(&format!("{path}[{i}]"), "a string", other)),
             })
             .collect::<Result<_>>()
@@ -75,7 +75,7 @@ pub(crate) fn words<'a>(v: Option<&'a Value>, path: &str) -> Result<Option<Words
 
 /// [`words`] as owned strings, none for an absent field.
 pub(crate) fn strings(v: &Value, path: &str) -> Result<Vec<String>> {
-    Ok(words(Some(v), path)?.unwrap_or_default().into_iter().map(Cow::into_owned).collect())
+    Ok(words(Some(v), path)?.unwrap_or_default().into_iter().map(|w| w.0.into_owned()).collect())
 }
 
 fn selectors<'a>(v: Option<&'a Value>, path: &str) -> Result<Option<MapOnly<RawSelectors<'a>>>> {
@@ -105,7 +105,7 @@ fn window(v: Option<&Value>) -> Result<Option<MapOnly<RawWindow>>> {
 fn time(v: Option<&Value>) -> Result<Option<MapOnly<RawTime<'_>>>> {
     let Some(t) = object(v, "aggregations.time")? else { return Ok(None) };
     let options = match t.get("time_group_options") {
-        Some(Value::Number(n)) => Some(Cow::Owned(n.to_string())),
+        Some(Value::Number(n)) => Some(Text(Cow::Owned(n.to_string()))),
         v => string(v, "aggregations.time.time_group_options")?,
     };
     Ok(Some(MapOnly(RawTime {
@@ -134,6 +134,7 @@ fn pass(item: &Value, i: usize) -> Result<MapOnly<RawPass<'_>>> {
 
 fn aggregations(v: Option<&Value>) -> Result<Option<MapOnly<RawAggregations<'_>>>> {
     let Some(a) = object(v, "aggregations")? else { return Ok(None) };
+    let time = time(a.get("time"))?;
     let metrics = match a.get("metrics") {
         None | Some(Value::Null) => None,
         Some(Value::Array(items)) => {
@@ -141,23 +142,32 @@ fn aggregations(v: Option<&Value>) -> Result<Option<MapOnly<RawAggregations<'_>>
         }
         Some(other) => return Err(type_err("aggregations.metrics", "an array", other)),
     };
-    Ok(Some(MapOnly(RawAggregations { time: time(a.get("time"))?, metrics })))
+    Ok(Some(MapOnly(RawAggregations { time, metrics })))
 }
 
-/// Reads `body`'s fields, refusing wrong types with their path.
+/// Reads `body`'s fields, refusing wrong types with their path, field by
+/// field in the order the old single parser checked them. (A type error now
+/// comes before any bad value, which the build checks.)
 pub(crate) fn read(body: &Value) -> Result<RawBody<'_>> {
     let root =
         object(Some(body), "body")?.ok_or_else(|| EngineError::param("body", "the body must be a JSON object"))?;
+    let scope = selectors(root.get("scope"), "scope")?;
+    let selectors = selectors(root.get("selectors"), "selectors")?;
+    let window = window(root.get("window"))?;
+    let aggregations = aggregations(root.get("aggregations"))?;
+    let format = string(root.get("format"), "format")?;
     let options = match root.get("options") {
-        Some(Value::String(s)) => Some(crate::query::params::split_list(s).into_iter().map(Cow::Borrowed).collect()),
+        Some(Value::String(s)) => {
+            Some(crate::query::params::split_list(s).into_iter().map(|w| Text(Cow::Borrowed(w))).collect())
+        }
         v => words(v, "options")?,
     };
     Ok(RawBody {
-        scope: selectors(root.get("scope"), "scope")?,
-        selectors: selectors(root.get("selectors"), "selectors")?,
-        window: window(root.get("window"))?,
-        aggregations: aggregations(root.get("aggregations"))?,
-        format: string(root.get("format"), "format")?,
+        scope,
+        selectors,
+        window,
+        aggregations,
+        format,
         options,
         timeout: int(root.get("timeout"), "timeout")?,
         cardinality_limit: int(root.get("cardinality_limit"), "cardinality_limit")?,

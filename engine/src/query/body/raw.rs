@@ -1,7 +1,7 @@
 //! The fields of a POST body as read, before validation: what the strict
 //! and the lenient readers both produce, and what [`super::build`] turns
 //! into a [`crate::query::request::QueryRequest`]. Strings borrow from the
-//! body where they can. An absent field and a JSON `null` are both `None`.
+//! body where they can ([`Text`]). An absent field and a JSON `null` are both `None`.
 //! Counts are read as `i64` by both readers and checked for sign by the
 //! build, so a value past `i64::MAX` is refused alike.
 
@@ -11,8 +11,21 @@ use serde::Deserialize;
 
 use super::map_only::MapOnly;
 
+/// A string of the body, borrowed unless it has escapes. serde borrows a
+/// `Cow` only as a field of its own: inside an `Option` or a `Vec` it would
+/// copy every string.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Text<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A list of words (selector patterns, group-by keys, options).
-pub(crate) type Words<'a> = Vec<Cow<'a, str>>;
+pub(crate) type Words<'a> = Vec<Text<'a>>;
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct RawBody<'a> {
@@ -24,7 +37,7 @@ pub(crate) struct RawBody<'a> {
     #[serde(borrow)]
     pub aggregations: Option<MapOnly<RawAggregations<'a>>>,
     #[serde(borrow)]
-    pub format: Option<Cow<'a, str>>,
+    pub format: Option<Text<'a>>,
     #[serde(borrow)]
     pub options: Option<Words<'a>>,
     pub timeout: Option<i64>,
@@ -68,10 +81,10 @@ pub(crate) struct RawAggregations<'a> {
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct RawTime<'a> {
     #[serde(borrow)]
-    pub time_group: Option<Cow<'a, str>>,
+    pub time_group: Option<Text<'a>>,
     /// The lenient reader also takes a number, as its text.
     #[serde(borrow)]
-    pub time_group_options: Option<Cow<'a, str>>,
+    pub time_group_options: Option<Text<'a>>,
     pub time_resampling: Option<i64>,
 }
 
@@ -85,5 +98,5 @@ pub(crate) struct RawPass<'a> {
     #[serde(borrow)]
     pub group_by_label: Option<Words<'a>>,
     #[serde(borrow)]
-    pub aggregation: Option<Cow<'a, str>>,
+    pub aggregation: Option<Text<'a>>,
 }
