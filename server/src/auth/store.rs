@@ -8,7 +8,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 use strata_engine::index::SimplePattern;
@@ -80,9 +80,22 @@ pub struct TokenRecord {
     pub admin: bool,
 }
 
-/// Who a request authenticated as.
+/// Who a request authenticated as: a handle, built once per token, so the
+/// copies each request makes (its extension, each handler's) are one
+/// reference count, not copies of the scopes and the allowlist pattern.
 #[derive(Debug, Clone)]
-pub struct Principal {
+pub struct Principal(Arc<Identity>);
+
+impl std::ops::Deref for Principal {
+    type Target = Identity;
+    fn deref(&self) -> &Identity {
+        &self.0
+    }
+}
+
+/// What a [`Principal`] holds.
+#[derive(Debug)]
+pub struct Identity {
     pub token_id: String,
     pub name: String,
     pub scopes: Scopes,
@@ -103,7 +116,7 @@ impl Principal {
 
     /// The unauthenticated reader of `--anonymous-read`.
     pub fn anonymous() -> Principal {
-        Principal {
+        Principal::from(Identity {
             token_id: "anonymous".into(),
             name: "anonymous".into(),
             scopes: Scopes::parse(&["strata:data:read", "strata:metadata:read"]).unwrap_or_default(),
@@ -113,7 +126,13 @@ impl Principal {
             expires_at: None,
             rate_limit: None,
             new_series_per_hour: None,
-        }
+        })
+    }
+}
+
+impl From<Identity> for Principal {
+    fn from(identity: Identity) -> Self {
+        Principal(Arc::new(identity))
     }
 }
 
@@ -175,8 +194,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreErr
 struct Entry {
     record: TokenRecord,
     hash: [u8; 32],
-    scopes: Scopes,
-    allow: Option<SimplePattern>,
+    /// Built from `record` once: only `last_used_*` and `revoked_at`
+    /// change later, and a principal holds neither.
+    principal: Principal,
 }
 
 impl Entry {
@@ -184,17 +204,25 @@ impl Entry {
         let hash = unhex(&record.sha256)?;
         let scopes = Scopes::parse(&record.scopes).ok()?;
         let allow = (!record.nodes.is_empty()).then(|| SimplePattern::parse_list(&record.nodes).ok()).flatten();
-        Some(Entry { record, hash, scopes, allow })
+        Some(Entry::with(record, hash, scopes, allow))
+    }
+
+    fn with(record: TokenRecord, hash: [u8; 32], scopes: Scopes, allow: Option<SimplePattern>) -> Entry {
+        let principal = Entry::identity(&record, scopes, allow).into();
+        Entry { record, hash, principal }
     }
 
     fn principal(&self) -> Principal {
-        let r = &self.record;
-        Principal {
+        self.principal.clone()
+    }
+
+    fn identity(r: &TokenRecord, scopes: Scopes, allow: Option<SimplePattern>) -> Identity {
+        Identity {
             token_id: r.id.clone(),
             name: r.name.clone(),
-            scopes: self.scopes.clone(),
+            scopes,
             nodes: r.nodes.clone(),
-            allow: self.allow.clone(),
+            allow,
             admin: r.admin,
             expires_at: r.expires_at,
             rate_limit: r.rate_limit,
@@ -466,7 +494,7 @@ impl TokenStore {
             new_series_per_hour: req.new_series_per_hour,
             admin: false,
         };
-        let entry = Entry { record: record.clone(), hash: token::hash(&plaintext), scopes, allow };
+        let entry = Entry::with(record.clone(), token::hash(&plaintext), scopes, allow);
         self.entries.write().map_err(|_| ApiError::Internal("token store lock".into()))?.push(entry);
         self.persist().map_err(|e| ApiError::Internal(e.to_string()))?;
         Ok((record, plaintext))
