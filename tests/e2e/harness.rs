@@ -41,8 +41,9 @@ impl Drop for Exclusive {
 /// only while an exclusive test runs; a waiting exclusive test does not
 /// block it (a test may start a second server while one waits, and waiting
 /// then would deadlock), so exclusive tests may wait until the ordinary
-/// ones thin out. `None` on the exclusive test's own thread.
-fn shared_turn() -> Option<SharedTurn> {
+/// ones thin out. `None` on the exclusive test's own thread. Tests that
+/// start `strata` without a [`Server`] hold one too.
+pub fn shared_turn() -> Option<SharedTurn> {
     if HOLDS_EXCLUSIVE.with(|h| h.get()) {
         return None;
     }
@@ -62,7 +63,7 @@ fn shared_turn() -> Option<SharedTurn> {
     Some(SharedTurn(()))
 }
 
-struct SharedTurn(());
+pub struct SharedTurn(());
 
 impl Drop for SharedTurn {
     fn drop(&mut self) {
@@ -508,6 +509,7 @@ pub fn approx_eq(a: f64, b: f64) -> bool {
 pub fn run_cli(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
     use std::io::Write as _;
     use std::process::Stdio;
+    let _turn = shared_turn();
     let mut cmd = Command::new(BIN);
     cmd.args(args);
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("STRATA_")) {

@@ -136,6 +136,7 @@ impl Drop for Proc {
 /// used to panic (exit 101) on the first of them, the admin token's notice.
 #[test]
 fn a_full_stderr_does_not_stop_the_server() {
+    let _turn = crate::harness::shared_turn();
     let dir = TempDir::new("devfull");
     let listen = format!("127.0.0.1:{}", free_port());
     let full = std::fs::File::create("/dev/full").expect("/dev/full");
@@ -182,6 +183,7 @@ fn started(cmd: &mut Command) -> (Proc, String, BufReader<std::process::ChildStd
 /// with EPIPE, which used to panic (exit 101, no final checkpoint).
 #[test]
 fn a_closed_stderr_pipe_does_not_spoil_the_shutdown() {
+    let _turn = crate::harness::shared_turn();
     let dir = TempDir::new("epipe");
     let (mut child, base, err) = started(Command::new(BIN).args(serve_args(&dir, "127.0.0.1:0")));
     drop(err);
@@ -210,6 +212,7 @@ fn batch(i: u64) -> Value {
 /// acknowledged batch.
 #[test]
 fn a_failed_wal_write_degrades_health_until_a_restart() {
+    let _turn = crate::harness::shared_turn();
     let dir = TempDir::new("walfail");
     let args = serve_args(&dir, "127.0.0.1:0");
     // SIGXFSZ ignored (inherited through exec), so the write fails instead.
