@@ -706,7 +706,7 @@ fn register(catalog: &mut Catalog, batch: &IngestBatch, default_node: &str) -> V
 /// Each series' metric when registering the whole batch would change
 /// nothing in the catalog (see [`crate::model::Registry::find_unchanged`]).
 fn known_metrics(catalog: &Catalog, batch: &IngestBatch, default_node: &str) -> Option<Vec<MetricId>> {
-    let r = &catalog.registry();
+    let r = catalog.registry();
     let nodes_unchanged = batch
         .nodes
         .iter()

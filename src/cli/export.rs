@@ -302,7 +302,7 @@ pub fn run(a: ExportArgs) -> Result<(), String> {
     let engine = open_engine(&a.data_dir)?;
     let started = Instant::now();
     let state = engine.read().map_err(|e| e.to_string())?;
-    let reg = &state.catalog.registry();
+    let reg = state.catalog.registry();
     let store = &state.store;
 
     // Metrics by name, so exports of the same data compare equal.

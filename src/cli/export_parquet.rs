@@ -124,7 +124,7 @@ fn snapshot(data_dir: &Path) -> Result<(Vec<String>, Catalog), String> {
 
 /// One tier-0 span as Parquet bytes: (bytes, rows, metrics).
 fn span_parquet(cat: &Catalog, seg: &Segment) -> Result<(Vec<u8>, u64, u64), String> {
-    let reg = &cat.registry();
+    let reg = cat.registry();
     let known = |m: MetricId| (m as usize) < reg.metrics().len();
     let mut ids: Vec<MetricId> = seg.metric_ids().into_iter().filter(|&m| known(m)).collect();
     ids.sort_by(|&x, &y| {

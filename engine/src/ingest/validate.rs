@@ -184,7 +184,7 @@ pub fn validate_against(batch: &IngestBatch, cat: &Catalog, default_node: &str) 
 /// lookup that found them ([`crate::model::Registry::find_unchanged`])
 /// matched each one's instance to its own context.
 pub fn validate_contexts(batch: &IngestBatch, cat: &Catalog, default_node: &str) -> Result<()> {
-    let reg = &cat.registry();
+    let reg = cat.registry();
     let mut first: std::collections::HashMap<(&str, &str), (&str, usize), _> =
         std::collections::HashMap::with_capacity_and_hasher(batch.series.len(), foldhash::fast::RandomState::default());
     for (i, s) in batch.series.iter().enumerate() {

@@ -32,7 +32,7 @@ pub struct ContextInfo {
 
 /// Contexts with visible metrics, in context registration order.
 pub fn list(cat: &Catalog, store: &Store, visible: &Visible, tiers: usize) -> Vec<ContextInfo> {
-    let reg = &cat.registry();
+    let reg = cat.registry();
     let mut out = Vec::new();
     for (i, c) in reg.contexts().iter().enumerate() {
         let Some(b) = cat.postings().context(i as u32) else { continue };

@@ -30,7 +30,7 @@ pub struct InstanceInfo {
 /// Instances with visible metrics, in first-registration order; `only`
 /// keeps just the one with that id (or name).
 pub fn list(cat: &Catalog, store: &Store, visible: &Visible, tiers: usize, only: Option<&str>) -> Vec<InstanceInfo> {
-    let reg = &cat.registry();
+    let reg = cat.registry();
     let mut out: Vec<InstanceInfo> = Vec::new();
     let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
     for (i, inst) in reg.instances().iter().enumerate() {

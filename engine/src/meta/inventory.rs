@@ -49,7 +49,7 @@ pub struct TierHoldings {
 
 /// Counts `visible`, with liveness judged at `now`.
 pub fn count(cat: &Catalog, store: &Store, visible: &Visible, tiers: usize, now: i64) -> Inventory {
-    let reg = &cat.registry();
+    let reg = cat.registry();
     // Each set holds what is available; the `live_*` sets what is collected.
     let (mut nodes, mut live_nodes) = (BTreeSet::new(), BTreeSet::new());
     let (mut contexts, mut live_contexts) = (BTreeSet::new(), BTreeSet::new());

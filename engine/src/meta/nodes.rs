@@ -27,7 +27,7 @@ pub struct NodeInfo {
 
 /// Nodes with visible metrics.
 pub fn list(cat: &Catalog, store: &Store, visible: &Visible, tiers: usize) -> Vec<NodeInfo> {
-    let reg = &cat.registry();
+    let reg = cat.registry();
     let mut out = Vec::new();
     for (i, n) in reg.nodes().iter().enumerate() {
         let Some(b) = cat.postings().node(i as u32) else { continue };

@@ -64,7 +64,7 @@ pub fn compile(q: &str) -> Result<SimplePattern> {
 
 /// Searches the visible metadata.
 pub fn search(cat: &Catalog, visible: &Visible, p: &SimplePattern) -> Found {
-    let reg = &cat.registry();
+    let reg = cat.registry();
     let mut found = Found::default();
     let test = |s: &str, strings: &mut u64| {
         *strings += 1;

@@ -16,10 +16,10 @@
 //! reads (nodes, their names and labels, instances, metrics) moves it, so
 //! the reused selection is exactly what the run would resolve.
 
-use crate::catalog::Catalog;
-use crate::error::Result;
 use std::sync::Arc;
 
+use crate::catalog::Catalog;
+use crate::error::Result;
 use crate::query::request::QueryRequest;
 use crate::query::select::Selection;
 use crate::query::{select, window};

@@ -59,7 +59,7 @@ pub struct MetricDetail {
 /// Builds the tree in summary order (nodes by `summary.nodes`, the rest by
 /// id), so it reads alongside the summary.
 pub fn build(cat: &Catalog, summary: &Summary, metrics: impl IntoIterator<Item = MetricDetail>) -> Detailed {
-    let reg = &cat.registry();
+    let reg = cat.registry();
     // node index -> context -> instance index -> dimensions
     type Tree = BTreeMap<usize, BTreeMap<String, BTreeMap<u32, Vec<DetailedDimension>>>>;
     let mut tree: Tree = BTreeMap::new();

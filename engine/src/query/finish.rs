@@ -78,7 +78,7 @@ pub fn run(inp: Inputs<'_>, scan: ScanOutput, grouped: Grouped<'_>, timings: Tim
         });
         detailed::build(cat, &summary, each)
     });
-    let reg = &cat.registry();
+    let reg = cat.registry();
     let mut db_units: Vec<String> = Vec::new();
     let mut titles: Vec<&str> = Vec::new();
     let mut chart_type = "line".to_string();

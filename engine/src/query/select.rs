@@ -114,7 +114,7 @@ pub fn nodes_by_id(cat: &Catalog, p: &SimplePattern) -> RoaringBitmap {
 /// no node at all (a node that has not reported yet). Allowlists match ids
 /// alone, so an entry that only matches a hostname would grant nothing.
 pub fn named_by_alias_only<'a>(cat: &'a Catalog, entry: &SimplePattern) -> Option<&'a str> {
-    let nodes = &cat.registry().nodes();
+    let nodes = cat.registry().nodes();
     if nodes.iter().any(|n| entry.matches(&n.id)) {
         return None;
     }

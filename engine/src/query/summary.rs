@@ -13,7 +13,7 @@ use crate::query::result::{Counts, Item, Summary};
 
 /// Builds the summary. `stats` holds the queried metrics' statistics.
 pub fn build(cat: &Catalog, selected: &RoaringBitmap, excluded: &RoaringBitmap, stats: &IdMap<PointStats>) -> Summary {
-    let reg = &cat.registry();
+    let reg = cat.registry();
     let mut s = Summary::default();
     let all = selected | excluded;
     // Registry indices are handed out by the catalog, like metric ids: the

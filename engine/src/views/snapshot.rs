@@ -82,7 +82,7 @@ pub fn snapshot(
     now: i64,
     tiers: usize,
 ) -> Vec<NodeSnapshot> {
-    let reg = &cat.registry();
+    let reg = cat.registry();
     let mut in_contexts = RoaringBitmap::new();
     for (i, c) in reg.contexts().iter().enumerate() {
         if sub.contexts.matches(&c.id) {

@@ -208,16 +208,8 @@ impl Entry {
     }
 
     fn with(record: TokenRecord, hash: [u8; 32], scopes: Scopes, allow: Option<SimplePattern>) -> Entry {
-        let principal = Entry::identity(&record, scopes, allow).into();
-        Entry { record, hash, principal }
-    }
-
-    fn principal(&self) -> Principal {
-        self.principal.clone()
-    }
-
-    fn identity(r: &TokenRecord, scopes: Scopes, allow: Option<SimplePattern>) -> Identity {
-        Identity {
+        let r = &record;
+        let principal = Principal::from(Identity {
             token_id: r.id.clone(),
             name: r.name.clone(),
             scopes,
@@ -227,7 +219,12 @@ impl Entry {
             expires_at: r.expires_at,
             rate_limit: r.rate_limit,
             new_series_per_hour: r.new_series_per_hour,
-        }
+        });
+        Entry { record, hash, principal }
+    }
+
+    fn principal(&self) -> Principal {
+        self.principal.clone()
     }
 }
 

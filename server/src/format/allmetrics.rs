@@ -38,7 +38,7 @@ fn label_value(v: &str) -> String {
 
 /// Renders `latest` (visible metrics' newest values); returns body and content type.
 pub fn render(cat: &Catalog, latest: &[Latest], r: &AllMetricsRequest) -> (String, &'static str) {
-    let reg = &cat.registry();
+    let reg = cat.registry();
     let keys = super::chart_key::ChartKeys::new(reg, latest.iter().map(|l| reg.instance_of(l.metric).node));
     let chart_key = |l: &Latest| keys.key(reg.instance_of(l.metric));
     match r.format {

@@ -233,7 +233,7 @@ fn stats(s: &WindowStats) -> Value {
 /// rows (type 0, heaviest first), then per instance (1), context (2) and
 /// node (3) the average weight of their dimensions.
 pub fn weights_result(cat: &Catalog, w: &Weights) -> (Value, Value) {
-    let reg = &cat.registry();
+    let reg = cat.registry();
     let mut nodes: Vec<Value> = Vec::new();
     let mut node_pos: BTreeMap<u32, usize> = BTreeMap::new();
     let mut contexts: Vec<Value> = Vec::new();

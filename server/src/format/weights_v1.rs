@@ -51,7 +51,7 @@ type Context = (Group<Chart>, BTreeMap<String, usize>);
 /// The whole v1 answer; `options` as the request gave them, `ms` the time
 /// the query took.
 pub fn contexts(cat: &Catalog, w: &Weights, options: &[String], ms: f64) -> Value {
-    let reg = &cat.registry();
+    let reg = cat.registry();
     let keys = chart_keys(reg, w);
     let mut order: Vec<String> = Vec::new();
     let mut by_context: BTreeMap<String, Context> = BTreeMap::new();
@@ -100,7 +100,7 @@ pub fn contexts(cat: &Catalog, w: &Weights, options: &[String], ms: f64) -> Valu
 /// time its walk comes back to the chart, which repeats the key, and a
 /// JSON reader keeps only the last of those.
 pub fn charts(cat: &Catalog, w: &Weights, options: &[String], ms: f64) -> Value {
-    let reg = &cat.registry();
+    let reg = cat.registry();
     let keys = chart_keys(reg, w);
     let mut out = Map::new();
     // `w.weights` is heaviest first.

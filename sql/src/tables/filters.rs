@@ -152,7 +152,7 @@ pub struct MetricNames {
 
 impl MetricNames {
     pub fn of(cat: &Catalog, m: MetricId) -> MetricNames {
-        let reg = &cat.registry();
+        let reg = cat.registry();
         let inst = reg.instance_of(m);
         MetricNames {
             id: m,

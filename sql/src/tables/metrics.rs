@@ -34,7 +34,7 @@ impl MetricsTable {
     pub fn snapshot(&self) -> Result<RecordBatch> {
         let st = self.src.engine.read().map_err(engine_err)?;
         let (cat, store) = (&st.catalog, &st.store);
-        let reg = &cat.registry();
+        let reg = cat.registry();
         let ids: Vec<u32> = self.src.visible(cat).iter().collect();
         let text = |f: &dyn Fn(u32) -> String| -> ArrayRef {
             Arc::new(StringArray::from_iter_values(ids.iter().map(|&m| f(m))))

@@ -5,9 +5,9 @@
 //!
 //! Two readers produce one [`raw::RawBody`], and one [`build`] validates it:
 //! - [`parse_body_json`], the strict read straight from the bytes (serde,
-//!   strings borrowed, no `serde_json::Value` tree). It reads the common
-//!   shape only and gives up on anything else: a wrong or merely lenient
-//!   type, a duplicate key, an escaped string that cannot borrow.
+//!   strings borrowed unless escaped, no `serde_json::Value` tree). It
+//!   reads the common shape only and gives up on anything else: a wrong or
+//!   merely lenient type, a duplicate key.
 //! - [`parse_body`], the lenient read of a parsed `Value` ([`lenient`]): it
 //!   also takes the forms clients send beside the common one and words the
 //!   type errors.
@@ -62,71 +62,46 @@ fn text<'a>(s: &'a Option<raw::Text<'_>>) -> Option<&'a str> {
     s.as_deref().filter(|s| !s.is_empty())
 }
 
-fn pattern(words: Option<&Words<'_>>, path: &str) -> Result<Option<SimplePattern>> {
+/// A selector's words as a pattern; `path` (`scope.nodes`, say) is
+/// formatted only for an error.
+fn pattern(words: Option<&Words<'_>>, path: (&str, &str)) -> Result<Option<SimplePattern>> {
     let items: Vec<&str> = words.into_iter().flatten().map(|w| &*w.0).filter(|s| !s.is_empty()).collect();
     if items.is_empty() {
         return Ok(None);
     }
     let p = SimplePattern::parse_list(&items)
-        .map_err(|source| EngineError::InvalidPattern { param: path.into(), source })?;
+        .map_err(|source| EngineError::InvalidPattern { param: format!("{}.{}", path.0, path.1), source })?;
     Ok((!p.is_match_all()).then_some(p))
 }
 
-fn label_filter(words: Option<&Words<'_>>, path: &str) -> Result<Option<LabelFilter>> {
+fn label_filter(words: Option<&Words<'_>>, path: (&str, &str)) -> Result<Option<LabelFilter>> {
     let items: Vec<&str> = words.into_iter().flatten().map(|w| &*w.0).filter(|s| !s.is_empty() && *s != "*").collect();
     if items.is_empty() {
         return Ok(None);
     }
-    let f =
-        LabelFilter::parse_list(&items).map_err(|source| EngineError::InvalidPattern { param: path.into(), source })?;
+    let f = LabelFilter::parse_list(&items)
+        .map_err(|source| EngineError::InvalidPattern { param: format!("{}.{}", path.0, path.1), source })?;
     Ok((!f.is_empty()).then_some(f))
 }
 
-/// The JSON paths of one selector object's fields (no allocation per query).
-struct SelectorPaths {
-    nodes: &'static str,
-    contexts: &'static str,
-    instances: &'static str,
-    dimensions: &'static str,
-    labels: &'static str,
-    alerts: &'static str,
-}
-
-const SCOPE: SelectorPaths = SelectorPaths {
-    nodes: "scope.nodes",
-    contexts: "scope.contexts",
-    instances: "scope.instances",
-    dimensions: "scope.dimensions",
-    labels: "scope.labels",
-    alerts: "scope.alerts",
-};
-
-const SELECTORS: SelectorPaths = SelectorPaths {
-    nodes: "selectors.nodes",
-    contexts: "selectors.contexts",
-    instances: "selectors.instances",
-    dimensions: "selectors.dimensions",
-    labels: "selectors.labels",
-    alerts: "selectors.alerts",
-};
-
-fn selectors(raw: Option<&RawSelectors<'_>>, paths: &SelectorPaths) -> Result<Selectors> {
+/// `scope` or `selectors` (named `at` in errors).
+fn selectors(raw: Option<&RawSelectors<'_>>, at: &str) -> Result<Selectors> {
     let Some(s) = raw else { return Ok(Selectors::default()) };
     Ok(Selectors {
-        nodes: pattern(s.nodes.as_ref(), paths.nodes)?,
-        contexts: pattern(s.contexts.as_ref(), paths.contexts)?,
-        instances: pattern(s.instances.as_ref(), paths.instances)?,
-        dimensions: pattern(s.dimensions.as_ref(), paths.dimensions)?,
-        labels: label_filter(s.labels.as_ref(), paths.labels)?,
-        alerts: pattern(s.alerts.as_ref(), paths.alerts)?,
+        nodes: pattern(s.nodes.as_ref(), (at, "nodes"))?,
+        contexts: pattern(s.contexts.as_ref(), (at, "contexts"))?,
+        instances: pattern(s.instances.as_ref(), (at, "instances"))?,
+        dimensions: pattern(s.dimensions.as_ref(), (at, "dimensions"))?,
+        labels: label_filter(s.labels.as_ref(), (at, "labels"))?,
+        alerts: pattern(s.alerts.as_ref(), (at, "alerts"))?,
     })
 }
 
 /// Validates what either reader read into a request.
 fn build(api: ApiVersion, raw: RawBody<'_>) -> Result<QueryRequest> {
     let mut q = QueryRequest::new(api);
-    q.scope = selectors(raw.scope.as_ref().map(|s| &s.0), &SCOPE)?;
-    q.selectors = selectors(raw.selectors.as_ref().map(|s| &s.0), &SELECTORS)?;
+    q.scope = selectors(raw.scope.as_ref().map(|s| &s.0), "scope")?;
+    q.selectors = selectors(raw.selectors.as_ref().map(|s| &s.0), "selectors")?;
     if let Some(w) = raw.window.map(|w| w.0) {
         let duration = count(w.duration, "window.duration")?.unwrap_or(0);
         match (w.after, w.before) {
@@ -242,6 +217,8 @@ mod tests {
             (json!({"window": {"points": -1}}), "window.points"),
             (json!({"window": []}), "window"),
             (json!({"scope": {"contexts": [1]}}), "scope.contexts[0]"),
+            (json!({"selectors": {"nodes": ["!"]}}), "selectors.nodes"),
+            (json!({"scope": {"labels": [":v"]}}), "scope.labels"),
             (json!({"aggregations": {"metrics": [{"group_by": ["nodez"]}]}}), "aggregations.metrics[0].group_by"),
             (json!({"aggregations": {"time": {"time_group": "avg2"}}}), "aggregations.time.time_group"),
             (json!({"options": ["nope"]}), "options"),

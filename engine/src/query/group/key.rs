@@ -22,7 +22,7 @@ pub struct SeriesKey {
 /// Builds a metric's group id/name for one pass's keys, in Netdata's fixed
 /// component order: dimension, instance, labels, node, context, units.
 pub fn series_key(cat: &Catalog, m: MetricId, pass: &GroupByPass, percentage_units: bool) -> SeriesKey {
-    let reg = &cat.registry();
+    let reg = cat.registry();
     let metric = reg.metric(m);
     let inst = reg.instance_of(m);
     let node = reg.node_of(m);

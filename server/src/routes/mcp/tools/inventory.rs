@@ -314,7 +314,7 @@ pub static DESCRIBE: Tool = Tool {
                 let hint = if names.is_empty() { String::new() } else { format!("; did you mean {}?", names.join(", ")) };
                 return Err(ToolError::tool(format!("no context '{id}'{hint} (contexts.search finds contexts by words)")));
             };
-            let reg = &cat.registry();
+            let reg = cat.registry();
             let cidx = reg.context_idx(&id).unwrap_or(0);
             let mut instances = Vec::new();
             let mut label_keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

@@ -119,7 +119,7 @@ fn rank(cx: &Ctx, args: &Map<String, Value>) -> Result<Value, ToolError> {
     drop(guard);
     let ranked = run(&view, &visible, &req, cx.now, tiers, Some(&cx.cancel))?;
     let guard = cx.st.engine.read()?;
-    let reg = &guard.catalog.registry();
+    let reg = guard.catalog.registry();
     let mut seen: BTreeMap<String, ()> = BTreeMap::new();
     let mut results = Vec::new();
     for w in &ranked.weights {
