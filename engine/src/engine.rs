@@ -139,6 +139,12 @@ pub struct Engine {
     /// not ended: it drops only after any checkpoint it plans is counted in
     /// [`Engine::pending_checkpoints`].
     followups: Arc<AtomicUsize>,
+    /// Why the last laying out of closed spans failed, until one succeeds
+    /// (see [`Engine::seal_failure`]).
+    seal_failure: Mutex<Option<String>>,
+    /// Tests: every laying out fails while set.
+    #[cfg(test)]
+    fail_seals: std::sync::atomic::AtomicBool,
 }
 
 /// Closed spans (of any tier) that may wait for a busy sealer before an
@@ -218,6 +224,9 @@ impl Engine {
             sealing: Mutex::new(()),
             running: AtomicUsize::new(0),
             followups: Arc::default(),
+            seal_failure: Mutex::new(None),
+            #[cfg(test)]
+            fail_seals: Default::default(),
         }
     }
 
@@ -264,6 +273,9 @@ impl Engine {
             sealing: Mutex::new(()),
             running: AtomicUsize::new(0),
             followups: Arc::default(),
+            seal_failure: Mutex::new(None),
+            #[cfg(test)]
+            fail_seals: Default::default(),
         };
         Ok((engine, rec))
     }
@@ -377,14 +389,26 @@ impl Engine {
     /// Seals closed spans until none waits, with no state lock held while
     /// laying one out (the store's write lock only to swap it in). Ingests
     /// may close more meanwhile and leave them to this sealer, hence the
-    /// loop. The caller holds `sealing`.
+    /// loop. The caller holds `sealing`. The outcome is kept for
+    /// [`Engine::seal_failure`].
     fn seal_pending(&self) -> Result<()> {
+        let done = self.seal_each_pending();
+        *self.seal_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            done.as_ref().err().map(ToString::to_string);
+        done
+    }
+
+    fn seal_each_pending(&self) -> Result<()> {
         loop {
             let pending = self.store.read().map_err(|_| EngineError::Poisoned("store lock"))?.pending_seals();
             if pending.is_empty() {
                 return Ok(());
             }
             for (tier, ue, span) in pending {
+                #[cfg(test)]
+                if self.fail_seals.load(Ordering::SeqCst) {
+                    return Err(EngineError::Poisoned("sealing (a test's fault)"));
+                }
                 let seg = Arc::new(Segment::seal(tier as u8, &span)?);
                 self.store
                     .write()
@@ -392,6 +416,15 @@ impl Engine {
                     .complete_seal(tier, ue, &span, seg);
             }
         }
+    }
+
+    /// Why the last laying out of closed spans failed, until one succeeds
+    /// (`None` while they succeed). Meanwhile the spans stay in memory,
+    /// readable and in the WAL, and an ingest that finds more than
+    /// [`MAX_UNSEALED`] of them waiting lays them out before it writes
+    /// anything, and is refused if that fails again.
+    pub fn seal_failure(&self) -> Option<String> {
+        self.seal_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Validates the whole batch, then applies it. With a data dir the batch
@@ -417,7 +450,10 @@ impl Engine {
     /// is done here after all when more than [`MAX_UNSEALED`] closed spans
     /// already wait, so memory stays bounded whoever forgets it; a span
     /// left waiting is readable meanwhile and in the WAL, and the next
-    /// ingest or checkpoint lays it out.
+    /// ingest or checkpoint lays it out. A failure of that work does not
+    /// fail this ingest, which is applied and in the WAL by then: it is
+    /// kept ([`Engine::seal_failure`]), and the next batch that finds the
+    /// bound passed is refused whole unless laying out succeeds first.
     pub fn ingest_deferred(
         &self,
         batch: &IngestBatch,
@@ -436,6 +472,14 @@ impl Engine {
         validate_shape(batch, default_node)?;
         if let Some(max) = self.config.max_future_secs {
             reject_future(batch, self.now(), max)?;
+        }
+        // Memory stays bounded while laying out fails: past the bound, this
+        // batch waits for the sealer first and is refused, with nothing
+        // written, if it fails again.
+        if self.seal_failure().is_some()
+            && self.store.read().map_err(|_| poisoned("store lock"))?.pending_seal_count() > MAX_UNSEALED
+        {
+            self.seal_closed()?;
         }
         // What the catalog decides is checked here too, under its read lock
         // alone, so concurrent batches do it in parallel; under the order
@@ -523,7 +567,12 @@ impl Engine {
         let due = unsealed > 0 || sealed_events;
         let mut after = AfterIngest { due, _pending: due.then(|| Followup::new(&self.followups)) };
         if unsealed > MAX_UNSEALED {
-            self.finish_ingest(std::mem::take(&mut after))?;
+            // The batch is applied and in the WAL: it is acknowledged even
+            // if this fails (the failure is kept for `/health`, and the next
+            // batch past the bound tries again before it writes).
+            if let Err(e) = self.finish_ingest(std::mem::take(&mut after)) {
+                tracing::error!(error = %e, "laying out closed spans during an ingest failed");
+            }
         }
         // Acknowledged only once durable. Until then queries may already see
         // the batch; if the fsync fails the caller gets the error and the

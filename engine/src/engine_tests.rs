@@ -4,7 +4,7 @@
 //! acknowledged.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde_json::json;
 
@@ -790,6 +790,53 @@ fn deferred_ingests_leave_closed_hours_to_their_finish_up_to_a_bound() {
     let (_, a) = e.ingest_deferred(&batch_of(0, k, CHUNK), None).expect("ingest");
     e.finish_ingest(a).expect("finish");
     assert_eq!(waiting(&e), 0, "one finish lays out every hour left waiting");
+}
+
+/// While laying out fails, acknowledged batches stay acknowledged (they are
+/// in the WAL and answered), the failure is reported, and once more than
+/// `MAX_UNSEALED` closed hours wait, a batch is refused with nothing
+/// written instead of piling up more. The next laying out that succeeds
+/// clears the failure and takes them all.
+#[test]
+fn a_failing_sealer_is_reported_and_bounds_what_waits() {
+    const CHUNK: i64 = 600;
+    let dir = TempDir::fresh("failing-sealer");
+    let e = open_at(&dir, T0 + 48 * 3600);
+    let waiting = |e: &Engine| e.read().expect("state").store.pending_seal_count();
+    e.fail_seals.store(true, Ordering::SeqCst);
+    let mut k = 0;
+    let refused = loop {
+        assert!(k < (super::MAX_UNSEALED as i64 + 3) * 3600 / CHUNK, "no batch was ever refused");
+        match e.ingest_deferred(&batch_of(0, k, CHUNK), None) {
+            Ok((report, after)) => {
+                assert_eq!(report.accepted, 2 * CHUNK as u64);
+                // As the server does after answering: its failure is logged, not the client's.
+                let _ = e.finish_ingest(after);
+            }
+            Err(err) => break err,
+        }
+        assert!(waiting(&e) <= super::MAX_UNSEALED + 2, "{} closed spans wait", waiting(&e));
+        k += 1;
+    };
+    assert!(refused.to_string().contains("sealing"), "{refused}");
+    let failure = e.seal_failure().expect("the failure is kept");
+    assert!(failure.contains("a test's fault"), "{failure}");
+    let want = |batches: i64| (T0 + 1..=T0 + batches * CHUNK).map(|t| value(0, t)).collect::<Vec<_>>();
+    assert_eq!(shared_over(&e, k * CHUNK), want(k), "every acknowledged point answers");
+    let body = json!({
+        "scope": {"contexts": ["test.concurrent"], "nodes": ["shared"]},
+        "window": {"after": T0 + k * CHUNK + 1, "before": T0 + (k + 1) * CHUNK, "points": CHUNK, "tier": 0},
+    });
+    let r = e.query(&parse_body(ApiVersion::V3, &body).expect("body")).expect("query");
+    let empty = r.series.iter().all(|s| s.flags.iter().all(|f| f & PA_EMPTY != 0));
+    assert!(empty, "nothing of the refused batch");
+    e.fail_seals.store(false, Ordering::SeqCst);
+    let (_, after) = e.ingest_deferred(&batch_of(0, k, CHUNK), None).expect("ingest once sealing works");
+    e.finish_ingest(after).expect("finish");
+    assert_eq!((waiting(&e), e.seal_failure()), (0, None), "the waiting hours laid out, the failure cleared");
+    drop(e);
+    let e = open_at(&dir, T0 + 48 * 3600);
+    assert_eq!(shared_over(&e, (k + 1) * CHUNK), want(k + 1), "all of it after a restart");
 }
 
 /// Clients closing spans at their own pace (each its own update_every, so

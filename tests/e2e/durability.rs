@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{Auth, Server, TempDir};
+use crate::harness::{shared_turn, Auth, Server, TempDir};
 
 const T0: i64 = 1_700_000_000 - 1_700_000_000 % 3600;
 const SERIES: usize = 4;
@@ -214,6 +214,7 @@ fn a_second_server_on_the_same_data_dir_exits_1() {
 
 #[test]
 fn an_unknown_future_version_refuses_to_start() {
+    let _turn = shared_turn();
     let dir = TempDir::new("version");
     std::fs::write(dir.path.join("VERSION"), "99\n").expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_strata"))
@@ -294,6 +295,7 @@ fn compressed_interval_synced_store_with_age_retention_survives_restart() {
 
 #[test]
 fn serve_reads_a_toml_config_and_rejects_bad_flag_values() {
+    let _turn = shared_turn();
     let dir = TempDir::new("config");
     let cfg = dir.path.join("strata.toml");
     std::fs::write(

@@ -5,7 +5,8 @@
 //! A failing checkpoint is `"status": "degraded"` with a `reason` too, but
 //! a 200: its cause needs fixing (the WAL grows meanwhile), not a restart,
 //! which would fail its own checkpoint on a full disk. It clears once a
-//! checkpoint succeeds.
+//! checkpoint succeeds. So is a failure to lay out closed hours (they
+//! stay in memory meanwhile), until that succeeds.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -75,7 +76,19 @@ pub async fn health(State(st): State<AppState>) -> ApiResult<(StatusCode, Json<V
                  space, the data dir's permissions); the next checkpoint retries, and a restart would not help"
             ),
         ),
-        (None, None) => return Ok((StatusCode::OK, Json(body))),
+        (None, None) => match engine.seal_failure() {
+            // Not a 503 either: the hours stay readable and in the WAL, and
+            // the next laying out retries (each ingest past the bound does).
+            Some(e) => (
+                StatusCode::OK,
+                format!(
+                    "laying out closed hours failed ({e}): they stay in memory, readable and in the write-ahead \
+                     log, and ingest is refused while more than a few of them wait; the next ingest or checkpoint \
+                     retries"
+                ),
+            ),
+            None => return Ok((StatusCode::OK, Json(body))),
+        },
     };
     body["status"] = json!("degraded");
     body["reason"] = json!(reason);
