@@ -44,13 +44,25 @@ pub(crate) fn fraction_mean(v: &mut [f64], fraction: f64, centered: bool) -> Opt
             if min == max {
                 return Some(min);
             }
-            let exact = n as f64 * fraction;
-            let k = (exact.floor() as usize).clamp(1, n);
-            let w = (exact - k as f64).max(0.0);
+            let (k, w) = ranks_and_weight(n, fraction);
             let start = if centered { (n - k) / 2 } else { 0 };
             Some(netdata_ranks(v, start, k, w))
         }
     }
+}
+
+/// Netdata's whole ranks `k = floor(n x fraction)` (at least 1) and the
+/// weight of the extra slot: the part of the fraction past `k / n`, in
+/// slots. Taken as `fraction - k / n`, not `n x fraction - k`: where `n x
+/// fraction` is a whole number its product may round above it (25 x 0.28
+/// is 7.000000000000001), and any weight above 0 adds a whole element to
+/// the mean's divisor; `k / n` rounds to the very `fraction` instead.
+fn ranks_and_weight(n: usize, fraction: f64) -> (usize, f64) {
+    let k = ((n as f64 * fraction) as usize).clamp(1, n);
+    let taken = k as f64 / n as f64;
+    let past = fraction - taken;
+    let w = if past > 0.0 { past / ((k + 1) as f64 / n as f64 - taken) } else { 0.0 };
+    (k, w)
 }
 
 impl Kernel for Percentile {
@@ -85,6 +97,33 @@ mod tests {
         assert_eq!(run(&mut k, &[&vals]), vec![Some(48.0)]);
         let mut k = Percentile::new(50.0);
         assert_eq!(run(&mut k, &[&[3.0, 3.0], &[9.0]]), vec![Some(3.0), Some(9.0)]);
+    }
+
+    /// Where `n x p` is a whole number there is no extra slot, however the
+    /// product rounds: 25 values at p = 0.28 take the 7 lowest.
+    #[test]
+    fn whole_rank_counts_take_no_extra_slot() {
+        let mean = |lo: u32, hi: u32| f64::from(lo + hi) / 2.0;
+        for (n, percent, k) in [(25u32, 28.0, 7u32), (100, 55.0, 55), (50, 14.0, 7), (100, 7.0, 7), (25, 36.0, 9)] {
+            let vals: Vec<f64> = (1..=n).map(f64::from).collect();
+            assert_eq!(run(&mut Percentile::new(percent), &[&vals]), vec![Some(mean(1, k))], "{n} values, p {percent}");
+        }
+        // Every count of values to 200 at every percent step, against the
+        // definition in exact integers: k = floor(n x p) (at least 1) and
+        // the extra slot's weight n x p - k.
+        for n in 1..=200u32 {
+            let vals: Vec<f64> = (1..=n).map(f64::from).collect();
+            for step in 1..=100u32 {
+                let k = ((n * step) / 100).max(1);
+                let w = if n * step > 100 * k { f64::from(n * step - 100 * k) / 100.0 } else { 0.0 };
+                let mut want = mean(1, k);
+                if w > 0.0 && k < n {
+                    want = (want * f64::from(k) + f64::from(k + 1) * w + f64::from(k) * (1.0 - w)) / f64::from(k + 1);
+                }
+                let got = run(&mut Percentile::new(f64::from(step)), &[&vals])[0].expect("a value");
+                assert!((got - want).abs() <= 1e-12 * want, "1..{n} at {step} %: {got}, not {want}");
+            }
+        }
     }
 
     #[test]

@@ -51,4 +51,12 @@ mod tests {
         let mut k = TrimmedMean::new(0.0);
         assert_eq!(run(&mut k, &[&vals]), vec![Some(5.5)]);
     }
+
+    /// Keeping 28 % of 25 values is 7 whole ranks (10..=16), no extra slot,
+    /// though 25 x 0.28 rounds above 7.
+    #[test]
+    fn whole_rank_counts_take_no_extra_slot() {
+        let vals: Vec<f64> = (1..=25).map(f64::from).collect();
+        assert_eq!(run(&mut TrimmedMean::new(36.0), &[&vals]), vec![Some(13.0)]);
+    }
 }
