@@ -47,8 +47,6 @@ pub enum EngineError {
     },
     #[error("query matches {matched} metrics, over the limit of {limit} (cardinality_limit / --max-query-metrics)")]
     TooManyMetrics { matched: u64, limit: u64 },
-    #[error("query asks for {requested} points, over the limit of {limit}")]
-    TooManyPoints { requested: u64, limit: u64 },
     #[error(
         "query would need about {estimated_mib} MiB for its {groups} groups x {points} points (limit {limit_mib} MiB, --query-memory): ask for fewer points, group by fewer keys, or select fewer metrics"
     )]
@@ -112,7 +110,6 @@ impl EngineError {
             | EngineError::InvalidBatch { .. }
             | EngineError::InvalidPattern { .. } => ErrorKind::BadInput,
             EngineError::TooManyMetrics { .. }
-            | EngineError::TooManyPoints { .. }
             | EngineError::OverMemoryBudget { .. }
             | EngineError::TooManySeries { .. } => ErrorKind::LimitExceeded,
             EngineError::Timeout { .. } => ErrorKind::Timeout,

@@ -188,7 +188,7 @@ fn weights_params(pairs: &[(String, String)], v1: bool) -> Result<(MetaRequest, 
             "baseline_after" => w.baseline_after = Some(parse_i64(k, v)?),
             "baseline_before" => w.baseline_before = Some(parse_i64(k, v)?),
             "points" | "max_points" => {
-                w.points = crate::query::params::check_points(k, parse_u64(k, v)?)? as usize;
+                w.points = crate::query::params::capped_points(parse_u64(k, v)?) as usize;
             }
             "cardinality_limit" => w.cardinality_limit = parse_u64(k, v)? as usize,
             "timeout" => w.timeout_ms = parse_u64(k, v)?,

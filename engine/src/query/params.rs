@@ -28,11 +28,10 @@ pub(crate) fn parse_u64(param: &str, v: &str) -> Result<u64> {
     u64::try_from(n).map_err(|_| EngineError::param(param, format!("'{param}' must not be negative, got {n}")))
 }
 
-pub(crate) fn check_points(param: &str, points: u64) -> Result<u64> {
-    if points > MAX_POINTS {
-        return Err(EngineError::param(param, format!("'{param}' is {points}, over the limit of {MAX_POINTS} points")));
-    }
-    Ok(points)
+/// More points than [`MAX_POINTS`] are capped to it, as Netdata caps
+/// them (a client asking for more gets its rows, not an error).
+pub(crate) fn capped_points(points: u64) -> u64 {
+    points.min(MAX_POINTS)
 }
 
 pub(crate) fn check_tier(param: &str, tier: i64) -> Result<usize> {
@@ -160,7 +159,7 @@ pub fn parse_params(api: ApiVersion, pairs: &[(String, String)]) -> Result<Query
             "alerts" => q.selectors.alerts = pattern(name, v)?,
             "after" => q.after = parse_i64(name, v)?,
             "before" => q.before = parse_i64(name, v)?,
-            "points" | "max_points" => q.points = check_points(name, parse_u64(name, v)?)?,
+            "points" | "max_points" => q.points = capped_points(parse_u64(name, v)?),
             "time_group" | "group" => time_group = Some(TimeGroup::parse(v.trim(), name)?),
             "time_group_options" | "group_options" => time_group_options = Some(v.to_string()),
             "time_resampling" | "gtime" => q.time_resampling = parse_u64(name, v)? as i64,
@@ -300,7 +299,6 @@ mod tests {
         for (k, v) in [
             ("after", "abc"),
             ("points", "-3"),
-            ("points", "100000"),
             ("tier", "7"),
             ("time_group", "avg2"),
             ("group_by", "planet"),
@@ -313,6 +311,17 @@ mod tests {
             let e = p(&[(k, v)]).expect_err(k);
             assert_eq!(e.path(), Some(k), "{k}={v}: {e}");
         }
+    }
+
+    /// As Netdata: more points than 86,400 are capped, not refused.
+    #[test]
+    fn points_past_the_cap_are_capped() {
+        for (asked, got) in [("100000", MAX_POINTS), ("86401", MAX_POINTS), ("86400", MAX_POINTS), ("300", 300)] {
+            assert_eq!(p(&[("points", asked)]).expect("ok").points, got, "points={asked}");
+        }
+        let body = serde_json::json!({"window": {"points": 1_000_000}});
+        let q = crate::query::body::parse_body(ApiVersion::V3, &body).expect("ok");
+        assert_eq!(q.points, MAX_POINTS);
     }
 
     #[test]

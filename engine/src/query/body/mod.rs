@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use crate::error::{EngineError, Result};
 use crate::index::{LabelFilter, SimplePattern};
-use crate::query::params::{aggregation, check_points, check_tier, format, group_by_keys, MAX_PASSES};
+use crate::query::params::{aggregation, capped_points, check_tier, format, group_by_keys, MAX_PASSES};
 use crate::query::request::{ApiVersion, GroupByPass, QueryRequest, Selectors};
 use crate::query::time_group::TimeGroup;
 pub(crate) use lenient::strings;
@@ -112,7 +112,7 @@ fn build(api: ApiVersion, raw: RawBody<'_>) -> Result<QueryRequest> {
             }
         }
         if let Some(p) = count(w.points, "window.points")? {
-            q.points = check_points("window.points", p)?;
+            q.points = capped_points(p);
         }
         if let Some(t) = w.tier {
             q.tier = Some(check_tier("window.tier", t)?);
