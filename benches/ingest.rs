@@ -440,14 +440,14 @@ fn bench_decode(c: &mut Criterion) {
     // of it.
     use strata_engine::ingest::codec;
     let mut record = Vec::new();
-    codec::encode("h", &batch, &mut record);
+    codec::encode("h", None, &batch, &mut record);
     eprintln!("wal record: {} B, {:.2} B/sample", record.len(), record.len() as f64 / samples as f64);
     let mut group = c.benchmark_group("wal_record");
     group.throughput(Throughput::Elements(samples as u64));
     group.bench_function("encode", |b| {
         b.iter(|| {
             record.clear();
-            codec::encode("h", black_box(&batch), &mut record);
+            codec::encode("h", None, black_box(&batch), &mut record);
         })
     });
     group.bench_function("decode", |b| b.iter(|| codec::decode(black_box(&record)).expect("decode")));

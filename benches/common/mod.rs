@@ -71,7 +71,7 @@ pub fn load_history(history: i64) -> Engine {
             runs.push((m, 1, from..points.len()));
         }
         let series: Vec<_> = runs.iter().map(|(m, ue, r)| (*m, *ue, &points[r.clone()])).collect();
-        let o = st.store.write_batch(&series).expect("store write");
+        let o = st.store.write_batch(&series, None).expect("store write");
         assert_eq!(o.late, 0, "samples before {b} were late");
         written += o.written;
         if (b - first) % 14_400 == 0 {

@@ -392,7 +392,7 @@ pub fn load(
             runs.push((m, 1, from..points.len()));
         }
         let series: Vec<_> = runs.iter().map(|(m, ue, r)| (*m, *ue, &points[r.clone()])).collect();
-        samples += st.store.write_batch(&series)?.written;
+        samples += st.store.write_batch(&series, None)?.written;
         a = b;
     }
     st.store.seal_pending()?;

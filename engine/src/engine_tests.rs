@@ -839,6 +839,88 @@ fn a_failing_sealer_is_reported_and_bounds_what_waits() {
     assert_eq!(shared_over(&e, (k + 1) * CHUNK), want(k + 1), "all of it after a restart");
 }
 
+/// In the last minutes of an hour, a client whose clock runs 8 minutes
+/// ahead (inside `--max-future`) writes into the next hour. That must not
+/// close the hour the others are still writing: their on-time points are
+/// accepted, not late, and a restart replays the log into the same answers
+/// (each record is applied against the clock it was first applied with).
+#[test]
+fn a_client_ahead_of_the_clock_makes_no_one_late_and_replays_alike() {
+    let dir = TempDir::fresh("fast-client");
+    let hour = (T0 / 3600 + 2) * 3600;
+    let now = hour - 180;
+    let e = open_at(&dir, now);
+    let set_clock = |e: &Engine, t: i64| match &e.clock {
+        Clock::Fixed(c) => c.store(t, Ordering::SeqCst),
+        Clock::System => unreachable!("tests pin the clock"),
+    };
+    let series = |node: &str, from: i64, to: i64| IngestBatch {
+        nodes: vec![],
+        series: vec![SeriesSpec {
+            node: Some(node.into()),
+            context: "test.skew".into(),
+            dimension: "v".into(),
+            points: (from..=to).map(|t| Point { t, value: Some((t - T0) as f64), anomalous: false }).collect(),
+            ..Default::default()
+        }],
+    };
+    e.ingest(&series("slow", now - 59, now)).expect("on time");
+    let fast = e.ingest(&series("fast", now + 420, now + 480)).expect("inside --max-future");
+    assert_eq!((fast.accepted, fast.rejected_late), (61, 0));
+    for t in now + 1..=now + 120 {
+        set_clock(&e, t);
+        let r = e.ingest(&series("slow", t, t)).expect("ingest");
+        assert_eq!((r.accepted, r.rejected_late), (1, 0), "the on-time point at {t} is not late");
+    }
+    let answer = |e: &Engine| {
+        let body = json!({
+            "scope": {"contexts": ["test.skew"], "nodes": ["slow"]},
+            "window": {"after": now - 60, "before": now + 100, "points": 160, "tier": 0},
+        });
+        let r = e.query(&parse_body(ApiVersion::V3, &body).expect("body")).expect("query");
+        r.series[0].values.clone()
+    };
+    let want: Vec<f64> = (now - 59..=now + 100).map(|t| (t - T0) as f64).collect();
+    assert_eq!(answer(&e), want);
+    drop(e);
+    let e = open_at(&dir, now + 120);
+    assert_eq!(answer(&e), want, "the same after replaying the log");
+}
+
+/// A batch of more new series than one turn of the catalog's lock
+/// registers them all, each once, with its own samples, whether the turns
+/// split a node's series or not.
+#[test]
+fn a_batch_of_many_new_series_registers_them_all_across_turns() {
+    let dir = TempDir::fresh("many-new");
+    let e = open_at(&dir, T0 + 3600);
+    let n = 2 * super::REGISTER_TURN + 123;
+    let spec = |i: usize| SeriesSpec {
+        node: Some(format!("node-{}", i % 3)),
+        context: "test.many".into(),
+        instance: Some(format!("i{i}")),
+        dimension: "v".into(),
+        points: vec![Point { t: T0 + 1, value: Some(i as f64), anomalous: false }],
+        ..Default::default()
+    };
+    let batch = IngestBatch { nodes: vec![], series: (0..n).map(spec).collect() };
+    let report = e.ingest(&batch).expect("ingest");
+    assert_eq!((report.accepted, report.new_series), (n as u64, n as u64));
+    assert_eq!(e.read().expect("state").catalog.registry().metrics().len(), n);
+    let body = json!({
+        "scope": {"contexts": ["test.many"]},
+        "window": {"after": T0, "before": T0 + 1, "points": 1, "tier": 0},
+        "aggregations": {"metrics": [{"group_by": ["instance"], "aggregation": "sum"}]},
+    });
+    let r = e.query(&parse_body(ApiVersion::V3, &body).expect("body")).expect("query");
+    let mut got: Vec<(String, f64)> = r.series.iter().map(|s| (s.key.name.clone(), s.values[0])).collect();
+    got.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let want: Vec<(String, f64)> = (0..n).map(|i| (format!("i{i}@node-{}", i % 3), i as f64)).collect();
+    assert!(got == want, "{} series; first differing: {:?}", got.len(), got.iter().zip(&want).find(|(g, w)| g != w));
+    // The same batch again is all known: nothing new.
+    assert_eq!(e.ingest(&batch).expect("again").new_series, 0);
+}
+
 /// Clients closing spans at their own pace (each its own update_every, so
 /// each its own spans and head, and nothing is late), then all at once with
 /// a last batch two hours ahead. A stress test (whether an ingest finds
@@ -968,7 +1050,7 @@ fn records_accepted_before_the_one_context_rule_replay_whole() {
     let old = IngestBatch { nodes: vec![], series: vec![spec("beta", "shared", "e"), spec("gamma", "other", "g")] };
     assert!(engine.ingest(&old).is_err(), "a new batch like it is refused");
     let mut bytes = Vec::new();
-    crate::ingest::codec::encode("n", &old, &mut bytes);
+    crate::ingest::codec::encode("n", None, &old, &mut bytes);
     let wal = &engine.persist.as_ref().expect("durable").wal;
     wal.append(&bytes).expect("append the old record");
     wal.sync().expect("sync");

@@ -48,7 +48,10 @@ use crate::wal::{LogRecord, Lsn, Wal, WalOptions};
 /// 6: sealed tier-0 rows may hold negated decimal frames (codec row
 ///    version 2: a negated dimension's `-0.0`s), which a build of format 5
 ///    would refuse row by row. Rows of version 1 still read as they are.
-pub const FORMAT_VERSION: u32 = 6;
+/// 7: WAL records of the fourth binary layout (`ingest::codec`: the clock
+///    the batch was applied against, which caps how far it moved the head),
+///    which a build of format 6 cannot replay. Earlier records still replay.
+pub const FORMAT_VERSION: u32 = 7;
 /// The oldest version this binary opens; it upgrades the dir to
 /// [`FORMAT_VERSION`] on open, so older binaries then refuse it rather than
 /// misread records they do not know.

@@ -57,14 +57,15 @@ pub struct ServeArgs {
     pub retention_tier2: i64,
     /// How far (in data time, not wall time) samples may reach into a new one-hour
     /// tier-0 span before the previous one closes: until then batches from other
-    /// clients that are a little behind are written, not counted late. One batch
-    /// that reaches this far into the new hour closes the old hour for every
-    /// series of its update_every (0 = close at once).
+    /// clients that are a little behind are written, not counted late. Once
+    /// both the data and the server clock reach this far into the new hour,
+    /// the old hour closes for every series of its update_every (0 = close
+    /// at once).
     #[arg(long, env = "STRATA_LATE_GRACE", default_value = "5m", value_parser = parse_grace)]
     pub late_grace: i64,
     /// Refuse ingested samples more than this far ahead of the server clock
-    /// (a 400 naming the point): one far-future sample would otherwise move
-    /// the tier-0 head and make every current sample late.
+    /// (a 400 naming the point). Samples less far ahead are kept, and close
+    /// no hour before the server clock passes it.
     #[arg(long, env = "STRATA_MAX_FUTURE", default_value = "10m", value_parser = parse_duration)]
     pub max_future: i64,
     /// Let requests without a token read data and metadata (a local,
@@ -80,7 +81,9 @@ pub struct ServeArgs {
     /// A request body must arrive within this (408 otherwise).
     #[arg(long, env = "STRATA_BODY_TIMEOUT", default_value = "60s", value_parser = parse_std_duration)]
     pub body_timeout: Duration,
-    /// Every request must be answered within this (504 otherwise).
+    /// Every request must be answered within this (504 otherwise), but an
+    /// ingest whose body has arrived: it is applied, and answered with what
+    /// was written, however long that takes.
     #[arg(long, env = "STRATA_REQUEST_TIMEOUT", default_value = "120s", value_parser = parse_std_duration)]
     pub request_timeout: Duration,
     /// A client must take each answer (each stream message) whole within this of its

@@ -169,7 +169,7 @@ fn restart_preserves_query_answers_exactly() {
     assert_eq!(before, answers(&server), "after the upgrade");
     assert!(server.data_dir().join("meta").is_dir() && !server.data_dir().join("snap").exists());
     let version = std::fs::read_to_string(server.data_dir().join("VERSION")).expect("VERSION");
-    assert_eq!(version.trim(), "6", "upgraded, so older builds refuse the dir");
+    assert_eq!(version.trim(), "7", "upgraded, so older builds refuse the dir");
 }
 
 fn tier0_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

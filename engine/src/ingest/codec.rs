@@ -4,7 +4,7 @@
 //! still decode: a binary record starts with [`MAGIC`], which is never `{`.
 //!
 //! Layout (integers are LEB128 varints, `i64`s zigzag-encoded first):
-//! `MAGIC`, str default_node, nodes: n × (str id, opt str hostname,
+//! `MAGIC`, opt i64 clock (see [`Record::clock`]), str default_node, nodes: n × (str id, opt str hostname,
 //! opt str machine_guid, labels),
 //! series: n × (opt str node, str context, opt str instance, str dimension,
 //! opt str units, opt str title, opt str chart_type, opt i64 update_every,
@@ -26,7 +26,8 @@
 //!
 //! A per-second series of two-decimal values takes about 2 bytes a point
 //! instead of 10, so the log's `write(2)`, its disk and its replay shrink
-//! alike. Records of the earlier layouts still decode: [`MAGIC_V2`] and
+//! alike. Records of the earlier layouts still decode (with no clock):
+//! [`MAGIC_V3`] is this layout without the clock; [`MAGIC_V2`] and
 //! [`MAGIC_V1`] hold per point a time delta, a tag byte and 8 value bytes;
 //! V1 has no machine_guid.
 
@@ -36,7 +37,9 @@ use super::batch::{IngestBatch, NodeSpec, Point, SeriesSpec};
 use crate::storage::codec::alp;
 
 /// First bytes of a binary record.
-pub const MAGIC: &[u8; 4] = b"SWB3";
+pub const MAGIC: &[u8; 4] = b"SWB4";
+/// The third binary layout: the current one without the clock.
+pub const MAGIC_V3: &[u8; 4] = b"SWB3";
 /// The second binary layout: points one by one (time delta, tag, 8 bytes).
 pub const MAGIC_V2: &[u8; 4] = b"SWB2";
 /// The first binary layout: as [`MAGIC_V2`], and nodes without machine_guid.
@@ -67,19 +70,39 @@ pub enum CodecError {
     Json(String),
 }
 
-/// Appends the record for `batch` to `out`.
-pub fn encode(default_node: &str, batch: &IngestBatch, out: &mut Vec<u8>) {
+/// One decoded record: what [`encode`] was given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub default_node: String,
+    /// The clock the batch was applied against, when the engine had one
+    /// (it caps how far the batch may move the head: see
+    /// [`crate::storage::Store::write_batch`]); replay applies the record
+    /// against the same value. `None` in records of earlier layouts.
+    pub clock: Option<i64>,
+    pub batch: IngestBatch,
+}
+
+/// Appends the record for `batch` (applied against `clock`) to `out`.
+pub fn encode(default_node: &str, clock: Option<i64>, batch: &IngestBatch, out: &mut Vec<u8>) {
     let points: usize = batch.series.iter().map(|s| s.points.len()).sum();
     out.reserve(16 + points * 3 + batch.series.len() * 64);
     let mut values = Vec::new();
-    encode_layout(default_node, batch, out, MAGIC, |out, points| put_points(out, points, &mut values));
+    encode_layout(default_node, Some(clock), batch, out, MAGIC, |out, points| put_points(out, points, &mut values));
+}
+
+/// A record of the third binary layout ([`MAGIC_V3`], no clock), as builds
+/// of formats 5 and 6 wrote it: for the tests that replay one.
+#[cfg(test)]
+pub(crate) fn encode_v3(default_node: &str, batch: &IngestBatch, out: &mut Vec<u8>) {
+    let mut values = Vec::new();
+    encode_layout(default_node, None, batch, out, MAGIC_V3, |out, points| put_points(out, points, &mut values));
 }
 
 /// A record of the second binary layout ([`MAGIC_V2`]), as builds of
 /// format 4 wrote it: for the tests that replay one.
 #[cfg(test)]
 pub(crate) fn encode_v2(default_node: &str, batch: &IngestBatch, out: &mut Vec<u8>) {
-    encode_layout(default_node, batch, out, MAGIC_V2, |out, points| {
+    encode_layout(default_node, None, batch, out, MAGIC_V2, |out, points| {
         put_len(out, points.len());
         let mut prev = 0i64;
         for p in points {
@@ -94,15 +117,26 @@ pub(crate) fn encode_v2(default_node: &str, batch: &IngestBatch, out: &mut Vec<u
 }
 
 /// The record's header, nodes and series in the layout of `magic`, each
-/// series' points written by `put_points`.
+/// series' points written by `put_points`; `clock` is `Some` in layouts
+/// that hold one.
 fn encode_layout(
     default_node: &str,
+    clock: Option<Option<i64>>,
     batch: &IngestBatch,
     out: &mut Vec<u8>,
     magic: &[u8; 4],
     mut put_points: impl FnMut(&mut Vec<u8>, &[Point]),
 ) {
     out.extend_from_slice(magic);
+    if let Some(clock) = clock {
+        match clock {
+            Some(c) => {
+                out.push(1);
+                put_i64(out, c);
+            }
+            None => out.push(0),
+        }
+    }
     put_str(out, default_node);
     put_len(out, batch.nodes.len());
     for n in &batch.nodes {
@@ -246,9 +280,9 @@ fn write_varint(buf: &mut [u8], mut v: u64) -> usize {
     n + 1
 }
 
-/// Decodes a record written by [`encode`], or by an earlier build as JSON.
-/// Returns the default node and the batch.
-pub fn decode(bytes: &[u8]) -> Result<(String, IngestBatch), CodecError> {
+/// Decodes a record written by [`encode`], or by an earlier build (in an
+/// earlier binary layout, or as JSON).
+pub fn decode(bytes: &[u8]) -> Result<Record, CodecError> {
     if bytes.first() == Some(&b'{') {
         #[derive(serde::Deserialize)]
         struct Legacy {
@@ -256,15 +290,17 @@ pub fn decode(bytes: &[u8]) -> Result<(String, IngestBatch), CodecError> {
             batch: IngestBatch,
         }
         let r: Legacy = serde_json::from_slice(bytes).map_err(|e| CodecError::Json(e.to_string()))?;
-        return Ok((r.default_node, r.batch));
+        return Ok(Record { default_node: r.default_node, clock: None, batch: r.batch });
     }
     let mut r = Reader { bytes, at: 0 };
     let version = match r.take(MAGIC.len())? {
-        m if m == MAGIC => 3,
+        m if m == MAGIC => 4,
+        m if m == MAGIC_V3 => 3,
         m if m == MAGIC_V2 => 2,
         m if m == MAGIC_V1 => 1,
         _ => return Err(CodecError::BadFlag { at: 0, byte: bytes.first().copied().unwrap_or(0) }),
     };
+    let clock = if version >= 4 && r.flag()? { Some(r.i64()?) } else { None };
     let default_node = r.str()?;
     let n = r.len(3)?;
     let mut nodes = Vec::with_capacity(n);
@@ -285,7 +321,7 @@ pub fn decode(bytes: &[u8]) -> Result<(String, IngestBatch), CodecError> {
         let chart_type = r.opt_str()?;
         let update_every = if r.flag()? { Some(r.i64()?) } else { None };
         let labels = r.labels()?;
-        let points = if version == 3 { r.points()? } else { r.points_v2()? };
+        let points = if version >= 3 { r.points()? } else { r.points_v2()? };
         series.push(SeriesSpec {
             node,
             context,
@@ -302,7 +338,7 @@ pub fn decode(bytes: &[u8]) -> Result<(String, IngestBatch), CodecError> {
     if r.at != bytes.len() {
         return Err(CodecError::Trailing(bytes.len() - r.at));
     }
-    Ok((default_node, IngestBatch { nodes, series }))
+    Ok(Record { default_node, clock, batch: IngestBatch { nodes, series } })
 }
 
 /// A varint appended to `out`. It repeats [`write_varint`]'s loop on
@@ -628,24 +664,26 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trips(node in text(), b in batch()) {
+        fn round_trips(node in text(), clock in prop::option::of(any::<i64>()), b in batch()) {
             let mut out = Vec::new();
-            encode(&node, &b, &mut out);
-            let (n, back) = decode(&out).expect("decodes");
-            prop_assert_eq!(&n, &node);
-            prop_assert!(same(&b, &back), "{:?} != {:?}", b, back);
-            // Records of the previous layout, as format-4 builds wrote them.
-            let mut v2 = Vec::new();
-            encode_v2(&node, &b, &mut v2);
-            let (n, back) = decode(&v2).expect("a v2 record decodes");
-            prop_assert_eq!(n, node);
-            prop_assert!(same(&b, &back), "v2: {:?} != {:?}", b, back);
+            encode(&node, clock, &b, &mut out);
+            let r = decode(&out).expect("decodes");
+            prop_assert_eq!((&r.default_node, r.clock), (&node, clock));
+            prop_assert!(same(&b, &r.batch), "{:?} != {:?}", b, r.batch);
+            // Records of the earlier layouts, as builds of formats 4-6 wrote them.
+            for (layout, encode_old) in [("v3", encode_v3 as fn(&str, &IngestBatch, &mut Vec<u8>)), ("v2", encode_v2)] {
+                let mut old = Vec::new();
+                encode_old(&node, &b, &mut old);
+                let r = decode(&old).expect("an earlier record decodes");
+                prop_assert_eq!((&r.default_node, r.clock), (&node, None), "{}", layout);
+                prop_assert!(same(&b, &r.batch), "{}: {:?} != {:?}", layout, b, r.batch);
+            }
         }
 
         #[test]
         fn damaged_records_are_errors_not_panics(b in batch(), cut in any::<prop::sample::Index>(), flip in any::<prop::sample::Index>(), mask in 1u8..) {
             let mut out = Vec::new();
-            encode("h", &b, &mut out);
+            encode("h", Some(1_800_000_000), &b, &mut out);
             let mut cut_short = out.clone();
             cut_short.truncate(cut.index(out.len()));
             prop_assert!(decode(&cut_short).is_err());
@@ -659,8 +697,8 @@ mod tests {
     #[test]
     fn legacy_json_records_still_decode() {
         let json = br#"{"default_node":"host-1","batch":{"series":[{"context":"c","dimension":"d","points":[[10,1.5],[11,null,true]]}]}}"#;
-        let (node, b) = decode(json).expect("legacy record");
-        assert_eq!(node, "host-1");
+        let Record { default_node: node, clock, batch: b } = decode(json).expect("legacy record");
+        assert_eq!((node.as_str(), clock), ("host-1", None));
         assert_eq!(b.series[0].points, vec![Point::new(10, Some(1.5)), Point { t: 11, value: None, anomalous: true }]);
     }
 
@@ -675,15 +713,16 @@ mod tests {
         put_opt_str(&mut v1, Some("web-1"));
         put_labels(&mut v1, &BTreeMap::from([("env".to_string(), "prod".to_string())]));
         put_len(&mut v1, 0);
-        let (node, b) = decode(&v1).expect("v1 record");
+        let Record { default_node: node, batch: b, .. } = decode(&v1).expect("v1 record");
         assert_eq!(node, "host-1");
         let n = &b.nodes[0];
         assert_eq!((n.id.as_str(), n.hostname.as_deref(), n.machine_guid.as_deref()), ("n1", Some("web-1"), None));
         assert_eq!(n.labels["env"], "prod");
-        // The same batch re-encoded is the current layout, one flag byte longer.
+        // The same batch re-encoded is the current layout, one flag byte
+        // longer for the machine_guid and one for the clock.
         let mut v2 = Vec::new();
-        encode("host-1", &b, &mut v2);
-        assert_eq!((&v2[..4], v2.len()), (&MAGIC[..], v1.len() + 1));
+        encode("host-1", None, &b, &mut v2);
+        assert_eq!((&v2[..4], v2.len()), (&MAGIC[..], v1.len() + 2));
     }
 
     /// A record as the second binary layout wrote it (points one by one:
@@ -711,7 +750,7 @@ mod tests {
                 v2.extend_from_slice(&f64::to_le_bytes(v));
             }
         }
-        let (node, b) = decode(&v2).expect("v2 record");
+        let Record { default_node: node, batch: b, .. } = decode(&v2).expect("v2 record");
         assert_eq!(node, "host-1");
         let s = &b.series[0];
         assert_eq!((s.context.as_str(), s.dimension.as_str(), s.update_every), ("c", "d", Some(2)));
@@ -737,7 +776,7 @@ mod tests {
 
     fn encoded_len(b: &IngestBatch) -> usize {
         let mut out = Vec::new();
-        encode("h", b, &mut out);
+        encode("h", None, b, &mut out);
         out.len()
     }
 
@@ -755,8 +794,8 @@ mod tests {
             }
             let b = one_series(points);
             let mut out = Vec::new();
-            encode("h", &b, &mut out);
-            let (_, back) = decode(&out).expect("decodes");
+            encode("h", None, &b, &mut out);
+            let back = decode(&out).expect("decodes").batch;
             assert!(same(&b, &back), "odd value at {odd_at:?}");
             let raw = out.len() > 8 * n;
             assert_eq!(raw, odd_at.is_some(), "{} bytes, odd value at {odd_at:?}", out.len());

@@ -351,7 +351,11 @@ mod tests {
         .expect("ok");
         assert_eq!((w.method, w.after, w.baseline_after), (Method::Ks2, -60, Some(-600)));
         assert_eq!(parse_weights(&p(&[("method", "magic")])).expect_err("method").path(), Some("method"));
-        assert_eq!(parse_weights(&p(&[("points", "999999")])).expect_err("points").path(), Some("points"));
+        assert_eq!(
+            parse_weights(&p(&[("points", "999999")])).expect("capped").1.points,
+            86_400,
+            "capped as Netdata caps"
+        );
     }
 
     #[test]

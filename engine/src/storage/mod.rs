@@ -16,6 +16,6 @@ pub mod tier;
 pub mod view;
 
 pub use row::{AggColumns, AggPoint, AggRows, RowData, Run};
-pub use store::{Extent, RawPoint, RunOutcome, SeriesRun, Store, WriteOutcome};
+pub use store::{BatchRun, Extent, RawPoint, RunOutcome, SeriesRun, Store, WriteOutcome};
 pub use tier::{StorageConfig, TierSpec, TIERS};
 pub use view::StoreView;

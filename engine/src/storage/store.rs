@@ -77,6 +77,17 @@ pub type RawPoint = crate::ingest::Point;
 /// update_every, and its slotted samples.
 pub type SeriesRun<'a> = (MetricId, i64, &'a [RawPoint]);
 
+/// One metric's samples of a batch inside one tier-0 span (see
+/// [`Store::batch_runs`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchRun<'a> {
+    pub ue: i64,
+    /// The span's start.
+    pub s0: i64,
+    pub m: MetricId,
+    pub points: &'a [RawPoint],
+}
+
 /// Samples written and refused as late by [`Store::write_run`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunOutcome {
@@ -272,7 +283,7 @@ impl Store {
     /// Returns `Late` (and writes nothing) when `t` is before the head.
     pub fn write(&mut self, m: MetricId, ue: i64, t: i64, value: Option<f64>, anomalous: bool) -> Result<WriteOutcome> {
         let s0 = span_start(t, self.cfg.span_secs(0, ue));
-        let o = self.write_run(m, ue, s0, &[RawPoint { t, value, anomalous }])?;
+        let o = self.write_run(m, ue, s0, &[RawPoint { t, value, anomalous }], None)?;
         Ok(if o.late > 0 { WriteOutcome::Late } else { WriteOutcome::Written })
     }
 
@@ -282,8 +293,26 @@ impl Store {
     /// write to a slot wins), which keeps a batch covering several spans from
     /// making its own earlier samples late; done as per-span runs of one
     /// metric, sorted by span, so lookups happen per run, not per sample.
-    pub fn write_batch(&mut self, series: &[SeriesRun<'_>]) -> Result<RunOutcome> {
-        let mut runs: Vec<(i64, i64, MetricId, &[RawPoint])> = Vec::with_capacity(series.len());
+    ///
+    /// `clock` (the ingest's "now", when the engine trusts its clock) caps
+    /// how far the batch moves the head: spans close as the earlier of the
+    /// newest sample and the clock passes them (plus the late grace). So a
+    /// sample from a client whose clock runs ahead (up to `--max-future`)
+    /// cannot close the hour that everyone else is still writing and make
+    /// their on-time samples late. Replay passes each record's own clock,
+    /// so it moves the head exactly as the first apply did.
+    pub fn write_batch(&mut self, series: &[SeriesRun<'_>], clock: Option<i64>) -> Result<RunOutcome> {
+        let runs = self.batch_runs(series);
+        self.write_runs(&runs, clock)
+    }
+
+    /// The runs [`Store::write_batch`] writes, in the order it writes them:
+    /// per series, its points cut at span ends; then sorted by
+    /// (update_every, span), stably, so runs of one span keep their batch
+    /// order. Any cut of this list written piece after piece with
+    /// [`Store::write_runs`] writes what the whole batch writes.
+    pub fn batch_runs<'a>(&self, series: &[SeriesRun<'a>]) -> Vec<BatchRun<'a>> {
+        let mut runs: Vec<BatchRun<'a>> = Vec::with_capacity(series.len());
         for &(m, ue, points) in series {
             let span0 = self.cfg.span_secs(0, ue);
             let mut rest = points;
@@ -293,15 +322,19 @@ impl Store {
                 let s0 = span_start(first.t, span0);
                 let inside = |p: &RawPoint| (s0..s0.saturating_add(span0)).contains(&p.t);
                 let (run, after) = rest.split_at(rest.iter().position(|p| !inside(p)).unwrap_or(rest.len()));
-                runs.push((ue, s0, m, run));
+                runs.push(BatchRun { ue, s0, m, points: run });
                 rest = after;
             }
         }
-        // Stable: runs of one span keep their batch order.
-        runs.sort_by_key(|r| (r.0, r.1));
+        runs.sort_by_key(|r| (r.ue, r.s0));
+        runs
+    }
+
+    /// Writes `runs` (a piece of [`Store::batch_runs`]' list) in order.
+    pub fn write_runs(&mut self, runs: &[BatchRun<'_>], clock: Option<i64>) -> Result<RunOutcome> {
         let mut total = RunOutcome::default();
-        for (ue, s0, m, run) in runs {
-            let o = self.write_run(m, ue, s0, run)?;
+        for r in runs {
+            let o = self.write_run(r.m, r.ue, r.s0, r.points, clock)?;
             total.written += o.written;
             total.late += o.late;
         }
@@ -312,8 +345,16 @@ impl Store {
     /// at `s0` (each `t` slotted to `ue`), in their order: the same result as
     /// [`Store::write`] per sample, with each span and row looked up once per
     /// run instead of once per sample and tier. A run before the head is
-    /// late as a whole (the head is a span start).
-    pub fn write_run(&mut self, m: MetricId, ue: i64, s0: i64, pts: &[RawPoint]) -> Result<RunOutcome> {
+    /// late as a whole (the head is a span start). `clock` caps the head as
+    /// in [`Store::write_batch`].
+    pub fn write_run(
+        &mut self,
+        m: MetricId,
+        ue: i64,
+        s0: i64,
+        pts: &[RawPoint],
+        clock: Option<i64>,
+    ) -> Result<RunOutcome> {
         let Some(newest) = pts.iter().map(|p| p.t).max() else { return Ok(RunOutcome::default()) };
         let cfg = self.cfg;
         debug_assert!(pts.iter().all(|p| span_start(p.t, cfg.span_secs(0, ue)) == s0));
@@ -323,7 +364,7 @@ impl Store {
                 return Ok(RunOutcome { written: 0, late: pts.len() as u64 });
             }
             g.newest = g.newest.max(newest);
-            (g.head_start, cfg.head_for(g.newest, ue))
+            (g.head_start, cfg.head_for(clock.map_or(g.newest, |c| g.newest.min(c)), ue))
         };
         if head.is_none_or(|h| keep_from > h) {
             self.advance(ue, keep_from)?;

@@ -498,7 +498,7 @@ fn rollup_only_history_is_flagged_approximate() {
         let pts: Vec<_> = (3_601..=7_200)
             .map(|k| crate::storage::RawPoint { t: T0 + k, value: Some(1.0), anomalous: false })
             .collect();
-        st.store.write_batch(&[(m, 1, &pts[..])]).expect("tier 0");
+        st.store.write_batch(&[(m, 1, &pts[..])], None).expect("tier 0");
     }
     let r = v3(&e, json!({"after": T0 + 1, "before": T0 + 7_200, "points": 2}), "average");
     let a = r.approximation.as_ref().expect("flagged");

@@ -65,6 +65,40 @@ fn the_previous_span_stays_open_for_the_grace_period() {
     assert_eq!(s.stats()[0].0, 1, "[16, 32) sealed once the grace period passed: {:?}", s.stats());
 }
 
+/// A sample ahead of the clock moves the head only as far as the clock:
+/// the span the other writers are still filling stays open until the clock
+/// (plus the grace) passes it, however far ahead one writer is.
+#[test]
+fn a_sample_ahead_of_the_clock_closes_nothing_the_clock_has_not_passed() {
+    let mut cfg = small_cfg();
+    cfg.late_grace_secs = 4;
+    let mut s = Store::new(cfg);
+    let one = |s: &mut Store, m: MetricId, t: i64, clock: i64| {
+        let o = s.write_batch(&[(m, 1, &[RawPoint { t, value: Some(t as f64), anomalous: false }][..])], Some(clock));
+        s.seal_pending().expect("seal");
+        o.expect("write")
+    };
+    // Spans of 16 s; the clock reads 30. A fast writer is at 45, past
+    // the boundary at 32 and its grace: uncapped, the head would be 32.
+    assert_eq!(one(&mut s, 0, 30, 30).written, 1);
+    assert_eq!(one(&mut s, 1, 45, 30).written, 1);
+    assert_eq!(s.late_before(1), Some(16), "the head follows the clock (30 - 4), not the sample");
+    for (t, clock) in [(31, 31), (29, 33), (27, 34)] {
+        assert_eq!(one(&mut s, 0, t, clock), RunOutcome { written: 1, late: 0 }, "on time at {t}, clock {clock}");
+    }
+    assert_eq!(s.stats()[0].0, 0, "nothing sealed yet");
+    // Once the clock is past 32 + 4, [16, 32) closes and is late.
+    assert_eq!(one(&mut s, 0, 37, 37).written, 1);
+    assert_eq!(s.late_before(1), Some(32));
+    assert_eq!(one(&mut s, 0, 28, 37), RunOutcome { written: 0, late: 1 });
+    assert_eq!(s.stats()[0].0, 1, "[16, 32) sealed");
+    // Without a clock (bulk loads, records of earlier builds) the newest
+    // sample moves the head, as before.
+    let mut s = Store::new(cfg);
+    s.write_batch(&[(1, 1, &[RawPoint { t: 45, value: Some(1.0), anomalous: false }][..])], None).expect("write");
+    assert_eq!(s.late_before(1), Some(32));
+}
+
 #[test]
 fn sealed_and_open_spans_read_back_in_order() {
     let mut s = Store::new(small_cfg());
@@ -256,14 +290,15 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
     /// `write_batch` (per-span runs) leaves exactly the state, counts and
     /// extents that writing each sample in time order leaves, late samples,
-    /// overwrites, gaps and seals included.
+    /// overwrites, gaps and seals included; so does writing its runs a few
+    /// at a time (`write_runs`, as the engine does in turns of its lock).
     #[test]
-    fn write_batch_equals_per_sample_writes_in_time_order(batches in batch_strategy()) {
+    fn write_batch_equals_per_sample_writes_in_time_order(batches in batch_strategy(), turn in 1usize..4) {
         let mut cfg = small_cfg();
         cfg.tiers[1].factor = 4;
         cfg.tiers[2].factor = 16;
         cfg.late_grace_secs = 5;
-        let (mut reference, mut runs) = (Store::new(cfg), Store::new(cfg));
+        let (mut reference, mut runs, mut turns) = (Store::new(cfg), Store::new(cfg), Store::new(cfg));
         for b in &batches {
             let mut writes: Vec<(i64, MetricId, Option<f64>, bool)> =
                 b.iter().flat_map(|(m, pts)| pts.iter().map(move |&(t, v, a)| (t, *m, v, a))).collect();
@@ -283,13 +318,21 @@ proptest! {
                 series.push((*m, 1, from..points.len()));
             }
             let series: Vec<_> = series.iter().map(|(m, ue, r)| (*m, *ue, &points[r.clone()])).collect();
-            prop_assert_eq!(runs.write_batch(&series).expect("write_batch"), want);
+            prop_assert_eq!(runs.write_batch(&series, None).expect("write_batch"), want);
+            let mut got = RunOutcome::default();
+            for piece in turns.batch_runs(&series).chunks(turn) {
+                let o = turns.write_runs(piece, None).expect("write_runs");
+                (got.written, got.late) = (got.written + o.written, got.late + o.late);
+            }
+            prop_assert_eq!(got, want, "in turns of {} runs", turn);
         }
         for m in 0..4 {
             for tier in 0..TIERS {
-                prop_assert_eq!(runs.extent(m, tier), reference.extent(m, tier), "extent m{} tier{}", m, tier);
-                let (got, want) = (collect(&runs, m, tier, -1, 1000), collect(&reference, m, tier, -1, 1000));
-                prop_assert_eq!(got, want, "m{} tier{}", m, tier);
+                for (store, how) in [(&runs, "write_batch"), (&turns, "write_runs")] {
+                    prop_assert_eq!(store.extent(m, tier), reference.extent(m, tier), "extent m{} tier{} {}", m, tier, how);
+                    let (got, want) = (collect(store, m, tier, -1, 1000), collect(&reference, m, tier, -1, 1000));
+                    prop_assert_eq!(got, want, "m{} tier{} {}", m, tier, how);
+                }
             }
         }
     }
