@@ -652,6 +652,34 @@ fn the_python_mcp_sdk_drives_the_endpoint() {
     );
 }
 
+/// A context that began reporting within the last interval (its only
+/// sample after the window's rounded-down end) has nothing in a summary's
+/// window; a summary of several contexts leaves it out and answers the
+/// others, as `data.query` does, instead of failing whole.
+#[test]
+fn a_summary_leaves_out_a_context_newer_than_its_window() {
+    let s = Server::start(Some(NOW));
+    dataset::load(&s);
+    let (_, t) = mk(&s, "all", &["scope:all"]);
+    s.ingest_ok(&json!({"series": [{"node": "n1", "context": "fix.late", "dimension": "v", "points": [[NOW, 1.0]]}]}));
+    let window = json!({"after": -3600});
+    let alone = tool(&s, &t, "data.summary", json!({"contexts": ["system.cpu"], "window": window}));
+    let want = alone["structuredContent"]["series"].as_array().cloned().unwrap_or_else(|| panic!("{alone}"));
+    assert!(!want.is_empty(), "{alone}");
+    for contexts in [json!(["fix.late", "system.cpu"]), json!(["system.cpu", "fix.late"])] {
+        let sum = tool(&s, &t, "data.summary", json!({"contexts": contexts, "window": window}));
+        assert_ne!(sum["isError"], json!(true), "{contexts}: {sum}");
+        assert_eq!(sum["structuredContent"]["series"].as_array(), Some(&want), "{contexts}: {sum}");
+    }
+    let late = tool(
+        &s,
+        &t,
+        "data.summary",
+        json!({"contexts": ["fix.late"], "window": {"after": NOW - 600, "before": NOW - 1}}),
+    );
+    assert_eq!(late["isError"], json!(true), "nothing of it in a window before its sample: {late}");
+}
+
 /// JSON has one number type: `5.0` for an integer argument is 5 (clients
 /// and models write floats), while `5.5`, a value under the minimum and one
 /// past any integer are refused as before, naming the argument.

@@ -113,9 +113,17 @@ pub fn router(state: AppState) -> Router {
             async move {
                 use axum::response::IntoResponse;
                 let has_body = request_has_body(&req);
-                let resp = match tokio::time::timeout(limit, next.run(req)).await {
-                    Ok(resp) => resp,
-                    Err(_) => ApiError::GatewayTimeout(limit.as_secs()).into_response(),
+                // An ingest whose body has arrived (within the body timeout)
+                // is applied whatever the time, and its answer says what
+                // was written: a 504 would leave its client to guess, and
+                // retry a batch that may be stored.
+                let resp = if is_ingest(&req) {
+                    next.run(req).await
+                } else {
+                    match tokio::time::timeout(limit, next.run(req)).await {
+                        Ok(resp) => resp,
+                        Err(_) => ApiError::GatewayTimeout(limit.as_secs()).into_response(),
+                    }
                 };
                 let mut resp = unsent.track(resp).await;
                 // A refused request's body may be unread, so the connection
@@ -128,6 +136,11 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(middleware::from_fn_with_state(state.clone(), mcp::cors))
         .with_state(state)
+}
+
+/// `POST /api/v1/ingest`, which the request timeout does not cut.
+fn is_ingest(req: &axum::extract::Request) -> bool {
+    req.method() == Method::POST && req.uri().path() == "/api/v1/ingest"
 }
 
 /// A path segment axum could not take (bad UTF-8, say) as a JSON 400 in

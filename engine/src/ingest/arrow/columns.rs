@@ -350,12 +350,17 @@ impl<'a> Columns<'a> {
 
     pub fn of(rb: &'a RecordBatch) -> Result<Self> {
         let schema = rb.schema_ref();
-        for f in schema.fields() {
+        for (i, f) in schema.fields().iter().enumerate() {
             if !super::COLUMNS.contains(&f.name().as_str()) {
                 return Err(col_err(
                     f.name(),
                     format!("unknown column '{}' (known: {})", f.name(), super::COLUMNS.join(", ")),
                 ));
+            }
+            // Columns are found by name: a second one of a name would be
+            // silently ignored.
+            if schema.fields()[..i].iter().any(|g| g.name() == f.name()) {
+                return Err(col_err(f.name(), format!("column '{}' appears twice", f.name())));
             }
         }
         let find = |name: &str| schema.index_of(name).ok().map(|i| rb.column(i));

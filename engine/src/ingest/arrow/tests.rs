@@ -118,6 +118,24 @@ fn an_unknown_column_is_refused() {
     assert_eq!(err_path(&two_rows(Some(("valeu", strs(&[None, None]))))), "columns.valeu");
 }
 
+/// Columns are found by name, so a name given twice would leave one of
+/// them unread: refused, naming it.
+#[test]
+fn a_column_given_twice_is_refused() {
+    let bytes = stream(vec![
+        ("context", strs(&[Some("first")])),
+        ("dimension", strs(&[Some("d")])),
+        ("ts", Arc::new(Int64Array::from(vec![1_700_000_000]))),
+        ("value", Arc::new(Float64Array::from(vec![1.0]))),
+        ("context", strs(&[Some("second")])),
+    ]);
+    assert_eq!(err_path(&bytes), "columns.context");
+    match decode_stream(bytes.as_slice()) {
+        Err(e) => assert!(e.to_string().contains("appears twice"), "{e}"),
+        Ok(d) => panic!("decoded {:?}", d.batch),
+    }
+}
+
 #[test]
 fn a_wrongly_typed_column_is_named() {
     let ts: ArrayRef = Arc::new(Int32Array::from(vec![1, 2]));

@@ -82,17 +82,25 @@ fn body(cx: &Ctx, args: &Map<String, Value>, points: i64, time_group: &str) -> R
 const MAX_SUMMARY_CONTEXTS: usize = 20;
 
 /// Runs the body through the engine's parser and query path.
-fn run_query(cx: &Ctx, body: &Value) -> Result<QueryResult, ToolError> {
+fn run_any(cx: &Ctx, body: &Value) -> Result<QueryResult, ToolError> {
     let mut req = parse_body(ApiVersion::V3, body)?;
     req.allowed_nodes = cx.me.allow.clone();
-    let result = cx.st.engine.query_cancellable(&req, &cx.cancel)?;
+    Ok(cx.st.engine.query_cancellable(&req, &cx.cancel)?)
+}
+
+/// [`run_any`], an answer without series being a tool error that says so.
+fn run_query(cx: &Ctx, body: &Value) -> Result<QueryResult, ToolError> {
+    let result = run_any(cx, body)?;
     if result.series.is_empty() {
-        let ctx = strings(&body["scope"].as_object().cloned().unwrap_or_default(), "contexts").join(", ");
-        return Err(ToolError::tool(format!(
-            "no data matches contexts [{ctx}] in this window; try contexts.search or a longer window"
-        )));
+        return Err(no_data(body));
     }
     Ok(result)
+}
+
+/// The error of a query body whose answer has no series.
+fn no_data(body: &Value) -> ToolError {
+    let ctx = strings(&body["scope"].as_object().cloned().unwrap_or_default(), "contexts").join(", ");
+    ToolError::tool(format!("no data matches contexts [{ctx}] in this window; try contexts.search or a longer window"))
 }
 
 fn avg_abs(s: &Series) -> f64 {
@@ -288,7 +296,16 @@ pub static SUMMARY: Tool = Tool {
                     // The id itself, escaped: not a pattern.
                     one["scope"]["contexts"] = json!([SimplePattern::exact(id).to_string()]);
                     one["window"] = json!({"after": rw.after, "before": rw.before, "points": rw.points});
-                    parts.push((id.clone(), run_query(cx, &one)?));
+                    // A context whose data all lies past the resolved end
+                    // (it began reporting within the last interval) has
+                    // nothing in this window: the others still answer.
+                    let part = run_any(cx, &one)?;
+                    if !part.series.is_empty() {
+                        parts.push((id.clone(), part));
+                    }
+                }
+                if parts.is_empty() {
+                    return run_query(cx, &b).map(|_| Value::Null);
                 }
                 parts
             }
