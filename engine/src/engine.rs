@@ -97,7 +97,7 @@ impl Default for EngineConfig {
 /// - `catalog` and `store` are separate `RwLock`s, always taken in that
 ///   order. Writers (ingest) hold a write lock only while applying one
 ///   batch (registering its new series, [`REGISTER_TURN`] at a time;
-///   writing its samples, [`WRITE_TURN`] runs at a time). A batch
+///   writing its samples, [`WRITE_TURN_RUNS`] runs at a time). A batch
 ///   whose series are all known with unchanged metadata takes no catalog
 ///   write lock: its metrics are looked up under the read lock before the
 ///   order lock and used if the registry's generation has not moved. Readers
@@ -157,9 +157,11 @@ const MAX_UNSEALED: usize = 2;
 /// ms of holding it; see [`Engine::register_in_turns`]).
 const REGISTER_TURN: usize = 4096;
 
-/// Runs (one metric's samples in one span) written per turn of the store's
-/// write lock ([`Engine::write_in_turns`]).
-const WRITE_TURN: usize = 8192;
+/// Runs (one metric's samples in one span) and samples written per turn of
+/// the store's write lock, whichever comes first ([`Engine::write_in_turns`]):
+/// a turn holds it for about 10-30 ms.
+const WRITE_TURN_RUNS: usize = 8192;
+const WRITE_TURN_POINTS: usize = 1 << 19;
 
 /// An allowance of new series (a token's hourly limit), asked once per
 /// batch that creates some, under the ingest order lock: what one batch
@@ -416,7 +418,8 @@ impl Engine {
             for (tier, ue, span) in pending {
                 #[cfg(test)]
                 if self.fail_seals.load(Ordering::SeqCst) {
-                    return Err(EngineError::Poisoned("sealing (a test's fault)"));
+                    let fault = arrow_schema::ArrowError::ComputeError("a test's fault".into());
+                    return Err(EngineError::Arrow { tier: tier as u8, source: fault });
                 }
                 let seg = Arc::new(Segment::seal(tier as u8, &span)?);
                 self.store
@@ -448,7 +451,11 @@ impl Engine {
     /// refused whole, as is one that would pass `max_series`.
     pub fn ingest_with(&self, batch: &IngestBatch, allowance: Option<&dyn SeriesAllowance>) -> Result<IngestReport> {
         let (report, after) = self.ingest_deferred(batch, allowance)?;
-        self.finish_ingest(after)?;
+        // Applied and in the WAL: a failure to lay out what it closed is
+        // kept for `/health` (see `seal_failure`), not this batch's error.
+        if let Err(e) = self.finish_ingest(after) {
+            tracing::error!(error = %e, "laying out closed spans after an ingest failed");
+        }
         Ok(report)
     }
 
@@ -488,14 +495,6 @@ impl Engine {
         if let Some(max) = self.config.max_future_secs {
             reject_future(batch, now, max)?;
         }
-        // Memory stays bounded while laying out fails: past the bound, this
-        // batch waits for the sealer first and is refused, with nothing
-        // written, if it fails again.
-        if self.seal_failure().is_some()
-            && self.store.read().map_err(|_| poisoned("store lock"))?.pending_seal_count() > MAX_UNSEALED
-        {
-            self.seal_closed()?;
-        }
         // What the catalog decides is checked here too, under its read lock
         // alone, so concurrent batches do it in parallel; under the order
         // lock it is redone only if the catalog changed in between. Every
@@ -523,6 +522,7 @@ impl Engine {
             };
             (cat.registry().generation(), new, known)
         };
+        self.refuse_while_seals_fail()?;
         let (report, lsn) = {
             // WAL order must be apply order, so both happen under this lock;
             // the fsync does not (below), which lets concurrent batches share
@@ -622,28 +622,62 @@ impl Engine {
     }
 
     /// Writes the batch's samples as [`Store::write_batch`] does, taking the
-    /// store's write lock for [`WRITE_TURN`] runs at a time, so that
+    /// store's write lock for [`WRITE_TURN_RUNS`] runs at a time (fewer when
+    /// they are long), so that
     /// readers do not wait for all of a large batch (a quarter of a million
     /// series takes about half a second). The runs are cut from the one
     /// list the whole batch would write, in its order, so the head moves
     /// and samples land exactly as in one turn; between turns readers may
     /// see part of the batch. The caller holds `ingest_order`.
     fn write_in_turns(&self, series: &[SeriesRun<'_>], clock: Option<i64>) -> Result<RunOutcome> {
+        let runs = Store::batch_runs(&self.config.storage, series);
         let lock = || self.store.write().map_err(|_| EngineError::Poisoned("store lock"));
-        let mut store = lock()?;
-        let runs = store.batch_runs(series);
         let mut total = RunOutcome::default();
-        for (k, turn) in runs.chunks(WRITE_TURN).enumerate() {
-            if k > 0 {
-                drop(store);
-                let_readers_in();
-                store = lock()?;
+        let mut rest = &runs[..];
+        let mut first = true;
+        while !rest.is_empty() {
+            // Runs up to a turn's worth of points (at least one run).
+            let (mut n, mut points) = (0, 0);
+            while n < rest.len() && n < WRITE_TURN_RUNS && (n == 0 || points < WRITE_TURN_POINTS) {
+                points += rest[n].points.len();
+                n += 1;
             }
-            let o = store.write_runs(turn, clock)?;
+            let (turn, after) = rest.split_at(n);
+            if !std::mem::take(&mut first) {
+                let_readers_in();
+            }
+            let o = lock()?.write_runs(turn, clock)?;
             total.written += o.written;
             total.late += o.late;
+            rest = after;
         }
         Ok(total)
+    }
+
+    /// Memory stays bounded while laying out fails: past [`MAX_UNSEALED`]
+    /// waiting spans, a valid batch first tries laying them out once more
+    /// itself, and is refused (nothing written) if that fails again, or if
+    /// another thread's try is under way.
+    fn refuse_while_seals_fail(&self) -> Result<()> {
+        if self.seal_failure().is_none() {
+            return Ok(());
+        }
+        let waiting = || -> Result<usize> {
+            Ok(self.store.read().map_err(|_| EngineError::Poisoned("store lock"))?.pending_seal_count())
+        };
+        if waiting()? <= MAX_UNSEALED {
+            return Ok(());
+        }
+        match self.sealing.try_lock() {
+            // Its outcome is kept in `seal_failure`, read below.
+            Ok(_one) => drop(self.seal_pending()),
+            Err(std::sync::TryLockError::WouldBlock) => {}
+            Err(std::sync::TryLockError::Poisoned(_)) => return Err(EngineError::Poisoned("sealing")),
+        }
+        match (self.seal_failure(), waiting()?) {
+            (Some(cause), n) if n > MAX_UNSEALED => Err(EngineError::SealsWaiting { waiting: n, cause }),
+            _ => Ok(()),
+        }
     }
 
     /// The work an ingest leaves after it is acknowledged

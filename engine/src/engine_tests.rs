@@ -818,7 +818,12 @@ fn a_failing_sealer_is_reported_and_bounds_what_waits() {
         assert!(waiting(&e) <= super::MAX_UNSEALED + 2, "{} closed spans wait", waiting(&e));
         k += 1;
     };
-    assert!(refused.to_string().contains("sealing"), "{refused}");
+    assert!(matches!(refused, EngineError::SealsWaiting { .. }), "{refused}");
+    assert_eq!(refused.kind(), crate::error::ErrorKind::Unavailable);
+    // A batch of a new client is refused as well, and so never reaches the
+    // WAL (checked after the restart below).
+    let other = e.ingest_deferred(&batch_of(1, k, CHUNK), None).map(|_| ()).expect_err("refused too");
+    assert!(matches!(other, EngineError::SealsWaiting { .. }), "{other}");
     let failure = e.seal_failure().expect("the failure is kept");
     assert!(failure.contains("a test's fault"), "{failure}");
     let want = |batches: i64| (T0 + 1..=T0 + batches * CHUNK).map(|t| value(0, t)).collect::<Vec<_>>();
@@ -837,6 +842,8 @@ fn a_failing_sealer_is_reported_and_bounds_what_waits() {
     drop(e);
     let e = open_at(&dir, T0 + 48 * 3600);
     assert_eq!(shared_over(&e, (k + 1) * CHUNK), want(k + 1), "all of it after a restart");
+    let nodes: Vec<String> = e.read().expect("state").catalog.registry().nodes().iter().map(|n| n.id.clone()).collect();
+    assert!(!nodes.iter().any(|n| n == "client-1"), "nothing of the refused batches was logged: {nodes:?}");
 }
 
 /// In the last minutes of an hour, a client whose clock runs 8 minutes

@@ -23,6 +23,9 @@ pub enum ErrorKind {
     Internal,
     /// The disk (or quota) under the data dir is full (507).
     StorageFull,
+    /// The engine cannot take this now, for a reason on its side that may
+    /// pass (503).
+    Unavailable,
 }
 
 #[derive(Debug, Error)]
@@ -77,6 +80,11 @@ pub enum EngineError {
     },
     #[error("engine state is unavailable: {0}")]
     Poisoned(&'static str),
+    #[error(
+        "ingest is paused: {waiting} closed spans wait in memory because laying them out fails ({cause}); \
+         nothing of this batch was written, send it again once /health no longer reports the failure"
+    )]
+    SealsWaiting { waiting: usize, cause: String },
     #[error("cannot {what} {path}: {source}")]
     Storage {
         what: &'static str,
@@ -116,6 +124,7 @@ impl EngineError {
             EngineError::Cancelled => ErrorKind::Cancelled,
             EngineError::Forbidden(_) => ErrorKind::Forbidden,
             EngineError::ChartNotFound(_) | EngineError::NothingMatched => ErrorKind::NotFound,
+            EngineError::SealsWaiting { .. } => ErrorKind::Unavailable,
             EngineError::Arrow { .. }
             | EngineError::Poisoned(_)
             | EngineError::Storage { .. }

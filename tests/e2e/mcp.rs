@@ -661,7 +661,9 @@ fn a_summary_leaves_out_a_context_newer_than_its_window() {
     let s = Server::start(Some(NOW));
     dataset::load(&s);
     let (_, t) = mk(&s, "all", &["scope:all"]);
-    s.ingest_ok(&json!({"series": [{"node": "n1", "context": "fix.late", "dimension": "v", "points": [[NOW, 1.0]]}]}));
+    for ctx in ["fix.late", "fix.later"] {
+        s.ingest_ok(&json!({"series": [{"node": "n1", "context": ctx, "dimension": "v", "points": [[NOW, 1.0]]}]}));
+    }
     let window = json!({"after": -3600});
     let alone = tool(&s, &t, "data.summary", json!({"contexts": ["system.cpu"], "window": window}));
     let want = alone["structuredContent"]["series"].as_array().cloned().unwrap_or_else(|| panic!("{alone}"));
@@ -678,6 +680,10 @@ fn a_summary_leaves_out_a_context_newer_than_its_window() {
         json!({"contexts": ["fix.late"], "window": {"after": NOW - 600, "before": NOW - 1}}),
     );
     assert_eq!(late["isError"], json!(true), "nothing of it in a window before its sample: {late}");
+    // Only new contexts: nothing to summarise is an error that says so.
+    let both = tool(&s, &t, "data.summary", json!({"contexts": ["fix.late", "fix.later"], "window": window}));
+    let text = both["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(both["isError"] == json!(true) && text.contains("no data matches"), "{both}");
 }
 
 /// JSON has one number type: `5.0` for an integer argument is 5 (clients

@@ -81,10 +81,13 @@ pub type SeriesRun<'a> = (MetricId, i64, &'a [RawPoint]);
 /// [`Store::batch_runs`]).
 #[derive(Debug, Clone, Copy)]
 pub struct BatchRun<'a> {
+    /// The metric's update_every (its group of spans).
     pub ue: i64,
-    /// The span's start.
+    /// The tier-0 span's start.
     pub s0: i64,
+    /// The metric written.
     pub m: MetricId,
+    /// Its samples in that span, slotted, in batch order.
     pub points: &'a [RawPoint],
 }
 
@@ -302,7 +305,7 @@ impl Store {
     /// their on-time samples late. Replay passes each record's own clock,
     /// so it moves the head exactly as the first apply did.
     pub fn write_batch(&mut self, series: &[SeriesRun<'_>], clock: Option<i64>) -> Result<RunOutcome> {
-        let runs = self.batch_runs(series);
+        let runs = Store::batch_runs(&self.cfg, series);
         self.write_runs(&runs, clock)
     }
 
@@ -310,11 +313,12 @@ impl Store {
     /// per series, its points cut at span ends; then sorted by
     /// (update_every, span), stably, so runs of one span keep their batch
     /// order. Any cut of this list written piece after piece with
-    /// [`Store::write_runs`] writes what the whole batch writes.
-    pub fn batch_runs<'a>(&self, series: &[SeriesRun<'a>]) -> Vec<BatchRun<'a>> {
+    /// [`Store::write_runs`] writes what the whole batch writes. It needs
+    /// only the store's configuration (`cfg`), so it runs outside its lock.
+    pub fn batch_runs<'a>(cfg: &StorageConfig, series: &[SeriesRun<'a>]) -> Vec<BatchRun<'a>> {
         let mut runs: Vec<BatchRun<'a>> = Vec::with_capacity(series.len());
         for &(m, ue, points) in series {
-            let span0 = self.cfg.span_secs(0, ue);
+            let span0 = cfg.span_secs(0, ue);
             let mut rest = points;
             while let Some(first) = rest.first() {
                 // A run ends at the first point outside its span: found by

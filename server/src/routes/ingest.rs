@@ -66,8 +66,7 @@ pub async fn post_ingest(
         // The batch is durable: the client gets its answer now, and the
         // hours it closed are laid out after (tens of milliseconds at an
         // hour's end that it would otherwise wait for). Started here, not by
-        // the handler: a client gone, or a timeout, drops the handler
-        // before it could. A failure there is this server's to log; the
+        // the handler: a client gone drops the handler before it could. A failure there is this server's to log; the
         // spans wait, readable, for the next ingest or checkpoint.
         if after.is_due() {
             let engine = engine.clone();

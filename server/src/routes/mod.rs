@@ -113,10 +113,11 @@ pub fn router(state: AppState) -> Router {
             async move {
                 use axum::response::IntoResponse;
                 let has_body = request_has_body(&req);
-                // An ingest whose body has arrived (within the body timeout)
-                // is applied whatever the time, and its answer says what
-                // was written: a 504 would leave its client to guess, and
-                // retry a batch that may be stored.
+                // An ingest is not cut: its body has its own limit (the
+                // body timeout, 408), and once read it is applied whatever
+                // the time (waiting for the ingest order, the WAL's fsync)
+                // and answered with what was written: a 504 would leave its
+                // client to guess, and retry a batch that may be stored.
                 let resp = if is_ingest(&req) {
                     next.run(req).await
                 } else {

@@ -53,10 +53,15 @@ mod tests {
     }
 
     /// Keeping 28 % of 25 values is 7 whole ranks (10..=16), no extra slot,
-    /// though 25 x 0.28 rounds above 7.
+    /// though 25 x 0.28 rounds above 7. (The kept fraction `1 - 2p` is
+    /// rounded twice, as Netdata rounds it: where it lands an ulp above
+    /// `k / n` (trimming 35 % of 10 values), Netdata and strata both add an
+    /// extra slot of weight about 1e-16, which counts in the divisor.)
     #[test]
     fn whole_rank_counts_take_no_extra_slot() {
         let vals: Vec<f64> = (1..=25).map(f64::from).collect();
         assert_eq!(run(&mut TrimmedMean::new(36.0), &[&vals]), vec![Some(13.0)]);
+        let ten: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(run(&mut TrimmedMean::new(35.0), &[&ten]), vec![Some((4.0 + 5.0 + 6.0 + 6.0) / 4.0)], "as Netdata");
     }
 }

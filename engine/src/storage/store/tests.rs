@@ -320,7 +320,7 @@ proptest! {
             let series: Vec<_> = series.iter().map(|(m, ue, r)| (*m, *ue, &points[r.clone()])).collect();
             prop_assert_eq!(runs.write_batch(&series, None).expect("write_batch"), want);
             let mut got = RunOutcome::default();
-            for piece in turns.batch_runs(&series).chunks(turn) {
+            for piece in Store::batch_runs(&cfg, &series).chunks(turn) {
                 let o = turns.write_runs(piece, None).expect("write_runs");
                 (got.written, got.late) = (got.written + o.written, got.late + o.late);
             }

@@ -305,7 +305,7 @@ pub static SUMMARY: Tool = Tool {
                     }
                 }
                 if parts.is_empty() {
-                    return run_query(cx, &b).map(|_| Value::Null);
+                    return Err(no_data(&b));
                 }
                 parts
             }

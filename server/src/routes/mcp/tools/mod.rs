@@ -53,7 +53,7 @@ impl From<EngineError> for ToolError {
         match e.kind() {
             ErrorKind::Cancelled => ToolError::Revoked,
             ErrorKind::Timeout => ToolError::tool(format!("{e}; reduce the window or the points")),
-            ErrorKind::Internal | ErrorKind::StorageFull => ToolError::Internal(e.to_string()),
+            ErrorKind::Internal | ErrorKind::StorageFull | ErrorKind::Unavailable => ToolError::Internal(e.to_string()),
             _ => ToolError::tool(match e.path() {
                 Some(p) => format!("{e} (at {p})"),
                 None => e.to_string(),
