@@ -87,12 +87,17 @@ pub fn encode_into(
     out.push(if all_valid { 0 } else { HAS_VALID } | if any_anomaly { HAS_ANOMALY } else { 0 });
     out.extend_from_slice(&(n as u32).to_le_bytes());
     out.extend_from_slice(&(frames as u16).to_le_bytes());
-    for (present, bit) in [(!all_valid, &valid as &dyn Fn(usize) -> bool), (any_anomaly, &anomalous)] {
-        if present {
-            let mut bits = vec![0u8; nbytes];
-            (0..n).filter(|&i| valid(i) && bit(i)).for_each(|i| set_bit(&mut bits, i, true));
-            out.extend_from_slice(&bits);
-        }
+    let bitmap = |bit: &dyn Fn(usize) -> bool| {
+        let mut bits = vec![0u8; nbytes];
+        (0..n).filter(|&i| valid(i) && bit(i)).for_each(|i| set_bit(&mut bits, i, true));
+        bits
+    };
+    let valid_bits = (!all_valid).then(|| bitmap(&valid));
+    if let Some(bits) = &valid_bits {
+        out.extend_from_slice(bits);
+    }
+    if any_anomaly {
+        out.extend_from_slice(&bitmap(&anomalous));
     }
     let dir = out.len();
     out.resize(dir + 4 * frames, 0);
@@ -103,7 +108,16 @@ pub fn encode_into(
         let off = (out.len() - body) as u32;
         out[dir + 4 * f..dir + 4 * f + 4].copy_from_slice(&off.to_le_bytes());
         let (lo, hi) = (f * FRAME, ((f + 1) * FRAME).min(n));
-        negated |= encode_frame(&values[lo..hi], |i| valid(lo + i), &mut ks, out) == NEGATED;
+        // A frame of gaps only (most of a snapshot's rows of series that
+        // report rarely, or began late in their span) is written without
+        // looking at its values: FRAME is a multiple of 8, so its bits are
+        // whole bytes.
+        let gaps_only = valid_bits.as_deref().is_some_and(|b| b[lo / 8..hi.div_ceil(8)].iter().all(|&x| x == 0));
+        if gaps_only {
+            gap_frame(hi - lo, out);
+        } else {
+            negated |= encode_frame(&values[lo..hi], |i| valid(lo + i), &mut ks, out) == NEGATED;
+        }
     }
     if negated {
         out[row] = VERSION_NEGATED;
@@ -117,6 +131,34 @@ pub fn encode_into(
 /// negation changes); else raw. `ks` is scratch: each point's integer,
 /// found once and reused for the range and the packing.
 fn encode_frame(values: &[f64], valid: impl Fn(usize) -> bool, ks: &mut Vec<i64>, out: &mut Vec<u8>) -> u8 {
+    // One value throughout (the count columns of a rollup span where
+    // nothing was written are zeros): the frame [`encode_frame_general`]
+    // writes for it, found with one comparison a point instead of a
+    // decimal check.
+    if let Some((e, k)) = one_value(values, &valid) {
+        out.extend_from_slice(&[DECIMAL, e as u8, 0]);
+        put_varint(out, k);
+        pack(std::iter::empty(), values.len(), 0, out);
+        return DECIMAL;
+    }
+    encode_frame_general(values, valid, ks, out)
+}
+
+/// The exponent and integer of the one value every valid point of
+/// `values` holds (bit for bit), when there is one and it is a short
+/// decimal; `None` otherwise (or when no point is valid).
+fn one_value(values: &[f64], valid: impl Fn(usize) -> bool) -> Option<(u32, i64)> {
+    let first = (0..values.len()).find(|&i| valid(i))?;
+    let bits = values[first].to_bits();
+    if !values[first..].iter().enumerate().all(|(j, v)| v.to_bits() == bits || !valid(first + j)) {
+        return None;
+    }
+    let e = alp::smallest_exponent(values[first])?;
+    Some((e, alp::encode(values[first], e)?))
+}
+
+/// [`encode_frame`] for any frame.
+fn encode_frame_general(values: &[f64], valid: impl Fn(usize) -> bool, ks: &mut Vec<i64>, out: &mut Vec<u8>) -> u8 {
     let decimal = |values: &[f64], ks: &mut Vec<i64>| {
         (0..=alp::MAX_EXP).find_map(|e| alp::encode_all(values, &valid, e, ks).map(|r| (e, r))).and_then(
             |(e, (min, max))| {
@@ -153,6 +195,14 @@ fn encode_frame(values: &[f64], valid: impl Fn(usize) -> bool, ks: &mut Vec<i64>
             RAW
         }
     }
+}
+
+/// Appends a frame of `len` gaps: what [`encode_frame`] writes for one
+/// (decimal, exponent 0, width 0, base 0: no bytes a point).
+fn gap_frame(len: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(&[DECIMAL, 0, 0]);
+    put_varint(out, 0);
+    pack(std::iter::empty(), len, 0, out);
 }
 
 /// The last frame an [`EncodedRow`] looked up, by number (`None` inside:

@@ -400,6 +400,51 @@ fn a_constant_row_takes_no_bits_per_point() {
     assert_eq!((p.sum, p.min, p.max, p.count), (3600.0, 60.0, 60.0, 60));
 }
 
+/// Frames of gaps only are written without a look at their values, as
+/// the general path writes them, byte for byte; rows mixing them with
+/// valued and anomalous frames read back whole.
+#[test]
+fn frames_of_gaps_only_are_written_as_the_general_path_writes_them() {
+    for len in [1, 7, 8, 9, 500, FRAME] {
+        let (mut fast, mut general) = (Vec::new(), Vec::new());
+        gap_frame(len, &mut fast);
+        encode_frame(&vec![3.25; len], |_| false, &mut Vec::new(), &mut general);
+        assert_eq!(fast, general, "{len} gaps");
+    }
+    let n = 3 * FRAME + 100;
+    let values: Vec<f64> = (0..n).map(|i| (i % 97) as f64 / 4.0).collect();
+    // Frame 0 has a few points, frame 1 none, frame 2 all, the last one none.
+    let valid = |i: usize| (i < FRAME && i % 300 == 7) || (2 * FRAME..3 * FRAME).contains(&i);
+    let anomalous = |i: usize| i.is_multiple_of(5);
+    let blob = encode(&values, valid, anomalous);
+    let row = EncodedRow::parse(&blob).expect("parses");
+    for (i, &v) in values.iter().enumerate() {
+        assert_eq!(row.is_valid(i), valid(i), "valid {i}");
+        if valid(i) {
+            assert_eq!((row.value(i), row.is_anomalous(i)), (v, anomalous(i)), "point {i}");
+        }
+    }
+}
+
+proptest! {
+    /// A frame of one value (gaps aside) is written as the general path
+    /// writes it, byte for byte, whatever the value.
+    #[test]
+    fn frames_of_one_value_are_written_as_the_general_path_writes_them(
+        v in value(),
+        len in 1usize..=FRAME,
+        gaps in prop::collection::vec(any::<bool>(), FRAME),
+        all_valid in any::<bool>(),
+    ) {
+        let values = vec![v; len];
+        let valid = |i: usize| all_valid || gaps[i];
+        let (mut fast, mut general) = (Vec::new(), Vec::new());
+        let kind = encode_frame(&values, valid, &mut Vec::new(), &mut fast);
+        let want = encode_frame_general(&values, valid, &mut Vec::new(), &mut general);
+        prop_assert_eq!((kind, fast), (want, general));
+    }
+}
+
 #[test]
 fn gaps_and_anomalies_only_cost_bitmaps_when_present() {
     let dense = encode(&[1.5; 100], |_| true, |_| false);
