@@ -409,6 +409,8 @@ impl Engine {
         done
     }
 
+    /// [`Engine::seal_pending`]'s work: lays out what waits until nothing
+    /// does, stopping at the first failure.
     fn seal_each_pending(&self) -> Result<()> {
         loop {
             let pending = self.store.read().map_err(|_| EngineError::Poisoned("store lock"))?.pending_seals();
