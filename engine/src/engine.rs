@@ -608,9 +608,7 @@ impl Engine {
     fn register_in_turns(&self, batch: &IngestBatch, default_node: &str) -> Result<Vec<MetricId>> {
         let lock = || self.catalog.write().map_err(|_| EngineError::Poisoned("catalog lock"));
         let mut cat = lock()?;
-        for n in &batch.nodes {
-            cat.upsert_node(&n.id, n.hostname.as_deref(), n.machine_guid.as_deref(), Some(&n.labels));
-        }
+        register_nodes(&mut cat, batch);
         let mut metrics = Vec::with_capacity(batch.series.len());
         for (k, turn) in batch.series.chunks(REGISTER_TURN).enumerate() {
             if k > 0 {
@@ -853,10 +851,15 @@ fn let_readers_in() {
 /// Registers a validated batch's series and nodes; returns each series'
 /// metric. Replay's way: under one lock, where no reader waits.
 fn register(catalog: &mut Catalog, batch: &IngestBatch, default_node: &str) -> Vec<MetricId> {
+    register_nodes(catalog, batch);
+    batch.series.iter().map(|s| catalog.register(&meta_of(s, default_node))).collect()
+}
+
+/// Upserts the batch's node metadata (before its series name them).
+fn register_nodes(catalog: &mut Catalog, batch: &IngestBatch) {
     for n in &batch.nodes {
         catalog.upsert_node(&n.id, n.hostname.as_deref(), n.machine_guid.as_deref(), Some(&n.labels));
     }
-    batch.series.iter().map(|s| catalog.register(&meta_of(s, default_node))).collect()
 }
 
 /// Each series' metric when registering the whole batch would change

@@ -114,7 +114,7 @@ pub fn encode_into(
         // whole bytes.
         let gaps_only = valid_bits.as_deref().is_some_and(|b| b[lo / 8..hi.div_ceil(8)].iter().all(|&x| x == 0));
         if gaps_only {
-            gap_frame(hi - lo, out);
+            constant_frame(0, 0, hi - lo, out);
         } else {
             negated |= encode_frame(&values[lo..hi], |i| valid(lo + i), &mut ks, out) == NEGATED;
         }
@@ -136,9 +136,7 @@ fn encode_frame(values: &[f64], valid: impl Fn(usize) -> bool, ks: &mut Vec<i64>
     // writes for it, found with one comparison a point instead of a
     // decimal check.
     if let Some((e, k)) = one_value(values, &valid) {
-        out.extend_from_slice(&[DECIMAL, e as u8, 0]);
-        put_varint(out, k);
-        pack(std::iter::empty(), values.len(), 0, out);
+        constant_frame(e, k, values.len(), out);
         return DECIMAL;
     }
     encode_frame_general(values, valid, ks, out)
@@ -146,9 +144,10 @@ fn encode_frame(values: &[f64], valid: impl Fn(usize) -> bool, ks: &mut Vec<i64>
 
 /// The exponent and integer of the one value every valid point of
 /// `values` holds (bit for bit), when there is one and it is a short
-/// decimal; `None` otherwise (or when no point is valid).
+/// decimal (`(0, 0)` when no point is valid, as the general path writes
+/// gaps); `None` otherwise.
 fn one_value(values: &[f64], valid: impl Fn(usize) -> bool) -> Option<(u32, i64)> {
-    let first = (0..values.len()).find(|&i| valid(i))?;
+    let Some(first) = (0..values.len()).find(|&i| valid(i)) else { return Some((0, 0)) };
     let bits = values[first].to_bits();
     if !values[first..].iter().enumerate().all(|(j, v)| v.to_bits() == bits || !valid(first + j)) {
         return None;
@@ -197,11 +196,12 @@ fn encode_frame_general(values: &[f64], valid: impl Fn(usize) -> bool, ks: &mut 
     }
 }
 
-/// Appends a frame of `len` gaps: what [`encode_frame`] writes for one
-/// (decimal, exponent 0, width 0, base 0: no bytes a point).
-fn gap_frame(len: usize, out: &mut Vec<u8>) {
-    out.extend_from_slice(&[DECIMAL, 0, 0]);
-    put_varint(out, 0);
+/// Appends a decimal frame of `len` points that all read `k / 10^e`
+/// (width 0: no bytes a point). Gaps hold the base, so a frame of gaps
+/// only is `constant_frame(0, 0, ..)`.
+fn constant_frame(e: u32, k: i64, len: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(&[DECIMAL, e as u8, 0]);
+    put_varint(out, k);
     pack(std::iter::empty(), len, 0, out);
 }
 

@@ -407,7 +407,7 @@ fn a_constant_row_takes_no_bits_per_point() {
 fn frames_of_gaps_only_are_written_as_the_general_path_writes_them() {
     for len in [1, 7, 8, 9, 500, FRAME] {
         let (mut fast, mut general) = (Vec::new(), Vec::new());
-        gap_frame(len, &mut fast);
+        constant_frame(0, 0, len, &mut fast);
         encode_frame(&vec![3.25; len], |_| false, &mut Vec::new(), &mut general);
         assert_eq!(fast, general, "{len} gaps");
     }

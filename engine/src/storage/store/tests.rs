@@ -339,6 +339,60 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+    /// With the ingest's clock, whatever it reads batch to batch (behind
+    /// the samples, ahead, going back): the head never passes the one the
+    /// clock allows (the largest clock seen, less the grace), and the runs
+    /// written a few at a time leave exactly what `write_batch` leaves.
+    #[test]
+    fn a_clock_caps_the_head_and_turns_write_alike(
+        batches in batch_strategy(),
+        clocks in prop::collection::vec(prop::option::of(0i64..400), 8),
+        turn in 1usize..4,
+    ) {
+        let mut cfg = small_cfg();
+        cfg.tiers[1].factor = 4;
+        cfg.tiers[2].factor = 16;
+        cfg.late_grace_secs = 5;
+        let (mut whole, mut turns) = (Store::new(cfg), Store::new(cfg));
+        let mut newest: Option<i64> = None;
+        let mut allowed: Option<i64> = None;
+        for (b, &clock) in batches.iter().zip(&clocks) {
+            let mut points = Vec::new();
+            let mut series = Vec::new();
+            for (m, pts) in b {
+                let from = points.len();
+                points.extend(pts.iter().map(|&(t, value, anomalous)| RawPoint { t, value, anomalous }));
+                series.push((*m, 1, from..points.len()));
+            }
+            let series: Vec<_> = series.iter().map(|(m, ue, r)| (*m, *ue, &points[r.clone()])).collect();
+            let want = whole.write_batch(&series, clock).expect("write_batch");
+            let mut got = RunOutcome::default();
+            for piece in Store::batch_runs(&cfg, &series).chunks(turn) {
+                let o = turns.write_runs(piece, clock).expect("write_runs");
+                (got.written, got.late) = (got.written + o.written, got.late + o.late);
+            }
+            prop_assert_eq!(got, want, "in turns of {} runs", turn);
+            if let Some(t) = points.iter().map(|p| p.t).max() {
+                let n = newest.map_or(t, |n: i64| n.max(t));
+                newest = Some(n);
+                let cap = clock.map_or(n, |c| n.min(c));
+                allowed = Some(allowed.map_or(cap, |a| a.max(cap)));
+            }
+            if let (Some(head), Some(a)) = (whole.late_before(1), allowed) {
+                prop_assert!(head <= cfg.head_for(a, 1), "head {} past what the clock allows ({})", head, a);
+            }
+        }
+        for m in 0..4 {
+            for tier in 0..TIERS {
+                prop_assert_eq!(turns.extent(m, tier), whole.extent(m, tier), "extent m{} tier{}", m, tier);
+                prop_assert_eq!(collect(&turns, m, tier, -1, 1000), collect(&whole, m, tier, -1, 1000), "m{} tier{}", m, tier);
+            }
+        }
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
     /// Each tier's extent is the first and last point holding a value, for
     /// writes in any order with gaps written over samples (last write wins).
