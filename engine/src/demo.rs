@@ -376,7 +376,7 @@ pub fn load(
             end += res;
         }
     }
-    st.store.advance(1, t0)?;
+    st.store.advance(1, t0, t0)?;
     progress(&format!("demo: tier 0 history ({} h, {} series)", (now - t0) / 3600, all.len()));
     let mut samples = 0u64;
     // One tier-0 span at a time, every series as a run.

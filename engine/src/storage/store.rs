@@ -362,16 +362,17 @@ impl Store {
         let Some(newest) = pts.iter().map(|p| p.t).max() else { return Ok(RunOutcome::default()) };
         let cfg = self.cfg;
         debug_assert!(pts.iter().all(|p| span_start(p.t, cfg.span_secs(0, ue)) == s0));
-        let (head, keep_from) = {
+        let (head, reach) = {
             let g = self.group(ue);
             if g.head_start.is_some_and(|h| s0 < h) {
                 return Ok(RunOutcome { written: 0, late: pts.len() as u64 });
             }
             g.newest = g.newest.max(newest);
-            (g.head_start, cfg.head_for(clock.map_or(g.newest, |c| g.newest.min(c)), ue))
+            (g.head_start, clock.map_or(g.newest, |c| g.newest.min(c)))
         };
+        let keep_from = cfg.head_for(reach, ue);
         if head.is_none_or(|h| keep_from > h) {
-            self.advance(ue, keep_from)?;
+            self.advance(ue, keep_from, reach)?;
         }
 
         // Tier 0, remembering which slots held a value before.
@@ -492,8 +493,11 @@ impl Store {
     }
 
     /// Moves the head of group `ue` to `head` (never backwards), sealing
-    /// every open span whose samples are all older, and enforcing retention.
-    pub fn advance(&mut self, ue: i64, head: i64) -> Result<()> {
+    /// every open span whose samples are all older, and enforcing retention
+    /// back from `reach`: the newest sample as capped by the clock (see
+    /// [`Store::write_batch`]), so a client whose clock runs ahead cannot
+    /// make the store drop data before its time either.
+    pub fn advance(&mut self, ue: i64, head: i64, reach: i64) -> Result<()> {
         let cfg = self.cfg;
         self.group(ue);
         let Some(g) = self.groups.get_mut(&ue) else { return Ok(()) };
@@ -501,7 +505,7 @@ impl Store {
             return Ok(());
         }
         g.head_start = Some(head);
-        let newest = g.newest.max(head);
+        let newest = reach.max(head);
         for tier in 0..TIERS {
             let res = cfg.resolution(tier, ue);
             let span = cfg.span_secs(tier, ue);

@@ -99,6 +99,31 @@ fn a_sample_ahead_of_the_clock_closes_nothing_the_clock_has_not_passed() {
     assert_eq!(s.late_before(1), Some(32));
 }
 
+/// Retention counts back from the clock-capped newest sample too: a
+/// sample ahead of the clock does not drop a span the clock still keeps.
+#[test]
+fn a_sample_ahead_of_the_clock_drops_nothing_retention_keeps() {
+    let mut cfg = small_cfg();
+    cfg.tiers[0].retention_secs = 40;
+    let mut s = Store::new(cfg);
+    let one = |s: &mut Store, m: MetricId, t: i64, clock: i64| {
+        let o = s.write_batch(&[(m, 1, &[RawPoint { t, value: Some(1.0), anomalous: false }][..])], Some(clock));
+        s.seal_pending().expect("seal");
+        o.expect("write")
+    };
+    for t in 0..64 {
+        assert_eq!(one(&mut s, 0, t, t).written, 1);
+    }
+    // A fast writer at 75 while the clock reads 63 moves no head ...
+    assert_eq!(one(&mut s, 1, 75, 63).written, 1);
+    assert_eq!(s.extent(0, 0).map(|e| e.first), Some(0));
+    // ... and when the clock reaches 64 the head moves to [64, 80):
+    // retention keeps what ends after 64 - 40 = 24, so [16, 32) stays
+    // (counted from the fast sample, 75 - 40 = 35 would drop it).
+    assert_eq!(one(&mut s, 0, 64, 64).written, 1);
+    assert_eq!(s.extent(0, 0).map(|e| e.first), Some(16), "[0, 16) dropped, [16, 32) kept");
+}
+
 #[test]
 fn sealed_and_open_spans_read_back_in_order() {
     let mut s = Store::new(small_cfg());
@@ -196,7 +221,7 @@ fn rollup_import_is_readable_and_refused_after_the_head() {
     let mut s = Store::new(StorageConfig::default());
     let p = AggPoint { sum: 120.0, min: 1.0, max: 3.0, count: 60, anomaly_count: 2 };
     assert_eq!(s.write_rollup(0, 1, 1, 600, p), WriteOutcome::Written);
-    s.advance(1, 3600).expect("advance");
+    s.advance(1, 3600, 3600).expect("advance");
     assert_eq!(s.write_rollup(0, 1, 1, 660, p), WriteOutcome::Late);
     assert_eq!(collect(&s, 0, 1, 0, 3600), vec![(600, p)]);
 }
