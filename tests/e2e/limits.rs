@@ -226,3 +226,31 @@ fn an_ingest_past_the_request_timeout_is_answered_with_what_it_wrote() {
     let (status, body) = server.post_json("/api/v3/data", &q);
     assert_eq!(status, 504, "{body}");
 }
+
+/// What the HTTP layer refuses before any route sees it (README, "One
+/// exception"): a request target past about 64 KiB is a 414, more than
+/// 100 header fields a 431, a target with a raw `<` a 400; the server
+/// serves others afterwards.
+#[test]
+fn the_http_layer_refuses_oversized_targets_and_headers() {
+    let server = Server::start_with(TempDir::new("httplimits"), None, &[]);
+    let ask = |request: &[u8]| {
+        let mut s = TcpStream::connect(addr(&server)).expect("connect");
+        s.write_all(request).expect("request");
+        read_until_close(&mut s, Duration::from_secs(10)).0
+    };
+    let long = format!("GET /api/v3/data?scope_contexts={} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70 << 10));
+    assert!(ask(long.as_bytes()).starts_with("HTTP/1.1 414"));
+    let near = format!(
+        "GET /api/v3/data?scope_contexts={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "a".repeat(60 << 10)
+    );
+    let text = ask(near.as_bytes());
+    assert!(text.starts_with("HTTP/1.1 401"), "a 60 KiB target reaches the route: {}", &text[..text.len().min(200)]);
+    let fields: String = (0..120).map(|i| format!("X-F{i}: v\r\n")).collect();
+    let many = format!("GET /health HTTP/1.1\r\nHost: x\r\n{fields}\r\n");
+    assert!(ask(many.as_bytes()).starts_with("HTTP/1.1 431"));
+    assert!(ask(b"GET /api/v3/data?x=<a> HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 400"));
+    let (status, body) = server.get("/health");
+    assert_eq!(status, 200, "{body}");
+}
