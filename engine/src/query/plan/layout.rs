@@ -41,8 +41,44 @@ pub struct Coverage {
     /// Tiers in use (1..=3).
     pub tiers: usize,
     /// Rollup points ending at or before this may hold samples tier 0 does
-    /// not; the exact layout covers only what comes after it.
+    /// not; the exact layout covers only what comes after it, but for a
+    /// bucket whose samples tier 0 holds whole ([`Coverage::exact_from`]).
     pub exact_after: Option<i64>,
+}
+
+impl Coverage {
+    /// Where the exact part of a bucket starting at `s` begins.
+    /// `exact_after` (`r`) is where tier 0's oldest kept span (or the
+    /// first sample after imported rollups) starts: its samples lie at `r`
+    /// and later, on the update_every grid, while the rollup point that
+    /// ends at `r` also holds samples tier 0 no longer has. So a bucket
+    /// starting at or after `r - res[0]` has only samples tier 0 holds and
+    /// is exact whole (even the one-slot bucket `(r - 1, r]`); an earlier
+    /// bucket reads rollup-only history up to `r` and is exact after it.
+    pub fn exact_from(&self, s: i64) -> i64 {
+        match self.exact_after {
+            Some(r) if s < r - self.res[0] => r,
+            _ => s,
+        }
+    }
+
+    /// Bucket starts before which rollup-only history is read.
+    pub fn aged_before(&self) -> Option<i64> {
+        self.exact_after.map(|r| r - self.res[0])
+    }
+
+    /// The same coverage with rollups held only after `exact_after`, for
+    /// layouts: an exact layout takes no rollup point that may hold
+    /// samples tier 0 does not.
+    fn rollups_after_exact(&self) -> Coverage {
+        let mut cov = *self;
+        if let Some(r) = cov.exact_after {
+            for h in cov.horizon.iter_mut().skip(1) {
+                *h = h.map(|h| h.max(r));
+            }
+        }
+        cov
+    }
 }
 
 impl Layout {
@@ -94,13 +130,11 @@ impl Layout {
     }
 
     /// The exact layout: full rollup intervals where `rollups` allows them,
-    /// tier 0 for the rest, each bucket clipped to after `exact_after`.
+    /// tier 0 for the rest, each bucket from [`Coverage::exact_from`].
     pub fn exact(w: &Window, cov: &Coverage, rollups: bool) -> Layout {
         let top = if rollups { cov.tiers.clamp(1, TIERS) - 1 } else { 0 };
-        Layout::build(w, |s, e, out| {
-            let lo = cov.exact_after.map_or(s, |r| s.max(r));
-            cover(lo, e, top, cov, out);
-        })
+        let cov = cov.rollups_after_exact();
+        Layout::build(w, |s, e, out| cover(cov.exact_from(s), e, top, &cov, out))
     }
 }
 
@@ -144,12 +178,12 @@ pub fn stats_pieces(w: &Window, cov: &Coverage, pinned_raw: bool, buckets: &Layo
         return None;
     }
     let (start, end) = (w.bucket_end(0) - w.view_every, w.bucket_end(w.points - 1));
-    let exact = cov.exact_after.map_or(start, |r| start.max(r));
+    let exact = cov.exact_from(start);
     let mut out = Vec::new();
     if pinned_raw && exact > start {
         out.push(Piece { tier: 0, from: start, to: exact.min(end) });
     }
-    cover(exact, end, cov.tiers.min(TIERS) - 1, cov, &mut out);
+    cover(exact, end, cov.tiers.min(TIERS) - 1, &cov.rollups_after_exact(), &mut out);
     let raw: i64 = out.iter().filter(|p| p.tier == 0).map(|p| p.to - p.from).sum();
     (out.iter().any(|p| p.tier > 0) && raw * 4 <= end - start).then_some(out)
 }

@@ -65,6 +65,8 @@ pub struct GroupLayout {
     pub layout: Layout,
     /// Before this, rollup-only history (see [`Store::rollup_only_until`](crate::storage::Store::rollup_only_until)).
     pub exact_after: Option<i64>,
+    /// Buckets starting before this read that history ([`Coverage::aged_before`]).
+    pub aged_before: Option<i64>,
     /// Where the metrics' statistics come from when the scan leaves them
     /// out of its bucket loop ([`layout::stats_pieces`]; time groups of
     /// sums and counts only).
@@ -75,8 +77,9 @@ pub struct GroupLayout {
 pub struct MetricReads<'p> {
     pub layout: &'p Layout,
     /// Rollup-only history (approximate), oldest first, all before the
-    /// layout's pieces.
+    /// layout's pieces; read by the buckets starting before `aged_before`.
     pub aged: Vec<aged::Part>,
+    pub aged_before: i64,
     /// Pinned to a rollup tier: answers are approximate where a bucket
     /// cuts a rollup interval or the time group cannot merge points.
     pub pinned_rollup: bool,
@@ -128,8 +131,8 @@ impl QueryPlan {
     /// What metric `job` reads.
     pub fn reads_for(&self, store: &StoreView, job: &Job) -> MetricReads<'_> {
         let g = &self.layouts[job.layout];
-        let aged = match (self.aged_tier, g.exact_after) {
-            (Some(t), Some(r)) if self.window.after - self.window.granularity < r => {
+        let aged = match (self.aged_tier, g.exact_after, g.aged_before) {
+            (Some(t), Some(r), Some(before)) if self.window.after - self.window.granularity < before => {
                 let (lo, hi) = self.scan_range(store.config().resolution(TIERS - 1, job.update_every));
                 aged::parts(store, job.metric, t, self.tiers, lo, hi.min(r))
             }
@@ -137,7 +140,8 @@ impl QueryPlan {
         };
         // Statistics apart only where the buckets read exact samples alone.
         let stats = g.stats.as_deref().filter(|_| aged.is_empty());
-        MetricReads { layout: &g.layout, aged, pinned_rollup: self.pinned_rollup(), stats }
+        let aged_before = g.aged_before.unwrap_or(i64::MIN);
+        MetricReads { layout: &g.layout, aged, aged_before, pinned_rollup: self.pinned_rollup(), stats }
     }
 
     /// `tier: N` pinned to a rollup tier.
@@ -306,15 +310,19 @@ pub fn build(
             let whole_minutes = window.points > 0
                 && window.view_every % cov.res[1] == 0
                 && window.bucket_end(0).rem_euclid(cov.res[1]) == 0;
-            let (layout, exact_after) = match req.tier {
-                Some(tier) => (Layout::pinned(&window, tier), None),
-                None => (Layout::exact(&window, &cov, rollups && (wide || whole_minutes)), cov.exact_after),
+            let (layout, exact_after, aged_before) = match req.tier {
+                Some(tier) => (Layout::pinned(&window, tier), None, None),
+                None => (
+                    Layout::exact(&window, &cov, rollups && (wide || whole_minutes)),
+                    cov.exact_after,
+                    cov.aged_before(),
+                ),
             };
             let stats = match separate_stats {
                 true => layout::stats_pieces(&window, &cov, req.tier == Some(0), &layout),
                 false => None,
             };
-            layouts.push(GroupLayout { layout, exact_after, stats });
+            layouts.push(GroupLayout { layout, exact_after, aged_before, stats });
             layouts.len() - 1
         })
     };
@@ -329,9 +337,11 @@ pub fn build(
             jobs.push(job(m, groups.find(&series_key(cat, m, pass0, pct_units).id), true));
         }
     }
-    // Rollup-only history the window reaches: before the latest `exact_after`.
-    let aged_until = layouts.iter().filter_map(|g| g.exact_after).max();
-    let aged_tier = aged_until.filter(|&r| window.after - window.granularity < r).and_then(|r| {
+    // Rollup-only history the window's buckets read: those starting
+    // before a group's `aged_before`, up to its `exact_after`.
+    let reaches = |g: &GroupLayout| g.aged_before.is_some_and(|b| window.after - window.granularity < b);
+    let aged_until = layouts.iter().filter(|g| reaches(g)).filter_map(|g| g.exact_after).max();
+    let aged_tier = aged_until.and_then(|r| {
         let lo = window.after - window.granularity - store.config().resolution(TIERS - 1, ue);
         aged::choose_tier(store, &queried, &window, ntiers, lo, r)
     });

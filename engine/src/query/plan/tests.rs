@@ -18,6 +18,7 @@ use crate::query::body::parse_body;
 use crate::query::params::parse_params;
 use crate::query::request::ApiVersion;
 use crate::query::result::{QueryResult, PA_EMPTY};
+use crate::query::time_group::Method;
 use crate::storage::AggPoint;
 
 /// A tiny deterministic generator (proptest picks the seed).
@@ -47,6 +48,10 @@ struct Dataset {
 }
 
 fn dataset(seed: u64) -> Dataset {
+    dataset_with(seed, rollups_everywhere())
+}
+
+fn dataset_with(seed: u64, cfg: EngineConfig) -> Dataset {
     let mut r = Rng(seed);
     // A random start, so minute and hour boundaries fall anywhere in the data.
     let base = 1_700_000_000 + r.range(0, 7_199);
@@ -92,7 +97,7 @@ fn dataset(seed: u64) -> Dataset {
         });
     }
     let now = last + 1;
-    let engine = Engine::new(rollups_everywhere(), Clock::Fixed(AtomicI64::new(now)));
+    let engine = Engine::new(cfg, Clock::Fixed(AtomicI64::new(now)));
     // In time order, a ten-minute slice of every series per batch: nothing is late.
     let first = series.iter().filter_map(|s| s.points.first().map(|p| p.t)).min().unwrap_or(base);
     let mut from = first;
@@ -325,6 +330,110 @@ proptest! {
     }
 }
 
+/// Where tier 0 aged out (a retention of 40 minutes drops the oldest
+/// spans), a bucket whose samples tier 0 still holds whole (it starts at or
+/// after its group's first kept slot less one update_every, see
+/// [`super::layout::Coverage::exact_from`]) answers what `tier: 0` answers
+/// and is not flagged, even the bucket that ends on the first kept slot;
+/// time groups that carry state from bucket to bucket (ses, des,
+/// incremental-sum) only where the whole window is so. Returns how many
+/// queries reached aged history with a bucket starting on a group's edge.
+fn check_aged_seed(seed: u64) -> std::result::Result<u32, TestCaseError> {
+    let mut cfg = rollups_everywhere();
+    cfg.storage.tiers[0].retention_secs = 2_400;
+    let d = dataset_with(seed, cfg);
+    // Per group, the first bucket start served by tier 0 alone.
+    let edges: Vec<i64> = {
+        let st = d.engine.read().expect("lock");
+        [1, 2, 5, 10, 15].into_iter().filter_map(|ue| st.store.rollup_only_until(ue).map(|r| r - ue)).collect()
+    };
+    let Some(&held_from) = edges.iter().max() else { return Ok(0) };
+    let mut r = Rng(seed ^ 0xA6ED);
+    let mut reached = 0;
+    for k in 0..12 {
+        let (api, mut q) = query(&mut r, &d);
+        if k % 3 == 2 {
+            // A v3 window with a bucket starting right on a group's edge
+            // (the bucket ending on its first kept slot, and after).
+            let (tg, _) = TIME_GROUPS[r.below(8) as usize];
+            let edge = edges[r.below(edges.len() as u64) as usize];
+            let (every, points) = (r.range(1, 400), r.range(1, 30));
+            let before = edge + every * r.range(1, points);
+            q = json!({
+                "scope": {"contexts": ["test.ctx"]},
+                "window": {"after": before - every * points, "before": before, "points": points},
+                "aggregations": {"metrics": [{"group_by": ["dimension"], "aggregation": "sum"}],
+                                 "time": {"time_group": tg}},
+                "options": ["unaligned"],
+            });
+        }
+        let api = if k % 3 == 2 { ApiVersion::V3 } else { api };
+        let auto = run(&d, api, &q, None);
+        let t0 = run(&d, api, &q, Some(0));
+        let what = format!("{api:?} {q} (tier 0 whole from bucket start {held_from})");
+        let w = auto.window;
+        // The windows differ where the dropped history moves the data's
+        // first entry (a window trimmed to the data): compare the buckets
+        // both answers hold, by their ends.
+        if w.view_every != t0.window.view_every {
+            continue;
+        }
+        let start = |i: usize| w.bucket_end(i) - w.view_every;
+        let stateful = matches!(auto.request.time_group.method, Method::Ses | Method::Des | Method::IncrementalSum);
+        let first_held = (0..w.points).find(|&i| start(i) >= held_from).unwrap_or(w.points);
+        reached += u32::from(first_held > 0 && (0..w.points).any(|i| edges.contains(&start(i))));
+        if stateful && (first_held > 0 || w != t0.window) {
+            continue;
+        }
+        if let Some(a) = &auto.approximation {
+            prop_assert!(a.last - w.view_every < held_from, "bucket ending {} flagged: {}", a.last, what);
+        }
+        prop_assert_eq!(auto.series.len(), t0.series.len(), "{}", what);
+        for (a, b) in auto.series.iter().zip(&t0.series) {
+            for i in first_held..w.points {
+                let Some(j) = (0..t0.window.points).find(|&j| t0.window.bucket_end(j) == w.bucket_end(i)) else {
+                    continue;
+                };
+                prop_assert_eq!(a.flags[i], b.flags[j], "{} flags at {}: {}", a.key.id, i, what);
+                if a.flags[i] & PA_EMPTY == 0 {
+                    prop_assert!(
+                        close(a.values[i], b.values[j]),
+                        "{} point {} (bucket end {}): auto {} vs tier0 {}: {}",
+                        a.key.id,
+                        i,
+                        w.bucket_end(i),
+                        a.values[i],
+                        b.values[j],
+                        what
+                    );
+                }
+                prop_assert!(close(a.arp[i], b.arp[j]), "arp {} point {}: {}", a.key.id, i, what);
+            }
+        }
+    }
+    Ok(reached)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("STRATA_TIER_RULE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(40),
+        ..ProptestConfig::default()
+    })]
+
+    /// Past tier 0's retention, buckets tier 0 holds whole stay exact.
+    #[test]
+    fn buckets_tier0_holds_whole_stay_exact_past_its_retention(seed in any::<u64>()) {
+        check_aged_seed(seed)?;
+    }
+}
+
+/// The aged property must see windows that reach dropped history.
+#[test]
+fn the_aged_queries_reach_dropped_history() {
+    let reached: u32 = (0..12).map(|seed| check_aged_seed(seed).expect("the rule holds")).sum();
+    assert!(reached >= 10, "{reached} queries reached aged history");
+}
+
 /// The property above is only as strong as its queries: most of those
 /// whose time group merges rollups must really read rollup points.
 #[test]
@@ -474,9 +583,11 @@ fn first_entry_is_the_first_sample_not_an_hour_boundary() {
 }
 
 #[test]
-fn rollup_only_history_is_flagged_approximate() {
-    // Tier 1 holds an imported hour before tier 0 begins: that part of the
-    // answer can only be approximate and says so; the rest does not.
+fn rollup_only_history_is_flagged_approximate_where_a_bucket_cuts_its_points() {
+    // Tier 1 holds an imported hour before tier 0 begins. Buckets of whole
+    // minutes merge its points by their counts, exactly (a point's
+    // aggregate is its samples'); buckets that cut its minutes can only be
+    // approximate there and say so; the rest does not.
     let e = Engine::new(rollups_everywhere(), Clock::Fixed(AtomicI64::new(T0 + 7_201)));
     {
         let mut st = e.write().expect("lock");
@@ -501,10 +612,49 @@ fn rollup_only_history_is_flagged_approximate() {
         st.store.write_batch(&[(m, 1, &pts[..])], None).expect("tier 0");
     }
     let r = v3(&e, json!({"after": T0 + 1, "before": T0 + 7_200, "points": 2}), "average");
-    let a = r.approximation.as_ref().expect("flagged");
-    assert_eq!((a.buckets, a.first, a.last, a.tiers.clone()), (1, T0 + 3_600, T0 + 3_600, vec![1]));
+    assert!(r.approximation.is_none(), "whole minutes are exact: {:?}", r.approximation);
     assert_eq!(r.series[0].values, vec![10.0, 1.0]);
+    // Buckets of 90 s cut every other minute of the imported hour.
+    let r = v3(&e, json!({"after": T0 - 89, "before": T0 + 7_110, "points": 80}), "average");
+    let a = r.approximation.as_ref().expect("flagged");
+    assert_eq!((a.first, a.last, a.tiers.clone()), (T0 + 90, T0 + 3_600, vec![1]));
+    assert_eq!(a.buckets, 40, "each bucket of the imported hour cuts a minute at one end");
     // Only the recent hour: exact, not flagged.
     let r = v3(&e, json!({"after": T0 + 3_601, "before": T0 + 7_200, "points": 4}), "average");
     assert!(r.approximation.is_none(), "{:?}", r.approximation);
+}
+
+/// The first sample tier 0 keeps past its retention lies at the start of
+/// its oldest kept span, which the rollup minute ending there shares with
+/// 59 dropped samples: a bucket holding that sample alone, or it and later
+/// ones, is tier 0's (an outside probe found it answered from the minute).
+#[test]
+fn the_bucket_ending_on_the_first_kept_sample_is_exact() {
+    let mut cfg = rollups_everywhere();
+    cfg.storage.tiers[0].retention_secs = 3_600;
+    // 1.0 every second, 100.0 on each hour.
+    let e = linear_engine_with(cfg, 3, |k| Some(if k % 3_600 == 0 { 100.0 } else { 1.0 }));
+    // Retention counts back from the newest sample when the head moves
+    // (to T0 + 2 h, once the data passes it by the late grace).
+    let hz = T0 + 3_600;
+    assert_eq!(e.read().expect("lock").store.rollup_only_until(1), Some(hz), "the first hour dropped");
+    for tg in ["average", "sum", "max", "stddev"] {
+        let one = v3(&e, json!({"after": hz - 9, "before": hz, "points": 10}), tg);
+        assert_eq!(one.series[0].values[9], if tg == "stddev" { 0.0 } else { 100.0 }, "{tg}");
+        let body = json!({"scope": {"contexts": ["lin"]}, "window": {"after": hz, "before": hz + 9, "points": 1},
+                          "aggregations": {"time": {"time_group": tg}}, "options": ["unaligned"]});
+        let ten = e.query(&parse_body(ApiVersion::V3, &body).expect("body")).expect("query");
+        assert_eq!(ten.window.bucket_end(0) - ten.window.view_every, hz - 1, "the bucket (hz - 1, hz + 9]");
+        let want = match tg {
+            "average" => 10.9,
+            "sum" => 109.0,
+            "max" => 100.0,
+            _ => 31.306_548_8,
+        };
+        assert!((ten.series[0].values[0] - want).abs() < 1e-6, "{tg}: {} vs {want}", ten.series[0].values[0]);
+        assert!(ten.approximation.is_none(), "{tg}");
+    }
+    let one = v3(&e, json!({"after": hz - 9, "before": hz, "points": 10}), "average");
+    let a = one.approximation.as_ref().expect("the dropped seconds are flagged");
+    assert_eq!((a.first, a.last), (hz - 9, hz - 1), "all but the last bucket");
 }

@@ -96,7 +96,8 @@ enum Mode {
     Exact,
     /// `tier: N`: Netdata's value of such a point; approximate where a bucket cuts intervals.
     Pinned,
-    /// Rollup-only history: always approximate.
+    /// Rollup-only history: as `Pinned`, so exact where whole points
+    /// merge (a point's aggregate is that of its samples, dropped or not).
     Aged,
 }
 
@@ -637,7 +638,8 @@ impl<'s> MetricScan<'s> {
             while aged_at < reads.aged.len() && reads.aged[aged_at].to <= s {
                 aged_at += 1;
             }
-            for p in reads.aged[aged_at..].iter().take_while(|p| p.from < e) {
+            let aged = if s < reads.aged_before { &reads.aged[aged_at..] } else { &[] };
+            for p in aged.iter().take_while(|p| p.from < e) {
                 self.read(p.tier, p.from.max(s), p.to.min(e), Mode::Aged, &mut b, out);
             }
             let mut pieces = reads.layout.bucket(i);
@@ -1104,7 +1106,7 @@ impl<'s> MetricScan<'s> {
             j += 1;
         }
         let cuts = || b.start.rem_euclid(unit) != 0 || b.end.rem_euclid(unit) != 0;
-        if read && (approximate || mode == Mode::Aged || (mode == Mode::Pinned && cuts())) {
+        if read && (approximate || (mode != Mode::Exact && cuts())) {
             b.approximate = true;
             out.approximate_tiers[tier] = true;
         }

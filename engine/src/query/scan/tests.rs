@@ -70,7 +70,7 @@ fn scan_ue(
     view.attach_open(store, |_, _| (i64::MIN / 4, i64::MAX / 4));
     let mut ex = MetricScan::new(&view, w, values, k);
     let job = Job { metric: 0, update_every: ue, group: Some(0), hidden: false, layout: 0 };
-    let reads = MetricReads { layout, aged: Vec::new(), pinned_rollup: pinned, stats };
+    let reads = MetricReads { layout, aged: Vec::new(), aged_before: i64::MIN, pinned_rollup: pinned, stats };
     let mut o = Out {
         b: Buckets::default(),
         stats: PointStats::default(),
@@ -427,7 +427,7 @@ proptest::proptest! {
         let mut ex = MetricScan::new(&view, w, values, Box::new(crate::query::kernels::Median::new(0.0)));
         let job = Job { metric: 0, update_every: 1, group: Some(0), hidden: false, layout: 0 };
         let layout = Layout::pinned(&w, 0);
-        let reads = MetricReads { layout: &layout, aged: Vec::new(), pinned_rollup: false, stats: None };
+        let reads = MetricReads { layout: &layout, aged: Vec::new(), aged_before: i64::MIN, pinned_rollup: false, stats: None };
         let (mut b, mut stats, mut tiers) = (Buckets::default(), PointStats::default(), TierUse::default());
         let (mut approximate, mut approximate_tiers) = (vec![false; w.points], [false; TIERS]);
         let mut out = MetricOut { buckets: &mut b, stats: &mut stats, tiers: &mut tiers, approximate: &mut approximate, approximate_tiers: &mut approximate_tiers };
