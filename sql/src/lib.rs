@@ -18,6 +18,7 @@
 //! Dependencies flow one way: strata-sql -> strata-engine (the engine
 //! knows nothing about SQL).
 
+pub mod complexity;
 pub mod error;
 pub mod functions;
 pub mod nd_query;

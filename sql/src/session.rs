@@ -66,6 +66,7 @@ impl SqlEngine {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("strata-sql")
+            .thread_stack_size(crate::complexity::STACK_BYTES)
             .enable_all()
             .build()
             .map_err(|e| SqlError::Internal(format!("starting the SQL runtime: {e}")))?;
@@ -104,6 +105,7 @@ impl SqlEngine {
         allow: Option<SimplePattern>,
         cancel: Arc<AtomicBool>,
     ) -> Result<SqlAnswer, SqlError> {
+        crate::complexity::check(sql)?;
         let ctx = self.context(allow, cancel.clone())?;
         let limits = self.limits;
         let sql = sql.to_string();

@@ -289,6 +289,12 @@ impl SimplePattern {
         Self { words: vec![Word { negative: false, glob: Glob::Exact(text.to_string()) }], case_insensitive: false }
     }
 
+    /// The single word `!*`: matches nothing (an allowlist that failed to
+    /// name a node fails closed).
+    pub fn match_none() -> Self {
+        Self { words: vec![Word { negative: true, glob: Glob::compile(&[('*', false)]) }], case_insensitive: false }
+    }
+
     /// The single word `*`.
     pub fn match_all() -> Self {
         Self { words: vec![Word { negative: false, glob: Glob::compile(&[('*', false)]) }], case_insensitive: false }

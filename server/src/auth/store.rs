@@ -199,11 +199,20 @@ struct Entry {
     principal: Principal,
 }
 
+/// A stored token's allowlist (`None`: every node). A listed allowlist
+/// that names nothing (`[""]`, stored before creation refused it) matches
+/// no node: an empty pattern would match every one.
+pub(super) fn allowlist_of(nodes: &[String]) -> Option<SimplePattern> {
+    (!nodes.is_empty()).then(|| {
+        SimplePattern::parse_list(nodes).ok().filter(|p| p.words() > 0).unwrap_or_else(SimplePattern::match_none)
+    })
+}
+
 impl Entry {
     fn new(record: TokenRecord) -> Option<Entry> {
         let hash = unhex(&record.sha256)?;
         let scopes = Scopes::parse(&record.scopes).ok()?;
-        let allow = (!record.nodes.is_empty()).then(|| SimplePattern::parse_list(&record.nodes).ok()).flatten();
+        let allow = allowlist_of(&record.nodes);
         Some(Entry::with(record, hash, scopes, allow))
     }
 
@@ -434,10 +443,19 @@ impl TokenStore {
         if req.nodes.len() > 1000 {
             return Err(bad("'nodes' may list at most 1000 node ids or patterns"));
         }
+        if req.nodes.iter().any(|n| n.trim().is_empty()) {
+            return Err(bad(
+                "'nodes' has an empty entry: list node ids or patterns, or leave 'nodes' out for every node",
+            ));
+        }
         let allow = if req.nodes.is_empty() {
             None
         } else {
-            Some(SimplePattern::parse_list(&req.nodes).map_err(|e| bad(format!("'nodes': {e}")))?)
+            let p = SimplePattern::parse_list(&req.nodes).map_err(|e| bad(format!("'nodes': {e}")))?;
+            if p.words() == 0 {
+                return Err(bad("'nodes' names no node: list node ids or patterns"));
+            }
+            Some(p)
         };
         if let Some(parent) = &creator.allow {
             // Narrower or equal: every listed node must be one the creator may see.

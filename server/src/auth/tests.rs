@@ -3,8 +3,9 @@ use std::path::PathBuf;
 
 use proptest::prelude::*;
 
-use super::store::{parse_authorization, NewToken, TokenStore};
+use super::store::{allowlist_of, parse_authorization, NewToken, TokenStore};
 use super::token;
+use crate::error::ApiError;
 
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("strata-auth-{name}-{}", std::process::id()));
@@ -165,4 +166,28 @@ proptest! {
     fn authorization_parser_never_panics(h in ".{0,80}") {
         let _ = parse_authorization(Some(&h));
     }
+}
+
+/// An allowlist that names no node is refused at creation (it used to be
+/// stored as `[""]` and match every node), and one stored that way before
+/// matches none.
+#[test]
+fn an_allowlist_naming_no_node_is_refused_and_fails_closed() {
+    let d = tmpdir("emptyallow");
+    let (store, admin) = TokenStore::open(&d, 1).expect("open");
+    let admin = store.authenticate(Some(&format!("Bearer {}", admin.expect("admin"))), None, 1).expect("admin");
+    for nodes in [vec![""], vec!["  "], vec!["web-1", ""], vec!["|"]] {
+        let req = NewToken {
+            name: "t".into(),
+            scopes: vec!["viewer".into()],
+            nodes: nodes.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        assert!(matches!(store.create(&admin, req, 1), Err(ApiError::BadRequest(_))), "{nodes:?}");
+    }
+    let stored = allowlist_of(&[String::new()]).expect("a listed allowlist");
+    assert!(!stored.matches("web-1") && !stored.matches(""), "a stored [\"\"] matches no node");
+    assert!(allowlist_of(&[]).is_none(), "no list: every node");
+    assert!(allowlist_of(&["web-*".into()]).is_some_and(|p| p.matches("web-1") && !p.matches("db-1")));
+    let _ = fs::remove_dir_all(&d);
 }

@@ -102,3 +102,26 @@ fn limits_are_named() {
         assert!(!crate::encode(&a, f, 1 << 20).expect("encodes").is_empty());
     }
 }
+
+/// Statements that nest deep run on the SQL threads' large stacks, up to
+/// the nesting limit, and past it are refused before planning: a hundred
+/// chained ORs used to overflow the stack and abort the server.
+#[test]
+fn deep_statements_run_up_to_the_nesting_limit_and_are_refused_past_it() {
+    let e = engine();
+    let sql = sql_engine(&e);
+    let limit = crate::complexity::MAX_NESTING_TOKENS;
+    // Each term is 'a' = 'b' OR: two nesting tokens; SELECT is one more.
+    let ors = |n: usize| format!("SELECT 1 AS one WHERE {}", vec!["'a' = 'b'"; n].join(" OR "));
+    let ok = sql.run_blocking(&ors(limit / 2 - 1), None).expect("under the limit runs");
+    assert_eq!(ok.rows, 0);
+    let sums = format!("SELECT {} AS s", vec!["1"; 500].join(" + "));
+    let a = sql.run_blocking(&sums, None).expect("a long sum runs");
+    assert_eq!(rows(&a.batches), vec![vec!["500".to_string()]]);
+    let unions = vec!["SELECT 1 AS x"; 100].join(" UNION ALL ");
+    assert_eq!(sql.run_blocking(&unions, None).expect("unions run").rows, 100);
+    match sql.run_blocking(&ors(limit), None) {
+        Err(crate::SqlError::Invalid(m)) => assert!(m.contains("over the limit"), "{m}"),
+        other => panic!("expected a refusal, got {:?}", other.map(|a| a.rows)),
+    }
+}
