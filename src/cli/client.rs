@@ -103,12 +103,34 @@ fn post(c: &ClientArgs, path: &str, content_type: &str, body: Vec<u8>) -> Result
         .send(&body[..])
         .map_err(|e| format!("POST {url}: {e}"))?;
     let status = resp.status();
-    let text = resp.body_mut().read_to_string().map_err(|e| format!("reading response: {e}"))?;
-    println!("{text}");
+    print_body(&mut resp.body_mut().as_reader())?;
     if !status.is_success() {
         return Err(format!("server answered {status}"));
     }
     Ok(())
+}
+
+/// Copies an answer to stdout as it arrives (whatever its size: a SQL
+/// answer may be up to the server's `--sql-max-bytes`), ending it with a
+/// newline unless it ends with one (a CSV answer does: another would be
+/// an empty record).
+fn print_body(body: &mut impl std::io::Read) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut last = b'\n';
+    loop {
+        let n = body.read(&mut buf).map_err(|e| format!("reading response: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        last = buf[n - 1];
+        out.write_all(&buf[..n]).map_err(|e| format!("writing the answer: {e}"))?;
+    }
+    if last != b'\n' {
+        out.write_all(b"\n").map_err(|e| format!("writing the answer: {e}"))?;
+    }
+    out.flush().map_err(|e| format!("writing the answer: {e}"))
 }
 
 pub fn query(a: QueryArgs) -> Result<(), String> {

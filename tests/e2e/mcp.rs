@@ -407,6 +407,21 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
     let slow: Vec<Value> = (1..=60).map(|k| json!([T0 + 10 * k, k as f64])).collect();
     s.ingest_ok(&json!({"series": [{"node": "n1", "context": "fix.slow", "instance": "fix.slow", "dimension": "v",
                                     "update_every": 10, "points": slow}]}));
+    // Its retention per tier is in sample times (T0 + 10 .. T0 + 600), not
+    // the rollup intervals' ends (tier 1 said T0 + 1, its ten-minute point's start).
+    let d = tool(&s, &t_all, "metrics.describe", json!({"context": "fix.slow"}));
+    let ret = d["structuredContent"]["retention"].as_array().cloned().unwrap_or_else(|| panic!("{d}"));
+    let v3 = s.query_ok(
+        &json!({"scope": {"contexts": ["fix.slow"]}, "window": {"after": T0, "before": T0 + 700, "points": 1}}),
+    );
+    let (first, last) =
+        (v3["db"]["first_entry"].as_i64().expect("first"), v3["db"]["last_entry"].as_i64().expect("last"));
+    assert_eq!((first, last), (T0 + 10, T0 + 600), "{v3}");
+    for t in &ret {
+        assert_eq!(t["first_entry"], ret[0]["first_entry"], "tier {t} vs tier 0: {d}");
+        assert_eq!(t["last_entry"], ret[0]["last_entry"], "tier {t} vs tier 0: {d}");
+    }
+    assert_ne!(ret[0]["first_entry"], ret[0]["last_entry"]);
     for order in [["fix.slow", "system.cpu"], ["system.cpu", "fix.slow"]] {
         let sum = tool(&s, &t_all, "data.summary", json!({"contexts": order, "window": window}));
         assert_ne!(sum["isError"], json!(true), "{sum}");

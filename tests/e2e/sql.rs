@@ -123,6 +123,20 @@ fn sql_errors_are_json_400s_and_the_allowlist_holds() {
     }
     let r = s.request("/api/v1/sql", Auth::Admin, Some(br#"{"format": "json"}"#));
     assert_eq!(r.status, 400, "{}", r.text);
+    // A list column in CSV is a 400 naming it (it was a 500); in JSON a row.
+    let q =
+        "SELECT array_agg(value) AS vs FROM samples WHERE metric_id = 0 AND value IS NOT NULL GROUP BY node LIMIT 1";
+    let r = sql(&s, Auth::Admin, q, "csv");
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.json()["error"].as_str().is_some_and(|m| m.contains("column 'vs'")), "{}", r.text);
+    assert_eq!(sql(&s, Auth::Admin, q, "json").status, 200);
+    // Chains of ORs: a thousand run, more are refused; the server lives
+    // (a hundred used to overflow the stack and abort it).
+    let ors = |n: usize| format!("SELECT 1 AS one WHERE {}", vec!["'a' = 'b'"; n].join(" OR "));
+    assert_eq!(sql(&s, Auth::Admin, &ors(999), "json").status, 200);
+    let r = sql(&s, Auth::Admin, &ors(5_000), "json");
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(s.get("/health").0, 200);
     let r = sql(&s, Auth::None, "SELECT 1", "json");
     assert_eq!(r.status, 401);
 
@@ -163,4 +177,27 @@ fn sql_route_says_sql_is_not_built_in() {
     let r = s.request("/api/v1/sql", Auth::Admin, Some(br#"{"query": "SELECT 1"}"#));
     assert_eq!(r.status, 404, "{}", r.text);
     assert!(r.json()["error"].as_str().is_some_and(|m| m.contains("--features sql")), "{}", r.text);
+}
+
+/// `strata sql` prints the answer as the server sent it: a CSV answer
+/// once (no empty record after it), and one past 10 MiB whole (the
+/// client's default read limit cut it).
+#[cfg(feature = "sql")]
+#[test]
+fn the_sql_cli_prints_answers_whole_and_as_sent() {
+    let s = Server::start(Some(END + 300));
+    load(&s);
+    let cli = |q: &str| {
+        let o = crate::harness::run_cli(&["sql", "--url", &s.base, "--token", &s.token, "--format", "csv", q], None);
+        assert!(o.status.success(), "{}", crate::harness::describe(&o));
+        o.stdout
+    };
+    let q = "SELECT node, count(*) AS n FROM samples GROUP BY node ORDER BY node";
+    assert_eq!(cli(q), sql(&s, Auth::Admin, q, "csv").text.into_bytes());
+    let rows: usize = sql(&s, Auth::Admin, "SELECT count(*) AS n FROM samples", "json").json()["rows"][0]["n"]
+        .as_u64()
+        .expect("a count") as usize;
+    let out = cli("SELECT repeat('x', 900) AS pad FROM samples");
+    assert!(out.len() > 11 << 20, "{} bytes ({rows} rows)", out.len());
+    assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), rows + 1, "header and every row");
 }

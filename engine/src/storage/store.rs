@@ -116,8 +116,9 @@ pub struct HeadState {
     /// See [`Store::rollup_only_until`].
     #[serde(default)]
     pub rollup_only_until: Option<i64>,
-    /// False in snapshots written before `rollup_only_until` existed: the
-    /// store then derives it from what it holds ([`Store::derive_rollup_only`]).
+    /// False in snapshots written before `rollup_only_until` existed. Kept
+    /// in the format; a restore derives the value from what the store
+    /// holds in every case ([`Store::set_head`]).
     #[serde(default)]
     pub rollup_only_tracked: bool,
 }
@@ -819,15 +820,18 @@ impl Store {
         g.head_start = h.head_start;
         g.newest = g.newest.max(h.newest);
         g.rollup_only_until = h.rollup_only_until;
-        if !h.rollup_only_tracked {
-            self.derive_rollup_only(h.update_every);
-        }
+        // Derived always, not only for snapshots that did not track it: a
+        // size-bound drop of tier-0 files (`--max-disk-tier0`) is in the
+        // manifest at once but in the heads only from the next snapshot,
+        // so after a crash in between the recorded value is behind what
+        // the store holds.
+        self.derive_rollup_only(h.update_every);
     }
 
-    /// For snapshots that did not track it: rollup spans that start before
-    /// tier 0's oldest span may hold samples tier 0 does not, so everything
-    /// up to that oldest span is treated as rollup-only (conservative: at
-    /// worst an exact answer there is flagged approximate).
+    /// From what the store holds: rollup spans that start before tier 0's
+    /// oldest span may hold samples tier 0 does not, so everything up to
+    /// that oldest span is treated as rollup-only (conservative: where the
+    /// rollups hold nothing there, the answer is the same).
     pub fn derive_rollup_only(&mut self, ue: i64) {
         let Some(g) = self.groups.get_mut(&ue) else { return };
         let Some(h0) = g.tiers[0].oldest_start() else { return };

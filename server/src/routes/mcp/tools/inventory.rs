@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 use strata_engine::engine::State;
 use strata_engine::index::{LabelFilter, SimplePattern};
 use strata_engine::meta::{contexts, nodes, search, MetaScope, Span, Visible};
+use strata_engine::query::plan::retention::tier_ranges;
 use strata_engine::query::request::Selectors;
 
 use super::args::{
@@ -342,13 +343,14 @@ pub static DESCRIBE: Tool = Tool {
             }
             let retention: Vec<Value> = (0..tiers)
                 .map(|t| {
+                    // Sample times, as `db.per_tier` and `/api/v2/info`
+                    // give them (not rollup interval ends).
                     let (mut first, mut last, mut res) = (None::<i64>, None::<i64>, None);
                     for &m in &mine {
-                        if let Some(e) = store.extent(m, t) {
-                            let r = store.resolution(m, t).unwrap_or(1);
-                            res = res.or(Some(r));
-                            first = Some(first.map_or(e.first - r + 1, |f: i64| f.min(e.first - r + 1)));
-                            last = Some(last.map_or(e.last, |l: i64| l.max(e.last)));
+                        if let Some((f, l)) = tier_ranges(&**store, m, tiers)[t] {
+                            res = res.or(store.resolution(m, t));
+                            first = Some(first.map_or(f, |x: i64| x.min(f)));
+                            last = Some(last.map_or(l, |x: i64| x.max(l)));
                         }
                     }
                     json!({"tier": t, "granularity_s": res.unwrap_or([1, 60, 3600][t.min(2)]),
