@@ -44,6 +44,21 @@ pub struct Node {
     pub labels: BTreeMap<String, String>,
 }
 
+impl Node {
+    /// The names a node pattern is tried against, in this order on every
+    /// surface (queries, metadata, rooms, streams, MCP): the first name the
+    /// pattern decides on, positively or negatively, decides, as Netdata's
+    /// query target does.
+    pub fn pattern_names(&self) -> [&str; 3] {
+        node_pattern_names(&self.hostname, &self.machine_guid, &self.id)
+    }
+}
+
+/// [`Node::pattern_names`] of a node's hostname, machine GUID and id.
+pub fn node_pattern_names<'a>(hostname: &'a str, machine_guid: &'a str, id: &'a str) -> [&'a str; 3] {
+    [hostname, machine_guid, id]
+}
+
 #[derive(Debug, Clone)]
 pub struct Context {
     pub id: String,

@@ -130,7 +130,7 @@ impl RoomFilter {
     pub fn has_node(&self, node: &Node) -> bool {
         self.nodes
             .as_ref()
-            .is_none_or(|p| p.matches_any([node.hostname.as_str(), node.machine_guid.as_str(), node.id.as_str()]))
+            .is_none_or(|p| p.matches_any(node.pattern_names()))
             && self.host_labels.as_ref().is_none_or(|f| f.matches(|k| node.labels.get(k).map(String::as_str)))
     }
 

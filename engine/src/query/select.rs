@@ -86,7 +86,7 @@ pub fn nodes(cat: &Catalog, p: &SimplePattern) -> RoaringBitmap {
 fn node_union<'a>(cat: &'a Catalog, p: &SimplePattern) -> Cow<'a, RoaringBitmap> {
     let mut out = Union::default();
     for (i, n) in cat.registry().nodes().iter().enumerate() {
-        if p.matches_any([n.hostname.as_str(), n.machine_guid.as_str(), n.id.as_str()]) {
+        if p.matches_any(n.pattern_names()) {
             if let Some(b) = cat.postings().node(i as u32) {
                 out.add(b);
             }

@@ -96,7 +96,7 @@ pub fn snapshot(
         if allowed.is_some_and(|p| !p.matches(&n.id)) {
             continue;
         }
-        if sub.nodes.as_ref().is_some_and(|p| !p.matches_any([n.id.as_str(), &n.hostname, &n.machine_guid])) {
+        if sub.nodes.as_ref().is_some_and(|p| !p.matches_any(n.pattern_names())) {
             continue;
         }
         let Some(all) = cat.postings().node(i as u32) else { continue };
@@ -192,5 +192,26 @@ mod tests {
         let narrowed = snapshot(&st.catalog, &st.store, &sub, None, now, 3);
         assert_eq!(narrowed.len(), 1);
         assert_eq!(narrowed[0].contexts.keys().collect::<Vec<_>>(), ["apps.cpu"]);
+        // A node pattern picks the same nodes here as in queries: names
+        // tried hostname, GUID, id, the first decisive one deciding (a
+        // stream tried the id first, so `!a,*` and `!host-a,*` swapped).
+        let guid = st.catalog.registry().nodes()[0].machine_guid.clone();
+        for p in ["!a,*", "!host-a,*", &format!("!{guid},*"), "a", "host-*", "!b,*"] {
+            let nodes = Some(SimplePattern::parse_list(&[p]).expect("pattern"));
+            let sub = Subscription { contexts: SimplePattern::match_all(), nodes };
+            let streamed: Vec<String> =
+                snapshot(&st.catalog, &st.store, &sub, None, now, 3).into_iter().map(|n| n.id).collect();
+            let queried = crate::query::select::nodes(&st.catalog, sub.nodes.as_ref().expect("pattern"));
+            let queried: Vec<String> = st
+                .catalog
+                .registry()
+                .nodes()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| st.catalog.postings().node(*i as u32).is_some_and(|b| !(b & &queried).is_empty()))
+                .map(|(_, n)| n.id.clone())
+                .collect();
+            assert_eq!(streamed, queried, "{p}");
+        }
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 use strata_engine::engine::State;
 use strata_engine::index::{LabelFilter, SimplePattern};
 use strata_engine::meta::{contexts, nodes, search, MetaScope, Span, Visible};
+use strata_engine::model::node_pattern_names;
 use strata_engine::query::plan::retention::tier_ranges;
 use strata_engine::query::request::Selectors;
 
@@ -87,7 +88,7 @@ pub static NODES: Tool = Tool {
         with_visible(cx, Selectors::default(), None, |st, visible, tiers| {
             let all: Vec<_> = nodes::list(&st.catalog, &st.store, visible, tiers)
                 .into_iter()
-                .filter(|n| pattern.matches_any([n.hostname.as_str(), &n.id]))
+                .filter(|n| pattern.matches_any(node_pattern_names(&n.hostname, &n.machine_guid, &n.id)))
                 .filter(|n| filter.as_ref().is_none_or(|f| f.matches(|k| n.labels.get(k).map(String::as_str))))
                 .collect();
             let items: Vec<Value> = all
