@@ -193,7 +193,9 @@ fn parse_prometheus(text: &str) -> Families {
         if let Some(ts) = fields.get(1) {
             ts.parse::<i64>().unwrap_or_else(|_| panic!("line {ln}: bad timestamp {ts}"));
         }
-        out.entry(name.to_string()).or_default().push((labels, v));
+        let family = out.entry(name.to_string()).or_default();
+        assert!(family.iter().all(|(l, _)| *l != labels), "line {ln}: a second sample of one series: {line}");
+        family.push((labels, v));
     }
     out
 }
@@ -398,6 +400,25 @@ fn meta_weights_rank_a_planted_anomaly_first_and_allmetrics_parse() {
         s.request("/api/v1/allmetrics?format=prometheus&timestamps=no&hideunits=yes&prefix=strata", Auth::Admin, None);
     let fams = parse_prometheus(&bare.text);
     assert!(fams.contains_key("strata_net_net_average"), "{:?}", fams.keys().collect::<Vec<_>>());
+    // Two nodes of one hostname, and instance labels that are no
+    // Prometheus names as they stand (`a-b` and `a_b` sanitize alike,
+    // `9bad` starts with a digit): still one valid series each.
+    let labels = json!({"a-b": "1", "a_b": "2", "9bad": "z"});
+    let twins: Vec<Value> = [1, 2]
+        .map(|k| {
+            json!({"node": format!("t{k}"), "context": "app.twin", "instance": "app.twin",
+            "dimension": "x", "labels": labels, "points": [[b, k as f64]]})
+        })
+        .into();
+    s.ingest_ok(
+        &json!({"nodes": [{"id": "t1", "hostname": "twin"}, {"id": "t2", "hostname": "twin"}], "series": twins}),
+    );
+    let r = s.request("/api/v1/allmetrics?format=prometheus&nodes=t1,t2", Auth::Admin, None);
+    let fams = parse_prometheus(&r.text);
+    let twins = fams.values().flatten().filter(|(l, _)| l["chart"] == "app.twin").collect::<Vec<_>>();
+    assert_eq!(twins.len(), 2, "{}", r.text);
+    assert_eq!(twins.iter().map(|(l, _)| l["instance"].as_str()).collect::<BTreeSet<_>>(), ["t1", "t2"].into());
+    assert!(twins.iter().all(|(l, _)| l["a_b"] == "1" && l["_9bad"] == "z"), "{twins:?}");
     let json_all = get_ok(&s, "/api/v1/allmetrics?format=json&nodes=n1");
     assert_eq!(json_all["app.requests"]["dimensions"]["ok"]["name"], json!("ok"), "{json_all}");
     let shell = s.request("/api/v1/allmetrics?nodes=n2", Auth::Admin, None);

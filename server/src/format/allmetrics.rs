@@ -5,7 +5,7 @@
 //! case with other characters as `_`; Prometheus
 //! `<prefix>_<context>_<units>_average{chart, family, dimension, ...labels}`.
 //! strata holds several nodes: Prometheus samples carry an `instance` label
-//! (the hostname); in JSON and shell, when more than one node is listed,
+//! (the hostname, or the node id where listed nodes share it); in JSON and shell, when more than one node is listed,
 //! chart keys get `@<hostname>` (JSON) or a `<HOST>_` prefix (shell; the
 //! node id where listed nodes share a hostname: [`super::chart_key`]), so
 //! nothing collides. `nodes=` narrows to one node for Netdata's exact names.
@@ -23,6 +23,16 @@ use super::round7;
 /// `[^A-Za-z0-9_]` -> `_`.
 fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+}
+
+/// A Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`): other characters
+/// as `_`, and `_` before a leading digit (or for an empty name).
+fn label_name(k: &str) -> String {
+    let k = sanitize(k);
+    match k.chars().next() {
+        Some(c) if !c.is_ascii_digit() => k,
+        _ => format!("_{k}"),
+    }
 }
 
 /// Units as a metric name part, as Netdata writes them (`KiB/s` -> `KiB_persec`).
@@ -91,18 +101,28 @@ pub fn render(cat: &Catalog, latest: &[Latest], r: &AllMetricsRequest) -> (Strin
                     name.push_str(&units_part(&ctx.units));
                 }
                 name.push_str("_average");
+                // `instance` tells nodes apart: the hostname, or the node
+                // id where listed nodes share that hostname (two samples
+                // with one name and one label set would be one series).
+                let instance = keys.node_part(inst).filter(|&p| p != node.hostname).unwrap_or(&node.hostname);
                 let mut labels = format!(
                     "chart=\"{}\",family=\"{}\",dimension=\"{}\",instance=\"{}\"",
                     label_value(&inst.id),
                     label_value(&ctx.family),
                     label_value(&reg.metric(l.metric).dimension),
-                    label_value(&node.hostname)
+                    label_value(instance)
                 );
+                let mut taken: Vec<String> = ["chart", "family", "dimension", "instance"].map(String::from).into();
                 for (k, v) in &inst.labels {
-                    let k = sanitize(k);
-                    if !matches!(k.as_str(), "chart" | "family" | "dimension" | "instance") && !k.starts_with("__") {
-                        let _ = write!(labels, ",{k}=\"{}\"", label_value(v));
+                    let k = label_name(k);
+                    // Reserved names, and a second label that sanitizes to
+                    // the same name (`a-b` and `a_b`), are left out: a
+                    // label name twice makes the whole scrape invalid.
+                    if k.starts_with("__") || taken.contains(&k) {
+                        continue;
                     }
+                    let _ = write!(labels, ",{k}=\"{}\"", label_value(v));
+                    taken.push(k);
                 }
                 let value = round7(l.value);
                 let line = if r.timestamps {
