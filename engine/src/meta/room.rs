@@ -128,9 +128,7 @@ fn fnv1a(s: &str) -> u32 {
 impl RoomFilter {
     /// Does `node` belong to the room?
     pub fn has_node(&self, node: &Node) -> bool {
-        self.nodes
-            .as_ref()
-            .is_none_or(|p| p.matches_any(node.pattern_names()))
+        self.nodes.as_ref().is_none_or(|p| p.matches_any(node.pattern_names()))
             && self.host_labels.as_ref().is_none_or(|f| f.matches(|k| node.labels.get(k).map(String::as_str)))
     }
 

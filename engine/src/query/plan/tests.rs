@@ -657,4 +657,19 @@ fn the_bucket_ending_on_the_first_kept_sample_is_exact() {
     let one = v3(&e, json!({"after": hz - 9, "before": hz, "points": 10}), "average");
     let a = one.approximation.as_ref().expect("the dropped seconds are flagged");
     assert_eq!((a.first, a.last), (hz - 9, hz - 1), "all but the last bucket");
+    // A window inside one dropped minute is served by that minute's point
+    // alone, cut by every bucket end, and says so in the tiers' points.
+    let inside = v3(&e, json!({"after": hz - 50, "before": hz - 20, "points": 3}), "average");
+    assert!(inside.approximation.as_ref().is_some_and(|a| a.tiers == vec![1]), "{:?}", inside.approximation);
+    assert!(inside.tier_use.points[1] > 0, "{:?}", inside.tier_use.points);
+    // ses and des carry their state, and with it the approximation, into
+    // the buckets tier 0 holds; incremental-sum into the next one.
+    // (Their aged buckets are approximate: they need the samples.)
+    for (tg, last) in [("ses", hz + 600), ("des", hz + 600), ("incremental-sum", hz + 60), ("median", hz)] {
+        let r = v3(&e, json!({"after": hz - 600, "before": hz + 600, "points": 20}), tg);
+        let a = r.approximation.as_ref().unwrap_or_else(|| panic!("{tg} flagged"));
+        assert_eq!(a.last, last, "{tg}");
+    }
+    let whole = v3(&e, json!({"after": hz - 600, "before": hz + 600, "points": 20}), "average");
+    assert!(whole.approximation.is_none(), "whole minutes: {:?}", whole.approximation);
 }

@@ -688,8 +688,11 @@ impl<'s> MetricScan<'s> {
                     b.count += u64::from(c.count);
                     b.anomalous += u64::from(c.anomalous);
                     if t > 0 {
+                        // A rollup point cut by the bucket end serves it
+                        // (a window inside one point reads no other).
                         b.approximate = true;
                         out.approximate_tiers[t] = true;
+                        out.tiers.points[t] += 1;
                     }
                 }
             }

@@ -20,7 +20,7 @@ use crate::query::kernels;
 use crate::query::plan::{Job, QueryPlan};
 use crate::query::request::Aggregation;
 use crate::query::result::{PointStats, TierUse};
-use crate::query::time_group::TimeGroup;
+use crate::query::time_group::{Method, TimeGroup};
 use crate::storage::open_span::Prefetch;
 use crate::storage::view::SealedStep;
 use crate::storage::{StoreView, TIERS};
@@ -147,6 +147,7 @@ impl Scan<'_> {
                 out.stats.insert(job.metric, stats);
             }
         }
+        carry_approximation(self.time_group.method, &mut approx.buckets);
         out.approx = approx;
         Ok(out)
     }
@@ -228,6 +229,27 @@ pub fn run_chunks<T: Send, E: Send>(
         let handles: Vec<_> = jobs.chunks(chunk).map(|c| scope.spawn(move || f(c))).collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(panicked()))).collect()
     })
+}
+
+/// Time groups that carry state from bucket to bucket carry approximation
+/// with it: `ses` and `des` smooth every later bucket with an approximate
+/// one, and `incremental-sum` takes the previous bucket's last value. (The
+/// flags are per bucket over all metrics, so carrying them over all
+/// metrics at once is what carrying each metric's would give.)
+fn carry_approximation(method: Method, buckets: &mut [bool]) {
+    match method {
+        Method::Ses | Method::Des => {
+            if let Some(first) = buckets.iter().position(|&a| a) {
+                buckets[first..].iter_mut().for_each(|a| *a = true);
+            }
+        }
+        Method::IncrementalSum => {
+            for i in (1..buckets.len()).rev() {
+                buckets[i] |= buckets[i - 1];
+            }
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
