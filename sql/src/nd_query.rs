@@ -118,7 +118,10 @@ impl TableFunctionImpl for NdQuery {
                 ts.push(w.bucket_end(i) * 1_000_000_000);
                 ids.push(s.key.id.as_str());
                 names.push(s.key.name.as_str());
-                values.push((s.flags[i] & PA_EMPTY == 0).then_some(s.values[i]));
+                // An empty bucket is NULL, or 0 with `null2zero` (as the
+                // JSON API prints it).
+                let empty = s.flags[i] & PA_EMPTY != 0;
+                values.push(if empty { req.options.null2zero.then_some(0.0) } else { Some(s.values[i]) });
                 arp.push(s.arp[i]);
                 pa.push(s.flags[i]);
             }

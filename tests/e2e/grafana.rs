@@ -302,6 +302,21 @@ fn grafana_plugin_contract_on_demo_data() {
     let in_db =
         check_data("R6-group-node in room databases", node_grouped, &plugin.send(node_grouped, &space, "databases"));
     assert_eq!(in_db, ["db-1"]);
+    // The room list shows definitions (they name nodes) only to callers
+    // not held to some nodes.
+    let room_of = |v: &Value| v.as_array().and_then(|a| a.iter().find(|r| r["id"] == "databases").cloned());
+    let (status, all) = s.get(&path);
+    assert_eq!((status, room_of(&all).map(|r| r["nodes"].clone())), (200, Some(json!(["db-*"]))), "{all}");
+    let (status, tok) = s.post_json(
+        "/api/v1/tokens",
+        &json!({"name": "web only", "scopes": ["scope:grafana-plugin"], "nodes": ["web-1"]}),
+    );
+    assert_eq!(status, 201, "{tok}");
+    let web = format!("Bearer {}", tok["token"].as_str().expect("token"));
+    let r = call(&plugin.agent, &s.base, "GET", &path, Some(&web), None);
+    let listed = room_of(&r.json()).unwrap_or_else(|| panic!("{}", r.text));
+    assert_eq!((listed["nodes"].clone(), listed["node_count"].clone()), (json!([]), json!(0)), "{listed}");
+    assert!(!r.text.contains("db-"), "{}", r.text);
 
     // Unknown space or room: 404 in Cloud's error shape, on every room route.
     for (sp, rm) in [("no-such-space", room), (space.as_str(), "no-such-room")] {

@@ -55,8 +55,11 @@ pub async fn spaces(State(st): State<AppState>) -> Json<Value> {
     }]))
 }
 
-fn room_json(r: &Room, node_count: usize) -> Value {
-    let def = r.def.clone().unwrap_or_default();
+/// A room as the Cloud lists it. Its definition (node patterns, host
+/// labels) names nodes, so a caller held to some nodes (a token with an
+/// allowlist) gets it empty: it could name nodes outside the allowlist.
+fn room_json(r: &Room, node_count: usize, me: &Principal) -> Value {
+    let def = if me.allow.is_some() { RoomDef::default() } else { r.def.clone().unwrap_or_default() };
     json!({
         "id": r.id,
         "slug": r.id,
@@ -99,7 +102,7 @@ pub async fn rooms(
     let Path(space) = space.map_err(bad_path)?;
     st.cloud.check_space(&space)?;
     let counted = node_counts(&st, &me, st.cloud.rooms()).await?;
-    Ok(Json(Value::Array(counted.iter().map(|(r, n)| room_json(r, *n)).collect())))
+    Ok(Json(Value::Array(counted.iter().map(|(r, n)| room_json(r, *n, &me)).collect())))
 }
 
 pub async fn create_room(
@@ -119,7 +122,7 @@ pub async fn create_room(
     tracing::info!(room = %room.id, by = %me.name, "room created");
     let counted = node_counts(&st, &me, vec![room]).await?;
     let (room, n) = &counted[0];
-    Ok((StatusCode::CREATED, Json(room_json(room, *n))))
+    Ok((StatusCode::CREATED, Json(room_json(room, *n, &me))))
 }
 
 /// Reads a room route's body (`{}` when empty), resolves the room, and runs

@@ -218,6 +218,15 @@ impl AggregateUDFImpl for NdAggregate {
     }
 
     fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        // DataFusion rewrites a statement whose aggregates are all DISTINCT
+        // over one column into a grouping; beside other aggregates, DISTINCT
+        // reaches the accumulator, which would silently add every value.
+        if acc_args.is_distinct {
+            return plan_err!(
+                "{}(DISTINCT ...) beside other aggregates is not supported: take the distinct values in a subquery",
+                self.func.name()
+            );
+        }
         let param = match acc_args.exprs.get(1) {
             None => None,
             Some(e) => {

@@ -30,14 +30,19 @@ impl Default for NdBucket {
     }
 }
 
-/// The bucket end of `ns` for buckets of `step_ns`.
-pub fn bucket_end(ns: i64, step_ns: i64) -> i64 {
+/// The bucket end of `ns` for buckets of `step_ns`; `None` past the last
+/// nanosecond timestamp (2262-04-11), where it has no value.
+pub fn bucket_end(ns: i64, step_ns: i64) -> Option<i64> {
     let q = ns.div_euclid(step_ns);
     if ns.rem_euclid(step_ns) == 0 {
-        ns
+        Some(ns)
     } else {
-        (q + 1).saturating_mul(step_ns)
+        (q + 1).checked_mul(step_ns)
     }
+}
+
+fn past_the_end<T>(v: i64, step: i64) -> Result<T> {
+    exec_err!("nd_bucket({step}, ts): the bucket of {v} ns ends past the last timestamp there is (2262-04-11)")
 }
 
 fn ts_type(t: &DataType) -> Option<DataType> {
@@ -81,21 +86,28 @@ impl ScalarUDFImpl for NdBucket {
         if *step <= 0 {
             return exec_err!("nd_bucket: the step must be positive, not {step}");
         }
-        let step_ns = step.saturating_mul(1_000_000_000);
+        let Some(step_ns) = step.checked_mul(1_000_000_000) else {
+            return exec_err!("nd_bucket: a step of {step} s is past the timestamp range");
+        };
         let tz = match ts.data_type() {
             DataType::Timestamp(_, tz) => tz,
             t => return exec_err!("nd_bucket: ts must be a timestamp, not {t}"),
         };
         Ok(match ts {
             ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(v, tz)) => {
-                ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(v.map(|v| bucket_end(v, step_ns)), tz.clone()))
+                let end = match *v {
+                    Some(v) => Some(bucket_end(v, step_ns).map_or_else(|| past_the_end(v, *step), Ok)?),
+                    None => None,
+                };
+                ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(end, tz.clone()))
             }
             ColumnarValue::Scalar(s) => return exec_err!("nd_bucket: unexpected timestamp {s}"),
             ColumnarValue::Array(a) => {
                 let a = a.as_primitive_opt::<TimestampNanosecondType>().ok_or_else(|| {
                     datafusion::common::exec_datafusion_err!("nd_bucket: ts must be a nanosecond timestamp")
                 })?;
-                let out: TimestampNanosecondArray = a.unary(|v| bucket_end(v, step_ns));
+                let out: TimestampNanosecondArray =
+                    a.try_unary(|v| bucket_end(v, step_ns).map_or_else(|| past_the_end(v, *step), Ok))?;
                 ColumnarValue::Array(Arc::new(out.with_timezone_opt(tz)))
             }
         })
@@ -109,9 +121,10 @@ mod tests {
     #[test]
     fn buckets_are_right_closed_and_labelled_by_their_end() {
         let s = 60_000_000_000;
-        assert_eq!(bucket_end(60 * 1_000_000_000, s), 60 * 1_000_000_000);
-        assert_eq!(bucket_end(61 * 1_000_000_000, s), 120 * 1_000_000_000);
-        assert_eq!(bucket_end(1_000_000_000, s), s);
-        assert_eq!(bucket_end(-1, s), 0);
+        assert_eq!(bucket_end(60 * 1_000_000_000, s), Some(60 * 1_000_000_000));
+        assert_eq!(bucket_end(61 * 1_000_000_000, s), Some(120 * 1_000_000_000));
+        assert_eq!(bucket_end(1_000_000_000, s), Some(s));
+        assert_eq!(bucket_end(-1, s), Some(0));
+        assert_eq!(bucket_end(i64::MAX - 5, s), None, "past the last timestamp");
     }
 }

@@ -178,7 +178,10 @@ impl BucketPushdown {
                 range.from_excl = (first - 1).div_euclid(step) * step;
             }
             if range.to_incl >= crate::tables::filters::TimeRange::ALL.to_incl {
-                range.to_incl = bucket::bucket_end(last, step);
+                // Past the last timestamp: not pushed down (DataFusion's
+                // own evaluation reports it).
+                let Some(end) = bucket::bucket_end(last, step) else { return Ok(None) };
+                range.to_incl = end;
             }
         }
         let points = (range.to_incl - range.from_excl) / step;

@@ -172,6 +172,21 @@ fn nd_query_equals_the_json_api_for_stateful_time_groups() {
         let got: Vec<(String, Option<f64>)> = got.into_iter().map(|r| (r[0].clone(), r[2].parse().ok())).collect();
         assert_eq!(got, want, "{tg}");
     }
+    // null2zero: an empty bucket (a second with no sample) is 0, as the JSON API prints it.
+    let body = json!({"scope": {"contexts": ["t.c"]}, "window": {"after": T0 + 1, "before": T0 + 600, "points": 600},
+                      "aggregations": {"metrics": [{"group_by": ["node", "dimension"]}], "time": {"time_group": "average"}},
+                      "options": ["null2zero"]});
+    let r = e.query(&parse_body(ApiVersion::V3, &body).expect("body")).expect("query");
+    let empty = r.series.iter().flat_map(|s| &s.flags).filter(|&&f| f & PA_EMPTY != 0).count();
+    assert!(empty > 0, "the window has empty buckets");
+    let q = |cond: &str| {
+        let a = sql
+            .run_blocking(&format!("SELECT count(*) FROM nd_query('{body}') WHERE {cond}"), None)
+            .expect("null2zero");
+        rows(&a.batches)[0][0].parse::<usize>().expect("a count")
+    };
+    assert_eq!(q("value IS NULL"), 0);
+    assert!(q("value = 0") >= empty);
     // The positional form.
     let a = sql
         .run_blocking(&format!("SELECT count(*) FROM nd_query('t.c', 'ses', {}, {}, 60)", T0 + 1, T0 + 3600), None)
@@ -189,6 +204,7 @@ fn bad_arguments_are_planning_errors() {
         ("SELECT nd_percentile(value, value) FROM samples", "constant"),
         ("SELECT nd_median(node) FROM samples", "numeric"),
         ("SELECT nd_bucket(ts, ts) FROM samples", "nd_bucket"),
+        ("SELECT nd_sum(DISTINCT value), count(*) FROM samples", "DISTINCT"),
         ("SELECT * FROM nd_query('{not json')", "JSON"),
         ("SELECT * FROM nd_query('{\"aggregations\": {\"time\": {\"time_group\": \"nope\"}}}')", "nope"),
     ] {
