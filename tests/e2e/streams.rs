@@ -635,3 +635,25 @@ fn ws_ticks_n_sends_n_ticks_and_an_oversized_message_gets_its_close() {
         assert!(read.is_ok(), "the connection ends with FIN, not a reset: {read:?}");
     }
 }
+
+/// A client that starts the closing handshake gets the server's close
+/// frame back (RFC 6455 5.5.1) before the connection ends, not a bare TCP
+/// close (its client would report 1006, an abnormal closure).
+#[test]
+fn a_client_close_gets_a_close_frame_back() {
+    let s = Server::start(None);
+    s.ingest_ok(&batch(now()));
+    let mut ws = ws_connect(&s, "/api/v1/ws/nodes", &s.token).expect("ws connect");
+    ws_tick(&mut ws);
+    ws.close(Some(tungstenite::protocol::CloseFrame { code: CloseCode::Normal, reason: "bye".into() }))
+        .expect("send close");
+    let reply = loop {
+        match ws.read() {
+            Ok(Message::Close(f)) => break Ok(f),
+            Ok(_) => continue,
+            Err(e) => break Err(e.to_string()),
+        }
+    };
+    let code = reply.as_ref().map(|f| f.as_ref().map(|f| u16::from(f.code)));
+    assert_eq!(code, Ok(Some(1000)), "{reply:?}");
+}

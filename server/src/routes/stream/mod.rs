@@ -45,6 +45,9 @@ pub enum End {
     SlowConsumer,
     /// The client closed the connection.
     ClientGone,
+    /// The client sent a WebSocket close frame: the reply, already queued
+    /// by the protocol layer, is sent as the connection ends.
+    ClientClosed,
     /// `ticks=N` reached.
     Done,
     /// A client message over the size limit (WebSocket).
@@ -63,7 +66,7 @@ impl End {
             End::Revoked => "token revoked",
             End::Expired => "token expired",
             End::SlowConsumer => "slow consumer: ticks were not read in time",
-            End::ClientGone => "client closed",
+            End::ClientGone | End::ClientClosed => "client closed",
             End::Done => "done",
             End::TooBig => "message too big: client messages are at most 64 KiB",
             End::Broken => "protocol error in a client frame",
@@ -77,7 +80,7 @@ impl End {
         match self {
             End::Revoked | End::Expired => 1008,
             End::SlowConsumer => 1013,
-            End::ClientGone | End::Done => 1000,
+            End::ClientGone | End::ClientClosed | End::Done => 1000,
             End::TooBig => 1009,
             End::Broken => 1002,
             End::BadText => 1007,

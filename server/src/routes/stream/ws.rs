@@ -69,6 +69,12 @@ async fn close(
     end: &End,
     deadline: Instant,
 ) -> bool {
+    if matches!(end, End::ClientClosed) {
+        // The protocol layer queued the reply to the client's close frame
+        // when it read it, and refuses another close frame after it: a
+        // flush writes the reply (and then reports the connection closed).
+        return tokio::time::timeout_at(deadline, sink.flush()).await.is_ok();
+    }
     let frame = CloseFrame { code: end.ws_code(), reason: end.reason().into() };
     let flush = async {
         if matches!(end, End::Done) {
@@ -179,7 +185,8 @@ async fn run(socket: WebSocket, mut session: Session) {
                 _ => break End::ClientGone,
             },
             got = inbound.next(), if pending.is_none() => match got {
-                None | Some(Ok(Message::Close(_))) => break End::ClientGone,
+                None => break End::ClientGone,
+                Some(Ok(Message::Close(_))) => break End::ClientClosed,
                 Some(Err(e)) => break inbound_error(e),
                 Some(Ok(Message::Text(text))) if text.len() > MAX_CLIENT_MESSAGE => break End::TooBig,
                 Some(Ok(Message::Binary(b))) if b.len() > MAX_CLIENT_MESSAGE => break End::TooBig,
