@@ -47,6 +47,10 @@ impl SqlError {
             }
         }
         match root {
+            DataFusionError::ResourcesExhausted(m) => SqlError::Invalid(format!(
+                "the statement needs more memory than one query may use (--query-memory): {}",
+                clean(m)
+            )),
             DataFusionError::Internal(m) => SqlError::Internal(m.clone()),
             DataFusionError::IoError(e) => SqlError::Internal(e.to_string()),
             DataFusionError::ExecutionJoin(e) => SqlError::Internal(e.to_string()),

@@ -11,6 +11,9 @@ use std::time::Duration;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::GreedyMemoryPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use futures_util::StreamExt;
 use strata_engine::index::SimplePattern;
@@ -81,7 +84,18 @@ impl SqlEngine {
             .with_target_partitions(self.threads)
             .with_information_schema(true)
             .with_default_catalog_and_schema("strata", "public");
-        let mut builder = SessionStateBuilder::new().with_config(config).with_default_features();
+        // DataFusion's operators that buffer (joins, sorts, DISTINCT,
+        // grouping) reserve their memory from this pool: one statement
+        // gets the query memory limit (`--query-memory`), past which it
+        // fails with a 400 naming the limit rather than grow the server;
+        // nothing spills to temporary files.
+        let memory = self.engine.config().limits.max_memory_bytes;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(GreedyMemoryPool::new(usize::try_from(memory).unwrap_or(usize::MAX))))
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+            .build_arc()?;
+        let mut builder =
+            SessionStateBuilder::new().with_config(config).with_runtime_env(runtime).with_default_features();
         if self.pushdown {
             builder = builder.with_optimizer_rule(Arc::new(BucketPushdown::new(src.clone())));
         }

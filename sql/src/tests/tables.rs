@@ -125,3 +125,34 @@ fn deep_statements_run_up_to_the_nesting_limit_and_are_refused_past_it() {
         other => panic!("expected a refusal, got {:?}", other.map(|a| a.rows)),
     }
 }
+
+/// A statement's buffering operators draw on the query memory limit:
+/// past it, an error naming the limit, not a server that grows.
+#[test]
+fn a_statement_over_the_query_memory_limit_is_refused() {
+    let e = engine();
+    let mut sql = sql_engine(&e);
+    let q =
+        "SELECT count(*) FROM (SELECT DISTINCT a.value + b.value AS v FROM samples a JOIN samples b ON a.ts = b.ts)";
+    let ok = sql.run_blocking(q, None).expect("under the default limit");
+    assert_eq!(ok.rows, 1);
+    sql = SqlEngine::new(
+        Arc::new({
+            let mut cfg = EngineConfig::default();
+            cfg.limits.max_memory_bytes = 64 << 10;
+            let small = Engine::new(cfg, Clock::Fixed(AtomicI64::new(END + 60)));
+            let batch: IngestBatch = serde_json::from_value(json!({"series": (0..4).map(|m| json!({
+                "node": "n1", "context": "t.c", "dimension": format!("d{m}"),
+                "points": (T0 + 1..=T0 + 3_000).map(|t| json!([t, value(m, t)])).collect::<Vec<_>>()})).collect::<Vec<_>>()}))
+            .expect("batch");
+            small.ingest(&batch).expect("ingest");
+            small
+        }),
+        SqlLimits::default(),
+    )
+    .expect("sql engine");
+    match sql.run_blocking(q, None) {
+        Err(crate::SqlError::Invalid(m)) => assert!(m.contains("--query-memory"), "{m}"),
+        other => panic!("expected the memory limit, got {:?}", other.map(|a| a.rows)),
+    }
+}
