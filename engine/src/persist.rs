@@ -499,7 +499,10 @@ impl Persist {
                 .filter(|((t, _, _), _)| *t == tier)
                 .map(|(k, p)| (*k, fs::metadata(p).map(|m| m.len()).unwrap_or(0)))
                 .collect();
-            sized.sort_by_key(|((_, _, start), _)| *start);
+            // Oldest first; of spans starting together, the shorter (the
+            // smaller update_every) first: the files come from a hash map,
+            // and its order would pick among them at random.
+            sized.sort_by_key(|((_, ue, start), _)| (*start, *ue));
             let mut total: u64 = sized.iter().map(|(_, n)| n).sum();
             for (key, n) in sized {
                 if total <= max {
