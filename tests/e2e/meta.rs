@@ -307,6 +307,9 @@ fn meta_listings_search_and_inventory() {
         (info["mirrored_hosts"].clone(), info["metrics-count"].clone()),
         (json!(["host-1", "host-2"]), json!(10))
     );
+    let charts = get_ok(&s, "/api/v1/charts");
+    assert_eq!(info["charts-count"], charts["charts_count"], "one count of charts: {info} {charts}");
+    assert_eq!(charts["charts_count"].as_u64(), charts["charts"].as_object().map(|c| c.len() as u64));
 
     // A token allowed node n1 only sees n1 everywhere.
     let (status, t) =

@@ -74,7 +74,8 @@ pub async fn info(State(st): State<AppState>, Extension(me): Extension<Principal
         let scope = MetaScope { allowed_nodes: me.allow.clone(), ..MetaScope::default() };
         let visible = scope.visible(cat, store, ctx.tiers);
         let list = nodes::list(cat, store, &visible, ctx.tiers);
-        let instances: usize = list.iter().map(|n| n.instances).sum();
+        // As many charts as `/api/v1/charts` lists (one per chart id).
+        let instances = instances::list(cat, store, &visible, ctx.tiers, None).len();
         let agent = &ctx.st.agent;
         Ok(Json(json!({
             "version": agent.version,
