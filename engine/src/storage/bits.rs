@@ -29,7 +29,7 @@ impl<'a> BitSlice<'a> {
     /// Up to 64 bits from element `start` on (bit k of the result is
     /// element `start + k`); bits past `n` are zero.
     #[inline]
-    pub fn word(&self, start: usize, n: usize) -> u64 {
+    fn word(&self, start: usize, n: usize) -> u64 {
         debug_assert!(n <= 64);
         let b = self.offset + start;
         let (byte, shift) = (b >> 3, (b & 7) as u32);

@@ -27,8 +27,8 @@ use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, LargeBinaryArray,
 use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema};
 
-use super::bits::BitSlice;
-use super::codec::{self, EncodedRow, RowBits, SumIndex};
+use super::bits::{get_bit, BitSlice};
+use super::codec::{self, EncodedRow, SumIndex};
 use super::open_span::{Dense, OpenSpan};
 use super::prefetch;
 use super::row::{AggRows, RowData, Run};
@@ -158,11 +158,11 @@ impl RowEncoder {
         RowEncoder { data: Vec::with_capacity(rows * n * 3 / 2 + 64 * rows), offsets }
     }
 
-    /// Appends the rows of a dense chunk (`n` points a row; the chunk's
-    /// bits, when a bitmap, run on from row to row).
-    fn push(&mut self, values: &[f64], n: usize, valid: RowBits<'_>, anomalous: RowBits<'_>) {
-        for k in (0..values.len()).step_by(n.max(1)) {
-            codec::encode_into(&values[k..k + n], valid.advance(k), anomalous.advance(k), &mut self.data);
+    /// Appends the rows of a dense chunk (`n` points a row; point `k` of
+    /// the chunk is valid and anomalous as `valid(k)`/`anomalous(k)` say).
+    fn push(&mut self, values: &[f64], n: usize, valid: impl Fn(usize) -> bool, anomalous: impl Fn(usize) -> bool) {
+        for at in (0..values.len()).step_by(n.max(1)) {
+            codec::encode_into(&values[at..at + n], |i| valid(at + i), |i| anomalous(at + i), &mut self.data);
             self.offsets.push(self.data.len() as i64);
         }
     }
@@ -212,27 +212,21 @@ impl Segment {
         // Written over chunk after chunk (see `OpenSpan::dense_rows`).
         let mut dense = Dense::empty(span.is_raw());
         let mut counts: Vec<f64> = Vec::new();
-        let mut filled: Vec<u8> = Vec::new();
         for first in (0..rows).step_by(chunk) {
             span.dense_rows(first..(first + chunk).min(rows), range.clone(), &mut dense);
             match (&dense, enc.as_mut_slice()) {
                 (Dense::Raw { values, valid, anomaly }, [e]) => {
-                    let bits = |b| RowBits::Bits(BitSlice::new(b, 0));
-                    e.push(values, n, bits(valid), bits(anomaly));
+                    e.push(values, n, |k| get_bit(valid, k), |k| get_bit(anomaly, k));
                 }
                 (Dense::Agg { sum, min, max, count, anomaly_count }, [s, lo, hi, c, a]) => {
-                    filled.clear();
-                    filled.resize(count.len().div_ceil(8), 0);
-                    for (byte, counts) in filled.iter_mut().zip(count.chunks(8)) {
-                        *byte = counts.iter().enumerate().fold(0, |b, (j, &c)| b | u8::from(c > 0) << j);
-                    }
+                    let filled = |k: usize| count[k] > 0;
                     for (e, v) in [(s, sum), (lo, min), (hi, max)] {
-                        e.push(v, n, RowBits::Bits(BitSlice::new(&filled, 0)), RowBits::None);
+                        e.push(v, n, filled, |_| false);
                     }
                     for (e, v) in [(c, count), (a, anomaly_count)] {
                         counts.clear();
                         counts.extend(v.iter().map(|&c| f64::from(c)));
-                        e.push(&counts, n, RowBits::All, RowBits::None);
+                        e.push(&counts, n, |_| true, |_| false);
                     }
                 }
                 _ => {

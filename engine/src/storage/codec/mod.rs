@@ -61,124 +61,44 @@ const NEGATED: u8 = 2;
 /// offsets fits a `u64` (`FRAME * 2^53 <= 2^63`).
 const MAX_DECIMAL_WIDTH: u32 = 53;
 
-/// A row's validity or anomaly bits, as the encoder takes them: every
-/// point, none, or a bitmap (at any bit offset, so a dense chunk of rows
-/// is read in place).
-#[derive(Debug, Clone, Copy)]
-pub enum RowBits<'a> {
-    All,
-    None,
-    Bits(BitSlice<'a>),
-}
-
-impl<'a> RowBits<'a> {
-    /// The same bits from point `k` on.
-    pub fn advance(self, k: usize) -> RowBits<'a> {
-        match self {
-            RowBits::Bits(b) => RowBits::Bits(b.advance(k)),
-            other => other,
-        }
-    }
-
-    /// Up to 64 bits from point `start` on (bits past `n` zero).
-    #[inline]
-    fn word(&self, start: usize, n: usize) -> u64 {
-        match self {
-            RowBits::All if n == 64 => u64::MAX,
-            RowBits::All => (1u64 << n) - 1,
-            RowBits::None => 0,
-            RowBits::Bits(b) => b.word(start, n),
-        }
-    }
-
-    /// The row's bits `0..n` that are set here and in `and`, as whole
-    /// bytes (the row layout's bitmap; bits past `n` zero).
-    fn bitmap_and(&self, and: &RowBits<'_>, n: usize, out: &mut Vec<u8>) {
-        let mut i = 0;
-        while i < n {
-            let m = (n - i).min(64);
-            let w = self.word(i, m) & and.word(i, m);
-            out.extend_from_slice(&w.to_le_bytes()[..m.div_ceil(8)]);
-            i += m;
-        }
-    }
-
-    /// Is any of the points `0..n` set here and in `and`?
-    fn any_and(&self, and: &RowBits<'_>, n: usize) -> bool {
-        (0..n).step_by(64).any(|i| {
-            let m = (n - i).min(64);
-            self.word(i, m) & and.word(i, m) != 0
-        })
-    }
-}
-
 /// Encodes one row of `values.len()` points; `valid(i)` / `anomalous(i)`
-/// give point `i`'s bits (tests and tools; the store hands bitmaps to
-/// [`encode_into`]).
+/// give point `i`'s bits.
 pub fn encode(values: &[f64], valid: impl Fn(usize) -> bool, anomalous: impl Fn(usize) -> bool) -> Vec<u8> {
-    let n = values.len();
-    let bitmap = |bit: &dyn Fn(usize) -> bool| {
-        let mut bits = vec![0u8; n.div_ceil(8)];
-        (0..n).filter(|&i| bit(i)).for_each(|i| set_bit(&mut bits, i, true));
-        bits
-    };
-    let (valid, anomalous) = (bitmap(&valid), bitmap(&anomalous));
-    let mut out = Vec::with_capacity(n * 2 + 64);
-    let bits = |b| RowBits::Bits(BitSlice::new(b, 0));
-    encode_into(values, bits(&valid), bits(&anomalous), &mut out);
+    let mut out = Vec::with_capacity(values.len() * 2 + 64);
+    encode_into(values, valid, anomalous, &mut out);
     out
 }
 
 /// [`encode`], appending the row to `out` (a segment's rows go one after
-/// another in one buffer). The bits are read a word at a time, so a row
-/// that is all valid, or of gaps but for a few points (a snapshot's rows
-/// of series that report rarely), costs its values' work alone.
-pub fn encode_into(values: &[f64], valid: RowBits<'_>, anomalous: RowBits<'_>, out: &mut Vec<u8>) {
+/// another in one buffer).
+pub fn encode_into(
+    values: &[f64],
+    valid: impl Fn(usize) -> bool,
+    anomalous: impl Fn(usize) -> bool,
+    out: &mut Vec<u8>,
+) {
     let n = values.len();
     let row = out.len();
-    let all_valid = matches!(valid, RowBits::All)
-        || (0..n).step_by(64).all(|i| {
-            let m = (n - i).min(64);
-            valid.word(i, m) == RowBits::All.word(i, m)
-        });
-    let any_anomaly = valid.any_and(&anomalous, n);
+    let all_valid = (0..n).all(&valid);
+    let any_anomaly = (0..n).any(|i| valid(i) && anomalous(i));
+    let nbytes = n.div_ceil(8);
     let frames = n.div_ceil(FRAME);
     out.push(VERSION);
     out.push(if all_valid { 0 } else { HAS_VALID } | if any_anomaly { HAS_ANOMALY } else { 0 });
     out.extend_from_slice(&(n as u32).to_le_bytes());
     out.extend_from_slice(&(frames as u16).to_le_bytes());
-    if !all_valid {
-        valid.bitmap_and(&RowBits::All, n, out);
+    let bitmap = |bit: &dyn Fn(usize) -> bool| {
+        let mut bits = vec![0u8; nbytes];
+        (0..n).filter(|&i| valid(i) && bit(i)).for_each(|i| set_bit(&mut bits, i, true));
+        bits
+    };
+    let valid_bits = (!all_valid).then(|| bitmap(&valid));
+    if let Some(bits) = &valid_bits {
+        out.extend_from_slice(bits);
     }
     if any_anomaly {
-        valid.bitmap_and(&anomalous, n, out);
+        out.extend_from_slice(&bitmap(&anomalous));
     }
-    let negated = match valid {
-        _ if all_valid => encode_frames(values, |_| true, |_, _| false, out),
-        RowBits::Bits(b) => {
-            let gaps_only = |lo: usize, hi: usize| (lo..hi).step_by(64).all(|i| b.word(i, (hi - i).min(64)) == 0);
-            encode_frames(values, |i| b.get(i), gaps_only, out)
-        }
-        RowBits::All | RowBits::None => encode_frames(values, |_| false, |_, _| true, out),
-    };
-    if negated {
-        out[row] = VERSION_NEGATED;
-    }
-}
-
-/// Appends a row's frame offsets and frames; true when a frame is
-/// negated. `gaps_only(lo, hi)` tells a frame of gaps only (FRAME is a
-/// multiple of 8, so its bits are whole bytes), written without looking
-/// at its values: most of a snapshot's rows of series that report
-/// rarely, or began late in their span.
-fn encode_frames(
-    values: &[f64],
-    valid: impl Fn(usize) -> bool,
-    gaps_only: impl Fn(usize, usize) -> bool,
-    out: &mut Vec<u8>,
-) -> bool {
-    let n = values.len();
-    let frames = n.div_ceil(FRAME);
     let dir = out.len();
     out.resize(dir + 4 * frames, 0);
     let body = out.len();
@@ -188,13 +108,20 @@ fn encode_frames(
         let off = (out.len() - body) as u32;
         out[dir + 4 * f..dir + 4 * f + 4].copy_from_slice(&off.to_le_bytes());
         let (lo, hi) = (f * FRAME, ((f + 1) * FRAME).min(n));
-        if gaps_only(lo, hi) {
+        // A frame of gaps only (most of a snapshot's rows of series that
+        // report rarely, or began late in their span) is written without
+        // looking at its values: FRAME is a multiple of 8, so its bits are
+        // whole bytes.
+        let gaps_only = valid_bits.as_deref().is_some_and(|b| b[lo / 8..hi.div_ceil(8)].iter().all(|&x| x == 0));
+        if gaps_only {
             constant_frame(0, 0, hi - lo, out);
         } else {
             negated |= encode_frame(&values[lo..hi], |i| valid(lo + i), &mut ks, out) == NEGATED;
         }
     }
-    negated
+    if negated {
+        out[row] = VERSION_NEGATED;
+    }
 }
 
 /// Appends one frame and returns its kind: decimal when one exponent
