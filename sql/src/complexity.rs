@@ -11,7 +11,7 @@
 
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 
 use crate::SqlError;
 
@@ -27,7 +27,15 @@ pub const MAX_NESTING_TOKENS: usize = 2_000;
 /// names the problem.
 pub fn check(sql: &str) -> Result<(), SqlError> {
     let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else { return Ok(()) };
-    let nesting = tokens.iter().filter(|t| nests(t)).count();
+    let mut nesting = 0;
+    let mut prev = &Token::Whitespace(Whitespace::Space);
+    for t in tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_))) {
+        // A sign after `(` or `,` is a negative literal of a list, which
+        // adds no level: `IN (-1, -2, ...)`.
+        let sign = matches!(t, Token::Minus | Token::Plus) && matches!(prev, Token::LParen | Token::Comma);
+        nesting += usize::from(nests(t) && !sign);
+        prev = t;
+    }
     if nesting > MAX_NESTING_TOKENS {
         return Err(SqlError::Invalid(format!(
             "the statement has {nesting} operators, nesting keywords and parentheses, over the limit of \
@@ -83,6 +91,9 @@ mod tests {
         assert!(e.to_string().contains("over the limit of 2000"), "{e}");
         let list = format!("SELECT 1 WHERE 1 IN ({})", vec!["7"; 20_000].join(", "));
         assert!(check(&list).is_ok(), "an IN list does not nest");
+        let negative = format!("SELECT 1 WHERE 1 IN ({})", vec!["-7"; 20_000].join(", "));
+        assert!(check(&negative).is_ok(), "nor does one of negative numbers");
+        assert!(check(&format!("SELECT {}", vec!["1"; 2_500].join(" - "))).is_err(), "a chain of minus does");
         // Operators inside string literals are text.
         assert!(check(&format!("SELECT '{}'", "+".repeat(10_000))).is_ok());
     }

@@ -458,8 +458,12 @@ impl TokenStore {
             Some(p)
         };
         if let Some(parent) = &creator.allow {
-            // Narrower or equal: every listed node must be one the creator may see.
-            if req.nodes.is_empty() || !req.nodes.iter().all(|n| !n.contains('*') && parent.matches(n)) {
+            // Narrower or equal: the child names exact nodes only (no glob,
+            // no negation), each one the creator may see. Checked on the
+            // parsed words: an entry `web-1|db-9` is two nodes, and the
+            // creator's `web-*` matches the entry's whole text.
+            let words = allow.as_ref().and_then(SimplePattern::exact_words);
+            if !words.is_some_and(|w| w.iter().all(|n| parent.matches(n))) {
                 return Err(ApiError::Forbidden(
                     "a token with a node allowlist can only create tokens for nodes on it".into(),
                 ));

@@ -146,6 +146,11 @@ fn no_token_creates_more_power_than_itself() {
     assert!(store.create(&manager, mk(&["editor"], &["web-1"]), 1).is_err(), "more scopes");
     assert!(store.create(&manager, mk(&["viewer"], &["db-1"]), 1).is_err(), "outside allowlist");
     assert!(store.create(&manager, mk(&["viewer"], &[]), 1).is_err(), "dropping the allowlist");
+    // An entry of two words is two nodes: `web-*` matches its whole text,
+    // not `db-9`.
+    assert!(store.create(&manager, mk(&["viewer"], &["web-1|db-9"]), 1).is_err(), "a second word outside");
+    assert!(store.create(&manager, mk(&["viewer"], &["!db-9"]), 1).is_err(), "a negation");
+    assert!(store.create(&manager, mk(&["viewer"], &["web-1|web-2"]), 1).is_ok(), "two nodes inside");
     let _ = fs::remove_dir_all(&d);
 }
 

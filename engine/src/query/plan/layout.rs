@@ -7,9 +7,11 @@
 //! where every rollup point equals the tier-0 samples of its interval
 //! (after [`Coverage::exact_after`]), and inside what the tier retains.
 //! Tier 0 fills the ragged edges. The pieces of a bucket are disjoint,
-//! oldest first, and together cover exactly the bucket's part after
-//! `exact_after`, so a time group that merges points by their counts
-//! answers exactly what it answers over tier 0 alone.
+//! oldest first, and together cover exactly the bucket's exact part
+//! ([`Coverage::exact_from`]: after `exact_after`, or the whole bucket
+//! where tier 0 holds all its samples), so a time group that merges
+//! points by their counts answers exactly what it answers over tier 0
+//! alone.
 
 use crate::query::window::Window;
 use crate::storage::TIERS;
@@ -48,10 +50,12 @@ pub struct Coverage {
 
 impl Coverage {
     /// Where the exact part of a bucket starting at `s` begins.
-    /// `exact_after` (`r`) is where tier 0's oldest kept span (or the
-    /// first sample after imported rollups) starts: its samples lie at `r`
-    /// and later, on the update_every grid, while the rollup point that
-    /// ends at `r` also holds samples tier 0 no longer has. So a bucket
+    /// `exact_after` (`r`) is where tier 0's oldest kept span starts (a
+    /// span start, so on every update_every grid): its samples lie at `r`
+    /// and later, while the rollup point that ends at `r` also holds
+    /// samples tier 0 no longer has. (For rollups imported up to `r`, the
+    /// demo's history, the slot at `r` is tier 0's too: it writes from
+    /// there.) So a bucket
     /// starting at or after `r - res[0]` has only samples tier 0 holds and
     /// is exact whole (even the one-slot bucket `(r - 1, r]`); an earlier
     /// bucket reads rollup-only history up to `r` and is exact after it.
@@ -353,7 +357,7 @@ mod tests {
             let Some(pieces) = stats_pieces(&w, &c, pinned, &all) else { return Ok(()) };
             let start = w.bucket_end(0) - v;
             let end = w.bucket_end(points - 1);
-            let from = if pinned { start } else { exact_after.map_or(start, |r| start.max(r)) };
+            let from = if pinned { start } else { c.exact_from(start) };
             prop_assert_eq!(check_pieces(&pieces, from, &c)?, end, "ends at the last bucket's end");
         }
 
@@ -383,7 +387,7 @@ mod tests {
             prop_assert_eq!(l.buckets(), points);
             for i in 0..points {
                 let e = w.bucket_end(i);
-                let lo = exact_after.map_or(e - v, |r| (e - v).max(r));
+                let lo = c.exact_from(e - v);
                 let at = check_pieces(l.bucket(i), lo, &c)?;
                 prop_assert!(l.bucket(i).iter().all(|p| usize::from(p.tier) < tiers && (rollups || p.tier == 0)));
                 prop_assert_eq!(at, lo.max(e), "ends at the bucket end");

@@ -625,6 +625,7 @@ impl<'s> MetricScan<'s> {
         }
         // The next bucket's left edge, already derived from a split minute.
         let mut carried: Option<Split> = None;
+        let mut closing_from = [false; TIERS];
         for i in 0..w.points {
             if i % STOP_CHECK_EVERY == STOP_CHECK_EVERY - 1 && stop() {
                 return;
@@ -688,11 +689,9 @@ impl<'s> MetricScan<'s> {
                     b.count += u64::from(c.count);
                     b.anomalous += u64::from(c.anomalous);
                     if t > 0 {
-                        // A rollup point cut by the bucket end serves it
-                        // (a window inside one point reads no other).
                         b.approximate = true;
                         out.approximate_tiers[t] = true;
-                        out.tiers.points[t] += 1;
+                        closing_from[t] = true;
                     }
                 }
             }
@@ -704,6 +703,14 @@ impl<'s> MetricScan<'s> {
                 out.buckets.arp[i] = b.anomalous as f64 * 100.0 / b.count as f64;
             }
             out.approximate[i] |= b.approximate;
+        }
+        // A rollup tier that served only values interpolated at bucket
+        // ends (a window inside one point reads no point whole) still
+        // served: one point, not one per bucket end it was cut at.
+        for t in 1..TIERS {
+            if closing_from[t] && out.tiers.points[t] == points_before[t] {
+                out.tiers.points[t] += 1;
+            }
         }
         for ((q, &now), before) in out.tiers.queries.iter_mut().zip(&out.tiers.points).zip(points_before) {
             *q += u64::from(now > before);

@@ -55,13 +55,13 @@ fn state(span: &Span, now: i64) -> &'static str {
 pub static NODES: Tool = Tool {
     name: "nodes.list",
     title: "List nodes",
-    description: "The monitored hosts this token may see: id, hostname, state (live = collected in the last seconds, stale = within the hour, offline), last sample time, number of contexts and host labels. Filter with a simple pattern on hostname or id and 'key:value' label filters.",
+    description: "The monitored hosts this token may see: id, hostname, state (live = collected in the last seconds, stale = within the hour, offline), last sample time, number of contexts and host labels. Filter with a simple pattern on hostname, machine GUID or id and 'key:value' label filters.",
     needs: Some(Resource::Metadata),
     class: Class::Light,
     input: || {
         json!({"type": "object", "additionalProperties": false, "properties": {
             "pattern": {"type": "string", "maxLength": 200, "default": "*",
-                "description": "Simple pattern on hostname or node id, space-separated words, first match wins, e.g. '!web-test* web*'."},
+                "description": "Simple pattern on hostname, machine GUID or node id (tried in that order), space-separated words, first match wins, e.g. '!web-test* web*'."},
             "labels": patterns_schema(20, "Host label filters 'key:value-pattern', e.g. 'env:prod'."),
             "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}})
     },
@@ -342,13 +342,14 @@ pub static DESCRIBE: Tool = Tool {
                     "dimensions": ms.iter().map(|m| reg.metric(m).dimension.clone()).collect::<Vec<_>>(),
                     "first_entry": rfc3339(span.first.unwrap_or(0)), "last_entry": rfc3339(span.last.unwrap_or(0))}));
             }
+            // Sample times, as `db.per_tier` and `/api/v2/info` give them
+            // (not rollup interval ends), each metric's taken once.
+            let ranges: Vec<_> = mine.iter().map(|&m| (m, tier_ranges(&**store, m, tiers))).collect();
             let retention: Vec<Value> = (0..tiers)
                 .map(|t| {
-                    // Sample times, as `db.per_tier` and `/api/v2/info`
-                    // give them (not rollup interval ends).
                     let (mut first, mut last, mut res) = (None::<i64>, None::<i64>, None);
-                    for &m in &mine {
-                        if let Some((f, l)) = tier_ranges(&**store, m, tiers)[t] {
+                    for &(m, r) in &ranges {
+                        if let Some((f, l)) = r[t] {
                             res = res.or(store.resolution(m, t));
                             first = Some(first.map_or(f, |x: i64| x.min(f)));
                             last = Some(last.map_or(l, |x: i64| x.max(l)));
