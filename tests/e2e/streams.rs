@@ -657,3 +657,29 @@ fn a_client_close_gets_a_close_frame_back() {
     let code = reply.as_ref().map(|f| f.as_ref().map(|f| u16::from(f.code)));
     assert_eq!(code, Ok(Some(1000)), "{reply:?}");
 }
+
+/// A handshake in a WebSocket version the server does not speak is a 426
+/// naming version 13 (RFC 6455 4.4); an empty `ticks=` is the default (no
+/// end), as empty `contexts=` and `nodes=` are.
+#[test]
+fn a_wrong_websocket_version_is_a_426_and_an_empty_ticks_the_default() {
+    let s = Server::start(None);
+    s.ingest_ok(&batch(now()));
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut t = TcpStream::connect(&addr).expect("connect");
+    t.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let req = format!(
+        "GET /api/v1/ws/nodes HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\
+         Authorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        s.token
+    );
+    t.write_all(req.as_bytes()).expect("handshake");
+    let mut head = [0u8; 512];
+    let n = t.read(&mut head).expect("answer");
+    let text = String::from_utf8_lossy(&head[..n]).to_lowercase();
+    assert!(text.starts_with("http/1.1 426"), "{text}");
+    assert!(text.contains("sec-websocket-version: 13"), "{text}");
+    let mut ws = ws_connect(&s, "/api/v1/ws/nodes?ticks=&nodes=", &s.token).expect("empty ticks connects");
+    assert_eq!(ws_tick(&mut ws)["type"], "tick");
+}

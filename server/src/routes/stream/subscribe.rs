@@ -63,6 +63,8 @@ pub fn from_query(pairs: &[(String, String)], default_contexts: &SimplePattern) 
         match k.as_str() {
             "contexts" => p.sub.contexts = from_str(k, v)?.unwrap_or_else(|| default_contexts.clone()),
             "nodes" => p.sub.nodes = from_str(k, v)?,
+            // Empty, as empty `contexts` and `nodes`: the default (no end).
+            "ticks" if v.trim().is_empty() => p.ticks = None,
             "ticks" => {
                 let n: u64 = v
                     .trim()

@@ -10,8 +10,11 @@
 
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::Extension;
 use futures_util::stream::SplitSink;
@@ -42,9 +45,17 @@ pub async fn nodes(
     State(st): State<AppState>,
     Extension(me): Extension<Principal>,
     RawQuery(q): RawQuery,
-    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let p = from_query(&pairs(q)?, &st.stream.contexts).map_err(ApiError::BadRequest)?;
+    if let Err(WebSocketUpgradeRejection::InvalidWebSocketVersionHeader(_)) = &upgrade {
+        // RFC 6455 4.4: a version the server does not speak is a 426
+        // naming the one it does.
+        let body = json!({"error": "unsupported WebSocket version: this server speaks version 13", "status": 426});
+        let mut r = (StatusCode::UPGRADE_REQUIRED, axum::Json(body)).into_response();
+        r.headers_mut().insert("Sec-WebSocket-Version", HeaderValue::from_static("13"));
+        return Ok(r);
+    }
     let upgrade = upgrade.map_err(|e| {
         ApiError::BadRequest(format!(
             "this endpoint speaks WebSocket ({e}); for plain HTTP use /api/v1/stream/nodes (Server-Sent Events)"
