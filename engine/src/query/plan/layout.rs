@@ -60,8 +60,8 @@ impl Coverage {
     /// is exact whole (even the one-slot bucket `(r - 1, r]`); an earlier
     /// bucket reads rollup-only history up to `r` and is exact after it.
     pub fn exact_from(&self, s: i64) -> i64 {
-        match self.exact_after {
-            Some(r) if s < r - self.res[0] => r,
+        match (self.exact_after, self.aged_before()) {
+            (Some(r), Some(before)) if s < before => r,
             _ => s,
         }
     }

@@ -328,6 +328,12 @@ proptest! {
     fn automatic_tiers_answer_what_tier0_answers(seed in any::<u64>()) {
         check_seed(seed)?;
     }
+
+    /// Past tier 0's retention, buckets tier 0 holds whole stay exact.
+    #[test]
+    fn buckets_tier0_holds_whole_stay_exact_past_its_retention(seed in any::<u64>()) {
+        check_aged_seed(seed)?;
+    }
 }
 
 /// Where tier 0 aged out (a retention of 40 minutes drops the oldest
@@ -414,19 +420,6 @@ fn check_aged_seed(seed: u64) -> std::result::Result<u32, TestCaseError> {
         }
     }
     Ok(reached)
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("STRATA_TIER_RULE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(40),
-        ..ProptestConfig::default()
-    })]
-
-    /// Past tier 0's retention, buckets tier 0 holds whole stay exact.
-    #[test]
-    fn buckets_tier0_holds_whole_stay_exact_past_its_retention(seed in any::<u64>()) {
-        check_aged_seed(seed)?;
-    }
 }
 
 /// The aged property must see windows that reach dropped history.

@@ -293,6 +293,32 @@ fn without_persistence_sealed_and_dropped_segments_are_not_kept_alive() {
 /// A batch for the equivalence test: series of (metric, samples).
 type Batch = Vec<(MetricId, Vec<(i64, Option<f64>, bool)>)>;
 
+/// Small spans and rollups, and a grace, so batches seal often.
+fn batch_cfg() -> StorageConfig {
+    let mut cfg = small_cfg();
+    cfg.tiers[1].factor = 4;
+    cfg.tiers[2].factor = 16;
+    cfg.late_grace_secs = 5;
+    cfg
+}
+
+/// A batch's samples in one list, and each series' range of it.
+fn flatten(b: &Batch) -> (Vec<RawPoint>, Vec<(MetricId, std::ops::Range<usize>)>) {
+    let mut points = Vec::new();
+    let mut ranges = Vec::new();
+    for (m, pts) in b {
+        let from = points.len();
+        points.extend(pts.iter().map(|&(t, value, anomalous)| RawPoint { t, value, anomalous }));
+        ranges.push((*m, from..points.len()));
+    }
+    (points, ranges)
+}
+
+/// [`flatten`]'s lists as the series `write_batch` takes (update_every 1).
+fn as_series<'a>(points: &'a [RawPoint], ranges: &[(MetricId, std::ops::Range<usize>)]) -> Vec<SeriesRun<'a>> {
+    ranges.iter().map(|(m, r)| (*m, 1, &points[r.clone()])).collect()
+}
+
 fn batch_strategy() -> impl Strategy<Value = Vec<Batch>> {
     // Integer values keep sums exact whatever the order of additions.
     let sample = (0i64..120, prop::option::weighted(0.8, (-1000i64..1000).prop_map(|v| v as f64)), any::<bool>());
@@ -319,10 +345,7 @@ proptest! {
     /// at a time (`write_runs`, as the engine does in turns of its lock).
     #[test]
     fn write_batch_equals_per_sample_writes_in_time_order(batches in batch_strategy(), turn in 1usize..4) {
-        let mut cfg = small_cfg();
-        cfg.tiers[1].factor = 4;
-        cfg.tiers[2].factor = 16;
-        cfg.late_grace_secs = 5;
+        let cfg = batch_cfg();
         let (mut reference, mut runs, mut turns) = (Store::new(cfg), Store::new(cfg), Store::new(cfg));
         for b in &batches {
             let mut writes: Vec<(i64, MetricId, Option<f64>, bool)> =
@@ -335,14 +358,8 @@ proptest! {
                     WriteOutcome::Late => want.late += 1,
                 }
             }
-            let mut points = Vec::new();
-            let mut series = Vec::new();
-            for (m, pts) in b {
-                let from = points.len();
-                points.extend(pts.iter().map(|&(t, value, anomalous)| RawPoint { t, value, anomalous }));
-                series.push((*m, 1, from..points.len()));
-            }
-            let series: Vec<_> = series.iter().map(|(m, ue, r)| (*m, *ue, &points[r.clone()])).collect();
+            let (points, ranges) = flatten(b);
+            let series = as_series(&points, &ranges);
             prop_assert_eq!(runs.write_batch(&series, None).expect("write_batch"), want);
             let mut got = RunOutcome::default();
             for piece in Store::batch_runs(&cfg, &series).chunks(turn) {
@@ -375,22 +392,13 @@ proptest! {
         clocks in prop::collection::vec(prop::option::of(0i64..400), 8),
         turn in 1usize..4,
     ) {
-        let mut cfg = small_cfg();
-        cfg.tiers[1].factor = 4;
-        cfg.tiers[2].factor = 16;
-        cfg.late_grace_secs = 5;
+        let cfg = batch_cfg();
         let (mut whole, mut turns) = (Store::new(cfg), Store::new(cfg));
         let mut newest: Option<i64> = None;
         let mut allowed: Option<i64> = None;
         for (b, &clock) in batches.iter().zip(&clocks) {
-            let mut points = Vec::new();
-            let mut series = Vec::new();
-            for (m, pts) in b {
-                let from = points.len();
-                points.extend(pts.iter().map(|&(t, value, anomalous)| RawPoint { t, value, anomalous }));
-                series.push((*m, 1, from..points.len()));
-            }
-            let series: Vec<_> = series.iter().map(|(m, ue, r)| (*m, *ue, &points[r.clone()])).collect();
+            let (points, ranges) = flatten(b);
+            let series = as_series(&points, &ranges);
             let want = whole.write_batch(&series, clock).expect("write_batch");
             let mut got = RunOutcome::default();
             for piece in Store::batch_runs(&cfg, &series).chunks(turn) {
