@@ -74,11 +74,21 @@ pub struct McpConfig {
     /// takes only `Host: localhost|127.0.0.1|[::1]:<port>` (the second half
     /// of the DNS-rebinding defence, with the `Origin` check).
     pub loopback_port: Option<u16>,
+    /// Whether this listener serves HTTPS: the server's own origin is then
+    /// `https://<Host>` only, else `http://<Host>` only (same-origin means
+    /// the same scheme too; a TLS proxy in front names its origin with
+    /// `--mcp-allowed-origin`).
+    pub tls: bool,
 }
 
 impl Default for McpConfig {
     fn default() -> Self {
-        McpConfig { allowed_origins: Vec::new(), call_timeout: std::time::Duration::from_secs(10), loopback_port: None }
+        McpConfig {
+            allowed_origins: Vec::new(),
+            call_timeout: std::time::Duration::from_secs(10),
+            loopback_port: None,
+            tls: false,
+        }
     }
 }
 

@@ -398,6 +398,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             allowed_origins: a.mcp_allowed_origins.clone(),
             call_timeout: a.mcp_call_timeout,
             loopback_port: None,
+            tls: tls.is_some(),
         },
         sql: sql_engine(&engine, a.query_timeout, a.sql_max_rows, a.sql_max_bytes)?,
         // Answers waiting for slow readers share the per-query memory bound.

@@ -105,10 +105,13 @@ fn check_case(s: &Server, case: &Value, tokens: &[(&str, String)]) -> Result<(),
     let e = &case["expect"];
     let token = case["token"].as_str().unwrap_or("all");
     let auth = tokens.iter().find(|(k, _)| *k == token).map(|(_, t)| t.as_str());
-    let own = format!("http://{}", s.base.trim_start_matches("http://"));
+    let host = s.base.trim_start_matches("http://");
+    let origin = |v: &str| {
+        v.replace("$OWN_ORIGIN_HTTPS", &format!("https://{host}")).replace("$OWN_ORIGIN", &format!("http://{host}"))
+    };
     let headers: Vec<(String, String)> = case["headers"]
         .as_object()
-        .map(|h| h.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").replace("$OWN_ORIGIN", &own))).collect())
+        .map(|h| h.iter().map(|(k, v)| (k.clone(), origin(v.as_str().unwrap_or("")))).collect())
         .unwrap_or_default();
     let body = match (&case["raw"], &case["body"]) {
         (Value::String(r), _) => r.clone().into_bytes(),
@@ -284,6 +287,18 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
     assert_eq!(who["server"]["now"], json!(crate_rfc3339(NOW)));
     let found = tool(&s, &t_all, "contexts.search", json!({"q": "disk read"}))["structuredContent"].clone();
     assert_eq!(found["matches"][0]["context"], "disk.io", "{found}");
+    // A context's instances count as describe lists them: once per node.
+    let listed = tool(&s, &t_all, "contexts.list", json!({}))["structuredContent"]["contexts"].clone();
+    let mut per_node = 0;
+    for c in listed.as_array().expect("contexts") {
+        let d = tool(&s, &t_all, "metrics.describe", json!({"context": c["id"], "max_instances": 200}));
+        let d = &d["structuredContent"];
+        assert_eq!(c["instances"], d["instances_total"], "{c} against {d}");
+        let listed = d["instances"].as_array().expect("instances");
+        let ids: std::collections::BTreeSet<&str> = listed.iter().filter_map(|i| i["id"].as_str()).collect();
+        per_node += usize::from(ids.len() < listed.len());
+    }
+    assert!(per_node > 0, "some context has one instance id on two nodes: {listed}");
 
     // 23: the table equals /api/v3/data's answer for the same query.
     let q = tool(

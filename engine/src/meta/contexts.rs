@@ -23,6 +23,9 @@ pub struct ContextInfo {
     pub dimensions: Vec<String>,
     /// Instance ids (distinct; the same id on two nodes counts once).
     pub instances: Vec<String>,
+    /// Instances counted per node (the same id on two nodes counts twice),
+    /// as a listing of instances with their nodes has them.
+    pub node_instances: usize,
     /// Instance labels: key -> values.
     pub labels: BTreeMap<String, BTreeSet<String>>,
     /// Nodes that have it.
@@ -50,6 +53,7 @@ pub fn list(cat: &Catalog, store: &Store, visible: &Visible, tiers: usize) -> Ve
             span: Span::of(store, mine.iter(), tiers),
             dimensions: Vec::new(),
             instances: Vec::new(),
+            node_instances: 0,
             labels: BTreeMap::new(),
             nodes: BTreeSet::new(),
             metrics: mine.len(),
@@ -71,6 +75,7 @@ pub fn list(cat: &Catalog, store: &Store, visible: &Visible, tiers: usize) -> Ve
                 }
             }
         }
+        info.node_instances = seen_inst.len();
         out.push(info);
     }
     out

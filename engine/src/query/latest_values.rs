@@ -9,24 +9,38 @@
 use std::collections::HashMap;
 
 use crate::model::MetricId;
+use crate::query::group::combine;
+use crate::query::request::Aggregation;
 use crate::storage::Store;
 
-/// The value of each of `metrics` at `last` (the chart's last entry) in
-/// tier 0, keyed by the series id `series_of` gives it; `None` where that
-/// slot holds no sample. The first metric of a series wins (a v1 chart has
-/// one metric per dimension).
+/// The value of each series at `last` (the chart's last entry) in tier 0,
+/// keyed by the series id `series_of` gives each of `metrics`; `None`
+/// where no metric of the series has a sample in that slot. A v1 chart
+/// has one metric per dimension and node: a chart on several nodes folds
+/// its nodes' values with the query's aggregation `agg`, as its points do
+/// (an average over the nodes that have the slot).
 pub fn at_last_entry(
     store: &Store,
     metrics: &[MetricId],
     last: i64,
+    agg: Aggregation,
     series_of: impl Fn(usize) -> String,
 ) -> HashMap<String, Option<f64>> {
-    let mut out = HashMap::with_capacity(metrics.len());
+    let mut folded: HashMap<String, (f64, u32)> = HashMap::with_capacity(metrics.len());
     for (i, &m) in metrics.iter().enumerate() {
         let Some(ue) = store.update_every(m) else { continue };
         let slot = last.div_euclid(ue) * ue;
         let value = store.point_at(m, ue, 0, slot, |r| r.agg(0).sum);
-        out.entry(series_of(i)).or_insert(value);
+        let (acc, n) = folded.entry(series_of(i)).or_insert((0.0, 0));
+        if let Some(v) = value {
+            combine(agg, acc, *n == 0, v);
+            *n += 1;
+        }
     }
-    out
+    let value = |(acc, n): (f64, u32)| match (n, agg) {
+        (0, _) => None,
+        (n, Aggregation::Average | Aggregation::Percentage) => Some(acc / f64::from(n)),
+        _ => Some(acc),
+    };
+    folded.into_iter().map(|(k, v)| (k, value(v))).collect()
 }

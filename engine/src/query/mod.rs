@@ -142,7 +142,7 @@ pub(crate) fn run(
         let v1_jsonwrap = req.api == request::ApiVersion::V1 && req.options.jsonwrap;
         let latest = plan.db_last.filter(|_| v1_jsonwrap).map(|last| {
             let series = |i: usize| plan.groups.keys[plan.metric_group[i]].id.clone();
-            latest_values::at_last_entry(&store, &plan.queried, last, series)
+            latest_values::at_last_entry(&store, &plan.queried, last, req.passes[0].aggregation, series)
         });
         (sel, plan, view, latest)
     };

@@ -229,7 +229,7 @@ pub fn parse_params(api: ApiVersion, pairs: &[(String, String)]) -> Result<Query
     if !passes.is_empty() {
         q.passes = passes;
     }
-    q.finish();
+    q.finish()?;
     Ok(q)
 }
 
@@ -292,6 +292,19 @@ mod tests {
         assert_eq!(q.passes[0].labels, vec!["env".to_string()]);
         assert_eq!(q.time_group.method, Method::Max);
         assert!(!q.options.absolute);
+    }
+
+    /// Grouping by label needs the keys; an outer pass's keys reach the
+    /// inner pass that inherits its `label`.
+    #[test]
+    fn label_grouping_needs_label_keys() {
+        let err = p(&[("group_by", "label")]).expect_err("no keys");
+        assert!(err.to_string().contains("needs group_by_label"), "{err}");
+        let err = p(&[("group_by", "instance"), ("group_by", "node,label")]).expect_err("no keys");
+        assert_eq!(err.path(), Some("aggregations.metrics[0].group_by_label"), "{err}");
+        let q = p(&[("group_by", "instance"), ("group_by", "label"), ("group_by_label[1]", "env")]).expect("ok");
+        assert_eq!(q.passes[0].labels, vec!["env".to_string()]);
+        assert_eq!(p(&[("group_by_label", "env")]).expect("implies label").passes[0].keys, vec![GroupByKey::Label]);
     }
 
     #[test]

@@ -323,7 +323,9 @@ impl QueryRequest {
     }
 
     /// Netdata's automatic option adjustments, applied once after parsing.
-    pub fn finish(&mut self) {
+    /// Refuses a `label` grouping without label keys: it would put every
+    /// instance in one group with the id "" (say `selected` for that).
+    pub fn finish(&mut self) -> Result<(), crate::error::EngineError> {
         if self.passes.is_empty() {
             self.passes.push(GroupByPass::default());
         }
@@ -384,6 +386,13 @@ impl QueryRequest {
         if self.options.debug {
             self.options.minify = false;
         }
+        if let Some(i) = self.passes.iter().position(|p| p.keys.contains(&GroupByKey::Label) && p.labels.is_empty()) {
+            return Err(crate::error::EngineError::param(
+                format!("aggregations.metrics[{i}].group_by_label"),
+                "group_by 'label' needs group_by_label (the label keys to group by)",
+            ));
+        }
+        Ok(())
     }
 
     /// Whether the query reads its whole scope, not only what it selects:

@@ -319,6 +319,40 @@ fn v1_reads_the_chart_as_a_unit() {
     assert_eq!(latest, want.iter().map(|&(d, v)| (d.to_string(), v)).collect());
 }
 
+/// A v1 chart on several nodes: each dimension's `latest_values` folds
+/// the nodes' last-slot values with the query's aggregation, as its points
+/// do (it showed the first node's value), over the nodes that hold the slot.
+#[test]
+fn v1_latest_values_fold_the_nodes_of_a_chart() {
+    let e = chart_engine();
+    let dim = |node: &str, d: &str, f: fn(i64) -> Option<f64>, n: i64| SeriesSpec {
+        context: "c.x".into(),
+        instance: Some("c.x".into()),
+        ..series(node, "c.x", d, f, n)
+    };
+    let b = IngestBatch {
+        nodes: vec![],
+        series: vec![
+            dim("n2", "a", |k| Some(3.0 * k as f64), 100),
+            dim("n3", "a", |k| Some(k as f64 - 40.0), 100),
+            dim("n2", "z", |_| Some(6.0), 99),
+        ],
+    };
+    e.ingest(&b).expect("ingest");
+    let latest = |agg: &str| {
+        let q = format!("chart=c.x&after={}&before={}&points=1&options=jsonwrap&aggregation={agg}", T0 + 10, T0 + 20);
+        v1(&e, &q).expect("query").db_latest.expect("v1 jsonwrap reads them")
+    };
+    // a at T0+100: 100 (n1), 300 (n2), 60 (n3); z: 0 (n1), nothing at n2.
+    let want = |a: f64, z: f64| {
+        [("a", Some(a)), ("b", None), ("z", Some(z))].iter().map(|&(d, v)| (d.to_string(), v)).collect()
+    };
+    assert_eq!(latest("avg"), want(460.0 / 3.0, 0.0));
+    assert_eq!(latest("sum"), want(460.0, 0.0));
+    assert_eq!(latest("min"), want(60.0, 0.0));
+    assert_eq!(latest("max"), want(300.0, 0.0));
+}
+
 /// `abs|percentage` on a subset: the row total is over every chart
 /// dimension, each made absolute; `nonzero` hides what read only zeros,
 /// not what grouped to 0, and nothing a `dimensions=` list selects.

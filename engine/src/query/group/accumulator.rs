@@ -19,8 +19,10 @@ pub struct Accumulator {
     pub flags: Vec<u8>,
 }
 
+/// Folds `v` into `acc` (`first`: `acc` holds nothing yet); averages and
+/// percentages sum here and divide by the count later.
 #[inline]
-fn combine(agg: Aggregation, acc: &mut f64, first: bool, v: f64) {
+pub fn combine(agg: Aggregation, acc: &mut f64, first: bool, v: f64) {
     if first {
         *acc = v;
         return;

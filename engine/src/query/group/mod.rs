@@ -6,7 +6,7 @@
 pub mod accumulator;
 pub mod key;
 
-pub use accumulator::Accumulator;
+pub use accumulator::{combine, Accumulator};
 pub use key::{series_key, GroupIndex, SeriesKey};
 
 use crate::catalog::Catalog;

@@ -29,10 +29,12 @@ use crate::state::AppState;
 /// Largest request body.
 pub const MAX_BODY: usize = 8 << 20;
 
-/// Is a browser `Origin` allowed: the server's own (as the `Host` header
-/// names it) or one configured with `--mcp-allowed-origin`.
-fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
-    let own = host.is_some_and(|h| origin == format!("http://{h}") || origin == format!("https://{h}"));
+/// Is a browser `Origin` allowed: the server's own (its scheme and the
+/// `Host` header's name) or one configured with `--mcp-allowed-origin`.
+/// A page served over plain HTTP is not the origin of an HTTPS server
+/// (whoever can tamper with that page could then call `/mcp`).
+fn origin_allowed(origin: &str, scheme: &str, host: Option<&str>, allowed: &[String]) -> bool {
+    let own = host.is_some_and(|h| origin.strip_prefix(scheme).and_then(|o| o.strip_prefix("://")) == Some(h));
     own || allowed.iter().any(|a| a.trim_end_matches('/') == origin)
 }
 
@@ -100,7 +102,8 @@ fn admit(st: &AppState, me: &Principal, h: &HeaderMap) -> Result<(), ApiError> {
         )));
     }
     if let Some(origin) = text(ORIGIN) {
-        if !origin_allowed(origin, text(HOST), &st.mcp.allowed_origins) {
+        let scheme = if st.mcp.tls { "https" } else { "http" };
+        if !origin_allowed(origin, scheme, text(HOST), &st.mcp.allowed_origins) {
             return Err(ApiError::Forbidden(format!("origin '{origin}' is not allowed to call /mcp")));
         }
     }
@@ -171,9 +174,13 @@ mod tests {
     #[test]
     fn origins() {
         let allowed = vec!["http://localhost:6274".to_string()];
-        assert!(origin_allowed("http://127.0.0.1:19999", Some("127.0.0.1:19999"), &[]));
-        assert!(origin_allowed("http://localhost:6274", Some("127.0.0.1:19999"), &allowed));
-        assert!(!origin_allowed("http://evil.example", Some("127.0.0.1:19999"), &allowed));
-        assert!(!origin_allowed("null", None, &allowed));
+        assert!(origin_allowed("http://127.0.0.1:19999", "http", Some("127.0.0.1:19999"), &[]));
+        assert!(!origin_allowed("https://127.0.0.1:19999", "http", Some("127.0.0.1:19999"), &[]), "another scheme");
+        assert!(origin_allowed("https://metrics.example", "https", Some("metrics.example"), &[]));
+        assert!(!origin_allowed("http://metrics.example", "https", Some("metrics.example"), &[]), "plain page");
+        assert!(!origin_allowed("http://127.0.0.1:19999x", "http", Some("127.0.0.1:19999"), &[]));
+        assert!(origin_allowed("http://localhost:6274", "http", Some("127.0.0.1:19999"), &allowed));
+        assert!(!origin_allowed("http://evil.example", "http", Some("127.0.0.1:19999"), &allowed));
+        assert!(!origin_allowed("null", "http", None, &allowed));
     }
 }

@@ -113,7 +113,7 @@ fn nodes_arg(args: &Map<String, Value>) -> Result<Option<SimplePattern>, ToolErr
 pub static CONTEXTS: Tool = Tool {
     name: "contexts.list",
     title: "List contexts",
-    description: "The metric families (contexts, e.g. system.cpu, disk.io) this token may see, sorted by id, with title, units, how many nodes, instances and dimensions have them, their retention and whether they are still collected. Narrow with a pattern, nodes, or a window (only contexts with data in it).",
+    description: "The metric families (contexts, e.g. system.cpu, disk.io) this token may see, sorted by id, with title, units, how many nodes, instances (counted per node, as metrics.describe lists them) and dimensions have them, their retention and whether they are still collected. Narrow with a pattern, nodes, or a window (only contexts with data in it).",
     needs: Some(Resource::Metadata),
     class: Class::Light,
     input: || {
@@ -149,7 +149,7 @@ pub static CONTEXTS: Tool = Tool {
                 .take(limit)
                 .map(|c| {
                     json!({"id": c.id, "title": c.title, "family": c.family, "units": c.units, "nodes": c.nodes.len(),
-                           "instances": c.instances.len(), "dimensions": c.dimensions.len(),
+                           "instances": c.node_instances, "dimensions": c.dimensions.len(),
                            "first_entry": rfc3339(c.span.first.unwrap_or(0)), "last_entry": rfc3339(c.span.last.unwrap_or(0)),
                            "live": c.span.live(cx.now)})
                 })
