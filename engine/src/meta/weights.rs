@@ -133,10 +133,31 @@ const RELATIVE_LIMIT: i64 = 3 * 365 * 86_400;
 pub const MIN_KS2_POINTS: usize = 15;
 const DEFAULT_POINTS: usize = 500;
 
+/// Netdata's cap on ks2 baseline buckets: a baseline is shortened to keep
+/// `points << shifts` within it.
+const MAX_BASELINE_POINTS: usize = 10_000;
+
 /// Resolves the baseline window: relative `before` counts back from the
 /// highlight's start, relative `after` from the baseline's end; by default
-/// the four highlight durations right before it.
-fn baseline_window(req: &WeightsRequest, (ha, hb): (i64, i64)) -> Result<(i64, i64)> {
+/// the four highlight durations right before it. As Netdata does, the
+/// baseline then ends where it was asked to and lasts a power-of-two
+/// multiple of the highlight (the nearest ratio rounded up: 3 becomes 4,
+/// and at most what keeps the ks2 buckets within [`MAX_BASELINE_POINTS`]).
+fn baseline_window(req: &WeightsRequest, highlight: (i64, i64)) -> Result<(i64, i64)> {
+    let (ba, bb) = asked_baseline(req, highlight)?;
+    let dur = highlight.1 - highlight.0 + 1;
+    let ratio = ((bb - ba + 1) as f64 / dur as f64).round().max(1.0) as u64;
+    let mut shifts = ratio.next_power_of_two().trailing_zeros();
+    let points = if req.points == 0 { DEFAULT_POINTS } else { req.points };
+    while shifts > 0 && points.checked_shl(shifts).is_none_or(|p| p > MAX_BASELINE_POINTS) {
+        shifts -= 1;
+    }
+    let ba = dur.checked_shl(shifts).and_then(|d| bb.checked_sub(d)).map(|a| a + 1);
+    ba.map(|ba| (ba, bb)).ok_or_else(|| EngineError::param("baseline_after", "Invalid baseline time-range."))
+}
+
+/// The baseline as the request gives it, before it is resized.
+fn asked_baseline(req: &WeightsRequest, (ha, hb): (i64, i64)) -> Result<(i64, i64)> {
     let dur = hb - ha + 1;
     let bb = match req.baseline_before {
         Some(v) if v.abs() <= RELATIVE_LIMIT => ha - 1 - v.abs(),
@@ -229,7 +250,7 @@ pub fn ks2(mut a: Vec<f64>, mut b: Vec<f64>) -> f64 {
 type Span = (i64, i64);
 
 /// The highlight window and, when the method needs one, the baseline.
-fn windows(req: &WeightsRequest, now: i64) -> Result<(Span, Option<Span>)> {
+pub fn windows(req: &WeightsRequest, now: i64) -> Result<(Span, Option<Span>)> {
     let highlight = target_window(req.after, req.before, now);
     if highlight.0 >= highlight.1 {
         return Err(EngineError::param("after", "Invalid selected time-range."));
@@ -354,5 +375,31 @@ mod tests {
         assert_eq!(baseline_window(&req, (2_000_000_000, 2_000_000_099)).expect("ok"), (1_999_999_600, 1_999_999_999));
         let bad = WeightsRequest { baseline_after: Some(1_999_999_999), baseline_before: Some(1_999_999_000), ..req };
         assert!(baseline_window(&bad, (2_000_000_000, 2_000_000_099)).is_err());
+    }
+
+    /// The baseline keeps its end and lasts a power-of-two multiple of the
+    /// highlight (the nearest ratio, rounded up), at most 10,000 ks2
+    /// buckets' worth.
+    #[test]
+    fn baseline_lasts_a_power_of_two_highlights() {
+        let h = (2_000_000_000, 2_000_000_099); // 100 s
+        let req = |after: i64, before: i64, points: usize| WeightsRequest {
+            method: Method::Ks2,
+            after: 0,
+            before: 0,
+            baseline_after: Some(after),
+            baseline_before: Some(before),
+            points,
+            cardinality_limit: 0,
+            timeout_ms: 0,
+        };
+        let end = 1_999_999_999;
+        for (asked, multiple) in [(100, 1), (120, 1), (260, 4), (300, 4), (340, 4), (500, 8), (40, 1), (1_000, 16)] {
+            let got = baseline_window(&req(end - asked + 1, end, 0), h).expect("valid");
+            assert_eq!(got, (end - 100 * multiple + 1, end), "{asked} s asked");
+        }
+        // 500 points << 5 passes 10,000: 16 highlights, not 32; 10 points allow 32.
+        assert_eq!(baseline_window(&req(end - 3_199, end, 0), h).expect("valid").0, end - 1_599);
+        assert_eq!(baseline_window(&req(end - 3_199, end, 10), h).expect("valid").0, end - 3_199);
     }
 }

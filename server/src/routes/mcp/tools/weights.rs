@@ -92,18 +92,6 @@ fn rank(cx: &Ctx, args: &Map<String, Value>) -> Result<Value, ToolError> {
     let digits = int(args, "precision", 4);
     let limit = int(args, "limit", 20) as usize;
     let level = text(args, "level", "dimension");
-    let guard = cx.st.engine.read()?;
-    let tiers = cx.st.engine.config().limits.tiers;
-    let (cat, store) = (&guard.catalog, &guard.store);
-    let scope =
-        MetaScope { selectors, allowed_nodes: cx.me.allow.clone(), window: Some((ba, hb)), ..MetaScope::default() };
-    let visible = scope.visible(cat, store, tiers);
-    if visible.len() > MAX_WEIGHTS_METRICS {
-        return Err(ToolError::tool(format!(
-            "{} metrics match; at most {MAX_WEIGHTS_METRICS} are compared: narrow contexts, nodes or selectors",
-            visible.len()
-        )));
-    }
     let req = WeightsRequest {
         method,
         after,
@@ -114,6 +102,22 @@ fn rank(cx: &Ctx, args: &Map<String, Value>) -> Result<Value, ToolError> {
         cardinality_limit: 0,
         timeout_ms: cx.timeout_ms,
     };
+    // Metrics with data in either window, as the engine resolves them (it
+    // may lengthen a baseline to a power-of-two multiple of the highlight).
+    let (hl, bl) = strata_engine::meta::weights::windows(&req, cx.now)?;
+    let guard = cx.st.engine.read()?;
+    let tiers = cx.st.engine.config().limits.tiers;
+    let (cat, store) = (&guard.catalog, &guard.store);
+    let from = bl.map_or(hl.0, |b| b.0.min(hl.0));
+    let scope =
+        MetaScope { selectors, allowed_nodes: cx.me.allow.clone(), window: Some((from, hl.1)), ..MetaScope::default() };
+    let visible = scope.visible(cat, store, tiers);
+    if visible.len() > MAX_WEIGHTS_METRICS {
+        return Err(ToolError::tool(format!(
+            "{} metrics match; at most {MAX_WEIGHTS_METRICS} are compared: narrow contexts, nodes or selectors",
+            visible.len()
+        )));
+    }
     // The ranking runs on a view, without the locks, so ingest does not wait.
     let view = strata_engine::meta::weights::view(store, &visible, &req, cx.now)?;
     drop(guard);
