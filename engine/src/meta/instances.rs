@@ -27,6 +27,20 @@ pub struct InstanceInfo {
     pub span: Span,
 }
 
+/// How many entries [`list`] gives without `only`: the distinct ids of
+/// instances with a visible metric, without reading their retention.
+pub fn count(cat: &Catalog, visible: &Visible) -> usize {
+    let reg = cat.registry();
+    let ids: std::collections::HashSet<&str> = reg
+        .instances()
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| cat.postings().instance(i as InstanceIdx).is_some_and(|b| !b.is_disjoint(visible)))
+        .map(|(_, inst)| inst.id.as_str())
+        .collect();
+    ids.len()
+}
+
 /// Instances with visible metrics, in first-registration order; `only`
 /// keeps just the one with that id (or name).
 pub fn list(cat: &Catalog, store: &Store, visible: &Visible, tiers: usize, only: Option<&str>) -> Vec<InstanceInfo> {

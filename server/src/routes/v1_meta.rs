@@ -75,7 +75,7 @@ pub async fn info(State(st): State<AppState>, Extension(me): Extension<Principal
         let visible = scope.visible(cat, store, ctx.tiers);
         let list = nodes::list(cat, store, &visible, ctx.tiers);
         // As many charts as `/api/v1/charts` lists (one per chart id).
-        let instances = instances::list(cat, store, &visible, ctx.tiers, None).len();
+        let instances = instances::count(cat, &visible);
         let agent = &ctx.st.agent;
         Ok(Json(json!({
             "version": agent.version,
