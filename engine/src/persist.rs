@@ -494,24 +494,15 @@ impl Persist {
         // Size-based retention: the oldest spans of a tier over its budget go.
         for tier in 0..TIERS {
             let Some(max) = self.max_disk[tier] else { continue };
-            let mut sized: Vec<((usize, i64, i64), u64)> = files
+            let sized: Vec<(SegmentKey, u64)> = files
                 .iter()
                 .filter(|((t, _, _), _)| *t == tier)
                 .map(|(k, p)| (*k, fs::metadata(p).map(|m| m.len()).unwrap_or(0)))
                 .collect();
-            // Oldest first; of spans starting together, the shorter (the
-            // smaller update_every) first: the files come from a hash map,
-            // and its order would pick among them at random.
-            sized.sort_by_key(|((_, ue, start), _)| (*start, *ue));
-            let mut total: u64 = sized.iter().map(|(_, n)| n).sum();
-            for (key, n) in sized {
-                if total <= max {
-                    break;
-                }
+            for key in over_budget(sized, max) {
                 if let Some(p) = files.remove(&key) {
                     done.dropped.push(key);
                     dropped_paths.push(p);
-                    total -= n;
                 }
             }
         }
@@ -588,5 +579,75 @@ impl Persist {
             }
         }
         out
+    }
+}
+
+/// A sealed segment file's key: tier, update_every, span start.
+type SegmentKey = (usize, i64, i64);
+
+/// The segments of one tier that go so the rest fit in `max` bytes: oldest
+/// first and, of spans starting together, the smaller update_every (the
+/// shorter span) first. The sizes come from a hash map: the order is the
+/// rule's, never the map's, so identical stores drop identical files.
+fn over_budget(mut sized: Vec<(SegmentKey, u64)>, max: u64) -> Vec<SegmentKey> {
+    sized.sort_by_key(|&((_, ue, start), _)| (start, ue));
+    let mut total: u64 = sized.iter().map(|(_, n)| n).sum();
+    let mut out = Vec::new();
+    for (key, n) in sized {
+        if total <= max {
+            break;
+        }
+        out.push(key);
+        total -= n;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn size_retention_drops_the_oldest_and_of_equal_starts_the_finer() {
+        let sized = vec![((0, 2, 7200), 10), ((0, 1, 3600), 10), ((0, 5, 0), 10), ((0, 1, 0), 10), ((0, 1, 7200), 10)];
+        assert_eq!(over_budget(sized.clone(), 50), []);
+        assert_eq!(over_budget(sized.clone(), 49), [(0, 1, 0)]);
+        assert_eq!(over_budget(sized.clone(), 30), [(0, 1, 0), (0, 5, 0)]);
+        assert_eq!(over_budget(sized, 0).len(), 5);
+    }
+
+    proptest! {
+        /// The choice depends on the files, not the order a map lists
+        /// them in; what stays fits, and keeping the last file dropped
+        /// would not.
+        #[test]
+        fn size_retention_is_the_rule_not_the_listing(
+            files in prop::collection::btree_map((1i64..4, 0i64..6), 1u64..100, 1..12),
+            max in 0u64..600,
+            seed in any::<u64>(),
+        ) {
+            let sized: Vec<(SegmentKey, u64)> = files.iter().map(|(&(ue, k), &n)| ((0, ue, k * 3600), n)).collect();
+            let mut shuffled = sized.clone();
+            let mut x = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+            let dropped = over_budget(sized.clone(), max);
+            prop_assert_eq!(&dropped, &over_budget(shuffled, max));
+            let size = |k: &SegmentKey| sized.iter().find(|(s, _)| s == k).map_or(0, |(_, n)| *n);
+            let total: u64 = sized.iter().map(|(_, n)| n).sum();
+            let kept = total - dropped.iter().map(size).sum::<u64>();
+            prop_assert!(kept <= max);
+            if let Some(last) = dropped.last() {
+                prop_assert!(kept + size(last) > max, "one drop too many");
+            }
+            // The oldest go, and of spans starting together the finer.
+            let mut order: Vec<SegmentKey> = sized.iter().map(|(k, _)| *k).collect();
+            order.sort_by_key(|&(_, ue, start)| (start, ue));
+            prop_assert_eq!(&order[..dropped.len()], &dropped[..]);
+        }
     }
 }
