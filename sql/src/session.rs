@@ -119,12 +119,29 @@ impl SqlEngine {
         allow: Option<SimplePattern>,
         cancel: Arc<AtomicBool>,
     ) -> Result<SqlAnswer, SqlError> {
+        self.run_holding(sql, allow, cancel, ()).await
+    }
+
+    /// [`SqlEngine::run`], holding `held` (a query slot) until the work
+    /// itself ends, not only until this future does. DataFusion stops a
+    /// statement only where an operator yields: a cross join's batch can
+    /// compute for seconds after a timeout, a disconnect or a revocation,
+    /// and that work keeps its slot, so abandoned statements cannot pile
+    /// up past the server's concurrency limit.
+    pub async fn run_holding<H: Send + 'static>(
+        &self,
+        sql: &str,
+        allow: Option<SimplePattern>,
+        cancel: Arc<AtomicBool>,
+        held: H,
+    ) -> Result<SqlAnswer, SqlError> {
         crate::complexity::check(sql)?;
         let ctx = self.context(allow, cancel.clone())?;
         let limits = self.limits;
         let sql = sql.to_string();
         let stop = cancel.clone();
         let work = self.handle.spawn(async move {
+            let _held = held;
             let opts = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
             let df = ctx.sql_with_options(&sql, opts).await.map_err(|e| match SqlError::from(e) {
                 SqlError::Invalid(m)

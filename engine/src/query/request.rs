@@ -350,6 +350,9 @@ impl QueryRequest {
                 p.keys.push(GroupByKey::Dimension);
             }
         }
+        // As asked, before earlier passes inherit later passes' keys (a
+        // `node` pass before a `dimension` one is not dimension-based).
+        let grouped = self.passes.iter().any(|p| !p.keys.contains(&GroupByKey::Dimension));
         // Earlier passes inherit the keys of later passes, so every inner group
         // maps into exactly one outer group.
         for i in (0..self.passes.len().saturating_sub(1)).rev() {
@@ -376,7 +379,6 @@ impl QueryRequest {
             .any(|p| p.aggregation == Aggregation::Percentage || p.keys.contains(&GroupByKey::PercentageOfInstance));
         // v2/v3 make values absolute for non-dimension grouping and for
         // percentages; v1 (Netdata 1.37, the oracle) keeps signs.
-        let grouped = self.passes.iter().any(|p| !p.keys.contains(&GroupByKey::Dimension));
         if self.api != ApiVersion::V1 && (grouped || self.options.percentage) {
             self.options.absolute = true;
         }

@@ -61,8 +61,9 @@ pub async fn post(
     let slot = st.admission.enter(crate::admission::Class::Heavy).await?;
     let cancel = st.auth.inflight.register(&me.token_id);
     let _cancel_on_drop = CancelOnDrop(cancel.clone());
-    let answer = sql.run(query, me.allow.clone(), cancel).await?;
-    drop(slot);
+    // The slot goes with the statement's work, which may outlive this
+    // handler (see `run_holding`).
+    let answer = sql.run_holding(query, me.allow.clone(), cancel, slot).await?;
     let max = sql.limits.max_bytes;
     let body = tokio::task::spawn_blocking(move || strata_sql::encode(&answer, format, max))
         .await
