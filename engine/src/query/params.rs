@@ -281,8 +281,8 @@ mod tests {
         assert_eq!(q.passes[0].keys, vec![GroupByKey::Instance, GroupByKey::Node]);
         assert_eq!(q.passes[0].aggregation, Aggregation::Sum);
         assert_eq!(q.passes[1].keys, vec![GroupByKey::Node]);
-        assert!(q.options.absolute);        // A node pass before a dimension pass: not dimension-based as asked,
-        // though it inherits `dimension` (spec: the adjustment follows parsing).
+        assert!(q.options.absolute); // A node pass before a dimension pass: not dimension-based as asked,
+                                     // though it inherits `dimension` (spec: the adjustment follows parsing).
         let q = p(&[("group_by", "node"), ("group_by", "dimension")]).expect("ok");
         assert_eq!(q.passes[0].keys, vec![GroupByKey::Node, GroupByKey::Dimension]);
         assert!(q.options.absolute);

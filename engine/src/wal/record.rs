@@ -104,6 +104,29 @@ pub(super) fn decode(buf: &[u8]) -> Result<Option<(Record<'_>, usize)>, Damage> 
     Ok(Some((Record { lsn, payload }, RECORD_HEADER_LEN + payload.len())))
 }
 
+/// Whether `tail` (a segment's bytes from where decoding stopped, at the
+/// record that should have had `lsn`) still holds a whole record: that
+/// record under a damaged length (its crc matches the rest of the segment),
+/// or a later record (lsn `lsn` or after, crc intact) at any offset. A
+/// crash only ever leaves part of the last record: whole records after the
+/// stopping point mean damage, and acknowledged records lost.
+pub(super) fn whole_record_in(tail: &[u8], lsn: Lsn) -> bool {
+    let lsn_at = |o: usize| tail.get(o + 8..o + 16).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+    if let (Some(head), Some(rest)) = (tail.get(4..8), tail.get(RECORD_HEADER_LEN..)) {
+        let crc = u32::from_le_bytes(head.try_into().unwrap_or([0; 4]));
+        if lsn_at(0) == Some(lsn) && checksum(lsn, rest) == crc {
+            return true;
+        }
+    }
+    // No more records than headers fit: a cheap filter on the lsn bytes
+    // before a crc is taken.
+    let most = lsn.saturating_add((tail.len() / RECORD_HEADER_LEN) as u64);
+    (0..tail.len().saturating_sub(RECORD_HEADER_LEN - 1)).any(|o| {
+        lsn_at(o).is_some_and(|l| (lsn..=most).contains(&l))
+            && matches!(decode(&tail[o..]), Ok(Some((rec, _))) if rec.lsn >= lsn)
+    })
+}
+
 /// What the first bytes of a segment file say about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Header {
@@ -158,6 +181,28 @@ mod tests {
         let mut buf = encoded(1, b"x");
         buf[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(decode(&buf), Err(Damage::TooLarge(u32::MAX)));
+    }
+
+    /// A torn last record holds no whole record; a damaged length before
+    /// whole records, or around a whole last record, is found.
+    #[test]
+    fn whole_records_after_a_stop_are_found() {
+        let (a, b, c) = (encoded(5, b"first record"), encoded(6, b"second"), encoded(7, b"third one"));
+        for cut in 0..a.len() {
+            assert!(!whole_record_in(&a[..cut], 5), "a cut at {cut} is a crash's tail");
+        }
+        let mut flipped = [a.clone(), b.clone(), c.clone()].concat();
+        flipped[2] ^= 0x01; // the first length grows by 64 KiB: torn, as decoded
+        assert_eq!(decode(&flipped), Err(Damage::Torn));
+        assert!(whole_record_in(&flipped, 5), "records 6 and 7 follow");
+        let mut alone = a.clone();
+        alone[1] ^= 0x40;
+        assert_eq!(decode(&alone), Err(Damage::Torn));
+        assert!(whole_record_in(&alone, 5), "the record is whole, its length is not");
+        let torn_after = [&b[..], &c[..c.len() - 1]].concat();
+        assert!(!whole_record_in(&torn_after[b.len()..], 7), "only the torn 7");
+        assert!(whole_record_in(&torn_after, 6));
+        assert!(!whole_record_in(&[0u8; 100], 5));
     }
 
     #[test]

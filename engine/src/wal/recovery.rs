@@ -92,7 +92,7 @@ pub(super) fn recover(dir: &Path, after: Lsn) -> Result<Recovered, WalError> {
                 previous = Some((seg.clone(), valid_len));
             }
             Some(damage) => {
-                let (truncation, keep) = repair(seg, valid_len, later, damage)?;
+                let (truncation, keep) = repair(seg, (valid_len, expected), later, damage)?;
                 recovered.report.truncated = Some(truncation);
                 active = match keep {
                     Some(len) => Some((seg.clone(), len)),
@@ -204,13 +204,28 @@ fn zeros_from(path: &Path, from: u64) -> bool {
     }
 }
 
+/// Whether the damage in the last segment at `valid_len` is what a crash
+/// leaves: a header cut short (it is written and synced before any record,
+/// so 8 bytes that are not our magic are damage), or a record cut short
+/// with no whole record in the bytes from it on (see
+/// [`record::whole_record_in`]). A bit flip in a length or in the magic
+/// leaves whole, acknowledged records behind it: that is damage.
+fn crash_left(seg: &SegmentFile, valid_len: u64, next_lsn: Lsn, damage: Damage) -> bool {
+    match damage {
+        Damage::BadHeader => fs::metadata(&seg.path).is_ok_and(|m| m.len() < SEGMENT_HEADER_LEN),
+        Damage::Torn => fs::read(&seg.path)
+            .is_ok_and(|b| !record::whole_record_in(b.get(valid_len as usize..).unwrap_or_default(), next_lsn)),
+        _ => false,
+    }
+}
+
 /// Cuts `seg` at `valid_len` and removes every later segment: they can only
 /// exist after a crash in the middle of a rotation or after damage, and their
 /// records could not be applied after the gap anyway. Returns the report
 /// entry and the length the kept segment now has (`None` if it was removed).
 fn repair(
     seg: &SegmentFile,
-    valid_len: u64,
+    (valid_len, next_lsn): (u64, Lsn),
     later: &[SegmentFile],
     damage: Damage,
 ) -> Result<(Truncation, Option<u64>), WalError> {
@@ -225,7 +240,7 @@ fn repair(
     // damage drops records that were whole (and acknowledged), so the
     // files are set aside first for whoever investigates.
     let crash_tail =
-        later.is_empty() && (matches!(damage, Damage::Torn | Damage::BadHeader) || zeros_from(&seg.path, valid_len));
+        later.is_empty() && (zeros_from(&seg.path, valid_len) || crash_left(seg, valid_len, next_lsn, damage));
     let aside = if crash_tail { None } else { set_aside(seg, later) };
     let misnamed = matches!(damage, Damage::OutOfSequence { .. }) && valid_len == 0;
     let dir = seg.path.parent().unwrap_or(Path::new("."));

@@ -465,6 +465,33 @@ fn torn_header_from_interrupted_rotation_is_rewritten() {
     assert_eq!(recovered.last(), Some(&(6, b"x".to_vec())));
 }
 
+/// A flipped magic byte or record length in the newest segment leaves
+/// whole, acknowledged records behind it: damage, not a crash's tail. The
+/// segment is copied aside before it is cut (it was cut with a warning and
+/// no copy, the records lost without a trace).
+#[test]
+fn whole_records_behind_a_damaged_header_or_length_are_set_aside() {
+    for (name, at, bit) in [("magic", 2usize, 0x01u8), ("length", 8 + 1, 0x01)] {
+        let dir = TestDir::new(&format!("flip-{name}"));
+        write_log(dir.path(), 1 << 20, 5);
+        let files = segment_files(dir.path());
+        let newest = files.last().expect("a segment").clone();
+        let whole = fs::read(&newest).expect("read");
+        let mut bytes = whole.clone();
+        bytes[at] ^= bit;
+        fs::write(&newest, &bytes).expect("write");
+        let (_, _, report) = open(dir.path(), opts(1 << 20), 0);
+        let t = report.truncated.expect("truncated");
+        assert_eq!(t.segment, newest, "{name}");
+        let kept: Vec<PathBuf> = fs::read_dir(dir.path().join(DAMAGED_DIR))
+            .unwrap_or_else(|e| panic!("{name}: damaged/ made: {e}"))
+            .map(|e| e.expect("entry").path())
+            .collect();
+        let copy = kept[0].join(newest.file_name().expect("name"));
+        assert_eq!(fs::read(&copy).expect("the copy"), bytes, "{name}: copied as found");
+    }
+}
+
 #[test]
 fn misnamed_segment_after_a_gap_is_removed() {
     let dir = TestDir::new("gap");
