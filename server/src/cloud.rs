@@ -54,13 +54,9 @@ fn io(what: &str, p: &Path, e: std::io::Error) -> String {
     format!("{what} {}: {e}", p.display())
 }
 
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write as _;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| io("creating", &tmp, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| io("writing", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io("renaming", &tmp, e))
+/// Writes `bytes` to `path` atomically, as the token file is written.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), crate::auth::store::StoreError> {
+    crate::auth::store::write_atomic(path, bytes, 0o644)
 }
 
 /// A random (version 4) UUID.
@@ -99,7 +95,7 @@ impl Cloud {
             }
             if space_id.is_none() {
                 let id = new_uuid()?;
-                write_atomic(&sp, serde_json::json!({ "id": id }).to_string().as_bytes())?;
+                write_atomic(&sp, serde_json::json!({ "id": id }).to_string().as_bytes()).map_err(|e| e.to_string())?;
                 space_id = Some(id);
             }
             let rp = dir.join("rooms.json");
@@ -191,7 +187,7 @@ impl Cloud {
                     rooms.retain(|r| r.id != room.id);
                 }
                 tracing::error!(error = %e, "saving rooms");
-                return Err(ApiError::Internal("the room could not be saved (the server log says why)".into()));
+                return Err(crate::auth::store::not_saved(e, "the room was not created"));
             }
         }
         Ok(room)

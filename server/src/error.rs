@@ -55,6 +55,9 @@ pub enum ApiError {
          retry in {retry_after} s"
     )]
     AnswersWaiting { waiting_mib: u64, budget_mib: u64, retry_after: u64 },
+    /// A file the request changes could not be written: the disk is full.
+    #[error("{0}")]
+    StorageFull(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -121,6 +124,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -145,6 +149,7 @@ impl ApiError {
                 Some("send a smaller body (narrow the request: select with patterns instead of long lists of names)")
             }
             ApiError::BodyTooLarge { kind: BodyKind::Other, .. } => Some("send a smaller body"),
+            ApiError::StorageFull(_) => Some("free disk space under the data dir, then retry"),
             ApiError::Engine(e) if e.kind() == ErrorKind::StorageFull => Some(
                 "free disk space under the data dir, then restart strata: the write-ahead log takes no writes after a failed one",
             ),

@@ -152,6 +152,17 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     move |source| StoreError::Io { action, path: path.to_path_buf(), source }
 }
 
+/// A failed save as the API answers it: 507 when the disk is full, else a
+/// 500; `what` says what it means for the request.
+pub(crate) fn not_saved(e: StoreError, what: &str) -> ApiError {
+    match &e {
+        StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+            ApiError::StorageFull(format!("{what}: {e}"))
+        }
+        _ => ApiError::Internal(format!("{what}: {e}")),
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -264,6 +275,15 @@ impl Entries {
     fn push(&mut self, e: Entry) {
         self.by_hash.insert(e.hash, self.list.len());
         self.list.push(e);
+    }
+
+    /// Takes back the entry with token id `id` (the newest, as a failed
+    /// create leaves it).
+    fn remove(&mut self, id: &str) {
+        if let Some(i) = self.list.iter().rposition(|e| e.record.id == id) {
+            self.list.remove(i);
+            self.by_hash = self.list.iter().enumerate().map(|(i, e)| (e.hash, i)).collect();
+        }
     }
 
     fn records(&self) -> impl Iterator<Item = &TokenRecord> {
@@ -390,6 +410,11 @@ impl TokenStore {
 
     fn persist(&self) -> Result<(), StoreError> {
         let _writing = self.writing.lock().map_err(|_| StoreError::Poisoned)?;
+        self.write_file()
+    }
+
+    /// Writes the token file; the caller holds `writing`.
+    fn write_file(&self) -> Result<(), StoreError> {
         let json = {
             let entries = self.entries.read().map_err(|_| StoreError::Poisoned)?;
             let records: Vec<&TokenRecord> = entries.records().collect();
@@ -514,8 +539,17 @@ impl TokenStore {
             admin: false,
         };
         let entry = Entry::with(record.clone(), token::hash(&plaintext), scopes, allow);
-        self.entries.write().map_err(|_| ApiError::Internal("token store lock".into()))?.push(entry);
-        self.persist().map_err(|e| ApiError::Internal(e.to_string()))?;
+        let lock_err = || ApiError::Internal("token store lock".into());
+        // Held from the insert to the saved file: no other write saves this
+        // token before it is known to be saved, or after it is taken back.
+        let _writing = self.writing.lock().map_err(|_| lock_err())?;
+        self.entries.write().map_err(|_| lock_err())?.push(entry);
+        if let Err(e) = self.write_file() {
+            // Not saved: take it back, so what the API lists is what a
+            // restart finds (the caller never saw the plaintext).
+            self.entries.write().map_err(|_| lock_err())?.remove(&record.id);
+            return Err(not_saved(e, "the token was not created"));
+        }
         Ok((record, plaintext))
     }
 
@@ -553,10 +587,11 @@ impl TokenStore {
         };
         let ended = end_work();
         self.persist().map_err(|e| {
-            ApiError::Internal(format!(
+            not_saved(
+                e,
                 "the token is revoked and its running work ended, but only until a restart: the token file was \
-                 not saved ({e}); retry the revocation"
-            ))
+                 not saved; retry the revocation",
+            )
         })?;
         Ok(Some((rec, ended)))
     }

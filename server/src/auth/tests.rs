@@ -196,3 +196,34 @@ fn an_allowlist_naming_no_node_is_refused_and_fails_closed() {
     assert!(allowlist_of(&["web-*".into()]).is_some_and(|p| p.matches("web-1") && !p.matches("db-1")));
     let _ = fs::remove_dir_all(&d);
 }
+
+/// A token the file could not take is taken back: the API does not list
+/// it, no later save writes it, and a full disk is a 507.
+#[test]
+fn a_token_that_was_not_saved_does_not_exist() {
+    let d = tmpdir("unsaved");
+    let (store, admin) = TokenStore::open(&d, 100).expect("open");
+    let admin = store.authenticate(Some(&format!("Bearer {}", admin.expect("admin"))), None, 100).expect("admin");
+    let new =
+        |name: &str| NewToken { name: name.into(), scopes: vec!["strata:data:read".into()], ..Default::default() };
+    // The save goes through tokens.tmp: a directory there makes it fail.
+    let tmp = d.join("tokens/tokens.tmp");
+    fs::create_dir_all(&tmp).expect("block the save");
+    let err = store.create(&admin, new("ghost"), 100).expect_err("not saved");
+    assert!(matches!(err, ApiError::Internal(_)), "{err:?}");
+    assert!(err.to_string().contains("the token was not created"), "{err}");
+    assert!(store.list().iter().all(|r| r.name != "ghost"), "taken back");
+    fs::remove_dir_all(&tmp).expect("unblock");
+    store.create(&admin, new("ok"), 101).expect("saved");
+    let (reopened, _) = TokenStore::open(&d, 102).expect("reopen");
+    let names: Vec<String> = reopened.list().into_iter().map(|r| r.name).collect();
+    assert!(names.contains(&"ok".to_string()) && !names.contains(&"ghost".to_string()), "{names:?}");
+    let full = super::store::StoreError::Io {
+        action: "write",
+        path: tmp.clone(),
+        source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+    };
+    let err = super::store::not_saved(full, "the token was not created");
+    assert_eq!(err.status(), axum::http::StatusCode::INSUFFICIENT_STORAGE, "{err}");
+    let _ = fs::remove_dir_all(&d);
+}
