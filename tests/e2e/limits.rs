@@ -229,8 +229,9 @@ fn an_ingest_past_the_request_timeout_is_answered_with_what_it_wrote() {
 
 /// What the HTTP layer refuses before any route sees it (README, "One
 /// exception"): a request target past about 64 KiB is a 414, more than
-/// 100 header fields a 431, a target with a raw `<` a 400; the server
-/// serves others afterwards.
+/// 100 header fields a 431, a target with a raw `<` a 400; a compressed
+/// body a 415 (the routes' body reader); the server serves others
+/// afterwards.
 #[test]
 fn the_http_layer_refuses_oversized_targets_and_headers() {
     let server = Server::start_with(TempDir::new("httplimits"), None, &[]);
@@ -251,6 +252,16 @@ fn the_http_layer_refuses_oversized_targets_and_headers() {
     let many = format!("GET /health HTTP/1.1\r\nHost: x\r\n{fields}\r\n");
     assert!(ask(many.as_bytes()).starts_with("HTTP/1.1 431"));
     assert!(ask(b"GET /api/v3/data?x=<a> HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 400"));
+    // A compressed body is a 415 naming its encoding, not "invalid JSON".
+    let gz = [0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00];
+    let head = format!(
+        "POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        server.token,
+        gz.len()
+    );
+    let text = ask(&[head.as_bytes(), &gz[..]].concat());
+    assert!(text.starts_with("HTTP/1.1 415") && text.contains("Content-Encoding 'gzip'"), "{text}");
     let (status, body) = server.get("/health");
     assert_eq!(status, 200, "{body}");
 }

@@ -162,7 +162,15 @@ pub fn parse_params(api: ApiVersion, pairs: &[(String, String)]) -> Result<Query
             "points" | "max_points" => q.points = capped_points(parse_u64(name, v)?),
             "time_group" | "group" => time_group = Some(TimeGroup::parse(v.trim(), name)?),
             "time_group_options" | "group_options" => time_group_options = Some(v.to_string()),
-            "time_resampling" | "gtime" => q.time_resampling = parse_u64(name, v)? as i64,
+            "time_resampling" | "gtime" => {
+                // Checked here too, to name the parameter as it was sent.
+                let secs = parse_u64(name, v)?;
+                let ten_years = crate::query::window::TEN_YEARS;
+                if secs > ten_years as u64 {
+                    return Err(EngineError::param(name, format!("{secs} is out of range: 0 to {ten_years} seconds")));
+                }
+                q.time_resampling = secs as i64;
+            }
             "tier" => {
                 q.tier = Some(check_tier(name, parse_i64(name, v)?)?);
                 q.options.selected_tier = true;
@@ -315,6 +323,8 @@ mod tests {
     #[test]
     fn bad_values_name_their_parameter() {
         for (k, v) in [
+            ("gtime", "999999999999"),
+            ("time_resampling", "999999999999"),
             ("after", "abc"),
             ("points", "-3"),
             ("tier", "7"),

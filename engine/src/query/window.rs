@@ -7,7 +7,7 @@ use crate::query::params::MAX_POINTS;
 
 /// |v| up to this many seconds is relative to now (3 years).
 pub const RELATIVE_MAX: i64 = 3 * 365 * 86_400;
-const TEN_YEARS: i64 = 10 * 365 * 86_400;
+pub const TEN_YEARS: i64 = 10 * 365 * 86_400;
 const ONE_YEAR: i64 = 365 * 86_400;
 
 #[derive(Debug, Clone, Copy)]

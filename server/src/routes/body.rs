@@ -2,7 +2,7 @@
 //! limit (408) so slow senders cannot hold a connection.
 
 use axum::body::{Body, Bytes};
-use axum::http::header::CONTENT_LENGTH;
+use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 use axum::http::HeaderMap;
 use futures_util::StreamExt;
 
@@ -33,6 +33,15 @@ const RESERVE_AHEAD: u64 = 8 << 20;
 const DRAIN_SECS: u64 = 60;
 
 async fn read_limited(headers: &HeaderMap, body: Body, limit: usize, kind: BodyKind) -> Result<Bytes, ApiError> {
+    // A compressed body would otherwise fail as "invalid JSON" (or Arrow).
+    if let Some(enc) = headers.get(CONTENT_ENCODING) {
+        let enc = enc.to_str().unwrap_or("?").trim();
+        if !enc.eq_ignore_ascii_case("identity") {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Encoding '{enc}' is not supported: send the body uncompressed"
+            )));
+        }
+    }
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared {
         if n > limit as u64 {

@@ -2,6 +2,7 @@
 //! `nd_*` function (through the pushdown and through plain DataFusion),
 //! `nd_query`, the tables, and the node allowlist by every route.
 
+mod abandoned;
 mod allowlist;
 mod functions;
 mod tables;
