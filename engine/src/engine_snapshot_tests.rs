@@ -44,7 +44,8 @@ fn a_checkpoint_leaves_no_covered_record_in_the_wal() {
 /// A damaged open-span file of the snapshot: every start refuses, naming
 /// the file and what to do, and leaves it in place (the probe saw the
 /// first start move it to quarantine and the second start go on without
-/// the open hour). Once the operator moves it away, the start goes on.
+/// the open hour). Once the operator moves it away, the start goes on and
+/// reports the file as missing (the server logs it as data lost).
 #[test]
 fn a_damaged_snapshot_is_refused_at_every_start_until_moved() {
     let dir = TempDir::fresh("snapshot-damaged");
@@ -74,7 +75,8 @@ fn a_damaged_snapshot_is_refused_at_every_start_until_moved() {
         assert!(file.exists(), "the file stays where it is");
     }
     std::fs::rename(&file, dir.0.join("set-aside.arrow")).expect("move it away");
-    assert!(start().is_ok(), "starts without it once the operator moved it");
+    let (_, rec) = start().expect("starts without it once the operator moved it");
+    assert_eq!(rec.open_missing, [file], "the loss is reported");
 }
 
 /// A checkpoint at the lsn of the last one (no record in between) never

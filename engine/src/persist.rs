@@ -78,6 +78,9 @@ pub struct Recovery {
     pub segments: usize,
     pub segment_bytes: u64,
     pub quarantined: Vec<(PathBuf, String)>,
+    /// Open-span files the snapshot lists that were not there (moved out
+    /// by an operator accepting the loss of their unsealed hours).
+    pub open_missing: Vec<PathBuf>,
     pub replayed_records: u64,
     pub replay_errors: u64,
     pub wal_truncated_bytes: u64,
@@ -89,6 +92,11 @@ struct Manifest {
     heads: Vec<HeadState>,
     /// Sealed files (relative to the data dir) the snapshot relies on.
     sealed: Vec<String>,
+    /// The snapshot's own open-span files (names in its directory), so a
+    /// start without one (moved out, accepting the loss) says so. Empty in
+    /// snapshots written before it was kept.
+    #[serde(default)]
+    open: Vec<String>,
 }
 
 /// What a checkpoint writes, captured under the state lock.
@@ -396,6 +404,8 @@ impl Persist {
                     ),
                 });
             }
+            let found: BTreeSet<String> = open.segments.iter().map(|(name, _)| name.file_name()).collect();
+            rec.open_missing = m.open.iter().filter(|f| !found.contains(*f)).map(|f| sdir.join(f)).collect();
             for (name, seg) in open.segments {
                 store.restore_snapshot(usize::from(name.tier), name.update_every, &seg);
             }
@@ -511,19 +521,25 @@ impl Persist {
         let tmp = snap_root.join(format!("tmp-{lsn}"));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
+        let mut open_files = Vec::with_capacity(plan.open.len());
         for (tier, ue, span) in &plan.open {
             // Only the slots its blocks hold: a day span early in its day, or
             // a 30-day span anywhere, would otherwise lay out and encode its
             // gaps at every checkpoint. LZ4 shrinks the rest (read back into
             // heap buffers anyway).
             let seg = Segment::seal_range(*tier as u8, span, span.held_slots().unwrap_or(0..1))?;
-            segment_file::write_segment(&tmp, &seg, *ue, Compression::Lz4)?;
+            let path = segment_file::write_segment(&tmp, &seg, *ue, Compression::Lz4)?;
+            open_files.push(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
         }
         let snap_err = |e: serde_json::Error| EngineError::Snapshot { path: tmp.clone(), message: e.to_string() };
         let catalog = serde_json::to_vec(&plan.catalog).map_err(snap_err)?;
         write_file(&tmp.join("catalog.json"), &catalog)?;
-        let manifest =
-            Manifest { lsn, heads: plan.heads.clone(), sealed: files.values().map(|p| rel(&self.dir, p)).collect() };
+        let manifest = Manifest {
+            lsn,
+            heads: plan.heads.clone(),
+            sealed: files.values().map(|p| rel(&self.dir, p)).collect(),
+            open: open_files,
+        };
         let manifest = serde_json::to_vec(&manifest).map_err(snap_err)?;
         write_file(&tmp.join("manifest.json"), &manifest)?;
         write_file(&tmp.join(SUMS), sums_text(&[("manifest.json", &manifest), ("catalog.json", &catalog)]).as_bytes())?;

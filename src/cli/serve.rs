@@ -326,6 +326,12 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     for (path, reason) in &rec.quarantined {
         tracing::error!(file = %path.display(), %reason, "segment quarantined");
     }
+    for path in &rec.open_missing {
+        tracing::error!(
+            file = %path.display(),
+            "an open-span file the snapshot lists is missing: the data of its hours not yet sealed is lost"
+        );
+    }
     let engine = Arc::new(engine);
     let space_name = a.space_name.clone().or(file.space_name.clone()).unwrap_or_else(|| "strata".into());
     let cloud = strata_server::cloud::Cloud::open(Some(&data_dir), &space_name, &file.rooms)?;
