@@ -12,7 +12,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::GreedyMemoryPool;
+use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryLimit, MemoryPool, MemoryReservation};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use futures_util::StreamExt;
@@ -79,6 +79,17 @@ impl SqlEngine {
 
     /// A session for one caller: `allow` is its node allowlist.
     pub fn context(&self, allow: Option<SimplePattern>, cancel: Arc<AtomicBool>) -> Result<SessionContext, SqlError> {
+        self.context_holding(allow, cancel, Box::new(()))
+    }
+
+    /// [`SqlEngine::context`], whose memory pool keeps `held` until the
+    /// last piece of work that can reserve memory is gone.
+    fn context_holding(
+        &self,
+        allow: Option<SimplePattern>,
+        cancel: Arc<AtomicBool>,
+        held: Box<dyn std::any::Any + Send>,
+    ) -> Result<SessionContext, SqlError> {
         let src = Source { engine: self.engine.clone(), allow, cancel };
         let config = SessionConfig::new()
             .with_target_partitions(self.threads)
@@ -91,7 +102,10 @@ impl SqlEngine {
         // nothing spills to temporary files.
         let memory = self.engine.config().limits.max_memory_bytes;
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(GreedyMemoryPool::new(usize::try_from(memory).unwrap_or(usize::MAX))))
+            .with_memory_pool(Arc::new(HeldPool {
+                inner: GreedyMemoryPool::new(usize::try_from(memory).unwrap_or(usize::MAX)),
+                _held: std::sync::Mutex::new(held),
+            }))
             .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
             .build_arc()?;
         let mut builder =
@@ -126,8 +140,8 @@ impl SqlEngine {
     /// itself ends, not only until this future does. DataFusion stops a
     /// statement only where an operator yields: a cross join's batch can
     /// compute for seconds after a timeout, a disconnect or a revocation,
-    /// and that work keeps its slot, so abandoned statements cannot pile
-    /// up past the server's concurrency limit.
+    /// in tasks of its own, and that work keeps its slot, so abandoned
+    /// statements cannot pile up past the server's concurrency limit.
     pub async fn run_holding<H: Send + 'static>(
         &self,
         sql: &str,
@@ -136,12 +150,15 @@ impl SqlEngine {
         held: H,
     ) -> Result<SqlAnswer, SqlError> {
         crate::complexity::check(sql)?;
-        let ctx = self.context(allow, cancel.clone())?;
+        // What the caller holds (its query slot) lives in the statement's
+        // memory pool: every piece of its work (the main task and the
+        // tasks DataFusion spawns for partitions, joins, repartitions)
+        // keeps the pool through its task context or reservations.
+        let ctx = self.context_holding(allow, cancel.clone(), Box::new(held))?;
         let limits = self.limits;
         let sql = sql.to_string();
         let stop = cancel.clone();
         let work = self.handle.spawn(async move {
-            let _held = held;
             let opts = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
             let df = ctx.sql_with_options(&sql, opts).await.map_err(|e| match SqlError::from(e) {
                 SqlError::Invalid(m)
@@ -204,6 +221,53 @@ impl Drop for SqlEngine {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
+    }
+}
+
+/// A statement's memory pool, which also keeps what the statement holds
+/// (its query slot) until DataFusion drops the pool with the last piece of
+/// the statement's work.
+struct HeldPool {
+    inner: GreedyMemoryPool,
+    _held: std::sync::Mutex<Box<dyn std::any::Any + Send>>,
+}
+
+impl std::fmt::Debug for HeldPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldPool").field("inner", &self.inner).finish()
+    }
+}
+
+impl std::fmt::Display for HeldPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl MemoryPool for HeldPool {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn register(&self, consumer: &datafusion::execution::memory_pool::MemoryConsumer) {
+        self.inner.register(consumer)
+    }
+    fn unregister(&self, consumer: &datafusion::execution::memory_pool::MemoryConsumer) {
+        self.inner.unregister(consumer)
+    }
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.inner.grow(reservation, additional)
+    }
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.inner.shrink(reservation, shrink)
+    }
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> datafusion::error::Result<()> {
+        self.inner.try_grow(reservation, additional)
+    }
+    fn reserved(&self) -> usize {
+        self.inner.reserved()
+    }
+    fn memory_limit(&self) -> MemoryLimit {
+        self.inner.memory_limit()
     }
 }
 

@@ -145,29 +145,31 @@ const MAX_BASELINE_POINTS: usize = 10_000;
 /// and at most what keeps the ks2 buckets within [`MAX_BASELINE_POINTS`]).
 fn baseline_window(req: &WeightsRequest, highlight: (i64, i64)) -> Result<(i64, i64)> {
     let (ba, bb) = asked_baseline(req, highlight)?;
-    let dur = highlight.1 - highlight.0 + 1;
-    let ratio = ((bb - ba + 1) as f64 / dur as f64).round().max(1.0) as u64;
+    // In i128: the ends are any i64 a request gives.
+    let dur = i128::from(highlight.1) - i128::from(highlight.0) + 1;
+    let ratio = ((i128::from(bb) - i128::from(ba) + 1) as f64 / dur as f64).round().clamp(1.0, 1e9) as u64;
     let mut shifts = ratio.next_power_of_two().trailing_zeros();
-    let points = if req.points == 0 { DEFAULT_POINTS } else { req.points };
-    while shifts > 0 && points.checked_shl(shifts).is_none_or(|p| p > MAX_BASELINE_POINTS) {
+    let points = if req.points == 0 { DEFAULT_POINTS } else { req.points } as u128;
+    while shifts > 0 && points << shifts > MAX_BASELINE_POINTS as u128 {
         shifts -= 1;
     }
-    let ba = dur.checked_shl(shifts).and_then(|d| bb.checked_sub(d)).map(|a| a + 1);
+    let ba = i64::try_from(i128::from(bb) - (dur << shifts) + 1).ok().filter(|&a| a < bb);
     ba.map(|ba| (ba, bb)).ok_or_else(|| EngineError::param("baseline_after", "Invalid baseline time-range."))
 }
 
 /// The baseline as the request gives it, before it is resized.
 fn asked_baseline(req: &WeightsRequest, (ha, hb): (i64, i64)) -> Result<(i64, i64)> {
-    let dur = hb - ha + 1;
+    let dur = hb.saturating_sub(ha).saturating_add(1);
+    let relative = |v: i64| v.unsigned_abs() <= RELATIVE_LIMIT as u64;
     let bb = match req.baseline_before {
-        Some(v) if v.abs() <= RELATIVE_LIMIT => ha - 1 - v.abs(),
+        Some(v) if relative(v) => ha.saturating_sub(1).saturating_sub(v.abs()),
         Some(v) => v,
-        None => ha - 1,
+        None => ha.saturating_sub(1),
     };
     let ba = match req.baseline_after {
-        Some(v) if v != 0 && v.abs() <= RELATIVE_LIMIT => bb - v.abs() + 1,
+        Some(v) if v != 0 && relative(v) => bb.saturating_sub(v.abs()).saturating_add(1),
         Some(v) if v != 0 => v,
-        _ => bb - 4 * dur + 1,
+        _ => bb.saturating_sub(dur.saturating_mul(4)).saturating_add(1),
     };
     if ba >= bb {
         return Err(EngineError::param("baseline_after", "Invalid baseline time-range."));
@@ -401,5 +403,9 @@ mod tests {
         // 500 points << 5 passes 10,000: 16 highlights, not 32; 10 points allow 32.
         assert_eq!(baseline_window(&req(end - 3_199, end, 0), h).expect("valid").0, end - 1_599);
         assert_eq!(baseline_window(&req(end - 3_199, end, 10), h).expect("valid").0, end - 3_199);
+        // Ends far apart neither overflow nor turn the window around.
+        let far = baseline_window(&req(-7_000_000_000_000_000_000, end, 0), (0, 2));
+        assert!(far.is_ok_and(|(a, b)| a < b && b == end));
+        assert!(baseline_window(&req(i64::MIN, i64::MIN + 5, 1), h).is_err(), "past i64");
     }
 }

@@ -307,14 +307,19 @@ mod tests {
         assert!(!q.options.absolute);
     }
 
-    /// Grouping by label needs the keys; an outer pass's keys reach the
-    /// inner pass that inherits its `label`.
+    /// A `label` grouping without label keys is dropped, as Netdata drops
+    /// it (it grouped every instance into one series with the id ""): the
+    /// first pass falls back to `dimension`, a later pass left with no key
+    /// goes with the passes after it. With keys (also an inner pass
+    /// inheriting an outer one's) it stays.
     #[test]
-    fn label_grouping_needs_label_keys() {
-        let err = p(&[("group_by", "label")]).expect_err("no keys");
-        assert!(err.to_string().contains("needs group_by_label"), "{err}");
-        let err = p(&[("group_by", "instance"), ("group_by", "node,label")]).expect_err("no keys");
-        assert_eq!(err.path(), Some("aggregations.metrics[0].group_by_label"), "{err}");
+    fn label_grouping_without_keys_is_dropped() {
+        assert_eq!(p(&[("group_by", "label")]).expect("ok").passes, vec![GroupByPass::default()]);
+        let q = p(&[("group_by", "node,label"), ("aggregation", "sum")]).expect("ok");
+        assert_eq!(q.passes[0].keys, vec![GroupByKey::Node]);
+        let q = p(&[("group_by", "instance"), ("group_by", "label")]).expect("ok");
+        assert_eq!(q.passes.len(), 1);
+        assert_eq!(q.passes[0].keys, vec![GroupByKey::Instance]);
         let q = p(&[("group_by", "instance"), ("group_by", "label"), ("group_by_label[1]", "env")]).expect("ok");
         assert_eq!(q.passes[0].labels, vec!["env".to_string()]);
         assert_eq!(p(&[("group_by_label", "env")]).expect("implies label").passes[0].keys, vec![GroupByKey::Label]);

@@ -323,8 +323,6 @@ impl QueryRequest {
     }
 
     /// Netdata's automatic option adjustments, applied once after parsing.
-    /// Refuses a `label` grouping without label keys: it would put every
-    /// instance in one group with the id "" (say `selected` for that).
     pub fn finish(&mut self) -> Result<(), crate::error::EngineError> {
         if self.passes.is_empty() {
             self.passes.push(GroupByPass::default());
@@ -332,6 +330,18 @@ impl QueryRequest {
         // `selected` disables later passes.
         if let Some(i) = self.passes.iter().position(|p| p.keys.contains(&GroupByKey::Selected)) {
             self.passes.truncate(i + 1);
+        }
+        // A `label` grouping without label keys is dropped, as Netdata
+        // drops it: a pass left with no key is `dimension` if it is the
+        // first, else it and the passes after it go.
+        for (i, p) in self.passes.iter_mut().enumerate() {
+            if p.labels.is_empty() && p.keys.contains(&GroupByKey::Label) {
+                p.keys.retain(|&k| k != GroupByKey::Label);
+                if p.keys.is_empty() && i > 0 {
+                    self.passes.truncate(i);
+                    break;
+                }
+            }
         }
         for p in &mut self.passes {
             if !p.labels.is_empty() && !p.keys.contains(&GroupByKey::Label) {
@@ -387,12 +397,6 @@ impl QueryRequest {
         }
         if self.options.debug {
             self.options.minify = false;
-        }
-        if let Some(i) = self.passes.iter().position(|p| p.keys.contains(&GroupByKey::Label) && p.labels.is_empty()) {
-            return Err(crate::error::EngineError::param(
-                format!("aggregations.metrics[{i}].group_by_label"),
-                "group_by 'label' needs group_by_label (the label keys to group by)",
-            ));
         }
         Ok(())
     }

@@ -156,7 +156,9 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 /// 500; `what` says what it means for the request.
 pub(crate) fn not_saved(e: StoreError, what: &str) -> ApiError {
     match &e {
-        StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+        StoreError::Io { source, .. }
+            if matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded) =>
+        {
             ApiError::StorageFull(format!("{what}: {e}"))
         }
         _ => ApiError::Internal(format!("{what}: {e}")),
@@ -281,6 +283,7 @@ impl Entries {
     /// create leaves it).
     fn remove(&mut self, id: &str) {
         if let Some(i) = self.list.iter().rposition(|e| e.record.id == id) {
+            debug_assert_eq!(i + 1, self.list.len(), "only the newest entry is taken back");
             self.list.remove(i);
             self.by_hash = self.list.iter().enumerate().map(|(i, e)| (e.hash, i)).collect();
         }
@@ -290,7 +293,9 @@ impl Entries {
         self.list.iter().map(|e| &e.record).chain(&self.unreadable)
     }
 
-    /// Never removed, so an index stays valid across lock releases.
+    /// Entries are never removed but for the newest one, taken back by a
+    /// failed create before its caller (or anyone) saw its index: an index
+    /// found stays valid across lock releases.
     fn find(&self, hash: &[u8; 32]) -> Option<usize> {
         // Looking up by SHA-256 leaks, by timing, at most how a digest of the
         // caller's own guess compares with a stored digest, which gives no

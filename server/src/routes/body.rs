@@ -33,16 +33,21 @@ const RESERVE_AHEAD: u64 = 8 << 20;
 const DRAIN_SECS: u64 = 60;
 
 async fn read_limited(headers: &HeaderMap, body: Body, limit: usize, kind: BodyKind) -> Result<Bytes, ApiError> {
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     // A compressed body would otherwise fail as "invalid JSON" (or Arrow).
+    // Read and dropped, as a body over the limit is, so the client sees
+    // the 415 rather than a reset connection.
     if let Some(enc) = headers.get(CONTENT_ENCODING) {
         let enc = enc.to_str().unwrap_or("?").trim();
         if !enc.eq_ignore_ascii_case("identity") {
+            if declared.is_none_or(|n| n <= DRAIN_MAX) {
+                tokio::spawn(tokio::time::timeout(std::time::Duration::from_secs(DRAIN_SECS), drain(body)));
+            }
             return Err(ApiError::UnsupportedMediaType(format!(
                 "Content-Encoding '{enc}' is not supported: send the body uncompressed"
             )));
         }
     }
-    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared {
         if n > limit as u64 {
             if n <= DRAIN_MAX {
