@@ -109,7 +109,8 @@ pub(super) fn decode(buf: &[u8]) -> Result<Option<(Record<'_>, usize)>, Damage> 
 /// record under a damaged length (its crc matches the rest of the segment),
 /// or a later record (lsn `lsn` or after, crc intact) at any offset. A
 /// crash only ever leaves part of the last record: whole records after the
-/// stopping point mean damage, and acknowledged records lost.
+/// stopping point mean damage, and acknowledged records lost. Linear in
+/// `tail`'s length: a few crcs over it at most.
 pub(super) fn whole_record_in(tail: &[u8], lsn: Lsn) -> bool {
     let lsn_at = |o: usize| tail.get(o + 8..o + 16).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
     if let (Some(head), Some(rest)) = (tail.get(4..8), tail.get(RECORD_HEADER_LEN..)) {
@@ -118,12 +119,24 @@ pub(super) fn whole_record_in(tail: &[u8], lsn: Lsn) -> bool {
             return true;
         }
     }
-    // No more records than headers fit: a cheap filter on the lsn bytes
-    // before a crc is taken.
-    let most = lsn.saturating_add((tail.len() / RECORD_HEADER_LEN) as u64);
+    // The record after a damaged one has the next lsn: only the lsn bytes
+    // of `lsn` or `lsn + 1`, and a length that fits, cost a crc. Payload
+    // bytes can look like either, so the crcs get a budget; past it the
+    // bytes count as damage (a copy set aside, never data kept or lost).
+    let mut budget = 4 * tail.len() + (64 << 20);
     (0..tail.len().saturating_sub(RECORD_HEADER_LEN - 1)).any(|o| {
-        lsn_at(o).is_some_and(|l| (lsn..=most).contains(&l))
-            && matches!(decode(&tail[o..]), Ok(Some((rec, _))) if rec.lsn >= lsn)
+        if !lsn_at(o).is_some_and(|l| l == lsn || l == lsn.wrapping_add(1)) {
+            return false;
+        }
+        let len = tail.get(o..o + 4).map_or(usize::MAX, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+        if len > tail.len() - o - RECORD_HEADER_LEN {
+            return false;
+        }
+        if budget < len {
+            return true;
+        }
+        budget -= len;
+        matches!(decode(&tail[o..]), Ok(Some(_)))
     })
 }
 
@@ -203,6 +216,13 @@ mod tests {
         assert!(!whole_record_in(&torn_after[b.len()..], 7), "only the torn 7");
         assert!(whole_record_in(&torn_after, 6));
         assert!(!whole_record_in(&[0u8; 100], 5));
+        // A torn record whose payload is full of lsn-like words with
+        // lengths that fit: every one costs a crc until the budget ends it.
+        let mut word = vec![0u8; 16];
+        word[0..4].copy_from_slice(&8u32.to_le_bytes());
+        word[8..16].copy_from_slice(&5u64.to_le_bytes());
+        let tail: Vec<u8> = word.iter().copied().cycle().take(1 << 20).collect();
+        assert!(!whole_record_in(&tail, 5), "no crc matches, and the budget covers these");
     }
 
     #[test]
