@@ -218,7 +218,7 @@ mod tests {
         assert!(!whole_record_in(&[0u8; 100], 5));
         // A torn record whose payload is full of lsn-like words with
         // lengths that fit: every one costs a crc until the budget ends it.
-        let mut word = vec![0u8; 16];
+        let mut word = [0u8; 16];
         word[0..4].copy_from_slice(&8u32.to_le_bytes());
         word[8..16].copy_from_slice(&5u64.to_le_bytes());
         let tail: Vec<u8> = word.iter().copied().cycle().take(1 << 20).collect();
