@@ -237,7 +237,7 @@ pub fn parse_params(api: ApiVersion, pairs: &[(String, String)]) -> Result<Query
     if !passes.is_empty() {
         q.passes = passes;
     }
-    q.finish()?;
+    q.finish();
     Ok(q)
 }
 

@@ -323,7 +323,7 @@ impl QueryRequest {
     }
 
     /// Netdata's automatic option adjustments, applied once after parsing.
-    pub fn finish(&mut self) -> Result<(), crate::error::EngineError> {
+    pub fn finish(&mut self) {
         if self.passes.is_empty() {
             self.passes.push(GroupByPass::default());
         }
@@ -398,7 +398,6 @@ impl QueryRequest {
         if self.options.debug {
             self.options.minify = false;
         }
-        Ok(())
     }
 
     /// Whether the query reads its whole scope, not only what it selects:

@@ -167,7 +167,7 @@ pub fn request(map: &Mapping, period: Period, node_id: &str, now: i64) -> Result
     req.passes =
         vec![GroupByPass { keys: vec![GroupByKey::Selected], labels: Vec::new(), aggregation: map.aggregation }];
     req.options.absolute = map.absolute;
-    req.finish()?;
+    req.finish();
     Ok(req)
 }
 

@@ -207,7 +207,7 @@ impl BucketPushdown {
                 labels: Vec::new(),
                 aggregation: Aggregation::Average,
             }];
-            req.finish().map_err(engine_err)?;
+            req.finish();
             let p = plan::build(&st.catalog, &view, &req, &sel, now, &limits).map_err(engine_err)?;
             let w = p.window;
             if p.aged_tier.is_some()

@@ -169,7 +169,7 @@ fn build(api: ApiVersion, raw: RawBody<'_>) -> Result<QueryRequest> {
     let card = count(raw.cardinality_limit, "cardinality_limit")?;
     let limit = count(raw.limit, "limit")?;
     q.cardinality_limit = card.or(limit.map(|l| l + 1)).unwrap_or(0);
-    q.finish()?;
+    q.finish();
     Ok(q)
 }
 
