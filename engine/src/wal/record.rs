@@ -86,14 +86,9 @@ pub(super) fn decode(buf: &[u8]) -> Result<Option<(Record<'_>, usize)>, Damage> 
     if buf.is_empty() {
         return Ok(None);
     }
-    let Some((header, rest)) = buf.split_first_chunk::<RECORD_HEADER_LEN>() else {
+    let Some(((len, crc, lsn), rest)) = record_header(buf) else {
         return Err(Damage::Torn);
     };
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    let lsn = u64::from_le_bytes([
-        header[8], header[9], header[10], header[11], header[12], header[13], header[14], header[15],
-    ]);
     if len as usize > MAX_RECORD_BYTES {
         return Err(Damage::TooLarge(len));
     }
@@ -104,18 +99,28 @@ pub(super) fn decode(buf: &[u8]) -> Result<Option<(Record<'_>, usize)>, Damage> 
     Ok(Some((Record { lsn, payload }, RECORD_HEADER_LEN + payload.len())))
 }
 
+/// What a record's header claims: payload length, crc, lsn.
+type RecordHeader = (u32, u32, Lsn);
+
+/// The header a record at the start of `buf` claims, and the bytes after
+/// it; `None` when fewer than a header's bytes are left.
+fn record_header(buf: &[u8]) -> Option<(RecordHeader, &[u8])> {
+    let (h, rest) = buf.split_first_chunk::<RECORD_HEADER_LEN>()?;
+    let (len, crc) = (u32::from_le_bytes([h[0], h[1], h[2], h[3]]), u32::from_le_bytes([h[4], h[5], h[6], h[7]]));
+    let lsn = u64::from_le_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]);
+    Some(((len, crc, lsn), rest))
+}
+
 /// Whether `tail` (a segment's bytes from where decoding stopped, at the
 /// record that should have had `lsn`) still holds a whole record: that
 /// record under a damaged length (its crc matches the rest of the segment),
-/// or a later record (lsn `lsn` or after, crc intact) at any offset. A
+/// or a whole record with lsn `lsn` or `lsn + 1` at any later offset. A
 /// crash only ever leaves part of the last record: whole records after the
 /// stopping point mean damage, and acknowledged records lost. Linear in
 /// `tail`'s length: a few crcs over it at most.
 pub(super) fn whole_record_in(tail: &[u8], lsn: Lsn) -> bool {
-    let lsn_at = |o: usize| tail.get(o + 8..o + 16).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
-    if let (Some(head), Some(rest)) = (tail.get(4..8), tail.get(RECORD_HEADER_LEN..)) {
-        let crc = u32::from_le_bytes(head.try_into().unwrap_or([0; 4]));
-        if lsn_at(0) == Some(lsn) && checksum(lsn, rest) == crc {
+    if let Some(((_, crc, at), rest)) = record_header(tail) {
+        if at == lsn && checksum(lsn, rest) == crc {
             return true;
         }
     }
@@ -124,12 +129,10 @@ pub(super) fn whole_record_in(tail: &[u8], lsn: Lsn) -> bool {
     // bytes can look like either, so the crcs get a budget; past it the
     // bytes count as damage (a copy set aside, never data kept or lost).
     let mut budget = 4 * tail.len() + (64 << 20);
-    (0..tail.len().saturating_sub(RECORD_HEADER_LEN - 1)).any(|o| {
-        if !lsn_at(o).is_some_and(|l| l == lsn || l == lsn.wrapping_add(1)) {
-            return false;
-        }
-        let len = tail.get(o..o + 4).map_or(usize::MAX, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
-        if len > tail.len() - o - RECORD_HEADER_LEN {
+    (0..tail.len()).any(|o| {
+        let Some(((len, _, at), rest)) = record_header(&tail[o..]) else { return false };
+        let len = len as usize;
+        if !(at == lsn || at == lsn.wrapping_add(1)) || len > rest.len() {
             return false;
         }
         if budget < len {

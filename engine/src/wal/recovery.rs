@@ -76,12 +76,15 @@ pub(super) fn recover(dir: &Path, after: Lsn) -> Result<Recovered, WalError> {
     let mut previous = None;
     for (i, seg) in segments.iter().enumerate().skip(first_needed) {
         let later = &segments[i + 1..];
+        // The segment's bytes (none when it is not read), kept for a repair
+        // to tell a crash's tail from damage without reading them again.
+        let mut buf = Vec::new();
         let (valid_len, damage) = if seg.first_lsn != expected {
             // Only possible for a segment after the first one read: its name
             // leaves a gap (or overlap) after the previous segment's records.
             (0, Some(Damage::OutOfSequence { expected, found: seg.first_lsn }))
         } else {
-            let buf = fs::read(&seg.path).map_err(|e| WalError::io("read", &seg.path, e))?;
+            buf = fs::read(&seg.path).map_err(|e| WalError::io("read", &seg.path, e))?;
             recovered.report.segments += 1;
             scan(&buf, &mut expected, after, &mut recovered)
         };
@@ -92,7 +95,7 @@ pub(super) fn recover(dir: &Path, after: Lsn) -> Result<Recovered, WalError> {
                 previous = Some((seg.clone(), valid_len));
             }
             Some(damage) => {
-                let (truncation, keep) = repair(seg, (valid_len, expected), later, damage)?;
+                let (truncation, keep) = repair(seg, (&buf, valid_len, expected), later, damage)?;
                 recovered.report.truncated = Some(truncation);
                 active = match keep {
                     Some(len) => Some((seg.clone(), len)),
@@ -204,17 +207,16 @@ fn zeros_from(path: &Path, from: u64) -> bool {
     }
 }
 
-/// Whether the damage in the last segment at `valid_len` is what a crash
+/// Whether the damage at `valid_len` in the last segment (its `bytes`) is what a crash
 /// leaves: a header cut short (it is written and synced before any record,
 /// so 8 bytes that are not our magic are damage), or a record cut short
 /// with no whole record in the bytes from it on (see
 /// [`record::whole_record_in`]). A bit flip in a length or in the magic
 /// leaves whole, acknowledged records behind it: that is damage.
-fn crash_left(seg: &SegmentFile, valid_len: u64, next_lsn: Lsn, damage: Damage) -> bool {
+fn crash_left(bytes: &[u8], valid_len: u64, next_lsn: Lsn, damage: Damage) -> bool {
     match damage {
-        Damage::BadHeader => fs::metadata(&seg.path).is_ok_and(|m| m.len() < SEGMENT_HEADER_LEN),
-        Damage::Torn => fs::read(&seg.path)
-            .is_ok_and(|b| !record::whole_record_in(b.get(valid_len as usize..).unwrap_or_default(), next_lsn)),
+        Damage::BadHeader => (bytes.len() as u64) < SEGMENT_HEADER_LEN,
+        Damage::Torn => !record::whole_record_in(bytes.get(valid_len as usize..).unwrap_or_default(), next_lsn),
         _ => false,
     }
 }
@@ -225,7 +227,7 @@ fn crash_left(seg: &SegmentFile, valid_len: u64, next_lsn: Lsn, damage: Damage) 
 /// entry and the length the kept segment now has (`None` if it was removed).
 fn repair(
     seg: &SegmentFile,
-    (valid_len, next_lsn): (u64, Lsn),
+    (bytes, valid_len, next_lsn): (&[u8], u64, Lsn),
     later: &[SegmentFile],
     damage: Damage,
 ) -> Result<(Truncation, Option<u64>), WalError> {
@@ -240,7 +242,7 @@ fn repair(
     // damage drops records that were whole (and acknowledged), so the
     // files are set aside first for whoever investigates.
     let crash_tail =
-        later.is_empty() && (zeros_from(&seg.path, valid_len) || crash_left(seg, valid_len, next_lsn, damage));
+        later.is_empty() && (zeros_from(&seg.path, valid_len) || crash_left(bytes, valid_len, next_lsn, damage));
     let aside = if crash_tail { None } else { set_aside(seg, later) };
     let misnamed = matches!(damage, Damage::OutOfSequence { .. }) && valid_len == 0;
     let dir = seg.path.parent().unwrap_or(Path::new("."));
