@@ -141,8 +141,8 @@ pub(crate) fn run(
         view.attach_open(&store, |t, ue| if read[t] { read_range(&w, cfg.resolution(t, ue)) } else { (0, 0) });
         let v1_jsonwrap = req.api == request::ApiVersion::V1 && req.options.jsonwrap;
         let latest = plan.db_last.filter(|_| v1_jsonwrap).map(|last| {
-            let series = |i: usize| plan.groups.keys[plan.metric_group[i]].id.clone();
-            latest_values::at_last_entry(&store, &plan.queried, last, req.passes[0].aggregation, series)
+            let series = |g: usize| plan.groups.keys[g].id.clone();
+            latest_values::at_last_entry(&store, &plan.jobs, last, req.passes[0].aggregation, series)
         });
         (sel, plan, view, latest)
     };

@@ -351,6 +351,27 @@ fn v1_latest_values_fold_the_nodes_of_a_chart() {
     assert_eq!(latest("sum"), want(460.0, 0.0));
     assert_eq!(latest("min"), want(60.0, 0.0));
     assert_eq!(latest("max"), want(300.0, 0.0));
+    // The rule behind each: `latest_values` is what the query's own last
+    // row says when its window ends at that slot, one slot a row, for every
+    // aggregation (percentage too: it showed the average) and subset.
+    for agg in ["avg", "sum", "min", "max", "percentage", "extremes"] {
+        for dims in ["", "&dimensions=a", "&dimensions=z|b"] {
+            let q = format!(
+                "chart=c.x&after={}&before={}&points=0&options=jsonwrap&aggregation={agg}{dims}",
+                T0 + 90,
+                T0 + 100
+            );
+            let r = v1(&e, &q).expect("query");
+            let latest = r.db_latest.as_ref().expect("v1 jsonwrap reads them");
+            assert_eq!(r.window.before, T0 + 100, "{q}");
+            assert_eq!(latest.len(), r.series.len(), "{q}");
+            for s in &r.series {
+                let last = s.values.len() - 1;
+                let row = (s.flags[last] & PA_EMPTY == 0).then_some(s.values[last]);
+                assert_eq!(latest[&s.key.id], row, "{q}: {}", s.key.id);
+            }
+        }
+    }
 }
 
 /// `abs|percentage` on a subset: the row total is over every chart
