@@ -10,7 +10,7 @@
 //! node id where listed nodes share a hostname: [`super::chart_key`]), so
 //! nothing collides. `nodes=` narrows to one node for Netdata's exact names.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use serde_json::{json, Map, Value};
@@ -46,6 +46,50 @@ fn label_value(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// Shell variable names, each written once: charts (and a chart's
+/// dimensions) whose names sanitize alike (`web-1` and `web.1`) would set
+/// one variable twice, the second hiding the first, and add both to one
+/// total. Later ones get `_2`, `_3`, ... in the order they come.
+#[derive(Default)]
+struct ShellNames {
+    /// Every variable name given, and each chart's `VISIBLETOTAL`.
+    taken: HashSet<String>,
+    /// The chart name of each (node, instance id).
+    charts: HashMap<(u32, String), String>,
+}
+
+impl ShellNames {
+    /// `base`, or `base_N` with the smallest N >= 2 that is free under `free`.
+    fn first_free(base: &str, free: impl Fn(&str) -> bool) -> String {
+        if free(base) {
+            return base.to_string();
+        }
+        (2..).map(|n| format!("{base}_{n}")).find(|c| free(c)).unwrap_or_default()
+    }
+
+    /// The chart name of instance `id` (of its node), `base()` the first
+    /// time unless another chart has it.
+    fn chart(&mut self, (node, id): (u32, &str), base: impl FnOnce() -> String) -> String {
+        if let Some(name) = self.charts.get(&(node, id.to_string())) {
+            return name.clone();
+        }
+        let base = base();
+        let total = |c: &str| format!("NETDATA_{c}_VISIBLETOTAL");
+        let name =
+            Self::first_free(&base, |c| !self.charts.values().any(|n| n == c) && !self.taken.contains(&total(c)));
+        self.taken.insert(total(&name));
+        self.charts.insert((node, id.to_string()), name.clone());
+        name
+    }
+
+    /// The variable of `chart_dim` (`<CHART>_<DIM>`), with its prefix.
+    fn variable(&mut self, chart_dim: &str) -> String {
+        let var = Self::first_free(&format!("NETDATA_{chart_dim}"), |c| !self.taken.contains(c));
+        self.taken.insert(var.clone());
+        var
+    }
+}
+
 /// Renders `latest` (visible metrics' newest values); returns body and content type.
 pub fn render(cat: &Catalog, latest: &[Latest], r: &AllMetricsRequest) -> (String, &'static str) {
     let reg = cat.registry();
@@ -72,14 +116,18 @@ pub fn render(cat: &Catalog, latest: &[Latest], r: &AllMetricsRequest) -> (Strin
         }
         AllMetricsFormat::Shell => {
             let mut out = String::new();
+            let mut names = ShellNames::default();
             let mut totals: BTreeMap<String, (f64, String)> = BTreeMap::new();
             for l in latest {
                 let inst = reg.instance_of(l.metric);
                 let ctx = reg.context_of(l.metric);
-                let host = keys.node_part(inst).map(|p| format!("{}_", sanitize(p))).unwrap_or_default();
-                let chart = format!("{host}{}", sanitize(&inst.id)).to_uppercase();
-                let dim = sanitize(&reg.metric(l.metric).dimension).to_uppercase();
-                let _ = writeln!(out, "NETDATA_{chart}_{dim}=\"{:.0}\"      # {}", l.value, ctx.units);
+                let chart = names.chart((inst.node, &inst.id), || {
+                    let host = keys.node_part(inst).map(|p| format!("{}_", sanitize(p))).unwrap_or_default();
+                    format!("{host}{}", sanitize(&inst.id)).to_uppercase()
+                });
+                let var =
+                    names.variable(&format!("{chart}_{}", sanitize(&reg.metric(l.metric).dimension).to_uppercase()));
+                let _ = writeln!(out, "{var}=\"{:.0}\"      # {}", l.value, ctx.units);
                 let t = totals.entry(chart).or_insert((0.0, ctx.units.clone()));
                 t.0 += l.value;
             }
@@ -155,5 +203,26 @@ mod tests {
         assert_eq!(units_part("%"), "percent");
         assert_eq!(sanitize("disk_space./mnt0"), "disk_space__mnt0");
         assert_eq!(label_value("a\"b\\c"), "a\\\"b\\\\c");
+    }
+
+    /// Charts and dimensions that sanitize alike keep their own variables;
+    /// a chart keeps its name for every dimension, and a dimension cannot
+    /// take a chart's total.
+    #[test]
+    fn shell_names_are_written_once() {
+        let mut n = ShellNames::default();
+        let web1 = n.chart((0, "web-1"), || "WEB_1".into());
+        let web1b = n.chart((0, "web.1"), || "WEB_1".into());
+        let other_node = n.chart((1, "web-1"), || "WEB_1".into());
+        assert_eq!((web1.as_str(), web1b.as_str(), other_node.as_str()), ("WEB_1", "WEB_1_2", "WEB_1_3"));
+        assert_eq!(n.chart((0, "web.1"), || unreachable!("named once")), "WEB_1_2");
+        assert_eq!(n.variable("WEB_1_A_B"), "NETDATA_WEB_1_A_B");
+        assert_eq!(n.variable("WEB_1_A_B"), "NETDATA_WEB_1_A_B_2");
+        assert_eq!(n.variable("WEB_1_VISIBLETOTAL"), "NETDATA_WEB_1_VISIBLETOTAL_2");
+        // A chart named like another's suffixed name moves on too.
+        let mut n = ShellNames::default();
+        n.chart((0, "a"), || "A".into());
+        n.chart((0, "a.b"), || "A".into());
+        assert_eq!(n.chart((0, "a_2"), || "A_2".into()), "A_2_2");
     }
 }
