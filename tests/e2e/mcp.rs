@@ -361,6 +361,16 @@ fn mcp_replays_every_spec_exchange_and_tools_answer_like_the_query_api() {
     assert_eq!(sc["highlight"]["before"], at(&rest["request"]["window"]["before"]), "{sc} vs {rest}");
     assert_eq!(sc["baseline"]["after"], at(&rest["request"]["baseline"]["after"]), "{sc} vs {rest}");
     assert_eq!(sc["baseline"]["before"], at(&rest["request"]["baseline"]["before"]), "{sc} vs {rest}");
+    // A 7-day baseline of a 1-day highlight: the engine lengthens it to a
+    // power-of-two multiple (8 days), past the tool's cap; the tool reads
+    // the longest within it (4 days, ending where asked).
+    const DAY: i64 = 86_400;
+    let highlight = json!({"after": NOW - 2 * DAY + 1, "before": NOW - DAY});
+    let baseline = json!({"after": NOW - 9 * DAY + 1, "before": NOW - 2 * DAY});
+    let w = tool(&s, &t_all, "weights.rank", json!({"highlight": highlight, "baseline": baseline}));
+    let sc = &w["structuredContent"];
+    assert_eq!(sc["baseline"]["after"], json!(crate_rfc3339(NOW - 6 * DAY + 1)), "{w}");
+    assert_eq!(sc["baseline"]["before"], json!(crate_rfc3339(NOW - 2 * DAY)), "{w}");
     // A node's name finds its contexts, as /api/v2/q does.
     let by_node =
         tool(&s, &t_all, "contexts.search", json!({"q": "host-2", "limit": 100}))["structuredContent"].clone();

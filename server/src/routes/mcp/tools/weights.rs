@@ -15,6 +15,9 @@ use crate::admission::Class;
 use crate::auth::Resource;
 
 const DAY: i64 = 86_400;
+/// The longest baseline the tool reads, before and after the engine
+/// resizes it.
+const MAX_BASELINE_S: i64 = 7 * DAY;
 
 fn input() -> Value {
     json!({"type": "object", "additionalProperties": false, "required": ["highlight"], "properties": {
@@ -65,7 +68,7 @@ fn rank(cx: &Ctx, args: &Map<String, Value>) -> Result<Value, ToolError> {
     // highlight just before it, is its own to pick, as for the REST route).
     let (baseline, (ba, bb)) = match args.get("baseline") {
         Some(b) => {
-            let (ba, bb) = window(Some(b), cx.now, 4 * read, 7 * DAY, "baseline")?;
+            let (ba, bb) = window(Some(b), cx.now, 4 * read, MAX_BASELINE_S, "baseline")?;
             ((Some(ba), Some(bb)), (ba, bb))
         }
         None => ((None, None), (read_from - 4 * read, read_from - 1)),
@@ -92,7 +95,7 @@ fn rank(cx: &Ctx, args: &Map<String, Value>) -> Result<Value, ToolError> {
     let digits = int(args, "precision", 4);
     let limit = int(args, "limit", 20) as usize;
     let level = text(args, "level", "dimension");
-    let req = WeightsRequest {
+    let mut req = WeightsRequest {
         method,
         after,
         before,
@@ -104,7 +107,18 @@ fn rank(cx: &Ctx, args: &Map<String, Value>) -> Result<Value, ToolError> {
     };
     // Metrics with data in either window, as the engine resolves them (it
     // may lengthen a baseline to a power-of-two multiple of the highlight).
-    let (hl, bl) = strata_engine::meta::weights::windows(&req, cx.now)?;
+    let (hl, mut bl) = strata_engine::meta::weights::windows(&req, cx.now)?;
+    // That lengthening may pass the tool's cap on the baseline (a 7-day
+    // baseline of a 1-day highlight becomes 8 days): then the longest
+    // power-of-two multiple within the cap, which the engine keeps as is.
+    if let Some((b0, b1)) = bl.filter(|&(b0, b1)| b1 - b0 + 1 > MAX_BASELINE_S) {
+        let dur = hl.1 - hl.0 + 1;
+        let longest = (0..).map(|k| dur << k).take_while(|&d| d <= MAX_BASELINE_S).last().unwrap_or(dur);
+        req.baseline_after = Some(b1 - longest + 1);
+        req.baseline_before = Some(b1);
+        bl = strata_engine::meta::weights::windows(&req, cx.now)?.1;
+        debug_assert!(bl.is_some_and(|(a, b)| b - a + 1 <= MAX_BASELINE_S), "{b0}..{b1} capped");
+    }
     let guard = cx.st.engine.read()?;
     let tiers = cx.st.engine.config().limits.tiers;
     let (cat, store) = (&guard.catalog, &guard.store);
