@@ -36,6 +36,9 @@ pub struct AgentInfo {
     pub version: &'static str,
 }
 
+/// `--stream-queue-bytes`' default.
+pub const DEFAULT_STREAM_QUEUE_BYTES: usize = 16 << 20;
+
 /// Live streams (`/api/v1/ws/nodes`, `/api/v1/stream/nodes`).
 #[derive(Debug, Clone)]
 pub struct StreamConfig {
@@ -44,12 +47,19 @@ pub struct StreamConfig {
     /// Ticks a connection may have waiting to be written before it is
     /// dropped as a slow consumer (the per-connection queue bound).
     pub queue: usize,
+    /// Bytes of ticks a connection may have waiting to be written (one
+    /// tick larger than this still goes into an empty queue).
+    pub queue_bytes: usize,
     /// Time between ticks.
     pub interval: std::time::Duration,
     /// Set when the server starts shutting down ([`crate::serve`]): every
     /// stream ends within a check (`End::Shutdown`), so an open SSE
     /// response does not hold the exit for the whole grace period.
     pub closing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Ticks being built at once, server-wide (one per core): a tick of
+    /// every context of a large fleet is tens of megabytes while it is
+    /// built, and every connection builds its own each second.
+    pub builds: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Default for StreamConfig {
@@ -57,8 +67,12 @@ impl Default for StreamConfig {
         StreamConfig {
             contexts: strata_engine::views::snapshot::default_contexts(),
             queue: 4,
+            queue_bytes: DEFAULT_STREAM_QUEUE_BYTES,
             interval: std::time::Duration::from_secs(1),
             closing: Default::default(),
+            builds: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            )),
         }
     }
 }

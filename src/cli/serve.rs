@@ -159,6 +159,9 @@ pub struct ServeArgs {
     /// Ticks a stream connection may have unwritten before it is dropped as a slow consumer.
     #[arg(long, env = "STRATA_STREAM_QUEUE", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub stream_queue: u16,
+    /// Bytes of ticks a stream connection may have unwritten before it is dropped as a slow consumer (a single larger tick still goes into an empty queue).
+    #[arg(long, env = "STRATA_STREAM_QUEUE_BYTES", default_value = "16MiB", value_parser = parse_size)]
+    pub stream_queue_bytes: u64,
     /// A browser origin allowed to call /mcp besides the server's own (repeatable), e.g. http://localhost:6274.
     #[arg(long = "mcp-allowed-origin", env = "STRATA_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub mcp_allowed_origins: Vec<String>,
@@ -398,6 +401,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         stream: strata_server::StreamConfig {
             contexts: stream_contexts,
             queue: usize::from(a.stream_queue),
+            queue_bytes: usize::try_from(a.stream_queue_bytes).unwrap_or(usize::MAX),
             ..Default::default()
         },
         mcp: strata_server::McpConfig {

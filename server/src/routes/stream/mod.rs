@@ -6,10 +6,12 @@
 //!
 //! Invariants:
 //! - Per connection at most `StreamConfig::queue` (default 4) ticks wait to
-//!   be written. When a tick finds the queue full the reader is too slow: the
-//!   stream ends with the reason `slow consumer` (WebSocket close 1013, SSE
-//!   `close` event where it still fits) and the connection is cut, so a
-//!   stalled reader costs at most that queue plus the socket's buffers.
+//!   be written, and at most `StreamConfig::queue_bytes` of them (default
+//!   16 MiB, or one tick where one is larger: [`queue`]). When a tick finds
+//!   the queue full the reader is too slow: the stream ends with the reason
+//!   `slow consumer` (WebSocket close 1013, SSE `close` event where it still
+//!   fits) and the connection is cut, so a stalled reader costs at most that
+//!   queue, the tick being written and the socket's buffers.
 //! - The token's revocation (the same `Inflight` flag queries use) or expiry
 //!   ends the stream within [`CHECK`] (100 ms) plus one write: close 1008.
 //!   So does the server's shutdown: close 1001 (going away), and the SSE
@@ -17,6 +19,7 @@
 //! - Each tick reads the engine under its read lock for one snapshot only
 //!   (on a blocking thread); nothing is held between ticks.
 
+pub mod queue;
 pub mod sse;
 pub mod subscribe;
 pub mod ws;
@@ -26,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use strata_engine::views::snapshot::{snapshot, Subscription};
+use strata_engine::views::snapshot::{snapshot, NodeSnapshot, Subscription};
 use tokio::time::{interval, Interval, MissedTickBehavior};
 
 use crate::auth::{now_secs, Principal};
@@ -105,6 +108,17 @@ pub struct Session {
     check: Interval,
 }
 
+/// A tick's message: `{"type": "tick", "seq", "t", "interval_ms", "nodes"}`.
+#[derive(serde::Serialize)]
+struct Tick<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: u64,
+    t: i64,
+    interval_ms: u64,
+    nodes: &'a [NodeSnapshot],
+}
+
 /// What the clock says.
 pub enum Beat {
     Tick,
@@ -150,27 +164,33 @@ impl Session {
         }
     }
 
-    /// The next tick's JSON message.
+    /// The next tick's JSON message. Built after a turn of the server's
+    /// build permits ([`crate::StreamConfig::builds`]), written straight from
+    /// the snapshot (no JSON tree between): what many connections cost at
+    /// once is a few ticks being built, not one per connection.
     pub async fn next_message(&mut self) -> Result<String, ApiError> {
         self.sent += 1;
         let (st, sub, allow, seq) = (self.st.clone(), self.sub.clone(), self.me.allow.clone(), self.sent);
         let interval_ms = self.st.stream.interval.as_millis() as u64;
+        let permit = self.st.stream.builds.clone().acquire_owned().await;
         tokio::task::spawn_blocking(move || {
+            let _building = permit;
             let now = st.engine.now();
             let tiers = st.engine.config().limits.tiers;
             let nodes = {
                 let guard = st.engine.read()?;
                 snapshot(&guard.catalog, &guard.store, &sub, allow.as_ref(), now, tiers)
             };
-            let msg = json!({"type": "tick", "seq": seq, "t": now, "interval_ms": interval_ms, "nodes": nodes});
-            Ok(msg.to_string())
+            let tick = Tick { kind: "tick", seq, t: now, interval_ms, nodes: &nodes };
+            serde_json::to_string(&tick).map_err(|e| ApiError::Internal(format!("stream tick: {e}")))
         })
         .await
         .map_err(|e| ApiError::Internal(format!("stream tick task failed: {e}")))?
     }
 
-    pub fn queue(&self) -> usize {
-        self.st.stream.queue.max(1)
+    /// The connection's queue of unwritten ticks.
+    pub fn queue<T>(&self) -> (queue::TickTx<T>, queue::TickRx<T>) {
+        queue::channel(self.st.stream.queue, self.st.stream.queue_bytes)
     }
 
     pub fn default_contexts(&self) -> &strata_engine::index::SimplePattern {
@@ -180,13 +200,4 @@ impl Session {
     pub fn token_id(&self) -> &str {
         &self.me.token_id
     }
-}
-
-/// Puts `msg` on a connection's queue: `Err` says why the stream must end.
-pub fn push<T>(tx: &tokio::sync::mpsc::Sender<T>, msg: T) -> Result<(), End> {
-    use tokio::sync::mpsc::error::TrySendError;
-    tx.try_send(msg).map_err(|e| match e {
-        TrySendError::Full(_) => End::SlowConsumer,
-        TrySendError::Closed(_) => End::ClientGone,
-    })
 }

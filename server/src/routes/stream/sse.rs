@@ -9,10 +9,9 @@ use axum::extract::{RawQuery, State};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use tokio::sync::mpsc;
 
 use super::subscribe::from_query;
-use super::{push, Beat, End, Session};
+use super::{Beat, End, Session};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::data::pairs;
@@ -27,14 +26,15 @@ pub async fn nodes(
 ) -> ApiResult<Response> {
     let p = from_query(&pairs(q)?, &st.stream.contexts).map_err(ApiError::BadRequest)?;
     let mut session = Session::new(st, me, p.sub, p.ticks);
-    let (tx, rx) = mpsc::channel::<Event>(session.queue());
+    let (tx, rx) = session.queue::<Event>();
     tokio::spawn(async move {
         let end = loop {
             match session.beat().await {
                 Beat::End(e) => break e,
                 Beat::Tick => match session.next_message().await {
                     Ok(msg) => {
-                        if let Err(e) = push(&tx, Event::default().event("tick").data(msg)) {
+                        let bytes = msg.len();
+                        if let Err(e) = tx.push(Event::default().event("tick").data(msg), bytes) {
                             break e;
                         }
                     }
@@ -43,7 +43,9 @@ pub async fn nodes(
             }
         };
         tracing::debug!(token = session.token_id(), reason = end.reason(), "SSE stream ended");
-        let _ = push(&tx, Event::default().event("close").data(end.message()));
+        let close = end.message();
+        let bytes = close.len();
+        let _ = tx.push(Event::default().event("close").data(close), bytes);
         if end == End::SlowConsumer {
             if let Some(Extension(k)) = kill {
                 k.kill();

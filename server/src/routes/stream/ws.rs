@@ -23,8 +23,9 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::queue::TickRx;
 use super::subscribe::{from_message, from_query};
-use super::{push, Beat, End, Session};
+use super::{Beat, End, Session};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::data::pairs;
@@ -76,7 +77,7 @@ pub async fn nodes(
 /// close at once.
 async fn close(
     sink: &mut SplitSink<WebSocket, Message>,
-    rx: &mut mpsc::Receiver<Message>,
+    rx: &mut TickRx<Message>,
     end: &End,
     deadline: Instant,
 ) -> bool {
@@ -89,7 +90,7 @@ async fn close(
     let frame = CloseFrame { code: end.ws_code(), reason: end.reason().into() };
     let flush = async {
         if matches!(end, End::Done) {
-            while let Ok(m) = rx.try_recv() {
+            while let Some(m) = rx.try_recv() {
                 if sink.send(m).await.is_err() {
                     return false;
                 }
@@ -105,7 +106,7 @@ async fn close(
 /// progress, queued ticks, the close frame) shares one [`CLOSE_WAIT`].
 async fn writer(
     mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: TickRx<Message>,
     mut answers: mpsc::Receiver<Message>,
     mut stop: oneshot::Receiver<End>,
 ) -> bool {
@@ -174,7 +175,7 @@ const ANSWERS: usize = 16;
 
 async fn run(socket: WebSocket, mut session: Session) {
     let (sink, mut inbound) = socket.split();
-    let (tx, rx) = mpsc::channel::<Message>(session.queue());
+    let (tx, rx) = session.queue::<Message>();
     let (answer_tx, answer_rx) = mpsc::channel::<Message>(ANSWERS);
     let (stop_tx, stop_rx) = oneshot::channel::<End>();
     let writing = tokio::spawn(writer(sink, rx, answer_rx, stop_rx));
@@ -187,7 +188,10 @@ async fn run(socket: WebSocket, mut session: Session) {
             beat = session.beat() => match beat {
                 Beat::End(e) => break e,
                 Beat::Tick => match session.next_message().await {
-                    Ok(msg) => if let Err(e) = push(&tx, Message::Text(msg.into())) { break e },
+                    Ok(msg) => {
+                        let bytes = msg.len();
+                        if let Err(e) = tx.push(Message::Text(msg.into()), bytes) { break e }
+                    }
                     Err(e) => tracing::warn!(error = %e, "stream tick failed"),
                 },
             },
