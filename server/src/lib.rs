@@ -15,6 +15,7 @@ pub mod tls;
 pub mod unsent;
 
 pub use routes::router;
+pub use routes::stream::shared::SharedTicks;
 pub use state::{AgentInfo, AppParts, AppState, BodyLimits, McpConfig, StreamConfig};
 
 pub use serve::ServeOptions;

@@ -60,6 +60,8 @@ pub struct StreamConfig {
     /// every context of a large fleet is tens of megabytes while it is
     /// built, and every connection builds its own each second.
     pub builds: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The current second's snapshots, shared by connections of one view.
+    pub shared: std::sync::Arc<crate::SharedTicks>,
 }
 
 impl Default for StreamConfig {
@@ -73,6 +75,7 @@ impl Default for StreamConfig {
             builds: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             )),
+            shared: Default::default(),
         }
     }
 }

@@ -11,7 +11,7 @@ mod mcp;
 mod meta;
 mod nezha;
 mod sql;
-mod stream;
+pub(crate) mod stream;
 mod tokens;
 mod v1_meta;
 

@@ -17,9 +17,12 @@
 //!   So does the server's shutdown: close 1001 (going away), and the SSE
 //!   response ends, so it does not hold the exit for the grace period.
 //! - Each tick reads the engine under its read lock for one snapshot only
-//!   (on a blocking thread); nothing is held between ticks.
+//!   (on a blocking thread); nothing is held between ticks. Connections of
+//!   the same view share a second's snapshot ([`shared`]), and at most one
+//!   build per core runs at once.
 
 pub mod queue;
+pub mod shared;
 pub mod sse;
 pub mod subscribe;
 pub mod ws;
@@ -29,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use strata_engine::views::snapshot::{snapshot, NodeSnapshot, Subscription};
+use strata_engine::views::snapshot::{snapshot, Subscription};
 use tokio::time::{interval, Interval, MissedTickBehavior};
 
 use crate::auth::{now_secs, Principal};
@@ -108,17 +111,6 @@ pub struct Session {
     check: Interval,
 }
 
-/// A tick's message: `{"type": "tick", "seq", "t", "interval_ms", "nodes"}`.
-#[derive(serde::Serialize)]
-struct Tick<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    seq: u64,
-    t: i64,
-    interval_ms: u64,
-    nodes: &'a [NodeSnapshot],
-}
-
 /// What the clock says.
 pub enum Beat {
     Tick,
@@ -164,25 +156,31 @@ impl Session {
         }
     }
 
-    /// The next tick's JSON message. Built after a turn of the server's
-    /// build permits ([`crate::StreamConfig::builds`]), written straight from
-    /// the snapshot (no JSON tree between): what many connections cost at
-    /// once is a few ticks being built, not one per connection.
+    /// The next tick's JSON message, around the second's snapshot shared
+    /// with every connection of the same view ([`shared`]).
     pub async fn next_message(&mut self) -> Result<String, ApiError> {
         self.sent += 1;
-        let (st, sub, allow, seq) = (self.st.clone(), self.sub.clone(), self.me.allow.clone(), self.sent);
-        let interval_ms = self.st.stream.interval.as_millis() as u64;
+        let now = self.st.engine.now();
+        let cell = self.st.stream.shared.cell(now, &self.sub, self.me.allow.as_ref());
+        let nodes = cell.get_or_try_init(|| self.build(now)).await?;
+        let interval_ms = self.st.stream.interval.as_millis();
+        Ok(format!(r#"{{"type":"tick","seq":{},"t":{now},"interval_ms":{interval_ms},"nodes":{nodes}}}"#, self.sent))
+    }
+
+    /// The snapshot of second `now` as a JSON array, built after a turn of
+    /// the server's build permits ([`crate::StreamConfig::builds`]) and
+    /// written straight from it (no JSON tree between).
+    async fn build(&self, now: i64) -> Result<Arc<str>, ApiError> {
+        let (st, sub, allow) = (self.st.clone(), self.sub.clone(), self.me.allow.clone());
         let permit = self.st.stream.builds.clone().acquire_owned().await;
         tokio::task::spawn_blocking(move || {
             let _building = permit;
-            let now = st.engine.now();
             let tiers = st.engine.config().limits.tiers;
             let nodes = {
                 let guard = st.engine.read()?;
                 snapshot(&guard.catalog, &guard.store, &sub, allow.as_ref(), now, tiers)
             };
-            let tick = Tick { kind: "tick", seq, t: now, interval_ms, nodes: &nodes };
-            serde_json::to_string(&tick).map_err(|e| ApiError::Internal(format!("stream tick: {e}")))
+            serde_json::to_string(&nodes).map(Arc::from).map_err(|e| ApiError::Internal(format!("stream tick: {e}")))
         })
         .await
         .map_err(|e| ApiError::Internal(format!("stream tick task failed: {e}")))?

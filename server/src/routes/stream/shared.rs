@@ -1,0 +1,96 @@
+//! Snapshots shared by the connections that tick in the same second with
+//! the same subscription and node allowlist: a tick of every context of a
+//! large fleet takes a core a tenth of a second or more to build, and
+//! twenty dashboards on the same view built it twenty times a second.
+//!
+//! Invariant: a connection's tick for second `t` carries the snapshot the
+//! first of them built for `t` (built after a turn of the server's build
+//! permits, [`crate::StreamConfig::builds`]); an ingest later in that
+//! second shows from the next tick on. Entries of earlier seconds are
+//! dropped at the next lookup. The list lock is held only to find or add
+//! an entry, never while building: a connection that finds a build under
+//! way waits on that entry's cell alone.
+
+use std::sync::{Arc, Mutex};
+
+use strata_engine::index::SimplePattern;
+use strata_engine::views::snapshot::Subscription;
+use tokio::sync::OnceCell;
+
+/// Distinct (subscription, allowlist) pairs kept for one second; past
+/// that, a connection builds its own tick.
+const MAX_SHARED: usize = 256;
+
+/// A second's snapshot: the `nodes` array, as JSON.
+type Nodes = Arc<OnceCell<Arc<str>>>;
+
+struct Entry {
+    t: i64,
+    sub: Subscription,
+    allow: Option<SimplePattern>,
+    nodes: Nodes,
+}
+
+/// The snapshots of the current second.
+#[derive(Default)]
+pub struct SharedTicks {
+    entries: Mutex<Vec<Entry>>,
+}
+
+impl std::fmt::Debug for SharedTicks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedTicks").finish_non_exhaustive()
+    }
+}
+
+impl SharedTicks {
+    /// The cell of second `t`'s snapshot for `sub` seen through `allow`:
+    /// built already, being built, or to be built by the caller. A new
+    /// cell, shared with no one, where the list is full (or its lock was
+    /// poisoned).
+    pub fn cell(&self, t: i64, sub: &Subscription, allow: Option<&SimplePattern>) -> Nodes {
+        let Ok(mut entries) = self.entries.lock() else { return Nodes::default() };
+        entries.retain(|e| e.t >= t);
+        if let Some(e) = entries.iter().find(|e| e.t == t && e.sub == *sub && e.allow.as_ref() == allow) {
+            return e.nodes.clone();
+        }
+        let nodes = Nodes::default();
+        if entries.len() < MAX_SHARED {
+            entries.push(Entry { t, sub: sub.clone(), allow: allow.cloned(), nodes: nodes.clone() });
+        }
+        nodes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(contexts: &str) -> Subscription {
+        Subscription { contexts: SimplePattern::parse_list(&[contexts]).expect("pattern"), nodes: None }
+    }
+
+    #[test]
+    fn one_cell_per_second_subscription_and_allowlist() {
+        let s = SharedTicks::default();
+        let a = s.cell(10, &sub("system.*"), None);
+        assert!(Arc::ptr_eq(&a, &s.cell(10, &sub("system.*"), None)), "same second and view: shared");
+        let allow = SimplePattern::parse_list(&["n1"]).expect("pattern");
+        assert!(!Arc::ptr_eq(&a, &s.cell(10, &sub("system.*"), Some(&allow))), "another allowlist");
+        assert!(!Arc::ptr_eq(&a, &s.cell(10, &sub("disk.*"), None)), "another subscription");
+        let next = s.cell(11, &sub("system.*"), None);
+        assert!(!Arc::ptr_eq(&a, &next), "the next second builds anew");
+        assert_eq!(s.entries.lock().expect("lock").len(), 1, "earlier seconds dropped");
+    }
+
+    #[test]
+    fn a_full_list_hands_out_unshared_cells() {
+        let s = SharedTicks::default();
+        for i in 0..MAX_SHARED {
+            s.cell(5, &sub(&format!("c{i}")), None);
+        }
+        let extra = s.cell(5, &sub("extra"), None);
+        assert!(!Arc::ptr_eq(&extra, &s.cell(5, &sub("extra"), None)));
+        assert!(Arc::ptr_eq(&s.cell(5, &sub("c0"), None), &s.cell(5, &sub("c0"), None)), "kept ones still shared");
+    }
+}
