@@ -117,7 +117,7 @@ fn rank(cx: &Ctx, args: &Map<String, Value>) -> Result<Value, ToolError> {
         req.baseline_after = Some(b1 - longest + 1);
         req.baseline_before = Some(b1);
         bl = strata_engine::meta::weights::windows(&req, cx.now)?.1;
-        debug_assert!(bl.is_some_and(|(a, b)| b - a + 1 <= MAX_BASELINE_S), "{b0}..{b1} capped");
+        debug_assert!(bl.is_some_and(|(a, b)| b - a < MAX_BASELINE_S), "{b0}..{b1} capped");
     }
     let guard = cx.st.engine.read()?;
     let tiers = cx.st.engine.config().limits.tiers;
