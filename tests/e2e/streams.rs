@@ -683,3 +683,32 @@ fn a_wrong_websocket_version_is_a_426_and_an_empty_ticks_the_default() {
     let mut ws = ws_connect(&s, "/api/v1/ws/nodes?ticks=&nodes=", &s.token).expect("empty ticks connects");
     assert_eq!(ws_tick(&mut ws)["type"], "tick");
 }
+
+/// Connections of one view share each second's snapshot, yet every
+/// second gets a fresh one: with the engine's clock pinned (one engine
+/// second forever), a sample ingested between ticks shows in a later tick
+/// on both connections, and two connections' ticks agree.
+#[test]
+fn shared_ticks_refresh_every_second_under_a_pinned_clock() {
+    let pinned = now() - 100;
+    let s = Server::start_with(TempDir::new("shared-ticks"), Some(pinned), &[]);
+    let one = |t: i64, v: f64| {
+        json!({"series": [{"node": "n1", "context": "system.cpu", "instance": "system.cpu", "dimension": "user",
+                           "points": [[t, v]]}]})
+    };
+    s.ingest_ok(&one(pinned - 10, 1.5));
+    let path = "/api/v1/ws/nodes?contexts=system.cpu";
+    let mut a = ws_connect(&s, path, &s.token).expect("ws a");
+    let mut b = ws_connect(&s, path, &s.token).expect("ws b");
+    let user =
+        |tick: &Value| tick["nodes"][0]["contexts"]["system.cpu"]["instances"]["system.cpu"]["values"]["user"].as_f64();
+    assert_eq!(user(&ws_next(&mut a).expect("tick")), Some(1.5));
+    assert_eq!(user(&ws_next(&mut b).expect("tick")), Some(1.5));
+    s.ingest_ok(&one(pinned - 9, 2.5));
+    // Within a few ticks both see it (each tick a second apart).
+    for ws in [&mut a, &mut b] {
+        let seen = (0..4).map(|_| ws_next(ws).expect("tick")).find(|t| user(t) == Some(2.5));
+        let tick = seen.expect("the new sample within four ticks");
+        assert_eq!(tick["t"], json!(pinned), "the engine's time");
+    }
+}

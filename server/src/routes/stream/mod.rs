@@ -160,27 +160,30 @@ impl Session {
     /// with every connection of the same view ([`shared`]).
     pub async fn next_message(&mut self) -> Result<String, ApiError> {
         self.sent += 1;
-        let now = self.st.engine.now();
-        let cell = self.st.stream.shared.cell(now, &self.sub, self.me.allow.as_ref());
-        let nodes = cell.get_or_try_init(|| self.build(now)).await?;
+        let second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let cell = self.st.stream.shared.cell(second, &self.sub, self.me.allow.as_ref());
+        let (t, nodes) = cell.get_or_try_init(|| self.build()).await?;
         let interval_ms = self.st.stream.interval.as_millis();
-        Ok(format!(r#"{{"type":"tick","seq":{},"t":{now},"interval_ms":{interval_ms},"nodes":{nodes}}}"#, self.sent))
+        Ok(format!(r#"{{"type":"tick","seq":{},"t":{t},"interval_ms":{interval_ms},"nodes":{nodes}}}"#, self.sent))
     }
 
-    /// The snapshot of second `now` as a JSON array, built after a turn of
-    /// the server's build permits ([`crate::StreamConfig::builds`]) and
-    /// written straight from it (no JSON tree between).
-    async fn build(&self, now: i64) -> Result<Arc<str>, ApiError> {
+    /// The snapshot now, with the engine's time, as a JSON array: built
+    /// after a turn of the server's build permits
+    /// ([`crate::StreamConfig::builds`]) and written straight from it (no
+    /// JSON tree between).
+    async fn build(&self) -> Result<(i64, Arc<str>), ApiError> {
         let (st, sub, allow) = (self.st.clone(), self.sub.clone(), self.me.allow.clone());
         let permit = self.st.stream.builds.clone().acquire_owned().await;
         tokio::task::spawn_blocking(move || {
             let _building = permit;
+            let now = st.engine.now();
             let tiers = st.engine.config().limits.tiers;
             let nodes = {
                 let guard = st.engine.read()?;
                 snapshot(&guard.catalog, &guard.store, &sub, allow.as_ref(), now, tiers)
             };
-            serde_json::to_string(&nodes).map(Arc::from).map_err(|e| ApiError::Internal(format!("stream tick: {e}")))
+            let json = serde_json::to_string(&nodes).map_err(|e| ApiError::Internal(format!("stream tick: {e}")))?;
+            Ok((now, Arc::from(json)))
         })
         .await
         .map_err(|e| ApiError::Internal(format!("stream tick task failed: {e}")))?

@@ -3,11 +3,13 @@
 //! large fleet takes a core a tenth of a second or more to build, and
 //! twenty dashboards on the same view built it twenty times a second.
 //!
-//! Invariant: a connection's tick for second `t` carries the snapshot the
-//! first of them built for `t` (built after a turn of the server's build
-//! permits, [`crate::StreamConfig::builds`]); an ingest later in that
-//! second shows from the next tick on. Entries of earlier seconds are
-//! dropped at the next lookup. The list lock is held only to find or add
+//! Invariant: a connection's tick in wall-clock second `s` carries the
+//! snapshot (and the engine time `t` it was taken at) that the first of
+//! them built in `s` (after a turn of the server's build permits,
+//! [`crate::StreamConfig::builds`]); an ingest later in that second shows
+//! from the next tick on. The key is the wall clock's second, not the
+//! engine's: a pinned engine clock (tests) still gets a fresh snapshot
+//! every second. Entries of earlier seconds are dropped at the next lookup. The list lock is held only to find or add
 //! an entry, never while building: a connection that finds a build under
 //! way waits on that entry's cell alone.
 
@@ -21,11 +23,13 @@ use tokio::sync::OnceCell;
 /// that, a connection builds its own tick.
 const MAX_SHARED: usize = 256;
 
-/// A second's snapshot: the `nodes` array, as JSON.
-type Nodes = Arc<OnceCell<Arc<str>>>;
+/// A second's snapshot: the engine time it was taken at, and the `nodes`
+/// array as JSON.
+pub type Nodes = Arc<OnceCell<(i64, Arc<str>)>>;
 
 struct Entry {
-    t: i64,
+    /// The wall clock's second.
+    s: u64,
     sub: Subscription,
     allow: Option<SimplePattern>,
     nodes: Nodes,
@@ -44,19 +48,19 @@ impl std::fmt::Debug for SharedTicks {
 }
 
 impl SharedTicks {
-    /// The cell of second `t`'s snapshot for `sub` seen through `allow`:
-    /// built already, being built, or to be built by the caller. A new
-    /// cell, shared with no one, where the list is full (or its lock was
-    /// poisoned).
-    pub fn cell(&self, t: i64, sub: &Subscription, allow: Option<&SimplePattern>) -> Nodes {
+    /// The cell of wall-clock second `s`'s snapshot for `sub` seen
+    /// through `allow`: built already, being built, or to be built by the
+    /// caller. A new cell, shared with no one, where the list is full (or
+    /// its lock was poisoned).
+    pub fn cell(&self, s: u64, sub: &Subscription, allow: Option<&SimplePattern>) -> Nodes {
         let Ok(mut entries) = self.entries.lock() else { return Nodes::default() };
-        entries.retain(|e| e.t >= t);
-        if let Some(e) = entries.iter().find(|e| e.t == t && e.sub == *sub && e.allow.as_ref() == allow) {
+        entries.retain(|e| e.s >= s);
+        if let Some(e) = entries.iter().find(|e| e.s == s && e.sub == *sub && e.allow.as_ref() == allow) {
             return e.nodes.clone();
         }
         let nodes = Nodes::default();
         if entries.len() < MAX_SHARED {
-            entries.push(Entry { t, sub: sub.clone(), allow: allow.cloned(), nodes: nodes.clone() });
+            entries.push(Entry { s, sub: sub.clone(), allow: allow.cloned(), nodes: nodes.clone() });
         }
         nodes
     }
