@@ -668,3 +668,66 @@ fn the_bucket_ending_on_the_first_kept_sample_is_exact() {
     let whole = v3(&e, json!({"after": hz - 600, "before": hz + 600, "points": 20}), "average");
     assert!(whole.approximation.is_none(), "whole minutes: {:?}", whole.approximation);
 }
+
+/// Where tier 0 aged out of a metric's whole life and tier 1 holds it all,
+/// no coarser tier fills the time before its first sample or after its
+/// last (the hour points around them reach past both): buckets outside
+/// its life are null, the bucket with its last samples holds those alone,
+/// and whole-minute buckets are exact and unflagged, as `tier: 1` answers
+/// (an outside probe found the hours filling both sides, flagged).
+#[test]
+fn aged_history_is_not_filled_outside_the_metric_life() {
+    let mut cfg = rollups_everywhere();
+    cfg.storage.tiers[0].retention_secs = 3_600;
+    let e = Engine::new(cfg, Clock::Fixed(AtomicI64::new(T0 + 5 * 3_600 + 1)));
+    let (first, last) = (T0 + 1_817, T0 + 7_217);
+    let value = |t: i64| 10.0 + (t % 7) as f64 * 0.5;
+    for hour in 0..5 {
+        let times = T0 + hour * 3_600 + 1..=T0 + (hour + 1) * 3_600;
+        let lin: Vec<Point> = times
+            .clone()
+            .filter(|t| (first..=last).contains(t))
+            .map(|t| Point { t, value: Some(value(t)), anomalous: false })
+            .collect();
+        let other: Vec<Point> = times.map(|t| Point { t, value: Some(1.0), anomalous: false }).collect();
+        let spec = |context: &str, points: Vec<Point>| SeriesSpec {
+            context: context.into(),
+            dimension: "v".into(),
+            points,
+            ..Default::default()
+        };
+        e.ingest(&IngestBatch { nodes: vec![], series: vec![spec("lin", lin), spec("other", other)] }).expect("ingest");
+    }
+    let aged_until = e.read().expect("lock").store.rollup_only_until(1);
+    assert!(aged_until.is_some_and(|r| r > last), "tier 0 dropped the metric's life: {aged_until:?}");
+    let pinned = |after: i64, before: i64, points: usize| {
+        let w = |tier: Option<usize>| {
+            let mut w = json!({"after": after, "before": before, "points": points});
+            if let Some(t) = tier {
+                w["tier"] = json!(t);
+            }
+            v3(&e, w, "average")
+        };
+        let (auto, t1) = (w(None), w(Some(1)));
+        assert!(auto.approximation.is_none(), "whole minutes are exact: {:?}", auto.approximation);
+        assert_eq!(auto.series[0].flags, t1.series[0].flags);
+        assert_eq!(auto.series[0].values, t1.series[0].values);
+        auto
+    };
+    // Before the first sample (T0 + 1,817): two empty buckets of 600 s.
+    let a = pinned(T0 + 601, T0 + 3_600, 5);
+    let empty: Vec<bool> = a.series[0].flags.iter().map(|f| f & PA_EMPTY != 0).collect();
+    assert_eq!(empty, [true, true, false, false, false]);
+    // After the last (T0 + 7,217): the bucket (7,200, 7,800] holds its 17
+    // samples alone, then nothing.
+    let b = pinned(T0 + 6_601, T0 + 9_600, 5);
+    let empty: Vec<bool> = b.series[0].flags.iter().map(|f| f & PA_EMPTY != 0).collect();
+    assert_eq!(empty, [false, false, true, true, true]);
+    let want = (T0 + 7_201..=last).map(value).sum::<f64>() / 17.0;
+    assert!((b.series[0].values[1] - want).abs() < 1e-9, "{} vs {want}", b.series[0].values[1]);
+    // Buckets of 30 minutes: Netdata's rule (at least half the points)
+    // takes the hours, each cut in two; whole minutes answer exactly.
+    let c = pinned(T0 + 1, T0 + 7_200, 4);
+    assert_eq!(c.window.view_every, 1_800);
+    assert_eq!(c.tier_use.points[2], 0, "no hour read");
+}
