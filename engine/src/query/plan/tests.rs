@@ -45,6 +45,9 @@ struct Dataset {
     engine: Engine,
     first: i64,
     last: i64,
+    /// Per series: its dimension, update_every, first sample with a value
+    /// and last point (overwrites in the head may only empty slots before it).
+    lives: Vec<(String, i64, i64, i64)>,
 }
 
 fn dataset(seed: u64) -> Dataset {
@@ -96,6 +99,13 @@ fn dataset_with(seed: u64, cfg: EngineConfig) -> Dataset {
             ..Default::default()
         });
     }
+    let lives = series
+        .iter()
+        .filter_map(|s| {
+            let first = s.points.iter().find(|p| p.value.is_some())?.t;
+            Some((s.dimension.clone(), s.update_every.unwrap_or(1), first, s.points.last()?.t))
+        })
+        .collect();
     let now = last + 1;
     let engine = Engine::new(cfg, Clock::Fixed(AtomicI64::new(now)));
     // In time order, a ten-minute slice of every series per batch: nothing is late.
@@ -146,7 +156,7 @@ fn dataset_with(seed: u64, cfg: EngineConfig) -> Dataset {
         let rep = engine.ingest(&overwrites).expect("overwrite");
         assert_eq!(rep.rejected_late, 0, "overwrites land in the head");
     }
-    Dataset { engine, first, last }
+    Dataset { engine, first, last, lives }
 }
 
 const TIME_GROUPS: [(&str, Option<&str>); 18] = [
@@ -416,6 +426,45 @@ fn check_aged_seed(seed: u64) -> std::result::Result<u32, TestCaseError> {
                     );
                 }
                 prop_assert!(close(a.arp[i], b.arp[j]), "arp {} point {}: {}", a.key.id, i, what);
+            }
+        }
+    }
+    // No tier fills the time outside a metric's life: with buckets of
+    // whole minutes (of its update_every), a bucket that ends by the start
+    // of its first sample's minute, or starts at or after the end of its
+    // last point's, is empty, and the answer is exact, whichever tiers
+    // serve it (an hour point once filled the time around its minutes).
+    for (dim, ue, first, last) in &d.lives {
+        let minute = 60 * ue;
+        for _ in 0..3 {
+            let every = minute * r.range(1, 60);
+            let points = r.range(1, 40);
+            let before = r.range(d.first - 3_600, d.last + 3_600).div_euclid(every) * every + every;
+            let body = json!({
+                "scope": {"contexts": ["test.ctx"], "dimensions": [dim]},
+                "window": {"after": before - points * every + 1, "before": before, "points": points},
+                "aggregations": {"time": {"time_group": "average"}},
+            });
+            let res = d.engine.query(&parse_body(ApiVersion::V3, &body).expect("body")).expect("query");
+            let w = res.window;
+            if w.view_every != every || w.bucket_end(0).rem_euclid(minute) != 0 {
+                continue;
+            }
+            prop_assert!(res.approximation.is_none(), "whole minutes: {:?} for {}", res.approximation, body);
+            // The minutes `(born, born + minute]` and `(gone - minute, gone]` hold them.
+            let end_of = |t: i64| (t + minute - 1).div_euclid(minute) * minute;
+            let (born, gone) = (end_of(*first) - minute, end_of(*last));
+            for s in &res.series {
+                for i in 0..w.points {
+                    let (start, end) = (w.bucket_end(i) - w.view_every, w.bucket_end(i));
+                    if end <= born || start >= gone {
+                        prop_assert!(
+                            s.flags[i] & PA_EMPTY != 0,
+                            "{dim} [{first}, {last}]: bucket ({start}, {end}] = {} for {body}",
+                            s.values[i]
+                        );
+                    }
+                }
             }
         }
     }
