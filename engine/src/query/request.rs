@@ -148,6 +148,9 @@ pub struct Options {
     pub debug: bool,
     pub nonzero: bool,
     pub null2zero: bool,
+    /// v1 `array`/`ssv`: a row is the span of its values and 0
+    /// (`max(0, v..) - min(0, v..)`), not their sum.
+    pub min2max: bool,
     pub absolute: bool,
     pub percentage: bool,
     pub flip: bool,
@@ -182,6 +185,7 @@ impl Options {
             (self.debug, "debug"),
             (self.nonzero, "nonzero"),
             (self.null2zero, "null2zero"),
+            (self.min2max, "min2max"),
             (self.absolute, "absolute"),
             (self.percentage, "percentage"),
             (self.flip, "flip"),
@@ -240,10 +244,10 @@ impl Options {
             "details" => &mut self.details,
             "rfc3339" => &mut self.rfc3339,
             "selected-tier" => &mut self.selected_tier,
+            "min2max" => &mut self.min2max,
             // Accepted for compatibility; they only affect badges and v1 extras.
             "display-absolute"
             | "display_absolute"
-            | "min2max"
             | "average"
             | "min"
             | "max"

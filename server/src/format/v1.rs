@@ -22,9 +22,43 @@ pub(super) fn names(r: &QueryResult) -> Vec<&str> {
     r.series.iter().map(|s| s.key.name.as_str()).collect()
 }
 
-/// Row total, for the single-value formats (`array`, `ssv`).
-fn row_total(r: &QueryResult, i: usize) -> f64 {
-    (0..r.series.len()).filter_map(|s| cell(r, s, i)).sum()
+/// A row as one value, for the single-value formats (`array`, `ssv`), as
+/// Netdata 1.37 takes it: the sum of the row's values, or with `min2max`
+/// the span of its values and 0 (an empty cell counting as 0); `None`
+/// when every cell is empty (printed `null`, or 0 with `null2zero`).
+fn row_value(r: &QueryResult, i: usize) -> Option<f64> {
+    let (mut sum, mut lo, mut hi, mut any) = (0.0, 0.0f64, 0.0f64, false);
+    for s in &r.series {
+        let v = if s.flags[i] & PA_EMPTY != 0 {
+            0.0
+        } else {
+            any = true;
+            round7(s.values[i])
+        };
+        sum += v;
+        (lo, hi) = (lo.min(v), hi.max(v));
+    }
+    any.then_some(if r.request.options.min2max { hi - lo } else { sum })
+}
+
+/// Each row's [`row_value`], as printed: `None` is `null`.
+fn row_values(r: &QueryResult) -> impl Iterator<Item = Option<f64>> + '_ {
+    let null2zero = r.request.options.null2zero;
+    row_order(r.window.points, &r.request.options).map(move |i| match row_value(r, i) {
+        None if null2zero => Some(0.0),
+        v => v.map(round7),
+    })
+}
+
+/// `jsonwrap`'s `min` and `max` for the single-value formats: over the
+/// row values, an empty row counting as 0 (Netdata 1.37's rule).
+pub(super) fn single_value_min_max(r: &QueryResult) -> Option<(f64, f64)> {
+    if !matches!(r.request.format, Format::Array | Format::Ssv | Format::SsvComma) {
+        return None;
+    }
+    let mut rows = (0..r.window.points).map(|i| round7(row_value(r, i).unwrap_or(0.0)));
+    let first = rows.next()?;
+    Some(rows.fold((first, first), |(lo, hi), v| (lo.min(v), hi.max(v))))
 }
 
 fn json_table(r: &QueryResult) -> Value {
@@ -67,6 +101,15 @@ fn text_table(r: &QueryResult, sep: &str, eol: &str) -> String {
         out.push_str(&format!("{q}{n}{q}"));
     }
     out.push_str(eol);
+    if r.request.format == Format::Markdown {
+        // Netdata's markdown: a table, its columns centred.
+        out.push_str(":---:");
+        for _ in names(r) {
+            out.push_str(sep);
+            out.push_str(":---:");
+        }
+        out.push_str(eol);
+    }
     for i in row_order(r.window.points, opts) {
         let t = r.window.bucket_end(i);
         if opts.seconds || opts.ms || opts.rfc3339 {
@@ -92,10 +135,7 @@ pub fn payload(r: &QueryResult) -> (Value, &'static str, Option<String>) {
     let opts = &r.request.options;
     match r.request.format {
         Format::Json | Format::Json2 => (json_table(r), "application/json", None),
-        Format::Array => {
-            let v: Vec<Value> = row_order(r.window.points, opts).map(|i| json!(round7(row_total(r, i)))).collect();
-            (Value::Array(v), "application/json", None)
-        }
+        Format::Array => (Value::Array(row_values(r).map(|v| json!(v)).collect()), "application/json", None),
         Format::CsvJsonArray => {
             let mut rows = vec![Value::Array(
                 std::iter::once(json!("time")).chain(names(r).into_iter().map(|n| json!(n))).collect(),
@@ -109,19 +149,29 @@ pub fn payload(r: &QueryResult) -> (Value, &'static str, Option<String>) {
         }
         Format::Csv => (Value::Null, "text/csv; charset=utf-8", Some(text_table(r, ",", "\r\n"))),
         Format::Tsv => (Value::Null, "text/tab-separated-values; charset=utf-8", Some(text_table(r, "\t", "\r\n"))),
-        Format::Markdown => (Value::Null, "text/markdown; charset=utf-8", Some(text_table(r, " | ", "\n"))),
+        Format::Markdown => (Value::Null, "text/markdown; charset=utf-8", Some(text_table(r, "|", "\r\n"))),
         Format::Html => {
-            let mut s = String::from("<table>\n");
+            // Netdata 1.37's page: the table, centred (a `jsonwrap` result
+            // is the table alone).
+            let (head, tail) = if opts.jsonwrap {
+                ("", "")
+            } else {
+                (
+                    "<html>\n<center>\n<table border=\"0\" cellpadding=\"5\" cellspacing=\"5\">\n",
+                    "</table>\n</center>\n</html>\n",
+                )
+            };
+            let mut s = String::from(head);
             for line in text_table(r, "</td><td>", "\n").lines() {
                 s.push_str(&format!("<tr><td>{line}</td></tr>\n"));
             }
-            s.push_str("</table>\n");
+            s.push_str(tail);
             (Value::Null, "text/html; charset=utf-8", Some(s))
         }
         Format::Ssv | Format::SsvComma => {
             let sep = if r.request.format == Format::Ssv { " " } else { "," };
             let v: Vec<String> =
-                row_order(r.window.points, opts).map(|i| round7(row_total(r, i)).to_string()).collect();
+                row_values(r).map(|v| v.map_or_else(|| "null".to_string(), |v| v.to_string())).collect();
             (Value::Null, "text/plain; charset=utf-8", Some(v.join(sep)))
         }
     }

@@ -149,7 +149,7 @@ fn envelope(w: &mut Json, r: &QueryResult, chart_id: &str, result: impl FnOnce(&
             table(w, r, Cells::AnomalyRates);
         }
     }
-    let (min, max) = r.view_min_max();
+    let (min, max) = super::v1::single_value_min_max(r).unwrap_or_else(|| r.view_min_max());
     w.key("min").r7(min).key("max").r7(max);
     w.end();
 }
@@ -266,6 +266,88 @@ mod tests {
         let (_, _, csv) = v1::payload(&r);
         assert_eq!(doc["result"], json!(csv.expect("csv text")), "a text format is the result string");
         assert_eq!(doc["format"], json!("csv"));
+    }
+
+    /// `array` and `ssv` print one value a row as Netdata 1.37 does: the
+    /// sum of the row's values, `null` for a row of empty cells (0 with
+    /// `null2zero`), with `min2max` the span of the values and 0; and
+    /// `jsonwrap`'s min and max are over those row values, an empty row
+    /// as 0 (an outside probe against Netdata 1.37 found sums of 0, the
+    /// span ignored, and min and max over the cells).
+    #[test]
+    fn single_value_rows_follow_netdata() {
+        let e = engine();
+        let ask = |format: &str, options: &str, dims: &str| {
+            let pairs: Vec<(String, String)> = [
+                ("chart", "c.x".to_string()),
+                ("after", (NOW - 1199).to_string()),
+                ("before", NOW.to_string()),
+                ("points", "20".to_string()),
+                ("format", format.to_string()),
+                ("options", options.to_string()),
+                ("dimensions", dims.to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            let r = e.query(&parse_params(ApiVersion::V1, &pairs).expect("request")).expect("query");
+            let (bytes, _) = write(&r, "c.x");
+            (r, bytes)
+        };
+        let cells = |r: &QueryResult, i: usize| -> Vec<Option<f64>> {
+            r.series.iter().map(|s| (s.flags[i] & PA_EMPTY == 0).then(|| round7(s.values[i]))).collect()
+        };
+        for dims in ["d3", "d1|d3"] {
+            for options in ["", "null2zero", "min2max", "min2max|null2zero"] {
+                let (r, bytes) = ask("array", &format!("{options}|flip"), dims);
+                let got: Vec<Value> = serde_json::from_slice(&bytes).expect("array");
+                let want: Vec<Option<f64>> = (0..r.window.points)
+                    .map(|i| {
+                        let c = cells(&r, i);
+                        if c.iter().all(Option::is_none) {
+                            return options.contains("null2zero").then_some(0.0);
+                        }
+                        let v = c.iter().map(|v| v.unwrap_or(0.0));
+                        Some(round7(if options.contains("min2max") {
+                            v.clone().fold(0.0, f64::max) - v.fold(0.0, f64::min)
+                        } else {
+                            v.sum()
+                        }))
+                    })
+                    .collect();
+                assert_eq!(got, want.iter().map(|v| json!(v)).collect::<Vec<_>>(), "{dims} {options}");
+                if dims == "d3" {
+                    assert!(want.iter().any(Option::is_none) != options.contains("null2zero"), "the gap's rows");
+                }
+                let (_, ssv) = ask("ssv", &format!("{options}|flip"), dims);
+                let printed: Vec<String> = want.iter().map(|v| v.map_or("null".into(), |v| v.to_string())).collect();
+                assert_eq!(String::from_utf8(ssv).expect("utf8"), printed.join(" "), "{dims} {options}");
+                let (_, wrapped) = ask("array", &format!("{options}|jsonwrap"), dims);
+                let doc: Value = serde_json::from_slice(&wrapped).expect("json");
+                let rows = want.iter().map(|v| v.unwrap_or(0.0));
+                let (lo, hi) = (rows.clone().fold(f64::INFINITY, f64::min), rows.fold(f64::NEG_INFINITY, f64::max));
+                assert_eq!((doc["min"].as_f64(), doc["max"].as_f64()), (Some(lo), Some(hi)), "{dims} {options}");
+            }
+        }
+    }
+
+    /// `markdown` is a table with its separator row, `|` between cells and
+    /// CRLF line ends; `html` a centred page (Netdata 1.37's shapes).
+    #[test]
+    fn markdown_and_html_are_netdatas_tables() {
+        let e = engine();
+        let (r, _, bytes) = answer(&e, "markdown", "seconds", 2);
+        let md = String::from_utf8(bytes).expect("utf8");
+        let lines: Vec<&str> = md.split("\r\n").collect();
+        assert_eq!(lines[0], "time|d0|d1|d2|d3|d4");
+        assert_eq!(lines[1], ":---:|:---:|:---:|:---:|:---:|:---:");
+        let t = r.window.bucket_end(1);
+        assert!(lines[2].starts_with(&format!("{t}|{}|", round7(r.series[0].values[1]))), "{md}");
+        assert_eq!(lines.len(), 5, "header, separator, two rows, and the last CRLF: {md:?}");
+        let (_, _, bytes) = answer(&e, "html", "seconds", 2);
+        let html = String::from_utf8(bytes).expect("utf8");
+        assert!(html.starts_with("<html>\n<center>\n<table border=\"0\" cellpadding=\"5\" cellspacing=\"5\">\n<tr><td>time</td><td>d0</td>"), "{html}");
+        assert!(html.ends_with("</td></tr>\n</table>\n</center>\n</html>\n"), "{html}");
     }
 
     #[test]
