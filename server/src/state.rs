@@ -56,9 +56,10 @@ pub struct StreamConfig {
     /// stream ends within a check (`End::Shutdown`), so an open SSE
     /// response does not hold the exit for the whole grace period.
     pub closing: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// Ticks being built at once, server-wide (one per core): a tick of
-    /// every context of a large fleet is tens of megabytes while it is
-    /// built, and every connection builds its own each second.
+    /// Snapshots being built at once, server-wide (one per core): a tick
+    /// of every context of a large fleet is tens of megabytes while it is
+    /// built, and each view (subscription and allowlist) builds its own
+    /// each tick period.
     pub builds: std::sync::Arc<tokio::sync::Semaphore>,
     /// The current second's snapshots, shared by connections of one view.
     pub shared: std::sync::Arc<crate::SharedTicks>,

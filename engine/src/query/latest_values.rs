@@ -32,19 +32,23 @@ struct Slot {
 /// points do (an average over the nodes that have the slot), and
 /// `percentage` is the selected sum's share of the selected and hidden
 /// ones, as [`crate::query::group`] finishes a point.
+///
+/// With `absolute` (v1 `options=absolute`), a percentage is taken over
+/// absolute values, as the query's rows are.
 pub fn at_last_entry(
     store: &Store,
     jobs: &[Job],
     last: i64,
-    agg: Aggregation,
+    (agg, absolute): (Aggregation, bool),
     series_of: impl Fn(usize) -> String,
 ) -> HashMap<String, Option<f64>> {
+    let absolute = absolute && agg == Aggregation::Percentage;
     let mut folded: HashMap<String, Slot> = HashMap::with_capacity(jobs.len());
     for job in jobs {
         let (m, Some(g)): (MetricId, _) = (job.metric, job.group) else { continue };
         let Some(ue) = store.update_every(m) else { continue };
         let slot = last.div_euclid(ue) * ue;
-        let value = store.point_at(m, ue, 0, slot, |r| r.agg(0).sum);
+        let value = store.point_at(m, ue, 0, slot, |r| r.agg(0).sum).map(|v| if absolute { v.abs() } else { v });
         let s = folded.entry(series_of(g)).or_default();
         match value {
             Some(v) if job.hidden => (s.hidden, s.hidden_n) = (s.hidden + v, s.hidden_n + 1),

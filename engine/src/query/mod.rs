@@ -142,7 +142,8 @@ pub(crate) fn run(
         let v1_jsonwrap = req.api == request::ApiVersion::V1 && req.options.jsonwrap;
         let latest = plan.db_last.filter(|_| v1_jsonwrap).map(|last| {
             let series = |g: usize| plan.groups.keys[g].id.clone();
-            latest_values::at_last_entry(&store, &plan.jobs, last, req.passes[0].aggregation, series)
+            let how = (req.passes[0].aggregation, req.options.absolute);
+            latest_values::at_last_entry(&store, &plan.jobs, last, how, series)
         });
         (sel, plan, view, latest)
     };

@@ -336,6 +336,8 @@ fn v1_latest_values_fold_the_nodes_of_a_chart() {
             dim("n2", "a", |k| Some(3.0 * k as f64), 100),
             dim("n3", "a", |k| Some(k as f64 - 40.0), 100),
             dim("n2", "z", |_| Some(6.0), 99),
+            // Negative at the last slot: percentages under `absolute` differ.
+            dim("n3", "b", |k| Some(-(k as f64)), 100),
         ],
     };
     e.ingest(&b).expect("ingest");
@@ -343,9 +345,10 @@ fn v1_latest_values_fold_the_nodes_of_a_chart() {
         let q = format!("chart=c.x&after={}&before={}&points=1&options=jsonwrap&aggregation={agg}", T0 + 10, T0 + 20);
         v1(&e, &q).expect("query").db_latest.expect("v1 jsonwrap reads them")
     };
-    // a at T0+100: 100 (n1), 300 (n2), 60 (n3); z: 0 (n1), nothing at n2.
+    // a at T0+100: 100 (n1), 300 (n2), 60 (n3); b: -100 (n3); z: 0 (n1),
+    // nothing at n2.
     let want = |a: f64, z: f64| {
-        [("a", Some(a)), ("b", None), ("z", Some(z))].iter().map(|&(d, v)| (d.to_string(), v)).collect()
+        [("a", Some(a)), ("b", Some(-100.0)), ("z", Some(z))].iter().map(|&(d, v)| (d.to_string(), v)).collect()
     };
     assert_eq!(latest("avg"), want(460.0 / 3.0, 0.0));
     assert_eq!(latest("sum"), want(460.0, 0.0));
@@ -354,10 +357,14 @@ fn v1_latest_values_fold_the_nodes_of_a_chart() {
     // The rule behind each: `latest_values` is what the query's own last
     // row says when its window ends at that slot, one slot a row, for every
     // aggregation (percentage too: it showed the average) and subset.
-    for agg in ["avg", "sum", "min", "max", "percentage", "extremes"] {
-        for dims in ["", "&dimensions=a", "&dimensions=z|b"] {
+    // (`absolute` with `percentage` only: other latest values are the
+    // stored ones, as Netdata prints them.)
+    let cases = ["avg", "sum", "min", "max", "percentage", "extremes"].map(|a| (a, "jsonwrap"));
+    for (agg, options) in cases.into_iter().chain([("percentage", "jsonwrap|absolute")]) {
+        // (By node, a node's other dimensions are its percentage's hidden part.)
+        for dims in ["", "&dimensions=a", "&dimensions=z|b", "&dimensions=a&group_by=node"] {
             let q = format!(
-                "chart=c.x&after={}&before={}&points=0&options=jsonwrap&aggregation={agg}{dims}",
+                "chart=c.x&after={}&before={}&points=0&options={options}&aggregation={agg}{dims}",
                 T0 + 90,
                 T0 + 100
             );

@@ -49,13 +49,16 @@ fn label_value(v: &str) -> String {
 /// Shell variable names, each written once: charts (and a chart's
 /// dimensions) whose names sanitize alike (`web-1` and `web.1`) would set
 /// one variable twice, the second hiding the first, and add both to one
-/// total. Later ones get `_2`, `_3`, ... in the order they come.
+/// total. Later ones get `_2`, `_3`, ... in the order they come (charts in
+/// the order of their ids).
 #[derive(Default)]
 struct ShellNames {
     /// Every variable name given, and each chart's `VISIBLETOTAL`.
     taken: HashSet<String>,
     /// The chart name of each (node, instance id).
     charts: HashMap<(u32, String), String>,
+    /// The chart names given.
+    chart_names: HashSet<String>,
 }
 
 impl ShellNames {
@@ -75,9 +78,9 @@ impl ShellNames {
         }
         let base = base();
         let total = |c: &str| format!("NETDATA_{c}_VISIBLETOTAL");
-        let name =
-            Self::first_free(&base, |c| !self.charts.values().any(|n| n == c) && !self.taken.contains(&total(c)));
+        let name = Self::first_free(&base, |c| !self.chart_names.contains(c) && !self.taken.contains(&total(c)));
         self.taken.insert(total(&name));
+        self.chart_names.insert(name.clone());
         self.charts.insert((node, id.to_string()), name.clone());
         name
     }
@@ -117,14 +120,22 @@ pub fn render(cat: &Catalog, latest: &[Latest], r: &AllMetricsRequest) -> (Strin
         AllMetricsFormat::Shell => {
             let mut out = String::new();
             let mut names = ShellNames::default();
+            let chart_name = |inst: &strata_engine::model::Instance| {
+                let host = keys.node_part(inst).map(|p| format!("{}_", sanitize(p))).unwrap_or_default();
+                format!("{host}{}", sanitize(&inst.id)).to_uppercase()
+            };
+            // Charts named in the order of their ids, not of the values:
+            // the same charts get the same suffixes on every scrape.
+            let mut charts: Vec<_> = latest.iter().map(|l| reg.instance_of(l.metric)).collect();
+            charts.sort_by(|a, b| (&a.id, a.node).cmp(&(&b.id, b.node)));
+            for inst in charts {
+                names.chart((inst.node, &inst.id), || chart_name(inst));
+            }
             let mut totals: BTreeMap<String, (f64, String)> = BTreeMap::new();
             for l in latest {
                 let inst = reg.instance_of(l.metric);
                 let ctx = reg.context_of(l.metric);
-                let chart = names.chart((inst.node, &inst.id), || {
-                    let host = keys.node_part(inst).map(|p| format!("{}_", sanitize(p))).unwrap_or_default();
-                    format!("{host}{}", sanitize(&inst.id)).to_uppercase()
-                });
+                let chart = names.chart((inst.node, &inst.id), || chart_name(inst));
                 let var =
                     names.variable(&format!("{chart}_{}", sanitize(&reg.metric(l.metric).dimension).to_uppercase()));
                 let _ = writeln!(out, "{var}=\"{:.0}\"      # {}", l.value, ctx.units);

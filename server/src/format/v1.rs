@@ -102,11 +102,12 @@ fn text_table(r: &QueryResult, sep: &str, eol: &str) -> String {
     }
     out.push_str(eol);
     if r.request.format == Format::Markdown {
-        // Netdata's markdown: a table, its columns centred.
-        out.push_str(":---:");
+        // Netdata's markdown: a table, its columns centred (the marks
+        // quoted like the labels).
+        out.push_str(&format!("{q}:---:{q}"));
         for _ in names(r) {
             out.push_str(sep);
-            out.push_str(":---:");
+            out.push_str(&format!("{q}:---:{q}"));
         }
         out.push_str(eol);
     }
@@ -151,16 +152,11 @@ pub fn payload(r: &QueryResult) -> (Value, &'static str, Option<String>) {
         Format::Tsv => (Value::Null, "text/tab-separated-values; charset=utf-8", Some(text_table(r, "\t", "\r\n"))),
         Format::Markdown => (Value::Null, "text/markdown; charset=utf-8", Some(text_table(r, "|", "\r\n"))),
         Format::Html => {
-            // Netdata 1.37's page: the table, centred (a `jsonwrap` result
-            // is the table alone).
-            let (head, tail) = if opts.jsonwrap {
-                ("", "")
-            } else {
-                (
-                    "<html>\n<center>\n<table border=\"0\" cellpadding=\"5\" cellspacing=\"5\">\n",
-                    "</table>\n</center>\n</html>\n",
-                )
-            };
+            // Netdata 1.37's page, the table centred (inside `jsonwrap` too).
+            let (head, tail) = (
+                "<html>\n<center>\n<table border=\"0\" cellpadding=\"5\" cellspacing=\"5\">\n",
+                "</table>\n</center>\n</html>\n",
+            );
             let mut s = String::from(head);
             for line in text_table(r, "</td><td>", "\n").lines() {
                 s.push_str(&format!("<tr><td>{line}</td></tr>\n"));

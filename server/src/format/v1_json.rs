@@ -348,6 +348,8 @@ mod tests {
         let html = String::from_utf8(bytes).expect("utf8");
         assert!(html.starts_with("<html>\n<center>\n<table border=\"0\" cellpadding=\"5\" cellspacing=\"5\">\n<tr><td>time</td><td>d0</td>"), "{html}");
         assert!(html.ends_with("</td></tr>\n</table>\n</center>\n</html>\n"), "{html}");
+        let (_, doc, _) = answer(&e, "html", "seconds|jsonwrap", 2);
+        assert_eq!(doc["result"], json!(html), "the same page inside jsonwrap");
     }
 
     #[test]

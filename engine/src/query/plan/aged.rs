@@ -12,6 +12,13 @@
 //! sample holds everything before it (nothing), and one whose last point
 //! holds its last sample everything after. Otherwise an hour point around
 //! the first minute would stand in for the empty time before it.
+//! "Holds the first sample" reads the metric's first sample time as the
+//! tiers count it ([`metric_range`]: never before the true one); it needs
+//! a finer tier's retention to cut on a coarser tier's point boundary (a
+//! span of tier 1 is a whole number of hours), so that a finer tier cut
+//! by retention never starts inside the hour that holds the metric's
+//! first sample. Rollups written at other times (`write_rollup`, used by
+//! the demo's import and tests) keep to the same grid.
 
 use crate::model::MetricId;
 use crate::query::plan::retention::metric_range;

@@ -156,12 +156,14 @@ impl Session {
         }
     }
 
-    /// The next tick's JSON message, around the second's snapshot shared
-    /// with every connection of the same view ([`shared`]).
+    /// The next tick's JSON message, around the tick period's snapshot
+    /// shared with every connection of the same view ([`shared`]).
     pub async fn next_message(&mut self) -> Result<String, ApiError> {
         self.sent += 1;
-        let second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let cell = self.st.stream.shared.cell(second, &self.sub, self.me.allow.as_ref());
+        let every = self.st.stream.interval.as_millis().max(1);
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let period = u64::try_from(ms / every).unwrap_or(u64::MAX);
+        let cell = self.st.stream.shared.cell(period, &self.sub, self.me.allow.as_ref());
         let (t, nodes) = cell.get_or_try_init(|| self.build()).await?;
         let interval_ms = self.st.stream.interval.as_millis();
         Ok(format!(r#"{{"type":"tick","seq":{},"t":{t},"interval_ms":{interval_ms},"nodes":{nodes}}}"#, self.sent))
@@ -174,6 +176,7 @@ impl Session {
     async fn build(&self) -> Result<(i64, Arc<str>), ApiError> {
         let (st, sub, allow) = (self.st.clone(), self.sub.clone(), self.me.allow.clone());
         let permit = self.st.stream.builds.clone().acquire_owned().await;
+        let permit = permit.map_err(|e| ApiError::Internal(format!("stream tick builds: {e}")))?;
         tokio::task::spawn_blocking(move || {
             let _building = permit;
             let now = st.engine.now();

@@ -117,7 +117,9 @@ fn rank(cx: &Ctx, args: &Map<String, Value>) -> Result<Value, ToolError> {
         req.baseline_after = Some(b1 - longest + 1);
         req.baseline_before = Some(b1);
         bl = strata_engine::meta::weights::windows(&req, cx.now)?.1;
-        debug_assert!(bl.is_some_and(|(a, b)| b - a < MAX_BASELINE_S), "{b0}..{b1} capped");
+        if bl.is_some_and(|(a, b)| b - a >= MAX_BASELINE_S) {
+            return Err(ToolError::tool(format!("the baseline {b0}..{b1} cannot be held to {MAX_BASELINE_S} s")));
+        }
     }
     let guard = cx.st.engine.read()?;
     let tiers = cx.st.engine.config().limits.tiers;
