@@ -134,6 +134,9 @@ fn text_table(r: &QueryResult, sep: &str, eol: &str) -> String {
 /// The payload in the requested format, plus its content type.
 pub fn payload(r: &QueryResult) -> (Value, &'static str, Option<String>) {
     let opts = &r.request.options;
+    // Text tables end their lines with CRLF, or LF inside `jsonwrap`'s
+    // result string (Netdata 1.37 writes them so).
+    let eol = if opts.jsonwrap { "\n" } else { "\r\n" };
     match r.request.format {
         Format::Json | Format::Json2 => (json_table(r), "application/json", None),
         Format::Array => (Value::Array(row_values(r).map(|v| json!(v)).collect()), "application/json", None),
@@ -148,9 +151,9 @@ pub fn payload(r: &QueryResult) -> (Value, &'static str, Option<String>) {
             }
             (Value::Array(rows), "application/json", None)
         }
-        Format::Csv => (Value::Null, "text/csv; charset=utf-8", Some(text_table(r, ",", "\r\n"))),
-        Format::Tsv => (Value::Null, "text/tab-separated-values; charset=utf-8", Some(text_table(r, "\t", "\r\n"))),
-        Format::Markdown => (Value::Null, "text/markdown; charset=utf-8", Some(text_table(r, "|", "\r\n"))),
+        Format::Csv => (Value::Null, "text/csv; charset=utf-8", Some(text_table(r, ",", eol))),
+        Format::Tsv => (Value::Null, "text/tab-separated-values; charset=utf-8", Some(text_table(r, "\t", eol))),
+        Format::Markdown => (Value::Null, "text/markdown; charset=utf-8", Some(text_table(r, "|", eol))),
         Format::Html => {
             // Netdata 1.37's page, the table centred (inside `jsonwrap` too).
             let (head, tail) = (

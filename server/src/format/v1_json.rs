@@ -350,6 +350,14 @@ mod tests {
         assert!(html.ends_with("</td></tr>\n</table>\n</center>\n</html>\n"), "{html}");
         let (_, doc, _) = answer(&e, "html", "seconds|jsonwrap", 2);
         assert_eq!(doc["result"], json!(html), "the same page inside jsonwrap");
+        // Inside jsonwrap, text tables end their lines with LF alone.
+        for format in ["csv", "tsv", "markdown"] {
+            let (_, _, plain) = answer(&e, format, "seconds", 2);
+            let (_, doc, _) = answer(&e, format, "seconds|jsonwrap", 2);
+            let plain = String::from_utf8(plain).expect("utf8");
+            assert!(plain.contains("\r\n"), "{format}: CRLF alone");
+            assert_eq!(doc["result"], json!(plain.replace("\r\n", "\n")), "{format}");
+        }
     }
 
     #[test]
