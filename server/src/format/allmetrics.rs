@@ -53,12 +53,11 @@ fn label_value(v: &str) -> String {
 /// the order of their ids).
 #[derive(Default)]
 struct ShellNames {
-    /// Every variable name given, and each chart's `VISIBLETOTAL`.
+    /// Every variable name given, and each chart's `VISIBLETOTAL` (so a
+    /// chart name is taken once its total is).
     taken: HashSet<String>,
     /// The chart name of each (node, instance id).
     charts: HashMap<(u32, String), String>,
-    /// The chart names given.
-    chart_names: HashSet<String>,
 }
 
 impl ShellNames {
@@ -78,9 +77,8 @@ impl ShellNames {
         }
         let base = base();
         let total = |c: &str| format!("NETDATA_{c}_VISIBLETOTAL");
-        let name = Self::first_free(&base, |c| !self.chart_names.contains(c) && !self.taken.contains(&total(c)));
+        let name = Self::first_free(&base, |c| !self.taken.contains(&total(c)));
         self.taken.insert(total(&name));
-        self.chart_names.insert(name.clone());
         self.charts.insert((node, id.to_string()), name.clone());
         name
     }

@@ -165,7 +165,18 @@ mod tests {
 
     /// A `GET /api/v1/data?chart=c.x` answer.
     fn answer(e: &strata_engine::Engine, format: &str, options: &str, points: usize) -> (QueryResult, Value, Vec<u8>) {
-        let pairs: Vec<(String, String)> = [
+        answer_of(e, format, options, points, None)
+    }
+
+    /// The same, of the dimensions `dims` selects, when given.
+    fn answer_of(
+        e: &strata_engine::Engine,
+        format: &str,
+        options: &str,
+        points: usize,
+        dims: Option<&str>,
+    ) -> (QueryResult, Value, Vec<u8>) {
+        let mut pairs: Vec<(String, String)> = [
             ("chart", "c.x".to_string()),
             ("after", (NOW - 1199).to_string()),
             ("before", NOW.to_string()),
@@ -176,6 +187,7 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        pairs.extend(dims.map(|d| ("dimensions".to_string(), d.to_string())));
         let r = e.query(&parse_params(ApiVersion::V1, &pairs).expect("request")).expect("query");
         let (bytes, _) = write(&r, "c.x");
         let doc = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -278,20 +290,7 @@ mod tests {
     fn single_value_rows_follow_netdata() {
         let e = engine();
         let ask = |format: &str, options: &str, dims: &str| {
-            let pairs: Vec<(String, String)> = [
-                ("chart", "c.x".to_string()),
-                ("after", (NOW - 1199).to_string()),
-                ("before", NOW.to_string()),
-                ("points", "20".to_string()),
-                ("format", format.to_string()),
-                ("options", options.to_string()),
-                ("dimensions", dims.to_string()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-            let r = e.query(&parse_params(ApiVersion::V1, &pairs).expect("request")).expect("query");
-            let (bytes, _) = write(&r, "c.x");
+            let (r, _, bytes) = answer_of(&e, format, options, 20, Some(dims));
             (r, bytes)
         };
         let cells = |r: &QueryResult, i: usize| -> Vec<Option<f64>> {

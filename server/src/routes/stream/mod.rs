@@ -18,7 +18,7 @@
 //!   response ends, so it does not hold the exit for the grace period.
 //! - Each tick reads the engine under its read lock for one snapshot only
 //!   (on a blocking thread); nothing is held between ticks. Connections of
-//!   the same view share a second's snapshot ([`shared`]), and at most one
+//!   the same view share a tick period's snapshot ([`shared`]), and at most one
 //!   build per core runs at once.
 
 pub mod queue;
@@ -160,12 +160,11 @@ impl Session {
     /// shared with every connection of the same view ([`shared`]).
     pub async fn next_message(&mut self) -> Result<String, ApiError> {
         self.sent += 1;
-        let every = self.st.stream.interval.as_millis().max(1);
+        let interval_ms = self.st.stream.interval.as_millis();
         let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        let period = u64::try_from(ms / every).unwrap_or(u64::MAX);
+        let period = u64::try_from(ms / interval_ms.max(1)).unwrap_or(u64::MAX);
         let cell = self.st.stream.shared.cell(period, &self.sub, self.me.allow.as_ref());
         let (t, nodes) = cell.get_or_try_init(|| self.build()).await?;
-        let interval_ms = self.st.stream.interval.as_millis();
         Ok(format!(r#"{{"type":"tick","seq":{},"t":{t},"interval_ms":{interval_ms},"nodes":{nodes}}}"#, self.sent))
     }
 
